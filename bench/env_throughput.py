@@ -1,0 +1,117 @@
+"""Environment throughput: batched simulator steps/s vs batch size and server count, next to the
+plain one-episode-at-a-time scalar model (tests/scalar_model.py), as a ratio.
+
+    python bench/env_throughput.py                  # 500 / 2000 / 10000 servers, B = 1, 256, 4096
+    python bench/env_throughput.py --json           # one JSON object instead of the table
+
+Actions are random valid servers (drawn in O(B) inside the timed loop). Each figure is the median
+of --repeats timed runs after a warm-up. Datasets other than the committed 500-server one are
+generated once into bench/.cache/ by data1/generate.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import torch  # noqa: E402
+
+from edgesim.dataset import Dataset, load_dataset  # noqa: E402
+from edgesim.simulator import Simulator  # noqa: E402
+from scalar_model import ScalarEpisode  # noqa: E402
+
+CACHE = ROOT / "bench" / ".cache"
+
+
+def dataset(servers: int) -> Dataset:
+    """The committed default dataset for 500 servers, else a cached generated one."""
+    if servers == 500:
+        return load_dataset(ROOT / "data1", "Server1_Trap")
+    name = f"Bench{servers}_Trap"
+    if not (CACHE / name / "tasks.csv").exists():
+        subprocess.run([sys.executable, str(ROOT / "data1" / "generate.py"), "--servers", str(servers), "--seed", "0",
+                        "--out", str(CACHE / name), "--force"], check=True, stdout=subprocess.DEVNULL)
+    return load_dataset(CACHE, name)
+
+
+def batched_steps_per_s(ds: Dataset, batch: int, device: str, steps: int, repeats: int) -> float:
+    sim = Simulator(ds, batch_size=batch, seed=0, device=device)
+    gen = torch.Generator(sim.device).manual_seed(0)
+
+    def run(n: int) -> float:
+        if sim.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            sim.step(sim.sample_valid(gen))
+        if sim.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    run(max(5, steps // 10))  # warm-up
+    return statistics.median(steps * batch / run(steps) for _ in range(repeats))
+
+
+def scalar_steps_per_s(ds: Dataset, steps: int, repeats: int) -> float:
+    rng = random.Random(0)
+    tasks = ds.tasks["train"]
+    valid = [list((ds.instance_of[t] >= 0).nonzero()[0]) for t in range(len(ds.type_names))]
+
+    def run() -> float:
+        t0, done = time.perf_counter(), 0
+        while done < steps:
+            ep = ScalarEpisode(ds, "train", rng.randrange(len(tasks)))
+            while True:
+                req = int(tasks.types[ep.task, ep.k])
+                out = ep.step(int(rng.choice(valid[req])), [rng.random() for _ in range(4)])
+                done += 1
+                if out["done"]:
+                    break
+        return steps / (time.perf_counter() - t0)
+
+    return statistics.median(run() for _ in range(repeats))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--servers", type=int, nargs="+", default=[500, 2000, 10000])
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
+    p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
+    p.add_argument("--steps", type=int, default=200, help="timed steps per run (default 200)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per figure; the median is reported")
+    p.add_argument("--scalar-steps", type=int, default=2000, help="steps per timed run of the scalar model")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = p.parse_args(argv)
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    torch.set_grad_enabled(False)
+
+    datasets = {n: dataset(n) for n in args.servers}
+    results = [{"servers": n, "batch": b, "device": dev,
+                "steps_per_s": batched_steps_per_s(datasets[n], b, dev, args.steps, args.repeats)}
+               for dev in devices for n in args.servers for b in args.batches]
+    scalar = scalar_steps_per_s(datasets[args.servers[0]], args.scalar_steps, args.repeats)
+    out = {"results": results, "scalar_steps_per_s": scalar, "scalar_servers": args.servers[0],
+           "torch_threads": torch.get_num_threads()}
+    if args.json:
+        print(json.dumps(out))
+        return out
+    print(f"scalar model (one episode at a time, {args.servers[0]} servers): {scalar:,.0f} steps/s")
+    print(f"{'device':>6} {'servers':>7} {'batch':>6} {'steps/s':>12} {'x scalar':>9} {'us/step':>9}")
+    for r in results:
+        us = r["batch"] / r["steps_per_s"] * 1e6
+        print(f"{r['device']:>6} {r['servers']:>7} {r['batch']:>6} {r['steps_per_s']:>12,.0f} "
+              f"{r['steps_per_s'] / scalar:>9.1f} {us:>9.1f}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

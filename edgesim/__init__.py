@@ -1,0 +1,1 @@
+"""Edge-cloud MoE scheduling simulator (see env.py for the public face)."""

@@ -1,0 +1,105 @@
+"""Expected step latency, cost and reward of the `paper` profile, for planning schedulers.
+
+The only continuous randomness of a step is the wireless rate. Transmission time is
+`32 * tokens * 1000 / rate`, so its expectation is `32 * tokens * 1000 * E[1/rate(d)]`, and
+E[1/rate(d)] depends on the hop distance alone. `ChannelTable` integrates it once (midpoint rules
+over the bandwidth, fading and interference draws, log-spaced for deep fades) on a log-distance grid; the greedy and oracle
+schedulers then read expectations off the table instead of sampling. The latency reward is clipped
+at 5000 ms, which makes it non-linear; where a step can exceed the clip, `expected_step` averages
+the clipped reward over equal-probability bins of 1/rate and both trap outcomes.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import physics as P
+from .simulator import Topology
+
+
+class ChannelTable:
+    """E[1/rate] and `bins` equal-probability bin means of 1/rate, tabulated over distance."""
+
+    def __init__(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64,
+                 grid: int = 256, d_min: float = 0.1, d_max: float = 40000.0,
+                 nodes: tuple[int, int, int] = (12, 144, 12), bins: int = 64):
+        self.log_d = torch.linspace(math.log(d_min), math.log(d_max), grid, dtype=torch.float64)
+        nb, nf, ni = nodes
+        ub, wb = _midpoints(torch.linspace(0, 1, nb + 1, dtype=torch.float64))
+        ui, wi = _midpoints(torch.linspace(0, 1, ni + 1, dtype=torch.float64))
+        # deep fades (u -> 0) push the rate to its floor and dominate E[1/rate] far from the server:
+        # log-spaced nodes resolve them, linear ones the bulk
+        n_log = 2 * nf // 3
+        edges = torch.cat([torch.zeros(1, dtype=torch.float64), torch.logspace(-12, -1, n_log, dtype=torch.float64),
+                           torch.linspace(0.1, 1, nf - n_log + 1, dtype=torch.float64)[1:]])
+        uf, wf = _midpoints(edges)
+        grids = torch.meshgrid(ub, uf, ui, indexing="ij")
+        w = (wb[:, None, None] * wf[None, :, None] * wi[None, None, :]).reshape(-1)
+        d = torch.exp(self.log_d)[:, None]
+        inv = P.inverse_rate(d, *(g.reshape(1, -1) for g in grids))  # (grid, nodes)
+        self.mean = (inv * w).sum(1).to(device, dtype)
+        # equal-probability bins of the weighted distribution of 1/rate at each distance
+        values, order = inv.sort(1)
+        cdf = torch.cumsum(w[order], 1)
+        which = ((cdf - 0.5 * w[order]) * bins).long().clamp(0, bins - 1)
+        mass = torch.zeros(grid, bins, dtype=torch.float64).scatter_add_(1, which, w[order])
+        total = torch.zeros(grid, bins, dtype=torch.float64).scatter_add_(1, which, w[order] * values)
+        self.bins = (total / mass.clamp_min(1e-300)).to(device, dtype)
+        self.log_d = self.log_d.to(device, dtype)
+        self.max_inv = 1.0 / P.MIN_RATE_BPS  # the rate floor bounds transmission time
+
+    def _interp(self, table: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """Linear interpolation in log-distance; below d_min the path gain is constant, so is the value."""
+        x = torch.log(d.clamp_min(float(torch.exp(self.log_d[0]))))
+        step = self.log_d[1] - self.log_d[0]
+        pos = ((x - self.log_d[0]) / step).clamp(0, len(self.log_d) - 1 - 1e-9)
+        i = pos.floor().long()
+        w = (pos - i).to(table.dtype)
+        if table.dim() == 2:
+            w = w[..., None]
+        return table[i] * (1 - w) + table[i + 1] * w
+
+    def mean_inv_rate(self, d_km: torch.Tensor) -> torch.Tensor:
+        return self._interp(self.mean, d_km)
+
+    def inv_rate_bins(self, d_km: torch.Tensor) -> torch.Tensor:
+        return self._interp(self.bins, d_km)
+
+
+def _midpoints(edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Midpoint-rule nodes and weights of the intervals between `edges`."""
+    return 0.5 * (edges[1:] + edges[:-1]), edges[1:] - edges[:-1]
+
+
+def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src_lat: torch.Tensor,
+                  src_region: torch.Tensor, prev: torch.Tensor, tokens: torch.Tensor, req: torch.Tensor,
+                  servers: torch.Tensor, with_reward: bool = True) -> dict[str, torch.Tensor]:
+    """Expected latency, cost and reward terms of running a step on `servers`.
+
+    Arguments broadcast: e.g. sources (R, 1) against candidate servers (1, C). `prev` is the
+    previous server (-1 at step 0, when the source is the task location). Returns tensors of the
+    broadcast shape: `latency` (E[ms]), `cost`, and (`with_reward`) expected rewards `rL`, `rC`, `rS`.
+    """
+    from_server = prev >= 0
+    d, same_region = net.hop_km(src_lon, src_lat, src_region, from_server, servers)
+    trap = net.trap[servers] | (from_server & net.trap[prev.clamp_min(0)])
+    link = torch.where(trap, 0.0, net.link_latency(prev, servers))
+    base = P.PROPAGATION_MS_PER_KM * d + P.OVERHEAD_MS + link + P.compute_ms(tokens, net.nc[servers])
+    k = P.BITS_PER_TOKEN * tokens * 1000.0  # ms per unit of 1/rate
+    base, k, trap = torch.broadcast_tensors(base, k + torch.zeros_like(base), trap)
+    latency = base + k * table.mean_inv_rate(d) + torch.where(trap, P.EXPECTED_TRAP_MS, 0.0)
+    cost = P.step_cost(tokens, net.price[req, servers], net.cost_mult[servers]) + torch.zeros_like(base)
+    if not with_reward:
+        return {"latency": latency, "cost": cost}
+    r_latency = P.latency_reward(latency)  # exact wherever the clip cannot bind
+    can_clip = base + k * table.max_inv + torch.where(trap, P.TRAP_SURCHARGE_MS[1], 0.0) > P.LATENCY_NORM_MS
+    if bool(can_clip.any()):
+        idx = can_clip.nonzero(as_tuple=True)
+        d_c = torch.broadcast_to(d, base.shape)[idx]
+        lat = base[idx][:, None] + k[idx][:, None] * table.inv_rate_bins(d_c)  # (M, bins)
+        outcomes = torch.stack([lat + torch.where(trap[idx], s, 0.0)[:, None] for s in P.TRAP_SURCHARGE_MS], 1)
+        r_latency = r_latency.index_put(idx, P.latency_reward(outcomes).mean((1, 2)))
+    switch = torch.broadcast_to(~same_region, base.shape)
+    return {"latency": latency, "cost": cost, "rL": r_latency, "rC": P.cost_reward(cost),
+            "rS": P.SWITCH_REWARD * switch.to(base.dtype)}

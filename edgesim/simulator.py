@@ -1,0 +1,281 @@
+"""The batched edge-cloud MoE simulator: B workflow episodes advance together as torch tensors.
+
+Data flow of one `step(actions)`: the chosen server of every episode (or the fallback server when it
+hosts no instance of the required type) -> hop distance from the previous server (the task location
+at step 0) -> channel, trap/link, compute and queue latency -> cost -> reward vector (rL, rC, rS).
+Per-step work is O(B): link latency comes from a sorted key table, never an N x N matrix, and the
+per-episode history (servers visited, busy-until times) is a B x steps array.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from . import physics as P
+from .dataset import Dataset, DatasetError
+
+PROFILES = ("paper",)
+
+
+class Topology:
+    """The static arrays of a Dataset on one device, computed once at load."""
+
+    def __init__(self, ds: Dataset, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64):
+        def f(a):
+            return torch.tensor(a, dtype=dtype, device=device)
+
+        def i(a):
+            return torch.tensor(a, dtype=torch.long, device=device)
+
+        self.n = ds.n_servers
+        self.lon, self.lat, self.nc, self.cost_mult = f(ds.lon), f(ds.lat), f(ds.nc), f(ds.cost_mult)
+        self.trap = torch.tensor(ds.is_trap, device=device)
+        self.region = i(ds.server_region)
+        self.valid = torch.tensor(ds.valid, device=device)  # (T, N)
+        # per type, the valid servers packed to the left (padded with their first): O(1) uniform sampling
+        self.valid_count = self.valid.sum(1)
+        order = torch.argsort((~self.valid).to(torch.int8), dim=1, stable=True)
+        self.valid_list = torch.where(torch.arange(self.n, device=device) < self.valid_count[:, None], order, order[:, :1])
+        self.price = f(ds.price).nan_to_num(0.0)  # (T, N); only read where valid
+        self.fallback_server = i(ds.fallback_server)  # (T,)
+        self.mean_out_latency = f(ds.mean_out_latency)
+        keys = torch.tensor(ds.link_src * ds.n_servers + ds.link_dst, dtype=torch.long)
+        order = torch.argsort(keys)
+        self.link_keys = keys[order].to(device)
+        self.link_lat = f(ds.link_latency)[order.to(device)]
+        self.switch_penalty_ms = float(ds.mean_link_latency)
+        self.initial_history_ms = 5.0 * float(ds.mean_link_latency)
+
+    def link_latency(self, prev: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """BaseLatencyMs of the link prev -> s, 0 where there is none (or prev < 0)."""
+        if len(self.link_keys) == 0:
+            return torch.zeros(torch.broadcast_shapes(prev.shape, s.shape), dtype=self.lon.dtype, device=s.device)
+        key = prev * self.n + s
+        idx = torch.searchsorted(self.link_keys, key).clamp_max(len(self.link_keys) - 1)
+        found = (self.link_keys[idx] == key) & (prev >= 0)
+        return torch.where(found, self.link_lat[idx], torch.zeros((), dtype=self.lon.dtype, device=s.device))
+
+    def hop_km(self, src_lon: torch.Tensor, src_lat: torch.Tensor, src_region: torch.Tensor,
+               from_server: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(distance, same_region) of the hop to server s; server-to-server hops in one region >= 0.5 km."""
+        d = P.haversine_km(src_lon, src_lat, self.lon[s], self.lat[s])
+        same_region = self.region[s] == src_region
+        return torch.where(from_server & same_region, d.clamp_min(P.MIN_HOP_KM), d), same_region
+
+
+class TaskBatch:
+    """One split's tasks on the device."""
+
+    def __init__(self, ds: Dataset, split: str, device, dtype):
+        if split not in ds.tasks:
+            raise DatasetError(f"unknown split {split!r}; the dataset has {sorted(ds.tasks)}")
+        t = ds.tasks[split]
+        self.ids = t.ids
+        self.k = len(t)
+        self.lon = torch.tensor(t.lon, dtype=dtype, device=device)
+        self.lat = torch.tensor(t.lat, dtype=dtype, device=device)
+        self.region = torch.tensor(t.region, device=device)
+        self.n_steps = torch.tensor(t.n_steps, device=device)
+        self.types = torch.tensor(t.types, device=device)
+        self.tokens = torch.tensor(t.tokens, dtype=dtype, device=device)
+        self.max_steps = int(t.types.shape[1])
+
+
+class Observation(NamedTuple):
+    """What a scheduler sees before deciding the current step of each episode (all shape (B,))."""
+
+    task: torch.Tensor  # index into the split's task table
+    step: torch.Tensor  # current workflow step, 0-based
+    n_steps: torch.Tensor
+    task_lon: torch.Tensor
+    task_lat: torch.Tensor
+    task_region: torch.Tensor
+    prev_server: torch.Tensor  # -1 at step 0
+    prev_region: torch.Tensor  # the task's region at step 0
+    required_type: torch.Tensor
+    tokens: torch.Tensor
+    now_ms: torch.Tensor  # episode clock
+
+    @property
+    def progress(self) -> torch.Tensor:
+        return self.step.to(self.now_ms.dtype) / self.n_steps.to(self.now_ms.dtype)
+
+
+class Simulator:
+    """B episodes of the `paper` profile stepped at once, seeded, with same-step auto-reset.
+
+    Auto-reset semantics (same-step, like SB3's VecEnv): when `step` finishes an episode, the reward,
+    `done` and `info` describe that finished step, and the returned observation is already the
+    first step of the row's next task. Tasks are drawn uniformly from the split (`order="random"`)
+    or dealt in file order, cycling (`order="sequential"`; the evaluation protocol).
+
+    Randomness: each step consumes exactly `UNIFORMS_PER_STEP` uniforms per episode (bandwidth,
+    fading, interference, trap coin) from the noise generator, or takes them from `uniforms`
+    (common random numbers across schedulers; the executable-spec tests replay them).
+    Task draws use a separate generator, so the noise stream does not depend on episode lengths.
+    With `autoreset=False` finished rows stay at their terminal state (step == n_steps) until
+    `reset_done(done)`; the Gymnasium wrappers use this to return terminal observations.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
+                 seed: int = 0, device: str | torch.device = "cpu", profile: str = "paper",
+                 dtype: torch.dtype = torch.float64, autoreset: bool = True):
+        if profile not in PROFILES:
+            raise ValueError(f"profile {profile!r} is not implemented; available: {PROFILES}")
+        if order not in ("random", "sequential"):
+            raise ValueError(f"order must be 'random' or 'sequential', got {order!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.dataset, self.batch_size, self.split, self.order, self.profile = dataset, batch_size, split, order, profile
+        self.device, self.dtype, self.autoreset = torch.device(device), dtype, autoreset
+        self.net = Topology(dataset, self.device, dtype)
+        self.tasks = TaskBatch(dataset, split, self.device, dtype)
+        self.n_servers = self.net.n
+        self.reset(seed)
+
+    # ------------------------------------------------------------------ state
+    def reset(self, seed: int | None = None) -> Observation:
+        """Start B fresh episodes (and re-seed when `seed` is given)."""
+        if seed is not None:
+            self.seed = int(seed)
+            self.noise_gen = torch.Generator(self.device).manual_seed(self.seed)
+            self.task_gen = torch.Generator(self.device).manual_seed(self.seed + 0x9E3779B9)
+        B, S, dev = self.batch_size, self.tasks.max_steps, self.device
+        self.episode = torch.arange(B, device=dev)  # global index of each row's episode, in dealing order
+        self.episodes_dealt = torch.tensor(B, device=dev)
+        self.task = self._deal(self.episode)
+        self.step_idx = torch.zeros(B, dtype=torch.long, device=dev)
+        self.prev = torch.full((B,), -1, dtype=torch.long, device=dev)
+        self.now = torch.zeros(B, dtype=self.dtype, device=dev)
+        self.hist_server = torch.full((B, S), -1, dtype=torch.long, device=dev)
+        self.hist_busy = torch.zeros((B, S), dtype=self.dtype, device=dev)
+        self.hist_latency = torch.zeros((B, S), dtype=self.dtype, device=dev)
+        return self.observe()
+
+    def _deal(self, episode: torch.Tensor) -> torch.Tensor:
+        if self.order == "sequential":
+            return episode % self.tasks.k
+        return torch.randint(self.tasks.k, episode.shape, generator=self.task_gen, device=self.device)
+
+    def observe(self) -> Observation:
+        t, T = self.task, self.tasks
+        k = self._shown_step()
+        return Observation(
+            task=t, step=self.step_idx, n_steps=T.n_steps[t], task_lon=T.lon[t], task_lat=T.lat[t], task_region=T.region[t],
+            prev_server=self.prev, prev_region=self.hop_source()[2],
+            required_type=T.types[t, k], tokens=T.tokens[t, k], now_ms=self.now)
+
+    def _shown_step(self) -> torch.Tensor:
+        """The step each row shows: the current one, or the last one for a finished row."""
+        return torch.minimum(self.step_idx, self.tasks.n_steps[self.task] - 1)
+
+    def required_type(self) -> torch.Tensor:
+        """(B,) model type each episode's current step needs."""
+        return self.tasks.types[self.task, self._shown_step()]
+
+    def hop_source(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(lon, lat, region) each episode's next hop starts from: the task at step 0, else the previous server."""
+        t, first, prev_c = self.task, self.prev < 0, self.prev.clamp_min(0)
+        return (torch.where(first, self.tasks.lon[t], self.net.lon[prev_c]),
+                torch.where(first, self.tasks.lat[t], self.net.lat[prev_c]),
+                torch.where(first, self.tasks.region[t], self.net.region[prev_c]))
+
+    def valid_mask(self) -> torch.Tensor:
+        """(B, N) bool: servers hosting an instance of each episode's required model type."""
+        return self.net.valid[self.required_type()]
+
+    def sample_valid(self, generator: torch.Generator) -> torch.Tensor:
+        """(B,) a uniformly random valid server per episode, in O(B) (no B x N mask)."""
+        req = self.required_type()
+        u = torch.rand(self.batch_size, generator=generator, device=self.device, dtype=self.dtype)
+        slot = (u * self.net.valid_count[req]).long()
+        return self.net.valid_list[req, slot]
+
+    def latency_history(self) -> torch.Tensor:
+        """(B, N) per-server latency history of each episode: 5 x mean link latency, then an EMA
+        h = 0.5 * latency + 0.5 * h on every server the episode used. Built on demand."""
+        h = torch.full((self.batch_size, self.n_servers), self.net.initial_history_ms, dtype=self.dtype, device=self.device)
+        for j in range(self.tasks.max_steps):
+            s = self.hist_server[:, j:j + 1]
+            used = s >= 0
+            sj = s.clamp_min(0)
+            new = 0.5 * self.hist_latency[:, j:j + 1] + 0.5 * h.gather(1, sj)
+            h.scatter_(1, sj, torch.where(used, new, h.gather(1, sj)))
+        return h
+
+    # ------------------------------------------------------------------ dynamics
+    def step(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None):
+        """Advance every episode by one workflow step.
+
+        Returns (observation, reward (B, 3) = (rL, rC, rS), done (B,) bool, info dict of (B,) tensors).
+        """
+        net, T, B = self.net, self.tasks, self.batch_size
+        a = torch.as_tensor(actions, device=self.device).long().reshape(-1)
+        if a.shape[0] != B:
+            raise ValueError(f"expected {B} actions (one per episode), got {a.shape[0]}")
+        if not self.autoreset and bool((self.step_idx >= self.tasks.n_steps[self.task]).any()):
+            raise RuntimeError("an episode has finished: call reset_done(done) or reset() before stepping again")
+        if bool(((a < 0) | (a >= net.n)).any()):
+            raise ValueError(f"actions must be server indices in [0, {net.n}), got min {int(a.min())} max {int(a.max())}")
+        if uniforms is None:
+            uniforms = torch.rand((B, P.UNIFORMS_PER_STEP), generator=self.noise_gen, device=self.device, dtype=self.dtype)
+        u = uniforms.to(self.device, self.dtype)
+
+        t, k, prev = self.task, self.step_idx, self.prev
+        first = prev < 0
+        prev_c = prev.clamp_min(0)
+        req = T.types[t, k]
+        n = T.tokens[t, k]
+        valid = net.valid[req, a]
+        s = torch.where(valid, a, net.fallback_server[req])  # reference fallback: first instance of the type
+
+        src_lon, src_lat, src_region = self.hop_source()
+        d, same_region = net.hop_km(src_lon, src_lat, src_region, ~first, s)
+
+        channel = P.channel_ms(d, n, P.inverse_rate(d, u[:, 0], u[:, 1], u[:, 2]))
+        trap_hit = net.trap[s] | (~first & net.trap[prev_c])
+        trap_ms = torch.where(trap_hit, torch.where(u[:, 3] < 0.5, P.TRAP_SURCHARGE_MS[1], P.TRAP_SURCHARGE_MS[0]), 0.0)
+        link_ms = torch.where(trap_hit, 0.0, net.link_latency(prev, s))
+        compute = P.compute_ms(n, net.nc[s])
+
+        busy_before = torch.where(self.hist_server == s[:, None], self.hist_busy, 0.0).amax(1)
+        queue = (busy_before - self.now).clamp_min(0.0)
+        start = torch.maximum(self.now, busy_before)
+        latency = channel + trap_ms + link_ms + compute + queue
+        cost = P.step_cost(n, net.price[req, s], net.cost_mult[s])
+        switch = ~same_region
+        reward = P.reward_vector(latency, cost, switch)
+
+        col = k[:, None]
+        self.hist_server.scatter_(1, col, s[:, None])
+        self.hist_busy.scatter_(1, col, (start + compute)[:, None])
+        self.hist_latency.scatter_(1, col, latency[:, None])
+        self.now = start + latency
+        self.prev = s
+        self.step_idx = k + 1
+        done = self.step_idx >= T.n_steps[t]
+        info = {
+            "latency": latency, "network_ms": channel + trap_ms + link_ms, "channel_ms": channel,
+            "trap_ms": trap_ms, "link_ms": link_ms, "compute_ms": compute, "queue_ms": queue, "cost": cost,
+            "switch": switch, "switch_penalty_ms": switch.to(self.dtype) * net.switch_penalty_ms,
+            "fallback": ~valid, "trap_hit": trap_hit, "server": s, "task": t, "step": k,
+            "episode": self.episode, "done": done,
+        }
+        if self.autoreset:
+            self.reset_done(done)
+        return self.observe(), reward, done, info
+
+    def reset_done(self, done: torch.Tensor) -> None:
+        """Deal the next task to finished rows without a host sync (the dealing counter stays on device)."""
+        rank = torch.cumsum(done.long(), 0) - 1
+        new_episode = self.episodes_dealt + rank
+        self.episode = torch.where(done, new_episode, self.episode)
+        self.episodes_dealt = self.episodes_dealt + done.sum()
+        self.task = torch.where(done, self._deal(self.episode), self.task)
+        self.step_idx = torch.where(done, 0, self.step_idx)
+        self.prev = torch.where(done, -1, self.prev)
+        self.now = torch.where(done, 0.0, self.now)
+        self.hist_server.masked_fill_(done[:, None], -1)
+        self.hist_busy.masked_fill_(done[:, None], 0.0)
+        self.hist_latency.masked_fill_(done[:, None], 0.0)

@@ -1,0 +1,1 @@
+"""Machinery shared by every scheduler: evaluation, result files, command-line helpers."""

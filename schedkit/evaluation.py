@@ -1,0 +1,134 @@
+"""The evaluation protocol (SPEC section 5) shared by every scheduler's inference script.
+
+Episodes deal the split's tasks in file order (cycling), with a fixed evaluation seed, so all
+schedulers face the same tasks and the same channel draws. One row per episode goes to
+`episodes.csv`; means per episode go to `summary.json`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from edgesim.dataset import Dataset
+from edgesim.physics import EVAL_WEIGHTS
+from edgesim.simulator import Observation, Simulator
+
+from .io import write_csv, write_json
+
+MAX_EVAL_BATCH = 1024
+# per-step info fields summed into each episode's row
+SUMMED = {"latency_ms": "latency", "network_ms": "network_ms", "compute_ms": "compute_ms", "queue_ms": "queue_ms",
+          "trap_ms": "trap_ms", "link_ms": "link_ms", "cost": "cost", "trap_hits": "trap_hit",
+          "switches": "switch", "fallbacks": "fallback"}
+
+
+class Policy(Protocol):
+    name: str
+
+    def act(self, sim: Simulator, obs: Observation) -> torch.Tensor: ...
+
+
+def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str = "cpu",
+                   profile: str = "paper", max_batch: int = MAX_EVAL_BATCH) -> Simulator:
+    """A simulator that deals the split's tasks in file order, `min(episodes, max_batch)` at a time."""
+    return Simulator(ds, batch_size=min(episodes, max_batch), split=split, order="sequential", seed=seed,
+                     device=device, profile=profile)
+
+
+def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float, float, float] = EVAL_WEIGHTS,
+             progress: bool = True) -> pd.DataFrame:
+    """Run episodes 0..episodes-1 of a freshly reset sequential simulator; one row per episode.
+
+    `decision_ms` is the policy's wall time per decision, amortised over the batch.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    obs = sim.reset(sim.seed)
+    B, dev = sim.batch_size, sim.device
+    w = torch.tensor(weights, dtype=sim.dtype, device=dev)
+    acc = {k: torch.zeros(B, dtype=sim.dtype, device=dev) for k in (*SUMMED, "reward", "steps", "decision_s")}
+    rows: list[pd.DataFrame] = []
+    done_count = 0
+    bar = tqdm(total=episodes, desc=f"eval {policy.name}", unit="ep", disable=not progress, leave=False)
+    while done_count < episodes:
+        t0 = time.perf_counter()
+        actions = policy.act(sim, obs)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        per_decision = (time.perf_counter() - t0) / B
+        obs, reward, done, info = sim.step(actions)
+        for col, key in SUMMED.items():
+            acc[col] += info[key].to(sim.dtype)
+        acc["reward"] += reward @ w
+        acc["steps"] += 1
+        acc["decision_s"] += per_decision
+        finished = done & (info["episode"] < episodes)
+        if bool(finished.any()):
+            idx = finished.nonzero().squeeze(1)
+            frame = {k: v[idx].cpu().numpy() for k, v in acc.items()}
+            frame["episode"] = info["episode"][idx].cpu().numpy()
+            frame["task_id"] = [sim.tasks.ids[t] for t in info["task"][idx].tolist()]
+            rows.append(pd.DataFrame(frame))
+            done_count += len(idx)
+            bar.update(len(idx))
+        for v in acc.values():
+            v.masked_fill_(done, 0.0)
+    bar.close()
+    df = pd.concat(rows, ignore_index=True).sort_values("episode", ignore_index=True)
+    df["decision_ms"] = df.pop("decision_s") / df["steps"] * 1000.0
+    for col in ("trap_hits", "switches", "fallbacks", "steps"):
+        df[col] = df[col].round().astype(int)
+    front = ["episode", "task_id", "latency_ms", "network_ms", "compute_ms", "queue_ms", "cost", "reward"]
+    return df[front + [c for c in df.columns if c not in front]]
+
+
+def summarize(df: pd.DataFrame) -> dict[str, Any]:
+    """Means per episode (rates per decision), the keys every inference script reports."""
+    steps = df["steps"].sum()
+    lat = df["latency_ms"].to_numpy()
+    return {
+        "episodes": int(len(df)),
+        "mean_latency_ms": float(lat.mean()),
+        "p50_latency_ms": float(np.percentile(lat, 50)),
+        "p90_latency_ms": float(np.percentile(lat, 90)),
+        "p99_latency_ms": float(np.percentile(lat, 99)),
+        "mean_network_ms": float(df["network_ms"].mean()),
+        "mean_compute_ms": float(df["compute_ms"].mean()),
+        "mean_queue_ms": float(df["queue_ms"].mean()),
+        "mean_cost": float(df["cost"].mean()),
+        "mean_reward": float(df["reward"].mean()),
+        "trap_hit_rate": float(df["trap_hits"].sum() / steps),
+        "fallback_rate": float(df["fallbacks"].sum() / steps),
+        "switches": float(df["switches"].mean()),
+        "decision_ms": float((df["decision_ms"] * df["steps"]).sum() / steps),
+    }
+
+
+def write_evaluation(out_dir: str | Path, df: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
+    """Write `episodes.csv` and `summary.json` (summary keys first, then `meta`) atomically."""
+    out = Path(out_dir)
+    summary = summarize(df) | meta
+    write_csv(out / "episodes.csv", df)
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def format_table(summaries: dict[str, dict[str, Any]]) -> str:
+    """A short fixed-width comparison table, one row per scheduler."""
+    cols = [("episodes", "episodes", "{:d}"), ("latency ms", "mean_latency_ms", "{:.1f}"),
+            ("p99 ms", "p99_latency_ms", "{:.1f}"), ("cost $", "mean_cost", "{:.5f}"),
+            ("reward", "mean_reward", "{:.4f}"), ("trap hit", "trap_hit_rate", "{:.3f}"),
+            ("fallback", "fallback_rate", "{:.3f}"), ("decision ms", "decision_ms", "{:.4f}")]
+    name_w = max(len("scheduler"), *(len(n) for n in summaries))
+    cells = [[fmt.format(s[key]) for _, key, fmt in cols] for s in summaries.values()]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (h, _, _) in enumerate(cols)]
+    lines = ["scheduler".ljust(name_w) + "  " + "  ".join(h.rjust(wd) for (h, _, _), wd in zip(cols, widths))]
+    lines += [n.ljust(name_w) + "  " + "  ".join(c.rjust(wd) for c, wd in zip(row, widths))
+              for n, row in zip(summaries, cells)]
+    return "\n".join(lines)
