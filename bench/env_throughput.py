@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(out))
         return out
     print(f"scalar model (one episode at a time, {args.servers[0]} servers): {scalar:,.0f} steps/s")
-    print(f"{'device':>6} {'servers':>7} {'batch':>6} {'steps/s':>12} {'x scalar':>9} {'us/step':>9}")
+    print(f"{'device':>6} {'servers':>7} {'batch':>6} {'steps/s':>12} {'x scalar':>9} {'us/call':>9}")
     for r in results:
         us = r["batch"] / r["steps_per_s"] * 1e6
         print(f"{r['device']:>6} {r['servers']:>7} {r['batch']:>6} {r['steps_per_s']:>12,.0f} "
