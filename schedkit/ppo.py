@@ -1,0 +1,86 @@
+"""One copy of the PPO machinery (SPEC section 4): GAE and the clipped update.
+
+Rollouts are (T, B) tensors from the batched simulator with same-step autoreset: `dones[t]` marks
+the last step of an episode, so the value after it is not bootstrapped (episodes terminate, they
+are never truncated).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class PPOConfig:
+    gamma: float = 0.99
+    lam: float = 0.95
+    clip: float = 0.2
+    update_epochs: int = 10
+    minibatch: int = 1024
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5  # per network
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
+        gamma: float = 0.99, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns) of (T, B) rollouts; `last_value` (B,) bootstraps unfinished episodes."""
+    adv = torch.zeros_like(rewards)
+    next_value, next_adv = last_value, torch.zeros_like(last_value)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        live = 1.0 - dones[t].to(rewards.dtype)
+        delta = rewards[t] + gamma * next_value * live - values[t]
+        next_adv = delta + gamma * lam * live * next_adv
+        adv[t] = next_adv
+        next_value = values[t]
+    return adv, adv + values
+
+
+def ppo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, value: torch.Tensor,
+             returns: torch.Tensor, entropy: torch.Tensor, clip: float, vf_coef: float,
+             ent_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped surrogate + vf_coef * value MSE - ent_coef * entropy, with diagnostics."""
+    ratio = torch.exp(logp - old_logp)
+    policy_loss = -torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
+    value_loss = ((value - returns) ** 2).mean()
+    ent = entropy.mean()
+    loss = policy_loss + vf_coef * value_loss - ent_coef * ent
+    with torch.no_grad():
+        stats = {"policy_loss": float(policy_loss), "value_loss": float(value_loss), "entropy": float(ent),
+                 "approx_kl": float(((ratio - 1) - (logp - old_logp)).mean()),
+                 "clip_frac": float(((ratio - 1).abs() > clip).float().mean())}
+    return loss, stats
+
+
+def ppo_update(evaluate: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+               old_logp: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
+               optimizer: torch.optim.Optimizer, networks: list[nn.Module], cfg: PPOConfig, ent_coef: float,
+               generator: torch.Generator | None = None) -> dict[str, float]:
+    """`cfg.update_epochs` passes of shuffled minibatches over flat samples.
+
+    `evaluate(idx)` returns (log-prob of the stored action, entropy, value) for samples `idx`
+    under the current parameters, so each algorithm keeps its own observation layout.
+    Advantages are normalised over the whole batch once; gradients are clipped per network.
+    """
+    n = old_logp.shape[0]
+    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    totals: dict[str, float] = {}
+    count = 0
+    for _ in range(cfg.update_epochs):
+        perm = torch.randperm(n, generator=generator, device=old_logp.device)
+        for start in range(0, n, cfg.minibatch):
+            idx = perm[start:start + cfg.minibatch]
+            logp, entropy, value = evaluate(idx)
+            loss, stats = ppo_loss(logp, old_logp[idx], adv[idx], value, returns[idx], entropy,
+                                   cfg.clip, cfg.vf_coef, ent_coef)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for net in networks:
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0.0) + v
+            count += 1
+    return {k: v / count for k, v in totals.items()}
