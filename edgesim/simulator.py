@@ -192,6 +192,14 @@ class Simulator:
         slot = (u * self.net.valid_count[req]).long()
         return self.net.valid_list[req, slot]
 
+    def queue_wait(self) -> torch.Tensor:
+        """(B, N) ms each server would make the episode wait now: max(0, busy_until - now).
+        Built on demand; identically zero in the paper profile (SPEC 3.1), live under contention."""
+        busy = torch.zeros((self.batch_size, self.n_servers), dtype=self.dtype, device=self.device)
+        used = self.hist_server >= 0
+        busy.scatter_reduce_(1, self.hist_server.clamp_min(0), torch.where(used, self.hist_busy, 0.0), "amax")
+        return (busy - self.now[:, None]).clamp_min(0.0)
+
     def latency_history(self) -> torch.Tensor:
         """(B, N) per-server latency history of each episode: 5 x mean link latency, then an EMA
         h = 0.5 * latency + 0.5 * h on every server the episode used. Built on demand."""

@@ -1,0 +1,134 @@
+"""TopoFreeRL's inputs and decision rule (SPEC section 4): spatiotemporal state, per-server
+telemetry, the telemetry guidance prior, and masking of servers without the required model.
+
+State (10): step progress, task lon, task lat (both scaled to the servers' bounding box),
+previous-region id, the three DWA weights, and three summaries of the previous server's
+neighbourhood: mean queue wait of its link neighbours (/5000 ms, clipped), its mean outbound link
+bandwidth (/max), and whether it or a neighbour is a high-compute node (top 10% compute).
+
+`state: extended` (the default) appends what the reference state leaves out although the best
+server depends on it: a one-hot of the step's required model type (prices differ 40x between types,
+so the latency/cost trade-off does too) and the step's tokens / 2000. `state: reference` keeps the
+10 features above.
+
+Telemetry (one value per server), divided by its max:
+    nc / (1 + 0.3 queue_norm) * (0.5 + 0.5 (1 - clip(cost_mult / 2, 0, 1))) * exp(-mean out latency / 500)
+In the paper profile queues are identically zero, so the telemetry is static and computed once.
+`telemetry_latency: link_mean` uses the SPEC's mean outbound BaseLatencyMs. `expected_hop` (the
+default) uses the latency a hop into the server is actually charged by the simulator: the expected
+trap surcharge (150 ms) for a trap, else the mean over links to non-trap neighbours. The SPEC term
+counts 2000 ms trap links that are never paid (a hop touching a trap pays the surcharge instead),
+which ranks the fast, cheap servers next to traps among the worst.
+Policy logits = actor + alpha * zscore(telemetry), alpha = 0.6 + 0.6 * progress.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgesim.dataset import Dataset
+from edgesim.physics import EXPECTED_TRAP_MS
+from edgesim.simulator import Observation, Simulator
+from schedkit.rollout import MASK_VALUE
+
+from .model import ActorCritic
+
+REFERENCE_STATE_DIM = 10
+TOKEN_SCALE = 2000.0
+QUEUE_NORM_MS = 5000.0
+HIGH_COMPUTE_QUANTILE = 0.9
+
+
+def _neighbour_table(ds: Dataset) -> np.ndarray:
+    """(N, D) link neighbours of each server, padded with -1."""
+    order = np.argsort(ds.link_src, kind="stable")
+    src, dst = ds.link_src[order], ds.link_dst[order]
+    deg = np.bincount(src, minlength=ds.n_servers)
+    table = np.full((ds.n_servers, max(1, deg.max(initial=0))), -1, np.int64)
+    slot = np.arange(len(src)) - np.repeat(np.cumsum(deg) - deg, deg)
+    table[src, slot] = dst
+    return table
+
+
+def _telemetry_latency(ds: Dataset, kind: str) -> np.ndarray:
+    """Per-server latency term of the telemetry (see the module docstring)."""
+    if kind == "link_mean":
+        return ds.mean_out_latency
+    if kind != "expected_hop":
+        raise ValueError(f"config 'telemetry_latency' must be 'link_mean' or 'expected_hop', got {kind!r}")
+    payable = ~(ds.is_trap[ds.link_src] | ds.is_trap[ds.link_dst])
+    n = ds.n_servers
+    mean = np.bincount(ds.link_src[payable], weights=ds.link_latency[payable], minlength=n) / np.maximum(
+        np.bincount(ds.link_src[payable], minlength=n), 1)
+    return np.where(ds.is_trap, EXPECTED_TRAP_MS, mean)
+
+
+class TopoFreeAgent(nn.Module):
+    def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
+        super().__init__()
+        if cfg["state"] not in ("reference", "extended"):
+            raise ValueError(f"config 'state' must be 'reference' or 'extended', got {cfg['state']!r}")
+        self.extended = cfg["state"] == "extended"
+        self.n_types = len(ds.type_names)
+        self.mask_training = bool(cfg["mask"])
+        self.greedy = False  # evaluation: argmax over valid servers, masking always on
+        g = cfg["guidance"]
+        self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
+        n = ds.n_servers
+        telemetry = ds.nc * (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(
+            -_telemetry_latency(ds, cfg["telemetry_latency"]) / 500)
+        telemetry = telemetry / telemetry.max()
+        nbr = _neighbour_table(ds)
+        bw = np.bincount(ds.link_src, weights=ds.link_bandwidth, minlength=n) / np.maximum(
+            np.bincount(ds.link_src, minlength=n), 1)
+        high = ds.nc >= np.quantile(ds.nc, HIGH_COMPUTE_QUANTILE)
+        high_near = high | (np.where(nbr >= 0, high[np.maximum(nbr, 0)], False)).any(1)
+
+        def buf(name, a, dtype=torch.float32):
+            self.register_buffer(name, torch.tensor(a, dtype=dtype, device=device), persistent=False)
+
+        buf("telemetry", telemetry)
+        buf("telemetry_z", (telemetry - telemetry.mean()) / (telemetry.std() + 1e-8))
+        buf("neighbours", nbr, torch.long)
+        buf("out_bandwidth", bw / max(bw.max(), 1e-8))
+        buf("high_near", high_near.astype(np.float32))
+        lon0, lon1, lat0, lat1 = ds.lon.min(), ds.lon.max(), ds.lat.min(), ds.lat.max()
+        buf("geo", [(lon0 + lon1) / 2, max(lon1 - lon0, 1e-3) / 2, (lat0 + lat1) / 2, max(lat1 - lat0, 1e-3) / 2])
+        self.n_regions = len(ds.regions)
+        state_dim = REFERENCE_STATE_DIM + (self.n_types + 1 if self.extended else 0)
+        self.net = ActorCritic(state_dim, n).to(device)
+
+    def networks(self) -> list[nn.Module]:
+        return [self.net.actor, self.net.critic]
+
+    def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        B = sim.batch_size
+        prev = obs.prev_server.clamp_min(0)
+        has_prev = (obs.prev_server >= 0).float()
+        nbr = self.neighbours[prev]  # (B, D)
+        wait = sim.queue_wait().float().gather(1, nbr.clamp_min(0))
+        valid_nbr = (nbr >= 0).float()
+        nbr_wait = (wait * valid_nbr).sum(1) / valid_nbr.sum(1).clamp_min(1) / QUEUE_NORM_MS
+        state = torch.stack([
+            obs.progress.float(),
+            (obs.task_lon.float() - self.geo[0]) / self.geo[1],
+            (obs.task_lat.float() - self.geo[2]) / self.geo[3],
+            obs.prev_region.float() / max(self.n_regions - 1, 1),
+            *weights.float().expand(B, 3).T,
+            has_prev * nbr_wait.clamp(0, 1),
+            has_prev * self.out_bandwidth[prev],
+            has_prev * self.high_near[prev],
+        ], 1)
+        if self.extended:
+            one_hot = torch.nn.functional.one_hot(obs.required_type, self.n_types).float()
+            state = torch.cat([state, one_hot, (obs.tokens.float() / TOKEN_SCALE)[:, None]], 1)
+        mask = sim.valid_mask() if (self.mask_training or self.greedy) else torch.ones(
+            (B, sim.n_servers), dtype=torch.bool, device=sim.device)
+        return {"state": state, "progress": obs.progress.float(), "mask": mask}
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, value = self.net(feats["state"], self.telemetry)
+        alpha = self.alpha0 + self.alpha_slope * feats["progress"]
+        logits = logits + alpha[:, None] * self.telemetry_z
+        return logits.masked_fill(~feats["mask"], MASK_VALUE), value

@@ -1,0 +1,88 @@
+"""The `inference.py` command line shared by every learned scheduler.
+
+Loads a checkpoint, refuses one trained on another dataset, evaluates the deterministic policy
+(argmax over valid servers, DWA weights frozen at their final values) under the shared protocol,
+and writes the same episodes.csv / summary.json as Heuristics/inference.py, plus the decision
+time at batch 1.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from edgesim.simulator import Observation, Simulator
+
+from .cli import add_eval_flags, load_or_exit, resolve_device
+from .evaluation import eval_simulator, evaluate, format_table, write_evaluation
+from .runs import CheckpointError, check_dataset, load_checkpoint
+from .trainer import AgentFactory, frozen_weights
+
+
+class GreedyAgentPolicy:
+    """Adapter from an agent to the evaluation protocol's `act(sim, obs)`."""
+
+    def __init__(self, name: str, agent: torch.nn.Module, weights: torch.Tensor):
+        self.name, self.agent, self.weights = name, agent, weights
+        agent.eval()
+        agent.greedy = True
+
+    @torch.inference_mode()
+    def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
+        logits, _ = self.agent(self.agent.features(sim, obs, self.weights.to(sim.device)))
+        return logits.argmax(1)
+
+
+def batch1_decision_ms(ds, split: str, policy: GreedyAgentPolicy, device: torch.device, decisions: int = 200) -> float:
+    """Median wall time of one decision for a single episode (the latency a live scheduler adds)."""
+    sim = Simulator(ds, batch_size=1, split=split, order="sequential", seed=0, device=device)
+    obs, times = sim.reset(), []
+    for _ in range(decisions + 10):
+        t0 = time.perf_counter()
+        a = policy.act(sim, obs)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+        obs, *_ = sim.step(a)
+    return statistics.median(times[10:]) * 1000.0
+
+
+def inference_main(make_agent: AgentFactory, description: str, argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="checkpoint, e.g. results/<Algo>/latest/checkpoints/final.pt")
+    add_eval_flags(p)
+    p.add_argument("--out", help="output folder (default: <run dir>/eval_<split>_seed<seed>)")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    ds = load_or_exit(args.data, args.region)
+    try:
+        state = load_checkpoint(args.model, map_location=device)
+        check_dataset(state, ds, args.model)
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
+    cfg = state["config"]
+    agent = make_agent(ds, cfg, device)
+    agent.load_state_dict(state["model"])
+    weights = torch.tensor(frozen_weights(state), dtype=torch.float32)
+    policy = GreedyAgentPolicy(cfg["algo"], agent, weights)
+    episodes = args.episodes or len(ds.tasks[args.split])
+    if episodes < 1:
+        sys.exit(f"error: --episodes must be >= 1, got {episodes}")
+    model_path = Path(args.model)
+    out = Path(args.out) if args.out else model_path.resolve().parent.parent / f"eval_{args.split}_seed{args.seed}"
+    sim = eval_simulator(ds, args.split, episodes, args.seed, device, args.profile)
+    df = evaluate(sim, policy, episodes, progress=not args.no_progress)
+    summary = write_evaluation(out, df, {
+        "policy": cfg["algo"], "model": str(model_path), "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
+        "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device), "split": args.split,
+        "seed": args.seed, "profile": args.profile, "device": str(device), "regions": args.region,
+        "dataset_fingerprint": ds.fingerprint})
+    print(format_table({cfg["algo"]: summary}))
+    print(f"decision time: {summary['decision_ms']:.4f} ms batched ({sim.batch_size} episodes), "
+          f"{summary['decision_ms_batch1']:.3f} ms at batch 1 (median)")
+    print(f"wrote {out}")
+    return summary

@@ -1,0 +1,99 @@
+"""One batched rollout loop for every learned scheduler.
+
+All episodes of an epoch step together through the vectorised simulator. An agent provides
+`features(sim, obs, weights) -> dict of (B, ...) tensors` and `forward(features) -> (logits, value)`
+with masked logits already set to MASK_VALUE; the loop stores features, actions, log-probs,
+values and reward vectors, and hands back flat samples ready for GAE and the PPO update.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from edgesim.physics import EVAL_WEIGHTS
+from edgesim.simulator import Observation, Simulator
+
+from .ppo import gae
+
+MASK_VALUE = -1e9  # finite, so masked entries get probability exactly 0 and p * log p stays 0
+
+
+class Agent(Protocol):
+    def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+    def __call__(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def masked_log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probabilities, entropy) of a categorical whose masked logits are MASK_VALUE."""
+    logp = torch.log_softmax(logits, -1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    return logp, entropy
+
+
+@dataclass
+class Rollout:
+    """Flat samples (T*B rows, only the epoch's own episodes) plus epoch statistics."""
+
+    features: dict[str, torch.Tensor]
+    actions: torch.Tensor
+    logp: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    stats: dict[str, float]
+    losses: np.ndarray  # mean per-step (-rL, -rC, -rS): the DWA signal
+
+
+@torch.no_grad()
+def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, seed: int,
+            gamma: float, lam: float) -> Rollout:
+    """Run exactly `episodes` episodes (one per batch row, tasks drawn from `seed`), then GAE."""
+    obs = sim.reset(seed)
+    gen = torch.Generator(sim.device).manual_seed(seed)
+    eval_w = torch.tensor(EVAL_WEIGHTS, dtype=sim.dtype, device=sim.device)
+    steps: list[dict] = []
+    finished = 0
+    while finished < episodes:
+        feats = agent.features(sim, obs, weights)
+        logits, value = agent(feats)
+        logp_all, _ = masked_log_probs(logits)
+        action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
+        obs, reward, done, info = sim.step(action)
+        keep = info["episode"] < episodes
+        finished += int((done & keep).sum())
+        steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),
+                      "value": value, "reward": reward, "done": done, "keep": keep, "info": info})
+
+    def stack(key):
+        return torch.stack([s[key] for s in steps])
+
+    reward_vec = stack("reward")  # (T, B, 3)
+    keep, done = stack("keep"), stack("done")
+    scalar = (reward_vec @ weights.to(reward_vec.dtype)).float()
+    values = stack("value").float()
+    adv, ret = gae(scalar, values, done, torch.zeros_like(values[0]), gamma, lam)
+    flat = keep.reshape(-1).nonzero().squeeze(1)
+    features = {k: torch.stack([s["feats"][k] for s in steps]).flatten(0, 1)[flat] for k in steps[0]["feats"]}
+    kept = keep.to(reward_vec.dtype)
+    n_steps = float(kept.sum())
+
+    def per_episode(x):
+        return float((x * kept).sum()) / episodes
+
+    info = {k: torch.stack([s["info"][k] for s in steps]).to(reward_vec.dtype) for k in ("latency", "cost", "trap_hit", "fallback")}
+    losses = -(reward_vec * kept[..., None]).sum((0, 1)) / n_steps
+    stats = {
+        "return": per_episode(scalar.to(kept.dtype)),
+        "reward": per_episode(reward_vec @ eval_w),
+        "latency_ms": per_episode(info["latency"]),
+        "cost": per_episode(info["cost"]),
+        "trap_hit_rate": float((info["trap_hit"] * kept).sum()) / n_steps,
+        "fallback_rate": float((info["fallback"] * kept).sum()) / n_steps,
+        "env_steps": int(n_steps),
+    }
+    return Rollout(features=features, actions=stack("action").reshape(-1)[flat], logp=stack("logp").reshape(-1)[flat],
+                   advantages=adv.reshape(-1)[flat], returns=ret.reshape(-1)[flat], stats=stats,
+                   losses=losses.cpu().numpy())
