@@ -6,10 +6,9 @@ previous-region id, the three DWA weights, and three summaries of the previous s
 neighbourhood: mean queue wait of its link neighbours (/5000 ms, clipped), its mean outbound link
 bandwidth (/max), and whether it or a neighbour is a high-compute node (top 10% compute).
 
-`state: extended` (the default) appends what the reference state leaves out although the best
-server depends on it: a one-hot of the step's required model type (prices differ 40x between types,
-so the latency/cost trade-off does too) and the step's tokens / 2000. `state: reference` keeps the
-10 features above.
+`state: reference` (the default) is these 10 features. `state: extended` appends the step's
+required-model one-hot and tokens / 2000, which the best server depends on in principle; on the
+default dataset it measured no better (README), so it stays an option.
 
 Telemetry (one value per server), divided by its max:
     nc / (1 + 0.3 queue_norm) * (0.5 + 0.5 (1 - clip(cost_mult / 2, 0, 1))) * exp(-mean out latency / 500)

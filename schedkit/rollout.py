@@ -22,9 +22,13 @@ MASK_VALUE = -1e9  # finite, so masked entries get probability exactly 0 and p *
 
 
 class Agent(Protocol):
+    """What an algorithm folder provides (an nn.Module); everything else is shared."""
+
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
     def __call__(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def networks(self) -> list[torch.nn.Module]: ...  # gradient norms are clipped per network
 
 
 def masked_log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,15 +87,16 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     def per_episode(x):
         return float((x * kept).sum()) / episodes
 
-    info = {k: torch.stack([s["info"][k] for s in steps]).to(reward_vec.dtype) for k in ("latency", "cost", "trap_hit", "fallback")}
+    parts = {k: torch.stack([s["info"][k] for s in steps]).to(reward_vec.dtype)
+             for k in ("latency", "cost", "trap_hit", "fallback")}
     losses = -(reward_vec * kept[..., None]).sum((0, 1)) / n_steps
     stats = {
         "return": per_episode(scalar.to(kept.dtype)),
         "reward": per_episode(reward_vec @ eval_w),
-        "latency_ms": per_episode(info["latency"]),
-        "cost": per_episode(info["cost"]),
-        "trap_hit_rate": float((info["trap_hit"] * kept).sum()) / n_steps,
-        "fallback_rate": float((info["fallback"] * kept).sum()) / n_steps,
+        "latency_ms": per_episode(parts["latency"]),
+        "cost": per_episode(parts["cost"]),
+        "trap_hit_rate": float((parts["trap_hit"] * kept).sum()) / n_steps,
+        "fallback_rate": float((parts["fallback"] * kept).sum()) / n_steps,
         "env_steps": int(n_steps),
     }
     return Rollout(features=features, actions=stack("action").reshape(-1)[flat], logp=stack("logp").reshape(-1)[flat],

@@ -86,3 +86,16 @@ def test_ppo_update_moves_a_bandit_towards_the_better_arm():
                        PPOConfig(update_epochs=4, minibatch=128), ent_coef=0.0, generator=gen)
     p_after = float(torch.softmax(logits(x[:1]), 1)[0, 1].detach())
     assert p_after > p_before + 0.05 and stats["value_loss"] >= 0
+
+
+def test_stratified_bootstrap_ci_against_a_known_distribution():
+    from schedkit.stats import stratified_bootstrap_ci
+    rng = np.random.default_rng(0)
+    covered = 0
+    for trial in range(40):
+        groups = [rng.normal(5.0, 2.0, 200) for _ in range(3)]  # true mean 5, se of the mean 2/sqrt(600)
+        mean, lo, hi = stratified_bootstrap_ci(groups, n_boot=1000, seed=trial)
+        covered += lo <= 5.0 <= hi
+        assert mean == pytest.approx(np.mean([g.mean() for g in groups]))
+        assert hi - lo == pytest.approx(2 * 1.96 * 2.0 / np.sqrt(600), rel=0.2)
+    assert covered >= 34  # 95% nominal: 38 of 40 expected

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_script
 
 SCRIPTS = ["Heuristics/inference.py", "data1/generate.py", "bench/env_throughput.py", "TopoFreeRL/train.py",
-           "TopoFreeRL/inference.py"]
+           "TopoFreeRL/inference.py", "bench/topofreerl.py", "bench/oracle_agreement.py"]
 SUMMARY_KEYS = {"episodes", "mean_latency_ms", "p99_latency_ms", "mean_queue_ms", "mean_cost", "mean_reward",
                 "trap_hit_rate", "fallback_rate", "switches", "decision_ms"}
 EPISODE_COLUMNS = {"episode", "task_id", "latency_ms", "network_ms", "compute_ms", "queue_ms", "cost", "reward",

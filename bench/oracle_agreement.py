@@ -1,0 +1,68 @@
+"""Where does a learned scheduler deviate from the oracle? Per model type and step, how many of
+its decisions match the oracle's, and which servers each one uses most.
+
+    python bench/oracle_agreement.py --model results/TopoFreeRL/latest/checkpoints/final.pt
+
+Both act on the same states: the test split in file order, one episode per task, the oracle's
+action applied, so every decision compares like with like.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from edgesim.simulator import Simulator  # noqa: E402
+from Heuristics.policies import OraclePolicy  # noqa: E402
+from schedkit.cli import load_or_exit  # noqa: E402
+from schedkit.inference import GreedyAgentPolicy  # noqa: E402
+from schedkit.runs import check_dataset, load_checkpoint  # noqa: E402
+from schedkit.trainer import frozen_weights  # noqa: E402
+from TopoFreeRL.agent import TopoFreeAgent  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a TopoFreeRL checkpoint")
+    p.add_argument("--data", default="data1")
+    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    args = p.parse_args(argv)
+    ds = load_or_exit(args.data, args.region)
+    state = load_checkpoint(args.model)
+    check_dataset(state, ds, args.model)
+    agent = TopoFreeAgent(ds, state["config"], torch.device("cpu"))
+    agent.load_state_dict(state["model"])
+    learned = GreedyAgentPolicy(state["config"]["algo"], agent, torch.tensor(frozen_weights(state), dtype=torch.float32))
+    sim = Simulator(ds, batch_size=len(ds.tasks[args.split]), split=args.split, order="sequential", seed=0)
+    oracle = OraclePolicy(sim)
+    agree, total = collections.Counter(), collections.Counter()
+    used = {"learned": collections.defaultdict(collections.Counter), "oracle": collections.defaultdict(collections.Counter)}
+    obs = sim.reset()
+    for _ in range(sim.tasks.max_steps):
+        live = obs.step < obs.n_steps
+        a, o = learned.act(sim, obs), oracle.act(sim, obs)
+        for b in live.nonzero().squeeze(1).tolist():
+            t = ds.type_names[int(obs.required_type[b])]
+            total[t] += 1
+            agree[t] += int(a[b] == o[b])
+            used["learned"][t][int(a[b])] += 1
+            used["oracle"][t][int(o[b])] += 1
+        obs, _, done, _ = sim.step(o)
+        if bool(done.all()):
+            break
+    print(f"decisions matching the oracle: {sum(agree.values())} of {sum(total.values())}")
+    for t in total:
+        top = {who: ", ".join(f"{ds.server_ids[s]} x{c}" for s, c in used[who][t].most_common(2)) for who in used}
+        print(f"  {t:<8} {agree[t]:>4} of {total[t]:<4} learned: {top['learned']:<32} oracle: {top['oracle']}")
+    return {"agree": dict(agree), "total": dict(total)}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""TopoFreeRL targets: training time, decision time and quality against the oracle.
+
+    python bench/topofreerl.py                      # 3 seeds, full default budget (about 2 minutes here)
+    python bench/topofreerl.py --seeds 42 --epochs 10 --episodes 50   # a quick look
+
+For each seed, the full training command runs through the shell and is timed start-up included.
+Then inference runs on the test split, and the heuristics and the oracle run on the same tasks with
+the same evaluation seed. Prints wall time, env steps/s and the rollout/update split, then latency,
+cost and reward as mean [95% stratified bootstrap CI] over seeds and episodes, and the gap to the
+oracle's reward.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+
+from schedkit.stats import stratified_bootstrap_ci  # noqa: E402
+
+
+def run(*args: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="training seeds")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--episodes", type=int, default=200, help="episodes per epoch")
+    p.add_argument("--eval-seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for training")
+    p.add_argument("--work", help="folder for runs and evaluations (default: a temporary folder)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    args = p.parse_args(argv)
+    work = Path(args.work or tempfile.mkdtemp(prefix="topofreerl_bench_"))
+    sets = [x for kv in args.set for x in ("--set", kv)]
+
+    speed, episodes = [], {}
+    for seed in args.seeds:
+        run_dir = work / f"seed{seed}"
+        wall = run("TopoFreeRL/train.py", "--seed", str(seed), "--epochs", str(args.epochs), "--episodes",
+                   str(args.episodes), "--out", str(run_dir), "--no-progress", *sets)
+        run("TopoFreeRL/inference.py", "--model", str(run_dir / "checkpoints" / "final.pt"), "--seed",
+            str(args.eval_seed), "--out", str(run_dir / "eval"), "--no-progress")
+        m = pd.read_csv(run_dir / "metrics.csv")
+        summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+        speed.append({"seed": seed, "wall_s": wall, "rollout_s": m.rollout_s.sum(), "update_s": m.update_s.sum(),
+                      "env_steps_per_s": m.env_steps.sum() / (m.rollout_s.sum() + m.update_s.sum()),
+                      "decision_ms_batch1": summary["decision_ms_batch1"]})
+        episodes.setdefault("TopoFreeRL", []).append(pd.read_csv(run_dir / "eval" / "episodes.csv"))
+    run("Heuristics/inference.py", "--seed", str(args.eval_seed), "--out", str(work / "heuristics"), "--no-progress")
+    for name in ("oracle", "greedy", "maxcompute", "random"):
+        episodes[name] = [pd.read_csv(work / "heuristics" / name / "episodes.csv")]
+
+    quality = {}
+    for name, frames in episodes.items():
+        quality[name] = {m: stratified_bootstrap_ci([f[m].to_numpy() for f in frames])
+                         for m in ("latency_ms", "cost", "reward")}
+    oracle = quality["oracle"]["reward"][0]
+    for q in quality.values():
+        q["gap_to_oracle_pct"] = 100 * (oracle - q["reward"][0]) / abs(oracle)
+    out = {"speed": speed, "quality": quality, "work": str(work)}
+    if args.json:
+        print(json.dumps(out))
+        return out
+    print(pd.DataFrame(speed).round(3).to_string(index=False))
+    print(f"\nquality on the test split, eval seed {args.eval_seed}, TopoFreeRL over seeds {args.seeds}:")
+    print(f"{'scheduler':<11} {'latency ms':>26} {'cost $':>29} {'reward':>28} {'gap %':>6}")
+    for name, q in quality.items():
+        cells = [f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]" for (m, lo, hi), d in
+                 ((q["latency_ms"], 1), (q["cost"], 5), (q["reward"], 4))]
+        print(f"{name:<11} {cells[0]:>26} {cells[1]:>29} {cells[2]:>28} {q['gap_to_oracle_pct']:>6.2f}")
+    print(f"\nruns and evaluations kept in {work}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
