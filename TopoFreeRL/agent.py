@@ -29,11 +29,11 @@ from torch import nn
 from edgesim.dataset import Dataset
 from edgesim.physics import EXPECTED_TRAP_MS
 from edgesim.simulator import Observation, Simulator
-from schedkit.rollout import MASK_VALUE
+from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
 
 from .model import ActorCritic
 
-REFERENCE_STATE_DIM = 10
+REFERENCE_STATE_DIM = BASE_STATE_DIM + 3
 TOKEN_SCALE = 2000.0
 QUEUE_NORM_MS = 5000.0
 HIGH_COMPUTE_QUANTILE = 0.9
@@ -63,15 +63,13 @@ def _telemetry_latency(ds: Dataset, kind: str) -> np.ndarray:
     return np.where(ds.is_trap, EXPECTED_TRAP_MS, mean)
 
 
-class TopoFreeAgent(nn.Module):
+class TopoFreeAgent(MaskedAgent):
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
-        super().__init__()
+        super().__init__(ds, cfg, device)
         if cfg["state"] not in ("reference", "extended"):
             raise ValueError(f"config 'state' must be 'reference' or 'extended', got {cfg['state']!r}")
         self.extended = cfg["state"] == "extended"
         self.n_types = len(ds.type_names)
-        self.mask_training = bool(cfg["mask"])
-        self.greedy = False  # evaluation: argmax over valid servers, masking always on
         g = cfg["guidance"]
         self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
         n = ds.n_servers
@@ -92,9 +90,6 @@ class TopoFreeAgent(nn.Module):
         buf("neighbours", nbr, torch.long)
         buf("out_bandwidth", bw / max(bw.max(), 1e-8))
         buf("high_near", high_near.astype(np.float32))
-        lon0, lon1, lat0, lat1 = ds.lon.min(), ds.lon.max(), ds.lat.min(), ds.lat.max()
-        buf("geo", [(lon0 + lon1) / 2, max(lon1 - lon0, 1e-3) / 2, (lat0 + lat1) / 2, max(lat1 - lat0, 1e-3) / 2])
-        self.n_regions = len(ds.regions)
         state_dim = REFERENCE_STATE_DIM + (self.n_types + 1 if self.extended else 0)
         self.net = ActorCritic(state_dim, n).to(device)
 
@@ -102,32 +97,24 @@ class TopoFreeAgent(nn.Module):
         return [self.net.actor, self.net.critic]
 
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
-        B = sim.batch_size
         prev = obs.prev_server.clamp_min(0)
         has_prev = (obs.prev_server >= 0).float()
         nbr = self.neighbours[prev]  # (B, D)
         wait = sim.queue_wait().float().gather(1, nbr.clamp_min(0))
         valid_nbr = (nbr >= 0).float()
         nbr_wait = (wait * valid_nbr).sum(1) / valid_nbr.sum(1).clamp_min(1) / QUEUE_NORM_MS
-        state = torch.stack([
-            obs.progress.float(),
-            (obs.task_lon.float() - self.geo[0]) / self.geo[1],
-            (obs.task_lat.float() - self.geo[2]) / self.geo[3],
-            obs.prev_region.float() / max(self.n_regions - 1, 1),
-            *weights.float().expand(B, 3).T,
+        state = torch.cat([self.base_state(sim, obs, weights), torch.stack([
             has_prev * nbr_wait.clamp(0, 1),
             has_prev * self.out_bandwidth[prev],
             has_prev * self.high_near[prev],
-        ], 1)
+        ], 1)], 1)
         if self.extended:
             one_hot = torch.nn.functional.one_hot(obs.required_type, self.n_types).float()
             state = torch.cat([state, one_hot, (obs.tokens.float() / TOKEN_SCALE)[:, None]], 1)
-        mask = sim.valid_mask() if (self.mask_training or self.greedy) else torch.ones(
-            (B, sim.n_servers), dtype=torch.bool, device=sim.device)
-        return {"state": state, "progress": obs.progress.float(), "mask": mask}
+        return {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
 
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         logits, value = self.net(feats["state"], self.telemetry)
         alpha = self.alpha0 + self.alpha_slope * feats["progress"]
         logits = logits + alpha[:, None] * self.telemetry_z
-        return logits.masked_fill(~feats["mask"], MASK_VALUE), value
+        return self.masked(logits, feats["mask"]), value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from . import physics as P
@@ -67,18 +68,21 @@ class Topology:
 class TaskBatch:
     """One split's tasks on the device."""
 
-    def __init__(self, ds: Dataset, split: str, device, dtype):
+    def __init__(self, ds: Dataset, split: str, device, dtype, subset=None):
         if split not in ds.tasks:
             raise DatasetError(f"unknown split {split!r}; the dataset has {sorted(ds.tasks)}")
         t = ds.tasks[split]
-        self.ids = t.ids
-        self.k = len(t)
-        self.lon = torch.tensor(t.lon, dtype=dtype, device=device)
-        self.lat = torch.tensor(t.lat, dtype=dtype, device=device)
-        self.region = torch.tensor(t.region, device=device)
-        self.n_steps = torch.tensor(t.n_steps, device=device)
-        self.types = torch.tensor(t.types, device=device)
-        self.tokens = torch.tensor(t.tokens, dtype=dtype, device=device)
+        rows = np.arange(len(t)) if subset is None else np.asarray(subset, dtype=np.int64)
+        if len(rows) == 0 or rows.min() < 0 or rows.max() >= len(t):
+            raise ValueError(f"task subset must be non-empty indices into the {len(t)} {split} tasks")
+        self.ids = [t.ids[i] for i in rows]
+        self.k = len(rows)
+        self.lon = torch.tensor(t.lon[rows], dtype=dtype, device=device)
+        self.lat = torch.tensor(t.lat[rows], dtype=dtype, device=device)
+        self.region = torch.tensor(t.region[rows], device=device)
+        self.n_steps = torch.tensor(t.n_steps[rows], device=device)
+        self.types = torch.tensor(t.types[rows], device=device)
+        self.tokens = torch.tensor(t.tokens[rows], dtype=dtype, device=device)
         self.max_steps = int(t.types.shape[1])
 
 
@@ -114,13 +118,14 @@ class Simulator:
     fading, interference, trap coin) from the noise generator, or takes them from `uniforms`
     (common random numbers across schedulers; the executable-spec tests replay them).
     Task draws use a separate generator, so the noise stream does not depend on episode lengths.
+    `task_subset` restricts the split to some of its task indices (e.g. a validation slice).
     With `autoreset=False` finished rows stay at their terminal state (step == n_steps) until
     `reset_done(done)`; the Gymnasium wrappers use this to return terminal observations.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
                  seed: int = 0, device: str | torch.device = "cpu", profile: str = "paper",
-                 dtype: torch.dtype = torch.float64, autoreset: bool = True):
+                 dtype: torch.dtype = torch.float64, autoreset: bool = True, task_subset=None):
         if profile not in PROFILES:
             raise ValueError(f"profile {profile!r} is not implemented; available: {PROFILES}")
         if order not in ("random", "sequential"):
@@ -130,7 +135,7 @@ class Simulator:
         self.dataset, self.batch_size, self.split, self.order, self.profile = dataset, batch_size, split, order, profile
         self.device, self.dtype, self.autoreset = torch.device(device), dtype, autoreset
         self.net = Topology(dataset, self.device, dtype)
-        self.tasks = TaskBatch(dataset, split, self.device, dtype)
+        self.tasks = TaskBatch(dataset, split, self.device, dtype, task_subset)
         self.n_servers = self.net.n
         self.reset(seed)
 

@@ -30,6 +30,9 @@ class Agent(Protocol):
 
     def networks(self) -> list[torch.nn.Module]: ...  # gradient norms are clipped per network
 
+    # optional: `reward_bonus(actions) -> (B,)`, added to the scalarised reward of each step
+    # (PF-PPO's fairness term); it may keep state, which then belongs in the agent's state_dict
+
 
 def masked_log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(log-probabilities, entropy) of a categorical whose masked logits are MASK_VALUE."""
@@ -66,17 +69,19 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         logp_all, _ = masked_log_probs(logits)
         action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
         obs, reward, done, info = sim.step(action)
+        bonus = agent.reward_bonus(action) if hasattr(agent, "reward_bonus") else torch.zeros_like(value)
         keep = info["episode"] < episodes
         finished += int((done & keep).sum())
         steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),
-                      "value": value, "reward": reward, "done": done, "keep": keep, "info": info})
+                      "value": value, "reward": reward, "bonus": bonus, "done": done, "keep": keep,
+                      "info": info})
 
     def stack(key):
         return torch.stack([s[key] for s in steps])
 
     reward_vec = stack("reward")  # (T, B, 3)
     keep, done = stack("keep"), stack("done")
-    scalar = (reward_vec @ weights.to(reward_vec.dtype)).float()
+    scalar = (reward_vec @ weights.to(reward_vec.dtype)).float() + stack("bonus").float()
     values = stack("value").float()
     adv, ret = gae(scalar, values, done, torch.zeros_like(values[0]), gamma, lam)
     flat = keep.reshape(-1).nonzero().squeeze(1)

@@ -30,6 +30,7 @@ from .runs import (CheckpointError, MetricsLog, dataset_identity, load_checkpoin
                    save_checkpoint, write_config)
 
 AgentFactory = Callable[[Dataset, dict, torch.device], nn.Module]
+SHOWN = ("return", "latency_ms", "cost", "loss", "val_reward", "val_latency_ms")  # in the closing line
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -131,8 +132,10 @@ def latest_checkpoint(run: Path) -> Path | None:
     return final if final.exists() else (ckpts[-1] if ckpts else None)
 
 
-def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, argv: list[str] | None = None) -> Path:
-    """Shared `train.py`: resolve the config, make or resume a run directory, train, point `latest`."""
+def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, argv: list[str] | None = None,
+               train_fn: Callable[..., dict[str, Any]] = train) -> Path:
+    """Shared `train.py`: resolve the config, make or resume a run directory, train, point `latest`.
+    `train_fn` (default: the PPO loop) has the signature of `train`."""
     args = parse_train_args(description, argv)
     resume_state = None
     try:
@@ -165,11 +168,10 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
     write_config(run, cfg)
     print(f"{cfg['algo']}: {ds.summary()} -> {run}")
     t0 = time.perf_counter()
-    final = train(cfg, ds, make_agent, run, resume_state, progress=not args.no_progress)
+    final = train_fn(cfg, ds, make_agent, run, resume_state, progress=not args.no_progress)
     point_latest(run)
-    print(f"done in {time.perf_counter() - t0:.1f} s: return {final.get('return', float('nan')):.4f}, "
-          f"latency {final.get('latency_ms', float('nan')):.1f} ms, cost {final.get('cost', float('nan')):.5f}; "
-          f"final checkpoint {run / 'checkpoints' / 'final.pt'}")
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if k in SHOWN)
+    print(f"done in {time.perf_counter() - t0:.1f} s: {shown}; final checkpoint {run / 'checkpoints' / 'final.pt'}")
     return run
 
 

@@ -9,7 +9,9 @@ import pytest
 from conftest import run_script
 
 SCRIPTS = ["Heuristics/inference.py", "data1/generate.py", "bench/env_throughput.py", "TopoFreeRL/train.py",
-           "TopoFreeRL/inference.py", "bench/topofreerl.py", "bench/oracle_agreement.py"]
+           "TopoFreeRL/inference.py", "bench/compare_learned.py", "bench/oracle_agreement.py",
+           "PPO_algorithm/train.py", "PPO_algorithm/inference.py", "PFAPPO/train.py", "PFAPPO/inference.py",
+           "Stark_Scheduler/train.py", "Stark_Scheduler/inference.py"]
 SUMMARY_KEYS = {"episodes", "mean_latency_ms", "p99_latency_ms", "mean_queue_ms", "mean_cost", "mean_reward",
                 "trap_hit_rate", "fallback_rate", "switches", "decision_ms"}
 EPISODE_COLUMNS = {"episode", "task_id", "latency_ms", "network_ms", "compute_ms", "queue_ms", "cost", "reward",

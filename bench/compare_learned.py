@@ -1,13 +1,14 @@
-"""TopoFreeRL targets: training time, decision time and quality against the oracle.
+"""Learned schedulers against the oracle and heuristics: training time, decision time, quality.
 
-    python bench/topofreerl.py                      # 3 seeds, full default budget (about 2 minutes here)
-    python bench/topofreerl.py --seeds 42 --epochs 10 --episodes 50   # a quick look
+    python bench/compare_learned.py                                  # all four, 3 seeds, full budget
+    python bench/compare_learned.py --algos TopoFreeRL --set lr=1e-3  # one algorithm, a config change
+    python bench/compare_learned.py --seeds 42 --epochs 10 --episodes 50   # a quick look
 
-For each seed, the full training command runs through the shell and is timed start-up included.
-Then inference runs on the test split, and the heuristics and the oracle run on the same tasks with
-the same evaluation seed. Prints wall time, env steps/s and the rollout/update split, then latency,
-cost and reward as mean [95% stratified bootstrap CI] over seeds and episodes, and the gap to the
-oracle's reward.
+For each algorithm and seed, the training command runs through the shell and is timed, start-up
+included. Then inference runs on the test split, and the heuristics and the oracle run on the same
+tasks with the same evaluation seed. Every learned method gets the same mask, protocol, seeds and
+budget (epochs x episodes). Prints wall times and time splits, then latency, cost and reward as
+mean [95% stratified bootstrap CI] over seeds and episodes, and the gap to the oracle's reward.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ import pandas as pd  # noqa: E402
 
 from schedkit.stats import stratified_bootstrap_ci  # noqa: E402
 
+FOLDERS = {"TopoFreeRL": "TopoFreeRL", "PPO": "PPO_algorithm", "PFAPPO": "PFAPPO", "Stark": "Stark_Scheduler"}
+SPLIT_COLUMNS = ("rollout_s", "update_s", "train_s", "val_s")  # whichever the algorithm logs
+
 
 def run(*args: str) -> float:
     t0 = time.perf_counter()
@@ -35,6 +39,7 @@ def run(*args: str) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algos", nargs="+", default=list(FOLDERS), choices=list(FOLDERS), help="learned algorithms")
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="training seeds")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--episodes", type=int, default=200, help="episodes per epoch")
@@ -47,18 +52,20 @@ def main(argv: list[str] | None = None) -> dict:
     sets = [x for kv in args.set for x in ("--set", kv)]
 
     speed, episodes = [], {}
-    for seed in args.seeds:
-        run_dir = work / f"seed{seed}"
-        wall = run("TopoFreeRL/train.py", "--seed", str(seed), "--epochs", str(args.epochs), "--episodes",
-                   str(args.episodes), "--out", str(run_dir), "--no-progress", *sets)
-        run("TopoFreeRL/inference.py", "--model", str(run_dir / "checkpoints" / "final.pt"), "--seed",
-            str(args.eval_seed), "--out", str(run_dir / "eval"), "--no-progress")
-        m = pd.read_csv(run_dir / "metrics.csv")
-        summary = json.loads((run_dir / "eval" / "summary.json").read_text())
-        speed.append({"seed": seed, "wall_s": wall, "rollout_s": m.rollout_s.sum(), "update_s": m.update_s.sum(),
-                      "env_steps_per_s": m.env_steps.sum() / (m.rollout_s.sum() + m.update_s.sum()),
-                      "decision_ms_batch1": summary["decision_ms_batch1"]})
-        episodes.setdefault("TopoFreeRL", []).append(pd.read_csv(run_dir / "eval" / "episodes.csv"))
+    for algo in args.algos:
+        folder = FOLDERS[algo]
+        for seed in args.seeds:
+            run_dir = work / algo / f"seed{seed}"
+            wall = run(f"{folder}/train.py", "--seed", str(seed), "--epochs", str(args.epochs), "--episodes",
+                       str(args.episodes), "--out", str(run_dir), "--no-progress", *sets)
+            run(f"{folder}/inference.py", "--model", str(run_dir / "checkpoints" / "final.pt"), "--seed",
+                str(args.eval_seed), "--out", str(run_dir / "eval"), "--no-progress")
+            m = pd.read_csv(run_dir / "metrics.csv")
+            summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+            speed.append({"algo": algo, "seed": seed, "wall_s": wall,
+                          **{c: m[c].sum() for c in SPLIT_COLUMNS if c in m.columns},
+                          "decision_ms_batch1": summary["decision_ms_batch1"]})
+            episodes.setdefault(algo, []).append(pd.read_csv(run_dir / "eval" / "episodes.csv"))
     run("Heuristics/inference.py", "--seed", str(args.eval_seed), "--out", str(work / "heuristics"), "--no-progress")
     for name in ("oracle", "greedy", "maxcompute", "random"):
         episodes[name] = [pd.read_csv(work / "heuristics" / name / "episodes.csv")]
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(out))
         return out
     print(pd.DataFrame(speed).round(3).to_string(index=False))
-    print(f"\nquality on the test split, eval seed {args.eval_seed}, TopoFreeRL over seeds {args.seeds}:")
+    print(f"\nquality on the test split, eval seed {args.eval_seed}, learned methods over seeds {args.seeds}:")
     print(f"{'scheduler':<11} {'latency ms':>26} {'cost $':>29} {'reward':>28} {'gap %':>6}")
     for name, q in quality.items():
         cells = [f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]" for (m, lo, hi), d in

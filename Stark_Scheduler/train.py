@@ -1,0 +1,140 @@
+"""Train the STARK-style transformer scheduler by imitation of the greedy expert.
+
+    python Stark_Scheduler/train.py --data data1 --regions Server1_Trap --epochs 100
+
+Each epoch the vectorised simulator plays `episodes` training tasks with the greedy expert. Every
+decision becomes a labelled example (the expert's server among the candidates), and the model
+trains on them with masked cross-entropy (AdamW, cosine learning-rate schedule over epochs).
+Model selection uses a held-out slice of the *train* split (`val_fraction`, the last tasks in
+file order), never the test split. final.pt holds the epoch with the best validation reward.
+metrics.csv logs loss, accuracy, validation accuracy, latency and reward per epoch. Same flags,
+run directory and --resume as TopoFreeRL/train.py.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from edgesim.dataset import Dataset  # noqa: E402
+from edgesim.physics import EVAL_WEIGHTS  # noqa: E402
+from edgesim.simulator import Simulator  # noqa: E402
+from Heuristics.policies import GreedyPolicy  # noqa: E402
+from schedkit.cli import resolve_device  # noqa: E402
+from schedkit.evaluation import evaluate  # noqa: E402
+from schedkit.inference import GreedyAgentPolicy  # noqa: E402
+from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint  # noqa: E402
+from schedkit.trainer import AgentFactory, epoch_seed, train_main  # noqa: E402
+from Stark_Scheduler.model import StarkAgent  # noqa: E402
+
+WEIGHTS = torch.tensor(EVAL_WEIGHTS)
+
+
+@torch.no_grad()
+def demonstrations(sim: Simulator, agent: StarkAgent, expert: GreedyPolicy, episodes: int, seed: int):
+    """Features and expert labels of every decision of `episodes` expert-played episodes.
+
+    Returns (features, labels, coverage): labels index the candidate list; decisions whose expert
+    choice is not a candidate are dropped and counted in `coverage` (the share kept)."""
+    obs = sim.reset(seed)
+    feats, labels, in_set, finished = [], [], [], 0
+    while finished < episodes:
+        f = agent.features(sim, obs, WEIGHTS)
+        a = expert.act(sim, obs)
+        hit = f["cands"] == a[:, None]
+        obs, _, done, info = sim.step(a)
+        keep = info["episode"] < episodes
+        finished += int((done & keep).sum())
+        feats.append({k: v[keep] for k, v in f.items()})
+        labels.append(hit.float().argmax(1)[keep])
+        in_set.append(hit.any(1)[keep])
+    found = torch.cat(in_set)
+    features = {k: torch.cat([f[k] for f in feats])[found] for k in feats[0]}
+    return features, torch.cat(labels)[found], float(found.float().mean())
+
+
+def accuracy(agent: StarkAgent, feats: dict, labels: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((agent.net(feats["task"], feats["servers"], feats["pad"]).argmax(1) == labels).float().mean())
+
+
+def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: dict | None = None,
+                    progress: bool = True) -> dict:
+    device = resolve_device(cfg["device"])
+    torch.manual_seed(cfg["seed"])
+    agent = make_agent(ds, cfg, device)
+    opt = torch.optim.AdamW(agent.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    epochs, episodes, batch = cfg["epochs"], cfg["episodes"], cfg["minibatch"]
+    n_tasks = len(ds.tasks["train"])
+    n_val = max(1, math.ceil(cfg["val_fraction"] * n_tasks))
+    if n_val >= n_tasks:
+        raise SystemExit(f"error: val_fraction {cfg['val_fraction']} leaves no training tasks of {n_tasks}")
+    train_idx, val_idx = np.arange(n_tasks - n_val), np.arange(n_tasks - n_val, n_tasks)
+    sim = Simulator(ds, episodes, "train", "random", cfg["seed"], device, cfg["profile"], task_subset=train_idx)
+    val_sim = Simulator(ds, n_val, "train", "sequential", cfg["seed"], device, cfg["profile"], task_subset=val_idx)
+    expert = GreedyPolicy(sim)
+    val_feats, val_labels, _ = demonstrations(val_sim, agent, GreedyPolicy(val_sim), n_val, cfg["seed"])
+    start, best = 0, {"reward": -math.inf, "epoch": -1, "model": None}
+    if resume is not None:
+        agent.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        start, best = resume["epoch"], resume["best"]
+    log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
+
+    def checkpoint(name: str, next_epoch: int, model_state: dict) -> None:
+        save_checkpoint(run / "checkpoints" / name, {
+            "algo": cfg["algo"], "epoch": next_epoch, "model": model_state, "optimizer": opt.state_dict(),
+            "best": best, "dwa": {"weights": list(EVAL_WEIGHTS), "moving_mean": None}, "prev_losses": None,
+            "config": cfg, "dataset": dataset_identity(ds)})
+
+    row: dict = {}
+    for epoch in tqdm(range(start, epochs), initial=start, total=epochs, desc=cfg["algo"], unit="epoch",
+                      disable=not progress):
+        seed = epoch_seed(cfg["seed"], epoch)
+        lr = cfg["lr"] * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        t0 = time.perf_counter()
+        agent.train()
+        feats, labels, coverage = demonstrations(sim, agent, expert, episodes, seed)
+        fresh_acc = accuracy(agent, feats, labels)  # on states the model has not trained on yet
+        gen = torch.Generator(device).manual_seed(seed)
+        losses = []
+        for _ in range(cfg["passes"]):
+            perm = torch.randperm(len(labels), generator=gen, device=device)
+            for i in range(0, len(labels), batch):
+                idx = perm[i:i + batch]
+                scores = agent.net(feats["task"][idx], feats["servers"][idx], feats["pad"][idx])
+                loss = F.cross_entropy(scores, labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg["max_grad_norm"])
+                opt.step()
+                losses.append(loss.item())
+        t1 = time.perf_counter()
+        val = evaluate(val_sim, GreedyAgentPolicy(cfg["algo"], agent, WEIGHTS), n_val, progress=False)
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": fresh_acc,
+               "val_accuracy": accuracy(agent, val_feats, val_labels), "val_latency_ms": float(val.latency_ms.mean()),
+               "val_reward": float(val.reward.mean()), "val_cost": float(val.cost.mean()), "coverage": coverage,
+               "decisions": len(labels), "lr": lr, "train_s": t1 - t0, "val_s": time.perf_counter() - t1}
+        if row["val_reward"] > best["reward"]:
+            best = {"reward": row["val_reward"], "epoch": epoch,
+                    "model": {k: v.detach().clone() for k, v in agent.state_dict().items()}}
+        log.append(row)
+        if (epoch + 1) % cfg["checkpoint_every"] == 0:
+            checkpoint(f"epoch_{epoch + 1:04d}.pt", epoch + 1, agent.state_dict())
+    checkpoint("final.pt", epochs, best["model"] if best["model"] is not None else agent.state_dict())
+    return row | {"selected_epoch": best["epoch"]}
+
+
+if __name__ == "__main__":
+    train_main(HERE / "config.yaml", StarkAgent, __doc__, train_fn=train_imitation)
