@@ -11,12 +11,28 @@ def stratified_bootstrap_ci(groups: list[np.ndarray], n_boot: int = 2000, level:
     Each bootstrap sample resamples the episodes within every group, so seeds keep equal weight
     and the interval reflects episode noise within them.
     """
-    rng = np.random.default_rng(seed)
     groups = [np.asarray(g, dtype=float) for g in groups]
     point = float(np.mean([g.mean() for g in groups]))
-    boot = np.zeros(n_boot)
-    for g in groups:
-        boot += g[rng.integers(0, len(g), (n_boot, len(g)))].mean(1)
-    boot /= len(groups)
+    boot = stratified_bootstrap_means(groups, n_boot, seed)
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     return point, float(lo), float(hi)
+
+
+def stratified_bootstrap_means(groups: list[np.ndarray], n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """(n_boot, ...) bootstrap replicates of the mean over groups of each group's mean.
+
+    Groups may be (n_i,) or (n_i, k) arrays; rows are resampled jointly, so the k columns keep
+    their correlation (used for the latency-cost confidence ellipses)."""
+    rng = np.random.default_rng(seed)
+    boot = 0.0
+    for g in groups:
+        g = np.asarray(g, dtype=float)
+        boot = boot + g[rng.integers(0, len(g), (n_boot, len(g)))].mean(1)
+    return boot / len(groups)
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% of values (robust to a few outliers)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    return float(x[n // 4: n - n // 4].mean()) if n >= 4 else float(x.mean())

@@ -147,6 +147,10 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
             resume_state = load_checkpoint(ckpt)
             cfg = resume_state["config"]
             if resume_state["epoch"] >= cfg["epochs"]:
+                final = run / "checkpoints" / "final.pt"
+                if not final.exists():  # killed between the last epoch checkpoint and final.pt
+                    save_checkpoint(final, resume_state)
+                    point_latest(run)
                 print(f"{run} already finished ({cfg['epochs']} epochs)")
                 return run
             print(f"resuming {run} from {ckpt.name} (epoch {resume_state['epoch']})")

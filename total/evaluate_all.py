@@ -1,0 +1,114 @@
+"""Evaluate every finished run under results/, and every heuristic and the oracle, on the same
+tasks and evaluation seeds. All seeds of every run are included, never a hand-picked subset.
+
+    python total/evaluate_all.py --data data1 --region Server1_Trap [--eval-seeds 0 1 2]
+
+Writes results/eval/<region>/episodes.csv: one tidy row per (algo, train seed, eval seed,
+episode), with the run folder and every metric. Also writes summary.csv: per algorithm, the
+mean and 95% stratified bootstrap CI over runs and episodes of reward, latency and cost, plus
+the IQM of reward, p99 latency and decision time. Runs whose checkpoint was trained on another
+dataset are listed and skipped; a corrupted checkpoint stops the evaluation with its path.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from common import HEURISTICS, agent_factory, eval_dir, final_checkpoints, label, sort_algos
+
+from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
+from schedkit.cli import load_or_exit, resolve_device  # noqa: E402
+from schedkit.evaluation import eval_simulator, evaluate  # noqa: E402
+from schedkit.inference import GreedyAgentPolicy  # noqa: E402
+from schedkit.io import write_csv  # noqa: E402
+from schedkit.runs import CheckpointError, load_checkpoint  # noqa: E402
+from schedkit.stats import iqm, stratified_bootstrap_ci  # noqa: E402
+from schedkit.trainer import frozen_weights  # noqa: E402
+
+METRICS = ("reward", "latency_ms", "cost")
+
+
+def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
+    rows = []
+    for algo in sort_algos(episodes["algo"].unique()):
+        d = episodes[episodes["algo"] == algo]
+        groups = [g for _, g in d.groupby(["train_seed", "eval_seed"], dropna=False)]
+        row = {"algo": algo, "label": label(algo), "train_seeds": int(d["train_seed"].nunique()),
+               "eval_seeds": int(d["eval_seed"].nunique()), "episodes": len(d), "n_servers": n_servers}
+        for m in METRICS:
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = stratified_bootstrap_ci([g[m].to_numpy() for g in groups])
+        row["reward_iqm"] = iqm(d["reward"].to_numpy())
+        row["p99_latency_ms"] = float(np.percentile(d["latency_ms"], 99))
+        row["decision_ms"] = float(d["decision_ms"].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data1")
+    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--episodes", type=int, help="episodes per evaluation (default: every task of the split)")
+    p.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="evaluation seeds (default: 0)")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    results, device = Path(args.results), resolve_device(args.device)
+    ds = load_or_exit(args.data, args.region)
+    episodes = args.episodes or len(ds.tasks[args.split])
+    frames, skipped = [], []
+
+    def run_policy(algo, policy_for_seed, train_seed, run):
+        for es in args.eval_seeds:
+            sim = eval_simulator(ds, args.split, episodes, es, device)
+            df = evaluate(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
+            df.insert(0, "run", run)
+            df.insert(0, "eval_seed", es)
+            df.insert(0, "train_seed", train_seed)
+            df.insert(0, "algo", algo)
+            frames.append(df)
+
+    for ckpt in final_checkpoints(results):
+        try:
+            state = load_checkpoint(ckpt, map_location=device)
+        except CheckpointError as e:
+            sys.exit(f"error: {e}")
+        if state["dataset"]["fingerprint"] != ds.fingerprint:
+            skipped.append(f"{ckpt} (trained on {state['dataset']['regions']})")
+            continue
+        cfg = state["config"]
+        agent = agent_factory(cfg["algo"])(ds, cfg, device)
+        agent.load_state_dict(state["model"])
+        policy = GreedyAgentPolicy(cfg["algo"], agent, torch.tensor(frozen_weights(state), dtype=torch.float32))
+        run_policy(cfg["algo"], lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
+        print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
+    oracle_plans: dict = {}
+    for name in HEURISTICS:
+        def make(sim, es, name=name):
+            policy = POLICIES[name](sim, seed=es)
+            if isinstance(policy, OraclePolicy):
+                policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
+            return policy
+        run_policy(name, make, np.nan, "")
+    table = pd.concat(frames, ignore_index=True)
+    out = eval_dir(results, args.region)
+    write_csv(out / "episodes.csv", table)
+    summary = summarize_runs(table, ds.n_servers)
+    write_csv(out / "summary.csv", summary)
+    for s in skipped:
+        print(f"skipped {s}")
+    cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "latency_ms", "cost"]
+    print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {out / 'episodes.csv'} and {out / 'summary.csv'}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The results table in Markdown, CSV and LaTeX (booktabs), from results/eval/<region>/summary.csv.
+
+    python total/make_table.py [--results DIR] [--figures DIR] [--region Server1_Trap]
+
+Each cell is "mean [95% CI]". A column's best value is bold only where its CI does not overlap
+the CI of any other scheduler (higher reward, lower latency and cost are better).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from common import eval_dir, missing
+
+from schedkit.io import atomic_write_text, write_csv  # noqa: E402
+
+COLUMNS = [("reward", "Reward", 4, max), ("latency_ms", "Latency (ms)", 1, min), ("cost", "Cost ($)", 5, min)]
+
+
+def best_rows(summary: pd.DataFrame, metric: str, better) -> set[int]:
+    """Index of the best row when its CI is clear of every other row's CI, else nothing."""
+    i = summary[metric].idxmax() if better is max else summary[metric].idxmin()
+    lo, hi = summary.loc[i, f"{metric}_lo"], summary.loc[i, f"{metric}_hi"]
+    others = summary.drop(index=i)
+    clear = (others[f"{metric}_hi"] < lo).all() if better is max else (others[f"{metric}_lo"] > hi).all()
+    return {i} if clear else set()
+
+
+def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
+    cells, bold = {}, {}
+    for metric, name, digits, better in COLUMNS:
+        bold[metric] = best_rows(summary, metric, better)
+        cells[name] = [f"{r[metric]:.{digits}f} [{r[metric + '_lo']:.{digits}f}, {r[metric + '_hi']:.{digits}f}]"
+                       for _, r in summary.iterrows()]
+    table = pd.DataFrame({"Scheduler": summary["label"], **cells, "IQM reward": summary["reward_iqm"].round(4),
+                          "Seeds": summary["train_seeds"], "Episodes": summary["episodes"]})
+    md_rows, tex_rows = [], []
+    for i, row in table.iterrows():
+        md, tex = [], []
+        for col in table.columns:
+            metric = next((m for m, n, _, _ in COLUMNS if n == col), None)
+            text = str(row[col])
+            strong = metric is not None and summary.index[i] in bold[metric]
+            md.append(f"**{text}**" if strong else text)
+            tex.append(f"\\textbf{{{text}}}" if strong else text)
+        md_rows.append("| " + " | ".join(md) + " |")
+        tex_rows.append(" & ".join(tex).replace("$", "\\$").replace("%", "\\%") + r" \\")
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
+    markdown = header + "\n" + "\n".join(md_rows) + "\n"
+    latex = ("\\begin{tabular}{l" + "r" * (len(table.columns) - 1) + "}\n\\toprule\n"
+             + " & ".join(c.replace("$", "\\$") for c in table.columns) + r" \\" + "\n\\midrule\n"
+             + "\n".join(tex_rows) + "\n\\bottomrule\n\\end{tabular}\n")
+    return markdown, table, latex
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="results")
+    p.add_argument("--figures", default="total/figures", help="output folder (default: total/figures)")
+    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    args = p.parse_args(argv)
+    src = eval_dir(Path(args.results), args.region) / "summary.csv"
+    missing([src])
+    markdown, table, latex = build(pd.read_csv(src))
+    out = Path(args.figures)
+    atomic_write_text(out / "results_table.md", markdown)
+    write_csv(out / "results_table.csv", table)
+    atomic_write_text(out / "results_table.tex", latex)
+    print(markdown)
+    print(f"wrote {out}/results_table.{{md,csv,tex}}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

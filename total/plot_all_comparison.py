@@ -1,0 +1,29 @@
+"""Every figure from the saved results: learning curves, latency CDF, latency/cost breakdown,
+latency-vs-cost Pareto, DWA weights, scalability (PNG + PDF each), then the results table.
+
+    python total/plot_all_comparison.py [--results DIR] [--figures DIR] [--region Server1_Trap]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import make_table
+import plot_cost_breakdown
+import plot_dwa
+import plot_latency_cdf
+import plot_learning_curves
+import plot_pareto
+import plot_scalability
+from common import figure_main
+
+FIGURES = [plot_learning_curves, plot_latency_cdf, plot_cost_breakdown, plot_pareto, plot_dwa, plot_scalability]
+
+
+def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
+    written = [p for module in FIGURES for p in module.draw(results, figures, regions)]
+    table = make_table.main(["--results", str(results), "--figures", str(figures), "--region", *regions])
+    return written + [table / f"results_table.{ext}" for ext in ("md", "csv", "tex")]
+
+
+if __name__ == "__main__":
+    figure_main(draw, __doc__)

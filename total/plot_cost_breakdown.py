@@ -1,0 +1,43 @@
+"""Where latency and cost come from, per scheduler: stacked network / compute / queue latency
+per episode, and the compute cost beside it.
+
+    python total/plot_cost_breakdown.py [--results DIR] [--figures DIR]
+
+The paper profile charges only compute (per-token) cost; network transfer has latency but no
+price, so the cost panel has a single component.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from common import COLORS, figure_main, label, load_eval, save, sort_algos, style
+
+PARTS = [("network_ms", "network", "#56B4E9"), ("compute_ms", "compute", "#E69F00"), ("queue_ms", "queue", "#999999")]
+
+
+def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
+    episodes, _ = load_eval(results, regions)
+    algos = sort_algos(episodes["algo"].unique())
+    means = episodes.groupby("algo")[[p for p, _, _ in PARTS] + ["cost"]].mean().loc[algos]
+    plt = style()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.0, 2.6), gridspec_kw={"width_ratios": [3, 2]})
+    x = np.arange(len(algos))
+    bottom = np.zeros(len(algos))
+    for col, name, color in PARTS:
+        ax1.bar(x, means[col], bottom=bottom, color=color, label=name, width=0.7)
+        bottom += means[col].to_numpy()
+    ax1.set_ylabel("mean latency per episode (ms)")
+    ax1.set_title("Latency breakdown")
+    ax1.legend(frameon=False)
+    ax2.bar(x, means["cost"], color=[COLORS.get(a) for a in algos], width=0.7)
+    ax2.set_ylabel("mean compute cost per episode ($)")
+    ax2.set_title("Cost (compute only in this profile)")
+    for ax in (ax1, ax2):
+        ax.set_xticks(x, [label(a) for a in algos], rotation=45, ha="right")
+    return save(fig, figures, "cost_breakdown")
+
+
+if __name__ == "__main__":
+    figure_main(draw, __doc__)

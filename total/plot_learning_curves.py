@@ -1,0 +1,81 @@
+"""Learning curves: reward (fixed evaluation weights), latency and cost per epoch, mean over training
+seeds with a 95% bootstrap band, the heuristics and the oracle as horizontal lines.
+
+    python total/plot_learning_curves.py [--results DIR] [--figures DIR] [--smooth 5]
+
+Curves of the PPO methods are their training rollouts (stochastic policy, train split); STARK's
+are its per-epoch validation (greedy policy, held-out train tasks). Horizontal lines are the
+test-split evaluation of the heuristics (total/evaluate_all.py). Every curve gets the same
+trailing moving average (--smooth epochs, documented in the title); nothing else is changed.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import COLORS, HEURISTICS, LEARNED, eval_dir, label, save, sort_algos, style
+
+from schedkit.stats import stratified_bootstrap_means  # noqa: E402
+
+PANELS = [("reward", "reward (weights 0.45/0.40/0.15)"), ("latency_ms", "latency (ms)"), ("cost", "cost ($)")]
+STARK_COLUMNS = {"reward": "val_reward", "latency_ms": "val_latency_ms", "cost": "val_cost"}
+
+
+def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
+    found = {}
+    for algo in LEARNED:
+        runs = [p for p in sorted((results / algo).glob("*/metrics.csv")) if not p.parent.is_symlink()]
+        if runs:
+            found[algo] = [pd.read_csv(p) for p in runs]
+    return found
+
+
+def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> list[Path]:
+    runs = metrics_by_algo(results)
+    if not runs:
+        sys.exit(f"error: missing input files: no {results}/<Algo>/<run>/metrics.csv for any of {list(LEARNED)}")
+    summary_path = eval_dir(results, regions) / "summary.csv"
+    summary = pd.read_csv(summary_path) if summary_path.exists() else None
+    if summary is None:
+        print(f"note: {summary_path} is missing, so no heuristic lines (run total/evaluate_all.py)")
+    plt = style()
+    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.4))
+    for ax, (metric, title) in zip(axes, PANELS):
+        for algo in sort_algos(runs):
+            col = STARK_COLUMNS[metric] if algo == "Stark" else metric
+            frames = [r for r in runs[algo] if col in r.columns]
+            n = min(len(r) for r in frames)
+            curves = np.stack([r[col].to_numpy()[:n] for r in frames])  # (seeds, epochs)
+            curves = pd.DataFrame(curves.T).rolling(smooth, min_periods=1).mean().to_numpy().T
+            boot = stratified_bootstrap_means([curves])  # resample whole seeds (rows), every epoch jointly
+            lo, hi = np.quantile(boot, [0.025, 0.975], axis=0) if len(curves) > 1 else (curves[0], curves[0])
+            x = np.arange(n)
+            color = COLORS.get(algo)
+            ax.plot(x, curves.mean(0), color=color, label=label(algo) + (" (val)" if algo == "Stark" else ""))
+            ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+        if summary is not None:
+            for _, row in summary[summary["algo"].isin(HEURISTICS)].iterrows():
+                ax.axhline(row[metric], color=COLORS.get(row["algo"]), linestyle="--", linewidth=0.8,
+                           label=f"{label(row['algo'])} (test)")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=4, frameon=False, fontsize=7)
+    fig.suptitle(f"Learning curves: mean over seeds, 95% band; {smooth}-epoch moving average on every curve",
+                 fontsize=8, y=1.04)
+    return save(fig, figures, "learning_curves")
+
+
+if __name__ == "__main__":
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="results")
+    p.add_argument("--figures", default="total/figures")
+    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    p.add_argument("--smooth", type=int, default=5, help="moving-average window in epochs, same for every curve")
+    a = p.parse_args()
+    for path in draw(Path(a.results), Path(a.figures), a.region, a.smooth):
+        print(f"wrote {path}")
