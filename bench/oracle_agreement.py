@@ -24,12 +24,12 @@ from schedkit.cli import load_or_exit  # noqa: E402
 from schedkit.inference import GreedyAgentPolicy  # noqa: E402
 from schedkit.runs import check_dataset, load_checkpoint  # noqa: E402
 from schedkit.trainer import frozen_weights  # noqa: E402
-from TopoFreeRL.agent import TopoFreeAgent  # noqa: E402
+from total.common import agent_factory  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a TopoFreeRL checkpoint")
+    p.add_argument("--model", required=True, help="a checkpoint of any learned scheduler")
     p.add_argument("--data", default="data1")
     p.add_argument("--region", nargs="+", default=["Server1_Trap"])
     p.add_argument("--split", default="test", choices=["train", "test"])
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     ds = load_or_exit(args.data, args.region)
     state = load_checkpoint(args.model)
     check_dataset(state, ds, args.model)
-    agent = TopoFreeAgent(ds, state["config"], torch.device("cpu"))
+    agent = agent_factory(state["config"]["algo"])(ds, state["config"], torch.device("cpu"))
     agent.load_state_dict(state["model"])
     learned = GreedyAgentPolicy(state["config"]["algo"], agent, torch.tensor(frozen_weights(state), dtype=torch.float32))
     sim = Simulator(ds, batch_size=len(ds.tasks[args.split]), split=args.split, order="sequential", seed=0)
