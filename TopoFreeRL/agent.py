@@ -100,7 +100,7 @@ class TopoFreeAgent(MaskedAgent):
         prev = obs.prev_server.clamp_min(0)
         has_prev = (obs.prev_server >= 0).float()
         nbr = self.neighbours[prev]  # (B, D)
-        wait = sim.queue_wait().float().gather(1, nbr.clamp_min(0))
+        wait = sim.queue_wait(nbr.clamp_min(0)).float()
         valid_nbr = (nbr >= 0).float()
         nbr_wait = (wait * valid_nbr).sum(1) / valid_nbr.sum(1).clamp_min(1) / QUEUE_NORM_MS
         state = torch.cat([self.base_state(sim, obs, weights), torch.stack([

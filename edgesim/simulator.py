@@ -168,7 +168,7 @@ class Simulator:
         k = self._shown_step()
         return Observation(
             task=t, step=self.step_idx, n_steps=T.n_steps[t], task_lon=T.lon[t], task_lat=T.lat[t], task_region=T.region[t],
-            prev_server=self.prev, prev_region=self.hop_source()[2],
+            prev_server=self.prev, prev_region=self.hop_region(),
             required_type=T.types[t, k], tokens=T.tokens[t, k], now_ms=self.now)
 
     def _shown_step(self) -> torch.Tensor:
@@ -183,8 +183,11 @@ class Simulator:
         """(lon, lat, region) each episode's next hop starts from: the task at step 0, else the previous server."""
         t, first, prev_c = self.task, self.prev < 0, self.prev.clamp_min(0)
         return (torch.where(first, self.tasks.lon[t], self.net.lon[prev_c]),
-                torch.where(first, self.tasks.lat[t], self.net.lat[prev_c]),
-                torch.where(first, self.tasks.region[t], self.net.region[prev_c]))
+                torch.where(first, self.tasks.lat[t], self.net.lat[prev_c]), self.hop_region())
+
+    def hop_region(self) -> torch.Tensor:
+        """(B,) region of each episode's hop source (the task's region at step 0)."""
+        return torch.where(self.prev < 0, self.tasks.region[self.task], self.net.region[self.prev.clamp_min(0)])
 
     def valid_mask(self) -> torch.Tensor:
         """(B, N) bool: servers hosting an instance of each episode's required model type."""
@@ -197,13 +200,16 @@ class Simulator:
         slot = (u * self.net.valid_count[req]).long()
         return self.net.valid_list[req, slot]
 
-    def queue_wait(self) -> torch.Tensor:
-        """(B, N) ms each server would make the episode wait now: max(0, busy_until - now).
-        Built on demand; identically zero in the paper profile (SPEC 3.1), live under contention."""
-        busy = torch.zeros((self.batch_size, self.n_servers), dtype=self.dtype, device=self.device)
-        used = self.hist_server >= 0
-        busy.scatter_reduce_(1, self.hist_server.clamp_min(0), torch.where(used, self.hist_busy, 0.0), "amax")
-        return (busy - self.now[:, None]).clamp_min(0.0)
+    def busy_until(self, servers: torch.Tensor) -> torch.Tensor:
+        """(B, K) time each episode's `servers` (B, K) stay busy, 0 for servers it has not used.
+        O(B x K x steps): the per-episode history, never a B x N table."""
+        match = self.hist_server[:, None, :] == servers[..., None]
+        return torch.where(match, self.hist_busy[:, None, :], 0.0).amax(-1)
+
+    def queue_wait(self, servers: torch.Tensor) -> torch.Tensor:
+        """(B, K) ms the `servers` (B, K) would make each episode wait now: max(0, busy_until - now).
+        Identically zero in the paper profile (SPEC 3.1), live under contention."""
+        return (self.busy_until(servers) - self.now[:, None]).clamp_min(0.0)
 
     def latency_history(self) -> torch.Tensor:
         """(B, N) per-server latency history of each episode: 5 x mean link latency, then an EMA
@@ -252,7 +258,7 @@ class Simulator:
         link_ms = torch.where(trap_hit, 0.0, net.link_latency(prev, s))
         compute = P.compute_ms(n, net.nc[s])
 
-        busy_before = torch.where(self.hist_server == s[:, None], self.hist_busy, 0.0).amax(1)
+        busy_before = self.busy_until(s[:, None])[:, 0]
         queue = (busy_before - self.now).clamp_min(0.0)
         start = torch.maximum(self.now, busy_before)
         latency = channel + trap_ms + link_ms + compute + queue

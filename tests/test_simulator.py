@@ -141,3 +141,16 @@ def test_cuda_matches_cpu_with_common_draws(reference_ds):
         _, r1, _, _ = cpu.step(a, uniforms=u)
         _, r2, _, _ = gpu.step(a.cuda(), uniforms=u.cuda())
         assert torch.allclose(r1, r2.cpu(), rtol=1e-9, atol=1e-12)
+
+
+def test_busy_until_and_queue_wait_follow_the_episode_history(reference_ds):
+    sim = Simulator(reference_ds, batch_size=4, split="test", order="sequential", seed=0)
+    a = sim.sample_valid(torch.Generator().manual_seed(0))
+    _, _, _, info = sim.step(a)
+    used = info["server"][:, None]
+    unused = (info["server"][:, None] + 1) % sim.n_servers
+    # step 0 starts at t=0, so the server is busy until its compute time; the episode clock is
+    # already past that (latency >= compute), hence no wait, as SPEC 3.1 says
+    assert torch.equal(sim.busy_until(used)[:, 0], info["compute_ms"])
+    assert torch.equal(sim.busy_until(unused)[:, 0], torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(sim.queue_wait(torch.cat([used, unused], 1)), torch.zeros((4, 2), dtype=torch.float64))
