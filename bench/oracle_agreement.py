@@ -21,9 +21,8 @@ import torch  # noqa: E402
 from edgesim.simulator import Simulator  # noqa: E402
 from Heuristics.policies import OraclePolicy  # noqa: E402
 from schedkit.cli import load_or_exit  # noqa: E402
-from schedkit.inference import GreedyAgentPolicy  # noqa: E402
+from schedkit.inference import policy_from_checkpoint  # noqa: E402
 from schedkit.runs import check_dataset, load_checkpoint  # noqa: E402
-from schedkit.trainer import frozen_weights  # noqa: E402
 from total.common import agent_factory  # noqa: E402
 
 
@@ -37,9 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     ds = load_or_exit(args.data, args.region)
     state = load_checkpoint(args.model)
     check_dataset(state, ds, args.model)
-    agent = agent_factory(state["config"]["algo"])(ds, state["config"], torch.device("cpu"))
-    agent.load_state_dict(state["model"])
-    learned = GreedyAgentPolicy(state["config"]["algo"], agent, torch.tensor(frozen_weights(state), dtype=torch.float32))
+    learned = policy_from_checkpoint(state, ds, agent_factory(state["config"]["algo"]), torch.device("cpu"))
     sim = Simulator(ds, batch_size=len(ds.tasks[args.split]), split=args.split, order="sequential", seed=0)
     oracle = OraclePolicy(sim)
     agree, total = collections.Counter(), collections.Counter()

@@ -20,7 +20,7 @@ from edgesim.simulator import Observation, Simulator
 from .cli import add_eval_flags, load_or_exit, resolve_device
 from .evaluation import eval_simulator, evaluate, format_table, write_evaluation
 from .runs import CheckpointError, check_dataset, load_checkpoint
-from .trainer import AgentFactory, frozen_weights
+from .trainer import AgentFactory
 
 
 class GreedyAgentPolicy:
@@ -35,6 +35,14 @@ class GreedyAgentPolicy:
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         logits, _ = self.agent(self.agent.features(sim, obs, self.weights.to(sim.device)))
         return logits.argmax(1)
+
+
+def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: torch.device) -> GreedyAgentPolicy:
+    """The deterministic policy a checkpoint holds: its agent and weights, DWA frozen at its final weights."""
+    cfg = state["config"]
+    agent = make_agent(ds, cfg, device)
+    agent.load_state_dict(state["model"])
+    return GreedyAgentPolicy(cfg["algo"], agent, torch.tensor(state["dwa"]["weights"], dtype=torch.float32))
 
 
 def batch1_decision_ms(ds, split: str, policy: GreedyAgentPolicy, device: torch.device, decisions: int = 200) -> float:
@@ -65,10 +73,7 @@ def inference_main(make_agent: AgentFactory, description: str, argv: list[str] |
     except CheckpointError as e:
         sys.exit(f"error: {e}")
     cfg = state["config"]
-    agent = make_agent(ds, cfg, device)
-    agent.load_state_dict(state["model"])
-    weights = torch.tensor(frozen_weights(state), dtype=torch.float32)
-    policy = GreedyAgentPolicy(cfg["algo"], agent, weights)
+    policy = policy_from_checkpoint(state, ds, make_agent, device)
     episodes = args.episodes or len(ds.tasks[args.split])
     if episodes < 1:
         sys.exit(f"error: --episodes must be >= 1, got {episodes}")

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -177,8 +176,3 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
     shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if k in SHOWN)
     print(f"done in {time.perf_counter() - t0:.1f} s: {shown}; final checkpoint {run / 'checkpoints' / 'final.pt'}")
     return run
-
-
-def frozen_weights(state: dict) -> np.ndarray:
-    """The DWA weights a checkpoint ended with (frozen at test time)."""
-    return np.array(state["dwa"]["weights"])

@@ -17,18 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from common import HEURISTICS, agent_factory, eval_dir, final_checkpoints, label, sort_algos
 
 from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
 from schedkit.cli import load_or_exit, resolve_device  # noqa: E402
 from schedkit.evaluation import eval_simulator, evaluate  # noqa: E402
-from schedkit.inference import GreedyAgentPolicy  # noqa: E402
+from schedkit.inference import policy_from_checkpoint  # noqa: E402
 from schedkit.io import write_csv  # noqa: E402
 from schedkit.runs import CheckpointError, load_checkpoint  # noqa: E402
 from schedkit.stats import iqm, stratified_bootstrap_ci  # noqa: E402
-from schedkit.trainer import frozen_weights  # noqa: E402
 
 METRICS = ("reward", "latency_ms", "cost")
 
@@ -84,9 +82,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             skipped.append(f"{ckpt} (trained on {state['dataset']['regions']})")
             continue
         cfg = state["config"]
-        agent = agent_factory(cfg["algo"])(ds, cfg, device)
-        agent.load_state_dict(state["model"])
-        policy = GreedyAgentPolicy(cfg["algo"], agent, torch.tensor(frozen_weights(state), dtype=torch.float32))
+        policy = policy_from_checkpoint(state, ds, agent_factory(cfg["algo"]), device)
         run_policy(cfg["algo"], lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
