@@ -22,7 +22,7 @@ from edgesim.simulator import Simulator  # noqa: E402
 from Heuristics.policies import OraclePolicy  # noqa: E402
 from schedkit.cli import load_or_exit  # noqa: E402
 from schedkit.inference import policy_from_checkpoint  # noqa: E402
-from schedkit.runs import check_dataset, load_checkpoint  # noqa: E402
+from schedkit.runs import CheckpointError, check_dataset, load_checkpoint  # noqa: E402
 from total.common import agent_factory  # noqa: E402
 
 
@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--split", default="test", choices=["train", "test"])
     args = p.parse_args(argv)
     ds = load_or_exit(args.data, args.region)
-    state = load_checkpoint(args.model)
-    check_dataset(state, ds, args.model)
+    try:
+        state = load_checkpoint(args.model)
+        check_dataset(state, ds, args.model)
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
     learned = policy_from_checkpoint(state, ds, agent_factory(state["config"]["algo"]), torch.device("cpu"))
     sim = Simulator(ds, batch_size=len(ds.tasks[args.split]), split=args.split, order="sequential", seed=0)
     oracle = OraclePolicy(sim)

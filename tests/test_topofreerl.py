@@ -127,3 +127,10 @@ def test_no_mask_trains_the_reference_way(tmp_path):
                "--no-progress")
     m = pd.read_csv(run / "metrics.csv")
     assert m["fallback_rate"].iloc[0] > 0.05  # unmasked sampling hits servers without the model
+
+
+def test_oracle_agreement_tool_reports_a_bad_checkpoint_clearly(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    proc = run_script("bench/oracle_agreement.py", "--model", str(bad), check=False)
+    assert proc.returncode != 0 and "not a readable checkpoint" in proc.stderr and "Traceback" not in proc.stderr
