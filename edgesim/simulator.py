@@ -16,7 +16,7 @@ import torch
 from . import physics as P
 from .dataset import Dataset, DatasetError
 
-PROFILES = ("paper",)
+PROFILES = ("paper", "contention")
 
 
 class Topology:
@@ -48,14 +48,20 @@ class Topology:
         self.switch_penalty_ms = float(ds.mean_link_latency)
         self.initial_history_ms = 5.0 * float(ds.mean_link_latency)
 
-    def link_latency(self, prev: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """BaseLatencyMs of the link prev -> s, 0 where there is none (or prev < 0)."""
+    def link_lookup(self, prev: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(BaseLatencyMs of the link prev -> s or 0, whether such a link row exists; never for prev < 0)."""
+        shape = torch.broadcast_shapes(prev.shape, s.shape)
         if len(self.link_keys) == 0:
-            return torch.zeros(torch.broadcast_shapes(prev.shape, s.shape), dtype=self.lon.dtype, device=s.device)
+            return (torch.zeros(shape, dtype=self.lon.dtype, device=s.device),
+                    torch.zeros(shape, dtype=torch.bool, device=s.device))
         key = prev * self.n + s
         idx = torch.searchsorted(self.link_keys, key).clamp_max(len(self.link_keys) - 1)
         found = (self.link_keys[idx] == key) & (prev >= 0)
-        return torch.where(found, self.link_lat[idx], torch.zeros((), dtype=self.lon.dtype, device=s.device))
+        return torch.where(found, self.link_lat[idx], torch.zeros((), dtype=self.lon.dtype, device=s.device)), found
+
+    def link_latency(self, prev: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """BaseLatencyMs of the link prev -> s, 0 where there is none (or prev < 0)."""
+        return self.link_lookup(prev, s)[0]
 
     def hop_km(self, src_lon: torch.Tensor, src_lat: torch.Tensor, src_region: torch.Tensor,
                from_server: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,11 +129,16 @@ class Simulator:
     `reset_done(done)`; the Gymnasium wrappers use this to return terminal observations.
     """
 
+    profile_name = "paper"
+
     def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
                  seed: int = 0, device: str | torch.device = "cpu", profile: str = "paper",
                  dtype: torch.dtype = torch.float64, autoreset: bool = True, task_subset=None):
         if profile not in PROFILES:
             raise ValueError(f"profile {profile!r} is not implemented; available: {PROFILES}")
+        if profile != self.profile_name:
+            raise ValueError(f"profile {profile!r} is simulated by make_simulator(..., profile={profile!r}), "
+                             f"not {type(self).__name__}")
         if order not in ("random", "sequential"):
             raise ValueError(f"order must be 'random' or 'sequential', got {order!r}")
         if batch_size < 1:
@@ -211,6 +222,10 @@ class Simulator:
         Identically zero in the paper profile (SPEC 3.1), live under contention."""
         return (self.busy_until(servers) - self.now[:, None]).clamp_min(0.0)
 
+    def server_load(self) -> torch.Tensor:
+        """(B, N) live load of every server: the queue wait it would impose now (ms). O(B x N)."""
+        return self.queue_wait(torch.arange(self.n_servers, device=self.device).expand(self.batch_size, -1))
+
     def latency_history(self) -> torch.Tensor:
         """(B, N) per-server latency history of each episode: 5 x mean link latency, then an EMA
         h = 0.5 * latency + 0.5 * h on every server the episode used. Built on demand."""
@@ -224,63 +239,79 @@ class Simulator:
         return h
 
     # ------------------------------------------------------------------ dynamics
-    def step(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None):
-        """Advance every episode by one workflow step.
-
-        Returns (observation, reward (B, 3) = (rL, rC, rS), done (B,) bool, info dict of (B,) tensors).
-        """
-        net, T, B = self.net, self.tasks, self.batch_size
+    def _checked(self, actions: torch.Tensor, uniforms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(actions, uniforms) as (B,) server indices and (B, UNIFORMS_PER_STEP) draws, validated."""
+        B, n = self.batch_size, self.net.n
         a = torch.as_tensor(actions, device=self.device).long().reshape(-1)
         if a.shape[0] != B:
             raise ValueError(f"expected {B} actions (one per episode), got {a.shape[0]}")
         if not self.autoreset and bool((self.step_idx >= self.tasks.n_steps[self.task]).any()):
             raise RuntimeError("an episode has finished: call reset_done(done) or reset() before stepping again")
-        if bool(((a < 0) | (a >= net.n)).any()):
-            raise ValueError(f"actions must be server indices in [0, {net.n}), got min {int(a.min())} max {int(a.max())}")
+        if bool(((a < 0) | (a >= n)).any()):
+            raise ValueError(f"actions must be server indices in [0, {n}), got min {int(a.min())} max {int(a.max())}")
         if uniforms is None:
             uniforms = torch.rand((B, P.UNIFORMS_PER_STEP), generator=self.noise_gen, device=self.device, dtype=self.dtype)
-        u = uniforms.to(self.device, self.dtype)
+        return a, uniforms.to(self.device, self.dtype)
 
+    def _hop(self, a: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Everything about the current step that does not depend on queues: server (after the
+        fallback), distance, channel, trap/link latency, compute, cost and switch."""
+        net, T = self.net, self.tasks
         t, k, prev = self.task, self.step_idx, self.prev
         first = prev < 0
-        prev_c = prev.clamp_min(0)
         req = T.types[t, k]
         n = T.tokens[t, k]
         valid = net.valid[req, a]
         s = torch.where(valid, a, net.fallback_server[req])  # reference fallback: first instance of the type
-
         src_lon, src_lat, src_region = self.hop_source()
         d, same_region = net.hop_km(src_lon, src_lat, src_region, ~first, s)
+        trap_hit = net.trap[s] | (~first & net.trap[prev.clamp_min(0)])
+        trap_ms, link_ms = self._trap_and_link(prev, s, trap_hit, u[:, 3])
+        return {"server": s, "valid": valid, "channel": P.channel_ms(d, n, P.inverse_rate(d, u[:, 0], u[:, 1], u[:, 2])),
+                "trap_hit": trap_hit, "trap_ms": trap_ms, "link_ms": link_ms, "compute": P.compute_ms(n, net.nc[s]),
+                "cost": P.step_cost(n, net.price[req, s], net.cost_mult[s]), "switch": ~same_region}
 
-        channel = P.channel_ms(d, n, P.inverse_rate(d, u[:, 0], u[:, 1], u[:, 2]))
-        trap_hit = net.trap[s] | (~first & net.trap[prev_c])
-        trap_ms = torch.where(trap_hit, torch.where(u[:, 3] < 0.5, P.TRAP_SURCHARGE_MS[1], P.TRAP_SURCHARGE_MS[0]), 0.0)
-        link_ms = torch.where(trap_hit, 0.0, net.link_latency(prev, s))
-        compute = P.compute_ms(n, net.nc[s])
+    def _trap_and_link(self, prev: torch.Tensor, s: torch.Tensor, trap_hit: torch.Tensor,
+                       u_trap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Paper profile: a hop touching a trap pays a 100/200 ms surcharge instead of its link."""
+        trap_ms = torch.where(trap_hit, torch.where(u_trap < 0.5, P.TRAP_SURCHARGE_MS[1], P.TRAP_SURCHARGE_MS[0]), 0.0)
+        return trap_ms, torch.where(trap_hit, 0.0, self.net.link_latency(prev, s))
 
+    def _info(self, h: dict[str, torch.Tensor], latency: torch.Tensor, queue: torch.Tensor,
+              done: torch.Tensor, episode: torch.Tensor, task: torch.Tensor, step: torch.Tensor) -> dict:
+        return {
+            "latency": latency, "network_ms": h["channel"] + h["trap_ms"] + h["link_ms"], "channel_ms": h["channel"],
+            "trap_ms": h["trap_ms"], "link_ms": h["link_ms"], "compute_ms": h["compute"], "queue_ms": queue,
+            "cost": h["cost"], "switch": h["switch"],
+            "switch_penalty_ms": h["switch"].to(self.dtype) * self.net.switch_penalty_ms,
+            "fallback": ~h["valid"], "trap_hit": h["trap_hit"], "server": h["server"], "task": task, "step": step,
+            "episode": episode, "done": done,
+        }
+
+    def step(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None):
+        """Advance every episode by one workflow step.
+
+        Returns (observation, reward (B, 3) = (rL, rC, rS), done (B,) bool, info dict of (B,) tensors).
+        """
+        a, u = self._checked(actions, uniforms)
+        h = self._hop(a, u)
+        s, compute = h["server"], h["compute"]
         busy_before = self.busy_until(s[:, None])[:, 0]
         queue = (busy_before - self.now).clamp_min(0.0)
         start = torch.maximum(self.now, busy_before)
-        latency = channel + trap_ms + link_ms + compute + queue
-        cost = P.step_cost(n, net.price[req, s], net.cost_mult[s])
-        switch = ~same_region
-        reward = P.reward_vector(latency, cost, switch)
+        latency = h["channel"] + h["trap_ms"] + h["link_ms"] + compute + queue
+        reward = P.reward_vector(latency, h["cost"], h["switch"])
 
+        k = self.step_idx
         col = k[:, None]
         self.hist_server.scatter_(1, col, s[:, None])
         self.hist_busy.scatter_(1, col, (start + compute)[:, None])
         self.hist_latency.scatter_(1, col, latency[:, None])
-        self.now = start + latency
+        self.now = start + latency  # SPEC 3.1: max(now, busy_until_before) + step latency
         self.prev = s
         self.step_idx = k + 1
-        done = self.step_idx >= T.n_steps[t]
-        info = {
-            "latency": latency, "network_ms": channel + trap_ms + link_ms, "channel_ms": channel,
-            "trap_ms": trap_ms, "link_ms": link_ms, "compute_ms": compute, "queue_ms": queue, "cost": cost,
-            "switch": switch, "switch_penalty_ms": switch.to(self.dtype) * net.switch_penalty_ms,
-            "fallback": ~valid, "trap_hit": trap_hit, "server": s, "task": t, "step": k,
-            "episode": self.episode, "done": done,
-        }
+        done = self.step_idx >= self.tasks.n_steps[self.task]
+        info = self._info(h, latency, queue, done, self.episode, self.task, k)
         if self.autoreset:
             self.reset_done(done)
         return self.observe(), reward, done, info

@@ -1,0 +1,288 @@
+"""The `contention` profile (SPEC 3.2): workflows arrive over time and compete for the servers.
+
+Every batch row is one independent *world*: a copy of the topology with its own arrival stream,
+its own server busy-until times and up to `max_in_flight` workflows in flight at once. A call to
+`step` makes one decision in every world: the pending decision of the world's earliest workflow
+(event order, ties to the lowest slot). So decisions within a world happen in simulated-time
+order, and a server's queue holds jobs of every workflow that picked it.
+
+Per decision, with the active workflow's clock `now` and chosen server `s` (all SPEC 3.1 formulas
+otherwise):
+    wait      = max(0, busy_until[s] - now)
+    start     = now + wait                            the job occupies s for `compute` from here
+    busy_until[s] = start + compute                   persists for the whole run, across workflows
+    latency   = channel + trap + link + compute + wait (+ admission wait at step 0)
+    now      <- now + latency - admission             the clock advances by the step once
+Arrivals: gaps are exponential with mean 1000/arrival_rate ms (Poisson), or the inter-arrival gaps
+of a request trace rescaled to that mean (each world starts at its own random point of the trace,
+and cycles). A workflow that arrives while all `max_in_flight` slots are busy waits for the first
+free one; that admission wait counts as queue delay of its first step.
+Trap links: a hop over an explicit link touching a trap pays the link's BaseLatencyMs once per
+transmission attempt; each attempt is lost with probability `trap_loss`, up to
+`trap_max_attempts` (the last always gets through). Other trap hits (step 0, or no link row between
+the two servers) keep the flat 100/200 ms surcharge.
+Live load: `queue_wait(servers)` / `server_load()` give max(0, busy_until - now) per server.
+
+Three draws per step stay as in the paper profile, the fourth is the trap coin or the
+retransmission draw; arrival gaps come from a separate generator, so the per-step noise stream is
+the same for every scheduler.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import physics as P
+from .dataset import Dataset
+from .simulator import Observation, Simulator
+
+
+class ContentionError(ValueError):
+    """A bad contention parameter or arrival trace; the message names the field or file and line."""
+
+
+@dataclass(frozen=True)
+class Contention:
+    """Parameters of the contention profile (the `contention:` block of every config)."""
+
+    arrival_rate: float = 1.0          # workflows per second arriving in each world
+    arrival_trace: str | None = None   # CSV with a TIMESTAMP (Azure) or Timestamp (BurstGPT) column
+    max_in_flight: int = 64            # workflows in flight per world; more arrivals wait for a slot
+    worlds: int = 8                    # independent worlds simulated side by side (the batch)
+    trap_loss: float = 0.3             # loss probability of one attempt over a trap link
+    trap_max_attempts: int = 4
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Contention":
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ContentionError(f"unknown contention key(s) {unknown}; known: {sorted(known)}")
+        c = cls(**d)
+        checks = [("arrival_rate", c.arrival_rate, lambda v: v > 0, "a number > 0"),
+                  ("max_in_flight", c.max_in_flight, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+                  ("worlds", c.worlds, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+                  ("trap_loss", c.trap_loss, lambda v: 0 <= v < 1, "a probability in [0, 1)"),
+                  ("trap_max_attempts", c.trap_max_attempts, lambda v: isinstance(v, int) and v >= 1,
+                   "an integer >= 1")]
+        for name, value, ok, what in checks:
+            try:
+                good = not isinstance(value, bool) and ok(value)
+            except TypeError:
+                good = False
+            if not good:
+                raise ContentionError(f"contention.{name}: expected {what}, got {value!r}")
+        if c.arrival_trace is not None:
+            load_arrival_gaps(c.arrival_trace)  # fail now, with the file's own message
+        return c
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def mean_gap_ms(self) -> float:
+        return 1000.0 / self.arrival_rate
+
+
+def load_arrival_gaps(path: str | Path) -> np.ndarray:
+    """Inter-arrival gaps of a request trace, normalised to mean 1 (in trace order after sorting).
+
+    Accepts the Azure LLM trace (`TIMESTAMP` as date-time strings) and BurstGPT (`Timestamp` in
+    seconds); any column named timestamp, case-insensitively."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ContentionError(f"{path}: arrival trace not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ContentionError(f"{path}: not a readable CSV ({e})") from None
+    cols = [c for c in df.columns if str(c).strip().lower() == "timestamp"]
+    if not cols:
+        raise ContentionError(f"{path}: no 'TIMESTAMP' / 'Timestamp' column; columns are {list(df.columns)}")
+    raw = df[cols[0]]
+    if pd.api.types.is_numeric_dtype(raw):
+        seconds = raw.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(seconds)
+    else:
+        stamps = pd.to_datetime(raw, errors="coerce", format="mixed")
+        bad = stamps.isna().to_numpy()
+        seconds = (stamps - stamps.min()).dt.total_seconds().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ContentionError(f"{path}: line {row + 2}, field '{cols[0]}': expected a timestamp, got {raw.iloc[row]!r}")
+    if len(seconds) < 2:
+        raise ContentionError(f"{path}: need at least 2 timestamps to form arrival gaps, got {len(seconds)}")
+    gaps = np.diff(np.sort(seconds))
+    if gaps.sum() <= 0:
+        raise ContentionError(f"{path}: all timestamps are equal; the trace spans no time")
+    return gaps / gaps.mean()
+
+
+def attempts(u: torch.Tensor, loss: float, max_attempts: int) -> torch.Tensor:
+    """Transmission attempts for uniform draws u: P(K > k) = loss**k, capped at max_attempts."""
+    if loss <= 0.0:
+        return torch.ones_like(u)
+    k = 1.0 + torch.floor(torch.log1p(-u) / math.log(loss))
+    return k.clamp(1.0, float(max_attempts))
+
+
+def attempt_probabilities(loss: float, max_attempts: int) -> list[float]:
+    """P(K = 1..max_attempts) of `attempts`."""
+    probs = [(1.0 - loss) * loss ** (k - 1) for k in range(1, max_attempts)]
+    return probs + [loss ** (max_attempts - 1)]
+
+
+class ContentionSimulator(Simulator):
+    """B independent worlds of the contention profile, one decision per world per `step`.
+
+    The row views the base class reads (`task`, `step_idx`, `prev`, `now`, `episode`) are those of
+    each world's active workflow, so observations, masks and agents work unchanged. Consecutive
+    decisions of a row may belong to different workflows: `info["episode"]` and `info["step"]` say
+    which. `done` marks the last step of a workflow.
+    """
+
+    profile_name = "contention"
+
+    def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
+                 seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+                 task_subset=None, contention: Contention | None = None):
+        self.contention = contention or Contention()
+        c = self.contention
+        self._trace = None if c.arrival_trace is None else torch.tensor(
+            load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
+        self._p_attempts = attempt_probabilities(c.trap_loss, c.trap_max_attempts)
+        super().__init__(dataset, batch_size, split, order, seed, device, "contention", dtype, True, task_subset)
+
+    # ------------------------------------------------------------------ state
+    def reset(self, seed: int | None = None) -> Observation:
+        if seed is not None:
+            self.seed = int(seed)
+            self.noise_gen = torch.Generator(self.device).manual_seed(self.seed)
+            self.task_gen = torch.Generator(self.device).manual_seed(self.seed + 0x9E3779B9)
+            self.arrival_gen = torch.Generator(self.device).manual_seed(self.seed + 0x51ED27)
+        G, W, dev = self.batch_size, self.contention.max_in_flight, self.device
+        self.rows = torch.arange(G, device=dev)
+        if self._trace is not None:
+            self.trace_pos = torch.randint(len(self._trace), (G,), generator=self.arrival_gen, device=dev)
+        # slot w of world g holds the world's w-th arrival, episode w * G + g: low ids spread over worlds
+        self.slot_episode = torch.arange(G * W, device=dev).reshape(W, G).T.contiguous()
+        self.episodes_dealt = torch.tensor(G * W, device=dev)
+        self.slot_task = self._deal(self.slot_episode.reshape(-1)).reshape(G, W)
+        arrival = torch.cumsum(self._gaps(W), 1)
+        self.next_arrival = arrival[:, -1] + self._gaps(1)[:, 0]
+        self.slot_now = arrival
+        self.slot_admit = torch.zeros((G, W), dtype=self.dtype, device=dev)
+        self.slot_step = torch.zeros((G, W), dtype=torch.long, device=dev)
+        self.slot_prev = torch.full((G, W), -1, dtype=torch.long, device=dev)
+        self.busy = torch.zeros((G, self.n_servers), dtype=self.dtype, device=dev)
+        self.history = torch.full((G, self.n_servers), self.net.initial_history_ms, dtype=self.dtype, device=dev)
+        self._activate()
+        return self.observe()
+
+    def _gaps(self, m: int) -> torch.Tensor:
+        """(G, m) next inter-arrival gaps (ms) of every world."""
+        G, mean = self.batch_size, self.contention.mean_gap_ms
+        if self._trace is None:
+            u = torch.rand((G, m), generator=self.arrival_gen, device=self.device, dtype=self.dtype)
+            return -torch.log1p(-u) * mean
+        idx = (self.trace_pos[:, None] + torch.arange(m, device=self.device)) % len(self._trace)
+        self.trace_pos = (self.trace_pos + m) % len(self._trace)
+        return self._trace[idx] * mean
+
+    def _next_gap(self, took: torch.Tensor) -> torch.Tensor:
+        """(G,) the gap after each world's pending arrival; only worlds that `took` it move along a trace."""
+        if self._trace is None:
+            u = torch.rand(self.batch_size, generator=self.arrival_gen, device=self.device, dtype=self.dtype)
+            return -torch.log1p(-u) * self.contention.mean_gap_ms
+        gap = self._trace[self.trace_pos] * self.contention.mean_gap_ms
+        self.trace_pos = torch.where(took, (self.trace_pos + 1) % len(self._trace), self.trace_pos)
+        return gap
+
+    def _activate(self) -> None:
+        """Point the row views at each world's earliest pending decision."""
+        self.active = self.slot_now.argmin(1)
+        a = self.active[:, None]
+        self.task = self.slot_task.gather(1, a)[:, 0]
+        self.step_idx = self.slot_step.gather(1, a)[:, 0]
+        self.prev = self.slot_prev.gather(1, a)[:, 0]
+        self.now = self.slot_now.gather(1, a)[:, 0]
+        self.episode = self.slot_episode.gather(1, a)[:, 0]
+
+    def busy_until(self, servers: torch.Tensor) -> torch.Tensor:
+        return self.busy.gather(1, servers)
+
+    def server_load(self) -> torch.Tensor:
+        return (self.busy - self.now[:, None]).clamp_min(0.0)
+
+    def latency_history(self) -> torch.Tensor:
+        """(B, N) per-server latency EMA of each world, live across workflows."""
+        return self.history.clone()
+
+    def reset_done(self, done: torch.Tensor) -> None:
+        raise RuntimeError("the contention profile deals the next arrival itself; reset_done is not used")
+
+    # ------------------------------------------------------------------ dynamics
+    def _trap_and_link(self, prev, s, trap_hit, u_trap):
+        link, found = self.net.link_lookup(prev, s)
+        c = self.contention
+        retransmitted = link * attempts(u_trap, c.trap_loss, c.trap_max_attempts)
+        surcharge = torch.where(u_trap < 0.5, P.TRAP_SURCHARGE_MS[1], P.TRAP_SURCHARGE_MS[0])
+        trap_ms = torch.where(trap_hit & found, retransmitted, torch.where(trap_hit, surcharge, 0.0))
+        return trap_ms, torch.where(trap_hit, 0.0, link)
+
+    def step(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None):
+        a, u = self._checked(actions, uniforms)
+        h = self._hop(a, u)
+        g, s, compute = self.rows, h["server"], h["compute"]
+        act = self.active[:, None]
+        k, episode, task = self.step_idx, self.episode, self.task
+        admission = torch.where(k == 0, self.slot_admit.gather(1, act)[:, 0], 0.0)
+        busy_before = self.busy[g, s]
+        wait = (busy_before - self.now).clamp_min(0.0)
+        start = self.now + wait
+        travel = h["channel"] + h["trap_ms"] + h["link_ms"] + compute
+        queue = wait + admission
+        latency = travel + queue
+        reward = P.reward_vector(latency, h["cost"], h["switch"])
+        self.busy[g, s] = start + compute
+        self.history[g, s] = 0.5 * latency + 0.5 * self.history[g, s]
+
+        next_step = k + 1
+        done = next_step >= self.tasks.n_steps[task]
+        finish = start + travel
+        # a finished workflow's slot takes the world's next arrival (waiting for the slot if it came earlier)
+        rank = torch.cumsum(done.long(), 0) - 1
+        new_episode = self.episodes_dealt + rank
+        self.episodes_dealt = self.episodes_dealt + done.sum()
+        arrival = self.next_arrival
+        self.next_arrival = torch.where(done, arrival + self._next_gap(done), arrival)
+
+        def put(slots: torch.Tensor, value: torch.Tensor) -> None:
+            slots.scatter_(1, act, value[:, None].to(slots.dtype))
+
+        put(self.slot_episode, torch.where(done, new_episode, episode))
+        put(self.slot_task, torch.where(done, self._deal(new_episode), task))
+        put(self.slot_step, torch.where(done, 0, next_step))
+        put(self.slot_prev, torch.where(done, -1, s))
+        put(self.slot_now, torch.where(done, torch.maximum(arrival, finish), finish))
+        put(self.slot_admit, torch.where(done, (finish - arrival).clamp_min(0.0), 0.0))
+        self._activate()
+        info = self._info(h, latency, queue, done, episode, task, k)
+        info["admission_ms"] = admission
+        return self.observe(), reward, done, info
+
+
+def make_simulator(dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random", seed: int = 0,
+                   device: str | torch.device = "cpu", profile: str = "paper", contention: Contention | None = None,
+                   task_subset=None) -> Simulator:
+    """The simulator of a profile: `paper` (SPEC 3.1) or `contention` (SPEC 3.2, parameters in `contention`)."""
+    if profile == "contention":
+        return ContentionSimulator(dataset, batch_size, split, order, seed, device, task_subset=task_subset,
+                                   contention=contention)
+    return Simulator(dataset, batch_size, split, order, seed, device, profile, task_subset=task_subset)
