@@ -1,6 +1,10 @@
-"""Evaluate the reference schedulers (random, greedy, maxcompute, oracle) on a dataset split.
+"""Evaluate the reference schedulers (random, greedy, greedy_queue, maxcompute, oracle) on a dataset split.
 
     python Heuristics/inference.py --data data1 --region Server1_Trap --policy greedy oracle --out results/heuristics
+    python Heuristics/inference.py --profile contention --arrival-rate 4 --policy all
+
+Under `--profile contention` the oracle's summary also holds `reward_upper_bound`: its plans'
+expected reward with queues left out, which no scheduler can exceed in expectation.
 
 Writes OUT/episodes.csv and OUT/summary.json for one policy, OUT/<policy>/... for several, plus
 OUT/config.yaml (the resolved arguments), and prints a comparison table.
@@ -14,15 +18,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from Heuristics.policies import POLICIES  # noqa: E402
-from schedkit.cli import add_eval_flags, load_or_exit, resolve_device  # noqa: E402
+from schedkit.cli import add_eval_flags, contention_flags, load_or_exit, resolve_device  # noqa: E402
 from schedkit.evaluation import eval_simulator, evaluate, format_table, write_evaluation  # noqa: E402
+from schedkit.profiles import contention_or_exit, default_eval_episodes, profile_meta  # noqa: E402
 from schedkit.io import write_yaml  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", nargs="+", choices=[*POLICIES, "all"], default=["all"],
-                   help="scheduler(s) to evaluate (default: all four)")
+                   help="scheduler(s) to evaluate (default: all)")
     add_eval_flags(p)
     p.add_argument("--out", default=None,
                    help="output folder (default: results/Heuristics/<region>_<split>_seed<seed>)")
@@ -33,23 +38,31 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     names = list(POLICIES) if "all" in args.policy else list(dict.fromkeys(args.policy))
     device = resolve_device(args.device)
+    profile = args.profile or "paper"
+    contention = contention_or_exit(None, contention_flags(args))
     ds = load_or_exit(args.data, args.region)
-    episodes = args.episodes or len(ds.tasks[args.split])
+    episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     if episodes < 1:
         sys.exit(f"error: --episodes must be >= 1, got {episodes}")
-    out = Path(args.out or f"results/Heuristics/{'+'.join(args.region)}_{args.split}_seed{args.seed}")
-    write_yaml(out / "config.yaml", vars(args) | {"policies": names, "episodes": episodes, "device": str(device),
-                                                   "dataset_fingerprint": ds.fingerprint})
+    suffix = "" if profile == "paper" else f"_{profile}"
+    out = Path(args.out or f"results/Heuristics/{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}")
+    meta = {"profile": profile, **profile_meta(profile, contention)}
+    write_yaml(out / "config.yaml", vars(args) | meta | {"policies": names, "episodes": episodes, "device": str(device),
+                                                          "dataset_fingerprint": ds.fingerprint})
     print(ds.summary())
     summaries = {}
     for name in names:
-        sim = eval_simulator(ds, args.split, episodes, args.seed, device, args.profile)
+        sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, contention)
         policy = POLICIES[name](sim, seed=args.seed)
         df = evaluate(sim, policy, episodes, progress=not args.no_progress)
         target = out if len(names) == 1 else out / name
+        extra = {}
+        if name == "oracle" and profile == "contention":
+            index = {tid: i for i, tid in enumerate(sim.tasks.ids)}
+            extra["reward_upper_bound"] = policy.bound(sim, [index[t] for t in df["task_id"]])
         summaries[name] = write_evaluation(target, df, {
-            "policy": name, "split": args.split, "seed": args.seed, "profile": args.profile, "device": str(device),
-            "regions": args.region, "dataset_fingerprint": ds.fingerprint})
+            "policy": name, "split": args.split, "seed": args.seed, **meta, "device": str(device),
+            "regions": args.region, "dataset_fingerprint": ds.fingerprint, **extra})
     print(format_table(summaries))
     print(f"wrote {out}")
     return summaries

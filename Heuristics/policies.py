@@ -1,8 +1,13 @@
-"""Reference schedulers: random, greedy, maxcompute and the exact oracle.
+"""Reference schedulers: random, greedy, greedy_queue, maxcompute and the oracle.
 
 Each is a policy with `act(sim, obs) -> (B,) server indices`, always a valid server for the step.
-They read the simulator's static topology, never its random state, so every scheduler evaluated
-with one seed sees the same channel draws (common random numbers).
+They read the simulator's topology (and `greedy_queue` its live server load), never its random
+state, so every scheduler evaluated with one seed sees the same channel draws (common random numbers).
+
+Under the contention profile the expectations use its trap model, and queues are left out of
+them: `greedy` and `oracle` are load-blind rules there. `greedy_queue` adds the live queue wait.
+The oracle's plan value is then an upper bound on any scheduler's expected episode reward, not
+an achieved one: queues only add latency, and the latency reward never increases with latency.
 """
 from __future__ import annotations
 
@@ -51,17 +56,32 @@ class GreedyPolicy:
         self.table = ChannelTable(sim.device, sim.dtype)
         self.servers = torch.arange(sim.n_servers, device=sim.device)
 
+    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor]) -> torch.Tensor:
+        return e["latency"]
+
     def scores(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         """(B, N) greedy score, +inf on invalid servers."""
         lon, lat, region = sim.hop_source()
         e = expected_step(sim.net, self.table, lon[:, None], lat[:, None], region[:, None], obs.prev_server[:, None],
-                          obs.tokens[:, None], obs.required_type[:, None], self.servers[None], with_reward=False)
-        score = (GREEDY_LATENCY_WEIGHT * e["latency"] / GREEDY_LATENCY_SCALE_MS
+                          obs.tokens[:, None], obs.required_type[:, None], self.servers[None], with_reward=False,
+                          contention=getattr(sim, "contention", None))
+        score = (GREEDY_LATENCY_WEIGHT * self.expected_latency(sim, e) / GREEDY_LATENCY_SCALE_MS
                  + GREEDY_COST_WEIGHT * e["cost"] / GREEDY_COST_SCALE)
         return score.masked_fill(~sim.valid_mask(), torch.inf)
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         return self.scores(sim, obs).argmin(1)
+
+
+class QueueGreedyPolicy(GreedyPolicy):
+    """Greedy with the live queue wait of each server added to the step's expected latency.
+
+    Identical to greedy in the paper profile (queues are zero there)."""
+
+    name = "greedy_queue"
+
+    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor]) -> torch.Tensor:
+        return e["latency"] + sim.server_load()
 
 
 class OraclePolicy:
@@ -79,11 +99,13 @@ class OraclePolicy:
         self.table = ChannelTable(sim.device, sim.dtype)
         self.weights = weights
         self.cache: dict[int, tuple[torch.Tensor, float]] = {}
-        self.plans = torch.zeros((sim.batch_size, sim.tasks.max_steps), dtype=torch.long, device=sim.device)
+        self.plans = torch.zeros((sim.tasks.k, sim.tasks.max_steps), dtype=torch.long, device=sim.device)
+        self.planned = torch.zeros(sim.tasks.k, dtype=torch.bool, device=sim.device)
 
     def _reward(self, sim: Simulator, src, prev: torch.Tensor, k: int, task: int, servers: torch.Tensor) -> torch.Tensor:
         T = sim.tasks
-        e = expected_step(sim.net, self.table, *src, prev, T.tokens[task, k], T.types[task, k], servers)
+        e = expected_step(sim.net, self.table, *src, prev, T.tokens[task, k], T.types[task, k], servers,
+                          contention=getattr(sim, "contention", None))
         wl, wc, ws = self.weights
         return wl * e["rL"] + wc * e["rC"] + ws * e["rS"]
 
@@ -114,9 +136,16 @@ class OraclePolicy:
         return self.cache[task]
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
-        for row in (obs.step == 0).nonzero().squeeze(1).tolist():
-            self.plans[row] = self.plan(sim, int(obs.task[row]))[0]
-        return self.plans.gather(1, obs.step[:, None]).squeeze(1)
+        """The cached plan of each row's task at its current step (rows may interleave tasks)."""
+        for task in obs.task[~self.planned[obs.task]].unique().tolist():
+            self.plans[task] = self.plan(sim, task)[0]
+            self.planned[task] = True
+        return self.plans[obs.task, obs.step]
 
 
-POLICIES = {p.name: p for p in (RandomPolicy, GreedyPolicy, MaxComputePolicy, OraclePolicy)}
+    def bound(self, sim: Simulator, tasks: list[int]) -> float:
+        """Mean expected reward of the optimal plans of `tasks`: under contention, an upper bound."""
+        return sum(self.plan(sim, t)[1] for t in tasks) / len(tasks)
+
+
+POLICIES = {p.name: p for p in (RandomPolicy, GreedyPolicy, QueueGreedyPolicy, MaxComputePolicy, OraclePolicy)}

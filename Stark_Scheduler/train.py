@@ -8,7 +8,8 @@ trains on them with masked cross-entropy (AdamW, cosine learning-rate schedule o
 Model selection uses a held-out slice of the *train* split (`val_fraction`, the last tasks in
 file order), never the test split. final.pt holds the epoch with the best validation reward.
 metrics.csv logs loss, accuracy, validation accuracy, latency and reward per epoch. Same flags,
-run directory and --resume as TopoFreeRL/train.py.
+run directory and --resume as TopoFreeRL/train.py. Under `--profile contention` the expert is
+greedy_queue (greedy plus each server's live queue wait), since the load-blind rule ignores queues.
 """
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ sys.path.insert(0, str(HERE.parent))
 from edgesim.dataset import Dataset  # noqa: E402
 from edgesim.physics import EVAL_WEIGHTS  # noqa: E402
 from edgesim.simulator import Simulator  # noqa: E402
-from Heuristics.policies import GreedyPolicy  # noqa: E402
+from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy  # noqa: E402
 from schedkit.cli import resolve_device  # noqa: E402
 from schedkit.evaluation import evaluate  # noqa: E402
 from schedkit.inference import GreedyAgentPolicy  # noqa: E402
+from schedkit.profiles import contention_or_exit, profile_simulator  # noqa: E402
 from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint  # noqa: E402
 from schedkit.trainer import AgentFactory, epoch_seed, train_main  # noqa: E402
 from Stark_Scheduler.model import StarkAgent  # noqa: E402
@@ -52,7 +54,7 @@ def demonstrations(sim: Simulator, agent: StarkAgent, expert: GreedyPolicy, epis
         a = expert.act(sim, obs)
         hit = f["cands"] == a[:, None]
         obs, _, done, info = sim.step(a)
-        keep = info["episode"] < episodes
+        keep = sim.measured(info["episode"], episodes)[0]
         finished += int((done & keep).sum())
         feats.append({k: v[keep] for k, v in f.items()})
         labels.append(hit.float().argmax(1)[keep])
@@ -79,10 +81,14 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     if n_val >= n_tasks:
         raise SystemExit(f"error: val_fraction {cfg['val_fraction']} leaves no training tasks of {n_tasks}")
     train_idx, val_idx = np.arange(n_tasks - n_val), np.arange(n_tasks - n_val, n_tasks)
-    sim = Simulator(ds, episodes, "train", "random", cfg["seed"], device, cfg["profile"], task_subset=train_idx)
-    val_sim = Simulator(ds, n_val, "train", "sequential", cfg["seed"], device, cfg["profile"], task_subset=val_idx)
-    expert = GreedyPolicy(sim)
-    val_feats, val_labels, _ = demonstrations(val_sim, agent, GreedyPolicy(val_sim), n_val, cfg["seed"])
+    contention = contention_or_exit(cfg["contention"])
+    sim = profile_simulator(ds, cfg["profile"], contention, "train", "random", cfg["seed"], device, episodes,
+                            task_subset=train_idx)
+    val_sim = profile_simulator(ds, cfg["profile"], contention, "train", "sequential", cfg["seed"], device, n_val,
+                                task_subset=val_idx)
+    expert_cls = QueueGreedyPolicy if cfg["profile"] == "contention" else GreedyPolicy  # the same rule in paper
+    expert = expert_cls(sim)
+    val_feats, val_labels, _ = demonstrations(val_sim, agent, expert_cls(val_sim), n_val, cfg["seed"])
     start, best = 0, {"reward": -math.inf, "epoch": -1, "model": None}
     if resume is not None:
         agent.load_state_dict(resume["model"])

@@ -13,6 +13,9 @@ default dataset it measured no better (README), so it stays an option.
 Telemetry (one value per server), divided by its max:
     nc / (1 + 0.3 queue_norm) * (0.5 + 0.5 (1 - clip(cost_mult / 2, 0, 1))) * exp(-mean out latency / 500)
 In the paper profile queues are identically zero, so the telemetry is static and computed once.
+Under contention it is live, one vector per sample: queue_norm = the server's current queue wait
+/ 1000 ms (unclipped, so a server with a 5 s queue keeps 40% of its score, not 77% as a clip at
+5000 ms would), then divided by its max over servers.
 `telemetry_latency: link_mean` uses the SPEC's mean outbound BaseLatencyMs. `expected_hop` (the
 default) uses the latency a hop into the server is actually charged by the simulator: the expected
 trap surcharge (150 ms) for a trap, else the mean over links to non-trap neighbours. The SPEC term
@@ -36,6 +39,7 @@ from .model import ActorCritic
 REFERENCE_STATE_DIM = BASE_STATE_DIM + 3
 TOKEN_SCALE = 2000.0
 QUEUE_NORM_MS = 5000.0
+TELEMETRY_QUEUE_MS = 1000.0
 HIGH_COMPUTE_QUANTILE = 0.9
 
 
@@ -73,8 +77,9 @@ class TopoFreeAgent(MaskedAgent):
         g = cfg["guidance"]
         self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
         n = ds.n_servers
-        telemetry = ds.nc * (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(
+        static = (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(
             -_telemetry_latency(ds, cfg["telemetry_latency"]) / 500)
+        telemetry = ds.nc * static
         telemetry = telemetry / telemetry.max()
         nbr = _neighbour_table(ds)
         bw = np.bincount(ds.link_src, weights=ds.link_bandwidth, minlength=n) / np.maximum(
@@ -86,6 +91,7 @@ class TopoFreeAgent(MaskedAgent):
             self.register_buffer(name, torch.tensor(a, dtype=dtype, device=device), persistent=False)
 
         buf("telemetry", telemetry)
+        buf("nc_static", ds.nc * static)
         buf("telemetry_z", (telemetry - telemetry.mean()) / (telemetry.std() + 1e-8))
         buf("neighbours", nbr, torch.long)
         buf("out_bandwidth", bw / max(bw.max(), 1e-8))
@@ -111,10 +117,20 @@ class TopoFreeAgent(MaskedAgent):
         if self.extended:
             one_hot = torch.nn.functional.one_hot(obs.required_type, self.n_types).float()
             state = torch.cat([state, one_hot, (obs.tokens.float() / TOKEN_SCALE)[:, None]], 1)
-        return {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
+        feats = {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
+        if sim.profile_name == "contention":
+            live = self.nc_static / (1 + 0.3 * sim.server_load().float() / TELEMETRY_QUEUE_MS)
+            feats["telemetry"] = live / live.amax(1, keepdim=True)
+        return feats
 
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, value = self.net(feats["state"], self.telemetry)
+        if "telemetry" in feats:  # live, (B, N)
+            telemetry = feats["telemetry"]
+            mean, std = telemetry.mean(1, keepdim=True), telemetry.std(1, keepdim=True)
+            telemetry_z = (telemetry - mean) / (std + 1e-8)
+        else:  # static, (N,)
+            telemetry, telemetry_z = self.telemetry, self.telemetry_z
+        logits, value = self.net(feats["state"], telemetry)
         alpha = self.alpha0 + self.alpha_slope * feats["progress"]
-        logits = logits + alpha[:, None] * self.telemetry_z
+        logits = logits + alpha[:, None] * telemetry_z
         return self.masked(logits, feats["mask"]), value

@@ -22,6 +22,8 @@ transmission attempt; each attempt is lost with probability `trap_loss`, up to
 `trap_max_attempts` (the last always gets through). Other trap hits (step 0, or no link row between
 the two servers) keep the flat 100/200 ms surcharge.
 Live load: `queue_wait(servers)` / `server_load()` give max(0, busy_until - now) per server.
+Warm-up: every world starts idle, so the first `warmup` x worlds workflows dealt (the first
+`warmup` arrivals of each world, for warmup <= max_in_flight) run but are not measured.
 
 Three draws per step stay as in the paper profile, the fourth is the trap coin or the
 retransmission draw; arrival gaps come from a separate generator, so the per-step noise stream is
@@ -56,6 +58,7 @@ class Contention:
     worlds: int = 8                    # independent worlds simulated side by side (the batch)
     trap_loss: float = 0.3             # loss probability of one attempt over a trap link
     trap_max_attempts: int = 4
+    warmup: int = 32                   # first workflows of each world run unmeasured, to load the servers
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Contention":
@@ -68,6 +71,7 @@ class Contention:
         checks = [("arrival_rate", c.arrival_rate, lambda v: v > 0, "a number > 0"),
                   ("max_in_flight", c.max_in_flight, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
                   ("worlds", c.worlds, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+                  ("warmup", c.warmup, lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
                   ("trap_loss", c.trap_loss, lambda v: 0 <= v < 1, "a probability in [0, 1)"),
                   ("trap_max_attempts", c.trap_max_attempts, lambda v: isinstance(v, int) and v >= 1,
                    "an integer >= 1")]
@@ -158,6 +162,7 @@ class ContentionSimulator(Simulator):
             load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
         self._p_attempts = attempt_probabilities(c.trap_loss, c.trap_max_attempts)
         super().__init__(dataset, batch_size, split, order, seed, device, "contention", dtype, True, task_subset)
+        self.warmup_episodes = c.warmup * batch_size
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> Observation:

@@ -72,34 +72,63 @@ def _midpoints(edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return 0.5 * (edges[1:] + edges[:-1]), edges[1:] - edges[:-1]
 
 
+def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor | None,
+                  contention=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, probabilities), shape (..., A): the trap latency outcomes of each hop.
+
+    Paper profile: 100 or 200 ms on a trap hit. Contention: a hop over an explicit trap link pays its
+    BaseLatencyMs once per attempt (attempts 1..max with their probabilities); other trap hits pay
+    the surcharge. A hop without a trap hit has the single outcome 0."""
+    n = 2 if contention is None else max(2, contention.trap_max_attempts)
+    zeros = torch.zeros(n, dtype=explicit_link_ms.dtype, device=trap.device)
+    flat_v, flat_p = zeros.clone(), zeros.clone()
+    flat_v[:2] = torch.tensor(P.TRAP_SURCHARGE_MS)
+    flat_p[:2] = 0.5
+    values = torch.where(trap[..., None], flat_v, zeros)
+    probs = torch.where(trap[..., None], flat_p, zeros + (torch.arange(n, device=trap.device) == 0))
+    if contention is not None:
+        from .contention import attempt_probabilities
+        k = torch.arange(1, n + 1, dtype=zeros.dtype, device=trap.device)
+        p_k = zeros.clone()
+        p_k[:contention.trap_max_attempts] = torch.tensor(
+            attempt_probabilities(contention.trap_loss, contention.trap_max_attempts))
+        explicit = trap & (explicit_link_ms > 0)
+        values = torch.where(explicit[..., None], explicit_link_ms[..., None] * k, values)
+        probs = torch.where(explicit[..., None], p_k, probs)
+    return values, probs
+
+
 def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src_lat: torch.Tensor,
                   src_region: torch.Tensor, prev: torch.Tensor, tokens: torch.Tensor, req: torch.Tensor,
-                  servers: torch.Tensor, with_reward: bool = True) -> dict[str, torch.Tensor]:
-    """Expected latency, cost and reward terms of running a step on `servers`.
+                  servers: torch.Tensor, with_reward: bool = True, contention=None) -> dict[str, torch.Tensor]:
+    """Expected latency, cost and reward terms of running a step on `servers`, queues left out.
 
     Arguments broadcast: e.g. sources (R, 1) against candidate servers (1, C). `prev` is the
-    previous server (-1 at step 0, when the source is the task location). Returns tensors of the
+    previous server (-1 at step 0, when the source is the task location). `contention` (its
+    parameters) switches the trap model to the contention profile's. Returns tensors of the
     broadcast shape: `latency` (E[ms]), `cost`, and (`with_reward`) expected rewards `rL`, `rC`, `rS`.
     """
     from_server = prev >= 0
     d, same_region = net.hop_km(src_lon, src_lat, src_region, from_server, servers)
     trap = net.trap[servers] | (from_server & net.trap[prev.clamp_min(0)])
-    link = torch.where(trap, 0.0, net.link_latency(prev, servers))
+    link_ms, found = net.link_lookup(prev, servers)
+    link = torch.where(trap, 0.0, link_ms)
     base = P.PROPAGATION_MS_PER_KM * d + P.OVERHEAD_MS + link + P.compute_ms(tokens, net.nc[servers])
     k = P.BITS_PER_TOKEN * tokens * 1000.0  # ms per unit of 1/rate
-    base, k, trap = torch.broadcast_tensors(base, k + torch.zeros_like(base), trap)
-    latency = base + k * table.mean_inv_rate(d) + torch.where(trap, P.EXPECTED_TRAP_MS, 0.0)
+    base, k, trap, link_ms, found = torch.broadcast_tensors(base, k + torch.zeros_like(base), trap, link_ms, found)
+    values, probs = trap_outcomes(trap, torch.where(found, link_ms, 0.0), contention)
+    latency = base + k * table.mean_inv_rate(d) + (values * probs).sum(-1)
     cost = P.step_cost(tokens, net.price[req, servers], net.cost_mult[servers]) + torch.zeros_like(base)
     if not with_reward:
         return {"latency": latency, "cost": cost}
     r_latency = P.latency_reward(latency)  # exact wherever the clip cannot bind
-    can_clip = base + k * table.max_inv + torch.where(trap, P.TRAP_SURCHARGE_MS[1], 0.0) > P.LATENCY_NORM_MS
+    can_clip = base + k * table.max_inv + values.amax(-1) > P.LATENCY_NORM_MS
     if bool(can_clip.any()):
         idx = can_clip.nonzero(as_tuple=True)
         d_c = torch.broadcast_to(d, base.shape)[idx]
         lat = base[idx][:, None] + k[idx][:, None] * table.inv_rate_bins(d_c)  # (M, bins)
-        outcomes = torch.stack([lat + torch.where(trap[idx], s, 0.0)[:, None] for s in P.TRAP_SURCHARGE_MS], 1)
-        r_latency = r_latency.index_put(idx, P.latency_reward(outcomes).mean((1, 2)))
+        outcomes = P.latency_reward(lat[:, None, :] + values[idx][:, :, None]).mean(-1)  # (M, A)
+        r_latency = r_latency.index_put(idx, (outcomes * probs[idx]).sum(-1))
     switch = torch.broadcast_to(~same_region, base.shape)
     return {"latency": latency, "cost": cost, "rL": r_latency, "rC": P.cost_reward(cost),
             "rS": P.SWITCH_REWARD * switch.to(base.dtype)}

@@ -41,6 +41,13 @@ def _encode(sim: Simulator) -> dict[str, np.ndarray]:
     return {"state": state.float().cpu().numpy(), "action_mask": sim.valid_mask().to(torch.int8).cpu().numpy()}
 
 
+def _paper_only(profile: str) -> None:
+    if profile != "paper":
+        raise ValueError(f"the Gymnasium wrappers simulate the paper profile, not {profile!r}: under contention a "
+                         "world interleaves many workflows, which is not one Gym episode; use "
+                         "edgesim.contention.make_simulator")
+
+
 class EdgeMoEEnv(gym.Env):
     """One workflow episode at a time (a batch-1 Simulator on the CPU); tasks drawn at random."""
 
@@ -48,6 +55,7 @@ class EdgeMoEEnv(gym.Env):
 
     def __init__(self, dataset: Dataset, split: str = "train", weights: tuple[float, float, float] = EVAL_WEIGHTS,
                  profile: str = "paper"):
+        _paper_only(profile)
         self.sim = Simulator(dataset, batch_size=1, split=split, seed=0, profile=profile, autoreset=False)
         self.weights = torch.tensor(weights, dtype=self.sim.dtype)
         self.observation_space = _spaces(dataset)
@@ -76,6 +84,7 @@ class EdgeMoEVectorEnv(VectorEnv):
 
     def __init__(self, dataset: Dataset, num_envs: int, split: str = "train", device: str = "cpu",
                  weights: tuple[float, float, float] = EVAL_WEIGHTS, profile: str = "paper"):
+        _paper_only(profile)
         self.sim = Simulator(dataset, batch_size=num_envs, split=split, seed=0, device=device, profile=profile,
                              autoreset=False)
         self.num_envs = num_envs

@@ -130,6 +130,7 @@ class Simulator:
     """
 
     profile_name = "paper"
+    warmup_episodes = 0
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
                  seed: int = 0, device: str | torch.device = "cpu", profile: str = "paper",
@@ -221,6 +222,12 @@ class Simulator:
         """(B, K) ms the `servers` (B, K) would make each episode wait now: max(0, busy_until - now).
         Identically zero in the paper profile (SPEC 3.1), live under contention."""
         return (self.busy_until(servers) - self.now[:, None]).clamp_min(0.0)
+
+    def measured(self, episode: torch.Tensor, episodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mask, index 0..episodes-1) of the measured episodes among the ids `episode`: the first
+        `episodes` after the `warmup_episodes` that only load the system (none in the paper profile)."""
+        rel = episode - self.warmup_episodes
+        return (rel >= 0) & (rel < episodes), rel
 
     def server_load(self) -> torch.Tensor:
         """(B, N) live load of every server: the queue wait it would impose now (ms). O(B x N)."""

@@ -18,11 +18,33 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
                    help="region folder(s) under --data to load together (default: Server1_Trap)")
     p.add_argument("--split", choices=["train", "test"], default="test", help="task split to evaluate (default: test)")
     p.add_argument("--episodes", type=int, default=None,
-                   help="episodes to run; tasks are dealt in file order, cycling (default: one per task of the split)")
+                   help="episodes to run; tasks are dealt in file order, cycling (default: one per task of the "
+                        "split; ten per task under --profile contention)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed: fixes every channel and trap draw (default: 0)")
-    p.add_argument("--profile", choices=PROFILES, default="paper", help="simulator dynamics (default: paper)")
+    add_contention_flags(p, default_profile=None)
     p.add_argument("--device", default="cpu", help="cpu or cuda (falls back to cpu with a warning)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_contention_flags(p: argparse.ArgumentParser, default_profile: str | None = None) -> None:
+    """--profile and the contention parameters most often changed (the rest: --set contention.KEY=V)."""
+    shown = f"default: {default_profile}" if default_profile else "default: the run's config, else paper"
+    p.add_argument("--profile", choices=PROFILES, default=default_profile, help=f"simulator dynamics ({shown})")
+    p.add_argument("--arrival-rate", type=float, metavar="PER_S",
+                   help="contention: workflows arriving per second in each world (config: contention.arrival_rate)")
+    p.add_argument("--arrival-trace", metavar="CSV",
+                   help="contention: take arrival gaps from a request trace (Azure TIMESTAMP or BurstGPT "
+                        "Timestamp column), rescaled to --arrival-rate (config: contention.arrival_trace)")
+    p.add_argument("--worlds", type=int, help="contention: independent worlds simulated side by side "
+                                              "(config: contention.worlds)")
+    p.add_argument("--max-in-flight", type=int, help="contention: workflows in flight per world "
+                                                     "(config: contention.max_in_flight)")
+
+
+def contention_flags(args: argparse.Namespace) -> dict:
+    """The contention overrides given on the command line (None where not given)."""
+    return {"arrival_rate": args.arrival_rate, "arrival_trace": args.arrival_trace, "worlds": args.worlds,
+            "max_in_flight": args.max_in_flight}
 
 
 def resolve_device(name: str) -> torch.device:

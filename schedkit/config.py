@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from edgesim.contention import Contention
+
 
 class ConfigError(ValueError):
     pass
@@ -61,6 +63,7 @@ def resolve(defaults_file: str | Path, user_file: str | Path | None = None, sets
             flags: dict[str, Any] | None = None) -> dict:
     """defaults <- user YAML <- explicit command-line flags <- --set overrides."""
     cfg = load_yaml(defaults_file)
+    cfg["contention"] = Contention().as_dict() | cfg.get("contention", {})  # one set of defaults for every algorithm
     if user_file:
         cfg = merge(cfg, load_yaml(user_file))
     if flags:

@@ -15,13 +15,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from edgesim.contention import Contention
 from edgesim.dataset import Dataset
 from edgesim.physics import EVAL_WEIGHTS
 from edgesim.simulator import Observation, Simulator
 
 from .io import write_csv, write_json
+from .profiles import profile_simulator
 
-MAX_EVAL_BATCH = 1024
 # per-step info fields summed into each episode's row
 SUMMED = {"latency_ms": "latency", "network_ms": "network_ms", "compute_ms": "compute_ms", "queue_ms": "queue_ms",
           "trap_ms": "trap_ms", "link_ms": "link_ms", "cost": "cost", "trap_hits": "trap_hit",
@@ -35,25 +36,26 @@ class Policy(Protocol):
 
 
 def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str = "cpu",
-                   profile: str = "paper", max_batch: int = MAX_EVAL_BATCH) -> Simulator:
-    """A simulator that deals the split's tasks in file order, `min(episodes, max_batch)` at a time."""
-    return Simulator(ds, batch_size=min(episodes, max_batch), split=split, order="sequential", seed=seed,
-                     device=device, profile=profile)
+                   profile: str = "paper", contention: Contention | None = None) -> Simulator:
+    """A simulator that deals the split's tasks in file order (paper: up to 1024 episodes at a time)."""
+    return profile_simulator(ds, profile, contention, split, "sequential", seed, device, episodes)
 
 
 def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float, float, float] = EVAL_WEIGHTS,
              progress: bool = True) -> pd.DataFrame:
-    """Run episodes 0..episodes-1 of a freshly reset sequential simulator; one row per episode.
+    """Run the first `episodes` measured episodes of a freshly reset sequential simulator; one row each.
 
-    `decision_ms` is the policy's wall time per decision, amortised over the batch.
+    Step results are summed per episode id (`info["episode"]`), so rows that interleave workflows
+    (the contention profile) are accounted for like rows that run one at a time. `decision_ms` is
+    the policy's wall time per decision, amortised over the batch.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     obs = sim.reset(sim.seed)
     B, dev = sim.batch_size, sim.device
     w = torch.tensor(weights, dtype=sim.dtype, device=dev)
-    acc = {k: torch.zeros(B, dtype=sim.dtype, device=dev) for k in (*SUMMED, "reward", "steps", "decision_s")}
-    rows: list[pd.DataFrame] = []
+    acc = {k: torch.zeros(episodes, dtype=sim.dtype, device=dev) for k in (*SUMMED, "reward", "steps", "decision_s")}
+    task = torch.zeros(episodes, dtype=torch.long, device=dev)
     done_count = 0
     bar = tqdm(total=episodes, desc=f"eval {policy.name}", unit="ep", disable=not progress, leave=False)
     while done_count < episodes:
@@ -63,24 +65,21 @@ def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float
             torch.cuda.synchronize(dev)
         per_decision = (time.perf_counter() - t0) / B
         obs, reward, done, info = sim.step(actions)
+        keep, index = sim.measured(info["episode"], episodes)
+        ep = index[keep]
         for col, key in SUMMED.items():
-            acc[col] += info[key].to(sim.dtype)
-        acc["reward"] += reward @ w
-        acc["steps"] += 1
-        acc["decision_s"] += per_decision
-        finished = done & (info["episode"] < episodes)
-        if bool(finished.any()):
-            idx = finished.nonzero().squeeze(1)
-            frame = {k: v[idx].cpu().numpy() for k, v in acc.items()}
-            frame["episode"] = info["episode"][idx].cpu().numpy()
-            frame["task_id"] = [sim.tasks.ids[t] for t in info["task"][idx].tolist()]
-            rows.append(pd.DataFrame(frame))
-            done_count += len(idx)
-            bar.update(len(idx))
-        for v in acc.values():
-            v.masked_fill_(done, 0.0)
+            acc[col].index_add_(0, ep, info[key][keep].to(sim.dtype))
+        acc["reward"].index_add_(0, ep, (reward @ w)[keep])
+        acc["steps"].index_add_(0, ep, torch.ones_like(ep, dtype=sim.dtype))
+        acc["decision_s"].index_add_(0, ep, torch.full_like(ep, per_decision, dtype=sim.dtype))
+        task[ep] = info["task"][keep]
+        finished = int((done & keep).sum())
+        done_count += finished
+        bar.update(finished)
     bar.close()
-    df = pd.concat(rows, ignore_index=True).sort_values("episode", ignore_index=True)
+    df = pd.DataFrame({k: v.cpu().numpy() for k, v in acc.items()})
+    df.insert(0, "episode", np.arange(episodes))
+    df.insert(1, "task_id", [sim.tasks.ids[t] for t in task.tolist()])
     df["decision_ms"] = df.pop("decision_s") / df["steps"] * 1000.0
     for col in ("trap_hits", "switches", "fallbacks", "steps"):
         df[col] = df[col].round().astype(int)

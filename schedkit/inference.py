@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 
+from edgesim.contention import Contention
 from edgesim.simulator import Observation, Simulator
 
-from .cli import add_eval_flags, load_or_exit, resolve_device
+from .cli import add_eval_flags, contention_flags, load_or_exit, resolve_device
 from .evaluation import eval_simulator, evaluate, format_table, write_evaluation
+from .profiles import contention_or_exit, default_eval_episodes, profile_meta, profile_simulator
 from .runs import CheckpointError, check_dataset, load_checkpoint
 from .trainer import AgentFactory
 
@@ -45,9 +47,11 @@ def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: to
     return GreedyAgentPolicy(cfg["algo"], agent, torch.tensor(state["dwa"]["weights"], dtype=torch.float32))
 
 
-def batch1_decision_ms(ds, split: str, policy: GreedyAgentPolicy, device: torch.device, decisions: int = 200) -> float:
-    """Median wall time of one decision for a single episode (the latency a live scheduler adds)."""
-    sim = Simulator(ds, batch_size=1, split=split, order="sequential", seed=0, device=device)
+def batch1_decision_ms(ds, split: str, policy: GreedyAgentPolicy, device: torch.device, decisions: int = 200,
+                       profile: str = "paper", contention: Contention | None = None) -> float:
+    """Median wall time of one decision for a single episode or world (the latency a live scheduler adds)."""
+    single = Contention.from_dict((contention or Contention()).as_dict() | {"worlds": 1})
+    sim = profile_simulator(ds, profile, single, split, "sequential", 0, device, 1)
     obs, times = sim.reset(), []
     for _ in range(decisions + 10):
         t0 = time.perf_counter()
@@ -73,18 +77,21 @@ def inference_main(make_agent: AgentFactory, description: str, argv: list[str] |
     except CheckpointError as e:
         sys.exit(f"error: {e}")
     cfg = state["config"]
+    profile = args.profile or cfg.get("profile", "paper")
+    contention = contention_or_exit(cfg.get("contention"), contention_flags(args))
     policy = policy_from_checkpoint(state, ds, make_agent, device)
-    episodes = args.episodes or len(ds.tasks[args.split])
+    episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     if episodes < 1:
         sys.exit(f"error: --episodes must be >= 1, got {episodes}")
     model_path = Path(args.model)
-    out = Path(args.out) if args.out else model_path.resolve().parent.parent / f"eval_{args.split}_seed{args.seed}"
-    sim = eval_simulator(ds, args.split, episodes, args.seed, device, args.profile)
+    suffix = "" if profile == "paper" else f"_{profile}"
+    out = Path(args.out) if args.out else model_path.resolve().parent.parent / f"eval_{args.split}{suffix}_seed{args.seed}"
+    sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, contention)
     df = evaluate(sim, policy, episodes, progress=not args.no_progress)
     summary = write_evaluation(out, df, {
         "policy": cfg["algo"], "model": str(model_path), "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
-        "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device), "split": args.split,
-        "seed": args.seed, "profile": args.profile, "device": str(device), "regions": args.region,
+        "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device, profile=profile, contention=contention),
+        "split": args.split, "seed": args.seed, "profile": profile, **profile_meta(profile, contention), "device": str(device), "regions": args.region,
         "dataset_fingerprint": ds.fingerprint})
     print(format_table({cfg["algo"]: summary}))
     print(f"decision time: {summary['decision_ms']:.4f} ms batched ({sim.batch_size} episodes), "

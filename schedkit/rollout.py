@@ -54,10 +54,28 @@ class Rollout:
     losses: np.ndarray  # mean per-step (-rL, -rC, -rS): the DWA signal
 
 
+def episode_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, episode: torch.Tensor,
+                step: torch.Tensor, episodes: int, max_steps: int, gamma: float, lam: float):
+    """GAE of complete episodes from flat transitions labelled (episode, step), in their given order.
+
+    The transitions are laid out on a (max_steps, episodes) grid, so GAE runs along each episode
+    even when a batch row interleaves several (the contention profile). Grid cells past an
+    episode's end are marked done and never reach a real step."""
+    grid = (max_steps, episodes)
+    cell = step * episodes + episode
+
+    def lay(x, fill):
+        return torch.full(grid, fill, dtype=x.dtype, device=x.device).reshape(-1).index_put((cell,), x).reshape(grid)
+
+    adv, ret = gae(lay(rewards, 0.0), lay(values, 0.0), lay(dones, True),
+                   torch.zeros(episodes, dtype=values.dtype, device=values.device), gamma, lam)
+    return adv.reshape(-1)[cell], ret.reshape(-1)[cell]
+
+
 @torch.no_grad()
 def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, seed: int,
             gamma: float, lam: float) -> Rollout:
-    """Run exactly `episodes` episodes (one per batch row, tasks drawn from `seed`), then GAE."""
+    """Run exactly `episodes` episodes (ids 0..episodes-1, tasks drawn from `seed`), then GAE per episode."""
     obs = sim.reset(seed)
     gen = torch.Generator(sim.device).manual_seed(seed)
     eval_w = torch.tensor(EVAL_WEIGHTS, dtype=sim.dtype, device=sim.device)
@@ -70,11 +88,11 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
         obs, reward, done, info = sim.step(action)
         bonus = agent.reward_bonus(action) if hasattr(agent, "reward_bonus") else torch.zeros_like(value)
-        keep = info["episode"] < episodes
+        keep, index = sim.measured(info["episode"], episodes)
         finished += int((done & keep).sum())
         steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),
                       "value": value, "reward": reward, "bonus": bonus, "done": done, "keep": keep,
-                      "info": info})
+                      "index": index, "info": info})
 
     def stack(key):
         return torch.stack([s[key] for s in steps])
@@ -82,9 +100,11 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     reward_vec = stack("reward")  # (T, B, 3)
     keep, done = stack("keep"), stack("done")
     scalar = (reward_vec @ weights.to(reward_vec.dtype)).float() + stack("bonus").float()
-    values = stack("value").float()
-    adv, ret = gae(scalar, values, done, torch.zeros_like(values[0]), gamma, lam)
     flat = keep.reshape(-1).nonzero().squeeze(1)
+    episode = stack("index").reshape(-1)[flat]
+    step = torch.stack([s["info"]["step"] for s in steps]).reshape(-1)[flat]
+    adv, ret = episode_gae(scalar.reshape(-1)[flat], stack("value").float().reshape(-1)[flat],
+                           done.reshape(-1)[flat], episode, step, episodes, sim.tasks.max_steps, gamma, lam)
     features = {k: torch.stack([s["feats"][k] for s in steps]).flatten(0, 1)[flat] for k in steps[0]["feats"]}
     kept = keep.to(reward_vec.dtype)
     n_steps = float(kept.sum())
@@ -93,17 +113,18 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         return float((x * kept).sum()) / episodes
 
     parts = {k: torch.stack([s["info"][k] for s in steps]).to(reward_vec.dtype)
-             for k in ("latency", "cost", "trap_hit", "fallback")}
+             for k in ("latency", "queue_ms", "cost", "trap_hit", "fallback")}
     losses = -(reward_vec * kept[..., None]).sum((0, 1)) / n_steps
     stats = {
         "return": per_episode(scalar.to(kept.dtype)),
         "reward": per_episode(reward_vec @ eval_w),
         "latency_ms": per_episode(parts["latency"]),
+        "queue_ms": per_episode(parts["queue_ms"]),
         "cost": per_episode(parts["cost"]),
         "trap_hit_rate": float((parts["trap_hit"] * kept).sum()) / n_steps,
         "fallback_rate": float((parts["fallback"] * kept).sum()) / n_steps,
         "env_steps": int(n_steps),
     }
     return Rollout(features=features, actions=stack("action").reshape(-1)[flat], logp=stack("logp").reshape(-1)[flat],
-                   advantages=adv.reshape(-1)[flat], returns=ret.reshape(-1)[flat], stats=stats,
+                   advantages=adv, returns=ret, stats=stats,
                    losses=losses.cpu().numpy())

@@ -18,12 +18,12 @@ from torch import nn
 from tqdm import tqdm
 
 from edgesim.dataset import Dataset
-from edgesim.simulator import PROFILES, Simulator
-
-from .cli import load_or_exit, resolve_device
+from edgesim.simulator import PROFILES
+from .cli import add_contention_flags, contention_flags, load_or_exit, resolve_device
 from .config import ConfigError, resolve
 from .dwa import DWA
 from .ppo import PPOConfig, ppo_update
+from .profiles import contention_or_exit, profile_simulator
 from .rollout import collect, masked_log_probs
 from .runs import (CheckpointError, MetricsLog, dataset_identity, load_checkpoint, new_run_dir, point_latest,
                    save_checkpoint, write_config)
@@ -62,8 +62,8 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
         dwa.load_state_dict(resume["dwa"])
         start, prev_losses = resume["epoch"], resume["prev_losses"]
     log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
-    sim = Simulator(ds, batch_size=episodes, split="train", order="random", seed=cfg["seed"], device=device,
-                    profile=cfg["profile"])
+    sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg["contention"]), "train", "random", cfg["seed"],
+                            device, episodes)
 
     def checkpoint(name: str, next_epoch: int) -> None:
         save_checkpoint(run / "checkpoints" / name, {
@@ -112,7 +112,7 @@ def parse_train_args(description: str, argv: list[str] | None = None) -> argpars
     p.add_argument("--episodes", type=int, help="episodes per epoch (config: episodes, default 200)")
     p.add_argument("--seed", type=int, help="training seed (config: seed, default 42)")
     p.add_argument("--device", help="cpu or cuda; cuda falls back to cpu with a warning (config: device)")
-    p.add_argument("--profile", choices=PROFILES, help="simulator dynamics (config: profile)")
+    add_contention_flags(p)
     p.add_argument("--no-mask", action="store_true",
                    help="do not mask invalid servers in training (the reference behaviour; evaluation always masks)")
     p.add_argument("--config", help="YAML file overriding the algorithm's config.yaml defaults")
@@ -156,7 +156,8 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
         else:
             flags = {"data": args.data, "regions": args.regions, "epochs": args.epochs, "episodes": args.episodes,
                      "seed": args.seed, "device": args.device, "profile": args.profile,
-                     "mask": False if args.no_mask else None}
+                     "mask": False if args.no_mask else None,
+                     "contention": {k: v for k, v in contention_flags(args).items() if v is not None} or None}
             cfg = resolve(defaults_file, args.config, args.set, flags)
             run = Path(args.out) if args.out else new_run_dir(args.results, cfg["algo"], cfg["regions"], cfg["seed"])
             if (run / "checkpoints").exists() and any((run / "checkpoints").iterdir()):
@@ -166,6 +167,9 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
     for key, low in (("epochs", 1), ("episodes", 1), ("checkpoint_every", 1)):
         if not isinstance(cfg[key], int) or cfg[key] < low:
             sys.exit(f"error: config '{key}' must be an integer >= {low}, got {cfg[key]!r}")
+    if cfg["profile"] not in PROFILES:
+        sys.exit(f"error: config 'profile' must be one of {PROFILES}, got {cfg['profile']!r}")
+    contention_or_exit(cfg["contention"])
     ds = load_or_exit(cfg["data"], cfg["regions"])
     run.mkdir(parents=True, exist_ok=True)
     write_config(run, cfg)

@@ -126,8 +126,8 @@ def test_bad_actions_are_rejected_clearly(reference_ds):
         sim.step(torch.tensor([0, 1, 2, 500]))
     with pytest.raises(ValueError, match="expected 4 actions"):
         sim.step(torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="profile 'contention' is not implemented"):
-        Simulator(reference_ds, profile="contention")
+    with pytest.raises(ValueError, match="profile 'crowded' is not implemented"):
+        Simulator(reference_ds, profile="crowded")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
