@@ -22,6 +22,11 @@ trap surcharge (150 ms) for a trap, else the mean over links to non-trap neighbo
 counts 2000 ms trap links that are never paid (a hop touching a trap pays the surcharge instead),
 which ranks the fast, cheap servers next to traps among the worst.
 Policy logits = actor + alpha * zscore(telemetry), alpha = 0.6 + 0.6 * progress.
+
+`actor: dense` (the default, SPEC 4) has one output per server, so a checkpoint fits one server
+count. `actor: per_server` is the size-agnostic variant: a shared scorer reads one feature vector
+per server (SERVER_FEATURES, all dimensionless and independent of N) plus the state embedding, so
+one checkpoint schedules any number of servers (zero-shot on larger topologies).
 """
 from __future__ import annotations
 
@@ -30,17 +35,21 @@ import torch
 from torch import nn
 
 from edgesim.dataset import Dataset
+from edgesim import physics as P
 from edgesim.physics import EXPECTED_TRAP_MS
 from edgesim.simulator import Observation, Simulator
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
 
-from .model import ActorCritic
+from .model import ActorCritic, PerServerActorCritic
 
 REFERENCE_STATE_DIM = BASE_STATE_DIM + 3
 TOKEN_SCALE = 2000.0
 QUEUE_NORM_MS = 5000.0
 TELEMETRY_QUEUE_MS = 1000.0
 HIGH_COMPUTE_QUANTILE = 0.9
+SERVER_FEATURES = ("telemetry", "telemetry z-score", "compute nc", "cost multiplier / 2", "trap",
+                   "queue wait / 1 s", "log(1 + hop km) / 5", "same region as the hop source",
+                   "link BaseLatencyMs / 1 s", "step cost / $0.05", "step compute / 1 s")
 
 
 def _neighbour_table(ds: Dataset) -> np.ndarray:
@@ -72,6 +81,9 @@ class TopoFreeAgent(MaskedAgent):
         super().__init__(ds, cfg, device)
         if cfg["state"] not in ("reference", "extended"):
             raise ValueError(f"config 'state' must be 'reference' or 'extended', got {cfg['state']!r}")
+        if cfg["actor"] not in ("dense", "per_server"):
+            raise ValueError(f"config 'actor' must be 'dense' or 'per_server', got {cfg['actor']!r}")
+        self.per_server = cfg["actor"] == "per_server"
         self.extended = cfg["state"] == "extended"
         self.n_types = len(ds.type_names)
         g = cfg["guidance"]
@@ -96,11 +108,41 @@ class TopoFreeAgent(MaskedAgent):
         buf("neighbours", nbr, torch.long)
         buf("out_bandwidth", bw / max(bw.max(), 1e-8))
         buf("high_near", high_near.astype(np.float32))
+        buf("cost_half", np.clip(ds.cost_mult / 2, 0, 1))
+        buf("trap", ds.is_trap.astype(np.float32))
         state_dim = REFERENCE_STATE_DIM + (self.n_types + 1 if self.extended else 0)
-        self.net = ActorCritic(state_dim, n).to(device)
+        if self.per_server:
+            self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES)).to(device)
+        else:
+            self.net = ActorCritic(state_dim, n).to(device)
+
+    @staticmethod
+    def size_agnostic(cfg: dict) -> bool:
+        """Whether a checkpoint of this config schedules any dataset (no weight depends on N or the types)."""
+        return cfg.get("actor") == "per_server" and cfg["state"] == "reference"
 
     def networks(self) -> list[nn.Module]:
         return [self.net.actor, self.net.critic]
+
+    def server_features(self, sim: Simulator, obs: Observation, telemetry: torch.Tensor,
+                        load: torch.Tensor | None) -> torch.Tensor:
+        """(B, N, len(SERVER_FEATURES)) inputs of the per-server scorer."""
+        net, B = sim.net, sim.batch_size
+        servers = torch.arange(sim.n_servers, device=sim.device)
+        lon, lat, region = sim.hop_source()
+        km = P.haversine_km(lon[:, None], lat[:, None], net.lon[None], net.lat[None]).float()
+        link = net.link_lookup(obs.prev_server[:, None], servers[None])[0].float()
+        tokens = obs.tokens.float()[:, None]
+        cost = P.step_cost(tokens, net.price[obs.required_type].float(), net.cost_mult.float()[None])
+        telemetry = telemetry.expand(B, -1)
+        z = (telemetry - telemetry.mean(1, keepdim=True)) / (telemetry.std(1, keepdim=True) + 1e-8)
+        nc = net.nc.float()[None].expand(B, -1)
+        return torch.stack([
+            telemetry, z, nc, self.cost_half.expand(B, -1), self.trap.expand(B, -1),
+            torch.zeros_like(km) if load is None else load / TELEMETRY_QUEUE_MS,
+            torch.log1p(km) / 5, (net.region[None] == region[:, None]).float(), link / 1000.0,
+            cost / 0.05, tokens / (nc * P.TOKENS_PER_SECOND_AT_FULL_COMPUTE),
+        ], -1)
 
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
         prev = obs.prev_server.clamp_min(0)
@@ -118,9 +160,12 @@ class TopoFreeAgent(MaskedAgent):
             one_hot = torch.nn.functional.one_hot(obs.required_type, self.n_types).float()
             state = torch.cat([state, one_hot, (obs.tokens.float() / TOKEN_SCALE)[:, None]], 1)
         feats = {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
-        if sim.profile_name == "contention":
-            live = self.nc_static / (1 + 0.3 * sim.server_load().float() / TELEMETRY_QUEUE_MS)
+        load = sim.server_load().float() if sim.profile_name == "contention" else None
+        if load is not None:
+            live = self.nc_static / (1 + 0.3 * load / TELEMETRY_QUEUE_MS)
             feats["telemetry"] = live / live.amax(1, keepdim=True)
+        if self.per_server:
+            feats["servers"] = self.server_features(sim, obs, feats.get("telemetry", self.telemetry), load)
         return feats
 
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,7 +175,7 @@ class TopoFreeAgent(MaskedAgent):
             telemetry_z = (telemetry - mean) / (std + 1e-8)
         else:  # static, (N,)
             telemetry, telemetry_z = self.telemetry, self.telemetry_z
-        logits, value = self.net(feats["state"], telemetry)
+        logits, value = self.net(feats["state"], feats["servers"] if self.per_server else telemetry)
         alpha = self.alpha0 + self.alpha_slope * feats["progress"]
         logits = logits + alpha[:, None] * telemetry_z
         return self.masked(logits, feats["mask"]), value

@@ -30,3 +30,28 @@ class ActorCritic(nn.Module):
 
     def forward(self, state: torch.Tensor, telemetry: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.actor(state, telemetry), self.critic(state, telemetry).squeeze(-1)
+
+
+class PerServerActorCritic(nn.Module):
+    """Size-agnostic TopoFreeRL: one scorer with shared weights applied to every server.
+
+    state -> 128 -> [SE gate] = e; score_s = MLP(W_e e + W_f f_s) for each server's feature vector
+    f_s, so no weight depends on the number of servers and one checkpoint schedules any topology.
+    The critic reads the state alone.
+    """
+
+    def __init__(self, state_dim: int, server_dim: int, width: int = 128, hidden: int = 16):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(state_dim, width), nn.ReLU(), SqueezeExcite(width, width // 4))
+        self.state_proj = nn.Linear(width, hidden)
+        self.server_proj = nn.Linear(server_dim, hidden, bias=False)
+        self.scorer = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.critic = StateServerMLP(state_dim, 0, 1, hidden=(width, width))
+        nn.init.orthogonal_(self.scorer[-1].weight, 0.01)
+        nn.init.zeros_(self.scorer[-1].bias)
+        self.actor = nn.ModuleList([self.trunk, self.state_proj, self.server_proj, self.scorer])
+
+    def forward(self, state: torch.Tensor, servers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """state (B, S), servers (B, N, F) -> logits (B, N), value (B,)."""
+        h = self.state_proj(self.trunk(state))[:, None, :] + self.server_proj(servers)
+        return self.scorer(h).squeeze(-1), self.critic(state).squeeze(-1)

@@ -175,16 +175,15 @@ class ContentionSimulator(Simulator):
         self.rows = torch.arange(G, device=dev)
         if self._trace is not None:
             self.trace_pos = torch.randint(len(self._trace), (G,), generator=self.arrival_gen, device=dev)
-        # slot w of world g holds the world's w-th arrival, episode w * G + g: low ids spread over worlds
-        self.slot_episode = torch.arange(G * W, device=dev).reshape(W, G).T.contiguous()
+        # Slot state, flat over (world, slot): clock, admission wait, [episode, task, step, prev].
+        # Slot w of world g holds the world's w-th arrival, episode w * G + g: low ids spread over worlds.
+        episode = torch.arange(G * W, device=dev).reshape(W, G).T.reshape(-1)
         self.episodes_dealt = torch.tensor(G * W, device=dev)
-        self.slot_task = self._deal(self.slot_episode.reshape(-1)).reshape(G, W)
         arrival = torch.cumsum(self._gaps(W), 1)
         self.next_arrival = arrival[:, -1] + self._gaps(1)[:, 0]
-        self.slot_now = arrival
-        self.slot_admit = torch.zeros((G, W), dtype=self.dtype, device=dev)
-        self.slot_step = torch.zeros((G, W), dtype=torch.long, device=dev)
-        self.slot_prev = torch.full((G, W), -1, dtype=torch.long, device=dev)
+        self.slot_now = arrival.reshape(-1)
+        self.slot_admit = torch.zeros(G * W, dtype=self.dtype, device=dev)
+        self.slot_int = [episode, self._deal(episode), torch.zeros_like(episode), torch.full_like(episode, -1)]
         self.busy = torch.zeros((G, self.n_servers), dtype=self.dtype, device=dev)
         self.history = torch.full((G, self.n_servers), self.net.initial_history_ms, dtype=self.dtype, device=dev)
         self._activate()
@@ -210,14 +209,11 @@ class ContentionSimulator(Simulator):
         return gap
 
     def _activate(self) -> None:
-        """Point the row views at each world's earliest pending decision."""
-        self.active = self.slot_now.argmin(1)
-        a = self.active[:, None]
-        self.task = self.slot_task.gather(1, a)[:, 0]
-        self.step_idx = self.slot_step.gather(1, a)[:, 0]
-        self.prev = self.slot_prev.gather(1, a)[:, 0]
-        self.now = self.slot_now.gather(1, a)[:, 0]
-        self.episode = self.slot_episode.gather(1, a)[:, 0]
+        """Point the row views at each world's earliest pending decision (ties: the lowest slot)."""
+        W = self.contention.max_in_flight
+        self.active = self.rows * W + self.slot_now.view(-1, W).argmin(1)  # flat slot index
+        self.now = self.slot_now.index_select(0, self.active)
+        self.episode, self.task, self.step_idx, self.prev = (x.index_select(0, self.active) for x in self.slot_int)
 
     def busy_until(self, servers: torch.Tensor) -> torch.Tensor:
         return self.busy.gather(1, servers)
@@ -244,19 +240,20 @@ class ContentionSimulator(Simulator):
     def step(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None):
         a, u = self._checked(actions, uniforms)
         h = self._hop(a, u)
-        g, s, compute = self.rows, h["server"], h["compute"]
-        act = self.active[:, None]
+        s, compute = h["server"], h["compute"]
+        cell = self.rows * self.n_servers + s  # flat (world, server) index into busy and history
+        busy, history = self.busy.view(-1), self.history.view(-1)
         k, episode, task = self.step_idx, self.episode, self.task
-        admission = torch.where(k == 0, self.slot_admit.gather(1, act)[:, 0], 0.0)
-        busy_before = self.busy[g, s]
+        admission = torch.where(k == 0, self.slot_admit.index_select(0, self.active), 0.0)
+        busy_before = busy.index_select(0, cell)
         wait = (busy_before - self.now).clamp_min(0.0)
         start = self.now + wait
         travel = h["channel"] + h["trap_ms"] + h["link_ms"] + compute
         queue = wait + admission
         latency = travel + queue
         reward = P.reward_vector(latency, h["cost"], h["switch"])
-        self.busy[g, s] = start + compute
-        self.history[g, s] = 0.5 * latency + 0.5 * self.history[g, s]
+        busy.index_copy_(0, cell, start + compute)
+        history.index_copy_(0, cell, 0.5 * latency + 0.5 * history.index_select(0, cell))
 
         next_step = k + 1
         done = next_step >= self.tasks.n_steps[task]
@@ -268,15 +265,12 @@ class ContentionSimulator(Simulator):
         arrival = self.next_arrival
         self.next_arrival = torch.where(done, arrival + self._next_gap(done), arrival)
 
-        def put(slots: torch.Tensor, value: torch.Tensor) -> None:
-            slots.scatter_(1, act, value[:, None].to(slots.dtype))
-
-        put(self.slot_episode, torch.where(done, new_episode, episode))
-        put(self.slot_task, torch.where(done, self._deal(new_episode), task))
-        put(self.slot_step, torch.where(done, 0, next_step))
-        put(self.slot_prev, torch.where(done, -1, s))
-        put(self.slot_now, torch.where(done, torch.maximum(arrival, finish), finish))
-        put(self.slot_admit, torch.where(done, (finish - arrival).clamp_min(0.0), 0.0))
+        for slots, value in zip(self.slot_int, (torch.where(done, new_episode, episode),
+                                                torch.where(done, self._deal(new_episode), task),
+                                                torch.where(done, 0, next_step), torch.where(done, -1, s))):
+            slots.index_copy_(0, self.active, value)
+        self.slot_now.index_copy_(0, self.active, torch.where(done, torch.maximum(arrival, finish), finish))
+        self.slot_admit.index_copy_(0, self.active, torch.where(done, (finish - arrival).clamp_min(0.0), 0.0))
         self._activate()
         info = self._info(h, latency, queue, done, episode, task, k)
         info["admission_ms"] = admission

@@ -1,6 +1,7 @@
 """The `inference.py` command line shared by every learned scheduler.
 
-Loads a checkpoint, refuses one trained on another dataset, evaluates the deterministic policy
+Loads a checkpoint, refuses one trained on another dataset (unless the agent is size-agnostic,
+e.g. TopoFreeRL with `actor: per_server`: then it schedules the new topology zero-shot), evaluates the deterministic policy
 (argmax over valid servers, DWA weights frozen at their final values) under the shared protocol,
 and writes the same episodes.csv / summary.json as Heuristics/inference.py, plus the decision
 time at batch 1.
@@ -73,10 +74,15 @@ def inference_main(make_agent: AgentFactory, description: str, argv: list[str] |
     ds = load_or_exit(args.data, args.region)
     try:
         state = load_checkpoint(args.model, map_location=device)
-        check_dataset(state, ds, args.model)
+        cfg = state["config"]
+        zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
+        if not (zero_shot and getattr(make_agent, "size_agnostic", lambda c: False)(cfg)):
+            check_dataset(state, ds, args.model)
     except CheckpointError as e:
         sys.exit(f"error: {e}")
-    cfg = state["config"]
+    if zero_shot:
+        print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "
+              f"{state['dataset']['regions']}; scheduling {ds.n_servers} servers of {list(ds.regions)}")
     profile = args.profile or cfg.get("profile", "paper")
     contention = contention_or_exit(cfg.get("contention"), contention_flags(args))
     policy = policy_from_checkpoint(state, ds, make_agent, device)
@@ -91,7 +97,8 @@ def inference_main(make_agent: AgentFactory, description: str, argv: list[str] |
     summary = write_evaluation(out, df, {
         "policy": cfg["algo"], "model": str(model_path), "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
         "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device, profile=profile, contention=contention),
-        "split": args.split, "seed": args.seed, "profile": profile, **profile_meta(profile, contention), "device": str(device), "regions": args.region,
+        "split": args.split, "seed": args.seed, "profile": profile, **profile_meta(profile, contention),
+        "zero_shot": zero_shot, "trained_regions": state["dataset"]["regions"], "device": str(device), "regions": args.region,
         "dataset_fingerprint": ds.fingerprint})
     print(format_table({cfg["algo"]: summary}))
     print(f"decision time: {summary['decision_ms']:.4f} ms batched ({sim.batch_size} episodes), "

@@ -18,6 +18,17 @@ def stratified_bootstrap_ci(groups: list[np.ndarray], n_boot: int = 2000, level:
     return point, float(lo), float(hi)
 
 
+def stratified_bootstrap_percentile_ci(groups: list[np.ndarray], q: float, n_boot: int = 1000, level: float = 0.95,
+                                        seed: int = 0) -> tuple[float, float, float]:
+    """(value, low, high) of the q-th percentile of all episodes pooled, resampling within each group."""
+    groups = [np.asarray(g, dtype=float) for g in groups]
+    point = float(np.percentile(np.concatenate(groups), q))
+    rng = np.random.default_rng(seed)
+    pooled = np.concatenate([g[rng.integers(0, len(g), (n_boot, len(g)))] for g in groups], axis=1)
+    lo, hi = np.quantile(np.percentile(pooled, q, axis=1), [(1 - level) / 2, (1 + level) / 2])
+    return point, float(lo), float(hi)
+
+
 def stratified_bootstrap_means(groups: list[np.ndarray], n_boot: int = 2000, seed: int = 0) -> np.ndarray:
     """(n_boot, ...) bootstrap replicates of the mean over groups of each group's mean.
 

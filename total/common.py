@@ -20,11 +20,12 @@ LEARNED = {
     "PFAPPO": ("PFAPPO", "PFAPPO.agent:PFPPOAgent"),
     "Stark": ("Stark_Scheduler", "Stark_Scheduler.model:StarkAgent"),
 }
-HEURISTICS = ("oracle", "greedy", "maxcompute", "random")
+HEURISTICS = ("oracle", "greedy", "greedy_queue", "maxcompute", "random")
 ORDER = [*LEARNED, *HEURISTICS]
 # Okabe-Ito colour-blind-safe palette, one fixed colour per scheduler across every figure
 COLORS = {"TopoFreeRL": "#D55E00", "PPO": "#0072B2", "PFAPPO": "#009E73", "Stark": "#CC79A7",
-          "oracle": "#000000", "greedy": "#E69F00", "maxcompute": "#56B4E9", "random": "#999999"}
+          "oracle": "#000000", "greedy": "#E69F00", "greedy_queue": "#F0E442", "maxcompute": "#56B4E9",
+          "random": "#999999"}
 LABELS = {"PFAPPO": "PF-PPO", "Stark": "STARK"}
 
 
@@ -48,8 +49,9 @@ def final_checkpoints(results: Path) -> list[Path]:
     return found
 
 
-def eval_dir(results: Path, regions: list[str]) -> Path:
-    return results / "eval" / "+".join(regions)
+def eval_dir(results: Path, regions: list[str], tag: str = "") -> Path:
+    """results/eval/<regions>[_<tag>]: the tag names a non-default evaluation, e.g. contention_r16."""
+    return results / "eval" / ("+".join(regions) + (f"_{tag}" if tag else ""))
 
 
 def sort_algos(names) -> list[str]:
@@ -64,15 +66,20 @@ def missing(paths: list[Path]) -> None:
                  "\nrun total/evaluate_all.py (and the training scripts) first")
 
 
-def figure_main(draw, description: str, argv: list[str] | None = None) -> list[Path]:
-    """Shared CLI of the figure scripts: --results, --figures, --region, then draw."""
+def figure_main(draw, description: str, argv: list[str] | None = None, tagged: bool = False) -> list[Path]:
+    """Shared CLI of the figure scripts: --results, --figures, --region (and --tag for figures of
+    one evaluation), then draw."""
     import argparse
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--figures", default="total/figures", help="output folder (default: total/figures)")
     p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    if tagged:
+        p.add_argument("--tag", default="", help="evaluation tag of total/evaluate_all.py, e.g. contention_r16 "
+                                                  "(the figure's file name gets the same suffix)")
     args = p.parse_args(argv)
-    written = draw(Path(args.results), Path(args.figures), args.region)
+    extra = {"tag": args.tag} if tagged else {}
+    written = draw(Path(args.results), Path(args.figures), args.region, **extra)
     for path in written:
         print(f"wrote {path}")
     return written
@@ -105,9 +112,9 @@ def save(fig, figures: Path, name: str) -> list[Path]:
     return out
 
 
-def load_eval(results: Path, regions: list[str]):
+def load_eval(results: Path, regions: list[str], tag: str = ""):
     """(episodes, summary) DataFrames of total/evaluate_all.py's output."""
     import pandas as pd
-    d = eval_dir(results, regions)
+    d = eval_dir(results, regions, tag)
     missing([d / "episodes.csv", d / "summary.csv"])
     return pd.read_csv(d / "episodes.csv"), pd.read_csv(d / "summary.csv")

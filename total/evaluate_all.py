@@ -2,12 +2,16 @@
 tasks and evaluation seeds. All seeds of every run are included, never a hand-picked subset.
 
     python total/evaluate_all.py --data data1 --region Server1_Trap [--eval-seeds 0 1 2]
+    python total/evaluate_all.py --profile contention --arrival-rate 16      # -> results/eval/<region>_contention_r16
 
 Writes results/eval/<region>/episodes.csv: one tidy row per (algo, train seed, eval seed,
 episode), with the run folder and every metric. Also writes summary.csv: per algorithm, the
 mean and 95% stratified bootstrap CI over runs and episodes of reward, latency and cost, plus
-the IQM of reward, p99 latency and decision time. Runs whose checkpoint was trained on another
-dataset are listed and skipped; a corrupted checkpoint stops the evaluation with its path.
+the IQM of reward, p99 latency (with its bootstrap CI) and decision time. Runs whose checkpoint
+was trained on another dataset or under another profile are listed and skipped; a corrupted
+checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
+meets the same arrival process and load, and summary.csv also holds the oracle's reward upper
+bound (`reward_upper_bound`, its queue-free plan value).
 """
 from __future__ import annotations
 
@@ -21,12 +25,13 @@ import pandas as pd
 from common import HEURISTICS, agent_factory, eval_dir, final_checkpoints, label, sort_algos
 
 from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
-from schedkit.cli import load_or_exit, resolve_device  # noqa: E402
+from schedkit.cli import add_contention_flags, contention_flags, load_or_exit, resolve_device  # noqa: E402
 from schedkit.evaluation import eval_simulator, evaluate  # noqa: E402
 from schedkit.inference import policy_from_checkpoint  # noqa: E402
 from schedkit.io import write_csv  # noqa: E402
 from schedkit.runs import CheckpointError, load_checkpoint  # noqa: E402
-from schedkit.stats import iqm, stratified_bootstrap_ci  # noqa: E402
+from schedkit.profiles import contention_or_exit, default_eval_episodes  # noqa: E402
+from schedkit.stats import iqm, stratified_bootstrap_ci, stratified_bootstrap_percentile_ci  # noqa: E402
 
 METRICS = ("reward", "latency_ms", "cost")
 
@@ -41,7 +46,8 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
         for m in METRICS:
             row[m], row[f"{m}_lo"], row[f"{m}_hi"] = stratified_bootstrap_ci([g[m].to_numpy() for g in groups])
         row["reward_iqm"] = iqm(d["reward"].to_numpy())
-        row["p99_latency_ms"] = float(np.percentile(d["latency_ms"], 99))
+        row["p99_latency_ms"], row["p99_latency_ms_lo"], row["p99_latency_ms_hi"] = stratified_bootstrap_percentile_ci(
+            [g["latency_ms"].to_numpy() for g in groups], 99)
         row["decision_ms"] = float(d["decision_ms"].mean())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -52,20 +58,24 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--data", default="data1")
     p.add_argument("--region", nargs="+", default=["Server1_Trap"])
     p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--episodes", type=int, help="episodes per evaluation (default: every task of the split)")
+    p.add_argument("--episodes", type=int, help="episodes per evaluation (default: every task of the split; "
+                                                "ten passes under contention)")
     p.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="evaluation seeds (default: 0)")
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--device", default="cpu")
+    add_contention_flags(p, default_profile="paper")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     results, device = Path(args.results), resolve_device(args.device)
+    contention = contention_or_exit(None, contention_flags(args)) if args.profile == "contention" else None
+    tag = "" if contention is None else f"contention_r{contention.arrival_rate:g}"
     ds = load_or_exit(args.data, args.region)
-    episodes = args.episodes or len(ds.tasks[args.split])
-    frames, skipped = [], []
+    episodes = args.episodes or default_eval_episodes(ds, args.split, args.profile)
+    frames, skipped, bounds = [], [], []
 
     def run_policy(algo, policy_for_seed, train_seed, run):
         for es in args.eval_seeds:
-            sim = eval_simulator(ds, args.split, episodes, es, device)
+            sim = eval_simulator(ds, args.split, episodes, es, device, args.profile, contention)
             df = evaluate(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
             df.insert(0, "run", run)
             df.insert(0, "eval_seed", es)
@@ -78,25 +88,36 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             state = load_checkpoint(ckpt, map_location=device)
         except CheckpointError as e:
             sys.exit(f"error: {e}")
+        cfg = state["config"]
         if state["dataset"]["fingerprint"] != ds.fingerprint:
             skipped.append(f"{ckpt} (trained on {state['dataset']['regions']})")
             continue
-        cfg = state["config"]
+        if cfg.get("profile", "paper") != args.profile:
+            skipped.append(f"{ckpt} (trained under the {cfg.get('profile', 'paper')} profile)")
+            continue
         policy = policy_from_checkpoint(state, ds, agent_factory(cfg["algo"]), device)
         run_policy(cfg["algo"], lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
     for name in HEURISTICS:
+        if name == "greedy_queue" and contention is None:
+            continue  # identical to greedy without queues
         def make(sim, es, name=name):
             policy = POLICIES[name](sim, seed=es)
             if isinstance(policy, OraclePolicy):
                 policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
+                bounds.append((policy, sim))
             return policy
         run_policy(name, make, np.nan, "")
     table = pd.concat(frames, ignore_index=True)
-    out = eval_dir(results, args.region)
+    out = eval_dir(results, args.region, tag)
     write_csv(out / "episodes.csv", table)
     summary = summarize_runs(table, ds.n_servers)
+    if contention is not None:  # the oracle is load-blind here; its plan value bounds every scheduler
+        policy, sim = bounds[0]
+        index = {tid: i for i, tid in enumerate(sim.tasks.ids)}
+        oracle_tasks = table.loc[table["algo"] == "oracle", "task_id"]
+        summary["reward_upper_bound"] = policy.bound(sim, [index[t] for t in oracle_tasks])
     write_csv(out / "summary.csv", summary)
     for s in skipped:
         print(f"skipped {s}")

@@ -16,7 +16,8 @@ from common import eval_dir, missing
 
 from schedkit.io import atomic_write_text, write_csv  # noqa: E402
 
-COLUMNS = [("reward", "Reward", 4, max), ("latency_ms", "Latency (ms)", 1, min), ("cost", "Cost ($)", 5, min)]
+COLUMNS = [("reward", "Reward", 4, max), ("latency_ms", "Latency (ms)", 1, min),
+           ("p99_latency_ms", "P99 latency (ms)", 0, min), ("cost", "Cost ($)", 5, min)]
 
 
 def best_rows(summary: pd.DataFrame, metric: str, better) -> set[int]:
@@ -60,16 +61,18 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--results", default="results")
     p.add_argument("--figures", default="total/figures", help="output folder (default: total/figures)")
     p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    p.add_argument("--tag", default="", help="evaluation tag of total/evaluate_all.py, e.g. contention_r16")
     args = p.parse_args(argv)
-    src = eval_dir(Path(args.results), args.region) / "summary.csv"
+    src = eval_dir(Path(args.results), args.region, args.tag) / "summary.csv"
     missing([src])
     markdown, table, latex = build(pd.read_csv(src))
     out = Path(args.figures)
-    atomic_write_text(out / "results_table.md", markdown)
-    write_csv(out / "results_table.csv", table)
-    atomic_write_text(out / "results_table.tex", latex)
+    name = "results_table" + (f"_{args.tag}" if args.tag else "")
+    atomic_write_text(out / f"{name}.md", markdown)
+    write_csv(out / f"{name}.csv", table)
+    atomic_write_text(out / f"{name}.tex", latex)
     print(markdown)
-    print(f"wrote {out}/results_table.{{md,csv,tex}}")
+    print(f"wrote {out}/{name}.{{md,csv,tex}}")
     return out
 
 

@@ -17,8 +17,8 @@ from common import COLORS, figure_main, label, load_eval, save, sort_algos, styl
 PARTS = [("network_ms", "network", "#56B4E9"), ("compute_ms", "compute", "#E69F00"), ("queue_ms", "queue", "#999999")]
 
 
-def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
-    episodes, _ = load_eval(results, regions)
+def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
+    episodes, _ = load_eval(results, regions, tag)
     algos = sort_algos(episodes["algo"].unique())
     means = episodes.groupby("algo")[[p for p, _, _ in PARTS] + ["cost"]].mean().loc[algos]
     plt = style()
@@ -36,8 +36,8 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
     ax2.set_title("Cost (compute only in this profile)")
     for ax in (ax1, ax2):
         ax.set_xticks(x, [label(a) for a in algos], rotation=45, ha="right")
-    return save(fig, figures, "cost_breakdown")
+    return save(fig, figures, "cost_breakdown" + (f"_{tag}" if tag else ""))
 
 
 if __name__ == "__main__":
-    figure_main(draw, __doc__)
+    figure_main(draw, __doc__, tagged=True)

@@ -13,8 +13,8 @@ from common import COLORS, figure_main, label, load_eval, save, sort_algos, styl
 QUANTILES = {50: "o", 90: "s", 99: "^"}
 
 
-def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
-    episodes, _ = load_eval(results, regions)
+def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
+    episodes, _ = load_eval(results, regions, tag)
     plt = style()
     fig, ax = plt.subplots(figsize=(3.5, 2.6))
     for algo in sort_algos(episodes["algo"].unique()):
@@ -28,8 +28,8 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
     ax.set_ylabel("fraction of episodes")
     ax.set_title("Latency CDF (markers: P50 o, P90 s, P99 ^)")
     ax.legend(frameon=False, ncol=2)
-    return save(fig, figures, "latency_cdf")
+    return save(fig, figures, "latency_cdf" + (f"_{tag}" if tag else ""))
 
 
 if __name__ == "__main__":
-    figure_main(draw, __doc__)
+    figure_main(draw, __doc__, tagged=True)

@@ -16,9 +16,9 @@ from schedkit.stats import stratified_bootstrap_means  # noqa: E402
 CHI2_95_2DOF = 5.991
 
 
-def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
+def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
     from matplotlib.patches import Ellipse
-    episodes, _ = load_eval(results, regions)
+    episodes, _ = load_eval(results, regions, tag)
     ellipses = {}
     for algo in sort_algos(episodes["algo"].unique()):
         d = episodes[episodes["algo"] == algo]
@@ -44,8 +44,8 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
         ax.set_title(title)
     axes[0].legend(frameon=False, ncol=2)
     fig.suptitle("Latency vs cost: means with 95% confidence ellipses", fontsize=8, y=1.02)
-    return save(fig, figures, "pareto")
+    return save(fig, figures, "pareto" + (f"_{tag}" if tag else ""))
 
 
 if __name__ == "__main__":
-    figure_main(draw, __doc__)
+    figure_main(draw, __doc__, tagged=True)

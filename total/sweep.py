@@ -5,8 +5,9 @@ Ray cluster, into the usual results/ layout (so total/evaluate_all.py and the pl
     python total/sweep.py --config sweeps/paper.yaml --workers 2
     python total/sweep.py --config sweeps/paper.yaml --backend ray --address auto   # a running cluster
 
-Each run is `<results>/<Algo>/<regions>[_<profile>]_seed<S>/`, trained, then evaluated with its
-inference.py into `eval_<split>_seed<E>/`. The sweep is idempotent:
+Each run is `<results>/<Algo>/<regions>[_<profile>]_seed<S>/`, trained (with the sweep's
+`overrides`: `--set KEY=VALUE` per algorithm or for `all`), then evaluated with its inference.py
+into `eval_<split>_seed<E>/` under the run's own config. The sweep is idempotent:
 - a run whose final checkpoint and evaluation exist is skipped;
 - an interrupted run resumes from its last checkpoint;
 - a failing run is reported with its log path and the others go on.
@@ -31,7 +32,7 @@ from common import LEARNED, ROOT
 DEFAULTS = {"data": "data1", "algorithms": list(LEARNED), "seeds": [42, 43, 44], "regions": [["Server1_Trap"]],
             "profiles": ["paper"], "budget": {"epochs": 100, "episodes": 200},
             "evaluate": {"split": "test", "episodes": None, "seed": 0},
-            "resources": {"cpus": 1, "gpus": 0}, "results": "results", "device": "cpu"}
+            "resources": {"cpus": 1, "gpus": 0}, "results": "results", "device": "cpu", "overrides": {}}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Run:
     eval_split: str
     eval_episodes: int | None
     eval_seed: int
+    sets: tuple[str, ...] = ()  # --set KEY=VALUE for train.py, from the sweep's `overrides`
     evaluate: bool = True  # run inference.py after training (total/reproduce.py evaluates everything later)
 
     @property
@@ -76,14 +78,21 @@ def load_sweep(path: str | Path) -> dict:
     bad = [a for a in merged["algorithms"] if a not in LEARNED]
     if bad:
         sys.exit(f"error: {path}: unknown algorithm(s) {bad}; known: {list(LEARNED)}")
+    overrides = merged["overrides"] or {}
+    bad = [k for k in overrides if k != "all" and k not in LEARNED]
+    if bad or not all(isinstance(v, list) for v in overrides.values()):
+        sys.exit(f"error: {path}: 'overrides' maps 'all' or an algorithm to a list of KEY=VALUE strings; "
+                 f"got keys {list(overrides)}")
     return merged
 
 
 def expand(cfg: dict) -> list[Run]:
     ev, budget = cfg["evaluate"], cfg["budget"]
     regions = [tuple(r) if isinstance(r, list) else (r,) for r in cfg["regions"]]
+    overrides = cfg["overrides"] or {}
     return [Run(algo, int(seed), reg, profile, int(budget["epochs"]), int(budget["episodes"]), str(cfg["data"]),
-                str(Path(cfg["results"]).resolve()), cfg["device"], ev["split"], ev["episodes"], int(ev["seed"]))
+                str(Path(cfg["results"]).resolve()), cfg["device"], ev["split"], ev["episodes"], int(ev["seed"]),
+                tuple(overrides.get("all", []) + overrides.get(algo, [])))
             for algo, seed, reg, profile in itertools.product(cfg["algorithms"], cfg["seeds"], regions, cfg["profiles"])]
 
 
@@ -109,7 +118,7 @@ def execute(run: Run) -> dict:
                 sh("train.log", f"{folder}/train.py", "--data", str(Path(run.data).resolve()), "--regions",
                    *run.regions, "--seed", str(run.seed), "--epochs", str(run.epochs), "--episodes",
                    str(run.episodes), "--profile", run.profile, "--device", run.device, "--out", str(run.dir),
-                   "--no-progress")
+                   "--no-progress", *(arg for s in run.sets for arg in ("--set", s)))
         if run.evaluate and not (run.eval_dir / "summary.json").exists():
             status = "ok" if status == "skipped" else status
             episodes = ["--episodes", str(run.eval_episodes)] if run.eval_episodes else []
