@@ -81,7 +81,7 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     if n_val >= n_tasks:
         raise SystemExit(f"error: val_fraction {cfg['val_fraction']} leaves no training tasks of {n_tasks}")
     train_idx, val_idx = np.arange(n_tasks - n_val), np.arange(n_tasks - n_val, n_tasks)
-    contention = contention_or_exit(cfg["contention"])
+    contention = contention_or_exit(cfg.get("contention"))
     sim = profile_simulator(ds, cfg["profile"], contention, "train", "random", cfg["seed"], device, episodes,
                             task_subset=train_idx)
     val_sim = profile_simulator(ds, cfg["profile"], contention, "train", "sequential", cfg["seed"], device, n_val,

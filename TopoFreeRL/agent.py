@@ -14,8 +14,7 @@ Telemetry (one value per server), divided by its max:
     nc / (1 + 0.3 queue_norm) * (0.5 + 0.5 (1 - clip(cost_mult / 2, 0, 1))) * exp(-mean out latency / 500)
 In the paper profile queues are identically zero, so the telemetry is static and computed once.
 Under contention it is live, one vector per sample: queue_norm = the server's current queue wait
-/ 1000 ms (unclipped, so a server with a 5 s queue keeps 40% of its score, not 77% as a clip at
-5000 ms would), then divided by its max over servers.
+/ `telemetry_queue_ms` (config; unclipped), then divided by its max over servers.
 `telemetry_latency: link_mean` uses the SPEC's mean outbound BaseLatencyMs. `expected_hop` (the
 default) uses the latency a hop into the server is actually charged by the simulator: the expected
 trap surcharge (150 ms) for a trap, else the mean over links to non-trap neighbours. The SPEC term
@@ -36,6 +35,7 @@ from torch import nn
 
 from edgesim.dataset import Dataset
 from edgesim import physics as P
+from edgesim.expectation import ChannelTable, expected_step
 from edgesim.physics import EXPECTED_TRAP_MS
 from edgesim.simulator import Observation, Simulator
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
@@ -45,11 +45,11 @@ from .model import ActorCritic, PerServerActorCritic
 REFERENCE_STATE_DIM = BASE_STATE_DIM + 3
 TOKEN_SCALE = 2000.0
 QUEUE_NORM_MS = 5000.0
-TELEMETRY_QUEUE_MS = 1000.0
 HIGH_COMPUTE_QUANTILE = 0.9
 SERVER_FEATURES = ("telemetry", "telemetry z-score", "compute nc", "cost multiplier / 2", "trap",
                    "queue wait / 1 s", "log(1 + hop km) / 5", "same region as the hop source",
-                   "link BaseLatencyMs / 1 s", "step cost / $0.05", "step compute / 1 s")
+                   "link BaseLatencyMs / 1 s", "step cost / $0.05", "step compute / 1 s",
+                   "expected step latency without queues / 5 s")
 
 
 def _neighbour_table(ds: Dataset) -> np.ndarray:
@@ -81,9 +81,11 @@ class TopoFreeAgent(MaskedAgent):
         super().__init__(ds, cfg, device)
         if cfg["state"] not in ("reference", "extended"):
             raise ValueError(f"config 'state' must be 'reference' or 'extended', got {cfg['state']!r}")
-        if cfg["actor"] not in ("dense", "per_server"):
-            raise ValueError(f"config 'actor' must be 'dense' or 'per_server', got {cfg['actor']!r}")
-        self.per_server = cfg["actor"] == "per_server"
+        actor = cfg.get("actor", "dense")  # checkpoints from before the key existed are dense
+        if actor not in ("dense", "per_server"):
+            raise ValueError(f"config 'actor' must be 'dense' or 'per_server', got {actor!r}")
+        self.per_server = actor == "per_server"
+        self.telemetry_queue_ms = float(cfg.get("telemetry_queue_ms", 1000.0))
         self.extended = cfg["state"] == "extended"
         self.n_types = len(ds.type_names)
         g = cfg["guidance"]
@@ -112,6 +114,7 @@ class TopoFreeAgent(MaskedAgent):
         buf("trap", ds.is_trap.astype(np.float32))
         state_dim = REFERENCE_STATE_DIM + (self.n_types + 1 if self.extended else 0)
         if self.per_server:
+            self.channel = ChannelTable(device)
             self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES)).to(device)
         else:
             self.net = ActorCritic(state_dim, n).to(device)
@@ -134,14 +137,17 @@ class TopoFreeAgent(MaskedAgent):
         link = net.link_lookup(obs.prev_server[:, None], servers[None])[0].float()
         tokens = obs.tokens.float()[:, None]
         cost = P.step_cost(tokens, net.price[obs.required_type].float(), net.cost_mult.float()[None])
+        expected = expected_step(net, self.channel, lon[:, None], lat[:, None], region[:, None],
+                                 obs.prev_server[:, None], obs.tokens[:, None], obs.required_type[:, None], servers[None],
+                                 with_reward=False, contention=getattr(sim, "contention", None))["latency"].float()
         telemetry = telemetry.expand(B, -1)
         z = (telemetry - telemetry.mean(1, keepdim=True)) / (telemetry.std(1, keepdim=True) + 1e-8)
         nc = net.nc.float()[None].expand(B, -1)
         return torch.stack([
             telemetry, z, nc, self.cost_half.expand(B, -1), self.trap.expand(B, -1),
-            torch.zeros_like(km) if load is None else load / TELEMETRY_QUEUE_MS,
+            torch.zeros_like(km) if load is None else load / 1000.0,
             torch.log1p(km) / 5, (net.region[None] == region[:, None]).float(), link / 1000.0,
-            cost / 0.05, tokens / (nc * P.TOKENS_PER_SECOND_AT_FULL_COMPUTE),
+            cost / 0.05, tokens / (nc * P.TOKENS_PER_SECOND_AT_FULL_COMPUTE), expected / P.LATENCY_NORM_MS,
         ], -1)
 
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -162,7 +168,7 @@ class TopoFreeAgent(MaskedAgent):
         feats = {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
         load = sim.server_load().float() if sim.profile_name == "contention" else None
         if load is not None:
-            live = self.nc_static / (1 + 0.3 * load / TELEMETRY_QUEUE_MS)
+            live = self.nc_static / (1 + 0.3 * load / self.telemetry_queue_ms)
             feats["telemetry"] = live / live.amax(1, keepdim=True)
         if self.per_server:
             feats["servers"] = self.server_features(sim, obs, feats.get("telemetry", self.telemetry), load)

@@ -62,7 +62,7 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
         dwa.load_state_dict(resume["dwa"])
         start, prev_losses = resume["epoch"], resume["prev_losses"]
     log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
-    sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg["contention"]), "train", "random", cfg["seed"],
+    sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg.get("contention")), "train", "random", cfg["seed"],
                             device, episodes)
 
     def checkpoint(name: str, next_epoch: int) -> None:
@@ -169,7 +169,7 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
             sys.exit(f"error: config '{key}' must be an integer >= {low}, got {cfg[key]!r}")
     if cfg["profile"] not in PROFILES:
         sys.exit(f"error: config 'profile' must be one of {PROFILES}, got {cfg['profile']!r}")
-    contention_or_exit(cfg["contention"])
+    contention_or_exit(cfg.get("contention"))
     ds = load_or_exit(cfg["data"], cfg["regions"])
     run.mkdir(parents=True, exist_ok=True)
     write_config(run, cfg)

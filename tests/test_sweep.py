@@ -56,7 +56,12 @@ def test_shipped_sweeps_expand():
     quick, paper = expand(load_sweep(ROOT / "sweeps/quick.yaml")), expand(load_sweep(ROOT / "sweeps/paper.yaml"))
     assert len(quick) == 4 and {r.algo for r in quick} == {"TopoFreeRL", "PPO"}
     assert len(paper) == 12 and {r.seed for r in paper} == {42, 43, 44}
-    assert paper[0].epochs == 100 and paper[0].episodes == 200
+    assert paper[0].epochs == 100 and paper[0].episodes == 200 and paper[0].sets == ()
+    contention = expand(load_sweep(ROOT / "sweeps/contention.yaml"))
+    tf = next(r for r in contention if r.algo == "TopoFreeRL")
+    ppo = next(r for r in contention if r.algo == "PPO")
+    assert tf.profile == "contention" and tf.sets == ("contention.arrival_rate=8", "actor=per_server")
+    assert ppo.sets == ("contention.arrival_rate=8",)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (requirements-ray.txt)")

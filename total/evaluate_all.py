@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     out = eval_dir(results, args.region, tag)
     write_csv(out / "episodes.csv", table)
     summary = summarize_runs(table, ds.n_servers)
+    summary["profile"] = args.profile
     if contention is not None:  # the oracle is load-blind here; its plan value bounds every scheduler
         policy, sim = bounds[0]
         index = {tid: i for i, tid in enumerate(sim.tasks.ids)}

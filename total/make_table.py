@@ -31,7 +31,8 @@ def best_rows(summary: pd.DataFrame, metric: str, better) -> set[int]:
 
 def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
     cells, bold = {}, {}
-    for metric, name, digits, better in COLUMNS:
+    columns = [c for c in COLUMNS if c[0] in summary.columns]
+    for metric, name, digits, better in columns:
         bold[metric] = best_rows(summary, metric, better)
         cells[name] = [f"{r[metric]:.{digits}f} [{r[metric + '_lo']:.{digits}f}, {r[metric + '_hi']:.{digits}f}]"
                        for _, r in summary.iterrows()]
@@ -41,7 +42,7 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
     for i, row in table.iterrows():
         md, tex = [], []
         for col in table.columns:
-            metric = next((m for m, n, _, _ in COLUMNS if n == col), None)
+            metric = next((m for m, n, _, _ in columns if n == col), None)
             text = str(row[col])
             strong = metric is not None and summary.index[i] in bold[metric]
             md.append(f"**{text}**" if strong else text)
@@ -50,6 +51,9 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
         tex_rows.append(" & ".join(tex).replace("$", "\\$").replace("%", "\\%") + r" \\")
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
     markdown = header + "\n" + "\n".join(md_rows) + "\n"
+    if "reward_upper_bound" in summary.columns:  # contention: the oracle's plan value bounds every scheduler
+        markdown += (f"\nUpper bound on any scheduler's expected reward (queue-free oracle plans): "
+                     f"{summary['reward_upper_bound'].iloc[0]:.4f}\n")
     latex = ("\\begin{tabular}{l" + "r" * (len(table.columns) - 1) + "}\n\\toprule\n"
              + " & ".join(c.replace("$", "\\$") for c in table.columns) + r" \\" + "\n\\midrule\n"
              + "\n".join(tex_rows) + "\n\\bottomrule\n\\end{tabular}\n")

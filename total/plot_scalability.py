@@ -2,8 +2,8 @@
 
     python total/plot_scalability.py [--results DIR] [--figures DIR]
 
-Reads every results/eval/<region>/summary.csv (total/evaluate_all.py on each dataset size, e.g.
-Server1_Trap, Server2_Trap, Server3_Trap). Quality is the gap to the oracle's reward in percent.
+Reads every paper-profile results/eval/<region>/summary.csv (total/evaluate_all.py on each
+dataset size, e.g. Server1_Trap, Server2_Trap, Server3_Trap). Quality is the gap to the oracle's reward in percent.
 With a single dataset evaluated, the figure has one point per scheduler, and the script says which
 sizes are missing.
 """
@@ -24,6 +24,8 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
     rows = []
     for p in paths:
         s = pd.read_csv(p)
+        if "profile" in s and (s["profile"] != "paper").any():
+            continue  # contention evaluations measure load, not size
         if "oracle" in set(s["algo"]):
             oracle = float(s.loc[s["algo"] == "oracle", "reward"].iloc[0])
             s["gap_pct"] = 100 * (oracle - s["reward"]) / abs(oracle)

@@ -1,0 +1,147 @@
+"""The contention profile through the shell scripts: training, inference, heuristics, the oracle
+bound, evaluate_all, zero-shot scheduling of a size-agnostic checkpoint, and bad parameters."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import run_script
+from schedkit.rollout import episode_gae
+from schedkit.ppo import gae
+
+CONTENTION = ["--profile", "contention", "--arrival-rate", "4", "--set", "contention.worlds=2",
+              "--set", "contention.warmup=4"]
+
+
+@pytest.fixture(scope="module")
+def per_server_run(tmp_path_factory, small_root):
+    run = tmp_path_factory.mktemp("cont") / "run"
+    run_script("TopoFreeRL/train.py", "--data", str(small_root), "--regions", "Small_Trap", "--epochs", "2",
+               "--episodes", "24", "--set", "actor=per_server", *CONTENTION, "--out", str(run), "--no-progress")
+    return run
+
+
+def test_contention_training_records_its_parameters_and_inference_uses_them(per_server_run, small_root):
+    cfg = yaml.safe_load((per_server_run / "config.yaml").read_text())
+    assert cfg["profile"] == "contention" and cfg["contention"]["arrival_rate"] == 4.0
+    assert cfg["contention"]["worlds"] == 2 and cfg["contention"]["warmup"] == 4
+    m = pd.read_csv(per_server_run / "metrics.csv")
+    assert len(m) == 2 and (m["queue_ms"] >= 0).all() and m["env_steps"].min() > 0
+    out = per_server_run / "ev"
+    run_script("TopoFreeRL/inference.py", "--data", str(small_root), "--region", "Small_Trap", "--model",
+               str(per_server_run / "checkpoints" / "final.pt"), "--episodes", "40", "--out", str(out),
+               "--no-progress")
+    s = json.loads((out / "summary.json").read_text())
+    assert s["profile"] == "contention" and s["contention"]["arrival_rate"] == 4.0 and s["episodes"] == 40
+    assert s["zero_shot"] is False
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert episodes["episode"].tolist() == list(range(40)) and (episodes["steps"] >= 2).all()
+    # a different load at evaluation time, from the command line
+    run_script("TopoFreeRL/inference.py", "--data", str(small_root), "--region", "Small_Trap", "--model",
+               str(per_server_run / "checkpoints" / "final.pt"), "--episodes", "40", "--arrival-rate", "1",
+               "--out", str(out), "--no-progress")
+    assert json.loads((out / "summary.json").read_text())["contention"]["arrival_rate"] == 1.0
+
+
+def test_a_size_agnostic_checkpoint_schedules_another_topology_zero_shot(per_server_run, small_root, tmp_path):
+    proc = run_script("TopoFreeRL/inference.py", "--data", str(small_root / "multi"), "--region", "Region1",
+                      "--model", str(per_server_run / "checkpoints" / "final.pt"), "--episodes", "20",
+                      "--profile", "paper", "--out", str(tmp_path / "zs"), "--no-progress")
+    assert "zero-shot" in proc.stdout
+    s = json.loads((tmp_path / "zs" / "summary.json").read_text())
+    assert s["zero_shot"] is True and s["profile"] == "paper" and s["fallback_rate"] == 0.0
+
+
+def test_a_dense_checkpoint_still_refuses_another_dataset(small_root, tmp_path):
+    run = tmp_path / "dense"
+    run_script("TopoFreeRL/train.py", "--data", str(small_root), "--regions", "Small_Trap", "--epochs", "1",
+               "--episodes", "8", "--out", str(run), "--no-progress")
+    proc = run_script("TopoFreeRL/inference.py", "--data", str(small_root / "multi"), "--region", "Region1",
+                      "--model", str(run / "checkpoints" / "final.pt"), "--episodes", "4", check=False)
+    assert proc.returncode != 0 and "does not match the dataset" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_heuristics_under_contention_and_the_oracle_bound(small_root, tmp_path):
+    out = tmp_path / "h"
+    run_script("Heuristics/inference.py", "--data", str(small_root), "--region", "Small_Trap", "--profile",
+               "contention", "--arrival-rate", "6", "--worlds", "2", "--episodes", "60", "--out", str(out),
+               "--no-progress")
+    summaries = {p: json.loads((out / p / "summary.json").read_text())
+                 for p in ("random", "greedy", "greedy_queue", "maxcompute", "oracle")}
+    bound = summaries["oracle"]["reward_upper_bound"]
+    assert all(s["profile"] == "contention" and s["episodes"] == 60 for s in summaries.values())
+    assert all(s["mean_reward"] <= bound for s in summaries.values())
+    # queue-aware greedy never waits longer in queues than the load-blind rule on the same arrivals
+    assert summaries["greedy_queue"]["mean_queue_ms"] <= summaries["greedy"]["mean_queue_ms"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["contention"]["arrival_rate"] == 6.0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--arrival-rate", "0"], "contention.arrival_rate: expected a number > 0"),
+    (["--arrival-trace", "no/such/trace.csv"], "no/such/trace.csv: arrival trace not found"),
+    (["--max-in-flight", "0"], "contention.max_in_flight: expected an integer >= 1"),
+])
+def test_bad_contention_flags_are_one_line_errors(flags, message, small_root, tmp_path):
+    for script, extra in (("Heuristics/inference.py", ["--region", "Small_Trap", "--out", str(tmp_path / "h")]),
+                          ("TopoFreeRL/train.py", ["--regions", "Small_Trap", "--out", str(tmp_path / "t")])):
+        proc = run_script(script, "--data", str(small_root), "--profile", "contention", *flags, *extra, check=False)
+        assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluate_all_under_contention_writes_its_own_tagged_evaluation(per_server_run, small_root, tmp_path):
+    results = tmp_path / "results"
+    (results / "TopoFreeRL").mkdir(parents=True)
+    (results / "TopoFreeRL" / "run").symlink_to(per_server_run, target_is_directory=True)
+    proc = run_script("total/evaluate_all.py", "--data", str(small_root), "--region", "Small_Trap", "--results",
+                      str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2",
+                      "--episodes", "30", "--no-progress")
+    # a symlinked run folder is skipped like `latest`; copy it instead
+    assert "evaluated TopoFreeRL" not in proc.stdout
+    (results / "TopoFreeRL" / "run").unlink()
+    import shutil
+    shutil.copytree(per_server_run, results / "TopoFreeRL" / "run")
+    run_script("total/evaluate_all.py", "--data", str(small_root), "--region", "Small_Trap", "--results",
+               str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2", "--episodes", "30",
+               "--no-progress")
+    summary = pd.read_csv(results / "eval" / "Small_Trap_contention_r6" / "summary.csv").set_index("algo")
+    assert {"TopoFreeRL", "greedy", "greedy_queue", "oracle", "random", "maxcompute"} <= set(summary.index)
+    assert (summary["p99_latency_ms_lo"] <= summary["p99_latency_ms"]).all()
+    assert (summary["reward"] <= summary["reward_upper_bound"]).all()
+    table = run_script("total/make_table.py", "--results", str(results), "--region", "Small_Trap", "--tag",
+                       "contention_r6", "--figures", str(tmp_path / "fig"))
+    assert "Upper bound" in table.stdout and (tmp_path / "fig" / "results_table_contention_r6.md").exists()
+
+
+def test_episode_gae_matches_per_row_gae_when_rows_do_not_interleave():
+    g = torch.Generator().manual_seed(0)
+    T, B, L = 6, 4, 3  # every row runs two 3-step episodes back to back
+    rewards, values = torch.randn(T, B, generator=g), torch.randn(T, B, generator=g)
+    done = torch.zeros(T, B, dtype=torch.bool)
+    done[L - 1], done[T - 1] = True, True
+    adv, ret = gae(rewards, values, done, torch.zeros(B), 0.99, 0.95)
+    step = torch.arange(T)[:, None].expand(T, B) % L
+    episode = torch.arange(B)[None].expand(T, B) + B * (torch.arange(T)[:, None] // L)
+    a2, r2 = episode_gae(rewards.reshape(-1), values.reshape(-1), done.reshape(-1), episode.reshape(-1),
+                         step.reshape(-1), 2 * B, L, 0.99, 0.95)
+    assert torch.allclose(a2, adv.reshape(-1)) and torch.allclose(r2, ret.reshape(-1))
+    # shuffled transition order (interleaved rows) gives the same values per transition
+    perm = torch.randperm(T * B, generator=g)
+    a3, _ = episode_gae(rewards.reshape(-1)[perm], values.reshape(-1)[perm], done.reshape(-1)[perm],
+                        episode.reshape(-1)[perm], step.reshape(-1)[perm], 2 * B, L, 0.99, 0.95)
+    assert torch.allclose(a3, adv.reshape(-1)[perm])
+
+
+def test_training_on_two_regions_under_contention_counts_switches(small_root, tmp_path):
+    run = tmp_path / "two"
+    run_script("TopoFreeRL/train.py", "--data", str(small_root / "multi"), "--regions", "Region1", "Region2",
+               "--epochs", "1", "--episodes", "16", "--set", "actor=per_server", *CONTENTION, "--out", str(run),
+               "--no-progress")
+    run_script("Heuristics/inference.py", "--data", str(small_root / "multi"), "--region", "Region1", "Region2",
+               "--policy", "random", "--profile", "contention", "--worlds", "2", "--episodes", "40",
+               "--out", str(tmp_path / "h"), "--no-progress")
+    s = json.loads((tmp_path / "h" / "summary.json").read_text())
+    assert s["regions"] == ["Region1", "Region2"] and s["switches"] > 0  # random hops between the two regions
