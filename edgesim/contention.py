@@ -160,7 +160,6 @@ class ContentionSimulator(Simulator):
         c = self.contention
         self._trace = None if c.arrival_trace is None else torch.tensor(
             load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
-        self._p_attempts = attempt_probabilities(c.trap_loss, c.trap_max_attempts)
         super().__init__(dataset, batch_size, split, order, seed, device, "contention", dtype, True, task_subset)
         self.warmup_episodes = c.warmup * batch_size
 

@@ -117,4 +117,4 @@ def load_eval(results: Path, regions: list[str], tag: str = ""):
     import pandas as pd
     d = eval_dir(results, regions, tag)
     missing([d / "episodes.csv", d / "summary.csv"])
-    return pd.read_csv(d / "episodes.csv"), pd.read_csv(d / "summary.csv")
+    return pd.read_csv(d / "episodes.csv", dtype={"run": str}), pd.read_csv(d / "summary.csv")

@@ -24,10 +24,13 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
         for q, marker in QUANTILES.items():
             v = np.percentile(x, q)
             ax.plot(v, q / 100, marker, color=COLORS.get(algo), markersize=3.5)
-    ax.set_xlabel("episode latency (ms)")
+    medians = episodes.groupby("algo")["latency_ms"].median()
+    if medians.max() > 10 * medians.min():  # e.g. load-blind schedulers under contention: seconds vs minutes
+        ax.set_xscale("log")
+    ax.set_xlabel("episode latency (ms)" + (", log scale" if ax.get_xscale() == "log" else ""))
     ax.set_ylabel("fraction of episodes")
     ax.set_title("Latency CDF (markers: P50 o, P90 s, P99 ^)")
-    ax.legend(frameon=False, ncol=2)
+    ax.legend(frameon=False, fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return save(fig, figures, "latency_cdf" + (f"_{tag}" if tag else ""))
 
 
