@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
         target = out if len(names) == 1 else out / name
         extra = {}
         if name == "oracle" and profile == "contention":
-            index = {tid: i for i, tid in enumerate(sim.tasks.ids)}
-            extra["reward_upper_bound"] = policy.bound(sim, [index[t] for t in df["task_id"]])
+            extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
         summaries[name] = write_evaluation(target, df, {
             "policy": name, "split": args.split, "seed": args.seed, **meta, "device": str(device),
             "regions": args.region, "dataset_fingerprint": ds.fingerprint, **extra})

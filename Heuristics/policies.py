@@ -143,9 +143,11 @@ class OraclePolicy:
         return self.plans[obs.task, obs.step]
 
 
-    def bound(self, sim: Simulator, tasks: list[int]) -> float:
-        """Mean expected reward of the optimal plans of `tasks`: under contention, an upper bound."""
-        return sum(self.plan(sim, t)[1] for t in tasks) / len(tasks)
+    def bound(self, sim: Simulator, task_ids) -> float:
+        """Mean expected reward of the optimal plans of the tasks `task_ids` (one per evaluated
+        episode): under contention, an upper bound on any scheduler's expected reward."""
+        index = {tid: i for i, tid in enumerate(sim.tasks.ids)}
+        return sum(self.plan(sim, index[t])[1] for t in task_ids) / len(task_ids)
 
 
 POLICIES = {p.name: p for p in (RandomPolicy, GreedyPolicy, QueueGreedyPolicy, MaxComputePolicy, OraclePolicy)}

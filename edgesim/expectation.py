@@ -1,4 +1,4 @@
-"""Expected step latency, cost and reward of the `paper` profile, for planning schedulers.
+"""Expected step latency, cost and reward (queues left out), for planning schedulers and features.
 
 The only continuous randomness of a step is the wireless rate. Transmission time is
 `32 * tokens * 1000 / rate`, so its expectation is `32 * tokens * 1000 * E[1/rate(d)]`, and
@@ -15,6 +15,7 @@ import math
 import torch
 
 from . import physics as P
+from .contention import Contention, attempt_probabilities
 from .simulator import Topology
 
 
@@ -72,8 +73,8 @@ def _midpoints(edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return 0.5 * (edges[1:] + edges[:-1]), edges[1:] - edges[:-1]
 
 
-def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor | None,
-                  contention=None) -> tuple[torch.Tensor, torch.Tensor]:
+def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor,
+                  contention: Contention | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(values, probabilities), shape (..., A): the trap latency outcomes of each hop.
 
     Paper profile: 100 or 200 ms on a trap hit. Contention: a hop over an explicit trap link pays its
@@ -87,7 +88,6 @@ def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor | None,
     values = torch.where(trap[..., None], flat_v, zeros)
     probs = torch.where(trap[..., None], flat_p, zeros + (torch.arange(n, device=trap.device) == 0))
     if contention is not None:
-        from .contention import attempt_probabilities
         k = torch.arange(1, n + 1, dtype=zeros.dtype, device=trap.device)
         p_k = zeros.clone()
         p_k[:contention.trap_max_attempts] = torch.tensor(
@@ -100,7 +100,8 @@ def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor | None,
 
 def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src_lat: torch.Tensor,
                   src_region: torch.Tensor, prev: torch.Tensor, tokens: torch.Tensor, req: torch.Tensor,
-                  servers: torch.Tensor, with_reward: bool = True, contention=None) -> dict[str, torch.Tensor]:
+                  servers: torch.Tensor, with_reward: bool = True,
+                  contention: Contention | None = None) -> dict[str, torch.Tensor]:
     """Expected latency, cost and reward terms of running a step on `servers`, queues left out.
 
     Arguments broadcast: e.g. sources (R, 1) against candidate servers (1, C). `prev` is the

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     tag = "" if contention is None else f"contention_r{contention.arrival_rate:g}"
     ds = load_or_exit(args.data, args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, args.profile)
-    frames, skipped, bounds = [], [], []
+    frames, skipped, oracles = [], [], []
 
     def run_policy(algo, policy_for_seed, train_seed, run):
         for es in args.eval_seeds:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             policy = POLICIES[name](sim, seed=es)
             if isinstance(policy, OraclePolicy):
                 policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
-                bounds.append((policy, sim))
+                oracles.append((policy, sim))
             return policy
         run_policy(name, make, np.nan, "")
     table = pd.concat(frames, ignore_index=True)
@@ -115,10 +115,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     summary = summarize_runs(table, ds.n_servers)
     summary["profile"] = args.profile
     if contention is not None:  # the oracle is load-blind here; its plan value bounds every scheduler
-        policy, sim = bounds[0]
-        index = {tid: i for i, tid in enumerate(sim.tasks.ids)}
-        oracle_tasks = table.loc[table["algo"] == "oracle", "task_id"]
-        summary["reward_upper_bound"] = policy.bound(sim, [index[t] for t in oracle_tasks])
+        policy, sim = oracles[0]
+        summary["reward_upper_bound"] = policy.bound(sim, list(table.loc[table["algo"] == "oracle", "task_id"]))
     write_csv(out / "summary.csv", summary)
     for s in skipped:
         print(f"skipped {s}")
