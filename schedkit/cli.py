@@ -21,14 +21,16 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
                    help="episodes to run; tasks are dealt in file order, cycling (default: one per task of the "
                         "split; ten per task under --profile contention)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed: fixes every channel and trap draw (default: 0)")
-    add_contention_flags(p, default_profile=None)
+    add_contention_flags(p, unset="default: a checkpoint's own profile; paper for the heuristics")
     p.add_argument("--device", default="cpu", help="cpu or cuda (falls back to cpu with a warning)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def add_contention_flags(p: argparse.ArgumentParser, default_profile: str | None = None) -> None:
-    """--profile and the contention parameters most often changed (the rest: --set contention.KEY=V)."""
-    shown = f"default: {default_profile}" if default_profile else "default: the run's config, else paper"
+def add_contention_flags(p: argparse.ArgumentParser, default_profile: str | None = None,
+                         unset: str = "config: profile") -> None:
+    """--profile and the contention parameters most often changed (the rest: --set contention.KEY=V).
+    `unset` says where the profile comes from when neither the flag nor `default_profile` is given."""
+    shown = f"default: {default_profile}" if default_profile else unset
     p.add_argument("--profile", choices=PROFILES, default=default_profile, help=f"simulator dynamics ({shown})")
     p.add_argument("--arrival-rate", type=float, metavar="PER_S",
                    help="contention: workflows arriving per second in each world (config: contention.arrival_rate)")
