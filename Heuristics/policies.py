@@ -142,7 +142,6 @@ class OraclePolicy:
             self.planned[task] = True
         return self.plans[obs.task, obs.step]
 
-
     def bound(self, sim: Simulator, task_ids) -> float:
         """Mean expected reward of the optimal plans of the tasks `task_ids` (one per evaluated
         episode): under contention, an upper bound on any scheduler's expected reward."""

@@ -52,6 +52,11 @@ SERVER_FEATURES = ("telemetry", "telemetry z-score", "compute nc", "cost multipl
                    "expected step latency without queues / 5 s")
 
 
+def _row_zscore(x: torch.Tensor) -> torch.Tensor:
+    """Standardise each row of a (B, N) per-server vector across its servers."""
+    return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-8)
+
+
 def _neighbour_table(ds: Dataset) -> np.ndarray:
     """(N, D) link neighbours of each server, padded with -1."""
     order = np.argsort(ds.link_src, kind="stable")
@@ -93,8 +98,8 @@ class TopoFreeAgent(MaskedAgent):
         n = ds.n_servers
         static = (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(
             -_telemetry_latency(ds, cfg["telemetry_latency"]) / 500)
-        telemetry = ds.nc * static
-        telemetry = telemetry / telemetry.max()
+        nc_static = ds.nc * static
+        telemetry = nc_static / nc_static.max()
         nbr = _neighbour_table(ds)
         bw = np.bincount(ds.link_src, weights=ds.link_bandwidth, minlength=n) / np.maximum(
             np.bincount(ds.link_src, minlength=n), 1)
@@ -105,7 +110,7 @@ class TopoFreeAgent(MaskedAgent):
             self.register_buffer(name, torch.tensor(a, dtype=dtype, device=device), persistent=False)
 
         buf("telemetry", telemetry)
-        buf("nc_static", ds.nc * static)
+        buf("nc_static", nc_static)
         buf("telemetry_z", (telemetry - telemetry.mean()) / (telemetry.std() + 1e-8))
         buf("neighbours", nbr, torch.long)
         buf("out_bandwidth", bw / max(bw.max(), 1e-8))
@@ -141,10 +146,9 @@ class TopoFreeAgent(MaskedAgent):
                                  obs.prev_server[:, None], obs.tokens[:, None], obs.required_type[:, None], servers[None],
                                  with_reward=False, contention=getattr(sim, "contention", None))["latency"].float()
         telemetry = telemetry.expand(B, -1)
-        z = (telemetry - telemetry.mean(1, keepdim=True)) / (telemetry.std(1, keepdim=True) + 1e-8)
         nc = net.nc.float()[None].expand(B, -1)
         return torch.stack([
-            telemetry, z, nc, self.cost_half.expand(B, -1), self.trap.expand(B, -1),
+            telemetry, _row_zscore(telemetry), nc, self.cost_half.expand(B, -1), self.trap.expand(B, -1),
             torch.zeros_like(km) if load is None else load / 1000.0,
             torch.log1p(km) / 5, (net.region[None] == region[:, None]).float(), link / 1000.0,
             cost / 0.05, tokens / (nc * P.TOKENS_PER_SECOND_AT_FULL_COMPUTE), expected / P.LATENCY_NORM_MS,
@@ -177,8 +181,7 @@ class TopoFreeAgent(MaskedAgent):
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         if "telemetry" in feats:  # live, (B, N)
             telemetry = feats["telemetry"]
-            mean, std = telemetry.mean(1, keepdim=True), telemetry.std(1, keepdim=True)
-            telemetry_z = (telemetry - mean) / (std + 1e-8)
+            telemetry_z = _row_zscore(telemetry)
         else:  # static, (N,)
             telemetry, telemetry_z = self.telemetry, self.telemetry_z
         logits, value = self.net(feats["state"], feats["servers"] if self.per_server else telemetry)

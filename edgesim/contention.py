@@ -188,24 +188,17 @@ class ContentionSimulator(Simulator):
         self._activate()
         return self.observe()
 
-    def _gaps(self, m: int) -> torch.Tensor:
-        """(G, m) next inter-arrival gaps (ms) of every world."""
+    def _gaps(self, m: int, took: torch.Tensor | None = None) -> torch.Tensor:
+        """(G, m) next inter-arrival gaps (ms) of every world. Poisson draws G x m uniforms; on a
+        trace only the worlds that `took` their gaps (default: all) move along it."""
         G, mean = self.batch_size, self.contention.mean_gap_ms
         if self._trace is None:
             u = torch.rand((G, m), generator=self.arrival_gen, device=self.device, dtype=self.dtype)
             return -torch.log1p(-u) * mean
         idx = (self.trace_pos[:, None] + torch.arange(m, device=self.device)) % len(self._trace)
-        self.trace_pos = (self.trace_pos + m) % len(self._trace)
+        moved = (self.trace_pos + m) % len(self._trace)
+        self.trace_pos = moved if took is None else torch.where(took, moved, self.trace_pos)
         return self._trace[idx] * mean
-
-    def _next_gap(self, took: torch.Tensor) -> torch.Tensor:
-        """(G,) the gap after each world's pending arrival; only worlds that `took` it move along a trace."""
-        if self._trace is None:
-            u = torch.rand(self.batch_size, generator=self.arrival_gen, device=self.device, dtype=self.dtype)
-            return -torch.log1p(-u) * self.contention.mean_gap_ms
-        gap = self._trace[self.trace_pos] * self.contention.mean_gap_ms
-        self.trace_pos = torch.where(took, (self.trace_pos + 1) % len(self._trace), self.trace_pos)
-        return gap
 
     def _activate(self) -> None:
         """Point the row views at each world's earliest pending decision (ties: the lowest slot)."""
@@ -262,7 +255,7 @@ class ContentionSimulator(Simulator):
         new_episode = self.episodes_dealt + rank
         self.episodes_dealt = self.episodes_dealt + done.sum()
         arrival = self.next_arrival
-        self.next_arrival = torch.where(done, arrival + self._next_gap(done), arrival)
+        self.next_arrival = torch.where(done, arrival + self._gaps(1, took=done)[:, 0], arrival)
 
         for slots, value in zip(self.slot_int, (torch.where(done, new_episode, episode),
                                                 torch.where(done, self._deal(new_episode), task),

@@ -1,10 +1,10 @@
 """The `inference.py` command line shared by every learned scheduler.
 
-Loads a checkpoint, refuses one trained on another dataset (unless the agent is size-agnostic,
-e.g. TopoFreeRL with `actor: per_server`: then it schedules the new topology zero-shot), evaluates the deterministic policy
-(argmax over valid servers, DWA weights frozen at their final values) under the shared protocol,
-and writes the same episodes.csv / summary.json as Heuristics/inference.py, plus the decision
-time at batch 1.
+Loads a checkpoint and refuses one trained on another dataset, unless the agent is size-agnostic
+(TopoFreeRL with `actor: per_server`), which then schedules the new topology zero-shot. Evaluates
+the deterministic policy (argmax over valid servers, DWA weights frozen at their final values)
+under the shared protocol, and writes the same episodes.csv / summary.json as
+Heuristics/inference.py, plus the decision time at batch 1.
 """
 from __future__ import annotations
 
