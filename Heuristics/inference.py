@@ -18,10 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from Heuristics.policies import POLICIES  # noqa: E402
-from schedkit.cli import add_eval_flags, contention_flags, load_or_exit, resolve_device  # noqa: E402
-from schedkit.evaluation import eval_simulator, evaluate, format_table, write_evaluation  # noqa: E402
-from schedkit.profiles import contention_or_exit, default_eval_episodes, profile_meta  # noqa: E402
+from schedkit.cli import (add_eval_flags, contention_flags, load_or_exit, resolve_device, set_threads,  # noqa: E402
+                          user_errors)
+from schedkit.evaluation import (EvaluationExists, check_overwrite, eval_simulator, evaluate,  # noqa: E402
+                                 format_table, write_evaluation)
 from schedkit.io import write_yaml  # noqa: E402
+from schedkit.paths import RESULTS, data_root, git_commit  # noqa: E402
+from schedkit.profiles import contention_or_exit, default_eval_episodes, profile_meta  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,37 +33,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="scheduler(s) to evaluate (default: all)")
     add_eval_flags(p)
     p.add_argument("--out", default=None,
-                   help="output folder (default: results/Heuristics/<region>_<split>_seed<seed>)")
+                   help="output folder (default: <repository>/results/Heuristics/<region>_<split>[_<profile>]_seed<seed>)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    set_threads(args.threads)
+    with user_errors(EvaluationExists):
+        return evaluate_heuristics(args)
+
+
+def evaluate_heuristics(args: argparse.Namespace) -> dict:
     names = list(POLICIES) if "all" in args.policy else list(dict.fromkeys(args.policy))
     device = resolve_device(args.device)
     profile = args.profile or "paper"
     contention = contention_or_exit(None, contention_flags(args))
-    ds = load_or_exit(args.data, args.region)
+    ds = load_or_exit(data_root(args.data), args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
-    if episodes < 1:
-        sys.exit(f"error: --episodes must be >= 1, got {episodes}")
     suffix = "" if profile == "paper" else f"_{profile}"
-    out = Path(args.out or f"results/Heuristics/{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}")
+    out = Path(args.out) if args.out else RESULTS / "Heuristics" / f"{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}"
     meta = {"profile": profile, **profile_meta(profile, contention)}
+    targets = {name: out if len(names) == 1 else out / name for name in names}
+    for name, target in targets.items():
+        check_overwrite(target, {"policy": name, "split": args.split, "seed": args.seed, "episodes": episodes, **meta,
+                                 "regions": args.region, "dataset_fingerprint": ds.fingerprint}, args.overwrite)
     write_yaml(out / "config.yaml", vars(args) | meta | {"policies": names, "episodes": episodes, "device": str(device),
-                                                          "dataset_fingerprint": ds.fingerprint})
+                                                          "dataset_fingerprint": ds.fingerprint,
+                                                          "git_commit": git_commit()})
     print(ds.summary())
     summaries = {}
-    for name in names:
+    for name, target in targets.items():
         sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, contention)
         policy = POLICIES[name](sim, seed=args.seed)
         df = evaluate(sim, policy, episodes, progress=not args.no_progress)
-        target = out if len(names) == 1 else out / name
         extra = {}
         if name == "oracle" and profile == "contention":
             extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
         summaries[name] = write_evaluation(target, df, {
-            "policy": name, "split": args.split, "seed": args.seed, **meta, "device": str(device),
+            "policy": name, "split": args.split, "seed": args.seed, "episodes": episodes, **meta, "device": str(device),
             "regions": args.region, "dataset_fingerprint": ds.fingerprint, **extra})
     print(format_table(summaries))
     print(f"wrote {out}")

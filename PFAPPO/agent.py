@@ -19,6 +19,8 @@ from PPO_algorithm.agent import PPOAgent
 
 
 class PFPPOAgent(PPOAgent):
+    algo = "PFAPPO"  # the name in its config and checkpoints
+
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         pf = cfg["fairness"]
         self.pf_weight, self.pf_eps, self.window = float(pf["weight"]), float(pf["eps"]), int(pf["window"])

@@ -15,6 +15,8 @@ from schedkit.nets import StateServerMLP
 class PPOAgent(MaskedAgent):
     """Subclasses add per-server inputs by overriding `server_features`."""
 
+    algo = "PPO"  # the name in its config and checkpoints
+
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__(ds, cfg, device)
         vec = self.server_features(ds)

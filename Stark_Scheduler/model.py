@@ -64,6 +64,8 @@ def candidate_table(ds: Dataset, k: int) -> np.ndarray:
 class StarkAgent(MaskedAgent):
     """Scores the candidate servers; every other server gets MASK_VALUE."""
 
+    algo = "Stark"  # the name in its config and checkpoints
+
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__(ds, cfg, device)
         m = cfg["model"]

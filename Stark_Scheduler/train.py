@@ -34,7 +34,7 @@ from schedkit.cli import resolve_device  # noqa: E402
 from schedkit.evaluation import evaluate  # noqa: E402
 from schedkit.inference import GreedyAgentPolicy  # noqa: E402
 from schedkit.profiles import contention_or_exit, profile_simulator  # noqa: E402
-from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint  # noqa: E402
+from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint, save_epoch_checkpoint  # noqa: E402
 from schedkit.trainer import AgentFactory, epoch_seed, train_main  # noqa: E402
 from Stark_Scheduler.model import StarkAgent  # noqa: E402
 
@@ -96,11 +96,12 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
         start, best = resume["epoch"], resume["best"]
     log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
 
-    def checkpoint(name: str, next_epoch: int, model_state: dict) -> None:
-        save_checkpoint(run / "checkpoints" / name, {
-            "algo": cfg["algo"], "epoch": next_epoch, "model": model_state, "optimizer": opt.state_dict(),
-            "best": best, "dwa": {"weights": list(EVAL_WEIGHTS), "moving_mean": None}, "prev_losses": None,
-            "config": cfg, "dataset": dataset_identity(ds)})
+    identity = dataset_identity(ds)
+
+    def state(next_epoch: int, model_state: dict) -> dict:
+        return {"algo": cfg["algo"], "epoch": next_epoch, "model": model_state, "optimizer": opt.state_dict(),
+                "best": best, "dwa": {"weights": list(EVAL_WEIGHTS), "moving_mean": None}, "prev_losses": None,
+                "config": cfg, "dataset": identity}
 
     row: dict = {}
     for epoch in tqdm(range(start, epochs), initial=start, total=epochs, desc=cfg["algo"], unit="epoch",
@@ -137,8 +138,9 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
                     "model": {k: v.detach().clone() for k, v in agent.state_dict().items()}}
         log.append(row)
         if (epoch + 1) % cfg["checkpoint_every"] == 0:
-            checkpoint(f"epoch_{epoch + 1:04d}.pt", epoch + 1, agent.state_dict())
-    checkpoint("final.pt", epochs, best["model"] if best["model"] is not None else agent.state_dict())
+            save_epoch_checkpoint(run, epoch + 1, state(epoch + 1, agent.state_dict()), cfg["keep_checkpoints"])
+    save_checkpoint(run / "checkpoints" / "final.pt",
+                    state(epochs, best["model"] if best["model"] is not None else agent.state_dict()))
     return row | {"selected_epoch": best["epoch"]}
 
 

@@ -72,8 +72,6 @@ def _telemetry_latency(ds: Dataset, kind: str) -> np.ndarray:
     """Per-server latency term of the telemetry (see the module docstring)."""
     if kind == "link_mean":
         return ds.mean_out_latency
-    if kind != "expected_hop":
-        raise ValueError(f"config 'telemetry_latency' must be 'link_mean' or 'expected_hop', got {kind!r}")
     payable = ~(ds.is_trap[ds.link_src] | ds.is_trap[ds.link_dst])
     n = ds.n_servers
     mean = np.bincount(ds.link_src[payable], weights=ds.link_latency[payable], minlength=n) / np.maximum(
@@ -82,13 +80,14 @@ def _telemetry_latency(ds: Dataset, kind: str) -> np.ndarray:
 
 
 class TopoFreeAgent(MaskedAgent):
+    algo = "TopoFreeRL"  # the name in its config and checkpoints
+    # the string options of TopoFreeRL's config, checked before a run starts
+    config_choices = {"state": ("reference", "extended"), "actor": ("dense", "per_server"),
+                      "telemetry_latency": ("expected_hop", "link_mean")}
+
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__(ds, cfg, device)
-        if cfg["state"] not in ("reference", "extended"):
-            raise ValueError(f"config 'state' must be 'reference' or 'extended', got {cfg['state']!r}")
         actor = cfg.get("actor", "dense")  # checkpoints from before the key existed are dense
-        if actor not in ("dense", "per_server"):
-            raise ValueError(f"config 'actor' must be 'dense' or 'per_server', got {actor!r}")
         self.per_server = actor == "per_server"
         self.telemetry_queue_ms = float(cfg.get("telemetry_queue_ms", 1000.0))
         self.extended = cfg["state"] == "extended"

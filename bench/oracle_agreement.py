@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         state = load_checkpoint(args.model)
         check_dataset(state, ds, args.model)
+        learned = policy_from_checkpoint(state, ds, agent_factory(state["config"]["algo"]), torch.device("cpu"))
     except CheckpointError as e:
         sys.exit(f"error: {e}")
-    learned = policy_from_checkpoint(state, ds, agent_factory(state["config"]["algo"]), torch.device("cpu"))
     sim = Simulator(ds, batch_size=len(ds.tasks[args.split]), split=args.split, order="sequential", seed=0)
     oracle = OraclePolicy(sim)
     agree, total = collections.Counter(), collections.Counter()

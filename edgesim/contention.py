@@ -68,11 +68,13 @@ class Contention:
         if unknown:
             raise ContentionError(f"unknown contention key(s) {unknown}; known: {sorted(known)}")
         c = cls(**d)
-        checks = [("arrival_rate", c.arrival_rate, lambda v: v > 0, "a number > 0"),
+        checks = [("arrival_rate", c.arrival_rate, lambda v: 0 < v < math.inf, "a finite number > 0"),
                   ("max_in_flight", c.max_in_flight, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
                   ("worlds", c.worlds, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
                   ("warmup", c.warmup, lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
                   ("trap_loss", c.trap_loss, lambda v: 0 <= v < 1, "a probability in [0, 1)"),
+                  ("arrival_trace", c.arrival_trace, lambda v: v is None or (isinstance(v, str) and v != ""),
+                   "a CSV path or null"),
                   ("trap_max_attempts", c.trap_max_attempts, lambda v: isinstance(v, int) and v >= 1,
                    "an integer >= 1")]
         for name, value, ok, what in checks:

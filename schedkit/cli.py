@@ -1,28 +1,86 @@
-"""Command-line pieces every script shares: the common flags, device choice, dataset loading."""
+"""Command-line pieces every script shares: the common flags, argument types, threads, device
+choice, dataset loading, and one-line exits for the errors a user can cause."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import signal
 import sys
 import warnings
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import torch
 
 from edgesim.dataset import Dataset, DatasetError, load_dataset
 from edgesim.simulator import PROFILES
 
+from .paths import DATA
+
+# One intra-op thread per process: the networks are small, so a second thread buys little on an
+# idle machine and costs up to 10x on a busy one (README, "Threads"). --threads N to change it.
+DEFAULT_THREADS = 1
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 is never silently read as "the default")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """argparse type: a device string torch understands."""
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}") from None
+    return text
+
+
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                   help=f"torch intra-op threads (default: {DEFAULT_THREADS}; more helps only large batches "
+                        "on an idle machine)")
+
+
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+    with contextlib.suppress(RuntimeError):  # settable once, before any parallel work
+        torch.set_num_interop_threads(n)
+
 
 def add_eval_flags(p: argparse.ArgumentParser) -> None:
     """Flags of the evaluation protocol, identical in every inference script."""
-    p.add_argument("--data", default="data1", help="data root holding region folders (default: data1)")
+    p.add_argument("--data", default=str(DATA), help="data root holding region folders (default: the repository's data1)")
     p.add_argument("--region", nargs="+", default=["Server1_Trap"],
                    help="region folder(s) under --data to load together (default: Server1_Trap)")
     p.add_argument("--split", choices=["train", "test"], default="test", help="task split to evaluate (default: test)")
-    p.add_argument("--episodes", type=int, default=None,
+    p.add_argument("--episodes", type=positive_int, default=None,
                    help="episodes to run; tasks are dealt in file order, cycling (default: one per task of the "
                         "split; ten per task under --profile contention)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed: fixes every channel and trap draw (default: 0)")
     add_contention_flags(p, unset="default: a checkpoint's own profile; paper for the heuristics")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (falls back to cpu with a warning)")
+    p.add_argument("--device", default="cpu", type=device_name, help="cpu or cuda (falls back to cpu with a warning)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an evaluation in --out that was made with other settings (default: refuse)")
+    add_threads_flag(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -32,15 +90,15 @@ def add_contention_flags(p: argparse.ArgumentParser, default_profile: str | None
     `unset` says where the profile comes from when neither the flag nor `default_profile` is given."""
     shown = f"default: {default_profile}" if default_profile else unset
     p.add_argument("--profile", choices=PROFILES, default=default_profile, help=f"simulator dynamics ({shown})")
-    p.add_argument("--arrival-rate", type=float, metavar="PER_S",
+    p.add_argument("--arrival-rate", type=positive_float, metavar="PER_S",
                    help="contention: workflows arriving per second in each world (config: contention.arrival_rate)")
     p.add_argument("--arrival-trace", metavar="CSV",
                    help="contention: take arrival gaps from a request trace (Azure TIMESTAMP or BurstGPT "
                         "Timestamp column), rescaled to --arrival-rate (config: contention.arrival_trace)")
-    p.add_argument("--worlds", type=int, help="contention: independent worlds simulated side by side "
-                                              "(config: contention.worlds)")
-    p.add_argument("--max-in-flight", type=int, help="contention: workflows in flight per world "
-                                                     "(config: contention.max_in_flight)")
+    p.add_argument("--worlds", type=positive_int, help="contention: independent worlds simulated side by side "
+                                                       "(config: contention.worlds)")
+    p.add_argument("--max-in-flight", type=positive_int, help="contention: workflows in flight per world "
+                                                              "(config: contention.max_in_flight)")
 
 
 def contention_flags(args: argparse.Namespace) -> dict:
@@ -69,3 +127,32 @@ def load_or_exit(data: str, regions: list[str]) -> Dataset:
     for note in ds.warnings:
         print(f"warning: {note}", file=sys.stderr)
     return ds
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: the script stops at once and cleans up like for Ctrl-C."""
+
+
+def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
+    """Errors a user causes (bad config, checkpoint, file system) end the script with one line.
+    SIGTERM is turned into KeyboardInterrupt, so `kill` cleans up like Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    except kinds as e:
+        sys.exit(f"error: {e}")
+    except OSError as e:  # disk full, read-only folder, a file where a folder should be
+        where = f"{e.filename}: " if e.filename else ""
+        sys.exit(f"error: {where}{e.strerror or e}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_interrupted(message: str) -> NoReturn:
+    print(f"\ninterrupted: {message}", file=sys.stderr)
+    sys.exit(130)

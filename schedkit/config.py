@@ -2,30 +2,54 @@
 
 Keys are nested; overrides use dots (`--set ppo.clip=0.1`) and YAML values (`--set regions=[A,B]`).
 An unknown key is an error that lists the known ones, so a typo never silently does nothing.
+`1e-3` reads as a number (plain PyYAML follows YAML 1.1 and would read the string '1e-3').
+`validate` checks every value's type (that of its default) and range before anything is written.
 """
 from __future__ import annotations
 
 import copy
+import math
+import re
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
-from edgesim.contention import Contention
+from edgesim.contention import Contention, ContentionError
+from edgesim.simulator import PROFILES
 
 
 class ConfigError(ValueError):
     pass
 
 
+class Loader(yaml.SafeLoader):
+    """SafeLoader that also reads exponent floats without a dot (1e-3, 5E4) as numbers."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+SHARED_DEFAULTS = {"keep_checkpoints": 3}  # every algorithm's config gets these keys
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass: no Python objects
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read ({e})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
     return data
@@ -55,19 +79,121 @@ def parse_set(items: list[str]) -> dict:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is set twice, once as a value")
+        try:
+            node[parts[-1]] = yaml_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
     return tree
 
 
 def resolve(defaults_file: str | Path, user_file: str | Path | None = None, sets: list[str] | None = None,
-            flags: dict[str, Any] | None = None) -> dict:
-    """defaults <- user YAML <- explicit command-line flags <- --set overrides."""
-    cfg = load_yaml(defaults_file)
+            flags: dict[str, Any] | None = None, choices: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """defaults <- user YAML <- explicit command-line flags <- --set overrides, then `validate`d
+    (`choices`: the algorithm's own string options, e.g. TopoFreeRL's actor)."""
+    cfg = SHARED_DEFAULTS | load_yaml(defaults_file)
     cfg["contention"] = Contention().as_dict() | cfg.get("contention", {})  # one set of defaults for every algorithm
+    defaults = copy.deepcopy(cfg)
     if user_file:
         cfg = merge(cfg, load_yaml(user_file))
     if flags:
         cfg = merge(cfg, {k: v for k, v in flags.items() if v is not None})
     if sets:
         cfg = merge(cfg, parse_set(sets))
+    return validate(cfg, defaults, choices)
+
+
+# (low, high, low inclusive, high inclusive); None = unbounded. Keys absent from a config are skipped.
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "seed": (0, None, True, True), "epochs": (1, None, True, True), "episodes": (1, None, True, True),
+    "checkpoint_every": (1, None, True, True), "keep_checkpoints": (1, None, True, True),
+    "lr": (0, None, False, True), "weight_decay": (0, None, True, True), "minibatch": (1, None, True, True),
+    "passes": (1, None, True, True), "max_grad_norm": (0, None, False, True), "val_fraction": (0, 1, False, False),
+    "telemetry_queue_ms": (0, None, False, True),
+    "ppo.gamma": (0, 1, False, True), "ppo.lam": (0, 1, True, True), "ppo.clip": (0, None, False, True),
+    "ppo.update_epochs": (1, None, True, True), "ppo.minibatch": (1, None, True, True),
+    "ppo.vf_coef": (0, None, True, True), "ppo.max_grad_norm": (0, None, False, True),
+    "entropy.start": (0, None, True, True), "entropy.end": (0, None, True, True),
+    "entropy.decay_frac": (0, 1, False, True), "dwa.start": (0, None, True, True), "dwa.frac_end": (0, 1, False, True),
+    "fairness.weight": (0, None, True, True), "fairness.eps": (0, None, False, True),
+    "fairness.window": (1, None, True, True),
+    "model.candidates": (1, None, True, True), "model.d_model": (1, None, True, True),
+    "model.heads": (1, None, True, True), "model.layers": (1, None, True, True),
+}
+# string keys with a fixed set of values (an algorithm's own choices come from its agent class)
+CHOICES: dict[str, tuple[str, ...]] = {"profile": PROFILES}
+
+
+def _type_error(key: str, want: str, value: Any) -> ConfigError:
+    return ConfigError(f"config '{key}': expected {want}, got {value!r} ({type(value).__name__})")
+
+
+def _check_type(key: str, value: Any, default: Any) -> None:
+    """A value has the type of its default: numbers stay numbers, lists stay lists."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise _type_error(key, "true or false", value)
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(key, "an integer", value)
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _type_error(key, "a finite number", value)
+    elif isinstance(default, str):
+        if not isinstance(value, str) or not value:
+            raise _type_error(key, "a non-empty string", value)
+    elif isinstance(default, list):
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise _type_error(key, "a non-empty list of names, e.g. [Server1_Trap]", value)
+
+
+def _check_range(key: str, value: float) -> None:
+    lo, hi, lo_in, hi_in = RANGES[key]
+    if (lo is not None and (value < lo or (value == lo and not lo_in))) or \
+            (hi is not None and (value > hi or (value == hi and not hi_in))):
+        lo_s = "" if lo is None else f"{'>=' if lo_in else '>'} {lo:g}"
+        hi_s = "" if hi is None else f"{'<=' if hi_in else '<'} {hi:g}"
+        raise ConfigError(f"config '{key}': expected a value {' and '.join(s for s in (lo_s, hi_s) if s)}, "
+                          f"got {value!r}")
+
+
+def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """Check every key of `cfg` against the type of its default, RANGES and CHOICES; returns `cfg`.
+    The contention block is checked by its own dataclass. Integers given for float keys become floats."""
+    allowed = CHOICES | (choices or {})
+
+    def walk(node: dict, base: dict, where: str) -> None:
+        for key, value in node.items():
+            name, default = f"{where}{key}", base.get(key)
+            if name == "contention":
+                try:
+                    Contention.from_dict(value)
+                except ContentionError as e:
+                    raise ConfigError(str(e)) from None
+                continue
+            if isinstance(default, dict):
+                if not isinstance(value, dict):
+                    raise _type_error(name, "a mapping", value)
+                walk(value, default, f"{name}.")
+                continue
+            if default is not None:
+                _check_type(name, value, default)
+            if isinstance(default, float) and isinstance(value, int):
+                node[key] = value = float(value)
+            if name in RANGES and isinstance(value, (int, float)):
+                _check_range(name, value)
+            if name in allowed and value not in allowed[name]:
+                raise ConfigError(f"config '{name}': expected one of {list(allowed[name])}, got {value!r}")
+
+    walk(cfg, defaults, "")
+    check_device(cfg.get("device", "cpu"))
     return cfg
+
+
+def check_device(name: Any) -> torch.device:
+    """A device string torch understands (cpu, cuda, cuda:1, mps); anything else is a ConfigError."""
+    try:
+        return torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"device {name!r} is not a device: expected cpu, cuda or cuda:N") from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -19,10 +18,12 @@ import torch
 from edgesim.contention import Contention
 from edgesim.simulator import Observation, Simulator
 
-from .cli import add_eval_flags, contention_flags, load_or_exit, resolve_device
-from .evaluation import eval_simulator, evaluate, format_table, write_evaluation
+from .cli import add_eval_flags, contention_flags, load_or_exit, resolve_device, set_threads, user_errors
+from .evaluation import (EvaluationExists, check_overwrite, eval_simulator, evaluate, format_table,
+                         write_evaluation)
+from .paths import data_root
 from .profiles import contention_or_exit, default_eval_episodes, profile_meta, profile_simulator
-from .runs import CheckpointError, check_dataset, load_checkpoint
+from .runs import CheckpointError, check_dataset, load_checkpoint, resolve_model_path
 from .trainer import AgentFactory
 
 
@@ -43,8 +44,12 @@ class GreedyAgentPolicy:
 def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: torch.device) -> GreedyAgentPolicy:
     """The deterministic policy a checkpoint holds: its agent and weights, DWA frozen at its final weights."""
     cfg = state["config"]
-    agent = make_agent(ds, cfg, device)
-    agent.load_state_dict(state["model"])
+    try:
+        agent = make_agent(ds, cfg, device)
+        agent.load_state_dict(state["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"its weights do not fit a {cfg.get('algo')} agent with its own config ({first})") from None
     return GreedyAgentPolicy(cfg["algo"], agent, torch.tensor(state["dwa"]["weights"], dtype=torch.float32))
 
 
@@ -66,40 +71,48 @@ def batch1_decision_ms(ds, split: str, policy: GreedyAgentPolicy, device: torch.
 
 def inference_main(make_agent: AgentFactory, description: str, argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="checkpoint, e.g. results/<Algo>/latest/checkpoints/final.pt")
+    p.add_argument("--model", required=True,
+                   help="checkpoint, e.g. results/<Algo>/latest/checkpoints/final.pt, or "
+                        "results/<Algo>/models/LATEST_<region>_seed<S>_final.pt for the newest such run")
     add_eval_flags(p)
     p.add_argument("--out", help="output folder (default: <run dir>/eval_<split>_seed<seed>)")
     args = p.parse_args(argv)
+    set_threads(args.threads)
+    with user_errors(CheckpointError, EvaluationExists):
+        return _evaluate_checkpoint(args, make_agent)
+
+
+def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> dict:
     device = resolve_device(args.device)
-    ds = load_or_exit(args.data, args.region)
-    try:
-        state = load_checkpoint(args.model, map_location=device)
-        cfg = state["config"]
-        zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
-        if not (zero_shot and getattr(make_agent, "size_agnostic", lambda c: False)(cfg)):
-            check_dataset(state, ds, args.model)
-    except CheckpointError as e:
-        sys.exit(f"error: {e}")
+    ds = load_or_exit(data_root(args.data), args.region)
+    model_path = resolve_model_path(args.model).resolve()
+    state = load_checkpoint(model_path, map_location=device, algo=getattr(make_agent, "algo", None))
+    cfg = state["config"]
+    zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
+    if not (zero_shot and getattr(make_agent, "size_agnostic", lambda c: False)(cfg)):
+        check_dataset(state, ds, model_path)
     if zero_shot:
         print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "
               f"{state['dataset']['regions']}; scheduling {ds.n_servers} servers of {list(ds.regions)}")
     profile = args.profile or cfg.get("profile", "paper")
     contention = contention_or_exit(cfg.get("contention"), contention_flags(args))
-    policy = policy_from_checkpoint(state, ds, make_agent, device)
+    try:
+        policy = policy_from_checkpoint(state, ds, make_agent, device)
+    except CheckpointError as e:
+        raise CheckpointError(f"{model_path}: {e}") from None
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
-    if episodes < 1:
-        sys.exit(f"error: --episodes must be >= 1, got {episodes}")
-    model_path = Path(args.model)
     suffix = "" if profile == "paper" else f"_{profile}"
-    out = Path(args.out) if args.out else model_path.resolve().parent.parent / f"eval_{args.split}{suffix}_seed{args.seed}"
+    out = Path(args.out) if args.out else model_path.parent.parent / f"eval_{args.split}{suffix}_seed{args.seed}"
+    settings = {"policy": cfg["algo"], "model": str(model_path), "split": args.split, "seed": args.seed,
+                "episodes": episodes, "profile": profile, **profile_meta(profile, contention), "regions": args.region,
+                "dataset_fingerprint": ds.fingerprint}
+    check_overwrite(out, settings, args.overwrite)
     sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, contention)
     df = evaluate(sim, policy, episodes, progress=not args.no_progress)
-    summary = write_evaluation(out, df, {
-        "policy": cfg["algo"], "model": str(model_path), "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
+    summary = write_evaluation(out, df, settings | {
+        "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
         "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device, profile=profile, contention=contention),
-        "split": args.split, "seed": args.seed, "profile": profile, **profile_meta(profile, contention),
-        "zero_shot": zero_shot, "trained_regions": state["dataset"]["regions"], "device": str(device), "regions": args.region,
-        "dataset_fingerprint": ds.fingerprint})
+        "zero_shot": zero_shot, "trained_regions": state["dataset"]["regions"], "device": str(device)})
     print(format_table({cfg["algo"]: summary}))
     print(f"decision time: {summary['decision_ms']:.4f} ms batched ({sim.batch_size} episodes), "
           f"{summary['decision_ms_batch1']:.3f} ms at batch 1 (median)")

@@ -18,6 +18,15 @@ COMMITTED_FIGURES = REPO / "total" / "figures"
 FIGURES = RESULTS / "figures"
 
 
+def data_root(path: str | Path) -> Path:
+    """A data root as written in a config or typed by a user: absolute as is; relative, the folder in
+    the current directory if there is one, else the repository's (so `data: data1` works anywhere)."""
+    path = Path(path)
+    if path.is_absolute() or path.exists() or not (REPO / path).exists():
+        return path
+    return REPO / path
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str:
     """The repository's commit (with `+dirty` for uncommitted changes), or 'unknown' outside a git checkout."""

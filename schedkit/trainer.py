@@ -8,25 +8,31 @@ from a checkpoint finishes with exactly the weights of an uninterrupted run.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from edgesim.dataset import Dataset
-from edgesim.simulator import PROFILES
-from .cli import add_contention_flags, contention_flags, load_or_exit, resolve_device
-from .config import ConfigError, resolve
+
+from .cli import (add_contention_flags, add_threads_flag, contention_flags, device_name, exit_interrupted,
+                  load_or_exit, positive_int, resolve_device, set_threads, user_errors)
+from .config import ConfigError, load_yaml, resolve
 from .dwa import DWA
+from .io import remove_stale_temps
+from .paths import RESULTS, data_root
 from .ppo import PPOConfig, ppo_update
 from .profiles import contention_or_exit, profile_simulator
 from .rollout import collect, masked_log_probs
-from .runs import (CheckpointError, MetricsLog, dataset_identity, load_checkpoint, new_run_dir, point_latest,
-                   save_checkpoint, write_config)
+from .runs import (CheckpointError, MetricsLog, RunError, RunLock, check_same_data, claim_run_dir, dataset_identity,
+                   latest_checkpoint, load_checkpoint, point_latest, save_checkpoint,
+                   save_epoch_checkpoint, write_config)
 
 AgentFactory = Callable[[Dataset, dict, torch.device], nn.Module]
 SHOWN = ("return", "latency_ms", "cost", "loss", "val_reward", "val_latency_ms")  # in the closing line
@@ -60,15 +66,18 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
         agent.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         dwa.load_state_dict(resume["dwa"])
-        start, prev_losses = resume["epoch"], resume["prev_losses"]
+        start = resume["epoch"]
+        prev_losses = None if resume["prev_losses"] is None else np.array(resume["prev_losses"])
     log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
     sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg.get("contention")), "train", "random", cfg["seed"],
                             device, episodes)
 
-    def checkpoint(name: str, next_epoch: int) -> None:
-        save_checkpoint(run / "checkpoints" / name, {
-            "algo": cfg["algo"], "epoch": next_epoch, "model": agent.state_dict(), "optimizer": optimizer.state_dict(),
-            "dwa": dwa.state_dict(), "prev_losses": prev_losses, "config": cfg, "dataset": dataset_identity(ds)})
+    identity = dataset_identity(ds)
+
+    def state(next_epoch: int) -> dict[str, Any]:
+        return {"algo": cfg["algo"], "epoch": next_epoch, "model": agent.state_dict(),
+                "optimizer": optimizer.state_dict(), "dwa": dwa.state_dict(), "config": cfg, "dataset": identity,
+                "prev_losses": None if prev_losses is None else [float(x) for x in prev_losses]}
 
     bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=cfg["algo"], unit="epoch", disable=not progress)
     row: dict[str, Any] = {}
@@ -97,86 +106,135 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
                "rollout_s": t1 - t0, "update_s": t2 - t1, "steps_per_s": batch.stats["env_steps"] / (t2 - t0)}
         log.append(row)
         if (epoch + 1) % cfg["checkpoint_every"] == 0:
-            checkpoint(f"epoch_{epoch + 1:04d}.pt", epoch + 1)
+            save_epoch_checkpoint(run, epoch + 1, state(epoch + 1), cfg["keep_checkpoints"])
         bar.set_postfix(ret=f"{row['return']:.3f}", lat=f"{row['latency_ms']:.0f}", cost=f"{row['cost']:.4f}",
                         sps=f"{row['steps_per_s']:.0f}")
-    checkpoint("final.pt", epochs)
+    save_checkpoint(run / "checkpoints" / "final.pt", state(epochs))
     return row
 
 
 def parse_train_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="data root holding region folders (config: data)")
+    p.add_argument("--data", help="data root holding region folders (config: data; a relative path is looked up "
+                                  "in the current directory, then in the repository)")
     p.add_argument("--regions", nargs="+", help="region folder(s) to train on together (config: regions)")
-    p.add_argument("--epochs", type=int, help="training epochs (config: epochs, default 100)")
-    p.add_argument("--episodes", type=int, help="episodes per epoch (config: episodes, default 200)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (config: epochs, default 100)")
+    p.add_argument("--episodes", type=positive_int, help="episodes per epoch (config: episodes, default 200)")
     p.add_argument("--seed", type=int, help="training seed (config: seed, default 42)")
-    p.add_argument("--device", help="cpu or cuda; cuda falls back to cpu with a warning (config: device)")
+    p.add_argument("--device", type=device_name, help="cpu or cuda; cuda falls back to cpu with a warning "
+                                                     "(config: device)")
     add_contention_flags(p)
     p.add_argument("--no-mask", action="store_true",
                    help="do not mask invalid servers in training (the reference behaviour; evaluation always masks)")
     p.add_argument("--config", help="YAML file overriding the algorithm's config.yaml defaults")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set ppo.clip=0.1 (repeatable)")
-    p.add_argument("--out", help="run directory to write (default: results/<Algo>/<region>_seed<S>_<time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--results", default="results", help="results root for new runs (default: results)")
+    p.add_argument("--out", help="run directory to write (default: <results>/<Algo>/<region>_seed<S>_<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, "
+                                                       "with its saved config")
+    p.add_argument("--results", default=str(RESULTS),
+                   help="results root for new runs; <results>/<Algo>/latest points at the newest (default: the "
+                        "repository's results/)")
+    add_threads_flag(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p.parse_args(argv)
 
 
-def latest_checkpoint(run: Path) -> Path | None:
-    ckpts = sorted((run / "checkpoints").glob("epoch_*.pt"))
-    final = run / "checkpoints" / "final.pt"
-    return final if final.exists() else (ckpts[-1] if ckpts else None)
+# flags that define a run: --resume continues the saved config, so giving one of these is an error
+RUN_FLAGS = ("data", "regions", "epochs", "episodes", "seed", "profile", "arrival_rate", "arrival_trace", "worlds",
+             "max_in_flight", "no_mask", "config", "set", "out")
 
 
 def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, argv: list[str] | None = None,
                train_fn: Callable[..., dict[str, Any]] = train) -> Path:
-    """Shared `train.py`: resolve the config, make or resume a run directory, train, point `latest`.
-    `train_fn` (default: the PPO loop) has the signature of `train`."""
+    """Shared `train.py`: resolve and check the config, load the data, claim and lock a run directory
+    (or resume one), train, point `latest`. Nothing is written before the config and the data are
+    known to be good. `train_fn` (default: the PPO loop) has the signature of `train`."""
     args = parse_train_args(description, argv)
-    resume_state = None
-    try:
+    set_threads(args.threads)
+    with user_errors(ConfigError, CheckpointError, RunError):
+        algo = load_yaml(defaults_file)["algo"]
         if args.resume:
-            run = Path(args.resume)
-            ckpt = latest_checkpoint(run)
-            if ckpt is None:
-                sys.exit(f"error: {run}: no checkpoint to resume from")
-            resume_state = load_checkpoint(ckpt)
-            cfg = resume_state["config"]
-            if resume_state["epoch"] >= cfg["epochs"]:
-                final = run / "checkpoints" / "final.pt"
-                if not final.exists():  # killed between the last epoch checkpoint and final.pt
-                    save_checkpoint(final, resume_state)
-                    point_latest(run)
-                print(f"{run} already finished ({cfg['epochs']} epochs)")
-                return run
-            print(f"resuming {run} from {ckpt.name} (epoch {resume_state['epoch']})")
+            return _resume(args, algo, make_agent, train_fn)
+        flags = {"data": args.data, "regions": args.regions, "epochs": args.epochs, "episodes": args.episodes,
+                 "seed": args.seed, "device": args.device, "profile": args.profile,
+                 "mask": False if args.no_mask else None,
+                 "contention": {k: v for k, v in contention_flags(args).items() if v is not None} or None}
+        cfg = resolve(defaults_file, args.config, args.set, flags, getattr(make_agent, "config_choices", None))
+        ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
+        if args.out:
+            run = Path(args.out)
+            created = not run.exists()
+            run.mkdir(parents=True, exist_ok=True)
         else:
-            flags = {"data": args.data, "regions": args.regions, "epochs": args.epochs, "episodes": args.episodes,
-                     "seed": args.seed, "device": args.device, "profile": args.profile,
-                     "mask": False if args.no_mask else None,
-                     "contention": {k: v for k, v in contention_flags(args).items() if v is not None} or None}
-            cfg = resolve(defaults_file, args.config, args.set, flags)
-            run = Path(args.out) if args.out else new_run_dir(args.results, cfg["algo"], cfg["regions"], cfg["seed"])
-            if (run / "checkpoints").exists() and any((run / "checkpoints").iterdir()):
-                sys.exit(f"error: {run} already holds checkpoints; use --resume {run} or another --out")
-    except (ConfigError, CheckpointError) as e:
-        sys.exit(f"error: {e}")
-    for key, low in (("epochs", 1), ("episodes", 1), ("checkpoint_every", 1)):
-        if not isinstance(cfg[key], int) or cfg[key] < low:
-            sys.exit(f"error: config '{key}' must be an integer >= {low}, got {cfg[key]!r}")
-    if cfg["profile"] not in PROFILES:
-        sys.exit(f"error: config 'profile' must be one of {PROFILES}, got {cfg['profile']!r}")
-    contention_or_exit(cfg.get("contention"))
-    ds = load_or_exit(cfg["data"], cfg["regions"])
-    run.mkdir(parents=True, exist_ok=True)
-    write_config(run, cfg)
+            run, created = claim_run_dir(args.results, cfg["algo"], cfg["regions"], cfg["seed"]), True
+        with RunLock(run):
+            if latest_checkpoint(run) is not None:
+                raise RunError(f"{run} already holds checkpoints; use --resume {run} or another --out")
+            write_config(run, cfg)
+            _train_in(run, created, cfg, ds, make_agent, train_fn, None, args)
+    return run
+
+
+def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train_fn: Callable[..., dict[str, Any]]
+            ) -> Path:
+    given = [f"--{k.replace('_', '-')}" for k in RUN_FLAGS if getattr(args, k) not in (None, [], False)]
+    run = Path(args.resume)
+    if given:
+        raise ConfigError(f"--resume continues {run} with its saved config.yaml; {', '.join(given)} cannot change it "
+                          "(start a new run for other settings)")
+    if not run.is_dir():
+        raise RunError(f"{run}: no such run directory")
+    with RunLock(run):
+        remove_stale_temps(run / "checkpoints")  # left by a writer that was killed mid-write
+        ckpt = latest_checkpoint(run)
+        if ckpt is None:
+            raise RunError(f"{run}: no checkpoint to resume from")
+        state = load_checkpoint(ckpt, algo=algo)
+        cfg = state["config"] | ({"device": args.device} if args.device else {})
+        ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
+        check_same_data(state, ds, ckpt)
+        if state["epoch"] >= cfg["epochs"]:
+            final = run / "checkpoints" / "final.pt"
+            if not final.exists():  # killed between the last epoch checkpoint and final.pt
+                save_checkpoint(final, state)
+            point_latest(run, args.results)
+            print(f"{run} already finished ({cfg['epochs']} epochs)")
+            return run
+        print(f"resuming {run} from {ckpt.name} (epoch {state['epoch']})")
+        _train_in(run, False, cfg, ds, make_agent, train_fn, state, args)
+    return run
+
+
+def _train_in(run: Path, created: bool, cfg: dict, ds: Dataset, make_agent: AgentFactory,
+              train_fn: Callable[..., dict[str, Any]], resume: dict | None, args: argparse.Namespace) -> None:
+    """Train in a locked run directory. Ctrl-C or SIGTERM keeps the last checkpoint and says how to
+    resume; a run that fails before its first checkpoint leaves no folder describing it."""
     print(f"{cfg['algo']}: {ds.summary()} -> {run}")
     t0 = time.perf_counter()
-    final = train_fn(cfg, ds, make_agent, run, resume_state, progress=not args.no_progress)
-    point_latest(run)
+    try:
+        final = train_fn(cfg, ds, make_agent, run, resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        last = latest_checkpoint(run)
+        if last is None:
+            _discard(run, created)
+            exit_interrupted("no checkpoint was written yet, so nothing is kept")
+        exit_interrupted(f"the last checkpoint is {last}; continue with:\n  python {sys.argv[0]} --resume {run}")
+    except BaseException:
+        if latest_checkpoint(run) is None:
+            _discard(run, created)
+        raise
+    point_latest(run, args.results)
     shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if k in SHOWN)
     print(f"done in {time.perf_counter() - t0:.1f} s: {shown}; final checkpoint {run / 'checkpoints' / 'final.pt'}")
-    return run
+
+
+def _discard(run: Path, created: bool) -> None:
+    """Remove what this process wrote for a run that never reached a checkpoint."""
+    if created:
+        shutil.rmtree(run, ignore_errors=True)
+        return
+    for name in ("config.yaml", "metrics.csv", ".lock"):
+        (run / name).unlink(missing_ok=True)
+    if (run / "checkpoints").is_dir() and not any((run / "checkpoints").iterdir()):
+        (run / "checkpoints").rmdir()
