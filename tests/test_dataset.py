@@ -72,7 +72,7 @@ def _replace(text: str, old: str, new: str) -> str:
 BAD = [
     ("servers.csv", _replace(SERVERS, "8.10,47.05", "abc,47.05"), r"servers.csv: line 3, field 'Longitude'.*'abc'"),
     ("servers.csv", _replace(SERVERS, "47.05", "inf"), r"servers.csv: line 3, field 'Latitude'.*finite"),
-    ("servers.csv", _replace(SERVERS, ",0.5,20", ",-0.5,20"), r"line 3, field 'NormalizedCompute'.*> 0"),
+    ("servers.csv", _replace(SERVERS, ",0.5,20", ",-0.5,20"), r"line 3, field 'NormalizedCompute'.*>= 1e-6"),
     ("servers.csv", _replace(SERVERS, "T_b,", "T_a,"), r"servers.csv: line 3, field 'ServerID': duplicate id 'T_a'"),
     ("servers.csv", SERVERS.replace("Latitude", "Lat"), r"servers.csv: missing column\(s\) \['Latitude'\]"),
     ("model_instances.csv", _replace(INSTANCES, "i3,T_b", "i3,T_zz"), r"model_instances.csv: line 4, field 'ServerID': unknown server 'T_zz'"),
@@ -80,7 +80,7 @@ BAD = [
     ("model_instances.csv", _replace(INSTANCES, "i7,", "i1,"), r"line 8, field 'ModelInstanceID': duplicate id 'i1'"),
     ("network_links.csv", _replace(LINKS, "T_b,T_c", "T_b,T_q"), r"network_links.csv: line 4, field 'DstServerID': unknown server 'T_q'"),
     ("network_links.csv", _replace(LINKS, "0.5,50", "nan,50"), r"network_links.csv: line 4, field 'BaseLatencyMs'"),
-    ("network_links.csv", LINKS + "T_a,T_b,0.3,50\n", r"network_links.csv: line 6: duplicate link T_a -> T_b"),
+    ("network_links.csv", LINKS + "T_a,T_b,0.3,50\n", r"network_links.csv: line 6, field 'SrcServerID/DstServerID': duplicate link \('T_a', 'T_b'\) \(first on line 2\)"),
     ("tasks.csv", _replace(TASKS, '"[""GPT-4"", ""ChatGPT""]"', '"[GPT-4"'), r"tasks.csv: line 3, field 'RequiredModelTypes': expected a JSON list"),
     ("tasks.csv", _replace(TASKS, '""GPT-4"", ""ChatGPT""', '""GPT-5"", ""ChatGPT""'), r"line 2, field 'RequiredModelTypes': model type 'GPT-5' has no instance"),
     ("tasks.csv", _replace(TASKS, ",300,", ",-3,"), r"tasks.csv: line 3, field 'TaskSize'.*>= 0.*'-3'"),
@@ -89,7 +89,7 @@ BAD = [
     ("tasks.csv", _replace(TASKS, ",test,", ",validation,"), r"tasks.csv: line 2, field 'Split': expected 'train' or 'test'"),
     ("tasks.csv", _replace(TASKS, "8.02,47.01", "8.02,95"), r"tasks.csv: line 2, field 'TaskLatitude'.*<= 90"),
     ("trap_config.json", '{"trap_server_ids": ["T_x"]}', r"trap_config.json: field 'trap_server_ids': unknown server 'T_x'"),
-    ("trap_config.json", "not json", r"trap_config.json: expected a JSON object"),
+    ("trap_config.json", "not json", r"trap_config.json: not valid JSON"),
     ("request_log.csv", "RequestID,RequestLengthTokens,ResponseLengthTokens\nr1,ten,2\n", r"request_log.csv: line 2, field 'RequestLengthTokens'"),
     ("servers.csv", None, r"servers.csv: file not found"),
 ]
