@@ -122,9 +122,10 @@ def is_lfs_pointer(path: Path) -> bool:
         return False  # unreadable: reported by the code that needs the file, if any does
 
 
-def _show(value: object, width: int = 60) -> str:
-    """repr() cut short, so a huge or multi-line bad value still gives a one-line error."""
-    text = repr(value)
+def _show(value: object, width: int = 60, render: Callable[[object], str] = repr) -> str:
+    """A bad value for a message (repr, or json.dumps for JSON files), cut short so a huge or
+    multi-line value still gives a one-line error."""
+    text = render(value)
     return text if len(text) <= width else text[:width] + "..."
 
 
@@ -266,7 +267,10 @@ def _load_trap_config(path: Path, index_of: dict[str, int], warn: Warn) -> dict 
         raise DatasetError(f"{path}: unknown key {_show(unknown[0])}; known keys: {', '.join(TRAP_KEYS)}")
     seen: set[str] = set()
     for sid in cfg["trap_server_ids"]:
-        if not isinstance(sid, str) or sid not in index_of:
+        if not isinstance(sid, str):
+            raise DatasetError(f"{path}: field 'trap_server_ids': expected ServerID strings, got "
+                               f"{_show(sid, render=json.dumps)}")
+        if sid not in index_of:
             raise DatasetError(f"{path}: field 'trap_server_ids': unknown server {_show(sid)}")
         if sid in seen:
             raise DatasetError(f"{path}: field 'trap_server_ids': duplicate server {_show(sid)}")
@@ -274,7 +278,8 @@ def _load_trap_config(path: Path, index_of: dict[str, int], warn: Warn) -> dict 
     for key, hi in TRAP_NUMBERS.items():
         v = cfg.get(key, 0)  # an absent key passes; bool is an int in Python, but `true` is no number
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= hi:
-            raise DatasetError(f"{path}: field '{key}': expected a number >= 0 and <= {_fmt(hi)}, got {_show(v)}")
+            raise DatasetError(f"{path}: field '{key}': expected a number >= 0 and <= {_fmt(hi)}, "
+                               f"got {_show(v, render=json.dumps)}")
     return cfg
 
 

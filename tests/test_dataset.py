@@ -111,10 +111,10 @@ BAD = [
      r"line 3, field 'RequiredModelType': tasks.csv has 'GPT-4' at step 1 of task 't0', got 'ChatGPT'"),
     ("task_request_mapping.csv", MAPPING + "t1,0,r9,GPT-4\n",
      r"line 4, field 'MappedRequestID': unknown request 'r9' \(not in request_log.csv\)"),
-    ("trap_config.json", '{"trap_server_ids": [["T_d"]]}', r"field 'trap_server_ids': unknown server \[\'T_d\'\]"),
+    ("trap_config.json", '{"trap_server_ids": [["T_d"]]}', r"field 'trap_server_ids': expected ServerID strings, got \[\"T_d\"\]"),
     ("trap_config.json", '{"trap_server_ids": ["T_d", "T_d"]}', r"field 'trap_server_ids': duplicate server 'T_d'"),
     ("trap_config.json", '{"trap_server_ids": ["T_d"], "trap_cost_multiplier": true}',
-     r"field 'trap_cost_multiplier': expected a number >= 0 and <= 1e6, got True"),
+     r"field 'trap_cost_multiplier': expected a number >= 0 and <= 1e6, got true"),
     ("trap_config.json", '{"trap_server_ids": ["T_d"], "trap_cost_multiplyer": 2}',
      r"unknown key 'trap_cost_multiplyer'; known keys: trap_server_ids, trap_cost_multiplier, trap_bandwidth"),
 ]
