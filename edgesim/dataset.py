@@ -367,7 +367,8 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
     dup = inst["id"].duplicated()
     if dup.any():  # the same id in two regions (within one file `_ids` has caught it)
         j = int(np.flatnonzero(dup.to_numpy())[0])
-        raise _cell_error(Path(inst["path"][j]), inst["row"][j], "ModelInstanceID", f"duplicate id {inst['id'][j]!r}")
+        raise _cell_error(Path(inst["path"][j]), inst["row"][j], "ModelInstanceID",
+                          f"duplicate id {_show(inst['id'][j])} (also in an earlier region)")
     type_names = tuple(dict.fromkeys(inst["type"]))  # order of first appearance
     type_index = {t: k for k, t in enumerate(type_names)}
     inst_type = inst["type"].map(type_index).to_numpy(np.int64)

@@ -120,14 +120,14 @@ def _cell_cases() -> list[Case]:
             cases += [Case(f"{name}-{col}-{m}", name, col, _set_cell(name, col, v), 2) for m, v in CELL_VALUES.items()]
             cases.append(Case(f"{name}-{col}-missing_column", name, col,
                               _edit_csv(name, lambda df, c=col: df.drop(columns=c))))
-        cases.append(Case(f"{name}-duplicate_row", name, KEYS[name], _edit_csv(name, lambda df: pd.concat([df, df.iloc[:1]]))))
+        cases.append(Case(f"{name}-duplicate_row", name, KEYS[name],
+                          _edit_csv(name, lambda df: pd.concat([df, df.iloc[:1]]))))
     return cases
 
 
 def _file_cases() -> list[Case]:
     cases = []
     for name in [*COLUMNS, TRAP]:
-        csv = name.endswith(".csv")
         mutations = {
             "missing": lambda folder, n=name: (folder / n).unlink(),
             "directory": _make_dir(name),
@@ -138,7 +138,7 @@ def _file_cases() -> list[Case]:
             "bom": _edit_bytes(name, lambda d: b"\xef\xbb\xbf" + d),
             "crlf": _edit_bytes(name, lambda d: d.replace(b"\n", b"\r\n")),
         }
-        if csv:
+        if name.endswith(".csv"):
             mutations["header_only"] = _edit_bytes(name, lambda d: d.split(b"\n", 1)[0] + b"\n")
             mutations["extra_column"] = _edit_csv(name, lambda df: df.assign(Comment="kept aside"))
         cases += [Case(f"{name}-{m}", name, None, f, 2 if m == "non_utf8" else None) for m, f in mutations.items()]
