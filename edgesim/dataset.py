@@ -6,10 +6,12 @@ line and the field; nothing is returned half-loaded.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 import json
-import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,17 @@ import pandas as pd
 
 LFS_HEADER = "version https://git-lfs.github.com/spec/v1"
 SPLITS = ("train", "test")
+TOKEN_FILES = ("task_request_mapping.csv", "request_log.csv")
+FALLBACK_NOTE = "step tokens fall back to int(0.6*TaskSize) + int(0.4*TaskSize)"
+# Bounds far beyond real data, tight enough that every latency, cost and token sum derived from them
+# stays finite and fits int64.
+LIMIT = 1e9  # TaskSize, tokens per request side, WorkflowStepIndex, BaseLatencyMs, BandwidthMbps
+MAX_PRICE = 1e6  # CostPerToken ($ per 1k tokens) and trap_cost_multiplier
+MIN_COMPUTE = 1e-6  # NormalizedCompute: below this one step would take years
+TRAP_NUMBERS = {"trap_cost_multiplier": MAX_PRICE, "trap_bandwidth": LIMIT, "trap_latency": LIMIT, "trap_rate": 1.0}
+TRAP_KEYS = ("trap_server_ids", *TRAP_NUMBERS)  # what data1/generate.py and the reference sample write
+
+Warn = Callable[[str], None]
 
 
 class DatasetError(ValueError):
@@ -102,24 +115,78 @@ def cost_multiplier(nc: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndar
 
 def is_lfs_pointer(path: Path) -> bool:
     """A clone made without git-lfs leaves a 3-line pointer where the data file should be."""
-    with open(path, "rb") as f:
-        return f.read(len(LFS_HEADER)).decode("utf-8", "replace") == LFS_HEADER
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(LFS_HEADER)) == LFS_HEADER.encode()
+    except OSError:
+        return False  # unreadable: reported by the code that needs the file, if any does
 
 
-def _read_csv(path: Path, required: list[str], optional: bool = False) -> pd.DataFrame | None:
-    """Read a CSV as strings (we parse and report bad cells ourselves); an LFS pointer counts as absent."""
-    if not path.exists() or is_lfs_pointer(path):
+def _show(value: object, width: int = 60, render: Callable[[object], str] = repr) -> str:
+    """A bad value for a message (repr, or json.dumps for JSON files), cut short so a huge or
+    multi-line value still gives a one-line error."""
+    text = render(value)
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def _fmt(x: float) -> str:
+    """A bound as people write it: 1e9, not 1e+09."""
+    return f"{x:g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+
+
+def _absent(path: Path) -> str:
+    """How a warning describes an optional file that counts as absent."""
+    return "treated as absent" + (f": {FALLBACK_NOTE}" if path.name in TOKEN_FILES else "")
+
+
+def _file_text(path: Path, optional: bool, warn: Warn) -> str | None:
+    """A data file's UTF-8 text (a BOM is dropped), or None where an optional file is missing, a Git
+    LFS pointer or blank. Every other way a file can be unusable becomes a DatasetError naming it."""
+    if not path.exists():
         if optional:
             return None
-        what = "is a Git LFS pointer, not data" if path.exists() else "not found"
-        raise DatasetError(f"{path}: file {what} (every region folder needs it)")
+        raise DatasetError(f"{path}: file not found (every region folder needs it)")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        data = path.read_bytes()
+    except OSError as e:  # a directory, no permission, an I/O error
+        raise DatasetError(f"{path}: cannot be read ({e.strerror or e})") from None
+    lfs = data.startswith(LFS_HEADER.encode())
+    body = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = "" if lfs else body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = body[:e.start].count(b"\n") + 1
+        raise DatasetError(f"{path}: line {line}: not UTF-8 text (byte {body[e.start]:#04x}); "
+                           "save the file as UTF-8") from None
+    if text.strip():
+        return text
+    if not optional:
+        raise DatasetError(f"{path}: file is {'a Git LFS pointer, not data' if lfs else 'empty'} "
+                           "(every region folder needs it)")
+    if not lfs:  # the folder sweep in load_dataset warns about every LFS pointer
+        warn(f"{path} is empty; {_absent(path)}")
+    return None
+
+
+def _read_csv(path: Path, required: list[str], warn: Warn, *, optional: bool = False,
+              empty_ok: bool = False) -> pd.DataFrame | None:
+    """Read a CSV as strings (we parse and report bad cells ourselves). An optional file that is
+    absent, blank or header-only gives None; a required one must have rows unless `empty_ok`."""
+    text = _file_text(path, optional, warn)
+    if text is None:
+        return None
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except Exception as e:  # pandas raises many types for broken CSV
-        raise DatasetError(f"{path}: cannot be parsed as CSV ({e})") from None
+        raise DatasetError(f"{path}: cannot be parsed as CSV ({' '.join(str(e).split())})") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise DatasetError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+        raise DatasetError(f"{path}: missing column(s) {missing}; found {_show(list(df.columns), 200)}")
+    if df.empty and optional:
+        warn(f"{path} has a header but no rows; {_absent(path)}")
+        return None
+    if df.empty and not empty_ok:
+        raise DatasetError(f"{path}: file has a header but no rows")
     return df
 
 
@@ -128,41 +195,92 @@ def _line(i: int) -> int:
     return i + 2
 
 
+def _cell_error(path: Path, i: int, col: str, why: str) -> DatasetError:
+    return DatasetError(f"{path}: line {_line(i)}, field '{col}': {why}")
+
+
+def _check(bad: np.ndarray, path: Path, col: str, why: Callable[[int], str]) -> None:
+    """Raise for the first row flagged in `bad`; `why(i)` says what is wrong with row i."""
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise _cell_error(path, i, col, why(i))
+
+
 def _numeric(df: pd.DataFrame, path: Path, col: str, *, lo: float | None = None,
              hi: float | None = None, lo_open: bool = False, integer: bool = False) -> np.ndarray:
     """Parse a column as finite numbers in [lo, hi]; the first bad cell is reported with its line."""
     raw = df[col]
     vals = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(vals)
-    what = "an integer" if integer else "a finite number"
     if integer:
         bad |= np.isfinite(vals) & (vals != np.round(vals))
+    bounds = []
     if lo is not None:
         bad |= (vals <= lo) if lo_open else (vals < lo)
-        what += f" {'>' if lo_open else '>='} {lo:g}"
+        bounds.append(f"{'>' if lo_open else '>='} {_fmt(lo)}")
     if hi is not None:
         bad |= vals > hi
-        what += f" <= {hi:g}"
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"{path}: line {_line(i)}, field '{col}': expected {what}, got {raw.iloc[i]!r}")
+        bounds.append(f"<= {_fmt(hi)}")
+    what = " ".join(["an integer" if integer else "a finite number", " and ".join(bounds)]).strip()
+    _check(bad, path, col, lambda i: f"expected {what}, got {_show(raw.iloc[i])}")
     return vals
 
 
-def _unique(df: pd.DataFrame, path: Path, col: str) -> None:
-    dup = df[col].duplicated()
-    if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DatasetError(f"{path}: line {_line(i)}, field '{col}': duplicate id {df[col].iloc[i]!r}")
+def _unique(df: pd.DataFrame, path: Path, cols: list[str], what: str = "id") -> None:
+    """No two rows may share the key `cols` (a later row would silently replace the first)."""
+    def why(i: int) -> str:
+        keys = list(zip(*(df[c].tolist() for c in cols)))
+        key = keys[i] if len(cols) > 1 else keys[i][0]
+        return f"duplicate {what} {_show(key)} (first on line {_line(keys.index(keys[i]))})"
+    _check(df.duplicated(cols).to_numpy(), path, "/".join(cols), why)
 
 
-def _known(values: pd.Series, known: dict, path: Path, col: str, what: str) -> np.ndarray:
+def _ids(df: pd.DataFrame, path: Path, col: str) -> None:
+    """An id column: every cell non-blank and unique within the file."""
+    ids = df[col]
+    _check((ids.str.strip() == "").to_numpy(), path, col,
+           lambda i: f"expected a non-empty id, got {_show(ids.iloc[i])}")
+    _unique(df, path, [col])
+
+
+def _known(values: pd.Series, known: dict, path: Path, col: str, what: str, where: str = "") -> np.ndarray:
+    """Map every cell through `known`; a cell it lacks is an error (`where` says where it was looked for)."""
     idx = values.map(known)
-    bad = idx.isna().to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"{path}: line {_line(i)}, field '{col}': unknown {what} {values.iloc[i]!r}")
+    _check(idx.isna().to_numpy(), path, col, lambda i: f"unknown {what} {_show(values.iloc[i])}{where}")
     return idx.to_numpy(dtype=np.int64)
+
+
+def _load_trap_config(path: Path, index_of: dict[str, int], warn: Warn) -> dict | None:
+    """One region's trap_config.json, checked key by key; None where it is absent (no traps).
+    Unknown keys are rejected: a typo would otherwise silently drop a setting."""
+    text = _file_text(path, True, warn)
+    if text is None:
+        return None
+    try:
+        cfg = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise DatasetError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("trap_server_ids"), list):
+        raise DatasetError(f"{path}: expected a JSON object with a list 'trap_server_ids'")
+    unknown = [k for k in cfg if k not in TRAP_KEYS]
+    if unknown:
+        raise DatasetError(f"{path}: unknown key {_show(unknown[0])}; known keys: {', '.join(TRAP_KEYS)}")
+    seen: set[str] = set()
+    for sid in cfg["trap_server_ids"]:
+        if not isinstance(sid, str):
+            raise DatasetError(f"{path}: field 'trap_server_ids': expected ServerID strings, got "
+                               f"{_show(sid, render=json.dumps)}")
+        if sid not in index_of:
+            raise DatasetError(f"{path}: field 'trap_server_ids': unknown server {_show(sid)}")
+        if sid in seen:
+            raise DatasetError(f"{path}: field 'trap_server_ids': duplicate server {_show(sid)}")
+        seen.add(sid)
+    for key, hi in TRAP_NUMBERS.items():
+        v = cfg.get(key, 0)  # an absent key passes; bool is an int in Python, but `true` is no number
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= hi:
+            raise DatasetError(f"{path}: field '{key}': expected a number >= 0 and <= {_fmt(hi)}, "
+                               f"got {_show(v, render=json.dumps)}")
+    return cfg
 
 
 # ----------------------------------------------------------------------------- loading
@@ -185,14 +303,16 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
         folder = root / name
         if not folder.is_dir():
             raise DatasetError(f"{folder}: region folder not found")
-        for p in sorted(folder.iterdir()):
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as e:
+            raise DatasetError(f"{folder}: cannot list the region folder ({e.strerror or e})") from None
+        for p in entries:
             if p.is_file() and is_lfs_pointer(p):
-                warn(f"{p} is a Git LFS pointer, not data (clone with git-lfs for the real file); "
-                     "treated as absent" + (": step tokens fall back to int(0.6*TaskSize) + int(0.4*TaskSize)"
-                                            if p.name == "request_log.csv" else ""))
+                warn(f"{p} is a Git LFS pointer, not data (clone with git-lfs for the real file); {_absent(p)}")
         path = folder / "servers.csv"
-        df = _read_csv(path, ["ServerID", "Longitude", "Latitude", "NormalizedCompute"])
-        _unique(df, path, "ServerID")
+        df = _read_csv(path, ["ServerID", "Longitude", "Latitude", "NormalizedCompute"], warn)
+        _ids(df, path, "ServerID")
         for sid in df["ServerID"]:
             if sid in region_of:
                 raise DatasetError(f"{path}: ServerID {sid!r} also appears in region {regions[region_of[sid]]!r}")
@@ -201,7 +321,7 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
             "id": df["ServerID"],
             "lon": _numeric(df, path, "Longitude", lo=-180, hi=180),
             "lat": _numeric(df, path, "Latitude", lo=-90, hi=90),
-            "nc": _numeric(df, path, "NormalizedCompute", lo=0, lo_open=True, hi=1),
+            "nc": _numeric(df, path, "NormalizedCompute", lo=MIN_COMPUTE, hi=1),
             "region": r,
         }))
     srv = pd.concat(servers, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
@@ -215,51 +335,40 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
     is_trap = np.zeros(n, bool)
     trap_config: dict = {}
     for name in regions:
-        path = root / name / "trap_config.json"
-        if not path.exists() or is_lfs_pointer(path):
+        cfg = _load_trap_config(root / name / "trap_config.json", index_of, warn)
+        if cfg is None:
             continue  # no trap configuration: no traps in this region
-        try:
-            cfg = json.loads(path.read_text())
-            ids = cfg["trap_server_ids"]
-            assert isinstance(ids, list)
-        except Exception:
-            raise DatasetError(f"{path}: expected a JSON object with a list 'trap_server_ids'") from None
-        for sid in ids:
-            if sid not in index_of:
-                raise DatasetError(f"{path}: field 'trap_server_ids': unknown server {sid!r}")
-            is_trap[index_of[sid]] = True
-        mult = cfg.get("trap_cost_multiplier")
-        if mult is not None:
-            if not isinstance(mult, (int, float)) or not math.isfinite(mult) or mult < 0:
-                raise DatasetError(f"{path}: field 'trap_cost_multiplier': expected a number >= 0, got {mult!r}")
-            cost_mult[[index_of[s] for s in ids]] = float(mult)
+        traps = [index_of[s] for s in cfg["trap_server_ids"]]
+        is_trap[traps] = True
+        if "trap_cost_multiplier" in cfg:
+            cost_mult[traps] = float(cfg["trap_cost_multiplier"])
         trap_config[name] = {k: v for k, v in cfg.items() if k != "trap_server_ids"}
 
     # model instances
     inst_frames = []
     for name in regions:
         path = root / name / "model_instances.csv"
-        df = _read_csv(path, ["ModelInstanceID", "ServerID", "CostPerToken"])
+        df = _read_csv(path, ["ModelInstanceID", "ServerID", "CostPerToken"], warn)
         type_col = "ModelTypeName" if "ModelTypeName" in df.columns else "ModelType"
         if type_col not in df.columns:
             raise DatasetError(f"{path}: missing column 'ModelTypeName' (or 'ModelType')")
-        empty = (df[type_col].str.strip() == "").to_numpy()
-        if empty.any():
-            i = int(np.flatnonzero(empty)[0])
-            raise DatasetError(f"{path}: line {_line(i)}, field '{type_col}': expected a model type name, got ''")
+        _ids(df, path, "ModelInstanceID")
+        types = df[type_col].str.strip()
+        _check((types == "").to_numpy(), path, type_col,
+               lambda i: f"expected a model type name, got {_show(df[type_col].iloc[i])}")
         inst_frames.append(pd.DataFrame({
             "id": df["ModelInstanceID"],
             "server": _known(df["ServerID"], index_of, path, "ServerID", "server"),
-            "type": df[type_col].str.strip(),
-            "price": _numeric(df, path, "CostPerToken", lo=0),
+            "type": types,
+            "price": _numeric(df, path, "CostPerToken", lo=0, hi=MAX_PRICE),
             "path": str(path), "row": np.arange(len(df)),
         }))
     inst = pd.concat(inst_frames, ignore_index=True)
     dup = inst["id"].duplicated()
-    if dup.any():
+    if dup.any():  # the same id in two regions (within one file `_ids` has caught it)
         j = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DatasetError(f"{inst['path'][j]}: line {_line(inst['row'][j])}, field 'ModelInstanceID': "
-                           f"duplicate id {inst['id'][j]!r}")
+        raise _cell_error(Path(inst["path"][j]), inst["row"][j], "ModelInstanceID",
+                          f"duplicate id {_show(inst['id'][j])} (also in an earlier region)")
     type_names = tuple(dict.fromkeys(inst["type"]))  # order of first appearance
     type_index = {t: k for k, t in enumerate(type_names)}
     inst_type = inst["type"].map(type_index).to_numpy(np.int64)
@@ -271,21 +380,17 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
     price = np.where(instance_of >= 0, inst["price"].to_numpy(float)[np.maximum(instance_of, 0)], np.nan)
     fallback_server = np.array([inst_server[np.flatnonzero(inst_type == k)[0]] for k in range(len(type_names))])
 
-    # links
+    # links: a region may have none (a header-only file); a link from a server to itself is the latency
+    # between two steps on that server (the public reference sample has ten)
     src, dst, lat_ms, bw, n_rows, lat_sum = [], [], [], [], 0, 0.0
     for name in regions:
         path = root / name / "network_links.csv"
-        df = _read_csv(path, ["SrcServerID", "DstServerID", "BaseLatencyMs", "BandwidthMbps"])
+        df = _read_csv(path, ["SrcServerID", "DstServerID", "BaseLatencyMs", "BandwidthMbps"], warn, empty_ok=True)
         s = _known(df["SrcServerID"], index_of, path, "SrcServerID", "server")
         d = _known(df["DstServerID"], index_of, path, "DstServerID", "server")
-        la = _numeric(df, path, "BaseLatencyMs", lo=0)
-        b = _numeric(df, path, "BandwidthMbps", lo=0)
-        keys = s * n + d
-        dup = pd.Series(keys).duplicated().to_numpy()
-        if dup.any():
-            i = int(np.flatnonzero(dup)[0])
-            raise DatasetError(f"{path}: line {_line(i)}: duplicate link "
-                               f"{df['SrcServerID'].iloc[i]} -> {df['DstServerID'].iloc[i]}")
+        la = _numeric(df, path, "BaseLatencyMs", lo=0, hi=LIMIT)
+        b = _numeric(df, path, "BandwidthMbps", lo=0, lo_open=True, hi=LIMIT)
+        _unique(df, path, ["SrcServerID", "DstServerID"], "link")
         src.append(s), dst.append(d), lat_ms.append(la), bw.append(b)
         n_rows, lat_sum = n_rows + len(df), lat_sum + float(la.sum())
     src, dst, lat_ms, bw = (np.concatenate(a) for a in (src, dst, lat_ms, bw))
@@ -310,52 +415,83 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
         mean_out_latency=mean_out, trap_config=trap_config, tasks=tasks, warnings=tuple(notes))
 
 
-def _load_step_tokens(folder: Path, warn) -> dict[tuple[str, int], int]:
-    """(TaskID, step) -> request + response tokens, from the optional mapping and request log."""
-    mpath, lpath = folder / "task_request_mapping.csv", folder / "request_log.csv"
-    mapping = _read_csv(mpath, ["TaskID", "WorkflowStepIndex", "MappedRequestID"], optional=True)
-    log = _read_csv(lpath, ["RequestID", "RequestLengthTokens", "ResponseLengthTokens"], optional=True)
-    if mapping is None or log is None:
+def _model_types(cell: str, path: Path, i: int, type_index: dict[str, int]) -> list[str]:
+    """One RequiredModelTypes cell: a JSON list of type names, stripped like the instances' names."""
+    try:
+        types = json.loads(cell)
+    except (ValueError, RecursionError):
+        types = None
+    if not isinstance(types, list) or not all(isinstance(t, str) and t.strip() for t in types):
+        raise _cell_error(path, i, "RequiredModelTypes", f"expected a JSON list of model type names, got {_show(cell)}")
+    types = [t.strip() for t in types]
+    for t in types:
+        if t not in type_index:
+            raise _cell_error(path, i, "RequiredModelTypes", f"model type {_show(t)} has no instance in the loaded "
+                                                             f"regions (known: {sorted(type_index)})")
+    return types
+
+
+def _load_step_tokens(folder: Path, task_ids: list[str], task_types: list[list[str]],
+                      warn: Warn) -> dict[tuple[str, int], int]:
+    """(TaskID, step) -> request + response tokens, from the optional mapping and request log.
+
+    The mapping is checked against tasks.csv even without a log. A mapped request missing from the
+    log is an error: that step would otherwise quietly fall back to TaskSize tokens."""
+    mpath, lpath = (folder / f for f in TOKEN_FILES)
+    mapping = _read_csv(mpath, ["TaskID", "WorkflowStepIndex", "MappedRequestID"], warn, optional=True)
+    log = _read_csv(lpath, ["RequestID", "RequestLengthTokens", "ResponseLengthTokens"], warn, optional=True)
+    if (mapping is None) != (log is None):
+        given, lacking = (mpath, lpath) if log is None else (lpath, mpath)
+        if not lacking.exists():  # an LFS pointer or blank file has had its own warning
+            warn(f"{given} is given but {lacking.name} is not: {FALLBACK_NOTE}")
+    if mapping is None:
         return {}
-    step = _numeric(mapping, mpath, "WorkflowStepIndex", lo=0, integer=True).astype(np.int64)
-    total = (_numeric(log, lpath, "RequestLengthTokens", lo=0, integer=True)
-             + _numeric(log, lpath, "ResponseLengthTokens", lo=0, integer=True)).astype(np.int64)
-    by_request = dict(zip(log["RequestID"], total.tolist()))
-    return {(t, int(k)): by_request[r] for t, k, r in zip(mapping["TaskID"], step, mapping["MappedRequestID"])
-            if r in by_request}
+    row = _known(mapping["TaskID"], {t: i for i, t in enumerate(task_ids)}, mpath, "TaskID", "task")
+    n_steps = np.array([len(t) for t in task_types], np.int64)[row]
+    step = _numeric(mapping, mpath, "WorkflowStepIndex", lo=0, hi=LIMIT, integer=True).astype(np.int64)
+    _check(step >= n_steps, mpath, "WorkflowStepIndex", lambda i: f"task {_show(task_ids[row[i]])} has "
+           f"{n_steps[i]} steps, got {_show(mapping['WorkflowStepIndex'].iloc[i])}")
+    _unique(pd.DataFrame({"TaskID": mapping["TaskID"], "WorkflowStepIndex": step}), mpath,
+            ["TaskID", "WorkflowStepIndex"], "step")
+    if "RequiredModelType" in mapping.columns:  # written by data1/generate.py and the reference sample
+        want = np.array([task_types[r][k] for r, k in zip(row, step)], dtype=object)
+        got = mapping["RequiredModelType"].str.strip().to_numpy(dtype=object)
+        _check(got != want, mpath, "RequiredModelType", lambda i: f"tasks.csv has {want[i]!r} at step {step[i]} "
+               f"of task {_show(task_ids[row[i]])}, got {_show(mapping['RequiredModelType'].iloc[i])}")
+    if log is None:
+        return {}
+    _ids(log, lpath, "RequestID")
+    total = (_numeric(log, lpath, "RequestLengthTokens", lo=0, hi=LIMIT, integer=True)
+             + _numeric(log, lpath, "ResponseLengthTokens", lo=0, hi=LIMIT, integer=True)).astype(np.int64)
+    tokens = _known(mapping["MappedRequestID"], dict(zip(log["RequestID"], total.tolist())), mpath,
+                    "MappedRequestID", "request", f" (not in {lpath.name})")
+    return dict(zip(zip(mapping["TaskID"], step.tolist()), tokens.tolist()))
 
 
-def _load_tasks(root: Path, regions: tuple[str, ...], type_index: dict[str, int], warn) -> dict[str, TaskTable]:
+def _load_tasks(root: Path, regions: tuple[str, ...], type_index: dict[str, int], warn: Warn) -> dict[str, TaskTable]:
     rows: dict[str, list] = {s: [] for s in SPLITS}
     short = 0
     for r, name in enumerate(regions):
         folder = root / name
         path = folder / "tasks.csv"
-        df = _read_csv(path, ["TaskID", "Split", "TaskLongitude", "TaskLatitude", "TaskSize", "RequiredModelTypes"])
-        _unique(df, path, "TaskID")
+        df = _read_csv(path, ["TaskID", "Split", "TaskLongitude", "TaskLatitude", "TaskSize", "RequiredModelTypes"],
+                       warn)
+        _ids(df, path, "TaskID")
         lon = _numeric(df, path, "TaskLongitude", lo=-180, hi=180)
         lat = _numeric(df, path, "TaskLatitude", lo=-90, hi=90)
-        size = _numeric(df, path, "TaskSize", lo=0)
-        tokens = _load_step_tokens(folder, warn)
-        for i, (tid, split, cell) in enumerate(zip(df["TaskID"], df["Split"], df["RequiredModelTypes"])):
-            if split not in SPLITS:
-                raise DatasetError(f"{path}: line {_line(i)}, field 'Split': expected 'train' or 'test', got {split!r}")
-            try:
-                types = json.loads(cell)
-                assert isinstance(types, list) and all(isinstance(t, str) for t in types)
-            except Exception:
-                raise DatasetError(f"{path}: line {_line(i)}, field 'RequiredModelTypes': expected a JSON "
-                                   f"list of model type names, got {cell!r}") from None
-            for t in types:
-                if t not in type_index:
-                    raise DatasetError(f"{path}: line {_line(i)}, field 'RequiredModelTypes': model type {t!r} "
-                                       f"has no instance in the loaded regions (known: {sorted(type_index)})")
-            if len(types) < 2:
+        size = _numeric(df, path, "TaskSize", lo=0, hi=LIMIT)
+        split = df["Split"]
+        _check(~split.isin(SPLITS).to_numpy(), path, "Split",
+               lambda i: f"expected 'train' or 'test', got {_show(split.iloc[i])}")
+        types = [_model_types(cell, path, i, type_index) for i, cell in enumerate(df["RequiredModelTypes"])]
+        tokens = _load_step_tokens(folder, df["TaskID"].tolist(), types, warn)
+        for i, (tid, s, ts) in enumerate(zip(df["TaskID"], split, types)):
+            if len(ts) < 2:
                 short += 1
                 continue
             fallback = int(0.6 * size[i]) + int(0.4 * size[i])
-            toks = [tokens.get((tid, k), fallback) for k in range(len(types))]
-            rows[split].append((tid, lon[i], lat[i], r, size[i], [type_index[t] for t in types], toks))
+            toks = [tokens.get((tid, k), fallback) for k in range(len(ts))]
+            rows[s].append((tid, lon[i], lat[i], r, size[i], [type_index[t] for t in ts], toks))
     if short:
         warn(f"skipped {short} task(s) with fewer than 2 workflow steps")
     tables = {}
