@@ -14,6 +14,8 @@ from conftest import run_script
 from schedkit.runs import load_checkpoint
 from test_scripts import EPISODE_COLUMNS, SUMMARY_KEYS
 
+pytestmark = pytest.mark.slow  # trains through the shell
+
 SHORT = {
     "PPO_algorithm": ["--epochs", "3", "--episodes", "32"],
     "PFAPPO": ["--epochs", "3", "--episodes", "32"],

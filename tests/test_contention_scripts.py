@@ -13,6 +13,8 @@ from conftest import run_script
 from schedkit.rollout import episode_gae
 from schedkit.ppo import gae
 
+pytestmark = pytest.mark.slow  # trains through the shell
+
 CONTENTION = ["--profile", "contention", "--arrival-rate", "4", "--set", "contention.worlds=2",
               "--set", "contention.warmup=4"]
 

@@ -23,6 +23,8 @@ from schedkit.config import ConfigError, resolve
 from schedkit.io import write_json
 from schedkit.runs import RunError, RunLock, claim_run_dir, load_checkpoint, save_checkpoint
 
+pytestmark = pytest.mark.slow  # trains through the shell
+
 TINY = ["--epochs", "4", "--episodes", "16", "--set", "checkpoint_every=2", "--no-progress"]
 
 

@@ -27,6 +27,11 @@ def test_help(script):
     assert "usage:" in out and "--" in out
 
 
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s.endswith(("train.py", "inference.py"))])
+def test_every_train_and_inference_script_takes_threads(script):
+    assert "--threads" in run_script(script, "--help").stdout
+
+
 def test_heuristics_tiny_run_writes_episodes_and_summary(tmp_path):
     out = tmp_path / "heur"
     proc = run_script("Heuristics/inference.py", "--policy", "greedy", "maxcompute", "--episodes", "30",

@@ -12,6 +12,8 @@ from conftest import run_script
 from schedkit.runs import load_checkpoint, save_checkpoint
 from test_scripts import EPISODE_COLUMNS, SUMMARY_KEYS
 
+pytestmark = pytest.mark.slow  # trains through the shell
+
 TINY = ["--epochs", "8", "--episodes", "32", "--set", "checkpoint_every=4", "--no-progress"]
 TIMING = ["rollout_s", "update_s", "steps_per_s"]
 
