@@ -191,7 +191,7 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-_SIGNALLED: list[int] = []  # signals noted by _note, for a polling loop to act on
+_SIGNALLED: list[int] = []  # signals noted by _note
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -200,6 +200,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _note(signum: int, frame: object) -> None:
+    """For code that swallows exceptions raised by handlers (ray.wait): a loop calls raise_if_signalled."""
     _SIGNALLED.append(signum)
 
 
@@ -317,8 +318,9 @@ def run_ray(runs: list[Run], address: str | None, workers: int | None, resources
     # ray.init installed a SIGTERM handler that exits at once, and ray.wait swallows exceptions raised by
     # handlers: note signals instead, and look after each wait
     catch_signals(_note)
-    import sweep  # this module under its importable name: Ray then ships `execute` by reference, not by
-    # value with the driver's globals (CHILDREN holds locks, which cannot be pickled)
+    # this module under its importable name: Ray ships `sweep.execute` by reference, not by value with the
+    # driver's globals (CHILDREN holds locks, which cannot be pickled)
+    import sweep
     try:
         task = ray.remote(num_cpus=resources["cpus"], num_gpus=resources["gpus"], max_retries=0)(sweep.execute)
         pending = [task.remote(r) for r in runs]
