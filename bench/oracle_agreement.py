@@ -20,6 +20,7 @@ import torch  # noqa: E402
 
 from edgesim.simulator import Simulator  # noqa: E402
 from Heuristics.policies import OraclePolicy  # noqa: E402
+from schedkit import paths  # noqa: E402
 from schedkit.cli import load_or_exit  # noqa: E402
 from schedkit.inference import policy_from_checkpoint  # noqa: E402
 from schedkit.runs import CheckpointError, check_dataset, load_checkpoint  # noqa: E402
@@ -29,7 +30,7 @@ from total.common import agent_factory  # noqa: E402
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a checkpoint of any learned scheduler")
-    p.add_argument("--data", default="data1")
+    p.add_argument("--data", default=str(paths.DATA), help=f"data root (default: {paths.DATA})")
     p.add_argument("--region", nargs="+", default=["Server1_Trap"])
     p.add_argument("--split", default="test", choices=["train", "test"])
     args = p.parse_args(argv)

@@ -18,6 +18,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from schedkit import paths  # noqa: E402
 
 
 def sh(*args: str) -> None:
@@ -53,29 +56,30 @@ def oracle(data: str, region: str, results: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data1")
+    p.add_argument("--data", type=Path, default=paths.DATA, help=f"data root (default: {paths.DATA})")
     p.add_argument("--sizes", nargs="+", default=["Server1_Trap", "Server2_Trap", "Server3_Trap"],
                    help="regions, smallest first; the first one's model is evaluated zero-shot on the rest")
     p.add_argument("--seeds", type=int, nargs="+", default=[42])
-    p.add_argument("--results", default="results/zero_shot")
+    p.add_argument("--results", type=Path, default=paths.RESULTS / "zero_shot",
+                   help=f"runs and evaluations (default: {paths.RESULTS / 'zero_shot'})")
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args(argv)
-    results = ROOT / args.results
+    data, results = str(args.data.resolve()), args.results.resolve()
     rows = []
     for seed in args.seeds:
-        runs = {region: train(args.data, region, seed, results) for region in args.sizes}
+        runs = {region: train(data, region, seed, results) for region in args.sizes}
         source = runs[args.sizes[0]]
         for region in args.sizes:
-            best = oracle(args.data, region, results)["mean_reward"]
+            best = oracle(data, region, results)["mean_reward"]
             models = {"zero-shot from " + args.sizes[0]: source, "trained at this size": runs[region]}
             for kind, run in models.items():
                 if kind.startswith("zero") and region == args.sizes[0]:
                     continue
-                s = evaluate(run / "checkpoints" / "final.pt", args.data, region, run / f"eval_on_{region}")
+                s = evaluate(run / "checkpoints" / "final.pt", data, region, run / f"eval_on_{region}")
                 rows.append({"seed": seed, "region": region, "model": kind, "reward": s["mean_reward"], "oracle_reward": best,
                              "gap_pct": 100 * (best - s["mean_reward"]) / abs(best),
                              "latency_ms": s["mean_latency_ms"], "decision_ms_batch1": s["decision_ms_batch1"]})
-    sizes = {r: sum(1 for _ in open(ROOT / args.data / r / "servers.csv")) - 1 for r in args.sizes}
+    sizes = {r: sum(1 for _ in open(Path(data) / r / "servers.csv")) - 1 for r in args.sizes}
     print(f"{'region':14} {'servers':>7}  {'model':28} {'seed':>4} {'reward':>8} {'oracle':>8} {'gap':>7} "
           f"{'batch-1 ms':>10}")
     for r in rows:

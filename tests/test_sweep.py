@@ -1,13 +1,21 @@
-"""total/sweep.py: expansion, idempotence, resume, failure isolation, and the Ray backend."""
+"""total/sweep.py: expansion, idempotence, resume, failure isolation, refusal of a run folder
+trained with other settings, stopping children on a signal, and the Ray backend."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import run_script
+from conftest import ROOT, run_script
+from test_total import digests
 
 
 def _sweep(tmp_path, **overrides):
@@ -27,15 +35,103 @@ def test_local_sweep_is_idempotent_resumes_and_isolates_failures(tmp_path):
     failed_log = tmp_path / "results" / "PPO" / "NoSuchRegion_seed1" / "train.log"
     assert f"log: {failed_log}" in first.stdout and "region folder not found" in failed_log.read_text()
     run_dir = tmp_path / "results" / "PPO" / "Server1_Trap_seed1"
-    assert (run_dir / "checkpoints" / "final.pt").exists() and (run_dir / "eval_test_seed0" / "summary.json").exists()
+    assert (run_dir / "checkpoints" / "final.pt").exists() and (run_dir / "eval_test_seed0_ep10" / "summary.json").exists()
 
     good = _sweep(tmp_path)
     assert "0 ok, 0 resumed, 1 skipped, 0 failed" in run_script("total/sweep.py", "--config", str(good)).stdout
     (run_dir / "checkpoints" / "final.pt").unlink()  # interrupted after its last epoch checkpoint
-    shutil.rmtree(run_dir / "eval_test_seed0")
+    shutil.rmtree(run_dir / "eval_test_seed0_ep10")
     again = run_script("total/sweep.py", "--config", str(good)).stdout
     assert "0 ok, 1 resumed, 0 skipped, 0 failed" in again
-    assert (run_dir / "checkpoints" / "final.pt").exists() and (run_dir / "eval_test_seed0" / "summary.json").exists()
+    assert (run_dir / "checkpoints" / "final.pt").exists() and (run_dir / "eval_test_seed0_ep10" / "summary.json").exists()
+
+
+def test_sweep_refuses_a_run_folder_trained_with_other_settings(tmp_path):
+    run_dir = tmp_path / "results" / "PPO" / "Server1_Trap_seed1"
+    budget = {"epochs": 2, "episodes": 16}
+    assert "1 ok, 0 resumed" in run_script("total/sweep.py", "--config", str(_sweep(tmp_path, budget=budget))).stdout
+    record = yaml.safe_load((run_dir / "sweep_run.yaml").read_text())
+    assert record["epochs"] == 2 and record["data"] == str(ROOT / "data1") and record["device"] == "cpu"
+    before = digests(run_dir)
+
+    bigger = run_script("total/sweep.py", "--config", str(_sweep(tmp_path, budget={"epochs": 3, "episodes": 16})),
+                        check=False)
+    assert bigger.returncode == 1 and "0 ok, 0 resumed, 0 skipped, 1 failed" in bigger.stdout
+    assert "refused" in bigger.stdout and "epochs 2 there, 3 here" in bigger.stdout
+    overridden = run_script("total/sweep.py", "--config",
+                            str(_sweep(tmp_path, budget=budget, overrides={"PPO": ["ppo.clip=0.1"]})), check=False)
+    assert overridden.returncode == 1 and "sets [] there, ['ppo.clip=0.1'] here" in overridden.stdout
+    assert digests(run_dir) == before  # refused runs leave every file as it was
+
+    same = run_script("total/sweep.py", "--config", str(_sweep(tmp_path, budget=budget))).stdout
+    assert "0 ok, 0 resumed, 1 skipped, 0 failed" in same
+    more_eval = run_script("total/sweep.py", "--config",
+                           str(_sweep(tmp_path, budget=budget, evaluate={"episodes": 12}))).stdout
+    assert "1 ok, 0 resumed, 0 skipped" in more_eval  # a new evaluation in its own folder, same model
+    assert (run_dir / "eval_test_seed0_ep12" / "summary.json").exists()
+    assert all(digests(run_dir)[k] == v for k, v in before.items() if k.startswith(("checkpoints", "eval_test_seed0_ep10")))
+
+    legacy = tmp_path / "results" / "PPO" / "Server1_Trap_seed2"  # trained by something that kept no record
+    shutil.copytree(run_dir / "checkpoints", legacy / "checkpoints")
+    proc = run_script("total/sweep.py", "--config", str(_sweep(tmp_path, budget=budget, seeds=[2])), check=False)
+    assert proc.returncode == 1 and "has no sweep_run.yaml" in proc.stdout
+
+
+def _alive_with(text: str) -> list[int]:
+    """Pids of live processes whose command line mentions `text` (zombies excluded)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if text in proc.joinpath("cmdline").read_bytes().decode(errors="replace") and \
+                    " Z " not in proc.joinpath("stat").read_text().rsplit(")", 1)[1][:3]:
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _interrupt_sweep(tmp_path: Path, sig: int, *flags: str) -> tuple[int, str, Path]:
+    """Start a sweep with a budget it cannot finish, signal the driver once its trainer runs, and wait
+    for the driver: (exit status, stderr, the run folder)."""
+    cfg = _sweep(tmp_path, budget={"epochs": 100000, "episodes": 16})
+    run_dir = tmp_path / "results" / "PPO" / "Server1_Trap_seed1"
+    driver = subprocess.Popen([sys.executable, str(ROOT / "total" / "sweep.py"), "--config", str(cfg), *flags],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        for _ in range(1500):  # the trainer writes config.yaml once it is running
+            if (run_dir / "config.yaml").exists() or driver.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert _alive_with(str(run_dir)), "the trainer never started"
+        driver.send_signal(sig)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    for _ in range(150):  # the driver waits for its children; Ray's workers may take a moment more
+        if not _alive_with(str(run_dir)):
+            break
+        time.sleep(0.2)
+    return driver.returncode, err, run_dir
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_to_the_sweep_stops_its_trainers(tmp_path, sig, code):
+    returncode, err, run_dir = _interrupt_sweep(tmp_path, sig)
+    assert returncode == code, err
+    assert "stopped 1 running run(s) (PPO/Server1_Trap_seed1)" in err and "run the same command again" in err
+    assert _alive_with(str(run_dir)) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (requirements-ray.txt)")
+def test_sigterm_to_a_ray_sweep_shuts_ray_down_with_its_trainer(tmp_path):
+    returncode, err, run_dir = _interrupt_sweep(tmp_path, signal.SIGTERM, "--backend", "ray", "--workers", "1")
+    assert returncode == 143, err
+    assert "interrupted by SIGTERM" in err and "run the same command again" in err
+    assert _alive_with(str(run_dir)) == []
 
 
 def test_sweep_rejects_unknown_keys_and_algorithms(tmp_path):
@@ -48,13 +144,13 @@ def test_sweep_rejects_unknown_keys_and_algorithms(tmp_path):
 
 
 def test_shipped_sweeps_expand():
-    import sys
-
-    from conftest import ROOT
     sys.path.insert(0, str(ROOT / "total"))
     from sweep import expand, load_sweep
     quick, paper = expand(load_sweep(ROOT / "sweeps/quick.yaml")), expand(load_sweep(ROOT / "sweeps/paper.yaml"))
     assert len(quick) == 4 and {r.algo for r in quick} == {"TopoFreeRL", "PPO"}
+    # relative paths in a sweep file are relative to the repository; quick runs never share paper's folders
+    assert quick[0].data == str(ROOT / "data1") and quick[0].results == str(ROOT / "results" / "quick")
+    assert paper[0].results == str(ROOT / "results")
     assert len(paper) == 12 and {r.seed for r in paper} == {42, 43, 44}
     assert paper[0].epochs == 100 and paper[0].episodes == 200 and paper[0].sets == ()
     contention = expand(load_sweep(ROOT / "sweeps/contention.yaml"))
@@ -70,4 +166,4 @@ def test_ray_backend_on_a_local_instance(tmp_path):
     proc = run_script("total/sweep.py", "--config", str(cfg), "--backend", "ray", "--workers", "2")
     assert "2 ok, 0 resumed, 0 skipped, 0 failed" in proc.stdout
     for seed in (1, 2):
-        assert (tmp_path / "results" / "PPO" / f"Server1_Trap_seed{seed}" / "eval_test_seed0" / "summary.json").exists()
+        assert (tmp_path / "results" / "PPO" / f"Server1_Trap_seed{seed}" / "eval_test_seed0_ep10" / "summary.json").exists()

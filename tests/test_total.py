@@ -1,7 +1,11 @@
-"""total/: the quick reproduction end to end, evaluate_all on fake runs, honest tables."""
+"""total/: the quick reproduction end to end, evaluate_all on fake runs, honest tables, and the
+safety of defaults: nothing committed is overwritten, and scripts work from any directory."""
 from __future__ import annotations
 
+import hashlib
+import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,22 +19,61 @@ sys.path.insert(0, str(ROOT / "total"))
 FIGURES = ["learning_curves", "latency_cdf", "cost_breakdown", "pareto", "dwa_weights", "scalability"]
 
 
-def test_quick_reproduction_makes_every_figure_and_table_and_skips_finished_runs(tmp_path):
-    args = ["total/reproduce.py", "--quick", "--results", str(tmp_path / "results"), "--figures", str(tmp_path / "figs")]
-    first = run_script(*args)
+def run_from(cwd: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run a project script by its absolute path from another directory, as a user outside the repo would."""
+    proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """Every file under `folder` with its SHA-256: equal before and after means nothing was touched."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def written(stdout: str) -> list[Path]:
+    return [Path(line.split(" ", 1)[1]) for line in stdout.splitlines()
+            if line.startswith("wrote ") and "{" not in line and " and " not in line]
+
+
+def test_quick_reproduction_from_another_directory_leaves_committed_figures_alone(tmp_path):
+    committed, repo_figures = digests(ROOT / "total" / "figures"), digests(ROOT / "results" / "figures")
+    args = ["--quick", "--results", "results"]  # relative: to the current directory, tmp_path
+    first = run_from(tmp_path, "total/reproduce.py", *args)
     assert first.stdout.count(": trained (") == 12
+    figs = tmp_path / "results" / "figures"  # the default: <results>/figures
     for name in FIGURES:
         for ext in ("png", "pdf"):
-            assert (tmp_path / "figs" / f"{name}.{ext}").stat().st_size > 1000, name
+            assert (figs / f"{name}.{ext}").stat().st_size > 1000, name
     for ext in ("md", "csv", "tex"):
-        assert (tmp_path / "figs" / f"results_table.{ext}").exists()
-    table = pd.read_csv(tmp_path / "figs" / "results_table.csv")
+        assert (figs / f"results_table.{ext}").exists()
+    outputs = written(first.stdout)
+    assert len(outputs) >= 2 * len(FIGURES) + 3 and all(p.is_relative_to(tmp_path) for p in outputs), outputs
+    assert digests(ROOT / "total" / "figures") == committed and digests(ROOT / "results" / "figures") == repo_figures
+    table = pd.read_csv(figs / "results_table.csv")
     assert set(table["Scheduler"]) == {"TopoFreeRL", "PPO", "PF-PPO", "STARK", "oracle", "greedy", "maxcompute",
                                        "random"}
     episodes = pd.read_csv(tmp_path / "results" / "eval" / "Server1_Trap" / "episodes.csv")
     assert episodes.groupby("algo")["train_seed"].nunique().drop(["oracle", "greedy", "maxcompute", "random"]).eq(3).all()
-    second = run_script(*args)
+    record = yaml.safe_load((figs / "reproduce.yaml").read_text())
+    assert record["quick"] and record["results"] == str((tmp_path / "results").resolve()) and record["git_commit"]
+    assert record["data"] == str(ROOT / "data1") and record["budget"] == {"epochs": 3, "episodes": 32}
+    second = run_from(tmp_path, "total/reproduce.py", *args)
     assert second.stdout.count("finished, skipped") == 12 and ": trained (" not in second.stdout
+
+
+def test_output_flags_default_to_results_figures_and_update_committed_only_on_request(tmp_path):
+    from total.common import figure_parser, figures_dir
+    from schedkit import paths
+    p = figure_parser("test")
+    assert figures_dir(p.parse_args([])) == paths.FIGURES == paths.RESULTS / "figures"
+    assert figures_dir(p.parse_args(["--results", str(tmp_path)])) == tmp_path / "figures"
+    assert figures_dir(p.parse_args(["--figures", "elsewhere"])) == Path("elsewhere")
+    assert figures_dir(p.parse_args(["--update-committed-figures"])) == ROOT / "total" / "figures"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--figures", "elsewhere", "--update-committed-figures"])
 
 
 def _fake_run(results, algo_folder, cfg_file, ds, seed, name):
@@ -48,8 +91,8 @@ def test_evaluate_all_on_two_fake_runs(tmp_path, default_ds, small_ds):
     _fake_run(results, "PPO_algorithm", "PPO_algorithm/config.yaml", default_ds, 1, "a")
     _fake_run(results, "PPO_algorithm", "PPO_algorithm/config.yaml", default_ds, 2, "b")
     _fake_run(results, "PPO_algorithm", "PPO_algorithm/config.yaml", small_ds, 3, "elsewhere")
-    proc = run_script("total/evaluate_all.py", "--results", str(results), "--episodes", "12", "--eval-seeds", "0", "1",
-                      "--no-progress")
+    proc = run_from(tmp_path, "total/evaluate_all.py", "--results", "results", "--episodes", "12", "--eval-seeds", "0",
+                    "1", "--no-progress")  # from another directory: --data defaults to the repository's data1
     assert "skipped" in proc.stdout and "elsewhere" in proc.stdout
     episodes = pd.read_csv(results / "eval" / "Server1_Trap" / "episodes.csv")
     ppo = episodes[episodes["algo"] == "PPO"]
@@ -60,6 +103,11 @@ def test_evaluate_all_on_two_fake_runs(tmp_path, default_ds, small_ds):
     assert row["train_seeds"] == 2 and row["reward_lo"] <= row["reward"] <= row["reward_hi"]
     # same tasks and eval seeds for every scheduler: the oracle must not lose to random
     assert summary.set_index("algo").loc["oracle", "reward"] >= summary.set_index("algo").loc["random", "reward"]
+    config = yaml.safe_load((results / "eval" / "Server1_Trap" / "config.yaml").read_text())
+    assert config["data"] == str(ROOT / "data1") and config["episodes"] == 12 and config["git_commit"]
+    assert len(config["evaluated"]) == 2 and "elsewhere" in config["skipped"][0]
+    run_from(tmp_path, "total/make_table.py", "--results", "results")
+    assert (results / "figures" / "results_table.md").read_text().count("| PPO |") == 1
 
 
 def test_figure_without_inputs_names_the_missing_files(tmp_path):

@@ -1,17 +1,23 @@
-"""What every total/ script shares: the algorithm registry, colours, and the result-file layout.
+"""What every total/ script shares: the algorithm registry, colours, the result-file layout, and
+the output flags.
 
     results/<Algo>/<run>/metrics.csv, checkpoints/final.pt     written by <folder>/train.py
     results/eval/<region>/episodes.csv, summary.csv             written by total/evaluate_all.py
+    results/figures/                                            figures and tables (total/figures/ only on request)
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from schedkit import paths  # noqa: E402
 
 # algo name in checkpoints/results -> (folder, module:class of its agent)
 LEARNED = {
@@ -58,31 +64,63 @@ def sort_algos(names) -> list[str]:
     return sorted(names, key=lambda a: ORDER.index(a) if a in ORDER else len(ORDER))
 
 
-def missing(paths: list[Path]) -> None:
+def missing(files: list[Path]) -> None:
     """A figure or table without its inputs says which files are missing and stops."""
-    absent = [str(p) for p in paths if not Path(p).exists()]
+    absent = [str(p) for p in files if not Path(p).exists()]
     if absent:
         sys.exit("error: missing input file(s):\n  " + "\n  ".join(absent) +
                  "\nrun total/evaluate_all.py (and the training scripts) first")
 
 
-def figure_main(draw, description: str, argv: list[str] | None = None, tagged: bool = False) -> list[Path]:
-    """Shared CLI of the figure scripts: --results, --figures, --region (and --tag for figures of
-    one evaluation), then draw."""
-    import argparse
+def add_output_flags(p: argparse.ArgumentParser, results: Path | None = paths.RESULTS,
+                     results_help: str = f"default: {paths.RESULTS}, whatever the current directory") -> None:
+    """--results and where figures go. The default never touches the committed total/figures/: a quick
+    run must not replace them, so refreshing them takes --update-committed-figures."""
+    p.add_argument("--results", type=Path, default=results, help=f"results root ({results_help})")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--figures", type=Path, help="output folder for figures and tables (default: <results>/figures)")
+    out.add_argument("--update-committed-figures", action="store_true",
+                     help=f"write into the committed {paths.COMMITTED_FIGURES} (replaces its files)")
+
+
+def figures_dir(args: argparse.Namespace) -> Path:
+    """The output folder chosen by add_output_flags' flags."""
+    if args.update_committed_figures:
+        return paths.COMMITTED_FIGURES
+    return args.figures if args.figures is not None else args.results / "figures"
+
+
+def figure_parser(description: str, tagged: bool = False) -> argparse.ArgumentParser:
+    """Shared flags of the figure and table scripts: output flags, --region (and --tag for figures of
+    one evaluation)."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", default="results", help="results root (default: results)")
-    p.add_argument("--figures", default="total/figures", help="output folder (default: total/figures)")
+    add_output_flags(p)
     p.add_argument("--region", nargs="+", default=["Server1_Trap"])
     if tagged:
         p.add_argument("--tag", default="", help="evaluation tag of total/evaluate_all.py, e.g. contention_r16 "
-                                                  "(the figure's file name gets the same suffix)")
-    args = p.parse_args(argv)
+                                                  "(the output file name gets the same suffix)")
+    return p
+
+
+def figure_main(draw, description: str, argv: list[str] | None = None, tagged: bool = False) -> list[Path]:
+    """Shared CLI of the figure scripts: parse figure_parser's flags, then draw."""
+    args = figure_parser(description, tagged).parse_args(argv)
     extra = {"tag": args.tag} if tagged else {}
-    written = draw(Path(args.results), Path(args.figures), args.region, **extra)
+    return report_written(draw(args.results, figures_dir(args), args.region, **extra))
+
+
+def report_written(written: list[Path]) -> list[Path]:
+    """One `wrote PATH` line per output file, so a user sees where everything went."""
     for path in written:
         print(f"wrote {path}")
     return written
+
+
+def provenance(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """A script's resolved arguments plus the code version, for the config.yaml beside its outputs."""
+    merged = vars(args) | extra
+    return {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in merged.items()} | {
+        "git_commit": paths.git_commit()}
 
 
 def style():

@@ -7,9 +7,11 @@ tasks and evaluation seeds. All seeds of every run are included, never a hand-pi
 Writes results/eval/<region>/episodes.csv: one tidy row per (algo, train seed, eval seed,
 episode), with the run folder and every metric. Also writes summary.csv: per algorithm, the
 mean and 95% stratified bootstrap CI over runs and episodes of reward, latency and cost, plus
-the IQM of reward, p99 latency (with its bootstrap CI) and decision time. Runs whose checkpoint
-was trained on another dataset or under another profile are listed and skipped; a corrupted
-checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
+the IQM of reward, p99 latency (with its bootstrap CI) and decision time; and config.yaml: the
+resolved arguments, the checkpoints evaluated and skipped, and the git commit. The default
+--data and --results are the repository's data1/ and results/, whatever the current directory.
+Runs whose checkpoint was trained on another dataset or under another profile are listed and
+skipped; a corrupted checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
 meets the same arrival process and load, and summary.csv also holds the oracle's reward upper
 bound (`reward_upper_bound`, its queue-free plan value).
 """
@@ -22,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import HEURISTICS, agent_factory, eval_dir, final_checkpoints, label, sort_algos
+from common import HEURISTICS, agent_factory, eval_dir, final_checkpoints, label, paths, provenance, sort_algos
 
 from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
 from schedkit.cli import add_contention_flags, contention_flags, load_or_exit, resolve_device  # noqa: E402
 from schedkit.evaluation import eval_simulator, evaluate  # noqa: E402
 from schedkit.inference import policy_from_checkpoint  # noqa: E402
-from schedkit.io import write_csv  # noqa: E402
+from schedkit.io import write_csv, write_yaml  # noqa: E402
 from schedkit.runs import CheckpointError, load_checkpoint  # noqa: E402
 from schedkit.profiles import contention_or_exit, default_eval_episodes  # noqa: E402
 from schedkit.stats import iqm, stratified_bootstrap_ci, stratified_bootstrap_percentile_ci  # noqa: E402
@@ -55,23 +57,23 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data1")
+    p.add_argument("--data", type=Path, default=paths.DATA, help=f"data root (default: {paths.DATA})")
     p.add_argument("--region", nargs="+", default=["Server1_Trap"])
     p.add_argument("--split", choices=["train", "test"], default="test")
     p.add_argument("--episodes", type=int, help="episodes per evaluation (default: every task of the split; "
                                                 "ten passes under contention)")
     p.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="evaluation seeds (default: 0)")
-    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--results", type=Path, default=paths.RESULTS, help=f"results root (default: {paths.RESULTS})")
     p.add_argument("--device", default="cpu")
     add_contention_flags(p, default_profile="paper")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    results, device = Path(args.results), resolve_device(args.device)
+    results, device = args.results, resolve_device(args.device)
     contention = contention_or_exit(None, contention_flags(args)) if args.profile == "contention" else None
     tag = "" if contention is None else f"contention_r{contention.arrival_rate:g}"
     ds = load_or_exit(args.data, args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, args.profile)
-    frames, skipped, oracles = [], [], []
+    frames, evaluated, skipped, oracles = [], [], [], []
 
     def run_policy(algo, policy_for_seed, train_seed, run):
         for es in args.eval_seeds:
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             continue
         policy = policy_from_checkpoint(state, ds, agent_factory(cfg["algo"]), device)
         run_policy(cfg["algo"], lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
+        evaluated.append(str(ckpt.resolve()))
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
     for name in HEURISTICS:
@@ -118,11 +121,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         policy, sim = oracles[0]
         summary["reward_upper_bound"] = policy.bound(sim, list(table.loc[table["algo"] == "oracle", "task_id"]))
     write_csv(out / "summary.csv", summary)
+    write_yaml(out / "config.yaml", provenance(
+        args, episodes=episodes, contention=None if contention is None else contention.as_dict(),
+        evaluated=evaluated, skipped=skipped))
     for s in skipped:
         print(f"skipped {s}")
     cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "latency_ms", "cost"]
     print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"wrote {out / 'episodes.csv'} and {out / 'summary.csv'}")
+    print(f"wrote {out / 'episodes.csv'}, {out / 'summary.csv'} and {out / 'config.yaml'}")
     return summary
 
 

@@ -1,18 +1,17 @@
 """The results table in Markdown, CSV and LaTeX (booktabs), from results/eval/<region>/summary.csv.
 
-    python total/make_table.py [--results DIR] [--figures DIR] [--region Server1_Trap]
+    python total/make_table.py [--results DIR] [--figures DIR | --update-committed-figures] [--region Server1_Trap]
 
 Each cell is "mean [95% CI]". A column's best value is bold only where its CI does not overlap
 the CI of any other scheduler (higher reward, lower latency and cost are better).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
-from common import eval_dir, missing
+from common import eval_dir, figure_parser, figures_dir, missing
 
 from schedkit.io import atomic_write_text, write_csv  # noqa: E402
 
@@ -61,16 +60,11 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", default="results")
-    p.add_argument("--figures", default="total/figures", help="output folder (default: total/figures)")
-    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
-    p.add_argument("--tag", default="", help="evaluation tag of total/evaluate_all.py, e.g. contention_r16")
-    args = p.parse_args(argv)
-    src = eval_dir(Path(args.results), args.region, args.tag) / "summary.csv"
+    args = figure_parser(__doc__, tagged=True).parse_args(argv)
+    src = eval_dir(args.results, args.region, args.tag) / "summary.csv"
     missing([src])
     markdown, table, latex = build(pd.read_csv(src))
-    out = Path(args.figures)
+    out = figures_dir(args)
     name = "results_table" + (f"_{args.tag}" if args.tag else "")
     atomic_write_text(out / f"{name}.md", markdown)
     write_csv(out / f"{name}.csv", table)

@@ -2,6 +2,10 @@
 latency-vs-cost Pareto, DWA weights, scalability (PNG + PDF each), then the results table.
 
     python total/plot_all_comparison.py [--results DIR] [--figures DIR] [--region Server1_Trap]
+    python total/plot_all_comparison.py --update-committed-figures     # refresh the committed total/figures/
+
+Output goes to <results>/figures/ (git-ignored) unless --figures or --update-committed-figures says otherwise,
+so a quick experiment never replaces the committed figures.
 """
 from __future__ import annotations
 

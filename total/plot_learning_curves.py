@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import COLORS, HEURISTICS, LEARNED, eval_dir, label, save, sort_algos, style
+from common import (COLORS, HEURISTICS, LEARNED, eval_dir, figure_parser, figures_dir, label, report_written,
+                    save, sort_algos, style)
 
 from schedkit.stats import stratified_bootstrap_means  # noqa: E402
 
@@ -69,13 +70,12 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
     return save(fig, figures, "learning_curves")
 
 
-if __name__ == "__main__":
-    import argparse
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", default="results")
-    p.add_argument("--figures", default="total/figures")
-    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+def main(argv: list[str] | None = None) -> list[Path]:
+    p = figure_parser(__doc__)
     p.add_argument("--smooth", type=int, default=5, help="moving-average window in epochs, same for every curve")
-    a = p.parse_args()
-    for path in draw(Path(a.results), Path(a.figures), a.region, a.smooth):
-        print(f"wrote {path}")
+    args = p.parse_args(argv)
+    return report_written(draw(args.results, figures_dir(args), args.region, args.smooth))
+
+
+if __name__ == "__main__":
+    main()

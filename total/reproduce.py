@@ -3,61 +3,81 @@ evaluate everything, draw everything.
 
     python total/reproduce.py            # the full budget (about 10 minutes on 2 CPU cores)
     python total/reproduce.py --quick    # a small budget end to end, about a minute
+    python total/reproduce.py --update-committed-figures     # the full budget, refreshing total/figures/
 
 Training goes through the sweep machinery (total/sweep.py), so runs land in
-<results>/<Algo>/<region>_seed<S>/: a finished run is skipped, an interrupted one resumes, and
-re-running the command only redoes what is missing. Evaluation and figures are always redone
-from the saved runs.
+<results>/<Algo>/<region>_seed<S>/: a finished run is skipped, an interrupted one resumes, a run
+folder trained with other settings is refused, and re-running the command only redoes what is
+missing. Evaluation and figures are always redone from the saved runs. Figures and tables go to
+<results>/figures/ (git-ignored) unless --figures or --update-committed-figures says otherwise;
+<results>/figures/reproduce.yaml records the resolved arguments and the git commit. --quick uses
+its own results root, so its small models never meet the full run's.
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from common import LEARNED, ROOT
-from sweep import DEFAULTS, expand, run_local
+import evaluate_all
+import plot_all_comparison
+from common import LEARNED, add_output_flags, figures_dir, paths, provenance, report_written
+from sweep import DEFAULTS, Run, expand, run_local, stop_children_on_signal
+
+from schedkit.io import write_yaml  # noqa: E402
 
 QUICK = {"epochs": 3, "episodes": 32, "eval_episodes": 20}
+QUICK_RESULTS = paths.RESULTS / "quick"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help=f"small budget: {QUICK}")
-    p.add_argument("--data", default="data1")
+    p.add_argument("--data", type=Path, default=paths.DATA, help=f"data root (default: {paths.DATA})")
     p.add_argument("--region", default="Server1_Trap")
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     p.add_argument("--algos", nargs="+", default=list(LEARNED), choices=list(LEARNED))
     p.add_argument("--workers", type=int, default=1, help="training runs at once (default 1)")
-    p.add_argument("--results", default="results", help="results root (default: results)")
-    p.add_argument("--figures", default="total/figures", help="figures folder (default: total/figures)")
+    add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)
-    results = Path(args.results).resolve()
-    budget = {k: QUICK[k] for k in ("epochs", "episodes")} if args.quick else DEFAULTS["budget"]
-    runs = [replace(r, evaluate=False) for r in expand(DEFAULTS | {
-        "data": args.data, "algorithms": args.algos, "seeds": args.seeds, "regions": [[args.region]],
+    if args.results is None:
+        args.results = QUICK_RESULTS if args.quick else paths.RESULTS
+    return args
+
+
+def train(args: argparse.Namespace, results: Path, budget: dict) -> None:
+    """Every (algorithm, seed) run through the sweep machinery; stops the script if any failed."""
+    runs: list[Run] = [replace(r, evaluate=False) for r in expand(DEFAULTS | {
+        "data": str(args.data.resolve()), "algorithms": args.algos, "seeds": args.seeds, "regions": [[args.region]],
         "budget": budget, "results": str(results)})]
     failed = []
 
     def report(result: dict) -> None:
         word = {"ok": "trained", "resumed": "resumed and trained", "skipped": "finished, skipped"}.get(result["status"])
-        print(f"{result['run']}: {word or 'FAILED, log: ' + result['log']} ({result['wall_s']:.1f} s)", flush=True)
+        print(f"{result['run']}: {word or 'FAILED, ' + (result['reason'] or 'log: ' + result['log'])} "
+              f"({result['wall_s']:.1f} s)", flush=True)
         if result["status"] == "failed":
             failed.append(result)
 
     run_local(runs, max(1, args.workers), report)
     if failed:
-        sys.exit(f"error: {len(failed)} run(s) failed; see the logs above")
-    data = ["--data", str(Path(args.data).resolve())]
+        sys.exit(f"error: {len(failed)} run(s) failed; see the lines above")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results, figures = args.results.resolve(), figures_dir(args).resolve()
+    budget = {k: QUICK[k] for k in ("epochs", "episodes")} if args.quick else DEFAULTS["budget"]
     evaluation = ["--episodes", str(QUICK["eval_episodes"])] if args.quick else []
-    for cmd in (["total/evaluate_all.py", *data, "--region", args.region, "--results", str(results), *evaluation,
-                 "--no-progress"],
-                ["total/plot_all_comparison.py", "--results", str(results), "--figures",
-                 str(Path(args.figures).resolve()), "--region", args.region]):
-        subprocess.run([sys.executable, *cmd], cwd=ROOT, check=True)
-    print(f"done: figures and tables in {args.figures}")
+    with stop_children_on_signal():
+        train(args, results, budget)
+        evaluate_all.main(["--data", str(args.data.resolve()), "--region", args.region, "--results", str(results),
+                           *evaluation, "--no-progress"])
+        report_written(plot_all_comparison.draw(results, figures, [args.region]))
+    record = write_yaml(figures / "reproduce.yaml", provenance(
+        args, figures=figures, budget=budget, eval_episodes=QUICK["eval_episodes"] if args.quick else "every task"))
+    print(f"wrote {record}\ndone: figures and tables in {figures}")
     return 0
 
 
