@@ -27,7 +27,8 @@ import pandas as pd
 from common import HEURISTICS, agent_factory, eval_dir, final_checkpoints, label, paths, provenance, sort_algos
 
 from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
-from schedkit.cli import add_contention_flags, contention_flags, load_or_exit, resolve_device  # noqa: E402
+from schedkit.cli import (add_contention_flags, add_threads_flag, contention_flags, device_name,  # noqa: E402
+                          load_or_exit, positive_int, resolve_device, set_threads)
 from schedkit.evaluation import eval_simulator, evaluate  # noqa: E402
 from schedkit.inference import policy_from_checkpoint  # noqa: E402
 from schedkit.io import write_csv, write_yaml  # noqa: E402
@@ -60,14 +61,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--data", type=Path, default=paths.DATA, help=f"data root (default: {paths.DATA})")
     p.add_argument("--region", nargs="+", default=["Server1_Trap"])
     p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--episodes", type=int, help="episodes per evaluation (default: every task of the split; "
+    p.add_argument("--episodes", type=positive_int, help="episodes per evaluation (default: every task of the split; "
                                                 "ten passes under contention)")
     p.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="evaluation seeds (default: 0)")
     p.add_argument("--results", type=Path, default=paths.RESULTS, help=f"results root (default: {paths.RESULTS})")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", type=device_name)
     add_contention_flags(p, default_profile="paper")
+    add_threads_flag(p)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    set_threads(args.threads)
     results, device = args.results, resolve_device(args.device)
     contention = contention_or_exit(None, contention_flags(args)) if args.profile == "contention" else None
     tag = "" if contention is None else f"contention_r{contention.arrival_rate:g}"
@@ -86,8 +89,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             frames.append(df)
 
     for ckpt in final_checkpoints(results):
+        algo = ckpt.parents[2].name  # results/<Algo>/<run>/checkpoints/final.pt
         try:
-            state = load_checkpoint(ckpt, map_location=device)
+            state = load_checkpoint(ckpt, map_location=device, algo=algo)
         except CheckpointError as e:
             sys.exit(f"error: {e}")
         cfg = state["config"]
@@ -97,7 +101,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         if cfg.get("profile", "paper") != args.profile:
             skipped.append(f"{ckpt} (trained under the {cfg.get('profile', 'paper')} profile)")
             continue
-        policy = policy_from_checkpoint(state, ds, agent_factory(cfg["algo"]), device)
+        try:
+            policy = policy_from_checkpoint(state, ds, agent_factory(algo), device)
+        except CheckpointError as e:
+            sys.exit(f"error: {ckpt}: {e}")
         run_policy(cfg["algo"], lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
         evaluated.append(str(ckpt.resolve()))
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
