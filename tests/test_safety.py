@@ -73,9 +73,13 @@ def test_a_checkpoint_that_carries_code_is_refused_and_nothing_runs(final, tmp_p
     evil = evil_run / "checkpoints" / "epoch_0002.pt"
     torch.save(state, evil)
     shutil.copy(final.parent.parent / "config.yaml", evil_run / "config.yaml")
+    results = tmp_path / "results"
+    (results / "TopoFreeRL" / "shared_run" / "checkpoints").mkdir(parents=True)
+    shutil.copy(evil, results / "TopoFreeRL" / "shared_run" / "checkpoints" / "final.pt")
     for cmd in (["TopoFreeRL/inference.py", "--model", str(evil), "--episodes", "2"],
                 ["TopoFreeRL/train.py", "--resume", str(evil_run)],
-                ["bench/oracle_agreement.py", "--model", str(evil)]):
+                ["bench/oracle_agreement.py", "--model", str(evil)],
+                ["total/evaluate_all.py", "--results", str(results), "--episodes", "2", "--no-progress"]):
         one_line_error(run_script(*cmd, check=False), "refused", "tools/convert_checkpoint.py")
         assert not marker.exists(), f"{cmd[0]} executed the checkpoint's payload"
 
