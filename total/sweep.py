@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from common import LEARNED, ROOT, paths
 
+from schedkit.config import ConfigError, load_yaml  # noqa: E402
 from schedkit.io import write_yaml  # noqa: E402
 
 DEFAULTS = {"data": "data1", "algorithms": list(LEARNED), "seeds": [42, 43, 44], "regions": [["Server1_Trap"]],
@@ -99,7 +100,10 @@ def in_repo(path: str) -> str:
 
 def load_sweep(path: str | Path) -> dict:
     """The sweep YAML over DEFAULTS; unknown keys and algorithms are errors, not silent no-ops."""
-    cfg = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        cfg = load_yaml(path)
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
     unknown = set(cfg) - set(DEFAULTS) - {"name"}
     if unknown:
         sys.exit(f"error: {path}: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
