@@ -35,3 +35,45 @@ def test_two_runs_of_one_seed_count_once(tmp_path, default_ds):
     summary = pd.read_csv(out / "summary.csv").set_index("algo")
     assert summary.loc["PPO", "train_seeds"] == 2 and summary.loc["PPO", "runs"] == 2
     assert summary.loc["PPO", "ci_unit"] == "runs" and summary.loc["greedy", "ci_unit"] == "episodes"
+
+
+def test_paired_table_against_the_reference(tmp_path):
+    from fake_eval import DEFAULT, fake_episodes, write_fake_eval
+    schedulers = {k: DEFAULT[k] for k in ("TopoFreeRL", "greedy", "greedy_queue", "random")}
+    schedulers["Stark"] = (1.03, 0.0, 0.0, 0.15)  # one seed, tied with the reference
+    episodes = fake_episodes(schedulers, episodes=200)
+    episodes = episodes[(episodes["algo"] != "Stark") | (episodes["train_seed"] == 42)]
+    write_fake_eval(tmp_path / "eval" / "Server1_Trap_contention_r8", episodes)
+    before = sorted(p.name for p in (tmp_path / "figures").glob("*")) if (tmp_path / "figures").exists() else []
+    proc = run_from(tmp_path, "total/make_table.py", "--results", ".", "--tag", "contention_r8")
+    assert before == [] and "results_table_contention_r8_paired.md" in proc.stdout
+    figures = tmp_path / "figures"
+    table = pd.read_csv(figures / "results_table_contention_r8.csv")  # the unpaired table keeps its columns
+    assert list(table.columns) == ["Scheduler", "Reward", "Latency (ms)", "P99 latency (ms)", "Cost ($)",
+                                   "IQM reward", "Seeds", "Episodes"]
+    md = (figures / "results_table_contention_r8.md").read_text()
+    assert "STARK: ONE training seed, so over tasks only" in md
+    paired = pd.read_csv(figures / "results_table_contention_r8_paired.csv").set_index("algo")
+    assert "greedy_queue" not in paired.index and (paired["reference"] == "greedy_queue").all()
+    assert paired.loc["TopoFreeRL", "ci_unit"] == "runs" and paired.loc["Stark", "ci_unit"] == "episodes"
+    assert paired.loc["random", "d_latency_ms_lo"] > 0 and paired.loc["random", "p_lower_latency"] < 0.05
+    assert paired.loc["TopoFreeRL", "d_latency_ms"] < 0 and paired.loc["TopoFreeRL", "p_lower_latency"] > 0.5
+    s = paired.loc["Stark"]
+    assert s["d_latency_ms_lo"] < 0 < s["d_latency_ms_hi"] and s["p_lower_latency_lo"] < 0.5 < s["p_lower_latency_hi"]
+    # the oracle is the default reference without a contention tag
+    write_fake_eval(tmp_path / "eval" / "Server1_Trap", fake_episodes({**schedulers, "oracle": DEFAULT["oracle"]}))
+    run_from(tmp_path, "total/compare.py", "--results", ".")
+    assert (pd.read_csv(figures / "results_table_paired.csv")["reference"] == "oracle").all()
+
+
+def test_paired_table_refuses_schedulers_that_met_other_tasks(tmp_path):
+    from compare import paired_table
+    from fake_eval import DEFAULT, fake_episodes
+    episodes = fake_episodes({k: DEFAULT[k] for k in ("greedy", "greedy_queue")}, episodes=20)
+    episodes.loc[episodes["algo"] == "greedy", "task_id"] = "other"
+    try:
+        paired_table(episodes, "greedy_queue")
+    except SystemExit as e:
+        assert "same tasks" in str(e)
+    else:
+        raise AssertionError("mismatched tasks were paired")
