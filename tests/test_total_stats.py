@@ -77,3 +77,34 @@ def test_paired_table_refuses_schedulers_that_met_other_tasks(tmp_path):
         assert "same tasks" in str(e)
     else:
         raise AssertionError("mismatched tasks were paired")
+
+
+def _fake_metrics(results, algo, run, seed, rewards, mtime):
+    folder = results / algo / run
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "regions": ["Server1_Trap"], "profile": "paper"}))
+    pd.DataFrame({"epoch": range(len(rewards)), "reward": rewards, "latency_ms": 1000.0, "cost": 0.1}).to_csv(
+        folder / "metrics.csv", index=False)
+    os.utime(folder / "metrics.csv", (mtime, mtime))
+
+
+def test_learning_curves_band_only_over_two_or_more_seeds(tmp_path, monkeypatch):
+    import plot_learning_curves as plc
+    _fake_metrics(tmp_path, "PPO", "a_seed1", 1, np.linspace(-5, -3, 10), 1e9)
+    _fake_metrics(tmp_path, "PPO", "a_seed1_new", 1, np.linspace(-5, -2, 10), 2e9)  # same seed: counts once
+    _fake_metrics(tmp_path, "PPO", "a_seed2", 2, np.linspace(-6, -3, 10), 1e9)
+    _fake_metrics(tmp_path, "TopoFreeRL", "b_seed1", 1, np.linspace(-4, -2, 10), 1e9)
+    runs = plc.metrics_by_algo(tmp_path)
+    assert len(runs["PPO"]) == 2 and runs["PPO"][0]["reward"].iloc[-1] == -2 and len(runs["TopoFreeRL"]) == 1
+    fills, labels, titles = [], [], []
+    import matplotlib.axes
+    import matplotlib.figure
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", lambda self, *a, **k: fills.append(k.get("color")))
+    original = matplotlib.figure.Figure.suptitle
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle",
+                        lambda self, t, **k: (titles.append(t), original(self, t, **k))[1])
+    written = plc.draw(tmp_path, tmp_path / "figures", ["Server1_Trap"], smooth=1)
+    assert all(p.stat().st_size > 1000 for p in written)
+    from common import COLORS
+    assert fills == [COLORS["PPO"]] * 3  # three panels, PPO only: TopoFreeRL has one seed
+    assert "95% bootstrap CI over 2 seeds" in titles[0]
