@@ -108,3 +108,31 @@ def test_learning_curves_band_only_over_two_or_more_seeds(tmp_path, monkeypatch)
     from common import COLORS
     assert fills == [COLORS["PPO"]] * 3  # three panels, PPO only: TopoFreeRL has one seed
     assert "95% bootstrap CI over 2 seeds" in titles[0]
+
+
+def test_load_curve_marks_a_growing_queue_saturated(tmp_path):
+    from fake_eval import DEFAULT, fake_episodes, write_fake_eval
+    for rate in (2, 8):
+        schedulers = {"TopoFreeRL": DEFAULT["TopoFreeRL"], "greedy_queue": DEFAULT["greedy_queue"],
+                      "greedy": (1.05, 30.0 * rate, 0.0, 0.12)}  # greedy's queue grows with arrival order
+        write_fake_eval(tmp_path / "eval" / f"Server1_Trap_contention_r{rate}",
+                        fake_episodes(schedulers, episodes=150, seeds=2, rate=rate, seed=rate))
+    write_fake_eval(tmp_path / "eval" / "Server1_Trap", fake_episodes({"greedy": DEFAULT["greedy"]}, episodes=20))
+    proc = run_from(tmp_path, "total/plot_load_curve.py", "--results", ".", "--figures", "f")
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "f" / f"load_curve_Server1_Trap.{ext}").stat().st_size > 1000
+    assert "load_curve_Server1_Trap.png" in proc.stdout
+    table = pd.read_csv(tmp_path / "f" / "load_curve_Server1_Trap.csv").set_index(["algo", "rate"])
+    assert sorted(table.index.get_level_values("rate").unique()) == [2.0, 8.0]
+    assert table.loc[("greedy", 8.0), "saturated"] and "queue grows" in table.loc[("greedy", 8.0), "reason"]
+    assert not table.loc[("TopoFreeRL", 8.0), "saturated"] and not table.loc[("greedy_queue", 2.0), "saturated"]
+    assert (table["mean_lo"] <= table["mean_ms"]).all() and (table["mean_ms"] <= table["mean_hi"]).all()
+    run_from(tmp_path, "total/plot_load_curve.py", "--results", ".", "--figures", "g", "--rates", "8")
+    assert set(pd.read_csv(tmp_path / "g" / "load_curve_Server1_Trap.csv")["rate"]) == {8.0}
+
+
+def test_load_curve_without_evaluations_names_what_is_missing(tmp_path):
+    from conftest import run_script
+    proc = run_script("total/plot_load_curve.py", "--results", str(tmp_path), "--figures", str(tmp_path / "f"),
+                      check=False)
+    assert proc.returncode != 0 and "contention_r<rate>" in proc.stderr
