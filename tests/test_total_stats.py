@@ -136,3 +136,22 @@ def test_load_curve_without_evaluations_names_what_is_missing(tmp_path):
     proc = run_script("total/plot_load_curve.py", "--results", str(tmp_path), "--figures", str(tmp_path / "f"),
                       check=False)
     assert proc.returncode != 0 and "contention_r<rate>" in proc.stderr
+
+
+def test_figures_keep_schedulers_distinguishable(tmp_path):
+    from common import COLORS, LINESTYLES, ORDER, line_style
+    import plot_cost_breakdown
+    import plot_latency_cdf
+    import plot_pareto
+    from fake_eval import fake_episodes, write_fake_eval
+    styles = [(line_style(a)["color"], line_style(a)["linestyle"], line_style(a)["marker"]) for a in ORDER]
+    assert set(LINESTYLES) == set(ORDER) and len({s[1:] for s in styles}) == len(ORDER)  # unique without colour
+    assert line_style("TopoFreeRL")["linestyle"] != line_style("greedy_queue")["linestyle"] != line_style("greedy")[
+        "linestyle"]
+    assert not {c.upper() for _, _, c, _ in plot_cost_breakdown.PARTS} & {c.upper() for c in COLORS.values()}
+    assert plot_pareto.pareto_front({"a": np.array([1.0, 3.0]), "b": np.array([2.0, 1.0]),
+                                     "c": np.array([3.0, 2.0]), "d": np.array([0.5, 4.0])}) == ["d", "a", "b"]
+    write_fake_eval(tmp_path / "eval" / "Server1_Trap_contention_r8", fake_episodes(episodes=100))
+    for module in (plot_latency_cdf, plot_cost_breakdown, plot_pareto):
+        for path in module.draw(tmp_path, tmp_path / "f", ["Server1_Trap"], tag="contention_r8"):
+            assert path.stat().st_size > 1000
