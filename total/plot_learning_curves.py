@@ -68,7 +68,7 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
             x = np.arange(n)
             color = COLORS.get(algo)
             name = label(algo) + (" (val)" if algo == "Stark" else "")
-            ax.plot(x, curves.mean(0), color=color, label=name + ("" if len(curves) > 1 else ", 1 seed: no band"))
+            ax.plot(x, curves.mean(0), color=color, label=name + (f" ({len(curves)} seeds)" if len(curves) > 1 else ", 1 seed: no band"))
             if len(curves) > 1:
                 boot = stratified_bootstrap_means([curves])  # resample whole seeds (rows), every epoch jointly
                 lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
