@@ -83,8 +83,12 @@ def _resamples(shape: tuple[int, int, int], n_boot: int, rng) -> tuple[np.ndarra
     """Task indices (n_boot, S, n), shared by every run, and run indices (n_boot, R)."""
     R, S, n = shape
     tasks = rng.integers(0, n, (n_boot, S, n))
-    runs = rng.integers(0, R, (n_boot, R)) if R > 1 else np.zeros((n_boot, 1), dtype=int)
-    return tasks, runs
+    return tasks, _run_resamples(R, n_boot, rng)
+
+
+def _run_resamples(R: int, n_boot: int, rng) -> np.ndarray:
+    """(n_boot, R) run indices drawn with replacement; the identity draw when there is one run."""
+    return rng.integers(0, R, (n_boot, R)) if R > 1 else np.zeros((n_boot, 1), dtype=int)
 
 
 def _counts(tasks: np.ndarray) -> np.ndarray:
@@ -161,7 +165,7 @@ def paired_bootstrap_ci(x: np.ndarray, y: np.ndarray, q: float | None = None, n_
     x, y = _check_paired(x, y)
     rng = np.random.default_rng(seed)
     tasks, runs_x = _resamples(x.shape, n_boot, rng)
-    runs_y = rng.integers(0, len(y), (n_boot, len(y))) if len(y) > 1 else np.zeros((n_boot, 1), dtype=int)
+    runs_y = _run_resamples(len(y), n_boot, rng)
     if q is None:
         point = x.mean() - y.mean()
         boot = _over_runs(_task_means(x, tasks), runs_x) - _over_runs(_task_means(y, tasks), runs_y)
@@ -182,7 +186,7 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray, higher_is_better: b
     wins = (a > b) + 0.5 * (a == b)  # (R, R', S, n)
     rng = np.random.default_rng(seed)
     tasks, runs_x = _resamples(x.shape, n_boot, rng)
-    runs_y = rng.integers(0, len(y), (n_boot, len(y))) if len(y) > 1 else np.zeros((n_boot, 1), dtype=int)
+    runs_y = _run_resamples(len(y), n_boot, rng)
     counts = _counts(tasks) / x.shape[2]
     m = np.einsum("bsn,ijsn->bijs", counts, wins)  # (B, R, R', S)
     rows = np.arange(n_boot)[:, None, None]
