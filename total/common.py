@@ -156,3 +156,17 @@ def load_eval(results: Path, regions: list[str], tag: str = ""):
     d = eval_dir(results, regions, tag)
     missing([d / "episodes.csv", d / "summary.csv"])
     return pd.read_csv(d / "episodes.csv", dtype={"run": str}), pd.read_csv(d / "summary.csv")
+
+
+# Line style and marker per scheduler, so curves stay distinguishable where colours are close
+# (TopoFreeRL, greedy and greedy_queue are three oranges/yellows) or curves overlap: learned methods
+# solid, heuristics dashed or dotted, every scheduler its own marker.
+LINESTYLES = {"TopoFreeRL": ("-", "o"), "PPO": ("-", "s"), "PFAPPO": ("-", "^"), "Stark": ("-", "D"),
+              "oracle": (":", "*"), "greedy": ("--", "v"), "greedy_queue": ("-.", "P"), "maxcompute": ("--", "<"),
+              "random": (":", "X")}
+
+
+def line_style(algo: str) -> dict[str, Any]:
+    """Matplotlib keyword arguments (colour, linestyle, marker) of a scheduler's line."""
+    ls, marker = LINESTYLES.get(algo, ("-", "o"))
+    return {"color": COLORS.get(algo), "linestyle": ls, "marker": marker}

@@ -6,9 +6,13 @@ tasks and evaluation seeds. All seeds of every run are included, never a hand-pi
 
 Writes results/eval/<region>/episodes.csv: one tidy row per (algo, train seed, eval seed,
 episode), with the run folder and every metric. Also writes summary.csv: per algorithm, the
-mean and 95% stratified bootstrap CI over runs and episodes of reward, latency and cost, plus
-the IQM of reward, p99 latency (with its bootstrap CI) and decision time; and config.yaml: the
-resolved arguments, the checkpoints evaluated and skipped, and the git commit. The default
+mean and 95% bootstrap CI of reward, latency and cost, plus the IQM of reward, p99 latency (with
+its bootstrap CI) and decision time; and config.yaml: the resolved arguments, the checkpoints
+evaluated and skipped, and the git commit. Training seeds are the unit of replication: two runs
+of one (algo, seed, regions, profile) count once (the newest final.pt is evaluated, the others
+are listed as skipped), and a learned method's CI resamples its runs and, within them, the test
+tasks shared by every scheduler (`ci_unit` "runs"); with one run (a heuristic, or one seed) the
+CI is over the tasks only (`ci_unit` "episodes"). See schedkit/stats.py. The default
 --data and --results are the repository's data1/ and results/, whatever the current directory.
 Runs whose checkpoint was trained on another dataset or under another profile are listed and
 skipped; a corrupted checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
@@ -34,26 +38,47 @@ from schedkit.inference import policy_from_checkpoint  # noqa: E402
 from schedkit.io import write_csv, write_yaml  # noqa: E402
 from schedkit.runs import CheckpointError, load_checkpoint  # noqa: E402
 from schedkit.profiles import contention_or_exit, default_eval_episodes  # noqa: E402
-from schedkit.stats import iqm, stratified_bootstrap_ci, stratified_bootstrap_percentile_ci  # noqa: E402
+from schedkit.stats import (ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm,  # noqa: E402
+                            runs_array)
 
 METRICS = ("reward", "latency_ms", "cost")
 
 
 def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
+    """One row per scheduler. The CIs resample training runs (when there are >= 2) and the shared test
+    tasks within every evaluation seed (schedkit.stats); `ci_unit` says which: "runs" or "episodes"."""
     rows = []
     for algo in sort_algos(episodes["algo"].unique()):
         d = episodes[episodes["algo"] == algo]
-        groups = [g for _, g in d.groupby(["train_seed", "eval_seed"], dropna=False)]
+        n_runs = int(d["run"].fillna("").nunique())
         row = {"algo": algo, "label": label(algo), "train_seeds": int(d["train_seed"].nunique()),
                "eval_seeds": int(d["eval_seed"].nunique()), "episodes": len(d), "n_servers": n_servers}
         for m in METRICS:
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = stratified_bootstrap_ci([g[m].to_numpy() for g in groups])
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = hierarchical_bootstrap_ci(runs_array(d, m))
         row["reward_iqm"] = iqm(d["reward"].to_numpy())
-        row["p99_latency_ms"], row["p99_latency_ms_lo"], row["p99_latency_ms_hi"] = stratified_bootstrap_percentile_ci(
-            [g["latency_ms"].to_numpy() for g in groups], 99)
+        row["p99_latency_ms"], row["p99_latency_ms_lo"], row["p99_latency_ms_hi"] = hierarchical_bootstrap_percentile_ci(
+            runs_array(d, "latency_ms"), 99)
         row["decision_ms"] = float(d["decision_ms"].mean())
+        row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def newest_per_seed(found: list[tuple[Path, dict]]) -> tuple[list[tuple[Path, dict]], list[str]]:
+    """Two runs of one (algo, training seed, regions, profile) are one seed, not two: keep the newest
+    final.pt (by mtime) and name the others with the reason."""
+    groups: dict[tuple, list[tuple[Path, dict]]] = {}
+    for ckpt, state in found:
+        cfg = state["config"]
+        key = (cfg["algo"], cfg["seed"], tuple(state["dataset"]["regions"]), cfg.get("profile", "paper"))
+        groups.setdefault(key, []).append((ckpt, state))
+    kept, skipped = [], []
+    for (algo, seed, _, _), runs in groups.items():
+        runs.sort(key=lambda r: r[0].stat().st_mtime, reverse=True)
+        kept.append(runs[0])
+        skipped += [f"{ckpt} (another run of {algo} seed {seed}; the newest, {runs[0][0]}, is evaluated: "
+                    f"one seed counts once)" for ckpt, _ in runs[1:]]
+    return kept, skipped
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -88,6 +113,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             df.insert(0, "algo", algo)
             frames.append(df)
 
+    found = []
     for ckpt in final_checkpoints(results):
         algo = ckpt.parents[2].name  # results/<Algo>/<run>/checkpoints/final.pt
         try:
@@ -101,8 +127,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         if cfg.get("profile", "paper") != args.profile:
             skipped.append(f"{ckpt} (trained under the {cfg.get('profile', 'paper')} profile)")
             continue
+        found.append((ckpt, state))
+    found, duplicates = newest_per_seed(found)
+    skipped += duplicates
+    for ckpt, state in found:
+        cfg = state["config"]
         try:
-            policy = policy_from_checkpoint(state, ds, agent_factory(algo), device)
+            policy = policy_from_checkpoint(state, ds, agent_factory(ckpt.parents[2].name), device)
         except CheckpointError as e:
             sys.exit(f"error: {ckpt}: {e}")
         run_policy(cfg["algo"], lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
@@ -133,7 +164,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         evaluated=evaluated, skipped=skipped))
     for s in skipped:
         print(f"skipped {s}")
-    cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "latency_ms", "cost"]
+    cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost"]
     print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {out / 'episodes.csv'}, {out / 'summary.csv'} and {out / 'config.yaml'}")
     return summary

@@ -3,7 +3,12 @@
     python total/make_table.py [--results DIR] [--figures DIR | --update-committed-figures] [--region Server1_Trap]
 
 Each cell is "mean [95% CI]". A column's best value is bold only where its CI does not overlap
-the CI of any other scheduler (higher reward, lower latency and cost are better).
+the CI of any other scheduler (higher reward, lower latency and cost are better). The CI of a
+learned method with >= 2 training seeds resamples its seeds (and the tasks); with one seed, and
+for the heuristics, it is over the tasks only: the Markdown says which rows are which.
+
+When episodes.csv is there too, it also writes the paired comparison against a reference
+scheduler, results_table[_<tag>]_paired.{md,csv} (total/compare.py; --reference).
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from common import eval_dir, figure_parser, figures_dir, missing
+from compare import add_reference_flag, write as write_paired
 
 from schedkit.io import atomic_write_text, write_csv  # noqa: E402
 
@@ -50,6 +56,12 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
         tex_rows.append(" & ".join(tex).replace("$", "\\$").replace("%", "\\%") + r" \\")
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
     markdown = header + "\n" + "\n".join(md_rows) + "\n"
+    if "ci_unit" in summary.columns:  # which rows' CIs reflect seed-to-seed variation
+        runs = summary.loc[summary["ci_unit"] == "runs", "label"].tolist()
+        one_seed = summary.loc[(summary["ci_unit"] == "episodes") & (summary["train_seeds"] > 0), "label"].tolist()
+        markdown += ("\nCIs: " + (f"{', '.join(runs)}: over training seeds and tasks; " if runs else "")
+                     + (f"{', '.join(one_seed)}: ONE training seed, so over tasks only (no seed variation); "
+                        if one_seed else "") + "heuristics: over tasks.\n")
     if "reward_upper_bound" in summary.columns:  # contention: the oracle's plan value bounds every scheduler
         markdown += (f"\nUpper bound on any scheduler's expected reward (queue-free oracle plans): "
                      f"{summary['reward_upper_bound'].iloc[0]:.4f}\n")
@@ -60,7 +72,9 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    args = figure_parser(__doc__, tagged=True).parse_args(argv)
+    p = figure_parser(__doc__, tagged=True)
+    add_reference_flag(p)
+    args = p.parse_args(argv)
     src = eval_dir(args.results, args.region, args.tag) / "summary.csv"
     missing([src])
     markdown, table, latex = build(pd.read_csv(src))
@@ -71,6 +85,9 @@ def main(argv: list[str] | None = None) -> Path:
     atomic_write_text(out / f"{name}.tex", latex)
     print(markdown)
     print(f"wrote {out}/{name}.{{md,csv,tex}}")
+    if (src.parent / "episodes.csv").exists():
+        for path in write_paired(args.results, out, args.region, args.tag, args.reference):
+            print(f"wrote {path}")
     return out
 
 

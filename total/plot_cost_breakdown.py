@@ -4,7 +4,8 @@ per episode, and the compute cost beside it.
     python total/plot_cost_breakdown.py [--results DIR] [--figures DIR]
 
 The paper profile charges only compute (per-token) cost; network transfer has latency but no
-price, so the cost panel has a single component.
+price, so the cost panel has a single component. The latency components are neutral greys with
+hatches, never a scheduler's colour; the cost bars carry the scheduler colours.
 """
 from __future__ import annotations
 
@@ -14,23 +15,26 @@ import numpy as np
 
 from common import COLORS, figure_main, label, load_eval, save, sort_algos, style
 
-PARTS = [("network_ms", "network", "#56B4E9"), ("compute_ms", "compute", "#E69F00"), ("queue_ms", "queue", "#999999")]
+# Neutral greys with hatches, so no latency component shares a colour with a scheduler (COLORS)
+PARTS = [("network_ms", "network", "#FFFFFF", "////"), ("compute_ms", "compute", "#E3E3E3", ""),
+         ("queue_ms", "queue", "#3A3A3A", "....")]
 
 
 def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
     episodes, _ = load_eval(results, regions, tag)
     algos = sort_algos(episodes["algo"].unique())
-    means = episodes.groupby("algo")[[p for p, _, _ in PARTS] + ["cost"]].mean().loc[algos]
+    means = episodes.groupby("algo")[[p for p, *_ in PARTS] + ["cost"]].mean().loc[algos]
     plt = style()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.0, 2.6), gridspec_kw={"width_ratios": [3, 2]})
     x = np.arange(len(algos))
     bottom = np.zeros(len(algos))
-    for col, name, color in PARTS:
-        ax1.bar(x, means[col], bottom=bottom, color=color, label=name, width=0.7)
+    for col, name, color, hatch in PARTS:
+        ax1.bar(x, means[col], bottom=bottom, color=color, hatch=hatch, edgecolor="#252525", linewidth=0.5,
+                label=name, width=0.7)
         bottom += means[col].to_numpy()
     ax1.set_ylabel("mean latency per episode (ms)")
     ax1.set_title("Latency breakdown")
-    ax1.legend(frameon=False)
+    ax1.legend(frameon=False, title="latency component", title_fontsize=7)
     ax2.bar(x, means["cost"], color=[COLORS.get(a) for a in algos], width=0.7)
     ax2.set_ylabel("mean compute cost per episode ($)")
     ax2.set_title("Cost (compute only in this profile)")

@@ -1,5 +1,7 @@
 """Learning curves: reward (fixed evaluation weights), latency and cost per epoch, mean over training
-seeds with a 95% bootstrap band, the heuristics and the oracle as horizontal lines.
+seeds, the heuristics and the oracle as horizontal lines. With >= 2 seeds the band is a 95% bootstrap
+CI over seeds (whole seeds resampled, every epoch jointly); a method with one seed gets no band (an
+interval from one seed says nothing about seed-to-seed variation), and its legend entry says "1 seed".
 
     python total/plot_learning_curves.py [--results DIR] [--figures DIR] [--smooth 5]
 
@@ -26,11 +28,22 @@ STARK_COLUMNS = {"reward": "val_reward", "latency_ms": "val_latency_ms", "cost":
 
 
 def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
+    """Every run's metrics.csv per algorithm; two runs of one (seed, regions, profile), by their
+    config.yaml, count once: the newest metrics.csv is kept (as total/evaluate_all.py does)."""
+    import yaml
     found = {}
     for algo in LEARNED:
-        runs = [p for p in sorted((results / algo).glob("*/metrics.csv")) if not p.parent.is_symlink()]
-        if runs:
-            found[algo] = [pd.read_csv(p) for p in runs]
+        newest: dict[tuple, Path] = {}
+        for p in sorted((results / algo).glob("*/metrics.csv")):
+            if p.parent.is_symlink():
+                continue
+            cfg_file = p.parent / "config.yaml"
+            cfg = (yaml.safe_load(cfg_file.read_text()) or {}) if cfg_file.exists() else {}
+            key = (cfg.get("seed", p.parent.name), str(cfg.get("regions")), cfg.get("profile", "paper"))
+            if key not in newest or p.stat().st_mtime > newest[key].stat().st_mtime:
+                newest[key] = p
+        if newest:
+            found[algo] = [pd.read_csv(p) for p in sorted(newest.values())]
     return found
 
 
@@ -44,6 +57,7 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
         print(f"note: {summary_path} is missing, so no heuristic lines (run total/evaluate_all.py)")
     plt = style()
     fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.4))
+    banded: set[int] = set()  # seed counts of the curves that got a band
     for ax, (metric, title) in zip(axes, PANELS):
         for algo in sort_algos(runs):
             col = STARK_COLUMNS[metric] if algo == "Stark" else metric
@@ -51,12 +65,15 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
             n = min(len(r) for r in frames)
             curves = np.stack([r[col].to_numpy()[:n] for r in frames])  # (seeds, epochs)
             curves = pd.DataFrame(curves.T).rolling(smooth, min_periods=1).mean().to_numpy().T
-            boot = stratified_bootstrap_means([curves])  # resample whole seeds (rows), every epoch jointly
-            lo, hi = np.quantile(boot, [0.025, 0.975], axis=0) if len(curves) > 1 else (curves[0], curves[0])
             x = np.arange(n)
             color = COLORS.get(algo)
-            ax.plot(x, curves.mean(0), color=color, label=label(algo) + (" (val)" if algo == "Stark" else ""))
-            ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+            name = label(algo) + (" (val)" if algo == "Stark" else "")
+            ax.plot(x, curves.mean(0), color=color, label=name + (f" ({len(curves)} seeds)" if len(curves) > 1 else ", 1 seed: no band"))
+            if len(curves) > 1:
+                boot = stratified_bootstrap_means([curves])  # resample whole seeds (rows), every epoch jointly
+                lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
+                ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+                banded.add(len(curves))
         if summary is not None:
             for _, row in summary[summary["algo"].isin(HEURISTICS)].iterrows():
                 ax.axhline(row[metric], color=COLORS.get(row["algo"]), linestyle="--", linewidth=0.8,
@@ -65,7 +82,9 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
         ax.set_title(title)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=4, frameon=False, fontsize=7)
-    fig.suptitle(f"Learning curves: mean over seeds, 95% band; {smooth}-epoch moving average on every curve",
+    seeds = "/".join(str(k) for k in sorted(banded))
+    band = (f"band: 95% bootstrap CI over {seeds} seeds" if banded else "one seed per method: no band")
+    fig.suptitle(f"Learning curves: mean over seeds, {band}; {smooth}-epoch moving average on every curve",
                  fontsize=8, y=1.04)
     return save(fig, figures, "learning_curves")
 

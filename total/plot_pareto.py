@@ -1,5 +1,8 @@
-"""Latency vs cost per scheduler: the mean with its 95% confidence ellipse (a joint stratified
-bootstrap over runs and episodes), to read the trade-off each scheduler lands on.
+"""Latency vs cost per scheduler: the mean with its 95% confidence ellipse (a joint bootstrap that
+resamples training runs and the shared tasks, schedkit.stats), to read the trade-off each scheduler
+lands on. The Pareto front of the means (no other scheduler has both lower mean latency and lower
+mean cost) is drawn in both panels: its members ringed, joined by a grey step line. Each panel has
+its own legend.
 
     python total/plot_pareto.py [--results DIR] [--figures DIR]
 """
@@ -11,9 +14,19 @@ import numpy as np
 
 from common import COLORS, figure_main, label, load_eval, save, sort_algos, style
 
-from schedkit.stats import stratified_bootstrap_means  # noqa: E402
+from schedkit.stats import hierarchical_bootstrap_means, runs_array  # noqa: E402
 
 CHI2_95_2DOF = 5.991
+
+
+def pareto_front(points: dict[str, np.ndarray]) -> list[str]:
+    """Schedulers whose (latency, cost) mean no other scheduler beats on both, by increasing latency."""
+    front, cheapest = [], np.inf
+    for algo in sorted(points, key=lambda a: tuple(points[a])):
+        if points[algo][1] < cheapest:
+            front.append(algo)
+            cheapest = points[algo][1]
+    return front
 
 
 def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
@@ -22,11 +35,12 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
     ellipses = {}
     for algo in sort_algos(episodes["algo"].unique()):
         d = episodes[episodes["algo"] == algo]
-        groups = [g[["latency_ms", "cost"]].to_numpy() for _, g in d.groupby(["train_seed", "eval_seed"], dropna=False)]
-        boot = stratified_bootstrap_means(groups)
+        x = np.stack([runs_array(d, "latency_ms"), runs_array(d, "cost")], axis=-1)  # (runs, eval seeds, tasks, 2)
+        boot = hierarchical_bootstrap_means(x)
         vals, vecs = np.linalg.eigh(np.cov(boot.T))
         w, h = 2 * np.sqrt(CHI2_95_2DOF * np.maximum(vals[::-1], 0))
-        ellipses[algo] = (np.mean([g.mean(0) for g in groups], 0), w, h, np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1])))
+        ellipses[algo] = (x.mean(axis=(0, 1, 2)), w, h, np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1])))
+    front = pareto_front({a: e[0] for a, e in ellipses.items()})
     best = min(c[0] for c, *_ in ellipses.values())
     near = [a for a, (c, *_) in ellipses.items() if c[0] <= 1.1 * best]  # the zoomed panel: within 10% of the best
     plt = style()
@@ -38,11 +52,17 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
             color = COLORS.get(algo)
             ax.add_patch(Ellipse(centre, w, h, angle=angle, facecolor=color, alpha=0.15, edgecolor=color))
             ax.plot(*centre, "o", color=color, markersize=3.5, label=label(algo))
+        on_front = [ellipses[a][0] for a in front if a in algos]
+        if on_front:
+            xs, ys = zip(*on_front)
+            ax.step(xs, ys, where="post", color="0.45", linestyle="--", linewidth=0.8, zorder=0)
+            ax.plot(xs, ys, "o", markerfacecolor="none", markeredgecolor="0.3", markersize=7, markeredgewidth=0.8,
+                    linestyle="none", label="Pareto front (means)")
         ax.autoscale_view()
+        ax.legend(frameon=False, ncol=2, fontsize=6)
         ax.set_xlabel("mean episode latency (ms)")
         ax.set_ylabel("mean episode cost ($)")
         ax.set_title(title)
-    axes[0].legend(frameon=False, ncol=2)
     fig.suptitle("Latency vs cost: means with 95% confidence ellipses", fontsize=8, y=1.02)
     return save(fig, figures, "pareto" + (f"_{tag}" if tag else ""))
 

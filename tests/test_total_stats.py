@@ -1,0 +1,157 @@
+"""total/: seeds as the unit of replication (evaluate_all), the paired comparison table, the load curve,
+and the figure fixes, on fake runs and fake evaluations (no training)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from conftest import ROOT
+from test_total import _fake_run, run_from
+
+sys.path.insert(0, str(ROOT / "total"))
+
+
+def test_two_runs_of_one_seed_count_once(tmp_path, default_ds):
+    results = tmp_path / "results"
+    for seed, name in ((42, "Server1_Trap_seed42_20260101-000000"), (42, "Server1_Trap_seed42"),
+                       (43, "Server1_Trap_seed43")):
+        _fake_run(results, "PPO_algorithm", "PPO_algorithm/config.yaml", default_ds, seed, name)
+    old = results / "PPO" / "Server1_Trap_seed42" / "checkpoints" / "final.pt"
+    os.utime(old, (1e9, 1e9))  # the undated folder is the older run here
+    proc = run_from(tmp_path, "total/evaluate_all.py", "--results", "results", "--episodes", "8", "--no-progress")
+    rel = "results/PPO/Server1_Trap_seed42/checkpoints/final.pt"  # as the user typed --results
+    assert f"skipped {rel} (another run of PPO seed 42" in proc.stdout and "one seed counts once" in proc.stdout
+    out = results / "eval" / "Server1_Trap"
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert len(config["evaluated"]) == 2 and any("20260101" in p for p in config["evaluated"])
+    assert len(config["skipped"]) == 1 and config["skipped"][0].startswith(rel)
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert sorted(episodes.loc[episodes["algo"] == "PPO", "run"].unique()) == [
+        "Server1_Trap_seed42_20260101-000000", "Server1_Trap_seed43"]
+    summary = pd.read_csv(out / "summary.csv").set_index("algo")
+    assert summary.loc["PPO", "train_seeds"] == 2 and summary.loc["PPO", "runs"] == 2
+    assert summary.loc["PPO", "ci_unit"] == "runs" and summary.loc["greedy", "ci_unit"] == "episodes"
+
+
+def test_paired_table_against_the_reference(tmp_path):
+    from fake_eval import DEFAULT, fake_episodes, write_fake_eval
+    schedulers = {k: DEFAULT[k] for k in ("TopoFreeRL", "greedy", "greedy_queue", "random")}
+    schedulers["Stark"] = (1.03, 0.0, 0.0, 0.15)  # one seed, tied with the reference
+    episodes = fake_episodes(schedulers, episodes=200)
+    episodes = episodes[(episodes["algo"] != "Stark") | (episodes["train_seed"] == 42)]
+    write_fake_eval(tmp_path / "eval" / "Server1_Trap_contention_r8", episodes)
+    before = sorted(p.name for p in (tmp_path / "figures").glob("*")) if (tmp_path / "figures").exists() else []
+    proc = run_from(tmp_path, "total/make_table.py", "--results", ".", "--tag", "contention_r8")
+    assert before == [] and "results_table_contention_r8_paired.md" in proc.stdout
+    figures = tmp_path / "figures"
+    table = pd.read_csv(figures / "results_table_contention_r8.csv")  # the unpaired table keeps its columns
+    assert list(table.columns) == ["Scheduler", "Reward", "Latency (ms)", "P99 latency (ms)", "Cost ($)",
+                                   "IQM reward", "Seeds", "Episodes"]
+    md = (figures / "results_table_contention_r8.md").read_text()
+    assert "STARK: ONE training seed, so over tasks only" in md
+    paired = pd.read_csv(figures / "results_table_contention_r8_paired.csv").set_index("algo")
+    assert "greedy_queue" not in paired.index and (paired["reference"] == "greedy_queue").all()
+    assert paired.loc["TopoFreeRL", "ci_unit"] == "runs" and paired.loc["Stark", "ci_unit"] == "episodes"
+    assert paired.loc["random", "d_latency_ms_lo"] > 0 and paired.loc["random", "p_lower_latency"] < 0.05
+    assert paired.loc["TopoFreeRL", "d_latency_ms"] < 0 and paired.loc["TopoFreeRL", "p_lower_latency"] > 0.5
+    s = paired.loc["Stark"]
+    assert s["d_latency_ms_lo"] < 0 < s["d_latency_ms_hi"] and s["p_lower_latency_lo"] < 0.5 < s["p_lower_latency_hi"]
+    # the oracle is the default reference without a contention tag
+    write_fake_eval(tmp_path / "eval" / "Server1_Trap", fake_episodes({**schedulers, "oracle": DEFAULT["oracle"]}))
+    run_from(tmp_path, "total/compare.py", "--results", ".")
+    assert (pd.read_csv(figures / "results_table_paired.csv")["reference"] == "oracle").all()
+
+
+def test_paired_table_refuses_schedulers_that_met_other_tasks(tmp_path):
+    from compare import paired_table
+    from fake_eval import DEFAULT, fake_episodes
+    episodes = fake_episodes({k: DEFAULT[k] for k in ("greedy", "greedy_queue")}, episodes=20)
+    episodes.loc[episodes["algo"] == "greedy", "task_id"] = "other"
+    try:
+        paired_table(episodes, "greedy_queue")
+    except SystemExit as e:
+        assert "same tasks" in str(e)
+    else:
+        raise AssertionError("mismatched tasks were paired")
+
+
+def _fake_metrics(results, algo, run, seed, rewards, mtime):
+    folder = results / algo / run
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "regions": ["Server1_Trap"], "profile": "paper"}))
+    pd.DataFrame({"epoch": range(len(rewards)), "reward": rewards, "latency_ms": 1000.0, "cost": 0.1}).to_csv(
+        folder / "metrics.csv", index=False)
+    os.utime(folder / "metrics.csv", (mtime, mtime))
+
+
+def test_learning_curves_band_only_over_two_or_more_seeds(tmp_path, monkeypatch):
+    import plot_learning_curves as plc
+    _fake_metrics(tmp_path, "PPO", "a_seed1", 1, np.linspace(-5, -3, 10), 1e9)
+    _fake_metrics(tmp_path, "PPO", "a_seed1_new", 1, np.linspace(-5, -2, 10), 2e9)  # same seed: counts once
+    _fake_metrics(tmp_path, "PPO", "a_seed2", 2, np.linspace(-6, -3, 10), 1e9)
+    _fake_metrics(tmp_path, "TopoFreeRL", "b_seed1", 1, np.linspace(-4, -2, 10), 1e9)
+    runs = plc.metrics_by_algo(tmp_path)
+    assert len(runs["PPO"]) == 2 and runs["PPO"][0]["reward"].iloc[-1] == -2 and len(runs["TopoFreeRL"]) == 1
+    fills, labels, titles = [], [], []
+    import matplotlib.axes
+    import matplotlib.figure
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", lambda self, *a, **k: fills.append(k.get("color")))
+    original = matplotlib.figure.Figure.suptitle
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle",
+                        lambda self, t, **k: (titles.append(t), original(self, t, **k))[1])
+    written = plc.draw(tmp_path, tmp_path / "figures", ["Server1_Trap"], smooth=1)
+    assert all(p.stat().st_size > 1000 for p in written)
+    from common import COLORS
+    assert fills == [COLORS["PPO"]] * 3  # three panels, PPO only: TopoFreeRL has one seed
+    assert "95% bootstrap CI over 2 seeds" in titles[0]
+
+
+def test_load_curve_marks_a_growing_queue_saturated(tmp_path):
+    from fake_eval import DEFAULT, fake_episodes, write_fake_eval
+    for rate in (2, 8):
+        schedulers = {"TopoFreeRL": DEFAULT["TopoFreeRL"], "greedy_queue": DEFAULT["greedy_queue"],
+                      "greedy": (1.05, 30.0 * rate, 0.0, 0.12)}  # greedy's queue grows with arrival order
+        write_fake_eval(tmp_path / "eval" / f"Server1_Trap_contention_r{rate}",
+                        fake_episodes(schedulers, episodes=150, seeds=2, rate=rate, seed=rate))
+    write_fake_eval(tmp_path / "eval" / "Server1_Trap", fake_episodes({"greedy": DEFAULT["greedy"]}, episodes=20))
+    proc = run_from(tmp_path, "total/plot_load_curve.py", "--results", ".", "--figures", "f")
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "f" / f"load_curve_Server1_Trap.{ext}").stat().st_size > 1000
+    assert "load_curve_Server1_Trap.png" in proc.stdout
+    table = pd.read_csv(tmp_path / "f" / "load_curve_Server1_Trap.csv").set_index(["algo", "rate"])
+    assert sorted(table.index.get_level_values("rate").unique()) == [2.0, 8.0]
+    assert table.loc[("greedy", 8.0), "saturated"] and "queue grows" in table.loc[("greedy", 8.0), "reason"]
+    assert not table.loc[("TopoFreeRL", 8.0), "saturated"] and not table.loc[("greedy_queue", 2.0), "saturated"]
+    assert (table["mean_lo"] <= table["mean_ms"]).all() and (table["mean_ms"] <= table["mean_hi"]).all()
+    run_from(tmp_path, "total/plot_load_curve.py", "--results", ".", "--figures", "g", "--rates", "8")
+    assert set(pd.read_csv(tmp_path / "g" / "load_curve_Server1_Trap.csv")["rate"]) == {8.0}
+
+
+def test_load_curve_without_evaluations_names_what_is_missing(tmp_path):
+    from conftest import run_script
+    proc = run_script("total/plot_load_curve.py", "--results", str(tmp_path), "--figures", str(tmp_path / "f"),
+                      check=False)
+    assert proc.returncode != 0 and "contention_r<rate>" in proc.stderr
+
+
+def test_figures_keep_schedulers_distinguishable(tmp_path):
+    from common import COLORS, LINESTYLES, ORDER, line_style
+    import plot_cost_breakdown
+    import plot_latency_cdf
+    import plot_pareto
+    from fake_eval import fake_episodes, write_fake_eval
+    styles = [(line_style(a)["color"], line_style(a)["linestyle"], line_style(a)["marker"]) for a in ORDER]
+    assert set(LINESTYLES) == set(ORDER) and len({s[1:] for s in styles}) == len(ORDER)  # unique without colour
+    assert line_style("TopoFreeRL")["linestyle"] != line_style("greedy_queue")["linestyle"] != line_style("greedy")[
+        "linestyle"]
+    assert not {c.upper() for _, _, c, _ in plot_cost_breakdown.PARTS} & {c.upper() for c in COLORS.values()}
+    assert plot_pareto.pareto_front({"a": np.array([1.0, 3.0]), "b": np.array([2.0, 1.0]),
+                                     "c": np.array([3.0, 2.0]), "d": np.array([0.5, 4.0])}) == ["d", "a", "b"]
+    write_fake_eval(tmp_path / "eval" / "Server1_Trap_contention_r8", fake_episodes(episodes=100))
+    for module in (plot_latency_cdf, plot_cost_breakdown, plot_pareto):
+        for path in module.draw(tmp_path, tmp_path / "f", ["Server1_Trap"], tag="contention_r8"):
+            assert path.stat().st_size > 1000
