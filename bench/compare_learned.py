@@ -8,7 +8,7 @@ For each algorithm and seed, the training command runs through the shell and is 
 included. Then inference runs on the test split, and the heuristics and the oracle run on the same
 tasks with the same evaluation seed. Every learned method gets the same mask, protocol, seeds and
 budget (epochs x episodes). Prints wall times and time splits, then latency, cost and reward as
-mean [95% stratified bootstrap CI] over seeds and episodes, and the gap to the oracle's reward.
+mean [95% bootstrap CI over training seeds and the shared test tasks], and the gap to the oracle's reward.
 """
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from schedkit.stats import stratified_bootstrap_ci  # noqa: E402
+import numpy as np  # noqa: E402
+
+from schedkit.stats import hierarchical_bootstrap_ci  # noqa: E402
 
 FOLDERS = {"TopoFreeRL": "TopoFreeRL", "PPO": "PPO_algorithm", "PFAPPO": "PFAPPO", "Stark": "Stark_Scheduler"}
 SPLIT_COLUMNS = ("rollout_s", "update_s", "train_s", "val_s")  # whichever the algorithm logs
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     quality = {}
     for name, frames in episodes.items():
-        quality[name] = {m: stratified_bootstrap_ci([f[m].to_numpy() for f in frames])
+        # (runs, one eval seed, episodes): the CI resamples training seeds and the shared test tasks
+        quality[name] = {m: hierarchical_bootstrap_ci(np.stack([f[m].to_numpy()[None] for f in frames]))
                          for m in ("latency_ms", "cost", "reward")}
     oracle = quality["oracle"]["reward"][0]
     for q in quality.values():
