@@ -128,7 +128,8 @@ class TopoFreeAgent(MaskedAgent):
         buf("high_near", high_near.astype(np.float32))
         buf("cost_half", np.clip(ds.cost_mult / 2, 0, 1))
         buf("trap", ds.is_trap.astype(np.float32))
-        state_dim = BASE_STATE_DIM if self.base_only else REFERENCE_STATE_DIM + (self.n_types + 1 if self.extended else 0)
+        state_dim = BASE_STATE_DIM if self.base_only else REFERENCE_STATE_DIM
+        state_dim += self.n_types + 1 if self.extended else 0
         if self.per_server:
             self.channel = ChannelTable(device)
             self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES), se_gate=se_gate).to(device)

@@ -123,12 +123,15 @@ def load_sweep(path: str | Path) -> dict:
         sys.exit(f"error: {path}: 'overrides' maps 'all' or an algorithm to a list of KEY=VALUE strings; "
                  f"got keys {list(overrides)}")
     variants = merged["variants"] or {}
-    if not isinstance(variants, dict) or not all(
-            isinstance(k, str) and VARIANT_NAME.fullmatch(k) and isinstance(v, list) and all(isinstance(x, str) for x in v)
-            for k, v in variants.items()):
+    if not isinstance(variants, dict) or not all(_is_variant(k, v) for k, v in variants.items()):
         sys.exit(f"error: {path}: 'variants' maps a name (letters, digits, '-') to a list of KEY=VALUE strings; "
                  f"got {variants!r}")
     return merged
+
+
+def _is_variant(name: object, sets: object) -> bool:
+    return isinstance(name, str) and bool(VARIANT_NAME.fullmatch(name)) and isinstance(sets, list) and all(
+        isinstance(s, str) for s in sets)
 
 
 def expand(cfg: dict) -> list[Run]:
