@@ -1,5 +1,10 @@
 """Standard PPO (SPEC section 4): the 7 base state features, no per-server input, tanh MLPs
-256-128-128 for actor (logits over servers) and critic."""
+256-128-128 for actor (logits over servers) and critic.
+
+Under the contention profile with `live_load: true` (the default) both networks also read every
+server's live queue wait, one value per server and sample (`queue_feature`, log(1 + wait / 100 ms)),
+appended to the per-server vector. `live_load: false`, the paper profile, and checkpoints saved
+before the key existed keep the published inputs."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,12 +13,13 @@ from torch import nn
 
 from edgesim.dataset import Dataset
 from edgesim.simulator import Observation, Simulator
-from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
+from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent, queue_feature, reads_live_load
 from schedkit.nets import StateServerMLP
 
 
 class PPOAgent(MaskedAgent):
-    """Subclasses add per-server inputs by overriding `server_features`."""
+    """Subclasses add static per-server inputs by overriding `server_features`; the live queue
+    waits (contention, `live_load`) follow them."""
 
     algo = "PPO"  # the name in its config and checkpoints
 
@@ -22,7 +28,8 @@ class PPOAgent(MaskedAgent):
         vec = self.server_features(ds)
         self.register_buffer("server_vec", None if vec is None else torch.tensor(vec, dtype=torch.float32, device=device),
                              persistent=False)
-        width = 0 if vec is None else len(vec)
+        self.live_load = reads_live_load(cfg)  # saved before the key existed: the published inputs
+        width = (0 if vec is None else len(vec)) + (ds.n_servers if self.live_load else 0)
         self.actor = StateServerMLP(BASE_STATE_DIM, width, ds.n_servers, activation=nn.Tanh).to(device)
         self.critic = StateServerMLP(BASE_STATE_DIM, width, 1, activation=nn.Tanh).to(device)
         nn.init.orthogonal_(self.actor.head.weight, 0.01)
@@ -35,9 +42,21 @@ class PPOAgent(MaskedAgent):
         return [self.actor, self.critic]
 
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"state": self.base_state(sim, obs, weights), "mask": self.mask(sim)}
+        feats = {"state": self.base_state(sim, obs, weights), "mask": self.mask(sim)}
+        if self.live_load:
+            feats["load"] = queue_feature(sim.server_load())  # (B, N)
+        return feats
+
+    def server_input(self, feats: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The per-server vector the networks read: the static one (N',) or, with live load, (B, N' + N)."""
+        if not self.live_load:
+            return self.server_vec
+        load = feats["load"]
+        if self.server_vec is None:
+            return load
+        return torch.cat([self.server_vec.expand(len(load), -1), load], 1)
 
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        state = feats["state"]
-        return (self.masked(self.actor(state, self.server_vec), feats["mask"]),
-                self.critic(state, self.server_vec).squeeze(-1))
+        state, servers = feats["state"], self.server_input(feats)
+        return (self.masked(self.actor(state, servers), feats["mask"]),
+                self.critic(state, servers).squeeze(-1))

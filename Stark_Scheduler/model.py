@@ -2,7 +2,9 @@
 
 Tokens: one task token [progress, task lon, task lat, tokens / 2000, required-type one-hot] and one
 token per candidate server [lon, lat, nc, cost multiplier / max, latency history / 1000 ms,
-distance to the task / 100 km, valid]. A transformer encoder mixes them; a decoder with one learned
+distance to the task / 100 km, valid], plus, under contention with `live_load: true` (the default),
+the server's live queue wait (`queue_feature`, log(1 + wait / 100 ms)), which the expert
+greedy_queue ranks by. A transformer encoder mixes them; a decoder with one learned
 query reads the encoding; each server's score is the dot product of the decoded query with that
 server's encoding (a pointer head). With no positional encoding the scores are permutation-
 equivariant in the server tokens, and one model handles any number of candidates.
@@ -22,18 +24,19 @@ from torch import nn
 from edgesim.dataset import Dataset
 from edgesim.physics import haversine_km
 from edgesim.simulator import Observation, Simulator
-from schedkit.agent_base import MaskedAgent
+from schedkit.agent_base import MaskedAgent, queue_feature, reads_live_load
 from schedkit.rollout import MASK_VALUE
 
-SERVER_FEATURES = 7
+SERVER_FEATURES = 7  # without the live queue wait
 TOKEN_SCALE, HISTORY_SCALE_MS, DISTANCE_SCALE_KM = 2000.0, 1000.0, 100.0
 
 
 class StarkNet(nn.Module):
-    def __init__(self, task_dim: int, d_model: int = 64, heads: int = 4, layers: int = 2):
+    def __init__(self, task_dim: int, d_model: int = 64, heads: int = 4, layers: int = 2,
+                 server_dim: int = SERVER_FEATURES):
         super().__init__()
         self.task_embed = nn.Linear(task_dim, d_model)
-        self.server_embed = nn.Linear(SERVER_FEATURES, d_model)
+        self.server_embed = nn.Linear(server_dim, d_model)
         block = dict(d_model=d_model, nhead=heads, dim_feedforward=4 * d_model, dropout=0.0, batch_first=True)
         self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**block), layers, enable_nested_tensor=False)
         self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**block), 1)
@@ -41,7 +44,7 @@ class StarkNet(nn.Module):
         self.pointer = nn.Linear(d_model, d_model)
 
     def forward(self, task: torch.Tensor, servers: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        """task (B, task_dim), servers (B, K, 7), pad (B, K) True where a slot is empty -> (B, K) scores."""
+        """task (B, task_dim), servers (B, K, server_dim), pad (B, K) True where a slot is empty -> (B, K) scores."""
         tokens = torch.cat([self.task_embed(task)[:, None], self.server_embed(servers)], 1)
         pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], 1)  # the task token is never padding
         enc = self.encoder(tokens, src_key_padding_mask=pad)
@@ -75,7 +78,9 @@ class StarkAgent(MaskedAgent):
         g = self.geo.cpu().numpy()
         static = np.stack([(ds.lon - g[0]) / g[1], (ds.lat - g[2]) / g[3], ds.nc, ds.cost_mult / ds.cost_mult.max()], 1)
         self.register_buffer("static", torch.tensor(static, dtype=torch.float32, device=device), persistent=False)
-        self.net = StarkNet(4 + self.n_types, int(m["d_model"]), int(m["heads"]), int(m["layers"])).to(device)
+        self.live_load = reads_live_load(cfg)  # saved before the key existed: the published 7 features
+        self.net = StarkNet(4 + self.n_types, int(m["d_model"]), int(m["heads"]), int(m["layers"]),
+                            SERVER_FEATURES + self.live_load).to(device)
 
     def networks(self) -> list[nn.Module]:
         return [self.net]
@@ -87,8 +92,9 @@ class StarkAgent(MaskedAgent):
         history = sim.latency_history().gather(1, c).float() / HISTORY_SCALE_MS
         dist = haversine_km(obs.task_lon[:, None], obs.task_lat[:, None], sim.net.lon[c], sim.net.lat[c])
         valid = sim.valid_mask().gather(1, c) & ~pad
+        live = [queue_feature(sim.queue_wait(c))[..., None]] if self.live_load else []
         servers = torch.cat([self.static[c], history[..., None], (dist.float() / DISTANCE_SCALE_KM)[..., None],
-                             valid.float()[..., None]], -1)
+                             valid.float()[..., None], *live], -1)
         task = torch.cat([torch.stack([obs.progress.float(), (obs.task_lon.float() - self.geo[0]) / self.geo[1],
                                        (obs.task_lat.float() - self.geo[2]) / self.geo[3],
                                        obs.tokens.float() / TOKEN_SCALE], 1),

@@ -8,7 +8,8 @@ bandwidth (/max), and whether it or a neighbour is a high-compute node (top 10% 
 
 `state: reference` (the default) is these 10 features. `state: extended` appends the step's
 required-model one-hot and tokens / 2000, which the best server depends on in principle; on the
-default dataset it measured no better (README), so it stays an option.
+default dataset it measured no better (README), so it stays an option. `state: base` (an ablation)
+keeps only the 7 base features, without the three neighbourhood summaries.
 
 Telemetry (one value per server), divided by its max:
     nc / (1 + 0.3 queue_norm) * (0.5 + 0.5 (1 - clip(cost_mult / 2, 0, 1))) * exp(-mean out latency / 500)
@@ -21,6 +22,14 @@ trap surcharge (150 ms) for a trap, else the mean over links to non-trap neighbo
 counts 2000 ms trap links that are never paid (a hop touching a trap pays the surcharge instead),
 which ranks the fast, cheap servers next to traps among the worst.
 Policy logits = actor + alpha * zscore(telemetry), alpha = 0.6 + 0.6 * progress.
+
+Ablation switches (config keys; the defaults are the full method): `se_gate: false` drops the SE
+gate (model.py); `guidance.enabled: false` drops the prior term alpha * zscore(telemetry) from the
+logits (the networks still read the telemetry); `state: base` (above); `dwa.enabled: false` keeps
+the DWA weights fixed (schedkit/trainer.py); `live_load: false` makes every input static under
+contention: telemetry with queue_norm = 0, the neighbours' queue-wait summary 0, and the
+per-server queue-wait feature 0 ("static telemetry"). Unlike the baselines, TopoFreeRL read live
+load before the key existed, so a saved config without it means `live_load: true`.
 
 `actor: dense` (the default, SPEC 4) has one output per server, so a checkpoint fits one server
 count. `actor: per_server` is the size-agnostic variant: a shared scorer reads one feature vector
@@ -82,7 +91,7 @@ def _telemetry_latency(ds: Dataset, kind: str) -> np.ndarray:
 class TopoFreeAgent(MaskedAgent):
     algo = "TopoFreeRL"  # the name in its config and checkpoints
     # the string options of TopoFreeRL's config, checked before a run starts
-    config_choices = {"state": ("reference", "extended"), "actor": ("dense", "per_server"),
+    config_choices = {"state": ("reference", "extended", "base"), "actor": ("dense", "per_server"),
                       "telemetry_latency": ("expected_hop", "link_mean")}
 
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
@@ -90,10 +99,13 @@ class TopoFreeAgent(MaskedAgent):
         actor = cfg.get("actor", "dense")  # checkpoints from before the key existed are dense
         self.per_server = actor == "per_server"
         self.telemetry_queue_ms = float(cfg.get("telemetry_queue_ms", 1000.0))
-        self.extended = cfg["state"] == "extended"
+        self.extended, self.base_only = cfg["state"] == "extended", cfg["state"] == "base"
+        self.live_load = bool(cfg.get("live_load", True))  # TopoFreeRL read live load before the key existed
         self.n_types = len(ds.type_names)
         g = cfg["guidance"]
         self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
+        self.guidance = bool(g.get("enabled", True))
+        se_gate = bool(cfg.get("se_gate", True))
         n = ds.n_servers
         static = (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(
             -_telemetry_latency(ds, cfg["telemetry_latency"]) / 500)
@@ -116,17 +128,18 @@ class TopoFreeAgent(MaskedAgent):
         buf("high_near", high_near.astype(np.float32))
         buf("cost_half", np.clip(ds.cost_mult / 2, 0, 1))
         buf("trap", ds.is_trap.astype(np.float32))
-        state_dim = REFERENCE_STATE_DIM + (self.n_types + 1 if self.extended else 0)
+        state_dim = BASE_STATE_DIM if self.base_only else REFERENCE_STATE_DIM
+        state_dim += self.n_types + 1 if self.extended else 0
         if self.per_server:
             self.channel = ChannelTable(device)
-            self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES)).to(device)
+            self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES), se_gate=se_gate).to(device)
         else:
-            self.net = ActorCritic(state_dim, n).to(device)
+            self.net = ActorCritic(state_dim, n, se_gate=se_gate).to(device)
 
     @staticmethod
     def size_agnostic(cfg: dict) -> bool:
         """Whether a checkpoint of this config schedules any dataset (no weight depends on N or the types)."""
-        return cfg.get("actor") == "per_server" and cfg["state"] == "reference"
+        return cfg.get("actor") == "per_server" and cfg["state"] in ("reference", "base")
 
     def networks(self) -> list[nn.Module]:
         return [self.net.actor, self.net.critic]
@@ -153,23 +166,33 @@ class TopoFreeAgent(MaskedAgent):
             cost / 0.05, tokens / (nc * P.TOKENS_PER_SECOND_AT_FULL_COMPUTE), expected / P.LATENCY_NORM_MS,
         ], -1)
 
-    def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+    def state(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> torch.Tensor:
+        """The base state, then (unless `state: base`) the previous server's neighbourhood summaries."""
+        base = self.base_state(sim, obs, weights)
+        if self.base_only:
+            return base
         prev = obs.prev_server.clamp_min(0)
         has_prev = (obs.prev_server >= 0).float()
-        nbr = self.neighbours[prev]  # (B, D)
-        wait = sim.queue_wait(nbr.clamp_min(0)).float()
-        valid_nbr = (nbr >= 0).float()
-        nbr_wait = (wait * valid_nbr).sum(1) / valid_nbr.sum(1).clamp_min(1) / QUEUE_NORM_MS
-        state = torch.cat([self.base_state(sim, obs, weights), torch.stack([
+        if self.live_load:
+            nbr = self.neighbours[prev]  # (B, D)
+            wait = sim.queue_wait(nbr.clamp_min(0)).float()
+            valid_nbr = (nbr >= 0).float()
+            nbr_wait = (wait * valid_nbr).sum(1) / valid_nbr.sum(1).clamp_min(1) / QUEUE_NORM_MS
+        else:
+            nbr_wait = torch.zeros_like(has_prev)
+        return torch.cat([base, torch.stack([
             has_prev * nbr_wait.clamp(0, 1),
             has_prev * self.out_bandwidth[prev],
             has_prev * self.high_near[prev],
         ], 1)], 1)
+
+    def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        state = self.state(sim, obs, weights)
         if self.extended:
             one_hot = torch.nn.functional.one_hot(obs.required_type, self.n_types).float()
             state = torch.cat([state, one_hot, (obs.tokens.float() / TOKEN_SCALE)[:, None]], 1)
         feats = {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
-        load = sim.server_load().float() if sim.profile_name == "contention" else None
+        load = sim.server_load().float() if sim.profile_name == "contention" and self.live_load else None
         if load is not None:
             live = self.nc_static / (1 + 0.3 * load / self.telemetry_queue_ms)
             feats["telemetry"] = live / live.amax(1, keepdim=True)
@@ -184,6 +207,7 @@ class TopoFreeAgent(MaskedAgent):
         else:  # static, (N,)
             telemetry, telemetry_z = self.telemetry, self.telemetry_z
         logits, value = self.net(feats["state"], feats["servers"] if self.per_server else telemetry)
-        alpha = self.alpha0 + self.alpha_slope * feats["progress"]
-        logits = logits + alpha[:, None] * telemetry_z
+        if self.guidance:
+            alpha = self.alpha0 + self.alpha_slope * feats["progress"]
+            logits = logits + alpha[:, None] * telemetry_z
         return self.masked(logits, feats["mask"]), value

@@ -1,5 +1,6 @@
 """TopoFreeRL's networks (SPEC section 4): an SE-gated actor over servers and a plain critic,
-both reading concat(state, per-server telemetry): 256 -> [SE gate] -> 128 -> 128 -> out."""
+both reading concat(state, per-server telemetry): 256 -> [SE gate] -> 128 -> 128 -> out.
+`se_gate=False` (the config's ablation switch) drops the SE gate: the hidden features go on ungated."""
 from __future__ import annotations
 
 import torch
@@ -21,9 +22,9 @@ class SqueezeExcite(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    def __init__(self, state_dim: int, n_servers: int):
+    def __init__(self, state_dim: int, n_servers: int, se_gate: bool = True):
         super().__init__()
-        self.actor = StateServerMLP(state_dim, n_servers, n_servers, gate=SqueezeExcite)
+        self.actor = StateServerMLP(state_dim, n_servers, n_servers, gate=SqueezeExcite if se_gate else None)
         self.critic = StateServerMLP(state_dim, n_servers, 1)
         nn.init.orthogonal_(self.actor.head.weight, 0.01)  # near-uniform initial policy: the prior decides early
         nn.init.zeros_(self.actor.head.bias)
@@ -35,14 +36,16 @@ class ActorCritic(nn.Module):
 class PerServerActorCritic(nn.Module):
     """Size-agnostic TopoFreeRL: one scorer with shared weights applied to every server.
 
-    state -> 128 -> [SE gate] = e; score_s = MLP(W_e e + W_f f_s) for each server's feature vector
+    state -> 128 -> [SE gate, unless se_gate=False] = e; score_s = MLP(W_e e + W_f f_s) for each server's feature vector
     f_s, so no weight depends on the number of servers and one checkpoint schedules any topology.
     The critic reads the state alone.
     """
 
-    def __init__(self, state_dim: int, server_dim: int, width: int = 128, hidden: int = 16):
+    def __init__(self, state_dim: int, server_dim: int, width: int = 128, hidden: int = 16, se_gate: bool = True):
         super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(state_dim, width), nn.ReLU(), SqueezeExcite(width, width // 4))
+        self.trunk = nn.Sequential(nn.Linear(state_dim, width), nn.ReLU())  # built first: the seeded weights
+        if se_gate:
+            self.trunk.append(SqueezeExcite(width, width // 4))
         self.state_proj = nn.Linear(width, hidden)
         self.server_proj = nn.Linear(server_dim, hidden, bias=False)
         self.scorer = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))

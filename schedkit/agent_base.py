@@ -4,6 +4,11 @@ Fair comparison: every learned method sees the same valid-server mask (in traini
 config says `mask: false`, always at evaluation) and the same 7 base state features (SPEC 4):
 step progress, task lon and lat scaled to the servers' bounding box, previous-region id, and
 the three DWA weights.
+
+Live load (config `live_load`, shared by every algorithm): under the contention profile a learned
+scheduler may read each server's live queue wait, scaled by `queue_feature`. Whether its network has
+that input is fixed by the *training* config (`reads_live_load`), so a checkpoint keeps its input
+sizes when evaluated under another profile (the paper profile's queues read as zero).
 """
 from __future__ import annotations
 
@@ -16,6 +21,18 @@ from edgesim.simulator import Observation, Simulator
 from .rollout import MASK_VALUE
 
 BASE_STATE_DIM = 7
+QUEUE_SCALE_MS = 100.0
+
+
+def reads_live_load(cfg: dict, missing: bool = False) -> bool:
+    """Whether an agent of this config has live queue-wait inputs: trained under contention with
+    `live_load` on. `missing`: the value for configs saved before the key existed (their inputs)."""
+    return cfg.get("profile", "paper") == "contention" and bool(cfg.get("live_load", missing))
+
+
+def queue_feature(wait_ms: torch.Tensor) -> torch.Tensor:
+    """A queue wait as a network input: log(1 + wait / 100 ms); 0 for an idle server."""
+    return torch.log1p(wait_ms.float() / QUEUE_SCALE_MS)
 
 
 class MaskedAgent(nn.Module):

@@ -33,7 +33,9 @@ Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))
 
-SHARED_DEFAULTS = {"keep_checkpoints": 3}  # every algorithm's config gets these keys
+# every algorithm's config gets these keys. live_load: under `--profile contention`, whether the learned
+# scheduler reads each server's live queue wait (schedkit/agent_base.py reads_live_load); no effect in paper
+SHARED_DEFAULTS = {"keep_checkpoints": 3, "live_load": True}
 
 
 def yaml_load(text: str) -> Any:

@@ -126,6 +126,45 @@ def test_signal_to_the_sweep_stops_its_trainers(tmp_path, sig, code):
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+def test_variants_train_into_their_own_folders_and_stay_idempotent(tmp_path):
+    cfg = _sweep(tmp_path, algorithms=["TopoFreeRL"], budget={"epochs": 1, "episodes": 16},
+                 overrides={"all": ["actor=per_server"]}, variants={"full": [], "noSE": ["se_gate=false"]})
+    assert "2 ok, 0 resumed" in run_script("total/sweep.py", "--config", str(cfg)).stdout
+    base = tmp_path / "results" / "TopoFreeRL"
+    assert sorted(p.name for p in base.iterdir() if not p.is_symlink()) == ["Server1_Trap_full_seed1",
+                                                                             "Server1_Trap_noSE_seed1"]
+    for variant, gate in (("full", True), ("noSE", False)):
+        run_dir = base / f"Server1_Trap_{variant}_seed1"
+        record = yaml.safe_load((run_dir / "sweep_run.yaml").read_text())
+        assert record["variant"] == variant and record["sets"] == ["actor=per_server"] + ([] if gate else
+                                                                                          ["se_gate=false"])
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())["se_gate"] is gate
+        assert (run_dir / "eval_test_seed0_ep10" / "summary.json").exists()
+    assert "0 ok, 0 resumed, 2 skipped" in run_script("total/sweep.py", "--config", str(cfg)).stdout
+    # the same folder with other overrides is refused, never reused
+    other = _sweep(tmp_path, algorithms=["TopoFreeRL"], budget={"epochs": 1, "episodes": 16},
+                   overrides={"all": ["actor=per_server"]}, variants={"noSE": ["guidance.enabled=false"]})
+    proc = run_script("total/sweep.py", "--config", str(other), check=False)
+    assert proc.returncode == 1 and "refused" in proc.stdout and "sets" in proc.stdout
+
+
+def test_ablation_sweep_expands_to_distinct_folders_and_bad_variants_are_rejected(tmp_path):
+    sys.path.insert(0, str(ROOT / "total"))
+    from sweep import expand, load_sweep
+    runs = expand(load_sweep(ROOT / "sweeps/ablation.yaml"))
+    assert len(runs) == 7 * 3 and len({r.dir for r in runs}) == 21 and {r.algo for r in runs} == {"TopoFreeRL"}
+    no_se = next(r for r in runs if r.variant == "noSE" and r.seed == 42)
+    assert no_se.dir == ROOT / "results" / "ablation" / "TopoFreeRL" / "Server1_Trap_contention_noSE_seed42"
+    assert no_se.sets == ("contention.arrival_rate=8", "actor=per_server", "se_gate=false")
+    assert next(r for r in runs if r.variant == "dense").sets[-1] == "actor=dense"  # the last --set wins
+    plain = expand(load_sweep(ROOT / "sweeps/contention.yaml"))  # no variants: the folders as before
+    assert {r.dir.name for r in plain} == {f"Server1_Trap_contention_seed{s}" for s in (42, 43, 44)}
+    assert all(r.variant == "" and "variant" not in r.requested() for r in plain)
+    for bad in ({"no_se": []}, {"x": "se_gate=false"}, ["noSE"]):
+        proc = run_script("total/sweep.py", "--config", str(_sweep(tmp_path, variants=bad)), check=False)
+        assert proc.returncode != 0 and "'variants' maps a name" in proc.stderr
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (requirements-ray.txt)")
 def test_sigterm_to_a_ray_sweep_shuts_ray_down_with_its_trainer(tmp_path):
     returncode, err, run_dir = _interrupt_sweep(tmp_path, signal.SIGTERM, "--backend", "ray", "--workers", "1")

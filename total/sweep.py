@@ -5,7 +5,7 @@ Ray cluster, into the usual results/ layout (so total/evaluate_all.py and the pl
     python total/sweep.py --config sweeps/paper.yaml --workers 2
     python total/sweep.py --config sweeps/paper.yaml --backend ray --address auto   # a running cluster
 
-Each run is `<results>/<Algo>/<regions>[_<profile>]_seed<S>/`, trained (with the sweep's
+Each run is `<results>/<Algo>/<regions>[_<profile>][_<variant>]_seed<S>/`, trained (with the sweep's
 `overrides`: `--set KEY=VALUE` per algorithm or for `all`), then evaluated with its inference.py
 into `eval_<split>_seed<E>[_ep<N>]/` under the run's own config. Relative `data:` and `results:`
 in the YAML are relative to the repository; `--results` on the command line, to the current
@@ -16,6 +16,8 @@ directory. The sweep is idempotent, and never mixes settings:
 - a run whose final checkpoint and evaluation exist is skipped;
 - an interrupted run resumes from its last checkpoint;
 - a failing run is reported with its log path and the others go on.
+`variants` (optional; sweeps/ablation.yaml) maps a name to more `--set` overrides: every algorithm,
+seed, region and profile then runs once per variant, in a folder named with the variant.
 Logs are `train.log` / `eval.log` in the run folder. SIGINT or SIGTERM to the sweep stops every
 running trainer and evaluation (each runs in its own process group), then exits 128 + the signal.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,7 +49,9 @@ from schedkit.io import write_yaml  # noqa: E402
 DEFAULTS = {"data": "data1", "algorithms": list(LEARNED), "seeds": [42, 43, 44], "regions": [["Server1_Trap"]],
             "profiles": ["paper"], "budget": {"epochs": 100, "episodes": 200},
             "evaluate": {"split": "test", "episodes": None, "seed": 0},
-            "resources": {"cpus": 1, "gpus": 0}, "results": "results", "device": "cpu", "overrides": {}}
+            "resources": {"cpus": 1, "gpus": 0}, "results": "results", "device": "cpu", "overrides": {},
+            "variants": {}}
+VARIANT_NAME = re.compile(r"[A-Za-z0-9-]+")  # no '_', so a folder name still ends in _seed<S>
 RECORD = "sweep_run.yaml"  # a run folder's requested settings, written before its first training
 GRACE_S = 10.0  # how long stopped children get to exit on SIGTERM before SIGKILL
 FRESH_FOLDER = "set another `results:` root (or --results) or delete the folder"
@@ -70,11 +75,13 @@ class Run:
     eval_seed: int
     sets: tuple[str, ...] = ()  # --set KEY=VALUE for train.py, from the sweep's `overrides`
     evaluate: bool = True  # run inference.py after training (total/reproduce.py evaluates everything later)
+    variant: str = ""  # a name from the sweep's `variants` (its --set overrides are in `sets`), or none
 
     @property
     def dir(self) -> Path:
         profile = "" if self.profile == "paper" else f"_{self.profile}"
-        return Path(self.results) / self.algo / f"{'+'.join(self.regions)}{profile}_seed{self.seed}"
+        variant = f"_{self.variant}" if self.variant else ""
+        return Path(self.results) / self.algo / f"{'+'.join(self.regions)}{profile}{variant}_seed{self.seed}"
 
     @property
     def eval_dir(self) -> Path:
@@ -90,7 +97,8 @@ class Run:
         """The settings a trained run's results depend on: its identity in `sweep_run.yaml`. The device is
         recorded beside them but not compared (the same run on another device is the same experiment)."""
         return {"algo": self.algo, "seed": self.seed, "regions": list(self.regions), "profile": self.profile,
-                "epochs": self.epochs, "episodes": self.episodes, "data": self.data, "sets": list(self.sets)}
+                "epochs": self.epochs, "episodes": self.episodes, "data": self.data, "sets": list(self.sets)} | (
+                    {"variant": self.variant} if self.variant else {})
 
 
 def in_repo(path: str) -> str:
@@ -118,18 +126,29 @@ def load_sweep(path: str | Path) -> dict:
     if bad or not all(isinstance(v, list) for v in overrides.values()):
         sys.exit(f"error: {path}: 'overrides' maps 'all' or an algorithm to a list of KEY=VALUE strings; "
                  f"got keys {list(overrides)}")
+    variants = merged["variants"] or {}
+    if not isinstance(variants, dict) or not all(_is_variant(k, v) for k, v in variants.items()):
+        sys.exit(f"error: {path}: 'variants' maps a name (letters, digits, '-') to a list of KEY=VALUE strings; "
+                 f"got {variants!r}")
     return merged
+
+
+def _is_variant(name: object, sets: object) -> bool:
+    return isinstance(name, str) and bool(VARIANT_NAME.fullmatch(name)) and isinstance(sets, list) and all(
+        isinstance(s, str) for s in sets)
 
 
 def expand(cfg: dict) -> list[Run]:
     ev, budget = cfg["evaluate"], cfg["budget"]
     regions = [tuple(r) if isinstance(r, list) else (r,) for r in cfg["regions"]]
     overrides = cfg["overrides"] or {}
+    variants = cfg.get("variants") or {"": []}  # none: one run per combination, no name in the folder
     eval_episodes = None if ev["episodes"] is None else int(ev["episodes"])
     return [Run(algo, int(seed), reg, profile, int(budget["epochs"]), int(budget["episodes"]), in_repo(cfg["data"]),
                 in_repo(cfg["results"]), cfg["device"], ev["split"], eval_episodes, int(ev["seed"]),
-                tuple(overrides.get("all", []) + overrides.get(algo, [])))
-            for algo, seed, reg, profile in itertools.product(cfg["algorithms"], cfg["seeds"], regions, cfg["profiles"])]
+                tuple(overrides.get("all", []) + overrides.get(algo, []) + variants[variant]), variant=variant)
+            for algo, seed, reg, profile, variant in itertools.product(cfg["algorithms"], cfg["seeds"], regions,
+                                                                       cfg["profiles"], variants)]
 
 
 class Children:

@@ -1,0 +1,277 @@
+"""The shared `live_load` key (live per-server queue waits as inputs under contention) and
+TopoFreeRL's ablation switches, on agents built in-process; one tiny shell run with every switch off.
+
+The published inputs stay reproducible: paper-profile features, initial weights and logits on the
+default dataset are pinned by digests taken before the key existed (so are the contention ones
+with `live_load: false` for PPO, PF-PPO and STARK, and TopoFreeRL's with its default).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT, run_script
+from edgesim.contention import Contention, make_simulator
+from PFAPPO.agent import PFPPOAgent
+from PPO_algorithm.agent import PPOAgent
+from schedkit.config import ConfigError, resolve
+from schedkit.runs import load_checkpoint
+from schedkit.trainer import train
+from Stark_Scheduler.model import SERVER_FEATURES, StarkAgent
+from TopoFreeRL.agent import REFERENCE_STATE_DIM, TopoFreeAgent
+
+AGENTS = {"TopoFreeRL": TopoFreeAgent, "PPO_algorithm": PPOAgent, "PFAPPO": PFPPOAgent, "Stark_Scheduler": StarkAgent}
+WEIGHTS = torch.tensor([0.45, 0.4, 0.15])
+SMALL = ["contention.worlds=3", "contention.max_in_flight=6", "contention.warmup=2", "contention.arrival_rate=8"]
+CPU = torch.device("cpu")
+
+
+def config(folder: str, profile: str = "contention", sets: tuple[str, ...] = ()) -> dict:
+    sets = list(sets) + (SMALL if profile == "contention" else [])
+    return resolve(ROOT / folder / "config.yaml", sets=sets, flags={"profile": profile},
+                   choices=getattr(AGENTS[folder], "config_choices", None))
+
+
+def agent_for(folder: str, ds, cfg: dict, seed: int = 0):
+    torch.manual_seed(seed)
+    return AGENTS[folder](ds, cfg, CPU)
+
+
+def loaded_pair(agent, ds) -> tuple[dict, dict]:
+    """The agent's features at one contention state with every queue empty, then with every server
+    busy, for 3 s (even ones) or 1 s (odd ones), once every world's workflow has a previous server."""
+    sim = make_simulator(ds, 3, "train", "random", 1, profile="contention",
+                         contention=Contention(arrival_rate=8.0, worlds=3, max_in_flight=6))
+    obs = sim.reset(1)
+    while not (obs.prev_server >= 0).all():
+        obs, *_ = sim.step(sim.valid_mask().float().argmax(1))
+    sim.busy.zero_()
+    empty = agent.features(sim, obs, WEIGHTS)
+    sim.busy[:] = sim.now[:, None] + 1000.0
+    sim.busy[:, ::2] += 2000.0
+    return empty, agent.features(sim, obs, WEIGHTS)
+
+
+def changed(a: dict, b: dict) -> set[str]:
+    return {k for k in a if not torch.equal(a[k], b[k])}
+
+
+def shapes(agent) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in agent.state_dict().items()}
+
+
+# ---------------------------------------------------------------- live_load
+
+@pytest.mark.parametrize("folder, key", [("PPO_algorithm", "load"), ("PFAPPO", "load"), ("Stark_Scheduler", "servers")])
+def test_live_load_gives_the_baselines_each_servers_queue_wait(small_ds, folder, key):
+    live = agent_for(folder, small_ds, config(folder))
+    assert live.live_load
+    empty, loaded = loaded_pair(live, small_ds)
+    assert changed(empty, loaded) == {key}
+    if folder == "Stark_Scheduler":  # the queue is the server token's last feature, the other 7 as before
+        assert empty["servers"].shape[-1] == SERVER_FEATURES + 1
+        assert torch.equal(empty["servers"][..., :-1], loaded["servers"][..., :-1])
+        assert (empty["servers"][..., -1] == 0).all() and (loaded["servers"][..., -1] > 0).all()
+    else:
+        assert (empty["load"] == 0).all() and (loaded["load"] > 0).all()
+    with torch.no_grad():
+        assert not torch.equal(live(empty)[0], live(loaded)[0])  # the networks read it
+
+    static = agent_for(folder, small_ds, config(folder, sets=("live_load=false",)))
+    assert not static.live_load and not changed(*loaded_pair(static, small_ds))
+
+
+def test_live_load_widens_only_the_per_server_input(small_ds):
+    n = small_ds.n_servers
+    for folder, name, published, live in [("PPO_algorithm", "actor.server_in.weight", None, (256, n)),
+                                          ("PFAPPO", "actor.server_in.weight", (256, 2 * n), (256, 3 * n)),
+                                          ("Stark_Scheduler", "net.server_embed.weight", (64, 7), (64, 8))]:
+        on = shapes(agent_for(folder, small_ds, config(folder)))
+        off = shapes(agent_for(folder, small_ds, config(folder, sets=("live_load=false",))))
+        paper = shapes(agent_for(folder, small_ds, config(folder, "paper")))
+        assert off == paper and paper.get(name) == published  # live_load false: the published networks
+        assert on[name] == live and {k: v for k, v in on.items() if k != name and "server_in" not in k} == \
+            {k: v for k, v in off.items() if k != name and "server_in" not in k}
+        # the paper profile never adds the input, whatever the key says
+        assert shapes(agent_for(folder, small_ds, config(folder, "paper", ("live_load=true",)))) == paper
+
+
+@pytest.mark.parametrize("actor", ["dense", "per_server"])
+def test_topofreerl_live_load_false_is_static_telemetry(small_ds, actor):
+    live = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(f"actor={actor}",)))
+    empty, loaded = loaded_pair(live, small_ds)
+    assert {"telemetry", "state"} <= changed(empty, loaded)  # live telemetry and the neighbours' queue summary
+    assert ("servers" in changed(empty, loaded)) == (actor == "per_server")
+    static_cfg = config("TopoFreeRL", sets=(f"actor={actor}", "live_load=false"))
+    static = agent_for("TopoFreeRL", small_ds, static_cfg)
+    empty, loaded = loaded_pair(static, small_ds)
+    assert not changed(empty, loaded) and "telemetry" not in loaded  # the static telemetry vector
+    assert (loaded["state"][:, REFERENCE_STATE_DIM - 3] == 0).all()
+    assert shapes(static) == shapes(live)  # the same network: only the values differ
+
+
+@pytest.mark.parametrize("folder", list(AGENTS))
+def test_checkpoints_saved_before_the_key_keep_their_inputs(small_ds, folder):
+    cfg = config(folder)
+    old = {k: v for k, v in cfg.items() if k != "live_load"}
+    agent = agent_for(folder, small_ds, old)
+    # TopoFreeRL read live load before the key existed; the baselines read none
+    assert agent.live_load == (folder == "TopoFreeRL")
+    want = "true" if folder == "TopoFreeRL" else "false"
+    assert shapes(agent) == shapes(agent_for(folder, small_ds, config(folder, sets=(f"live_load={want}",))))
+
+
+def test_live_load_is_a_checked_shared_key():
+    for folder in AGENTS:
+        assert config(folder)["live_load"] is True and config(folder, sets=("live_load=false",))["live_load"] is False
+        with pytest.raises(ConfigError, match="live_load"):
+            config(folder, sets=("live_load=maybe",))
+
+
+def test_one_epoch_with_live_load_false_trains_the_published_networks(small_root, small_ds, tmp_path):
+    n = small_ds.n_servers
+    for folder, name, width in [("PPO_algorithm", "actor.state_in.weight", None), ("PFAPPO", "actor.server_in.weight",
+                                                                                  2 * n)]:
+        cfg = config(folder, sets=("live_load=false", "epochs=1", "episodes=8", "ppo.update_epochs=1"))
+        run = tmp_path / folder
+        run.mkdir()
+        train(cfg, small_ds, AGENTS[folder], run, progress=False)
+        state = load_checkpoint(run / "checkpoints" / "final.pt")
+        assert state["config"]["live_load"] is False and len(pd.read_csv(run / "metrics.csv")) == 1
+        if width is None:
+            assert not any("server_in" in k for k in state["model"])
+        else:
+            assert tuple(state["model"][name].shape) == (256, width)
+
+
+# ---------------------------------------------------------------- bit-identity with the published inputs
+
+# sha256 over the initial weights (torch seed 0), then the features, logits and values of 12
+# decisions on data1 (4 rows, seed 5), taken with the code before `live_load` and the ablation keys
+PUBLISHED = {
+    ("TopoFreeRL", "dense", "paper"): "491df2d38357b56ef6ad754c11476ceb6317d29bfde79bb0eddb042fbd3c9f58",
+    ("TopoFreeRL", "dense", "contention"): "37898e3c4764bbc4ae25e177d1e8d141a0e1216a1a2f6587d2aa72e7b2525090",
+    ("TopoFreeRL", "per_server", "paper"): "5f7f0cb3ca522991157ace481719ca082dc773feb79e0a609b8bd7c4da575880",
+    ("TopoFreeRL", "per_server", "contention"): "c0293f93de7d4c98c01c16bd43309a19a7837f40266ef8aee36d240538362457",
+    ("PPO_algorithm", None, "paper"): "3c436bd1a5cc566c4ee7a10d2b074f47ec29d390f141b7f55661256a44f4d31d",
+    ("PPO_algorithm", None, "contention"): "c383031ec5a071a669217a1926c31fc92d08de0e8fcfd8ae08b5212511740371",
+    ("PFAPPO", None, "paper"): "8f3c0e46ce4eedeb01f247f5829dae59a788abc857c5c9d20ae5ff5672cdaf91",
+    ("PFAPPO", None, "contention"): "15c3362f923e72b5a19d1716dbfc4ed2f32d48391ca5eacffad21d1f20dbfd1b",
+    ("Stark_Scheduler", None, "paper"): "e103f35209ba6337399e0685b9c9da985eac1ace1a449b39277901c01e76c919",
+    ("Stark_Scheduler", None, "contention"): "7703f919d595b9a1055c70ad167b3ac11c1ba38b7794a117d849ac5cc554260b",
+}
+
+
+def digest(ds, folder: str, actor: str | None, profile: str) -> str:
+    sets = [f"actor={actor}"] if actor else []
+    if profile == "contention" and folder != "TopoFreeRL":
+        sets.append("live_load=false")  # the published inputs; TopoFreeRL's default is its published one
+    cfg = resolve(ROOT / folder / "config.yaml", sets=sets, flags={"profile": profile},
+                  choices=getattr(AGENTS[folder], "config_choices", None))
+    agent = agent_for(folder, ds, cfg)
+    h = hashlib.sha256()
+    for k, v in agent.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().contiguous().numpy().tobytes())
+    sim = make_simulator(ds, 4, "train", "random", 5, profile=profile,
+                         contention=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
+    obs = sim.reset(5)
+    for i in range(12):
+        f = agent.features(sim, obs, WEIGHTS)
+        for k in sorted(f):
+            h.update(k.encode())
+            h.update(f[k].detach().contiguous().numpy().tobytes())
+        with torch.no_grad():
+            logits, value = agent(f)
+        h.update(logits.numpy().tobytes())
+        h.update(value.numpy().tobytes())
+        obs, *_ = sim.step(sim.valid_mask().float().argmax(1) if i % 2 else logits.argmax(1))
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("folder, actor, profile", list(PUBLISHED))
+def test_default_inputs_weights_and_logits_are_bit_identical_to_the_published_ones(default_ds, folder, actor, profile):
+    assert digest(default_ds, folder, actor, profile) == PUBLISHED[folder, actor, profile]
+
+
+# ---------------------------------------------------------------- TopoFreeRL ablation switches
+
+@pytest.mark.parametrize("actor, gate", [("dense", ("net.actor.gate.",)),
+                                         ("per_server", ("net.trunk.2.", "net.actor.0.2."))])  # actor[0] is the trunk
+def test_se_gate_false_removes_the_gate(small_ds, actor, gate):
+    full = shapes(agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", "paper", (f"actor={actor}",))))
+    cut = shapes(agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", "paper", (f"actor={actor}", "se_gate=false"))))
+    assert any(k.startswith(gate) for k in full) and not any(k.startswith(gate) for k in cut)
+    assert cut == {k: v for k, v in full.items() if not k.startswith(gate)}
+
+
+@pytest.mark.parametrize("actor", ["dense", "per_server"])
+def test_guidance_disabled_removes_the_prior_term(small_ds, actor):
+    full = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(f"actor={actor}",)))
+    cut = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(f"actor={actor}", "guidance.enabled=false")))
+    assert shapes(cut) == shapes(full)
+    cut.load_state_dict(full.state_dict())
+    feats = loaded_pair(full, small_ds)[1]
+    with torch.no_grad():
+        with_prior, without = full(feats)[0], cut(feats)[0]
+        raw = full.net(feats["state"], feats["servers"] if actor == "per_server" else feats["telemetry"])[0]
+    valid = feats["mask"]
+    assert torch.equal(without[valid], raw[valid]) and not torch.equal(with_prior[valid], raw[valid])
+
+
+@pytest.mark.parametrize("actor", ["dense", "per_server"])
+def test_state_base_is_the_seven_base_features(small_ds, actor):
+    agent = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(f"actor={actor}", "state=base")))
+    sim = make_simulator(small_ds, 3, "train", "random", 1, profile="contention", contention=Contention(worlds=3))
+    obs = sim.reset(1)
+    obs, *_ = sim.step(sim.valid_mask().float().argmax(1))
+    feats = agent.features(sim, obs, WEIGHTS)
+    assert torch.equal(feats["state"], agent.base_state(sim, obs, WEIGHTS)) and feats["state"].shape[1] == 7
+    first = "net.trunk.0.weight" if actor == "per_server" else "net.actor.state_in.weight"
+    assert agent.state_dict()[first].shape[1] == 7
+    assert TopoFreeAgent.size_agnostic({"actor": "per_server", "state": "base"})
+    with pytest.raises(ConfigError, match="state"):
+        config("TopoFreeRL", sets=("state=none",))
+
+
+def test_dense_and_per_server_actors_are_different_networks(small_ds):
+    dense = shapes(agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=("actor=dense",))))
+    per_server = shapes(agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=("actor=per_server",))))
+    assert dense["net.actor.head.weight"] == (small_ds.n_servers, 128) and "net.scorer.3.weight" in per_server
+    assert not any(small_ds.n_servers in s for s in per_server.values())
+
+
+def test_dwa_disabled_keeps_the_weights_fixed(small_ds, tmp_path):
+    for enabled in (True, False):
+        cfg = config("TopoFreeRL", "paper", (f"dwa.enabled={str(enabled).lower()}", "dwa.start=1", "epochs=3",
+                                              "episodes=8", "ppo.update_epochs=1"))
+        run = tmp_path / str(enabled)
+        run.mkdir()
+        train(cfg, small_ds, TopoFreeAgent, run, progress=False)
+        w = pd.read_csv(run / "metrics.csv")[["w_latency", "w_cost", "w_switch"]]
+        assert (w.nunique() == 1).all() != enabled
+        if not enabled:
+            assert w.iloc[0].tolist() == [0.45, 0.4, 0.15]
+
+
+@pytest.mark.slow
+def test_a_tiny_shell_run_with_every_ablation_switch_off(small_root, tmp_path):
+    run = tmp_path / "ablated"
+    run_script("TopoFreeRL/train.py", "--data", str(small_root), "--regions", "Small_Trap", "--profile", "contention",
+               "--epochs", "2", "--episodes", "8", "--no-progress", "--out", str(run),
+               *(a for s in ["se_gate=false", "dwa.enabled=false", "guidance.enabled=false", "state=base",
+                             "live_load=false", "actor=dense", *SMALL] for a in ("--set", s)))
+    state = load_checkpoint(run / "checkpoints" / "final.pt")
+    cfg = state["config"]
+    assert (cfg["se_gate"], cfg["dwa"]["enabled"], cfg["guidance"]["enabled"], cfg["state"], cfg["live_load"]) == \
+        (False, False, False, "base", False)
+    assert state["model"]["net.actor.state_in.weight"].shape[1] == 7
+    assert not any(".gate." in k for k in state["model"])
+    assert len(pd.read_csv(run / "metrics.csv")) == 2
+    proc = run_script("TopoFreeRL/inference.py", "--data", str(small_root), "--region", "Small_Trap",
+                      "--model", str(run / "checkpoints" / "final.pt"), "--episodes", "12", "--no-progress",
+                      "--out", str(tmp_path / "eval"))
+    assert (tmp_path / "eval" / "summary.json").exists(), proc.stdout
