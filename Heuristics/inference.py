@@ -21,9 +21,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edgesim.contention import Contention  # noqa: E402
+from edgesim.dataset import Dataset  # noqa: E402
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT, POLICIES  # noqa: E402
 from schedkit.cli import (add_eval_flags, contention_flags, load_or_exit, resolve_device, set_threads,  # noqa: E402
                           user_errors)
@@ -65,7 +70,9 @@ def add_latency_weight_flag(p: argparse.ArgumentParser) -> None:
 def make_policy(name: str, sim, seed: int, latency_weight: float):
     """A registered policy; the greedy family gets the latency weight."""
     cls = POLICIES[name]
-    return cls(sim, seed=seed, latency_weight=latency_weight) if getattr(cls, "greedy_family", False) else cls(sim, seed=seed)
+    if getattr(cls, "greedy_family", False):
+        return cls(sim, seed=seed, latency_weight=latency_weight)
+    return cls(sim, seed=seed)
 
 
 def policy_settings(name: str, latency_weight: float) -> dict:
@@ -80,16 +87,34 @@ def main(argv: list[str] | None = None) -> dict:
         return evaluate_heuristics(args)
 
 
-def evaluate_heuristics(args: argparse.Namespace) -> dict:
-    names = list(POLICIES) if "all" in args.policy else list(dict.fromkeys(args.policy))
+class Setting(NamedTuple):
+    """What an evaluation of the heuristics runs on, resolved from the command line."""
+    device: torch.device
+    profile: str
+    contention: Contention
+    ds: Dataset
+    episodes: int
+    out: Path
+    meta: dict
+
+
+def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heuristics") -> Setting:
+    """Device, profile, dataset and episodes of the flags, and the output folder (default:
+    `results`/<region>_<split>[_<profile>]_seed<seed>)."""
     device = resolve_device(args.device)
     profile = args.profile or "paper"
     contention = contention_or_exit(None, contention_flags(args))
     ds = load_or_exit(data_root(args.data), args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     suffix = "" if profile == "paper" else f"_{profile}"
-    out = Path(args.out) if args.out else RESULTS / "Heuristics" / f"{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}"
+    out = Path(args.out) if args.out else results / f"{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}"
     meta = {"profile": profile, **profile_meta(profile, contention)}
+    return Setting(device, profile, contention, ds, episodes, out, meta)
+
+
+def evaluate_heuristics(args: argparse.Namespace) -> dict:
+    names = list(POLICIES) if "all" in args.policy else list(dict.fromkeys(args.policy))
+    device, profile, contention, ds, episodes, out, meta = resolve_setting(args)
     targets = {name: out if len(names) == 1 else out / name for name in names}
     for name, target in targets.items():
         check_overwrite(target, {"policy": name, "split": args.split, "seed": args.seed, "episodes": episodes, **meta,

@@ -73,7 +73,8 @@ class GreedyPolicy:
         self.latency_weight = check_latency_weight(latency_weight)
         self.cost_weight = GREEDY_COST_WEIGHT if latency_weight == GREEDY_LATENCY_WEIGHT else 1.0 - latency_weight
 
-    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor], servers: torch.Tensor | None) -> torch.Tensor:
+    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor],
+                         servers: torch.Tensor | None) -> torch.Tensor:
         return e["latency"]
 
     def scores(self, sim: Simulator, obs: Observation, servers: torch.Tensor | None = None) -> torch.Tensor:
@@ -98,7 +99,8 @@ class QueueGreedyPolicy(GreedyPolicy):
 
     name = "greedy_queue"
 
-    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor], servers: torch.Tensor | None) -> torch.Tensor:
+    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor],
+                         servers: torch.Tensor | None) -> torch.Tensor:
         return e["latency"] + (sim.server_load() if servers is None else sim.queue_wait(servers))
 
 

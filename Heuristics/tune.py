@@ -16,13 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from Heuristics.inference import make_policy, unit_interval  # noqa: E402
+from Heuristics.inference import make_policy, resolve_setting, unit_interval  # noqa: E402
 from Heuristics.policies import POLICIES  # noqa: E402
-from schedkit.cli import add_eval_flags, contention_flags, load_or_exit, resolve_device, set_threads  # noqa: E402
+from schedkit.cli import add_eval_flags, set_threads  # noqa: E402
 from schedkit.evaluation import eval_simulator, evaluate, summarize  # noqa: E402
 from schedkit.io import write_json, write_yaml  # noqa: E402
-from schedkit.paths import RESULTS, data_root, git_commit  # noqa: E402
-from schedkit.profiles import contention_or_exit, default_eval_episodes, profile_meta  # noqa: E402
+from schedkit.paths import RESULTS, git_commit  # noqa: E402
 
 FAMILY = [name for name, cls in POLICIES.items() if getattr(cls, "greedy_family", False)]
 COLUMNS = ("mean_reward", "mean_latency_ms", "p99_latency_ms", "mean_cost", "mean_queue_ms", "decision_ms")
@@ -37,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_eval_flags(p)
     p.set_defaults(split="train")
     p.add_argument("--out", default=None,
-                   help="output folder (default: <repository>/results/Heuristics/tune/<region>_train[_<profile>]_seed<seed>)")
+                   help="output folder (default: <repository>/results/Heuristics/tune/<region>_train[_<profile>]"
+                        "_seed<seed>)")
     args = p.parse_args(argv)
     if args.split != "train":
         p.error("--split test is refused: tune W on the train split, then evaluate the chosen W on test "
@@ -48,14 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     set_threads(args.threads)
-    device = resolve_device(args.device)
-    profile = args.profile or "paper"
-    contention = contention_or_exit(None, contention_flags(args))
-    ds = load_or_exit(data_root(args.data), args.region)
-    episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
-    suffix = "" if profile == "paper" else f"_{profile}"
-    out = Path(args.out) if args.out else RESULTS / "Heuristics" / "tune" / f"{'+'.join(args.region)}_train{suffix}_seed{args.seed}"
-    meta = {"profile": profile, **profile_meta(profile, contention)}
+    device, profile, contention, ds, episodes, out, meta = resolve_setting(args, RESULTS / "Heuristics" / "tune")
     rows = []
     for name in dict.fromkeys(args.policy):
         for w in dict.fromkeys(args.weights):

@@ -101,7 +101,8 @@ def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor,
 def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src_lat: torch.Tensor,
                   src_region: torch.Tensor, prev: torch.Tensor, tokens: torch.Tensor, req: torch.Tensor,
                   servers: torch.Tensor, with_reward: bool = True,
-                  contention: Contention | None = None, queue_ms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                  contention: Contention | None = None,
+                  queue_ms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Expected latency, cost and reward terms of running a step on `servers`, queues left out.
 
     Arguments broadcast: e.g. sources (R, 1) against candidate servers (1, C). `prev` is the
