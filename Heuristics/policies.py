@@ -18,6 +18,8 @@ the score is W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (default W = 0.6)
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 
 from edgesim.expectation import ChannelTable, expected_step
@@ -232,18 +234,23 @@ class LookaheadPolicy:
     With all queues empty (and always in the paper profile) it makes the oracle's decisions.
 
     Cost per decision: O(remaining steps x valid servers x valid predecessors) per row, like one
-    oracle plan; rows are planned together in chunks of at most `max_pairs` (predecessor, server)
-    pairs, which bounds memory.
+    oracle plan. The queue-free (predecessor, server) rewards of a task's steps are the oracle's and
+    depend on the task alone, so they are computed once and cached (up to `max_cache_bytes`, least
+    recently used first out; about 0.75 GB for the default test split); a decision recomputes only the
+    columns of servers with a queue, and adds up the DP. Rows are planned together, in chunks of at
+    most `max_pairs` (predecessor, server) pairs, which bounds memory.
     """
 
     name = "lookahead"
 
     def __init__(self, sim: Simulator, seed: int = 0, weights: tuple[float, float, float] = EVAL_WEIGHTS,
-                 max_pairs: int = 1 << 19):
+                 max_pairs: int = 1 << 20, max_cache_bytes: int = 4 << 30):
         self.table = ChannelTable(sim.device, sim.dtype)
         self.weights = weights
         widest = int(sim.net.valid_count.max())
         self.chunk = max(1, max_pairs // (widest * widest))
+        self.cache: OrderedDict[int, list[torch.Tensor]] = OrderedDict()
+        self.cache_bytes, self.max_cache_bytes = 0, max_cache_bytes
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         load = sim.server_load()
@@ -259,22 +266,59 @@ class LookaheadPolicy:
         width = int(count.max())
         return sim.net.valid_list[types, :width], torch.arange(width, device=sim.device) < count[:, None]
 
+    def pair_rewards(self, sim: Simulator, task: int) -> list[torch.Tensor | None]:
+        """Queue-free expected rewards of the task's steps k >= 1, [k] of shape (valid servers of
+        step k - 1, valid servers of step k): the oracle's numbers. Cached per task."""
+        if task in self.cache:
+            self.cache.move_to_end(task)
+            return self.cache[task]
+        net, T = sim.net, sim.tasks
+        cands = [net.valid[T.types[task, k]].nonzero().squeeze(1) for k in range(int(T.n_steps[task]))]
+        rewards = [None] + [expected_reward(sim, self.table, self.weights,
+                                            (net.lon[p], net.lat[p], net.region[p]), p, T.tokens[task, k],
+                                            T.types[task, k], cands[k][None])
+                            for k, p in ((k, cands[k - 1][:, None]) for k in range(1, len(cands)))]
+        self.cache[task] = rewards
+        self.cache_bytes += sum(r.numel() * r.element_size() for r in rewards[1:])
+        while self.cache_bytes > self.max_cache_bytes and len(self.cache) > 1:
+            self.cache_bytes -= sum(r.numel() * r.element_size() for r in self.cache.popitem(last=False)[1][1:])
+        return rewards
+
+    def _step_rewards(self, sim: Simulator, tasks: torch.Tensor, j: int, load: torch.Tensor):
+        """(A, Cp, C) expected rewards of step j from each valid predecessor to each valid server,
+        with the live waits; -inf on padding. Also the candidates (A, C), their mask and the
+        predecessors (A, Cp)."""
+        net, T = sim.net, sim.tasks
+        cur, ok = self._candidates(sim, T.types[tasks, j])
+        pre, _ = self._candidates(sim, T.types[tasks, j - 1])
+        q = torch.full((len(tasks), pre.shape[1], cur.shape[1]), -torch.inf, dtype=sim.dtype, device=sim.device)
+        for i, task in enumerate(tasks.tolist()):  # the cached queue-free rewards, one block per row
+            block = self.pair_rewards(sim, task)[j]
+            q[i, :block.shape[0], :block.shape[1]] = block
+        wait = load.gather(1, cur).masked_fill(~ok, 0.0)
+        busy = wait > 0
+        n_busy = busy.sum(1)
+        if int(n_busy.max()) > 0:  # recompute the columns of servers with a queue, all rows at once
+            col = torch.argsort((~busy).to(torch.int8), dim=1, stable=True)[:, :int(n_busy.max())]
+            p = pre[:, :, None]
+            fresh = expected_reward(sim, self.table, self.weights, (net.lon[p], net.lat[p], net.region[p]), p,
+                                    T.tokens[tasks, j][:, None, None], T.types[tasks, j][:, None, None],
+                                    cur.gather(1, col)[:, None, :], queue_ms=wait.gather(1, col)[:, None, :])
+            index = col[:, None, :].expand(-1, q.shape[1], -1)
+            real = (torch.arange(col.shape[1], device=sim.device) < n_busy[:, None])[:, None, :]
+            q.scatter_(2, index, torch.where(real, fresh, q.gather(2, index)))
+        return q, cur, ok, pre
+
     def first_step(self, sim: Simulator, obs: Observation, rows: torch.Tensor, load: torch.Tensor, src) -> torch.Tensor:
         """(R,) the first server of the plan of the rest of each row's workflow."""
-        net, T = sim.net, sim.tasks
         task, k0, n = obs.task[rows], obs.step[rows], obs.n_steps[rows]
         # value[r, i]: best expected reward of steps j.. when step j - 1 ran on the i-th candidate of its type
-        value = torch.zeros((len(rows), net.n), dtype=sim.dtype, device=sim.device)
-        for j in range(T.max_steps - 1, 0, -1):
+        value = torch.zeros((len(rows), sim.n_servers), dtype=sim.dtype, device=sim.device)
+        for j in range(sim.tasks.max_steps - 1, 0, -1):
             a = ((j > k0) & (j < n)).nonzero().squeeze(1)
             if len(a) == 0:
                 continue
-            cur, ok = self._candidates(sim, T.types[task[a], j])
-            pre, _ = self._candidates(sim, T.types[task[a], j - 1])
-            p = pre[:, :, None]
-            q = expected_reward(sim, self.table, self.weights, (net.lon[p], net.lat[p], net.region[p]), p,
-                                T.tokens[task[a], j][:, None, None], T.types[task[a], j][:, None, None],
-                                cur[:, None, :], queue_ms=load[a].gather(1, cur)[:, None, :])
+            q, cur, ok, pre = self._step_rewards(sim, task[a], j, load[a])
             q = (q + value[a, :cur.shape[1]][:, None, :]).masked_fill(~ok[:, None, :], -torch.inf)
             value[a, :pre.shape[1]] = q.amax(2)
         cur, ok = self._candidates(sim, obs.required_type[rows])

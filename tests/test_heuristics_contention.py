@@ -100,6 +100,37 @@ def test_lookahead_moves_to_an_idle_slower_server_when_the_fast_queue_is_long(th
     assert int(oracle.act(sim, obs)) == sid(three, "A")  # the load-blind plan stays on A
 
 
+def test_lookahead_maximises_the_plan_value_with_the_live_waits_held_fixed(three):
+    """Brute force over every plan of a 3-step workflow, each server's wait added to every step on it."""
+    import itertools
+
+    from Heuristics.policies import expected_reward
+    sim = world(three, split="test", rate=0.01)  # w2: ChatGPT, ChatGPT, GPT-4
+    obs, net, T = sim.observe(), sim.net, sim.tasks
+    policy, gen, firsts = LookaheadPolicy(sim), torch.Generator().manual_seed(0), set()
+    valid = [net.valid[T.types[0, k]].nonzero().squeeze(1).tolist() for k in range(3)]
+    for _ in range(12):
+        waits = torch.rand(3, generator=gen, dtype=torch.float64) * torch.tensor([400.0, 200.0, 100.0])
+        waits[int(torch.randint(3, (1,), generator=gen))] = 0.0  # one idle server
+        sim.busy[0] = sim.now + waits
+
+        def value(plan):
+            total, prev = 0.0, -1
+            for k, s in enumerate(plan):
+                src = T.lon[0:1], T.lat[0:1], T.region[0:1]
+                if prev >= 0:
+                    src = net.lon[prev:prev + 1], net.lat[prev:prev + 1], net.region[prev:prev + 1]
+                total += float(expected_reward(sim, policy.table, policy.weights, src, torch.tensor([prev]),
+                                               T.tokens[0, k], T.types[0, k], torch.tensor([s]),
+                                               queue_ms=waits[s:s + 1])[0])
+                prev = s
+            return total
+        best = max(itertools.product(*valid), key=value)
+        assert int(policy.act(sim, obs)) == best[0]
+        firsts.add(best[0])
+    assert len(firsts) >= 2  # the waits move the first step
+
+
 def _agree_with_the_oracle(sim, check_empty: bool, passes: int = 3) -> int:
     """Step every row through whole workflows with the oracle's actions; lookahead must match at
     every decision. Returns the number of decisions compared."""
