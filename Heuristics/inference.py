@@ -1,7 +1,14 @@
-"""Evaluate the reference schedulers (random, greedy, greedy_queue, maxcompute, oracle) on a dataset split.
+"""Evaluate the reference schedulers (random, greedy, greedy_queue, maxcompute, oracle, least_loaded, p2c,
+lookahead, telemetry) on a dataset split.
 
     python Heuristics/inference.py --data data1 --region Server1_Trap --policy greedy oracle --out results/heuristics
     python Heuristics/inference.py --profile contention --arrival-rate 4 --policy all
+    python Heuristics/inference.py --profile contention --arrival-rate 8 --policy greedy_queue --latency-weight 0.8
+
+`--latency-weight W` sets the greedy family's score W * E[latency] / 2000 ms + (1 - W) * cost / $0.05
+(greedy, greedy_queue, p2c, and least_loaded's tie-break; default 0.6); Heuristics/tune.py picks W
+on the train split. Each summary records the policy's `decision_ms` (wall time per decision,
+amortised over the batch) and, for the greedy family, its `latency_weight`.
 
 Under `--profile contention` the oracle's summary also holds `reward_upper_bound`: its plans'
 expected reward with queues left out, which no scheduler can exceed in expectation.
@@ -14,10 +21,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from Heuristics.policies import POLICIES  # noqa: E402
+from edgesim.contention import Contention  # noqa: E402
+from edgesim.dataset import Dataset  # noqa: E402
+from Heuristics.policies import GREEDY_LATENCY_WEIGHT, POLICIES  # noqa: E402
 from schedkit.cli import (add_eval_flags, contention_flags, load_or_exit, resolve_device, set_threads,  # noqa: E402
                           user_errors)
 from schedkit.evaluation import (EvaluationExists, check_overwrite, eval_simulator, evaluate,  # noqa: E402
@@ -31,10 +43,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", nargs="+", choices=[*POLICIES, "all"], default=["all"],
                    help="scheduler(s) to evaluate (default: all)")
+    add_latency_weight_flag(p)
     add_eval_flags(p)
     p.add_argument("--out", default=None,
                    help="output folder (default: <repository>/results/Heuristics/<region>_<split>[_<profile>]_seed<seed>)")
     return p.parse_args(argv)
+
+
+def unit_interval(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        w = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= w <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return w
+
+
+def add_latency_weight_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--latency-weight", type=unit_interval, default=GREEDY_LATENCY_WEIGHT, metavar="W",
+                   help="greedy family (greedy, greedy_queue, p2c, least_loaded's tie-break): weight of "
+                        f"E[latency] / 2000 ms in the score, 1 - W on cost / $0.05 (default: {GREEDY_LATENCY_WEIGHT})")
+
+
+def make_policy(name: str, sim, seed: int, latency_weight: float):
+    """A registered policy; the greedy family gets the latency weight."""
+    cls = POLICIES[name]
+    if getattr(cls, "greedy_family", False):
+        return cls(sim, seed=seed, latency_weight=latency_weight)
+    return cls(sim, seed=seed)
+
+
+def policy_settings(name: str, latency_weight: float) -> dict:
+    """What a policy's summary records about its own parameters."""
+    return {"latency_weight": latency_weight} if getattr(POLICIES[name], "greedy_family", False) else {}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -44,20 +87,39 @@ def main(argv: list[str] | None = None) -> dict:
         return evaluate_heuristics(args)
 
 
-def evaluate_heuristics(args: argparse.Namespace) -> dict:
-    names = list(POLICIES) if "all" in args.policy else list(dict.fromkeys(args.policy))
+class Setting(NamedTuple):
+    """What an evaluation of the heuristics runs on, resolved from the command line."""
+    device: torch.device
+    profile: str
+    contention: Contention
+    ds: Dataset
+    episodes: int
+    out: Path
+    meta: dict
+
+
+def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heuristics") -> Setting:
+    """Device, profile, dataset and episodes of the flags, and the output folder (default:
+    `results`/<region>_<split>[_<profile>]_seed<seed>)."""
     device = resolve_device(args.device)
     profile = args.profile or "paper"
     contention = contention_or_exit(None, contention_flags(args))
     ds = load_or_exit(data_root(args.data), args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     suffix = "" if profile == "paper" else f"_{profile}"
-    out = Path(args.out) if args.out else RESULTS / "Heuristics" / f"{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}"
+    out = Path(args.out) if args.out else results / f"{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}"
     meta = {"profile": profile, **profile_meta(profile, contention)}
+    return Setting(device, profile, contention, ds, episodes, out, meta)
+
+
+def evaluate_heuristics(args: argparse.Namespace) -> dict:
+    names = list(POLICIES) if "all" in args.policy else list(dict.fromkeys(args.policy))
+    device, profile, contention, ds, episodes, out, meta = resolve_setting(args)
     targets = {name: out if len(names) == 1 else out / name for name in names}
     for name, target in targets.items():
         check_overwrite(target, {"policy": name, "split": args.split, "seed": args.seed, "episodes": episodes, **meta,
-                                 "regions": args.region, "dataset_fingerprint": ds.fingerprint}, args.overwrite)
+                                 "regions": args.region, "dataset_fingerprint": ds.fingerprint,
+                                 **policy_settings(name, args.latency_weight)}, args.overwrite)
     write_yaml(out / "config.yaml", vars(args) | meta | {"policies": names, "episodes": episodes, "device": str(device),
                                                           "dataset_fingerprint": ds.fingerprint,
                                                           "git_commit": git_commit()})
@@ -65,14 +127,15 @@ def evaluate_heuristics(args: argparse.Namespace) -> dict:
     summaries = {}
     for name, target in targets.items():
         sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, contention)
-        policy = POLICIES[name](sim, seed=args.seed)
+        policy = make_policy(name, sim, args.seed, args.latency_weight)
         df = evaluate(sim, policy, episodes, progress=not args.no_progress)
         extra = {}
         if name == "oracle" and profile == "contention":
             extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
         summaries[name] = write_evaluation(target, df, {
             "policy": name, "split": args.split, "seed": args.seed, "episodes": episodes, **meta, "device": str(device),
-            "regions": args.region, "dataset_fingerprint": ds.fingerprint, **extra})
+            "regions": args.region, "dataset_fingerprint": ds.fingerprint, **policy_settings(name, args.latency_weight),
+            **extra})
     print(format_table(summaries))
     print(f"wrote {out}")
     return summaries

@@ -1,4 +1,5 @@
-"""Reference schedulers: random, greedy, greedy_queue, maxcompute and the oracle.
+"""Reference schedulers: random, greedy, greedy_queue, maxcompute, the oracle, and the
+queue-aware ones for the contention profile: least_loaded, p2c, lookahead and telemetry.
 
 Each is a policy with `act(sim, obs) -> (B,) server indices`, always a valid server for the step.
 They read the simulator's topology (and `greedy_queue` its live server load), never its random
@@ -8,8 +9,16 @@ Under the contention profile the expectations use its trap model, and queues are
 them: `greedy` and `oracle` are load-blind rules there. `greedy_queue` adds the live queue wait.
 The oracle's plan value is then an upper bound on any scheduler's expected episode reward, not
 an achieved one: queues only add latency, and the latency reward never increases with latency.
+`least_loaded`, `p2c` and `lookahead` read the live queue waits; `telemetry` ranks servers by
+TopoFreeRL's hand-made telemetry (no network). In the paper profile queues are zero, so
+least_loaded is greedy, p2c is greedy over two random valid servers, and lookahead is the oracle.
+
+The greedy family (greedy, greedy_queue, least_loaded's tie-break, p2c) takes `latency_weight` W:
+the score is W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (default W = 0.6).
 """
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import torch
 
@@ -47,27 +56,39 @@ class MaxComputePolicy:
         return self.best[obs.required_type]
 
 
+def check_latency_weight(w: float) -> float:
+    """The greedy family's latency weight W, a number in [0, 1] (the cost weight is 1 - W)."""
+    if not 0.0 <= w <= 1.0:
+        raise ValueError(f"latency weight must be in [0, 1], got {w}")
+    return float(w)
+
+
 class GreedyPolicy:
     """The valid server minimising the step's expected weighted latency and cost."""
 
     name = "greedy"
+    greedy_family = True  # takes `latency_weight`
 
-    def __init__(self, sim: Simulator, seed: int = 0):
+    def __init__(self, sim: Simulator, seed: int = 0, latency_weight: float = GREEDY_LATENCY_WEIGHT):
         self.table = ChannelTable(sim.device, sim.dtype)
         self.servers = torch.arange(sim.n_servers, device=sim.device)
+        self.latency_weight = check_latency_weight(latency_weight)
+        self.cost_weight = GREEDY_COST_WEIGHT if latency_weight == GREEDY_LATENCY_WEIGHT else 1.0 - latency_weight
 
-    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor]) -> torch.Tensor:
+    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor],
+                         servers: torch.Tensor | None) -> torch.Tensor:
         return e["latency"]
 
-    def scores(self, sim: Simulator, obs: Observation) -> torch.Tensor:
-        """(B, N) greedy score, +inf on invalid servers."""
+    def scores(self, sim: Simulator, obs: Observation, servers: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N) greedy score, +inf on invalid servers; or (B, K) of the given valid `servers` (B, K)."""
         lon, lat, region = sim.hop_source()
+        cands = self.servers[None] if servers is None else servers
         e = expected_step(sim.net, self.table, lon[:, None], lat[:, None], region[:, None], obs.prev_server[:, None],
-                          obs.tokens[:, None], obs.required_type[:, None], self.servers[None], with_reward=False,
+                          obs.tokens[:, None], obs.required_type[:, None], cands, with_reward=False,
                           contention=getattr(sim, "contention", None))
-        score = (GREEDY_LATENCY_WEIGHT * self.expected_latency(sim, e) / GREEDY_LATENCY_SCALE_MS
-                 + GREEDY_COST_WEIGHT * e["cost"] / GREEDY_COST_SCALE)
-        return score.masked_fill(~sim.valid_mask(), torch.inf)
+        score = (self.latency_weight * self.expected_latency(sim, e, servers) / GREEDY_LATENCY_SCALE_MS
+                 + self.cost_weight * e["cost"] / GREEDY_COST_SCALE)
+        return score.masked_fill(~sim.valid_mask(), torch.inf) if servers is None else score
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         return self.scores(sim, obs).argmin(1)
@@ -80,8 +101,59 @@ class QueueGreedyPolicy(GreedyPolicy):
 
     name = "greedy_queue"
 
-    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor]) -> torch.Tensor:
-        return e["latency"] + sim.server_load()
+    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor],
+                         servers: torch.Tensor | None) -> torch.Tensor:
+        return e["latency"] + (sim.server_load() if servers is None else sim.queue_wait(servers))
+
+
+class LeastLoadedPolicy(GreedyPolicy):
+    """The valid server with the smallest live queue wait; among equal waits, the lowest greedy score.
+
+    Idle servers all wait exactly 0, so while any valid server is idle this is greedy over the idle
+    ones; in the paper profile (no queues) it is greedy."""
+
+    name = "least_loaded"
+
+    def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
+        load = sim.server_load().masked_fill(~sim.valid_mask(), torch.inf)
+        tied = load == load.amin(1, keepdim=True)
+        return self.scores(sim, obs).masked_fill(~tied, torch.inf).argmin(1)
+
+
+class PowerOfTwoPolicy(QueueGreedyPolicy):
+    """Power of two choices: two valid servers drawn uniformly (distinct when the step has two or
+    more), keep the one with the lower greedy_queue score (the first drawn on a tie)."""
+
+    name = "p2c"
+
+    def __init__(self, sim: Simulator, seed: int = 0, latency_weight: float = GREEDY_LATENCY_WEIGHT):
+        super().__init__(sim, seed, latency_weight)
+        self.gen = torch.Generator(sim.device).manual_seed(seed)
+
+    def draw(self, sim: Simulator) -> torch.Tensor:
+        """(B, 2) two valid servers per row, distinct where the step has >= 2 valid servers."""
+        req = sim.required_type()
+        count = sim.net.valid_count[req]
+        u = torch.rand((sim.batch_size, 2), generator=self.gen, device=sim.device, dtype=sim.dtype)
+        first = (u[:, 0] * count).long()
+        # the second: one of the other count - 1 slots, shifted past the first
+        second = torch.where(count > 1, (first + 1 + (u[:, 1] * (count - 1)).long()) % count, first)
+        return sim.net.valid_list[req[:, None], torch.stack([first, second], 1)]
+
+    def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
+        pair = self.draw(sim)
+        return pair.gather(1, self.scores(sim, obs, pair).argmin(1, keepdim=True)).squeeze(1)
+
+
+def expected_reward(sim: Simulator, table: ChannelTable, weights: tuple[float, float, float], src, prev: torch.Tensor,
+                    tokens: torch.Tensor, req: torch.Tensor, servers: torch.Tensor,
+                    queue_ms: torch.Tensor | None = None) -> torch.Tensor:
+    """Expected weighted reward of a step on `servers` (arguments broadcast as in `expected_step`),
+    with an optional known queue wait per server; the oracle's and lookahead's step value."""
+    e = expected_step(sim.net, table, *src, prev, tokens, req, servers, contention=getattr(sim, "contention", None),
+                      queue_ms=queue_ms)
+    wl, wc, ws = weights
+    return wl * e["rL"] + wc * e["rC"] + ws * e["rS"]
 
 
 class OraclePolicy:
@@ -104,10 +176,7 @@ class OraclePolicy:
 
     def _reward(self, sim: Simulator, src, prev: torch.Tensor, k: int, task: int, servers: torch.Tensor) -> torch.Tensor:
         T = sim.tasks
-        e = expected_step(sim.net, self.table, *src, prev, T.tokens[task, k], T.types[task, k], servers,
-                          contention=getattr(sim, "contention", None))
-        wl, wc, ws = self.weights
-        return wl * e["rL"] + wc * e["rC"] + ws * e["rS"]
+        return expected_reward(sim, self.table, self.weights, src, prev, T.tokens[task, k], T.types[task, k], servers)
 
     def plan(self, sim: Simulator, task: int) -> tuple[torch.Tensor, float]:
         """(servers per step, expected episode reward) of the optimal plan for one task."""
@@ -149,4 +218,147 @@ class OraclePolicy:
         return sum(self.plan(sim, index[t])[1] for t in task_ids) / len(task_ids)
 
 
-POLICIES = {p.name: p for p in (RandomPolicy, GreedyPolicy, QueueGreedyPolicy, MaxComputePolicy, OraclePolicy)}
+class LookaheadPolicy:
+    """Queue-aware workflow planner (model-predictive control) for the contention profile.
+
+    At every decision it plans the rest of each row's active workflow, from the current step to the
+    last, by the oracle's dynamic programme over (step, server) (predecessors: the valid servers of
+    the previous step's type; the same expected reward, weights 0.45/0.40/0.15, and clipped latency
+    reward), with each server's expected step latency increased by its live queue wait, and commits
+    only the first step; the next decision plans again from where the workflow is.
+
+    Approximation: the waits are read once, at decision time, and held fixed over the whole plan. A
+    later step is charged the wait its server has now, as if queues neither drained nor grew (by
+    this workflow's jobs or others') before the step gets there. The admission wait of step 0 is
+    left out, as the oracle leaves it out; it is the same for every server.
+    With all queues empty (and always in the paper profile) it makes the oracle's decisions.
+
+    Cost per decision: O(remaining steps x valid servers x valid predecessors) per row, like one
+    oracle plan. The queue-free (predecessor, server) rewards of a task's steps are the oracle's and
+    depend on the task alone, so they are computed once and cached (up to `max_cache_bytes`, least
+    recently used first out; about 0.75 GB for the default test split); a decision recomputes only the
+    columns of servers with a queue, and adds up the DP. Rows are planned together, in chunks of at
+    most `max_pairs` (predecessor, server) pairs, which bounds memory.
+    """
+
+    name = "lookahead"
+
+    def __init__(self, sim: Simulator, seed: int = 0, weights: tuple[float, float, float] = EVAL_WEIGHTS,
+                 max_pairs: int = 1 << 20, max_cache_bytes: int = 4 << 30):
+        self.table = ChannelTable(sim.device, sim.dtype)
+        self.weights = weights
+        widest = int(sim.net.valid_count.max())
+        self.chunk = max(1, max_pairs // (widest * widest))
+        self.cache: OrderedDict[int, list[torch.Tensor]] = OrderedDict()
+        self.cache_bytes, self.max_cache_bytes = 0, max_cache_bytes
+
+    def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
+        load = sim.server_load()
+        lon, lat, region = sim.hop_source()
+        rows = torch.arange(sim.batch_size, device=sim.device)
+        return torch.cat([self.first_step(sim, obs, r, load[r], (lon[r], lat[r], region[r]))
+                          for r in rows.split(self.chunk)])
+
+    def _candidates(self, sim: Simulator, types: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, C) valid servers of each row's model type in ascending order (the oracle's candidate
+        order), padded; and the (R, C) mask of the real ones. C is the widest row's count."""
+        count = sim.net.valid_count[types]
+        width = int(count.max())
+        return sim.net.valid_list[types, :width], torch.arange(width, device=sim.device) < count[:, None]
+
+    def pair_rewards(self, sim: Simulator, task: int) -> list[torch.Tensor | None]:
+        """Queue-free expected rewards of the task's steps k >= 1, [k] of shape (valid servers of
+        step k - 1, valid servers of step k): the oracle's numbers. Cached per task."""
+        if task in self.cache:
+            self.cache.move_to_end(task)
+            return self.cache[task]
+        net, T = sim.net, sim.tasks
+        cands = [net.valid[T.types[task, k]].nonzero().squeeze(1) for k in range(int(T.n_steps[task]))]
+        rewards = [None] + [expected_reward(sim, self.table, self.weights,
+                                            (net.lon[p], net.lat[p], net.region[p]), p, T.tokens[task, k],
+                                            T.types[task, k], cands[k][None])
+                            for k, p in ((k, cands[k - 1][:, None]) for k in range(1, len(cands)))]
+        self.cache[task] = rewards
+        self.cache_bytes += sum(r.numel() * r.element_size() for r in rewards[1:])
+        while self.cache_bytes > self.max_cache_bytes and len(self.cache) > 1:
+            self.cache_bytes -= sum(r.numel() * r.element_size() for r in self.cache.popitem(last=False)[1][1:])
+        return rewards
+
+    def _step_rewards(self, sim: Simulator, tasks: torch.Tensor, j: int, load: torch.Tensor):
+        """(A, Cp, C) expected rewards of step j from each valid predecessor to each valid server,
+        with the live waits; -inf on padding. Also the candidates (A, C), their mask and the
+        predecessors (A, Cp)."""
+        net, T = sim.net, sim.tasks
+        cur, ok = self._candidates(sim, T.types[tasks, j])
+        pre, _ = self._candidates(sim, T.types[tasks, j - 1])
+        q = torch.full((len(tasks), pre.shape[1], cur.shape[1]), -torch.inf, dtype=sim.dtype, device=sim.device)
+        for i, task in enumerate(tasks.tolist()):  # the cached queue-free rewards, one block per row
+            block = self.pair_rewards(sim, task)[j]
+            q[i, :block.shape[0], :block.shape[1]] = block
+        wait = load.gather(1, cur).masked_fill(~ok, 0.0)
+        busy = wait > 0
+        n_busy = busy.sum(1)
+        if int(n_busy.max()) > 0:  # recompute the columns of servers with a queue, all rows at once
+            col = torch.argsort((~busy).to(torch.int8), dim=1, stable=True)[:, :int(n_busy.max())]
+            p = pre[:, :, None]
+            fresh = expected_reward(sim, self.table, self.weights, (net.lon[p], net.lat[p], net.region[p]), p,
+                                    T.tokens[tasks, j][:, None, None], T.types[tasks, j][:, None, None],
+                                    cur.gather(1, col)[:, None, :], queue_ms=wait.gather(1, col)[:, None, :])
+            index = col[:, None, :].expand(-1, q.shape[1], -1)
+            real = (torch.arange(col.shape[1], device=sim.device) < n_busy[:, None])[:, None, :]
+            q.scatter_(2, index, torch.where(real, fresh, q.gather(2, index)))
+        return q, cur, ok, pre
+
+    def first_step(self, sim: Simulator, obs: Observation, rows: torch.Tensor, load: torch.Tensor, src) -> torch.Tensor:
+        """(R,) the first server of the plan of the rest of each row's workflow."""
+        task, k0, n = obs.task[rows], obs.step[rows], obs.n_steps[rows]
+        # value[r, i]: best expected reward of steps j.. when step j - 1 ran on the i-th candidate of its type
+        value = torch.zeros((len(rows), sim.n_servers), dtype=sim.dtype, device=sim.device)
+        for j in range(sim.tasks.max_steps - 1, 0, -1):
+            a = ((j > k0) & (j < n)).nonzero().squeeze(1)
+            if len(a) == 0:
+                continue
+            q, cur, ok, pre = self._step_rewards(sim, task[a], j, load[a])
+            q = (q + value[a, :cur.shape[1]][:, None, :]).masked_fill(~ok[:, None, :], -torch.inf)
+            value[a, :pre.shape[1]] = q.amax(2)
+        cur, ok = self._candidates(sim, obs.required_type[rows])
+        q0 = expected_reward(sim, self.table, self.weights, tuple(x[:, None] for x in src), obs.prev_server[rows, None],
+                             obs.tokens[rows, None], obs.required_type[rows, None], cur, queue_ms=load.gather(1, cur))
+        q0 = (q0 + value[:, :cur.shape[1]]).masked_fill(~ok, -torch.inf)
+        return cur.gather(1, q0.argmax(1, keepdim=True)).squeeze(1)
+
+
+class TelemetryPolicy:
+    """The valid server with the highest TopoFreeRL telemetry (its hand-made per-server score, no network):
+    nc / (1 + 0.3 queue wait / telemetry_queue_ms) x cost factor x latency factor, with the queue
+    term live under contention. `telemetry_latency` and `telemetry_queue_ms` are TopoFreeRL's
+    config.yaml defaults unless given."""
+
+    name = "telemetry"
+
+    def __init__(self, sim: Simulator, seed: int = 0, telemetry_latency: str | None = None,
+                 telemetry_queue_ms: float | None = None):
+        from schedkit.config import load_yaml
+        from schedkit.paths import REPO
+        from TopoFreeRL.agent import live_telemetry, static_telemetry
+
+        cfg = load_yaml(REPO / "TopoFreeRL" / "config.yaml")
+        self.queue_ms = float(cfg["telemetry_queue_ms"] if telemetry_queue_ms is None else telemetry_queue_ms)
+        nc_static = static_telemetry(sim.dataset, telemetry_latency or cfg["telemetry_latency"])
+        # the same float32 numbers as TopoFreeRL's buffers
+        self.nc_static = torch.tensor(nc_static, dtype=torch.float32, device=sim.device)
+        self.static = torch.tensor(nc_static / nc_static.max(), dtype=torch.float32, device=sim.device)
+        self.live = live_telemetry
+
+    def telemetry(self, sim: Simulator) -> torch.Tensor:
+        """(B, N) live telemetry under contention, (1, N) static in the paper profile."""
+        if sim.profile_name == "contention":
+            return self.live(self.nc_static, sim.server_load().float(), self.queue_ms)
+        return self.static[None]
+
+    def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
+        return self.telemetry(sim).masked_fill(~sim.valid_mask(), -torch.inf).argmax(1)
+
+
+POLICIES = {p.name: p for p in (RandomPolicy, GreedyPolicy, QueueGreedyPolicy, MaxComputePolicy, OraclePolicy,
+                                LeastLoadedPolicy, PowerOfTwoPolicy, LookaheadPolicy, TelemetryPolicy)}

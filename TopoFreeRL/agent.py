@@ -88,6 +88,18 @@ def _telemetry_latency(ds: Dataset, kind: str) -> np.ndarray:
     return np.where(ds.is_trap, EXPECTED_TRAP_MS, mean)
 
 
+def static_telemetry(ds: Dataset, latency_kind: str) -> np.ndarray:
+    """(N,) the telemetry before queues and normalisation: nc * cost factor * latency factor."""
+    static = (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(-_telemetry_latency(ds, latency_kind) / 500)
+    return ds.nc * static
+
+
+def live_telemetry(nc_static: torch.Tensor, load: torch.Tensor, queue_ms: float) -> torch.Tensor:
+    """(B, N) the live telemetry under contention: queue_norm = load / queue_ms, divided by its row max."""
+    live = nc_static / (1 + 0.3 * load / queue_ms)
+    return live / live.amax(1, keepdim=True)
+
+
 class TopoFreeAgent(MaskedAgent):
     algo = "TopoFreeRL"  # the name in its config and checkpoints
     # the string options of TopoFreeRL's config, checked before a run starts
@@ -107,9 +119,7 @@ class TopoFreeAgent(MaskedAgent):
         self.guidance = bool(g.get("enabled", True))
         se_gate = bool(cfg.get("se_gate", True))
         n = ds.n_servers
-        static = (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(
-            -_telemetry_latency(ds, cfg["telemetry_latency"]) / 500)
-        nc_static = ds.nc * static
+        nc_static = static_telemetry(ds, cfg["telemetry_latency"])
         telemetry = nc_static / nc_static.max()
         nbr = _neighbour_table(ds)
         bw = np.bincount(ds.link_src, weights=ds.link_bandwidth, minlength=n) / np.maximum(
@@ -194,8 +204,7 @@ class TopoFreeAgent(MaskedAgent):
         feats = {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
         load = sim.server_load().float() if sim.profile_name == "contention" and self.live_load else None
         if load is not None:
-            live = self.nc_static / (1 + 0.3 * load / self.telemetry_queue_ms)
-            feats["telemetry"] = live / live.amax(1, keepdim=True)
+            feats["telemetry"] = live_telemetry(self.nc_static, load, self.telemetry_queue_ms)
         if self.per_server:
             feats["servers"] = self.server_features(sim, obs, feats.get("telemetry", self.telemetry), load)
         return feats

@@ -101,13 +101,16 @@ def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor,
 def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src_lat: torch.Tensor,
                   src_region: torch.Tensor, prev: torch.Tensor, tokens: torch.Tensor, req: torch.Tensor,
                   servers: torch.Tensor, with_reward: bool = True,
-                  contention: Contention | None = None) -> dict[str, torch.Tensor]:
+                  contention: Contention | None = None,
+                  queue_ms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Expected latency, cost and reward terms of running a step on `servers`, queues left out.
 
     Arguments broadcast: e.g. sources (R, 1) against candidate servers (1, C). `prev` is the
     previous server (-1 at step 0, when the source is the task location). `contention` (its
     parameters) switches the trap model to the contention profile's. Returns tensors of the
     broadcast shape: `latency` (E[ms]), `cost`, and (`with_reward`) expected rewards `rL`, `rC`, `rS`.
+    `queue_ms` (broadcastable, optional) is a known wait added to every outcome's latency, so the
+    clipped latency reward accounts for it; None (queues left out) and zeros give the same numbers.
     """
     from_server = prev >= 0
     d, same_region = net.hop_km(src_lon, src_lat, src_region, from_server, servers)
@@ -115,6 +118,8 @@ def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src
     link_ms, found = net.link_lookup(prev, servers)
     link = torch.where(trap, 0.0, link_ms)
     base = P.PROPAGATION_MS_PER_KM * d + P.OVERHEAD_MS + link + P.compute_ms(tokens, net.nc[servers])
+    if queue_ms is not None:
+        base = base + queue_ms
     k = P.BITS_PER_TOKEN * tokens * 1000.0  # ms per unit of 1/rate
     base, k, trap, link_ms, found = torch.broadcast_tensors(base, k + torch.zeros_like(base), trap, link_ms, found)
     values, probs = trap_outcomes(trap, torch.where(found, link_ms, 0.0), contention)

@@ -39,12 +39,17 @@ w2,test,8.000,47.000,100,"[""ChatGPT"", ""ChatGPT""]"
 U = torch.tensor([[0.5, 0.5, 0.5, 0.9]], dtype=torch.float64)  # fixed channel draws; trap coin/retransmission 0.9
 
 
+def write_three(root, instances: str = INSTANCES, tasks: str = TASKS):
+    """The 3-server region (C a trap) under root/Three."""
+    write_tiny(root / "Three", **{"servers.csv": SERVERS, "model_instances.csv": instances, "network_links.csv": LINKS,
+                                  "tasks.csv": tasks, "task_request_mapping.csv": None, "request_log.csv": None,
+                                  "trap_config.json": '{"trap_server_ids": ["C"]}'})
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("three")
-    write_tiny(root / "Three", **{"servers.csv": SERVERS, "model_instances.csv": INSTANCES, "network_links.csv": LINKS,
-                                  "tasks.csv": TASKS, "task_request_mapping.csv": None, "request_log.csv": None,
-                                  "trap_config.json": '{"trap_server_ids": ["C"]}'})
+    write_three(root)
     trace = root / "even.csv"
     trace.write_text("Timestamp\n" + "\n".join(str(i) for i in range(10)) + "\n")  # BurstGPT-style seconds
     return load_dataset(root, "Three"), trace

@@ -26,12 +26,19 @@ LEARNED = {
     "PFAPPO": ("PFAPPO", "PFAPPO.agent:PFPPOAgent"),
     "Stark": ("Stark_Scheduler", "Stark_Scheduler.model:StarkAgent"),
 }
-HEURISTICS = ("oracle", "greedy", "greedy_queue", "maxcompute", "random")
+HEURISTICS = ("oracle", "lookahead", "greedy", "greedy_queue", "least_loaded", "p2c", "telemetry", "maxcompute",
+              "random")
+# queue-aware heuristics, evaluated by total/ under the contention profile only: without queues
+# greedy_queue and least_loaded are greedy and lookahead is the oracle; p2c and telemetry are
+# contention baselines
+CONTENTION_HEURISTICS = ("greedy_queue", "least_loaded", "p2c", "lookahead", "telemetry")
 ORDER = [*LEARNED, *HEURISTICS]
-# Okabe-Ito colour-blind-safe palette, one fixed colour per scheduler across every figure
+# Okabe-Ito colour-blind-safe palette, one fixed colour per scheduler across every figure; its 8
+# colours are taken, so the newer heuristics use Paul Tol's (muted scheme)
 COLORS = {"TopoFreeRL": "#D55E00", "PPO": "#0072B2", "PFAPPO": "#009E73", "Stark": "#CC79A7",
           "oracle": "#000000", "greedy": "#E69F00", "greedy_queue": "#F0E442", "maxcompute": "#56B4E9",
-          "random": "#999999"}
+          "random": "#999999", "least_loaded": "#332288", "p2c": "#882255", "lookahead": "#117733",
+          "telemetry": "#AA4499"}
 LABELS = {"PFAPPO": "PF-PPO", "Stark": "STARK"}
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import HEURISTICS, agent_factory, eval_dir, final_checkpoints, label, paths, provenance, sort_algos
+from common import (CONTENTION_HEURISTICS, HEURISTICS, agent_factory, eval_dir, final_checkpoints, label, paths,
+                    provenance, sort_algos)
 
 from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
 from schedkit.cli import (add_contention_flags, add_threads_flag, contention_flags, device_name,  # noqa: E402
@@ -141,8 +142,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
     for name in HEURISTICS:
-        if name == "greedy_queue" and contention is None:
-            continue  # identical to greedy without queues
+        if name in CONTENTION_HEURISTICS and contention is None:
+            continue  # queue-aware: greedy / the oracle without queues, or contention-only baselines
         def make(sim, es, name=name):
             policy = POLICIES[name](sim, seed=es)
             if isinstance(policy, OraclePolicy):

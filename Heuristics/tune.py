@@ -1,0 +1,76 @@
+"""Tune the greedy family's latency weight W on the train split (never the test split).
+
+    python Heuristics/tune.py --profile contention --arrival-rate 8 --split train --weights 0.5 0.6 0.7 0.8 0.9
+
+Evaluates each policy (default: greedy_queue and p2c) at each W, with the score
+W * E[latency] / 2000 ms + (1 - W) * cost / $0.05, under the evaluation protocol on the train
+split, and picks, per policy, the W of the best mean reward. Writes OUT/tuning.json (the table and
+the chosen W) and OUT/config.yaml, and prints the table. Evaluate the chosen W on the test split
+with `Heuristics/inference.py --latency-weight W`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from Heuristics.inference import make_policy, resolve_setting, unit_interval  # noqa: E402
+from Heuristics.policies import POLICIES  # noqa: E402
+from schedkit.cli import add_eval_flags, set_threads  # noqa: E402
+from schedkit.evaluation import eval_simulator, evaluate, summarize  # noqa: E402
+from schedkit.io import write_json, write_yaml  # noqa: E402
+from schedkit.paths import RESULTS, git_commit  # noqa: E402
+
+FAMILY = [name for name, cls in POLICIES.items() if getattr(cls, "greedy_family", False)]
+COLUMNS = ("mean_reward", "mean_latency_ms", "p99_latency_ms", "mean_cost", "mean_queue_ms", "decision_ms")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--policy", nargs="+", choices=FAMILY, default=["greedy_queue", "p2c"],
+                   help="greedy-family scheduler(s) to tune (default: greedy_queue p2c)")
+    p.add_argument("--weights", nargs="+", type=unit_interval, default=[0.5, 0.6, 0.7, 0.8, 0.9], metavar="W",
+                   help="latency weights to try, each in [0, 1] (default: 0.5 0.6 0.7 0.8 0.9)")
+    add_eval_flags(p)
+    p.set_defaults(split="train")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: <repository>/results/Heuristics/tune/<region>_train[_<profile>]"
+                        "_seed<seed>)")
+    args = p.parse_args(argv)
+    if args.split != "train":
+        p.error("--split test is refused: tune W on the train split, then evaluate the chosen W on test "
+                "with Heuristics/inference.py --latency-weight W")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    device, profile, contention, ds, episodes, out, meta = resolve_setting(args, RESULTS / "Heuristics" / "tune")
+    rows = []
+    for name in dict.fromkeys(args.policy):
+        for w in dict.fromkeys(args.weights):
+            sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, contention)
+            summary = summarize(evaluate(sim, make_policy(name, sim, args.seed, w), episodes,
+                                         progress=not args.no_progress))
+            rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS}})
+            print(f"{name:>14}  W={w:<5g}" + "".join(f"  {k} {rows[-1][k]:.4f}" for k in COLUMNS), flush=True)
+    chosen = {name: max((r for r in rows if r["policy"] == name), key=lambda r: r["mean_reward"])["latency_weight"]
+              for name in dict.fromkeys(args.policy)}
+    result = {"split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,
+              "dataset_fingerprint": ds.fingerprint, "criterion": "best mean_reward", "chosen_latency_weight": chosen,
+              "table": rows, "git_commit": git_commit()}
+    write_json(out / "tuning.json", result)
+    write_yaml(out / "config.yaml", vars(args) | meta | {"episodes": episodes, "device": str(device),
+                                                          "dataset_fingerprint": ds.fingerprint,
+                                                          "chosen_latency_weight": chosen, "git_commit": git_commit()})
+    for name, w in chosen.items():
+        print(f"chosen {name}: latency weight {w:g}")
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
