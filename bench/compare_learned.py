@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
                           **{c: m[c].sum() for c in SPLIT_COLUMNS if c in m.columns},
                           "decision_ms_batch1": summary["decision_ms_batch1"]})
             episodes.setdefault(algo, []).append(pd.read_csv(run_dir / "eval" / "episodes.csv"))
-    run("Heuristics/inference.py", "--seed", str(args.eval_seed), "--out", str(work / "heuristics"), "--no-progress")
+    run("Heuristics/inference.py", "--policy", "oracle", "greedy", "maxcompute", "random", "--seed", str(args.eval_seed),
+        "--out", str(work / "heuristics"), "--no-progress")
     for name in ("oracle", "greedy", "maxcompute", "random"):
         episodes[name] = [pd.read_csv(work / "heuristics" / name / "episodes.csv")]
 
