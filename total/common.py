@@ -170,7 +170,8 @@ def load_eval(results: Path, regions: list[str], tag: str = ""):
 # solid, heuristics dashed or dotted, every scheduler its own marker.
 LINESTYLES = {"TopoFreeRL": ("-", "o"), "PPO": ("-", "s"), "PFAPPO": ("-", "^"), "Stark": ("-", "D"),
               "oracle": (":", "*"), "greedy": ("--", "v"), "greedy_queue": ("-.", "P"), "maxcompute": ("--", "<"),
-              "random": (":", "X")}
+              "random": (":", "X"), "least_loaded": ("-.", "h"), "p2c": (":", "d"), "lookahead": ("--", "p"),
+              "telemetry": ("-.", "8")}
 
 
 def line_style(algo: str) -> dict[str, Any]:
