@@ -85,6 +85,43 @@ def load_table(results: Path, regions: list[str], rates: list[float]) -> pd.Data
     return pd.DataFrame(rows)
 
 
+CLOSE = 1.25  # the zoom row shows schedulers whose mean stays within 1.25x of the best at every rate
+
+
+def competitive(table: pd.DataFrame) -> list[str]:
+    """Schedulers whose mean latency stays within CLOSE x the best at every rate (the zoom row), or
+    none when that is every scheduler (no zoom needed)."""
+    best = table.groupby("rate")["mean_ms"].transform("min")
+    ok = (table["mean_ms"] <= CLOSE * best).groupby(table["algo"]).all()
+    close = sort_algos([a for a, good in ok.items() if good])
+    return close if len(close) < table["algo"].nunique() else []
+
+
+def panel(ax, table: pd.DataFrame, col: str, title: str, rates: list[float], algos: list[str]) -> None:
+    """One latency statistic against the rate: a line and CI band per scheduler, open markers where
+    it saturates; log y when the values span more than 20x."""
+    shown = table[table["algo"].isin(algos)]
+    for algo in algos:
+        d = shown[shown["algo"] == algo].sort_values("rate")
+        kw = line_style(algo)
+        ax.fill_between(d["rate"], d[f"{col}_lo"], d[f"{col}_hi"], color=kw["color"], alpha=0.18, linewidth=0)
+        ax.plot(d["rate"], d[f"{col}_ms"], markersize=3.5, label=label(algo), **kw)
+        sat = d[d["saturated"].astype(bool)]
+        ax.plot(sat["rate"], sat[f"{col}_ms"], kw["marker"], color=kw["color"], markerfacecolor="white",
+                markersize=5, linestyle="none")
+    values = shown[[f"{col}_lo", f"{col}_ms", f"{col}_hi"]].to_numpy()
+    if values.min() > 0 and values.max() > 20 * values.min():
+        from matplotlib.ticker import FuncFormatter, LogLocator
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        for axis_set in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis_set(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xticks(rates)
+    ax.set_xlabel("arrival rate (workflows/s per world)")
+    ax.set_ylabel(f"{title.split(',')[0]} (ms)" + (", log scale" if ax.get_yscale() == "log" else ""))
+    ax.set_title(title + ("" if "zoom" in title else ", 95% CI band"))
+
+
 def draw(results: Path, figures: Path, regions: list[str], rates: list[float] | None = None) -> list[Path]:
     rates = rates or find_rates(results, regions)
     if not rates:
@@ -92,30 +129,16 @@ def draw(results: Path, figures: Path, regions: list[str], rates: list[float] | 
     missing([eval_dir(results, regions, f"contention_r{r:g}") / "episodes.csv" for r in rates])
     table = load_table(results, regions, rates)
     plt = style()
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8))
-    fig.subplots_adjust(wspace=0.45)
-    for ax, (col, title) in zip(axes, (("mean", "mean latency"), ("p99", "P99 latency"))):
-        for algo in sort_algos(table["algo"].unique()):
-            d = table[table["algo"] == algo].sort_values("rate")
-            kw = line_style(algo)
-            ax.fill_between(d["rate"], d[f"{col}_lo"], d[f"{col}_hi"], color=kw["color"], alpha=0.18, linewidth=0)
-            ax.plot(d["rate"], d[f"{col}_ms"], markersize=3.5, label=label(algo), **kw)
-            sat = d[d["saturated"].astype(bool)]
-            ax.plot(sat["rate"], sat[f"{col}_ms"], kw["marker"], color=kw["color"], markerfacecolor="white",
-                    markersize=5, linestyle="none")
-        values = table[[f"{col}_lo", f"{col}_ms", f"{col}_hi"]].to_numpy()
-        if values.min() > 0 and values.max() > 20 * values.min():
-            from matplotlib.ticker import FuncFormatter, LogLocator
-            ax.set_yscale("log")
-            ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-            for axis_set in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-                axis_set(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        ax.set_xticks(rates)
-        ax.set_xlabel("arrival rate (workflows/s per world)")
-        ax.set_ylabel(f"{title} (ms)" + (", log scale" if ax.get_yscale() == "log" else ""))
-        ax.set_title(f"{title}, 95% CI band")
+    close = competitive(table)
+    fig, axes = plt.subplots(2 if close else 1, 2, figsize=(7.0, 5.6 if close else 2.8), squeeze=False)
+    fig.subplots_adjust(wspace=0.45, hspace=0.55)
+    for ax, (col, title) in zip(axes[0], (("mean", "mean latency"), ("p99", "P99 latency"))):
+        panel(ax, table, col, title, rates, sort_algos(table["algo"].unique()))
+        if close:
+            zoom = axes[1][list(axes[0]).index(ax)]
+            panel(zoom, table, col, f"{title}, zoom: within {CLOSE:g}x of the best", rates, close)
     from matplotlib.lines import Line2D
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = axes[0][0].get_legend_handles_labels()
     handles += [Line2D([], [], marker="o", color="0.3", markerfacecolor="0.3", linestyle="none", markersize=3.5),
                 Line2D([], [], marker="o", color="0.3", markerfacecolor="white", linestyle="none", markersize=5)]
     labels += ["filled: stable", "open: saturated"]
