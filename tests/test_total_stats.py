@@ -155,3 +155,11 @@ def test_figures_keep_schedulers_distinguishable(tmp_path):
     for module in (plot_latency_cdf, plot_cost_breakdown, plot_pareto):
         for path in module.draw(tmp_path, tmp_path / "f", ["Server1_Trap"], tag="contention_r8"):
             assert path.stat().st_size > 1000
+
+
+def test_a_trace_evaluation_gets_its_own_folder_beside_the_poisson_one():
+    from edgesim.contention import Contention
+    from evaluate_all import contention_tag
+    assert contention_tag(Contention(arrival_rate=8.0)) == "contention_r8"
+    assert contention_tag(Contention(arrival_rate=8.0, arrival_trace="traces/AzureLLMInferenceTrace_conv.csv")) == \
+        "contention_r8_AzureLLMInferenceTrace_conv"

@@ -3,6 +3,7 @@ tasks and evaluation seeds. All seeds of every run are included, never a hand-pi
 
     python total/evaluate_all.py --data data1 --region Server1_Trap [--eval-seeds 0 1 2]
     python total/evaluate_all.py --profile contention --arrival-rate 16      # -> results/eval/<region>_contention_r16
+    python total/evaluate_all.py --profile contention --arrival-rate 8 --arrival-trace T.csv   # -> ..._contention_r8_T
 
 Writes results/eval/<region>/episodes.csv: one tidy row per (algo, train seed, eval seed,
 episode), with the run folder and every metric. Also writes summary.csv: per algorithm, the
@@ -82,6 +83,12 @@ def newest_per_seed(found: list[tuple[Path, dict]]) -> tuple[list[tuple[Path, di
     return kept, skipped
 
 
+def contention_tag(c) -> str:
+    """contention_r<rate>, plus _<trace file stem> for trace arrivals, so a trace evaluation never
+    lands in (or replaces) the Poisson one of the same rate."""
+    return f"contention_r{c.arrival_rate:g}" + (f"_{Path(c.arrival_trace).stem}" if c.arrival_trace else "")
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=paths.DATA, help=f"data root (default: {paths.DATA})")
@@ -99,7 +106,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     set_threads(args.threads)
     results, device = args.results, resolve_device(args.device)
     contention = contention_or_exit(None, contention_flags(args)) if args.profile == "contention" else None
-    tag = "" if contention is None else f"contention_r{contention.arrival_rate:g}"
+    tag = "" if contention is None else contention_tag(contention)
     ds = load_or_exit(args.data, args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, args.profile)
     frames, evaluated, skipped, oracles = [], [], [], []
