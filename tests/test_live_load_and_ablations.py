@@ -8,6 +8,7 @@ with `live_load: false` for PPO, PF-PPO and STARK, and TopoFreeRL's with its def
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -148,70 +149,57 @@ def test_one_epoch_with_live_load_false_trains_the_published_networks(small_root
             assert tuple(state["model"][name].shape) == (256, width)
 
 
-# ---------------------------------------------------------------- bit-identity with the published inputs
+# ---------------------------------------------------------------- the published inputs, reproduced
 
-# sha256 over the initial weights (torch seed 0), then the features, logits and values of 12
-# decisions on data1 (4 rows, seed 5), taken with the code before `live_load` and the ablation keys
-# (checked bit for bit against that code). The digest is taken with one intra-op thread, and float32
-# values are rounded to 4 decimals before hashing, so a CPU whose matrix kernels round differently in
-# the last bits still gets the same digest.
-PUBLISHED = {
-    ("TopoFreeRL", "dense", "paper"): "2ef51fb7a4b4131aa041c6c6830da959d9355a089b3f0a1fdc864407d231004d",
-    ("TopoFreeRL", "dense", "contention"): "b1efd78ac9fd223e1f3a385558e40dff312246af48c27cf3fe066b07ab3950b8",
-    ("TopoFreeRL", "per_server", "paper"): "04d8a3dea4a6ce55c4e6cfc73399c655587a365b2382c87b810ebb2fad80eed7",
-    ("TopoFreeRL", "per_server", "contention"): "c3a5a1207162ff7fee992418a4f6884b47c72be183092b72400e00d2e2455c4f",
-    ("PPO_algorithm", None, "paper"): "864127c7de73f16ce32a94870410baedb57c7e44ba30ac0786cd8e6b58bb42c4",
-    ("PPO_algorithm", None, "contention"): "6089baf260a6a52b11d3740bb73a021ccd98b60a24b9d9707e29dcb263038508",
-    ("PFAPPO", None, "paper"): "88f757bcd1a1f75468020ef8c90ffaaf5154023c7c5c2e1f885c22b4da5a1946",
-    ("PFAPPO", None, "contention"): "9af3b3e3a8ebdeb020c6ee4772c99c288c85d9f2ff575162cf292c0c2a968717",
-    ("Stark_Scheduler", None, "paper"): "d93f82303bfc627b64f5007ecff0911ca1676d2474a3b735e30c06dfebbdd62a",
-    ("Stark_Scheduler", None, "contention"): "bece7c97e40f12391c2567fe5c7689843981e4733fa6a6d1b86cc1f56bc9204c",
-}
+# tests/data/published_inputs.npz was written by tests/data/make_published_inputs.py with the code
+# before `live_load` and the ablation keys existed: per case the SHA-256 of the initial weights (torch
+# seed 0), then the features, logits and values of 12 decisions on data1 (4 rows, seed 5). The
+# weights must match exactly; computed values within float32 round-off, since another CPU's matrix
+# kernels may round the last bits differently.
+PUBLISHED = np.load(Path(__file__).parent / "data" / "published_inputs.npz")
+CASES = [(folder, actor, profile) for folder, actor in (("TopoFreeRL", "dense"), ("TopoFreeRL", "per_server"),
+                                                        ("PPO_algorithm", None), ("PFAPPO", None),
+                                                        ("Stark_Scheduler", None))
+         for profile in ("paper", "contention")]
 
 
-def _rounded(x: torch.Tensor) -> bytes:
-    return np.round(x.detach().double().numpy(), 4).tobytes()
-
-
-def digest(ds, folder: str, actor: str | None, profile: str) -> str:
+@pytest.fixture
+def one_thread():
+    """Initial weights and matrix products depend on the intra-op thread count; the file used one."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the summation order of a matrix product depends on the thread count
-    try:
-        return _digest(ds, folder, actor, profile)
-    finally:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
-def _digest(ds, folder: str, actor: str | None, profile: str) -> str:
+@pytest.mark.parametrize("folder, actor, profile", CASES)
+def test_default_inputs_weights_and_logits_match_the_published_ones(default_ds, one_thread, folder, actor, profile):
     sets = [f"actor={actor}"] if actor else []
     if profile == "contention" and folder != "TopoFreeRL":
         sets.append("live_load=false")  # the published inputs; TopoFreeRL's default is its published one
     cfg = resolve(ROOT / folder / "config.yaml", sets=sets, flags={"profile": profile},
                   choices=getattr(AGENTS[folder], "config_choices", None))
-    agent = agent_for(folder, ds, cfg)
+    agent = agent_for(folder, default_ds, cfg)
+    key = f"{folder}|{actor}|{profile}"
     h = hashlib.sha256()
     for k, v in agent.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().contiguous().numpy().tobytes())
-    sim = make_simulator(ds, 4, "train", "random", 5, profile=profile,
+    assert h.hexdigest() == str(PUBLISHED[f"{key}|weights_sha256"])
+    sim = make_simulator(default_ds, 4, "train", "random", 5, profile=profile,
                          contention=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
     obs = sim.reset(5)
     for i in range(12):
         f = agent.features(sim, obs, WEIGHTS)
-        for k in sorted(f):
-            h.update(k.encode())
-            h.update(_rounded(f[k]))
         with torch.no_grad():
             logits, value = agent(f)
-        h.update(_rounded(logits))
-        h.update(_rounded(value))
+        names = [f"feature:{k}" for k in sorted(f)] + ["logits", "value"]
+        assert sorted(n for n in PUBLISHED.files if n.startswith(f"{key}|{i}|")) == sorted(f"{key}|{i}|{n}"
+                                                                                          for n in names)
+        for name, x in zip(names, [f[k] for k in sorted(f)] + [logits, value]):
+            np.testing.assert_allclose(x.detach().numpy(), PUBLISHED[f"{key}|{i}|{name}"], rtol=1e-5, atol=1e-5,
+                                       err_msg=f"{key}, decision {i}, {name}")
         obs, *_ = sim.step(sim.valid_mask().float().argmax(1) if i % 2 else logits.argmax(1))
-    return h.hexdigest()
-
-
-@pytest.mark.parametrize("folder, actor, profile", list(PUBLISHED))
-def test_default_inputs_weights_and_logits_are_bit_identical_to_the_published_ones(default_ds, folder, actor, profile):
-    assert digest(default_ds, folder, actor, profile) == PUBLISHED[folder, actor, profile]
 
 
 # ---------------------------------------------------------------- TopoFreeRL ablation switches
