@@ -33,7 +33,7 @@ from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy  # noqa: E402
 from schedkit.cli import resolve_device  # noqa: E402
 from schedkit.evaluation import evaluate  # noqa: E402
 from schedkit.inference import GreedyAgentPolicy  # noqa: E402
-from schedkit.profiles import contention_or_exit, profile_simulator  # noqa: E402
+from schedkit.profiles import contention_or_exit, profile_simulator, start_worlds  # noqa: E402
 from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint, save_epoch_checkpoint  # noqa: E402
 from schedkit.trainer import AgentFactory, epoch_seed, train_main  # noqa: E402
 from Stark_Scheduler.model import StarkAgent  # noqa: E402
@@ -42,19 +42,22 @@ WEIGHTS = torch.tensor(EVAL_WEIGHTS)
 
 
 @torch.no_grad()
-def demonstrations(sim: Simulator, agent: StarkAgent, expert: GreedyPolicy, episodes: int, seed: int):
-    """Features and expert labels of every decision of `episodes` expert-played episodes.
+def demonstrations(sim: Simulator, agent: StarkAgent, expert: GreedyPolicy, episodes: int, seed: int,
+                   continuing: bool = False):
+    """Features and expert labels of every decision of `episodes` expert-played episodes (`continuing`:
+    every measured decision until `episodes` workflows finish, the worlds going on from where the
+    last epoch left them, as in `schedkit.rollout.collect`).
 
     Returns (features, labels, coverage): labels index the candidate list; decisions whose expert
     choice is not a candidate are dropped and counted in `coverage` (the share kept)."""
-    obs = sim.reset(seed)
+    obs = sim.reseed(seed) if continuing else sim.reset(seed)
     feats, labels, in_set, finished = [], [], [], 0
     while finished < episodes:
         f = agent.features(sim, obs, WEIGHTS)
         a = expert.act(sim, obs)
         hit = f["cands"] == a[:, None]
         obs, _, done, info = sim.step(a)
-        keep = sim.measured(info["episode"], episodes)[0]
+        keep = info["episode"] >= sim.warmup_episodes if continuing else sim.measured(info["episode"], episodes)[0]
         finished += int((done & keep).sum())
         feats.append({k: v[keep] for k, v in f.items()})
         labels.append(hit.float().argmax(1)[keep])
@@ -94,6 +97,7 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
         agent.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
         start, best = resume["epoch"], resume["best"]
+    continuing = start_worlds(sim, cfg, resume)
     log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
 
     identity = dataset_identity(ds)
@@ -101,7 +105,7 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     def state(next_epoch: int, model_state: dict) -> dict:
         return {"algo": cfg["algo"], "epoch": next_epoch, "model": model_state, "optimizer": opt.state_dict(),
                 "best": best, "dwa": {"weights": list(EVAL_WEIGHTS), "moving_mean": None}, "prev_losses": None,
-                "config": cfg, "dataset": identity}
+                "config": cfg, "dataset": identity} | ({"worlds": sim.world_state()} if continuing else {})
 
     row: dict = {}
     for epoch in tqdm(range(start, epochs), initial=start, total=epochs, desc=cfg["algo"], unit="epoch",
@@ -112,7 +116,7 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
             g["lr"] = lr
         t0 = time.perf_counter()
         agent.train()
-        feats, labels, coverage = demonstrations(sim, agent, expert, episodes, seed)
+        feats, labels, coverage = demonstrations(sim, agent, expert, episodes, seed, continuing)
         fresh_acc = accuracy(agent, feats, labels)  # on states the model has not trained on yet
         gen = torch.Generator(device).manual_seed(seed)
         losses = []

@@ -32,6 +32,8 @@ the same for every scheduler.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -168,10 +170,7 @@ class ContentionSimulator(Simulator):
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> Observation:
         if seed is not None:
-            self.seed = int(seed)
-            self.noise_gen = torch.Generator(self.device).manual_seed(self.seed)
-            self.task_gen = torch.Generator(self.device).manual_seed(self.seed + 0x9E3779B9)
-            self.arrival_gen = torch.Generator(self.device).manual_seed(self.seed + 0x51ED27)
+            self._seed_streams(seed)
         G, W, dev = self.batch_size, self.contention.max_in_flight, self.device
         self.rows = torch.arange(G, device=dev)
         if self._trace is not None:
@@ -190,6 +189,61 @@ class ContentionSimulator(Simulator):
         self._activate()
         return self.observe()
 
+    def _seed_streams(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.noise_gen = torch.Generator(self.device).manual_seed(self.seed)
+        self.task_gen = torch.Generator(self.device).manual_seed(self.seed + 0x9E3779B9)
+        self.arrival_gen = torch.Generator(self.device).manual_seed(self.seed + 0x51ED27)
+
+    def reseed(self, seed: int) -> Observation:
+        """Re-seed the noise, task and arrival streams and go on from the worlds' current state.
+
+        Training runs the worlds on from one epoch to the next (queues stay loaded, no warm-up per
+        epoch) and re-seeds them from (seed, epoch), so an epoch's draws depend only on the seed, the
+        epoch and `world_state()`, which checkpoints carry: a resumed run continues the same worlds."""
+        self._seed_streams(seed)
+        return self.observe()
+
+    WORLD_KEYS = ("busy", "history", "slot_now", "slot_admit", "next_arrival", "episodes_dealt")
+
+    def world_state(self) -> dict[str, torch.Tensor]:
+        """Every tensor that carries the worlds to their next decision (not the random streams)."""
+        state = {k: getattr(self, k).clone() for k in self.WORLD_KEYS}
+        state |= {f"slot_{name}": x.clone() for name, x in zip(("episode", "task", "step", "prev"), self.slot_int)}
+        if self._trace is not None:
+            state["trace_pos"] = self.trace_pos.clone()
+        return state
+
+    def load_world_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue from `world_state()` of a simulator with the same dataset, split and parameters."""
+        mine = self.world_state()
+        if set(state) != set(mine) or any(state[k].shape != v.shape or state[k].dtype != v.dtype
+                                          for k, v in mine.items()):
+            raise ValueError("the saved world state does not fit this simulator (other worlds, slots, servers "
+                             "or arrival process)")
+        for k in self.WORLD_KEYS:
+            setattr(self, k, state[k].to(self.device).clone())
+        self.slot_int = [state[f"slot_{name}"].to(self.device).clone() for name in ("episode", "task", "step", "prev")]
+        if self._trace is not None:
+            self.trace_pos = state["trace_pos"].to(self.device).clone()
+        self._activate()
+
+    @contextmanager
+    def every_slot(self) -> Iterator[Observation]:
+        """Show every slot's pending decision as a row (worlds x max_in_flight rows, world-major) for
+        the duration of the block, so a policy can score every in-flight workflow at once (training
+        bootstraps the value of workflows still running at the end of an epoch). Nothing changes."""
+        G, W = self.batch_size, self.contention.max_in_flight
+        saved = self.batch_size, self.rows, self.busy, self.history
+        self.batch_size, self.rows = G * W, torch.arange(G * W, device=self.device)
+        self.busy, self.history = self.busy.repeat_interleave(W, 0), self.history.repeat_interleave(W, 0)
+        self._point(self.rows)
+        try:
+            yield self.observe()
+        finally:
+            self.batch_size, self.rows, self.busy, self.history = saved
+            self._activate()
+
     def _gaps(self, m: int, took: torch.Tensor | None = None) -> torch.Tensor:
         """(G, m) next inter-arrival gaps (ms) of every world. Poisson draws G x m uniforms; on a
         trace only the worlds that `took` their gaps (default: all) move along it."""
@@ -205,7 +259,11 @@ class ContentionSimulator(Simulator):
     def _activate(self) -> None:
         """Point the row views at each world's earliest pending decision (ties: the lowest slot)."""
         W = self.contention.max_in_flight
-        self.active = self.rows * W + self.slot_now.view(-1, W).argmin(1)  # flat slot index
+        self._point(self.rows * W + self.slot_now.view(-1, W).argmin(1))
+
+    def _point(self, active: torch.Tensor) -> None:
+        """Row views of the flat slots `active`."""
+        self.active = active
         self.now = self.slot_now.index_select(0, self.active)
         self.episode, self.task, self.step_idx, self.prev = (x.index_select(0, self.active) for x in self.slot_int)
 

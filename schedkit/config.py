@@ -35,7 +35,10 @@ Loader.add_implicit_resolver(
 
 # every algorithm's config gets these keys. live_load: under `--profile contention`, whether the learned
 # scheduler reads each server's live queue wait (schedkit/agent_base.py reads_live_load); no effect in paper
-SHARED_DEFAULTS = {"keep_checkpoints": 3, "live_load": True}
+# `rollout` (contention training only): `continuing` runs the worlds on across epochs; `restart`
+# restarts them, warm-up included, every epoch (the first protocol; configs saved before the key read so)
+SHARED_DEFAULTS = {"keep_checkpoints": 3, "live_load": True, "rollout": "continuing"}
+ROLLOUTS = ("continuing", "restart")
 
 
 def yaml_load(text: str) -> Any:
@@ -124,7 +127,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "model.heads": (1, None, True, True), "model.layers": (1, None, True, True),
 }
 # string keys with a fixed set of values (an algorithm's own choices come from its agent class)
-CHOICES: dict[str, tuple[str, ...]] = {"profile": PROFILES}
+CHOICES: dict[str, tuple[str, ...]] = {"profile": PROFILES, "rollout": ROLLOUTS}
 
 
 def _type_error(key: str, want: str, value: Any) -> ConfigError:

@@ -14,6 +14,8 @@ from edgesim.contention import Contention, ContentionError, make_simulator
 from edgesim.dataset import Dataset
 from edgesim.simulator import Simulator
 
+from .runs import CheckpointError
+
 MAX_PAPER_BATCH = 1024
 CONTENTION_EVAL_PASSES = 10  # default evaluation length under contention: passes over the split
 
@@ -43,3 +45,27 @@ def default_eval_episodes(ds: Dataset, split: str, profile: str) -> int:
 def profile_meta(profile: str, contention: Contention | None) -> dict:
     """What an evaluation's summary records about its dynamics."""
     return {"contention": contention.as_dict()} if profile == "contention" and contention else {}
+
+
+def continues_worlds(cfg: dict) -> bool:
+    """Whether training runs its contention worlds on across epochs (config `rollout`; a config saved
+    before the key existed restarted them every epoch)."""
+    return cfg.get("profile") == "contention" and cfg.get("rollout", "restart") == "continuing"
+
+
+def start_worlds(sim: Simulator, cfg: dict, resume: dict | None) -> bool:
+    """Before the first epoch of a run that continues its worlds: load them from the checkpoint being
+    resumed, or start them once (a seed apart from every epoch's). Returns `continues_worlds(cfg)`."""
+    if not continues_worlds(cfg):
+        return False
+    if resume is None:
+        sim.reset(cfg["seed"] * 1_000_003 - 1)  # trainer.epoch_seed(seed, -1)
+    elif "worlds" not in resume:
+        raise CheckpointError("the checkpoint has no saved worlds, which this run's config (rollout: continuing) "
+                              "needs to resume")
+    else:
+        try:
+            sim.load_world_state(resume["worlds"])
+        except ValueError as e:
+            raise CheckpointError(f"cannot resume: {e}") from None
+    return True

@@ -54,29 +54,48 @@ class Rollout:
     losses: np.ndarray  # mean per-step (-rL, -rC, -rS): the DWA signal
 
 
-def episode_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, episode: torch.Tensor,
-                step: torch.Tensor, episodes: int, max_steps: int, gamma: float, lam: float):
-    """GAE of complete episodes from flat transitions labelled (episode, step), in their given order.
+def episode_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, column: torch.Tensor,
+                step: torch.Tensor, columns: int, max_steps: int, gamma: float, lam: float):
+    """GAE of episode segments from flat transitions labelled (column, step), in their given order.
 
-    The transitions are laid out on a (max_steps, episodes) grid, so GAE runs along each episode
-    even when a batch row interleaves several (the contention profile). Grid cells past an
-    episode's end are marked done and never reach a real step."""
-    grid = (max_steps, episodes)
-    cell = step * episodes + episode
+    The transitions are laid out on a (max_steps, columns) grid, one column per episode, so GAE runs
+    along each episode even when a batch row interleaves several (the contention profile). Grid
+    cells outside a segment are marked done and never reach a real step. A segment may start after
+    step 0 (a workflow begun in an earlier epoch: its advantages need only what follows). A segment
+    cut before its episode ends carries one extra transition after its last step with reward =
+    value = the bootstrap value and done, so the last real step bootstraps from it."""
+    grid = (max_steps, columns)
+    cell = step * columns + column
 
     def lay(x, fill):
         return torch.full(grid, fill, dtype=x.dtype, device=x.device).reshape(-1).index_put((cell,), x).reshape(grid)
 
     adv, ret = gae(lay(rewards, 0.0), lay(values, 0.0), lay(dones, True),
-                   torch.zeros(episodes, dtype=values.dtype, device=values.device), gamma, lam)
+                   torch.zeros(columns, dtype=values.dtype, device=values.device), gamma, lam)
     return adv.reshape(-1)[cell], ret.reshape(-1)[cell]
+
+
+def _bootstrap(sim: Simulator, agent: Agent, weights: torch.Tensor, running: torch.Tensor):
+    """(episode ids, next step, value) of the workflows in `running` still in flight: the critic's
+    value at each one's pending decision, for GAE across the end of an epoch (contention only)."""
+    with sim.every_slot() as obs:
+        value = agent(agent.features(sim, obs, weights))[1]
+        episode, step = sim.episode.clone(), sim.step_idx.clone()
+    cut = torch.isin(episode, running)
+    return episode[cut], step[cut], value[cut].float()
 
 
 @torch.no_grad()
 def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, seed: int,
-            gamma: float, lam: float) -> Rollout:
-    """Run exactly `episodes` episodes (ids 0..episodes-1, tasks drawn from `seed`), then GAE per episode."""
-    obs = sim.reset(seed)
+            gamma: float, lam: float, continuing: bool = False) -> Rollout:
+    """Run until `episodes` episodes have finished (tasks and noise drawn from `seed`), then GAE per episode.
+
+    Default: start afresh (`sim.reset(seed)`) and keep exactly the first `episodes` measured
+    episodes. `continuing` (contention training): go on from the worlds' current state
+    (`sim.reseed(seed)`), keep every decision of every measured workflow taken in this epoch, and
+    stop once `episodes` workflows have finished in it; workflows still in flight bootstrap from
+    the critic's value at their next decision and go on in the next epoch."""
+    obs = sim.reseed(seed) if continuing else sim.reset(seed)
     gen = torch.Generator(sim.device).manual_seed(seed)
     eval_w = torch.tensor(EVAL_WEIGHTS, dtype=sim.dtype, device=sim.device)
     steps: list[dict] = []
@@ -88,32 +107,43 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
         obs, reward, done, info = sim.step(action)
         bonus = agent.reward_bonus(action) if hasattr(agent, "reward_bonus") else torch.zeros_like(value)
-        keep, index = sim.measured(info["episode"], episodes)
+        keep = info["episode"] >= sim.warmup_episodes if continuing else sim.measured(info["episode"], episodes)[0]
         finished += int((done & keep).sum())
         steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),
-                      "value": value, "reward": reward, "bonus": bonus, "done": done, "keep": keep,
-                      "index": index, "info": info})
+                      "value": value, "reward": reward, "bonus": bonus, "done": done, "keep": keep, "info": info})
 
     def stack(key):
         return torch.stack([s[key] for s in steps])
+
+    def stack_info(key):
+        return torch.stack([s["info"][key] for s in steps])
 
     reward_vec = stack("reward")  # (T, B, 3)
     keep, done = stack("keep"), stack("done")
     scalar = (reward_vec @ weights.to(reward_vec.dtype)).float() + stack("bonus").float()
     flat = keep.reshape(-1).nonzero().squeeze(1)
-    episode = stack("index").reshape(-1)[flat]
-    step = torch.stack([s["info"]["step"] for s in steps]).reshape(-1)[flat]
-    adv, ret = episode_gae(scalar.reshape(-1)[flat], stack("value").float().reshape(-1)[flat],
-                           done.reshape(-1)[flat], episode, step, episodes, sim.tasks.max_steps, gamma, lam)
+    episode, step = stack_info("episode").reshape(-1)[flat], stack_info("step").reshape(-1)[flat]
+    rewards, values, dones = scalar.reshape(-1)[flat], stack("value").float().reshape(-1)[flat], done.reshape(-1)[flat]
+    n = len(flat)
+    if continuing:
+        running = episode[~torch.isin(episode, episode[dones])].unique()
+        cut_episode, cut_step, cut_value = _bootstrap(sim, agent, weights, running)
+        episode, step = torch.cat([episode, cut_episode]), torch.cat([step, cut_step])
+        rewards, values = torch.cat([rewards, cut_value]), torch.cat([values, cut_value])
+        dones = torch.cat([dones, torch.ones_like(cut_episode, dtype=torch.bool)])
+    ids, column = torch.unique(episode, return_inverse=True)
+    adv, ret = episode_gae(rewards, values, dones, column, step, len(ids), sim.tasks.max_steps, gamma, lam)
+    adv, ret = adv[:n], ret[:n]
     features = {k: torch.stack([s["feats"][k] for s in steps]).flatten(0, 1)[flat] for k in steps[0]["feats"]}
     kept = keep.to(reward_vec.dtype)
     n_steps = float(kept.sum())
+    # per workflow: over `episodes` whole episodes, or (continuing) per decision x the mean workflow length
+    workflows = n_steps / float(sim.tasks.n_steps.to(kept.dtype).mean()) if continuing else episodes
 
     def per_episode(x):
-        return float((x * kept).sum()) / episodes
+        return float((x * kept).sum()) / workflows
 
-    parts = {k: torch.stack([s["info"][k] for s in steps]).to(reward_vec.dtype)
-             for k in ("latency", "queue_ms", "cost", "trap_hit", "fallback")}
+    parts = {k: stack_info(k).to(reward_vec.dtype) for k in ("latency", "queue_ms", "cost", "trap_hit", "fallback")}
     losses = -(reward_vec * kept[..., None]).sum((0, 1)) / n_steps
     stats = {
         "return": per_episode(scalar.to(kept.dtype)),
@@ -126,5 +156,4 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         "env_steps": int(n_steps),
     }
     return Rollout(features=features, actions=stack("action").reshape(-1)[flat], logp=stack("logp").reshape(-1)[flat],
-                   advantages=adv, returns=ret, stats=stats,
-                   losses=losses.cpu().numpy())
+                   advantages=adv, returns=ret, stats=stats, losses=losses.cpu().numpy())

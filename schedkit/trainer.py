@@ -28,7 +28,7 @@ from .dwa import DWA
 from .io import remove_stale_temps
 from .paths import RESULTS, data_root
 from .ppo import PPOConfig, ppo_update
-from .profiles import contention_or_exit, profile_simulator
+from .profiles import contention_or_exit, profile_simulator, start_worlds
 from .rollout import collect, masked_log_probs
 from .runs import (CheckpointError, MetricsLog, RunError, RunLock, check_same_data, claim_run_dir, dataset_identity,
                    latest_checkpoint, load_checkpoint, point_latest, save_checkpoint,
@@ -71,13 +71,15 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
     log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
     sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg.get("contention")), "train", "random", cfg["seed"],
                             device, episodes)
+    continuing = start_worlds(sim, cfg, resume)
 
     identity = dataset_identity(ds)
 
     def state(next_epoch: int) -> dict[str, Any]:
         return {"algo": cfg["algo"], "epoch": next_epoch, "model": agent.state_dict(),
                 "optimizer": optimizer.state_dict(), "dwa": dwa.state_dict(), "config": cfg, "dataset": identity,
-                "prev_losses": None if prev_losses is None else [float(x) for x in prev_losses]}
+                "prev_losses": None if prev_losses is None else [float(x) for x in prev_losses]} | \
+            ({"worlds": sim.world_state()} if continuing else {})
 
     bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=cfg["algo"], unit="epoch", disable=not progress)
     row: dict[str, Any] = {}
@@ -89,7 +91,7 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
             group["lr"] = cfg["lr"] * lr_scale(epoch, epochs)
         seed = epoch_seed(cfg["seed"], epoch)
         t0 = time.perf_counter()
-        batch = collect(sim, agent, weights, episodes, seed, ppo.gamma, ppo.lam)
+        batch = collect(sim, agent, weights, episodes, seed, ppo.gamma, ppo.lam, continuing)
         t1 = time.perf_counter()
 
         def evaluate(idx: torch.Tensor):

@@ -2,6 +2,7 @@
 generated dataset made through the generator's own command line."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import warnings
@@ -22,6 +23,12 @@ def run_script(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def sigint_enabled() -> None:
+    """`preexec_fn` of a child the test will Ctrl-C: a job started in the background by a shell
+    without job control inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -175,8 +175,8 @@ def one_thread():
 @pytest.mark.parametrize("folder, actor, profile", CASES)
 def test_default_inputs_weights_and_logits_match_the_published_ones(default_ds, one_thread, folder, actor, profile):
     sets = [f"actor={actor}"] if actor else []
-    if profile == "contention" and folder != "TopoFreeRL":
-        sets.append("live_load=false")  # the published inputs; TopoFreeRL's default is its published one
+    if profile == "contention":  # the published inputs: no live load for the baselines, TopoFreeRL's first scale
+        sets.append("live_load=false" if folder != "TopoFreeRL" else "telemetry_queue_ms=200")
     cfg = resolve(ROOT / folder / "config.yaml", sets=sets, flags={"profile": profile},
                   choices=getattr(AGENTS[folder], "config_choices", None))
     agent = agent_for(folder, default_ds, cfg)

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, run_script
+from conftest import ROOT, run_script, sigint_enabled
 from schedkit.config import ConfigError, resolve
 from schedkit.io import write_json
 from schedkit.runs import RunError, RunLock, claim_run_dir, load_checkpoint, save_checkpoint
@@ -292,11 +292,14 @@ def test_keep_checkpoints_bounds_the_disk_and_still_resumes(tmp_path):
 def _start_training(run: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "TopoFreeRL/train.py", "--epochs", "100000", "--episodes", "8",
                              "--set", "checkpoint_every=1", "--out", str(run), "--no-progress", *extra],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_enabled)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen) -> None:
-    while not path.exists():  # no wall-clock bound: a slow machine only makes this wait longer
+def _wait_for(ready, proc: subprocess.Popen) -> None:
+    """Poll `ready()` while the trainer runs. No wall-clock bound: a slow machine only makes this wait
+    longer. The condition must stay true once met (a file that later runs delete could be missed)."""
+    while not ready():
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
 
@@ -305,7 +308,8 @@ def _wait_for(path: Path, proc: subprocess.Popen) -> None:
 def test_an_interrupted_run_keeps_its_last_checkpoint_and_says_how_to_resume(tmp_path, sig):
     run = tmp_path / "run"
     proc = _start_training(run)
-    _wait_for(run / "checkpoints" / "epoch_0002.pt", proc)
+    # epoch_0002.pt itself is deleted again by keep_checkpoints a few epochs later: wait for any >= 2
+    _wait_for(lambda: any(p.name >= "epoch_0002.pt" for p in (run / "checkpoints").glob("epoch_*.pt")), proc)
     proc.send_signal(sig)
     out, err = proc.communicate()
     assert proc.returncode == 130 and "Traceback" not in err, err
@@ -317,7 +321,7 @@ def test_an_interrupted_run_keeps_its_last_checkpoint_and_says_how_to_resume(tmp
 def test_a_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_path):
     run = tmp_path / "run"
     proc = _start_training(run, "--set", "checkpoint_every=100000")
-    _wait_for(run / "metrics.csv", proc)
+    _wait_for((run / "metrics.csv").exists, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate()
     assert proc.returncode == 130 and "nothing is kept" in err and "Traceback" not in err

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_script
+from conftest import ROOT, run_script, sigint_enabled
 from test_total import digests
 
 
@@ -97,7 +97,7 @@ def _interrupt_sweep(tmp_path: Path, sig: int, *flags: str) -> tuple[int, str, P
     run_dir = tmp_path / "results" / "PPO" / "Server1_Trap_seed1"
     driver = subprocess.Popen([sys.executable, str(ROOT / "total" / "sweep.py"), "--config", str(cfg), *flags],
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
+                              start_new_session=True, preexec_fn=sigint_enabled)
     try:
         for _ in range(1500):  # the trainer writes config.yaml once it is running
             if (run_dir / "config.yaml").exists() or driver.poll() is not None:

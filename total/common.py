@@ -42,8 +42,21 @@ COLORS = {"TopoFreeRL": "#D55E00", "PPO": "#0072B2", "PFAPPO": "#009E73", "Stark
 LABELS = {"PFAPPO": "PF-PPO", "Stark": "STARK"}
 
 
+TUNED = "_tuned"  # a greedy-family heuristic at the latency weight Heuristics/tune.py chose on the train split
+
+
+def base_algo(algo: str) -> str:
+    """The scheduler a row's style and order come from: greedy_queue_tuned -> greedy_queue."""
+    return algo.removesuffix(TUNED)
+
+
+def color(algo: str) -> str | None:
+    return COLORS.get(base_algo(algo))
+
+
 def label(algo: str) -> str:
-    return LABELS.get(algo, algo)
+    base = LABELS.get(base_algo(algo), base_algo(algo))
+    return f"{base} (tuned W)" if algo.endswith(TUNED) else base
 
 
 def agent_factory(algo: str):
@@ -68,7 +81,11 @@ def eval_dir(results: Path, regions: list[str], tag: str = "") -> Path:
 
 
 def sort_algos(names) -> list[str]:
-    return sorted(names, key=lambda a: ORDER.index(a) if a in ORDER else len(ORDER))
+    """Learned methods, then heuristics, in ORDER; a tuned variant right after its scheduler."""
+    def key(a: str) -> tuple[int, bool]:
+        b = base_algo(a)
+        return (ORDER.index(b) if b in ORDER else len(ORDER), a != b)
+    return sorted(names, key=key)
 
 
 def missing(files: list[Path]) -> None:
@@ -176,5 +193,7 @@ LINESTYLES = {"TopoFreeRL": ("-", "o"), "PPO": ("-", "s"), "PFAPPO": ("-", "^"),
 
 def line_style(algo: str) -> dict[str, Any]:
     """Matplotlib keyword arguments (colour, linestyle, marker) of a scheduler's line."""
-    ls, marker = LINESTYLES.get(algo, ("-", "o"))
+    ls, marker = LINESTYLES.get(base_algo(algo), ("-", "o"))
+    if algo != base_algo(algo):  # the tuned variant: its scheduler's colour and marker, solid, hollow marker
+        return {"color": color(algo), "linestyle": "-", "marker": marker, "markerfacecolor": "white"}
     return {"color": COLORS.get(algo), "linestyle": ls, "marker": marker}

@@ -23,15 +23,17 @@ bound (`reward_upper_bound`, its queue-free plan value).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from common import (CONTENTION_HEURISTICS, HEURISTICS, agent_factory, eval_dir, final_checkpoints, label, paths,
-                    provenance, sort_algos)
+from common import (CONTENTION_HEURISTICS, HEURISTICS, TUNED, agent_factory, eval_dir, final_checkpoints, label,
+                    paths, provenance, sort_algos)
 
+from Heuristics.inference import make_policy  # noqa: E402
 from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
 from schedkit.cli import (add_contention_flags, add_threads_flag, contention_flags, device_name,  # noqa: E402
                           load_or_exit, positive_int, resolve_device, set_threads)
@@ -83,6 +85,26 @@ def newest_per_seed(found: list[tuple[Path, dict]]) -> tuple[list[tuple[Path, di
     return kept, skipped
 
 
+def read_tuning(path: Path, ds) -> dict[str, float]:
+    """{policy: chosen latency weight} of a Heuristics/tune.py tuning.json, which must come from the
+    train split of this dataset; anything else is a one-line error."""
+    try:
+        t = json.loads(path.read_text())
+        chosen, split, fingerprint = t["chosen_latency_weight"], t["split"], t["dataset_fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"error: {path}: not a tuning.json of Heuristics/tune.py ({type(e).__name__}: {e})")
+    if split != "train":
+        sys.exit(f"error: {path}: tuned on the {split!r} split; only weights chosen on the train split are used")
+    if fingerprint != ds.fingerprint:
+        sys.exit(f"error: {path}: tuned on another dataset (fingerprint {fingerprint} != {ds.fingerprint})")
+    if not isinstance(chosen, dict) or not all(isinstance(w, (int, float)) and 0 <= w <= 1 for w in chosen.values()):
+        sys.exit(f"error: {path}: 'chosen_latency_weight' must map policy names to weights in [0, 1]")
+    unknown = sorted(set(chosen) - set(POLICIES))
+    if unknown:
+        sys.exit(f"error: {path}: unknown policies {unknown}")
+    return {k: float(v) for k, v in chosen.items()}
+
+
 def contention_tag(c) -> str:
     """contention_r<rate>, plus _<trace file stem> for trace arrivals, so a trace evaluation never
     lands in (or replaces) the Poisson one of the same rate."""
@@ -100,6 +122,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--results", type=Path, default=paths.RESULTS, help=f"results root (default: {paths.RESULTS})")
     p.add_argument("--device", default="cpu", type=device_name)
     add_contention_flags(p, default_profile="paper")
+    p.add_argument("--tuning", type=Path, metavar="TUNING_JSON",
+                   help="also evaluate each greedy-family heuristic at the latency weight Heuristics/tune.py chose "
+                        "(its tuning.json, made on the train split), as <name>_tuned")
     add_threads_flag(p)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -108,6 +133,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     contention = contention_or_exit(None, contention_flags(args)) if args.profile == "contention" else None
     tag = "" if contention is None else contention_tag(contention)
     ds = load_or_exit(args.data, args.region)
+    tuned = read_tuning(args.tuning, ds) if args.tuning else {}
     episodes = args.episodes or default_eval_episodes(ds, args.split, args.profile)
     frames, evaluated, skipped, oracles = [], [], [], []
 
@@ -158,6 +184,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 oracles.append((policy, sim))
             return policy
         run_policy(name, make, np.nan, "")
+    for name, w in tuned.items():
+        run_policy(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "")
     table = pd.concat(frames, ignore_index=True)
     out = eval_dir(results, args.region, tag)
     write_csv(out / "episodes.csv", table)
@@ -169,7 +197,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     write_csv(out / "summary.csv", summary)
     write_yaml(out / "config.yaml", provenance(
         args, episodes=episodes, contention=None if contention is None else contention.as_dict(),
-        evaluated=evaluated, skipped=skipped))
+        evaluated=evaluated, skipped=skipped, tuned_latency_weights=tuned))
     for s in skipped:
         print(f"skipped {s}")
     cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost"]

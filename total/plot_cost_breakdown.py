@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import COLORS, figure_main, label, load_eval, save, sort_algos, style
+from common import color, figure_main, label, load_eval, save, sort_algos, style
 
 # Neutral greys with hatches, so no latency component shares a colour with a scheduler (COLORS)
 PARTS = [("network_ms", "network", "#FFFFFF", "////"), ("compute_ms", "compute", "#E3E3E3", ""),
@@ -35,7 +35,7 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
     ax1.set_ylabel("mean latency per episode (ms)")
     ax1.set_title("Latency breakdown")
     ax1.legend(frameon=False, title="latency component", title_fontsize=7)
-    ax2.bar(x, means["cost"], color=[COLORS.get(a) for a in algos], width=0.7)
+    ax2.bar(x, means["cost"], color=[color(a) for a in algos], width=0.7)
     ax2.set_ylabel("mean compute cost per episode ($)")
     ax2.set_title("Cost (compute only in this profile)")
     for ax in (ax1, ax2):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import COLORS, figure_main, label, save, sort_algos, style
+from common import color, figure_main, label, save, sort_algos, style
 from plot_learning_curves import metrics_by_algo
 
 WEIGHTS = [("w_latency", "latency weight"), ("w_cost", "cost weight"), ("w_switch", "switch weight")]
@@ -26,8 +26,8 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
         for algo in sort_algos(runs):
             n = min(len(r) for r in runs[algo])
             w = np.stack([r[col].to_numpy()[:n] for r in runs[algo]])
-            ax.plot(np.arange(n), w.mean(0), color=COLORS.get(algo), label=label(algo))
-            ax.fill_between(np.arange(n), w.min(0), w.max(0), color=COLORS.get(algo), alpha=0.2, linewidth=0)
+            ax.plot(np.arange(n), w.mean(0), color=color(algo), label=label(algo))
+            ax.fill_between(np.arange(n), w.min(0), w.max(0), color=color(algo), alpha=0.2, linewidth=0)
         ax.set_title(title)
         ax.set_xlabel("epoch")
     axes[0].set_ylabel("weight")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import (COLORS, HEURISTICS, LEARNED, eval_dir, figure_parser, figures_dir, label, report_written,
+from common import (HEURISTICS, LEARNED, color, eval_dir, figure_parser, figures_dir, label, report_written,
                     save, sort_algos, style)
 
 from schedkit.stats import stratified_bootstrap_means  # noqa: E402
@@ -66,7 +66,7 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
             curves = np.stack([r[col].to_numpy()[:n] for r in frames])  # (seeds, epochs)
             curves = pd.DataFrame(curves.T).rolling(smooth, min_periods=1).mean().to_numpy().T
             x = np.arange(n)
-            color = COLORS.get(algo)
+            color = color(algo)
             name = label(algo) + (" (val)" if algo == "Stark" else "")
             ax.plot(x, curves.mean(0), color=color, label=name + (f" ({len(curves)} seeds)" if len(curves) > 1 else ", 1 seed: no band"))
             if len(curves) > 1:
@@ -76,7 +76,7 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
                 banded.add(len(curves))
         if summary is not None:
             for _, row in summary[summary["algo"].isin(HEURISTICS)].iterrows():
-                ax.axhline(row[metric], color=COLORS.get(row["algo"]), linestyle="--", linewidth=0.8,
+                ax.axhline(row[metric], color=color(row["algo"]), linestyle="--", linewidth=0.8,
                            label=f"{label(row['algo'])} (test)")
         ax.set_xlabel("epoch")
         ax.set_title(title)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import COLORS, figure_main, label, load_eval, save, sort_algos, style
+from common import color, figure_main, label, load_eval, save, sort_algos, style
 
 from schedkit.stats import hierarchical_bootstrap_means, runs_array  # noqa: E402
 
@@ -49,7 +49,7 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
                              (axes[1], near, "zoom: within 10% of the best")):
         for algo in algos:
             centre, w, h, angle = ellipses[algo]
-            color = COLORS.get(algo)
+            color = color(algo)
             ax.add_patch(Ellipse(centre, w, h, angle=angle, facecolor=color, alpha=0.15, edgecolor=color))
             ax.plot(*centre, "o", color=color, markersize=3.5, label=label(algo))
         on_front = [ellipses[a][0] for a in front if a in algos]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import COLORS, figure_main, label, save, sort_algos, style
+from common import color, figure_main, label, save, sort_algos, style
 
 
 def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
@@ -39,9 +39,9 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.0, 2.4))
     for algo in sort_algos(data["algo"].unique()):
         d = data[data["algo"] == algo].sort_values("n_servers")
-        ax1.plot(d["n_servers"], d["decision_ms"], "o-", color=COLORS.get(algo), label=label(algo), markersize=3)
+        ax1.plot(d["n_servers"], d["decision_ms"], "o-", color=color(algo), label=label(algo), markersize=3)
         if "gap_pct" in d:
-            ax2.plot(d["n_servers"], d["gap_pct"], "o-", color=COLORS.get(algo), markersize=3)
+            ax2.plot(d["n_servers"], d["gap_pct"], "o-", color=color(algo), markersize=3)
     ax1.set_yscale("log")
     ax1.set_ylabel("decision time per step (ms, batched)")
     ax2.set_ylabel("reward gap to the oracle (%)")
