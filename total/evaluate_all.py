@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--results", type=Path, default=paths.RESULTS, help=f"results root (default: {paths.RESULTS})")
     p.add_argument("--device", default="cpu", type=device_name)
     add_contention_flags(p, default_profile="paper")
+    p.add_argument("--skip", nargs="+", default=[], choices=HEURISTICS, metavar="HEURISTIC",
+                   help="heuristics not to evaluate (e.g. the slow lookahead at settings where it is not reported)")
     p.add_argument("--tuning", type=Path, metavar="TUNING_JSON",
                    help="also evaluate each greedy-family heuristic at the latency weight Heuristics/tune.py chose "
                         "(its tuning.json, made on the train split), as <name>_tuned")
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
     for name in HEURISTICS:
-        if name in CONTENTION_HEURISTICS and contention is None:
+        if (name in CONTENTION_HEURISTICS and contention is None) or name in args.skip:
             continue  # queue-aware: greedy / the oracle without queues, or contention-only baselines
         def make(sim, es, name=name):
             policy = POLICIES[name](sim, seed=es)
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     write_csv(out / "summary.csv", summary)
     write_yaml(out / "config.yaml", provenance(
         args, episodes=episodes, contention=None if contention is None else contention.as_dict(),
-        evaluated=evaluated, skipped=skipped, tuned_latency_weights=tuned))
+        evaluated=evaluated, skipped=skipped, skipped_heuristics=args.skip,
+        tuned_latency_weights=tuned))
     for s in skipped:
         print(f"skipped {s}")
     cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost"]

@@ -46,11 +46,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def train(args: argparse.Namespace, results: Path, budget: dict) -> None:
-    """Every (algorithm, seed) run through the sweep machinery; stops the script if any failed."""
-    runs: list[Run] = [replace(r, evaluate=False) for r in expand(DEFAULTS | {
-        "data": str(args.data.resolve()), "algorithms": args.algos, "seeds": args.seeds, "regions": [[args.region]],
-        "budget": budget, "results": str(results)})]
+def train(sweep: dict, workers: int) -> None:
+    """Every run of a sweep config (DEFAULTS plus `sweep`) through the sweep machinery, without the
+    per-run evaluation (total/evaluate_all.py evaluates everything); stops the script if any failed."""
+    runs: list[Run] = [replace(r, evaluate=False) for r in expand(DEFAULTS | sweep)]
     failed = []
 
     def report(result: dict) -> None:
@@ -60,7 +59,7 @@ def train(args: argparse.Namespace, results: Path, budget: dict) -> None:
         if result["status"] == "failed":
             failed.append(result)
 
-    run_local(runs, max(1, args.workers), report)
+    run_local(runs, max(1, workers), report)
     if failed:
         sys.exit(f"error: {len(failed)} run(s) failed; see the lines above")
 
@@ -71,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = {k: QUICK[k] for k in ("epochs", "episodes")} if args.quick else DEFAULTS["budget"]
     evaluation = ["--episodes", str(QUICK["eval_episodes"])] if args.quick else []
     with stop_children_on_signal():
-        train(args, results, budget)
+        train({"data": str(args.data.resolve()), "algorithms": args.algos, "seeds": args.seeds,
+               "regions": [[args.region]], "budget": budget, "results": str(results)}, args.workers)
         evaluate_all.main(["--data", str(args.data.resolve()), "--region", args.region, "--results", str(results),
                            *evaluation, "--no-progress"])
         report_written(plot_all_comparison.draw(results, figures, [args.region]))

@@ -1,0 +1,143 @@
+"""The contention benchmark in one command: train every learned scheduler on 5 seeds, tune the
+greedy family on the train split, evaluate everything on the test split at every load and arrival
+pattern, then write the tables, paired comparisons, load curve and latency CDF.
+
+    python total/reproduce_contention.py --workers 2
+    python total/reproduce_contention.py --workers 2 --arrival-trace conv.csv code.csv   # + real traces at 8/s
+    python total/reproduce_contention.py --quick                                           # tiny, about 2 minutes
+
+The protocol, fixed before any result was seen:
+- Training: the runs of sweeps/contention.yaml (every learned algorithm, seeds 42-46, 8 workflows/s
+  per world, Poisson, train split) through the sweep machinery, so finished runs are skipped and
+  interrupted ones resume. Nothing is selected on test numbers.
+- Tuning (the validation setting): the greedy family's latency weight W is chosen by
+  Heuristics/tune.py on the *train* split at --tune-rate (8/s), Poisson, 2000 workflows, eval
+  seed 0; the tuned variants are evaluated as `<name>_tuned` beside the defaults.
+- Reported: the test split, 2000 workflows after warm-up, eval seed 0, at every --rates value
+  (Poisson) and for every --arrival-trace at --trace-rate. Each setting is one
+  total/evaluate_all.py call (every scheduler meets the same arrivals, tasks and draws), run
+  --workers at a time; then total/make_table.py (CIs over training seeds and shared tasks, and
+  paired differences against greedy_queue), total/plot_load_curve.py and the latency CDF at 8/s.
+
+Figures and tables go to <results>/figures/ (--figures DIR, or --update-committed-figures for
+total/figures/); <figures>/reproduce_contention.yaml records the arguments, the settings, the
+wall time of each stage and the git commit.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import make_table
+import plot_latency_cdf
+import plot_load_curve
+from common import add_output_flags, figure_main, figures_dir, paths, provenance
+from reproduce import train
+from sweep import CHILDREN, load_sweep, stop_children_on_signal
+
+from schedkit.io import write_yaml  # noqa: E402
+
+SWEEP = paths.REPO / "sweeps" / "contention.yaml"
+TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")
+WEIGHTS = ("0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
+QUICK = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "seeds": [42, 43]}
+QUICK_RESULTS = paths.RESULTS / "quick_contention"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sweep", type=Path, default=SWEEP, help=f"the training sweep (default: {SWEEP})")
+    p.add_argument("--rates", type=float, nargs="+", default=[2, 4, 8, 12, 16],
+                   help="Poisson arrival rates (workflows/s per world) to evaluate at (default: 2 4 8 12 16)")
+    p.add_argument("--arrival-trace", type=Path, nargs="*", default=[], metavar="CSV",
+                   help="request traces (Azure TIMESTAMP or BurstGPT Timestamp column) whose arrival pattern is "
+                        "also evaluated, each at --trace-rate")
+    p.add_argument("--trace-rate", type=float, default=8.0, help="mean rate of the trace evaluations (default: 8)")
+    p.add_argument("--tune-rate", type=float, default=8.0,
+                   help="the validation setting's rate: W is tuned on the train split there (default: 8)")
+    p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the sweep's, 42-46)")
+    p.add_argument("--workers", type=int, default=1, help="trainings and evaluations at once (default 1)")
+    p.add_argument("--quick", action="store_true", help=f"a tiny budget end to end: {QUICK}")
+    add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
+    args = p.parse_args(argv)
+    if args.results is None:
+        args.results = QUICK_RESULTS if args.quick else paths.RESULTS
+    missing = [str(t) for t in args.arrival_trace if not t.is_file()]
+    if missing:
+        p.error(f"arrival trace(s) not found: {', '.join(missing)}")
+    return args
+
+
+def settings(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """(tag, evaluate_all flags) of every reported setting. The lookahead planner (about 10-25 ms a
+    decision) is evaluated at the validation setting's rate only, Poisson arrivals."""
+    def skip(rate: float) -> list[str]:
+        return [] if rate == args.tune_rate else ["--skip", "lookahead"]
+    out = [(f"contention_r{r:g}", ["--arrival-rate", f"{r:g}", *skip(r)]) for r in args.rates]
+    out += [(f"contention_r{args.trace_rate:g}_{t.stem}", ["--arrival-rate", f"{args.trace_rate:g}",
+                                                            "--arrival-trace", str(t.resolve()), "--skip", "lookahead"])
+            for t in args.arrival_trace]
+    return out
+
+
+def child(args: list[str], log: Path, name: str) -> None:
+    """One script as a child process (stopped with the driver on a signal); a failure ends the study."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if CHILDREN.call([sys.executable, *args], log, name) != 0:
+        sys.exit(f"error: {name} failed; see {log}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results, figures = args.results.resolve(), figures_dir(args).resolve()
+    sweep = load_sweep(args.sweep)
+    data = str(Path(sweep["data"]) if Path(sweep["data"]).is_absolute() else paths.REPO / sweep["data"])
+    region = sweep["regions"][0][0]
+    budget = {k: QUICK[k] for k in ("epochs", "episodes")} if args.quick else sweep["budget"]
+    seeds = args.seeds or (QUICK["seeds"] if args.quick else sweep["seeds"])
+    episodes = ["--episodes", str(QUICK["eval_episodes"])] if args.quick else []
+    logs, wall = results / "contention_study", {}
+    t0 = time.perf_counter()
+    with stop_children_on_signal():
+        train(sweep | {"data": data, "results": str(results), "budget": budget, "seeds": seeds}, args.workers)
+        wall["train_s"] = time.perf_counter() - t0
+
+        tuning = logs / "tuning"
+        child(["Heuristics/tune.py", "--data", data, "--region", region, "--profile", "contention",
+               "--arrival-rate", f"{args.tune_rate:g}", "--split", "train", "--policy", *TUNED_POLICIES,
+               "--weights", *WEIGHTS, "--out", str(tuning), "--no-progress", *episodes],
+              logs / "tune.log", "tuning on the train split")
+        wall["tune_s"] = time.perf_counter() - t0 - wall["train_s"]
+
+        t1 = time.perf_counter()
+        tags = settings(args)
+        with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
+            for future in [pool.submit(child, ["total/evaluate_all.py", "--data", data, "--region", region,
+                                               "--results", str(results), "--profile", "contention", *flags,
+                                               "--tuning", str(tuning / "tuning.json"), "--no-progress", *episodes],
+                                       logs / f"evaluate_{tag}.log", f"evaluation {tag}") for tag, flags in tags]:
+                future.result()
+        wall["evaluate_s"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    out = ["--results", str(results), "--figures", str(figures)]
+    for tag, _ in tags:
+        make_table.main(["--tag", tag, *out])
+    plot_load_curve.main(["--rates", *(f"{r:g}" for r in args.rates), *out])
+    if args.tune_rate in args.rates:
+        figure_main(plot_latency_cdf.draw, plot_latency_cdf.__doc__, ["--tag", f"contention_r{args.tune_rate:g}", *out],
+                    tagged=True)
+    wall["figures_s"] = time.perf_counter() - t2
+    wall["total_s"] = time.perf_counter() - t0
+    record = write_yaml(figures / "reproduce_contention.yaml", provenance(
+        args, figures=figures, budget=budget, seeds=seeds, settings=[t for t, _ in tags],
+        tuning=str(tuning / "tuning.json"), wall_s={k: round(v, 1) for k, v in wall.items()}))
+    print(f"wrote {record}\ndone in {wall['total_s'] / 60:.1f} min: tables and figures in {figures}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
