@@ -158,7 +158,7 @@ def test_ablation_sweep_expands_to_distinct_folders_and_bad_variants_are_rejecte
     assert no_se.sets == ("contention.arrival_rate=8", "actor=per_server", "se_gate=false")
     assert next(r for r in runs if r.variant == "dense").sets[-1] == "actor=dense"  # the last --set wins
     plain = expand(load_sweep(ROOT / "sweeps/contention.yaml"))  # no variants: the folders as before
-    assert {r.dir.name for r in plain} == {f"Server1_Trap_contention_seed{s}" for s in (42, 43, 44)}
+    assert {r.dir.name for r in plain} == {f"Server1_Trap_contention_seed{s}" for s in (42, 43, 44, 45, 46)}
     assert all(r.variant == "" and "variant" not in r.requested() for r in plain)
     for bad in ({"no_se": []}, {"x": "se_gate=false"}, ["noSE"]):
         proc = run_script("total/sweep.py", "--config", str(_sweep(tmp_path, variants=bad)), check=False)

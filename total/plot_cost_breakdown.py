@@ -28,8 +28,8 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.0, 2.6), gridspec_kw={"width_ratios": [3, 2]})
     x = np.arange(len(algos))
     bottom = np.zeros(len(algos))
-    for col, name, color, hatch in PARTS:
-        ax1.bar(x, means[col], bottom=bottom, color=color, hatch=hatch, edgecolor="#252525", linewidth=0.5,
+    for col, name, shade, hatch in PARTS:
+        ax1.bar(x, means[col], bottom=bottom, color=shade, hatch=hatch, edgecolor="#252525", linewidth=0.5,
                 label=name, width=0.7)
         bottom += means[col].to_numpy()
     ax1.set_ylabel("mean latency per episode (ms)")

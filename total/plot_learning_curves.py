@@ -66,13 +66,13 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
             curves = np.stack([r[col].to_numpy()[:n] for r in frames])  # (seeds, epochs)
             curves = pd.DataFrame(curves.T).rolling(smooth, min_periods=1).mean().to_numpy().T
             x = np.arange(n)
-            color = color(algo)
+            c = color(algo)
             name = label(algo) + (" (val)" if algo == "Stark" else "")
-            ax.plot(x, curves.mean(0), color=color, label=name + (f" ({len(curves)} seeds)" if len(curves) > 1 else ", 1 seed: no band"))
+            ax.plot(x, curves.mean(0), color=c, label=name + (f" ({len(curves)} seeds)" if len(curves) > 1 else ", 1 seed: no band"))
             if len(curves) > 1:
                 boot = stratified_bootstrap_means([curves])  # resample whole seeds (rows), every epoch jointly
                 lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
-                ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+                ax.fill_between(x, lo, hi, color=c, alpha=0.2, linewidth=0)
                 banded.add(len(curves))
         if summary is not None:
             for _, row in summary[summary["algo"].isin(HEURISTICS)].iterrows():

@@ -49,9 +49,9 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
                              (axes[1], near, "zoom: within 10% of the best")):
         for algo in algos:
             centre, w, h, angle = ellipses[algo]
-            color = color(algo)
-            ax.add_patch(Ellipse(centre, w, h, angle=angle, facecolor=color, alpha=0.15, edgecolor=color))
-            ax.plot(*centre, "o", color=color, markersize=3.5, label=label(algo))
+            c = color(algo)
+            ax.add_patch(Ellipse(centre, w, h, angle=angle, facecolor=c, alpha=0.15, edgecolor=c))
+            ax.plot(*centre, "o", color=c, markersize=3.5, label=label(algo))
         on_front = [ellipses[a][0] for a in front if a in algos]
         if on_front:
             xs, ys = zip(*on_front)

@@ -32,18 +32,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import make_table
+import pandas as pd
 import plot_latency_cdf
 import plot_load_curve
-from common import add_output_flags, figure_main, figures_dir, paths, provenance
+from common import add_output_flags, eval_dir, figure_main, figures_dir, label, paths, provenance, sort_algos
 from reproduce import train
 from sweep import CHILDREN, load_sweep, stop_children_on_signal
 
-from schedkit.io import write_yaml  # noqa: E402
+from schedkit.io import atomic_write_text, write_yaml  # noqa: E402
 
 SWEEP = paths.REPO / "sweeps" / "contention.yaml"
 TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")
 WEIGHTS = ("0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
-QUICK = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "seeds": [42, 43]}
+QUICK = {"epochs": 2, "episodes": 16, "eval_episodes": 40}  # and the sweep's first two seeds
 QUICK_RESULTS = paths.RESULTS / "quick_contention"
 
 
@@ -83,6 +84,27 @@ def settings(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return out
 
 
+def overview(results: Path, region: str, tags: list[str]) -> str:
+    """One Markdown table per metric, a column per setting: every scheduler's mean [95% CI] (the
+    per-setting tables and paired comparisons hold the rest)."""
+    summaries = {t: pd.read_csv(eval_dir(results, [region], t) / "summary.csv").set_index("algo") for t in tags}
+    algos = sort_algos({a for s in summaries.values() for a in s.index})
+    parts = []
+    for metric, name, digits in (("reward", "Reward", 4), ("latency_ms", "Mean latency (ms)", 0),
+                                 ("p99_latency_ms", "P99 latency (ms)", 0)):
+        rows = [f"| {name} | " + " | ".join(t.removeprefix("contention_") for t in tags) + " |",
+                "|---|" + "---|" * len(tags)]
+        for a in algos:
+            cells = []
+            for t in tags:
+                r = summaries[t].loc[a] if a in summaries[t].index else None
+                cells.append("" if r is None else
+                             f"{r[metric]:,.{digits}f} [{r[metric + '_lo']:,.{digits}f}, {r[metric + '_hi']:,.{digits}f}]")
+            rows.append(f"| {label(a)} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts) + "\n"
+
+
 def child(args: list[str], log: Path, name: str) -> None:
     """One script as a child process (stopped with the driver on a signal); a failure ends the study."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     data = str(Path(sweep["data"]) if Path(sweep["data"]).is_absolute() else paths.REPO / sweep["data"])
     region = sweep["regions"][0][0]
     budget = {k: QUICK[k] for k in ("epochs", "episodes")} if args.quick else sweep["budget"]
-    seeds = args.seeds or (QUICK["seeds"] if args.quick else sweep["seeds"])
+    seeds = args.seeds or (sweep["seeds"][:2] if args.quick else sweep["seeds"])
     episodes = ["--episodes", str(QUICK["eval_episodes"])] if args.quick else []
     logs, wall = results / "contention_study", {}
     t0 = time.perf_counter()
@@ -123,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
         wall["evaluate_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    out = ["--results", str(results), "--figures", str(figures)]
+    out = ["--results", str(results), "--figures", str(figures), "--region", region]
     for tag, _ in tags:
         make_table.main(["--tag", tag, *out])
     plot_load_curve.main(["--rates", *(f"{r:g}" for r in args.rates), *out])
     if args.tune_rate in args.rates:
         figure_main(plot_latency_cdf.draw, plot_latency_cdf.__doc__, ["--tag", f"contention_r{args.tune_rate:g}", *out],
                     tagged=True)
+    table = atomic_write_text(figures / "contention_overview.md", overview(results, region, [t for t, _ in tags]))
+    print(f"wrote {table}")
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
     record = write_yaml(figures / "reproduce_contention.yaml", provenance(
