@@ -142,9 +142,9 @@ def report_written(written: list[Path]) -> list[Path]:
 
 def provenance(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """A script's resolved arguments plus the code version, for the config.yaml beside its outputs."""
-    merged = vars(args) | extra
-    return {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in merged.items()} | {
-        "git_commit": paths.git_commit()}
+    def plain(v: Any) -> Any:
+        return str(v.resolve()) if isinstance(v, Path) else [plain(x) for x in v] if isinstance(v, list) else v
+    return {k: plain(v) for k, v in (vars(args) | extra).items()} | {"git_commit": paths.git_commit()}
 
 
 def style():
@@ -194,6 +194,6 @@ LINESTYLES = {"TopoFreeRL": ("-", "o"), "PPO": ("-", "s"), "PFAPPO": ("-", "^"),
 def line_style(algo: str) -> dict[str, Any]:
     """Matplotlib keyword arguments (colour, linestyle, marker) of a scheduler's line."""
     ls, marker = LINESTYLES.get(base_algo(algo), ("-", "o"))
-    if algo != base_algo(algo):  # the tuned variant: its scheduler's colour and marker, solid, hollow marker
-        return {"color": color(algo), "linestyle": "-", "marker": marker, "markerfacecolor": "white"}
+    if algo != base_algo(algo):  # the tuned variant: its scheduler's colour, solid, its own marker (open = saturated)
+        return {"color": color(algo), "linestyle": "-", "marker": ">"}
     return {"color": COLORS.get(algo), "linestyle": ls, "marker": marker}
