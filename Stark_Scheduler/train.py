@@ -58,7 +58,7 @@ def demonstrations(sim: Simulator, agent: StarkAgent, expert: GreedyPolicy, epis
         a = expert.act(sim, obs)
         hit = f["cands"] == a[:, None]
         obs, _, done, info = sim.step(a)
-        keep = info["episode"] >= sim.warmup_episodes if continuing else sim.measured(info["episode"], episodes)[0]
+        keep = sim.measured(info["episode"], None if continuing else episodes)[0]
         finished += int((done & keep).sum())
         feats.append({k: v[keep] for k, v in f.items()})
         labels.append(hit.float().argmax(1)[keep])
@@ -98,7 +98,7 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
         agent.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
         start, best = resume["epoch"], resume["best"]
-    continuing = start_worlds(sim, cfg, resume)
+    continuing = start_worlds(sim, cfg, resume, epoch_seed(cfg["seed"], -1))
     log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
 
     identity = dataset_identity(ds)

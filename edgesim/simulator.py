@@ -223,11 +223,12 @@ class Simulator:
         Identically zero in the paper profile (SPEC 3.1), live under contention."""
         return (self.busy_until(servers) - self.now[:, None]).clamp_min(0.0)
 
-    def measured(self, episode: torch.Tensor, episodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def measured(self, episode: torch.Tensor, episodes: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mask, index 0..episodes-1) of the measured episodes among the ids `episode`: the first
-        `episodes` after the `warmup_episodes` that only load the system (none in the paper profile)."""
+        `episodes` after the `warmup_episodes` that only load the system (none in the paper profile);
+        every one after them for `episodes=None` (training worlds that run on across epochs)."""
         rel = episode - self.warmup_episodes
-        return (rel >= 0) & (rel < episodes), rel
+        return (rel >= 0) & (episodes is None or rel < episodes), rel
 
     def server_load(self) -> torch.Tensor:
         """(B, N) live load of every server: the queue wait it would impose now (ms). O(B x N)."""

@@ -47,19 +47,14 @@ def profile_meta(profile: str, contention: Contention | None) -> dict:
     return {"contention": contention.as_dict()} if profile == "contention" and contention else {}
 
 
-def continues_worlds(cfg: dict) -> bool:
+def start_worlds(sim: Simulator, cfg: dict, resume: dict | None, seed: int) -> bool:
     """Whether training runs its contention worlds on across epochs (config `rollout`; a config saved
-    before the key existed restarted them every epoch)."""
-    return cfg.get("profile") == "contention" and cfg.get("rollout", "restart") == "continuing"
-
-
-def start_worlds(sim: Simulator, cfg: dict, resume: dict | None) -> bool:
-    """Before the first epoch of a run that continues its worlds: load them from the checkpoint being
-    resumed, or start them once (a seed apart from every epoch's). Returns `continues_worlds(cfg)`."""
-    if not continues_worlds(cfg):
+    before the key existed restarted them every epoch). If so, before the first epoch: load them from
+    the checkpoint being resumed, or start them once from `seed` (one apart from every epoch's)."""
+    if cfg.get("profile") != "contention" or cfg.get("rollout", "restart") != "continuing":
         return False
     if resume is None:
-        sim.reset(cfg["seed"] * 1_000_003 - 1)  # trainer.epoch_seed(seed, -1)
+        sim.reset(seed)
     elif "worlds" not in resume:
         raise CheckpointError("the checkpoint has no saved worlds, which this run's config (rollout: continuing) "
                               "needs to resume")

@@ -107,7 +107,7 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
         obs, reward, done, info = sim.step(action)
         bonus = agent.reward_bonus(action) if hasattr(agent, "reward_bonus") else torch.zeros_like(value)
-        keep = info["episode"] >= sim.warmup_episodes if continuing else sim.measured(info["episode"], episodes)[0]
+        keep = sim.measured(info["episode"], None if continuing else episodes)[0]
         finished += int((done & keep).sum())
         steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),
                       "value": value, "reward": reward, "bonus": bonus, "done": done, "keep": keep, "info": info})

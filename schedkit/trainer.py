@@ -71,7 +71,7 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
     log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
     sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg.get("contention")), "train", "random", cfg["seed"],
                             device, episodes)
-    continuing = start_worlds(sim, cfg, resume)
+    continuing = start_worlds(sim, cfg, resume, epoch_seed(cfg["seed"], -1))
 
     identity = dataset_identity(ds)
 

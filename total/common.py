@@ -193,7 +193,7 @@ LINESTYLES = {"TopoFreeRL": ("-", "o"), "PPO": ("-", "s"), "PFAPPO": ("-", "^"),
 
 def line_style(algo: str) -> dict[str, Any]:
     """Matplotlib keyword arguments (colour, linestyle, marker) of a scheduler's line."""
-    ls, marker = LINESTYLES.get(base_algo(algo), ("-", "o"))
     if algo != base_algo(algo):  # the tuned variant: its scheduler's colour, solid, its own marker (open = saturated)
         return {"color": color(algo), "linestyle": "-", "marker": ">"}
+    ls, marker = LINESTYLES.get(algo, ("-", "o"))
     return {"color": COLORS.get(algo), "linestyle": ls, "marker": marker}
