@@ -9,11 +9,13 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+torch.set_num_threads(1)  # one thread per test process: pytest-xdist runs one process per core
 
 
 def run_script(*args: str, check: bool = True) -> subprocess.CompletedProcess:

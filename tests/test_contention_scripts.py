@@ -3,6 +3,7 @@ bound, evaluate_all, zero-shot scheduling of a size-agnostic checkpoint, and bad
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -107,7 +108,6 @@ def test_evaluate_all_under_contention_writes_its_own_tagged_evaluation(per_serv
     # a symlinked run folder is skipped like `latest`; copy it instead
     assert "evaluated TopoFreeRL" not in proc.stdout
     (results / "TopoFreeRL" / "run").unlink()
-    import shutil
     shutil.copytree(per_server_run, results / "TopoFreeRL" / "run")
     run_script("total/evaluate_all.py", "--data", str(small_root), "--region", "Small_Trap", "--results",
                str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2", "--episodes", "30",
@@ -119,6 +119,24 @@ def test_evaluate_all_under_contention_writes_its_own_tagged_evaluation(per_serv
     table = run_script("total/make_table.py", "--results", str(results), "--region", "Small_Trap", "--tag",
                        "contention_r6", "--figures", str(tmp_path / "fig"))
     assert "Upper bound" in table.stdout and (tmp_path / "fig" / "results_table_contention_r6.md").exists()
+
+
+def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_dataset(per_server_run, small_root,
+                                                                                 small_ds, tmp_path):
+    from test_total import _fake_run
+    results = tmp_path / "results"
+    shutil.copytree(per_server_run, results / "TopoFreeRL" / "Small_Trap_per_server")
+    _fake_run(results, "TopoFreeRL", "TopoFreeRL/config.yaml", small_ds, 7, "Small_Trap_dense")  # actor: dense
+    args = ["total/evaluate_all.py", "--data", str(small_root / "multi"), "--region", "Region1", "--results",
+            str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2", "--episodes", "30",
+            "--skip", "lookahead", "p2c", "telemetry", "least_loaded", "--no-progress"]
+    plain = run_script(*args)
+    assert "evaluated" not in plain.stdout and plain.stdout.count("(trained on ['Small_Trap'])") == 2
+    zero = run_script(*args, "--zero-shot")
+    assert "evaluated TopoFreeRL seed" in zero.stdout and "Small_Trap_dense/checkpoints/final.pt (trained on " \
+        "['Small_Trap'], not size-agnostic)" in zero.stdout
+    summary = pd.read_csv(results / "eval" / "Region1_contention_r6" / "summary.csv").set_index("algo")
+    assert summary.loc["TopoFreeRL_zeroshot", "label"] == "TopoFreeRL (zero-shot)" and "TopoFreeRL" not in summary.index
 
 
 def test_episode_gae_matches_per_row_gae_when_rows_do_not_interleave():

@@ -95,10 +95,32 @@ def test_live_load_widens_only_the_per_server_input(small_ds):
         off = shapes(agent_for(folder, small_ds, config(folder, sets=("live_load=false",))))
         paper = shapes(agent_for(folder, small_ds, config(folder, "paper")))
         assert off == paper and paper.get(name) == published  # live_load false: the published networks
+        own_logit = {"load_weight": ()} if folder != "Stark_Scheduler" else {}  # load_logit, PPO family only
         assert on[name] == live and {k: v for k, v in on.items() if k != name and "server_in" not in k} == \
-            {k: v for k, v in off.items() if k != name and "server_in" not in k}
+            {k: v for k, v in off.items() if k != name and "server_in" not in k} | own_logit
         # the paper profile never adds the input, whatever the key says
         assert shapes(agent_for(folder, small_ds, config(folder, "paper", ("live_load=true",)))) == paper
+
+
+@pytest.mark.parametrize("folder", ["PPO_algorithm", "PFAPPO"])
+def test_load_logit_adds_each_servers_own_queue_to_its_own_logit(small_ds, folder):
+    """With the MLP's head zeroed the dense input cannot move the logits: what moves them is the
+    learned weight (initially -1) times each server's own queue feature."""
+    on = agent_for(folder, small_ds, config(folder))
+    off = agent_for(folder, small_ds, config(folder, sets=("load_logit=false",)))
+    assert on.load_logit and not off.load_logit and "load_weight" not in off.state_dict()
+    for agent in (on, off):
+        torch.nn.init.zeros_(agent.actor.head.weight)
+    empty, loaded = loaded_pair(on, small_ds)
+    valid = empty["mask"]
+    with torch.no_grad():
+        moved = on(loaded)[0] - on(empty)[0]
+        assert torch.allclose(moved[valid], -(loaded["load"] - empty["load"])[valid], atol=1e-6)
+        assert torch.equal(off(loaded)[0], off(empty)[0])
+        assert (moved[valid] < 0).all()  # every server is busy in `loaded`: every valid logit drops
+    # a config saved before the key (the first live-load study) keeps the dense-only network
+    saved = {k: v for k, v in config(folder).items() if k != "load_logit"}
+    assert not agent_for(folder, small_ds, saved).load_logit
 
 
 @pytest.mark.parametrize("actor", ["dense", "per_server"])

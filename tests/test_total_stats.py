@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, run_script
 from test_total import _fake_run, run_from
 
 sys.path.insert(0, str(ROOT / "total"))
@@ -163,3 +163,48 @@ def test_a_trace_evaluation_gets_its_own_folder_beside_the_poisson_one():
     assert contention_tag(Contention(arrival_rate=8.0)) == "contention_r8"
     assert contention_tag(Contention(arrival_rate=8.0, arrival_trace="traces/AzureLLMInferenceTrace_conv.csv")) == \
         "contention_r8_AzureLLMInferenceTrace_conv"
+
+
+def _fake_ablation(tmp_path, shift_ms: float) -> tuple:
+    """A 2-variant x 2-seed ablation sweep whose runs hold only what the sweep writes: config.yaml and
+    the evaluation's episodes.csv. noSE is full plus `shift_ms` on every task; seed 2 of noSE never finished."""
+    sweep = {"name": "ablation", "algorithms": ["TopoFreeRL"], "seeds": [1, 2], "regions": [["Server1_Trap"]],
+             "profiles": ["contention"], "variants": {"full": [], "noSE": ["se_gate=false"]},
+             "evaluate": {"split": "test", "episodes": None, "seed": 0}, "results": str(tmp_path / "res")}
+    path = tmp_path / "ablation.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    rng = np.random.default_rng(0)
+    base = rng.uniform(3000, 6000, 40)
+    for variant, seeds in (("full", (1, 2)), ("noSE", (1,))):
+        for seed in seeds:
+            run = tmp_path / "res" / "TopoFreeRL" / f"Server1_Trap_contention_{variant}_seed{seed}"
+            (run / "eval_test_seed0").mkdir(parents=True)
+            (run / "config.yaml").write_text(yaml.safe_dump({"profile": "contention",
+                                                             "contention": {"arrival_rate": 8.0}}))
+            latency = base + 10.0 * seed + (shift_ms if variant == "noSE" else 0.0)
+            pd.DataFrame({"episode": range(40), "task_id": [f"t{i % 20}" for i in range(40)],
+                          "latency_ms": latency, "cost": 0.15, "reward": -latency / 1000,
+                          "decision_ms": 0.5}).to_csv(run / "eval_test_seed0" / "episodes.csv", index=False)
+    return path, base
+
+
+def test_ablation_table_pairs_each_variant_with_the_full_method(tmp_path):
+    path, base = _fake_ablation(tmp_path, shift_ms=250.0)
+    proc = run_from(tmp_path, "total/ablation_table.py", "--sweep", str(path), "--figures", "out")
+    out = tmp_path / "out"
+    table = pd.read_csv(out / "ablation_contention_r8.csv").set_index("Scheduler")
+    assert list(table.index) == ["full", "noSE"] and list(table["Seeds"]) == [2, 1]
+    paired = pd.read_csv(out / "ablation_contention_r8_paired.csv").set_index("algo")
+    # noSE seed 1 = full seed 1 + 250 ms; full's CI resamples its two seeds (10 ms apart)
+    assert 240 <= paired.loc["noSE", "d_latency_ms"] <= 250 and paired.loc["noSE", "d_latency_ms_lo"] >= 240 - 1e-9
+    assert paired.loc["noSE", "d_reward"] < 0 and paired.loc["noSE", "p_lower_latency"] == 0.0
+    text = (out / "ablation_contention_r8.md").read_text()
+    assert "Server1_Trap_contention_noSE_seed2" in text and "Missing evaluations" in text
+    assert "noSE" in proc.stdout and (out / "ablation_contention_r8.tex").exists()
+
+
+def test_ablation_table_without_the_reference_is_a_one_line_error(tmp_path):
+    path, _ = _fake_ablation(tmp_path, shift_ms=0.0)
+    proc = run_script("total/ablation_table.py", "--sweep", str(path), "--reference", "noDWA", check=False)
+    assert proc.returncode != 0 and "reference variant 'noDWA' has no finished run" in proc.stderr
+    assert "Traceback" not in proc.stderr

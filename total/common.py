@@ -43,11 +43,15 @@ LABELS = {"PFAPPO": "PF-PPO", "Stark": "STARK"}
 
 
 TUNED = "_tuned"  # a greedy-family heuristic at the latency weight Heuristics/tune.py chose on the train split
+ZERO_SHOT = "_zeroshot"  # a size-agnostic checkpoint trained on another dataset (evaluate_all --zero-shot)
+VARIANTS = {TUNED: "tuned W", ZERO_SHOT: "zero-shot"}
 
 
 def base_algo(algo: str) -> str:
     """The scheduler a row's style and order come from: greedy_queue_tuned -> greedy_queue."""
-    return algo.removesuffix(TUNED)
+    for suffix in VARIANTS:
+        algo = algo.removesuffix(suffix)
+    return algo
 
 
 def color(algo: str) -> str | None:
@@ -56,7 +60,8 @@ def color(algo: str) -> str | None:
 
 def label(algo: str) -> str:
     base = LABELS.get(base_algo(algo), base_algo(algo))
-    return f"{base} (tuned W)" if algo.endswith(TUNED) else base
+    suffix = next((name for s, name in VARIANTS.items() if algo.endswith(s)), None)
+    return f"{base} ({suffix})" if suffix else base
 
 
 def agent_factory(algo: str):
@@ -193,7 +198,9 @@ LINESTYLES = {"TopoFreeRL": ("-", "o"), "PPO": ("-", "s"), "PFAPPO": ("-", "^"),
 
 def line_style(algo: str) -> dict[str, Any]:
     """Matplotlib keyword arguments (colour, linestyle, marker) of a scheduler's line."""
-    if algo != base_algo(algo):  # the tuned variant: its scheduler's colour, solid, its own marker (open = saturated)
+    if algo.endswith(TUNED):  # the tuned variant: its scheduler's colour, solid, its own marker (open = saturated)
         return {"color": color(algo), "linestyle": "-", "marker": ">"}
+    if algo.endswith(ZERO_SHOT):  # a checkpoint from another dataset: its method's colour, dashed
+        return {"color": color(algo), "linestyle": (0, (5, 2)), "marker": "x"}
     ls, marker = LINESTYLES.get(algo, ("-", "o"))
     return {"color": COLORS.get(algo), "linestyle": ls, "marker": marker}

@@ -16,7 +16,8 @@ tasks shared by every scheduler (`ci_unit` "runs"); with one run (a heuristic, o
 CI is over the tasks only (`ci_unit` "episodes"). See schedkit/stats.py. The default
 --data and --results are the repository's data1/ and results/, whatever the current directory.
 Runs whose checkpoint was trained on another dataset or under another profile are listed and
-skipped; a corrupted checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
+skipped; with --zero-shot, a size-agnostic checkpoint of another dataset is evaluated as
+<Algo>_zeroshot (e.g. the 500-server TopoFreeRL on the 1000-server Server2_Trap). A corrupted checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
 meets the same arrival process and load, and summary.csv also holds the oracle's reward upper
 bound (`reward_upper_bound`, its queue-free plan value).
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import (CONTENTION_HEURISTICS, HEURISTICS, TUNED, agent_factory, eval_dir, final_checkpoints, label,
+from common import (CONTENTION_HEURISTICS, HEURISTICS, TUNED, ZERO_SHOT, agent_factory, eval_dir, final_checkpoints, label,
                     paths, provenance, sort_algos)
 
 from Heuristics.inference import make_policy  # noqa: E402
@@ -127,6 +128,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--tuning", type=Path, metavar="TUNING_JSON",
                    help="also evaluate each greedy-family heuristic at the latency weight Heuristics/tune.py chose "
                         "(its tuning.json, made on the train split), as <name>_tuned")
+    p.add_argument("--zero-shot", action="store_true",
+                   help="also evaluate size-agnostic checkpoints trained on another dataset (TopoFreeRL's per_server "
+                        "actor), as <Algo>_zeroshot beside the runs trained on this one")
     add_threads_flag(p)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -157,8 +161,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         except CheckpointError as e:
             sys.exit(f"error: {e}")
         cfg = state["config"]
-        if state["dataset"]["fingerprint"] != ds.fingerprint:
-            skipped.append(f"{ckpt} (trained on {state['dataset']['regions']})")
+        if state["dataset"]["fingerprint"] != ds.fingerprint and not (
+                args.zero_shot and getattr(agent_factory(algo), "size_agnostic", lambda c: False)(cfg)):
+            skipped.append(f"{ckpt} (trained on {state['dataset']['regions']}"
+                           + (", not size-agnostic)" if args.zero_shot else ")"))
             continue
         if cfg.get("profile", "paper") != args.profile:
             skipped.append(f"{ckpt} (trained under the {cfg.get('profile', 'paper')} profile)")
@@ -172,7 +178,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             policy = policy_from_checkpoint(state, ds, agent_factory(ckpt.parents[2].name), device)
         except CheckpointError as e:
             sys.exit(f"error: {ckpt}: {e}")
-        run_policy(cfg["algo"], lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
+        zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
+        run_policy(cfg["algo"] + (ZERO_SHOT if zero_shot else ""), lambda sim, es: policy, cfg["seed"],
+                   ckpt.parent.parent.name)
         evaluated.append(str(ckpt.resolve()))
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}

@@ -1,0 +1,96 @@
+"""The ablation table: what each part of a learned scheduler buys, from a sweep with `variants`.
+
+    python total/sweep.py --config sweeps/ablation.yaml --workers 2      # train and evaluate every variant
+    python total/ablation_table.py [--sweep sweeps/ablation.yaml] [--figures DIR | --update-committed-figures]
+
+Reads every run's own evaluation (`<run>/eval_<split>_seed<E>/episodes.csv`, written by the sweep)
+and writes `<name>_<profile>_r<rate>.{md,csv,tex}` (e.g. ablation_contention_r8) and the paired
+comparison `..._paired.{md,csv}` against the `full` variant:
+- absolute mean and P99 latency, cost and reward per variant, each with a 95% CI that resamples the
+  variant's training seeds and the shared test tasks (the unit of replication is the training seed);
+- the difference to `full` on the same tasks and draws (every run is evaluated with the same seed
+  and task order: common random numbers), with its paired 95% CI and the probability of improvement.
+A variant with fewer finished runs than the sweep lists is reported with the runs it has, and the
+missing ones are named; a variant with none is left out.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from compare import markdown as paired_markdown
+from compare import paired_table
+from evaluate_all import summarize_runs
+from make_table import build
+from sweep import expand, load_sweep
+
+from common import add_output_flags, figures_dir, paths, report_written
+from schedkit.io import atomic_write_text, write_csv  # noqa: E402
+
+SWEEP = paths.REPO / "sweeps" / "ablation.yaml"
+REFERENCE = "full"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sweep", type=Path, default=SWEEP, help=f"the ablation sweep (default: {SWEEP})")
+    add_output_flags(p, results=None, results_help="default: the sweep's `results:` root")
+    p.add_argument("--reference", default=REFERENCE, help=f"variant to pair against (default: {REFERENCE})")
+    return p.parse_args(argv)
+
+
+def load_episodes(runs) -> tuple[pd.DataFrame, list[str]]:
+    """Every finished run's evaluation as one tidy frame (algo = variant, run = folder), and the missing ones."""
+    frames, absent = [], []
+    for run in runs:
+        path = run.eval_dir / "episodes.csv"
+        if not path.exists():
+            absent.append(str(path))
+            continue
+        frames.append(pd.read_csv(path).assign(algo=run.variant, train_seed=run.seed, eval_seed=run.eval_seed,
+                                               run=run.dir.name))
+    if not frames:
+        sys.exit("error: no finished run of the sweep has an evaluation; missing:\n  " + "\n  ".join(absent))
+    return pd.concat(frames, ignore_index=True), absent
+
+
+def setting_name(sweep: dict, runs) -> str:
+    """<sweep name>_<profile>[_r<rate>] from the first run's resolved config (e.g. ablation_contention_r8)."""
+    cfg = yaml.safe_load((runs[0].dir / "config.yaml").read_text())
+    name = f"{sweep.get('name', 'ablation')}_{cfg['profile']}"
+    return name + (f"_r{cfg['contention']['arrival_rate']:g}" if cfg["profile"] == "contention" else "")
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    args = parse_args(argv)
+    sweep = load_sweep(args.sweep)
+    if args.results is not None:
+        sweep["results"] = str(args.results.resolve())
+    args.results = Path(sweep["results"])
+    runs = [r for r in expand(sweep) if r.variant]
+    if not runs:
+        sys.exit(f"error: {args.sweep}: the sweep has no `variants` to compare")
+    episodes, absent = load_episodes(runs)
+    if args.reference not in set(episodes["algo"]):
+        sys.exit(f"error: the reference variant {args.reference!r} has no finished run")
+    order = list(dict.fromkeys(r.variant for r in runs if r.variant in set(episodes["algo"])))
+    summary = summarize_runs(episodes, n_servers=0).set_index("algo").loc[order].reset_index()  # (not in the table)
+    md, table, tex = build(summary)
+    paired = paired_table(episodes, args.reference).set_index("algo").loc[[v for v in order if v != args.reference]]
+    paired = paired.reset_index()
+    name = setting_name(sweep, runs)
+    note = "" if not absent else "\nMissing evaluations (runs not finished):\n" + "".join(f"- {a}\n" for a in absent)
+    out = figures_dir(args)
+    text = paired_markdown(paired, args.reference)
+    print(md + note + "\n" + text)
+    return report_written([atomic_write_text(out / f"{name}.md", md + note), write_csv(out / f"{name}.csv", table),
+                           atomic_write_text(out / f"{name}.tex", tex),
+                           atomic_write_text(out / f"{name}_paired.md", text),
+                           write_csv(out / f"{name}_paired.csv", paired)])
+
+
+if __name__ == "__main__":
+    main()
