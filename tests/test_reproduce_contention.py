@@ -38,7 +38,25 @@ def test_the_study_trains_tunes_on_train_and_evaluates_every_setting(small_root,
         assert len(paired) == len(algos) - 1  # every scheduler against greedy_queue
     assert (figures / "load_curve_Small_Trap.png").stat().st_size > 1000
     record = yaml.safe_load((figures / "reproduce_contention.yaml").read_text())
-    assert record["settings"] == ["contention_r3", "contention_r6"] and record["seeds"] == [1, 2]
+    assert record["settings"] == ["Small_Trap contention_r3", "Small_Trap contention_r6"] and record["seeds"] == [1, 2]
     assert set(record["wall_s"]) == {"train_s", "tune_s", "evaluate_s", "figures_s", "total_s"}
     overview = (figures / "contention_overview.md").read_text()
     assert "| Reward | r3 | r6 |" in overview and "| PPO |" in overview and "| greedy_queue (tuned W) |" in overview
+
+
+def test_a_rerun_reuses_a_tuning_only_when_its_settings_match(tmp_path):
+    from conftest import ROOT
+    import sys
+    sys.path.insert(0, str(ROOT / "total"))
+    from reproduce_contention import tuning_done
+    want = {"policy": ["greedy_queue"], "weights": [0.5, 0.9], "region": ["R"], "split": "train", "episodes": 40,
+            "seed": 0, "profile": "contention", "arrival_rate": 8.0, "arrival_trace": None, "dataset_fingerprint": "f"}
+    assert not tuning_done(tmp_path, want)  # nothing there
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(want | {"threads": 1, "out": "anywhere"}))
+    assert not tuning_done(tmp_path, want)  # settings but no result
+    (tmp_path / "tuning.json").write_text("{}")
+    assert tuning_done(tmp_path, want)
+    for key, other in (("weights", [0.5]), ("arrival_rate", 16.0), ("dataset_fingerprint", "g"), ("episodes", 41)):
+        assert not tuning_done(tmp_path, want | {key: other}), key
+    (tmp_path / "config.yaml").write_text("weights: [unclosed")
+    assert not tuning_done(tmp_path, want)

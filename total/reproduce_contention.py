@@ -4,6 +4,7 @@ pattern, then write the tables, paired comparisons, load curve and latency CDF.
 
     python total/reproduce_contention.py --workers 2
     python total/reproduce_contention.py --workers 2 --arrival-trace conv.csv code.csv   # + real traces at 8/s
+    python total/reproduce_contention.py --workers 2 --zero-shot-region Server2_Trap     # + 1000 servers, zero-shot
     python total/reproduce_contention.py --quick                                           # tiny, about 2 minutes
 
 The protocol, fixed before any result was seen:
@@ -11,8 +12,9 @@ The protocol, fixed before any result was seen:
   per world, Poisson, train split) through the sweep machinery, so finished runs are skipped and
   interrupted ones resume. Nothing is selected on test numbers.
 - Tuning (the validation setting): the greedy family's latency weight W is chosen by
-  Heuristics/tune.py on the *train* split at --tune-rate (8/s), Poisson, 2000 workflows, eval
-  seed 0; the tuned variants are evaluated as `<name>_tuned` beside the defaults.
+  Heuristics/tune.py on the *train* split at --tune-rate (8/s), Poisson, ten passes over its
+  tasks (10,000 workflows), eval seed 0; the tuned variants are evaluated as `<name>_tuned` beside
+  the defaults. A re-run reuses a tuning made with the same settings.
 - Reported: the test split, 2000 workflows after warm-up, eval seed 0, at every --rates value
   (Poisson) and for every --arrival-trace at --trace-rate. Each setting is one
   total/evaluate_all.py call (every scheduler meets the same arrivals, tasks and draws), run
@@ -35,11 +37,14 @@ import make_table
 import pandas as pd
 import plot_latency_cdf
 import plot_load_curve
+import yaml
 from common import add_output_flags, eval_dir, figure_main, figures_dir, label, paths, provenance, sort_algos
 from reproduce import train
 from sweep import CHILDREN, load_sweep, stop_children_on_signal
 
+from schedkit.cli import load_or_exit  # noqa: E402
 from schedkit.io import atomic_write_text, write_yaml  # noqa: E402
+from schedkit.profiles import default_eval_episodes  # noqa: E402
 
 SWEEP = paths.REPO / "sweeps" / "contention.yaml"
 TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")
@@ -59,6 +64,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--trace-rate", type=float, default=8.0, help="mean rate of the trace evaluations (default: 8)")
     p.add_argument("--tune-rate", type=float, default=8.0,
                    help="the validation setting's rate: W is tuned on the train split there (default: 8)")
+    p.add_argument("--zero-shot-region", metavar="REGION",
+                   help="also evaluate on this region of the sweep's data (e.g. Server2_Trap, 1000 servers) at "
+                        "--tune-rate: the size-agnostic checkpoints zero-shot, beside the heuristics; its tables go "
+                        "to <figures>/<REGION>/")
     p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the sweep's, 42-46)")
     p.add_argument("--workers", type=int, default=1, help="trainings and evaluations at once (default 1)")
     p.add_argument("--quick", action="store_true", help=f"a tiny budget end to end: {QUICK}")
@@ -105,6 +114,17 @@ def overview(results: Path, region: str, tags: list[str]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def tuning_done(folder: Path, want: dict) -> bool:
+    """Whether `folder` already holds a tuning made with exactly these settings (Heuristics/tune.py
+    records them in its config.yaml), so that a re-run of the study reuses it instead of redoing it."""
+    try:
+        have = yaml.safe_load((folder / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return (folder / "tuning.json").is_file() and isinstance(have, dict) and all(have.get(k) == v
+                                                                                 for k, v in want.items())
+
+
 def child(args: list[str], log: Path, name: str) -> None:
     """One script as a child process (stopped with the driver on a signal); a failure ends the study."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -128,19 +148,33 @@ def main(argv: list[str] | None = None) -> int:
         wall["train_s"] = time.perf_counter() - t0
 
         tuning = logs / "tuning"
-        child(["Heuristics/tune.py", "--data", data, "--region", region, "--profile", "contention",
-               "--arrival-rate", f"{args.tune_rate:g}", "--split", "train", "--policy", *TUNED_POLICIES,
-               "--weights", *WEIGHTS, "--out", str(tuning), "--no-progress", *episodes],
-              logs / "tune.log", "tuning on the train split")
+        ds = load_or_exit(data, [region])
+        tune_episodes = int(episodes[1]) if episodes else default_eval_episodes(ds, "train", "contention")
+        want = {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in WEIGHTS], "region": [region],
+                "split": "train", "episodes": tune_episodes, "seed": 0, "profile": "contention",
+                "arrival_rate": args.tune_rate, "arrival_trace": None, "dataset_fingerprint": ds.fingerprint}
+        if tuning_done(tuning, want):
+            print(f"tuning on the train split: reusing {tuning} (made with the same settings)")
+        else:
+            child(["Heuristics/tune.py", "--data", data, "--region", region, "--profile", "contention",
+                   "--arrival-rate", f"{args.tune_rate:g}", "--split", "train", "--policy", *TUNED_POLICIES,
+                   "--weights", *WEIGHTS, "--episodes", str(tune_episodes), "--out", str(tuning), "--no-progress"],
+                  logs / "tune.log", "tuning on the train split")
         wall["tune_s"] = time.perf_counter() - t0 - wall["train_s"]
 
         t1 = time.perf_counter()
         tags = settings(args)
+        jobs = [(region, tag, [*flags, "--tuning", str(tuning / "tuning.json")]) for tag, flags in tags]
+        zero_shot_tag = f"contention_r{args.tune_rate:g}"
+        if args.zero_shot_region:  # W was tuned on the sweep's region: no tuned rows on another one
+            jobs.append((args.zero_shot_region, zero_shot_tag,
+                         ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot"]))
         with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
-            for future in [pool.submit(child, ["total/evaluate_all.py", "--data", data, "--region", region,
+            for future in [pool.submit(child, ["total/evaluate_all.py", "--data", data, "--region", reg,
                                                "--results", str(results), "--profile", "contention", *flags,
-                                               "--tuning", str(tuning / "tuning.json"), "--no-progress", *episodes],
-                                       logs / f"evaluate_{tag}.log", f"evaluation {tag}") for tag, flags in tags]:
+                                               "--no-progress", *episodes],
+                                       logs / f"evaluate_{reg}_{tag}.log", f"evaluation {reg} {tag}")
+                           for reg, tag, flags in jobs]:
                 future.result()
         wall["evaluate_s"] = time.perf_counter() - t1
 
@@ -152,12 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune_rate in args.rates:
         figure_main(plot_latency_cdf.draw, plot_latency_cdf.__doc__, ["--tag", f"contention_r{args.tune_rate:g}", *out],
                     tagged=True)
+    if args.zero_shot_region:
+        make_table.main(["--tag", zero_shot_tag, "--results", str(results), "--region", args.zero_shot_region,
+                         "--figures", str(figures / args.zero_shot_region)])
     table = atomic_write_text(figures / "contention_overview.md", overview(results, region, [t for t, _ in tags]))
     print(f"wrote {table}")
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
     record = write_yaml(figures / "reproduce_contention.yaml", provenance(
-        args, figures=figures, budget=budget, seeds=seeds, settings=[t for t, _ in tags],
+        args, figures=figures, budget=budget, seeds=seeds, settings=[f"{reg} {t}" for reg, t, _ in jobs],
         tuning=str(tuning / "tuning.json"), wall_s={k: round(v, 1) for k, v in wall.items()}))
     print(f"wrote {record}\ndone in {wall['total_s'] / 60:.1f} min: tables and figures in {figures}")
     return 0
