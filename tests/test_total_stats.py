@@ -201,6 +201,7 @@ def test_ablation_table_pairs_each_variant_with_the_full_method(tmp_path):
     text = (out / "ablation_contention_r8.md").read_text()
     assert "Server1_Trap_contention_noSE_seed2" in text and "Missing evaluations" in text
     assert "noSE" in proc.stdout and (out / "ablation_contention_r8.tex").exists()
+    assert (out / "ablation_contention_r8_paired.png").stat().st_size > 1000
 
 
 def test_ablation_table_without_the_reference_is_a_one_line_error(tmp_path):

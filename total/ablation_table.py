@@ -5,7 +5,8 @@
 
 Reads every run's own evaluation (`<run>/eval_<split>_seed<E>/episodes.csv`, written by the sweep)
 and writes `<name>_<profile>_r<rate>.{md,csv,tex}` (e.g. ablation_contention_r8) and the paired
-comparison `..._paired.{md,csv}` against the `full` variant:
+comparison `..._paired.{md,csv}` against the `full` variant, and `..._paired.{png,pdf}` (the paired
+differences with their CIs, one row per variant):
 - absolute mean and P99 latency, cost and reward per variant, each with a 95% CI that resamples the
   variant's training seeds and the shared test tasks (the unit of replication is the training seed);
 - the difference to `full` on the same tasks and draws (every run is evaluated with the same seed
@@ -27,7 +28,7 @@ from evaluate_all import summarize_runs
 from make_table import build
 from sweep import expand, load_sweep
 
-from common import add_output_flags, figures_dir, paths, report_written
+from common import add_output_flags, figures_dir, paths, report_written, save, style
 from schedkit.io import atomic_write_text, write_csv  # noqa: E402
 
 SWEEP = paths.REPO / "sweeps" / "ablation.yaml"
@@ -55,6 +56,30 @@ def load_episodes(runs) -> tuple[pd.DataFrame, list[str]]:
     if not frames:
         sys.exit("error: no finished run of the sweep has an evaluation; missing:\n  " + "\n  ".join(absent))
     return pd.concat(frames, ignore_index=True), absent
+
+
+def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str) -> list[Path]:
+    """Dot and 95% CI of each variant's paired difference to the reference: reward (higher is better),
+    mean and P99 latency (lower is better); a zero line; CIs clear of zero drawn solid."""
+    plt = style()
+    panels = [("d_reward", "Δ reward"), ("d_latency_ms", "Δ mean latency (ms)"),
+              ("d_p99_latency_ms", "Δ P99 latency (ms)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.0, 0.45 * len(paired) + 1.2), sharey=True,
+                             layout="constrained")
+    y = range(len(paired))
+    for ax, (col, title) in zip(axes, panels):
+        mid, lo, hi = paired[col], paired[f"{col}_lo"], paired[f"{col}_hi"]
+        clear = (lo > 0) | (hi < 0)
+        for i, c in zip(y, clear):
+            ax.errorbar(mid.iloc[i], i, xerr=[[mid.iloc[i] - lo.iloc[i]], [hi.iloc[i] - mid.iloc[i]]], fmt="o",
+                        color="#D55E00" if c else "#999999", capsize=2, ms=4)
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_title(title)
+    axes[0].set_yticks(list(y), paired["algo"])
+    axes[0].invert_yaxis()
+    fig.suptitle(f"Each variant minus {reference} on the same test tasks (95% paired CI; orange: clear of 0)",
+                 fontsize=8)
+    return save(fig, figures, f"{name}_paired")
 
 
 def setting_name(sweep: dict, runs) -> str:
@@ -89,7 +114,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     return report_written([atomic_write_text(out / f"{name}.md", md + note), write_csv(out / f"{name}.csv", table),
                            atomic_write_text(out / f"{name}.tex", tex),
                            atomic_write_text(out / f"{name}_paired.md", text),
-                           write_csv(out / f"{name}_paired.csv", paired)])
+                           write_csv(out / f"{name}_paired.csv", paired),
+                           *plot_paired(paired, args.reference, out, name)])
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ CI is over the tasks only (`ci_unit` "episodes"). See schedkit/stats.py. The def
 --data and --results are the repository's data1/ and results/, whatever the current directory.
 Runs whose checkpoint was trained on another dataset or under another profile are listed and
 skipped; with --zero-shot, a size-agnostic checkpoint of another dataset is evaluated as
-<Algo>_zeroshot (e.g. the 500-server TopoFreeRL on the 1000-server Server2_Trap). A corrupted checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
+<Algo>_zeroshot (e.g. the 500-server TopoFreeRL on the 1000-server Server2_Trap). A corrupted
+checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
 meets the same arrival process and load, and summary.csv also holds the oracle's reward upper
 bound (`reward_upper_bound`, its queue-free plan value).
 """
@@ -31,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import (CONTENTION_HEURISTICS, HEURISTICS, TUNED, ZERO_SHOT, agent_factory, eval_dir, final_checkpoints, label,
-                    paths, provenance, sort_algos)
+from common import (CONTENTION_HEURISTICS, HEURISTICS, TUNED, ZERO_SHOT, agent_factory, eval_dir, final_checkpoints,
+                    label, paths, provenance, sort_algos)
 
 from Heuristics.inference import make_policy  # noqa: E402
 from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402

@@ -59,10 +59,10 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
     if "ci_unit" in summary.columns:  # which rows' CIs reflect seed-to-seed variation
         runs = summary.loc[summary["ci_unit"] == "runs", "label"].tolist()
         one_seed = summary.loc[(summary["ci_unit"] == "episodes") & (summary["train_seeds"] > 0), "label"].tolist()
-        markdown += ("\nCIs: " + (f"{', '.join(runs)}: over training seeds and tasks; " if runs else "")
-                     + (f"{', '.join(one_seed)}: ONE training seed, so over tasks only (no seed variation); "
-                        if one_seed else "") + ("heuristics: over tasks." if (summary["train_seeds"] == 0).any() else "")
-                     ).rstrip("; ") + "\n"
+        parts = ([f"{', '.join(runs)}: over training seeds and tasks"] if runs else []) + (
+            [f"{', '.join(one_seed)}: ONE training seed, so over tasks only (no seed variation)"] if one_seed else []) + (
+            ["heuristics: over tasks"] if (summary["train_seeds"] == 0).any() else [])
+        markdown += "\nCIs: " + "; ".join(parts) + ".\n"
     if "reward_upper_bound" in summary.columns:  # contention: the oracle's plan value bounds every scheduler
         markdown += (f"\nUpper bound on any scheduler's expected reward (queue-free oracle plans): "
                      f"{summary['reward_upper_bound'].iloc[0]:.4f}\n")
