@@ -128,8 +128,9 @@ def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_datase
     shutil.copytree(per_server_run, results / "TopoFreeRL" / "Small_Trap_per_server")
     _fake_run(results, "TopoFreeRL", "TopoFreeRL/config.yaml", small_ds, 7, "Small_Trap_dense")  # actor: dense
     args = ["total/evaluate_all.py", "--data", str(small_root / "multi"), "--region", "Region1", "--results",
-            str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2", "--episodes", "30",
-            "--skip", "lookahead", "p2c", "telemetry", "least_loaded", "--no-progress"]
+            str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2", "--episodes", "12",
+            "--skip", "oracle", "lookahead", "greedy", "p2c", "telemetry", "least_loaded", "maxcompute", "random",
+            "--no-progress"]
     plain = run_script(*args)
     assert "evaluated" not in plain.stdout and plain.stdout.count("(trained on ['Small_Trap'])") == 2
     zero = run_script(*args, "--zero-shot")
@@ -137,6 +138,8 @@ def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_datase
         "['Small_Trap'], not size-agnostic)" in zero.stdout
     summary = pd.read_csv(results / "eval" / "Region1_contention_r6" / "summary.csv").set_index("algo")
     assert summary.loc["TopoFreeRL_zeroshot", "label"] == "TopoFreeRL (zero-shot)" and "TopoFreeRL" not in summary.index
+    assert set(summary.index) == {"TopoFreeRL_zeroshot", "greedy_queue"}  # the oracle skipped: no bound, no error
+    assert "reward_upper_bound" not in summary.columns
 
 
 def test_episode_gae_matches_per_row_gae_when_rows_do_not_interleave():

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     write_csv(out / "episodes.csv", table)
     summary = summarize_runs(table, ds.n_servers)
     summary["profile"] = args.profile
-    if contention is not None:  # the oracle is load-blind here; its plan value bounds every scheduler
+    if contention is not None and oracles:  # the oracle is load-blind here; its plan value bounds every scheduler
         policy, sim = oracles[0]
         summary["reward_upper_bound"] = policy.bound(sim, list(table.loc[table["algo"] == "oracle", "task_id"]))
     write_csv(out / "summary.csv", summary)
