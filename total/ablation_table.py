@@ -60,7 +60,8 @@ def load_episodes(runs) -> tuple[pd.DataFrame, list[str]]:
 
 def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str) -> list[Path]:
     """Dot and 95% CI of each variant's paired difference to the reference: reward (higher is better),
-    mean and P99 latency (lower is better); a zero line; CIs clear of zero drawn solid."""
+    mean and P99 latency (lower is better); a zero line; CIs clear of zero in colour. The x axes are
+    symmetric-log, linear within the median CI width, so a collapsed variant does not flatten the rest."""
     plt = style()
     panels = [("d_reward", "Δ reward"), ("d_latency_ms", "Δ mean latency (ms)"),
               ("d_p99_latency_ms", "Δ P99 latency (ms)")]
@@ -74,7 +75,8 @@ def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str) 
             ax.errorbar(mid.iloc[i], i, xerr=[[mid.iloc[i] - lo.iloc[i]], [hi.iloc[i] - mid.iloc[i]]], fmt="o",
                         color="#D55E00" if c else "#999999", capsize=2, ms=4)
         ax.axvline(0, color="black", lw=0.6)
-        ax.set_title(title)
+        ax.set_xscale("symlog", linthresh=max(float((hi - lo).median()), 1e-9))
+        ax.set_title(title + ", symlog")
     axes[0].set_yticks(list(y), paired["algo"])
     axes[0].invert_yaxis()
     fig.suptitle(f"Each variant minus {reference} on the same test tasks (95% paired CI; orange: clear of 0)",
