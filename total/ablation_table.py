@@ -84,9 +84,9 @@ def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str) 
     return save(fig, figures, f"{name}_paired")
 
 
-def setting_name(sweep: dict, runs) -> str:
-    """<sweep name>_<profile>[_r<rate>] from the first run's resolved config (e.g. ablation_contention_r8)."""
-    cfg = yaml.safe_load((runs[0].dir / "config.yaml").read_text())
+def setting_name(sweep: dict, run) -> str:
+    """<sweep name>_<profile>[_r<rate>] from a finished run's resolved config (e.g. ablation_contention_r8)."""
+    cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
     name = f"{sweep.get('name', 'ablation')}_{cfg['profile']}"
     return name + (f"_r{cfg['contention']['arrival_rate']:g}" if cfg["profile"] == "contention" else "")
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     md, table, tex = build(summary)
     paired = paired_table(episodes, args.reference).set_index("algo").loc[[v for v in order if v != args.reference]]
     paired = paired.reset_index()
-    name = setting_name(sweep, runs)
+    name = setting_name(sweep, next(r for r in runs if r.dir.name in set(episodes["run"])))
     note = "" if not absent else "\nMissing evaluations (runs not finished):\n" + "".join(f"- {a}\n" for a in absent)
     out = figures_dir(args)
     text = paired_markdown(paired, args.reference)

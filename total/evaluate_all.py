@@ -40,7 +40,7 @@ from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
 from schedkit.cli import (add_contention_flags, add_threads_flag, contention_flags, device_name,  # noqa: E402
                           load_or_exit, positive_int, resolve_device, set_threads)
 from schedkit.evaluation import eval_simulator, evaluate  # noqa: E402
-from schedkit.inference import policy_from_checkpoint  # noqa: E402
+from schedkit.inference import policy_from_checkpoint, size_agnostic  # noqa: E402
 from schedkit.io import write_csv, write_yaml  # noqa: E402
 from schedkit.runs import CheckpointError, load_checkpoint  # noqa: E402
 from schedkit.profiles import contention_or_exit, default_eval_episodes  # noqa: E402
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             sys.exit(f"error: {e}")
         cfg = state["config"]
         if state["dataset"]["fingerprint"] != ds.fingerprint and not (
-                args.zero_shot and getattr(agent_factory(algo), "size_agnostic", lambda c: False)(cfg)):
+                args.zero_shot and size_agnostic(agent_factory(algo), cfg)):
             skipped.append(f"{ckpt} (trained on {state['dataset']['regions']}"
                            + (", not size-agnostic)" if args.zero_shot else ")"))
             continue

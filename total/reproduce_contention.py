@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
         tuning = logs / "tuning"
         ds = load_or_exit(data, [region])
-        tune_episodes = int(episodes[1]) if episodes else default_eval_episodes(ds, "train", "contention")
+        tune_episodes = QUICK["eval_episodes"] if args.quick else default_eval_episodes(ds, "train", "contention")
         want = {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in WEIGHTS], "region": [region],
                 "split": "train", "episodes": tune_episodes, "seed": 0, "profile": "contention",
                 "arrival_rate": args.tune_rate, "arrival_trace": None, "dataset_fingerprint": ds.fingerprint}
@@ -165,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         tags = settings(args)
         jobs = [(region, tag, [*flags, "--tuning", str(tuning / "tuning.json")]) for tag, flags in tags]
-        zero_shot_tag = f"contention_r{args.tune_rate:g}"
+        tune_tag = f"contention_r{args.tune_rate:g}"  # the validation setting's rate, Poisson
         if args.zero_shot_region:  # W was tuned on the sweep's region: no tuned rows on another one
-            jobs.append((args.zero_shot_region, zero_shot_tag,
+            jobs.append((args.zero_shot_region, tune_tag,
                          ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot"]))
         with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
             for future in [pool.submit(child, ["total/evaluate_all.py", "--data", data, "--region", reg,
@@ -184,10 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         make_table.main(["--tag", tag, *out])
     plot_load_curve.main(["--rates", *(f"{r:g}" for r in args.rates), *out])
     if args.tune_rate in args.rates:
-        figure_main(plot_latency_cdf.draw, plot_latency_cdf.__doc__, ["--tag", f"contention_r{args.tune_rate:g}", *out],
-                    tagged=True)
+        figure_main(plot_latency_cdf.draw, plot_latency_cdf.__doc__, ["--tag", tune_tag, *out], tagged=True)
     if args.zero_shot_region:
-        make_table.main(["--tag", zero_shot_tag, "--results", str(results), "--region", args.zero_shot_region,
+        make_table.main(["--tag", tune_tag, "--results", str(results), "--region", args.zero_shot_region,
                          "--figures", str(figures / args.zero_shot_region)])
     table = atomic_write_text(figures / "contention_overview.md", overview(results, region, [t for t, _ in tags]))
     print(f"wrote {table}")
