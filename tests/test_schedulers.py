@@ -8,7 +8,7 @@ import torch
 
 from edgesim import physics as P
 from edgesim.dataset import load_dataset
-from edgesim.expectation import ChannelTable, expected_step
+from edgesim.expectation import ChannelTable, _clipped_latency_reward, expected_step
 from edgesim.simulator import Simulator
 from Heuristics.policies import GreedyPolicy, MaxComputePolicy, OraclePolicy, RandomPolicy
 from tiny import write_tiny
@@ -61,6 +61,27 @@ def test_expected_step_matches_simulated_latency_and_clipped_reward(tmp_path, ta
         lat, lat_se, rl, rl_se = _monte_carlo_step(ds, "test", 0, prev, server)
         assert abs(float(e["latency"][0]) - float(lat)) < 4 * float(lat_se) + 2e-3 * float(lat)
         assert abs(float(e["rL"][0]) - float(rl)) < 4 * float(rl_se) + 2e-3 * abs(float(rl)) + 1e-6
+
+
+def test_clipped_reward_shortcuts_equal_the_full_bin_average(table):
+    """Steps that cannot reach the clip and trap-free steps skip work; every step gets the number the
+    full average over bins and outcomes gives."""
+    g = torch.Generator().manual_seed(3)
+    M, A = 4000, 3
+    d = torch.exp(torch.empty(M, dtype=torch.float64).uniform_(-2, 10, generator=g))
+    base = torch.empty(M, dtype=torch.float64).uniform_(10, 6000, generator=g)  # some past the clip already
+    k = torch.empty(M, dtype=torch.float64).uniform_(100, 400_000, generator=g)
+    trap = torch.rand(M, generator=g) < 0.3
+    values = torch.where(trap[:, None], torch.tensor([100.0, 200.0, 300.0], dtype=torch.float64), 0.0)
+    probs = torch.where(trap[:, None], torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64),
+                        torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    lat = base[:, None] + k[:, None] * table.inv_rate_bins(d)
+    full = (P.latency_reward(lat[:, None, :] + values[:, :, None]).mean(-1) * probs).sum(-1)
+    idx, reward = _clipped_latency_reward(table, d, base, k, values, probs, torch.ones(M, dtype=torch.bool))
+    assert torch.equal(idx[0], torch.arange(M))
+    binding = base + k * table.inv_rate_bin_max(d) + values.amax(-1) > P.LATENCY_NORM_MS
+    assert 0.1 < float(binding.double().mean()) < 0.9  # both paths are exercised
+    torch.testing.assert_close(reward, full, rtol=1e-12, atol=1e-12)
 
 
 def _plan_value(oracle, sim, task, plan):
