@@ -20,7 +20,7 @@ free one; that admission wait counts as queue delay of its first step.
 Trap links: a hop over an explicit link touching a trap pays the link's BaseLatencyMs once per
 transmission attempt; each attempt is lost with probability `trap_loss`, up to
 `trap_max_attempts` (the last always gets through). Other trap hits (step 0, or no link row between
-the two servers) keep the flat 100/200 ms surcharge.
+the two servers) keep the flat 100/200 ms surcharge, times `trap_surcharge_scale` (1 by default).
 Live load: `queue_wait(servers)` / `server_load()` give max(0, busy_until - now) per server.
 Warm-up: every world starts idle, so the first `warmup` x worlds workflows dealt (the first
 `warmup` arrivals of each world, for warmup <= max_in_flight) run but are not measured.
@@ -60,6 +60,7 @@ class Contention:
     worlds: int = 8                    # independent worlds simulated side by side (the batch)
     trap_loss: float = 0.3             # loss probability of one attempt over a trap link
     trap_max_attempts: int = 4
+    trap_surcharge_scale: float = 1.0  # multiplies the flat 100/200 ms of a trap hit without a link row
     warmup: int = 32                   # first workflows of each world run unmeasured, to load the servers
 
     @classmethod
@@ -78,7 +79,9 @@ class Contention:
                   ("arrival_trace", c.arrival_trace, lambda v: v is None or (isinstance(v, str) and v != ""),
                    "a CSV path or null"),
                   ("trap_max_attempts", c.trap_max_attempts, lambda v: isinstance(v, int) and v >= 1,
-                   "an integer >= 1")]
+                   "an integer >= 1"),
+                  ("trap_surcharge_scale", c.trap_surcharge_scale, lambda v: 0 <= v < math.inf,
+                   "a finite number >= 0")]
         for name, value, ok, what in checks:
             try:
                 good = not isinstance(value, bool) and ok(value)
@@ -285,7 +288,8 @@ class ContentionSimulator(Simulator):
         link, found = self.net.link_lookup(prev, s)
         c = self.contention
         retransmitted = link * attempts(u_trap, c.trap_loss, c.trap_max_attempts)
-        surcharge = torch.where(u_trap < 0.5, P.TRAP_SURCHARGE_MS[1], P.TRAP_SURCHARGE_MS[0])
+        low, high = (c.trap_surcharge_scale * ms for ms in P.TRAP_SURCHARGE_MS)
+        surcharge = torch.where(u_trap < 0.5, high, low)
         trap_ms = torch.where(trap_hit & found, retransmitted, torch.where(trap_hit, surcharge, 0.0))
         return trap_ms, torch.where(trap_hit, 0.0, link)
 

@@ -88,11 +88,11 @@ def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor,
 
     Paper profile: 100 or 200 ms on a trap hit. Contention: a hop over an explicit trap link pays its
     BaseLatencyMs once per attempt (attempts 1..max with their probabilities); other trap hits pay
-    the surcharge. A hop without a trap hit has the single outcome 0."""
+    the surcharge times `trap_surcharge_scale`. A hop without a trap hit has the single outcome 0."""
     n = 2 if contention is None else max(2, contention.trap_max_attempts)
     zeros = torch.zeros(n, dtype=explicit_link_ms.dtype, device=trap.device)
     flat_v, flat_p = zeros.clone(), zeros.clone()
-    flat_v[:2] = torch.tensor(P.TRAP_SURCHARGE_MS)
+    flat_v[:2] = torch.tensor(P.TRAP_SURCHARGE_MS) * (1.0 if contention is None else contention.trap_surcharge_scale)
     flat_p[:2] = 0.5
     values = torch.where(trap[..., None], flat_v, zeros)
     probs = torch.where(trap[..., None], flat_p, zeros + (torch.arange(n, device=trap.device) == 0))

@@ -8,7 +8,7 @@ import math
 import signal
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import torch
@@ -34,15 +34,22 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+def float_in(what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a finite number for which `ok` holds; `what` names the range in the error."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+positive_float = float_in("a finite number > 0", lambda v: v > 0)
+non_negative_float = float_in("a finite number >= 0", lambda v: v >= 0)
+probability_below_one = float_in("a probability in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def device_name(text: str) -> str:
@@ -99,12 +106,19 @@ def add_contention_flags(p: argparse.ArgumentParser, default_profile: str | None
                                                        "(config: contention.worlds)")
     p.add_argument("--max-in-flight", type=positive_int, help="contention: workflows in flight per world "
                                                               "(config: contention.max_in_flight)")
+    p.add_argument("--trap-loss", type=probability_below_one, metavar="P",
+                   help="contention: loss probability of one attempt over a trap link, the traps' severity "
+                        "(config: contention.trap_loss, default 0.3)")
+    p.add_argument("--trap-surcharge-scale", type=non_negative_float, metavar="X",
+                   help="contention: multiply the flat 100/200 ms delay of a trap hit without a link row, the "
+                        "common trap hit (config: contention.trap_surcharge_scale, default 1)")
 
 
 def contention_flags(args: argparse.Namespace) -> dict:
     """The contention overrides given on the command line (None where not given)."""
     return {"arrival_rate": args.arrival_rate, "arrival_trace": args.arrival_trace, "worlds": args.worlds,
-            "max_in_flight": args.max_in_flight}
+            "max_in_flight": args.max_in_flight, "trap_loss": args.trap_loss,
+            "trap_surcharge_scale": args.trap_surcharge_scale}
 
 
 def resolve_device(name: str) -> torch.device:

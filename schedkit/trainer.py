@@ -144,7 +144,7 @@ def parse_train_args(description: str, argv: list[str] | None = None) -> argpars
 
 # flags that define a run: --resume continues the saved config, so giving one of these is an error
 RUN_FLAGS = ("data", "regions", "epochs", "episodes", "seed", "profile", "arrival_rate", "arrival_trace", "worlds",
-             "max_in_flight", "no_mask", "config", "set", "out")
+             "max_in_flight", "trap_loss", "trap_surcharge_scale", "no_mask", "config", "set", "out")
 
 
 def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, argv: list[str] | None = None,

@@ -147,6 +147,17 @@ def test_trap_links_pay_base_latency_per_attempt_other_trap_hits_the_surcharge(w
         assert (draws == k).double().mean().item() == pytest.approx(p, abs=0.005)
 
 
+def test_the_trap_surcharge_scale_multiplies_the_flat_trap_delay_in_the_simulator_and_the_planners(world):
+    ds = world[0]
+    sim = sim_for(world, gap_ms=1000.0, in_flight=1, trap_surcharge_scale=2.5)
+    _, _, _, first = sim.step(server(ds, "C"), U)  # step 0 onto trap C: no link row (coin 0.9 -> 100 ms)
+    assert first["trap_ms"].item() == 250.0
+    from edgesim.expectation import trap_outcomes
+    values, probs = trap_outcomes(torch.tensor([True]), torch.tensor([0.0], dtype=torch.float64),
+                                  Contention(trap_surcharge_scale=2.5))
+    assert values[0, :2].tolist() == [250.0, 500.0] and probs[0, :2].tolist() == [0.5, 0.5]
+
+
 def test_poisson_arrivals_have_the_configured_rate_and_runs_reproduce(default_ds):
     c = Contention(arrival_rate=5.0, max_in_flight=4)
     sim = make_simulator(default_ds, 3, "train", "random", 7, profile="contention", contention=c)

@@ -46,8 +46,25 @@ def test_contention_training_records_its_parameters_and_inference_uses_them(per_
     # a different load at evaluation time, from the command line
     run_script("TopoFreeRL/inference.py", "--data", str(small_root), "--region", "Small_Trap", "--model",
                str(per_server_run / "checkpoints" / "final.pt"), "--episodes", "40", "--arrival-rate", "1",
-               "--out", str(per_server_run / "ev_r1"), "--no-progress")
-    assert json.loads((per_server_run / "ev_r1" / "summary.json").read_text())["contention"]["arrival_rate"] == 1.0
+               "--trap-loss", "0.7", "--out", str(per_server_run / "ev_r1"), "--no-progress")
+    c = json.loads((per_server_run / "ev_r1" / "summary.json").read_text())["contention"]
+    assert c["arrival_rate"] == 1.0 and c["trap_loss"] == 0.7
+
+
+def test_trap_surcharge_scale_sets_the_severity_of_the_common_trap_hit(tmp_path):
+    """Most trap hits have no link row and pay the flat 100/200 ms; --trap-surcharge-scale 3 triples it
+    (the few hits over a trap link pay its BaseLatencyMs per attempt, which --trap-loss sets)."""
+    per_hit = {}
+    for scale in ("1", "3"):
+        out = tmp_path / scale
+        run_script("Heuristics/inference.py", "--region", "Server1_Trap", "--policy", "random", "--episodes", "60",
+                   "--trap-surcharge-scale", scale, "--trap-loss", "0.5", *CONTENTION[:4], "--out", str(out),
+                   "--no-progress")
+        episodes = pd.read_csv(out / "episodes.csv")
+        per_hit[scale] = episodes["trap_ms"].sum() / episodes["trap_hits"].sum()
+        c = yaml.safe_load((out / "config.yaml").read_text())["contention"]
+        assert c["trap_surcharge_scale"] == float(scale) and c["trap_loss"] == 0.5
+    assert 100 <= per_hit["1"] <= 200 and 300 <= per_hit["3"] <= 600  # each hit 100 or 200 ms, times the scale
 
 
 def test_a_size_agnostic_checkpoint_schedules_another_topology_zero_shot(per_server_run, small_root, tmp_path):
@@ -87,6 +104,8 @@ def test_heuristics_under_contention_and_the_oracle_bound(small_root, tmp_path):
     (["--arrival-rate", "0"], "--arrival-rate: expected a finite number > 0"),
     (["--arrival-trace", "no/such/trace.csv"], "no/such/trace.csv: arrival trace not found"),
     (["--max-in-flight", "0"], "--max-in-flight: expected an integer >= 1"),
+    (["--trap-loss", "1"], "--trap-loss: expected a probability in [0, 1)"),
+    (["--trap-surcharge-scale", "-1"], "--trap-surcharge-scale: expected a finite number >= 0"),
     (["--set", "contention.warmup=-1"], "contention.warmup: expected an integer >= 0"),
 ])
 def test_bad_contention_flags_are_one_line_errors(flags, message, small_root, tmp_path):

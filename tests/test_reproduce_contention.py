@@ -22,7 +22,7 @@ def test_the_study_trains_tunes_on_train_and_evaluates_every_setting(small_root,
         "overrides": {"all": ["contention.arrival_rate=6", "contention.worlds=2", "contention.warmup=2"]}}))
     results = tmp_path / "results"
     proc = run_script("total/reproduce_contention.py", "--quick", "--sweep", str(sweep), "--rates", "3", "6",
-                      "--tune-rate", "6", "--results", str(results), "--workers", "2")
+                      "--tune-rate", "6", "--trap-surcharge-scales", "3", "--results", str(results), "--workers", "2")
     assert proc.stdout.count(": trained (") == 2
     tuning = json.loads((results / "contention_study" / "tuning" / "tuning.json").read_text())
     assert tuning["split"] == "train" and tuning["contention"]["arrival_rate"] == 6.0
@@ -38,10 +38,16 @@ def test_the_study_trains_tunes_on_train_and_evaluates_every_setting(small_root,
         assert len(paired) == len(algos) - 1  # every scheduler against greedy_queue
     assert (figures / "load_curve_Small_Trap.png").stat().st_size > 1000
     record = yaml.safe_load((figures / "reproduce_contention.yaml").read_text())
-    assert record["settings"] == ["Small_Trap contention_r3", "Small_Trap contention_r6"] and record["seeds"] == [1, 2]
+    assert record["settings"] == ["Small_Trap contention_r3", "Small_Trap contention_r6",
+                                  "Small_Trap contention_r6_surcharge3"] and record["seeds"] == [1, 2]
+    severe = results / "eval" / "Small_Trap_contention_r6_surcharge3"
+    assert yaml.safe_load((severe / "config.yaml").read_text())["contention"]["trap_surcharge_scale"] == 3.0
+    severity = pd.read_csv(figures / "trap_severity_Small_Trap_r6.csv")
+    assert sorted(severity["scale"].unique()) == [1.0, 3.0] and "PPO" in set(severity["algo"])
+    assert (figures / "trap_severity_Small_Trap_r6.png").stat().st_size > 1000
     assert set(record["wall_s"]) == {"train_s", "tune_s", "evaluate_s", "figures_s", "total_s"}
     overview = (figures / "contention_overview.md").read_text()
-    assert "| Reward | r3 | r6 |" in overview and "| PPO |" in overview and "| greedy_queue (tuned W) |" in overview
+    assert "| Reward | r3 | r6 | r6_surcharge3 |" in overview and "| PPO |" in overview and "| greedy_queue (tuned W) |" in overview
 
 
 def test_a_rerun_reuses_a_tuning_only_when_its_settings_match(tmp_path):

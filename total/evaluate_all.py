@@ -37,6 +37,7 @@ from common import (CONTENTION_HEURISTICS, HEURISTICS, TUNED, ZERO_SHOT, agent_f
 
 from Heuristics.inference import make_policy  # noqa: E402
 from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
+from edgesim.contention import Contention  # noqa: E402
 from schedkit.cli import (add_contention_flags, add_threads_flag, contention_flags, device_name,  # noqa: E402
                           load_or_exit, positive_int, resolve_device, set_threads)
 from schedkit.evaluation import eval_simulator, evaluate  # noqa: E402
@@ -107,10 +108,14 @@ def read_tuning(path: Path, ds) -> dict[str, float]:
     return {k: float(v) for k, v in chosen.items()}
 
 
-def contention_tag(c) -> str:
-    """contention_r<rate>, plus _<trace file stem> for trace arrivals, so a trace evaluation never
-    lands in (or replaces) the Poisson one of the same rate."""
-    return f"contention_r{c.arrival_rate:g}" + (f"_{Path(c.arrival_trace).stem}" if c.arrival_trace else "")
+def contention_tag(c: Contention) -> str:
+    """contention_r<rate>, plus _<trace file stem> for trace arrivals, _loss<P> for a trap loss and
+    _surcharge<X> for a trap surcharge scale other than the defaults, so such an evaluation never
+    lands in (or replaces) the default one."""
+    return (f"contention_r{c.arrival_rate:g}" + (f"_{Path(c.arrival_trace).stem}" if c.arrival_trace else "")
+            + (f"_loss{c.trap_loss:g}" if c.trap_loss != Contention.trap_loss else "")
+            + (f"_surcharge{c.trap_surcharge_scale:g}" if c.trap_surcharge_scale != Contention.trap_surcharge_scale
+               else ""))
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

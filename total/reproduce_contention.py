@@ -5,6 +5,7 @@ pattern, then write the tables, paired comparisons, load curve and latency CDF.
     python total/reproduce_contention.py --workers 2
     python total/reproduce_contention.py --workers 2 --arrival-trace conv.csv code.csv   # + real traces at 8/s
     python total/reproduce_contention.py --workers 2 --zero-shot-region Server2_Trap     # + 1000 servers, zero-shot
+    python total/reproduce_contention.py --workers 2 --trap-surcharge-scales 0 4 16      # + trap severity at 8/s
     python total/reproduce_contention.py --quick                                           # tiny, about 2 minutes
 
 The protocol, fixed before any result was seen:
@@ -37,6 +38,7 @@ import make_table
 import pandas as pd
 import plot_latency_cdf
 import plot_load_curve
+import plot_trap_severity
 import yaml
 from common import add_output_flags, eval_dir, figure_main, figures_dir, label, paths, provenance, sort_algos
 from reproduce import train
@@ -64,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--trace-rate", type=float, default=8.0, help="mean rate of the trace evaluations (default: 8)")
     p.add_argument("--tune-rate", type=float, default=8.0,
                    help="the validation setting's rate: W is tuned on the train split there (default: 8)")
+    p.add_argument("--trap-surcharge-scales", type=float, nargs="*", default=[], metavar="X",
+                   help="trap severity: also evaluate at --tune-rate with the flat trap delay times each X "
+                        "(e.g. 0 4 16; every model was trained at 1), and draw total/plot_trap_severity.py's figure")
     p.add_argument("--zero-shot-region", metavar="REGION",
                    help="also evaluate on this region of the sweep's data (e.g. Server2_Trap, 1000 servers) at "
                         "--tune-rate: the size-agnostic checkpoints zero-shot, beside the heuristics; its tables go "
@@ -90,6 +95,9 @@ def settings(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     out += [(f"contention_r{args.trace_rate:g}_{t.stem}", ["--arrival-rate", f"{args.trace_rate:g}",
                                                             "--arrival-trace", str(t.resolve()), "--skip", "lookahead"])
             for t in args.arrival_trace]
+    out += [(f"contention_r{args.tune_rate:g}_surcharge{x:g}", ["--arrival-rate", f"{args.tune_rate:g}",
+                                                                "--trap-surcharge-scale", f"{x:g}", "--skip", "lookahead"])
+            for x in args.trap_surcharge_scales if x != 1]
     return out
 
 
@@ -185,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     plot_load_curve.main(["--rates", *(f"{r:g}" for r in args.rates), *out])
     if args.tune_rate in args.rates:
         figure_main(plot_latency_cdf.draw, plot_latency_cdf.__doc__, ["--tag", tune_tag, *out], tagged=True)
+    if args.trap_surcharge_scales:
+        scales = sorted(set(args.trap_surcharge_scales) | ({1.0} if args.tune_rate in args.rates else set()))
+        plot_trap_severity.main(["--rate", f"{args.tune_rate:g}", "--scales", *(f"{x:g}" for x in scales), *out])
     if args.zero_shot_region:
         make_table.main(["--tag", tune_tag, "--results", str(results), "--region", args.zero_shot_region,
                          "--figures", str(figures / args.zero_shot_region)])

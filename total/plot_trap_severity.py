@@ -1,0 +1,85 @@
+"""Trap severity: reward and P99 latency of every scheduler against the trap surcharge scale, with
+95% CIs, at one arrival rate.
+
+    python total/evaluate_all.py --profile contention --arrival-rate 8 --trap-surcharge-scale 4   # ... one per scale
+    python total/plot_trap_severity.py [--rate 8] [--scales 0 1 4 16] [--results DIR] [--figures DIR]
+
+Most trap hits have no link row between the two servers and pay a flat 100 or 200 ms; the scale
+multiplies that delay (1 is the default every model was trained at). Scale 1 reads the plain
+evaluation `<region>_contention_r<rate>`, any other `<region>_contention_r<rate>_surcharge<X>`.
+The learned schedulers meet every other scale unseen (their trap features and telemetry do not
+change), while the model-based heuristics (greedy family, lookahead, the oracle) plan with the
+true delay: the figure shows which schedulers' decisions hold up as traps get worse.
+Schedulers whose mean latency is over 10x the best at scale 1 (collapsed: load-blind rules) are
+left out of the panels and kept in the CSV. Writes <figures>/trap_severity_<region>_r<rate>.{png,pdf,csv}.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from common import add_output_flags, eval_dir, figures_dir, label, line_style, missing, report_written, save, \
+    sort_algos, style
+
+from schedkit.io import write_csv  # noqa: E402
+
+FAR_FACTOR = 10.0
+
+
+def tag(rate: float, scale: float) -> str:
+    return f"contention_r{rate:g}" + ("" if scale == 1 else f"_surcharge{scale:g}")
+
+
+def load_table(results: Path, regions: list[str], rate: float, scales: list[float]) -> pd.DataFrame:
+    """One row per (scheduler, scale) of the summaries, with `shown` (not collapsed at scale 1)."""
+    files = [eval_dir(results, regions, tag(rate, s)) / "summary.csv" for s in scales]
+    missing(files)
+    table = pd.concat([pd.read_csv(f).assign(scale=s) for f, s in zip(files, scales)], ignore_index=True)
+    base = table[table["scale"] == (1 if 1 in scales else scales[0])].set_index("algo")["latency_ms"]
+    table["shown"] = table["algo"].map(base <= FAR_FACTOR * base.min()).fillna(False).astype(bool)
+    return table
+
+
+def draw(results: Path, figures: Path, regions: list[str], rate: float, scales: list[float]) -> list[Path]:
+    table = load_table(results, regions, rate, scales)
+    plt = style()
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.7), gridspec_kw={"wspace": 0.35})
+    x = {s: i for i, s in enumerate(scales)}
+    shown = table[table["shown"]]
+    algos = sort_algos(shown["algo"].unique())
+    for ax, (col, name) in zip(axes, (("reward", "evaluation reward (higher is better)"),
+                                      ("p99_latency_ms", "P99 latency (ms)"))):
+        for i, algo in enumerate(algos):
+            d = shown[shown["algo"] == algo].sort_values("scale")
+            kw = line_style(algo)
+            pos = d["scale"].map(x) + (i - (len(algos) - 1) / 2) * 0.025  # side by side, CIs stay visible
+            ax.errorbar(pos, d[col], yerr=[d[col] - d[f"{col}_lo"], d[f"{col}_hi"] - d[col]], color=kw["color"],
+                        linestyle=kw["linestyle"], marker=kw["marker"], markersize=3.5, capsize=1.5, elinewidth=0.7,
+                        label=label(algo))
+        ax.set_xticks(range(len(scales)), [f"{s:g}x\n({100 * s:g}/{200 * s:g} ms)" for s in scales])
+        ax.set_xlabel("trap surcharge scale (delay of a trap hit)")
+        ax.set_ylabel(name)
+        ax.set_title(f"{name.split(' (')[0]}, 95% CI, {rate:g} workflows/s")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
+    name = f"trap_severity_{'+'.join(regions)}_r{rate:g}"
+    keep = ["algo", "scale", "runs", "ci_unit", "reward", "reward_lo", "reward_hi", "latency_ms", "latency_ms_lo",
+            "latency_ms_hi", "p99_latency_ms", "p99_latency_ms_lo", "p99_latency_ms_hi", "cost", "shown"]
+    return save(fig, figures, name) + [write_csv(figures / f"{name}.csv", table[keep])]
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_output_flags(p)
+    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    p.add_argument("--rate", type=float, default=8.0, help="arrival rate of the evaluations (default: 8)")
+    p.add_argument("--scales", type=float, nargs="+", default=[0, 1, 4, 16],
+                   help="trap surcharge scales to plot, each an evaluation (default: 0 1 4 16)")
+    args = p.parse_args(argv)
+    return report_written(draw(args.results, figures_dir(args), args.region, args.rate, sorted(args.scales)))
+
+
+if __name__ == "__main__":
+    main()
