@@ -88,15 +88,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def settings(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """(tag, evaluate_all flags) of every reported setting. The lookahead planner (about 10-25 ms a
-    decision) is evaluated at the validation setting's rate only, Poisson arrivals."""
+    decision) is evaluated at the validation setting's rate only, Poisson arrivals, default traps."""
     def skip(rate: float) -> list[str]:
         return [] if rate == args.tune_rate else ["--skip", "lookahead"]
     out = [(f"contention_r{r:g}", ["--arrival-rate", f"{r:g}", *skip(r)]) for r in args.rates]
     out += [(f"contention_r{args.trace_rate:g}_{t.stem}", ["--arrival-rate", f"{args.trace_rate:g}",
                                                             "--arrival-trace", str(t.resolve()), "--skip", "lookahead"])
             for t in args.arrival_trace]
-    out += [(f"contention_r{args.tune_rate:g}_surcharge{x:g}", ["--arrival-rate", f"{args.tune_rate:g}",
-                                                                "--trap-surcharge-scale", f"{x:g}", "--skip", "lookahead"])
+    # the load-blind rules collapse under contention at any trap delay: left out of the severity settings
+    out += [(f"contention_r{args.tune_rate:g}_surcharge{x:g}",
+             ["--arrival-rate", f"{args.tune_rate:g}", "--trap-surcharge-scale", f"{x:g}",
+              "--skip", "lookahead", "oracle", "greedy", "maxcompute"])
             for x in args.trap_surcharge_scales if x != 1]
     return out
 
