@@ -45,7 +45,7 @@ def load_table(results: Path, regions: list[str], rate: float, scales: list[floa
 def draw(results: Path, figures: Path, regions: list[str], rate: float, scales: list[float]) -> list[Path]:
     table = load_table(results, regions, rate, scales)
     plt = style()
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.7), gridspec_kw={"wspace": 0.35})
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 2.7), gridspec_kw={"wspace": 0.3})
     x = {s: i for i, s in enumerate(scales)}
     shown = table[table["shown"]]
     algos = sort_algos(shown["algo"].unique())
@@ -58,8 +58,8 @@ def draw(results: Path, figures: Path, regions: list[str], rate: float, scales: 
             ax.errorbar(pos, d[col], yerr=[d[col] - d[f"{col}_lo"], d[f"{col}_hi"] - d[col]], color=kw["color"],
                         linestyle=kw["linestyle"], marker=kw["marker"], markersize=3.5, capsize=1.5, elinewidth=0.7,
                         label=label(algo))
-        ax.set_xticks(range(len(scales)), [f"{s:g}x\n({100 * s:g}/{200 * s:g} ms)" for s in scales])
-        ax.set_xlabel("trap surcharge scale (delay of a trap hit)")
+        ax.set_xticks(range(len(scales)), [f"{s:g}x" + (" (trained)" if s == 1 else "") for s in scales])
+        ax.set_xlabel("trap delay scale (1x: 100 or 200 ms a hit)")
         ax.set_ylabel(name)
         ax.set_title(f"{name.split(' (')[0]}, 95% CI, {rate:g} workflows/s")
     handles, labels = axes[0].get_legend_handles_labels()
