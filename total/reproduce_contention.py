@@ -44,7 +44,7 @@ from common import add_output_flags, eval_dir, figure_main, figures_dir, label, 
 from reproduce import train
 from sweep import CHILDREN, load_sweep, stop_children_on_signal
 
-from schedkit.cli import load_or_exit  # noqa: E402
+from schedkit.cli import load_or_exit, non_negative_float  # noqa: E402
 from schedkit.io import atomic_write_text, write_yaml  # noqa: E402
 from schedkit.profiles import default_eval_episodes  # noqa: E402
 
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--trace-rate", type=float, default=8.0, help="mean rate of the trace evaluations (default: 8)")
     p.add_argument("--tune-rate", type=float, default=8.0,
                    help="the validation setting's rate: W is tuned on the train split there (default: 8)")
-    p.add_argument("--trap-surcharge-scales", type=float, nargs="*", default=[], metavar="X",
+    p.add_argument("--trap-surcharge-scales", type=non_negative_float, nargs="*", default=[], metavar="X",
                    help="trap severity: also evaluate at --tune-rate with the flat trap delay times each X "
                         "(e.g. 0 4 16; every model was trained at 1), and draw total/plot_trap_severity.py's figure")
     p.add_argument("--zero-shot-region", metavar="REGION",
@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune_rate in args.rates:
         figure_main(plot_latency_cdf.draw, plot_latency_cdf.__doc__, ["--tag", tune_tag, *out], tagged=True)
     if args.trap_surcharge_scales:
-        scales = sorted(set(args.trap_surcharge_scales) | ({1.0} if args.tune_rate in args.rates else set()))
+        default = {1.0} if args.tune_rate in args.rates else set()  # scale 1 is the plain evaluation at that rate
+        scales = sorted({x for x in args.trap_surcharge_scales if x != 1} | default)
         plot_trap_severity.main(["--rate", f"{args.tune_rate:g}", "--scales", *(f"{x:g}" for x in scales), *out])
     if args.zero_shot_region:
         make_table.main(["--tag", tune_tag, "--results", str(results), "--region", args.zero_shot_region,
