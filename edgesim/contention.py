@@ -97,6 +97,12 @@ class Contention:
         return asdict(self)
 
     @property
+    def surcharge_ms(self) -> tuple[float, float]:
+        """The two equally likely delays of a trap hit without a link row."""
+        low, high = P.TRAP_SURCHARGE_MS
+        return self.trap_surcharge_scale * low, self.trap_surcharge_scale * high
+
+    @property
     def mean_gap_ms(self) -> float:
         return 1000.0 / self.arrival_rate
 
@@ -288,7 +294,7 @@ class ContentionSimulator(Simulator):
         link, found = self.net.link_lookup(prev, s)
         c = self.contention
         retransmitted = link * attempts(u_trap, c.trap_loss, c.trap_max_attempts)
-        low, high = (c.trap_surcharge_scale * ms for ms in P.TRAP_SURCHARGE_MS)
+        low, high = c.surcharge_ms
         surcharge = torch.where(u_trap < 0.5, high, low)
         trap_ms = torch.where(trap_hit & found, retransmitted, torch.where(trap_hit, surcharge, 0.0))
         return trap_ms, torch.where(trap_hit, 0.0, link)

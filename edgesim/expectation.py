@@ -92,7 +92,7 @@ def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor,
     n = 2 if contention is None else max(2, contention.trap_max_attempts)
     zeros = torch.zeros(n, dtype=explicit_link_ms.dtype, device=trap.device)
     flat_v, flat_p = zeros.clone(), zeros.clone()
-    flat_v[:2] = torch.tensor(P.TRAP_SURCHARGE_MS) * (1.0 if contention is None else contention.trap_surcharge_scale)
+    flat_v[:2] = torch.tensor(P.TRAP_SURCHARGE_MS if contention is None else contention.surcharge_ms)
     flat_p[:2] = 0.5
     values = torch.where(trap[..., None], flat_v, zeros)
     probs = torch.where(trap[..., None], flat_p, zeros + (torch.arange(n, device=trap.device) == 0))
@@ -158,15 +158,16 @@ def _clipped_latency_reward(table: ChannelTable, d: torch.Tensor, base: torch.Te
     idx = can_clip.nonzero(as_tuple=True)
     d_c, base_c, k_c = torch.broadcast_to(d, base.shape)[idx], base[idx], k[idx]
     values_c, probs_c = values[idx], probs[idx]
+    largest = values_c.amax(-1)
     reward = P.latency_reward(base_c + k_c * table.inv_rate_bin_mean(d_c) + (values_c * probs_c).sum(-1))
-    binds = base_c + k_c * table.inv_rate_bin_max(d_c) + values_c.amax(-1) > P.LATENCY_NORM_MS
+    binds = base_c + k_c * table.inv_rate_bin_max(d_c) + largest > P.LATENCY_NORM_MS
     if bool(binds.any()):
         b = binds.nonzero().squeeze(1)
         lat = base_c[b, None] + k_c[b, None] * table.inv_rate_bins(d_c[b])  # (M, bins)
-        trap_free = values_c[b].amax(-1) == 0
-        out = torch.empty_like(base_c[b])
-        out[trap_free] = P.latency_reward(lat[trap_free]).mean(-1)
-        v, p = values_c[b][~trap_free], probs_c[b][~trap_free]
-        out[~trap_free] = (P.latency_reward(lat[~trap_free][:, None, :] + v[:, :, None]).mean(-1) * p).sum(-1)
+        trap = largest[b] > 0
+        out = torch.empty_like(lat[:, 0])
+        out[~trap] = P.latency_reward(lat[~trap]).mean(-1)
+        v, p = values_c[b][trap], probs_c[b][trap]
+        out[trap] = (P.latency_reward(lat[trap][:, None, :] + v[:, :, None]).mean(-1) * p).sum(-1)
         reward[b] = out
     return idx, reward

@@ -159,13 +159,13 @@ def test_figures_keep_schedulers_distinguishable(tmp_path):
 
 def test_a_trace_or_trap_evaluation_gets_its_own_folder_beside_the_default_one():
     from edgesim.contention import Contention
-    from evaluate_all import contention_tag
-    assert contention_tag(Contention(arrival_rate=8.0)) == "contention_r8"
-    assert contention_tag(Contention(arrival_rate=8.0, trap_loss=0.3)) == "contention_r8"  # the default
-    assert contention_tag(Contention(arrival_rate=8.0, arrival_trace="traces/AzureLLMInferenceTrace_conv.csv")) == \
+    from evaluate_all import evaluation_tag
+    assert evaluation_tag(Contention(arrival_rate=8.0)) == "contention_r8"
+    assert evaluation_tag(Contention(arrival_rate=8.0, trap_loss=0.3)) == "contention_r8"  # the default
+    assert evaluation_tag(Contention(arrival_rate=8.0, arrival_trace="traces/AzureLLMInferenceTrace_conv.csv")) == \
         "contention_r8_AzureLLMInferenceTrace_conv"
-    assert contention_tag(Contention(arrival_rate=8.0, trap_loss=0.6)) == "contention_r8_loss0.6"
-    assert contention_tag(Contention(arrival_rate=8.0, trap_surcharge_scale=4.0)) == "contention_r8_surcharge4"
+    assert evaluation_tag(Contention(arrival_rate=8.0, trap_loss=0.6)) == "contention_r8_loss0.6"
+    assert evaluation_tag(Contention(arrival_rate=8.0, trap_surcharge_scale=4.0)) == "contention_r8_surcharge4"
 
 
 def _fake_ablation(tmp_path, shift_ms: float) -> tuple:

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     md, table, tex = build(summary)
     paired = paired_table(episodes, args.reference).set_index("algo").loc[[v for v in order if v != args.reference]]
     paired = paired.reset_index()
-    name = setting_name(sweep, next(r for r in runs if r.dir.name in set(episodes["run"])))
+    evaluated = set(episodes["run"])
+    name = setting_name(sweep, next(r for r in runs if r.dir.name in evaluated))
     note = "" if not absent else "\nMissing evaluations (runs not finished):\n" + "".join(f"- {a}\n" for a in absent)
     out = figures_dir(args)
     text = paired_markdown(paired, args.reference)

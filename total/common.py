@@ -80,6 +80,16 @@ def final_checkpoints(results: Path) -> list[Path]:
     return found
 
 
+def contention_tag(rate: float, trace: str | None = None, trap_loss: float | None = None,
+                   surcharge: float | None = None) -> str:
+    """The evaluation tag of a contention setting: contention_r<rate>, plus _<trace file stem> for
+    trace arrivals, _loss<P> and _surcharge<X> for a trap loss or surcharge scale given (None: the
+    default), so such an evaluation never lands in (or replaces) the default one."""
+    return (f"contention_r{rate:g}" + (f"_{Path(trace).stem}" if trace else "")
+            + (f"_loss{trap_loss:g}" if trap_loss is not None else "")
+            + (f"_surcharge{surcharge:g}" if surcharge is not None else ""))
+
+
 def eval_dir(results: Path, regions: list[str], tag: str = "") -> Path:
     """results/eval/<regions>[_<tag>]: the tag names a non-default evaluation, e.g. contention_r16."""
     return results / "eval" / ("+".join(regions) + (f"_{tag}" if tag else ""))

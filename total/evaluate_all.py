@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import (CONTENTION_HEURISTICS, HEURISTICS, TUNED, ZERO_SHOT, agent_factory, eval_dir, final_checkpoints,
-                    label, paths, provenance, sort_algos)
+from common import (CONTENTION_HEURISTICS, HEURISTICS, TUNED, ZERO_SHOT, agent_factory, contention_tag, eval_dir,
+                    final_checkpoints, label, paths, provenance, sort_algos)
 
 from Heuristics.inference import make_policy  # noqa: E402
 from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
@@ -108,14 +108,12 @@ def read_tuning(path: Path, ds) -> dict[str, float]:
     return {k: float(v) for k, v in chosen.items()}
 
 
-def contention_tag(c: Contention) -> str:
-    """contention_r<rate>, plus _<trace file stem> for trace arrivals, _loss<P> for a trap loss and
-    _surcharge<X> for a trap surcharge scale other than the defaults, so such an evaluation never
-    lands in (or replaces) the default one."""
-    return (f"contention_r{c.arrival_rate:g}" + (f"_{Path(c.arrival_trace).stem}" if c.arrival_trace else "")
-            + (f"_loss{c.trap_loss:g}" if c.trap_loss != Contention.trap_loss else "")
-            + (f"_surcharge{c.trap_surcharge_scale:g}" if c.trap_surcharge_scale != Contention.trap_surcharge_scale
-               else ""))
+def evaluation_tag(c: Contention) -> str:
+    """common.contention_tag of these parameters: the trap ones named only where not the defaults."""
+    def given(value: float, default: float) -> float | None:
+        return None if value == default else value
+    return contention_tag(c.arrival_rate, c.arrival_trace, given(c.trap_loss, Contention.trap_loss),
+                       given(c.trap_surcharge_scale, Contention.trap_surcharge_scale))
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -143,7 +141,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     set_threads(args.threads)
     results, device = args.results, resolve_device(args.device)
     contention = contention_or_exit(None, contention_flags(args)) if args.profile == "contention" else None
-    tag = "" if contention is None else contention_tag(contention)
+    tag = "" if contention is None else evaluation_tag(contention)
     ds = load_or_exit(args.data, args.region)
     tuned = read_tuning(args.tuning, ds) if args.tuning else {}
     episodes = args.episodes or default_eval_episodes(ds, args.split, args.profile)

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import (eval_dir, figure_parser, figures_dir, label, line_style, missing, report_written, save,
-                    sort_algos, style)
+from common import (contention_tag, eval_dir, figure_parser, figures_dir, label, line_style, missing, report_written,
+                    save, sort_algos, style)
 
 from schedkit.io import write_csv  # noqa: E402
 from schedkit.stats import hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, runs_array  # noqa: E402
@@ -64,7 +64,7 @@ def load_table(results: Path, regions: list[str], rates: list[float]) -> pd.Data
     """One row per (scheduler, rate): mean and P99 latency with CIs, the queue thirds and saturation."""
     rows = []
     for rate in rates:
-        src = eval_dir(results, regions, f"contention_r{rate:g}") / "episodes.csv"
+        src = eval_dir(results, regions, contention_tag(rate)) / "episodes.csv"
         episodes = pd.read_csv(src, dtype={"run": str})
         at_rate = []
         for algo in sort_algos(episodes["algo"].unique()):
@@ -126,7 +126,7 @@ def draw(results: Path, figures: Path, regions: list[str], rates: list[float] | 
     rates = rates or find_rates(results, regions)
     if not rates:
         missing([eval_dir(results, regions, "contention_r<rate>") / "episodes.csv"])
-    missing([eval_dir(results, regions, f"contention_r{r:g}") / "episodes.csv" for r in rates])
+    missing([eval_dir(results, regions, contention_tag(r)) / "episodes.csv" for r in rates])
     table = load_table(results, regions, rates)
     plt = style()
     close = competitive(table)

@@ -20,21 +20,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import add_output_flags, eval_dir, figures_dir, label, line_style, missing, report_written, save, \
-    sort_algos, style
+from common import (add_output_flags, contention_tag, eval_dir, figures_dir, label, line_style, missing,
+                    report_written, save, sort_algos, style)
 
 from schedkit.io import write_csv  # noqa: E402
 
 FAR_FACTOR = 10.0
 
 
-def tag(rate: float, scale: float) -> str:
-    return f"contention_r{rate:g}" + ("" if scale == 1 else f"_surcharge{scale:g}")
-
-
 def load_table(results: Path, regions: list[str], rate: float, scales: list[float]) -> pd.DataFrame:
     """One row per (scheduler, scale) of the summaries, with `shown` (not collapsed at scale 1)."""
-    files = [eval_dir(results, regions, tag(rate, s)) / "summary.csv" for s in scales]
+    files = [eval_dir(results, regions, contention_tag(rate, surcharge=None if s == 1 else s)) / "summary.csv"
+             for s in scales]
     missing(files)
     table = pd.concat([pd.read_csv(f).assign(scale=s) for f, s in zip(files, scales)], ignore_index=True)
     base = table[table["scale"] == (1 if 1 in scales else scales[0])].set_index("algo")["latency_ms"]

@@ -40,7 +40,8 @@ import plot_latency_cdf
 import plot_load_curve
 import plot_trap_severity
 import yaml
-from common import add_output_flags, eval_dir, figure_main, figures_dir, label, paths, provenance, sort_algos
+from common import (add_output_flags, contention_tag, eval_dir, figure_main, figures_dir, label, paths, provenance,
+                    sort_algos)
 from reproduce import train
 from sweep import CHILDREN, load_sweep, stop_children_on_signal
 
@@ -91,12 +92,12 @@ def settings(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     decision) is evaluated at the validation setting's rate only, Poisson arrivals, default traps."""
     def skip(rate: float) -> list[str]:
         return [] if rate == args.tune_rate else ["--skip", "lookahead"]
-    out = [(f"contention_r{r:g}", ["--arrival-rate", f"{r:g}", *skip(r)]) for r in args.rates]
-    out += [(f"contention_r{args.trace_rate:g}_{t.stem}", ["--arrival-rate", f"{args.trace_rate:g}",
-                                                            "--arrival-trace", str(t.resolve()), "--skip", "lookahead"])
+    out = [(contention_tag(r), ["--arrival-rate", f"{r:g}", *skip(r)]) for r in args.rates]
+    out += [(contention_tag(args.trace_rate, str(t)), ["--arrival-rate", f"{args.trace_rate:g}",
+                                                        "--arrival-trace", str(t.resolve()), "--skip", "lookahead"])
             for t in args.arrival_trace]
     # the load-blind rules collapse under contention at any trap delay: left out of the severity settings
-    out += [(f"contention_r{args.tune_rate:g}_surcharge{x:g}",
+    out += [(contention_tag(args.tune_rate, surcharge=x),
              ["--arrival-rate", f"{args.tune_rate:g}", "--trap-surcharge-scale", f"{x:g}",
               "--skip", "lookahead", "oracle", "greedy", "maxcompute"])
             for x in args.trap_surcharge_scales if x != 1]
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         tags = settings(args)
         jobs = [(region, tag, [*flags, "--tuning", str(tuning / "tuning.json")]) for tag, flags in tags]
-        tune_tag = f"contention_r{args.tune_rate:g}"  # the validation setting's rate, Poisson
+        tune_tag = contention_tag(args.tune_rate)  # the validation setting's rate, Poisson
         if args.zero_shot_region:  # W was tuned on the sweep's region: no tuned rows on another one
             jobs.append((args.zero_shot_region, tune_tag,
                          ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot"]))
