@@ -12,7 +12,9 @@ differences with their CIs, one row per variant):
 - the difference to `full` on the same tasks and draws (every run is evaluated with the same seed
   and task order: common random numbers), with its paired 95% CI and the probability of improvement.
 A variant with fewer finished runs than the sweep lists is reported with the runs it has, and the
-missing ones are named; a variant with none is left out.
+missing ones are named; a variant with none is left out. `--heuristics EVAL_DIR` adds the rows of a
+total/evaluate_all.py output made on the same data, split and evaluation seed (the oracle, greedy, ...)
+as references; the paired comparison checks that they met the same tasks in the same order.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from evaluate_all import summarize_runs
 from make_table import build
 from sweep import expand, load_sweep
 
-from common import add_output_flags, figures_dir, paths, report_written, save, style
+from common import add_output_flags, figures_dir, missing, paths, report_written, save, sort_algos, style
 from schedkit.io import atomic_write_text, write_csv  # noqa: E402
 
 SWEEP = paths.REPO / "sweeps" / "ablation.yaml"
@@ -40,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sweep", type=Path, default=SWEEP, help=f"the ablation sweep (default: {SWEEP})")
     add_output_flags(p, results=None, results_help="default: the sweep's `results:` root")
     p.add_argument("--reference", default=REFERENCE, help=f"variant to pair against (default: {REFERENCE})")
+    p.add_argument("--heuristics", type=Path, metavar="EVAL_DIR",
+                   help="also list the schedulers of this total/evaluate_all.py output (its episodes.csv), "
+                        "evaluated on the same data, split and seed")
     return p.parse_args(argv)
 
 
@@ -72,7 +77,9 @@ def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str) 
         mid, lo, hi = paired[col], paired[f"{col}_lo"], paired[f"{col}_hi"]
         clear = (lo > 0) | (hi < 0)
         for i, c in zip(y, clear):
-            ax.errorbar(mid.iloc[i], i, xerr=[[mid.iloc[i] - lo.iloc[i]], [hi.iloc[i] - mid.iloc[i]]], fmt="o",
+            # (clipped at 0: a bootstrap CI of a percentile may not contain the point estimate's rounding)
+            xerr = [[max(0.0, mid.iloc[i] - lo.iloc[i])], [max(0.0, hi.iloc[i] - mid.iloc[i])]]
+            ax.errorbar(mid.iloc[i], i, xerr=xerr, fmt="o",
                         color="#D55E00" if c else "#999999", capsize=2, ms=4)
         ax.axvline(0, color="black", lw=0.6)
         ax.set_xscale("symlog", linthresh=max(float((hi - lo).median()), 1e-9))
@@ -101,9 +108,14 @@ def main(argv: list[str] | None = None) -> list[Path]:
     if not runs:
         sys.exit(f"error: {args.sweep}: the sweep has no `variants` to compare")
     episodes, absent = load_episodes(runs)
+    if args.heuristics is not None:
+        missing([args.heuristics / "episodes.csv"])
+        references = pd.read_csv(args.heuristics / "episodes.csv", dtype={"run": str})
+        episodes = pd.concat([episodes, references[references["train_seed"].isna()]], ignore_index=True)
     if args.reference not in set(episodes["algo"]):
         sys.exit(f"error: the reference variant {args.reference!r} has no finished run")
     order = list(dict.fromkeys(r.variant for r in runs if r.variant in set(episodes["algo"])))
+    order += sort_algos(set(episodes["algo"]) - set(order))  # the references, after the variants
     summary = summarize_runs(episodes, n_servers=0).set_index("algo").loc[order].reset_index()  # (not in the table)
     md, table, tex = build(summary)
     paired = paired_table(episodes, args.reference).set_index("algo").loc[[v for v in order if v != args.reference]]

@@ -22,7 +22,8 @@ from compare import add_reference_flag, write as write_paired
 from schedkit.io import atomic_write_text, write_csv  # noqa: E402
 
 COLUMNS = [("reward", "Reward", 4, max), ("latency_ms", "Latency (ms)", 1, min),
-           ("p99_latency_ms", "P99 latency (ms)", 0, min), ("cost", "Cost ($)", 5, min)]
+           ("p99_latency_ms", "P99 latency (ms)", 0, min), ("cost", "Cost ($)", 5, min),
+           ("switches", "Region switches", 3, min)]  # only in summaries of multi-region data
 
 
 def best_rows(summary: pd.DataFrame, metric: str, better) -> set[int]:

@@ -46,10 +46,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def train(sweep: dict, workers: int) -> None:
-    """Every run of a sweep config (DEFAULTS plus `sweep`) through the sweep machinery, without the
-    per-run evaluation (total/evaluate_all.py evaluates everything); stops the script if any failed."""
-    runs: list[Run] = [replace(r, evaluate=False) for r in expand(DEFAULTS | sweep)]
+def train(sweep: dict, workers: int, evaluate: bool = False) -> None:
+    """Every run of a sweep config (DEFAULTS plus `sweep`) through the sweep machinery, by default
+    without the per-run evaluation (total/evaluate_all.py evaluates everything; runs of `variants`,
+    which it would pool, need theirs); stops the script if any failed."""
+    runs: list[Run] = [replace(r, evaluate=evaluate) for r in expand(DEFAULTS | sweep)]
     failed = []
 
     def report(result: dict) -> None:

@@ -1,0 +1,117 @@
+"""Trap share: how far each scheduler falls behind the oracle as more of the servers are traps.
+
+    python total/evaluate_all.py --data results/claims/data/trap_share --region Share20 \\
+        --results results/claims/trap_share                       # ... one per share
+    python total/plot_trap_share.py [--regions Share0 Share10 Share20 Share30] [--results DIR] [--figures DIR]
+
+Each region is one dataset of the same size whose only difference is the share of trap servers
+(data1/generate.py --trap-fraction; total/reproduce_claims.py makes them), with its own models
+trained on it. Per share and scheduler: the reward minus the oracle's on the same test tasks and
+draws (paired 95% CI over training seeds and tasks, total/compare.py) and the trap hits per
+workflow. Writes <figures>/trap_share.{png,pdf,csv,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pandas as pd
+from compare import paired_table
+
+from common import add_output_flags, figures_dir, label, line_style, load_eval, report_written, save, sort_algos, style
+from schedkit.io import atomic_write_text, write_csv  # noqa: E402
+
+REGIONS = ("Share0", "Share10", "Share20", "Share30")
+REFERENCE = "oracle"
+
+
+def share_of(region: str) -> float:
+    """Share20 -> 0.2: the trap share a region's name states (total/reproduce_claims.py's naming)."""
+    m = re.fullmatch(r"Share(\d+)", region)
+    if m is None:
+        raise SystemExit(f"error: region {region!r}: expected a name Share<percent>, e.g. Share20")
+    return int(m.group(1)) / 100
+
+
+def load_table(results: Path, regions: list[str]) -> pd.DataFrame:
+    """One row per (share, scheduler): its paired reward difference to the oracle and its trap hits."""
+    rows = []
+    for region in regions:
+        episodes, summary = load_eval(results, [region])
+        paired = paired_table(episodes, REFERENCE).set_index("algo")
+        hits = episodes.groupby("algo")["trap_hits"].mean()
+        for _, s in summary.iterrows():
+            algo = s["algo"]
+            d = paired.loc[algo] if algo in paired.index else None
+            rows.append({"region": region, "trap_share": share_of(region), "algo": algo, "runs": s["runs"],
+                         "reward": s["reward"], "reward_lo": s["reward_lo"], "reward_hi": s["reward_hi"],
+                         "d_reward": 0.0 if d is None else d["d_reward"],
+                         "d_reward_lo": 0.0 if d is None else d["d_reward_lo"],
+                         "d_reward_hi": 0.0 if d is None else d["d_reward_hi"],
+                         "gap_pct": 100 * (0.0 if d is None else -d["d_reward"]) / abs(float(
+                             summary.loc[summary["algo"] == REFERENCE, "reward"].iloc[0])),
+                         "latency_ms": s["latency_ms"], "cost": s["cost"], "trap_hits": float(hits[algo])})
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """Reward minus the oracle's [paired 95% CI] and trap hits per workflow, a column per share."""
+    shares = sorted(table["trap_share"].unique())
+    head = "| scheduler | " + " | ".join(f"{100 * s:g}% traps" for s in shares) + " |\n|---|" + "---|" * len(shares)
+    lines = [head]
+    for algo in sort_algos(table["algo"].unique()):
+        cells = []
+        for s in shares:
+            r = table[(table["algo"] == algo) & (table["trap_share"] == s)]
+            if r.empty:
+                cells.append("")
+                continue
+            r = r.iloc[0]
+            diff = "0 (reference)" if algo == REFERENCE else (
+                f"{r['d_reward']:+.4f} [{r['d_reward_lo']:+.4f}, {r['d_reward_hi']:+.4f}]")
+            cells.append(f"{diff}; {r['trap_hits']:.2f} hits")
+        lines.append(f"| {label(algo)} | " + " | ".join(cells) + " |")
+    return ("Reward minus the oracle's on the same test tasks [paired 95% CI over training seeds and tasks]; "
+            "trap hits per workflow.\n\n" + "\n".join(lines) + "\n")
+
+
+def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
+    table = load_table(results, regions)
+    plt = style()
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 2.7), gridspec_kw={"wspace": 0.3})
+    algos = sort_algos(table["algo"].unique())
+    for i, algo in enumerate(algos):
+        d = table[table["algo"] == algo].sort_values("trap_share")
+        kw = line_style(algo)
+        x = 100 * d["trap_share"] + (i - (len(algos) - 1) / 2) * 0.3  # side by side, CIs stay visible
+        axes[0].errorbar(x, d["d_reward"], yerr=[d["d_reward"] - d["d_reward_lo"], d["d_reward_hi"] - d["d_reward"]],
+                         color=kw["color"], linestyle=kw["linestyle"], marker=kw["marker"], markersize=3.5,
+                         capsize=1.5, elinewidth=0.7, label=label(algo))
+        axes[1].plot(x, d["trap_hits"], color=kw["color"], linestyle=kw["linestyle"], marker=kw["marker"],
+                     markersize=3.5, label=label(algo))
+    axes[0].set_yscale("symlog", linthresh=0.01)
+    axes[0].set_ylabel("reward minus the oracle's (symlog)")
+    axes[0].set_title("reward gap to the oracle, paired 95% CI")
+    axes[1].set_ylabel("trap hits per workflow")
+    axes[1].set_title("trap hits")
+    for ax in axes:
+        ax.set_xlabel("share of trap servers (%)")
+        ax.set_xticks([100 * s for s in sorted(table["trap_share"].unique())])
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
+    return save(fig, figures, "trap_share") + [write_csv(figures / "trap_share.csv", table),
+                                               atomic_write_text(figures / "trap_share.md", markdown(table))]
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_output_flags(p)
+    p.add_argument("--regions", nargs="+", default=list(REGIONS),
+                   help=f"one evaluated region per trap share, named Share<percent> (default: {' '.join(REGIONS)})")
+    args = p.parse_args(argv)
+    return report_written(draw(args.results, figures_dir(args), args.regions))
+
+
+if __name__ == "__main__":
+    main()
