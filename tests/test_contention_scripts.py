@@ -123,7 +123,8 @@ def test_evaluate_all_under_contention_writes_its_own_tagged_evaluation(per_serv
     (results / "TopoFreeRL" / "run").symlink_to(per_server_run, target_is_directory=True)
     proc = run_script("total/evaluate_all.py", "--data", str(small_root), "--region", "Small_Trap", "--results",
                       str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2",
-                      "--episodes", "30", "--no-progress")
+                      "--episodes", "30", "--skip", "oracle", "lookahead", "greedy", "p2c", "telemetry",
+                      "least_loaded", "maxcompute", "random", "--no-progress")
     # a symlinked run folder is skipped like `latest`; copy it instead
     assert "evaluated TopoFreeRL" not in proc.stdout
     (results / "TopoFreeRL" / "run").unlink()

@@ -22,14 +22,10 @@ EPISODE_COLUMNS = {"episode", "task_id", "latency_ms", "network_ms", "compute_ms
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_help(script):
+def test_help_and_every_train_and_inference_script_takes_threads(script):
     out = run_script(script, "--help").stdout
     assert "usage:" in out and "--" in out
-
-
-@pytest.mark.parametrize("script", [s for s in SCRIPTS if s.endswith(("train.py", "inference.py"))])
-def test_every_train_and_inference_script_takes_threads(script):
-    assert "--threads" in run_script(script, "--help").stdout
+    assert "--threads" in out or not script.endswith(("train.py", "inference.py"))
 
 
 def test_heuristics_tiny_run_writes_episodes_and_summary(tmp_path):
