@@ -52,7 +52,8 @@ from schedkit.profiles import default_eval_episodes  # noqa: E402
 SWEEP = paths.REPO / "sweeps" / "contention.yaml"
 TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")
 WEIGHTS = ("0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
-QUICK = {"epochs": 2, "episodes": 16, "eval_episodes": 40}  # and the sweep's first two seeds
+QUICK = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval_worlds": 2,
+         "weights": ("0.6", "0.9")}  # and the sweep's first two seeds
 QUICK_RESULTS = paths.RESULTS / "quick_contention"
 
 
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     region = sweep["regions"][0][0]
     budget = {k: QUICK[k] for k in ("epochs", "episodes")} if args.quick else sweep["budget"]
     seeds = args.seeds or (sweep["seeds"][:2] if args.quick else sweep["seeds"])
-    episodes = ["--episodes", str(QUICK["eval_episodes"])] if args.quick else []
+    # quick: fewer episodes, in 2 worlds (a quarter of the default 8's warm-up workflows)
+    episodes = ["--episodes", str(QUICK["eval_episodes"]), "--worlds", str(QUICK["eval_worlds"])] if args.quick else []
     logs, wall = results / "contention_study", {}
     t0 = time.perf_counter()
     with stop_children_on_signal():
@@ -161,15 +163,18 @@ def main(argv: list[str] | None = None) -> int:
         tuning = logs / "tuning"
         ds = load_or_exit(data, [region])
         tune_episodes = QUICK["eval_episodes"] if args.quick else default_eval_episodes(ds, "train", "contention")
-        want = {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in WEIGHTS], "region": [region],
+        weights = QUICK["weights"] if args.quick else WEIGHTS
+        want = {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in weights], "region": [region],
                 "split": "train", "episodes": tune_episodes, "seed": 0, "profile": "contention",
-                "arrival_rate": args.tune_rate, "arrival_trace": None, "dataset_fingerprint": ds.fingerprint}
+                "arrival_rate": args.tune_rate, "arrival_trace": None, "dataset_fingerprint": ds.fingerprint,
+                "worlds": QUICK["eval_worlds"] if args.quick else None}
         if tuning_done(tuning, want):
             print(f"tuning on the train split: reusing {tuning} (made with the same settings)")
         else:
             child(["Heuristics/tune.py", "--data", data, "--region", region, "--profile", "contention",
                    "--arrival-rate", f"{args.tune_rate:g}", "--split", "train", "--policy", *TUNED_POLICIES,
-                   "--weights", *WEIGHTS, "--episodes", str(tune_episodes), "--out", str(tuning), "--no-progress"],
+                   "--weights", *weights, "--episodes", str(tune_episodes), "--out", str(tuning), "--no-progress",
+                   *(["--worlds", str(QUICK["eval_worlds"])] if args.quick else [])],
                   logs / "tune.log", "tuning on the train split")
         wall["tune_s"] = time.perf_counter() - t0 - wall["train_s"]
 
