@@ -70,7 +70,7 @@ class GreedyPolicy:
     greedy_family = True  # takes `latency_weight`
 
     def __init__(self, sim: Simulator, seed: int = 0, latency_weight: float = GREEDY_LATENCY_WEIGHT):
-        self.table = ChannelTable(sim.device, sim.dtype)
+        self.table = ChannelTable.shared(sim.device, sim.dtype)
         self.servers = torch.arange(sim.n_servers, device=sim.device)
         self.latency_weight = check_latency_weight(latency_weight)
         self.cost_weight = GREEDY_COST_WEIGHT if latency_weight == GREEDY_LATENCY_WEIGHT else 1.0 - latency_weight
@@ -168,7 +168,7 @@ class OraclePolicy:
     name = "oracle"
 
     def __init__(self, sim: Simulator, seed: int = 0, weights: tuple[float, float, float] = EVAL_WEIGHTS):
-        self.table = ChannelTable(sim.device, sim.dtype)
+        self.table = ChannelTable.shared(sim.device, sim.dtype)
         self.weights = weights
         self.cache: dict[int, tuple[torch.Tensor, float]] = {}
         self.plans = torch.zeros((sim.tasks.k, sim.tasks.max_steps), dtype=torch.long, device=sim.device)
@@ -245,7 +245,7 @@ class LookaheadPolicy:
 
     def __init__(self, sim: Simulator, seed: int = 0, weights: tuple[float, float, float] = EVAL_WEIGHTS,
                  max_pairs: int = 1 << 20, max_cache_bytes: int = 4 << 30):
-        self.table = ChannelTable(sim.device, sim.dtype)
+        self.table = ChannelTable.shared(sim.device, sim.dtype)
         self.weights = weights
         widest = int(sim.net.valid_count.max())
         self.chunk = max(1, max_pairs // (widest * widest))

@@ -141,7 +141,7 @@ class TopoFreeAgent(MaskedAgent):
         state_dim = BASE_STATE_DIM if self.base_only else REFERENCE_STATE_DIM
         state_dim += self.n_types + 1 if self.extended else 0
         if self.per_server:
-            self.channel = ChannelTable(device)
+            self.channel = ChannelTable.shared(device)
             self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES), se_gate=se_gate).to(device)
         else:
             self.net = ActorCritic(state_dim, n, se_gate=se_gate).to(device)

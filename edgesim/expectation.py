@@ -10,6 +10,7 @@ the clipped reward over equal-probability bins of 1/rate and both trap outcomes.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -52,6 +53,12 @@ class ChannelTable:
         self.bin_mean, self.bin_max = self.bins.mean(1), self.bins[:, -1].contiguous()
         self.log_d = self.log_d.to(device, dtype)
         self.max_inv = 1.0 / P.MIN_RATE_BPS  # the rate floor bounds transmission time
+
+    @staticmethod
+    def shared(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64) -> "ChannelTable":
+        """The default table for (device, dtype), integrated once per process (about a second) and
+        shared: every scheduler reads it and none writes it."""
+        return _shared_table(torch.device(device), dtype)
 
     def _interp(self, table: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """Linear interpolation in log-distance; below d_min the path gain is constant, so is the value."""
@@ -171,3 +178,8 @@ def _clipped_latency_reward(table: ChannelTable, d: torch.Tensor, base: torch.Te
         out[trap] = (P.latency_reward(lat[trap][:, None, :] + v[:, :, None]).mean(-1) * p).sum(-1)
         reward[b] = out
     return idx, reward
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_table(device: torch.device, dtype: torch.dtype) -> ChannelTable:
+    return ChannelTable(device, dtype)

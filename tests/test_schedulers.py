@@ -19,6 +19,14 @@ def table():
     return ChannelTable()
 
 
+def test_the_shared_channel_table_is_built_once_per_device_and_dtype_with_the_same_values(table):
+    shared = ChannelTable.shared("cpu")
+    assert ChannelTable.shared(torch.device("cpu"), torch.float64) is shared  # one integration per process
+    assert ChannelTable.shared("cpu", torch.float32) is not shared
+    for name in ("mean", "bins", "bin_mean", "bin_max", "log_d"):
+        assert torch.equal(getattr(shared, name), getattr(table, name)), name
+
+
 @pytest.mark.parametrize("d_km", [0.5, 8.0, 150.0, 800.0])
 def test_channel_table_matches_monte_carlo(table, d_km):
     u = torch.rand((400_000, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
