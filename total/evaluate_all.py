@@ -65,7 +65,7 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
         row["reward_iqm"] = iqm(d["reward"].to_numpy())
         row["p99_latency_ms"], row["p99_latency_ms_lo"], row["p99_latency_ms_hi"] = hierarchical_bootstrap_percentile_ci(
             runs_array(d, "latency_ms"), 99)
-        if "switches" in episodes and episodes["switches"].any():  # multi-region data: region switches per workflow (else always 0)
+        if "switches" in episodes and episodes["switches"].any():  # region switches: only on multi-region data
             row["switches"], row["switches_lo"], row["switches_hi"] = hierarchical_bootstrap_ci(runs_array(d, "switches"))
         row["decision_ms"] = float(d["decision_ms"].mean())
         row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs)
