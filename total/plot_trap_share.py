@@ -26,6 +26,11 @@ REGIONS = ("Share0", "Share10", "Share20", "Share30")
 REFERENCE = "oracle"
 
 
+def share_region(share: float) -> str:
+    """0.2 -> Share20: the region name of a trap share (total/reproduce_claims.py makes them)."""
+    return f"Share{round(100 * share)}"
+
+
 def share_of(region: str) -> float:
     """Share20 -> 0.2: the trap share a region's name states (total/reproduce_claims.py's naming)."""
     m = re.fullmatch(r"Share(\d+)", region)
@@ -41,16 +46,14 @@ def load_table(results: Path, regions: list[str]) -> pd.DataFrame:
         episodes, summary = load_eval(results, [region])
         paired = paired_table(episodes, REFERENCE).set_index("algo")
         hits = episodes.groupby("algo")["trap_hits"].mean()
+        oracle_reward = abs(float(summary.loc[summary["algo"] == REFERENCE, "reward"].iloc[0]))
         for _, s in summary.iterrows():
             algo = s["algo"]
-            d = paired.loc[algo] if algo in paired.index else None
+            diff = {k: 0.0 if algo == REFERENCE else float(paired.loc[algo, k])
+                    for k in ("d_reward", "d_reward_lo", "d_reward_hi")}
             rows.append({"region": region, "trap_share": share_of(region), "algo": algo, "runs": s["runs"],
-                         "reward": s["reward"], "reward_lo": s["reward_lo"], "reward_hi": s["reward_hi"],
-                         "d_reward": 0.0 if d is None else d["d_reward"],
-                         "d_reward_lo": 0.0 if d is None else d["d_reward_lo"],
-                         "d_reward_hi": 0.0 if d is None else d["d_reward_hi"],
-                         "gap_pct": 100 * (0.0 if d is None else -d["d_reward"]) / abs(float(
-                             summary.loc[summary["algo"] == REFERENCE, "reward"].iloc[0])),
+                         "reward": s["reward"], "reward_lo": s["reward_lo"], "reward_hi": s["reward_hi"], **diff,
+                         "gap_pct": -100 * diff["d_reward"] / oracle_reward,
                          "latency_ms": s["latency_ms"], "cost": s["cost"], "trap_hits": float(hits[algo])})
     return pd.DataFrame(rows)
 
