@@ -355,13 +355,9 @@ def test_json_outputs_stay_valid_json(tmp_path):
 
 
 def test_scripts_run_from_any_directory(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "Heuristics" / "inference.py"), "--policy", "greedy",
-                           "--episodes", "2", "--no-progress", "--out", "here"], cwd=tmp_path,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    run_script("Heuristics/inference.py", "--policy", "greedy", "--episodes", "2", "--no-progress", "--out", "here",
+               cwd=tmp_path)
     assert (tmp_path / "here" / "summary.json").exists()  # a typed relative path is the user's directory
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, str(ROOT / "TopoFreeRL" / "train.py"), *TINY, "--out", str(run)],
-                          cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    run_script("TopoFreeRL/train.py", *TINY, "--out", str(run), cwd=tmp_path)
     assert yaml.safe_load((run / "config.yaml").read_text())["data"] == "data1"  # found in the repository

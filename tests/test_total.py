@@ -21,9 +21,7 @@ FIGURES = ["learning_curves", "latency_cdf", "cost_breakdown", "pareto", "dwa_we
 
 def run_from(cwd: Path, script: str, *args: str) -> subprocess.CompletedProcess:
     """Run a project script by its absolute path from another directory, as a user outside the repo would."""
-    proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return proc
+    return run_script(script, *args, cwd=cwd)
 
 
 def digests(folder: Path) -> dict[str, str]:
