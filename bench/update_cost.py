@@ -1,0 +1,126 @@
+"""What one contention epoch's PPO update costs, for the study's update and a cheaper one, side by side.
+
+    python bench/update_cost.py                                   # TopoFreeRL, PPO, PF-PPO; idle and busy
+    python bench/update_cost.py --algos TopoFreeRL --loads idle --candidate ppo.update_epochs=4 ppo.minibatch=512
+
+Each learned scheduler collects one epoch of the study's contention training (8 workflows/s per world,
+200 workflows, seed 42; the same batch for both settings), then the clipped PPO update of that batch is
+timed from the same starting weights with the algorithm's configured `ppo` block ("study") and with
+--candidate's overrides, alternating between the two --repeats times; medians are printed with their
+ratio. The rollout is timed once for scale. "busy" starts one spinning process per core beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "total"))
+
+import torch  # noqa: E402
+from common import LEARNED, agent_factory  # noqa: E402
+
+from schedkit.cli import load_or_exit  # noqa: E402
+from schedkit.config import resolve  # noqa: E402
+from schedkit.paths import data_root  # noqa: E402
+from schedkit.ppo import PPOConfig, ppo_update  # noqa: E402
+from schedkit.profiles import contention_or_exit, profile_simulator, start_worlds  # noqa: E402
+from schedkit.rollout import collect, masked_log_probs  # noqa: E402
+from schedkit.trainer import entropy_coef  # noqa: E402
+
+SPIN = "while True: pass"
+STUDY_SETS = {"TopoFreeRL": ["actor=per_server"]}  # sweeps/contention.yaml's per-algorithm overrides
+
+
+def study_config(algo: str, rate: float, seed: int, sets: list[str] = ()) -> dict:
+    """The algorithm's resolved config as the study trains it, plus `sets` overrides."""
+    return resolve(ROOT / LEARNED[algo][0] / "config.yaml", None, [*STUDY_SETS.get(algo, []), *sets],
+                   {"profile": "contention", "contention": {"arrival_rate": rate}, "seed": seed},
+                   getattr(agent_factory(algo), "config_choices", None))
+
+
+def one_batch(algo: str, rate: float, seed: int):
+    """(agent, its config, one epoch's rollout, rollout seconds) of the study's contention trainer."""
+    factory = agent_factory(algo)
+    cfg = study_config(algo, rate, seed)
+    ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
+    device = torch.device("cpu")
+    torch.manual_seed(seed)
+    agent = factory(ds, cfg, device)
+    sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg["contention"]), "train", "random", seed, device,
+                            cfg["episodes"])
+    continuing = start_worlds(sim, cfg, None, seed)
+    weights = torch.tensor([0.45, 0.4, 0.15], dtype=sim.dtype)
+    t0 = time.perf_counter()
+    batch = collect(sim, agent, weights, cfg["episodes"], seed, cfg["ppo"]["gamma"], cfg["ppo"]["lam"], continuing)
+    return agent, cfg, batch, time.perf_counter() - t0
+
+
+def update_seconds(agent, cfg: dict, batch, ppo: PPOConfig) -> float:
+    """One PPO update of `batch` from the agent's current weights (a copy: every timing starts alike)."""
+    agent = copy.deepcopy(agent)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg["lr"])
+
+    def evaluate(idx: torch.Tensor):
+        logits, value = agent({k: v[idx] for k, v in batch.features.items()})
+        logp, entropy = masked_log_probs(logits)
+        return logp.gather(1, batch.actions[idx, None]).squeeze(1), entropy, value
+
+    t0 = time.perf_counter()
+    ppo_update(evaluate, batch.logp, batch.advantages, batch.returns, optimizer, agent.networks(), ppo,
+               entropy_coef(cfg, 0, cfg["epochs"]), torch.Generator().manual_seed(0))
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algos", nargs="+", choices=["TopoFreeRL", "PPO", "PFAPPO"], default=["TopoFreeRL", "PPO", "PFAPPO"])
+    p.add_argument("--candidate", nargs="+", default=["ppo.update_epochs=4", "ppo.minibatch=512"], metavar="KEY=VALUE",
+                   help="the cheaper update's ppo overrides (default: ppo.update_epochs=4 ppo.minibatch=512)")
+    p.add_argument("--rate", type=float, default=8.0, help="arrival rate per world (default 8, the study's)")
+    p.add_argument("--loads", nargs="+", choices=["idle", "busy"], default=["idle", "busy"])
+    p.add_argument("--repeats", type=int, default=3, help="timings per setting; medians are reported (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for algo in args.algos:
+        agent, cfg, batch, rollout_s = one_batch(algo, args.rate, 42)
+        candidate = study_config(algo, args.rate, 42, args.candidate)["ppo"]
+        settings = {"study": PPOConfig(**cfg["ppo"]), "candidate": PPOConfig(**candidate)}
+        for load in args.loads:
+            spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(os.cpu_count() or 1)] \
+                if load == "busy" else []
+            try:
+                times: dict[str, list[float]] = {name: [] for name in settings}
+                for _ in range(args.repeats):
+                    for name, ppo in settings.items():
+                        times[name].append(update_seconds(agent, cfg, batch, ppo))
+            finally:
+                for proc in spinners:
+                    proc.kill()
+                    proc.wait()
+            study, cand = statistics.median(times["study"]), statistics.median(times["candidate"])
+            rows.append({"algo": algo, "load": load, "samples": int(batch.logp.shape[0]), "rollout_s": rollout_s,
+                         "study_update_s": study, "candidate_update_s": cand, "ratio": study / cand})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(f"candidate: {' '.join(args.candidate)}; medians of {args.repeats}; one torch thread")
+        print(f"{'algo':<11} {'load':<5} {'samples':>7} {'rollout s':>9} {'study update s':>14} "
+              f"{'candidate s':>11} {'ratio':>6}")
+        for r in rows:
+            print(f"{r['algo']:<11} {r['load']:<5} {r['samples']:>7} {r['rollout_s']:>9.2f} {r['study_update_s']:>14.2f} "
+                  f"{r['candidate_update_s']:>11.2f} {r['ratio']:>6.2f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
