@@ -207,6 +207,28 @@ def test_ablation_table_pairs_each_variant_with_the_full_method(tmp_path):
     assert (out / "ablation_contention_r8_paired.png").stat().st_size > 1000
 
 
+def test_ablation_table_of_a_sweep_of_two_algorithms_keeps_them_apart(tmp_path):
+    path, _ = _fake_ablation(tmp_path, shift_ms=250.0)
+    sweep = yaml.safe_load(path.read_text()) | {"algorithms": ["TopoFreeRL", "PPO"]}
+    path.write_text(yaml.safe_dump(sweep))
+    for run in (tmp_path / "res" / "TopoFreeRL").iterdir():  # PPO: the same runs, 1 s slower everywhere
+        ppo = tmp_path / "res" / "PPO" / run.name
+        (ppo / "eval_test_seed0").mkdir(parents=True)
+        (ppo / "config.yaml").write_text((run / "config.yaml").read_text())
+        episodes = pd.read_csv(run / "eval_test_seed0" / "episodes.csv")
+        episodes.assign(latency_ms=episodes["latency_ms"] + 1000.0).to_csv(ppo / "eval_test_seed0" / "episodes.csv",
+                                                                          index=False)
+    proc = run_script("total/ablation_table.py", "--sweep", str(path), check=False)
+    assert proc.returncode != 0 and "TopoFreeRL, PPO: choose one with --algo" in proc.stderr
+    run_script("total/ablation_table.py", "--sweep", str(path), "--algo", "PPO", "--figures", str(tmp_path / "out"))
+    table = pd.read_csv(tmp_path / "out" / "ablation_PPO_contention_r8.csv").set_index("Scheduler")
+    assert list(table["Seeds"]) == [2, 1]  # PPO's runs only, not pooled with TopoFreeRL's
+    paired = pd.read_csv(tmp_path / "out" / "ablation_PPO_contention_r8_paired.csv").set_index("algo")
+    assert 240 <= paired.loc["noSE", "d_latency_ms"] <= 250  # PPO's noSE against PPO's full, not TopoFreeRL's
+    proc = run_script("total/ablation_table.py", "--sweep", str(path), "--algo", "STARK", check=False)
+    assert proc.returncode != 0 and "--algo STARK: the sweep trains TopoFreeRL, PPO" in proc.stderr
+
+
 def test_ablation_table_without_the_reference_is_a_one_line_error(tmp_path):
     path, _ = _fake_ablation(tmp_path, shift_ms=0.0)
     proc = run_script("total/ablation_table.py", "--sweep", str(path), "--reference", "noDWA", check=False)

@@ -2,13 +2,15 @@
 
     python total/sweep.py --config sweeps/ablation.yaml --workers 2      # train and evaluate every variant
     python total/ablation_table.py [--sweep sweeps/ablation.yaml] [--figures DIR | --update-committed-figures]
+    python total/ablation_table.py --sweep sweeps/update_budget.yaml --algo PPO   # a sweep of several algorithms
 
 Reads every run's own evaluation (`<run>/eval_<split>_seed<E>/episodes.csv`, written by the sweep)
-and writes `<name>_<profile>_r<rate>.{md,csv,tex}` (e.g. ablation_contention_r8) and the paired
+and writes `<name>_<profile>_r<rate>.{md,csv,tex}` (e.g. ablation_contention_r8; `<name>_<algo>_...` for
+one --algo of a sweep of several) and the paired
 comparison `..._paired.{md,csv}` against the `full` variant, and `..._paired.{png,pdf}` (the paired
 differences with their CIs, one row per variant):
 - absolute mean and P99 latency, cost and reward per variant, each with a 95% CI that resamples the
-  variant's training seeds and the shared test tasks (the unit of replication is the training seed);
+  variant's training seeds and the shared tasks (the unit of replication is the training seed);
 - the difference to `full` on the same tasks and draws (every run is evaluated with the same seed
   and task order: common random numbers), with its paired 95% CI and the probability of improvement.
 A variant with fewer finished runs than the sweep lists is reported with the runs it has, and the
@@ -41,6 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sweep", type=Path, default=SWEEP, help=f"the ablation sweep (default: {SWEEP})")
     add_output_flags(p, results=None, results_help="default: the sweep's `results:` root")
+    p.add_argument("--algo", help="the algorithm to tabulate, for a sweep of several (its variants are compared "
+                                  "with each other, never across algorithms)")
     p.add_argument("--reference", default=REFERENCE, help=f"variant to pair against (default: {REFERENCE})")
     p.add_argument("--heuristics", type=Path, metavar="EVAL_DIR",
                    help="also list the schedulers of this total/evaluate_all.py output (its episodes.csv), "
@@ -63,7 +67,7 @@ def load_episodes(runs) -> tuple[pd.DataFrame, list[str]]:
     return pd.concat(frames, ignore_index=True), absent
 
 
-def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str) -> list[Path]:
+def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str, split: str) -> list[Path]:
     """Dot and 95% CI of each variant's paired difference to the reference: reward (higher is better),
     mean and P99 latency (lower is better); a zero line; CIs clear of zero in colour. The x axes are
     symmetric-log, linear within the median CI width, so a collapsed variant does not flatten the rest."""
@@ -86,15 +90,15 @@ def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str) 
         ax.set_title(title + ", symlog")
     axes[0].set_yticks(list(y), paired["algo"])
     axes[0].invert_yaxis()
-    fig.suptitle(f"Each variant minus {reference} on the same test tasks (95% paired CI; orange: clear of 0)",
+    fig.suptitle(f"Each variant minus {reference} on the same {split} tasks (95% paired CI; orange: clear of 0)",
                  fontsize=8)
     return save(fig, figures, f"{name}_paired")
 
 
-def setting_name(sweep: dict, run) -> str:
-    """<sweep name>_<profile>[_r<rate>] from a finished run's resolved config (e.g. ablation_contention_r8)."""
+def setting_name(sweep: dict, run, algo: str | None) -> str:
+    """<sweep name>[_<algo>]_<profile>[_r<rate>] from a finished run's resolved config (e.g. ablation_contention_r8)."""
     cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
-    name = f"{sweep.get('name', 'ablation')}_{cfg['profile']}"
+    name = f"{sweep.get('name', 'ablation')}{f'_{algo}' if algo else ''}_{cfg['profile']}"
     return name + (f"_r{cfg['contention']['arrival_rate']:g}" if cfg["profile"] == "contention" else "")
 
 
@@ -107,6 +111,12 @@ def main(argv: list[str] | None = None) -> list[Path]:
     runs = [r for r in expand(sweep) if r.variant]
     if not runs:
         sys.exit(f"error: {args.sweep}: the sweep has no `variants` to compare")
+    algos = list(dict.fromkeys(r.algo for r in runs))
+    if args.algo is None and len(algos) > 1:
+        sys.exit(f"error: {args.sweep} trains {', '.join(algos)}: choose one with --algo")
+    if args.algo is not None and args.algo not in algos:
+        sys.exit(f"error: --algo {args.algo}: the sweep trains {', '.join(algos)}")
+    runs = [r for r in runs if args.algo is None or r.algo == args.algo]
     episodes, absent = load_episodes(runs)
     if args.heuristics is not None:
         missing([args.heuristics / "episodes.csv"])
@@ -121,7 +131,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     paired = paired_table(episodes, args.reference).set_index("algo").loc[[v for v in order if v != args.reference]]
     paired = paired.reset_index()
     evaluated = set(episodes["run"])
-    name = setting_name(sweep, next(r for r in runs if r.dir.name in evaluated))
+    name = setting_name(sweep, next(r for r in runs if r.dir.name in evaluated), args.algo if len(algos) > 1 else None)
     note = "" if not absent else "\nMissing evaluations (runs not finished):\n" + "".join(f"- {a}\n" for a in absent)
     out = figures_dir(args)
     text = paired_markdown(paired, args.reference)
@@ -130,7 +140,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
                            atomic_write_text(out / f"{name}.tex", tex),
                            atomic_write_text(out / f"{name}_paired.md", text),
                            write_csv(out / f"{name}_paired.csv", paired),
-                           *plot_paired(paired, args.reference, out, name)])
+                           *plot_paired(paired, args.reference, out, name, runs[0].eval_split)])
 
 
 if __name__ == "__main__":
