@@ -9,7 +9,7 @@ import pytest
 from conftest import run_script
 
 SCRIPTS = ["Heuristics/inference.py", "data1/generate.py", "bench/env_throughput.py", "TopoFreeRL/train.py",
-           "TopoFreeRL/inference.py", "bench/compare_learned.py", "bench/oracle_agreement.py",
+           "TopoFreeRL/inference.py", "bench/compare_learned.py", "bench/oracle_agreement.py", "bench/update_cost.py",
            "PPO_algorithm/train.py", "PPO_algorithm/inference.py", "PFAPPO/train.py", "PFAPPO/inference.py",
            "Stark_Scheduler/train.py", "Stark_Scheduler/inference.py", "total/evaluate_all.py", "total/make_table.py",
            "total/reproduce.py", "total/plot_all_comparison.py", "total/plot_learning_curves.py",
@@ -68,6 +68,14 @@ def test_cuda_request_falls_back_to_cpu(tmp_path):
     import torch
     if not torch.cuda.is_available():
         assert summary["device"] == "cpu" and "no CUDA GPU" in proc.stderr
+
+
+def test_update_cost_times_both_updates_on_one_batch():
+    proc = run_script("bench/update_cost.py", "--algos", "PPO", "--loads", "idle", "--repeats", "1", "--json")
+    (row,) = json.loads(proc.stdout)
+    assert row["algo"] == "PPO" and row["load"] == "idle" and row["samples"] >= 200  # 200 workflows of >= 1 step
+    assert row["study_update_s"] > 0 and row["candidate_update_s"] > 0
+    assert row["ratio"] == row["study_update_s"] / row["candidate_update_s"]
 
 
 def test_benchmark_json_tiny():

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from matplotlib.ticker import FuncFormatter
 from compare import markdown as paired_markdown
 from compare import paired_table
 from evaluate_all import summarize_runs
@@ -87,6 +88,7 @@ def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str, 
                         color="#D55E00" if c else "#999999", capsize=2, ms=4)
         ax.axvline(0, color="black", lw=0.6)
         ax.set_xscale("symlog", linthresh=max(float((hi - lo).median()), 1e-9))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))  # symlog's default: 5.69127 x 10^-3
         ax.set_title(title + ", symlog")
     axes[0].set_yticks(list(y), paired["algo"])
     axes[0].invert_yaxis()
