@@ -3,11 +3,11 @@
     python bench/update_cost.py                                   # TopoFreeRL, PPO, PF-PPO; idle and busy
     python bench/update_cost.py --algos TopoFreeRL --loads idle --candidate ppo.update_epochs=4 ppo.minibatch=512
 
-Each learned scheduler collects one epoch of the study's contention training (8 workflows/s per world,
-200 workflows, seed 42; the same batch for both settings), then the clipped PPO update of that batch is
-timed from the same starting weights with the algorithm's configured `ppo` block ("study") and with
---candidate's overrides, alternating between the two --repeats times; medians are printed with their
-ratio. The rollout is timed once for scale. "busy" starts one spinning process per core beside it.
+Each learned scheduler collects one epoch of the study's contention training (its first run in
+sweeps/contention.yaml: data, profile, overrides, budget, seed 42; the same batch for both
+settings), then the clipped PPO update of that batch is timed from the same starting weights with
+the algorithm's configured `ppo` block ("study") and with --candidate's overrides, alternating
+between the two --repeats times; medians are printed with their ratio. The rollout is timed once for scale. "busy" starts one spinning process per core beside it.
 """
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ sys.path.insert(0, str(ROOT / "total"))
 
 import torch  # noqa: E402
 from common import LEARNED, agent_factory  # noqa: E402
+from sweep import expand, load_sweep  # noqa: E402
 
 from schedkit.cli import load_or_exit  # noqa: E402
 from schedkit.config import resolve  # noqa: E402
+from schedkit.dwa import INITIAL_WEIGHTS  # noqa: E402
 from schedkit.paths import data_root  # noqa: E402
 from schedkit.ppo import PPOConfig, ppo_update  # noqa: E402
 from schedkit.profiles import contention_or_exit, profile_simulator, start_worlds  # noqa: E402
@@ -36,20 +38,22 @@ from schedkit.rollout import collect, masked_log_probs  # noqa: E402
 from schedkit.trainer import entropy_coef  # noqa: E402
 
 SPIN = "while True: pass"
-STUDY_SETS = {"TopoFreeRL": ["actor=per_server"]}  # sweeps/contention.yaml's per-algorithm overrides
+STUDY = ROOT / "sweeps" / "contention.yaml"
 
 
-def study_config(algo: str, rate: float, seed: int, sets: list[str] = ()) -> dict:
-    """The algorithm's resolved config as the study trains it, plus `sets` overrides."""
-    return resolve(ROOT / LEARNED[algo][0] / "config.yaml", None, [*STUDY_SETS.get(algo, []), *sets],
-                   {"profile": "contention", "contention": {"arrival_rate": rate}, "seed": seed},
-                   getattr(agent_factory(algo), "config_choices", None))
+def study_config(algo: str, sets: list[str] = ()) -> dict:
+    """The algorithm's resolved config as the study's first run of it trains, plus `sets` overrides."""
+    run = next(r for r in expand(load_sweep(STUDY)) if r.algo == algo)
+    return resolve(ROOT / LEARNED[algo][0] / "config.yaml", None, [*run.sets, *sets],
+                   {"data": run.data, "regions": list(run.regions), "profile": run.profile, "seed": run.seed,
+                    "epochs": run.epochs, "episodes": run.episodes}, getattr(agent_factory(algo), "config_choices", None))
 
 
-def one_batch(algo: str, rate: float, seed: int):
+def one_batch(algo: str):
     """(agent, its config, one epoch's rollout, rollout seconds) of the study's contention trainer."""
     factory = agent_factory(algo)
-    cfg = study_config(algo, rate, seed)
+    cfg = study_config(algo)
+    seed = cfg["seed"]
     ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
     device = torch.device("cpu")
     torch.manual_seed(seed)
@@ -57,7 +61,7 @@ def one_batch(algo: str, rate: float, seed: int):
     sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg["contention"]), "train", "random", seed, device,
                             cfg["episodes"])
     continuing = start_worlds(sim, cfg, None, seed)
-    weights = torch.tensor([0.45, 0.4, 0.15], dtype=sim.dtype)
+    weights = torch.tensor(INITIAL_WEIGHTS, dtype=sim.dtype)  # DWA's weights in the first epochs
     t0 = time.perf_counter()
     batch = collect(sim, agent, weights, cfg["episodes"], seed, cfg["ppo"]["gamma"], cfg["ppo"]["lam"], continuing)
     return agent, cfg, batch, time.perf_counter() - t0
@@ -84,7 +88,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--algos", nargs="+", choices=["TopoFreeRL", "PPO", "PFAPPO"], default=["TopoFreeRL", "PPO", "PFAPPO"])
     p.add_argument("--candidate", nargs="+", default=["ppo.update_epochs=4", "ppo.minibatch=512"], metavar="KEY=VALUE",
                    help="the cheaper update's ppo overrides (default: ppo.update_epochs=4 ppo.minibatch=512)")
-    p.add_argument("--rate", type=float, default=8.0, help="arrival rate per world (default 8, the study's)")
     p.add_argument("--loads", nargs="+", choices=["idle", "busy"], default=["idle", "busy"])
     p.add_argument("--repeats", type=int, default=3, help="timings per setting; medians are reported (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
@@ -92,8 +95,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(1)
     rows = []
     for algo in args.algos:
-        agent, cfg, batch, rollout_s = one_batch(algo, args.rate, 42)
-        candidate = study_config(algo, args.rate, 42, args.candidate)["ppo"]
+        agent, cfg, batch, rollout_s = one_batch(algo)
+        candidate = study_config(algo, args.candidate)["ppo"]
         settings = {"study": PPOConfig(**cfg["ppo"]), "candidate": PPOConfig(**candidate)}
         for load in args.loads:
             spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(os.cpu_count() or 1)] \
