@@ -1,13 +1,15 @@
-"""What one contention epoch's PPO update costs, for the study's update and a cheaper one, side by side.
+"""What one contention epoch's PPO update costs with the algorithm's own update and the study's, side by side.
 
     python bench/update_cost.py                                   # TopoFreeRL, PPO, PF-PPO; idle and busy
-    python bench/update_cost.py --algos TopoFreeRL --loads idle --candidate ppo.update_epochs=4 ppo.minibatch=512
+    python bench/update_cost.py --algos TopoFreeRL --loads idle
 
 Each learned scheduler collects one epoch of the study's contention training (its first run in
 sweeps/contention.yaml: data, profile, overrides, budget, seed 42; the same batch for both
 settings), then the clipped PPO update of that batch is timed from the same starting weights with
-the algorithm's configured `ppo` block ("study") and with --candidate's overrides, alternating
-between the two --repeats times; medians are printed with their ratio. The rollout is timed once for scale. "busy" starts one spinning process per core beside it.
+the `ppo` block of the algorithm's config.yaml ("config": 10 passes, minibatch 1024) and with the
+study's, which overrides it (4 passes, minibatch 512), alternating between the two --repeats
+times; medians are printed with their ratio. The rollout is timed once for scale. "busy" starts
+one spinning process per core beside it.
 """
 from __future__ import annotations
 
@@ -41,10 +43,12 @@ SPIN = "while True: pass"
 STUDY = ROOT / "sweeps" / "contention.yaml"
 
 
-def study_config(algo: str, sets: list[str] = ()) -> dict:
-    """The algorithm's resolved config as the study's first run of it trains, plus `sets` overrides."""
+def study_config(algo: str, own_update: bool = False) -> dict:
+    """The algorithm's resolved config as the study's first run of it trains; `own_update`: without
+    the study's `ppo.*` overrides, so with the update of the algorithm's config.yaml."""
     run = next(r for r in expand(load_sweep(STUDY)) if r.algo == algo)
-    return resolve(ROOT / LEARNED[algo][0] / "config.yaml", None, [*run.sets, *sets],
+    sets = [s for s in run.sets if not (own_update and s.startswith("ppo."))]
+    return resolve(ROOT / LEARNED[algo][0] / "config.yaml", None, sets,
                    {"data": run.data, "regions": list(run.regions), "profile": run.profile, "seed": run.seed,
                     "epochs": run.epochs, "episodes": run.episodes}, getattr(agent_factory(algo), "config_choices", None))
 
@@ -86,8 +90,6 @@ def update_seconds(agent, cfg: dict, batch, ppo: PPOConfig) -> float:
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algos", nargs="+", choices=["TopoFreeRL", "PPO", "PFAPPO"], default=["TopoFreeRL", "PPO", "PFAPPO"])
-    p.add_argument("--candidate", nargs="+", default=["ppo.update_epochs=4", "ppo.minibatch=512"], metavar="KEY=VALUE",
-                   help="the cheaper update's ppo overrides (default: ppo.update_epochs=4 ppo.minibatch=512)")
     p.add_argument("--loads", nargs="+", choices=["idle", "busy"], default=["idle", "busy"])
     p.add_argument("--repeats", type=int, default=3, help="timings per setting; medians are reported (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
@@ -96,8 +98,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for algo in args.algos:
         agent, cfg, batch, rollout_s = one_batch(algo)
-        candidate = study_config(algo, args.candidate)["ppo"]
-        settings = {"study": PPOConfig(**cfg["ppo"]), "candidate": PPOConfig(**candidate)}
+        settings = {"config": PPOConfig(**study_config(algo, own_update=True)["ppo"]), "study": PPOConfig(**cfg["ppo"])}
         for load in args.loads:
             spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(os.cpu_count() or 1)] \
                 if load == "busy" else []
@@ -110,18 +111,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 for proc in spinners:
                     proc.kill()
                     proc.wait()
-            study, cand = statistics.median(times["study"]), statistics.median(times["candidate"])
+            own, study = statistics.median(times["config"]), statistics.median(times["study"])
             rows.append({"algo": algo, "load": load, "samples": int(batch.logp.shape[0]), "rollout_s": rollout_s,
-                         "study_update_s": study, "candidate_update_s": cand, "ratio": study / cand})
+                         "config_update_s": own, "study_update_s": study, "ratio": own / study})
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        print(f"candidate: {' '.join(args.candidate)}; medians of {args.repeats}; one torch thread")
-        print(f"{'algo':<11} {'load':<5} {'samples':>7} {'rollout s':>9} {'study update s':>14} "
-              f"{'candidate s':>11} {'ratio':>6}")
+        print(f"config.yaml's update against the study's; medians of {args.repeats}; one torch thread")
+        print(f"{'algo':<11} {'load':<5} {'samples':>7} {'rollout s':>9} {'config update s':>15} "
+              f"{'study update s':>14} {'ratio':>6}")
         for r in rows:
-            print(f"{r['algo']:<11} {r['load']:<5} {r['samples']:>7} {r['rollout_s']:>9.2f} {r['study_update_s']:>14.2f} "
-                  f"{r['candidate_update_s']:>11.2f} {r['ratio']:>6.2f}")
+            print(f"{r['algo']:<11} {r['load']:<5} {r['samples']:>7} {r['rollout_s']:>9.2f} {r['config_update_s']:>15.2f} "
+                  f"{r['study_update_s']:>14.2f} {r['ratio']:>6.2f}")
     return rows
 
 

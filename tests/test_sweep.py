@@ -195,8 +195,10 @@ def test_shipped_sweeps_expand():
     contention = expand(load_sweep(ROOT / "sweeps/contention.yaml"))
     tf = next(r for r in contention if r.algo == "TopoFreeRL")
     ppo = next(r for r in contention if r.algo == "PPO")
-    assert tf.profile == "contention" and tf.sets == ("contention.arrival_rate=8", "actor=per_server")
-    assert ppo.sets == ("contention.arrival_rate=8",)
+    cheaper = ("ppo.update_epochs=4", "ppo.minibatch=512")  # the update chosen by sweeps/update_budget.yaml
+    assert tf.profile == "contention" and tf.sets == ("contention.arrival_rate=8", "actor=per_server", *cheaper)
+    assert ppo.sets == ("contention.arrival_rate=8", *cheaper)
+    assert next(r for r in contention if r.algo == "Stark").sets == ("contention.arrival_rate=8", "val_every=5")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (requirements-ray.txt)")
