@@ -1,4 +1,4 @@
-"""Standard PPO (SPEC section 4): the 7 base state features, no per-server input, tanh MLPs
+"""Standard PPO (docs/schedulers.md): the 7 base state features, no per-server input, tanh MLPs
 256-128-128 for actor (logits over servers) and critic.
 
 Under the contention profile with `live_load: true` (the default) both networks also read every

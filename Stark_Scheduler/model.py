@@ -1,4 +1,4 @@
-"""STARK-style transformer scheduler (SPEC section 4, after Yan et al., ICCV 2021).
+"""STARK-style transformer scheduler (docs/schedulers.md, after Yan et al., ICCV 2021).
 
 Tokens: one task token [progress, task lon, task lat, tokens / 2000, required-type one-hot] and one
 token per candidate server [lon, lat, nc, cost multiplier / max, latency history / 1000 ms,

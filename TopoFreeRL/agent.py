@@ -1,4 +1,4 @@
-"""TopoFreeRL's inputs and decision rule (SPEC section 4): spatiotemporal state, per-server
+"""TopoFreeRL's inputs and decision rule (docs/schedulers.md): spatiotemporal state, per-server
 telemetry, the telemetry guidance prior, and masking of servers without the required model.
 
 State (10): step progress, task lon, task lat (both scaled to the servers' bounding box),
@@ -16,9 +16,9 @@ Telemetry (one value per server), divided by its max:
 In the paper profile queues are identically zero, so the telemetry is static and computed once.
 Under contention it is live, one vector per sample: queue_norm = the server's current queue wait
 / `telemetry_queue_ms` (config; unclipped), then divided by its max over servers.
-`telemetry_latency: link_mean` uses the SPEC's mean outbound BaseLatencyMs. `expected_hop` (the
+`telemetry_latency: link_mean` uses the reference telemetry's mean outbound BaseLatencyMs. `expected_hop` (the
 default) uses the latency a hop into the server is actually charged by the simulator: the expected
-trap surcharge (150 ms) for a trap, else the mean over links to non-trap neighbours. The SPEC term
+trap surcharge (150 ms) for a trap, else the mean over links to non-trap neighbours. The reference term
 counts 2000 ms trap links that are never paid (a hop touching a trap pays the surcharge instead),
 which ranks the fast, cheap servers next to traps among the worst.
 Policy logits = actor + alpha * zscore(telemetry), alpha = 0.6 + 0.6 * progress.
@@ -31,7 +31,7 @@ contention: telemetry with queue_norm = 0, the neighbours' queue-wait summary 0,
 per-server queue-wait feature 0 ("static telemetry"). Unlike the baselines, TopoFreeRL read live
 load before the key existed, so a saved config without it means `live_load: true`.
 
-`actor: dense` (the default, SPEC 4) has one output per server, so a checkpoint fits one server
+`actor: dense` (the default, the reference design) has one output per server, so a checkpoint fits one server
 count. `actor: per_server` is the size-agnostic variant: a shared scorer reads one feature vector
 per server (SERVER_FEATURES, all dimensionless and independent of N) plus the state embedding, so
 one checkpoint schedules any number of servers (zero-shot on larger topologies).

@@ -1,4 +1,4 @@
-"""TopoFreeRL's networks (SPEC section 4): an SE-gated actor over servers and a plain critic,
+"""TopoFreeRL's networks (docs/schedulers.md): an SE-gated actor over servers and a plain critic,
 both reading concat(state, per-server telemetry): 256 -> [SE gate] -> 128 -> 128 -> out.
 `se_gate=False` (the config's ablation switch) drops the SE gate: the hidden features go on ungated."""
 from __future__ import annotations

@@ -6,10 +6,10 @@
     python bench/scale.py --threads 1 --json scale.json   # steadier figures on a shared machine
 
 For every N it measures, on the CPU:
-  paper steps/s       batched paper-profile simulator (SPEC 3.1), B = 4096 rows, random valid actions
+  paper steps/s       batched paper-profile simulator (docs/simulator.md §2), B = 4096 rows, random valid actions
                       (`sim.sample_valid`, drawn inside the timed loop); median of --repeats timed runs
                       of --steps steps after a warm-up. Same measurement as bench/env_throughput.py.
-  contention steps/s  the same for the contention profile (SPEC 3.2): 4096 worlds,
+  contention steps/s  the same for the contention profile (docs/simulator.md §5): 4096 worlds,
                       Contention(arrival_rate=16, worlds=4096), other parameters at their defaults.
   ratio               paper / contention; the target is contention within 2x of paper (ratio <= 2).
   dense / per_server ms

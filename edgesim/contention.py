@@ -1,4 +1,4 @@
-"""The `contention` profile (SPEC 3.2): workflows arrive over time and compete for the servers.
+"""The `contention` profile (docs/simulator.md §5): workflows arrive over time and compete for the servers.
 
 Every batch row is one independent *world*: a copy of the topology with its own arrival stream,
 its own server busy-until times and up to `max_in_flight` workflows in flight at once. A call to
@@ -6,7 +6,7 @@ its own server busy-until times and up to `max_in_flight` workflows in flight at
 (event order, ties to the lowest slot). So decisions within a world happen in simulated-time
 order, and a server's queue holds jobs of every workflow that picked it.
 
-Per decision, with the active workflow's clock `now` and chosen server `s` (all SPEC 3.1 formulas
+Per decision, with the active workflow's clock `now` and chosen server `s` (all docs/simulator.md §2 formulas
 otherwise):
     wait      = max(0, busy_until[s] - now)
     start     = now + wait                            the job occupies s for `compute` from here
@@ -342,7 +342,7 @@ class ContentionSimulator(Simulator):
 def make_simulator(dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random", seed: int = 0,
                    device: str | torch.device = "cpu", profile: str = "paper", contention: Contention | None = None,
                    task_subset=None) -> Simulator:
-    """The simulator of a profile: `paper` (SPEC 3.1) or `contention` (SPEC 3.2, parameters in `contention`)."""
+    """The simulator of a profile: `paper` (docs/simulator.md §2) or `contention` (§5, parameters in `contention`)."""
     if profile == "contention":
         return ContentionSimulator(dataset, batch_size, split, order, seed, device, task_subset=task_subset,
                                    contention=contention)

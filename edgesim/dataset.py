@@ -1,4 +1,4 @@
-"""Load and validate edge-cloud MoE region folders (SPEC section 2) into flat numpy arrays.
+"""Load and validate edge-cloud MoE region folders (docs/dataset.md) into flat numpy arrays.
 
 Everything the simulator needs per server, instance, link and task is computed here once, so the
 step function only gathers from these arrays. Bad input raises `DatasetError` naming the file, the

@@ -1,4 +1,4 @@
-"""The per-step formulas of the `paper` profile (SPEC 3.1), as elementwise torch functions.
+"""The per-step formulas of the `paper` profile (docs/simulator.md §2-4), as elementwise torch functions.
 
 They take tensors of any (broadcastable) shape, so the batched simulator, the expected-value model
 used by the greedy and oracle schedulers, and the benchmarks all share one copy of the physics.

@@ -50,8 +50,8 @@ class Topology:
 
     def link_lookup(self, prev: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(BaseLatencyMs of the link prev -> s or 0, whether such a link row exists; never for prev < 0)."""
-        shape = torch.broadcast_shapes(prev.shape, s.shape)
         if len(self.link_keys) == 0:
+            shape = torch.broadcast_shapes(prev.shape, s.shape)
             return (torch.zeros(shape, dtype=self.lon.dtype, device=s.device),
                     torch.zeros(shape, dtype=torch.bool, device=s.device))
         key = prev * self.n + s
@@ -220,7 +220,7 @@ class Simulator:
 
     def queue_wait(self, servers: torch.Tensor) -> torch.Tensor:
         """(B, K) ms the `servers` (B, K) would make each episode wait now: max(0, busy_until - now).
-        Identically zero in the paper profile (SPEC 3.1), live under contention."""
+        Identically zero in the paper profile (docs/simulator.md §2), live under contention."""
         return (self.busy_until(servers) - self.now[:, None]).clamp_min(0.0)
 
     def measured(self, episode: torch.Tensor, episodes: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -315,7 +315,7 @@ class Simulator:
         self.hist_server.scatter_(1, col, s[:, None])
         self.hist_busy.scatter_(1, col, (start + compute)[:, None])
         self.hist_latency.scatter_(1, col, latency[:, None])
-        self.now = start + latency  # SPEC 3.1: max(now, busy_until_before) + step latency
+        self.now = start + latency  # docs/simulator.md §2: max(now, busy_until_before) + step latency
         self.prev = s
         self.step_idx = k + 1
         done = self.step_idx >= self.tasks.n_steps[self.task]

@@ -1,7 +1,7 @@
 """What every learned scheduler's agent shares: the base state, the mask, masked logits.
 
 Fair comparison: every learned method sees the same valid-server mask (in training unless the
-config says `mask: false`, always at evaluation) and the same 7 base state features (SPEC 4):
+config says `mask: false`, always at evaluation) and the same 7 base state features (docs/schedulers.md):
 step progress, task lon and lat scaled to the servers' bounding box, previous-region id, and
 the three DWA weights.
 

@@ -1,4 +1,4 @@
-"""Dynamic Weight Adjustment (SPEC section 4): scalarisation weights that follow metric drift.
+"""Dynamic Weight Adjustment (docs/schedulers.md): scalarisation weights that follow metric drift.
 
 Each active epoch compares every objective's loss L_k (the previous epoch's mean of -r_k) with
 its own slow moving mean; an objective getting worse relative to its history gains weight.

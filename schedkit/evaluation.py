@@ -1,4 +1,4 @@
-"""The evaluation protocol (SPEC section 5) shared by every scheduler's inference script.
+"""The evaluation protocol (docs/evaluation.md) shared by every scheduler's inference script.
 
 Episodes deal the split's tasks in file order (cycling), with a fixed evaluation seed, so all
 schedulers face the same tasks and the same channel draws. One row per episode goes to

@@ -1,4 +1,4 @@
-"""One copy of the PPO machinery (SPEC section 4): GAE and the clipped update.
+"""One copy of the PPO machinery (docs/schedulers.md): GAE and the clipped update.
 
 Rollouts are (T, B) tensors from the batched simulator with same-step autoreset: `dones[t]` marks
 the last step of an episode, so the value after it is not bootstrapped (episodes terminate, they

@@ -1,7 +1,7 @@
 """How every script builds the simulator of a profile.
 
-`paper`: one batch row per episode (SPEC 3.1). `contention`: `worlds` rows, each an independent
-world with workflows arriving over time (SPEC 3.2); its parameters are the config's
+`paper`: one batch row per episode (docs/simulator.md §1-4). `contention`: `worlds` rows, each an independent
+world with workflows arriving over time (docs/simulator.md §5); its parameters are the config's
 `contention:` block, saved with every run, and can be overridden per evaluation.
 """
 from __future__ import annotations

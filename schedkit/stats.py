@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals for evaluation results (SPEC section 5)."""
+"""Bootstrap confidence intervals for evaluation results (docs/evaluation.md)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Executable specification: one `paper`-profile episode in plain Python, written from SPEC 3.1.
+"""Executable specification: one `paper`-profile episode in plain Python, written from docs/simulator.md §2-3.
 
 Deliberately naive (dicts, math, one step at a time) and independent of edgesim.physics, so the
 vectorised simulator is checked against a second reading of the spec. It consumes the same four

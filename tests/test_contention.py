@@ -122,7 +122,7 @@ def test_busy_times_persist_across_workflows_unlike_the_paper_profile(world):
     for _ in range(4):
         lat_c.append(cont.step(a, U)[3]["queue_ms"].item())
         lat_p.append(paper.step(a, U)[3]["queue_ms"].item())
-    assert lat_p == [0.0] * 4  # SPEC 3.1: the queue resets with every episode
+    assert lat_p == [0.0] * 4  # docs/simulator.md §2: the queue resets with every episode
     # workflow 1 arrives at t=2 while A is busy with workflow 0's last job
     assert lat_c[2] > 0.0
 

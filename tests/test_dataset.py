@@ -1,4 +1,4 @@
-"""Loading per SPEC section 2: the reference sample, LFS pointers, tokens, and every bad-input case."""
+"""Loading per docs/dataset.md: the reference sample, LFS pointers, tokens, and every bad-input case."""
 from __future__ import annotations
 
 import math

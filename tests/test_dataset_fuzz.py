@@ -200,7 +200,7 @@ ACCEPT: dict[str, tuple[int, str]] = {
     f"{MAPPING}-header_only": ONE_WARNING_ABSENT,
     f"{LOG}-header_only": ONE_WARNING_ABSENT,
     f"{TRAP}-empty": ONE_WARNING_ABSENT,
-    f"{TRAP}-missing": (0, "no trap_config.json means no traps (README, Dataset format)"),
+    f"{TRAP}-missing": (0, "no trap_config.json means no traps (docs/dataset.md)"),
     f"{TRAP}-ids_empty_list": (0, "an empty trap list means no traps"),
 }
 

@@ -1,4 +1,4 @@
-"""The dataset generator: calibration to SPEC section 7, determinism, real traces and sites."""
+"""The dataset generator: calibration to the public reference sample and the Azure trace, determinism, real traces and sites."""
 from __future__ import annotations
 
 import filecmp

@@ -150,7 +150,7 @@ def test_busy_until_and_queue_wait_follow_the_episode_history(reference_ds):
     used = info["server"][:, None]
     unused = (info["server"][:, None] + 1) % sim.n_servers
     # step 0 starts at t=0, so the server is busy until its compute time; the episode clock is
-    # already past that (latency >= compute), hence no wait, as SPEC 3.1 says
+    # already past that (latency >= compute), hence no wait, as docs/simulator.md §2 says
     assert torch.equal(sim.busy_until(used)[:, 0], info["compute_ms"])
     assert torch.equal(sim.busy_until(unused)[:, 0], torch.zeros(4, dtype=torch.float64))
     assert torch.equal(sim.queue_wait(torch.cat([used, unused], 1)), torch.zeros((4, 2), dtype=torch.float64))
