@@ -1,6 +1,6 @@
 """total/reproduce_contention.py end to end on a small generated region: training through the
 sweep, W tuned on the train split, one evaluation per setting (lookahead only at the validation
-rate), tables with paired differences, the load curve and its provenance."""
+rate), tables with paired differences, the load curve, the Pareto plot and its provenance."""
 from __future__ import annotations
 
 import json
@@ -37,6 +37,7 @@ def test_the_study_trains_tunes_on_train_and_evaluates_every_setting(small_root,
         paired = pd.read_csv(figures / f"results_table_contention_r{rate}_paired.csv")
         assert len(paired) == len(algos) - 1  # every scheduler against greedy_queue
     assert (figures / "load_curve_Small_Trap.png").stat().st_size > 1000
+    assert (figures / "pareto_contention_r6.png").stat().st_size > 1000  # latency-cost at the validation rate
     record = yaml.safe_load((figures / "reproduce_contention.yaml").read_text())
     assert record["settings"] == ["Small_Trap contention_r3", "Small_Trap contention_r6",
                                   "Small_Trap contention_r6_surcharge3"] and record["seeds"] == [1, 2]

@@ -151,6 +151,8 @@ def test_figures_keep_schedulers_distinguishable(tmp_path):
     assert not {c.upper() for _, _, c, _ in plot_cost_breakdown.PARTS} & {c.upper() for c in COLORS.values()}
     assert plot_pareto.pareto_front({"a": np.array([1.0, 3.0]), "b": np.array([2.0, 1.0]),
                                      "c": np.array([3.0, 2.0]), "d": np.array([0.5, 4.0])}) == ["d", "a", "b"]
+    assert plot_pareto.latency_scale([4000.0, 5000.0, 300000.0]) == "log"  # contention: load-blind rules in minutes
+    assert plot_pareto.latency_scale([3800.0, 4200.0, 6500.0]) == "linear"
     write_fake_eval(tmp_path / "eval" / "Server1_Trap_contention_r8", fake_episodes(episodes=100))
     for module in (plot_latency_cdf, plot_cost_breakdown, plot_pareto):
         for path in module.draw(tmp_path, tmp_path / "f", ["Server1_Trap"], tag="contention_r8"):

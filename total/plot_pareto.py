@@ -1,10 +1,13 @@
 """Latency vs cost per scheduler: the mean with its 95% confidence ellipse (a joint bootstrap that
 resamples training runs and the shared tasks, schedkit.stats), to read the trade-off each scheduler
-lands on. The Pareto front of the means (no other scheduler has both lower mean latency and lower
-mean cost) is drawn in both panels: its members ringed, joined by a grey step line. Each panel has
-its own legend.
+lands on. Each scheduler keeps its marker from the line figures, so a tuned variant (same colour)
+stays apart. The Pareto front of the means (no other scheduler has both lower mean latency and
+lower mean cost) is drawn in both panels: its members ringed, joined by a grey step line. One
+legend, below both panels (inside, it would hide the zoom's ellipses). Where the latencies span
+more than a factor of 20 (load-blind schedulers under contention) the full panel's latency axis is
+logarithmic.
 
-    python total/plot_pareto.py [--results DIR] [--figures DIR]
+    python total/plot_pareto.py [--results DIR] [--figures DIR] [--tag contention_r8]
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import color, figure_main, label, load_eval, save, sort_algos, style
+from common import color, figure_main, label, line_style, load_eval, save, sort_algos, style
 
 from schedkit.stats import hierarchical_bootstrap_means, runs_array  # noqa: E402
 
@@ -27,6 +30,12 @@ def pareto_front(points: dict[str, np.ndarray]) -> list[str]:
             front.append(algo)
             cheapest = points[algo][1]
     return front
+
+
+def latency_scale(latencies: list[float]) -> str:
+    """'log' where the mean latencies span more than a factor of 20 (under contention the load-blind
+    schedulers take minutes, the queue-aware ones seconds), else 'linear'."""
+    return "log" if max(latencies) > 20 * min(latencies) else "linear"
 
 
 def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
@@ -51,7 +60,7 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
             centre, w, h, angle = ellipses[algo]
             c = color(algo)
             ax.add_patch(Ellipse(centre, w, h, angle=angle, facecolor=c, alpha=0.15, edgecolor=c))
-            ax.plot(*centre, "o", color=c, markersize=3.5, label=label(algo))
+            ax.plot(*centre, line_style(algo)["marker"], color=c, markersize=4, linestyle="none", label=label(algo))
         on_front = [ellipses[a][0] for a in front if a in algos]
         if on_front:
             xs, ys = zip(*on_front)
@@ -59,10 +68,12 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
             ax.plot(xs, ys, "o", markerfacecolor="none", markeredgecolor="0.3", markersize=7, markeredgewidth=0.8,
                     linestyle="none", label="Pareto front (means)")
         ax.autoscale_view()
-        ax.legend(frameon=False, ncol=2, fontsize=6)
+        ax.set_xscale(latency_scale([ellipses[a][0][0] for a in algos]))
         ax.set_xlabel("mean episode latency (ms)")
         ax.set_ylabel("mean episode cost ($)")
         ax.set_title(title)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=5,
+               frameon=False, fontsize=6)
     fig.suptitle("Latency vs cost: means with 95% confidence ellipses", fontsize=8, y=1.02)
     return save(fig, figures, "pareto" + (f"_{tag}" if tag else ""))
 

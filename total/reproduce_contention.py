@@ -1,6 +1,6 @@
 """The contention benchmark in one command: train every learned scheduler on 5 seeds, tune the
 greedy family on the train split, evaluate everything on the test split at every load and arrival
-pattern, then write the tables, paired comparisons, load curve and latency CDF.
+pattern, then write the tables, paired comparisons, load curve, latency CDF and latency-cost Pareto plot.
 
     python total/reproduce_contention.py --workers 2
     python total/reproduce_contention.py --workers 2 --arrival-trace conv.csv code.csv   # + real traces at 8/s
@@ -20,7 +20,8 @@ The protocol, fixed before any result was seen:
   (Poisson) and for every --arrival-trace at --trace-rate. Each setting is one
   total/evaluate_all.py call (every scheduler meets the same arrivals, tasks and draws), run
   --workers at a time; then total/make_table.py (CIs over training seeds and shared tasks, and
-  paired differences against greedy_queue), total/plot_load_curve.py and the latency CDF at 8/s.
+  paired differences against greedy_queue), total/plot_load_curve.py, and the latency CDF and the
+  latency-cost Pareto plot at 8/s.
 
 Figures and tables go to <results>/figures/ (--figures DIR, or --update-committed-figures for
 total/figures/); <figures>/reproduce_contention.yaml records the arguments, the settings, the
@@ -38,6 +39,7 @@ import make_table
 import pandas as pd
 import plot_latency_cdf
 import plot_load_curve
+import plot_pareto
 import plot_trap_severity
 import yaml
 from common import (add_output_flags, contention_tag, eval_dir, figure_main, figures_dir, label, paths, provenance,
@@ -201,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     plot_load_curve.main(["--rates", *(f"{r:g}" for r in args.rates), *out])
     if args.tune_rate in args.rates:
         figure_main(plot_latency_cdf.draw, plot_latency_cdf.__doc__, ["--tag", tune_tag, *out], tagged=True)
+        figure_main(plot_pareto.draw, plot_pareto.__doc__, ["--tag", tune_tag, *out], tagged=True)
     if args.trap_surcharge_scales:
         default = {1.0} if args.tune_rate in args.rates else set()  # scale 1 is the plain evaluation at that rate
         scales = sorted({x for x in args.trap_surcharge_scales if x != 1} | default)
