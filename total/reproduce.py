@@ -1,7 +1,7 @@
 """One command from nothing to every figure and table: train every learned algorithm on 3 seeds,
 evaluate everything, draw everything.
 
-    python total/reproduce.py            # the full budget (about 10 minutes on 2 CPU cores)
+    python total/reproduce.py            # the full budget (about 15 minutes on 2 CPU cores)
     python total/reproduce.py --quick    # a small budget end to end, about a minute
     python total/reproduce.py --update-committed-figures     # the full budget, refreshing total/figures/
 
