@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -20,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine_load import LOADS, machine_load
+
 ROOT = Path(__file__).resolve().parents[1]
-SPIN = "while True: pass"
 
 
 def train_seconds(threads: int, epochs: int, out: Path) -> float:
@@ -32,25 +32,19 @@ def train_seconds(threads: int, epochs: int, out: Path) -> float:
 
 
 def measure(load: str, thread_counts: list[int], epochs: int, repeats: int, work: Path) -> dict[int, list[float]]:
-    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(os.cpu_count() or 1)] \
-        if load == "busy" else []
-    try:
+    with machine_load(load):
         times: dict[int, list[float]] = {t: [] for t in thread_counts}
         for r in range(repeats):
             for t in thread_counts:
                 times[t].append(train_seconds(t, epochs, work / f"{load}_t{t}_r{r}"))
         return times
-    finally:
-        for p in spinners:
-            p.kill()
-            p.wait()
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=20, help="training epochs per run (default 20; the default run is 100)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to compare (default 1 2)")
-    p.add_argument("--loads", nargs="+", choices=["idle", "busy"], default=["idle", "busy"])
+    p.add_argument("--loads", nargs="+", choices=LOADS, default=list(LOADS))
     p.add_argument("--repeats", type=int, default=3, help="runs per setting; the median is reported (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ sys.path.insert(0, str(ROOT / "total"))
 
 import torch  # noqa: E402
 from common import LEARNED, agent_factory  # noqa: E402
+from machine_load import LOADS, machine_load  # noqa: E402
 from sweep import expand, load_sweep  # noqa: E402
 
 from schedkit.cli import load_or_exit  # noqa: E402
@@ -39,7 +38,6 @@ from schedkit.profiles import contention_or_exit, profile_simulator, start_world
 from schedkit.rollout import collect, masked_log_probs  # noqa: E402
 from schedkit.trainer import entropy_coef  # noqa: E402
 
-SPIN = "while True: pass"
 STUDY = ROOT / "sweeps" / "contention.yaml"
 
 
@@ -90,7 +88,7 @@ def update_seconds(agent, cfg: dict, batch, ppo: PPOConfig) -> float:
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algos", nargs="+", choices=["TopoFreeRL", "PPO", "PFAPPO"], default=["TopoFreeRL", "PPO", "PFAPPO"])
-    p.add_argument("--loads", nargs="+", choices=["idle", "busy"], default=["idle", "busy"])
+    p.add_argument("--loads", nargs="+", choices=LOADS, default=list(LOADS))
     p.add_argument("--repeats", type=int, default=3, help="timings per setting; medians are reported (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
     args = p.parse_args(argv)
@@ -100,17 +98,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         agent, cfg, batch, rollout_s = one_batch(algo)
         settings = {"config": PPOConfig(**study_config(algo, own_update=True)["ppo"]), "study": PPOConfig(**cfg["ppo"])}
         for load in args.loads:
-            spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(os.cpu_count() or 1)] \
-                if load == "busy" else []
-            try:
-                times: dict[str, list[float]] = {name: [] for name in settings}
+            times: dict[str, list[float]] = {name: [] for name in settings}
+            with machine_load(load):
                 for _ in range(args.repeats):
                     for name, ppo in settings.items():
                         times[name].append(update_seconds(agent, cfg, batch, ppo))
-            finally:
-                for proc in spinners:
-                    proc.kill()
-                    proc.wait()
             own, study = statistics.median(times["config"]), statistics.median(times["study"])
             rows.append({"algo": algo, "load": load, "samples": int(batch.logp.shape[0]), "rollout_s": rollout_s,
                          "config_update_s": own, "study_update_s": study, "ratio": own / study})

@@ -10,6 +10,7 @@ from conftest import run_script
 
 SCRIPTS = ["Heuristics/inference.py", "data1/generate.py", "bench/env_throughput.py", "TopoFreeRL/train.py",
            "TopoFreeRL/inference.py", "bench/compare_learned.py", "bench/oracle_agreement.py", "bench/update_cost.py",
+           "bench/threads.py",
            "PPO_algorithm/train.py", "PPO_algorithm/inference.py", "PFAPPO/train.py", "PFAPPO/inference.py",
            "Stark_Scheduler/train.py", "Stark_Scheduler/inference.py", "total/evaluate_all.py", "total/make_table.py",
            "total/reproduce.py", "total/plot_all_comparison.py", "total/plot_learning_curves.py",
@@ -76,6 +77,31 @@ def test_update_cost_times_both_updates_on_one_batch():
     assert row["algo"] == "PPO" and row["load"] == "idle" and row["samples"] >= 200  # 200 workflows of >= 1 step
     assert row["config_update_s"] > 0 and row["study_update_s"] > 0
     assert row["ratio"] == row["config_update_s"] / row["study_update_s"]
+
+
+def test_the_busy_benchmark_setting_spins_one_process_per_core_and_stops_them():
+    import os
+    import sys
+    from pathlib import Path
+    from conftest import ROOT
+    sys.path.insert(0, str(ROOT / "bench"))
+    from machine_load import machine_load
+
+    def spinning() -> int:
+        found = 0
+        for proc in Path("/proc").iterdir():
+            try:
+                found += b"while True: pass" in (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+        return found
+
+    before = spinning()
+    with machine_load("idle"):
+        assert spinning() == before
+    with machine_load("busy"):
+        assert spinning() == before + (os.cpu_count() or 1)
+    assert spinning() == before
 
 
 def test_benchmark_json_tiny():
