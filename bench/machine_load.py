@@ -12,12 +12,12 @@ LOADS = ("idle", "busy")
 
 
 @contextmanager
-def machine_load(load: str) -> Iterator[None]:
-    """Run the body under `load`; the spinners are stopped when it ends, however it ends."""
+def machine_load(load: str) -> Iterator[list[subprocess.Popen]]:
+    """Run the body under `load`; the spinners (yielded) are stopped when it ends, however it ends."""
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)] \
         if load == "busy" else []
     try:
-        yield
+        yield spinners
     finally:
         for proc in spinners:
             proc.kill()

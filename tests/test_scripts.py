@@ -81,27 +81,18 @@ def test_update_cost_times_both_updates_on_one_batch():
 
 def test_the_busy_benchmark_setting_spins_one_process_per_core_and_stops_them():
     import os
+    import signal
     import sys
-    from pathlib import Path
     from conftest import ROOT
     sys.path.insert(0, str(ROOT / "bench"))
     from machine_load import machine_load
 
-    def spinning() -> int:
-        found = 0
-        for proc in Path("/proc").iterdir():
-            try:
-                found += b"while True: pass" in (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-        return found
-
-    before = spinning()
-    with machine_load("idle"):
-        assert spinning() == before
-    with machine_load("busy"):
-        assert spinning() == before + (os.cpu_count() or 1)
-    assert spinning() == before
+    with machine_load("idle") as spinners:
+        assert spinners == []
+    with machine_load("busy") as spinners:
+        assert len(spinners) == (os.cpu_count() or 1)
+        assert all(proc.poll() is None for proc in spinners)
+    assert [proc.returncode for proc in spinners] == [-signal.SIGKILL] * len(spinners)
 
 
 def test_benchmark_json_tiny():
