@@ -157,28 +157,37 @@ def main(argv: list[str] | None = None) -> int:
     # quick: fewer episodes, in 2 worlds (a quarter of the default 8's warm-up workflows)
     episodes = ["--episodes", str(QUICK["eval_episodes"]), "--worlds", str(QUICK["eval_worlds"])] if args.quick else []
     logs, wall = results / "contention_study", {}
+    tuning = logs / "tuning"
+    ds = load_or_exit(data, [region])
+    tune_episodes = QUICK["eval_episodes"] if args.quick else default_eval_episodes(ds, "train", "contention")
+    weights = QUICK["weights"] if args.quick else WEIGHTS
+    want = {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in weights], "region": [region],
+            "split": "train", "episodes": tune_episodes, "seed": 0, "profile": "contention",
+            "arrival_rate": args.tune_rate, "arrival_trace": None, "dataset_fingerprint": ds.fingerprint,
+            "worlds": QUICK["eval_worlds"] if args.quick else None}
     t0 = time.perf_counter()
-    with stop_children_on_signal():
-        train(sweep | {"data": data, "results": str(results), "budget": budget, "seeds": seeds}, args.workers)
-        wall["train_s"] = time.perf_counter() - t0
-
-        tuning = logs / "tuning"
-        ds = load_or_exit(data, [region])
-        tune_episodes = QUICK["eval_episodes"] if args.quick else default_eval_episodes(ds, "train", "contention")
-        weights = QUICK["weights"] if args.quick else WEIGHTS
-        want = {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in weights], "region": [region],
-                "split": "train", "episodes": tune_episodes, "seed": 0, "profile": "contention",
-                "arrival_rate": args.tune_rate, "arrival_trace": None, "dataset_fingerprint": ds.fingerprint,
-                "worlds": QUICK["eval_worlds"] if args.quick else None}
+    with stop_children_on_signal(), ThreadPoolExecutor(max_workers=1) as beside:
+        # the tuning (one process) runs beside the trainings, so the core a finishing training frees is
+        # never idle; it needs no checkpoint
         if tuning_done(tuning, want):
             print(f"tuning on the train split: reusing {tuning} (made with the same settings)")
+            tuned = None
         else:
-            child(["Heuristics/tune.py", "--data", data, "--region", region, "--profile", "contention",
-                   "--arrival-rate", f"{args.tune_rate:g}", "--split", "train", "--policy", *TUNED_POLICIES,
-                   "--weights", *weights, "--episodes", str(tune_episodes), "--out", str(tuning), "--no-progress",
-                   *(["--worlds", str(QUICK["eval_worlds"])] if args.quick else [])],
-                  logs / "tune.log", "tuning on the train split")
-        wall["tune_s"] = time.perf_counter() - t0 - wall["train_s"]
+            tuned = beside.submit(child, [
+                "Heuristics/tune.py", "--data", data, "--region", region, "--profile", "contention",
+                "--arrival-rate", f"{args.tune_rate:g}", "--split", "train", "--policy", *TUNED_POLICIES,
+                "--weights", *weights, "--episodes", str(tune_episodes), "--out", str(tuning), "--no-progress",
+                *(["--worlds", str(QUICK["eval_worlds"])] if args.quick else [])],
+                logs / "tune.log", "tuning on the train split")
+        try:
+            train(sweep | {"data": data, "results": str(results), "budget": budget, "seeds": seeds}, args.workers)
+            wall["train_s"] = time.perf_counter() - t0
+            if tuned is not None:
+                tuned.result()
+        except BaseException:
+            CHILDREN.stop()  # a failed training or tuning ends the study: nothing keeps running unseen
+            raise
+        wall["train_and_tune_s"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()
         tags = settings(args)
@@ -187,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.zero_shot_region:  # W was tuned on the sweep's region: no tuned rows on another one
             jobs.append((args.zero_shot_region, tune_tag,
                          ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot"]))
+        # the one setting that evaluates the slow lookahead planner (no `--skip lookahead`) first, so the
+        # last evaluations end together
+        jobs.sort(key=lambda job: "lookahead" in job[2])
         with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
             for future in [pool.submit(child, ["total/evaluate_all.py", "--data", data, "--region", reg,
                                                "--results", str(results), "--profile", "contention", *flags,
