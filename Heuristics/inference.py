@@ -19,29 +19,33 @@ OUT/config.yaml (the resolved arguments), and prints a comparison table.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edgesim.contention import Contention  # noqa: E402
-from edgesim.dataset import Dataset  # noqa: E402
-from Heuristics.policies import GREEDY_LATENCY_WEIGHT, POLICIES  # noqa: E402
-from schedkit.cli import (add_eval_flags, contention_flags, load_or_exit, resolve_device, set_threads,  # noqa: E402
-                          user_errors)
-from schedkit.evaluation import (EvaluationExists, check_overwrite, eval_simulator, evaluate,  # noqa: E402
-                                 format_table, write_evaluation)
-from schedkit.io import write_yaml  # noqa: E402
-from schedkit.paths import RESULTS, data_root, git_commit  # noqa: E402
-from schedkit.profiles import contention_or_exit, default_eval_episodes, profile_meta  # noqa: E402
+from edgesim.contention import Contention
+from edgesim.dataset import Dataset
+from edgesim.profiles import get_profile
+from Heuristics.policies import GREEDY_LATENCY_WEIGHT
+from schedkit.cli import add_eval_flags, load_or_exit, profile_flags, resolve_device, set_threads, user_errors
+from schedkit.evaluation import (
+    EvaluationExists,
+    check_overwrite,
+    eval_simulator,
+    evaluate,
+    format_table,
+    write_evaluation,
+)
+from schedkit.io import write_yaml
+from schedkit.paths import RESULTS, data_root, git_commit
+from schedkit.profiles import default_eval_episodes, params_or_exit, profile_meta
+from schedkit.registry import get, heuristics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--policy", nargs="+", choices=[*POLICIES, "all"], default=["all"],
+    p.add_argument("--policy", nargs="+", choices=[*heuristics(), "all"], default=["all"],
                    help="scheduler(s) to evaluate (default: all)")
     add_latency_weight_flag(p)
     add_eval_flags(p)
@@ -68,8 +72,8 @@ def add_latency_weight_flag(p: argparse.ArgumentParser) -> None:
 
 
 def make_policy(name: str, sim, seed: int, latency_weight: float):
-    """A registered policy; the greedy family gets the latency weight."""
-    cls = POLICIES[name]
+    """A registered non-learned policy; the greedy family gets the latency weight."""
+    cls = get(name).load()
     if getattr(cls, "greedy_family", False):
         return cls(sim, seed=seed, latency_weight=latency_weight)
     return cls(sim, seed=seed)
@@ -77,7 +81,7 @@ def make_policy(name: str, sim, seed: int, latency_weight: float):
 
 def policy_settings(name: str, latency_weight: float) -> dict:
     """What a policy's summary records about its own parameters."""
-    return {"latency_weight": latency_weight} if getattr(POLICIES[name], "greedy_family", False) else {}
+    return {"latency_weight": latency_weight} if getattr(get(name).load(), "greedy_family", False) else {}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -103,17 +107,17 @@ def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heurist
     `results`/<region>_<split>[_<profile>]_seed<seed>)."""
     device = resolve_device(args.device)
     profile = args.profile or "paper"
-    contention = contention_or_exit(None, contention_flags(args))
+    contention = params_or_exit(profile, None, profile_flags(args, profile))
     ds = load_or_exit(data_root(args.data), args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
-    suffix = "" if profile == "paper" else f"_{profile}"
+    suffix = get_profile(profile).suffix
     out = Path(args.out) if args.out else results / f"{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}"
     meta = {"profile": profile, **profile_meta(profile, contention)}
     return Setting(device, profile, contention, ds, episodes, out, meta)
 
 
 def evaluate_heuristics(args: argparse.Namespace) -> dict:
-    names = list(POLICIES) if "all" in args.policy else list(dict.fromkeys(args.policy))
+    names = heuristics() if "all" in args.policy else list(dict.fromkeys(args.policy))
     device, profile, contention, ds, episodes, out, meta = resolve_setting(args)
     targets = {name: out if len(names) == 1 else out / name for name in names}
     for name, target in targets.items():
@@ -130,7 +134,7 @@ def evaluate_heuristics(args: argparse.Namespace) -> dict:
         policy = make_policy(name, sim, args.seed, args.latency_weight)
         df = evaluate(sim, policy, episodes, progress=not args.no_progress)
         extra = {}
-        if name == "oracle" and profile == "contention":
+        if name == "oracle" and get_profile(profile).queues:  # load-blind there: its plan value bounds every rule
             extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
         summaries[name] = write_evaluation(target, df, {
             "policy": name, "split": args.split, "seed": args.seed, "episodes": episodes, **meta, "device": str(device),

@@ -19,11 +19,13 @@ the score is W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (default W = 0.6)
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 
 from edgesim.expectation import ChannelTable, expected_step
 from edgesim.physics import EVAL_WEIGHTS
+from edgesim.profiles import get_profile
 from edgesim.simulator import Observation, Simulator
 
 # greedy's one-step score: 0.6 * E[latency] / 2000 ms + 0.4 * cost / $0.05
@@ -145,7 +147,8 @@ class PowerOfTwoPolicy(QueueGreedyPolicy):
         return pair.gather(1, self.scores(sim, obs, pair).argmin(1, keepdim=True)).squeeze(1)
 
 
-def expected_reward(sim: Simulator, table: ChannelTable, weights: tuple[float, float, float], src, prev: torch.Tensor,
+def expected_reward(sim: Simulator, table: ChannelTable, weights: tuple[float, float, float],
+                    src: tuple[torch.Tensor, torch.Tensor, torch.Tensor], prev: torch.Tensor,
                     tokens: torch.Tensor, req: torch.Tensor, servers: torch.Tensor,
                     queue_ms: torch.Tensor | None = None) -> torch.Tensor:
     """Expected weighted reward of a step on `servers` (arguments broadcast as in `expected_step`),
@@ -186,7 +189,7 @@ class OraclePolicy:
         steps = int(T.n_steps[task])
         cands = [net.valid[T.types[task, k]].nonzero().squeeze(1) for k in range(steps)]
         value = torch.zeros(len(cands[-1]), dtype=sim.dtype, device=sim.device)  # V_{steps}(s) = 0
-        best_next = [None] * steps
+        best_next: list[Any] = [None] * steps  # [k]: the best step-k server after each step k-1 server
         for k in range(steps - 1, 0, -1):
             p = cands[k - 1][:, None]
             src = (net.lon[p], net.lat[p], net.region[p])
@@ -266,7 +269,7 @@ class LookaheadPolicy:
         width = int(count.max())
         return sim.net.valid_list[types, :width], torch.arange(width, device=sim.device) < count[:, None]
 
-    def pair_rewards(self, sim: Simulator, task: int) -> list[torch.Tensor | None]:
+    def pair_rewards(self, sim: Simulator, task: int) -> list[Any]:
         """Queue-free expected rewards of the task's steps k >= 1, [k] of shape (valid servers of
         step k - 1, valid servers of step k): the oracle's numbers. Cached per task."""
         if task in self.cache:
@@ -274,7 +277,7 @@ class LookaheadPolicy:
             return self.cache[task]
         net, T = sim.net, sim.tasks
         cands = [net.valid[T.types[task, k]].nonzero().squeeze(1) for k in range(int(T.n_steps[task]))]
-        rewards = [None] + [expected_reward(sim, self.table, self.weights,
+        rewards: list[Any] = [None] + [expected_reward(sim, self.table, self.weights,
                                             (net.lon[p], net.lat[p], net.region[p]), p, T.tokens[task, k],
                                             T.types[task, k], cands[k][None])
                             for k, p in ((k, cands[k - 1][:, None]) for k in range(1, len(cands)))]
@@ -352,13 +355,10 @@ class TelemetryPolicy:
 
     def telemetry(self, sim: Simulator) -> torch.Tensor:
         """(B, N) live telemetry under contention, (1, N) static in the paper profile."""
-        if sim.profile_name == "contention":
+        if get_profile(sim.profile_name).queues:
             return self.live(self.nc_static, sim.server_load().float(), self.queue_ms)
         return self.static[None]
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         return self.telemetry(sim).masked_fill(~sim.valid_mask(), -torch.inf).argmax(1)
 
-
-POLICIES = {p.name: p for p in (RandomPolicy, GreedyPolicy, QueueGreedyPolicy, MaxComputePolicy, OraclePolicy,
-                                LeastLoadedPolicy, PowerOfTwoPolicy, LookaheadPolicy, TelemetryPolicy)}

@@ -11,19 +11,15 @@ with `Heuristics/inference.py --latency-weight W`.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from Heuristics.inference import make_policy, resolve_setting, unit_interval
+from schedkit.cli import add_eval_flags, set_threads
+from schedkit.evaluation import eval_simulator, evaluate, summarize
+from schedkit.io import write_json, write_yaml
+from schedkit.paths import RESULTS, git_commit
+from schedkit.registry import get, heuristics
 
-from Heuristics.inference import make_policy, resolve_setting, unit_interval  # noqa: E402
-from Heuristics.policies import POLICIES  # noqa: E402
-from schedkit.cli import add_eval_flags, set_threads  # noqa: E402
-from schedkit.evaluation import eval_simulator, evaluate, summarize  # noqa: E402
-from schedkit.io import write_json, write_yaml  # noqa: E402
-from schedkit.paths import RESULTS, git_commit  # noqa: E402
-
-FAMILY = [name for name, cls in POLICIES.items() if getattr(cls, "greedy_family", False)]
+FAMILY = [name for name in heuristics() if getattr(get(name).load(), "greedy_family", False)]
 COLUMNS = ("mean_reward", "mean_latency_ms", "p99_latency_ms", "mean_cost", "mean_queue_ms", "decision_ms")
 
 

@@ -22,6 +22,8 @@ from PPO_algorithm.agent import PPOAgent
 
 class PFPPOAgent(PPOAgent):
     algo = "PFAPPO"  # the name in its config and checkpoints
+    recent: torch.Tensor  # the servers of the last `window` decisions (-1: empty), a ring buffer
+    cursor: torch.Tensor  # where the next decision goes in it
 
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         pf = cfg["fairness"]

@@ -6,13 +6,8 @@ Heuristics/inference.py.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from PFAPPO.agent import PFPPOAgent  # noqa: E402
-from schedkit.inference import inference_main  # noqa: E402
+from PFAPPO.agent import PFPPOAgent
+from schedkit.inference import inference_main
 
 if __name__ == "__main__":
     inference_main(PFPPOAgent, __doc__)

@@ -6,14 +6,12 @@ Same flags, run directory layout and checkpoints as TopoFreeRL/train.py (see the
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from PFAPPO.agent import PFPPOAgent
+from schedkit.trainer import train_main
 
-from PFAPPO.agent import PFPPOAgent  # noqa: E402
-from schedkit.trainer import train_main  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
     train_main(HERE / "config.yaml", PFPPOAgent, __doc__)

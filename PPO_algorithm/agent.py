@@ -29,6 +29,9 @@ class PPOAgent(MaskedAgent):
     waits (contention, `live_load`) follow them."""
 
     algo = "PPO"  # the name in its config and checkpoints
+    server_vec: torch.Tensor | None  # the static per-server inputs (a buffer)
+    actor: StateServerMLP
+    critic: StateServerMLP
 
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__(ds, cfg, device)

@@ -6,13 +6,8 @@ Heuristics/inference.py.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from PPO_algorithm.agent import PPOAgent  # noqa: E402
-from schedkit.inference import inference_main  # noqa: E402
+from PPO_algorithm.agent import PPOAgent
+from schedkit.inference import inference_main
 
 if __name__ == "__main__":
     inference_main(PPOAgent, __doc__)

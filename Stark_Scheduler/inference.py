@@ -6,13 +6,8 @@ Heuristics/inference.py.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from schedkit.inference import inference_main  # noqa: E402
-from Stark_Scheduler.model import StarkAgent  # noqa: E402
+from schedkit.inference import inference_main
+from Stark_Scheduler.model import StarkAgent
 
 if __name__ == "__main__":
     inference_main(StarkAgent, __doc__)

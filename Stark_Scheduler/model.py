@@ -16,6 +16,7 @@ step's model type (a fixed per-type list). README reports how often the expert's
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,8 @@ class StarkNet(nn.Module):
         super().__init__()
         self.task_embed = nn.Linear(task_dim, d_model)
         self.server_embed = nn.Linear(server_dim, d_model)
-        block = dict(d_model=d_model, nhead=heads, dim_feedforward=4 * d_model, dropout=0.0, batch_first=True)
+        block: dict[str, Any] = dict(d_model=d_model, nhead=heads, dim_feedforward=4 * d_model, dropout=0.0,
+                                     batch_first=True)
         self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**block), layers, enable_nested_tensor=False)
         self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**block), 1)
         self.query = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
@@ -68,6 +70,9 @@ class StarkAgent(MaskedAgent):
     """Scores the candidate servers; every other server gets MASK_VALUE."""
 
     algo = "Stark"  # the name in its config and checkpoints
+    cands: torch.Tensor  # (types, K) candidate servers per model type, -1 padded
+    static: torch.Tensor  # (N, F) static server features
+    net: "StarkNet"
 
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__(ds, cfg, device)

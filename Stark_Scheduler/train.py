@@ -15,29 +15,29 @@ greedy_queue (greedy plus each server's live queue wait), since the load-blind r
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
+
+from edgesim.dataset import Dataset
+from edgesim.physics import EVAL_WEIGHTS
+from edgesim.profiles import get_profile
+from edgesim.simulator import Simulator
+from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy
+from schedkit.cli import resolve_device
+from schedkit.evaluation import evaluate
+from schedkit.inference import GreedyAgentPolicy
+from schedkit.paths import final_checkpoint, metrics_file
+from schedkit.profiles import params_or_exit, profile_simulator, start_worlds
+from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint
+from schedkit.trainer import AgentFactory, epoch_seed, run_epochs, train_main
+from Stark_Scheduler.model import StarkAgent
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from edgesim.dataset import Dataset  # noqa: E402
-from edgesim.physics import EVAL_WEIGHTS  # noqa: E402
-from edgesim.simulator import Simulator  # noqa: E402
-from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy  # noqa: E402
-from schedkit.cli import resolve_device  # noqa: E402
-from schedkit.evaluation import evaluate  # noqa: E402
-from schedkit.inference import GreedyAgentPolicy  # noqa: E402
-from schedkit.profiles import contention_or_exit, profile_simulator, start_worlds  # noqa: E402
-from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint, save_epoch_checkpoint  # noqa: E402
-from schedkit.trainer import AgentFactory, epoch_seed, train_main  # noqa: E402
-from Stark_Scheduler.model import StarkAgent  # noqa: E402
 
 WEIGHTS = torch.tensor(EVAL_WEIGHTS)
 
@@ -78,6 +78,8 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     device = resolve_device(cfg["device"])
     torch.manual_seed(cfg["seed"])
     agent = make_agent(ds, cfg, device)
+    if not isinstance(agent, StarkAgent):
+        raise TypeError(f"imitation training needs a StarkAgent, got {type(agent).__name__}")
     opt = torch.optim.AdamW(agent.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     epochs, episodes, batch = cfg["epochs"], cfg["episodes"], cfg["minibatch"]
     n_tasks = len(ds.tasks["train"])
@@ -85,32 +87,33 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     if n_val >= n_tasks:
         raise SystemExit(f"error: val_fraction {cfg['val_fraction']} leaves no training tasks of {n_tasks}")
     train_idx, val_idx = np.arange(n_tasks - n_val), np.arange(n_tasks - n_val, n_tasks)
-    contention = contention_or_exit(cfg.get("contention"))
-    sim = profile_simulator(ds, cfg["profile"], contention, "train", "random", cfg["seed"], device, episodes,
+    params = params_or_exit(cfg["profile"], cfg.get(cfg["profile"]))
+    sim = profile_simulator(ds, cfg["profile"], params, "train", "random", cfg["seed"], device, episodes,
                             task_subset=train_idx)
-    val_sim = profile_simulator(ds, cfg["profile"], contention, "train", "sequential", cfg["seed"], device, n_val,
+    val_sim = profile_simulator(ds, cfg["profile"], params, "train", "sequential", cfg["seed"], device, n_val,
                                 task_subset=val_idx)
-    expert_cls = QueueGreedyPolicy if cfg["profile"] == "contention" else GreedyPolicy  # the same rule in paper
+    # greedy_queue where servers keep queues; without queues it is greedy
+    expert_cls = QueueGreedyPolicy if get_profile(cfg["profile"]).queues else GreedyPolicy
     expert = expert_cls(sim)
     val_feats, val_labels, _ = demonstrations(val_sim, agent, expert_cls(val_sim), n_val, cfg["seed"])
-    start, best = 0, {"reward": -math.inf, "epoch": -1, "model": None}
+    start = 0
+    best: dict[str, Any] = {"reward": -math.inf, "epoch": -1, "model": None}  # the validation-selected epoch
     if resume is not None:
         agent.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
         start, best = resume["epoch"], resume["best"]
     continuing = start_worlds(sim, cfg, resume, epoch_seed(cfg["seed"], -1))
-    log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
+    log = MetricsLog(metrics_file(run), keep_until_epoch=start)
 
     identity = dataset_identity(ds)
 
     def state(next_epoch: int, model_state: dict) -> dict:
         return {"algo": cfg["algo"], "epoch": next_epoch, "model": model_state, "optimizer": opt.state_dict(),
-                "best": best, "dwa": {"weights": list(EVAL_WEIGHTS), "moving_mean": None}, "prev_losses": None,
+                "best": best, "dwa": None, "prev_losses": None,
                 "config": cfg, "dataset": identity} | ({"worlds": sim.world_state()} if continuing else {})
 
-    row: dict = {}
-    for epoch in tqdm(range(start, epochs), initial=start, total=epochs, desc=cfg["algo"], unit="epoch",
-                      disable=not progress):
+    def one_epoch(epoch: int) -> dict:
+        nonlocal best
         seed = epoch_seed(cfg["seed"], epoch)
         lr = cfg["lr"] * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
         for g in opt.param_groups:
@@ -144,10 +147,11 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
         if row.get("val_reward", -math.inf) > best["reward"]:
             best = {"reward": row["val_reward"], "epoch": epoch,
                     "model": {k: v.detach().clone() for k, v in agent.state_dict().items()}}
-        log.append(row)
-        if (epoch + 1) % cfg["checkpoint_every"] == 0:
-            save_epoch_checkpoint(run, epoch + 1, state(epoch + 1, agent.state_dict()), cfg["keep_checkpoints"])
-    save_checkpoint(run / "checkpoints" / "final.pt",
+        return row
+
+    row = run_epochs(cfg, run, start, log, one_epoch, lambda next_epoch: state(next_epoch, agent.state_dict()),
+                     progress)
+    save_checkpoint(final_checkpoint(run),
                     state(epochs, best["model"] if best["model"] is not None else agent.state_dict()))
     return row | {"selected_epoch": best["epoch"]}
 

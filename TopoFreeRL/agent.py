@@ -42,10 +42,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgesim.dataset import Dataset
 from edgesim import physics as P
+from edgesim.dataset import Dataset
 from edgesim.expectation import ChannelTable, expected_step
 from edgesim.physics import EXPECTED_TRAP_MS
+from edgesim.profiles import get_profile
 from edgesim.simulator import Observation, Simulator
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
 
@@ -102,6 +103,16 @@ def live_telemetry(nc_static: torch.Tensor, load: torch.Tensor, queue_ms: float)
 
 class TopoFreeAgent(MaskedAgent):
     algo = "TopoFreeRL"  # the name in its config and checkpoints
+    # buffers (static per-server inputs; see __init__)
+    telemetry: torch.Tensor
+    nc_static: torch.Tensor
+    telemetry_z: torch.Tensor
+    neighbours: torch.Tensor
+    out_bandwidth: torch.Tensor
+    high_near: torch.Tensor
+    cost_half: torch.Tensor
+    trap: torch.Tensor
+    net: PerServerActorCritic | ActorCritic
     # the string options of TopoFreeRL's config, checked before a run starts
     config_choices = {"state": ("reference", "extended", "base"), "actor": ("dense", "per_server"),
                       "telemetry_latency": ("expected_hop", "link_mean")}
@@ -202,7 +213,7 @@ class TopoFreeAgent(MaskedAgent):
             one_hot = torch.nn.functional.one_hot(obs.required_type, self.n_types).float()
             state = torch.cat([state, one_hot, (obs.tokens.float() / TOKEN_SCALE)[:, None]], 1)
         feats = {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
-        load = sim.server_load().float() if sim.profile_name == "contention" and self.live_load else None
+        load = sim.server_load().float() if get_profile(sim.profile_name).queues and self.live_load else None
         if load is not None:
             feats["telemetry"] = live_telemetry(self.nc_static, load, self.telemetry_queue_ms)
         if self.per_server:

@@ -8,13 +8,8 @@ by default <run dir>/eval_<split>_seed<seed>/.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from schedkit.inference import inference_main  # noqa: E402
-from TopoFreeRL.agent import TopoFreeAgent  # noqa: E402
+from schedkit.inference import inference_main
+from TopoFreeRL.agent import TopoFreeAgent
 
 if __name__ == "__main__":
     inference_main(TopoFreeAgent, __doc__)

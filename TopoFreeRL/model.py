@@ -3,6 +3,8 @@ both reading concat(state, per-server telemetry): 256 -> [SE gate] -> 128 -> 128
 `se_gate=False` (the config's ablation switch) drops the SE gate: the hidden features go on ungated."""
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -50,8 +52,9 @@ class PerServerActorCritic(nn.Module):
         self.server_proj = nn.Linear(server_dim, hidden, bias=False)
         self.scorer = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.critic = StateServerMLP(state_dim, 0, 1, hidden=(width, width))
-        nn.init.orthogonal_(self.scorer[-1].weight, 0.01)
-        nn.init.zeros_(self.scorer[-1].bias)
+        head = cast(nn.Linear, self.scorer[-1])
+        nn.init.orthogonal_(head.weight, 0.01)
+        nn.init.zeros_(head.bias)
         self.actor = nn.ModuleList([self.trunk, self.state_proj, self.server_proj, self.scorer])
 
     def forward(self, state: torch.Tensor, servers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,14 +7,12 @@ points results/TopoFreeRL/latest at it. --resume RUN_DIR continues an interrupte
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from schedkit.trainer import train_main
+from TopoFreeRL.agent import TopoFreeAgent
 
-from schedkit.trainer import train_main  # noqa: E402
-from TopoFreeRL.agent import TopoFreeAgent  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
     train_main(HERE / "config.yaml", TopoFreeAgent, __doc__)

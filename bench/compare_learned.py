@@ -19,17 +19,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from schedkit.paths import final_checkpoint, metrics_file
+from schedkit.registry import get, learned
+from schedkit.stats import hierarchical_bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import pandas as pd  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from schedkit.stats import hierarchical_bootstrap_ci  # noqa: E402
-
-FOLDERS = {"TopoFreeRL": "TopoFreeRL", "PPO": "PPO_algorithm", "PFAPPO": "PFAPPO", "Stark": "Stark_Scheduler"}
 SPLIT_COLUMNS = ("rollout_s", "update_s", "train_s", "val_s")  # whichever the algorithm logs
 
 
@@ -41,7 +41,7 @@ def run(*args: str) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algos", nargs="+", default=list(FOLDERS), choices=list(FOLDERS), help="learned algorithms")
+    p.add_argument("--algos", nargs="+", default=learned(), choices=learned(), help="learned algorithms")
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="training seeds")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--episodes", type=int, default=200, help="episodes per epoch")
@@ -53,16 +53,17 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(args.work or tempfile.mkdtemp(prefix="topofreerl_bench_"))
     sets = [x for kv in args.set for x in ("--set", kv)]
 
-    speed, episodes = [], {}
+    speed: list[dict[str, Any]] = []
+    episodes: dict[str, list[pd.DataFrame]] = {}
     for algo in args.algos:
-        folder = FOLDERS[algo]
+        folder = get(algo).folder
         for seed in args.seeds:
             run_dir = work / algo / f"seed{seed}"
             wall = run(f"{folder}/train.py", "--seed", str(seed), "--epochs", str(args.epochs), "--episodes",
                        str(args.episodes), "--out", str(run_dir), "--no-progress", *sets)
-            run(f"{folder}/inference.py", "--model", str(run_dir / "checkpoints" / "final.pt"), "--seed",
+            run(f"{folder}/inference.py", "--model", str(final_checkpoint(run_dir)), "--seed",
                 str(args.eval_seed), "--out", str(run_dir / "eval"), "--no-progress")
-            m = pd.read_csv(run_dir / "metrics.csv")
+            m = pd.read_csv(metrics_file(run_dir))
             summary = json.loads((run_dir / "eval" / "summary.json").read_text())
             speed.append({"algo": algo, "seed": seed, "wall_s": wall,
                           **{c: m[c].sum() for c in SPLIT_COLUMNS if c in m.columns},
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in ("oracle", "greedy", "maxcompute", "random"):
         episodes[name] = [pd.read_csv(work / "heuristics" / name / "episodes.csv")]
 
-    quality = {}
+    quality: dict[str, dict[str, Any]] = {}
     for name, frames in episodes.items():
         # (runs, one eval seed, episodes): the CI resamples training seeds and the shared test tasks
         quality[name] = {m: hierarchical_bootstrap_ci(np.stack([f[m].to_numpy()[None] for f in frames]))

@@ -1,5 +1,5 @@
 """Environment throughput: batched simulator steps/s vs batch size and server count, next to the
-plain one-episode-at-a-time scalar model (tests/scalar_model.py), as a ratio.
+plain one-episode-at-a-time scalar model (edgesim/scalar_model.py), as a ratio.
 
     python bench/env_throughput.py                  # 500 / 2000 / 10000 servers, B = 1, 256, 4096
     python bench/env_throughput.py --json           # one JSON object instead of the table
@@ -19,15 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from edgesim.dataset import Dataset, load_dataset
+from edgesim.scalar_model import ScalarEpisode
+from edgesim.simulator import Simulator
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import torch  # noqa: E402
-
-from edgesim.dataset import Dataset, load_dataset  # noqa: E402
-from edgesim.simulator import Simulator  # noqa: E402
-from scalar_model import ScalarEpisode  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 

@@ -13,18 +13,17 @@ import collections
 import sys
 from pathlib import Path
 
+import torch
+
+from edgesim.simulator import Simulator
+from Heuristics.policies import OraclePolicy
+from schedkit import paths
+from schedkit.cli import load_or_exit
+from schedkit.inference import policy_from_checkpoint
+from schedkit.runs import CheckpointError, check_dataset, load_checkpoint
+from total.common import agent_factory
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from edgesim.simulator import Simulator  # noqa: E402
-from Heuristics.policies import OraclePolicy  # noqa: E402
-from schedkit import paths  # noqa: E402
-from schedkit.cli import load_or_exit  # noqa: E402
-from schedkit.inference import policy_from_checkpoint  # noqa: E402
-from schedkit.runs import CheckpointError, check_dataset, load_checkpoint  # noqa: E402
-from total.common import agent_factory  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -43,8 +42,10 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(f"error: {e}")
     sim = Simulator(ds, batch_size=len(ds.tasks[args.split]), split=args.split, order="sequential", seed=0)
     oracle = OraclePolicy(sim)
-    agree, total = collections.Counter(), collections.Counter()
-    used = {"learned": collections.defaultdict(collections.Counter), "oracle": collections.defaultdict(collections.Counter)}
+    agree: collections.Counter[str] = collections.Counter()  # per model type
+    total: collections.Counter[str] = collections.Counter()
+    used: dict[str, collections.defaultdict[str, collections.Counter[int]]] = {
+        "learned": collections.defaultdict(collections.Counter), "oracle": collections.defaultdict(collections.Counter)}
     obs = sim.reset()
     for _ in range(sim.tasks.max_steps):
         live = obs.step < obs.n_steps

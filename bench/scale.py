@@ -42,19 +42,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from bench.env_throughput import CACHE
+from bench.env_throughput import dataset as cached_dataset
+from edgesim.contention import Contention
+from edgesim.dataset import Dataset, load_dataset
+from edgesim.profiles import make_simulator
+from edgesim.simulator import Simulator
+from schedkit.config import resolve
+from schedkit.inference import GreedyAgentPolicy, batch1_decision_ms
+from schedkit.paths import metrics_file
+from TopoFreeRL.agent import TopoFreeAgent
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import torch  # noqa: E402
-
-from env_throughput import CACHE, dataset as cached_dataset  # noqa: E402
-from edgesim.contention import Contention, make_simulator  # noqa: E402
-from edgesim.dataset import Dataset, load_dataset  # noqa: E402
-from edgesim.simulator import Simulator  # noqa: E402
-from schedkit.config import resolve  # noqa: E402
-from schedkit.inference import GreedyAgentPolicy, batch1_decision_ms  # noqa: E402
-from TopoFreeRL.agent import TopoFreeAgent  # noqa: E402
 
 COMMITTED = {500: "Server1_Trap", 1000: "Server2_Trap", 2000: "Server3_Trap"}  # under data1/
 BATCH = 4096
@@ -109,7 +110,7 @@ def train_run(root: Path, region: str, threads: int | None) -> dict:
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-        with open(out / "metrics.csv", newline="") as f:
+        with open(metrics_file(out), newline="") as f:
             per_epoch = [float(r["steps_per_s"]) for r in csv.DictReader(f)]
     return {"train_steps_per_s": statistics.mean(per_epoch), "train_steps_per_s_epochs": per_epoch,
             "train_wall_s": wall, "train_peak_rss_mb": usage.ru_maxrss / 1024}  # Linux: ru_maxrss in KiB

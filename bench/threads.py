@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine_load import LOADS, machine_load
+from bench.machine_load import LOADS, machine_load
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,26 +17,25 @@ import argparse
 import copy
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import torch
+
+from bench.machine_load import LOADS, machine_load
+from schedkit.cli import load_or_exit
+from schedkit.config import resolve
+from schedkit.dwa import INITIAL_WEIGHTS
+from schedkit.paths import data_root
+from schedkit.ppo import PPOConfig, ppo_update
+from schedkit.profiles import params_or_exit, profile_simulator, start_worlds
+from schedkit.registry import get
+from schedkit.rollout import collect, masked_log_probs
+from schedkit.trainer import entropy_coef
+from total.common import agent_factory
+from total.sweep import expand, load_sweep
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "total"))
-
-import torch  # noqa: E402
-from common import LEARNED, agent_factory  # noqa: E402
-from machine_load import LOADS, machine_load  # noqa: E402
-from sweep import expand, load_sweep  # noqa: E402
-
-from schedkit.cli import load_or_exit  # noqa: E402
-from schedkit.config import resolve  # noqa: E402
-from schedkit.dwa import INITIAL_WEIGHTS  # noqa: E402
-from schedkit.paths import data_root  # noqa: E402
-from schedkit.ppo import PPOConfig, ppo_update  # noqa: E402
-from schedkit.profiles import contention_or_exit, profile_simulator, start_worlds  # noqa: E402
-from schedkit.rollout import collect, masked_log_probs  # noqa: E402
-from schedkit.trainer import entropy_coef  # noqa: E402
 
 STUDY = ROOT / "sweeps" / "contention.yaml"
 
@@ -46,9 +45,9 @@ def study_config(algo: str, own_update: bool = False) -> dict:
     the study's `ppo.*` overrides, so with the update of the algorithm's config.yaml."""
     run = next(r for r in expand(load_sweep(STUDY)) if r.algo == algo)
     sets = [s for s in run.sets if not (own_update and s.startswith("ppo."))]
-    return resolve(ROOT / LEARNED[algo][0] / "config.yaml", None, sets,
+    return resolve(ROOT / get(algo).folder / "config.yaml", None, sets,
                    {"data": run.data, "regions": list(run.regions), "profile": run.profile, "seed": run.seed,
-                    "epochs": run.epochs, "episodes": run.episodes}, getattr(agent_factory(algo), "config_choices", None))
+                    "epochs": run.epochs, "episodes": run.episodes}, agent_factory(algo).config_choices)
 
 
 def one_batch(algo: str):
@@ -60,7 +59,8 @@ def one_batch(algo: str):
     device = torch.device("cpu")
     torch.manual_seed(seed)
     agent = factory(ds, cfg, device)
-    sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg["contention"]), "train", "random", seed, device,
+    sim = profile_simulator(ds, cfg["profile"], params_or_exit(cfg["profile"], cfg.get(cfg["profile"])), "train", "random",
+                            seed, device,
                             cfg["episodes"])
     continuing = start_worlds(sim, cfg, None, seed)
     weights = torch.tensor(INITIAL_WEIGHTS, dtype=sim.dtype)  # DWA's weights in the first epochs

@@ -17,10 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from schedkit import paths
+from schedkit.paths import checkpoint_dir, final_checkpoint
 
-from schedkit import paths  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def sh(*args: str) -> None:
@@ -29,9 +29,9 @@ def sh(*args: str) -> None:
 
 def train(data: str, region: str, seed: int, results: Path) -> Path:
     run = results / f"{region}_seed{seed}"
-    if (run / "checkpoints" / "final.pt").exists():
+    if final_checkpoint(run).exists():
         return run
-    if any((run / "checkpoints").glob("epoch_*.pt")):
+    if any(checkpoint_dir(run).glob("epoch_*.pt")):
         sh("TopoFreeRL/train.py", "--resume", str(run), "--no-progress")
     else:
         sh("TopoFreeRL/train.py", "--data", data, "--regions", region, "--seed", str(seed), "--set", "actor=per_server",
@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for kind, run in models.items():
                 if kind.startswith("zero") and region == args.sizes[0]:
                     continue
-                s = evaluate(run / "checkpoints" / "final.pt", data, region, run / f"eval_on_{region}")
-                rows.append({"seed": seed, "region": region, "model": kind, "reward": s["mean_reward"], "oracle_reward": best,
+                s = evaluate(final_checkpoint(run), data, region, run / f"eval_on_{region}")
+                rows.append({"seed": seed, "region": region, "model": kind, "reward": s["mean_reward"],
+                             "oracle_reward": best,
                              "gap_pct": 100 * (best - s["mean_reward"]) / abs(best),
                              "latency_ms": s["mean_latency_ms"], "decision_ms_batch1": s["decision_ms_batch1"]})
     sizes = {r: sum(1 for _ in open(Path(data) / r / "servers.csv")) - 1 for r in args.sizes}

@@ -43,6 +43,7 @@ import torch
 
 from . import physics as P
 from .dataset import Dataset
+from .profile import Flag, Profile
 from .simulator import Observation, Simulator
 
 
@@ -105,6 +106,16 @@ class Contention:
     @property
     def mean_gap_ms(self) -> float:
         return 1000.0 / self.arrival_rate
+
+
+def contention_tag(rate: float, trace: str | None = None, trap_loss: float | None = None,
+                   surcharge: float | None = None) -> str:
+    """The evaluation tag of a contention setting: contention_r<rate>, plus _<trace file stem> for
+    trace arrivals, _loss<P> and _surcharge<X> for a trap loss or surcharge scale given (None: the
+    default), so such an evaluation never lands in (or replaces) the default one."""
+    return (f"contention_r{rate:g}" + (f"_{Path(trace).stem}" if trace else "")
+            + (f"_loss{trap_loss:g}" if trap_loss is not None else "")
+            + (f"_surcharge{surcharge:g}" if surcharge is not None else ""))
 
 
 def load_arrival_gaps(path: str | Path) -> np.ndarray:
@@ -339,11 +350,44 @@ class ContentionSimulator(Simulator):
         return self.observe(), reward, done, info
 
 
-def make_simulator(dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random", seed: int = 0,
-                   device: str | torch.device = "cpu", profile: str = "paper", contention: Contention | None = None,
-                   task_subset=None) -> Simulator:
-    """The simulator of a profile: `paper` (docs/simulator.md §2) or `contention` (§5, parameters in `contention`)."""
-    if profile == "contention":
-        return ContentionSimulator(dataset, batch_size, split, order, seed, device, task_subset=task_subset,
-                                   contention=contention)
-    return Simulator(dataset, batch_size, split, order, seed, device, profile, task_subset=task_subset)
+class ContentionProfile(Profile):
+    """Workflows arrive over time and compete for the servers (docs/simulator.md §5): `worlds` rows,
+    each an independent world; ten passes over the split by default, so queues reach steady state."""
+
+    name = "contention"
+    params_class = Contention
+    queues = True
+    worlds_run_on = True
+    eval_passes = 10
+    flags = (  # the parameters most often changed; the rest: --set contention.KEY=V
+        Flag("--arrival-rate", "arrival_rate", "positive_float",
+             "workflows arriving per second in each world (config: contention.arrival_rate)", "PER_S"),
+        Flag("--arrival-trace", "arrival_trace", "text",
+             "take arrival gaps from a request trace (Azure TIMESTAMP or BurstGPT Timestamp column), rescaled to "
+             "--arrival-rate (config: contention.arrival_trace)", "CSV"),
+        Flag("--worlds", "worlds", "positive_int", "independent worlds simulated side by side (config: contention.worlds)"),
+        Flag("--max-in-flight", "max_in_flight", "positive_int",
+             "workflows in flight per world (config: contention.max_in_flight)"),
+        Flag("--trap-loss", "trap_loss", "probability_below_one",
+             "loss probability of one attempt over a trap link, the traps' severity (config: contention.trap_loss, "
+             "default 0.3)", "P"),
+        Flag("--trap-surcharge-scale", "trap_surcharge_scale", "non_negative_float",
+             "multiply the flat 100/200 ms delay of a trap hit without a link row, the common trap hit (config: "
+             "contention.trap_surcharge_scale, default 1)", "X"),
+    )
+
+    def simulator(self, ds: Dataset, batch_size: int, split: str = "train", order: str = "random", seed: int = 0,
+                  device: str | torch.device = "cpu", params: Contention | None = None,
+                  task_subset=None) -> Simulator:
+        return ContentionSimulator(ds, batch_size, split, order, seed, device, task_subset=task_subset,
+                                   contention=params)
+
+    def batch_size(self, params: Contention, episodes: int) -> int:
+        return params.worlds
+
+    def tag(self, params: Contention) -> str:
+        """contention_r<rate>, plus the trace and the trap parameters where they are not the defaults."""
+        def given(value: float, default: float) -> float | None:
+            return None if value == default else value
+        return contention_tag(params.arrival_rate, params.arrival_trace, given(params.trap_loss, Contention.trap_loss),
+                              given(params.trap_surcharge_scale, Contention.trap_surcharge_scale))

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -168,6 +169,16 @@ def _file_text(path: Path, optional: bool, warn: Warn) -> str | None:
     return None
 
 
+@overload
+def _read_csv(path: Path, required: list[str], warn: Warn, *, optional: Literal[False] = False,
+              empty_ok: bool = False) -> pd.DataFrame: ...
+
+
+@overload
+def _read_csv(path: Path, required: list[str], warn: Warn, *, optional: bool,
+              empty_ok: bool = False) -> pd.DataFrame | None: ...
+
+
 def _read_csv(path: Path, required: list[str], warn: Warn, *, optional: bool = False,
               empty_ok: bool = False) -> pd.DataFrame | None:
     """Read a CSV as strings (we parse and report bad cells ourselves). An optional file that is
@@ -298,7 +309,8 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
         warnings.warn(msg, stacklevel=3)
 
     # servers of every region first: instances and links may only reference known servers
-    servers, region_of = [], {}
+    servers: list[pd.DataFrame] = []
+    region_of: dict[str, int] = {}  # server id -> its region's index
     for r, name in enumerate(regions):
         folder = root / name
         if not folder.is_dir():
@@ -382,7 +394,8 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
 
     # links: a region may have none (a header-only file); a link from a server to itself is the latency
     # between two steps on that server (the public reference sample has ten)
-    src, dst, lat_ms, bw, n_rows, lat_sum = [], [], [], [], 0, 0.0
+    parts: list[list[np.ndarray]] = [[], [], [], []]  # source, destination, latency, bandwidth of each region
+    n_rows, lat_sum = 0, 0.0
     for name in regions:
         path = root / name / "network_links.csv"
         df = _read_csv(path, ["SrcServerID", "DstServerID", "BaseLatencyMs", "BandwidthMbps"], warn, empty_ok=True)
@@ -391,12 +404,13 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
         la = _numeric(df, path, "BaseLatencyMs", lo=0, hi=LIMIT)
         b = _numeric(df, path, "BandwidthMbps", lo=0, lo_open=True, hi=LIMIT)
         _unique(df, path, ["SrcServerID", "DstServerID"], "link")
-        src.append(s), dst.append(d), lat_ms.append(la), bw.append(b)
+        for part, values in zip(parts, (s, d, la, b)):
+            part.append(values)
         n_rows, lat_sum = n_rows + len(df), lat_sum + float(la.sum())
-    src, dst, lat_ms, bw = (np.concatenate(a) for a in (src, dst, lat_ms, bw))
+    src, dst, lat_ms, bw = (np.concatenate(a) for a in parts)
     # a link applies in both directions: add the reverse of every row whose reverse is not written
     fwd = set((src * n + dst).tolist())
-    rev = np.array([(d * n + s) not in fwd for s, d in zip(src.tolist(), dst.tolist())], bool)
+    rev = np.array([(d * n + s) not in fwd for s, d in zip(src.tolist(), dst.tolist())], dtype=bool)
     link_src = np.concatenate([src, dst[rev]])
     link_dst = np.concatenate([dst, src[rev]])
     link_latency = np.concatenate([lat_ms, lat_ms[rev]])
@@ -500,13 +514,13 @@ def _load_tasks(root: Path, regions: tuple[str, ...], type_index: dict[str, int]
             raise DatasetError(f"tasks.csv of {list(regions)}: split {split!r} is empty "
                                "(need at least one task with Split=" + split + " and 2+ steps)")
         s_max = max(len(it[5]) for it in items)
-        types = np.full((len(items), s_max), -1, np.int64)
-        toks = np.full((len(items), s_max), -1, np.int64)
+        type_table = np.full((len(items), s_max), -1, np.int64)
+        token_table = np.full((len(items), s_max), -1, np.int64)
         for j, it in enumerate(items):
-            types[j, :len(it[5])] = it[5]
-            toks[j, :len(it[6])] = it[6]
+            type_table[j, :len(it[5])] = it[5]
+            token_table[j, :len(it[6])] = it[6]
         tables[split] = TaskTable(
             ids=[it[0] for it in items], lon=np.array([it[1] for it in items]), lat=np.array([it[2] for it in items]),
             region=np.array([it[3] for it in items], np.int64), size=np.array([it[4] for it in items]),
-            n_steps=np.array([len(it[5]) for it in items], np.int64), types=types, tokens=toks)
+            n_steps=np.array([len(it[5]) for it in items], np.int64), types=type_table, tokens=token_table)
     return tables

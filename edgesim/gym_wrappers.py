@@ -18,6 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from .dataset import Dataset
 from .physics import EVAL_WEIGHTS
+from .profile import DEFAULT
 from .simulator import Simulator
 
 STATE_DIM = 8
@@ -42,10 +43,10 @@ def _encode(sim: Simulator) -> dict[str, np.ndarray]:
 
 
 def _paper_only(profile: str) -> None:
-    if profile != "paper":
+    if profile != DEFAULT:
         raise ValueError(f"the Gymnasium wrappers simulate the paper profile, not {profile!r}: under contention a "
                          "world interleaves many workflows, which is not one Gym episode; use "
-                         "edgesim.contention.make_simulator")
+                         "edgesim.profiles.make_simulator")
 
 
 class EdgeMoEEnv(gym.Env):

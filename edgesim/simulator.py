@@ -8,6 +8,7 @@ per-episode history (servers visited, busy-until times) is a B x steps array.
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import NamedTuple
 
 import numpy as np
@@ -15,8 +16,6 @@ import torch
 
 from . import physics as P
 from .dataset import Dataset, DatasetError
-
-PROFILES = ("paper", "contention")
 
 
 class Topology:
@@ -135,11 +134,9 @@ class Simulator:
     def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
                  seed: int = 0, device: str | torch.device = "cpu", profile: str = "paper",
                  dtype: torch.dtype = torch.float64, autoreset: bool = True, task_subset=None):
-        if profile not in PROFILES:
-            raise ValueError(f"profile {profile!r} is not implemented; available: {PROFILES}")
         if profile != self.profile_name:
-            raise ValueError(f"profile {profile!r} is simulated by make_simulator(..., profile={profile!r}), "
-                             f"not {type(self).__name__}")
+            raise ValueError(f"profile {profile!r} is not implemented by {type(self).__name__}; a registered "
+                             f"profile's simulator comes from edgesim.profiles.make_simulator(..., profile=NAME)")
         if order not in ("random", "sequential"):
             raise ValueError(f"order must be 'random' or 'sequential', got {order!r}")
         if batch_size < 1:
@@ -245,6 +242,19 @@ class Simulator:
             new = 0.5 * self.hist_latency[:, j:j + 1] + 0.5 * h.gather(1, sj)
             h.scatter_(1, sj, torch.where(used, new, h.gather(1, sj)))
         return h
+
+    # -------------------------------------------- worlds that run on (profiles with `worlds_run_on`)
+    def world_state(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} has no worlds that run on across epochs")
+
+    def load_world_state(self, state: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no worlds that run on across epochs")
+
+    def reseed(self, seed: int) -> Observation:
+        raise NotImplementedError(f"{type(self).__name__} has no worlds that run on across epochs")
+
+    def every_slot(self) -> AbstractContextManager[Observation]:
+        raise NotImplementedError(f"{type(self).__name__} has no worlds that run on across epochs")
 
     # ------------------------------------------------------------------ dynamics
     def _checked(self, actions: torch.Tensor, uniforms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from edgesim.dataset import Dataset
+from edgesim.profile import DEFAULT
+from edgesim.profiles import get_profile
 from edgesim.simulator import Observation, Simulator
 
 from .rollout import MASK_VALUE
@@ -27,7 +29,7 @@ QUEUE_SCALE_MS = 100.0
 def reads_live_load(cfg: dict, missing: bool = False) -> bool:
     """Whether an agent of this config has live queue-wait inputs: trained under contention with
     `live_load` on. `missing`: the value for configs saved before the key existed (their inputs)."""
-    return cfg.get("profile", "paper") == "contention" and bool(cfg.get("live_load", missing))
+    return get_profile(cfg.get("profile", DEFAULT)).queues and bool(cfg.get("live_load", missing))
 
 
 def queue_feature(wait_ms: torch.Tensor) -> torch.Tensor:
@@ -36,10 +38,35 @@ def queue_feature(wait_ms: torch.Tensor) -> torch.Tensor:
 
 
 class MaskedAgent(nn.Module):
+    """The base of every learned scheduler: the agent contract, its defaults, and the inputs all share.
+
+    An algorithm folder's agent is built as `Agent(ds, cfg, device)` and provides
+      features(sim, obs, weights) -> dict of (B, ...) tensors   what the rollout stores per decision
+      forward(features) -> (masked logits (B, N), value (B,))   via `self.masked(logits, mask)`
+      networks() -> [actor, critic, ...]                        gradient norms are clipped per network
+    and may override
+      reward_bonus(actions) -> (B,)      a training-only term added to each step's scalarised reward
+                                         (PF-PPO's fairness bonus; its state belongs in the state_dict)
+      size_agnostic(cfg) -> bool         whether a checkpoint schedules datasets other than its own
+      config_choices                     the algorithm's own string options of config.yaml
+    `evaluation()` switches it to deterministic evaluation (eval mode, masking always on)."""
+
+    config_choices: dict[str, tuple[str, ...]] = {}
+    geo: torch.Tensor  # (lon centre, lon half-width, lat centre, lat half-width) of the servers
+
+    def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def networks(self) -> list[nn.Module]:
+        raise NotImplementedError
+
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__()
         self.mask_training = bool(cfg["mask"])
-        self.greedy = False  # set for evaluation: masking is then always on
+        self.greedy = False  # evaluation: masking is then always on
         self.n_regions = len(ds.regions)
         lon0, lon1, lat0, lat1 = ds.lon.min(), ds.lon.max(), ds.lat.min(), ds.lat.max()
         self.register_buffer("geo", torch.tensor(
@@ -54,6 +81,18 @@ class MaskedAgent(nn.Module):
             obs.prev_region.float() / max(self.n_regions - 1, 1),
             *weights.float().expand(sim.batch_size, 3).T,
         ], 1)
+
+    @staticmethod
+    def size_agnostic(cfg: dict) -> bool:
+        return False
+
+    def reward_bonus(self, actions: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(actions.shape, device=actions.device)
+
+    def evaluation(self) -> "MaskedAgent":
+        self.eval()
+        self.greedy = True
+        return self
 
     def mask(self, sim: Simulator) -> torch.Tensor:
         if self.mask_training or self.greedy:

@@ -9,12 +9,13 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
 
 from edgesim.dataset import Dataset, DatasetError, load_dataset
-from edgesim.simulator import PROFILES
+from edgesim.profiles import PROFILES, get_profile
 
 from .paths import DATA
 
@@ -50,6 +51,10 @@ def float_in(what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
 positive_float = float_in("a finite number > 0", lambda v: v > 0)
 non_negative_float = float_in("a finite number >= 0", lambda v: v >= 0)
 probability_below_one = float_in("a probability in [0, 1)", lambda v: 0 <= v < 1)
+# how a profile's flag (edgesim.profile.Flag.kind) is read
+FLAG_KINDS: dict[str, Callable[[str], Any]] = {"positive_float": positive_float, "positive_int": positive_int,
+                                               "probability_below_one": probability_below_one,
+                                               "non_negative_float": non_negative_float, "text": str}
 
 
 def device_name(text: str) -> str:
@@ -83,7 +88,7 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
                    help="episodes to run; tasks are dealt in file order, cycling (default: one per task of the "
                         "split; ten per task under --profile contention)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed: fixes every channel and trap draw (default: 0)")
-    add_contention_flags(p, unset="default: a checkpoint's own profile; paper for the heuristics")
+    add_profile_flags(p, unset="default: a checkpoint's own profile; paper for the heuristics")
     p.add_argument("--device", default="cpu", type=device_name, help="cpu or cuda (falls back to cpu with a warning)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an evaluation in --out that was made with other settings (default: refuse)")
@@ -91,34 +96,21 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def add_contention_flags(p: argparse.ArgumentParser, default_profile: str | None = None,
-                         unset: str = "config: profile") -> None:
-    """--profile and the contention parameters most often changed (the rest: --set contention.KEY=V).
-    `unset` says where the profile comes from when neither the flag nor `default_profile` is given."""
+def add_profile_flags(p: argparse.ArgumentParser, default_profile: str | None = None,
+                      unset: str = "config: profile") -> None:
+    """--profile and every registered profile's own flags (edgesim/profiles.py). `unset` says where the
+    profile comes from when neither the flag nor `default_profile` is given."""
     shown = f"default: {default_profile}" if default_profile else unset
-    p.add_argument("--profile", choices=PROFILES, default=default_profile, help=f"simulator dynamics ({shown})")
-    p.add_argument("--arrival-rate", type=positive_float, metavar="PER_S",
-                   help="contention: workflows arriving per second in each world (config: contention.arrival_rate)")
-    p.add_argument("--arrival-trace", metavar="CSV",
-                   help="contention: take arrival gaps from a request trace (Azure TIMESTAMP or BurstGPT "
-                        "Timestamp column), rescaled to --arrival-rate (config: contention.arrival_trace)")
-    p.add_argument("--worlds", type=positive_int, help="contention: independent worlds simulated side by side "
-                                                       "(config: contention.worlds)")
-    p.add_argument("--max-in-flight", type=positive_int, help="contention: workflows in flight per world "
-                                                              "(config: contention.max_in_flight)")
-    p.add_argument("--trap-loss", type=probability_below_one, metavar="P",
-                   help="contention: loss probability of one attempt over a trap link, the traps' severity "
-                        "(config: contention.trap_loss, default 0.3)")
-    p.add_argument("--trap-surcharge-scale", type=non_negative_float, metavar="X",
-                   help="contention: multiply the flat 100/200 ms delay of a trap hit without a link row, the "
-                        "common trap hit (config: contention.trap_surcharge_scale, default 1)")
+    p.add_argument("--profile", choices=list(PROFILES), default=default_profile, help=f"simulator dynamics ({shown})")
+    for profile in PROFILES.values():
+        for flag in profile.flags:
+            p.add_argument(flag.name, dest=flag.key, type=FLAG_KINDS[flag.kind], metavar=flag.metavar,
+                           help=f"{profile.name}: {flag.help}")
 
 
-def contention_flags(args: argparse.Namespace) -> dict:
-    """The contention overrides given on the command line (None where not given)."""
-    return {"arrival_rate": args.arrival_rate, "arrival_trace": args.arrival_trace, "worlds": args.worlds,
-            "max_in_flight": args.max_in_flight, "trap_loss": args.trap_loss,
-            "trap_surcharge_scale": args.trap_surcharge_scale}
+def profile_flags(args: argparse.Namespace, profile: str) -> dict:
+    """The parameters of `profile` given on the command line (None where not given)."""
+    return {flag.key: getattr(args, flag.key) for flag in get_profile(profile).flags}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -130,7 +122,7 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def load_or_exit(data: str, regions: list[str]) -> Dataset:
+def load_or_exit(data: str | Path, regions: list[str]) -> Dataset:
     """Load a dataset; a bad dataset ends the script with its one-line message, not a traceback."""
     try:
         with warnings.catch_warnings():

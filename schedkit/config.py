@@ -10,14 +10,14 @@ from __future__ import annotations
 import copy
 import math
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from edgesim.contention import Contention, ContentionError
-from edgesim.simulator import PROFILES
+from edgesim.profiles import PROFILES, ProfileError
 
 
 class ConfigError(ValueError):
@@ -98,7 +98,9 @@ def resolve(defaults_file: str | Path, user_file: str | Path | None = None, sets
     """defaults <- user YAML <- explicit command-line flags <- --set overrides, then `validate`d
     (`choices`: the algorithm's own string options, e.g. TopoFreeRL's actor)."""
     cfg = SHARED_DEFAULTS | load_yaml(defaults_file)
-    cfg["contention"] = Contention().as_dict() | cfg.get("contention", {})  # one set of defaults for every algorithm
+    for name, profile in PROFILES.items():  # every profile's parameter block: one set of defaults for every algorithm
+        if profile.params_class is not None:
+            cfg[name] = asdict(profile.params_class()) | cfg.get(name, {})
     defaults = copy.deepcopy(cfg)
     if user_file:
         cfg = merge(cfg, load_yaml(user_file))
@@ -127,7 +129,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "model.heads": (1, None, True, True), "model.layers": (1, None, True, True),
 }
 # string keys with a fixed set of values (an algorithm's own choices come from its agent class)
-CHOICES: dict[str, tuple[str, ...]] = {"profile": PROFILES, "rollout": ROLLOUTS}
+CHOICES: dict[str, tuple[str, ...]] = {"rollout": ROLLOUTS}  # and `profile`: the registered profiles
 
 
 def _type_error(key: str, want: str, value: Any) -> ConfigError:
@@ -166,15 +168,15 @@ def _check_range(key: str, value: float) -> None:
 def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | None = None) -> dict:
     """Check every key of `cfg` against the type of its default, RANGES and CHOICES; returns `cfg`.
     The contention block is checked by its own dataclass. Integers given for float keys become floats."""
-    allowed = CHOICES | (choices or {})
+    allowed = CHOICES | {"profile": tuple(PROFILES)} | (choices or {})
 
     def walk(node: dict, base: dict, where: str) -> None:
         for key, value in node.items():
             name, default = f"{where}{key}", base.get(key)
-            if name == "contention":
+            if name in PROFILES and PROFILES[name].params_class is not None:  # a profile's parameter block
                 try:
-                    Contention.from_dict(value)
-                except ContentionError as e:
+                    PROFILES[name].parse(value)
+                except ProfileError as e:
                     raise ConfigError(str(e)) from None
                 continue
             if isinstance(default, dict):

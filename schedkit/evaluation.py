@@ -16,7 +16,6 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from edgesim.contention import Contention
 from edgesim.dataset import Dataset
 from edgesim.physics import EVAL_WEIGHTS
 from edgesim.simulator import Observation, Simulator
@@ -37,10 +36,11 @@ class Policy(Protocol):
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor: ...
 
 
-def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str = "cpu",
-                   profile: str = "paper", contention: Contention | None = None) -> Simulator:
-    """A simulator that deals the split's tasks in file order (paper: up to 1024 episodes at a time)."""
-    return profile_simulator(ds, profile, contention, split, "sequential", seed, device, episodes)
+def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device = "cpu",
+                   profile: str = "paper", params: Any = None) -> Simulator:
+    """A simulator that deals the split's tasks in file order (paper: up to 1024 episodes at a time);
+    `params`: the profile's parameters (None: its defaults)."""
+    return profile_simulator(ds, profile, params, split, "sequential", seed, device, episodes)
 
 
 def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float, float, float] = EVAL_WEIGHTS,

@@ -16,13 +16,14 @@ from pathlib import Path
 import torch
 
 from edgesim.contention import Contention
+from edgesim.physics import EVAL_WEIGHTS
 from edgesim.simulator import Observation, Simulator
 
-from .cli import add_eval_flags, contention_flags, load_or_exit, resolve_device, set_threads, user_errors
-from .evaluation import (EvaluationExists, check_overwrite, eval_simulator, evaluate, format_table,
-                         write_evaluation)
-from .paths import data_root
-from .profiles import contention_or_exit, default_eval_episodes, profile_meta, profile_simulator
+from .agent_base import MaskedAgent
+from .cli import add_eval_flags, load_or_exit, profile_flags, resolve_device, set_threads, user_errors
+from .evaluation import EvaluationExists, check_overwrite, eval_simulator, evaluate, format_table, write_evaluation
+from .paths import data_root, run_eval_dir, run_of
+from .profiles import default_eval_episodes, params_or_exit, profile_meta, profile_simulator
 from .runs import CheckpointError, check_dataset, load_checkpoint, resolve_model_path
 from .trainer import AgentFactory
 
@@ -30,10 +31,8 @@ from .trainer import AgentFactory
 class GreedyAgentPolicy:
     """Adapter from an agent to the evaluation protocol's `act(sim, obs)`."""
 
-    def __init__(self, name: str, agent: torch.nn.Module, weights: torch.Tensor):
-        self.name, self.agent, self.weights = name, agent, weights
-        agent.eval()
-        agent.greedy = True
+    def __init__(self, name: str, agent: MaskedAgent, weights: torch.Tensor):
+        self.name, self.agent, self.weights = name, agent.evaluation(), weights
 
     @torch.inference_mode()
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
@@ -44,11 +43,12 @@ class GreedyAgentPolicy:
 def size_agnostic(make_agent: AgentFactory, cfg: dict) -> bool:
     """Whether a checkpoint of this agent and config can schedule a dataset other than its own
     (TopoFreeRL's per_server actor); agents without the notion cannot."""
-    return getattr(make_agent, "size_agnostic", lambda c: False)(cfg)
+    return make_agent.size_agnostic(cfg)
 
 
 def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: torch.device) -> GreedyAgentPolicy:
-    """The deterministic policy a checkpoint holds: its agent and weights, DWA frozen at its final weights."""
+    """The deterministic policy a checkpoint holds: its agent and weights, at DWA's final objective weights
+    (the evaluation weights for an agent trained without DWA)."""
     cfg = state["config"]
     try:
         agent = make_agent(ds, cfg, device)
@@ -56,7 +56,8 @@ def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: to
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"its weights do not fit a {cfg.get('algo')} agent with its own config ({first})") from None
-    return GreedyAgentPolicy(cfg["algo"], agent, torch.tensor(state["dwa"]["weights"], dtype=torch.float32))
+    weights = list(EVAL_WEIGHTS) if state["dwa"] is None else state["dwa"]["weights"]
+    return GreedyAgentPolicy(cfg["algo"], agent, torch.tensor(weights, dtype=torch.float32))
 
 
 def batch1_decision_ms(ds, split: str, policy: GreedyAgentPolicy, device: torch.device, decisions: int = 200,
@@ -101,14 +102,13 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
         print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "
               f"{state['dataset']['regions']}; scheduling {ds.n_servers} servers of {list(ds.regions)}")
     profile = args.profile or cfg.get("profile", "paper")
-    contention = contention_or_exit(cfg.get("contention"), contention_flags(args))
+    contention = params_or_exit(profile, cfg.get(profile), profile_flags(args, profile))
     try:
         policy = policy_from_checkpoint(state, ds, make_agent, device)
     except CheckpointError as e:
         raise CheckpointError(f"{model_path}: {e}") from None
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
-    suffix = "" if profile == "paper" else f"_{profile}"
-    out = Path(args.out) if args.out else model_path.parent.parent / f"eval_{args.split}{suffix}_seed{args.seed}"
+    out = Path(args.out) if args.out else run_eval_dir(run_of(model_path), args.split, args.seed, profile)
     settings = {"policy": cfg["algo"], "model": str(model_path), "split": args.split, "seed": args.seed,
                 "episodes": episodes, "profile": profile, **profile_meta(profile, contention), "regions": args.region,
                 "dataset_fingerprint": ds.fingerprint}

@@ -11,11 +11,60 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from edgesim.profiles import get_profile
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data1"
 RESULTS = REPO / "results"
 COMMITTED_FIGURES = REPO / "total" / "figures"
 FIGURES = RESULTS / "figures"
+
+# The results layout, written down once (every script reads it from here):
+#   <results>/<Algo>/<run>/config.yaml, metrics.csv   one training run (train.py)
+#   <results>/<Algo>/<run>/checkpoints/final.pt        its selected weights; epoch_XXXX.pt to resume
+#   <results>/<Algo>/latest                            symlink to the newest run
+#   <results>/eval/<regions>[_<tag>]/                  total/evaluate_all.py: episodes.csv, summary.csv
+#   <results>/figures/                                 figures and tables
+
+
+def metrics_file(run: Path) -> Path:
+    return run / "metrics.csv"
+
+
+def checkpoint_dir(run: Path) -> Path:
+    return run / "checkpoints"
+
+
+def final_checkpoint(run: Path) -> Path:
+    return checkpoint_dir(run) / "final.pt"
+
+
+def epoch_checkpoint(run: Path, next_epoch: int) -> Path:
+    """The checkpoint to resume from before epoch `next_epoch` (0-based)."""
+    return checkpoint_dir(run) / f"epoch_{next_epoch:04d}.pt"
+
+
+def run_of(checkpoint: Path) -> Path:
+    """The run folder a checkpoint file lies in."""
+    return checkpoint.parent.parent
+
+
+def run_name(regions: list[str], seed: int, profile: str = "paper", variant: str = "", stamp: str = "") -> str:
+    """<regions>[_<profile>][_<variant>]_seed<S>[_<time>]: a sweep's run (no time; the profile named
+    unless `paper`) or a plain train.py run (with its start time)."""
+    return ("+".join(regions) + get_profile(profile).suffix + (f"_{variant}" if variant else "")
+            + f"_seed{seed}" + (f"_{stamp}" if stamp else ""))
+
+
+def run_eval_dir(run: Path, split: str, seed: int, profile: str = "paper", episodes: int | None = None) -> Path:
+    """<run>/eval_<split>[_<profile>]_seed<S>[_ep<episodes>]: an inference.py evaluation of one run (the
+    profile named unless the default); a sweep's own evaluation names its episode count instead."""
+    return run / (f"eval_{split}{get_profile(profile).suffix}_seed{seed}" + (f"_ep{episodes}" if episodes else ""))
+
+
+def eval_dir(results: Path, regions: list[str], tag: str = "") -> Path:
+    """<results>/eval/<regions>[_<tag>]: the tag names a non-default evaluation, e.g. contention_r16."""
+    return results / "eval" / ("+".join(regions) + (f"_{tag}" if tag else ""))
 
 
 def data_root(path: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""How every script builds the simulator of a profile.
+"""How every script builds the simulator of a profile (edgesim/profiles.py), with one-line errors.
 
 `paper`: one batch row per episode (docs/simulator.md §1-4). `contention`: `worlds` rows, each an independent
 world with workflows arriving over time (docs/simulator.md §5); its parameters are the config's
@@ -7,51 +7,57 @@ world with workflows arriving over time (docs/simulator.md §5); its parameters 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import torch
 
-from edgesim.contention import Contention, ContentionError, make_simulator
+from edgesim.contention import Contention
 from edgesim.dataset import Dataset
+from edgesim.profile import DEFAULT
+from edgesim.profiles import ProfileError, get_profile
 from edgesim.simulator import Simulator
 
 from .runs import CheckpointError
 
-MAX_PAPER_BATCH = 1024
-CONTENTION_EVAL_PASSES = 10  # default evaluation length under contention: passes over the split
-
 
 def contention_or_exit(block: dict | None, overrides: dict | None = None) -> Contention:
     """The contention parameters of a config block plus non-None overrides; a bad value ends the script."""
-    merged = dict(block or {}) | {k: v for k, v in (overrides or {}).items() if v is not None}
+    return params_or_exit("contention", block, overrides)
+
+
+def params_or_exit(profile: str, block: dict | None, overrides: dict | None = None) -> Any:
+    """A profile's parameters from its config block plus non-None overrides (None for a profile without
+    any); an unknown profile or a bad value ends the script with its one-line message."""
     try:
-        return Contention.from_dict(merged)
-    except ContentionError as e:
+        return get_profile(profile).parse(block, overrides)
+    except ProfileError as e:
         sys.exit(f"error: {e}")
 
 
-def profile_simulator(ds: Dataset, profile: str, contention: Contention | None, split: str, order: str, seed: int,
+def profile_simulator(ds: Dataset, profile: str, params: Any, split: str, order: str, seed: int,
                       device: torch.device | str, episodes: int, task_subset=None) -> Simulator:
-    """Paper: min(episodes, 1024) rows of one episode each. Contention: `contention.worlds` worlds."""
-    batch = contention.worlds if profile == "contention" else min(episodes, MAX_PAPER_BATCH)
-    return make_simulator(ds, batch, split, order, seed, device, profile, contention, task_subset)
+    """The profile's simulator sized for `episodes` (paper: min(episodes, 1024) rows of one episode each;
+    contention: its `worlds`). `params` None: the profile's defaults."""
+    p = get_profile(profile)
+    params = p.parse(None) if params is None else params
+    return p.simulator(ds, p.batch_size(params, episodes), split, order, seed, device, params, task_subset)
 
 
 def default_eval_episodes(ds: Dataset, split: str, profile: str) -> int:
     """Every task of the split once (paper); ten passes under contention, so queues reach steady state."""
-    n = len(ds.tasks[split])
-    return n * CONTENTION_EVAL_PASSES if profile == "contention" else n
+    return get_profile(profile).eval_episodes(len(ds.tasks[split]))
 
 
-def profile_meta(profile: str, contention: Contention | None) -> dict:
+def profile_meta(profile: str, params: Any) -> dict:
     """What an evaluation's summary records about its dynamics."""
-    return {"contention": contention.as_dict()} if profile == "contention" and contention else {}
+    return get_profile(profile).meta(params)
 
 
 def start_worlds(sim: Simulator, cfg: dict, resume: dict | None, seed: int) -> bool:
     """Whether training runs its contention worlds on across epochs (config `rollout`; a config saved
     before the key existed restarted them every epoch). If so, before the first epoch: load them from
     the checkpoint being resumed, or start them once from `seed` (one apart from every epoch's)."""
-    if cfg.get("profile") != "contention" or cfg.get("rollout", "restart") != "continuing":
+    if not get_profile(cfg.get("profile", DEFAULT)).worlds_run_on or cfg.get("rollout", "restart") != "continuing":
         return False
     if resume is None:
         sim.reset(seed)

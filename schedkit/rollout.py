@@ -22,7 +22,7 @@ MASK_VALUE = -1e9  # finite, so masked entries get probability exactly 0 and p *
 
 
 class Agent(Protocol):
-    """What an algorithm folder provides (an nn.Module); everything else is shared."""
+    """What the rollout needs of an agent (schedkit.agent_base.MaskedAgent writes the whole contract)."""
 
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
@@ -30,8 +30,7 @@ class Agent(Protocol):
 
     def networks(self) -> list[torch.nn.Module]: ...  # gradient norms are clipped per network
 
-    # optional: `reward_bonus(actions) -> (B,)`, added to the scalarised reward of each step
-    # (PF-PPO's fairness term); it may keep state, which then belongs in the agent's state_dict
+    def reward_bonus(self, actions: torch.Tensor) -> torch.Tensor: ...  # (B,); zeros unless overridden
 
 
 def masked_log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,7 +105,7 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         logp_all, _ = masked_log_probs(logits)
         action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
         obs, reward, done, info = sim.step(action)
-        bonus = agent.reward_bonus(action) if hasattr(agent, "reward_bonus") else torch.zeros_like(value)
+        bonus = agent.reward_bonus(action)
         keep = sim.measured(info["episode"], None if continuing else episodes)[0]
         finished += int((done & keep).sum())
         steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),

@@ -23,7 +23,7 @@ import pickle
 import re
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypedDict
 
 import pandas as pd
 import torch
@@ -31,6 +31,7 @@ import torch
 from edgesim.dataset import Dataset
 
 from .io import atomic_write_bytes, write_csv, write_yaml
+from .paths import checkpoint_dir, epoch_checkpoint, final_checkpoint, run_name
 
 CHECKPOINT_FORMAT = 2  # 1: before weights-only loading (numpy values inside); convert with tools/convert_checkpoint.py
 CONVERTER = "tools/convert_checkpoint.py"
@@ -38,6 +39,23 @@ CONVERTER = "tools/convert_checkpoint.py"
 
 class CheckpointError(ValueError):
     pass
+
+
+class Checkpoint(TypedDict, total=False):
+    """What a checkpoint of this toolkit holds (weights only: tensors and plain values, so loading one
+    never runs code). `load_checkpoint` checks the first six keys and their types."""
+
+    format: int  # CHECKPOINT_FORMAT
+    algo: str  # the registry name of the scheduler (schedkit/registry.py)
+    epoch: int  # the next epoch to train: a resumed run starts there
+    model: dict[str, torch.Tensor]  # the agent's state_dict
+    config: dict[str, Any]  # the resolved config the run was trained with
+    dataset: dict[str, Any]  # dataset_identity(): fingerprint, server_ids, type_names, regions, content
+    dwa: dict[str, Any] | None  # {"weights": [3 floats], ...} for agents trained with DWA, None otherwise
+    optimizer: dict[str, Any]
+    prev_losses: list[float] | None  # DWA's previous epoch losses
+    best: dict[str, Any]  # imitation training (STARK): the validation-selected epoch
+    worlds: dict[str, torch.Tensor]  # training worlds that run on across epochs (contention, rollout: continuing)
 
 
 class RunError(RuntimeError):
@@ -50,7 +68,7 @@ def claim_run_dir(results: str | Path, algo: str, regions: list[str], seed: int)
     """Create `results/<algo>/<regions>_seed<S>_<time>` atomically; a run started in the same second
     by another process gets the next free `_<k>` suffix instead of sharing the folder."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(results) / algo / f"{'+'.join(regions)}_seed{seed}_{stamp}"
+    base = Path(results) / algo / run_name(regions, seed, stamp=stamp)
     base.parent.mkdir(parents=True, exist_ok=True)
     run, k = base, 1
     while True:
@@ -100,18 +118,18 @@ def point_latest(run: Path, results: str | Path) -> None:
 
 
 def epoch_checkpoints(run: Path) -> list[Path]:
-    return sorted((run / "checkpoints").glob("epoch_*.pt"))
+    return sorted(checkpoint_dir(run).glob("epoch_*.pt"))
 
 
 def latest_checkpoint(run: Path) -> Path | None:
-    final = run / "checkpoints" / "final.pt"
+    final = final_checkpoint(run)
     ckpts = epoch_checkpoints(run)
     return final if final.exists() else (ckpts[-1] if ckpts else None)
 
 
 def save_epoch_checkpoint(run: Path, next_epoch: int, state: dict[str, Any], keep: int) -> Path:
     """`epoch_XXXX.pt`, then delete all but the newest `keep` epoch checkpoints (final.pt is separate)."""
-    path = save_checkpoint(run / "checkpoints" / f"epoch_{next_epoch:04d}.pt", state)
+    path = save_checkpoint(epoch_checkpoint(run, next_epoch), state)
     for old in epoch_checkpoints(run)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -168,8 +186,8 @@ def _check_types(state: dict, path: Path) -> None:
           and isinstance(state["model"], dict) and all(isinstance(v, torch.Tensor) for v in state["model"].values())
           and isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str)
           and isinstance(ds.get("server_ids"), list) and isinstance(ds.get("regions"), list)
-          and isinstance(dwa, dict) and isinstance(dwa.get("weights"), list) and len(dwa["weights"]) == 3
-          and all(isinstance(w, float) and math.isfinite(w) for w in dwa["weights"])
+          and (dwa is None or (isinstance(dwa, dict) and isinstance(dwa.get("weights"), list) and len(dwa["weights"]) == 3
+                               and all(isinstance(w, float) and math.isfinite(w) for w in dwa["weights"])))
           and all(isinstance(state["config"].get(k), t) for k, t in (("algo", str), ("seed", int))))
     if not ok:
         raise CheckpointError(f"{path}: a damaged checkpoint: its fields do not have the types this toolkit writes")
@@ -228,12 +246,12 @@ def resolve_model_path(model: str | Path) -> Path:
     algo_dir = path.parent.parent
     pattern = re.compile(rf"^{re.escape(m['region'])}(_[a-z]+)?_seed{m['seed']}(_\d{{8}}-\d{{6}}(_\d+)?)?$")
     runs = [r for r in algo_dir.iterdir() if r.is_dir() and not r.is_symlink() and pattern.match(r.name)
-            and (r / "checkpoints" / "final.pt").exists()] if algo_dir.is_dir() else []
+            and final_checkpoint(r).exists()] if algo_dir.is_dir() else []
     if not runs:
         raise CheckpointError(f"{path}: no finished run of {m['region']} seed {m['seed']} under {algo_dir} "
                               f"(runs live in {algo_dir}/<region>_seed<S>_<time>/checkpoints/final.pt)")
-    newest = max(runs, key=lambda r: (r / "checkpoints" / "final.pt").stat().st_mtime)
-    return newest / "checkpoints" / "final.pt"
+    newest = max(runs, key=lambda r: final_checkpoint(r).stat().st_mtime)
+    return final_checkpoint(newest)
 
 
 class MetricsLog:

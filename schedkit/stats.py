@@ -35,11 +35,11 @@ def stratified_bootstrap_means(groups: list[np.ndarray], n_boot: int = 2000, see
     Groups may be (n_i,) or (n_i, k) arrays; rows are resampled jointly, so the k columns keep
     their correlation (used for the latency-cost confidence ellipses)."""
     rng = np.random.default_rng(seed)
-    boot = 0.0
+    boot: np.ndarray | float = 0.0
     for g in groups:
-        g = np.asarray(g, dtype=float)
-        boot = boot + g[rng.integers(0, len(g), (n_boot, len(g)))].mean(1)
-    return boot / len(groups)
+        values = np.asarray(g, dtype=float)
+        boot = boot + values[rng.integers(0, len(values), (n_boot, len(values)))].mean(1)
+    return np.asarray(boot) / len(groups)
 
 
 def iqm(values: np.ndarray) -> float:

@@ -16,25 +16,48 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from edgesim.dataset import Dataset
+from edgesim.profiles import PROFILES
 
-from .cli import (add_contention_flags, add_threads_flag, contention_flags, device_name, exit_interrupted,
-                  load_or_exit, positive_int, resolve_device, set_threads, user_errors)
+from .agent_base import MaskedAgent
+from .cli import (
+    add_profile_flags,
+    add_threads_flag,
+    device_name,
+    exit_interrupted,
+    load_or_exit,
+    positive_int,
+    profile_flags,
+    resolve_device,
+    set_threads,
+    user_errors,
+)
 from .config import ConfigError, load_yaml, resolve
 from .dwa import DWA
 from .io import remove_stale_temps
-from .paths import RESULTS, data_root
+from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file
 from .ppo import PPOConfig, ppo_update
-from .profiles import contention_or_exit, profile_simulator, start_worlds
+from .profiles import params_or_exit, profile_simulator, start_worlds
 from .rollout import collect, masked_log_probs
-from .runs import (CheckpointError, MetricsLog, RunError, RunLock, check_same_data, claim_run_dir, dataset_identity,
-                   latest_checkpoint, load_checkpoint, point_latest, save_checkpoint,
-                   save_epoch_checkpoint, write_config)
+from .runs import (
+    CheckpointError,
+    MetricsLog,
+    RunError,
+    RunLock,
+    check_same_data,
+    claim_run_dir,
+    dataset_identity,
+    latest_checkpoint,
+    load_checkpoint,
+    point_latest,
+    save_checkpoint,
+    save_epoch_checkpoint,
+    write_config,
+)
 
-AgentFactory = Callable[[Dataset, dict, torch.device], nn.Module]
+AgentFactory = type[MaskedAgent]  # an agent class: built as cls(ds, cfg, device)
 SHOWN = ("return", "latency_ms", "cost", "loss", "val_reward", "val_latency_ms")  # in the closing line
 
 
@@ -49,6 +72,25 @@ def lr_scale(epoch: int, epochs: int) -> float:
 def entropy_coef(cfg: dict, epoch: int, epochs: int) -> float:
     e = cfg["entropy"]
     return max(e["end"], e["start"] - (e["start"] - e["end"]) * epoch / (e["decay_frac"] * epochs))
+
+
+def run_epochs(cfg: dict, run: Path, start: int, log: MetricsLog, one_epoch: Callable[[int], dict[str, Any]],
+               state: Callable[[int], dict[str, Any]], progress: bool = True,
+               postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None) -> dict[str, Any]:
+    """The epoch loop every trainer shares: `one_epoch(epoch)` does the algorithm's work and returns its
+    metrics row; the row goes to metrics.csv, and every `checkpoint_every` epochs `state(next_epoch)`
+    to an epoch checkpoint (resume). Returns the last row; the final checkpoint is the trainer's."""
+    bar = tqdm(range(start, cfg["epochs"]), initial=start, total=cfg["epochs"], desc=cfg["algo"], unit="epoch",
+               disable=not progress)
+    row: dict[str, Any] = {}
+    for epoch in bar:
+        row = one_epoch(epoch)
+        log.append(row)
+        if (epoch + 1) % cfg["checkpoint_every"] == 0:
+            save_epoch_checkpoint(run, epoch + 1, state(epoch + 1), cfg["keep_checkpoints"])
+        if postfix is not None:
+            bar.set_postfix(**postfix(row))
+    return row
 
 
 def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: dict | None = None,
@@ -68,9 +110,9 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
         dwa.load_state_dict(resume["dwa"])
         start = resume["epoch"]
         prev_losses = None if resume["prev_losses"] is None else np.array(resume["prev_losses"])
-    log = MetricsLog(run / "metrics.csv", keep_until_epoch=start)
-    sim = profile_simulator(ds, cfg["profile"], contention_or_exit(cfg.get("contention")), "train", "random", cfg["seed"],
-                            device, episodes)
+    log = MetricsLog(metrics_file(run), keep_until_epoch=start)
+    sim = profile_simulator(ds, cfg["profile"], params_or_exit(cfg["profile"], cfg.get(cfg["profile"])), "train",
+                            "random", cfg["seed"], device, episodes)
     continuing = start_worlds(sim, cfg, resume, epoch_seed(cfg["seed"], -1))
 
     identity = dataset_identity(ds)
@@ -81,9 +123,8 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
                 "prev_losses": None if prev_losses is None else [float(x) for x in prev_losses]} | \
             ({"worlds": sim.world_state()} if continuing else {})
 
-    bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=cfg["algo"], unit="epoch", disable=not progress)
-    row: dict[str, Any] = {}
-    for epoch in bar:
+    def one_epoch(epoch: int) -> dict[str, Any]:
+        nonlocal prev_losses
         if cfg["dwa"]["enabled"] and prev_losses is not None:
             dwa.update(epoch, prev_losses)
         weights = torch.tensor(dwa.weights, dtype=sim.dtype, device=device)
@@ -103,15 +144,14 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
                             entropy_coef(cfg, epoch, epochs), torch.Generator(device).manual_seed(seed))
         t2 = time.perf_counter()
         prev_losses = batch.losses
-        row = {"epoch": epoch, **batch.stats, "w_latency": float(weights[0]), "w_cost": float(weights[1]),
-               "w_switch": float(weights[2]), **losses, "lr": optimizer.param_groups[0]["lr"],
-               "rollout_s": t1 - t0, "update_s": t2 - t1, "steps_per_s": batch.stats["env_steps"] / (t2 - t0)}
-        log.append(row)
-        if (epoch + 1) % cfg["checkpoint_every"] == 0:
-            save_epoch_checkpoint(run, epoch + 1, state(epoch + 1), cfg["keep_checkpoints"])
-        bar.set_postfix(ret=f"{row['return']:.3f}", lat=f"{row['latency_ms']:.0f}", cost=f"{row['cost']:.4f}",
-                        sps=f"{row['steps_per_s']:.0f}")
-    save_checkpoint(run / "checkpoints" / "final.pt", state(epochs))
+        return {"epoch": epoch, **batch.stats, "w_latency": float(weights[0]), "w_cost": float(weights[1]),
+                "w_switch": float(weights[2]), **losses, "lr": optimizer.param_groups[0]["lr"],
+                "rollout_s": t1 - t0, "update_s": t2 - t1, "steps_per_s": batch.stats["env_steps"] / (t2 - t0)}
+
+    row = run_epochs(cfg, run, start, log, one_epoch, state, progress,
+                     lambda r: {"ret": f"{r['return']:.3f}", "lat": f"{r['latency_ms']:.0f}",
+                                "cost": f"{r['cost']:.4f}", "sps": f"{r['steps_per_s']:.0f}"})
+    save_checkpoint(final_checkpoint(run), state(epochs))
     return row
 
 
@@ -125,7 +165,7 @@ def parse_train_args(description: str, argv: list[str] | None = None) -> argpars
     p.add_argument("--seed", type=int, help="training seed (config: seed, default 42)")
     p.add_argument("--device", type=device_name, help="cpu or cuda; cuda falls back to cpu with a warning "
                                                      "(config: device)")
-    add_contention_flags(p)
+    add_profile_flags(p)
     p.add_argument("--no-mask", action="store_true",
                    help="do not mask invalid servers in training (the reference behaviour; evaluation always masks)")
     p.add_argument("--config", help="YAML file overriding the algorithm's config.yaml defaults")
@@ -143,8 +183,9 @@ def parse_train_args(description: str, argv: list[str] | None = None) -> argpars
 
 
 # flags that define a run: --resume continues the saved config, so giving one of these is an error
-RUN_FLAGS = ("data", "regions", "epochs", "episodes", "seed", "profile", "arrival_rate", "arrival_trace", "worlds",
-             "max_in_flight", "trap_loss", "trap_surcharge_scale", "no_mask", "config", "set", "out")
+RUN_FLAGS = ("data", "regions", "epochs", "episodes", "seed", "profile",
+             *dict.fromkeys(flag.key for profile in PROFILES.values() for flag in profile.flags),
+             "no_mask", "config", "set", "out")
 
 
 def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, argv: list[str] | None = None,
@@ -161,8 +202,10 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
         flags = {"data": args.data, "regions": args.regions, "epochs": args.epochs, "episodes": args.episodes,
                  "seed": args.seed, "device": args.device, "profile": args.profile,
                  "mask": False if args.no_mask else None,
-                 "contention": {k: v for k, v in contention_flags(args).items() if v is not None} or None}
-        cfg = resolve(defaults_file, args.config, args.set, flags, getattr(make_agent, "config_choices", None))
+                 # each profile's parameters given as flags, into its config block
+                 **{name: {k: v for k, v in profile_flags(args, name).items() if v is not None} or None
+                    for name in PROFILES}}
+        cfg = resolve(defaults_file, args.config, args.set, flags, make_agent.config_choices)
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
         if args.out:
             run = Path(args.out)
@@ -188,7 +231,7 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
     if not run.is_dir():
         raise RunError(f"{run}: no such run directory")
     with RunLock(run):
-        remove_stale_temps(run / "checkpoints")  # left by a writer that was killed mid-write
+        remove_stale_temps(checkpoint_dir(run))  # left by a writer that was killed mid-write
         ckpt = latest_checkpoint(run)
         if ckpt is None:
             raise RunError(f"{run}: no checkpoint to resume from")
@@ -197,7 +240,7 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
         check_same_data(state, ds, ckpt)
         if state["epoch"] >= cfg["epochs"]:
-            final = run / "checkpoints" / "final.pt"
+            final = final_checkpoint(run)
             if not final.exists():  # killed between the last epoch checkpoint and final.pt
                 save_checkpoint(final, state)
             point_latest(run, args.results)
@@ -238,5 +281,5 @@ def _discard(run: Path, created: bool) -> None:
         return
     for name in ("config.yaml", "metrics.csv", ".lock"):
         (run / name).unlink(missing_ok=True)
-    if (run / "checkpoints").is_dir() and not any((run / "checkpoints").iterdir()):
-        (run / "checkpoints").rmdir()
+    if checkpoint_dir(run).is_dir() and not any(checkpoint_dir(run).iterdir()):
+        checkpoint_dir(run).rmdir()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-LEARNED = ("TopoFreeRL", "PPO", "PFAPPO", "Stark")
+from schedkit.registry import learned
 
 # scheduler -> (latency factor, queue growth in ms per episode, between-seed sd of the factor, cost)
 DEFAULT = {"TopoFreeRL": (1.00, 0.0, 0.02, 0.15), "PPO": (1.3, 0.0, 0.05, 0.12), "PFAPPO": (1.25, 0.0, 0.05, 0.13),
@@ -23,7 +23,7 @@ def fake_episodes(schedulers: dict | None = None, episodes: int = 300, seeds: in
     difficulty = np.exp(rng.normal(0, 0.3, 50))[tasks] * 3000.0 * (1 + rate / 40)
     frames = []
     for algo, (factor, growth, spread, cost) in (schedulers or DEFAULT).items():
-        runs = [(42 + k, f"Server1_Trap_seed{42 + k}") for k in range(seeds)] if algo in LEARNED else [(np.nan, "")]
+        runs = [(42 + k, f"Server1_Trap_seed{42 + k}") for k in range(seeds)] if algo in learned() else [(np.nan, "")]
         for train_seed, run in runs:
             f = factor * (1 + rng.normal(0, spread))
             queue = growth * np.arange(episodes) + rng.exponential(50.0, episodes)
@@ -42,7 +42,7 @@ def fake_episodes(schedulers: dict | None = None, episodes: int = 300, seeds: in
 
 def write_fake_eval(folder: Path, episodes: pd.DataFrame) -> Path:
     """episodes.csv and summary.csv (from evaluate_all's own summarize_runs) under folder."""
-    from evaluate_all import summarize_runs
+    from total.evaluate_all import summarize_runs
     folder.mkdir(parents=True, exist_ok=True)
     episodes.to_csv(folder / "episodes.csv", index=False)
     summarize_runs(episodes, 100).assign(profile="contention").to_csv(folder / "summary.csv", index=False)

@@ -9,10 +9,10 @@ import shutil
 import pandas as pd
 import pytest
 import torch
-
 from conftest import run_script
-from schedkit.runs import load_checkpoint
 from test_scripts import EPISODE_COLUMNS, SUMMARY_KEYS
+
+from schedkit.runs import load_checkpoint
 
 pytestmark = pytest.mark.slow  # trains through the shell
 

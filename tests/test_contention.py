@@ -9,12 +9,19 @@ import math
 
 import pytest
 import torch
-
-from edgesim.contention import (Contention, ContentionError, ContentionSimulator, attempt_probabilities, attempts,
-                                load_arrival_gaps, make_simulator)
-from edgesim.dataset import load_dataset
-from edgesim.simulator import Simulator
 from tiny import write_tiny
+
+from edgesim.contention import (
+    Contention,
+    ContentionError,
+    ContentionSimulator,
+    attempt_probabilities,
+    attempts,
+    load_arrival_gaps,
+)
+from edgesim.dataset import load_dataset
+from edgesim.profiles import make_simulator
+from edgesim.simulator import Simulator
 
 SERVERS = """ServerID,Longitude,Latitude,NormalizedCompute
 A,8.000,47.000,1.0
@@ -58,7 +65,7 @@ def world(tmp_path_factory):
 def sim_for(world, gap_ms: float, in_flight: int, **kw) -> ContentionSimulator:
     ds, trace = world
     c = Contention(arrival_rate=1000.0 / gap_ms, arrival_trace=str(trace), max_in_flight=in_flight, **kw)
-    return make_simulator(ds, 1, "train", "sequential", 0, profile="contention", contention=c)
+    return make_simulator(ds, 1, "train", "sequential", 0, profile="contention", params=c)
 
 
 def server(ds, sid: str) -> torch.Tensor:
@@ -160,13 +167,13 @@ def test_the_trap_surcharge_scale_multiplies_the_flat_trap_delay_in_the_simulato
 
 def test_poisson_arrivals_have_the_configured_rate_and_runs_reproduce(default_ds):
     c = Contention(arrival_rate=5.0, max_in_flight=4)
-    sim = make_simulator(default_ds, 3, "train", "random", 7, profile="contention", contention=c)
+    sim = make_simulator(default_ds, 3, "train", "random", 7, profile="contention", params=c)
     gaps = sim._gaps(20000)
     assert gaps.mean().item() == pytest.approx(200.0, rel=0.03)
     assert gaps.std().item() == pytest.approx(200.0, rel=0.05)  # exponential: sd = mean
 
     def run(seed):
-        s = make_simulator(default_ds, 3, "train", "random", seed, profile="contention", contention=c)
+        s = make_simulator(default_ds, 3, "train", "random", seed, profile="contention", params=c)
         g = torch.Generator().manual_seed(1)
         return torch.stack([s.step(s.sample_valid(g))[3]["latency"] for _ in range(60)])
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import run_script
-from schedkit.rollout import episode_gae
+
 from schedkit.ppo import gae
+from schedkit.rollout import episode_gae
 
 pytestmark = pytest.mark.slow  # trains through the shell
 

@@ -8,22 +8,23 @@ import shutil
 import pandas as pd
 import pytest
 import torch
-
 from conftest import run_script
-from edgesim.contention import Contention, make_simulator
+from test_topofreerl import TIMING
+
+from edgesim.contention import Contention
+from edgesim.profiles import make_simulator
 from PPO_algorithm.agent import PPOAgent
 from schedkit.config import resolve
 from schedkit.ppo import gae
 from schedkit.rollout import collect, episode_gae
 from schedkit.runs import load_checkpoint
-from test_topofreerl import TIMING
 
 CONT = Contention(arrival_rate=8.0, worlds=3, max_in_flight=6, warmup=2)
 WEIGHTS = torch.tensor([0.45, 0.4, 0.15], dtype=torch.float64)
 
 
 def contention_sim(ds, seed: int = 1):
-    return make_simulator(ds, CONT.worlds, "train", "random", seed, profile="contention", contention=CONT)
+    return make_simulator(ds, CONT.worlds, "train", "random", seed, profile="contention", params=CONT)
 
 
 def drive(sim, steps: int, seed: int):
@@ -48,7 +49,7 @@ def test_a_saved_world_state_continues_the_same_worlds(small_ds):
 
 
 def test_a_world_state_of_another_shape_is_refused(small_ds):
-    other = make_simulator(small_ds, 2, "train", "random", 1, profile="contention", contention=CONT)
+    other = make_simulator(small_ds, 2, "train", "random", 1, profile="contention", params=CONT)
     with pytest.raises(ValueError, match="does not fit"):
         contention_sim(small_ds).load_world_state(other.world_state())
 

@@ -7,9 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
+from tiny import INSTANCES, LINKS, MAPPING, REQUESTS, SERVERS, TASKS, write_tiny
 
 from edgesim.dataset import DatasetError, cost_multiplier, load_dataset
-from tiny import INSTANCES, LINKS, MAPPING, REQUESTS, SERVERS, TASKS, write_tiny
 
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n"
 

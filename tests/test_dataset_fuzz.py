@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_script
+
 from edgesim.dataset import Dataset, DatasetError, load_dataset
 
 REGION = "Small_Trap"

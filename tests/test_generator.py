@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REFERENCE, ROOT, run_script
+
 from edgesim.dataset import load_dataset
 from edgesim.physics import EARTH_RADIUS_KM
 

@@ -8,16 +8,26 @@ import json
 import pytest
 import torch
 import yaml
-
 from conftest import ROOT, run_script
-from edgesim.contention import Contention, make_simulator
+from test_contention import INSTANCES as BASE_INSTANCES
+from test_contention import write_three
+from tiny import write_tiny
+
+from edgesim.contention import Contention
 from edgesim.dataset import load_dataset
 from edgesim.expectation import expected_step
+from edgesim.profiles import make_simulator
 from edgesim.simulator import Simulator
-from Heuristics.policies import (GREEDY_COST_WEIGHT, GREEDY_LATENCY_WEIGHT, LeastLoadedPolicy, LookaheadPolicy,
-                                 OraclePolicy, PowerOfTwoPolicy, QueueGreedyPolicy, TelemetryPolicy)
-from test_contention import INSTANCES as BASE_INSTANCES, write_three
-from tiny import write_tiny
+from Heuristics.policies import (
+    GREEDY_COST_WEIGHT,
+    GREEDY_LATENCY_WEIGHT,
+    LeastLoadedPolicy,
+    LookaheadPolicy,
+    OraclePolicy,
+    PowerOfTwoPolicy,
+    QueueGreedyPolicy,
+    TelemetryPolicy,
+)
 
 # test_contention.py's world (A fast: 50 ms of compute per 100-token step, B 100 ms, C a slow trap,
 # 200 ms), plus GPT-4 on A and B only, so GPT-4 steps have exactly two valid servers
@@ -38,7 +48,7 @@ def three(tmp_path_factory):
 
 def world(ds, split: str = "train", rate: float = 1.0, worlds: int = 1):
     c = Contention(arrival_rate=rate, worlds=worlds, max_in_flight=4, warmup=0)
-    return make_simulator(ds, worlds, split, "sequential", 0, profile="contention", contention=c)
+    return make_simulator(ds, worlds, split, "sequential", 0, profile="contention", params=c)
 
 
 def sid(ds, name: str) -> int:
@@ -66,7 +76,7 @@ def test_least_loaded_picks_the_idle_server_and_breaks_ties_by_greedy(three):
 
 def test_p2c_returns_valid_distinct_draws_and_the_better_of_two(three, default_ds):
     sim = make_simulator(default_ds, 8, "test", "sequential", 0, profile="contention",
-                         contention=Contention(arrival_rate=8.0))
+                         params=Contention(arrival_rate=8.0))
     policy = PowerOfTwoPolicy(sim, seed=3)
     obs = sim.observe()
     for _ in range(20):
@@ -163,7 +173,7 @@ def test_lookahead_is_the_oracle_in_a_contention_world_with_empty_queues(tmp_pat
 
 def test_latency_weight_default_is_todays_greedy_queue_and_another_weight_changes_decisions(default_ds):
     sim = make_simulator(default_ds, 8, "test", "sequential", 0, profile="contention",
-                         contention=Contention(arrival_rate=8.0))
+                         params=Contention(arrival_rate=8.0))
     default, w06, w09 = QueueGreedyPolicy(sim), QueueGreedyPolicy(sim, latency_weight=0.6), \
         QueueGreedyPolicy(sim, latency_weight=0.9)
     obs, changed = sim.observe(), 0
@@ -190,7 +200,7 @@ def test_telemetry_is_the_argmax_of_topofreerls_telemetry(default_ds):
     agent = TopoFreeAgent(default_ds, cfg, torch.device("cpu"))
     for sim in (Simulator(default_ds, 16, "test", "sequential", 0),
                 make_simulator(default_ds, 8, "test", "sequential", 0, profile="contention",
-                               contention=Contention(arrival_rate=8.0))):
+                               params=Contention(arrival_rate=8.0))):
         policy, obs = TelemetryPolicy(sim), sim.observe()
         weights = torch.full((sim.batch_size, 3), 1 / 3)
         for _ in range(40):

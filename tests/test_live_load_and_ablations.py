@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import ROOT, run_script
-from edgesim.contention import Contention, make_simulator
+
+from edgesim.contention import Contention
+from edgesim.profiles import make_simulator
 from PFAPPO.agent import PFPPOAgent
 from PPO_algorithm.agent import PPOAgent
 from schedkit.config import ConfigError, resolve
@@ -46,7 +47,7 @@ def loaded_pair(agent, ds) -> tuple[dict, dict]:
     """The agent's features at one contention state with every queue empty, then with every server
     busy, for 3 s (even ones) or 1 s (odd ones), once every world's workflow has a previous server."""
     sim = make_simulator(ds, 3, "train", "random", 1, profile="contention",
-                         contention=Contention(arrival_rate=8.0, worlds=3, max_in_flight=6))
+                         params=Contention(arrival_rate=8.0, worlds=3, max_in_flight=6))
     obs = sim.reset(1)
     while not (obs.prev_server >= 0).all():
         obs, *_ = sim.step(sim.valid_mask().float().argmax(1))
@@ -209,7 +210,7 @@ def test_default_inputs_weights_and_logits_match_the_published_ones(default_ds, 
         h.update(v.detach().contiguous().numpy().tobytes())
     assert h.hexdigest() == str(PUBLISHED[f"{key}|weights_sha256"])
     sim = make_simulator(default_ds, 4, "train", "random", 5, profile=profile,
-                         contention=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
+                         params=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
     obs = sim.reset(5)
     for i in range(12):
         f = agent.features(sim, obs, WEIGHTS)
@@ -252,7 +253,7 @@ def test_guidance_disabled_removes_the_prior_term(small_ds, actor):
 @pytest.mark.parametrize("actor", ["dense", "per_server"])
 def test_state_base_is_the_seven_base_features(small_ds, actor):
     agent = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(f"actor={actor}", "state=base")))
-    sim = make_simulator(small_ds, 3, "train", "random", 1, profile="contention", contention=Contention(worlds=3))
+    sim = make_simulator(small_ds, 3, "train", "random", 1, profile="contention", params=Contention(worlds=3))
     obs = sim.reset(1)
     obs, *_ = sim.step(sim.valid_mask().float().argmax(1))
     feats = agent.features(sim, obs, WEIGHTS)

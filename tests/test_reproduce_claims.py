@@ -6,7 +6,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import run_script
 
 pytestmark = pytest.mark.slow

@@ -40,7 +40,7 @@ def test_dwa_worked_example():
     assert dwa.update(2, np.array([0.5, 0.2, 0.1])).tolist() == [0.45, 0.40, 0.15]  # not active yet
     losses = np.array([0.5, 0.2, 0.0])
     # epoch 3: m = L + 1e-6; q = clip(L/m) = (0.999998, 0.999995, 0.7)
-    q = [min(max(l / (l + 1e-6), 0.7), 1.3) for l in losses]
+    q = [min(max(loss / (loss + 1e-6), 0.7), 1.3) for loss in losses]
     e = [math.exp(x / 3) for x in q]
     inner = [3 * x / sum(e) for x in e]
     f = [math.exp(x) for x in inner]

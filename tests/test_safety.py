@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import ROOT, run_script, sigint_enabled
+
 from schedkit.config import ConfigError, resolve
 from schedkit.io import write_json
 from schedkit.runs import RunError, RunLock, claim_run_dir, load_checkpoint, save_checkpoint

@@ -7,8 +7,8 @@ from __future__ import annotations
 import filecmp
 
 import pytest
-
 from conftest import ROOT, run_script
+
 from edgesim.dataset import load_dataset
 
 FILES = ["servers.csv", "model_instances.csv", "network_links.csv", "tasks.csv", "task_request_mapping.csv",

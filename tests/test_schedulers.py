@@ -5,13 +5,13 @@ import itertools
 
 import pytest
 import torch
+from tiny import write_tiny
 
 from edgesim import physics as P
 from edgesim.dataset import load_dataset
 from edgesim.expectation import ChannelTable, _clipped_latency_reward, expected_step
 from edgesim.simulator import Simulator
 from Heuristics.policies import GreedyPolicy, MaxComputePolicy, OraclePolicy, RandomPolicy
-from tiny import write_tiny
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_clipped_reward_shortcuts_equal_the_full_bin_average(table):
     """Steps that cannot reach the clip and trap-free steps skip work; every step gets the number the
     full average over bins and outcomes gives."""
     g = torch.Generator().manual_seed(3)
-    M, A = 4000, 3
+    M = 4000
     d = torch.exp(torch.empty(M, dtype=torch.float64).uniform_(-2, 10, generator=g))
     base = torch.empty(M, dtype=torch.float64).uniform_(10, 6000, generator=g)  # some past the clip already
     k = torch.empty(M, dtype=torch.float64).uniform_(100, 400_000, generator=g)

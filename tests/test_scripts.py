@@ -5,7 +5,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import run_script
 
 SCRIPTS = ["Heuristics/inference.py", "data1/generate.py", "bench/env_throughput.py", "TopoFreeRL/train.py",
@@ -83,9 +82,10 @@ def test_the_busy_benchmark_setting_spins_one_process_per_core_and_stops_them():
     import os
     import signal
     import sys
+
     from conftest import ROOT
     sys.path.insert(0, str(ROOT / "bench"))
-    from machine_load import machine_load
+    from bench.machine_load import machine_load
 
     with machine_load("idle") as spinners:
         assert spinners == []

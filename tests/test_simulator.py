@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
+from edgesim.scalar_model import ScalarEpisode
 from edgesim.simulator import Simulator
-from scalar_model import ScalarEpisode
 
 
 def _play_against_spec(ds, split: str, batch: int, steps: int, seed: int, invalid_share: float = 0.2):

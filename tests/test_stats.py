@@ -6,9 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from schedkit.stats import (ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_means,
-                            hierarchical_bootstrap_percentile_ci, paired_bootstrap_ci, probability_of_improvement,
-                            runs_array, stratified_bootstrap_ci)
+from schedkit.stats import (
+    ci_unit,
+    hierarchical_bootstrap_ci,
+    hierarchical_bootstrap_means,
+    hierarchical_bootstrap_percentile_ci,
+    paired_bootstrap_ci,
+    probability_of_improvement,
+    runs_array,
+    stratified_bootstrap_ci,
+)
 
 
 def seeds_with_spread(n_runs: int, n: int, between: float, within: float = 1.0, seed: int = 0) -> np.ndarray:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, run_script, sigint_enabled
 from test_total import digests
 
@@ -150,7 +149,7 @@ def test_variants_train_into_their_own_folders_and_stay_idempotent(tmp_path):
 
 def test_ablation_sweep_expands_to_distinct_folders_and_bad_variants_are_rejected(tmp_path):
     sys.path.insert(0, str(ROOT / "total"))
-    from sweep import expand, load_sweep
+    from total.sweep import expand, load_sweep
     runs = expand(load_sweep(ROOT / "sweeps/ablation.yaml"))
     assert len(runs) == 7 * 3 and len({r.dir for r in runs}) == 21 and {r.algo for r in runs} == {"TopoFreeRL"}
     no_se = next(r for r in runs if r.variant == "noSE" and r.seed == 42)
@@ -184,7 +183,7 @@ def test_sweep_rejects_unknown_keys_and_algorithms(tmp_path):
 
 def test_shipped_sweeps_expand():
     sys.path.insert(0, str(ROOT / "total"))
-    from sweep import expand, load_sweep
+    from total.sweep import expand, load_sweep
     quick, paper = expand(load_sweep(ROOT / "sweeps/quick.yaml")), expand(load_sweep(ROOT / "sweeps/paper.yaml"))
     assert len(quick) == 4 and {r.algo for r in quick} == {"TopoFreeRL", "PPO"}
     # relative paths in a sweep file are relative to the repository; quick runs never share paper's folders

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import ROOT, run_script
+
 from schedkit.runs import dataset_identity, save_checkpoint
 
 sys.path.insert(0, str(ROOT / "total"))
@@ -60,8 +60,8 @@ def test_quick_reproduction_from_another_directory_leaves_committed_figures_alon
 
 
 def test_output_flags_default_to_results_figures_and_update_committed_only_on_request(tmp_path):
-    from total.common import figure_parser, figures_dir
     from schedkit import paths
+    from total.common import figure_parser, figures_dir
     p = figure_parser("test")
     assert figures_dir(p.parse_args([])) == paths.FIGURES == paths.RESULTS / "figures"
     assert figures_dir(p.parse_args(["--results", str(tmp_path)])) == tmp_path / "figures"

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pandas as pd
 import yaml
-
 from conftest import ROOT, run_script
 from test_total import _fake_run, run_from
 
@@ -67,8 +66,9 @@ def test_paired_table_against_the_reference(tmp_path):
 
 
 def test_paired_table_refuses_schedulers_that_met_other_tasks(tmp_path):
-    from compare import paired_table
     from fake_eval import DEFAULT, fake_episodes
+
+    from total.compare import paired_table
     episodes = fake_episodes({k: DEFAULT[k] for k in ("greedy", "greedy_queue")}, episodes=20)
     episodes.loc[episodes["algo"] == "greedy", "task_id"] = "other"
     try:
@@ -96,7 +96,7 @@ def test_learning_curves_band_only_over_two_or_more_seeds(tmp_path, monkeypatch)
     _fake_metrics(tmp_path, "TopoFreeRL", "b_seed1", 1, np.linspace(-4, -2, 10), 1e9)
     runs = plc.metrics_by_algo(tmp_path)
     assert len(runs["PPO"]) == 2 and runs["PPO"][0]["reward"].iloc[-1] == -2 and len(runs["TopoFreeRL"]) == 1
-    fills, labels, titles = [], [], []
+    fills, titles = [], []
     import matplotlib.axes
     import matplotlib.figure
     monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", lambda self, *a, **k: fills.append(k.get("color")))
@@ -105,8 +105,8 @@ def test_learning_curves_band_only_over_two_or_more_seeds(tmp_path, monkeypatch)
                         lambda self, t, **k: (titles.append(t), original(self, t, **k))[1])
     written = plc.draw(tmp_path, tmp_path / "figures", ["Server1_Trap"], smooth=1)
     assert all(p.stat().st_size > 1000 for p in written)
-    from common import COLORS
-    assert fills == [COLORS["PPO"]] * 3  # three panels, PPO only: TopoFreeRL has one seed
+    from total.common import color
+    assert fills == [color("PPO")] * 3  # three panels, PPO only: TopoFreeRL has one seed
     assert "95% bootstrap CI over 2 seeds" in titles[0]
 
 
@@ -139,16 +139,16 @@ def test_load_curve_without_evaluations_names_what_is_missing(tmp_path):
 
 
 def test_figures_keep_schedulers_distinguishable(tmp_path):
-    from common import COLORS, LINESTYLES, ORDER, line_style
-    import plot_cost_breakdown
-    import plot_latency_cdf
-    import plot_pareto
     from fake_eval import fake_episodes, write_fake_eval
-    styles = [(line_style(a)["color"], line_style(a)["linestyle"], line_style(a)["marker"]) for a in ORDER]
-    assert set(LINESTYLES) == set(ORDER) and len({s[1:] for s in styles}) == len(ORDER)  # unique without colour
+
+    from schedkit.registry import SCHEDULERS
+    from total import plot_cost_breakdown, plot_latency_cdf, plot_pareto
+    from total.common import line_style
+    styles = [(line_style(a)["color"], line_style(a)["linestyle"], line_style(a)["marker"]) for a in SCHEDULERS]
+    assert len({s[1:] for s in styles}) == len(SCHEDULERS)  # unique without colour
     assert line_style("TopoFreeRL")["linestyle"] != line_style("greedy_queue")["linestyle"] != line_style("greedy")[
         "linestyle"]
-    assert not {c.upper() for _, _, c, _ in plot_cost_breakdown.PARTS} & {c.upper() for c in COLORS.values()}
+    assert not {c.upper() for _, _, c, _ in plot_cost_breakdown.PARTS} & {s.color.upper() for s in SCHEDULERS.values()}
     assert plot_pareto.pareto_front({"a": np.array([1.0, 3.0]), "b": np.array([2.0, 1.0]),
                                      "c": np.array([3.0, 2.0]), "d": np.array([0.5, 4.0])}) == ["d", "a", "b"]
     assert plot_pareto.latency_scale([4000.0, 5000.0, 300000.0]) == "log"  # contention: load-blind rules in minutes
@@ -161,7 +161,8 @@ def test_figures_keep_schedulers_distinguishable(tmp_path):
 
 def test_a_trace_or_trap_evaluation_gets_its_own_folder_beside_the_default_one():
     from edgesim.contention import Contention
-    from evaluate_all import evaluation_tag
+    from edgesim.profiles import get_profile
+    evaluation_tag = get_profile("contention").tag
     assert evaluation_tag(Contention(arrival_rate=8.0)) == "contention_r8"
     assert evaluation_tag(Contention(arrival_rate=8.0, trap_loss=0.3)) == "contention_r8"  # the default
     assert evaluation_tag(Contention(arrival_rate=8.0, arrival_trace="traces/AzureLLMInferenceTrace_conv.csv")) == \

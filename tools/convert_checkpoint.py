@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from schedkit.runs import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from schedkit.paths import checkpoint_dir
+from schedkit.runs import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def plain(value: Any) -> Any:
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("paths", nargs="+", help="checkpoint files, or run directories (all their checkpoints)")
     args = p.parse_args(argv)
     files = [f for given in map(Path, args.paths)
-             for f in (sorted((given / "checkpoints").glob("*.pt")) if given.is_dir() else [given])]
+             for f in (sorted(checkpoint_dir(given).glob("*.pt")) if given.is_dir() else [given])]
     if not files:
         sys.exit("error: no checkpoint found in " + ", ".join(args.paths))
     for f in files:

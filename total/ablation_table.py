@@ -27,14 +27,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from matplotlib.ticker import FuncFormatter
-from compare import markdown as paired_markdown
-from compare import paired_table
-from evaluate_all import summarize_runs
-from make_table import build
-from sweep import expand, load_sweep
 
-from common import add_output_flags, figures_dir, missing, paths, report_written, save, sort_algos, style
-from schedkit.io import atomic_write_text, write_csv  # noqa: E402
+from edgesim.profiles import get_profile
+from schedkit.io import atomic_write_text, write_csv
+from total.common import add_output_flags, figures_dir, missing, paths, report_written, save, sort_algos, style
+from total.compare import markdown as paired_markdown
+from total.compare import paired_table
+from total.evaluate_all import summarize_runs
+from total.make_table import build
+from total.sweep import expand, load_sweep
 
 SWEEP = paths.REPO / "sweeps" / "ablation.yaml"
 REFERENCE = "full"
@@ -100,8 +101,9 @@ def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str, 
 def setting_name(sweep: dict, run, algo: str | None) -> str:
     """<sweep name>[_<algo>]_<profile>[_r<rate>] from a finished run's resolved config (e.g. ablation_contention_r8)."""
     cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
-    name = f"{sweep.get('name', 'ablation')}{f'_{algo}' if algo else ''}_{cfg['profile']}"
-    return name + (f"_r{cfg['contention']['arrival_rate']:g}" if cfg["profile"] == "contention" else "")
+    base = f"{sweep.get('name', 'ablation')}{f'_{algo}' if algo else ''}"
+    profile = get_profile(cfg["profile"])
+    return f"{base}_{profile.tag(profile.parse(cfg.get(cfg['profile']))) or cfg['profile']}"
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

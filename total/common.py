@@ -8,38 +8,15 @@ the output flags.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from schedkit import paths
+from schedkit.paths import eval_dir, final_checkpoint
+from schedkit.registry import SCHEDULERS, get, heuristics, learned
 
-from schedkit import paths  # noqa: E402
-
-# algo name in checkpoints/results -> (folder, module:class of its agent)
-LEARNED = {
-    "TopoFreeRL": ("TopoFreeRL", "TopoFreeRL.agent:TopoFreeAgent"),
-    "PPO": ("PPO_algorithm", "PPO_algorithm.agent:PPOAgent"),
-    "PFAPPO": ("PFAPPO", "PFAPPO.agent:PFPPOAgent"),
-    "Stark": ("Stark_Scheduler", "Stark_Scheduler.model:StarkAgent"),
-}
-HEURISTICS = ("oracle", "lookahead", "greedy", "greedy_queue", "least_loaded", "p2c", "telemetry", "maxcompute",
-              "random")
-# queue-aware heuristics, evaluated by total/ under the contention profile only: without queues
-# greedy_queue and least_loaded are greedy and lookahead is the oracle; p2c and telemetry are
-# contention baselines
-CONTENTION_HEURISTICS = ("greedy_queue", "least_loaded", "p2c", "lookahead", "telemetry")
-ORDER = [*LEARNED, *HEURISTICS]
-# Okabe-Ito colour-blind-safe palette, one fixed colour per scheduler across every figure; its 8
-# colours are taken, so the newer heuristics use Paul Tol's (muted scheme)
-COLORS = {"TopoFreeRL": "#D55E00", "PPO": "#0072B2", "PFAPPO": "#009E73", "Stark": "#CC79A7",
-          "oracle": "#000000", "greedy": "#E69F00", "greedy_queue": "#F0E442", "maxcompute": "#56B4E9",
-          "random": "#999999", "least_loaded": "#332288", "p2c": "#882255", "lookahead": "#117733",
-          "telemetry": "#AA4499"}
-LABELS = {"PFAPPO": "PF-PPO", "Stark": "STARK"}
+ROOT = paths.REPO
 
 
 TUNED = "_tuned"  # a greedy-family heuristic at the latency weight Heuristics/tune.py chose on the train split
@@ -55,51 +32,40 @@ def base_algo(algo: str) -> str:
 
 
 def color(algo: str) -> str | None:
-    return COLORS.get(base_algo(algo))
+    s = SCHEDULERS.get(base_algo(algo))
+    return s.color if s else None
 
 
 def label(algo: str) -> str:
-    base = LABELS.get(base_algo(algo), base_algo(algo))
+    s = SCHEDULERS.get(base_algo(algo))
+    base = s.display if s else base_algo(algo)
     suffix = next((name for s, name in VARIANTS.items() if algo.endswith(s)), None)
     return f"{base} ({suffix})" if suffix else base
 
 
 def agent_factory(algo: str):
-    module, cls = LEARNED[algo][1].split(":")
-    return getattr(importlib.import_module(module), cls)
+    """The agent class of a learned scheduler of the registry."""
+    return get(algo).load()
 
 
 def final_checkpoints(results: Path) -> list[Path]:
     """Every finished run's final.pt under results/<Algo>/ (all seeds; `latest` links skipped)."""
     found = []
-    for algo in LEARNED:
+    for algo in learned():
         base = results / algo
         if base.is_dir():
-            found += [p / "checkpoints" / "final.pt" for p in sorted(base.iterdir())
-                      if p.is_dir() and not p.is_symlink() and (p / "checkpoints" / "final.pt").exists()]
+            found += [final_checkpoint(p) for p in sorted(base.iterdir())
+                      if p.is_dir() and not p.is_symlink() and final_checkpoint(p).exists()]
     return found
 
 
-def contention_tag(rate: float, trace: str | None = None, trap_loss: float | None = None,
-                   surcharge: float | None = None) -> str:
-    """The evaluation tag of a contention setting: contention_r<rate>, plus _<trace file stem> for
-    trace arrivals, _loss<P> and _surcharge<X> for a trap loss or surcharge scale given (None: the
-    default), so such an evaluation never lands in (or replaces) the default one."""
-    return (f"contention_r{rate:g}" + (f"_{Path(trace).stem}" if trace else "")
-            + (f"_loss{trap_loss:g}" if trap_loss is not None else "")
-            + (f"_surcharge{surcharge:g}" if surcharge is not None else ""))
-
-
-def eval_dir(results: Path, regions: list[str], tag: str = "") -> Path:
-    """results/eval/<regions>[_<tag>]: the tag names a non-default evaluation, e.g. contention_r16."""
-    return results / "eval" / ("+".join(regions) + (f"_{tag}" if tag else ""))
-
-
 def sort_algos(names) -> list[str]:
-    """Learned methods, then heuristics, in ORDER; a tuned variant right after its scheduler."""
+    """Learned methods, then heuristics, in registry order; a tuned variant right after its scheduler."""
+    order = [*learned(), *heuristics()]
+
     def key(a: str) -> tuple[int, bool]:
         b = base_algo(a)
-        return (ORDER.index(b) if b in ORDER else len(ORDER), a != b)
+        return (order.index(b) if b in order else len(order), a != b)
     return sorted(names, key=key)
 
 
@@ -197,20 +163,11 @@ def load_eval(results: Path, regions: list[str], tag: str = ""):
     return pd.read_csv(d / "episodes.csv", dtype={"run": str}), pd.read_csv(d / "summary.csv")
 
 
-# Line style and marker per scheduler, so curves stay distinguishable where colours are close
-# (TopoFreeRL, greedy and greedy_queue are three oranges/yellows) or curves overlap: learned methods
-# solid, heuristics dashed or dotted, every scheduler its own marker.
-LINESTYLES = {"TopoFreeRL": ("-", "o"), "PPO": ("-", "s"), "PFAPPO": ("-", "^"), "Stark": ("-", "D"),
-              "oracle": (":", "*"), "greedy": ("--", "v"), "greedy_queue": ("-.", "P"), "maxcompute": ("--", "<"),
-              "random": (":", "X"), "least_loaded": ("-.", "h"), "p2c": (":", "d"), "lookahead": ("--", "p"),
-              "telemetry": ("-.", "8")}
-
-
 def line_style(algo: str) -> dict[str, Any]:
     """Matplotlib keyword arguments (colour, linestyle, marker) of a scheduler's line."""
     if algo.endswith(TUNED):  # the tuned variant: its scheduler's colour, solid, its own marker (open = saturated)
         return {"color": color(algo), "linestyle": "-", "marker": ">"}
     if algo.endswith(ZERO_SHOT):  # a checkpoint from another dataset: its method's colour, dashed
         return {"color": color(algo), "linestyle": (0, (5, 2)), "marker": "x"}
-    ls, marker = LINESTYLES.get(algo, ("-", "o"))
-    return {"color": COLORS.get(algo), "linestyle": ls, "marker": marker}
+    s = SCHEDULERS.get(algo)
+    return {"color": color(algo), "linestyle": s.linestyle if s else "-", "marker": s.marker if s else "o"}

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import eval_dir, figure_parser, figures_dir, label, missing, report_written, sort_algos
-
-from schedkit.io import atomic_write_text, write_csv  # noqa: E402
-from schedkit.stats import ci_unit, paired_bootstrap_ci, probability_of_improvement, runs_array  # noqa: E402
+from edgesim.profiles import PROFILES
+from schedkit.io import atomic_write_text, write_csv
+from schedkit.stats import ci_unit, paired_bootstrap_ci, probability_of_improvement, runs_array
+from total.common import eval_dir, figure_parser, figures_dir, label, missing, report_written, sort_algos
 
 DIFFS = [("d_reward", "reward", None, "Δ reward", 4), ("d_latency_ms", "latency_ms", None, "Δ latency (ms)", 1),
          ("d_p99_latency_ms", "latency_ms", 99, "Δ P99 latency (ms)", 0)]
@@ -36,7 +36,10 @@ PROBS = [("p_better_reward", "reward", True, "P(higher reward)"),
 
 
 def default_reference(tag: str) -> str:
-    return "greedy_queue" if tag.startswith("contention") else "oracle"
+    """greedy_queue where servers keep queues (the oracle's plans ignore them there), else the oracle.
+    An evaluation's tag starts with its profile's name (Profile.tag); the default profile has none."""
+    profile = PROFILES.get(tag.split("_")[0]) if tag else None
+    return "greedy_queue" if profile is not None and profile.queues else "oracle"
 
 
 def check_paired(x: pd.DataFrame, y: pd.DataFrame, name: str, reference: str) -> None:

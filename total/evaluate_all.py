@@ -32,21 +32,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import (CONTENTION_HEURISTICS, HEURISTICS, TUNED, ZERO_SHOT, agent_factory, contention_tag, eval_dir,
-                    final_checkpoints, label, paths, provenance, sort_algos)
-
-from Heuristics.inference import make_policy  # noqa: E402
-from Heuristics.policies import POLICIES, OraclePolicy  # noqa: E402
-from edgesim.contention import Contention  # noqa: E402
-from schedkit.cli import (add_contention_flags, add_threads_flag, contention_flags, device_name,  # noqa: E402
-                          load_or_exit, positive_int, resolve_device, set_threads)
-from schedkit.evaluation import eval_simulator, evaluate  # noqa: E402
-from schedkit.inference import policy_from_checkpoint, size_agnostic  # noqa: E402
-from schedkit.io import write_csv, write_yaml  # noqa: E402
-from schedkit.runs import CheckpointError, load_checkpoint  # noqa: E402
-from schedkit.profiles import contention_or_exit, default_eval_episodes  # noqa: E402
-from schedkit.stats import (ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm,  # noqa: E402
-                            runs_array)
+from edgesim.contention import Contention
+from edgesim.profiles import get_profile
+from Heuristics.inference import make_policy
+from Heuristics.policies import OraclePolicy
+from schedkit.cli import (
+    add_profile_flags,
+    add_threads_flag,
+    device_name,
+    load_or_exit,
+    positive_int,
+    profile_flags,
+    resolve_device,
+    set_threads,
+)
+from schedkit.evaluation import eval_simulator, evaluate
+from schedkit.inference import policy_from_checkpoint, size_agnostic
+from schedkit.io import write_csv, write_yaml
+from schedkit.profiles import default_eval_episodes, params_or_exit
+from schedkit.registry import get, heuristics
+from schedkit.runs import CheckpointError, load_checkpoint
+from schedkit.stats import ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm, runs_array
+from total.common import (
+    TUNED,
+    ZERO_SHOT,
+    agent_factory,
+    eval_dir,
+    final_checkpoints,
+    label,
+    paths,
+    provenance,
+    sort_algos,
+)
 
 METRICS = ("reward", "latency_ms", "cost")
 
@@ -104,18 +121,10 @@ def read_tuning(path: Path, ds) -> dict[str, float]:
         sys.exit(f"error: {path}: tuned on another dataset (fingerprint {fingerprint} != {ds.fingerprint})")
     if not isinstance(chosen, dict) or not all(isinstance(w, (int, float)) and 0 <= w <= 1 for w in chosen.values()):
         sys.exit(f"error: {path}: 'chosen_latency_weight' must map policy names to weights in [0, 1]")
-    unknown = sorted(set(chosen) - set(POLICIES))
+    unknown = sorted(set(chosen) - set(heuristics()))
     if unknown:
         sys.exit(f"error: {path}: unknown policies {unknown}")
     return {k: float(v) for k, v in chosen.items()}
-
-
-def evaluation_tag(c: Contention) -> str:
-    """common.contention_tag of these parameters: the trap ones named only where not the defaults."""
-    def given(value: float, default: float) -> float | None:
-        return None if value == default else value
-    return contention_tag(c.arrival_rate, c.arrival_trace, given(c.trap_loss, Contention.trap_loss),
-                       given(c.trap_surcharge_scale, Contention.trap_surcharge_scale))
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -128,8 +137,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="evaluation seeds (default: 0)")
     p.add_argument("--results", type=Path, default=paths.RESULTS, help=f"results root (default: {paths.RESULTS})")
     p.add_argument("--device", default="cpu", type=device_name)
-    add_contention_flags(p, default_profile="paper")
-    p.add_argument("--skip", nargs="+", default=[], choices=HEURISTICS, metavar="HEURISTIC",
+    add_profile_flags(p, default_profile="paper")
+    p.add_argument("--skip", nargs="+", default=[], choices=heuristics(), metavar="HEURISTIC",
                    help="heuristics not to evaluate (e.g. the slow lookahead at settings where it is not reported)")
     p.add_argument("--tuning", type=Path, metavar="TUNING_JSON",
                    help="also evaluate each greedy-family heuristic at the latency weight Heuristics/tune.py chose "
@@ -142,8 +151,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = p.parse_args(argv)
     set_threads(args.threads)
     results, device = args.results, resolve_device(args.device)
-    contention = contention_or_exit(None, contention_flags(args)) if args.profile == "contention" else None
-    tag = "" if contention is None else evaluation_tag(contention)
+    profile = get_profile(args.profile)
+    params = params_or_exit(args.profile, None, profile_flags(args, args.profile))
+    contention = params if isinstance(params, Contention) else None
+    tag = profile.tag(params)  # none for the default profile; contention's names its load
     ds = load_or_exit(args.data, args.region)
     tuned = read_tuning(args.tuning, ds) if args.tuning else {}
     episodes = args.episodes or default_eval_episodes(ds, args.split, args.profile)
@@ -151,7 +162,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     def run_policy(algo, policy_for_seed, train_seed, run):
         for es in args.eval_seeds:
-            sim = eval_simulator(ds, args.split, episodes, es, device, args.profile, contention)
+            sim = eval_simulator(ds, args.split, episodes, es, device, args.profile, params)
             df = evaluate(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
             df.insert(0, "run", run)
             df.insert(0, "eval_seed", es)
@@ -190,11 +201,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         evaluated.append(str(ckpt.resolve()))
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
-    for name in HEURISTICS:
-        if (name in CONTENTION_HEURISTICS and contention is None) or name in args.skip:
-            continue  # queue-aware: greedy / the oracle without queues, or contention-only baselines
+    for name in heuristics():
+        if (get(name).queue_aware and not profile.queues) or name in args.skip:
+            continue  # without queues a queue-aware rule is greedy or the oracle, or has nothing to balance
         def make(sim, es, name=name):
-            policy = POLICIES[name](sim, seed=es)
+            policy = get(name).load()(sim, seed=es)
             if isinstance(policy, OraclePolicy):
                 policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
                 oracles.append((policy, sim))

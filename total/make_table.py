@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import eval_dir, figure_parser, figures_dir, missing
-from compare import add_reference_flag, write as write_paired
-
-from schedkit.io import atomic_write_text, write_csv  # noqa: E402
+from schedkit.io import atomic_write_text, write_csv
+from total.common import eval_dir, figure_parser, figures_dir, missing
+from total.compare import add_reference_flag
+from total.compare import write as write_paired
 
 COLUMNS = [("reward", "Reward", 4, max), ("latency_ms", "Latency (ms)", 1, min),
            ("p99_latency_ms", "P99 latency (ms)", 0, min), ("cost", "Cost ($)", 5, min),
@@ -48,9 +48,9 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
     for i, row in table.iterrows():
         md, tex = [], []
         for col in table.columns:
-            metric = next((m for m, n, _, _ in columns if n == col), None)
+            col_metric = next((m for m, n, _, _ in columns if n == col), None)
             text = str(row[col])
-            strong = metric is not None and summary.index[i] in bold[metric]
+            strong = col_metric is not None and summary.index[i] in bold[col_metric]
             md.append(f"**{text}**" if strong else text)
             tex.append(f"\\textbf{{{text}}}" if strong else text)
         md_rows.append("| " + " | ".join(md) + " |")

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import make_table
-import plot_cost_breakdown
-import plot_dwa
-import plot_latency_cdf
-import plot_learning_curves
-import plot_pareto
-import plot_scalability
-from common import figure_main
+from total import (
+    make_table,
+    plot_cost_breakdown,
+    plot_dwa,
+    plot_latency_cdf,
+    plot_learning_curves,
+    plot_pareto,
+    plot_scalability,
+)
+from total.common import figure_main
 
 FIGURES = [plot_learning_curves, plot_latency_cdf, plot_cost_breakdown, plot_pareto, plot_dwa, plot_scalability]
 

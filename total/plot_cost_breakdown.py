@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import color, figure_main, label, load_eval, save, sort_algos, style
+from total.common import color, figure_main, label, load_eval, save, sort_algos, style
 
 # Neutral greys with hatches, so no latency component shares a colour with a scheduler (COLORS)
 PARTS = [("network_ms", "network", "#FFFFFF", "////"), ("compute_ms", "compute", "#E3E3E3", ""),

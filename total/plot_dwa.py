@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import color, figure_main, label, save, sort_algos, style
-from plot_learning_curves import metrics_by_algo
+from total.common import color, figure_main, label, save, sort_algos, style
+from total.plot_learning_curves import metrics_by_algo
 
 WEIGHTS = [("w_latency", "latency weight"), ("w_cost", "cost weight"), ("w_switch", "switch weight")]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import figure_main, label, line_style, load_eval, save, sort_algos, style
+from total.common import figure_main, label, line_style, load_eval, save, sort_algos, style
 
 QUANTILES = {50: "o", 90: "s", 99: "^"}
 TAIL_NEAR = 3.0  # the tail panel shows schedulers whose P90 is within this factor of the lowest P90

@@ -18,10 +18,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import (HEURISTICS, LEARNED, color, eval_dir, figure_parser, figures_dir, label, report_written,
-                    save, sort_algos, style)
-
-from schedkit.stats import stratified_bootstrap_means  # noqa: E402
+from schedkit.registry import heuristics, learned
+from schedkit.stats import stratified_bootstrap_means
+from total.common import (
+    color,
+    eval_dir,
+    figure_parser,
+    figures_dir,
+    label,
+    report_written,
+    save,
+    sort_algos,
+    style,
+)
 
 PANELS = [("reward", "reward (weights 0.45/0.40/0.15)"), ("latency_ms", "latency (ms)"), ("cost", "cost ($)")]
 STARK_COLUMNS = {"reward": "val_reward", "latency_ms": "val_latency_ms", "cost": "val_cost"}
@@ -32,7 +41,7 @@ def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
     config.yaml, count once: the newest metrics.csv is kept (as total/evaluate_all.py does)."""
     import yaml
     found = {}
-    for algo in LEARNED:
+    for algo in learned():
         newest: dict[tuple, Path] = {}
         for p in sorted((results / algo).glob("*/metrics.csv")):
             if p.parent.is_symlink():
@@ -50,7 +59,7 @@ def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
 def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> list[Path]:
     runs = metrics_by_algo(results)
     if not runs:
-        sys.exit(f"error: missing input files: no {results}/<Algo>/<run>/metrics.csv for any of {list(LEARNED)}")
+        sys.exit(f"error: missing input files: no {results}/<Algo>/<run>/metrics.csv for any of {learned()}")
     summary_path = eval_dir(results, regions) / "summary.csv"
     summary = pd.read_csv(summary_path) if summary_path.exists() else None
     if summary is None:
@@ -68,14 +77,15 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
             x = np.arange(n)
             c = color(algo)
             name = label(algo) + (" (val)" if algo == "Stark" else "")
-            ax.plot(x, curves.mean(0), color=c, label=name + (f" ({len(curves)} seeds)" if len(curves) > 1 else ", 1 seed: no band"))
+            seeds = f" ({len(curves)} seeds)" if len(curves) > 1 else ", 1 seed: no band"
+            ax.plot(x, curves.mean(0), color=c, label=name + seeds)
             if len(curves) > 1:
                 boot = stratified_bootstrap_means([curves])  # resample whole seeds (rows), every epoch jointly
                 lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
                 ax.fill_between(x, lo, hi, color=c, alpha=0.2, linewidth=0)
                 banded.add(len(curves))
         if summary is not None:
-            for _, row in summary[summary["algo"].isin(HEURISTICS)].iterrows():
+            for _, row in summary[summary["algo"].isin(heuristics())].iterrows():
                 ax.axhline(row[metric], color=color(row["algo"]), linestyle="--", linewidth=0.8,
                            label=f"{label(row['algo'])} (test)")
         ax.set_xlabel("epoch")

@@ -25,15 +25,26 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from common import (contention_tag, eval_dir, figure_parser, figures_dir, label, line_style, missing, report_written,
-                    save, sort_algos, style)
-
-from schedkit.io import write_csv  # noqa: E402
-from schedkit.stats import hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, runs_array  # noqa: E402
+from edgesim.contention import contention_tag
+from schedkit.io import write_csv
+from schedkit.stats import hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, runs_array
+from total.common import (
+    eval_dir,
+    figure_parser,
+    figures_dir,
+    label,
+    line_style,
+    missing,
+    report_written,
+    save,
+    sort_algos,
+    style,
+)
 
 GROWTH_RATIO, GROWTH_MS, FAR_FACTOR = 1.5, 1000.0, 10.0
 
@@ -70,7 +81,7 @@ def load_table(results: Path, regions: list[str], rates: list[float]) -> pd.Data
         for algo in sort_algos(episodes["algo"].unique()):
             d = episodes[episodes["algo"] == algo]
             lat = runs_array(d, "latency_ms")
-            row = {"algo": algo, "rate": rate, "runs": len(lat), "episodes": len(d)}
+            row: dict[str, Any] = {"algo": algo, "rate": rate, "runs": len(lat), "episodes": len(d)}
             row["mean_ms"], row["mean_lo"], row["mean_hi"] = hierarchical_bootstrap_ci(lat)
             row["p99_ms"], row["p99_lo"], row["p99_hi"] = hierarchical_bootstrap_percentile_ci(lat, 99, n_boot=500)
             row["queue_first_ms"], row["queue_last_ms"], row["growing_share"] = queue_growth(d)

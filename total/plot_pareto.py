@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import color, figure_main, label, line_style, load_eval, save, sort_algos, style
-
-from schedkit.stats import hierarchical_bootstrap_means, runs_array  # noqa: E402
+from schedkit.stats import hierarchical_bootstrap_means, runs_array
+from total.common import color, figure_main, label, line_style, load_eval, save, sort_algos, style
 
 CHI2_95_2DOF = 5.991
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import color, figure_main, label, save, sort_algos, style
+from edgesim.profile import DEFAULT
+from total.common import color, figure_main, label, save, sort_algos, style
 
 
 def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
@@ -24,7 +25,7 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
     rows = []
     for p in paths:
         s = pd.read_csv(p)
-        if "profile" in s and (s["profile"] != "paper").any():
+        if "profile" in s and (s["profile"] != DEFAULT).any():
             continue  # contention evaluations measure load, not size
         if "oracle" in set(s["algo"]):
             oracle = float(s.loc[s["algo"] == "oracle", "reward"].iloc[0])

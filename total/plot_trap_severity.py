@@ -20,10 +20,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import (add_output_flags, contention_tag, eval_dir, figures_dir, label, line_style, missing,
-                    report_written, save, sort_algos, style)
-
-from schedkit.io import write_csv  # noqa: E402
+from edgesim.contention import contention_tag
+from schedkit.io import write_csv
+from total.common import (
+    add_output_flags,
+    eval_dir,
+    figures_dir,
+    label,
+    line_style,
+    missing,
+    report_written,
+    save,
+    sort_algos,
+    style,
+)
 
 FAR_FACTOR = 10.0
 

@@ -17,10 +17,20 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from compare import paired_table
 
-from common import add_output_flags, figures_dir, label, line_style, load_eval, report_written, save, sort_algos, style
-from schedkit.io import atomic_write_text, write_csv  # noqa: E402
+from schedkit.io import atomic_write_text, write_csv
+from total.common import (
+    add_output_flags,
+    figures_dir,
+    label,
+    line_style,
+    load_eval,
+    report_written,
+    save,
+    sort_algos,
+    style,
+)
+from total.compare import paired_table
 
 REGIONS = ("Share0", "Share10", "Share20", "Share30")
 REFERENCE = "oracle"

@@ -19,15 +19,15 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-import evaluate_all
-import plot_all_comparison
-from common import LEARNED, add_output_flags, figures_dir, paths, provenance, report_written
-from sweep import DEFAULTS, Run, expand, run_local, stop_children_on_signal
+from schedkit.io import write_yaml
+from schedkit.registry import learned
+from total import evaluate_all, plot_all_comparison
+from total.common import add_output_flags, figures_dir, paths, provenance, report_written
+from total.sweep import DEFAULTS, Run, expand, run_local, stop_children_on_signal
 
-from schedkit.io import write_yaml  # noqa: E402
-
-QUICK = {"epochs": 3, "episodes": 32, "eval_episodes": 20}
+QUICK: dict[str, Any] = {"epochs": 3, "episodes": 32, "eval_episodes": 20}
 QUICK_RESULTS = paths.RESULTS / "quick"
 
 
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=paths.DATA, help=f"data root (default: {paths.DATA})")
     p.add_argument("--region", default="Server1_Trap")
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
-    p.add_argument("--algos", nargs="+", default=list(LEARNED), choices=list(LEARNED))
+    p.add_argument("--algos", nargs="+", default=learned(), choices=learned())
     p.add_argument("--workers", type=int, default=1, help="training runs at once (default 1)")
     add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)

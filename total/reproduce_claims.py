@@ -26,21 +26,20 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import ablation_table
-import plot_trap_share
-from common import add_output_flags, figures_dir, paths, provenance
-from reproduce import train
-from reproduce_contention import child
-from sweep import load_sweep, stop_children_on_signal
-
-from schedkit.io import write_yaml  # noqa: E402
+from schedkit.io import write_yaml
+from total import ablation_table, plot_trap_share
+from total.common import add_output_flags, eval_dir, figures_dir, paths, provenance
+from total.reproduce import train
+from total.reproduce_contention import child
+from total.sweep import load_sweep, stop_children_on_signal
 
 TRAP_SWEEP = paths.REPO / "sweeps" / "trap_share.yaml"
 REGION_SWEEP = paths.REPO / "sweeps" / "multi_region.yaml"
-FULL = {"servers": 500, "region_servers": 200, "tasks": [], "shares": (0.0, 0.1, 0.2, 0.3), "seeds": None,
+FULL: dict[str, Any] = {"servers": 500, "region_servers": 200, "tasks": [], "shares": (0.0, 0.1, 0.2, 0.3), "seeds": None,
         "epochs": 100, "episodes": 200}  # seeds None: the sweeps' own
-QUICK = {"servers": 40, "region_servers": 20, "tasks": ["--train-tasks", "40", "--test-tasks", "10"],
+QUICK: dict[str, Any] = {"servers": 40, "region_servers": 20, "tasks": ["--train-tasks", "40", "--test-tasks", "10"],
          "shares": (0.0, 0.3), "seeds": 1, "epochs": 4, "episodes": 16}  # seeds 1: each sweep's first
 DEFAULT_RESULTS, QUICK_RESULTS = paths.RESULTS / "claims", paths.RESULTS / "quick_claims"
 
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                           "--regions", *(plot_trap_share.share_region(s) for s in size["shares"])])
     sweep_file = write_yaml(results / "multi_region_sweep.yaml", region_sweep)  # the resolved sweep, for the table
     ablation_table.main(["--sweep", str(sweep_file), "--figures", str(figures),
-                         "--heuristics", str(results / "multi_region_heuristics" / "eval" / "+".join(regions))])
+                         "--heuristics", str(eval_dir(results / "multi_region_heuristics", regions))])
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
     record = write_yaml(figures / "reproduce_claims.yaml", provenance(

@@ -34,27 +34,33 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import make_table
 import pandas as pd
-import plot_latency_cdf
-import plot_load_curve
-import plot_pareto
-import plot_trap_severity
 import yaml
-from common import (add_output_flags, contention_tag, eval_dir, figure_main, figures_dir, label, paths, provenance,
-                    sort_algos)
-from reproduce import train
-from sweep import CHILDREN, load_sweep, stop_children_on_signal
 
-from schedkit.cli import load_or_exit, non_negative_float  # noqa: E402
-from schedkit.io import atomic_write_text, write_yaml  # noqa: E402
-from schedkit.profiles import default_eval_episodes  # noqa: E402
+from edgesim.contention import contention_tag
+from schedkit.cli import load_or_exit, non_negative_float
+from schedkit.io import atomic_write_text, write_yaml
+from schedkit.profiles import default_eval_episodes
+from total import make_table, plot_latency_cdf, plot_load_curve, plot_pareto, plot_trap_severity
+from total.common import (
+    add_output_flags,
+    eval_dir,
+    figure_main,
+    figures_dir,
+    label,
+    paths,
+    provenance,
+    sort_algos,
+)
+from total.reproduce import train
+from total.sweep import CHILDREN, load_sweep, stop_children_on_signal
 
 SWEEP = paths.REPO / "sweeps" / "contention.yaml"
 TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")
 WEIGHTS = ("0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
-QUICK = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval_worlds": 2,
+QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval_worlds": 2,
          "weights": ("0.6", "0.9")}  # and the sweep's first two seeds
 QUICK_RESULTS = paths.RESULTS / "quick_contention"
 

@@ -37,16 +37,18 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from tqdm import tqdm
 
-from common import LEARNED, ROOT, paths
+from schedkit.config import ConfigError, load_yaml
+from schedkit.io import write_yaml
+from schedkit.paths import checkpoint_dir, final_checkpoint, run_eval_dir, run_name
+from schedkit.registry import get, learned
+from total.common import ROOT, paths
 
-from schedkit.config import ConfigError, load_yaml  # noqa: E402
-from schedkit.io import write_yaml  # noqa: E402
-
-DEFAULTS = {"data": "data1", "algorithms": list(LEARNED), "seeds": [42, 43, 44], "regions": [["Server1_Trap"]],
+DEFAULTS: dict[str, Any] = {"data": "data1", "algorithms": learned(), "seeds": [42, 43, 44], "regions": [["Server1_Trap"]],
             "profiles": ["paper"], "budget": {"epochs": 100, "episodes": 200},
             "evaluate": {"split": "test", "episodes": None, "seed": 0},
             "resources": {"cpus": 1, "gpus": 0}, "results": "results", "device": "cpu", "overrides": {},
@@ -79,15 +81,12 @@ class Run:
 
     @property
     def dir(self) -> Path:
-        profile = "" if self.profile == "paper" else f"_{self.profile}"
-        variant = f"_{self.variant}" if self.variant else ""
-        return Path(self.results) / self.algo / f"{'+'.join(self.regions)}{profile}{variant}_seed{self.seed}"
+        return Path(self.results) / self.algo / run_name(list(self.regions), self.seed, self.profile, self.variant)
 
     @property
     def eval_dir(self) -> Path:
         """One folder per evaluation setting, so a changed split, seed or episode count never reuses another's."""
-        episodes = f"_ep{self.eval_episodes}" if self.eval_episodes else ""
-        return self.dir / f"eval_{self.eval_split}_seed{self.eval_seed}{episodes}"
+        return run_eval_dir(self.dir, self.eval_split, self.eval_seed, episodes=self.eval_episodes)
 
     @property
     def name(self) -> str:
@@ -118,11 +117,11 @@ def load_sweep(path: str | Path) -> dict:
     merged = DEFAULTS | cfg
     for key in ("budget", "evaluate", "resources"):
         merged[key] = DEFAULTS[key] | (cfg.get(key) or {})
-    bad = [a for a in merged["algorithms"] if a not in LEARNED]
+    bad = [a for a in merged["algorithms"] if a not in learned()]
     if bad:
-        sys.exit(f"error: {path}: unknown algorithm(s) {bad}; known: {list(LEARNED)}")
+        sys.exit(f"error: {path}: unknown algorithm(s) {bad}; known: {learned()}")
     overrides = merged["overrides"] or {}
-    bad = [k for k in overrides if k != "all" and k not in LEARNED]
+    bad = [k for k in overrides if k != "all" and k not in learned()]
     if bad or not all(isinstance(v, list) for v in overrides.values()):
         sys.exit(f"error: {path}: 'overrides' maps 'all' or an algorithm to a list of KEY=VALUE strings; "
                  f"got keys {list(overrides)}")
@@ -259,7 +258,7 @@ def claim(run: Run) -> str | None:
     them. Returns why the run is refused, or None: reusing a run trained with other settings would put
     it silently into every table."""
     record, wanted = run.dir / RECORD, run.requested()
-    if not any((run.dir / "checkpoints").glob("*.pt")):  # nothing trained yet: the folder binds nothing
+    if not any(checkpoint_dir(run.dir).glob("*.pt")):  # nothing trained yet: the folder binds nothing
         write_yaml(record, wanted | {"device": run.device, "git_commit": paths.git_commit()})
         return None
     if not record.exists():
@@ -277,8 +276,8 @@ def claim(run: Run) -> str | None:
 
 def execute(run: Run) -> dict:
     """Train (skip / resume / fresh), then evaluate (skip if present). Never raises: returns a status."""
-    folder = LEARNED[run.algo][0]
-    final = run.dir / "checkpoints" / "final.pt"
+    folder = get(run.algo).folder
+    final = final_checkpoint(run.dir)
     t0 = time.perf_counter()
 
     def outcome(status: str, log: str = "train.log", reason: str = "") -> dict:
@@ -290,7 +289,7 @@ def execute(run: Run) -> dict:
         return outcome("failed", reason=refusal)
     status = "skipped"
     if not final.exists():
-        if any((run.dir / "checkpoints").glob("epoch_*.pt")):
+        if any(checkpoint_dir(run.dir).glob("epoch_*.pt")):
             status = "resumed"
             args = [f"{folder}/train.py", "--resume", str(run.dir), "--no-progress"]
         else:
@@ -333,7 +332,8 @@ def run_ray(runs: list[Run], address: str | None, workers: int | None, resources
         import ray
     except ImportError:
         sys.exit("error: --backend ray needs Ray: pip install -r requirements-ray.txt")
-    env = {"env_vars": {"PYTHONPATH": f"{ROOT}:{ROOT / 'total'}"}}  # the repo must sit at this path on every node
+    # workers import the project from the repository (installed or not): it must sit at this path on every node
+    env = {"env_vars": {"PYTHONPATH": str(ROOT)}}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=False)
     else:
@@ -343,7 +343,7 @@ def run_ray(runs: list[Run], address: str | None, workers: int | None, resources
     catch_signals(_note)
     # this module under its importable name: Ray ships `sweep.execute` by reference, not by value with the
     # driver's globals (CHILDREN holds locks, which cannot be pickled)
-    import sweep
+    from total import sweep
     try:
         task = ray.remote(num_cpus=resources["cpus"], num_gpus=resources["gpus"], max_retries=0)(sweep.execute)
         pending = [task.remote(r) for r in runs]

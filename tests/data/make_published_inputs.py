@@ -21,7 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path.cwd()))
 
-from edgesim.contention import Contention, make_simulator  # noqa: E402
+from edgesim.contention import Contention
+from edgesim.profiles import make_simulator  # noqa: E402
 from env import load_dataset  # noqa: E402
 from PFAPPO.agent import PFPPOAgent  # noqa: E402
 from PPO_algorithm.agent import PPOAgent  # noqa: E402
@@ -48,7 +49,7 @@ def record(ds, folder: str, actor: str | None, profile: str, out: dict, extra_se
         h.update(v.detach().contiguous().numpy().tobytes())
     out[f"{key}|weights_sha256"] = np.array(h.hexdigest())
     sim = make_simulator(ds, 4, "train", "random", 5, profile=profile,
-                         contention=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
+                         params=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
     obs = sim.reset(5)
     for i in range(DECISIONS):
         f = agent.features(sim, obs, WEIGHTS)

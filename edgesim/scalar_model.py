@@ -24,13 +24,13 @@ class ScalarEpisode:
         self.ds, self.t = ds, ds.tasks[split]
         self.task = task
         self.k = 0
-        self.prev = None
+        self.prev: int | None = None
         self.now = 0.0
-        self.busy = {}  # per-server busy-until, reset every episode
-        self.links = {}
+        self.busy: dict[int, float] = {}  # per-server busy-until, reset every episode
+        self.links: dict[tuple[int, int], float] = {}
         for s, d, lat in zip(ds.link_src.tolist(), ds.link_dst.tolist(), ds.link_latency.tolist()):
             self.links[(s, d)] = lat
-        self.history = {}  # per-server latency history, starts at 5 x mean link latency
+        self.history: dict[int, float] = {}  # per-server latency history, starts at 5 x mean link latency
         self.h0 = 5 * ds.mean_link_latency
 
     def step(self, server: int, u) -> dict:

@@ -1,0 +1,90 @@
+"""What a simulator profile is: the `Profile` base class, which is also the `paper` profile.
+
+A profile says what a step means (its `Simulator` class), which parameters it has (a dataclass,
+the config block named after the profile, checked by `parse`), and how scripts size it (rows per
+batch, the default evaluation length, what a summary records). Scripts, agents and heuristics ask
+the profile object (`get_profile(name).queues`, `.simulator(...)`), never compare a profile's
+name. Adding a profile is one module (its Simulator subclass, parameter dataclass and `Profile`
+subclass) plus one line in `edgesim/profiles.py`; docs/extending.md walks through it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from .dataset import Dataset
+from .simulator import Simulator
+
+MAX_PAPER_BATCH = 1024
+DEFAULT = "paper"  # the profile of a config without one; its runs and evaluations carry no suffix
+
+
+class ProfileError(ValueError):
+    """An unknown profile or a bad parameter of one; the message names it."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line flag of a profile: `name` (e.g. --arrival-rate) overrides its parameter `key`.
+    `kind` says how the value is read: positive_float, positive_int, probability_below_one,
+    non_negative_float or text (schedkit/cli.py turns it into the argparse type)."""
+
+    name: str
+    key: str
+    kind: str
+    help: str
+    metavar: str | None = None
+
+
+class Profile:
+    """The `paper` profile (docs/simulator.md §1-4): one batch row per workflow episode, no queues.
+    Subclasses change what differs."""
+
+    name = "paper"
+    params_class: type[Any] | None = None  # the parameter dataclass (config block `<name>:`); None: no parameters
+    queues = False  # servers keep queues, so live load is a meaningful input and queue-aware rules differ
+    worlds_run_on = False  # training may run its worlds on from one epoch to the next (config `rollout`)
+    eval_passes = 1  # default evaluation length: passes over the split's tasks
+    flags: tuple[Flag, ...] = ()  # command-line overrides of its parameters, offered by every script
+
+    def __repr__(self) -> str:
+        return f"<profile {self.name}>"
+
+    @property
+    def suffix(self) -> str:
+        """What run folders and evaluation folders of this profile add to their names (none for paper)."""
+        return "" if self.name == DEFAULT else f"_{self.name}"
+
+    def parse(self, block: dict | None, overrides: dict | None = None) -> Any:
+        """The parameters of a config block plus the non-None `overrides`, checked (ProfileError);
+        None for a profile without parameters."""
+        if self.params_class is None:
+            return None
+        merged = dict(block or {}) | {k: v for k, v in (overrides or {}).items() if v is not None}
+        try:
+            return self.params_class.from_dict(merged)
+        except ValueError as e:
+            raise ProfileError(str(e)) from None
+
+    def simulator(self, ds: Dataset, batch_size: int, split: str = "train", order: str = "random", seed: int = 0,
+                  device: str | torch.device = "cpu", params: Any = None, task_subset=None) -> Simulator:
+        return Simulator(ds, batch_size, split, order, seed, device, self.name, task_subset=task_subset)
+
+    def batch_size(self, params: Any, episodes: int) -> int:
+        """Rows of a simulator that runs `episodes` evaluation episodes."""
+        return min(episodes, MAX_PAPER_BATCH)
+
+    def eval_episodes(self, n_tasks: int) -> int:
+        """The default evaluation length of a split of `n_tasks` tasks."""
+        return n_tasks * self.eval_passes
+
+    def tag(self, params: Any) -> str:
+        """What names an evaluation of these dynamics beside the default one (results/eval/<regions>_<tag>):
+        nothing for the default profile, the profile's name otherwise."""
+        return self.suffix.removeprefix("_")
+
+    def meta(self, params: Any) -> dict:
+        """What an evaluation's summary records about the dynamics (the parameters, by block name)."""
+        return {} if self.params_class is None or params is None else {self.name: asdict(params)}

@@ -1,0 +1,86 @@
+"""Every scheduler the study scripts know, learned and non-learned, in one place.
+
+`total/evaluate_all.py`, the tables and figures, `total/sweep.py`, `Heuristics/inference.py`,
+`Heuristics/tune.py` and `bench/` all read this registry, so adding a scheduler is its folder (a
+learned one: agent, train.py, inference.py, config.yaml) or its policy class (a non-learned one),
+plus one `Scheduler(...)` line below; docs/extending.md walks through both. Classes are named as
+"module:Class" strings and imported on first use, so importing the registry imports no scheduler.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    name: str  # the `algo` column of every table; results/<name>/ holds a learned one's runs
+    target: str  # "module:Class": the agent of a learned scheduler, the policy of a non-learned one
+    color: str  # one fixed colour across every figure
+    label: str = ""  # display name, default `name`
+    folder: str = ""  # learned only: the folder holding train.py, inference.py and config.yaml
+    queue_aware: bool = False  # non-learned: evaluated by total/ only under a profile with queues (contention)
+    linestyle: str = "-"  # with `marker`, tells curves apart where colours are close or curves overlap
+    marker: str = "o"
+
+    @property
+    def learned(self) -> bool:
+        return bool(self.folder)
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def load(self) -> type:
+        """The agent or policy class (imported now)."""
+        module, cls = self.target.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+SCHEDULERS: dict[str, Scheduler] = {}
+
+
+def register(scheduler: Scheduler) -> Scheduler:
+    """Add (or replace) a scheduler; the order of registration is the order of every table."""
+    SCHEDULERS[scheduler.name] = scheduler
+    return scheduler
+
+
+def learned() -> list[str]:
+    return [name for name, s in SCHEDULERS.items() if s.learned]
+
+
+def heuristics() -> list[str]:
+    return [name for name, s in SCHEDULERS.items() if not s.learned]
+
+
+def get(name: str) -> Scheduler:
+    try:
+        return SCHEDULERS[name]
+    except KeyError:
+        raise KeyError(f"unknown scheduler {name!r}; known: {', '.join(SCHEDULERS)}") from None
+
+
+# Colours: the Okabe-Ito colour-blind-safe palette; its 8 colours are taken, so the newer heuristics
+# use Paul Tol's (muted scheme). Lines: learned methods solid, heuristics dashed or dotted, every
+# scheduler its own marker (TopoFreeRL, greedy and greedy_queue are three oranges/yellows).
+# Queue-aware heuristics are evaluated only where servers keep queues: without queues greedy_queue and
+# least_loaded are greedy and lookahead is the oracle; p2c and telemetry are contention baselines.
+H = "Heuristics.policies"
+for _s in (
+    Scheduler("TopoFreeRL", "TopoFreeRL.agent:TopoFreeAgent", "#D55E00", folder="TopoFreeRL"),
+    Scheduler("PPO", "PPO_algorithm.agent:PPOAgent", "#0072B2", folder="PPO_algorithm", marker="s"),
+    Scheduler("PFAPPO", "PFAPPO.agent:PFPPOAgent", "#009E73", label="PF-PPO", folder="PFAPPO", marker="^"),
+    Scheduler("Stark", "Stark_Scheduler.model:StarkAgent", "#CC79A7", label="STARK", folder="Stark_Scheduler",
+              marker="D"),
+    Scheduler("oracle", f"{H}:OraclePolicy", "#000000", linestyle=":", marker="*"),
+    Scheduler("lookahead", f"{H}:LookaheadPolicy", "#117733", queue_aware=True, linestyle="--", marker="p"),
+    Scheduler("greedy", f"{H}:GreedyPolicy", "#E69F00", linestyle="--", marker="v"),
+    Scheduler("greedy_queue", f"{H}:QueueGreedyPolicy", "#F0E442", queue_aware=True, linestyle="-.", marker="P"),
+    Scheduler("least_loaded", f"{H}:LeastLoadedPolicy", "#332288", queue_aware=True, linestyle="-.", marker="h"),
+    Scheduler("p2c", f"{H}:PowerOfTwoPolicy", "#882255", queue_aware=True, linestyle=":", marker="d"),
+    Scheduler("telemetry", f"{H}:TelemetryPolicy", "#AA4499", queue_aware=True, linestyle="-.", marker="8"),
+    Scheduler("maxcompute", f"{H}:MaxComputePolicy", "#56B4E9", linestyle="--", marker="<"),
+    Scheduler("random", f"{H}:RandomPolicy", "#999999", linestyle=":", marker="X"),
+):
+    register(_s)

@@ -1,0 +1,74 @@
+"""Simulator profiles as objects (edgesim/profile.py, edgesim/profiles.py): the registered ones answer
+what scripts ask, and a toy profile added as one class plus one registry line runs through the
+simulator factory, a config and an evaluation script."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from edgesim.contention import Contention, ContentionSimulator
+from edgesim.profile import Profile, ProfileError
+from edgesim.profiles import PROFILES, get_profile, make_simulator
+from edgesim.simulator import Simulator
+from Heuristics import inference as heuristics
+from schedkit.config import ConfigError, resolve
+from schedkit.paths import REPO, run_name
+
+
+class CalmSimulator(Simulator):
+    """The paper dynamics with a steady channel: every draw at its median."""
+
+    profile_name = "calm"
+
+    def _checked(self, actions, uniforms):
+        a, u = super()._checked(actions, uniforms)
+        return a, torch.full_like(u, 0.5)
+
+
+class CalmProfile(Profile):
+    name = "calm"
+
+    def simulator(self, ds, batch_size, split="train", order="random", seed=0, device="cpu", params=None,
+                  task_subset=None):
+        return CalmSimulator(ds, batch_size, split, order, seed, device, "calm", task_subset=task_subset)
+
+
+@pytest.fixture
+def calm(monkeypatch):
+    monkeypatch.setitem(PROFILES, "calm", CalmProfile())
+
+
+def test_the_registered_profiles_say_what_scripts_ask(small_ds):
+    paper, contention = get_profile("paper"), get_profile("contention")
+    assert (paper.queues, contention.queues, paper.worlds_run_on, contention.worlds_run_on) == (False, True, False, True)
+    assert (paper.suffix, contention.suffix) == ("", "_contention")
+    assert paper.parse({"arrival_rate": 3}) is None and contention.parse(None, {"arrival_rate": 3}) == Contention(3.0)
+    assert paper.batch_size(None, 5000) == 1024 and contention.batch_size(Contention(worlds=3), 5000) == 3
+    assert (paper.eval_episodes(200), contention.eval_episodes(200)) == (200, 2000)
+    assert contention.meta(Contention())["contention"]["worlds"] == 8 and paper.meta(None) == {}
+    assert type(make_simulator(small_ds, 2, profile="contention")) is ContentionSimulator
+    with pytest.raises(ProfileError, match=r"contention.worlds: expected an integer >= 1, got 0"):
+        contention.parse({"worlds": 0})
+    with pytest.raises(ProfileError, match=r"profile 'crowded' is not implemented; available: \['paper', 'contention'\]"):
+        make_simulator(small_ds, profile="crowded")
+
+
+def test_a_profile_added_with_one_registry_line_runs_everywhere_profiles_are_read(calm, small_ds, small_root,
+                                                                                   tmp_path):
+    actions = torch.zeros(4, dtype=torch.long)
+    steps = [make_simulator(small_ds, 4, "train", "sequential", seed, profile="calm").step(actions)[3]["latency"]
+             for seed in (0, 1)]
+    assert torch.equal(steps[0], steps[1])  # the channel no longer depends on the seed's draws
+    paper = make_simulator(small_ds, 4, "train", "sequential", 0).step(actions)[3]["latency"]
+    assert not torch.equal(paper, steps[0])
+    cfg = resolve(REPO / "PPO_algorithm" / "config.yaml", sets=["profile=calm"])
+    assert cfg["profile"] == "calm" and run_name(["R"], 1, "calm") == "R_calm_seed1"
+    with pytest.raises(ConfigError, match="profile"):
+        resolve(REPO / "PPO_algorithm" / "config.yaml", sets=["profile=crowded"])
+    out = tmp_path / "calm"
+    heuristics.main(["--data", str(small_root), "--region", "Small_Trap", "--profile", "calm", "--policy", "greedy",
+                     "--episodes", "6", "--out", str(out), "--no-progress"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["profile"] == "calm" and summary["episodes"] == 6
