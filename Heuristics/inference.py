@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
-from edgesim.contention import Contention
 from edgesim.dataset import Dataset
 from edgesim.profiles import get_profile
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT
@@ -95,7 +94,7 @@ class Setting(NamedTuple):
     """What an evaluation of the heuristics runs on, resolved from the command line."""
     device: torch.device
     profile: str
-    contention: Contention
+    params: Any  # the profile's parameters (None: it has none)
     ds: Dataset
     episodes: int
     out: Path
@@ -107,18 +106,18 @@ def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heurist
     `results`/<region>_<split>[_<profile>]_seed<seed>)."""
     device = resolve_device(args.device)
     profile = args.profile or "paper"
-    contention = params_or_exit(profile, None, profile_flags(args, profile))
+    params = params_or_exit(profile, None, profile_flags(args, profile))
     ds = load_or_exit(data_root(args.data), args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     suffix = get_profile(profile).suffix
     out = Path(args.out) if args.out else results / f"{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}"
-    meta = {"profile": profile, **profile_meta(profile, contention)}
-    return Setting(device, profile, contention, ds, episodes, out, meta)
+    meta = {"profile": profile, **profile_meta(profile, params)}
+    return Setting(device, profile, params, ds, episodes, out, meta)
 
 
 def evaluate_heuristics(args: argparse.Namespace) -> dict:
     names = heuristics() if "all" in args.policy else list(dict.fromkeys(args.policy))
-    device, profile, contention, ds, episodes, out, meta = resolve_setting(args)
+    device, profile, params, ds, episodes, out, meta = resolve_setting(args)
     targets = {name: out if len(names) == 1 else out / name for name in names}
     for name, target in targets.items():
         check_overwrite(target, {"policy": name, "split": args.split, "seed": args.seed, "episodes": episodes, **meta,
@@ -130,7 +129,7 @@ def evaluate_heuristics(args: argparse.Namespace) -> dict:
     print(ds.summary())
     summaries = {}
     for name, target in targets.items():
-        sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, contention)
+        sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
         policy = make_policy(name, sim, args.seed, args.latency_weight)
         df = evaluate(sim, policy, episodes, progress=not args.no_progress)
         extra = {}

@@ -44,11 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     set_threads(args.threads)
-    device, profile, contention, ds, episodes, out, meta = resolve_setting(args, RESULTS / "Heuristics" / "tune")
+    device, profile, params, ds, episodes, out, meta = resolve_setting(args, RESULTS / "Heuristics" / "tune")
     rows = []
     for name in dict.fromkeys(args.policy):
         for w in dict.fromkeys(args.weights):
-            sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, contention)
+            sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
             summary = summarize(evaluate(sim, make_policy(name, sim, args.seed, w), episodes,
                                          progress=not args.no_progress))
             rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS}})

@@ -32,7 +32,7 @@ from schedkit.cli import resolve_device
 from schedkit.evaluation import evaluate
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.paths import final_checkpoint, metrics_file
-from schedkit.profiles import params_or_exit, profile_simulator, start_worlds
+from schedkit.profiles import config_params, profile_simulator, start_worlds
 from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint
 from schedkit.trainer import AgentFactory, epoch_seed, run_epochs, train_main
 from Stark_Scheduler.model import StarkAgent
@@ -87,7 +87,7 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     if n_val >= n_tasks:
         raise SystemExit(f"error: val_fraction {cfg['val_fraction']} leaves no training tasks of {n_tasks}")
     train_idx, val_idx = np.arange(n_tasks - n_val), np.arange(n_tasks - n_val, n_tasks)
-    params = params_or_exit(cfg["profile"], cfg.get(cfg["profile"]))
+    params = config_params(cfg)
     sim = profile_simulator(ds, cfg["profile"], params, "train", "random", cfg["seed"], device, episodes,
                             task_subset=train_idx)
     val_sim = profile_simulator(ds, cfg["profile"], params, "train", "sequential", cfg["seed"], device, n_val,

@@ -28,7 +28,7 @@ from schedkit.config import resolve
 from schedkit.dwa import INITIAL_WEIGHTS
 from schedkit.paths import data_root
 from schedkit.ppo import PPOConfig, ppo_update
-from schedkit.profiles import params_or_exit, profile_simulator, start_worlds
+from schedkit.profiles import config_params, profile_simulator, start_worlds
 from schedkit.registry import get
 from schedkit.rollout import collect, masked_log_probs
 from schedkit.trainer import entropy_coef
@@ -59,7 +59,7 @@ def one_batch(algo: str):
     device = torch.device("cpu")
     torch.manual_seed(seed)
     agent = factory(ds, cfg, device)
-    sim = profile_simulator(ds, cfg["profile"], params_or_exit(cfg["profile"], cfg.get(cfg["profile"])), "train", "random",
+    sim = profile_simulator(ds, cfg["profile"], config_params(cfg), "train", "random",
                             seed, device,
                             cfg["episodes"])
     continuing = start_worlds(sim, cfg, None, seed)

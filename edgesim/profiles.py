@@ -28,6 +28,5 @@ def make_simulator(dataset: Dataset, batch_size: int = 1, split: str = "train", 
                    task_subset=None) -> Simulator:
     """The simulator of a registered profile; `params` are its parameters (e.g. a `Contention`; None: defaults)."""
     p = get_profile(profile)
-    if params is None and p.params_class is not None:
-        params = p.params_class()
+    params = p.parse(None) if params is None else params
     return p.simulator(dataset, batch_size, split, order, seed, device, params, task_subset)

@@ -12,18 +12,19 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from edgesim.contention import Contention
 from edgesim.physics import EVAL_WEIGHTS
+from edgesim.profiles import make_simulator
 from edgesim.simulator import Observation, Simulator
 
 from .agent_base import MaskedAgent
 from .cli import add_eval_flags, load_or_exit, profile_flags, resolve_device, set_threads, user_errors
 from .evaluation import EvaluationExists, check_overwrite, eval_simulator, evaluate, format_table, write_evaluation
 from .paths import data_root, run_eval_dir, run_of
-from .profiles import default_eval_episodes, params_or_exit, profile_meta, profile_simulator
+from .profiles import default_eval_episodes, params_or_exit, profile_meta
 from .runs import CheckpointError, check_dataset, load_checkpoint, resolve_model_path
 from .trainer import AgentFactory
 
@@ -61,10 +62,9 @@ def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: to
 
 
 def batch1_decision_ms(ds, split: str, policy: GreedyAgentPolicy, device: torch.device, decisions: int = 200,
-                       profile: str = "paper", contention: Contention | None = None) -> float:
+                       profile: str = "paper", params: Any = None) -> float:
     """Median wall time of one decision for a single episode or world (the latency a live scheduler adds)."""
-    single = Contention.from_dict((contention or Contention()).as_dict() | {"worlds": 1})
-    sim = profile_simulator(ds, profile, single, split, "sequential", 0, device, 1)
+    sim = make_simulator(ds, 1, split, "sequential", 0, device, profile, params)
     obs, times = sim.reset(), []
     for _ in range(decisions + 10):
         t0 = time.perf_counter()
@@ -102,7 +102,7 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
         print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "
               f"{state['dataset']['regions']}; scheduling {ds.n_servers} servers of {list(ds.regions)}")
     profile = args.profile or cfg.get("profile", "paper")
-    contention = params_or_exit(profile, cfg.get(profile), profile_flags(args, profile))
+    params = params_or_exit(profile, cfg.get(profile), profile_flags(args, profile))
     try:
         policy = policy_from_checkpoint(state, ds, make_agent, device)
     except CheckpointError as e:
@@ -110,14 +110,14 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     out = Path(args.out) if args.out else run_eval_dir(run_of(model_path), args.split, args.seed, profile)
     settings = {"policy": cfg["algo"], "model": str(model_path), "split": args.split, "seed": args.seed,
-                "episodes": episodes, "profile": profile, **profile_meta(profile, contention), "regions": args.region,
+                "episodes": episodes, "profile": profile, **profile_meta(profile, params), "regions": args.region,
                 "dataset_fingerprint": ds.fingerprint}
     check_overwrite(out, settings, args.overwrite)
-    sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, contention)
+    sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
     df = evaluate(sim, policy, episodes, progress=not args.no_progress)
     summary = write_evaluation(out, df, settings | {
         "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
-        "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device, profile=profile, contention=contention),
+        "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device, profile=profile, params=params),
         "zero_shot": zero_shot, "trained_regions": state["dataset"]["regions"], "device": str(device)})
     print(format_table({cfg["algo"]: summary}))
     print(f"decision time: {summary['decision_ms']:.4f} ms batched ({sim.batch_size} episodes), "

@@ -11,18 +11,12 @@ from typing import Any
 
 import torch
 
-from edgesim.contention import Contention
 from edgesim.dataset import Dataset
 from edgesim.profile import DEFAULT
-from edgesim.profiles import ProfileError, get_profile
+from edgesim.profiles import ProfileError, get_profile, make_simulator
 from edgesim.simulator import Simulator
 
 from .runs import CheckpointError
-
-
-def contention_or_exit(block: dict | None, overrides: dict | None = None) -> Contention:
-    """The contention parameters of a config block plus non-None overrides; a bad value ends the script."""
-    return params_or_exit("contention", block, overrides)
 
 
 def params_or_exit(profile: str, block: dict | None, overrides: dict | None = None) -> Any:
@@ -34,13 +28,18 @@ def params_or_exit(profile: str, block: dict | None, overrides: dict | None = No
         sys.exit(f"error: {e}")
 
 
+def config_params(cfg: dict) -> Any:
+    """The parameters of a resolved config's profile (its block named after the profile)."""
+    return params_or_exit(cfg["profile"], cfg.get(cfg["profile"]))
+
+
 def profile_simulator(ds: Dataset, profile: str, params: Any, split: str, order: str, seed: int,
                       device: torch.device | str, episodes: int, task_subset=None) -> Simulator:
     """The profile's simulator sized for `episodes` (paper: min(episodes, 1024) rows of one episode each;
     contention: its `worlds`). `params` None: the profile's defaults."""
     p = get_profile(profile)
     params = p.parse(None) if params is None else params
-    return p.simulator(ds, p.batch_size(params, episodes), split, order, seed, device, params, task_subset)
+    return make_simulator(ds, p.batch_size(params, episodes), split, order, seed, device, profile, params, task_subset)
 
 
 def default_eval_episodes(ds: Dataset, split: str, profile: str) -> int:
