@@ -41,12 +41,6 @@ class GreedyAgentPolicy:
         return logits.argmax(1)
 
 
-def size_agnostic(make_agent: AgentFactory, cfg: dict) -> bool:
-    """Whether a checkpoint of this agent and config can schedule a dataset other than its own
-    (TopoFreeRL's per_server actor); agents without the notion cannot."""
-    return make_agent.size_agnostic(cfg)
-
-
 def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: torch.device) -> GreedyAgentPolicy:
     """The deterministic policy a checkpoint holds: its agent and weights, at DWA's final objective weights
     (the evaluation weights for an agent trained without DWA)."""
@@ -96,7 +90,7 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
     state = load_checkpoint(model_path, map_location=device, algo=getattr(make_agent, "algo", None))
     cfg = state["config"]
     zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
-    if not (zero_shot and size_agnostic(make_agent, cfg)):
+    if not (zero_shot and make_agent.size_agnostic(cfg)):
         check_dataset(state, ds, model_path)
     if zero_shot:
         print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "

@@ -47,7 +47,7 @@ from schedkit.cli import (
     set_threads,
 )
 from schedkit.evaluation import eval_simulator, evaluate
-from schedkit.inference import policy_from_checkpoint, size_agnostic
+from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.profiles import default_eval_episodes, params_or_exit
 from schedkit.registry import get, heuristics
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             sys.exit(f"error: {e}")
         cfg = state["config"]
         if state["dataset"]["fingerprint"] != ds.fingerprint and not (
-                args.zero_shot and size_agnostic(agent_factory(algo), cfg)):
+                args.zero_shot and agent_factory(algo).size_agnostic(cfg)):
             skipped.append(f"{ckpt} (trained on {state['dataset']['regions']}"
                            + (", not size-agnostic)" if args.zero_shot else ")"))
             continue
