@@ -36,9 +36,11 @@ Loader.add_implicit_resolver(
 # every algorithm's config gets these keys. live_load: under `--profile contention`, whether the learned
 # scheduler reads each server's live queue wait (schedkit/agent_base.py reads_live_load); no effect in paper
 # `rollout` (contention training only): `continuing` runs the worlds on across epochs; `restart`
-# restarts them, warm-up included, every epoch (the first protocol; configs saved before the key read so)
-SHARED_DEFAULTS = {"keep_checkpoints": 3, "live_load": True, "rollout": "continuing"}
+# restarts them, warm-up included, every epoch (the first protocol; configs saved before the key read so).
+# `tensorboard`: auto, true or false (schedkit/tensorboard.py); a run records what `auto` became
+SHARED_DEFAULTS = {"keep_checkpoints": 3, "live_load": True, "rollout": "continuing", "tensorboard": "auto"}
 ROLLOUTS = ("continuing", "restart")
+AUTO_OR_BOOL = ("tensorboard",)  # keys whose value is `auto` or a boolean
 
 
 def yaml_load(text: str) -> Any:
@@ -183,6 +185,10 @@ def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | No
                 if not isinstance(value, dict):
                     raise _type_error(name, "a mapping", value)
                 walk(value, default, f"{name}.")
+                continue
+            if name in AUTO_OR_BOOL:
+                if value != "auto" and not isinstance(value, bool):
+                    raise _type_error(name, "auto, true or false", value)
                 continue
             if default is not None:
                 _check_type(name, value, default)

@@ -22,6 +22,7 @@ FIGURES = RESULTS / "figures"
 # The results layout, written down once (every script reads it from here):
 #   <results>/<Algo>/<run>/config.yaml, metrics.csv   one training run (train.py)
 #   <results>/<Algo>/<run>/checkpoints/final.pt        its selected weights; epoch_XXXX.pt to resume
+#   <results>/<Algo>/<run>/tensorboard/                the same metrics as TensorBoard events (optional)
 #   <results>/<Algo>/latest                            symlink to the newest run
 #   <results>/eval/<regions>[_<tag>]/                  total/evaluate_all.py: episodes.csv, summary.csv
 #   <results>/figures/                                 figures and tables
@@ -29,6 +30,10 @@ FIGURES = RESULTS / "figures"
 
 def metrics_file(run: Path) -> Path:
     return run / "metrics.csv"
+
+
+def tensorboard_dir(run: Path) -> Path:
+    return run / "tensorboard"
 
 
 def checkpoint_dir(run: Path) -> Path:

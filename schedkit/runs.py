@@ -4,6 +4,7 @@
         config.yaml            resolved configuration
         metrics.csv            one row per finished epoch
         checkpoints/epoch_XXXX.pt (the newest `keep_checkpoints`), final.pt
+        tensorboard/           metrics.csv's rows as TensorBoard events (schedkit/tensorboard.py)
     results/<Algo>/latest -> the newest run (symlink)
 
 Checkpoints hold only tensors and plain Python values (str, int, float, bool, None, lists, dicts)

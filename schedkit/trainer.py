@@ -37,7 +37,7 @@ from .cli import (
 from .config import ConfigError, load_yaml, resolve
 from .dwa import DWA
 from .io import remove_stale_temps
-from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file
+from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
 from .ppo import PPOConfig, ppo_update
 from .profiles import config_params, profile_simulator, start_worlds
 from .rollout import collect, masked_log_probs
@@ -56,6 +56,7 @@ from .runs import (
     save_epoch_checkpoint,
     write_config,
 )
+from .tensorboard import EventLog, wanted
 
 AgentFactory = type[MaskedAgent]  # an agent class: built as cls(ds, cfg, device)
 SHOWN = ("return", "latency_ms", "cost", "loss", "val_reward", "val_latency_ms")  # in the closing line
@@ -78,18 +79,22 @@ def run_epochs(cfg: dict, run: Path, start: int, log: MetricsLog, one_epoch: Cal
                state: Callable[[int], dict[str, Any]], progress: bool = True,
                postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None) -> dict[str, Any]:
     """The epoch loop every trainer shares: `one_epoch(epoch)` does the algorithm's work and returns its
-    metrics row; the row goes to metrics.csv, and every `checkpoint_every` epochs `state(next_epoch)`
-    to an epoch checkpoint (resume). Returns the last row; the final checkpoint is the trainer's."""
+    metrics row; the row goes to metrics.csv (and, with config `tensorboard`, to <run>/tensorboard/),
+    and every `checkpoint_every` epochs `state(next_epoch)` to an epoch checkpoint (resume). Returns
+    the last row; the final checkpoint is the trainer's. Configs saved before the `tensorboard` key
+    read `auto`."""
     bar = tqdm(range(start, cfg["epochs"]), initial=start, total=cfg["epochs"], desc=cfg["algo"], unit="epoch",
                disable=not progress)
     row: dict[str, Any] = {}
-    for epoch in bar:
-        row = one_epoch(epoch)
-        log.append(row)
-        if (epoch + 1) % cfg["checkpoint_every"] == 0:
-            save_epoch_checkpoint(run, epoch + 1, state(epoch + 1), cfg["keep_checkpoints"])
-        if postfix is not None:
-            bar.set_postfix(**postfix(row))
+    with EventLog(run, start, cfg.get("tensorboard", "auto")) as events:
+        for epoch in bar:
+            row = one_epoch(epoch)
+            log.append(row)
+            events.append(epoch, row)
+            if (epoch + 1) % cfg["checkpoint_every"] == 0:
+                save_epoch_checkpoint(run, epoch + 1, state(epoch + 1), cfg["keep_checkpoints"])
+            if postfix is not None:
+                bar.set_postfix(**postfix(row))
     return row
 
 
@@ -177,6 +182,10 @@ def parse_train_args(description: str, argv: list[str] | None = None) -> argpars
     p.add_argument("--results", default=str(RESULTS),
                    help="results root for new runs; <results>/<Algo>/latest points at the newest (default: the "
                         "repository's results/)")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction,
+                   help="also log each epoch's metrics as TensorBoard scalars in RUN_DIR/tensorboard/ (config: "
+                        "tensorboard, default auto: on when the tensorboard package is installed; allowed with "
+                        "--resume)")
     add_threads_flag(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p.parse_args(argv)
@@ -201,11 +210,12 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
             return _resume(args, algo, make_agent, train_fn)
         flags = {"data": args.data, "regions": args.regions, "epochs": args.epochs, "episodes": args.episodes,
                  "seed": args.seed, "device": args.device, "profile": args.profile,
-                 "mask": False if args.no_mask else None,
+                 "mask": False if args.no_mask else None, "tensorboard": args.tensorboard,
                  # each profile's parameters given as flags, into its config block
                  **{name: {k: v for k, v in profile_flags(args, name).items() if v is not None} or None
                     for name in PROFILES}}
         cfg = resolve(defaults_file, args.config, args.set, flags, make_agent.config_choices)
+        cfg["tensorboard"] = wanted(cfg["tensorboard"])  # config.yaml records what `auto` became
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
         if args.out:
             run = Path(args.out)
@@ -246,6 +256,9 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
             point_latest(run, args.results)
             print(f"{run} already finished ({cfg['epochs']} epochs)")
             return run
+        # --tensorboard / --no-tensorboard may change the saved choice; runs saved before the key read auto
+        choice = args.tensorboard if args.tensorboard is not None else cfg.get("tensorboard", "auto")
+        cfg = cfg | {"tensorboard": wanted(choice)}
         print(f"resuming {run} from {ckpt.name} (epoch {state['epoch']})")
         _train_in(run, False, cfg, ds, make_agent, train_fn, state, args)
     return run
@@ -281,5 +294,6 @@ def _discard(run: Path, created: bool) -> None:
         return
     for name in ("config.yaml", "metrics.csv", ".lock"):
         (run / name).unlink(missing_ok=True)
+    shutil.rmtree(tensorboard_dir(run), ignore_errors=True)
     if checkpoint_dir(run).is_dir() and not any(checkpoint_dir(run).iterdir()):
         checkpoint_dir(run).rmdir()
