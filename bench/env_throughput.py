@@ -1,5 +1,7 @@
 """Environment throughput: batched simulator steps/s vs batch size and server count, next to the
-plain one-episode-at-a-time scalar model (edgesim/scalar_model.py), as a ratio.
+plain one-episode-at-a-time scalar model (edgesim/scalar_model.py, its topology built once), as a
+ratio, and the Gymnasium single env (paper: the scalar model plus observation and info; contention:
+a batch-1 simulator) against the same scalar model.
 
     python bench/env_throughput.py                  # 500 / 2000 / 10000 servers, B = 1, 256, 4096
     python bench/env_throughput.py --json           # one JSON object instead of the table
@@ -22,7 +24,8 @@ from pathlib import Path
 import torch
 
 from edgesim.dataset import Dataset, load_dataset
-from edgesim.scalar_model import ScalarEpisode
+from edgesim.gym_wrappers import EdgeMoEEnv
+from edgesim.scalar_model import ScalarEpisode, ScalarTopology
 from edgesim.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,18 +65,39 @@ def batched_steps_per_s(ds: Dataset, batch: int, device: str, steps: int, repeat
 def scalar_steps_per_s(ds: Dataset, steps: int, repeats: int) -> float:
     rng = random.Random(0)
     tasks = ds.tasks["train"]
+    topology = ScalarTopology(ds)
     valid = [list((ds.instance_of[t] >= 0).nonzero()[0]) for t in range(len(ds.type_names))]
 
     def run() -> float:
         t0, done = time.perf_counter(), 0
         while done < steps:
-            ep = ScalarEpisode(ds, "train", rng.randrange(len(tasks)))
+            ep = ScalarEpisode(ds, "train", rng.randrange(len(tasks)), topology)
             while True:
                 req = int(tasks.types[ep.task, ep.k])
                 out = ep.step(int(rng.choice(valid[req])), [rng.random() for _ in range(4)])
                 done += 1
                 if out["done"]:
                     break
+        return steps / (time.perf_counter() - t0)
+
+    return statistics.median(run() for _ in range(repeats))
+
+
+def gym_env_steps_per_s(ds: Dataset, profile: str, steps: int, repeats: int) -> float:
+    """The single Gymnasium env stepped with random valid servers (picked as in the scalar run: from a
+    per-type list, the type read off the observation's one-hot), resets included."""
+    env = EdgeMoEEnv(ds, profile=profile)
+    rng = random.Random(0)
+    valid = [list((ds.instance_of[t] >= 0).nonzero()[0]) for t in range(len(ds.type_names))]
+
+    def run() -> float:
+        obs, _ = env.reset(seed=0)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            req = int(obs["state"][7:].argmax())
+            obs, _, terminated, truncated, _ = env.step(int(rng.choice(valid[req])))
+            if terminated or truncated:
+                obs, _ = env.reset()
         return steps / (time.perf_counter() - t0)
 
     return statistics.median(run() for _ in range(repeats))
@@ -97,12 +121,17 @@ def main(argv: list[str] | None = None) -> dict:
                 "steps_per_s": batched_steps_per_s(datasets[n], b, dev, args.steps, args.repeats)}
                for dev in devices for n in args.servers for b in args.batches]
     scalar = scalar_steps_per_s(datasets[args.servers[0]], args.scalar_steps, args.repeats)
+    gym_envs = {profile: gym_env_steps_per_s(datasets[args.servers[0]], profile, steps, args.repeats)
+                for profile, steps in (("paper", args.scalar_steps), ("contention", args.steps))}
     out = {"results": results, "scalar_steps_per_s": scalar, "scalar_servers": args.servers[0],
-           "torch_threads": torch.get_num_threads()}
+           "gym_env_steps_per_s": gym_envs, "torch_threads": torch.get_num_threads()}
     if args.json:
         print(json.dumps(out))
         return out
     print(f"scalar model (one episode at a time, {args.servers[0]} servers): {scalar:,.0f} steps/s")
+    for profile, rate in gym_envs.items():
+        print(f"Gymnasium single env, {profile} profile: {rate:,.0f} steps/s ({rate / scalar:.2f} x scalar, "
+              f"{1e6 / rate:.1f} us/step)")
     print(f"{'device':>6} {'servers':>7} {'batch':>6} {'steps/s':>12} {'x scalar':>9} {'us/call':>9}")
     for r in results:
         us = r["batch"] / r["steps_per_s"] * 1e6

@@ -190,7 +190,7 @@ class ContentionSimulator(Simulator):
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> Observation:
         if seed is not None:
-            self._seed_streams(seed)
+            self.seed_streams(seed)
         G, W, dev = self.batch_size, self.contention.max_in_flight, self.device
         self.rows = torch.arange(G, device=dev)
         if self._trace is not None:
@@ -209,10 +209,8 @@ class ContentionSimulator(Simulator):
         self._activate()
         return self.observe()
 
-    def _seed_streams(self, seed: int) -> None:
-        self.seed = int(seed)
-        self.noise_gen = torch.Generator(self.device).manual_seed(self.seed)
-        self.task_gen = torch.Generator(self.device).manual_seed(self.seed + 0x9E3779B9)
+    def seed_streams(self, seed: int) -> None:
+        super().seed_streams(seed)
         self.arrival_gen = torch.Generator(self.device).manual_seed(self.seed + 0x51ED27)
 
     def reseed(self, seed: int) -> Observation:
@@ -221,7 +219,7 @@ class ContentionSimulator(Simulator):
         Training runs the worlds on from one epoch to the next (queues stay loaded, no warm-up per
         epoch) and re-seeds them from (seed, epoch), so an epoch's draws depend only on the seed, the
         epoch and `world_state()`, which checkpoints carry: a resumed run continues the same worlds."""
-        self._seed_streams(seed)
+        self.seed_streams(seed)
         return self.observe()
 
     WORLD_KEYS = ("busy", "history", "slot_now", "slot_admit", "next_arrival", "episodes_dealt")

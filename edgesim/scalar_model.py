@@ -17,40 +17,61 @@ def haversine(lon1, lat1, lon2, lat2):
     return 2 * r * math.asin(math.sqrt(min(1.0, max(0.0, a))))
 
 
-class ScalarEpisode:
-    """Plays one task on a Dataset; `step(server, u)` returns a dict of the step's outcome."""
+class ScalarTopology:
+    """A Dataset's arrays as Python lists and a dict of links, built once: episodes then cost only
+    their own steps (the single Gymnasium env plays one of these per workflow)."""
 
-    def __init__(self, ds, split: str, task: int):
-        self.ds, self.t = ds, ds.tasks[split]
+    def __init__(self, ds):
+        self.ds = ds
+        self.lon, self.lat, self.nc = ds.lon.tolist(), ds.lat.tolist(), ds.nc.tolist()
+        self.cost_mult, self.is_trap = ds.cost_mult.tolist(), ds.is_trap.tolist()
+        self.region, self.fallback = ds.server_region.tolist(), ds.fallback_server.tolist()
+        self.hosts = (ds.instance_of >= 0).tolist()  # [type][server]
+        self.price = ds.price.tolist()
+        self.links = dict(zip(zip(ds.link_src.tolist(), ds.link_dst.tolist()), ds.link_latency.tolist()))
+        self.h0 = 5 * ds.mean_link_latency
+        self.tasks = {}  # split -> (lon, lat, region, n_steps, types, tokens) lists
+
+    def split(self, name: str):
+        if name not in self.tasks:
+            t = self.ds.tasks[name]
+            self.tasks[name] = (t.lon.tolist(), t.lat.tolist(), t.region.tolist(), t.n_steps.tolist(), t.types.tolist(),
+                                t.tokens.tolist())
+        return self.tasks[name]
+
+
+class ScalarEpisode:
+    """Plays one task on a Dataset; `step(server, u)` returns a dict of the step's outcome.
+    `topology`: a ScalarTopology of the same Dataset, to share between episodes."""
+
+    def __init__(self, ds, split: str, task: int, topology: ScalarTopology | None = None):
+        self.topo = topology or ScalarTopology(ds)
+        self.lon, self.lat, self.region, self.n_steps, self.types, self.tokens = self.topo.split(split)
         self.task = task
         self.k = 0
         self.prev: int | None = None
         self.now = 0.0
         self.busy: dict[int, float] = {}  # per-server busy-until, reset every episode
-        self.links: dict[tuple[int, int], float] = {}
-        for s, d, lat in zip(ds.link_src.tolist(), ds.link_dst.tolist(), ds.link_latency.tolist()):
-            self.links[(s, d)] = lat
         self.history: dict[int, float] = {}  # per-server latency history, starts at 5 x mean link latency
-        self.h0 = 5 * ds.mean_link_latency
 
     def step(self, server: int, u) -> dict:
-        ds, t, i = self.ds, self.t, self.task
-        req = int(t.types[i, self.k])
-        n = float(t.tokens[i, self.k])
-        fallback = ds.instance_of[req, server] < 0
+        g, i = self.topo, self.task
+        req = self.types[i][self.k]
+        n = self.tokens[i][self.k]
+        fallback = not g.hosts[req][server]
         if fallback:  # first instance of the type in the instance file runs the step
-            server = int(ds.fallback_server[req])
+            server = g.fallback[req]
         s = server
         if self.prev is None:
-            d = haversine(t.lon[i], t.lat[i], ds.lon[s], ds.lat[s])
-            prev_region = t.region[i]
+            d = haversine(self.lon[i], self.lat[i], g.lon[s], g.lat[s])
+            prev_region = self.region[i]
         else:
             p = self.prev
-            d = haversine(ds.lon[p], ds.lat[p], ds.lon[s], ds.lat[s])
-            prev_region = ds.server_region[p]
-            if ds.server_region[p] == ds.server_region[s]:
+            d = haversine(g.lon[p], g.lat[p], g.lon[s], g.lat[s])
+            prev_region = g.region[p]
+            if g.region[p] == g.region[s]:
                 d = max(d, 0.5)
-        switch = ds.server_region[s] != prev_region
+        switch = g.region[s] != prev_region
 
         bw = 20e6 * (0.25 + 0.75 * u[0])
         fading = -math.log(1.0 - u[1])
@@ -62,26 +83,27 @@ class ScalarEpisode:
         rate = max(bw * math.log2(1 + sinr), 50e3)
         channel = 0.005 * d + 32 * n / rate * 1000 + 5
 
-        trap = bool(ds.is_trap[s]) or (self.prev is not None and bool(ds.is_trap[self.prev]))
+        trap = bool(g.is_trap[s]) or (self.prev is not None and bool(g.is_trap[self.prev]))
         extra = 0.0
         if trap:
             extra = 200.0 if u[3] < 0.5 else 100.0
         elif self.prev is not None:
-            extra = self.links.get((self.prev, s), 0.0)
-        compute = 1000 * n / (ds.nc[s] * 2000)
+            extra = g.links.get((self.prev, s), 0.0)
+        compute = 1000 * n / (g.nc[s] * 2000)
         busy = self.busy.get(s, 0.0)
         queue = max(0.0, busy - self.now)
         latency = channel + extra + compute + queue
         self.busy[s] = max(self.now, busy) + compute
         self.now = max(self.now, busy) + latency
 
-        cost = n / 1000 * ds.price[req, s] * ds.cost_mult[s]
+        cost = n / 1000 * g.price[req][s] * g.cost_mult[s]
         r_l = -4 * min(max(latency / 5000, 0.0), 1.0)
         r_c = -4 * min(max((cost - 0.00045) / (0.15 - 0.00045), 0.0), 1.0)
         r_s = -0.4 if switch else 0.0
-        self.history[s] = 0.5 * latency + 0.5 * self.history.get(s, self.h0)
+        self.history[s] = 0.5 * latency + 0.5 * self.history.get(s, g.h0)
         self.prev = s
         self.k += 1
-        return {"server": s, "latency": latency, "cost": cost, "queue_ms": queue, "compute_ms": compute,
+        return {"server": s, "latency": latency, "network_ms": channel + extra, "cost": cost, "queue_ms": queue,
+                "compute_ms": compute,
                 "trap_hit": trap, "fallback": fallback, "switch": switch, "reward": (r_l, r_c, r_s),
-                "done": self.k >= t.n_steps[i]}
+                "done": self.k >= self.n_steps[i]}

@@ -152,9 +152,7 @@ class Simulator:
     def reset(self, seed: int | None = None) -> Observation:
         """Start B fresh episodes (and re-seed when `seed` is given)."""
         if seed is not None:
-            self.seed = int(seed)
-            self.noise_gen = torch.Generator(self.device).manual_seed(self.seed)
-            self.task_gen = torch.Generator(self.device).manual_seed(self.seed + 0x9E3779B9)
+            self.seed_streams(seed)
         B, S, dev = self.batch_size, self.tasks.max_steps, self.device
         self.episode = torch.arange(B, device=dev)  # global index of each row's episode, in dealing order
         self.episodes_dealt = torch.tensor(B, device=dev)
@@ -166,6 +164,12 @@ class Simulator:
         self.hist_busy = torch.zeros((B, S), dtype=self.dtype, device=dev)
         self.hist_latency = torch.zeros((B, S), dtype=self.dtype, device=dev)
         return self.observe()
+
+    def seed_streams(self, seed: int) -> None:
+        """Re-seed the random streams (noise, task draws) without touching the rows."""
+        self.seed = int(seed)
+        self.noise_gen = torch.Generator(self.device).manual_seed(self.seed)
+        self.task_gen = torch.Generator(self.device).manual_seed(self.seed + 0x9E3779B9)
 
     def _deal(self, episode: torch.Tensor) -> torch.Tensor:
         if self.order == "sequential":

@@ -16,7 +16,7 @@ from typing import Any
 from .config import ConfigError
 from .paths import tensorboard_dir
 
-INSTALL = "pip install tensorboard"
+INSTALL = "pip install -r requirements-rl-libs.txt"
 # metrics-row columns that are optimisation terms (PPO's, and the imitation loss of STARK)
 LOSSES = frozenset({"loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"})
 

@@ -72,3 +72,27 @@ def test_a_profile_added_with_one_registry_line_runs_everywhere_profiles_are_rea
                      "--episodes", "6", "--out", str(out), "--no-progress"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["profile"] == "calm" and summary["episodes"] == 6
+
+
+def test_a_new_profile_gets_its_gymnasium_id_with_its_own_dynamics(calm, small_ds):
+    """The single env plays the paper profile with the plain-Python model; any other profile's
+    dynamics (here: a steady channel) must come from its own simulator."""
+    import gymnasium as gym
+
+    from edgesim.gym_wrappers import env_id, register_envs
+    register_envs()
+    try:
+        def latencies(profile_id, seed):
+            env = gym.make(profile_id, data=small_ds, order="sequential")
+            obs, _ = env.reset(seed=seed)
+            out, done = [], False
+            while not done:
+                obs, _, done, _, info = env.step(int(obs["action_mask"].argmax()))
+                out.append(info["latency_ms"])
+            return out
+
+        assert env_id("calm") == "EdgeMoECalm-v0"
+        assert latencies("EdgeMoECalm-v0", 0) == latencies("EdgeMoECalm-v0", 1)  # no channel draws
+        assert latencies("EdgeMoE-v0", 0) != latencies("EdgeMoE-v0", 1)
+    finally:
+        del gym.registry["EdgeMoECalm-v0"]

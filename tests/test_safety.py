@@ -361,3 +361,9 @@ def test_scripts_run_from_any_directory(tmp_path):
     run = tmp_path / "run"
     run_script("TopoFreeRL/train.py", *TINY, "--out", str(run), cwd=tmp_path)
     assert yaml.safe_load((run / "config.yaml").read_text())["data"] == "data1"  # found in the repository
+
+
+def test_evaluate_all_with_nothing_to_evaluate_says_so_in_one_line(tmp_path):
+    from schedkit.registry import heuristics
+    one_line_error(run_script("total/evaluate_all.py", "--results", str(tmp_path / "empty"), "--skip", *heuristics(),
+                              "--no-progress", check=False), "nothing to evaluate", "every heuristic was skipped")

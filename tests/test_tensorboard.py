@@ -106,7 +106,7 @@ def test_without_the_package_auto_is_off_and_asking_for_it_is_one_clear_line(tmp
     asked = tmp_path / "asked"
     one_line_error(run_script("PPO_algorithm/train.py", *TINY, "--epochs", "1", "--tensorboard", "--out", str(asked),
                               check=False, in_process=True),
-                   "--tensorboard", "pip install tensorboard")
+                   "--tensorboard", tb.INSTALL)
     assert not asked.exists()  # refused before anything is written
     run = tmp_path / "auto"
     run_script("PPO_algorithm/train.py", *TINY, "--epochs", "1", "--out", str(run), in_process=True)

@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         run_policy(name, make, np.nan, "")
     for name, w in tuned.items():
         run_policy(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "")
+    if not frames:
+        sys.exit(f"error: nothing to evaluate: no finished run of this dataset and profile under {results}, and every "
+                 "heuristic was skipped")
     table = pd.concat(frames, ignore_index=True)
     out = eval_dir(results, args.region, tag)
     write_csv(out / "episodes.csv", table)
