@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__, "sb3_maskable_ppo")
     p.add_argument("--timesteps", type=int, default=100_000, help="environment steps (default 100,000)")
     p.add_argument("--num-envs", type=int, default=1, help="episodes stepped at once (default 1)")
+    p.add_argument("--n-steps", type=int, default=2048,
+                   help="steps per env per rollout (default 2048, SB3's; a rollout is never cut short)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = output_folder(args, "sb3_maskable_ppo", "model.zip")
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         env = gym.make("EdgeMoE-v0", data=ds)  # SB3 adds its Monitor and DummyVecEnv
     else:
         env = VecMonitor(EdgeMoESB3VecEnv(EdgeMoEVectorEnv(ds, args.num_envs)))
-    model = MaskablePPO("MultiInputPolicy", env, seed=args.seed, device="cpu", verbose=0)
+    model = MaskablePPO("MultiInputPolicy", env, n_steps=args.n_steps, seed=args.seed, device="cpu", verbose=0)
     model.learn(args.timesteps, callback=ProgressBar(args.timesteps, not args.no_progress))
     model.save(out / "model.zip")
 

@@ -268,3 +268,24 @@ def test_evaluate_policy_runs_the_protocol(default_ds, tmp_path):
         evaluate_policy(lambda o, m: m.argmax(1), data=default_ds, episodes=32, out=out, progress=False)
     with pytest.raises(ValueError, match="actions"):
         evaluate_policy(lambda o, m: [0], data=default_ds, episodes=8, progress=False)
+
+
+@pytest.mark.parametrize("kw", [{}, {"profile": "contention", "horizon": 6}])
+def test_vector_env_keeps_to_its_declared_spaces_and_replays_a_seed(default_ds, kw):
+    """What Gymnasium's checker asks of a single env, asked of the vector env (neither Gymnasium nor
+    SB3 ships a checker for vector envs): observations inside the batched space, random actions from
+    the batched action space accepted, float rewards and bool flags of batch shape, a seed replayed."""
+    def play(seed):
+        env = EdgeMoEVectorEnv(default_ds, 5, **kw)
+        env.action_space.seed(seed)
+        obs, _ = env.reset(seed=seed)
+        trace = [obs["state"]]
+        for _ in range(8):
+            assert env.observation_space.contains(obs)
+            obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            assert reward.shape == (5,) and reward.dtype == np.float64
+            assert terminated.dtype == np.bool_ and truncated.shape == (5,)
+            trace.append(obs["state"])
+        return np.stack(trace)
+
+    np.testing.assert_array_equal(play(4), play(4))

@@ -92,7 +92,7 @@ def test_torchrl_check_env_specs_on_both_wrappers(default_ds, kw):
     assert rollout["next", "done"].any() and rollout.batch_size == (4, 25)
 
 
-EXAMPLES = {"sb3_maskable_ppo": ["--timesteps", "256", "--num-envs", "8"],
+EXAMPLES = {"sb3_maskable_ppo": ["--timesteps", "256", "--num-envs", "8", "--n-steps", "32"],
             "cleanrl_ppo": ["--total-timesteps", "512", "--num-envs", "4", "--num-steps", "64"],
             "torchrl_ppo": ["--total-timesteps", "512", "--num-envs", "4", "--num-steps", "64"]}
 
