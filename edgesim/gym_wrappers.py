@@ -153,7 +153,7 @@ class EdgeMoEEnv(gym.Env):
         k = min(ep.k, ep.n_steps[ep.task] - 1)
         return self.encoder.masks[ep.types[ep.task][k]].astype(bool)
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         action = int(action)
         if not 0 <= action < self.dataset.n_servers:
             raise ValueError(f"action must be a server index in [0, {self.dataset.n_servers}), got {action}")
@@ -171,7 +171,7 @@ class EdgeMoEEnv(gym.Env):
                 "trap_hit": out["trap_hit"], "switch": out["switch"], "reward_vector": np.array(r)}
         return self._observe(), w[0] * r[0] + w[1] * r[1] + w[2] * r[2], out["done"], False, info
 
-    def _step_simulator(self, action: int):
+    def _step_simulator(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Any other profile: a batch-1 simulator (a workflow per episode, or a world over the horizon)."""
         if not self.started:
             raise RuntimeError("call reset() before step() or action_masks()")
@@ -270,7 +270,7 @@ class EdgeMoEVectorEnv(VectorEnv):
         """(num_envs, N) bool: the valid servers of every row (sb3-contrib's convention)."""
         return self.sim.valid_mask().cpu().numpy()
 
-    def step(self, actions):
+    def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self.waiting.any():
             raise RuntimeError(f"rows {np.flatnonzero(self.waiting).tolist()} have finished: reset them with "
                                "reset(options={'reset_mask': mask}) (autoreset_mode DISABLED)")
