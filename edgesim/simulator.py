@@ -18,6 +18,19 @@ from . import physics as P
 from .dataset import Dataset, DatasetError
 
 
+def take(x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+    """x[i] for an index tensor of any shape without negative entries (rows of x for a 2-D x).
+    index_select is pure data movement like advanced indexing, so the values are identical, at about
+    half the cost per call on a batch of 4096 (advanced indexing was a third of a step's CPU time)."""
+    return x.index_select(0, i.reshape(-1)).view(*i.shape, *x.shape[1:])
+
+
+def take2(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """x[i, j] of a contiguous 2-D x (i and j broadcast), through its flat view (see `take`)."""
+    flat = i * x.shape[1] + j
+    return x.view(-1).index_select(0, flat.reshape(-1)).view(flat.shape)
+
+
 class Topology:
     """The static arrays of a Dataset on one device, computed once at load."""
 
@@ -55,8 +68,8 @@ class Topology:
                     torch.zeros(shape, dtype=torch.bool, device=s.device))
         key = prev * self.n + s
         idx = torch.searchsorted(self.link_keys, key).clamp_max(len(self.link_keys) - 1)
-        found = (self.link_keys[idx] == key) & (prev >= 0)
-        return torch.where(found, self.link_lat[idx], torch.zeros((), dtype=self.lon.dtype, device=s.device)), found
+        found = (take(self.link_keys, idx) == key) & (prev >= 0)
+        return torch.where(found, take(self.link_lat, idx), torch.zeros((), dtype=self.lon.dtype, device=s.device)), found
 
     def link_latency(self, prev: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """BaseLatencyMs of the link prev -> s, 0 where there is none (or prev < 0)."""
@@ -65,8 +78,8 @@ class Topology:
     def hop_km(self, src_lon: torch.Tensor, src_lat: torch.Tensor, src_region: torch.Tensor,
                from_server: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(distance, same_region) of the hop to server s; server-to-server hops in one region >= 0.5 km."""
-        d = P.haversine_km(src_lon, src_lat, self.lon[s], self.lat[s])
-        same_region = self.region[s] == src_region
+        d = P.haversine_km(src_lon, src_lat, take(self.lon, s), take(self.lat, s))
+        same_region = take(self.region, s) == src_region
         return torch.where(from_server & same_region, d.clamp_min(P.MIN_HOP_KM), d), same_region
 
 
@@ -180,38 +193,39 @@ class Simulator:
         t, T = self.task, self.tasks
         k = self._shown_step()
         return Observation(
-            task=t, step=self.step_idx, n_steps=T.n_steps[t], task_lon=T.lon[t], task_lat=T.lat[t], task_region=T.region[t],
+            task=t, step=self.step_idx, n_steps=take(T.n_steps, t), task_lon=take(T.lon, t), task_lat=take(T.lat, t),
+            task_region=take(T.region, t),
             prev_server=self.prev, prev_region=self.hop_region(),
-            required_type=T.types[t, k], tokens=T.tokens[t, k], now_ms=self.now)
+            required_type=take2(T.types, t, k), tokens=take2(T.tokens, t, k), now_ms=self.now)
 
     def _shown_step(self) -> torch.Tensor:
         """The step each row shows: the current one, or the last one for a finished row."""
-        return torch.minimum(self.step_idx, self.tasks.n_steps[self.task] - 1)
+        return torch.minimum(self.step_idx, take(self.tasks.n_steps, self.task) - 1)
 
     def required_type(self) -> torch.Tensor:
         """(B,) model type each episode's current step needs."""
-        return self.tasks.types[self.task, self._shown_step()]
+        return take2(self.tasks.types, self.task, self._shown_step())
 
     def hop_source(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(lon, lat, region) each episode's next hop starts from: the task at step 0, else the previous server."""
         t, first, prev_c = self.task, self.prev < 0, self.prev.clamp_min(0)
-        return (torch.where(first, self.tasks.lon[t], self.net.lon[prev_c]),
-                torch.where(first, self.tasks.lat[t], self.net.lat[prev_c]), self.hop_region())
+        return (torch.where(first, take(self.tasks.lon, t), take(self.net.lon, prev_c)),
+                torch.where(first, take(self.tasks.lat, t), take(self.net.lat, prev_c)), self.hop_region())
 
     def hop_region(self) -> torch.Tensor:
         """(B,) region of each episode's hop source (the task's region at step 0)."""
-        return torch.where(self.prev < 0, self.tasks.region[self.task], self.net.region[self.prev.clamp_min(0)])
+        return torch.where(self.prev < 0, take(self.tasks.region, self.task), take(self.net.region, self.prev.clamp_min(0)))
 
     def valid_mask(self) -> torch.Tensor:
         """(B, N) bool: servers hosting an instance of each episode's required model type."""
-        return self.net.valid[self.required_type()]
+        return take(self.net.valid, self.required_type())
 
     def sample_valid(self, generator: torch.Generator) -> torch.Tensor:
         """(B,) a uniformly random valid server per episode, in O(B) (no B x N mask)."""
         req = self.required_type()
         u = torch.rand(self.batch_size, generator=generator, device=self.device, dtype=self.dtype)
-        slot = (u * self.net.valid_count[req]).long()
-        return self.net.valid_list[req, slot]
+        slot = (u * take(self.net.valid_count, req)).long()
+        return take2(self.net.valid_list, req, slot)
 
     def busy_until(self, servers: torch.Tensor) -> torch.Tensor:
         """(B, K) time each episode's `servers` (B, K) stay busy, 0 for servers it has not used.
@@ -281,17 +295,17 @@ class Simulator:
         net, T = self.net, self.tasks
         t, k, prev = self.task, self.step_idx, self.prev
         first = prev < 0
-        req = T.types[t, k]
-        n = T.tokens[t, k]
-        valid = net.valid[req, a]
-        s = torch.where(valid, a, net.fallback_server[req])  # reference fallback: first instance of the type
+        req = take2(T.types, t, k)
+        n = take2(T.tokens, t, k)
+        valid = take2(net.valid, req, a)
+        s = torch.where(valid, a, take(net.fallback_server, req))  # reference fallback: first instance of the type
         src_lon, src_lat, src_region = self.hop_source()
         d, same_region = net.hop_km(src_lon, src_lat, src_region, ~first, s)
-        trap_hit = net.trap[s] | (~first & net.trap[prev.clamp_min(0)])
+        trap_hit = take(net.trap, s) | (~first & take(net.trap, prev.clamp_min(0)))
         trap_ms, link_ms = self._trap_and_link(prev, s, trap_hit, u[:, 3])
         return {"server": s, "valid": valid, "channel": P.channel_ms(d, n, P.inverse_rate(d, u[:, 0], u[:, 1], u[:, 2])),
-                "trap_hit": trap_hit, "trap_ms": trap_ms, "link_ms": link_ms, "compute": P.compute_ms(n, net.nc[s]),
-                "cost": P.step_cost(n, net.price[req, s], net.cost_mult[s]), "switch": ~same_region}
+                "trap_hit": trap_hit, "trap_ms": trap_ms, "link_ms": link_ms, "compute": P.compute_ms(n, take(net.nc, s)),
+                "cost": P.step_cost(n, take2(net.price, req, s), take(net.cost_mult, s)), "switch": ~same_region}
 
     def _trap_and_link(self, prev: torch.Tensor, s: torch.Tensor, trap_hit: torch.Tensor,
                        u_trap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -332,7 +346,7 @@ class Simulator:
         self.now = start + latency  # docs/simulator.md §2: max(now, busy_until_before) + step latency
         self.prev = s
         self.step_idx = k + 1
-        done = self.step_idx >= self.tasks.n_steps[self.task]
+        done = self.step_idx >= take(self.tasks.n_steps, self.task)
         info = self._info(h, latency, queue, done, self.episode, self.task, k)
         if self.autoreset:
             self.reset_done(done)

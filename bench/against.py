@@ -1,0 +1,100 @@
+"""The batched simulator's steps/s here and at another git revision, side by side in one run.
+
+    python bench/against.py 8be1e82                       # 500 servers, B = 256 and 4096, both profiles
+    python bench/against.py HEAD~3 --servers 500 10000 --batches 4096 --repeats 7
+
+A speed-up is only believable measured beside its baseline on the same machine at the same time:
+the revision is checked out into a temporary git worktree and every timed run alternates between
+the two trees (a fresh process each, one torch thread, random valid actions drawn inside the timed
+loop as in bench/env_throughput.py), so a busy or slow machine slows both alike. Prints the median
+of --repeats runs per tree and their ratio. Only the simulator's stable API is used
+(`load_dataset`, `Simulator`, `ContentionSimulator`), so old revisions can be measured too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.env_throughput import CACHE, dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TIMED_RUN = """
+import json, sys, time, torch
+torch.set_num_threads(1)
+torch.set_grad_enabled(False)
+from edgesim.dataset import load_dataset
+from edgesim.simulator import Simulator
+root, region, batch, steps, profile = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+ds = load_dataset(root, region)
+if profile == "contention":
+    from edgesim.contention import Contention, ContentionSimulator
+    sim = ContentionSimulator(ds, batch, seed=0, contention=Contention(arrival_rate=16, worlds=batch))
+else:
+    sim = Simulator(ds, batch_size=batch, seed=0)
+gen = torch.Generator().manual_seed(0)
+for _ in range(max(5, steps // 10)):
+    sim.step(sim.sample_valid(gen))
+t0 = time.perf_counter()
+for _ in range(steps):
+    sim.step(sim.sample_valid(gen))
+print(json.dumps(steps * batch / (time.perf_counter() - t0)))
+"""
+
+
+def timed_run(tree: Path, root: Path, region: str, batch: int, steps: int, profile: str) -> float:
+    env = os.environ | {"PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", TIMED_RUN, str(root), region, str(batch), str(steps), profile],
+                         cwd=tree, env=env, capture_output=True, text=True, check=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("rev", help="the git revision to compare with (e.g. a commit before a change)")
+    p.add_argument("--servers", type=int, nargs="+", default=[500])
+    p.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
+    p.add_argument("--profiles", nargs="+", default=["paper", "contention"])
+    p.add_argument("--steps", type=int, default=200, help="timed steps per run (default 200)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per tree and setting (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
+    args = p.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="against_") as tmp:
+        old = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(old), args.rev], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            for n in args.servers:
+                region = dataset(n).regions[0]  # generated into bench/.cache/ when missing
+                root = ROOT / "data1" if n == 500 else CACHE
+                for profile in args.profiles:
+                    for b in args.batches:
+                        runs: dict[str, list[float]] = {"rev": [], "here": []}
+                        for _ in range(args.repeats):  # alternate, so load changes hit both trees
+                            runs["rev"].append(timed_run(old, root, region, b, args.steps, profile))
+                            runs["here"].append(timed_run(ROOT, root, region, b, args.steps, profile))
+                        rev, here = statistics.median(runs["rev"]), statistics.median(runs["here"])
+                        rows.append({"servers": n, "profile": profile, "batch": b, "rev_steps_per_s": rev,
+                                     "steps_per_s": here, "ratio": here / rev})
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
+    if args.json:
+        print(json.dumps(rows))
+        return rows
+    print(f"steps/s, median of {args.repeats} alternating runs; {args.rev} vs the working tree")
+    print(f"{'servers':>7} {'profile':>10} {'batch':>6} {args.rev[:12]:>14} {'here':>14} {'ratio':>6}")
+    for r in rows:
+        print(f"{r['servers']:>7} {r['profile']:>10} {r['batch']:>6} {r['rev_steps_per_s']:>14,.0f} "
+              f"{r['steps_per_s']:>14,.0f} {r['ratio']:>6.2f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
