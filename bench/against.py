@@ -1,7 +1,7 @@
 """The batched simulator's steps/s here and at another git revision, side by side in one run.
 
     python bench/against.py 8be1e82                       # 500 servers, B = 256 and 4096, both profiles
-    python bench/against.py HEAD~3 --servers 500 10000 --batches 4096 --repeats 7
+    python bench/against.py HEAD~3 --servers 500 10000 --batches 4096 --repeats 9
 
 A speed-up is only believable measured beside its baseline on the same machine at the same time:
 the revision is checked out into a temporary git worktree and every timed run alternates between
@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--servers", type=int, nargs="+", default=[500])
     p.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
     p.add_argument("--profiles", nargs="+", default=["paper", "contention"])
-    p.add_argument("--steps", type=int, default=200, help="timed steps per run (default 200)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per tree and setting (default 5)")
+    p.add_argument("--steps", type=int, default=400, help="timed steps per run (default 400)")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per tree and setting (default 7)")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
     args = p.parse_args(argv)
     rows = []

@@ -156,17 +156,15 @@ def test_busy_until_and_queue_wait_follow_the_episode_history(reference_ds):
     assert torch.equal(sim.queue_wait(torch.cat([used, unused], 1)), torch.zeros((4, 2), dtype=torch.float64))
 
 
-def test_take_and_take2_equal_advanced_indexing():
-    """The simulator's gathers (index_select on flat views) return exactly what x[i] and x[i, j] do,
-    for any index shape, broadcasting included."""
-    from edgesim.simulator import take, take2
+def test_take_and_take_cells_equal_advanced_indexing():
+    """The simulator's gathers (index_select, on flat views for 2-D tables) return exactly what x[i]
+    and x[i, j] do, for every index shape `take` accepts."""
+    from edgesim.simulator import take, take_cells
     gen = torch.Generator().manual_seed(0)
     x1 = torch.rand(50, generator=gen, dtype=torch.float64)
     x2 = torch.randint(0, 9, (7, 50), generator=gen)
     for shape in [(13,), (4, 5), (1, 6)]:
         i = torch.randint(0, 50, shape, generator=gen)
         assert torch.equal(take(x1, i), x1[i]) and torch.equal(take(x2.T.contiguous(), i), x2.T[i])
-        r = torch.randint(0, 7, shape, generator=gen)
-        assert torch.equal(take2(x2, r, i), x2[r, i])
-    rows, cols = torch.randint(0, 7, (3, 1), generator=gen), torch.randint(0, 50, (1, 4), generator=gen)
-    assert torch.equal(take2(x2, rows, cols), x2[rows, cols])
+    i, r = torch.randint(0, 50, (64,), generator=gen), torch.randint(0, 7, (64,), generator=gen)
+    assert torch.equal(take_cells(x2, r * 50 + i), x2[r, i])
