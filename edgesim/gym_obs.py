@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .dataset import Dataset
-from .simulator import Simulator
+from .simulator import Observation, Simulator
 
 TOKEN_SCALE = 2000.0  # as the learned schedulers' inputs
 RAW_TOKEN_SCALE = 1000.0
@@ -95,9 +95,10 @@ class ObservationEncoder:
             return wait_ms.astype(np.float32)
         return np.minimum(np.log1p(wait_ms / QUEUE_SCALE_MS), QUEUE_FEATURE_MAX).astype(np.float32)
 
-    def encode(self, sim: Simulator) -> dict[str, np.ndarray]:
-        """(B, ...) observation arrays of every row of a batched simulator."""
-        obs = sim.observe()
+    def encode(self, sim: Simulator, obs: Observation | None = None) -> dict[str, np.ndarray]:
+        """(B, ...) observation arrays of every row of a batched simulator (`obs`: its current
+        observation, when the caller has it already)."""
+        obs = sim.observe() if obs is None else obs
         src_lon, src_lat, _ = sim.hop_source()
         prev = obs.prev_server
         trap = torch.where(prev >= 0, sim.net.trap[prev.clamp_min(0)], False)

@@ -40,7 +40,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from .dataset import Dataset, load_dataset
 from .gym_obs import ObservationEncoder
 from .physics import EVAL_WEIGHTS, UNIFORMS_PER_STEP
-from .profile import DEFAULT
+from .profile import DEFAULT, Profile
 from .profiles import PROFILES, get_profile, make_simulator
 from .scalar_model import ScalarEpisode, ScalarTopology
 from .simulator import Simulator
@@ -82,6 +82,7 @@ class EdgeMoEEnv(gym.Env):
     """One environment (see the module docstring). `params`: the profile's parameters (None: defaults)."""
 
     metadata = {"render_modes": []}
+    sim: Simulator  # profiles other than paper only
 
     def __init__(self, dataset: Dataset, split: str = "train", profile: str = DEFAULT, params: Any = None,
                  order: str = "random", weights: tuple[float, float, float] = EVAL_WEIGHTS, normalize: bool = True,
@@ -97,11 +98,13 @@ class EdgeMoEEnv(gym.Env):
         self.observation_space = self.encoder.space
         self.action_space = gym.spaces.Discrete(dataset.n_servers)
         self.n_tasks = len(dataset.tasks[split])
-        self.sim = make_simulator(dataset, 1, split, order, 0, "cpu", profile, params)
-        if self.horizon is None:
-            self.sim.autoreset = False  # a finished workflow ends the Gym episode
-        # the paper dynamics are exactly the plain-Python model's: play them without torch
-        self.topology = ScalarTopology(dataset) if type(self.sim) is Simulator else None
+        # the paper profile's own dynamics are exactly the plain-Python model's: play them without torch;
+        # any other profile (a subclass, even one keeping the paper simulator) steps a batch-1 simulator
+        fast = type(get_profile(profile)) is Profile
+        self.topology = ScalarTopology(dataset) if fast else None
+        if not fast:
+            self.sim = make_simulator(dataset, 1, split, order, 0, "cpu", profile, params)
+            self.sim.autoreset = self.horizon is not None  # a finished workflow ends the Gym episode
         self.episode: ScalarEpisode | None = None
         self.episodes = 0  # episodes started since the last seeded reset: the fast path's episode_id
         self.decisions, self.started = 0, False
@@ -276,7 +279,7 @@ class EdgeMoEVectorEnv(VectorEnv):
                                "reset(options={'reset_mask': mask}) (autoreset_mode DISABLED)")
         if self.horizon is not None and self.decisions >= self.horizon:
             raise RuntimeError("the worlds reached the horizon: call reset()")
-        _, reward, done, info = self.sim.step(torch.as_tensor(np.asarray(actions), device=self.sim.device))
+        obs, reward, done, info = self.sim.step(torch.as_tensor(np.asarray(actions), device=self.sim.device))
         rewards = (reward @ self.weights).cpu().numpy().astype(np.float64)
         infos: dict[str, Any] = _sim_infos(info, reward, self.horizon)
         if self.horizon is None:
@@ -288,16 +291,17 @@ class EdgeMoEVectorEnv(VectorEnv):
         ended = terminated | truncated
         for k in list(infos):
             infos["_" + k] = np.ones(self.num_envs, bool)
+        current = self.encoder.encode(self.sim, obs)
         if ended.any():
             if self.autoreset_mode == AutoresetMode.DISABLED:
                 self.waiting = ended.copy()
             else:
-                infos = self._autoreset(infos, ended)
-        return self.encoder.encode(self.sim), rewards, terminated, truncated, infos
+                infos = self._autoreset(infos, ended, current)
+                current = self.encoder.encode(self.sim)  # the restarted rows' first observations
+        return current, rewards, terminated, truncated, infos
 
-    def _autoreset(self, infos: dict[str, Any], ended: np.ndarray) -> dict[str, Any]:
-        """SAME_STEP: keep the finished rows' last observation and info, then start their next episodes."""
-        final = self.encoder.encode(self.sim)
+    def _autoreset(self, infos: dict[str, Any], ended: np.ndarray, final: dict[str, np.ndarray]) -> dict[str, Any]:
+        """SAME_STEP: keep the finished rows' last observation (`final`) and info, then start their next episodes."""
         final_obs = np.full(self.num_envs, None, dtype=object)
         for i in np.flatnonzero(ended):
             final_obs[i] = {k: v[i] for k, v in final.items()}

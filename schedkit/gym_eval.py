@@ -43,7 +43,7 @@ class GymPolicy:
         self.predict, self.encoder, self.name = predict, encoder, name
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
-        o = self.encoder.encode(sim)
+        o = self.encoder.encode(sim, obs)
         actions = np.asarray(self.predict(o, o["action_mask"].astype(bool))).reshape(-1)
         if actions.shape != (sim.batch_size,):
             raise ValueError(f"the policy returned {actions.size} actions for {sim.batch_size} observations")
@@ -82,8 +82,6 @@ def evaluate_heuristic(name: str, data: Dataset | str | Path = "data1", region: 
     from .registry import get  # the registry imports every scheduler package; only this helper needs it
 
     ds = resolve_dataset(data, region)
-    p = get_profile(profile)
-    params = p.parse(None) if params is None else params
     episodes = episodes or default_eval_episodes(ds, split, profile)
     sim = eval_simulator(ds, split, episodes, seed, "cpu", profile, params)
     return summarize(evaluate(sim, get(name).load()(sim, seed=seed), episodes, progress=progress)) | {"policy": name}
