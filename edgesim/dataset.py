@@ -296,6 +296,18 @@ def _load_trap_config(path: Path, index_of: dict[str, int], warn: Warn) -> dict 
 
 # ----------------------------------------------------------------------------- loading
 
+REPO = Path(__file__).resolve().parents[1]  # the clone the package runs from
+
+
+def data_root(path: str | Path) -> Path:
+    """A data root as written in a config or typed by a user: absolute as is; relative, the folder in
+    the current directory if there is one, else the repository's (so `data: data1` works anywhere)."""
+    path = Path(path)
+    if path.is_absolute() or path.exists() or not (REPO / path).exists():
+        return path
+    return REPO / path
+
+
 def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -> Dataset:
     """Load region folders `root/<region>` into one Dataset (servers of all regions are candidates)."""
     root = Path(root)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from .dataset import Dataset, load_dataset
+from .dataset import Dataset, data_root, load_dataset
 from .gym_obs import ObservationEncoder
 from .physics import EVAL_WEIGHTS, UNIFORMS_PER_STEP
 from .profile import DEFAULT, Profile
@@ -320,13 +320,7 @@ class EdgeMoEVectorEnv(VectorEnv):
 
 def resolve_dataset(data: Dataset | str | Path, region: str | list[str] | tuple[str, ...]) -> Dataset:
     """A Dataset as given, or loaded from a root folder (a relative one is also looked up in the repository)."""
-    if isinstance(data, Dataset):
-        return data
-    root = Path(data)
-    if not root.is_absolute() and not root.exists():  # a relative root is also looked up in the repository
-        repo = Path(__file__).resolve().parents[1] / root
-        root = repo if repo.exists() else root
-    return load_dataset(root, region)
+    return data if isinstance(data, Dataset) else load_dataset(data_root(data), region)
 
 
 def make_env(data: Dataset | str | Path = "data1", region: str | list[str] = "Server1_Trap", **kwargs) -> EdgeMoEEnv:

@@ -11,6 +11,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from edgesim.dataset import data_root as data_root  # the rule lives with the loader; scripts import it here
 from edgesim.profiles import get_profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,15 +71,6 @@ def run_eval_dir(run: Path, split: str, seed: int, profile: str = "paper", episo
 def eval_dir(results: Path, regions: list[str], tag: str = "") -> Path:
     """<results>/eval/<regions>[_<tag>]: the tag names a non-default evaluation, e.g. contention_r16."""
     return results / "eval" / ("+".join(regions) + (f"_{tag}" if tag else ""))
-
-
-def data_root(path: str | Path) -> Path:
-    """A data root as written in a config or typed by a user: absolute as is; relative, the folder in
-    the current directory if there is one, else the repository's (so `data: data1` works anywhere)."""
-    path = Path(path)
-    if path.is_absolute() or path.exists() or not (REPO / path).exists():
-        return path
-    return REPO / path
 
 
 @lru_cache(maxsize=1)
