@@ -114,3 +114,14 @@ def test_example_trains_and_evaluates_with_the_protocol(tmp_path, name):
 def test_example_names_a_bad_dataset_in_one_line(tmp_path):
     one_line_error(run_script("examples/cleanrl_ppo.py", "--data", str(tmp_path / "missing"), "--out",
                               str(tmp_path / "out"), check=False), "missing", "not found")
+
+
+@pytest.mark.slow
+def test_gym_vs_protocol_scores_a_trained_agent_three_ways(tmp_path):
+    run_script("examples/cleanrl_ppo.py", "--total-timesteps", "256", "--num-envs", "4", "--num-steps", "64",
+               "--episodes", "8", "--reference", "none", "--out", str(tmp_path / "run"), "--no-progress")
+    proc = run_script("examples/gym_vs_protocol.py", "--agent", str(tmp_path / "run" / "agent.pt"), "--seeds", "0")
+    assert "protocol (200 episodes)" in proc.stdout
+    assert "random order, env seed 0" in proc.stdout and "sequential order, env seed 0" in proc.stdout
+    one_line_error(run_script("examples/gym_vs_protocol.py", "--agent", str(tmp_path / "none.pt"), check=False),
+                   "not found", "cleanrl_ppo.py")
