@@ -35,6 +35,14 @@ load before the key existed, so a saved config without it means `live_load: true
 count. `actor: per_server` is the size-agnostic variant: a shared scorer reads one feature vector
 per server (SERVER_FEATURES, all dimensionless and independent of N) plus the state embedding, so
 one checkpoint schedules any number of servers (zero-shot on larger topologies).
+
+`shortlist: K` (per_server only; 0, the default, scores every server) is for large topologies: each
+decision first ranks all valid servers by a cheap one-step estimate, the weighted reward (under the
+agent's current objective weights) of an expected latency (propagation, wireless transmission at the
+hop distance, compute, the expected trap surcharge, and under contention the live queue wait) and the
+step cost, and the scorer then scores only the best K. Its logits are over those K servers
+(`features["shortlist"]` holds their indices; schedkit.rollout.chosen_servers maps a choice back), so
+the rollout stores and the PPO update recomputes K scores per decision instead of N (shortlist.py).
 """
 from __future__ import annotations
 
@@ -49,8 +57,10 @@ from edgesim.physics import EXPECTED_TRAP_MS
 from edgesim.profiles import get_profile
 from edgesim.simulator import Observation, Simulator
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
+from schedkit.config import ConfigError
 
 from .model import ActorCritic, PerServerActorCritic
+from .shortlist import Shortlist
 
 REFERENCE_STATE_DIM = BASE_STATE_DIM + 3
 TOKEN_SCALE = 2000.0
@@ -128,6 +138,11 @@ class TopoFreeAgent(MaskedAgent):
         g = cfg["guidance"]
         self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
         self.guidance = bool(g.get("enabled", True))
+        k = int(cfg.get("shortlist", 0))  # configs from before the key existed score every server
+        if k and not self.per_server:
+            raise ConfigError(f"config 'shortlist': {k} needs actor: per_server (the dense actor has one output "
+                              "per server)")
+        self.shortlist = Shortlist(ds, k, device) if k else None
         se_gate = bool(cfg.get("se_gate", True))
         n = ds.n_servers
         nc_static = static_telemetry(ds, cfg["telemetry_latency"])
@@ -166,24 +181,33 @@ class TopoFreeAgent(MaskedAgent):
         return [self.net.actor, self.net.critic]
 
     def server_features(self, sim: Simulator, obs: Observation, telemetry: torch.Tensor,
-                        load: torch.Tensor | None) -> torch.Tensor:
-        """(B, N, len(SERVER_FEATURES)) inputs of the per-server scorer."""
+                        load: torch.Tensor | None, shortlist: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, len(SERVER_FEATURES)) inputs of the per-server scorer, or (B, K, ...) for the
+        servers of a (B, K) `shortlist` (the telemetry's z-score still standardises over all N)."""
         net, B = sim.net, sim.batch_size
-        servers = torch.arange(sim.n_servers, device=sim.device)
+        servers = torch.arange(sim.n_servers, device=sim.device)[None] if shortlist is None else shortlist
+
+        def at(x: torch.Tensor) -> torch.Tensor:
+            """The shortlisted columns of a per-server (N,), (1, N) or (B, N) quantity, as (B, K)."""
+            if shortlist is None:
+                return x.expand(B, -1)
+            return x.gather(1, shortlist) if x.shape[0] == B and x.dim() == 2 else x.reshape(-1)[shortlist]
+
         lon, lat, region = sim.hop_source()
-        km = P.haversine_km(lon[:, None], lat[:, None], net.lon[None], net.lat[None]).float()
-        link = net.link_lookup(obs.prev_server[:, None], servers[None])[0].float()
+        km = P.haversine_km(lon[:, None], lat[:, None], at(net.lon), at(net.lat)).float()
+        link = net.link_lookup(obs.prev_server[:, None], servers)[0].float()
         tokens = obs.tokens.float()[:, None]
-        cost = P.step_cost(tokens, net.price[obs.required_type].float(), net.cost_mult.float()[None])
+        cost = P.step_cost(tokens, at(net.price[obs.required_type].float()), at(net.cost_mult.float()))
         expected = expected_step(net, self.channel, lon[:, None], lat[:, None], region[:, None],
-                                 obs.prev_server[:, None], obs.tokens[:, None], obs.required_type[:, None], servers[None],
+                                 obs.prev_server[:, None], obs.tokens[:, None], obs.required_type[:, None], servers,
                                  with_reward=False, contention=getattr(sim, "contention", None))["latency"].float()
-        telemetry = telemetry.expand(B, -1)
-        nc = net.nc.float()[None].expand(B, -1)
+        if shortlist is None:
+            telemetry = telemetry.expand(B, -1)
+        nc = at(net.nc.float())
         return torch.stack([
-            telemetry, _row_zscore(telemetry), nc, self.cost_half.expand(B, -1), self.trap.expand(B, -1),
-            torch.zeros_like(km) if load is None else load / 1000.0,
-            torch.log1p(km) / 5, (net.region[None] == region[:, None]).float(), link / 1000.0,
+            at(telemetry), at(_row_zscore(telemetry.reshape(-1, sim.n_servers))), nc, at(self.cost_half), at(self.trap),
+            torch.zeros_like(km) if load is None else at(load) / 1000.0,
+            torch.log1p(km) / 5, (at(net.region) == region[:, None]).float(), link / 1000.0,
             cost / 0.05, tokens / (nc * P.TOKENS_PER_SECOND_AT_FULL_COMPUTE), expected / P.LATENCY_NORM_MS,
         ], -1)
 
@@ -216,12 +240,21 @@ class TopoFreeAgent(MaskedAgent):
         load = sim.server_load().float() if get_profile(sim.profile_name).queues and self.live_load else None
         if load is not None:
             feats["telemetry"] = live_telemetry(self.nc_static, load, self.telemetry_queue_ms)
-        if self.per_server:
+        if self.shortlist is not None:
+            short = self.shortlist(sim, obs, weights, feats["mask"], load)
+            live = feats.pop("telemetry", None)  # (B, N): not stored, only its values at the shortlist are read
+            feats["servers"] = self.server_features(sim, obs, self.telemetry if live is None else live, load, short)
+            # the guidance prior of the full actor (forward), at the shortlist
+            feats["prior"] = self.telemetry_z[short] if live is None else _row_zscore(live).gather(1, short)
+            feats["mask"], feats["shortlist"] = feats["mask"].gather(1, short), short
+        elif self.per_server:
             feats["servers"] = self.server_features(sim, obs, feats.get("telemetry", self.telemetry), load)
         return feats
 
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        if "telemetry" in feats:  # live, (B, N)
+        if "prior" in feats:  # a shortlist: (B, K)
+            telemetry_z = feats["prior"]
+        elif "telemetry" in feats:  # live, (B, N)
             telemetry = feats["telemetry"]
             telemetry_z = _row_zscore(telemetry)
         else:  # static, (N,)

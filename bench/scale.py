@@ -12,15 +12,17 @@ For every N it measures, on the CPU:
   contention steps/s  the same for the contention profile (docs/simulator.md §5): 4096 worlds,
                       Contention(arrival_rate=16, worlds=4096), other parameters at their defaults.
   ratio               paper / contention; the target is contention within 2x of paper (ratio <= 2).
-  dense / per_server ms
+  dense / per_server / shortlist ms
                       median wall time of one batch-1 decision (features + forward + masked argmax,
                       under torch.inference_mode) of a freshly built, untrained TopoFreeRL agent with
-                      `actor: dense` or `actor: per_server`, on the test split in sequential order;
-                      schedkit.inference.batch1_decision_ms, --decisions decisions after 10 warm-up ones.
-  train steps/s       `TopoFreeRL/train.py --epochs 2 --episodes 200` (dense actor, paper profile) run
-                      as a subprocess: mean over epochs of metrics.csv's `steps_per_s` (env steps per
-                      second of rollout + PPO update; epoch 0 includes warm-up).
-  peak RSS MB         that training subprocess's maximum resident set size (os.wait4's ru_maxrss).
+                      `actor: dense`, `actor: per_server`, or per_server with `shortlist: 32`, on the
+                      test split in sequential order; schedkit.inference.batch1_decision_ms,
+                      --decisions decisions after 10 warm-up ones.
+  train st/s, RSS     `TopoFreeRL/train.py --episodes 200` (paper profile) run as a subprocess, once
+                      with the dense actor (2 epochs) and once per_server with `shortlist: 32` (6
+                      epochs): the median over epochs after the first (warm-up) of metrics.csv's
+                      `steps_per_s` (env steps per second of rollout + PPO update), and the
+                      subprocess's peak resident set size (os.wait4's ru_maxrss).
 
 Datasets: data1/Server1_Trap (500), Server2_Trap (1000), Server3_Trap (2000) are committed; any
 other N (10,000 by default) is generated once into the git-ignored bench/.cache/Bench<N>_Trap by
@@ -61,7 +63,12 @@ COMMITTED = {500: "Server1_Trap", 1000: "Server2_Trap", 2000: "Server3_Trap"}  #
 BATCH = 4096
 ARRIVAL_RATE = 16.0
 WEIGHTS = (0.45, 0.40, 0.15)
-TRAIN_ARGS = ["--epochs", "2", "--episodes", "200", "--set", "actor=dense", "--no-progress"]
+SHORTLIST = 32
+TRAIN_ARGS = {"dense": ["--epochs", "2", "--episodes", "200", "--set", "actor=dense"],
+              "shortlist": ["--epochs", "6", "--episodes", "200", "--set", "actor=per_server",
+                            "--set", f"shortlist={SHORTLIST}"]}
+ACTORS = {"dense": ["actor=dense"], "per_server": ["actor=per_server"],
+          "shortlist": ["actor=per_server", f"shortlist={SHORTLIST}"]}
 
 
 def locate(servers: int) -> tuple[Path, str, Dataset]:
@@ -89,18 +96,20 @@ def steps_per_s(sim: Simulator, steps: int, repeats: int) -> float:
 
 
 def decision_ms(ds: Dataset, actor: str, decisions: int) -> float:
-    cfg = resolve(ROOT / "TopoFreeRL" / "config.yaml", sets=[f"actor={actor}"])
+    cfg = resolve(ROOT / "TopoFreeRL" / "config.yaml", sets=ACTORS[actor])
     agent = TopoFreeAgent(ds, cfg, torch.device("cpu"))
     policy = GreedyAgentPolicy("TopoFreeRL", agent, torch.tensor(WEIGHTS))
     return batch1_decision_ms(ds, "test", policy, torch.device("cpu"), decisions=decisions)
 
 
-def train_run(root: Path, region: str, threads: int | None) -> dict:
+def train_run(root: Path, region: str, threads: int | None, actor: str) -> dict:
     """Run TopoFreeRL/train.py in a subprocess; its steps/s from metrics.csv and its own peak RSS."""
     with tempfile.TemporaryDirectory(prefix="scale_train_") as tmp:
         out, log_path = Path(tmp) / "run", Path(tmp) / "train.log"
         cmd = [sys.executable, str(ROOT / "TopoFreeRL" / "train.py"), "--data", str(root), "--regions", region,
-               *TRAIN_ARGS, "--out", str(out)]
+               *TRAIN_ARGS[actor], "--no-progress", "--out", str(out)]
+        if threads is not None:
+            cmd += ["--threads", str(threads)]
         env = os.environ | ({} if threads is None else {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
         t0 = time.perf_counter()
         with open(log_path, "w") as log:
@@ -112,8 +121,9 @@ def train_run(root: Path, region: str, threads: int | None) -> dict:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
         with open(metrics_file(out), newline="") as f:
             per_epoch = [float(r["steps_per_s"]) for r in csv.DictReader(f)]
-    return {"train_steps_per_s": statistics.mean(per_epoch), "train_steps_per_s_epochs": per_epoch,
-            "train_wall_s": wall, "train_peak_rss_mb": usage.ru_maxrss / 1024}  # Linux: ru_maxrss in KiB
+    return {f"{actor}_train_steps_per_s": statistics.median(per_epoch[1:] or per_epoch),
+            f"{actor}_train_steps_per_s_epochs": per_epoch, f"{actor}_train_wall_s": wall,
+            f"{actor}_train_peak_rss_mb": usage.ru_maxrss / 1024}  # Linux: ru_maxrss in KiB
 
 
 def measure(servers: int, steps: int, repeats: int, decisions: int, train: bool, threads: int | None) -> dict:
@@ -128,10 +138,11 @@ def measure(servers: int, steps: int, repeats: int, decisions: int, train: bool,
         row["contention_steps_per_s"] = steps_per_s(contention, steps, repeats)
         del contention
     row["paper_over_contention"] = row["paper_steps_per_s"] / row["contention_steps_per_s"]
-    for actor in ("dense", "per_server"):
+    for actor in ACTORS:
         row[f"{actor}_decision_ms"] = decision_ms(ds, actor, decisions)
     if train:
-        row |= train_run(root, region, threads)
+        for actor in TRAIN_ARGS:
+            row |= train_run(root, region, threads, actor)
     return row
 
 
@@ -140,14 +151,18 @@ def fmt(v, spec: str) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'N':>6} {'paper st/s':>11} {'cont. st/s':>11} {'ratio':>6} {'dense ms':>9} {'per_srv ms':>10} "
-          f"{'train st/s':>10} {'peak RSS MB':>11}")
+    print(f"{'':>6} {'':>11} {'':>11} {'':>6} {'decision ms':^32} {'dense training':^21} {'shortlist training':^21}")
+    print(f"{'N':>6} {'paper st/s':>11} {'cont. st/s':>11} {'ratio':>6} {'dense':>10} {'per_server':>10} "
+          f"{'shortlist':>10} {'st/s':>10} {'RSS MB':>10} {'st/s':>10} {'RSS MB':>10}")
     for r in rows:
         print(f"{r['servers']:>6} {r['paper_steps_per_s']:>11,.0f} {r['contention_steps_per_s']:>11,.0f} "
-              f"{r['paper_over_contention']:>6.2f} {r['dense_decision_ms']:>9.2f} {r['per_server_decision_ms']:>10.2f} "
-              f"{fmt(r.get('train_steps_per_s'), ',.0f'):>10} {fmt(r.get('train_peak_rss_mb'), ',.0f'):>11}")
+              f"{r['paper_over_contention']:>6.2f} {r['dense_decision_ms']:>10.2f} {r['per_server_decision_ms']:>10.2f} "
+              f"{r['shortlist_decision_ms']:>10.2f} "
+              + " ".join(f"{fmt(r.get(f'{a}_train_{k}'), ',.0f'):>10}" for a in TRAIN_ARGS
+                         for k in ("steps_per_s", "peak_rss_mb")))
     print(f"ratio = paper / contention steps/s (target <= 2); B = {BATCH} rows, contention arrival_rate "
-          f"{ARRIVAL_RATE:g}/s; decision = batch-1 median; train = TopoFreeRL/train.py {' '.join(TRAIN_ARGS[:6])}")
+          f"{ARRIVAL_RATE:g}/s; decision = batch-1 median; shortlist = actor: per_server, shortlist: {SHORTLIST}; "
+          "training = TopoFreeRL/train.py --episodes 200, median epoch after the first")
 
 
 def main(argv: list[str] | None = None) -> dict:

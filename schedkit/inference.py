@@ -25,6 +25,7 @@ from .cli import add_eval_flags, load_or_exit, profile_flags, resolve_device, se
 from .evaluation import EvaluationExists, check_overwrite, eval_simulator, evaluate, format_table, write_evaluation
 from .paths import data_root, run_eval_dir, run_of
 from .profiles import default_eval_episodes, params_or_exit, profile_meta
+from .rollout import chosen_servers
 from .runs import CheckpointError, check_dataset, load_checkpoint, resolve_model_path
 from .trainer import AgentFactory
 
@@ -37,8 +38,8 @@ class GreedyAgentPolicy:
 
     @torch.inference_mode()
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
-        logits, _ = self.agent(self.agent.features(sim, obs, self.weights.to(sim.device)))
-        return logits.argmax(1)
+        feats = self.agent.features(sim, obs, self.weights.to(sim.device))
+        return chosen_servers(feats, self.agent(feats)[0].argmax(1))
 
 
 def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: torch.device) -> GreedyAgentPolicy:

@@ -2,7 +2,8 @@
 
 All episodes of an epoch step together through the vectorised simulator. An agent provides
 `features(sim, obs, weights) -> dict of (B, ...) tensors` and `forward(features) -> (logits, value)`
-with masked logits already set to MASK_VALUE; the loop stores features, actions, log-probs,
+with masked logits already set to MASK_VALUE (one per server, or per shortlisted server: see
+`chosen_servers`); the loop stores features, actions (logit columns), log-probs,
 values and reward vectors, and hands back flat samples ready for GAE and the PPO update.
 """
 from __future__ import annotations
@@ -31,6 +32,13 @@ class Agent(Protocol):
     def networks(self) -> list[torch.nn.Module]: ...  # gradient norms are clipped per network
 
     def reward_bonus(self, actions: torch.Tensor) -> torch.Tensor: ...  # (B,); zeros unless overridden
+
+
+def chosen_servers(features: dict[str, torch.Tensor], choices: torch.Tensor) -> torch.Tensor:
+    """(B,) server indices of the chosen logit columns: the columns themselves, unless the agent
+    scored a shortlist (`features["shortlist"]`, (B, K) server indices; TopoFreeRL's `shortlist: K`)."""
+    short = features.get("shortlist")
+    return choices if short is None else short.gather(1, choices[:, None]).squeeze(1)
 
 
 def masked_log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,9 +111,10 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         feats = agent.features(sim, obs, weights)
         logits, value = agent(feats)
         logp_all, _ = masked_log_probs(logits)
-        action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
-        obs, reward, done, info = sim.step(action)
-        bonus = agent.reward_bonus(action)
+        action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)  # a logit column
+        server = chosen_servers(feats, action)
+        obs, reward, done, info = sim.step(server)
+        bonus = agent.reward_bonus(server)
         keep = sim.measured(info["episode"], None if continuing else episodes)[0]
         finished += int((done & keep).sum())
         steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),
