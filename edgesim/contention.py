@@ -188,6 +188,9 @@ class ContentionSimulator(Simulator):
         self.warmup_episodes = c.warmup * batch_size
 
     # ------------------------------------------------------------------ state
+    def steps_until_done(self, episodes: int) -> int | None:
+        return None  # workflows arrive and interleave: when they finish depends on the decisions
+
     def reset(self, seed: int | None = None) -> Observation:
         if seed is not None:
             self.seed_streams(seed)

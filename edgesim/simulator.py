@@ -178,6 +178,14 @@ class Simulator:
         self.hist_latency = torch.zeros((B, S), dtype=self.dtype, device=dev)
         return self.observe()
 
+    def steps_until_done(self, episodes: int) -> int | None:
+        """Steps after `reset()` until the first `episodes` episodes have all finished, read once from
+        their tasks (each of the first rows holds one of them to its end); None when the batch holds
+        fewer rows than that. Lets a training epoch loop without reading a finished count every step."""
+        if episodes > self.batch_size:
+            return None
+        return int(take(self.tasks.n_steps, self.task[:episodes]).max())
+
     def seed_streams(self, seed: int) -> None:
         """Re-seed the random streams (noise, task draws) without touching the rows."""
         self.seed = int(seed)
@@ -283,7 +291,9 @@ class Simulator:
             raise ValueError(f"expected {B} actions (one per episode), got {a.shape[0]}")
         if not self.autoreset and bool((self.step_idx >= self.tasks.n_steps[self.task]).any()):
             raise RuntimeError("an episode has finished: call reset_done(done) or reset() before stepping again")
-        if bool(((a < 0) | (a >= n)).any()):
+        if a.is_cuda:  # checked on the device: a host read here would make every step wait for the GPU
+            torch._assert_async(((a >= 0) & (a < n)).all(), f"actions must be server indices in [0, {n})")
+        elif bool(((a < 0) | (a >= n)).any()):
             raise ValueError(f"actions must be server indices in [0, {n}), got min {int(a.min())} max {int(a.max())}")
         if uniforms is None:
             uniforms = torch.rand((B, P.UNIFORMS_PER_STEP), generator=self.noise_gen, device=self.device, dtype=self.dtype)

@@ -106,8 +106,11 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     gen = torch.Generator(sim.device).manual_seed(seed)
     eval_w = torch.tensor(EVAL_WEIGHTS, dtype=sim.dtype, device=sim.device)
     steps: list[dict] = []
+    # a fresh epoch whose rows hold every measured episode knows its length up front (one host read,
+    # not one per step: a CUDA rollout runs ahead of the device); otherwise count finished episodes
+    known = None if continuing else sim.steps_until_done(episodes)
     finished = 0
-    while finished < episodes:
+    while len(steps) < known if known is not None else finished < episodes:
         feats = agent.features(sim, obs, weights)
         logits, value = agent(feats)
         logp_all, _ = masked_log_probs(logits)
@@ -116,7 +119,8 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         obs, reward, done, info = sim.step(server)
         bonus = agent.reward_bonus(server)
         keep = sim.measured(info["episode"], None if continuing else episodes)[0]
-        finished += int((done & keep).sum())
+        if known is None:
+            finished += int((done & keep).sum())
         steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),
                       "value": value, "reward": reward, "bonus": bonus, "done": done, "keep": keep, "info": info})
 
