@@ -17,7 +17,8 @@ For every N it measures, on the CPU:
                       under torch.inference_mode) of a freshly built, untrained TopoFreeRL agent with
                       `actor: dense`, `actor: per_server`, or per_server with `shortlist: 32`, on the
                       test split in sequential order; schedkit.inference.batch1_decision_ms,
-                      --decisions decisions after 10 warm-up ones.
+                      --decisions decisions after 10 warm-up ones. `compiled`: the shortlist agent's
+                      decision through torch.compile (the warm-ups compile it; --no-compile skips it).
   train st/s, RSS     `TopoFreeRL/train.py --episodes 200` (paper profile) run as a subprocess, once
                       with the dense actor (2 epochs) and once per_server with `shortlist: 32` (6
                       epochs): the median over epochs after the first (warm-up) of metrics.csv's
@@ -69,6 +70,7 @@ TRAIN_ARGS = {"dense": ["--epochs", "2", "--episodes", "200", "--set", "actor=de
                             "--set", f"shortlist={SHORTLIST}"]}
 ACTORS = {"dense": ["actor=dense"], "per_server": ["actor=per_server"],
           "shortlist": ["actor=per_server", f"shortlist={SHORTLIST}"]}
+COMPILED = "shortlist"  # also timed through torch.compile (GreedyAgentPolicy(compile=True)), unless --no-compile
 
 
 def locate(servers: int) -> tuple[Path, str, Dataset]:
@@ -95,10 +97,10 @@ def steps_per_s(sim: Simulator, steps: int, repeats: int) -> float:
     return statistics.median(steps * sim.batch_size / run(steps) for _ in range(repeats))
 
 
-def decision_ms(ds: Dataset, actor: str, decisions: int) -> float:
+def decision_ms(ds: Dataset, actor: str, decisions: int, compile: bool = False) -> float:
     cfg = resolve(ROOT / "TopoFreeRL" / "config.yaml", sets=ACTORS[actor])
     agent = TopoFreeAgent(ds, cfg, torch.device("cpu"))
-    policy = GreedyAgentPolicy("TopoFreeRL", agent, torch.tensor(WEIGHTS))
+    policy = GreedyAgentPolicy("TopoFreeRL", agent, torch.tensor(WEIGHTS), compile)  # warm-ups compile
     return batch1_decision_ms(ds, "test", policy, torch.device("cpu"), decisions=decisions)
 
 
@@ -126,7 +128,8 @@ def train_run(root: Path, region: str, threads: int | None, actor: str) -> dict:
             f"{actor}_train_peak_rss_mb": usage.ru_maxrss / 1024}  # Linux: ru_maxrss in KiB
 
 
-def measure(servers: int, steps: int, repeats: int, decisions: int, train: bool, threads: int | None) -> dict:
+def measure(servers: int, steps: int, repeats: int, decisions: int, train: bool, threads: int | None,
+            compile: bool) -> dict:
     root, region, ds = locate(servers)
     row: dict = {"servers": servers, "dataset": str((root / region).relative_to(ROOT))}
     with torch.inference_mode():
@@ -140,6 +143,8 @@ def measure(servers: int, steps: int, repeats: int, decisions: int, train: bool,
     row["paper_over_contention"] = row["paper_steps_per_s"] / row["contention_steps_per_s"]
     for actor in ACTORS:
         row[f"{actor}_decision_ms"] = decision_ms(ds, actor, decisions)
+    if compile:
+        row[f"{COMPILED}_compiled_decision_ms"] = decision_ms(ds, COMPILED, decisions, compile=True)
     if train:
         for actor in TRAIN_ARGS:
             row |= train_run(root, region, threads, actor)
@@ -151,17 +156,18 @@ def fmt(v, spec: str) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'':>6} {'':>11} {'':>11} {'':>6} {'decision ms':^32} {'dense training':^21} {'shortlist training':^21}")
+    print(f"{'':>6} {'':>11} {'':>11} {'':>6} {'decision ms':^43} {'dense training':^21} {'shortlist training':^21}")
     print(f"{'N':>6} {'paper st/s':>11} {'cont. st/s':>11} {'ratio':>6} {'dense':>10} {'per_server':>10} "
-          f"{'shortlist':>10} {'st/s':>10} {'RSS MB':>10} {'st/s':>10} {'RSS MB':>10}")
+          f"{'shortlist':>10} {'compiled':>10} {'st/s':>10} {'RSS MB':>10} {'st/s':>10} {'RSS MB':>10}")
     for r in rows:
         print(f"{r['servers']:>6} {r['paper_steps_per_s']:>11,.0f} {r['contention_steps_per_s']:>11,.0f} "
               f"{r['paper_over_contention']:>6.2f} {r['dense_decision_ms']:>10.2f} {r['per_server_decision_ms']:>10.2f} "
-              f"{r['shortlist_decision_ms']:>10.2f} "
+              f"{r['shortlist_decision_ms']:>10.2f} {fmt(r.get(f'{COMPILED}_compiled_decision_ms'), '.2f'):>10} "
               + " ".join(f"{fmt(r.get(f'{a}_train_{k}'), ',.0f'):>10}" for a in TRAIN_ARGS
                          for k in ("steps_per_s", "peak_rss_mb")))
     print(f"ratio = paper / contention steps/s (target <= 2); B = {BATCH} rows, contention arrival_rate "
           f"{ARRIVAL_RATE:g}/s; decision = batch-1 median; shortlist = actor: per_server, shortlist: {SHORTLIST}; "
+          f"compiled = {COMPILED} through torch.compile; "
           "training = TopoFreeRL/train.py --episodes 200, median epoch after the first")
 
 
@@ -175,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--decisions", type=int, default=None, help="timed batch-1 decisions (default 200; quick 100)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads, here and in the training subprocess (default: torch's default)")
-    p.add_argument("--no-train", action="store_true", help="skip the training subprocess (columns c)")
+    p.add_argument("--no-train", action="store_true", help="skip the training subprocesses")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled decision (about 10-30 s of compiling per N)")
     p.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
     if args.threads is not None:
@@ -188,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for n in sizes:
         t0 = time.perf_counter()
-        rows.append(measure(n, steps, repeats, decisions, not args.no_train, args.threads))
+        rows.append(measure(n, steps, repeats, decisions, not args.no_train, args.threads, not args.no_compile))
         print(f"[N = {n}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
     out = {"results": rows, "batch": BATCH, "arrival_rate": ARRIVAL_RATE, "steps": steps, "repeats": repeats,
            "decisions": decisions, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}

@@ -52,6 +52,7 @@ class ChannelTable:
         # the clip, the bin average of the clipped reward is the unclipped reward of this average
         self.bin_mean, self.bin_max = self.bins.mean(1), self.bins[:, -1].contiguous()
         self.log_d = self.log_d.to(device, dtype)
+        self.d_min = float(torch.exp(self.log_d[0]))  # a Python number: no host read per lookup
         self.max_inv = 1.0 / P.MIN_RATE_BPS  # the rate floor bounds transmission time
 
     @staticmethod
@@ -62,7 +63,7 @@ class ChannelTable:
 
     def _interp(self, table: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """Linear interpolation in log-distance; below d_min the path gain is constant, so is the value."""
-        x = torch.log(d.clamp_min(float(torch.exp(self.log_d[0]))))
+        x = torch.log(d.clamp_min(self.d_min))
         step = self.log_d[1] - self.log_d[0]
         pos = ((x - self.log_d[0]) / step).clamp(0, len(self.log_d) - 1 - 1e-9)
         i = pos.floor().long()

@@ -131,7 +131,7 @@ def test_a_dense_actor_refuses_a_shortlist(tmp_path):
 def test_the_scale_benchmark_reports_the_shortlist_columns(tmp_path):
     out = tmp_path / "scale.json"
     proc = run_script("bench/scale.py", "--quick", "--sizes", "500", "--no-train", "--steps", "5", "--repeats", "1",
-                      "--decisions", "5", "--threads", "1", "--json", str(out))
+                      "--decisions", "5", "--threads", "1", "--no-compile", "--json", str(out))
     assert "shortlist" in proc.stdout
     row = json.loads(out.read_text())["results"][0]
     assert row["servers"] == 500 and all(row[f"{a}_decision_ms"] > 0 for a in ("dense", "per_server", "shortlist"))
