@@ -27,7 +27,7 @@ import torch
 from edgesim.dataset import load_dataset
 from schedkit.config import resolve
 from schedkit.paths import REPO
-from schedkit.profiles import config_params, profile_simulator
+from schedkit.profiles import config_params, profile_simulator, start_worlds
 from schedkit.registry import get
 from schedkit.rollout import collect
 
@@ -72,8 +72,10 @@ def one_epoch(algo: str, profile: str, episodes: int) -> dict[str, Any]:
     sets = [f"profile={profile}", "device=cpu"] + (["contention.arrival_rate=8"] if profile == "contention" else [])
     cfg = resolve(REPO / folder / "config.yaml", sets=sets)
     ds = load_dataset(REPO / "data1", cfg["regions"])
+    torch.manual_seed(0)  # the same fresh agent every run
     agent = get(algo).load()(ds, cfg, torch.device("cpu"))
     sim = profile_simulator(ds, profile, config_params(cfg), "train", "random", 0, "cpu", episodes)
+    continuing = start_worlds(sim, cfg, None, 1)  # as training does: contention worlds run on across epochs
     weights = torch.tensor([0.45, 0.40, 0.15], dtype=sim.dtype)
     step, steps = sim.step, [0]
 
@@ -83,7 +85,7 @@ def one_epoch(algo: str, profile: str, episodes: int) -> dict[str, Any]:
 
     sim.step = counted_step  # type: ignore[method-assign]
     with counting_reads() as counts:
-        collect(sim, agent, weights, episodes, 0, 0.99, 0.95)
+        collect(sim, agent, weights, episodes, 0, 0.99, 0.95, continuing)
     total = sum(counts.values())
     return {"algo": algo, "profile": profile, "episodes": episodes, "steps": steps[0], "reads": total,
             "reads_per_step": total / max(steps[0], 1),

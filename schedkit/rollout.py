@@ -82,6 +82,30 @@ def episode_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor
     return adv.reshape(-1)[cell], ret.reshape(-1)[cell]
 
 
+class FinishCount:
+    """Whether `target` episodes have finished, counted on the device and read on the host only at a
+    step where the target can have been reached: at most `per_step` (the batch's rows) finish a step,
+    so after reading a count c the next `ceil((target - c) / per_step) - 1` steps cannot reach it.
+    `reached()` answers exactly what a read every step would, with a few dozen reads an epoch."""
+
+    def __init__(self, target: int, per_step: int, device: torch.device):
+        self.target, self.per_step = target, per_step
+        self.count = torch.zeros((), dtype=torch.long, device=device)
+        self.steps = self.next_read = 0
+
+    def add(self, finished: torch.Tensor) -> None:
+        """One step's number of finished episodes (a 0-d tensor, at most `per_step`)."""
+        self.count += finished
+        self.steps += 1
+
+    def reached(self) -> bool:
+        if self.steps < self.next_read:
+            return False
+        left = self.target - int(self.count)
+        self.next_read = self.steps + -(-left // self.per_step)
+        return left <= 0
+
+
 def _bootstrap(sim: Simulator, agent: Agent, weights: torch.Tensor, running: torch.Tensor):
     """(episode ids, next step, value) of the workflows in `running` still in flight: the critic's
     value at each one's pending decision, for GAE across the end of an epoch (contention only)."""
@@ -106,11 +130,11 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     gen = torch.Generator(sim.device).manual_seed(seed)
     eval_w = torch.tensor(EVAL_WEIGHTS, dtype=sim.dtype, device=sim.device)
     steps: list[dict] = []
-    # a fresh epoch whose rows hold every measured episode knows its length up front (one host read,
-    # not one per step: a CUDA rollout runs ahead of the device); otherwise count finished episodes
+    # Host reads kept off the per-step path, so a CUDA rollout runs ahead of the device: a fresh epoch
+    # whose rows hold every measured episode knows its length up front; otherwise a FinishCount.
     known = None if continuing else sim.steps_until_done(episodes)
-    finished = 0
-    while len(steps) < known if known is not None else finished < episodes:
+    finished = FinishCount(episodes, sim.batch_size, sim.device)
+    while len(steps) < known if known is not None else not finished.reached():
         feats = agent.features(sim, obs, weights)
         logits, value = agent(feats)
         logp_all, _ = masked_log_probs(logits)
@@ -119,8 +143,7 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         obs, reward, done, info = sim.step(server)
         bonus = agent.reward_bonus(server)
         keep = sim.measured(info["episode"], None if continuing else episodes)[0]
-        if known is None:
-            finished += int((done & keep).sum())
+        finished.add((done & keep).sum())
         steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),
                       "value": value, "reward": reward, "bonus": bonus, "done": done, "keep": keep, "info": info})
 
