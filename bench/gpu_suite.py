@@ -11,6 +11,8 @@ Steps, each timed; a failed step is recorded and the suite goes on:
   train        TopoFreeRL/train.py with its defaults on the device, then inference.py on the test split
   train_large  TopoFreeRL/train.py with `actor=per_server` on 10,000 servers (a generated dataset,
                cached in bench/.cache/) for --large-epochs epochs
+  train_shortlist
+               the same with `shortlist=32` (each decision scores 32 servers, not 10,000)
 Writes bench/results/gpu_suite_<device>_<time>.json and .md (device name, torch version, git commit,
 every figure and every step's status). Without a CUDA device (and no --device cpu) it says so and
 exits 0, so CI and CPU-only machines can call it.
@@ -101,7 +103,7 @@ def markdown(report: dict[str, Any]) -> str:
     if tp.get("results"):
         lines += ["", "| servers | batch | steps/s |", "|---|---|---|"]
         lines += [f"| {r['servers']:,} | {r['batch']:,} | {r['steps_per_s']:,.0f} |" for r in tp["results"]]
-    for name in ("train", "train_large"):
+    for name in ("train", "train_large", "train_shortlist"):
         step = report["steps"].get(name, {})
         if "steps_per_s_median" in step:
             lines.append(f"\n{name}: {step['epochs']} epochs in {step['wall_s']:.1f} s, median "
@@ -146,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             ("evaluate", lambda: evaluate(args.device, work / "train")),
             ("train_large", lambda: train(args.device, work / "train_large",
                                           [*large, "--set", "actor=per_server",
-                                           *(short or ["--epochs", str(args.large_epochs)])]))):
+                                           *(short or ["--epochs", str(args.large_epochs)])])),
+            ("train_shortlist", lambda: train(args.device, work / "train_shortlist",
+                                              [*large, "--set", "actor=per_server", "--set", "shortlist=32",
+                                               *(short or ["--epochs", str(args.large_epochs)])]))):
         try:
             steps[name] = step()
         except Exception as e:  # one failed step must not lose the others' figures
