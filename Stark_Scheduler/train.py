@@ -33,6 +33,7 @@ from schedkit.evaluation import evaluate
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.paths import final_checkpoint, metrics_file
 from schedkit.profiles import config_params, profile_simulator, start_worlds
+from schedkit.rollout import FinishCount
 from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint
 from schedkit.trainer import AgentFactory, epoch_seed, run_epochs, train_main
 from Stark_Scheduler.model import StarkAgent
@@ -52,14 +53,15 @@ def demonstrations(sim: Simulator, agent: StarkAgent, expert: GreedyPolicy, epis
     Returns (features, labels, coverage): labels index the candidate list; decisions whose expert
     choice is not a candidate are dropped and counted in `coverage` (the share kept)."""
     obs = sim.reseed(seed) if continuing else sim.reset(seed)
-    feats, labels, in_set, finished = [], [], [], 0
-    while finished < episodes:
+    feats, labels, in_set = [], [], []
+    finished = FinishCount.of_epoch(sim, episodes, continuing)
+    while not finished.reached():
         f = agent.features(sim, obs, WEIGHTS)
         a = expert.act(sim, obs)
         hit = f["cands"] == a[:, None]
         obs, _, done, info = sim.step(a)
         keep = sim.measured(info["episode"], None if continuing else episodes)[0]
-        finished += int((done & keep).sum())
+        finished.add((done & keep).sum())
         feats.append({k: v[keep] for k, v in f.items()})
         labels.append(hit.float().argmax(1)[keep])
         in_set.append(hit.any(1)[keep])

@@ -86,12 +86,21 @@ class FinishCount:
     """Whether `target` episodes have finished, counted on the device and read on the host only at a
     step where the target can have been reached: at most `per_step` (the batch's rows) finish a step,
     so after reading a count c the next `ceil((target - c) / per_step) - 1` steps cannot reach it.
-    `reached()` answers exactly what a read every step would, with a few dozen reads an epoch."""
+    `reached()` answers exactly what a read every step would, with a few dozen reads an epoch; with
+    `known` steps (the epoch's length, when known up front) it reads nothing.
 
-    def __init__(self, target: int, per_step: int, device: torch.device):
-        self.target, self.per_step = target, per_step
+    Host reads kept off the per-step path let a CUDA rollout run ahead of the device."""
+
+    def __init__(self, target: int, per_step: int, device: torch.device, known: int | None = None):
+        self.target, self.per_step, self.known = target, per_step, known
         self.count = torch.zeros((), dtype=torch.long, device=device)
         self.steps = self.next_read = 0
+
+    @classmethod
+    def of_epoch(cls, sim: Simulator, episodes: int, continuing: bool) -> "FinishCount":
+        """The end of an epoch of `episodes` measured episodes: a fresh epoch whose rows hold all of
+        them knows its length (`Simulator.steps_until_done`); worlds that run on count finishes."""
+        return cls(episodes, sim.batch_size, sim.device, None if continuing else sim.steps_until_done(episodes))
 
     def add(self, finished: torch.Tensor) -> None:
         """One step's number of finished episodes (a 0-d tensor, at most `per_step`)."""
@@ -99,6 +108,8 @@ class FinishCount:
         self.steps += 1
 
     def reached(self) -> bool:
+        if self.known is not None:
+            return self.steps >= self.known
         if self.steps < self.next_read:
             return False
         left = self.target - int(self.count)
@@ -130,11 +141,8 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     gen = torch.Generator(sim.device).manual_seed(seed)
     eval_w = torch.tensor(EVAL_WEIGHTS, dtype=sim.dtype, device=sim.device)
     steps: list[dict] = []
-    # Host reads kept off the per-step path, so a CUDA rollout runs ahead of the device: a fresh epoch
-    # whose rows hold every measured episode knows its length up front; otherwise a FinishCount.
-    known = None if continuing else sim.steps_until_done(episodes)
-    finished = FinishCount(episodes, sim.batch_size, sim.device)
-    while len(steps) < known if known is not None else not finished.reached():
+    finished = FinishCount.of_epoch(sim, episodes, continuing)
+    while not finished.reached():
         feats = agent.features(sim, obs, weights)
         logits, value = agent(feats)
         logp_all, _ = masked_log_probs(logits)
