@@ -182,7 +182,7 @@ class Simulator:
         """Steps after `reset()` until the first `episodes` episodes have all finished, read once from
         their tasks (each of the first rows holds one of them to its end); None when the batch holds
         fewer rows than that. Lets a training epoch loop without reading a finished count every step."""
-        if episodes > self.batch_size:
+        if episodes > self.batch_size or self.warmup_episodes:
             return None
         return int(take(self.tasks.n_steps, self.task[:episodes]).max())
 
