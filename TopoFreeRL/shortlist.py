@@ -41,6 +41,7 @@ class Shortlist(nn.Module):
     price: torch.Tensor
     region: torch.Tensor
     tx_ms_per_token: torch.Tensor
+    cost_offset: torch.Tensor
 
     def __init__(self, ds: Dataset, k: int, device: torch.device):
         super().__init__()
@@ -64,6 +65,7 @@ class Shortlist(nn.Module):
         buf("price", np.nan_to_num(ds.price) * ds.cost_mult / 1000.0)  # (types, N): cost per token
         buf("region", ds.server_region, torch.long)
         buf("tx_ms_per_token", P.BITS_PER_TOKEN * 1000.0 * table.mean.cpu().numpy())  # per grid node
+        buf("cost_offset", -P.COST_LO / (P.COST_HI - P.COST_LO))  # cost_reward's scaled cost = tokens x this + offset
 
     def forward(self, sim: Simulator, obs: Observation, weights: torch.Tensor, mask: torch.Tensor,
                 load: torch.Tensor | None) -> torch.Tensor:
@@ -83,7 +85,7 @@ class Shortlist(nn.Module):
         # latency_reward = -4 min(latency / 5000, 1) (latency >= 0); cost_reward alike over [COST_LO, COST_HI]
         score = latency.clamp_max_(P.LATENCY_NORM_MS).mul_(w[0] * (-P.REWARD_SCALE / P.LATENCY_NORM_MS))
         span = P.COST_HI - P.COST_LO
-        cost = torch.addcmul(torch.tensor(-P.COST_LO / span), obs.tokens.float()[:, None] / span,
+        cost = torch.addcmul(self.cost_offset, obs.tokens.float()[:, None] / span,
                              self.price.index_select(0, obs.required_type)).clamp_(0.0, 1.0)
         score.addcmul_(cost, w[1] * -P.REWARD_SCALE)
         if self.switches:

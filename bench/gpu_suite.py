@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     short = ["--epochs", "1", "--episodes", "20"] if args.quick else []
     large = ["--data", "data1", "--regions", "Server2_Trap"] if args.quick else \
         ["--data", str(env_throughput.CACHE), "--regions", env_throughput.dataset(10000).regions[0]]
+    per_server = [*large, "--set", "actor=per_server", *(short or ["--epochs", str(args.large_epochs)])]
     t0 = time.perf_counter()
     steps: dict[str, dict[str, Any]] = {}
     print(f"GPU suite on {device_name} ({args.device}); results in {args.out}", flush=True)
@@ -146,12 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             ("throughput", lambda: throughput(args.device, servers, batches, 3 if args.quick else 5)),
             ("train", lambda: train(args.device, work / "train", short)),
             ("evaluate", lambda: evaluate(args.device, work / "train")),
-            ("train_large", lambda: train(args.device, work / "train_large",
-                                          [*large, "--set", "actor=per_server",
-                                           *(short or ["--epochs", str(args.large_epochs)])])),
+            ("train_large", lambda: train(args.device, work / "train_large", per_server)),
             ("train_shortlist", lambda: train(args.device, work / "train_shortlist",
-                                              [*large, "--set", "actor=per_server", "--set", "shortlist=32",
-                                               *(short or ["--epochs", str(args.large_epochs)])]))):
+                                              [*per_server, "--set", "shortlist=32"]))):
         try:
             steps[name] = step()
         except Exception as e:  # one failed step must not lose the others' figures

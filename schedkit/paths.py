@@ -11,10 +11,10 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from edgesim.dataset import REPO as REPO  # the clone the packages run from
 from edgesim.dataset import data_root as data_root  # the rule lives with the loader; scripts import it here
 from edgesim.profiles import get_profile
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data1"
 RESULTS = REPO / "results"
 COMMITTED_FIGURES = REPO / "total" / "figures"
