@@ -244,8 +244,8 @@ class TopoFreeAgent(MaskedAgent):
             short = self.shortlist(sim, obs, weights, feats["mask"], load)
             live = feats.pop("telemetry", None)  # (B, N): not stored, only its values at the shortlist are read
             feats["servers"] = self.server_features(sim, obs, self.telemetry if live is None else live, load, short)
-            # the guidance prior of the full actor (forward), at the shortlist
-            feats["prior"] = self.telemetry_z[short] if live is None else _row_zscore(live).gather(1, short)
+            # the guidance prior of the full actor (forward), at the shortlist: live, it is the z-score feature
+            feats["prior"] = self.telemetry_z[short] if live is None else feats["servers"][..., 1]
             feats["mask"], feats["shortlist"] = feats["mask"].gather(1, short), short
         elif self.per_server:
             feats["servers"] = self.server_features(sim, obs, feats.get("telemetry", self.telemetry), load)

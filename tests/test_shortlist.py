@@ -14,6 +14,7 @@ from conftest import ROOT, run_script
 
 from bench.shortlist_recall import main as recall_main
 from bench.shortlist_recall import recall
+from edgesim.contention import Contention
 from edgesim.profiles import make_simulator
 from schedkit.config import resolve
 from schedkit.inference import GreedyAgentPolicy
@@ -75,10 +76,14 @@ def test_a_short_row_keeps_its_valid_servers_and_fills_with_masked_ones(default_
     assert all(set(row.tolist()) >= {3, 7, 11} for row in short)
 
 
-def test_shortlisted_features_are_the_full_features_at_those_servers(default_ds):
-    full, short = agent_for(default_ds), agent_for(default_ds, "shortlist=8")
+@pytest.mark.parametrize("profile", ["paper", "contention"])
+def test_shortlisted_features_are_the_full_features_at_those_servers(default_ds, profile):
+    """Under contention too, where the telemetry and its guidance prior are live."""
+    full = agent_for(default_ds, f"profile={profile}")
+    short = agent_for(default_ds, f"profile={profile}", "shortlist=8")
     short.load_state_dict(full.state_dict())
-    sim = make_simulator(default_ds, 16, "train", "random", 0, "cpu", "paper")
+    params = Contention(arrival_rate=8, worlds=16) if profile == "contention" else None
+    sim = make_simulator(default_ds, 16, "train", "random", 0, "cpu", profile, params)
     w = torch.tensor(WEIGHTS)
     with torch.no_grad():
         for obs in walk(sim, 3):
