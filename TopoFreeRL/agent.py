@@ -34,7 +34,10 @@ load before the key existed, so a saved config without it means `live_load: true
 `actor: dense` (the default, the reference design) has one output per server, so a checkpoint fits one server
 count. `actor: per_server` is the size-agnostic variant: a shared scorer reads one feature vector
 per server (SERVER_FEATURES, all dimensionless and independent of N) plus the state embedding, so
-one checkpoint schedules any number of servers (zero-shot on larger topologies).
+one checkpoint schedules any number of servers (zero-shot on larger topologies). Its critic reads
+the state alone; `critic: pooled` adds a mean and max pool of a learned embedding of every valid
+server's features (model.PooledCritic), so the value can see the live queues (a candidate of the
+contention benchmark, checked on the validation setting: README, "A critic that sees the servers").
 
 `shortlist: K` (per_server only; 0, the default, scores every server) is for large topologies: each
 decision first ranks all valid servers by a cheap one-step estimate, the weighted reward (under the
@@ -66,6 +69,7 @@ REFERENCE_STATE_DIM = BASE_STATE_DIM + 3
 TOKEN_SCALE = 2000.0
 QUEUE_NORM_MS = 5000.0
 HIGH_COMPUTE_QUANTILE = 0.9
+CRITIC_POOL = 32  # `critic: pooled`: width of each server's embedding, pooled by mean and max
 SERVER_FEATURES = ("telemetry", "telemetry z-score", "compute nc", "cost multiplier / 2", "trap",
                    "queue wait / 1 s", "log(1 + hop km) / 5", "same region as the hop source",
                    "link BaseLatencyMs / 1 s", "step cost / $0.05", "step compute / 1 s",
@@ -125,7 +129,7 @@ class TopoFreeAgent(MaskedAgent):
     net: PerServerActorCritic | ActorCritic
     # the string options of TopoFreeRL's config, checked before a run starts
     config_choices = {"state": ("reference", "extended", "base"), "actor": ("dense", "per_server"),
-                      "telemetry_latency": ("expected_hop", "link_mean")}
+                      "telemetry_latency": ("expected_hop", "link_mean"), "critic": ("state", "pooled")}
 
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__(ds, cfg, device)
@@ -144,6 +148,10 @@ class TopoFreeAgent(MaskedAgent):
                               "per server)")
         self.shortlist = Shortlist(ds, k, device) if k else None
         se_gate = bool(cfg.get("se_gate", True))
+        pooled = cfg.get("critic", "state") == "pooled"  # configs from before the key existed: the state alone
+        if pooled and not self.per_server:
+            raise ConfigError("config 'critic: pooled' needs actor: per_server (the dense critic already reads the "
+                              "telemetry of every server)")
         n = ds.n_servers
         nc_static = static_telemetry(ds, cfg["telemetry_latency"])
         telemetry = nc_static / nc_static.max()
@@ -168,7 +176,8 @@ class TopoFreeAgent(MaskedAgent):
         state_dim += self.n_types + 1 if self.extended else 0
         if self.per_server:
             self.channel = ChannelTable.shared(device)
-            self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES), se_gate=se_gate).to(device)
+            self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES), se_gate=se_gate,
+                                            critic_pool=CRITIC_POOL if pooled else 0).to(device)
         else:
             self.net = ActorCritic(state_dim, n, se_gate=se_gate).to(device)
 
@@ -259,7 +268,10 @@ class TopoFreeAgent(MaskedAgent):
             telemetry_z = _row_zscore(telemetry)
         else:  # static, (N,)
             telemetry, telemetry_z = self.telemetry, self.telemetry_z
-        logits, value = self.net(feats["state"], feats["servers"] if self.per_server else telemetry)
+        if isinstance(self.net, PerServerActorCritic):
+            logits, value = self.net(feats["state"], feats["servers"], feats["mask"])
+        else:
+            logits, value = self.net(feats["state"], telemetry)
         if self.guidance:
             alpha = self.alpha0 + self.alpha_slope * feats["progress"]
             logits = logits + alpha[:, None] * telemetry_z

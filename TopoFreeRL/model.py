@@ -40,10 +40,12 @@ class PerServerActorCritic(nn.Module):
 
     state -> 128 -> [SE gate, unless se_gate=False] = e; score_s = MLP(W_e e + W_f f_s) for each server's feature vector
     f_s, so no weight depends on the number of servers and one checkpoint schedules any topology.
-    The critic reads the state alone.
+    The critic reads the state alone, or with `critic_pool` > 0 the state and a pooled summary of
+    the servers (`PooledCritic`).
     """
 
-    def __init__(self, state_dim: int, server_dim: int, width: int = 128, hidden: int = 16, se_gate: bool = True):
+    def __init__(self, state_dim: int, server_dim: int, width: int = 128, hidden: int = 16, se_gate: bool = True,
+                 critic_pool: int = 0):
         super().__init__()
         self.trunk = nn.Sequential(nn.Linear(state_dim, width), nn.ReLU())  # built first: the seeded weights
         if se_gate:
@@ -51,13 +53,38 @@ class PerServerActorCritic(nn.Module):
         self.state_proj = nn.Linear(width, hidden)
         self.server_proj = nn.Linear(server_dim, hidden, bias=False)
         self.scorer = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        self.critic = StateServerMLP(state_dim, 0, 1, hidden=(width, width))
+        self.critic: nn.Module = (PooledCritic(state_dim, server_dim, critic_pool, width) if critic_pool
+                                  else StateServerMLP(state_dim, 0, 1, hidden=(width, width)))
         head = cast(nn.Linear, self.scorer[-1])
         nn.init.orthogonal_(head.weight, 0.01)
         nn.init.zeros_(head.bias)
         self.actor = nn.ModuleList([self.trunk, self.state_proj, self.server_proj, self.scorer])
 
-    def forward(self, state: torch.Tensor, servers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """state (B, S), servers (B, N, F) -> logits (B, N), value (B,)."""
+    def forward(self, state: torch.Tensor, servers: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """state (B, S), servers (B, N, F), mask (B, N) of the valid servers -> logits (B, N), value (B,)."""
         h = self.state_proj(self.trunk(state))[:, None, :] + self.server_proj(servers)
-        return self.scorer(h).squeeze(-1), self.critic(state).squeeze(-1)
+        value = self.critic(state, servers, mask) if isinstance(self.critic, PooledCritic) else self.critic(state)
+        return self.scorer(h).squeeze(-1), value.squeeze(-1)
+
+
+class PooledCritic(nn.Module):
+    """A value function that sees the servers, not only the state: each valid server's feature
+    vector is embedded (F -> `pool`, ReLU) and the embeddings' mean and max over the valid servers
+    join the state (DeepSets pooling: size-agnostic, any N).
+
+    Why: under contention a workflow's return is mostly the queue waits it will meet, which the
+    state (position, progress, weights, one neighbourhood summary) barely shows; the per-server
+    features hold every server's live queue wait."""
+
+    def __init__(self, state_dim: int, server_dim: int, pool: int, width: int = 128):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(server_dim, pool), nn.ReLU())
+        self.mlp = StateServerMLP(state_dim, 2 * pool, 1, hidden=(width, width))
+
+    def forward(self, state: torch.Tensor, servers: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        e = self.embed(servers)  # (B, N, pool), >= 0
+        m = torch.ones(e.shape[:2], dtype=torch.bool, device=e.device) if mask is None else mask
+        w = m[..., None].to(e.dtype)
+        mean = (e * w).sum(1) / w.sum(1).clamp_min(1.0)
+        return self.mlp(state, torch.cat([mean, (e * w).amax(1)], -1))

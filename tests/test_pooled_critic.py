@@ -1,0 +1,61 @@
+"""TopoFreeRL's `critic: pooled`: the per-server actor's critic also reads a mean/max pool of the
+servers' features. It changes only the critic, sees the servers (valid ones only), stays
+size-agnostic, and trains and schedules another topology through the shell scripts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import ROOT, run_script
+from test_live_load_and_ablations import agent_for, config, loaded_pair, shapes
+
+from TopoFreeRL.agent import TopoFreeAgent
+
+PER_SERVER = "actor=per_server"
+
+
+def test_pooled_changes_only_the_critic(small_ds):
+    plain = shapes(agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(PER_SERVER,))))
+    pooled = shapes(agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(PER_SERVER, "critic=pooled"))))
+    assert {k: v for k, v in pooled.items() if not k.startswith("net.critic.")} == \
+        {k: v for k, v in plain.items() if not k.startswith("net.critic.")}
+    assert "net.critic.embed.0.weight" in pooled and "net.critic.embed.0.weight" not in plain
+    assert not any(small_ds.n_servers in s for s in pooled.values())  # size-agnostic: no weight has N entries
+    assert TopoFreeAgent.size_agnostic(config("TopoFreeRL", sets=(PER_SERVER, "critic=pooled")))
+
+
+def test_the_pooled_value_reads_the_valid_servers_and_only_them(small_ds):
+    agent = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(PER_SERVER, "critic=pooled")))
+    plain = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(PER_SERVER,)))
+    empty, loaded = loaded_pair(agent, small_ds)
+    same_state = loaded | {"state": empty["state"]}  # only the servers' features (their queues) differ
+    with torch.no_grad():
+        assert not torch.allclose(agent(empty)[1], agent(same_state)[1])
+        assert torch.equal(plain(empty)[1], plain(same_state)[1])  # the state-only critic cannot see them
+        invalid = ~empty["mask"]
+        assert invalid.any()
+        noisy = empty["servers"].clone()
+        noisy[invalid] += 7.0
+        assert torch.equal(agent(empty)[1], agent(empty | {"servers": noisy})[1])
+
+
+def test_a_dense_actor_refuses_the_pooled_critic(tmp_path):
+    proc = run_script("TopoFreeRL/train.py", "--set", "critic=pooled", "--epochs", "1", "--out", str(tmp_path / "r"),
+                      check=False)
+    assert proc.returncode != 0
+    assert "critic" in proc.stderr and "per_server" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_pooled_critic_run_trains_under_contention_and_schedules_another_topology(tmp_path, small_root):
+    run = tmp_path / "run"
+    run_script("TopoFreeRL/train.py", "--profile", "contention", "--epochs", "2", "--episodes", "16", "--no-progress",
+               "--set", PER_SERVER, "--set", "critic=pooled", "--set", "contention.worlds=2", "--out", str(run))
+    assert "critic: pooled" in (run / "config.yaml").read_text()
+    proc = run_script("TopoFreeRL/inference.py", "--model", str(run / "checkpoints" / "final.pt"), "--data",
+                      str(small_root), "--region", "Small_Trap", "--episodes", "20", "--no-progress",
+                      "--out", str(tmp_path / "eval"), cwd=ROOT)
+    assert "zero-shot" in proc.stdout
+    s = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert s["zero_shot"] is True and s["episodes"] == 20
