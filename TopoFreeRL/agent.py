@@ -59,6 +59,7 @@ from edgesim.expectation import ChannelTable, expected_step
 from edgesim.physics import EXPECTED_TRAP_MS
 from edgesim.profiles import get_profile
 from edgesim.simulator import Observation, Simulator
+from Heuristics.policies import GREEDY_COST_SCALE, GREEDY_LATENCY_SCALE_MS, GREEDY_LATENCY_WEIGHT
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
 from schedkit.config import ConfigError
 
@@ -79,6 +80,22 @@ SERVER_FEATURES = ("telemetry", "telemetry z-score", "compute nc", "cost multipl
 def _row_zscore(x: torch.Tensor) -> torch.Tensor:
     """Standardise each row of a (B, N) per-server vector across its servers."""
     return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-8)
+
+
+def greedy_prior(servers: torch.Tensor, mask: torch.Tensor, latency_weight: float) -> torch.Tensor:
+    """(B, N) the `guidance.prior: greedy_queue` prior: greedy_queue's score at W (expected step
+    latency plus live queue wait, and step cost; Heuristics/policies.py), negated so that higher is
+    better, as a z-score over each row's valid servers. Read off the per-server features, so it
+    costs O(N) arithmetic; its argmax is greedy_queue's choice at W."""
+    f = {name: servers[..., i] for i, name in enumerate(SERVER_FEATURES)}
+    latency = (f["expected step latency without queues / 5 s"] * P.LATENCY_NORM_MS + f["queue wait / 1 s"] * 1000.0)
+    cost = f["step cost / $0.05"] * 0.05
+    score = -(latency_weight * latency / GREEDY_LATENCY_SCALE_MS + (1 - latency_weight) * cost / GREEDY_COST_SCALE)
+    m = mask.to(score.dtype)
+    n = m.sum(1, keepdim=True).clamp_min(1.0)
+    mean = (score * m).sum(1, keepdim=True) / n
+    std = (((score - mean) * m).square().sum(1, keepdim=True) / n).sqrt()
+    return torch.where(mask, (score - mean) / (std + 1e-8), 0.0)
 
 
 def _neighbour_table(ds: Dataset) -> np.ndarray:
@@ -129,7 +146,8 @@ class TopoFreeAgent(MaskedAgent):
     net: PerServerActorCritic | ActorCritic
     # the string options of TopoFreeRL's config, checked before a run starts
     config_choices = {"state": ("reference", "extended", "base"), "actor": ("dense", "per_server"),
-                      "telemetry_latency": ("expected_hop", "link_mean"), "critic": ("state", "pooled")}
+                      "telemetry_latency": ("expected_hop", "link_mean"), "critic": ("state", "pooled"),
+                      "guidance.prior": ("telemetry", "greedy_queue")}
 
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__(ds, cfg, device)
@@ -142,6 +160,12 @@ class TopoFreeAgent(MaskedAgent):
         g = cfg["guidance"]
         self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
         self.guidance = bool(g.get("enabled", True))
+        # configs from before the keys existed: the telemetry prior
+        self.greedy_prior = g.get("prior", "telemetry") == "greedy_queue"
+        self.prior_latency_weight = float(g.get("latency_weight", GREEDY_LATENCY_WEIGHT))
+        if self.greedy_prior and not self.per_server:
+            raise ConfigError("config 'guidance.prior: greedy_queue' needs actor: per_server (it is read off the "
+                              "per-server features)")
         k = int(cfg.get("shortlist", 0))  # configs from before the key existed score every server
         if k and not self.per_server:
             raise ConfigError(f"config 'shortlist': {k} needs actor: per_server (the dense actor has one output "
@@ -258,6 +282,8 @@ class TopoFreeAgent(MaskedAgent):
             feats["mask"], feats["shortlist"] = feats["mask"].gather(1, short), short
         elif self.per_server:
             feats["servers"] = self.server_features(sim, obs, feats.get("telemetry", self.telemetry), load)
+        if self.greedy_prior:
+            feats["prior"] = greedy_prior(feats["servers"], feats["mask"], self.prior_latency_weight)
         return feats
 
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

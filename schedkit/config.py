@@ -120,6 +120,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "lr": (0, None, False, True), "weight_decay": (0, None, True, True), "minibatch": (1, None, True, True),
     "passes": (1, None, True, True), "max_grad_norm": (0, None, False, True), "val_fraction": (0, 1, False, False),
     "val_every": (1, None, True, True), "telemetry_queue_ms": (0, None, False, True), "shortlist": (0, None, True, True),
+    "guidance.latency_weight": (0, 1, True, True),
     "ppo.gamma": (0, 1, False, True), "ppo.lam": (0, 1, True, True), "ppo.clip": (0, None, False, True),
     "ppo.update_epochs": (1, None, True, True), "ppo.minibatch": (1, None, True, True),
     "ppo.vf_coef": (0, None, True, True), "ppo.max_grad_norm": (0, None, False, True),

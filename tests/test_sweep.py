@@ -195,7 +195,10 @@ def test_shipped_sweeps_expand():
     tf = next(r for r in contention if r.algo == "TopoFreeRL")
     ppo = next(r for r in contention if r.algo == "PPO")
     cheaper = ("ppo.update_epochs=4", "ppo.minibatch=512")  # the update chosen by sweeps/update_budget.yaml
-    assert tf.profile == "contention" and tf.sets == ("contention.arrival_rate=8", "actor=per_server", *cheaper)
+    sharp_greedy_prior = ("guidance.prior=greedy_queue", "guidance.latency_weight=0.9", "guidance.alpha0=3",
+                          "guidance.alpha_slope=3")  # adopted by sweeps/candidates.yaml
+    assert tf.profile == "contention"
+    assert tf.sets == ("contention.arrival_rate=8", "actor=per_server", *cheaper, *sharp_greedy_prior)
     assert ppo.sets == ("contention.arrival_rate=8", *cheaper)
     assert next(r for r in contention if r.algo == "Stark").sets == ("contention.arrival_rate=8", "val_every=5")
 

@@ -1,6 +1,10 @@
-"""TopoFreeRL's `critic: pooled`: the per-server actor's critic also reads a mean/max pool of the
-servers' features. It changes only the critic, sees the servers (valid ones only), stays
-size-agnostic, and trains and schedules another topology through the shell scripts."""
+"""The candidates of sweeps/candidates.yaml, each a TopoFreeRL config switch.
+
+`critic: pooled`: the per-server actor's critic also reads a mean/max pool of the servers'
+features. It changes only the critic, sees the servers (valid ones only), stays size-agnostic, and
+trains and schedules another topology through the shell scripts.
+`guidance.prior: greedy_queue`: the prior is greedy_queue's score at `guidance.latency_weight`, so
+its argmax is that rule's decision."""
 from __future__ import annotations
 
 import json
@@ -8,8 +12,12 @@ import json
 import pytest
 import torch
 from conftest import ROOT, run_script
-from test_live_load_and_ablations import agent_for, config, loaded_pair, shapes
+from test_live_load_and_ablations import WEIGHTS, agent_for, config, loaded_pair, shapes
 
+from edgesim.contention import Contention
+from edgesim.profiles import make_simulator
+from Heuristics.policies import QueueGreedyPolicy
+from schedkit.config import ConfigError
 from TopoFreeRL.agent import TopoFreeAgent
 
 PER_SERVER = "actor=per_server"
@@ -59,3 +67,30 @@ def test_a_pooled_critic_run_trains_under_contention_and_schedules_another_topol
     assert "zero-shot" in proc.stdout
     s = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert s["zero_shot"] is True and s["episodes"] == 20
+
+
+@pytest.mark.parametrize("w", [0.6, 0.9])
+def test_the_greedy_queue_prior_ranks_servers_as_greedy_queue_does(small_ds, w):
+    sets = (PER_SERVER, "guidance.prior=greedy_queue", f"guidance.latency_weight={w}")
+    agent = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=sets)).evaluation()
+    sim = make_simulator(small_ds, 3, "train", "random", 2, profile="contention",
+                         params=Contention(arrival_rate=40.0, worlds=3, max_in_flight=6))
+    rule = QueueGreedyPolicy(sim, latency_weight=w)
+    obs, queued = sim.reset(2), 0
+    for i in range(60):
+        feats = agent.features(sim, obs, WEIGHTS)
+        prior = feats["prior"]
+        assert torch.equal(prior.masked_fill(~feats["mask"], -torch.inf).argmax(1), rule.act(sim, obs))
+        assert not prior[~feats["mask"]].any()  # a z-score over the valid servers only
+        queued += int((sim.server_load() > 0).any(1).sum())
+        obs, *_ = sim.step(rule.act(sim, obs) if i % 2 else sim.sample_valid(torch.Generator().manual_seed(i)))
+    assert queued > 0  # the queues were live, so the prior read them
+
+
+def test_the_greedy_queue_prior_is_checked(small_ds):
+    with pytest.raises(ConfigError, match="per_server"):
+        agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=("guidance.prior=greedy_queue",)))
+    with pytest.raises(ConfigError, match="latency_weight"):
+        config("TopoFreeRL", sets=(PER_SERVER, "guidance.latency_weight=1.5"))
+    with pytest.raises(ConfigError, match="prior"):
+        config("TopoFreeRL", sets=(PER_SERVER, "guidance.prior=oracle"))
