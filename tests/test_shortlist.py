@@ -129,13 +129,6 @@ def test_a_shortlisted_run_trains_resumes_and_schedules_another_topology(tmp_pat
     assert s["zero_shot"] is True and s["fallback_rate"] == 0.0 and s["episodes"] == 20
 
 
-def test_a_dense_actor_refuses_a_shortlist(tmp_path):
-    proc = run_script("TopoFreeRL/train.py", "--set", "shortlist=8", "--epochs", "1", "--out", str(tmp_path / "r"),
-                      check=False)
-    assert proc.returncode != 0
-    assert "shortlist" in proc.stderr and "per_server" in proc.stderr and "Traceback" not in proc.stderr
-
-
 @pytest.mark.slow
 def test_the_scale_benchmark_reports_the_shortlist_columns(tmp_path):
     out = tmp_path / "scale.json"
