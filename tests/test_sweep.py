@@ -154,8 +154,9 @@ def test_ablation_sweep_expands_to_distinct_folders_and_bad_variants_are_rejecte
     assert len(runs) == 7 * 3 and len({r.dir for r in runs}) == 21 and {r.algo for r in runs} == {"TopoFreeRL"}
     no_se = next(r for r in runs if r.variant == "noSE" and r.seed == 42)
     assert no_se.dir == ROOT / "results" / "ablation" / "TopoFreeRL" / "Server1_Trap_contention_noSE_seed42"
-    assert no_se.sets == ("contention.arrival_rate=8", "actor=per_server", "se_gate=false")
-    assert next(r for r in runs if r.variant == "dense").sets[-1] == "actor=dense"  # the last --set wins
+    study = next(r for r in expand(load_sweep(ROOT / "sweeps/contention.yaml")) if r.algo == "TopoFreeRL").sets
+    assert no_se.sets == (*study, "se_gate=false")  # the study's trainer, one switch changed
+    assert next(r for r in runs if r.variant == "dense").sets[-2:] == ("actor=dense", "guidance.prior=telemetry")
     plain = expand(load_sweep(ROOT / "sweeps/contention.yaml"))  # no variants: the folders as before
     assert {r.dir.name for r in plain} == {f"Server1_Trap_contention_seed{s}" for s in (42, 43, 44, 45, 46)}
     assert all(r.variant == "" and "variant" not in r.requested() for r in plain)

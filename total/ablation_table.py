@@ -69,10 +69,16 @@ def load_episodes(runs) -> tuple[pd.DataFrame, list[str]]:
     return pd.concat(frames, ignore_index=True), absent
 
 
+def _tick(v: float) -> str:
+    """A short tick label: 0.01, -100, 1e3 (not 1e+03)."""
+    return f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-") if abs(v) >= 1e3 else f"{v:.3g}"
+
+
 def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str, split: str) -> list[Path]:
     """Dot and 95% CI of each variant's paired difference to the reference: reward (higher is better),
-    mean and P99 latency (lower is better); a zero line; CIs clear of zero in colour. The x axes are
-    symmetric-log, linear within the median CI width, so a collapsed variant does not flatten the rest."""
+    mean and P99 latency (lower is better); a zero line; CIs clear of zero in colour. Where a variant
+    lies beyond 20 median CI widths, the axis is symmetric-log, linear within the median CI width, so
+    a collapsed variant does not flatten the rest; otherwise linear."""
     plt = style()
     panels = [("d_reward", "Δ reward"), ("d_latency_ms", "Δ mean latency (ms)"),
               ("d_p99_latency_ms", "Δ P99 latency (ms)")]
@@ -88,9 +94,13 @@ def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str, 
             ax.errorbar(mid.iloc[i], i, xerr=xerr, fmt="o",
                         color="#D55E00" if c else "#999999", capsize=2, ms=4)
         ax.axvline(0, color="black", lw=0.6)
-        ax.set_xscale("symlog", linthresh=max(float((hi - lo).median()), 1e-9))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))  # symlog's default: 5.69127 x 10^-3
-        ax.set_title(title + ", symlog")
+        width = max(float((hi - lo).median()), 1e-9)
+        if max(float(lo.abs().max()), float(hi.abs().max())) > 20 * width:  # a collapsed variant
+            ax.set_xscale("symlog", linthresh=width)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))  # symlog's default: 5.69127 x 10^-3
+            ax.tick_params(axis="x", labelrotation=45)  # many decades: upright labels would overlap
+            title += ", symlog"
+        ax.set_title(title)
     axes[0].set_yticks(list(y), paired["algo"])
     axes[0].invert_yaxis()
     fig.suptitle(f"Each variant minus {reference} on the same {split} tasks (95% paired CI; orange: clear of 0)",
