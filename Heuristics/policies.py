@@ -65,6 +65,13 @@ def check_latency_weight(w: float) -> float:
     return float(w)
 
 
+def greedy_score(latency_ms: torch.Tensor, cost: torch.Tensor, latency_weight: float) -> torch.Tensor:
+    """The greedy family's one-step score, lower is better: W * E[latency] / 2000 ms + (1 - W) * cost / $0.05.
+    At the default W the cost weight is exactly 0.4 (1 - 0.6 is not), so the default rule keeps its decisions."""
+    cost_weight = GREEDY_COST_WEIGHT if latency_weight == GREEDY_LATENCY_WEIGHT else 1.0 - latency_weight
+    return latency_weight * latency_ms / GREEDY_LATENCY_SCALE_MS + cost_weight * cost / GREEDY_COST_SCALE
+
+
 class GreedyPolicy:
     """The valid server minimising the step's expected weighted latency and cost."""
 
@@ -75,7 +82,6 @@ class GreedyPolicy:
         self.table = ChannelTable.shared(sim.device, sim.dtype)
         self.servers = torch.arange(sim.n_servers, device=sim.device)
         self.latency_weight = check_latency_weight(latency_weight)
-        self.cost_weight = GREEDY_COST_WEIGHT if latency_weight == GREEDY_LATENCY_WEIGHT else 1.0 - latency_weight
 
     def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor],
                          servers: torch.Tensor | None) -> torch.Tensor:
@@ -88,8 +94,7 @@ class GreedyPolicy:
         e = expected_step(sim.net, self.table, lon[:, None], lat[:, None], region[:, None], obs.prev_server[:, None],
                           obs.tokens[:, None], obs.required_type[:, None], cands, with_reward=False,
                           contention=getattr(sim, "contention", None))
-        score = (self.latency_weight * self.expected_latency(sim, e, servers) / GREEDY_LATENCY_SCALE_MS
-                 + self.cost_weight * e["cost"] / GREEDY_COST_SCALE)
+        score = greedy_score(self.expected_latency(sim, e, servers), e["cost"], self.latency_weight)
         return score.masked_fill(~sim.valid_mask(), torch.inf) if servers is None else score
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:

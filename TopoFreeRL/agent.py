@@ -62,7 +62,7 @@ from edgesim.expectation import ChannelTable, expected_step
 from edgesim.physics import EXPECTED_TRAP_MS
 from edgesim.profiles import get_profile
 from edgesim.simulator import Observation, Simulator
-from Heuristics.policies import GREEDY_COST_SCALE, GREEDY_LATENCY_SCALE_MS, GREEDY_LATENCY_WEIGHT
+from Heuristics.policies import GREEDY_LATENCY_WEIGHT, greedy_score
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
 from schedkit.config import ConfigError
 
@@ -91,9 +91,9 @@ def greedy_prior(servers: torch.Tensor, mask: torch.Tensor, latency_weight: floa
     better, as a z-score over each row's valid servers. Read off the per-server features, so it
     costs O(N) arithmetic; its argmax is greedy_queue's choice at W."""
     f = {name: servers[..., i] for i, name in enumerate(SERVER_FEATURES)}
-    latency = (f["expected step latency without queues / 5 s"] * P.LATENCY_NORM_MS + f["queue wait / 1 s"] * 1000.0)
+    latency = f["expected step latency without queues / 5 s"] * P.LATENCY_NORM_MS + f["queue wait / 1 s"] * 1000.0
     cost = f["step cost / $0.05"] * 0.05
-    score = -(latency_weight * latency / GREEDY_LATENCY_SCALE_MS + (1 - latency_weight) * cost / GREEDY_COST_SCALE)
+    score = -greedy_score(latency, cost, latency_weight)
     m = mask.to(score.dtype)
     n = m.sum(1, keepdim=True).clamp_min(1.0)
     mean = (score * m).sum(1, keepdim=True) / n
@@ -285,7 +285,7 @@ class TopoFreeAgent(MaskedAgent):
             feats["mask"], feats["shortlist"] = feats["mask"].gather(1, short), short
         elif self.per_server:
             feats["servers"] = self.server_features(sim, obs, feats.get("telemetry", self.telemetry), load)
-        if self.greedy_prior:
+        if self.greedy_prior and self.guidance:  # without guidance no prior enters the logits
             feats["prior"] = greedy_prior(feats["servers"], feats["mask"], self.prior_latency_weight)
         return feats
 

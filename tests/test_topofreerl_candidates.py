@@ -79,12 +79,12 @@ def test_the_greedy_queue_prior_ranks_servers_as_greedy_queue_does(small_ds, w):
     rule = QueueGreedyPolicy(sim, latency_weight=w)
     obs, queued = sim.reset(2), 0
     for i in range(60):
-        feats = agent.features(sim, obs, WEIGHTS)
+        feats, choice = agent.features(sim, obs, WEIGHTS), rule.act(sim, obs)
         prior = feats["prior"]
-        assert torch.equal(prior.masked_fill(~feats["mask"], -torch.inf).argmax(1), rule.act(sim, obs))
+        assert torch.equal(prior.masked_fill(~feats["mask"], -torch.inf).argmax(1), choice)
         assert not prior[~feats["mask"]].any()  # a z-score over the valid servers only
         queued += int((sim.server_load() > 0).any(1).sum())
-        obs, *_ = sim.step(rule.act(sim, obs) if i % 2 else sim.sample_valid(torch.Generator().manual_seed(i)))
+        obs, *_ = sim.step(choice if i % 2 else sim.sample_valid(torch.Generator().manual_seed(i)))
     assert queued > 0  # the queues were live, so the prior read them
 
 
