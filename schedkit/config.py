@@ -131,6 +131,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "model.candidates": (1, None, True, True), "model.d_model": (1, None, True, True),
     "model.heads": (1, None, True, True), "model.layers": (1, None, True, True),
 }
+WEIGHT_VECTORS = ("dwa.initial",)  # (latency, cost, switch) weight lists
 # string keys with a fixed set of values (an algorithm's own choices come from its agent class)
 CHOICES: dict[str, tuple[str, ...]] = {"rollout": ROLLOUTS}  # and `profile`: the registered profiles
 
@@ -153,9 +154,22 @@ def _check_type(key: str, value: Any, default: Any) -> None:
     elif isinstance(default, str):
         if not isinstance(value, str) or not value:
             raise _type_error(key, "a non-empty string", value)
+    elif isinstance(default, list) and all(isinstance(v, float) for v in default):
+        if not isinstance(value, list) or len(value) != len(default) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+            raise _type_error(key, f"a list of {len(default)} finite numbers, e.g. {default}", value)
     elif isinstance(default, list):
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
             raise _type_error(key, "a non-empty list of names, e.g. [Server1_Trap]", value)
+
+
+def _check_weights(key: str, value: list) -> list[float]:
+    """Objective weights: non-negative floats that sum to 1 (the scalarisation is a convex combination)."""
+    weights = [float(v) for v in value]
+    if min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-6:
+        raise ConfigError(f"config '{key}': expected non-negative weights (latency, cost, switch) that sum to 1, "
+                          f"got {value!r}")
+    return weights
 
 
 def _check_range(key: str, value: float) -> None:
@@ -195,6 +209,8 @@ def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | No
                 _check_type(name, value, default)
             if isinstance(default, float) and isinstance(value, int):
                 node[key] = value = float(value)
+            if name in WEIGHT_VECTORS:
+                node[key] = value = _check_weights(name, value)
             if name in RANGES and isinstance(value, (int, float)):
                 _check_range(name, value)
             if name in allowed and value not in allowed[name]:

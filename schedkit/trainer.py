@@ -35,7 +35,7 @@ from .cli import (
     user_errors,
 )
 from .config import ConfigError, load_yaml, resolve
-from .dwa import DWA
+from .dwa import DWA, INITIAL_WEIGHTS
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
 from .ppo import PPOConfig, ppo_update
@@ -107,7 +107,8 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg["lr"])
     ppo = PPOConfig(**cfg["ppo"])
     epochs, episodes = cfg["epochs"], cfg["episodes"]
-    dwa = DWA(epochs=epochs, start=cfg["dwa"]["start"], frac_end=cfg["dwa"]["frac_end"])
+    dwa = DWA(epochs=epochs, weights=np.array(cfg["dwa"].get("initial", INITIAL_WEIGHTS)), start=cfg["dwa"]["start"],
+              frac_end=cfg["dwa"]["frac_end"])
     start, prev_losses = 0, None
     if resume is not None:
         agent.load_state_dict(resume["model"])

@@ -285,6 +285,27 @@ def test_dwa_disabled_keeps_the_weights_fixed(small_ds, tmp_path):
             assert w.iloc[0].tolist() == [0.45, 0.4, 0.15]
 
 
+@pytest.mark.parametrize("algo,agent", [("TopoFreeRL", TopoFreeAgent), ("PPO_algorithm", PPOAgent)])
+def test_the_training_objective_is_a_config_key(algo, agent, small_ds, tmp_path):
+    """`dwa.initial` sets the weights DWA starts from, and with DWA off the weights every epoch trains on;
+    the checkpoint keeps them, so the policy's state input at evaluation is the trained one."""
+    cfg = config(algo, "contention", ("dwa.enabled=false", "dwa.initial=[0.75, 0.10, 0.15]", "epochs=2",
+                                      "episodes=8", "ppo.update_epochs=1"))
+    train(cfg, small_ds, agent, tmp_path, progress=False)
+    w = pd.read_csv(tmp_path / "metrics.csv")[["w_latency", "w_cost", "w_switch"]]
+    assert (w.to_numpy() == [0.75, 0.10, 0.15]).all()
+    assert load_checkpoint(tmp_path / "checkpoints" / "final.pt")["dwa"]["weights"] == [0.75, 0.10, 0.15]
+
+
+@pytest.mark.parametrize("value,want", [("[0.5, 0.5]", "a list of 3 finite numbers"),
+                                        ("[0.6, 0.5, -0.1]", "sum to 1"), ("[0.5, 0.4, 0.2]", "sum to 1"),
+                                        ("0.75", "a list of 3 finite numbers")])
+def test_a_bad_training_objective_is_one_line(value, want):
+    with pytest.raises(ConfigError, match=want) as e:
+        config("TopoFreeRL", "contention", (f"dwa.initial={value}",))
+    assert "dwa.initial" in str(e.value) and "\n" not in str(e.value)
+
+
 @pytest.mark.slow
 def test_a_tiny_shell_run_with_every_ablation_switch_off(small_root, tmp_path):
     run = tmp_path / "ablated"
