@@ -200,7 +200,9 @@ def test_shipped_sweeps_expand():
                           "guidance.alpha_slope=3")  # adopted by sweeps/candidates.yaml
     assert tf.profile == "contention"
     assert tf.sets == ("contention.arrival_rate=8", "actor=per_server", *cheaper, *sharp_greedy_prior)
-    assert ppo.sets == ("contention.arrival_rate=8", *cheaper)
+    latency_objective = ("dwa.enabled=false", "dwa.initial=[0.75, 0.10, 0.15]")  # adopted by sweeps/objective.yaml
+    assert ppo.sets == ("contention.arrival_rate=8", *cheaper, *latency_objective)
+    assert next(r for r in contention if r.algo == "PFAPPO").sets == ppo.sets
     assert next(r for r in contention if r.algo == "Stark").sets == ("contention.arrival_rate=8", "val_every=5")
 
 
