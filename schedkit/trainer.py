@@ -107,6 +107,7 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg["lr"])
     ppo = PPOConfig(**cfg["ppo"])
     epochs, episodes = cfg["epochs"], cfg["episodes"]
+    # a resumed run keeps its saved config: runs saved before `dwa.initial` started from INITIAL_WEIGHTS
     dwa = DWA(epochs=epochs, weights=np.array(cfg["dwa"].get("initial", INITIAL_WEIGHTS)), start=cfg["dwa"]["start"],
               frac_end=cfg["dwa"]["frac_end"])
     start, prev_losses = 0, None
