@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from edgesim.expectation import ChannelTable, expected_step
+from edgesim.expectation import ChannelTable, expected_hop, expected_step
 from edgesim.physics import EVAL_WEIGHTS
 from edgesim.profiles import get_profile
 from edgesim.simulator import Observation, Simulator
@@ -89,11 +89,8 @@ class GreedyPolicy:
 
     def scores(self, sim: Simulator, obs: Observation, servers: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N) greedy score, +inf on invalid servers; or (B, K) of the given valid `servers` (B, K)."""
-        lon, lat, region = sim.hop_source()
         cands = self.servers[None] if servers is None else servers
-        e = expected_step(sim.net, self.table, lon[:, None], lat[:, None], region[:, None], obs.prev_server[:, None],
-                          obs.tokens[:, None], obs.required_type[:, None], cands, with_reward=False,
-                          contention=getattr(sim, "contention", None))
+        e = expected_hop(sim, obs, self.table, cands)
         score = greedy_score(self.expected_latency(sim, e, servers), e["cost"], self.latency_weight)
         return score.masked_fill(~sim.valid_mask(), torch.inf) if servers is None else score
 

@@ -58,7 +58,7 @@ from torch import nn
 
 from edgesim import physics as P
 from edgesim.dataset import Dataset
-from edgesim.expectation import ChannelTable, expected_step
+from edgesim.expectation import ChannelTable, expected_hop
 from edgesim.physics import EXPECTED_TRAP_MS
 from edgesim.profiles import get_profile
 from edgesim.simulator import Observation, Simulator
@@ -229,14 +229,11 @@ class TopoFreeAgent(MaskedAgent):
                 return x.expand(B, -1)
             return x.gather(1, shortlist) if x.shape[0] == B and x.dim() == 2 else x.reshape(-1)[shortlist]
 
-        lon, lat, region = sim.hop_source()
-        km = P.haversine_km(lon[:, None], lat[:, None], at(net.lon), at(net.lat)).float()
-        link = net.link_lookup(obs.prev_server[:, None], servers)[0].float()
+        region = sim.hop_region()
+        hop = expected_hop(sim, obs, self.channel, servers)
+        km, link, expected = hop["km"], hop["link"], hop["latency"].float()
         tokens = obs.tokens.float()[:, None]
         cost = P.step_cost(tokens, at(net.price[obs.required_type].float()), at(net.cost_mult.float()))
-        expected = expected_step(net, self.channel, lon[:, None], lat[:, None], region[:, None],
-                                 obs.prev_server[:, None], obs.tokens[:, None], obs.required_type[:, None], servers,
-                                 with_reward=False, contention=getattr(sim, "contention", None))["latency"].float()
         if shortlist is None:
             telemetry = telemetry.expand(B, -1)
         nc = at(net.nc.float())

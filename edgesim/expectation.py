@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 
 import torch
 
 from . import physics as P
 from .contention import Contention, attempt_probabilities
-from .simulator import Topology
+from .simulator import Observation, Simulator, TaskBatch, Topology
 
 
 class ChannelTable:
@@ -151,6 +152,88 @@ def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src
     switch = torch.broadcast_to(~same_region, base.shape)
     return {"latency": latency, "cost": cost, "rL": r_latency, "rC": P.cost_reward(cost),
             "rS": P.SWITCH_REWARD * switch.to(base.dtype)}
+
+
+class HopTable:
+    """Every hop a simulator's decisions can make, server to server and task location to server: its
+    distance, link latency and the token-free parts of its expected step latency, tabulated once.
+
+    The planners and TopoFreeRL's per-server features score every server at every decision, and a
+    hop starts at the previous step's server or, at step 0, at the task's location: a fixed set of
+    (N + T) x N hops for N servers and T tasks, whose terms are the same decision after decision.
+    `expected_hop` reads them off this table and adds the step's tokens with the very operations
+    `expected_step` uses, so the result is the same to the bit. Built per simulator, trap model and
+    channel table, up to MAX_PAIRS hops (32 bytes each)."""
+
+    MAX_PAIRS = 1 << 22
+
+    def __init__(self, net: Topology, tasks: TaskBatch, table: ChannelTable, contention: Contention | None):
+        n, device = net.n, net.lon.device
+        servers = torch.arange(n, device=device)[None]
+        # rows: the N servers as hop sources, then the T task locations (step 0: no previous server)
+        prev = torch.cat([servers[0], torch.full((tasks.k,), -1, device=device)])[:, None]
+        from_server = prev >= 0
+        src_lon, src_lat = torch.cat([net.lon, tasks.lon])[:, None], torch.cat([net.lat, tasks.lat])[:, None]
+        src_region = torch.cat([net.region, tasks.region])[:, None]
+        d, _ = net.hop_km(src_lon, src_lat, src_region, from_server, servers)
+        trap = net.trap[servers] | (from_server & net.trap[prev.clamp_min(0)])
+        link_ms, found = net.link_lookup(prev, servers)
+        # as expected_step sums them, left to right: ((propagation + overhead) + link) + compute
+        self.fixed_ms = P.PROPAGATION_MS_PER_KM * d + P.OVERHEAD_MS + torch.where(trap, 0.0, link_ms)
+        self.mean_inv = table.mean_inv_rate(d)
+        values, probs = trap_outcomes(trap, torch.where(found, link_ms, 0.0), contention)
+        self.trap_ms = (values * probs).sum(-1)
+        # features, read as float32: the unclamped distance and the link's latency
+        self.km = P.haversine_km(src_lon, src_lat, net.lon[servers], net.lat[servers]).float()
+        self.link_ms = link_ms.float()
+        self.n = n
+
+    @staticmethod
+    def of(sim: Simulator, table: ChannelTable) -> "HopTable | None":
+        """The table of this simulator (its topology, tasks and trap model) and channel table, built on
+        first use and dropped with the simulator; None above MAX_PAIRS hops."""
+        net, tasks, contention = sim.net, sim.tasks, getattr(sim, "contention", None)
+        if (net.n + tasks.k) * net.n > HopTable.MAX_PAIRS:
+            return None
+        tables = _HOP_TABLES.setdefault(sim, {})
+        key = (table, None if contention is None else
+               (contention.trap_loss, contention.trap_max_attempts, contention.trap_surcharge_scale))
+        if key not in tables:
+            tables[key] = HopTable(net, tasks, table, contention)
+        return tables[key]
+
+
+_HOP_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def expected_hop(sim: Simulator, obs: Observation, table: ChannelTable,
+                 servers: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Expected latency and cost of each decision's step on `servers` ((1, C) or (B, C)), queues left
+    out, equal to `expected_step(..., with_reward=False)` bit for bit; plus, as float32 features, the
+    hop's unclamped distance `km` and link latency `link` (0 without a link row). Read off the
+    simulator's `HopTable`; computed directly where the table would be too large."""
+    net, B = sim.net, sim.batch_size
+    cols = servers.expand(B, -1)
+    tok = obs.tokens[:, None]
+    cost = P.step_cost(tok, net.price[obs.required_type[:, None], cols], net.cost_mult[cols])
+    hops = HopTable.of(sim, table)
+    if hops is None:
+        lon, lat, region = (x[:, None] for x in sim.hop_source())
+        latency = expected_step(net, table, lon, lat, region, obs.prev_server[:, None], tok,
+                                obs.required_type[:, None], cols, with_reward=False,
+                                contention=getattr(sim, "contention", None))["latency"]
+        return {"latency": latency, "cost": cost,
+                "km": P.haversine_km(lon, lat, net.lon[cols], net.lat[cols]).float(),
+                "link": net.link_lookup(obs.prev_server[:, None], cols)[0].float()}
+    source = torch.where(obs.prev_server >= 0, obs.prev_server, net.n + obs.task)
+    flat = (source[:, None] * hops.n + cols).reshape(-1)
+
+    def pair(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1).index_select(0, flat).reshape(B, -1)
+
+    base = pair(hops.fixed_ms) + P.compute_ms(tok, net.nc[cols])
+    latency = base + P.BITS_PER_TOKEN * tok * 1000.0 * pair(hops.mean_inv) + pair(hops.trap_ms)
+    return {"latency": latency, "cost": cost, "km": pair(hops.km), "link": pair(hops.link_ms)}
 
 
 def _clipped_latency_reward(table: ChannelTable, d: torch.Tensor, base: torch.Tensor, k: torch.Tensor,

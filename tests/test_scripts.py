@@ -9,7 +9,7 @@ from conftest import run_script
 
 SCRIPTS = ["Heuristics/inference.py", "data1/generate.py", "bench/env_throughput.py", "TopoFreeRL/train.py",
            "TopoFreeRL/inference.py", "bench/compare_learned.py", "bench/oracle_agreement.py", "bench/update_cost.py",
-           "bench/threads.py",
+           "bench/threads.py", "bench/hop_table.py",
            "PPO_algorithm/train.py", "PPO_algorithm/inference.py", "PFAPPO/train.py", "PFAPPO/inference.py",
            "Stark_Scheduler/train.py", "Stark_Scheduler/inference.py", "total/evaluate_all.py", "total/make_table.py",
            "total/reproduce.py", "total/plot_all_comparison.py", "total/plot_learning_curves.py",
@@ -76,6 +76,13 @@ def test_update_cost_times_both_updates_on_one_batch():
     assert row["algo"] == "PPO" and row["load"] == "idle" and row["samples"] >= 200  # 200 workflows of >= 1 step
     assert row["config_update_s"] > 0 and row["study_update_s"] > 0
     assert row["ratio"] == row["config_update_s"] / row["study_update_s"]
+
+
+def test_hop_table_bench_times_both_ways_and_checks_they_agree():
+    proc = run_script("bench/hop_table.py", "--loads", "idle", "--repeats", "1", "--episodes", "40", "--json")
+    rows = json.loads(proc.stdout)
+    assert [r["work"] for r in rows] == ["greedy_queue eval", "TopoFreeRL eval", "TopoFreeRL rollout"]
+    assert all(r["identical"] and r["direct_s"] > 0 and r["table_s"] > 0 for r in rows)
 
 
 def test_the_busy_benchmark_setting_spins_one_process_per_core_and_stops_them():
