@@ -36,6 +36,39 @@ def test_two_runs_of_one_seed_count_once(tmp_path, default_ds):
     assert summary.loc["PPO", "ci_unit"] == "runs" and summary.loc["greedy", "ci_unit"] == "episodes"
 
 
+def test_sweep_variants_of_one_seed_are_rows_of_their_own(tmp_path, default_ds):
+    """Two sweep variants of seed 42 are two methods, not two runs of one seed: neither is dropped,
+    and each is its own row (PPO@x4), apart from the plain run."""
+    results = tmp_path / "results"
+    for name, variant in (("Server1_Trap_seed42", None), ("Server1_Trap_x4_seed42", "x4"),
+                          ("Server1_Trap_x16_seed42", "x16")):
+        _fake_run(results, "PPO_algorithm", "PPO_algorithm/config.yaml", default_ds, 42, name)
+        if variant:
+            (results / "PPO" / name / "sweep_run.yaml").write_text(f"algo: PPO\nseed: 42\nvariant: {variant}\n")
+    proc = run_from(tmp_path, "total/evaluate_all.py", "--results", "results", "--episodes", "8", "--no-progress",
+                    "--skip", "oracle", "lookahead")
+    assert "another run of" not in proc.stdout
+    summary = pd.read_csv(results / "eval" / "Server1_Trap" / "summary.csv").set_index("algo")
+    assert {"PPO", "PPO@x4", "PPO@x16"} <= set(summary.index)
+    assert summary.loc["PPO@x4", "label"] == "PPO (x4)" and summary.loc["PPO@x16", "train_seeds"] == 1
+    # an untrusted record with a bad variant is a one-line error naming the file, not a crash or a silent row
+    (results / "PPO" / "Server1_Trap_x4_seed42" / "sweep_run.yaml").write_text("variant: [1, 2]\n")
+    proc = run_script("total/evaluate_all.py", "--results", "results", "--episodes", "8", "--no-progress",
+                      check=False, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "Server1_Trap_x4_seed42/sweep_run.yaml: field 'variant' must be a name" in proc.stderr
+
+
+def test_variant_labels_and_styles():
+    from total.common import base_algo, label, line_style, sort_algos, sweep_variant
+    assert base_algo("TopoFreeRL@x4_zeroshot") == "TopoFreeRL" and sweep_variant("TopoFreeRL@x4_zeroshot") == "x4"
+    assert label("TopoFreeRL@x4_zeroshot") == "TopoFreeRL (x4, zero-shot)" and label("greedy_queue_tuned").endswith(
+        "(tuned W)")
+    assert line_style("PPO@x4")["color"] == line_style("PPO")["color"] and line_style("PPO@x4")["linestyle"] == "-."
+    assert sort_algos(["greedy", "PPO@x4", "PPO", "TopoFreeRL@x16", "TopoFreeRL@x4", "TopoFreeRL"])[:5] == [
+        "TopoFreeRL", "TopoFreeRL@x4", "TopoFreeRL@x16", "PPO", "PPO@x4"]
+
+
 def test_paired_table_against_the_reference(tmp_path):
     from fake_eval import DEFAULT, fake_episodes, write_fake_eval
     schedulers = {k: DEFAULT[k] for k in ("TopoFreeRL", "greedy", "greedy_queue", "random")}

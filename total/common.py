@@ -8,9 +8,13 @@ the output flags.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from schedkit import paths
 from schedkit.paths import eval_dir, final_checkpoint
@@ -22,13 +26,43 @@ ROOT = paths.REPO
 TUNED = "_tuned"  # a greedy-family heuristic at the latency weight Heuristics/tune.py chose on the train split
 ZERO_SHOT = "_zeroshot"  # a size-agnostic checkpoint trained on another dataset (evaluate_all --zero-shot)
 VARIANTS = {TUNED: "tuned W", ZERO_SHOT: "zero-shot"}
+# a run of a sweep's `variants` (e.g. TopoFreeRL@x4): evaluated and reported apart from its method's other runs
+SWEEP_VARIANT = "@"
+VARIANT_NAME = re.compile(r"[A-Za-z0-9-]+")  # no '_', so a run folder's name still ends in _seed<S>
+RECORD = "sweep_run.yaml"  # a sweep run folder's requested settings, written before its first training
+VARIANT_MARKERS = "dP*hX"
 
 
 def base_algo(algo: str) -> str:
-    """The scheduler a row's style and order come from: greedy_queue_tuned -> greedy_queue."""
+    """The scheduler a row's style and order come from: greedy_queue_tuned -> greedy_queue,
+    TopoFreeRL@x4 -> TopoFreeRL."""
     for suffix in VARIANTS:
         algo = algo.removesuffix(suffix)
-    return algo
+    return algo.split(SWEEP_VARIANT)[0]
+
+
+def sweep_variant(algo: str) -> str:
+    """The sweep variant a row's runs were trained as ('' for none): TopoFreeRL@x4_zeroshot -> x4."""
+    for suffix in VARIANTS:
+        algo = algo.removesuffix(suffix)
+    return algo.partition(SWEEP_VARIANT)[2]
+
+
+def run_variant(run_dir: Path) -> str:
+    """The sweep variant a run folder was trained as (its sweep_run.yaml's `variant`), '' for a run
+    trained outside a sweep or without variants. The file is read as data (safe YAML); one that is
+    not a sweep record is a one-line error naming it."""
+    record = Path(run_dir) / RECORD
+    if not record.exists():
+        return ""
+    try:
+        data = yaml.safe_load(record.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        sys.exit(f"error: {record}: not a readable sweep record ({type(e).__name__})")
+    variant = data.get("variant", "") if isinstance(data, dict) else None
+    if not isinstance(variant, str) or (variant and not VARIANT_NAME.fullmatch(variant)):
+        sys.exit(f"error: {record}: field 'variant' must be a name of letters, digits and '-', got {variant!r}")
+    return variant
 
 
 def color(algo: str) -> str | None:
@@ -39,8 +73,9 @@ def color(algo: str) -> str | None:
 def label(algo: str) -> str:
     s = SCHEDULERS.get(base_algo(algo))
     base = s.display if s else base_algo(algo)
-    suffix = next((name for s, name in VARIANTS.items() if algo.endswith(s)), None)
-    return f"{base} ({suffix})" if suffix else base
+    parts = [sweep_variant(algo)] + [name for s, name in VARIANTS.items() if algo.endswith(s)]
+    parts = [p for p in parts if p]
+    return f"{base} ({', '.join(parts)})" if parts else base
 
 
 def agent_factory(algo: str):
@@ -60,12 +95,15 @@ def final_checkpoints(results: Path) -> list[Path]:
 
 
 def sort_algos(names) -> list[str]:
-    """Learned methods, then heuristics, in registry order; a tuned variant right after its scheduler."""
+    """Learned methods, then heuristics, in registry order; a tuned variant right after its scheduler, sweep
+    variants after their method in natural order."""
     order = [*learned(), *heuristics()]
 
-    def key(a: str) -> tuple[int, bool]:
+    def key(a: str) -> tuple:
         b = base_algo(a)
-        return (order.index(b) if b in order else len(order), a != b)
+        # variants in natural order: TopoFreeRL@x4 before TopoFreeRL@x16
+        natural = tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", a) if t)
+        return (order.index(b) if b in order else len(order), a != b, natural)
     return sorted(names, key=key)
 
 
@@ -169,5 +207,8 @@ def line_style(algo: str) -> dict[str, Any]:
         return {"color": color(algo), "linestyle": "-", "marker": ">"}
     if algo.endswith(ZERO_SHOT):  # a checkpoint from another dataset: its method's colour, dashed
         return {"color": color(algo), "linestyle": (0, (5, 2)), "marker": "x"}
+    if sweep_variant(algo):  # a sweep variant: its method's colour, dash-dotted, a marker fixed by its name
+        marker = VARIANT_MARKERS[zlib.crc32(sweep_variant(algo).encode()) % len(VARIANT_MARKERS)]
+        return {"color": color(algo), "linestyle": "-.", "marker": marker}
     s = SCHEDULERS.get(algo)
     return {"color": color(algo), "linestyle": s.linestyle if s else "-", "marker": s.marker if s else "o"}

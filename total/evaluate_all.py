@@ -11,10 +11,12 @@ mean and 95% bootstrap CI of reward, latency and cost, plus the IQM of reward, p
 its bootstrap CI) and decision time; and config.yaml: the resolved arguments, the checkpoints
 evaluated and skipped, and the git commit. Training seeds are the unit of replication: two runs
 of one (algo, seed, regions, profile) count once (the newest final.pt is evaluated, the others
-are listed as skipped), and a learned method's CI resamples its runs and, within them, the test
-tasks shared by every scheduler (`ci_unit` "runs"); with one run (a heuristic, or one seed) the
-CI is over the tasks only (`ci_unit` "episodes"). See schedkit/stats.py. The default
---data and --results are the repository's data1/ and results/, whatever the current directory.
+are listed as skipped); runs of a sweep's `variants` (total/sweep.py) are rows of their own,
+<Algo>@<variant> (e.g. TopoFreeRL@x4 of sweeps/trap_severity.yaml); and a learned method's CI
+resamples its runs and, within them, the test tasks shared by every scheduler (`ci_unit` "runs");
+with one run (a heuristic, or one seed) the CI is over the tasks only (`ci_unit` "episodes"). See
+schedkit/stats.py. The default --data and --results are the repository's data1/ and results/,
+whatever the current directory.
 Runs whose checkpoint was trained on another dataset or under another profile are listed and
 skipped; with --zero-shot, a size-agnostic checkpoint of another dataset is evaluated as
 <Algo>_zeroshot (e.g. the 500-server TopoFreeRL on the 1000-server Server2_Trap). A corrupted
@@ -54,6 +56,7 @@ from schedkit.registry import get, heuristics
 from schedkit.runs import CheckpointError, load_checkpoint
 from schedkit.stats import ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm, runs_array
 from total.common import (
+    SWEEP_VARIANT,
     TUNED,
     ZERO_SHOT,
     agent_factory,
@@ -62,6 +65,7 @@ from total.common import (
     label,
     paths,
     provenance,
+    run_variant,
     sort_algos,
 )
 
@@ -91,15 +95,17 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
 
 
 def newest_per_seed(found: list[tuple[Path, dict]]) -> tuple[list[tuple[Path, dict]], list[str]]:
-    """Two runs of one (algo, training seed, regions, profile) are one seed, not two: keep the newest
-    final.pt (by mtime) and name the others with the reason."""
+    """Two runs of one (algo, training seed, regions, profile, sweep variant) are one seed, not two:
+    keep the newest final.pt (by mtime) and name the others with the reason. Runs of different sweep
+    variants are different methods (evaluated as <Algo>@<variant>), never pooled or de-duplicated."""
     groups: dict[tuple, list[tuple[Path, dict]]] = {}
     for ckpt, state in found:
         cfg = state["config"]
-        key = (cfg["algo"], cfg["seed"], tuple(state["dataset"]["regions"]), cfg.get("profile", "paper"))
+        key = (cfg["algo"], cfg["seed"], tuple(state["dataset"]["regions"]), cfg.get("profile", "paper"),
+               run_variant(ckpt.parents[1]))
         groups.setdefault(key, []).append((ckpt, state))
     kept, skipped = [], []
-    for (algo, seed, _, _), runs in groups.items():
+    for (algo, seed, _, _, _), runs in groups.items():
         runs.sort(key=lambda r: r[0].stat().st_mtime, reverse=True)
         kept.append(runs[0])
         skipped += [f"{ckpt} (another run of {algo} seed {seed}; the newest, {runs[0][0]}, is evaluated: "
@@ -196,8 +202,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         except CheckpointError as e:
             sys.exit(f"error: {ckpt}: {e}")
         zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
-        run_policy(cfg["algo"] + (ZERO_SHOT if zero_shot else ""), lambda sim, es: policy, cfg["seed"],
-                   ckpt.parent.parent.name)
+        variant = run_variant(ckpt.parents[1])
+        name = cfg["algo"] + (SWEEP_VARIANT + variant if variant else "") + (ZERO_SHOT if zero_shot else "")
+        run_policy(name, lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
         evaluated.append(str(ckpt.resolve()))
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}

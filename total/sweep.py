@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -46,15 +45,13 @@ from schedkit.config import ConfigError, load_yaml
 from schedkit.io import write_yaml
 from schedkit.paths import checkpoint_dir, final_checkpoint, run_eval_dir, run_name
 from schedkit.registry import get, learned
-from total.common import ROOT, paths
+from total.common import RECORD, ROOT, VARIANT_NAME, paths
 
 DEFAULTS: dict[str, Any] = {"data": "data1", "algorithms": learned(), "seeds": [42, 43, 44], "regions": [["Server1_Trap"]],
             "profiles": ["paper"], "budget": {"epochs": 100, "episodes": 200},
             "evaluate": {"split": "test", "episodes": None, "seed": 0},
             "resources": {"cpus": 1, "gpus": 0}, "results": "results", "device": "cpu", "overrides": {},
             "variants": {}}
-VARIANT_NAME = re.compile(r"[A-Za-z0-9-]+")  # no '_', so a folder name still ends in _seed<S>
-RECORD = "sweep_run.yaml"  # a run folder's requested settings, written before its first training
 GRACE_S = 10.0  # how long stopped children get to exit on SIGTERM before SIGKILL
 FRESH_FOLDER = "set another `results:` root (or --results) or delete the folder"
 RESUME_HINT = ("to resume, run the same command again: finished runs are skipped, interrupted ones resume "
