@@ -204,6 +204,13 @@ def test_shipped_sweeps_expand():
     assert ppo.sets == ("contention.arrival_rate=8", *cheaper, *latency_objective)
     assert next(r for r in contention if r.algo == "PFAPPO").sets == ppo.sets
     assert next(r for r in contention if r.algo == "Stark").sets == ("contention.arrival_rate=8", "val_every=5")
+    # the sweeps that retrain the study's TopoFreeRL elsewhere keep its trainer, plus only their variant's sets
+    for name, variants in (("server2_trap", {()}),
+                           ("trap_severity", {(), *((f"contention.trap_surcharge_scale={x}",) for x in (0, 4, 16))}),
+                           ("multi_region_contention", {(), ("dwa.enabled=false",)})):
+        runs = expand(load_sweep(ROOT / f"sweeps/{name}.yaml"))
+        assert {r.sets[:len(tf.sets)] for r in runs} == {tf.sets} and {r.profile for r in runs} == {"contention"}
+        assert {r.sets[len(tf.sets):] for r in runs} == variants, name
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (requirements-ray.txt)")
