@@ -3,10 +3,10 @@
     python bench/hop_table.py                          # idle and busy, 3 repeats, 2000 workflows
     python bench/hop_table.py --loads idle --repeats 5 --episodes 500
 
-Schedulers that score every server at every decision (the greedy family, lookahead's first step,
-TopoFreeRL's per-server features) compute each server's expected step latency from the hop's
-start. From step 1 on the hop starts at the previous server, so those terms are the same decision
-after decision; the table holds them per server pair. Timed, alternating table / direct --repeats
+Schedulers that score every server at every decision (the greedy family, TopoFreeRL's per-server
+features) compute each server's expected step latency from the hop's start: the previous server,
+or the task's location at step 0. Those terms are the same decision after decision; the table
+holds them per (source, server) pair. Timed, alternating table / direct --repeats
 times, one torch thread, the study's validation setting (contention, 8 workflows/s, Server1_Trap
 test split): the evaluation of `greedy_queue`, of TopoFreeRL with the study's config (random
 weights: the same work per decision as a trained model), and one TopoFreeRL training epoch's

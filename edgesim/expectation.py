@@ -158,7 +158,7 @@ class HopTable:
     """Every hop a simulator's decisions can make, server to server and task location to server: its
     distance, link latency and the token-free parts of its expected step latency, tabulated once.
 
-    The planners and TopoFreeRL's per-server features score every server at every decision, and a
+    The greedy family and TopoFreeRL's per-server features score every server at every decision, and a
     hop starts at the previous step's server or, at step 0, at the task's location: a fixed set of
     (N + T) x N hops for N servers and T tasks, whose terms are the same decision after decision.
     `expected_hop` reads them off this table and adds the step's tokens with the very operations

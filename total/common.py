@@ -33,19 +33,23 @@ RECORD = "sweep_run.yaml"  # a sweep run folder's requested settings, written be
 VARIANT_MARKERS = "dP*hX"
 
 
+def _method_and_variant(algo: str) -> tuple[str, str]:
+    """A row's name without its suffixes, split at the sweep variant: TopoFreeRL@x4_zeroshot -> (TopoFreeRL, x4)."""
+    for suffix in VARIANTS:
+        algo = algo.removesuffix(suffix)
+    method, _, variant = algo.partition(SWEEP_VARIANT)
+    return method, variant
+
+
 def base_algo(algo: str) -> str:
     """The scheduler a row's style and order come from: greedy_queue_tuned -> greedy_queue,
     TopoFreeRL@x4 -> TopoFreeRL."""
-    for suffix in VARIANTS:
-        algo = algo.removesuffix(suffix)
-    return algo.split(SWEEP_VARIANT)[0]
+    return _method_and_variant(algo)[0]
 
 
 def sweep_variant(algo: str) -> str:
     """The sweep variant a row's runs were trained as ('' for none): TopoFreeRL@x4_zeroshot -> x4."""
-    for suffix in VARIANTS:
-        algo = algo.removesuffix(suffix)
-    return algo.partition(SWEEP_VARIANT)[2]
+    return _method_and_variant(algo)[1]
 
 
 def run_variant(run_dir: Path) -> str:
@@ -207,8 +211,9 @@ def line_style(algo: str) -> dict[str, Any]:
         return {"color": color(algo), "linestyle": "-", "marker": ">"}
     if algo.endswith(ZERO_SHOT):  # a checkpoint from another dataset: its method's colour, dashed
         return {"color": color(algo), "linestyle": (0, (5, 2)), "marker": "x"}
-    if sweep_variant(algo):  # a sweep variant: its method's colour, dash-dotted, a marker fixed by its name
-        marker = VARIANT_MARKERS[zlib.crc32(sweep_variant(algo).encode()) % len(VARIANT_MARKERS)]
+    variant = sweep_variant(algo)
+    if variant:  # a sweep variant: its method's colour, dash-dotted, a marker fixed by its name
+        marker = VARIANT_MARKERS[zlib.crc32(variant.encode()) % len(VARIANT_MARKERS)]
         return {"color": color(algo), "linestyle": "-.", "marker": marker}
     s = SCHEDULERS.get(algo)
     return {"color": color(algo), "linestyle": s.linestyle if s else "-", "marker": s.marker if s else "o"}

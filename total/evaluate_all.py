@@ -94,22 +94,25 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def newest_per_seed(found: list[tuple[Path, dict]]) -> tuple[list[tuple[Path, dict]], list[str]]:
+Found = tuple[Path, dict, str]  # a finished run: its final.pt, the loaded checkpoint, its sweep variant ('' for none)
+
+
+def newest_per_seed(found: list[Found]) -> tuple[list[Found], list[str]]:
     """Two runs of one (algo, training seed, regions, profile, sweep variant) are one seed, not two:
     keep the newest final.pt (by mtime) and name the others with the reason. Runs of different sweep
     variants are different methods (evaluated as <Algo>@<variant>), never pooled or de-duplicated."""
-    groups: dict[tuple, list[tuple[Path, dict]]] = {}
-    for ckpt, state in found:
+    groups: dict[tuple, list[Found]] = {}
+    for run in found:
+        ckpt, state, variant = run
         cfg = state["config"]
-        key = (cfg["algo"], cfg["seed"], tuple(state["dataset"]["regions"]), cfg.get("profile", "paper"),
-               run_variant(ckpt.parents[1]))
-        groups.setdefault(key, []).append((ckpt, state))
+        key = (cfg["algo"], cfg["seed"], tuple(state["dataset"]["regions"]), cfg.get("profile", "paper"), variant)
+        groups.setdefault(key, []).append(run)
     kept, skipped = [], []
     for (algo, seed, _, _, _), runs in groups.items():
         runs.sort(key=lambda r: r[0].stat().st_mtime, reverse=True)
         kept.append(runs[0])
         skipped += [f"{ckpt} (another run of {algo} seed {seed}; the newest, {runs[0][0]}, is evaluated: "
-                    f"one seed counts once)" for ckpt, _ in runs[1:]]
+                    f"one seed counts once)" for ckpt, _, _ in runs[1:]]
     return kept, skipped
 
 
@@ -192,17 +195,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         if cfg.get("profile", "paper") != args.profile:
             skipped.append(f"{ckpt} (trained under the {cfg.get('profile', 'paper')} profile)")
             continue
-        found.append((ckpt, state))
+        found.append((ckpt, state, run_variant(ckpt.parents[1])))
     found, duplicates = newest_per_seed(found)
     skipped += duplicates
-    for ckpt, state in found:
+    for ckpt, state, variant in found:
         cfg = state["config"]
         try:
             policy = policy_from_checkpoint(state, ds, agent_factory(ckpt.parents[2].name), device)
         except CheckpointError as e:
             sys.exit(f"error: {ckpt}: {e}")
         zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
-        variant = run_variant(ckpt.parents[1])
         name = cfg["algo"] + (SWEEP_VARIANT + variant if variant else "") + (ZERO_SHOT if zero_shot else "")
         run_policy(name, lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
         evaluated.append(str(ckpt.resolve()))
