@@ -32,7 +32,7 @@ from schedkit.cli import resolve_device
 from schedkit.evaluation import evaluate
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.paths import final_checkpoint, metrics_file
-from schedkit.profiles import config_params, profile_simulator, start_worlds
+from schedkit.profiles import config_params, profile_simulator, start_worlds, train_params
 from schedkit.rollout import FinishCount
 from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint
 from schedkit.trainer import AgentFactory, epoch_seed, run_epochs, train_main
@@ -89,10 +89,10 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     if n_val >= n_tasks:
         raise SystemExit(f"error: val_fraction {cfg['val_fraction']} leaves no training tasks of {n_tasks}")
     train_idx, val_idx = np.arange(n_tasks - n_val), np.arange(n_tasks - n_val, n_tasks)
-    params = config_params(cfg)
-    sim = profile_simulator(ds, cfg["profile"], params, "train", "random", cfg["seed"], device, episodes,
+    # demonstrations come from the training world (train_env); model selection validates in the run's own
+    sim = profile_simulator(ds, cfg["profile"], train_params(cfg), "train", "random", cfg["seed"], device, episodes,
                             task_subset=train_idx)
-    val_sim = profile_simulator(ds, cfg["profile"], params, "train", "sequential", cfg["seed"], device, n_val,
+    val_sim = profile_simulator(ds, cfg["profile"], config_params(cfg), "train", "sequential", cfg["seed"], device, n_val,
                                 task_subset=val_idx)
     # greedy_queue where servers keep queues; without queues it is greedy
     expert_cls = QueueGreedyPolicy if get_profile(cfg["profile"]).queues else GreedyPolicy

@@ -38,7 +38,11 @@ Loader.add_implicit_resolver(
 # `rollout` (contention training only): `continuing` runs the worlds on across epochs; `restart`
 # restarts them, warm-up included, every epoch (the first protocol; configs saved before the key read so).
 # `tensorboard`: auto, true or false (schedkit/tensorboard.py); a run records what `auto` became
-SHARED_DEFAULTS = {"keep_checkpoints": 3, "live_load": True, "rollout": "continuing", "tensorboard": "auto"}
+# `train_env`: parameters of the run's profile that differ in the training simulator only, e.g.
+# `--set train_env.trap_surcharge_scale=0`; the profile block stays the world the run is evaluated in
+SHARED_DEFAULTS = {"keep_checkpoints": 3, "live_load": True, "rollout": "continuing", "tensorboard": "auto",
+                   "train_env": {}}
+OPEN_MAPPINGS = ("train_env",)  # mappings whose keys are not fixed by a default (validate checks them)
 ROLLOUTS = ("continuing", "restart")
 AUTO_OR_BOOL = ("tensorboard",)  # keys whose value is `auto` or a boolean
 
@@ -66,9 +70,9 @@ def merge(base: dict, override: dict, where: str = "") -> dict:
     """Deep-merge `override` into a copy of `base`; keys must already exist in `base`."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if key not in out:
+        if key not in out and where.rstrip(".") not in OPEN_MAPPINGS:
             raise ConfigError(f"unknown config key '{where}{key}'; known: {sorted(out)}")
-        if isinstance(out[key], dict) and isinstance(value, dict):
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
             out[key] = merge(out[key], value, f"{where}{key}.")
         else:
             out[key] = value
@@ -190,6 +194,9 @@ def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | No
     def walk(node: dict, base: dict, where: str) -> None:
         for key, value in node.items():
             name, default = f"{where}{key}", base.get(key)
+            if name == "train_env":
+                _check_train_env(cfg, value)
+                continue
             if name in PROFILES and PROFILES[name].params_class is not None:  # a profile's parameter block
                 try:
                     PROFILES[name].parse(value)
@@ -219,6 +226,24 @@ def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | No
     walk(cfg, defaults, "")
     check_device(cfg.get("device", "cpu"))
     return cfg
+
+
+def _check_train_env(cfg: dict, value: Any) -> None:
+    """`train_env` holds parameters of the run's own profile (checked by its dataclass on top of the
+    profile block); a profile without parameters takes none."""
+    if not isinstance(value, dict):
+        raise _type_error("train_env", "a mapping of the profile's parameters, e.g. {trap_surcharge_scale: 0}",
+                          value)
+    profile = PROFILES.get(cfg.get("profile", ""))
+    if not value or profile is None:
+        return
+    if profile.params_class is None:
+        raise ConfigError(f"config 'train_env': the {profile.name} profile has no parameters to change in training, "
+                          f"got {value!r}")
+    try:
+        profile.parse(cfg.get(profile.name), value)
+    except ProfileError as e:
+        raise ConfigError(f"config 'train_env': {e}") from None
 
 
 def check_device(name: Any) -> torch.device:

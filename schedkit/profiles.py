@@ -33,6 +33,12 @@ def config_params(cfg: dict) -> Any:
     return params_or_exit(cfg["profile"], cfg.get(cfg["profile"]))
 
 
+def train_params(cfg: dict) -> Any:
+    """The parameters of the world a run trains in: its profile block plus `train_env`
+    (schedkit/config.py), e.g. trained without the trap delay and evaluated with it."""
+    return params_or_exit(cfg["profile"], cfg.get(cfg["profile"]), cfg.get("train_env"))
+
+
 def profile_simulator(ds: Dataset, profile: str, params: Any, split: str, order: str, seed: int,
                       device: torch.device | str, episodes: int, task_subset=None) -> Simulator:
     """The profile's simulator sized for `episodes` (paper: min(episodes, 1024) rows of one episode each;

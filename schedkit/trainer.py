@@ -39,7 +39,7 @@ from .dwa import DWA, INITIAL_WEIGHTS
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
 from .ppo import PPOConfig, ppo_update
-from .profiles import config_params, profile_simulator, start_worlds
+from .profiles import profile_simulator, start_worlds, train_params
 from .rollout import collect, masked_log_probs
 from .runs import (
     CheckpointError,
@@ -118,7 +118,7 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
         start = resume["epoch"]
         prev_losses = None if resume["prev_losses"] is None else np.array(resume["prev_losses"])
     log = MetricsLog(metrics_file(run), keep_until_epoch=start)
-    sim = profile_simulator(ds, cfg["profile"], config_params(cfg), "train",
+    sim = profile_simulator(ds, cfg["profile"], train_params(cfg), "train",
                             "random", cfg["seed"], device, episodes)
     continuing = start_worlds(sim, cfg, resume, epoch_seed(cfg["seed"], -1))
 

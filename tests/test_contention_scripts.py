@@ -107,6 +107,9 @@ def test_heuristics_under_contention_and_the_oracle_bound(small_root, tmp_path):
     (["--trap-loss", "1"], "--trap-loss: expected a probability in [0, 1)"),
     (["--trap-surcharge-scale", "-1"], "--trap-surcharge-scale: expected a finite number >= 0"),
     (["--set", "contention.warmup=-1"], "contention.warmup: expected an integer >= 0"),
+    (["--set", "train_env.trap_surcharge_scale=-1"], "config 'train_env': contention.trap_surcharge_scale: expected a finite number >= 0"),
+    (["--set", "train_env.trap_scale=0"], "config 'train_env': unknown contention key(s) ['trap_scale']"),
+    (["--set", "train_env=0"], "config 'train_env': expected a mapping of the profile's parameters"),
 ])
 def test_bad_contention_flags_are_one_line_errors(flags, message, small_root, tmp_path):
     for script, extra in (("Heuristics/inference.py", ["--region", "Small_Trap", "--out", str(tmp_path / "h")]),
@@ -115,6 +118,40 @@ def test_bad_contention_flags_are_one_line_errors(flags, message, small_root, tm
             continue  # --set is a training flag
         proc = run_script(script, "--data", str(small_root), "--profile", "contention", *flags, *extra, check=False)
         assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_env_changes_the_training_world_only(small_root, tmp_path):
+    """`train_env.trap_surcharge_scale=0` trains in exactly the world of `contention.trap_surcharge_scale=0`
+    (same metrics, same weights), but the run keeps the default block, so its evaluation meets the traps."""
+    def train(name: str, *sets: str) -> tuple[pd.DataFrame, dict]:
+        run = tmp_path / name
+        run_script("TopoFreeRL/train.py", "--data", str(small_root), "--regions", "Small_Trap", "--epochs", "1",
+                   "--episodes", "24", "--set", "actor=per_server", *CONTENTION, "--trap-loss", "0.6",
+                   *[a for s in sets for a in ("--set", s)], "--out", str(run), "--no-progress")
+        return pd.read_csv(run / "metrics.csv"), torch.load(run / "checkpoints" / "final.pt", weights_only=True)
+
+    m_env, ck_env = train("env", "train_env.trap_surcharge_scale=0")
+    m_block, ck_block = train("block", "contention.trap_surcharge_scale=0")
+    m_default, _ = train("default")
+    cols = ["return", "reward", "latency_ms", "queue_ms", "trap_hit_rate", "policy_loss", "value_loss"]
+    pd.testing.assert_frame_equal(m_env[cols], m_block[cols])
+    assert all(torch.equal(ck_env["model"][k], ck_block["model"][k]) for k in ck_env["model"])
+    assert m_env["latency_ms"].iloc[0] != m_default["latency_ms"].iloc[0]
+    assert ck_env["config"]["contention"]["trap_surcharge_scale"] == 1.0
+    assert ck_env["config"]["train_env"] == {"trap_surcharge_scale": 0}
+    assert ck_block["config"]["contention"]["trap_surcharge_scale"] == 0.0
+    out = tmp_path / "env" / "ev"
+    run_script("TopoFreeRL/inference.py", "--data", str(small_root), "--region", "Small_Trap", "--model",
+               str(tmp_path / "env" / "checkpoints" / "final.pt"), "--episodes", "20", "--out", str(out),
+               "--no-progress")
+    assert json.loads((out / "summary.json").read_text())["contention"]["trap_surcharge_scale"] == 1.0
+
+
+def test_train_env_needs_a_profile_with_parameters(small_root, tmp_path):
+    proc = run_script("TopoFreeRL/train.py", "--data", str(small_root), "--regions", "Small_Trap", "--set",
+                      "train_env.trap_surcharge_scale=0", "--out", str(tmp_path / "t"), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "config 'train_env': the paper profile has no parameters to change in training" in proc.stderr
 
 
 def test_evaluate_all_under_contention_writes_its_own_tagged_evaluation(per_server_run, small_root, tmp_path):
