@@ -199,18 +199,22 @@ def test_shipped_sweeps_expand():
     sharp_greedy_prior = ("guidance.prior=greedy_queue", "guidance.latency_weight=0.9", "guidance.alpha0=3",
                           "guidance.alpha_slope=3")  # adopted by sweeps/candidates.yaml
     assert tf.profile == "contention"
-    assert tf.sets == ("contention.arrival_rate=8", "actor=per_server", *cheaper, *sharp_greedy_prior)
+    trap_free = "train_env.trap_surcharge_scale=0"  # adopted by sweeps/trap_free_training.yaml
+    assert tf.sets == ("contention.arrival_rate=8", "actor=per_server", *cheaper, *sharp_greedy_prior, trap_free)
     latency_objective = ("dwa.enabled=false", "dwa.initial=[0.75, 0.10, 0.15]")  # adopted by sweeps/objective.yaml
     assert ppo.sets == ("contention.arrival_rate=8", *cheaper, *latency_objective)
     assert next(r for r in contention if r.algo == "PFAPPO").sets == ppo.sets
     assert next(r for r in contention if r.algo == "Stark").sets == ("contention.arrival_rate=8", "val_every=5")
-    # the sweeps that retrain the study's TopoFreeRL elsewhere keep its trainer, plus only their variant's sets
+    # the sweeps that retrain the study's TopoFreeRL elsewhere keep its trainer as it was when they were run
+    # (before trap-free training), plus only their variant's sets
+    before = tf.sets[:-1]
     for name, variants in (("server2_trap", {()}),
                            ("trap_severity", {(), *((f"contention.trap_surcharge_scale={x}",) for x in (0, 4, 16))}),
-                           ("multi_region_contention", {(), ("dwa.enabled=false",)})):
+                           ("multi_region_contention", {(), ("dwa.enabled=false",)}),
+                           ("trap_free_training", {(), (trap_free,)})):
         runs = expand(load_sweep(ROOT / f"sweeps/{name}.yaml"))
-        assert {r.sets[:len(tf.sets)] for r in runs} == {tf.sets} and {r.profile for r in runs} == {"contention"}
-        assert {r.sets[len(tf.sets):] for r in runs} == variants, name
+        assert {r.sets[:len(before)] for r in runs} == {before} and {r.profile for r in runs} == {"contention"}
+        assert {r.sets[len(before):] for r in runs} == variants, name
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (requirements-ray.txt)")
