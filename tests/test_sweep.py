@@ -155,7 +155,8 @@ def test_ablation_sweep_expands_to_distinct_folders_and_bad_variants_are_rejecte
     no_se = next(r for r in runs if r.variant == "noSE" and r.seed == 42)
     assert no_se.dir == ROOT / "results" / "ablation" / "TopoFreeRL" / "Server1_Trap_contention_noSE_seed42"
     study = next(r for r in expand(load_sweep(ROOT / "sweeps/contention.yaml")) if r.algo == "TopoFreeRL").sets
-    assert no_se.sets == (*study, "se_gate=false")  # the study's trainer, one switch changed
+    # the study's trainer as it was when the ablation ran (before trap-free training), one switch changed
+    assert study[-1] == "train_env.trap_surcharge_scale=0" and no_se.sets == (*study[:-1], "se_gate=false")
     assert next(r for r in runs if r.variant == "dense").sets[-2:] == ("actor=dense", "guidance.prior=telemetry")
     plain = expand(load_sweep(ROOT / "sweeps/contention.yaml"))  # no variants: the folders as before
     assert {r.dir.name for r in plain} == {f"Server1_Trap_contention_seed{s}" for s in (42, 43, 44, 45, 46)}

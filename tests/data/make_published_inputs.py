@@ -6,7 +6,7 @@ Run against a checkout of the code *before* the `live_load` key and the ablation
     python /path/to/tests/data/make_published_inputs.py /path/to/tests/data/published_inputs.npz
 
 For every (algorithm, actor, profile) it stores the SHA-256 of the initial weights (torch seed 0;
-initialisation is exact on any CPU) and the features, logits and values of 12 decisions on data1
+`weights_digest`) and the features, logits and values of 12 decisions on data1
 (4 rows, seed 5), so `tests/test_live_load_and_ablations.py` can check the current code against
 them within float32 round-off instead of by a digest that one last-bit difference breaks.
 """
@@ -22,7 +22,11 @@ import torch
 sys.path.insert(0, str(Path.cwd()))
 
 from edgesim.contention import Contention
-from edgesim.profiles import make_simulator  # noqa: E402
+
+try:
+    from edgesim.profiles import make_simulator  # noqa: E402
+except ImportError:  # the checkout of 8499d03, before simulator profiles were objects
+    from edgesim.contention import make_simulator  # noqa: E402
 from env import load_dataset  # noqa: E402
 from PFAPPO.agent import PFPPOAgent  # noqa: E402
 from PPO_algorithm.agent import PPOAgent  # noqa: E402
@@ -37,19 +41,33 @@ WEIGHTS = torch.tensor([0.45, 0.4, 0.15])
 DECISIONS = 12
 
 
+def orthogonal_heads(state: dict[str, torch.Tensor]) -> list[str]:
+    """The dense actors' output heads (`nn.init.orthogonal_`, more than one row). Their init runs a QR
+    decomposition whose last bits depend on the CPU's LAPACK kernels, so they are digested by shape and
+    checked by value through the logits."""
+    return [k for k, v in state.items() if k.endswith("head.weight") and v.shape[0] > 1]
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the initial weights: every tensor's bytes (initialisation is exact on any CPU), the
+    orthogonal heads' shapes."""
+    heads = set(orthogonal_heads(state))
+    h = hashlib.sha256()
+    for k, v in state.items():
+        h.update(k.encode())
+        h.update(bytes(str(tuple(v.shape)), "ascii") if k in heads else v.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def record(ds, folder: str, actor: str | None, profile: str, out: dict, extra_sets: tuple[str, ...] = ()) -> None:
     sets = ([f"actor={actor}"] if actor else []) + list(extra_sets)
     cfg = resolve(Path(folder) / "config.yaml", sets=sets, flags={"profile": profile})
     torch.manual_seed(0)
     agent = AGENTS[folder](ds, cfg, torch.device("cpu"))
     key = f"{folder}|{actor}|{profile}"
-    h = hashlib.sha256()
-    for k, v in agent.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().contiguous().numpy().tobytes())
-    out[f"{key}|weights_sha256"] = np.array(h.hexdigest())
-    sim = make_simulator(ds, 4, "train", "random", 5, profile=profile,
-                         params=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
+    out[f"{key}|weights_sha256"] = np.array(weights_digest(agent.state_dict()))
+    sim = make_simulator(ds, 4, "train", "random", 5, "cpu", profile,  # positional: the keyword was renamed
+                         Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
     obs = sim.reset(5)
     for i in range(DECISIONS):
         f = agent.features(sim, obs, WEIGHTS)
