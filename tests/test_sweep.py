@@ -206,6 +206,10 @@ def test_shipped_sweeps_expand():
     assert ppo.sets == ("contention.arrival_rate=8", *cheaper, *latency_objective)
     assert next(r for r in contention if r.algo == "PFAPPO").sets == ppo.sets
     assert next(r for r in contention if r.algo == "Stark").sets == ("contention.arrival_rate=8", "val_every=5")
+    # every learned scheduler on the multi-region dataset: exactly the study's trainers
+    baselines = expand(load_sweep(ROOT / "sweeps/multi_region_baselines.yaml"))
+    assert {(r.algo, r.sets) for r in baselines} == {(r.algo, r.sets) for r in contention}
+    assert {r.profile for r in baselines} == {"contention"} and {r.seed for r in baselines} == {42, 43, 44}
     # the sweeps that retrain the study's TopoFreeRL elsewhere keep its trainer as it was when they were run
     # (before trap-free training), plus only their variant's sets
     before = tf.sets[:-1]

@@ -5,11 +5,13 @@
     python total/plot_trap_severity.py [--rate 8] [--scales 0 1 4 16] [--results DIR] [--figures DIR]
 
 Most trap hits have no link row between the two servers and pay a flat 100 or 200 ms; the scale
-multiplies that delay (1 is the default every model was trained at). Scale 1 reads the plain
+multiplies that delay (1 is the default, the world every model is evaluated in; the study's TopoFreeRL
+trains without the delay, `train_env`, the others at 1). Scale 1 reads the plain
 evaluation `<region>_contention_r<rate>`, any other `<region>_contention_r<rate>_surcharge<X>`.
-The learned schedulers meet every other scale unseen (their trap features and telemetry do not
-change), while the model-based heuristics (greedy family, lookahead, the oracle) plan with the
-true delay: the figure shows which schedulers' decisions hold up as traps get worse.
+The learned schedulers meet the other scales unseen (TopoFreeRL's greedy_queue prior reads the true
+delay; the other networks' trap features do not change), while the model-based heuristics (greedy
+family, lookahead, the oracle) plan with the true delay: the figure shows which schedulers' decisions
+hold up as traps get worse.
 Schedulers whose mean latency is over 10x the best at scale 1 (collapsed: load-blind rules) are
 left out of the panels and kept in the CSV. Writes <figures>/trap_severity_<region>_r<rate>.{png,pdf,csv}.
 """
@@ -65,7 +67,7 @@ def draw(results: Path, figures: Path, regions: list[str], rate: float, scales: 
             ax.errorbar(pos, d[col], yerr=[d[col] - d[f"{col}_lo"], d[f"{col}_hi"] - d[col]], color=kw["color"],
                         linestyle=kw["linestyle"], marker=kw["marker"], markersize=3.5, capsize=1.5, elinewidth=0.7,
                         label=label(algo))
-        ax.set_xticks(range(len(scales)), [f"{s:g}x" + (" (trained)" if s == 1 else "") for s in scales])
+        ax.set_xticks(range(len(scales)), [f"{s:g}x" + (" (default)" if s == 1 else "") for s in scales])
         ax.set_xlabel("trap delay scale (1x: 100 or 200 ms a hit)")
         ax.set_ylabel(name)
         ax.set_title(f"{name.split(' (')[0]}, 95% CI, {rate:g} workflows/s")
