@@ -216,7 +216,7 @@ def test_shipped_sweeps_expand():
     for name, variants in (("server2_trap", {()}),
                            ("trap_severity", {(), *((f"contention.trap_surcharge_scale={x}",) for x in (0, 4, 16))}),
                            ("multi_region_contention", {(), ("dwa.enabled=false",)}),
-                           ("trap_free_training", {(), (trap_free,)})):
+                           ("trap_free_training", {(), (trap_free,), (trap_free, "entropy.start=0.003", "entropy.end=0.0002")})):
         runs = expand(load_sweep(ROOT / f"sweeps/{name}.yaml"))
         assert {r.sets[:len(before)] for r in runs} == {before} and {r.profile for r in runs} == {"contention"}
         assert {r.sets[len(before):] for r in runs} == variants, name
