@@ -209,7 +209,7 @@ def test_shipped_sweeps_expand():
     # every learned scheduler on the multi-region dataset: exactly the study's trainers
     baselines = expand(load_sweep(ROOT / "sweeps/multi_region_baselines.yaml"))
     assert {(r.algo, r.sets) for r in baselines} == {(r.algo, r.sets) for r in contention}
-    assert {r.profile for r in baselines} == {"contention"} and {r.seed for r in baselines} == {42, 43, 44}
+    assert {r.profile for r in baselines} == {"contention"} and {r.seed for r in baselines} == {42, 43, 44, 45, 46}
     # the sweeps that retrain the study's TopoFreeRL elsewhere keep its trainer as it was when they were run
     # (before trap-free training), plus only their variant's sets
     before = tf.sets[:-1]
