@@ -155,8 +155,8 @@ def test_ablation_sweep_expands_to_distinct_folders_and_bad_variants_are_rejecte
     no_se = next(r for r in runs if r.variant == "noSE" and r.seed == 42)
     assert no_se.dir == ROOT / "results" / "ablation" / "TopoFreeRL" / "Server1_Trap_contention_noSE_seed42"
     study = next(r for r in expand(load_sweep(ROOT / "sweeps/contention.yaml")) if r.algo == "TopoFreeRL").sets
-    # the study's trainer as it was when the ablation ran (before trap-free training), one switch changed
-    assert study[-1] == "train_env.trap_surcharge_scale=0" and no_se.sets == (*study[:-1], "se_gate=false")
+    # the study's trainer, one switch changed
+    assert study[-1] == "train_env.trap_surcharge_scale=0" and no_se.sets == (*study, "se_gate=false")
     assert next(r for r in runs if r.variant == "dense").sets[-2:] == ("actor=dense", "guidance.prior=telemetry")
     plain = expand(load_sweep(ROOT / "sweeps/contention.yaml"))  # no variants: the folders as before
     assert {r.dir.name for r in plain} == {f"Server1_Trap_contention_seed{s}" for s in (42, 43, 44, 45, 46)}
@@ -210,11 +210,11 @@ def test_shipped_sweeps_expand():
     baselines = expand(load_sweep(ROOT / "sweeps/multi_region_baselines.yaml"))
     assert {(r.algo, r.sets) for r in baselines} == {(r.algo, r.sets) for r in contention}
     assert {r.profile for r in baselines} == {"contention"} and {r.seed for r in baselines} == {42, 43, 44, 45, 46}
-    # the sweeps that retrain the study's TopoFreeRL elsewhere keep its trainer as it was when they were run
-    # (before trap-free training), plus only their variant's sets
+    # TopoFreeRL trained on Server2_Trap: the study's trainer
+    assert {r.sets for r in expand(load_sweep(ROOT / "sweeps/server2_trap.yaml"))} == {tf.sets}
+    # the sweeps run before trap-free training keep that trainer, plus only their variant's sets
     before = tf.sets[:-1]
-    for name, variants in (("server2_trap", {()}),
-                           ("trap_severity", {(), *((f"contention.trap_surcharge_scale={x}",) for x in (0, 4, 16))}),
+    for name, variants in (("trap_severity", {(), *((f"contention.trap_surcharge_scale={x}",) for x in (0, 4, 16))}),
                            ("multi_region_contention", {(), ("dwa.enabled=false",)}),
                            ("trap_free_training", {(), (trap_free,), (trap_free, "entropy.start=0.003", "entropy.end=0.0002")})):
         runs = expand(load_sweep(ROOT / f"sweeps/{name}.yaml"))
