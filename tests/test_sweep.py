@@ -210,12 +210,13 @@ def test_shipped_sweeps_expand():
     baselines = expand(load_sweep(ROOT / "sweeps/multi_region_baselines.yaml"))
     assert {(r.algo, r.sets) for r in baselines} == {(r.algo, r.sets) for r in contention}
     assert {r.profile for r in baselines} == {"contention"} and {r.seed for r in baselines} == {42, 43, 44, 45, 46}
-    # TopoFreeRL trained on Server2_Trap: the study's trainer
+    # TopoFreeRL trained on Server2_Trap, and with and without DWA on three regions: the study's trainer
     assert {r.sets for r in expand(load_sweep(ROOT / "sweeps/server2_trap.yaml"))} == {tf.sets}
+    mr = expand(load_sweep(ROOT / "sweeps/multi_region_contention.yaml"))
+    assert {r.sets for r in mr} == {tf.sets, (*tf.sets, "dwa.enabled=false")}
     # the sweeps run before trap-free training keep that trainer, plus only their variant's sets
     before = tf.sets[:-1]
     for name, variants in (("trap_severity", {(), *((f"contention.trap_surcharge_scale={x}",) for x in (0, 4, 16))}),
-                           ("multi_region_contention", {(), ("dwa.enabled=false",)}),
                            ("trap_free_training", {(), (trap_free,), (trap_free, "entropy.start=0.003", "entropy.end=0.0002")})):
         runs = expand(load_sweep(ROOT / f"sweeps/{name}.yaml"))
         assert {r.sets[:len(before)] for r in runs} == {before} and {r.profile for r in runs} == {"contention"}
