@@ -210,17 +210,18 @@ def test_shipped_sweeps_expand():
     baselines = expand(load_sweep(ROOT / "sweeps/multi_region_baselines.yaml"))
     assert {(r.algo, r.sets) for r in baselines} == {(r.algo, r.sets) for r in contention}
     assert {r.profile for r in baselines} == {"contention"} and {r.seed for r in baselines} == {42, 43, 44, 45, 46}
-    # TopoFreeRL trained on Server2_Trap, and with and without DWA on three regions: the study's trainer
-    assert {r.sets for r in expand(load_sweep(ROOT / "sweeps/server2_trap.yaml"))} == {tf.sets}
-    mr = expand(load_sweep(ROOT / "sweeps/multi_region_contention.yaml"))
-    assert {r.sets for r in mr} == {tf.sets, (*tf.sets, "dwa.enabled=false")}
-    # the sweeps run before trap-free training keep that trainer, plus only their variant's sets
+    # the sweeps that retrain the study's TopoFreeRL elsewhere: those on Server2_Trap and on three regions with
+    # its trainer, those run before trap-free training with that trainer; each plus only its variant's sets
     before = tf.sets[:-1]
-    for name, variants in (("trap_severity", {(), *((f"contention.trap_surcharge_scale={x}",) for x in (0, 4, 16))}),
-                           ("trap_free_training", {(), (trap_free,), (trap_free, "entropy.start=0.003", "entropy.end=0.0002")})):
+    for name, trainer, variants in (
+            ("server2_trap", tf.sets, {()}),
+            ("multi_region_contention", tf.sets, {(), ("dwa.enabled=false",)}),
+            ("trap_severity", before, {(), *((f"contention.trap_surcharge_scale={x}",) for x in (0, 4, 16))}),
+            ("trap_free_training", before,
+             {(), (trap_free,), (trap_free, "entropy.start=0.003", "entropy.end=0.0002")})):
         runs = expand(load_sweep(ROOT / f"sweeps/{name}.yaml"))
-        assert {r.sets[:len(before)] for r in runs} == {before} and {r.profile for r in runs} == {"contention"}
-        assert {r.sets[len(before):] for r in runs} == variants, name
+        assert {r.sets[:len(trainer)] for r in runs} == {trainer} and {r.profile for r in runs} == {"contention"}
+        assert {r.sets[len(trainer):] for r in runs} == variants, name
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (requirements-ray.txt)")
