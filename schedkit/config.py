@@ -17,15 +17,32 @@ from typing import Any
 import torch
 import yaml
 
+from edgesim.inputs import InputError, MiB, read_text
 from edgesim.profiles import PROFILES, ProfileError
 
+MAX_YAML_BYTES = 4 * MiB  # a config or sweep file is a few KB
 
 class ConfigError(ValueError):
     pass
 
 
 class Loader(yaml.SafeLoader):
-    """SafeLoader that also reads exponent floats without a dot (1e-3, 5E4) as numbers."""
+    """SafeLoader that also reads exponent floats without a dot (1e-3, 5E4) as numbers and refuses a
+    key given twice in one mapping (plain YAML keeps the last, so a run would silently use it)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it itself
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (a key may appear once per mapping)", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 Loader.add_implicit_resolver(
@@ -51,14 +68,13 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass: no Python objects
 
 
-def load_yaml(path: str | Path) -> dict:
+def load_yaml(path: str | Path, what: str = "config file") -> dict:
+    """A YAML mapping from a regular file of bounded size (edgesim/inputs.py), or a one-line ConfigError."""
     path = Path(path)
     try:
-        data = yaml_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot be read ({e})") from None
+        data = yaml_load(read_text(path, what, max_bytes=MAX_YAML_BYTES)) or {}
+    except InputError as e:
+        raise ConfigError(str(e)) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(data, dict):
