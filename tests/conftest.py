@@ -24,6 +24,17 @@ torch.set_num_threads(1)  # one thread per test process: pytest-xdist runs one p
 IN_PROCESS = os.environ.get("TOPOFREERL_TEST_SUBPROCESS", "") != "1"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-examples", type=int, default=None,
+                     help="examples per property-based fuzz test (tests/test_fuzz_inputs.py; default: its own, "
+                          "a few hundred in all)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--fuzz-examples"):
+        os.environ["TOPOFREERL_FUZZ_EXAMPLES"] = str(config.getoption("--fuzz-examples"))
+
+
 def run_script(*args: str, check: bool = True, cwd: Path = ROOT,
                in_process: bool = IN_PROCESS) -> subprocess.CompletedProcess:
     """Run a project script (a path relative to the repository, then its arguments) from `cwd` as a
