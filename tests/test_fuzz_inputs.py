@@ -296,3 +296,32 @@ def test_any_checkpoint_field_is_loaded_or_refused_in_one_line(trained, tmp_path
                           "Small_Trap", "--episodes", "2", "--out", str(folder / "eval"), "--no-progress",
                           check=False)
     script_outcome(proc)
+
+
+# ----------------------------------------------------------------------------- a training config file
+
+CONFIG_FILES = st.one_of(
+    st.dictionaries(st.sampled_from(["seed", "lr", "mask", "regions", "profile", "device", "actor", "ppo",
+                                     "entropy", "dwa", "guidance", "contention", "train_env", "model", "nope"]),
+                    ANY_VALUE, max_size=3).map(lambda d: yaml.safe_dump(d, default_flow_style=False)),
+    st.text(alphabet="ab: -[]{}\n#!&*1.e", max_size=40),
+    st.sampled_from(["lr: 1\nlr: 2\n", "!!python/object/apply:os.system ['true']\n", "a: &x [*x]\n", "- 1\n- 2\n",
+                     "\x00\x01\x02", "seed: 1\n" * 2]),
+)
+
+
+@fuzz_settings(25)
+@given(text=CONFIG_FILES)
+def test_any_training_config_file_trains_or_is_refused_in_one_line(tmp_path_factory, small_root, text):
+    """TopoFreeRL/train.py --config FILE with fuzzed content (budget flags keep a run tiny): a run, or one
+    error line naming the file or key, and nothing written outside the results root."""
+    box = tmp_path_factory.mktemp("fuzz_cfg")
+    config = box / "user.yaml"
+    config.write_bytes(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    before = tree(box)
+    with hang_guard():
+        proc = run_script("TopoFreeRL/train.py", "--config", str(config), "--data", str(small_root), "--regions",
+                          "Small_Trap", "--epochs", "1", "--episodes", "4", "--no-progress",
+                          "--results", str(box / "results"), check=False, cwd=box)
+    script_outcome(proc)
+    assert tree(box, skip=box / "results") == before, "wrote outside the results root"
