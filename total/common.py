@@ -243,21 +243,23 @@ def save(fig, figures: Path, name: str, made_from: Mapping[str, Any]) -> list[Pa
     return out
 
 
-def load_eval(results: Path, regions: list[str], tag: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(episodes, summary) DataFrames of total/evaluate_all.py's output, checked (read_episodes, read_summary)."""
+def load_eval(results: Path, regions: list[str], tag: str = "",
+              need: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(episodes, summary) DataFrames of total/evaluate_all.py's output, checked (read_episodes with the
+    optional columns in `need`, read_summary)."""
     d = eval_dir(results, regions, tag)
     missing([d / "episodes.csv", d / "summary.csv"])
-    return read_episodes(d / "episodes.csv"), read_summary(d / "summary.csv")
+    return read_episodes(d / "episodes.csv", need), read_summary(d / "summary.csv")
 
 
 # What a column of a results table must hold. An empty cell is allowed only where the writer leaves
 # one on purpose (a heuristic has no training seed and no run folder); NaN is never a value.
 TEXT, TEXT_OR_EMPTY, NUMBER, NUMBER_OR_EMPTY, INTEGER = "text", "text or empty", "number", "number or empty", "integer"
 EPISODE_COLUMNS = {"algo": TEXT, "train_seed": NUMBER_OR_EMPTY, "eval_seed": INTEGER, "run": TEXT_OR_EMPTY,
-                   "episode": INTEGER, "task_id": TEXT, "latency_ms": NUMBER, "network_ms": NUMBER,
-                   "compute_ms": NUMBER, "queue_ms": NUMBER, "cost": NUMBER, "reward": NUMBER, "decision_ms": NUMBER}
-EPISODE_OPTIONAL = {"trap_ms": NUMBER, "link_ms": NUMBER, "trap_hits": NUMBER, "switches": NUMBER,
-                    "fallbacks": NUMBER, "steps": NUMBER}
+                   "episode": INTEGER, "task_id": TEXT, "latency_ms": NUMBER, "cost": NUMBER, "reward": NUMBER,
+                   "decision_ms": NUMBER}
+EPISODE_OPTIONAL = {c: NUMBER for c in ("network_ms", "compute_ms", "queue_ms", "trap_ms", "link_ms", "trap_hits",
+                                        "switches", "fallbacks", "steps")}
 SUMMARY_COLUMNS = {"algo": TEXT, "label": TEXT, "train_seeds": INTEGER, "episodes": INTEGER, "n_servers": INTEGER,
                    "reward_iqm": NUMBER, "decision_ms": NUMBER,
                    **{f"{m}{s}": NUMBER for m in ("reward", "latency_ms", "cost") for s in ("", "_lo", "_hi")}}
@@ -318,9 +320,11 @@ def read_run_episodes(path: Path) -> pd.DataFrame:
     return read_table(path, "episodes.csv", RUN_EPISODE_COLUMNS, EPISODE_OPTIONAL)
 
 
-def read_episodes(path: Path) -> pd.DataFrame:
-    """An evaluation's episodes.csv (total/evaluate_all.py or an inference script), checked by read_table."""
-    return read_table(path, "episodes.csv", EPISODE_COLUMNS, EPISODE_OPTIONAL, {"run": str})
+def read_episodes(path: Path, need: tuple[str, ...] = ()) -> pd.DataFrame:
+    """total/evaluate_all.py's episodes.csv, checked by read_table; `need`: the optional columns
+    (EPISODE_OPTIONAL) the caller uses."""
+    return read_table(path, "episodes.csv", EPISODE_COLUMNS | {c: EPISODE_OPTIONAL[c] for c in need},
+                      EPISODE_OPTIONAL, {"run": str})
 
 
 def read_summary(path: Path) -> pd.DataFrame:

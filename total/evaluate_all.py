@@ -190,30 +190,16 @@ def evaluate_all(args: argparse.Namespace) -> pd.DataFrame:
                 "eval_seeds": args.eval_seeds, "profile": args.profile, **profile_meta(args.profile, params),
                 "skip": sorted(args.skip), "tuned_latency_weights": tuned, "zero_shot": args.zero_shot,
                 "dataset_fingerprint": ds.fingerprint}
+    found, skipped = finished_runs(args, ds, device)  # every input is read before the output folder is claimed
     with claim_output(eval_dir(results, args.region, tag), dict.fromkeys(OUTPUTS, settings), args.overwrite,
                       hint="--results"):
-        return evaluate_into(args, ds, device, params, tag, episodes, tuned)
+        return evaluate_into(args, ds, device, params, tag, episodes, tuned, found, skipped)
 
 
-def evaluate_into(args: argparse.Namespace, ds, device, params, tag: str, episodes: int,
-                  tuned: dict[str, float]) -> pd.DataFrame:
-    """Evaluate every finished run and every heuristic; write the claimed evaluation folder's files."""
-    results, profile = args.results, get_profile(args.profile)
-    contention = params if isinstance(params, Contention) else None
-    frames, evaluated, skipped, oracles = [], [], [], []
-
-    def run_policy(algo, policy_for_seed, train_seed, run):
-        for es in args.eval_seeds:
-            sim = eval_simulator(ds, args.split, episodes, es, device, args.profile, params)
-            df = evaluate(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
-            df.insert(0, "run", run)
-            df.insert(0, "eval_seed", es)
-            df.insert(0, "train_seed", train_seed)
-            df.insert(0, "algo", algo)
-            frames.append(df)
-
-    found = []
-    for ckpt in final_checkpoints(results):
+def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], list[str]]:
+    """The finished runs to evaluate (newest per seed) and the skipped ones, each with its reason."""
+    found, skipped = [], []
+    for ckpt in final_checkpoints(args.results):
         algo = ckpt.parents[2].name  # results/<Algo>/<run>/checkpoints/final.pt
         try:
             state = load_checkpoint(ckpt, map_location=device, algo=algo)
@@ -230,7 +216,28 @@ def evaluate_into(args: argparse.Namespace, ds, device, params, tag: str, episod
             continue
         found.append((ckpt, state, run_variant(ckpt.parents[1])))
     found, duplicates = newest_per_seed(found)
-    skipped += duplicates
+    return found, skipped + duplicates
+
+
+def evaluate_into(args: argparse.Namespace, ds, device, params, tag: str, episodes: int, tuned: dict[str, float],
+                  found: list[Found], skipped: list[str]) -> pd.DataFrame:
+    """Evaluate the finished runs and every heuristic; write the claimed evaluation folder's files."""
+    results, profile = args.results, get_profile(args.profile)
+    contention = params if isinstance(params, Contention) else None
+    frames: list[pd.DataFrame] = []
+    evaluated: list[str] = []
+    oracles: list = []
+
+    def run_policy(algo, policy_for_seed, train_seed, run):
+        for es in args.eval_seeds:
+            sim = eval_simulator(ds, args.split, episodes, es, device, args.profile, params)
+            df = evaluate(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
+            df.insert(0, "run", run)
+            df.insert(0, "eval_seed", es)
+            df.insert(0, "train_seed", train_seed)
+            df.insert(0, "algo", algo)
+            frames.append(df)
+
     for ckpt, state, variant in found:
         cfg = state["config"]
         try:

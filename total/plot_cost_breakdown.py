@@ -21,7 +21,7 @@ PARTS = [("network_ms", "network", "#FFFFFF", "////"), ("compute_ms", "compute",
 
 
 def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
-    episodes, _ = load_eval(results, regions, tag)
+    episodes, _ = load_eval(results, regions, tag, need=tuple(p for p, *_ in PARTS))
     algos = sort_algos(episodes["algo"].unique())
     means = episodes.groupby("algo")[[p for p, *_ in PARTS] + ["cost"]].mean().loc[algos]
     plt = style()

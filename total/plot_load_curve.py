@@ -79,7 +79,7 @@ def load_table(results: Path, regions: list[str], rates: list[float]) -> pd.Data
     rows = []
     for rate in rates:
         src = eval_dir(results, regions, contention_tag(rate)) / "episodes.csv"
-        episodes = read_episodes(src)
+        episodes = read_episodes(src, need=("queue_ms",))
         at_rate = []
         for algo in sort_algos(episodes["algo"].unique()):
             d = episodes[episodes["algo"] == algo]

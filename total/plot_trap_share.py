@@ -56,7 +56,7 @@ def load_table(results: Path, regions: list[str]) -> pd.DataFrame:
     """One row per (share, scheduler): its paired reward difference to the oracle and its trap hits."""
     rows = []
     for region in regions:
-        episodes, summary = load_eval(results, [region])
+        episodes, summary = load_eval(results, [region], need=("trap_hits",))
         paired = paired_table(episodes, REFERENCE).set_index("algo")
         hits = episodes.groupby("algo")["trap_hits"].mean()
         oracle_reward = abs(float(summary.loc[summary["algo"] == REFERENCE, "reward"].iloc[0]))
