@@ -19,6 +19,7 @@ OUT/config.yaml (the resolved arguments), and prints a comparison table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,15 +29,9 @@ from edgesim.dataset import Dataset
 from edgesim.profiles import get_profile
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT
 from schedkit.cli import add_eval_flags, load_or_exit, profile_flags, resolve_device, set_threads, user_errors
-from schedkit.evaluation import (
-    EvaluationExists,
-    check_overwrite,
-    eval_simulator,
-    evaluate,
-    format_table,
-    write_evaluation,
-)
+from schedkit.evaluation import eval_simulator, evaluate, evaluation_outputs, format_table, write_evaluation
 from schedkit.io import write_yaml
+from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, data_root, git_commit
 from schedkit.profiles import default_eval_episodes, params_or_exit, profile_meta
 from schedkit.registry import get, heuristics
@@ -86,7 +81,7 @@ def policy_settings(name: str, latency_weight: float) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     set_threads(args.threads)
-    with user_errors(EvaluationExists):
+    with user_errors():
         return evaluate_heuristics(args)
 
 
@@ -118,30 +113,41 @@ def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heurist
 def evaluate_heuristics(args: argparse.Namespace) -> dict:
     names = heuristics() if "all" in args.policy else list(dict.fromkeys(args.policy))
     device, profile, params, ds, episodes, out, meta = resolve_setting(args)
-    targets = {name: out if len(names) == 1 else out / name for name in names}
-    for name, target in targets.items():
-        check_overwrite(target, {"policy": name, "split": args.split, "seed": args.seed, "episodes": episodes, **meta,
-                                 "regions": args.region, "dataset_fingerprint": ds.fingerprint,
-                                 **policy_settings(name, args.latency_weight)}, args.overwrite)
-    write_yaml(out / "config.yaml", vars(args) | meta | {"policies": names, "episodes": episodes, "device": str(device),
-                                                          "dataset_fingerprint": ds.fingerprint,
-                                                          "git_commit": git_commit()})
-    print(ds.summary())
-    summaries = {}
-    for name, target in targets.items():
-        sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
-        policy = make_policy(name, sim, args.seed, args.latency_weight)
-        df = evaluate(sim, policy, episodes, progress=not args.no_progress)
-        extra = {}
-        if name == "oracle" and get_profile(profile).queues:  # load-blind there: its plan value bounds every rule
-            extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
-        summaries[name] = write_evaluation(target, df, {
-            "policy": name, "split": args.split, "seed": args.seed, "episodes": episodes, **meta, "device": str(device),
-            "regions": args.region, "dataset_fingerprint": ds.fingerprint, **policy_settings(name, args.latency_weight),
-            **extra})
+    common = {"split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,
+              "dataset_fingerprint": ds.fingerprint}
+    evaluations = {name: {"policy": name, **common, **policy_settings(name, args.latency_weight)} for name in names}
+    run = {"policies": names, **common, "latency_weight": args.latency_weight}
+    with contextlib.ExitStack() as stack:
+        if len(names) == 1:  # one policy: its evaluation goes into OUT itself
+            stack.enter_context(claim_output(out, {"config.yaml": run, **evaluation_outputs(evaluations[names[0]])},
+                                             args.overwrite))
+            targets = {names[0]: out}
+        else:
+            stack.enter_context(claim_output(out, {"config.yaml": run}, args.overwrite))
+            targets = {name: out / name for name in names}
+            for name, target in targets.items():
+                stack.enter_context(claim_output(target, evaluation_outputs(evaluations[name]), args.overwrite))
+        write_yaml(out / "config.yaml", vars(args) | meta | {"policies": names, "episodes": episodes,
+                                                              "device": str(device), "dataset_fingerprint": ds.fingerprint,
+                                                              "git_commit": git_commit()})
+        print(ds.summary())
+        summaries = {name: evaluate_one(name, target, args, ds, device, profile, params, evaluations[name])
+                     for name, target in targets.items()}
     print(format_table(summaries))
     print(f"wrote {out}")
     return summaries
+
+
+def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset, device: torch.device, profile: str,
+                 params: Any, settings: dict) -> dict:
+    """Evaluate one heuristic and write its episodes.csv and summary.json into `target`."""
+    sim = eval_simulator(ds, args.split, settings["episodes"], args.seed, device, profile, params)
+    policy = make_policy(name, sim, args.seed, args.latency_weight)
+    df = evaluate(sim, policy, settings["episodes"], progress=not args.no_progress)
+    extra = {}
+    if name == "oracle" and get_profile(profile).queues:  # load-blind there: its plan value bounds every rule
+        extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
+    return write_evaluation(target, df, settings | {"device": str(device)} | extra)
 
 
 if __name__ == "__main__":

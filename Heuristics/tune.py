@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 
 from Heuristics.inference import make_policy, resolve_setting, unit_interval
-from schedkit.cli import add_eval_flags, set_threads
+from schedkit.cli import add_eval_flags, set_threads, user_errors
 from schedkit.evaluation import eval_simulator, evaluate, summarize
 from schedkit.io import write_json, write_yaml
+from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, git_commit
 from schedkit.registry import get, heuristics
 
@@ -44,24 +45,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     set_threads(args.threads)
+    with user_errors():
+        return tune(args)
+
+
+def tune(args: argparse.Namespace) -> dict:
     device, profile, params, ds, episodes, out, meta = resolve_setting(args, RESULTS / "Heuristics" / "tune")
-    rows = []
-    for name in dict.fromkeys(args.policy):
-        for w in dict.fromkeys(args.weights):
-            sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
-            summary = summarize(evaluate(sim, make_policy(name, sim, args.seed, w), episodes,
-                                         progress=not args.no_progress))
-            rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS}})
-            print(f"{name:>14}  W={w:<5g}" + "".join(f"  {k} {rows[-1][k]:.4f}" for k in COLUMNS), flush=True)
-    chosen = {name: max((r for r in rows if r["policy"] == name), key=lambda r: r["mean_reward"])["latency_weight"]
-              for name in dict.fromkeys(args.policy)}
-    result = {"split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,
-              "dataset_fingerprint": ds.fingerprint, "criterion": "best mean_reward", "chosen_latency_weight": chosen,
-              "table": rows, "git_commit": git_commit()}
-    write_json(out / "tuning.json", result)
-    write_yaml(out / "config.yaml", vars(args) | meta | {"episodes": episodes, "device": str(device),
-                                                          "dataset_fingerprint": ds.fingerprint,
-                                                          "chosen_latency_weight": chosen, "git_commit": git_commit()})
+    settings = {"policies": list(dict.fromkeys(args.policy)), "weights": list(dict.fromkeys(args.weights)),
+                "split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,
+                "dataset_fingerprint": ds.fingerprint}
+    with claim_output(out, {"tuning.json": settings, "config.yaml": settings}, args.overwrite):
+        rows = []
+        for name in dict.fromkeys(args.policy):
+            for w in dict.fromkeys(args.weights):
+                sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
+                summary = summarize(evaluate(sim, make_policy(name, sim, args.seed, w), episodes,
+                                             progress=not args.no_progress))
+                rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS}})
+                print(f"{name:>14}  W={w:<5g}" + "".join(f"  {k} {rows[-1][k]:.4f}" for k in COLUMNS), flush=True)
+        chosen = {name: max((r for r in rows if r["policy"] == name), key=lambda r: r["mean_reward"])["latency_weight"]
+                  for name in dict.fromkeys(args.policy)}
+        result = {"split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,
+                  "dataset_fingerprint": ds.fingerprint, "criterion": "best mean_reward",
+                  "chosen_latency_weight": chosen, "table": rows, "git_commit": git_commit()}
+        write_json(out / "tuning.json", result)
+        write_yaml(out / "config.yaml", vars(args) | meta | {"episodes": episodes, "device": str(device),
+                                                              "dataset_fingerprint": ds.fingerprint,
+                                                              "chosen_latency_weight": chosen,
+                                                              "git_commit": git_commit()})
     for name, w in chosen.items():
         print(f"chosen {name}: latency weight {w:g}")
     print(f"wrote {out}")

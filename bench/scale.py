@@ -55,6 +55,7 @@ from edgesim.profiles import make_simulator
 from edgesim.simulator import Simulator
 from schedkit.config import resolve
 from schedkit.inference import GreedyAgentPolicy, batch1_decision_ms
+from schedkit.io import atomic_write_text
 from schedkit.paths import metrics_file
 from TopoFreeRL.agent import TopoFreeAgent
 
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
            "decisions": decisions, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
     print_table(rows)
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")
     return out
 

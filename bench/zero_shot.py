@@ -17,7 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgesim.inputs import read_text
 from schedkit import paths
+from schedkit.io import atomic_write_text
 from schedkit.paths import checkpoint_dir, final_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              "oracle_reward": best,
                              "gap_pct": 100 * (best - s["mean_reward"]) / abs(best),
                              "latency_ms": s["mean_latency_ms"], "decision_ms_batch1": s["decision_ms_batch1"]})
-    sizes = {r: sum(1 for _ in open(Path(data) / r / "servers.csv")) - 1 for r in args.sizes}
+    sizes = {r: len(read_text(Path(data) / r / "servers.csv", "servers.csv").splitlines()) - 1 for r in args.sizes}
     print(f"{'region':14} {'servers':>7}  {'model':28} {'seed':>4} {'reward':>8} {'oracle':>8} {'gap':>7} "
           f"{'batch-1 ms':>10}")
     for r in rows:
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{r['region']:14} {r['servers']:7d}  {r['model']:28} {r['seed']:4d} {r['reward']:8.4f} "
               f"{r['oracle_reward']:8.4f} {r['gap_pct']:6.2f}% {r['decision_ms_batch1']:10.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
     return rows
 
 

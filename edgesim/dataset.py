@@ -19,6 +19,8 @@ from typing import Literal, overload
 import numpy as np
 import pandas as pd
 
+from edgesim.inputs import InputError, regular_file
+
 LFS_HEADER = "version https://git-lfs.github.com/spec/v1"
 SPLITS = ("train", "test")
 TOKEN_FILES = ("task_request_mapping.csv", "request_log.csv")
@@ -143,13 +145,15 @@ def _absent(path: Path) -> str:
 def _file_text(path: Path, optional: bool, warn: Warn) -> str | None:
     """A data file's UTF-8 text (a BOM is dropped), or None where an optional file is missing, a Git
     LFS pointer or blank. Every other way a file can be unusable becomes a DatasetError naming it."""
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         if optional:
             return None
         raise DatasetError(f"{path}: file not found (every region folder needs it)")
     try:
-        data = path.read_bytes()
-    except OSError as e:  # a directory, no permission, an I/O error
+        data = regular_file(path, "data file").read_bytes()  # a FIFO or /dev/zero would hang or fill memory
+    except InputError as e:
+        raise DatasetError(str(e)) from None
+    except OSError as e:  # no permission, an I/O error
         raise DatasetError(f"{path}: cannot be read ({e.strerror or e})") from None
     lfs = data.startswith(LFS_HEADER.encode())
     body = data.removeprefix(codecs.BOM_UTF8)

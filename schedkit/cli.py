@@ -15,9 +15,13 @@ from typing import Any, NoReturn
 import torch
 
 from edgesim.dataset import Dataset, DatasetError, load_dataset
+from edgesim.inputs import InputError
 from edgesim.profiles import PROFILES, get_profile
 
+from .config import ConfigError
+from .outputs import OutputError
 from .paths import DATA
+from .runs import RunError
 
 # One intra-op thread per process: the networks are small, so a second thread buys little on an
 # idle machine and costs up to 10x on a busy one (README, "Threads"). --threads N to change it.
@@ -135,6 +139,9 @@ def load_or_exit(data: str | Path, regions: list[str]) -> Dataset:
     return ds
 
 
+ALWAYS_USER_ERRORS: tuple[type[BaseException], ...] = (InputError, DatasetError, ConfigError, OutputError, RunError)
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM: the script stops at once and cleans up like for Ctrl-C."""
 
@@ -145,12 +152,13 @@ def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
 
 @contextlib.contextmanager
 def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
-    """Errors a user causes (bad config, checkpoint, file system) end the script with one line.
-    SIGTERM is turned into KeyboardInterrupt, so `kill` cleans up like Ctrl-C."""
+    """Errors a user causes (bad config, checkpoint, input file, output folder, file system) end the
+    script with one line; a bad input file, an output folder that cannot be used and a folder another
+    process writes to always do. SIGTERM is turned into KeyboardInterrupt, so `kill` cleans up like Ctrl-C."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         yield
-    except kinds as e:
+    except ALWAYS_USER_ERRORS + kinds as e:
         sys.exit(f"error: {e}")
     except OSError as e:  # disk full, read-only folder, a file where a folder should be
         where = f"{e.filename}: " if e.filename else ""

@@ -6,7 +6,6 @@ schedulers face the same tasks and the same channel draws. One row per episode g
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +20,7 @@ from edgesim.physics import EVAL_WEIGHTS
 from edgesim.simulator import Observation, Simulator
 
 from .io import write_csv, write_json
+from .outputs import OutputExists
 from .paths import git_commit
 from .profiles import profile_simulator
 
@@ -111,24 +111,13 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-class EvaluationExists(RuntimeError):
-    """An output folder already holds an evaluation made with other settings."""
+EvaluationExists = OutputExists  # an output folder already holds an evaluation made with other settings
+EVALUATION_FILES = ("episodes.csv", "summary.json")
 
 
-def check_overwrite(out_dir: str | Path, settings: dict[str, Any], overwrite: bool = False) -> None:
-    """Refuse to replace `out_dir/summary.json` when it was made with other settings (a re-run with the
-    same settings reproduces the same numbers, so it may rewrite them). `--overwrite` replaces anyway."""
-    path = Path(out_dir) / "summary.json"
-    if overwrite or not path.exists():
-        return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        old = {}
-    diff = [k for k, v in settings.items() if not isinstance(old, dict) or old.get(k) != v]
-    if diff:
-        raise EvaluationExists(f"{path.parent} already holds an evaluation with other settings ({', '.join(diff)}); "
-                               "pass --overwrite to replace it, or --out for another folder")
+def evaluation_outputs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The files an evaluation writes, each with the settings it is made with (for `claim_output`)."""
+    return {name: settings for name in EVALUATION_FILES}
 
 
 def write_evaluation(out_dir: str | Path, df: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from edgesim.profile import DEFAULT
 from edgesim.profiles import get_profile
 from edgesim.simulator import Observation, Simulator
 
-from .evaluation import check_overwrite, eval_simulator, evaluate, summarize, write_evaluation
+from .evaluation import eval_simulator, evaluate, evaluation_outputs, summarize, write_evaluation
+from .outputs import claim_output
 from .profiles import default_eval_episodes, profile_meta
 
 Predict = Callable[[dict[str, np.ndarray], np.ndarray], Any]
@@ -64,14 +65,15 @@ def evaluate_policy(predict: Predict, data: Dataset | str | Path = "data1", regi
     settings = {"policy": name, "split": split, "seed": seed, "episodes": episodes, "profile": profile,
                 **profile_meta(profile, params), "regions": list(ds.regions), "dataset_fingerprint": ds.fingerprint,
                 "observation": "normalized" if normalize else "raw"}
-    if out is not None:
-        check_overwrite(out, settings, overwrite)
     policy = GymPolicy(predict, ObservationEncoder(ds, normalize, p.queues), name)
-    df = evaluate(eval_simulator(ds, split, episodes, seed, "cpu", profile, params), policy, episodes,
-                  progress=progress)
+
+    def run() -> Any:
+        return evaluate(eval_simulator(ds, split, episodes, seed, "cpu", profile, params), policy, episodes,
+                        progress=progress)
     if out is None:
-        return summarize(df) | settings
-    return write_evaluation(out, df, settings)
+        return summarize(run()) | settings
+    with claim_output(out, evaluation_outputs(settings), overwrite, hint="out="):
+        return write_evaluation(out, run(), settings)
 
 
 def evaluate_heuristic(name: str, data: Dataset | str | Path = "data1", region: str | list[str] = "Server1_Trap",

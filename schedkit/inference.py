@@ -22,7 +22,8 @@ from edgesim.simulator import Observation, Simulator
 
 from .agent_base import MaskedAgent
 from .cli import add_eval_flags, load_or_exit, profile_flags, resolve_device, set_threads, user_errors
-from .evaluation import EvaluationExists, check_overwrite, eval_simulator, evaluate, format_table, write_evaluation
+from .evaluation import eval_simulator, evaluate, evaluation_outputs, format_table, write_evaluation
+from .outputs import claim_output
 from .paths import data_root, run_eval_dir, run_of
 from .profiles import default_eval_episodes, params_or_exit, profile_meta
 from .rollout import chosen_servers
@@ -105,7 +106,7 @@ def inference_main(make_agent: AgentFactory, description: str, argv: list[str] |
                         "~10-30 s; then much faster at small batches, e.g. batch 1)")
     args = p.parse_args(argv)
     set_threads(args.threads)
-    with user_errors(CheckpointError, EvaluationExists, CompileError):
+    with user_errors(CheckpointError, CompileError):
         return _evaluate_checkpoint(args, make_agent)
 
 
@@ -132,16 +133,16 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
     settings = {"policy": cfg["algo"], "model": str(model_path), "split": args.split, "seed": args.seed,
                 "episodes": episodes, "profile": profile, **profile_meta(profile, params), "regions": args.region,
                 "dataset_fingerprint": ds.fingerprint}
-    check_overwrite(out, settings, args.overwrite)
-    sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
-    if args.compile:
-        policy.act(sim, sim.observe())  # compile outside the timed decisions; evaluate() resets the sim
-    df = evaluate(sim, policy, episodes, progress=not args.no_progress)
-    summary = write_evaluation(out, df, settings | {
-        "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
-        "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device, profile=profile, params=params),
-        "zero_shot": zero_shot, "trained_regions": state["dataset"]["regions"], "device": str(device),
-        "compiled": args.compile})
+    with claim_output(out, evaluation_outputs(settings), args.overwrite):
+        sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
+        if args.compile:
+            policy.act(sim, sim.observe())  # compile outside the timed decisions; evaluate() resets the sim
+        df = evaluate(sim, policy, episodes, progress=not args.no_progress)
+        summary = write_evaluation(out, df, settings | {
+            "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
+            "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device, profile=profile, params=params),
+            "zero_shot": zero_shot, "trained_regions": state["dataset"]["regions"], "device": str(device),
+            "compiled": args.compile})
     print(format_table({cfg["algo"]: summary}))
     print(f"decision time: {summary['decision_ms']:.4f} ms batched ({sim.batch_size} episodes), "
           f"{summary['decision_ms_batch1']:.3f} ms at batch 1 (median)")

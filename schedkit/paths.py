@@ -26,6 +26,8 @@ FIGURES = RESULTS / "figures"
 #   <results>/<Algo>/<run>/tensorboard/                the same metrics as TensorBoard events (optional)
 #   <results>/<Algo>/latest                            symlink to the newest run
 #   <results>/eval/<regions>[_<tag>]/                  total/evaluate_all.py: episodes.csv, summary.csv
+#                                                      (tag: the profile's, then `train` for the train split)
+#   <folder>/.lock, <folder>/.outputs.json             every output folder: its writer's lock, each file's settings
 #   <results>/figures/                                 figures and tables
 
 

@@ -81,10 +81,11 @@ def claim_run_dir(results: str | Path, algo: str, regions: list[str], seed: int)
 
 
 class RunLock:
-    """An exclusive lock on `<run>/.lock` for as long as one process writes to the run."""
+    """An exclusive lock on `<run>/.lock` for as long as one process writes to the run (or, `what`
+    "folder", to any output folder: schedkit/outputs.py)."""
 
-    def __init__(self, run: Path):
-        self.path = run / ".lock"
+    def __init__(self, run: Path, what: str = "run"):
+        self.path, self.what = run / ".lock", what
         self.file: BinaryIO | None = None
 
     def __enter__(self) -> "RunLock":
@@ -93,7 +94,7 @@ class RunLock:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.file.close()
-            raise RunError(f"{self.path.parent}: another process is writing to this run; wait for it or "
+            raise RunError(f"{self.path.parent}: another process is writing to this {self.what}; wait for it or "
                            "choose another --out") from None
         return self
 

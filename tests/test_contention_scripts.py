@@ -168,7 +168,7 @@ def test_evaluate_all_under_contention_writes_its_own_tagged_evaluation(per_serv
     shutil.copytree(per_server_run, results / "TopoFreeRL" / "run")
     run_script("total/evaluate_all.py", "--data", str(small_root), "--region", "Small_Trap", "--results",
                str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2", "--episodes", "30",
-               "--no-progress")
+               "--no-progress", "--overwrite")  # every heuristic now: other settings than the first evaluation
     summary = pd.read_csv(results / "eval" / "Small_Trap_contention_r6" / "summary.csv").set_index("algo")
     assert {"TopoFreeRL", "greedy", "greedy_queue", "oracle", "random", "maxcompute"} <= set(summary.index)
     assert (summary["p99_latency_ms_lo"] <= summary["p99_latency_ms"]).all()
@@ -190,7 +190,7 @@ def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_datase
             "--no-progress"]
     plain = run_script(*args)
     assert "evaluated" not in plain.stdout and plain.stdout.count("(trained on ['Small_Trap'])") == 2
-    zero = run_script(*args, "--zero-shot")
+    zero = run_script(*args, "--zero-shot", "--overwrite")  # replaces the plain evaluation of the same folder
     assert "evaluated TopoFreeRL seed" in zero.stdout and "Small_Trap_dense/checkpoints/final.pt (trained on " \
         "['Small_Trap'], not size-agnostic)" in zero.stdout
     summary = pd.read_csv(results / "eval" / "Region1_contention_r6" / "summary.csv").set_index("algo")

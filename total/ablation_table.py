@@ -25,12 +25,26 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from matplotlib.ticker import FuncFormatter
 
 from edgesim.profiles import get_profile
-from schedkit.io import atomic_write_text, write_csv
-from total.common import add_output_flags, figures_dir, missing, paths, report_written, save, sort_algos, style
+from schedkit.config import load_yaml
+from total.common import (
+    add_output_flags,
+    figures_dir,
+    inputs,
+    missing,
+    paths,
+    read_episodes,
+    read_run_episodes,
+    report_written,
+    save,
+    sort_algos,
+    style,
+    write_output,
+    write_table,
+    writing,
+)
 from total.compare import markdown as paired_markdown
 from total.compare import paired_table
 from total.evaluate_all import summarize_runs
@@ -62,7 +76,7 @@ def load_episodes(runs) -> tuple[pd.DataFrame, list[str]]:
         if not path.exists():
             absent.append(str(path))
             continue
-        frames.append(pd.read_csv(path).assign(algo=run.variant, train_seed=run.seed, eval_seed=run.eval_seed,
+        frames.append(read_run_episodes(path).assign(algo=run.variant, train_seed=run.seed, eval_seed=run.eval_seed,
                                                run=run.dir.name))
     if not frames:
         sys.exit("error: no finished run of the sweep has an evaluation; missing:\n  " + "\n  ".join(absent))
@@ -74,7 +88,8 @@ def _tick(v: float) -> str:
     return f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-") if abs(v) >= 1e3 else f"{v:.3g}"
 
 
-def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str, split: str) -> list[Path]:
+def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str, split: str,
+                made_from: dict) -> list[Path]:
     """Dot and 95% CI of each variant's paired difference to the reference: reward (higher is better),
     mean and P99 latency (lower is better); a zero line; CIs clear of zero in colour. Where a variant
     lies beyond 20 median CI widths, the axis is symmetric-log, linear within the median CI width, so
@@ -105,12 +120,12 @@ def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str, 
     axes[0].invert_yaxis()
     fig.suptitle(f"Each variant minus {reference} on the same {split} tasks (95% paired CI; orange: clear of 0)",
                  fontsize=8)
-    return save(fig, figures, f"{name}_paired")
+    return save(fig, figures, f"{name}_paired", made_from)
 
 
 def setting_name(sweep: dict, run, algo: str | None) -> str:
     """<sweep name>[_<algo>]_<profile>[_r<rate>] from a finished run's resolved config (e.g. ablation_contention_r8)."""
-    cfg = yaml.safe_load((run.dir / "config.yaml").read_text())
+    cfg = load_yaml(run.dir / "config.yaml", "run config")
     base = f"{sweep.get('name', 'ablation')}{f'_{algo}' if algo else ''}"
     profile = get_profile(cfg["profile"])
     return f"{base}_{profile.tag(profile.parse(cfg.get(cfg['profile']))) or cfg['profile']}"
@@ -118,6 +133,12 @@ def setting_name(sweep: dict, run, algo: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> list[Path]:
     args = parse_args(argv)
+    with writing(args):
+        return write_tables(args)
+
+
+def write_tables(args: argparse.Namespace) -> list[Path]:
+    """The ablation tables and figure of one sweep (see the module's docstring)."""
     sweep = load_sweep(args.sweep)
     if args.results is not None:
         sweep["results"] = str(args.results.resolve())
@@ -134,7 +155,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     episodes, absent = load_episodes(runs)
     if args.heuristics is not None:
         missing([args.heuristics / "episodes.csv"])
-        references = pd.read_csv(args.heuristics / "episodes.csv", dtype={"run": str})
+        references = read_episodes(args.heuristics / "episodes.csv")
         episodes = pd.concat([episodes, references[references["train_seed"].isna()]], ignore_index=True)
     if args.reference not in set(episodes["algo"]):
         sys.exit(f"error: the reference variant {args.reference!r} has no finished run")
@@ -150,11 +171,14 @@ def main(argv: list[str] | None = None) -> list[Path]:
     out = figures_dir(args)
     text = paired_markdown(paired, args.reference)
     print(md + note + "\n" + text)
-    return report_written([atomic_write_text(out / f"{name}.md", md + note), write_csv(out / f"{name}.csv", table),
-                           atomic_write_text(out / f"{name}.tex", tex),
-                           atomic_write_text(out / f"{name}_paired.md", text),
-                           write_csv(out / f"{name}_paired.csv", paired),
-                           *plot_paired(paired, args.reference, out, name, runs[0].eval_split)])
+    made_from = inputs(args.results, sweep=str(args.sweep.resolve()), algo=args.algo, reference=args.reference,
+                       heuristics=None if args.heuristics is None else str(args.heuristics.resolve()))
+    return report_written([write_output(out / f"{name}.md", md + note, made_from),
+                           write_table(out / f"{name}.csv", table, made_from),
+                           write_output(out / f"{name}.tex", tex, made_from),
+                           write_output(out / f"{name}_paired.md", text, made_from),
+                           write_table(out / f"{name}_paired.csv", paired, made_from),
+                           *plot_paired(paired, args.reference, out, name, runs[0].eval_split, made_from)])
 
 
 if __name__ == "__main__":

@@ -8,15 +8,23 @@ the output flags.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import re
 import sys
 import zlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+import numpy as np
+import pandas as pd
 
+from edgesim.inputs import InputError, read_text
 from schedkit import paths
+from schedkit.cli import user_errors
+from schedkit.config import ConfigError, load_yaml
+from schedkit.outputs import claim_output
 from schedkit.paths import eval_dir, final_checkpoint
 from schedkit.registry import SCHEDULERS, get, heuristics, learned
 
@@ -60,10 +68,10 @@ def run_variant(run_dir: Path) -> str:
     if not record.exists():
         return ""
     try:
-        data = yaml.safe_load(record.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        sys.exit(f"error: {record}: not a readable sweep record ({type(e).__name__})")
-    variant = data.get("variant", "") if isinstance(data, dict) else None
+        data = load_yaml(record, "sweep record")
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    variant = data.get("variant", "")
     if not isinstance(variant, str) or (variant and not VARIANT_NAME.fullmatch(variant)):
         sys.exit(f"error: {record}: field 'variant' must be a name of letters, digits and '-', got {variant!r}")
     return variant
@@ -128,6 +136,9 @@ def add_output_flags(p: argparse.ArgumentParser, results: Path | None = paths.RE
     out.add_argument("--figures", type=Path, help="output folder for figures and tables (default: <results>/figures)")
     out.add_argument("--update-committed-figures", action="store_true",
                      help=f"write into the committed {paths.COMMITTED_FIGURES} (replaces its files)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace figures and tables in the output folder that were made from other inputs "
+                        "(default: refuse)")
 
 
 def figures_dir(args: argparse.Namespace) -> Path:
@@ -153,7 +164,8 @@ def figure_main(draw, description: str, argv: list[str] | None = None, tagged: b
     """Shared CLI of the figure scripts: parse figure_parser's flags, then draw."""
     args = figure_parser(description, tagged).parse_args(argv)
     extra = {"tag": args.tag} if tagged else {}
-    return report_written(draw(args.results, figures_dir(args), args.region, **extra))
+    with writing(args):
+        return report_written(draw(args.results, figures_dir(args), args.region, **extra))
 
 
 def report_written(written: list[Path]) -> list[Path]:
@@ -182,27 +194,142 @@ def style():
     return plt
 
 
-def save(fig, figures: Path, name: str) -> list[Path]:
-    """PNG (200 dpi) and PDF, each written atomically."""
-    import io
+def inputs(results: Path, regions: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """What a figure or table is made from: the settings recorded beside it (schedkit/outputs.py), so
+    another script run with other inputs cannot replace it silently."""
+    return {"results": str(Path(results).resolve()), **({"regions": list(regions)} if regions is not None else {}),
+            **extra}
 
-    from schedkit.io import atomic_write_bytes
+
+_overwrite = False  # --overwrite of the script that is running (writing() sets it)
+
+
+@contextlib.contextmanager
+def writing(args: argparse.Namespace) -> Iterator[None]:
+    """Run a script's body: its --overwrite applies to every figure and table it writes, and every error a
+    user can cause (a bad input file, an output folder in use or made with other inputs) is one line."""
+    global _overwrite
+    previous = _overwrite
+    _overwrite = previous or bool(getattr(args, "overwrite", False))  # a study's --overwrite reaches its steps
+    try:
+        with user_errors():
+            yield
+    finally:
+        _overwrite = previous
+
+
+def write_output(path: Path, data: bytes | str, made_from: Mapping[str, Any]) -> Path:
+    """Write one figure or table file atomically, with its folder locked while it is written; a file of
+    the same name made from other inputs is replaced only with --overwrite."""
+    with claim_output(path.parent, overwrite=_overwrite, hint="--figures") as claim:
+        return claim.write_bytes(path.name, data.encode() if isinstance(data, str) else data, made_from)
+
+
+def write_table(path: Path, df: pd.DataFrame, made_from: Mapping[str, Any]) -> Path:
+    """A table as CSV through write_output."""
+    return write_output(path, df.to_csv(index=False), made_from)
+
+
+def save(fig, figures: Path, name: str, made_from: Mapping[str, Any]) -> list[Path]:
+    """PNG (200 dpi) and PDF, each written through write_output."""
+    import io
     out = []
     for ext in ("png", "pdf"):
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, dpi=200)
-        out.append(atomic_write_bytes(figures / f"{name}.{ext}", buf.getvalue()))
+        out.append(write_output(figures / f"{name}.{ext}", buf.getvalue(), made_from))
     import matplotlib.pyplot as plt
     plt.close(fig)
     return out
 
 
-def load_eval(results: Path, regions: list[str], tag: str = ""):
-    """(episodes, summary) DataFrames of total/evaluate_all.py's output."""
-    import pandas as pd
+def load_eval(results: Path, regions: list[str], tag: str = "",
+              need: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(episodes, summary) DataFrames of total/evaluate_all.py's output, checked (read_episodes with the
+    optional columns in `need`, read_summary)."""
     d = eval_dir(results, regions, tag)
     missing([d / "episodes.csv", d / "summary.csv"])
-    return pd.read_csv(d / "episodes.csv", dtype={"run": str}), pd.read_csv(d / "summary.csv")
+    return read_episodes(d / "episodes.csv", need), read_summary(d / "summary.csv")
+
+
+# What a column of a results table must hold. An empty cell is allowed only where the writer leaves
+# one on purpose (a heuristic has no training seed and no run folder); NaN is never a value.
+TEXT, TEXT_OR_EMPTY, NUMBER, NUMBER_OR_EMPTY, INTEGER = "text", "text or empty", "number", "number or empty", "integer"
+EPISODE_COLUMNS = {"algo": TEXT, "train_seed": NUMBER_OR_EMPTY, "eval_seed": INTEGER, "run": TEXT_OR_EMPTY,
+                   "episode": INTEGER, "task_id": TEXT, "latency_ms": NUMBER, "cost": NUMBER, "reward": NUMBER,
+                   "decision_ms": NUMBER}
+EPISODE_OPTIONAL = {c: NUMBER for c in ("network_ms", "compute_ms", "queue_ms", "trap_ms", "link_ms", "trap_hits",
+                                        "switches", "fallbacks", "steps")}
+SUMMARY_COLUMNS = {"algo": TEXT, "label": TEXT, "train_seeds": INTEGER, "episodes": INTEGER, "n_servers": INTEGER,
+                   "reward_iqm": NUMBER, "decision_ms": NUMBER,
+                   **{f"{m}{s}": NUMBER for m in ("reward", "latency_ms", "cost") for s in ("", "_lo", "_hi")}}
+SUMMARY_OPTIONAL = {"eval_seeds": INTEGER, "runs": INTEGER, "ci_unit": TEXT, "profile": TEXT,
+                    "reward_upper_bound": NUMBER,
+                    **{f"{m}{s}": NUMBER for m in ("p99_latency_ms", "switches") for s in ("", "_lo", "_hi")}}
+METRICS_OPTIONAL = {c: NUMBER_OR_EMPTY for c in ("reward", "latency_ms", "cost", "val_reward", "val_latency_ms",
+                                                  "val_cost", "w_latency", "w_cost", "w_switch")}
+
+
+def read_table(path: Path, what: str, required: Mapping[str, str], optional: Mapping[str, str] | None = None,
+               dtype: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """A CSV a script reads, checked before any number is used: a regular UTF-8 file of bounded size,
+    with rows, every `required` column, and every cell of the `required` and present `optional` columns
+    of its kind. Anything else is an InputError naming the file, the line and the column."""
+    text = read_text(path, what)
+    try:
+        cells = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        table = pd.read_csv(io.StringIO(text), dtype=dict(dtype or {}))
+    except Exception as e:  # noqa: BLE001 - pandas raises many types for a broken CSV
+        raise InputError(f"{path}: {what} cannot be parsed as CSV ({' '.join(str(e).split())[:200]})") from None
+    absent = [c for c in required if c not in cells.columns]
+    if absent:
+        raise InputError(f"{path}: {what} lacks column(s) {', '.join(absent)}")
+    if cells.empty:
+        raise InputError(f"{path}: {what} has no rows")
+    for col, kind in {**(optional or {}), **required}.items():
+        if col in cells.columns:
+            _check_column(path, what, col, kind, cells[col])
+    return table
+
+
+def _check_column(path: Path, what: str, col: str, kind: str, cells: pd.Series) -> None:
+    empty = (cells.str.strip() == "").to_numpy()
+    if kind in (TEXT, TEXT_OR_EMPTY):
+        bad = empty if kind == TEXT else np.zeros(len(cells), bool)
+    else:
+        values = pd.to_numeric(cells.where(~empty), errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values) & (~empty if kind == NUMBER_OR_EMPTY else True)
+        if kind == INTEGER:
+            bad |= np.isfinite(values) & (values != np.round(values))
+    if bad.any():
+        i = int(np.argmax(bad))
+        shown = "an empty cell" if empty[i] else repr(cells.iloc[i][:40])
+        raise InputError(f"{path}: {what} line {i + 2}, column '{col}': expected {kind_words(kind)}, got {shown}")
+
+
+def kind_words(kind: str) -> str:
+    return {TEXT: "text", TEXT_OR_EMPTY: "text", NUMBER: "a finite number", NUMBER_OR_EMPTY: "a finite number",
+            INTEGER: "an integer"}[kind]
+
+
+RUN_EPISODE_COLUMNS = {k: v for k, v in EPISODE_COLUMNS.items() if k not in ("algo", "train_seed", "eval_seed", "run")}
+
+
+def read_run_episodes(path: Path) -> pd.DataFrame:
+    """One inference script's episodes.csv (schedkit/evaluation.py), checked by read_table."""
+    return read_table(path, "episodes.csv", RUN_EPISODE_COLUMNS, EPISODE_OPTIONAL)
+
+
+def read_episodes(path: Path, need: tuple[str, ...] = ()) -> pd.DataFrame:
+    """total/evaluate_all.py's episodes.csv, checked by read_table; `need`: the optional columns
+    (EPISODE_OPTIONAL) the caller uses."""
+    return read_table(path, "episodes.csv", EPISODE_COLUMNS | {c: EPISODE_OPTIONAL[c] for c in need},
+                      EPISODE_OPTIONAL, {"run": str})
+
+
+def read_summary(path: Path) -> pd.DataFrame:
+    """total/evaluate_all.py's summary.csv, checked by read_table."""
+    return read_table(path, "summary.csv", SUMMARY_COLUMNS, SUMMARY_OPTIONAL)
 
 
 def line_style(algo: str) -> dict[str, Any]:

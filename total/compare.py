@@ -25,9 +25,21 @@ from pathlib import Path
 import pandas as pd
 
 from edgesim.profiles import PROFILES
-from schedkit.io import atomic_write_text, write_csv
 from schedkit.stats import ci_unit, paired_bootstrap_ci, probability_of_improvement, runs_array
-from total.common import eval_dir, figure_parser, figures_dir, label, missing, report_written, sort_algos
+from total.common import (
+    eval_dir,
+    figure_parser,
+    figures_dir,
+    inputs,
+    label,
+    missing,
+    read_episodes,
+    report_written,
+    sort_algos,
+    write_output,
+    write_table,
+    writing,
+)
 
 DIFFS = [("d_reward", "reward", None, "Δ reward", 4), ("d_latency_ms", "latency_ms", None, "Δ latency (ms)", 1),
          ("d_p99_latency_ms", "latency_ms", 99, "Δ P99 latency (ms)", 0)]
@@ -100,11 +112,12 @@ def write(results: Path, figures: Path, regions: list[str], tag: str = "", refer
     src = eval_dir(results, regions, tag) / "episodes.csv"
     missing([src])
     reference = reference or default_reference(tag)
-    table = paired_table(pd.read_csv(src, dtype={"run": str}), reference)
+    table = paired_table(read_episodes(src), reference)
     name = "results_table" + (f"_{tag}" if tag else "") + "_paired"
     text = markdown(table, reference)
     print(text)
-    return [atomic_write_text(figures / f"{name}.md", text), write_csv(figures / f"{name}.csv", table)]
+    made_from = inputs(results, regions, reference=reference)
+    return [write_output(figures / f"{name}.md", text, made_from), write_table(figures / f"{name}.csv", table, made_from)]
 
 
 def add_reference_flag(p) -> None:
@@ -116,7 +129,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     p = figure_parser(__doc__, tagged=True)
     add_reference_flag(p)
     args = p.parse_args(argv)
-    return report_written(write(args.results, figures_dir(args), args.region, args.tag, args.reference))
+    with writing(args):
+        return report_written(write(args.results, figures_dir(args), args.region, args.tag, args.reference))
 
 
 if __name__ == "__main__":

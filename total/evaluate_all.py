@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from edgesim.contention import Contention
+from edgesim.inputs import InputError, MiB, read_text
 from edgesim.profiles import get_profile
 from Heuristics.inference import make_policy
 from Heuristics.policies import OraclePolicy
@@ -47,11 +48,13 @@ from schedkit.cli import (
     profile_flags,
     resolve_device,
     set_threads,
+    user_errors,
 )
 from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
-from schedkit.profiles import default_eval_episodes, params_or_exit
+from schedkit.outputs import claim_output
+from schedkit.profiles import default_eval_episodes, params_or_exit, profile_meta
 from schedkit.registry import get, heuristics
 from schedkit.runs import CheckpointError, load_checkpoint
 from schedkit.stats import ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm, runs_array
@@ -70,6 +73,8 @@ from total.common import (
 )
 
 METRICS = ("reward", "latency_ms", "cost")
+OUTPUTS = ("episodes.csv", "summary.csv", "config.yaml")
+MAX_TUNING_BYTES = 16 * MiB
 
 
 def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
@@ -120,9 +125,11 @@ def read_tuning(path: Path, ds) -> dict[str, float]:
     """{policy: chosen latency weight} of a Heuristics/tune.py tuning.json, which must come from the
     train split of this dataset; anything else is a one-line error."""
     try:
-        t = json.loads(path.read_text())
+        t = json.loads(read_text(path, "tuning.json", max_bytes=MAX_TUNING_BYTES))
         chosen, split, fingerprint = t["chosen_latency_weight"], t["split"], t["dataset_fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except InputError as e:
+        sys.exit(f"error: {e}")
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         sys.exit(f"error: {path}: not a tuning.json of Heuristics/tune.py ({type(e).__name__}: {e})")
     if split != "train":
         sys.exit(f"error: {path}: tuned on the {split!r} split; only weights chosen on the train split are used")
@@ -157,30 +164,42 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         "actor), as <Algo>_zeroshot beside the runs trained on this one")
     add_threads_flag(p)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an evaluation folder made with other settings (default: refuse)")
     args = p.parse_args(argv)
     set_threads(args.threads)
+    with user_errors():
+        return evaluate_all(args)
+
+
+def eval_tag(profile_tag: str, split: str) -> str:
+    """The evaluation folder's tag: the profile's (none for the default) and the split unless it is test,
+    so a train-split evaluation never replaces the test one (results/eval/<regions>[_<profile tag>][_train])."""
+    return "_".join(t for t in (profile_tag, "" if split == "test" else split) if t)
+
+
+def evaluate_all(args: argparse.Namespace) -> pd.DataFrame:
     results, device = args.results, resolve_device(args.device)
     profile = get_profile(args.profile)
     params = params_or_exit(args.profile, None, profile_flags(args, args.profile))
-    contention = params if isinstance(params, Contention) else None
-    tag = profile.tag(params)  # none for the default profile; contention's names its load
+    tag = eval_tag(profile.tag(params), args.split)  # contention's profile tag names its load
     ds = load_or_exit(args.data, args.region)
     tuned = read_tuning(args.tuning, ds) if args.tuning else {}
     episodes = args.episodes or default_eval_episodes(ds, args.split, args.profile)
-    frames, evaluated, skipped, oracles = [], [], [], []
+    settings = {"data": str(args.data.resolve()), "region": args.region, "split": args.split, "episodes": episodes,
+                "eval_seeds": args.eval_seeds, "profile": args.profile, **profile_meta(args.profile, params),
+                "skip": sorted(args.skip), "tuned_latency_weights": tuned, "zero_shot": args.zero_shot,
+                "dataset_fingerprint": ds.fingerprint}
+    found, skipped = finished_runs(args, ds, device)  # every input is read before the output folder is claimed
+    with claim_output(eval_dir(results, args.region, tag), dict.fromkeys(OUTPUTS, settings), args.overwrite,
+                      hint="--results"):
+        return evaluate_into(args, ds, device, params, tag, episodes, tuned, found, skipped)
 
-    def run_policy(algo, policy_for_seed, train_seed, run):
-        for es in args.eval_seeds:
-            sim = eval_simulator(ds, args.split, episodes, es, device, args.profile, params)
-            df = evaluate(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
-            df.insert(0, "run", run)
-            df.insert(0, "eval_seed", es)
-            df.insert(0, "train_seed", train_seed)
-            df.insert(0, "algo", algo)
-            frames.append(df)
 
-    found = []
-    for ckpt in final_checkpoints(results):
+def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], list[str]]:
+    """The finished runs to evaluate (newest per seed) and the skipped ones, each with its reason."""
+    found, skipped = [], []
+    for ckpt in final_checkpoints(args.results):
         algo = ckpt.parents[2].name  # results/<Algo>/<run>/checkpoints/final.pt
         try:
             state = load_checkpoint(ckpt, map_location=device, algo=algo)
@@ -197,7 +216,28 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             continue
         found.append((ckpt, state, run_variant(ckpt.parents[1])))
     found, duplicates = newest_per_seed(found)
-    skipped += duplicates
+    return found, skipped + duplicates
+
+
+def evaluate_into(args: argparse.Namespace, ds, device, params, tag: str, episodes: int, tuned: dict[str, float],
+                  found: list[Found], skipped: list[str]) -> pd.DataFrame:
+    """Evaluate the finished runs and every heuristic; write the claimed evaluation folder's files."""
+    results, profile = args.results, get_profile(args.profile)
+    contention = params if isinstance(params, Contention) else None
+    frames: list[pd.DataFrame] = []
+    evaluated: list[str] = []
+    oracles: list = []
+
+    def run_policy(algo, policy_for_seed, train_seed, run):
+        for es in args.eval_seeds:
+            sim = eval_simulator(ds, args.split, episodes, es, device, args.profile, params)
+            df = evaluate(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
+            df.insert(0, "run", run)
+            df.insert(0, "eval_seed", es)
+            df.insert(0, "train_seed", train_seed)
+            df.insert(0, "algo", algo)
+            frames.append(df)
+
     for ckpt, state, variant in found:
         cfg = state["config"]
         try:
@@ -237,7 +277,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     write_yaml(out / "config.yaml", provenance(
         args, episodes=episodes, contention=None if contention is None else contention.as_dict(),
         evaluated=evaluated, skipped=skipped, skipped_heuristics=args.skip,
-        tuned_latency_weights=tuned))
+        tuned_latency_weights=tuned, dataset_fingerprint=ds.fingerprint))
     for s in skipped:
         print(f"skipped {s}")
     cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost"]

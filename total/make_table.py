@@ -16,8 +16,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from schedkit.io import atomic_write_text, write_csv
-from total.common import eval_dir, figure_parser, figures_dir, missing
+from total.common import (
+    eval_dir,
+    figure_parser,
+    figures_dir,
+    inputs,
+    missing,
+    read_episodes,
+    read_summary,
+    write_output,
+    write_table,
+    writing,
+)
 from total.compare import add_reference_flag
 from total.compare import write as write_paired
 
@@ -77,17 +87,27 @@ def main(argv: list[str] | None = None) -> Path:
     p = figure_parser(__doc__, tagged=True)
     add_reference_flag(p)
     args = p.parse_args(argv)
+    with writing(args):
+        return write_tables(args)
+
+
+def write_tables(args) -> Path:
+    """The results table (and the paired comparison when episodes.csv is there) of one evaluation."""
     src = eval_dir(args.results, args.region, args.tag) / "summary.csv"
     missing([src])
-    markdown, table, latex = build(pd.read_csv(src))
+    episodes = src.parent / "episodes.csv"
+    if episodes.exists():
+        read_episodes(episodes)  # a broken one stops the script before anything is written
+    markdown, table, latex = build(read_summary(src))
     out = figures_dir(args)
     name = "results_table" + (f"_{args.tag}" if args.tag else "")
-    atomic_write_text(out / f"{name}.md", markdown)
-    write_csv(out / f"{name}.csv", table)
-    atomic_write_text(out / f"{name}.tex", latex)
+    made_from = inputs(args.results, args.region)
+    write_output(out / f"{name}.md", markdown, made_from)
+    write_table(out / f"{name}.csv", table, made_from)
+    write_output(out / f"{name}.tex", latex, made_from)
     print(markdown)
     print(f"wrote {out}/{name}.{{md,csv,tex}}")
-    if (src.parent / "episodes.csv").exists():
+    if episodes.exists():
         for path in write_paired(args.results, out, args.region, args.tag, args.reference):
             print(f"wrote {path}")
     return out

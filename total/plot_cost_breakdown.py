@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from total.common import color, figure_main, label, load_eval, save, sort_algos, style
+from total.common import color, figure_main, inputs, label, load_eval, save, sort_algos, style
 
 # Neutral greys with hatches, so no latency component shares a colour with a scheduler (COLORS)
 PARTS = [("network_ms", "network", "#FFFFFF", "////"), ("compute_ms", "compute", "#E3E3E3", ""),
@@ -21,7 +21,7 @@ PARTS = [("network_ms", "network", "#FFFFFF", "////"), ("compute_ms", "compute",
 
 
 def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
-    episodes, _ = load_eval(results, regions, tag)
+    episodes, _ = load_eval(results, regions, tag, need=tuple(p for p, *_ in PARTS))
     algos = sort_algos(episodes["algo"].unique())
     means = episodes.groupby("algo")[[p for p, *_ in PARTS] + ["cost"]].mean().loc[algos]
     plt = style()
@@ -40,7 +40,7 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
     ax2.set_title("Cost (compute only in this profile)")
     for ax in (ax1, ax2):
         ax.set_xticks(x, [label(a) for a in algos], rotation=45, ha="right")
-    return save(fig, figures, "cost_breakdown" + (f"_{tag}" if tag else ""))
+    return save(fig, figures, "cost_breakdown" + (f"_{tag}" if tag else ""), inputs(results, regions))
 
 
 if __name__ == "__main__":

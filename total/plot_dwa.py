@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from total.common import color, figure_main, label, save, sort_algos, style
+from total.common import color, figure_main, inputs, label, save, sort_algos, style
 from total.plot_learning_curves import metrics_by_algo
 
 WEIGHTS = [("w_latency", "latency weight"), ("w_cost", "cost weight"), ("w_switch", "switch weight")]
@@ -33,7 +33,7 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
     axes[0].set_ylabel("weight")
     axes[0].legend(frameon=False)
     fig.suptitle("Dynamic Weight Adjustment: mean over seeds, band = min to max", fontsize=8, y=1.04)
-    return save(fig, figures, "dwa_weights")
+    return save(fig, figures, "dwa_weights", inputs(results))
 
 
 if __name__ == "__main__":

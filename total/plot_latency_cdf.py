@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from total.common import figure_main, label, line_style, load_eval, save, sort_algos, style
+from total.common import figure_main, inputs, label, line_style, load_eval, save, sort_algos, style
 
 QUANTILES = {50: "o", 90: "s", 99: "^"}
 TAIL_NEAR = 3.0  # the tail panel shows schedulers whose P90 is within this factor of the lowest P90
@@ -58,7 +58,7 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
     tail.set_title(f"tail zoom, P90 to P99.9 (P90 within {TAIL_NEAR:g}x of the best)")
     fig.legend(*ax.get_legend_handles_labels(), frameon=False, fontsize=6, loc="center left",
                bbox_to_anchor=(0.92, 0.5), handlelength=2.8)
-    return save(fig, figures, "latency_cdf" + (f"_{tag}" if tag else ""))
+    return save(fig, figures, "latency_cdf" + (f"_{tag}" if tag else ""), inputs(results, regions))
 
 
 if __name__ == "__main__":

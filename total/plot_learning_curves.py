@@ -18,18 +18,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from schedkit.cli import positive_int
+from schedkit.config import load_yaml
 from schedkit.registry import heuristics, learned
 from schedkit.stats import stratified_bootstrap_means
 from total.common import (
+    METRICS_OPTIONAL,
     color,
     eval_dir,
     figure_parser,
     figures_dir,
+    inputs,
     label,
+    read_summary,
+    read_table,
     report_written,
     save,
     sort_algos,
     style,
+    writing,
 )
 
 PANELS = [("reward", "reward (weights 0.45/0.40/0.15)"), ("latency_ms", "latency (ms)"), ("cost", "cost ($)")]
@@ -39,7 +46,6 @@ STARK_COLUMNS = {"reward": "val_reward", "latency_ms": "val_latency_ms", "cost":
 def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
     """Every run's metrics.csv per algorithm; two runs of one (seed, regions, profile), by their
     config.yaml, count once: the newest metrics.csv is kept (as total/evaluate_all.py does)."""
-    import yaml
     found = {}
     for algo in learned():
         newest: dict[tuple, Path] = {}
@@ -47,12 +53,12 @@ def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
             if p.parent.is_symlink():
                 continue
             cfg_file = p.parent / "config.yaml"
-            cfg = (yaml.safe_load(cfg_file.read_text()) or {}) if cfg_file.exists() else {}
+            cfg = load_yaml(cfg_file, "run config") if cfg_file.exists() else {}
             key = (cfg.get("seed", p.parent.name), str(cfg.get("regions")), cfg.get("profile", "paper"))
             if key not in newest or p.stat().st_mtime > newest[key].stat().st_mtime:
                 newest[key] = p
         if newest:
-            found[algo] = [pd.read_csv(p) for p in sorted(newest.values())]
+            found[algo] = [read_table(p, "metrics.csv", {}, METRICS_OPTIONAL) for p in sorted(newest.values())]
     return found
 
 
@@ -61,7 +67,7 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
     if not runs:
         sys.exit(f"error: missing input files: no {results}/<Algo>/<run>/metrics.csv for any of {learned()}")
     summary_path = eval_dir(results, regions) / "summary.csv"
-    summary = pd.read_csv(summary_path) if summary_path.exists() else None
+    summary = read_summary(summary_path) if summary_path.exists() else None
     if summary is None:
         print(f"note: {summary_path} is missing, so no heuristic lines (run total/evaluate_all.py)")
     plt = style()
@@ -71,6 +77,8 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
         for algo in sort_algos(runs):
             col = STARK_COLUMNS[metric] if algo == "Stark" else metric
             frames = [r for r in runs[algo] if col in r.columns]
+            if not frames:  # no run of this method logs the metric
+                continue
             n = min(len(r) for r in frames)
             curves = np.stack([r[col].to_numpy()[:n] for r in frames])  # (seeds, epochs)
             curves = pd.DataFrame(curves.T).rolling(smooth, min_periods=1).mean().to_numpy().T
@@ -96,14 +104,15 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
     band = (f"band: 95% bootstrap CI over {seeds} seeds" if banded else "one seed per method: no band")
     fig.suptitle(f"Learning curves: mean over seeds, {band}; {smooth}-epoch moving average on every curve",
                  fontsize=8, y=1.04)
-    return save(fig, figures, "learning_curves")
+    return save(fig, figures, "learning_curves", inputs(results, regions, smooth=smooth))
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     p = figure_parser(__doc__)
-    p.add_argument("--smooth", type=int, default=5, help="moving-average window in epochs, same for every curve")
+    p.add_argument("--smooth", type=positive_int, default=5, help="moving-average window in epochs, same for every curve")
     args = p.parse_args(argv)
-    return report_written(draw(args.results, figures_dir(args), args.region, args.smooth))
+    with writing(args):
+        return report_written(draw(args.results, figures_dir(args), args.region, args.smooth))
 
 
 if __name__ == "__main__":

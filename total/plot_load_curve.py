@@ -31,19 +31,22 @@ import numpy as np
 import pandas as pd
 
 from edgesim.contention import contention_tag
-from schedkit.io import write_csv
 from schedkit.stats import hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, runs_array
 from total.common import (
     eval_dir,
     figure_parser,
     figures_dir,
+    inputs,
     label,
     line_style,
     missing,
+    read_episodes,
     report_written,
     save,
     sort_algos,
     style,
+    write_table,
+    writing,
 )
 
 GROWTH_RATIO, GROWTH_MS, FAR_FACTOR = 1.5, 1000.0, 10.0
@@ -76,7 +79,7 @@ def load_table(results: Path, regions: list[str], rates: list[float]) -> pd.Data
     rows = []
     for rate in rates:
         src = eval_dir(results, regions, contention_tag(rate)) / "episodes.csv"
-        episodes = pd.read_csv(src, dtype={"run": str})
+        episodes = read_episodes(src, need=("queue_ms",))
         at_rate = []
         for algo in sort_algos(episodes["algo"].unique()):
             d = episodes[episodes["algo"] == algo]
@@ -157,15 +160,16 @@ def draw(results: Path, figures: Path, regions: list[str], rates: list[float] | 
     fig.suptitle("Load curve. Saturated: queue wait grows >50% and >1 s from the first to the last third "
                  "of episodes, or mean > 10x the best", fontsize=7, y=1.03)
     name = "load_curve_" + "+".join(regions)
-    written = save(fig, figures, name)
-    return written + [write_csv(figures / f"{name}.csv", table)]
+    made_from = inputs(results, regions, rates=rates)
+    return save(fig, figures, name, made_from) + [write_table(figures / f"{name}.csv", table, made_from)]
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     p = figure_parser(__doc__)
     p.add_argument("--rates", type=float, nargs="+", help="arrival rates to plot (default: every evaluated rate)")
     args = p.parse_args(argv)
-    return report_written(draw(args.results, figures_dir(args), args.region, args.rates))
+    with writing(args):
+        return report_written(draw(args.results, figures_dir(args), args.region, args.rates))
 
 
 if __name__ == "__main__":

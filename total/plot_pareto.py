@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from schedkit.stats import hierarchical_bootstrap_means, runs_array
-from total.common import color, figure_main, label, line_style, load_eval, save, sort_algos, style
+from total.common import color, figure_main, inputs, label, line_style, load_eval, save, sort_algos, style
 
 CHI2_95_2DOF = 5.991
 
@@ -74,7 +74,7 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=5,
                frameon=False, fontsize=6)
     fig.suptitle("Latency vs cost: means with 95% confidence ellipses", fontsize=8, y=1.02)
-    return save(fig, figures, "pareto" + (f"_{tag}" if tag else ""))
+    return save(fig, figures, "pareto" + (f"_{tag}" if tag else ""), inputs(results, regions))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from edgesim.profile import DEFAULT
-from total.common import color, figure_main, label, save, sort_algos, style
+from total.common import color, figure_main, inputs, label, read_summary, save, sort_algos, style
 
 
 def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
@@ -24,7 +24,7 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
         sys.exit(f"error: missing input files: no {results}/eval/<region>/summary.csv (run total/evaluate_all.py)")
     rows = []
     for p in paths:
-        s = pd.read_csv(p)
+        s = read_summary(p)
         if "profile" in s and (s["profile"] != DEFAULT).any():
             continue  # contention evaluations measure load, not size
         if "oracle" in set(s["algo"]):
@@ -50,7 +50,7 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
         ax.set_xlabel("servers")
     ax1.legend(frameon=False, ncol=2, fontsize=6)
     fig.suptitle("Scalability: decision time and quality vs number of servers", fontsize=8, y=1.04)
-    return save(fig, figures, "scalability")
+    return save(fig, figures, "scalability", inputs(results))
 
 
 if __name__ == "__main__":

@@ -23,18 +23,21 @@ from pathlib import Path
 import pandas as pd
 
 from edgesim.contention import contention_tag
-from schedkit.io import write_csv
 from total.common import (
     add_output_flags,
     eval_dir,
     figures_dir,
+    inputs,
     label,
     line_style,
     missing,
+    read_summary,
     report_written,
     save,
     sort_algos,
     style,
+    write_table,
+    writing,
 )
 
 FAR_FACTOR = 10.0
@@ -45,7 +48,7 @@ def load_table(results: Path, regions: list[str], rate: float, scales: list[floa
     files = [eval_dir(results, regions, contention_tag(rate, surcharge=None if s == 1 else s)) / "summary.csv"
              for s in scales]
     missing(files)
-    table = pd.concat([pd.read_csv(f).assign(scale=s) for f, s in zip(files, scales)], ignore_index=True)
+    table = pd.concat([read_summary(f).assign(scale=s) for f, s in zip(files, scales)], ignore_index=True)
     base = table[table["scale"] == (1 if 1 in scales else scales[0])].set_index("algo")["latency_ms"]
     table["shown"] = table["algo"].map(base <= FAR_FACTOR * base.min()).fillna(False).astype(bool)
     return table
@@ -76,7 +79,9 @@ def draw(results: Path, figures: Path, regions: list[str], rate: float, scales: 
     name = f"trap_severity_{'+'.join(regions)}_r{rate:g}"
     keep = ["algo", "scale", "runs", "ci_unit", "reward", "reward_lo", "reward_hi", "latency_ms", "latency_ms_lo",
             "latency_ms_hi", "p99_latency_ms", "p99_latency_ms_lo", "p99_latency_ms_hi", "cost", "shown"]
-    return save(fig, figures, name) + [write_csv(figures / f"{name}.csv", table[keep])]
+    keep = [c for c in keep if c in table.columns]  # an older summary.csv has no runs, ci_unit or P99 CI
+    made_from = inputs(results, regions, rate=rate, scales=scales)
+    return save(fig, figures, name, made_from) + [write_table(figures / f"{name}.csv", table[keep], made_from)]
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     p.add_argument("--scales", type=float, nargs="+", default=[0, 1, 4, 16],
                    help="trap surcharge scales to plot, each an evaluation (default: 0 1 4 16)")
     args = p.parse_args(argv)
-    return report_written(draw(args.results, figures_dir(args), args.region, args.rate, sorted(args.scales)))
+    with writing(args):
+        return report_written(draw(args.results, figures_dir(args), args.region, args.rate, sorted(args.scales)))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from schedkit.io import atomic_write_text, write_csv
 from total.common import (
     add_output_flags,
     figures_dir,
+    inputs,
     label,
     line_style,
     load_eval,
@@ -29,6 +29,9 @@ from total.common import (
     save,
     sort_algos,
     style,
+    write_output,
+    write_table,
+    writing,
 )
 from total.compare import paired_table
 
@@ -53,7 +56,7 @@ def load_table(results: Path, regions: list[str]) -> pd.DataFrame:
     """One row per (share, scheduler): its paired reward difference to the oracle and its trap hits."""
     rows = []
     for region in regions:
-        episodes, summary = load_eval(results, [region])
+        episodes, summary = load_eval(results, [region], need=("trap_hits",))
         paired = paired_table(episodes, REFERENCE).set_index("algo")
         hits = episodes.groupby("algo")["trap_hits"].mean()
         oracle_reward = abs(float(summary.loc[summary["algo"] == REFERENCE, "reward"].iloc[0]))
@@ -113,8 +116,10 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
         ax.set_xticks([100 * s for s in sorted(table["trap_share"].unique())])
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
-    return save(fig, figures, "trap_share") + [write_csv(figures / "trap_share.csv", table),
-                                               atomic_write_text(figures / "trap_share.md", markdown(table))]
+    made_from = inputs(results, regions)
+    return save(fig, figures, "trap_share", made_from) + [write_table(figures / "trap_share.csv", table, made_from),
+                                                          write_output(figures / "trap_share.md", markdown(table),
+                                                                       made_from)]
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -123,7 +128,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     p.add_argument("--regions", nargs="+", default=list(REGIONS),
                    help=f"one evaluated region per trap share, named Share<percent> (default: {' '.join(REGIONS)})")
     args = p.parse_args(argv)
-    return report_written(draw(args.results, figures_dir(args), args.regions))
+    with writing(args):
+        return report_written(draw(args.results, figures_dir(args), args.regions))
 
 
 if __name__ == "__main__":

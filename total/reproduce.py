@@ -21,10 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from schedkit.io import write_yaml
+import yaml
+
 from schedkit.registry import learned
 from total import evaluate_all, plot_all_comparison
-from total.common import add_output_flags, figures_dir, paths, provenance, report_written
+from total.common import add_output_flags, figures_dir, inputs, paths, provenance, report_written, write_output, writing
 from total.sweep import DEFAULTS, Run, expand, run_local, stop_children_on_signal
 
 QUICK: dict[str, Any] = {"epochs": 3, "episodes": 32, "eval_episodes": 20}
@@ -67,6 +68,11 @@ def train(sweep: dict, workers: int, evaluate: bool = False) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with writing(args):
+        return reproduce(args)
+
+
+def reproduce(args: argparse.Namespace) -> int:
     results, figures = args.results.resolve(), figures_dir(args).resolve()
     budget = {k: QUICK[k] for k in ("epochs", "episodes")} if args.quick else DEFAULTS["budget"]
     evaluation = ["--episodes", str(QUICK["eval_episodes"])] if args.quick else []
@@ -74,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         train({"data": str(args.data.resolve()), "algorithms": args.algos, "seeds": args.seeds,
                "regions": [[args.region]], "budget": budget, "results": str(results)}, args.workers)
         evaluate_all.main(["--data", str(args.data.resolve()), "--region", args.region, "--results", str(results),
-                           *evaluation, "--no-progress"])
+                           *evaluation, "--no-progress", *(["--overwrite"] if args.overwrite else [])])
         report_written(plot_all_comparison.draw(results, figures, [args.region]))
-    record = write_yaml(figures / "reproduce.yaml", provenance(
-        args, figures=figures, budget=budget, eval_episodes=QUICK["eval_episodes"] if args.quick else "every task"))
+    record = write_output(figures / "reproduce.yaml", yaml.safe_dump(provenance(
+        args, figures=figures, budget=budget, eval_episodes=QUICK["eval_episodes"] if args.quick else "every task"),
+        sort_keys=False), inputs(results, [args.region]))
     print(f"wrote {record}\ndone: figures and tables in {figures}")
     return 0
 

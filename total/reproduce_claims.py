@@ -28,9 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from schedkit.io import write_yaml
+import yaml
+
 from total import ablation_table, plot_trap_share
-from total.common import add_output_flags, eval_dir, figures_dir, paths, provenance
+from total.common import add_output_flags, eval_dir, figures_dir, inputs, paths, provenance, write_output, writing
 from total.reproduce import train
 from total.reproduce_contention import child
 from total.sweep import load_sweep, stop_children_on_signal
@@ -69,6 +70,11 @@ def generate(data: Path, size: dict, logs: Path) -> tuple[Path, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with writing(args):
+        return reproduce(args)
+
+
+def reproduce(args: argparse.Namespace) -> int:
     results, figures = args.results.resolve(), figures_dir(args).resolve()
     size = QUICK if args.quick else FULL
     logs, wall = results / "logs", {}
@@ -93,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         jobs.append((region_data, regions, results / "multi_region_heuristics"))  # no runs there: heuristics only
         with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
             for future in [pool.submit(child, ["total/evaluate_all.py", "--data", str(data), "--region", *reg,
-                                               "--results", str(out), "--no-progress"],
+                                               "--results", str(out), "--no-progress",
+                                               *(["--overwrite"] if args.overwrite else [])],
                                        logs / f"evaluate_{'+'.join(reg)}.log", f"evaluation {'+'.join(reg)}")
                            for data, reg, out in jobs]:
                 future.result()
@@ -102,13 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     t2 = time.perf_counter()
     plot_trap_share.main(["--results", str(share_results), "--figures", str(figures),
                           "--regions", *(plot_trap_share.share_region(s) for s in size["shares"])])
-    sweep_file = write_yaml(results / "multi_region_sweep.yaml", region_sweep)  # the resolved sweep, for the table
+    sweep_file = write_output(results / "multi_region_sweep.yaml", yaml.safe_dump(region_sweep, sort_keys=False),
+                              inputs(region_results))  # the resolved sweep, for the table
     ablation_table.main(["--sweep", str(sweep_file), "--figures", str(figures),
                          "--heuristics", str(eval_dir(results / "multi_region_heuristics", regions))])
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
-    record = write_yaml(figures / "reproduce_claims.yaml", provenance(
-        args, figures=figures, size=size, seeds=seeds, wall_s={k: round(v, 1) for k, v in wall.items()}))
+    record = write_output(figures / "reproduce_claims.yaml", yaml.safe_dump(provenance(
+        args, figures=figures, size=size, seeds=seeds, wall_s={k: round(v, 1) for k, v in wall.items()}),
+        sort_keys=False), inputs(results))
     print(f"wrote {record}\ndone in {wall['total_s'] / 60:.1f} min: tables and figures in {figures}")
     return 0
 

@@ -36,12 +36,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from edgesim.contention import contention_tag
 from schedkit.cli import load_or_exit, non_negative_float
-from schedkit.io import atomic_write_text, write_yaml
+from schedkit.config import ConfigError, load_yaml
 from schedkit.profiles import default_eval_episodes
 from total import make_table, plot_latency_cdf, plot_load_curve, plot_pareto, plot_trap_severity
 from total.common import (
@@ -49,10 +48,14 @@ from total.common import (
     eval_dir,
     figure_main,
     figures_dir,
+    inputs,
     label,
     paths,
     provenance,
+    read_summary,
     sort_algos,
+    write_output,
+    writing,
 )
 from total.reproduce import train
 from total.sweep import CHILDREN, load_sweep, stop_children_on_signal
@@ -116,7 +119,7 @@ def settings(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 def overview(results: Path, region: str, tags: list[str]) -> str:
     """One Markdown table per metric, a column per setting: every scheduler's mean [95% CI] (the
     per-setting tables and paired comparisons hold the rest)."""
-    summaries = {t: pd.read_csv(eval_dir(results, [region], t) / "summary.csv").set_index("algo") for t in tags}
+    summaries = {t: read_summary(eval_dir(results, [region], t) / "summary.csv").set_index("algo") for t in tags}
     algos = sort_algos({a for s in summaries.values() for a in s.index})
     parts = []
     for metric, name, digits in (("reward", "Reward", 4), ("latency_ms", "Mean latency (ms)", 0),
@@ -138,8 +141,8 @@ def tuning_done(folder: Path, want: dict) -> bool:
     """Whether `folder` already holds a tuning made with exactly these settings (Heuristics/tune.py
     records them in its config.yaml), so that a re-run of the study reuses it instead of redoing it."""
     try:
-        have = yaml.safe_load((folder / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        have = load_yaml(folder / "config.yaml", "tuning config")
+    except ConfigError:
         return False
     return (folder / "tuning.json").is_file() and isinstance(have, dict) and all(have.get(k) == v
                                                                                  for k, v in want.items())
@@ -154,6 +157,11 @@ def child(args: list[str], log: Path, name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with writing(args):
+        return reproduce(args)
+
+
+def reproduce(args: argparse.Namespace) -> int:
     results, figures = args.results.resolve(), figures_dir(args).resolve()
     sweep = load_sweep(args.sweep)
     data = str(Path(sweep["data"]) if Path(sweep["data"]).is_absolute() else paths.REPO / sweep["data"])
@@ -183,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 "Heuristics/tune.py", "--data", data, "--region", region, "--profile", "contention",
                 "--arrival-rate", f"{args.tune_rate:g}", "--split", "train", "--policy", *TUNED_POLICIES,
                 "--weights", *weights, "--episodes", str(tune_episodes), "--out", str(tuning), "--no-progress",
+                "--overwrite",  # the study's own tuning folder, made with other settings: redone (tuning_done)
                 *(["--worlds", str(QUICK["eval_worlds"])] if args.quick else [])],
                 logs / "tune.log", "tuning on the train split")
         try:
@@ -208,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
             for future in [pool.submit(child, ["total/evaluate_all.py", "--data", data, "--region", reg,
                                                "--results", str(results), "--profile", "contention", *flags,
-                                               "--no-progress", *episodes],
+                                               "--no-progress", *episodes,
+                                               *(["--overwrite"] if args.overwrite else [])],
                                        logs / f"evaluate_{reg}_{tag}.log", f"evaluation {reg} {tag}")
                            for reg, tag, flags in jobs]:
                 future.result()
@@ -229,13 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.zero_shot_region:
         make_table.main(["--tag", tune_tag, "--results", str(results), "--region", args.zero_shot_region,
                          "--figures", str(figures / args.zero_shot_region)])
-    table = atomic_write_text(figures / "contention_overview.md", overview(results, region, [t for t, _ in tags]))
+    table = write_output(figures / "contention_overview.md", overview(results, region, [t for t, _ in tags]),
+                         inputs(results, [region], tags=[t for t, _ in tags]))
     print(f"wrote {table}")
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
-    record = write_yaml(figures / "reproduce_contention.yaml", provenance(
+    record = write_output(figures / "reproduce_contention.yaml", yaml.safe_dump(provenance(
         args, figures=figures, budget=budget, seeds=seeds, settings=[f"{reg} {t}" for reg, t, _ in jobs],
-        tuning=str(tuning / "tuning.json"), wall_s={k: round(v, 1) for k, v in wall.items()}))
+        tuning=str(tuning / "tuning.json"), wall_s={k: round(v, 1) for k, v in wall.items()}), sort_keys=False),
+        inputs(results, [region]))
     print(f"wrote {record}\ndone in {wall['total_s'] / 60:.1f} min: tables and figures in {figures}")
     return 0
 

@@ -38,13 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tqdm import tqdm
 
 from schedkit.config import ConfigError, load_yaml
 from schedkit.io import write_yaml
 from schedkit.paths import checkpoint_dir, final_checkpoint, run_eval_dir, run_name
 from schedkit.registry import get, learned
+from schedkit.runs import RunError, RunLock
 from total.common import RECORD, ROOT, VARIANT_NAME, paths
 
 DEFAULTS: dict[str, Any] = {"data": "data1", "algorithms": learned(), "seeds": [42, 43, 44], "regions": [["Server1_Trap"]],
@@ -261,8 +261,8 @@ def claim(run: Run) -> str | None:
     if not record.exists():
         return f"refused: {run.dir} has no {RECORD}, so its settings are unknown; {FRESH_FOLDER}"
     try:
-        saved = yaml.safe_load(record.read_text()) or {}
-    except yaml.YAMLError:
+        saved = load_yaml(record, "sweep record")
+    except ConfigError:
         saved = {}
     differ = [k for k in wanted if saved.get(k) != wanted[k]]
     if not differ:
@@ -281,7 +281,12 @@ def execute(run: Run) -> dict:
         return {"run": run.name, "status": status, "wall_s": time.perf_counter() - t0, "log": str(run.dir / log),
                 "reason": reason}
 
-    refusal = claim(run)
+    try:
+        run.dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(run.dir):  # another sweep training or claiming this run: refused, never both
+            refusal = claim(run)
+    except (RunError, OSError) as e:
+        refusal = f"refused: {e}"
     if refusal:
         return outcome("failed", reason=refusal)
     status = "skipped"
