@@ -32,7 +32,7 @@ the same for every scheduler.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -43,12 +43,37 @@ import torch
 
 from . import physics as P
 from .dataset import Dataset
+from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, integer, number, regular_file
 from .profile import Flag, Profile
-from .simulator import Observation, Simulator
+from .simulator import Observation, Simulator, simulator_args
+
+MIN_RATE, MAX_RATE = 1e-6, 1e6  # workflows per second: one every 11 days to one a microsecond
+MAX_ATTEMPTS = 1000  # transmission attempts over a trap link (attempt_probabilities lists them all)
+MAX_SURCHARGE_SCALE = 1e6  # the flat trap delay stays below 2e8 ms, like every other latency bound
+MAX_TIMESTAMP_S = 1e12  # numeric trace timestamps, seconds (~31,700 years): gaps stay finite
 
 
-class ContentionError(ValueError):
+class ContentionError(InputError):
     """A bad contention parameter or arrival trace; the message names the field or file and line."""
+
+
+def _trace_path(value: object, what: str) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InputError(f"{what}: expected a CSV path (a non-empty string) or None, got {value!r}")
+
+
+# Each field's check: bounds far beyond any study setting, tight enough that the clocks stay finite
+# and the worlds fit in memory.
+CHECKS: dict[str, Callable[[object, str], object]] = {
+    "arrival_rate": lambda v, what: number(v, what, MIN_RATE, MAX_RATE),
+    "arrival_trace": _trace_path,
+    "max_in_flight": lambda v, what: integer(v, what, 1, MAX_SLOTS),
+    "worlds": lambda v, what: integer(v, what, 1, MAX_WORLDS),
+    "trap_loss": lambda v, what: number(v, what, 0.0, 1.0, hi_open=True),
+    "trap_max_attempts": lambda v, what: integer(v, what, 1, MAX_ATTEMPTS),
+    "trap_surcharge_scale": lambda v, what: number(v, what, 0.0, MAX_SURCHARGE_SCALE),
+    "warmup": lambda v, what: integer(v, what, 0, MAX_EPISODES),
+}
 
 
 @dataclass(frozen=True)
@@ -64,32 +89,29 @@ class Contention:
     trap_surcharge_scale: float = 1.0  # multiplies the flat 100/200 ms of a trap hit without a link row
     warmup: int = 32                   # first workflows of each world run unmeasured, to load the servers
 
+    def __post_init__(self) -> None:
+        """Every field checked however the parameters are made (a config block, a dict, the constructor)."""
+        for name, check in CHECKS.items():
+            try:
+                check(getattr(self, name), f"contention.{name}")
+            except InputError as e:
+                raise ContentionError(str(e)) from None
+        slots = self.worlds * self.max_in_flight
+        if slots > MAX_SLOTS:
+            raise ContentionError(f"contention.worlds x contention.max_in_flight: expected at most {MAX_SLOTS} "
+                                  f"workflows in flight, got {self.worlds} x {self.max_in_flight} = {slots}")
+
     @classmethod
     def from_dict(cls, d: dict | None) -> "Contention":
+        """The `contention:` block of a config: unknown keys refused, the trace read now (a bad one fails here)."""
+        if d is not None and not isinstance(d, dict):
+            raise ContentionError(f"contention: expected a mapping of parameters, got {d!r}")
         d = dict(d or {})
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(set(map(str, d)) - known)
         if unknown:
             raise ContentionError(f"unknown contention key(s) {unknown}; known: {sorted(known)}")
         c = cls(**d)
-        checks = [("arrival_rate", c.arrival_rate, lambda v: 0 < v < math.inf, "a finite number > 0"),
-                  ("max_in_flight", c.max_in_flight, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-                  ("worlds", c.worlds, lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-                  ("warmup", c.warmup, lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
-                  ("trap_loss", c.trap_loss, lambda v: 0 <= v < 1, "a probability in [0, 1)"),
-                  ("arrival_trace", c.arrival_trace, lambda v: v is None or (isinstance(v, str) and v != ""),
-                   "a CSV path or null"),
-                  ("trap_max_attempts", c.trap_max_attempts, lambda v: isinstance(v, int) and v >= 1,
-                   "an integer >= 1"),
-                  ("trap_surcharge_scale", c.trap_surcharge_scale, lambda v: 0 <= v < math.inf,
-                   "a finite number >= 0")]
-        for name, value, ok, what in checks:
-            try:
-                good = not isinstance(value, bool) and ok(value)
-            except TypeError:
-                good = False
-            if not good:
-                raise ContentionError(f"contention.{name}: expected {what}, got {value!r}")
         if c.arrival_trace is not None:
             load_arrival_gaps(c.arrival_trace)  # fail now, with the file's own message
         return c
@@ -122,34 +144,57 @@ def load_arrival_gaps(path: str | Path) -> np.ndarray:
     """Inter-arrival gaps of a request trace, normalised to mean 1 (in trace order after sorting).
 
     Accepts the Azure LLM trace (`TIMESTAMP` as date-time strings) and BurstGPT (`Timestamp` in
-    seconds); any column named timestamp, case-insensitively."""
-    path = Path(path)
+    seconds from the trace's start, so >= 0); any column named timestamp, case-insensitively. Only a
+    regular file is opened (a FIFO or a device would hang the read)."""
+    try:
+        path = regular_file(path, "arrival trace")
+    except InputError as e:
+        raise ContentionError(str(e)) from None
     try:
         df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise ContentionError(f"{path}: arrival trace not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ContentionError(f"{path}: not a readable CSV ({e})") from None
+        raise ContentionError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
+    except OSError as e:
+        raise ContentionError(f"{path}: arrival trace cannot be read ({e.strerror or e})") from None
     cols = [c for c in df.columns if str(c).strip().lower() == "timestamp"]
     if not cols:
         raise ContentionError(f"{path}: no 'TIMESTAMP' / 'Timestamp' column; columns are {list(df.columns)}")
-    raw = df[cols[0]]
-    if pd.api.types.is_numeric_dtype(raw):
-        seconds = raw.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(seconds)
-    else:
-        stamps = pd.to_datetime(raw, errors="coerce", format="mixed")
-        bad = stamps.isna().to_numpy()
-        seconds = (stamps - stamps.min()).dt.total_seconds().to_numpy()
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise ContentionError(f"{path}: line {row + 2}, field '{cols[0]}': expected a timestamp, got {raw.iloc[row]!r}")
+    seconds = _trace_seconds(path, df[cols[0]], cols[0])
     if len(seconds) < 2:
         raise ContentionError(f"{path}: need at least 2 timestamps to form arrival gaps, got {len(seconds)}")
     gaps = np.diff(np.sort(seconds))
-    if gaps.sum() <= 0:
+    positive = int((gaps > 0).sum())
+    if positive == 0:
         raise ContentionError(f"{path}: all timestamps are equal; the trace spans no time")
-    return gaps / gaps.mean()
+    if positive == 1 and len(gaps) > 1:
+        raise ContentionError(f"{path}: only 2 distinct timestamps among {len(seconds)}: every arrival would come in "
+                              "one burst per cycle; expected at least 3 distinct timestamps")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # refused just below
+        normalised = gaps / gaps.mean()
+    if not np.isfinite(normalised).all():
+        raise ContentionError(f"{path}: the timestamps' gaps are too small to resolve (at most "
+                              f"{gaps.max():.3g} s); expected seconds or date-times")
+    return normalised
+
+
+def _trace_seconds(path: Path, raw: pd.Series, col: str) -> np.ndarray:
+    """A trace's timestamps in seconds: numbers in [0, MAX_TIMESTAMP_S] or date-times; the first bad
+    row is named."""
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        seconds = raw.to_numpy(dtype=np.float64)
+        bad = ~((seconds >= 0) & (seconds <= MAX_TIMESTAMP_S))
+        expected = f"a timestamp in seconds, >= 0 and <= {MAX_TIMESTAMP_S:g}"
+    else:
+        stamps = pd.to_datetime(raw.astype(str), errors="coerce", format="mixed")
+        bad = stamps.isna().to_numpy()
+        seconds = (stamps - stamps.min()).dt.total_seconds().to_numpy()
+        expected = "a timestamp (a date-time, or seconds as a number)"
+    if bad.any():
+        row = int(np.argmax(bad))
+        value = raw.iloc[row]
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ContentionError(f"{path}: line {row + 2}, field '{col}': expected {expected}, got {shown!r}")
+    return seconds
 
 
 def attempts(u: torch.Tensor, loss: float, max_attempts: int) -> torch.Tensor:
@@ -180,8 +225,13 @@ class ContentionSimulator(Simulator):
     def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
                  seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
                  task_subset=None, contention: Contention | None = None):
-        self.contention = contention or Contention()
-        c = self.contention
+        batch_size, seed, device = simulator_args(dataset, batch_size, split, order, seed, device)
+        if contention is not None and not isinstance(contention, Contention):
+            raise ContentionError(f"contention: expected a Contention (or None: the defaults), got {contention!r}")
+        self.contention = c = contention or Contention()
+        if batch_size * c.max_in_flight > MAX_SLOTS:
+            raise ContentionError(f"batch_size x contention.max_in_flight: expected at most {MAX_SLOTS} workflows in "
+                                  f"flight, got {batch_size} x {c.max_in_flight} = {batch_size * c.max_in_flight}")
         self._trace = None if c.arrival_trace is None else torch.tensor(
             load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
         super().__init__(dataset, batch_size, split, order, seed, device, "contention", dtype, True, task_subset)

@@ -19,7 +19,7 @@ from typing import Literal, overload
 import numpy as np
 import pandas as pd
 
-from edgesim.inputs import InputError, regular_file
+from .inputs import InputError, plain_name, regular_file
 
 LFS_HEADER = "version https://git-lfs.github.com/spec/v1"
 SPLITS = ("train", "test")
@@ -36,7 +36,7 @@ TRAP_KEYS = ("trap_server_ids", *TRAP_NUMBERS)  # what data1/generate.py and the
 Warn = Callable[[str], None]
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset file is missing, malformed or inconsistent; the message says where and why."""
 
 
@@ -312,12 +312,48 @@ def data_root(path: str | Path) -> Path:
     return REPO / path
 
 
+def _data_folder(root: object) -> Path:
+    """The data root as a Path, if it is a folder."""
+    if not isinstance(root, (str, Path)) or not str(root):
+        raise DatasetError(f"data root: expected a folder path, got {root!r} ({type(root).__name__})")
+    path = Path(root)
+    if not path.is_dir():
+        raise DatasetError(f"{path}: data root {'is not a folder' if path.exists() else 'not found'}")
+    return path
+
+
+def _region_names(regions: object) -> tuple[str, ...]:
+    """Region names as given: each a plain folder name (never a path such as ../x), none twice."""
+    names = (regions,) if isinstance(regions, str) else regions
+    if not isinstance(names, (list, tuple)):
+        raise DatasetError(f"region: expected a region name or a list of them, got {regions!r}")
+    if not names:
+        raise DatasetError("no region given: pass at least one folder name under the data root")
+    try:
+        checked = tuple(plain_name(name, "region") for name in names)
+    except InputError as e:
+        raise DatasetError(str(e)) from None
+    twice = sorted({name for name in checked if checked.count(name) > 1})
+    if twice:
+        raise DatasetError(f"region: {twice[0]!r} given twice; each region is loaded once")
+    return checked
+
+
+def _available(root: Path) -> str:
+    """The region folders under a data root (those with a servers.csv), for a message."""
+    try:
+        names = sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / "servers.csv").is_file())
+    except OSError:
+        names = []
+    if not names:
+        return "none (no folder with a servers.csv)"
+    return ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+
+
 def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -> Dataset:
     """Load region folders `root/<region>` into one Dataset (servers of all regions are candidates)."""
-    root = Path(root)
-    regions = (regions,) if isinstance(regions, str) else tuple(regions)
-    if not regions:
-        raise DatasetError("no region given: pass at least one folder name under the data root")
+    root = _data_folder(root)
+    regions = _region_names(regions)
     notes: list[str] = []
 
     def warn(msg: str) -> None:
@@ -330,7 +366,7 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
     for r, name in enumerate(regions):
         folder = root / name
         if not folder.is_dir():
-            raise DatasetError(f"{folder}: region folder not found")
+            raise DatasetError(f"{folder}: region folder not found; regions under {root}: {_available(root)}")
         try:
             entries = sorted(folder.iterdir())
         except OSError as e:

@@ -29,6 +29,8 @@ Every other profile's single env steps a batch-1 simulator of that profile.
 """
 from __future__ import annotations
 
+import os
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -39,30 +41,113 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from .dataset import Dataset, data_root, load_dataset
 from .gym_obs import ObservationEncoder
+from .inputs import MAX_EPISODES, MAX_SEED, MAX_WORLDS, InputError, choice, flag, integer, number
 from .physics import EVAL_WEIGHTS, UNIFORMS_PER_STEP
 from .profile import DEFAULT, Profile
-from .profiles import PROFILES, get_profile, make_simulator
+from .profiles import PROFILES, get_profile, make_simulator, profile_params
 from .scalar_model import ScalarEpisode, ScalarTopology
-from .simulator import Simulator
+from .simulator import Simulator, simulator_args
 
 ENV_ID = "EdgeMoE-v0"
 DEFAULT_HORIZON = 1000  # decisions per Gym episode of a profile whose worlds run on
+RENDER_MODES = ("ansi",)
+METADATA = {"render_modes": list(RENDER_MODES), "render_fps": 4}  # text frames, as Gymnasium's toy-text envs
+WEIGHT_TOLERANCE = 1e-6  # how far from 1 the weights' sum may be (float32 weights sum to 1 within 1e-7)
 FLOAT_INFO = ("latency_ms", "network_ms", "compute_ms", "queue_ms", "cost")
 SIM_INFO = {"latency_ms": "latency", "network_ms": "network_ms", "compute_ms": "compute_ms", "queue_ms": "queue_ms",
             "cost": "cost", "fallback": "fallback", "trap_hit": "trap_hit", "switch": "switch", "server": "server",
             "task": "task", "step": "step", "episode_id": "episode"}
 
 
-def _horizon(profile: str, horizon: int | None) -> int | None:
+class ResetNeeded(gym.error.ResetNeeded, RuntimeError):
+    """A step, mask or render before `reset()` (or after the episode ended): Gymnasium's error, also a
+    RuntimeError."""
+
+
+def _horizon(profile: str, horizon: Any) -> int | None:
     """None for a profile whose episodes are workflows; the decisions per episode otherwise."""
     if not get_profile(profile).worlds_run_on:
         if horizon is not None:
-            raise ValueError(f"horizon applies to a profile whose worlds run on, not {profile!r}")
+            raise InputError(f"horizon applies to a profile whose worlds run on, not {profile!r}")
         return None
-    horizon = DEFAULT_HORIZON if horizon is None else int(horizon)
-    if horizon < 1:
-        raise ValueError(f"horizon must be >= 1 decision, got {horizon}")
-    return horizon
+    return DEFAULT_HORIZON if horizon is None else integer(horizon, "horizon", 1, MAX_EPISODES)
+
+
+def _weights(weights: Any) -> tuple[float, float, float]:
+    """The (latency, cost, switch) weights: three finite numbers >= 0 that sum to 1, as the evaluation's
+    and DWA's do (a negative weight would reward what the reward penalises)."""
+    if isinstance(weights, (str, bytes, dict)) or not hasattr(weights, "__len__") or len(weights) != 3:
+        raise InputError(f"weights: expected 3 numbers (latency, cost, switch) >= 0 that sum to 1, got {weights!r}")
+    w = tuple(number(v, f"weights[{i}]", 0.0) for i, v in enumerate(weights))
+    if abs(sum(w) - 1.0) > WEIGHT_TOLERANCE:
+        raise InputError(f"weights: expected 3 numbers >= 0 that sum to 1, got {w} (sum {sum(w):.6g})")
+    return w[0], w[1], w[2]
+
+
+def _render_mode(mode: Any) -> str | None:
+    """None (render() returns None) or one of RENDER_MODES."""
+    if mode is None:
+        return None
+    try:
+        return choice(mode, "render_mode", RENDER_MODES)
+    except InputError:
+        raise InputError(f"render_mode: expected None or one of {', '.join(map(repr, RENDER_MODES))}, "
+                         f"got {mode!r}") from None
+
+
+def _env_args(dataset: Any, n_envs: int, split: Any, order: Any, profile: Any, params: Any) -> Any:
+    """The arguments both envs share, checked before anything is built; returns the profile's parameters."""
+    get_profile(profile)
+    simulator_args(dataset, n_envs, split, order, 0, "cpu")
+    return profile_params(profile, params)
+
+
+def _action(action: Any, n: int) -> int:
+    """One server index (an int, a numpy integer or a 0-d integer array, as `Discrete(n)` contains):
+    a float, bool or string is refused, not truncated or parsed."""
+    value = action[()] if isinstance(action, np.ndarray) and action.shape == () else action
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or not 0 <= int(value) < n:
+        raise InputError(f"action: expected a server index, an integer in [0, {n}), got {action!r} "
+                         f"({type(action).__name__})")
+    return int(value)
+
+
+def _actions(actions: Any, num_envs: int, n: int) -> np.ndarray:
+    """(num_envs,) server indices of integer dtype: floats, bools, strings and other shapes are refused."""
+    a = np.asarray(actions)
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer) or a.shape != (num_envs,):
+        raise InputError(f"actions: expected an integer array of shape ({num_envs},), one server index per env, "
+                         f"got a {a.dtype} array of shape {a.shape}")
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise InputError(f"actions: expected server indices in [0, {n}), got min {a.min()} max {a.max()}")
+    return a
+
+
+def _seed(seed: Any, what: str = "seed") -> int:
+    return integer(seed, what, 0, MAX_SEED)
+
+
+def _options(options: Any) -> dict[str, Any]:
+    """reset()'s options: a dict or None (Gymnasium's signature)."""
+    if options is not None and not isinstance(options, dict):
+        raise InputError(f"options: expected a dict (or None), got {options!r}")
+    return options or {}
+
+
+def _autoreset_mode(mode: Any) -> AutoresetMode:
+    try:
+        return AutoresetMode(mode)
+    except ValueError:
+        modes = ", ".join(repr(m.value) for m in AutoresetMode)
+        raise InputError(f"autoreset_mode: expected an AutoresetMode or one of {modes}, got {mode!r}") from None
+
+
+def _row_text(ds: Dataset, task_id: str, k: int, n: int, required: int, prev: int) -> str:
+    """One episode's state in words (render_mode 'ansi')."""
+    where = "the task's location" if prev < 0 else f"server {ds.server_ids[prev]}"
+    if k >= n:
+        return f"task {task_id}: finished ({n}/{n} steps), last at {where}"
+    return f"task {task_id}, step {k + 1}/{n}: needs {ds.type_names[required]}, from {where}"
 
 
 def _sim_infos(info: dict[str, torch.Tensor], reward: torch.Tensor, horizon: int | None) -> dict[str, np.ndarray]:
@@ -81,20 +166,18 @@ def _sim_infos(info: dict[str, torch.Tensor], reward: torch.Tensor, horizon: int
 class EdgeMoEEnv(gym.Env):
     """One environment (see the module docstring). `params`: the profile's parameters (None: defaults)."""
 
-    metadata = {"render_modes": []}
+    metadata = METADATA
     sim: Simulator  # profiles other than paper only
 
     def __init__(self, dataset: Dataset, split: str = "train", profile: str = DEFAULT, params: Any = None,
                  order: str = "random", weights: tuple[float, float, float] = EVAL_WEIGHTS, normalize: bool = True,
-                 horizon: int | None = None):
-        if order not in ("random", "sequential"):
-            raise ValueError(f"order must be 'random' or 'sequential', got {order!r}")
-        if split not in dataset.tasks:
-            raise ValueError(f"unknown split {split!r}; the dataset has {sorted(dataset.tasks)}")
+                 horizon: int | None = None, render_mode: str | None = None):
+        params = _env_args(dataset, 1, split, order, profile, params)
+        self.render_mode = _render_mode(render_mode)
         self.dataset, self.split, self.profile, self.order = dataset, split, profile, order
-        self.weights = tuple(float(w) for w in weights)
+        self.weights = _weights(weights)
         self.horizon = _horizon(profile, horizon)
-        self.encoder = ObservationEncoder(dataset, normalize, get_profile(profile).queues)
+        self.encoder = ObservationEncoder(dataset, flag(normalize, "normalize"), get_profile(profile).queues)
         self.observation_space = self.encoder.space
         self.action_space = gym.spaces.Discrete(dataset.n_servers)
         self.n_tasks = len(dataset.tasks[split])
@@ -108,9 +191,12 @@ class EdgeMoEEnv(gym.Env):
         self.episode: ScalarEpisode | None = None
         self.episodes = 0  # episodes started since the last seeded reset: the fast path's episode_id
         self.decisions, self.started = 0, False
+        self.last: tuple[int, float, float] | None = None  # the last step's server, latency and reward (render)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
+        _options(options)
+        super().reset(seed=None if seed is None else _seed(seed))
+        self.last = None
         if self.topology is not None:
             if seed is not None:
                 self.episodes = 0  # sequential order starts again from the first task
@@ -143,28 +229,26 @@ class EdgeMoEEnv(gym.Env):
 
     def _started(self) -> ScalarEpisode:
         if self.episode is None:
-            raise RuntimeError("call reset() before step() or action_masks()")
+            raise ResetNeeded("call reset() before step(), action_masks() or render()")
         return self.episode
 
     def action_masks(self) -> np.ndarray:
         """(N,) bool: servers that host the current step's model type."""
         if self.topology is None:
             if not self.started:
-                raise RuntimeError("call reset() before step() or action_masks()")
+                raise ResetNeeded("call reset() before step(), action_masks() or render()")
             return self.sim.valid_mask()[0].numpy().copy()
         ep = self._started()
         k = min(ep.k, ep.n_steps[ep.task] - 1)
         return self.encoder.masks[ep.types[ep.task][k]].astype(bool)
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        action = int(action)
-        if not 0 <= action < self.dataset.n_servers:
-            raise ValueError(f"action must be a server index in [0, {self.dataset.n_servers}), got {action}")
+        action = _action(action, self.dataset.n_servers)
         if self.topology is None:
             return self._step_simulator(action)
         ep = self._started()
         if ep.k >= ep.n_steps[ep.task]:
-            raise RuntimeError("the episode has ended: call reset() before stepping again")
+            raise ResetNeeded("the episode has ended: call reset() before stepping again")
         step = ep.k
         out = ep.step(action, self.np_random.random(UNIFORMS_PER_STEP).tolist())
         r, w = out["reward"], self.weights
@@ -172,24 +256,60 @@ class EdgeMoEEnv(gym.Env):
                 "latency_ms": out["latency"], "network_ms": out["network_ms"], "compute_ms": out["compute_ms"],
                 "queue_ms": out["queue_ms"], "cost": out["cost"], "fallback": out["fallback"],
                 "trap_hit": out["trap_hit"], "switch": out["switch"], "reward_vector": np.array(r)}
-        return self._observe(), w[0] * r[0] + w[1] * r[1] + w[2] * r[2], out["done"], False, info
+        scalar = w[0] * r[0] + w[1] * r[1] + w[2] * r[2]
+        self.last = out["server"], out["latency"], scalar
+        return self._observe(), scalar, out["done"], False, info
 
     def _step_simulator(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Any other profile: a batch-1 simulator (a workflow per episode, or a world over the horizon)."""
         if not self.started:
-            raise RuntimeError("call reset() before step() or action_masks()")
+            raise ResetNeeded("call reset() before step(), action_masks() or render()")
         ended = (self.decisions >= self.horizon if self.horizon is not None
                  else bool(self.sim.step_idx[0] >= self.sim.tasks.n_steps[self.sim.task[0]]))
         if ended:
-            raise RuntimeError("the episode has ended: call reset() before stepping again")
+            raise ResetNeeded("the episode has ended: call reset() before stepping again")
         _, reward, done, info = self.sim.step(torch.tensor([action]))
         self.decisions += 1
         infos = _sim_infos(info, reward, self.horizon)
         out = {k: v[0].item() if v.ndim == 1 else v[0] for k, v in infos.items()}
         scalar = float(out["reward_vector"] @ np.array(self.weights))
+        self.last = out["server"], out["latency_ms"], scalar
         if self.horizon is None:
             return self._observe(), scalar, bool(done[0]), False, out
         return self._observe(), scalar, False, self.decisions >= self.horizon, out
+
+
+    def render(self) -> str | None:
+        """render_mode 'ansi': the current state (task, step, model type needed, where the workflow is) and
+        the last step's outcome, as text; None without a render_mode (Gymnasium's convention, with a warning)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() without a render_mode returns nothing: make the env with render_mode='ansi'")
+            return None
+        if self.topology is None:
+            if not self.started:
+                raise ResetNeeded("call reset() before step(), action_masks() or render()")
+            return _sim_row_text(self.sim, 0) + self._last_text()
+        ep = self._started()
+        n = ep.n_steps[ep.task]
+        k = min(ep.k, n - 1)
+        prev = -1 if ep.prev is None else ep.prev
+        task_id = self.dataset.tasks[self.split].ids[ep.task]
+        return _row_text(self.dataset, task_id, ep.k, n, ep.types[ep.task][k], prev) + self._last_text()
+
+    def _last_text(self) -> str:
+        if self.last is None:
+            return ""
+        server, latency, reward = self.last
+        return f"; last step: server {self.dataset.server_ids[server]}, {latency:.1f} ms, reward {reward:.4f}"
+
+
+def _sim_row_text(sim: Simulator, i: int) -> str:
+    """Row i of a simulator in words (render_mode 'ansi'), with its clock."""
+    task, k = int(sim.task[i]), int(sim.step_idx[i])
+    n = int(sim.tasks.n_steps[task])
+    required = int(sim.tasks.types[task, min(k, n - 1)])
+    text = _row_text(sim.dataset, sim.tasks.ids[task], k, n, required, int(sim.prev[i]))
+    return f"{text} (clock {float(sim.now[i]):.1f} ms)"
 
 
 class EdgeMoEVectorEnv(VectorEnv):
@@ -209,20 +329,25 @@ class EdgeMoEVectorEnv(VectorEnv):
     def __init__(self, dataset: Dataset, num_envs: int, split: str = "train", profile: str = DEFAULT,
                  params: Any = None, order: str = "random", weights: tuple[float, float, float] = EVAL_WEIGHTS,
                  normalize: bool = True, horizon: int | None = None, device: str = "cpu",
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP):
-        mode = AutoresetMode(autoreset_mode)
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, render_mode: str | None = None):
+        mode = _autoreset_mode(autoreset_mode)
         if mode == AutoresetMode.NEXT_STEP:
             raise ValueError("EdgeMoEVectorEnv implements SAME_STEP (the default) and DISABLED autoreset; for "
                              "NEXT_STEP wrap single envs: gym.make_vec(..., vectorization_mode='sync')")
+        num_envs = integer(num_envs, "num_envs", 1, MAX_WORLDS)
+        params = _env_args(dataset, num_envs, split, order, profile, params)
+        self.render_mode = _render_mode(render_mode)
         self.dataset, self.split, self.profile = dataset, split, profile
         self.horizon = _horizon(profile, horizon)
+        weights = _weights(weights)
+        normalize = flag(normalize, "normalize")
         self.num_envs = num_envs
         self.sim: Simulator = make_simulator(dataset, num_envs, split, order, 0, device, profile, params)
         if self.horizon is None:
             self.sim.autoreset = False  # finished rows keep their terminal state until reset_done
         self.weights = torch.tensor(weights, dtype=self.sim.dtype, device=self.sim.device)
         self.encoder = ObservationEncoder(dataset, normalize, get_profile(profile).queues)
-        self.metadata = {"render_modes": [], "autoreset_mode": mode}
+        self.metadata = METADATA | {"autoreset_mode": mode}
         self.single_observation_space = self.encoder.space
         self.single_action_space = gym.spaces.Discrete(dataset.n_servers)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
@@ -236,24 +361,27 @@ class EdgeMoEVectorEnv(VectorEnv):
         return self.metadata["autoreset_mode"]
 
     def _sim_seed(self, seed: int | list[int | None]) -> int:
-        if isinstance(seed, (int, np.integer)):
-            return int(seed)
+        """The batch's seed: an int as is; a list of one int (or None) per env hashed as a whole; a list
+        holding any None draws a fresh seed (the rows share one generator)."""
+        if not isinstance(seed, (list, tuple, np.ndarray)):
+            return _seed(seed)
         seeds = list(seed)
         if len(seeds) != self.num_envs:
-            raise ValueError(f"a seed list needs one seed per env ({self.num_envs}), got {len(seeds)}")
-        if all(s is None for s in seeds):
+            raise InputError(f"seed: a seed list needs one seed per env ({self.num_envs}), got {len(seeds)}")
+        given = [_seed(s, f"seed[{i}]") for i, s in enumerate(seeds) if s is not None]
+        if len(given) < len(seeds):
             return int(np.random.SeedSequence().generate_state(1)[0])
-        return int(np.random.SeedSequence([-1 if s is None else int(s) for s in seeds]).generate_state(1)[0] >> 1)
+        return int(np.random.SeedSequence(given).generate_state(1)[0] >> 1)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
-        mask = None if options is None else options.get("reset_mask")
+        mask = _options(options).get("reset_mask")
         if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with at "
+                raise InputError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with at "
                                  "least one True")
             if self.horizon is not None and not mask.all():
-                raise ValueError(f"the worlds of the {self.profile!r} profile advance together: reset them together "
+                raise InputError(f"the worlds of the {self.profile!r} profile advance together: reset them together "
                                  "(reset_mask all True)")
         if seed is not None or not self._seeded:
             if seed is None:  # the first reset without a seed: a fresh one, as Gymnasium does
@@ -271,15 +399,31 @@ class EdgeMoEVectorEnv(VectorEnv):
 
     def action_masks(self) -> np.ndarray:
         """(num_envs, N) bool: the valid servers of every row (sb3-contrib's convention)."""
+        self._check_reset()
         return self.sim.valid_mask().cpu().numpy()
 
+    def _check_reset(self) -> None:
+        if not self._seeded:
+            raise ResetNeeded("call reset() before step(), action_masks() or render()")
+
+    def render(self) -> tuple[str, ...] | None:
+        """render_mode 'ansi': one line of text per env (as SyncVectorEnv returns one render per env);
+        None without a render_mode."""
+        if self.render_mode is None:
+            gym.logger.warn("render() without a render_mode returns nothing: make the env with render_mode='ansi'")
+            return None
+        self._check_reset()
+        return tuple(_sim_row_text(self.sim, i) for i in range(self.num_envs))
+
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self._check_reset()
+        actions = _actions(actions, self.num_envs, self.dataset.n_servers)
         if self.waiting.any():
-            raise RuntimeError(f"rows {np.flatnonzero(self.waiting).tolist()} have finished: reset them with "
+            raise ResetNeeded(f"rows {np.flatnonzero(self.waiting).tolist()} have finished: reset them with "
                                "reset(options={'reset_mask': mask}) (autoreset_mode DISABLED)")
         if self.horizon is not None and self.decisions >= self.horizon:
-            raise RuntimeError("the worlds reached the horizon: call reset()")
-        obs, reward, done, info = self.sim.step(torch.as_tensor(np.asarray(actions), device=self.sim.device))
+            raise ResetNeeded("the worlds reached the horizon: call reset()")
+        obs, reward, done, info = self.sim.step(torch.as_tensor(actions, device=self.sim.device))
         rewards = (reward @ self.weights).cpu().numpy().astype(np.float64)
         infos: dict[str, Any] = _sim_infos(info, reward, self.horizon)
         if self.horizon is None:
@@ -320,7 +464,12 @@ class EdgeMoEVectorEnv(VectorEnv):
 
 def resolve_dataset(data: Dataset | str | Path, region: str | list[str] | tuple[str, ...]) -> Dataset:
     """A Dataset as given, or loaded from a root folder (a relative one is also looked up in the repository)."""
-    return data if isinstance(data, Dataset) else load_dataset(data_root(data), region)
+    if isinstance(data, Dataset):
+        return data
+    if not isinstance(data, (str, os.PathLike)) or data == "":
+        raise InputError(f"data: expected a Dataset or a data root folder (a str or Path), got {data!r} "
+                         f"({type(data).__name__})")
+    return load_dataset(data_root(data), region)
 
 
 def make_env(data: Dataset | str | Path = "data1", region: str | list[str] = "Server1_Trap", **kwargs) -> EdgeMoEEnv:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 import os
 import stat
+from collections.abc import Sequence
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 MiB = 1 << 20
 # The largest file any input door reads: the biggest shipped region's CSVs are ~1 MiB and the Azure
@@ -21,6 +24,7 @@ MAX_INPUT_BYTES = 256 * MiB
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds alike accept [0, 2**32)
 MAX_EPISODES = 10_000_000  # per evaluation or epoch: a week of simulation on the 2-core machine
 MAX_WORLDS = 1 << 16  # batched worlds of one simulator (memory: a few KB each on 500 servers)
+MAX_SLOTS = 1 << 24  # workflows in flight in one contention simulator, worlds x max_in_flight (~100 bytes each)
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.+")
 
 
@@ -91,7 +95,27 @@ def number(value: Any, what: str, lo: float | None = None, hi: float | None = No
     return v
 
 
+def choice(value: Any, what: str, options: Sequence[str]) -> str:
+    """One of the strings `options` (a split, an order, a mode), never a near miss or another type."""
+    if not isinstance(value, str) or value not in options:
+        raise InputError(f"{what}: expected one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
+def flag(value: Any, what: str) -> bool:
+    """A bool (numpy's too), not a truthy string such as 'no' that would silently mean True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{what}: expected True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
 def _bounds(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False) -> str:
-    parts = ([f"{'>' if lo_open else '>='} {lo:g}"] if lo is not None else []) + \
-            ([f"{'<' if hi_open else '<='} {hi:g}"] if hi is not None else [])
+    parts = ([f"{'>' if lo_open else '>='} {_show(lo)}"] if lo is not None else []) + \
+            ([f"{'<' if hi_open else '<='} {_show(hi)}"] if hi is not None else [])
     return f" {' and '.join(parts)}" if parts else ""
+
+
+def _show(bound: float) -> str:
+    """A bound as short as `:g` writes it, unless that loses digits (2**32 - 1, not 4.29497e+09)."""
+    short = f"{bound:g}"
+    return short if float(short) == bound else str(bound)

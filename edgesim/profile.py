@@ -15,13 +15,14 @@ from typing import Any
 import torch
 
 from .dataset import Dataset
+from .inputs import InputError
 from .simulator import Simulator
 
 MAX_PAPER_BATCH = 1024
 DEFAULT = "paper"  # the profile of a config without one; its runs and evaluations carry no suffix
 
 
-class ProfileError(ValueError):
+class ProfileError(InputError):
     """An unknown profile or a bad parameter of one; the message names it."""
 
 

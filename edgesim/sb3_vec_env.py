@@ -20,12 +20,16 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 from .gym_wrappers import EdgeMoEVectorEnv
+from .inputs import InputError
 
 
 class EdgeMoESB3VecEnv(VecEnv):
     """SB3's view of an `EdgeMoEVectorEnv` (SAME_STEP autoreset)."""
 
     def __init__(self, env: EdgeMoEVectorEnv):
+        if not isinstance(env, EdgeMoEVectorEnv):
+            raise InputError(f"env: expected an EdgeMoEVectorEnv (the batched simulator), got {type(env).__name__}; "
+                             "wrap single envs with SB3's DummyVecEnv")
         if env.autoreset_mode != AutoresetMode.SAME_STEP:
             raise ValueError("SB3 expects same-step autoreset: build the EdgeMoEVectorEnv with the default "
                              "autoreset_mode (SAME_STEP)")

@@ -9,13 +9,14 @@ per-episode history (servers visited, busy-until times) is a B x steps array.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from . import physics as P
 from .dataset import Dataset, DatasetError
+from .inputs import MAX_SEED, MAX_WORLDS, InputError, choice, integer
 
 
 def take(x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
@@ -83,6 +84,54 @@ class Topology:
         return torch.where(from_server & same_region, d.clamp_min(P.MIN_HOP_KM), d), same_region
 
 
+ORDERS = ("random", "sequential")
+
+
+def simulator_args(dataset: Dataset, batch_size: int, split: str, order: str, seed: int,
+                   device: str | torch.device) -> tuple[int, int, torch.device]:
+    """(batch_size, seed, device) of a simulator, checked before anything is allocated: each bad one
+    raises an InputError naming it."""
+    if not isinstance(dataset, Dataset):
+        raise InputError(f"dataset: expected an edgesim Dataset (edgesim.dataset.load_dataset(root, region)), "
+                         f"got {dataset!r} ({type(dataset).__name__})")
+    choice(split, "split", sorted(dataset.tasks))
+    choice(order, "order", ORDERS)
+    return (integer(batch_size, "batch_size", 1, MAX_WORLDS), integer(seed, "seed", 0, MAX_SEED),
+            torch_device(device))
+
+
+def torch_device(device: Any) -> torch.device:
+    """A device torch can run on here: a typo, or CUDA on a machine without it, is an InputError, not
+    an assertion deep inside torch."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device: {device!r} requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device: {device!r} requested but this machine has {torch.cuda.device_count()} "
+                             "CUDA device(s)")
+    return dev
+
+
+def _subset(subset: object, k: int, split: str) -> np.ndarray:
+    """Task indices into a split of k tasks: a non-empty 1-D list of integers in [0, k); floats or
+    strings would be truncated or parsed into other tasks."""
+    rows = np.asarray(subset)
+    if rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer) \
+            or rows.min() < 0 or rows.max() >= k:
+        raise InputError(f"task_subset: expected a non-empty list of integer indices into the {k} {split} tasks "
+                         f"([0, {k})), got {_brief(subset)}")
+    return rows.astype(np.int64)
+
+
+def _brief(value: object, width: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width] + "..."
+
+
 class TaskBatch:
     """One split's tasks on the device."""
 
@@ -90,9 +139,7 @@ class TaskBatch:
         if split not in ds.tasks:
             raise DatasetError(f"unknown split {split!r}; the dataset has {sorted(ds.tasks)}")
         t = ds.tasks[split]
-        rows = np.arange(len(t)) if subset is None else np.asarray(subset, dtype=np.int64)
-        if len(rows) == 0 or rows.min() < 0 or rows.max() >= len(t):
-            raise ValueError(f"task subset must be non-empty indices into the {len(t)} {split} tasks")
+        rows = np.arange(len(t)) if subset is None else _subset(subset, len(t), split)
         self.ids = [t.ids[i] for i in rows]
         self.k = len(rows)
         self.lon = torch.tensor(t.lon[rows], dtype=dtype, device=device)
@@ -150,10 +197,9 @@ class Simulator:
         if profile != self.profile_name:
             raise ValueError(f"profile {profile!r} is not implemented by {type(self).__name__}; a registered "
                              f"profile's simulator comes from edgesim.profiles.make_simulator(..., profile=NAME)")
-        if order not in ("random", "sequential"):
-            raise ValueError(f"order must be 'random' or 'sequential', got {order!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size, seed, device = simulator_args(dataset, batch_size, split, order, seed, device)
+        if dtype not in (torch.float32, torch.float64):
+            raise InputError(f"dtype: expected torch.float64 (the default) or torch.float32, got {dtype!r}")
         self.dataset, self.batch_size, self.split, self.order, self.profile = dataset, batch_size, split, order, profile
         self.device, self.dtype, self.autoreset = torch.device(device), dtype, autoreset
         self.net = Topology(dataset, self.device, dtype)
@@ -286,7 +332,11 @@ class Simulator:
     def _checked(self, actions: torch.Tensor, uniforms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(actions, uniforms) as (B,) server indices and (B, UNIFORMS_PER_STEP) draws, validated."""
         B, n = self.batch_size, self.net.n
-        a = torch.as_tensor(actions, device=self.device).long().reshape(-1)
+        a = torch.as_tensor(actions, device=self.device)
+        if a.dtype == torch.bool or a.is_floating_point() or a.is_complex():
+            raise InputError(f"actions: expected integer server indices, got a {a.dtype} tensor (a float would be "
+                             "truncated to another server)")
+        a = a.long().reshape(-1)
         if a.shape[0] != B:
             raise ValueError(f"expected {B} actions (one per episode), got {a.shape[0]}")
         if not self.autoreset and bool((self.step_idx >= self.tasks.n_steps[self.task]).any()):

@@ -212,7 +212,8 @@ def test_default_inputs_weights_and_logits_match_the_published_ones(default_ds, 
         gram = w.T @ w if w.shape[0] > w.shape[1] else w @ w.T
         torch.testing.assert_close(gram, 1e-4 * torch.eye(len(gram), dtype=torch.float64), rtol=0, atol=1e-9)
     sim = make_simulator(default_ds, 4, "train", "random", 5, profile=profile,
-                         params=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
+                         params=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8) if profile == "contention"
+                         else None)
     obs = sim.reset(5)
     for i in range(12):
         f = agent.features(sim, obs, WEIGHTS)

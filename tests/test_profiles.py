@@ -49,7 +49,7 @@ def test_the_registered_profiles_say_what_scripts_ask(small_ds):
     assert (paper.eval_episodes(200), contention.eval_episodes(200)) == (200, 2000)
     assert contention.meta(Contention())["contention"]["worlds"] == 8 and paper.meta(None) == {}
     assert type(make_simulator(small_ds, 2, profile="contention")) is ContentionSimulator
-    with pytest.raises(ProfileError, match=r"contention.worlds: expected an integer >= 1, got 0"):
+    with pytest.raises(ProfileError, match=r"contention.worlds: expected an integer >= 1 and <= 65536, got 0"):
         contention.parse({"worlds": 0})
     with pytest.raises(ProfileError, match=r"profile 'crowded' is not implemented; available: \['paper', 'contention'\]"):
         make_simulator(small_ds, profile="crowded")

@@ -67,7 +67,7 @@ def record(ds, folder: str, actor: str | None, profile: str, out: dict, extra_se
     key = f"{folder}|{actor}|{profile}"
     out[f"{key}|weights_sha256"] = np.array(weights_digest(agent.state_dict()))
     sim = make_simulator(ds, 4, "train", "random", 5, "cpu", profile,  # positional: the keyword was renamed
-                         Contention(arrival_rate=8.0, worlds=4, max_in_flight=8))
+                         Contention(arrival_rate=8.0, worlds=4, max_in_flight=8) if profile == "contention" else None)
     obs = sim.reset(5)
     for i in range(DECISIONS):
         f = agent.features(sim, obs, WEIGHTS)
