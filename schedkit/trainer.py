@@ -22,6 +22,7 @@ from edgesim.dataset import Dataset
 from edgesim.profiles import PROFILES
 
 from .agent_base import MaskedAgent
+from .checkpoints import restore_optimizer, restore_weights
 from .cli import (
     add_profile_flags,
     add_threads_flag,
@@ -34,7 +35,7 @@ from .cli import (
     set_threads,
     user_errors,
 )
-from .config import ConfigError, load_yaml, resolve
+from .config import SHARED_DEFAULTS, ConfigError, load_yaml, resolve
 from .dwa import DWA, INITIAL_WEIGHTS
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
@@ -81,8 +82,8 @@ def run_epochs(cfg: dict, run: Path, start: int, log: MetricsLog, one_epoch: Cal
     """The epoch loop every trainer shares: `one_epoch(epoch)` does the algorithm's work and returns its
     metrics row; the row goes to metrics.csv (and, with config `tensorboard`, to <run>/tensorboard/),
     and every `checkpoint_every` epochs `state(next_epoch)` to an epoch checkpoint (resume). Returns
-    the last row; the final checkpoint is the trainer's. Configs saved before the `tensorboard` key
-    read `auto`."""
+    the last row; the final checkpoint is the trainer's. Configs saved before the `tensorboard` and
+    `keep_checkpoints` keys read their defaults."""
     bar = tqdm(range(start, cfg["epochs"]), initial=start, total=cfg["epochs"], desc=cfg["algo"], unit="epoch",
                disable=not progress)
     row: dict[str, Any] = {}
@@ -92,7 +93,8 @@ def run_epochs(cfg: dict, run: Path, start: int, log: MetricsLog, one_epoch: Cal
             log.append(row)
             events.append(epoch, row)
             if (epoch + 1) % cfg["checkpoint_every"] == 0:
-                save_epoch_checkpoint(run, epoch + 1, state(epoch + 1), cfg["keep_checkpoints"])
+                save_epoch_checkpoint(run, epoch + 1, state(epoch + 1),
+                                      cfg.get("keep_checkpoints", SHARED_DEFAULTS["keep_checkpoints"]))
             if postfix is not None:
                 bar.set_postfix(**postfix(row))
     return row
@@ -112,8 +114,8 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
               frac_end=cfg["dwa"]["frac_end"])
     start, prev_losses = 0, None
     if resume is not None:
-        agent.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+        restore_weights(agent, resume["model"], cfg["algo"])
+        restore_optimizer(optimizer, resume.get("optimizer"))
         dwa.load_state_dict(resume["dwa"])
         start = resume["epoch"]
         prev_losses = None if resume["prev_losses"] is None else np.array(resume["prev_losses"])
@@ -262,7 +264,10 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
         choice = args.tensorboard if args.tensorboard is not None else cfg.get("tensorboard", "auto")
         cfg = cfg | {"tensorboard": wanted(choice)}
         print(f"resuming {run} from {ckpt.name} (epoch {state['epoch']})")
-        _train_in(run, False, cfg, ds, make_agent, train_fn, state, args)
+        try:
+            _train_in(run, False, cfg, ds, make_agent, train_fn, state, args)
+        except CheckpointError as e:  # its weights, optimizer or worlds do not fit what the config builds
+            raise CheckpointError(f"{ckpt}: {e}") from None
     return run
 
 
