@@ -29,6 +29,7 @@ import torch
 from edgesim.inputs import MAX_INPUT_BYTES, InputError, integer, number, plain_name, regular_file
 from edgesim.profiles import PROFILES
 
+from .agent_base import MaskedAgent
 from .config import OPEN_MAPPINGS, ConfigError, algorithm_defaults, merge, validate
 from .paths import REPO
 from .registry import SCHEDULERS, learned
@@ -244,12 +245,13 @@ def check_checkpoint(state: Any, path: str | Path, algo: str | None = None, fini
         cfg = check_config(state["config"], name, path)
         integer(state["epoch"], f"{path}: field 'epoch' (the next epoch to train; the config has {cfg['epochs']})",
                 0, cfg["epochs"])
-        _check_weights(state["model"], ("model",), path, finite)
+        integers = getattr(SCHEDULERS[name].load(), "integer_state", ())
+        _check_weights(state["model"], ("model",), path, integers, finite)
         _check_dataset(state["dataset"], path)
         _check_dwa(state["dwa"], "dwa" in cfg, path)
         _check_losses(state.get("prev_losses"), path)
         if "best" in state:
-            _check_best(state["best"], state["model"], state["epoch"], path, finite)
+            _check_best(state["best"], state["model"], state["epoch"], path, integers, finite)
         if "optimizer" in state:
             _check_optimizer_shape(state["optimizer"], path)
         if "worlds" in state:
@@ -260,11 +262,12 @@ def check_checkpoint(state: Any, path: str | Path, algo: str | None = None, fini
 
 
 def _check_format(fmt: Any, numpy_at: tuple | None, path: Path) -> None:
-    if fmt is None or fmt == 1 or (fmt == CHECKPOINT_FORMAT and numpy_at is not None):
+    exact = type(fmt) is int  # neither a bool nor a float that equals a format
+    if fmt is None or (exact and fmt == 1) or (numpy_at is not None and fmt in (1, CHECKPOINT_FORMAT)):
         where = f" (numpy values in {field_name(numpy_at)})" if numpy_at is not None else ""
         raise CheckpointError(f"{path}: a checkpoint of an older version of this toolkit{where}; convert it once with: "
                               f"python {CONVERTER} {path}")
-    if isinstance(fmt, bool) or not isinstance(fmt, int):
+    if not exact:
         raise CheckpointError(f"{path}: field 'format': expected the integer {CHECKPOINT_FORMAT}, got "
                               f"{_short(repr(fmt))} ({type(fmt).__name__})")
     if fmt != CHECKPOINT_FORMAT:
@@ -295,6 +298,8 @@ def check_config(cfg: Any, algo: str, path: Path) -> dict[str, Any]:
         validate(cfg, defaults, getattr(SCHEDULERS[algo].load(), "config_choices", {}))
     except ConfigError as e:
         raise CheckpointError(f"{path}: {e}") from None
+    for region in cfg["regions"]:  # folder names under the data root
+        plain_name(region, f"{path}: config 'regions'")
     if cfg["algo"] != algo:
         raise CheckpointError(f"{path}: config 'algo' is {_short(repr(cfg['algo']))}, but the checkpoint is a {algo} one")
     return cfg
@@ -332,17 +337,19 @@ def _check_tensors(value: Any, where: tuple, path: Path) -> dict[str, torch.Tens
     return value
 
 
-def _check_weights(value: Any, where: tuple, path: Path, finite: bool) -> None:
-    """A state_dict of floating-point (and, with `finite`, finite) weights."""
+def _check_weights(value: Any, where: tuple, path: Path, integers: tuple[str, ...], finite: bool) -> None:
+    """A state_dict of floating-point (and, with `finite`, finite) weights; integer tensors only under the
+    names the agent declares (`integer_state`)."""
     weights = _check_tensors(value, where, path)
     if not weights:
         raise CheckpointError(f"{path}: {field_name(where)} holds no weights")
     for k, v in weights.items():
-        if not v.is_floating_point():
+        integer_ok = k in integers and not v.is_floating_point() and not v.is_complex() and v.dtype != torch.bool
+        if not v.is_floating_point() and not integer_ok:
             raise CheckpointError(f"{path}: {field_name((*where, k))} holds {v.dtype} values; expected floating-point "
                                   "weights")
     if finite:
-        bad = [k for k, v in weights.items() if not bool(torch.isfinite(v).all())]
+        bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if bad:
             raise CheckpointError(f"{path}: holds non-finite weights (NaN or inf) in {bad[0]!r}"
                                   f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}: the training "
@@ -404,7 +411,7 @@ def _check_losses(losses: Any, path: Path) -> None:
         _numbers(losses, f"{path}: field 'prev_losses'", 3)
 
 
-def _check_best(best: Any, model: dict, epoch: int, path: Path, finite: bool) -> None:
+def _check_best(best: Any, model: dict, epoch: int, path: Path, integers: tuple[str, ...], finite: bool) -> None:
     """Imitation training's validation-selected epoch: its reward, epoch and weights (or none yet)."""
     if not isinstance(best, dict) or set(best) != {"reward", "epoch", "model"}:
         raise CheckpointError(f"{path}: field 'best': expected {{reward, epoch, model}}")
@@ -413,7 +420,7 @@ def _check_best(best: Any, model: dict, epoch: int, path: Path, finite: bool) ->
         number(reward, f"{path}: field best['reward']")
     integer(best["epoch"], f"{path}: field best['epoch'] (an epoch before {epoch}, or -1)", -1, max(epoch - 1, -1))
     if best["model"] is not None:
-        _check_weights(best["model"], ("best", "model"), path, finite)
+        _check_weights(best["model"], ("best", "model"), path, integers, finite)
         if {k: tuple(v.shape) for k, v in best["model"].items()} != {k: tuple(v.shape) for k, v in model.items()}:
             raise CheckpointError(f"{path}: field best['model'] does not have the names and shapes of field 'model'")
 
@@ -428,15 +435,20 @@ def _check_optimizer_shape(opt: Any, path: Path) -> None:
 
 # ----------------------------------------------------------------------------- restoring into live objects
 
-def restore_weights(agent: torch.nn.Module, weights: dict[str, torch.Tensor], algo: str) -> None:
-    """`agent.load_state_dict(weights)` after checking that every name and shape fits, so a checkpoint of
-    another configuration is one CheckpointError, not a load_state_dict traceback."""
+def restore_weights(agent: MaskedAgent, weights: dict[str, torch.Tensor], algo: str) -> None:
+    """`agent.load_state_dict(weights)` after checking that every name, shape and kind of value fits (and
+    the agent's own `state_problem`), so a checkpoint of another configuration is one CheckpointError,
+    not a load_state_dict traceback or a silent cast."""
     own = agent.state_dict()
     missing, extra = [k for k in own if k not in weights], [k for k in weights if k not in own]
     problem = (f"it lacks {missing[0]!r}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
                if missing else f"it has {extra[0]!r}, which the agent has not" if extra else
                next((f"{k!r} has shape {tuple(weights[k].shape)}, the agent's {tuple(v.shape)}"
-                     for k, v in own.items() if weights[k].shape != v.shape), ""))
+                     for k, v in own.items() if weights[k].shape != v.shape), None) or
+               next((f"{k!r} holds {weights[k].dtype} values, the agent's {v.dtype}" for k, v in own.items()
+                     if weights[k].is_floating_point() != v.is_floating_point()
+                     or (not v.is_floating_point() and weights[k].dtype != v.dtype)), None) or
+               agent.state_problem(weights))
     if problem:
         raise CheckpointError(f"its weights do not fit a {algo} agent built from its own config: {problem}")
     agent.load_state_dict(weights)
