@@ -205,6 +205,7 @@ FIELD_CASES = {
     "config_algo": (_set("config", "algo", value="PPO"), "config 'algo' is 'PPO'"),
     "config_seed_text": (_set("config", "seed", value="42"), "config 'seed': expected an integer"),
     "config_choice": (_set("config", "state", value="psychic"), "config 'state': expected one of"),
+    "config_region_path": (_set("config", "regions", value=["../../etc"]), "config 'regions': expected a plain name"),
     "config_not_mapping": (_set("config", value=[1, 2]), "field 'config': expected a mapping"),
     "int_weights": (_first_weight(torch.ones(3, dtype=torch.int64)), "expected floating-point weights"),
     "nan_weights": (_first_weight(torch.full((2,), math.nan)), "non-finite weights"),
@@ -275,6 +276,33 @@ def test_stark_best_epoch_is_checked(stark_run, tmp_path):
         refused(forged(tmp_path, bad), needle)
 
 
+def _untrained(algo: str, ds, path: Path) -> Path:
+    """A checkpoint of an untrained agent of `algo` on `ds` (as total/evaluate_all.py's tests make them)."""
+    from schedkit.config import resolve
+    from schedkit.paths import REPO
+    from schedkit.registry import get
+    from schedkit.runs import dataset_identity
+    cls = get(algo).load()
+    cfg = resolve(REPO / get(algo).folder / "config.yaml", choices=cls.config_choices)
+    agent = cls(ds, cfg, torch.device("cpu"))
+    return save_checkpoint(path, {"algo": algo, "epoch": 0, "model": agent.state_dict(), "config": cfg,
+                                  "dataset": dataset_identity(ds),
+                                  "dwa": {"weights": [0.45, 0.40, 0.15], "moving_mean": None}})
+
+
+def test_integer_state_is_allowed_only_where_the_agent_keeps_integers(default_ds, tmp_path):
+    path = _untrained("PFAPPO", default_ds, tmp_path / "pfappo.pt")
+    state = load_checkpoint(path, algo="PFAPPO")
+    assert state["model"]["recent"].dtype == torch.long  # the fairness window: server indices
+    bad = copy.deepcopy(state)
+    bad["model"][next(k for k, v in bad["model"].items() if v.is_floating_point())] = torch.zeros(1, dtype=torch.long)
+    refused(forged(tmp_path, bad, "int.pt"), "expected floating-point weights")
+    out_of_range = copy.deepcopy(state)
+    out_of_range["model"]["recent"][0] = 10**6
+    one_line_error(run_script("PFAPPO/inference.py", "--model", str(forged(tmp_path, out_of_range, "window.pt")),
+                              "--episodes", "2", check=False), "fairness window 'recent' holds entries outside")
+
+
 # ----------------------------------------------------------------------------- resume
 
 def _resumable(tiny_run: Path, tmp_path: Path) -> Path:
@@ -326,6 +354,22 @@ def test_resume_refuses_a_final_pt_that_is_a_device(tiny_run, tmp_path):
     (run / "checkpoints" / "final.pt").unlink()
     (run / "checkpoints" / "final.pt").symlink_to("/dev/zero")
     one_line_error(run_script("TopoFreeRL/train.py", "--resume", str(run), check=False), "not a regular file")
+
+
+@pytest.mark.parametrize("key, value, needle", [("slot_task", 10**6, "slot_task holds task indices outside"),
+                                                ("slot_prev", -5, "slot_prev holds servers outside"),
+                                                ("busy", math.nan, "busy holds NaN or inf")])
+def test_resume_refuses_worlds_no_simulator_holds(key, value, needle, small_root, tmp_path):
+    run = tmp_path / "run"
+    run_script("PPO_algorithm/train.py", "--data", str(small_root), "--regions", "Small_Trap", "--epochs", "2",
+               "--episodes", "8", "--profile", "contention", "--arrival-rate", "6", "--set", "contention.worlds=2",
+               "--set", "contention.warmup=2", "--set", "contention.max_in_flight=4", "--set", "checkpoint_every=1",
+               "--out", str(run), "--no-progress")
+    (run / "checkpoints" / "final.pt").unlink()
+    (run / "checkpoints" / "epoch_0002.pt").unlink()
+    ckpt = run / "checkpoints" / "epoch_0001.pt"
+    _rewrite(ckpt, lambda s: s["worlds"][key].view(-1).__setitem__(0, value))
+    one_line_error(run_script("PPO_algorithm/train.py", "--resume", str(run), check=False), str(ckpt), needle)
 
 
 def test_stark_resume_without_its_best_epoch_is_one_line(stark_run, tmp_path):
