@@ -166,7 +166,8 @@ def field_name(where: tuple) -> str:
     """('model', 'actor.0.weight') -> field model['actor.0.weight']; ('epoch',) -> field 'epoch'."""
     if not where:
         return "the checkpoint"
-    return f"field {where[0]!r}" if len(where) == 1 else "field " + str(where[0]) + "".join(f"[{k!r}]" for k in where[1:])
+    keys = [_short(repr(k), 60) for k in where]
+    return f"field {keys[0]}" if len(keys) == 1 else f"field {where[0]}" + "".join(f"[{k}]" for k in keys[1:])
 
 
 def survey(state: Any, path: Path) -> tuple | None:
@@ -185,12 +186,13 @@ def survey(state: Any, path: Path) -> tuple | None:
         if isinstance(value, torch.Tensor):
             _check_tensor(value, where, path)
         elif isinstance(value, (np.ndarray, np.generic)):
-            numpy_at = numpy_at or where or ("the checkpoint",)
+            numpy_at = where if numpy_at is None else numpy_at
         elif isinstance(value, dict):
             for k, v in value.items():
-                if not isinstance(k, (str, int)) or isinstance(k, bool):
-                    raise CheckpointError(f"{path}: {field_name(where)} has a key of type {type(k).__name__}; "
-                                          "expected text or integer keys")
+                if not _plain_key(k):
+                    size = f" of {len(k):,} characters" if isinstance(k, str) else ""
+                    raise CheckpointError(f"{path}: {field_name(where)} has a key that is not a name or an index "
+                                          f"({type(k).__name__}{size})")
                 stack.append((v, (*where, k)))
         elif isinstance(value, (list, tuple)):
             stack.extend((v, (*where, i)) for i, v in enumerate(value))
@@ -202,6 +204,11 @@ def survey(state: Any, path: Path) -> tuple | None:
             raise CheckpointError(f"{path}: {field_name(where)} is a {type(value).__name__}; a checkpoint holds only "
                                   "tensors, numbers, text, lists and mappings")
     return numpy_at
+
+
+def _plain_key(key: Any) -> bool:
+    """A state_dict name, config key or optimizer parameter index."""
+    return (isinstance(key, str) and len(key) <= MAX_STRING) or (isinstance(key, int) and not isinstance(key, bool))
 
 
 def _check_tensor(t: torch.Tensor, where: tuple, path: Path) -> None:

@@ -192,6 +192,12 @@ def _nested(depth: int) -> list:
     return value
 
 
+def _cycle() -> list:
+    value: list = []
+    value.append(value)
+    return value
+
+
 FIELD_CASES = {
     "format_unknown": (_set("format", value=99), "format 99, which this version does not read"),
     "format_text": (_set("format", value="2"), "field 'format': expected the integer 2, got '2'"),
@@ -227,6 +233,8 @@ FIELD_CASES = {
     "dataset_huge": (_set("dataset", "server_ids", value=["s"] * 1_100_000), "more than 1,000,000 values"),
     "long_text": (_set("config", "data", value="x" * 100_000), "a text of 100,000 characters"),
     "deep": (_set("config", "note", value=_nested(20)), "nests deeper"),
+    "cycle": (_set("config", "note", value=_cycle()), "nests deeper"),
+    "long_key": (_set("model", "w" * 10_000, value=torch.zeros(1)), "has a key that is not a name or an index (str of"),
     "other_object": (_set("epoch", value=1 + 2j), "field 'epoch' is a complex"),
     "not_a_mapping": (lambda s: [1, 2], "not a checkpoint of this toolkit"),
     "optimizer": (_set("optimizer", value={"state": {}}), "field 'optimizer': expected an optimizer's state_dict"),
