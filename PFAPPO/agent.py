@@ -24,6 +24,7 @@ class PFPPOAgent(PPOAgent):
     algo = "PFAPPO"  # the name in its config and checkpoints
     recent: torch.Tensor  # the servers of the last `window` decisions (-1: empty), a ring buffer
     cursor: torch.Tensor  # where the next decision goes in it
+    integer_state = ("recent", "cursor")
 
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         pf = cfg["fairness"]
@@ -37,6 +38,14 @@ class PFPPOAgent(PPOAgent):
         """Normalised compute and cost multiplier of every server, concatenated (float32 arithmetic)."""
         cost = ds.cost_mult.astype(np.float32)
         return np.concatenate([ds.nc.astype(np.float32), cost / cost.max()])
+
+    def state_problem(self, weights: dict[str, torch.Tensor]) -> str | None:
+        recent, cursor = weights["recent"], weights["cursor"]
+        if bool(((recent < -1) | (recent >= self.n_servers)).any()):
+            return f"its fairness window 'recent' holds entries outside [-1, {self.n_servers})"
+        if not 0 <= int(cursor) < self.window:
+            return f"its fairness window 'cursor' is {int(cursor)}, outside [0, {self.window})"
+        return None
 
     def load_shares(self) -> torch.Tensor:
         filled = self.recent[self.recent >= 0]

@@ -28,6 +28,7 @@ from edgesim.physics import EVAL_WEIGHTS
 from edgesim.profiles import get_profile
 from edgesim.simulator import Simulator
 from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy
+from schedkit.checkpoints import CheckpointError, restore_optimizer, restore_weights
 from schedkit.cli import resolve_device
 from schedkit.evaluation import evaluate
 from schedkit.inference import GreedyAgentPolicy
@@ -101,8 +102,11 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     start = 0
     best: dict[str, Any] = {"reward": -math.inf, "epoch": -1, "model": None}  # the validation-selected epoch
     if resume is not None:
-        agent.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
+        if "best" not in resume:
+            raise CheckpointError("it has no field 'best' (the validation-selected epoch), which imitation "
+                                  "training resumes")
+        restore_weights(agent, resume["model"], cfg["algo"])
+        restore_optimizer(opt, resume.get("optimizer"))
         start, best = resume["epoch"], resume["best"]
     continuing = start_worlds(sim, cfg, resume, epoch_seed(cfg["seed"], -1))
     log = MetricsLog(metrics_file(run), keep_until_epoch=start)

@@ -292,12 +292,30 @@ class ContentionSimulator(Simulator):
                                           for k, v in mine.items()):
             raise ValueError("the saved world state does not fit this simulator (other worlds, slots, servers "
                              "or arrival process)")
+        problem = self._world_problem(state)
+        if problem is not None:
+            raise ValueError(f"the saved world state cannot be a state of these worlds: {problem}")
         for k in self.WORLD_KEYS:
             setattr(self, k, state[k].to(self.device).clone())
         self.slot_int = [state[f"slot_{name}"].to(self.device).clone() for name in ("episode", "task", "step", "prev")]
         if self._trace is not None:
             self.trace_pos = state["trace_pos"].to(self.device).clone()
         self._activate()
+
+    def _world_problem(self, state: dict[str, torch.Tensor]) -> str | None:
+        """Values no world of this simulator holds (a damaged or hand-edited checkpoint), which would index
+        out of range or carry NaN into training; None if there are none."""
+        bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+        if bad is not None:
+            return f"{bad} holds NaN or inf"
+        task, step, prev, k = state["slot_task"], state["slot_step"], state["slot_prev"], self.tasks.k
+        if bool(((task < 0) | (task >= k)).any()):
+            return f"slot_task holds task indices outside [0, {k})"
+        if bool(((step < 0) | (step >= self.tasks.n_steps[task.to(self.device)].to(step.device))).any()):
+            return "slot_step holds steps outside its task's steps"
+        if bool(((prev < -1) | (prev >= self.n_servers)).any()):
+            return f"slot_prev holds servers outside [-1, {self.n_servers})"
+        return None
 
     @contextmanager
     def every_slot(self) -> Iterator[Observation]:

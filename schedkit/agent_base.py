@@ -49,9 +49,12 @@ class MaskedAgent(nn.Module):
                                          (PF-PPO's fairness bonus; its state belongs in the state_dict)
       size_agnostic(cfg) -> bool         whether a checkpoint schedules datasets other than its own
       config_choices                     the algorithm's own string options of config.yaml
+      integer_state                      state_dict entries holding integers (every other one is floating point)
+      state_problem(weights) -> str|None why a checkpoint's values cannot be this agent's (e.g. an index out of range)
     `evaluation()` switches it to deterministic evaluation (eval mode, masking always on)."""
 
     config_choices: dict[str, tuple[str, ...]] = {}
+    integer_state: tuple[str, ...] = ()
     geo: torch.Tensor  # (lon centre, lon half-width, lat centre, lat half-width) of the servers
 
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -85,6 +88,11 @@ class MaskedAgent(nn.Module):
     @staticmethod
     def size_agnostic(cfg: dict) -> bool:
         return False
+
+    def state_problem(self, weights: dict[str, torch.Tensor]) -> str | None:
+        """What is wrong with the values of a checkpoint's `weights` for this agent (names, shapes and
+        dtypes are already checked), or None."""
+        return None
 
     def reward_bonus(self, actions: torch.Tensor) -> torch.Tensor:
         return torch.zeros(actions.shape, device=actions.device)

@@ -115,14 +115,21 @@ def parse_set(items: list[str]) -> dict:
     return tree
 
 
+def algorithm_defaults(defaults_file: str | Path) -> dict:
+    """Every key an algorithm's config has, with its default: the shared keys, its config.yaml, and every
+    profile's parameter block (one set of defaults for every algorithm)."""
+    cfg = SHARED_DEFAULTS | load_yaml(defaults_file)
+    for name, profile in PROFILES.items():
+        if profile.params_class is not None:
+            cfg[name] = asdict(profile.params_class()) | cfg.get(name, {})
+    return cfg
+
+
 def resolve(defaults_file: str | Path, user_file: str | Path | None = None, sets: list[str] | None = None,
             flags: dict[str, Any] | None = None, choices: dict[str, tuple[str, ...]] | None = None) -> dict:
     """defaults <- user YAML <- explicit command-line flags <- --set overrides, then `validate`d
     (`choices`: the algorithm's own string options, e.g. TopoFreeRL's actor)."""
-    cfg = SHARED_DEFAULTS | load_yaml(defaults_file)
-    for name, profile in PROFILES.items():  # every profile's parameter block: one set of defaults for every algorithm
-        if profile.params_class is not None:
-            cfg[name] = asdict(profile.params_class()) | cfg.get(name, {})
+    cfg = algorithm_defaults(defaults_file)
     defaults = copy.deepcopy(cfg)
     if user_file:
         cfg = merge(cfg, load_yaml(user_file))

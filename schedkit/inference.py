@@ -21,7 +21,9 @@ from edgesim.profiles import make_simulator
 from edgesim.simulator import Observation, Simulator
 
 from .agent_base import MaskedAgent
+from .checkpoints import restore_weights
 from .cli import add_eval_flags, load_or_exit, profile_flags, resolve_device, set_threads, user_errors
+from .config import ConfigError
 from .evaluation import eval_simulator, evaluate, evaluation_outputs, format_table, write_evaluation
 from .outputs import claim_output
 from .paths import data_root, run_eval_dir, run_of
@@ -71,10 +73,9 @@ def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: to
     cfg = state["config"]
     try:
         agent = make_agent(ds, cfg, device)
-        agent.load_state_dict(state["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"its weights do not fit a {cfg.get('algo')} agent with its own config ({first})") from None
+    except ConfigError as e:  # a combination of settings its agent refuses
+        raise CheckpointError(str(e)) from None
+    restore_weights(agent, state["model"], cfg["algo"])
     weights = list(EVAL_WEIGHTS) if state["dwa"] is None else state["dwa"]["weights"]
     return GreedyAgentPolicy(cfg["algo"], agent, torch.tensor(weights, dtype=torch.float32), compile)
 
@@ -113,8 +114,9 @@ def inference_main(make_agent: AgentFactory, description: str, argv: list[str] |
 def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> dict:
     device = resolve_device(args.device)
     ds = load_or_exit(data_root(args.data), args.region)
-    model_path = resolve_model_path(args.model).resolve()
-    state = load_checkpoint(model_path, map_location=device, algo=getattr(make_agent, "algo", None))
+    given = resolve_model_path(args.model)  # errors name the path as given, not where a symlink leads
+    state = load_checkpoint(given, map_location=device, algo=getattr(make_agent, "algo", None))
+    model_path = given.resolve()
     cfg = state["config"]
     zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
     if not (zero_shot and make_agent.size_agnostic(cfg)):

@@ -8,9 +8,10 @@
     results/<Algo>/latest -> the newest run (symlink)
 
 Checkpoints hold only tensors and plain Python values (str, int, float, bool, None, lists, dicts)
-and are loaded with `torch.load(weights_only=True)`, so a checkpoint received from someone else
-cannot run code. They are written atomically and carry the dataset's identity, so evaluation on a
-different dataset fails with a clear message instead of a shape error. A run directory is
+and are read by torch's weights-only unpickler, so a checkpoint received from someone else cannot
+run code; every field is checked before it is used (schedkit/checkpoints.py). They are written
+atomically and carry the dataset's identity, so evaluation on a different dataset fails with a
+clear message instead of a shape error. A run directory is
 claimed atomically and locked while a process writes to it.
 """
 from __future__ import annotations
@@ -18,45 +19,23 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
-import math
 import os
-import pickle
 import re
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, TypedDict
+from typing import Any, BinaryIO
 
 import pandas as pd
 import torch
 
 from edgesim.dataset import Dataset
 
+from .checkpoints import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT
+from .checkpoints import Checkpoint as Checkpoint
+from .checkpoints import CheckpointError as CheckpointError
+from .checkpoints import check_checkpoint, read_checkpoint
 from .io import atomic_write_bytes, write_csv, write_yaml
 from .paths import checkpoint_dir, epoch_checkpoint, final_checkpoint, run_name
-
-CHECKPOINT_FORMAT = 2  # 1: before weights-only loading (numpy values inside); convert with tools/convert_checkpoint.py
-CONVERTER = "tools/convert_checkpoint.py"
-
-
-class CheckpointError(ValueError):
-    pass
-
-
-class Checkpoint(TypedDict, total=False):
-    """What a checkpoint of this toolkit holds (weights only: tensors and plain values, so loading one
-    never runs code). `load_checkpoint` checks the first six keys and their types."""
-
-    format: int  # CHECKPOINT_FORMAT
-    algo: str  # the registry name of the scheduler (schedkit/registry.py)
-    epoch: int  # the next epoch to train: a resumed run starts there
-    model: dict[str, torch.Tensor]  # the agent's state_dict
-    config: dict[str, Any]  # the resolved config the run was trained with
-    dataset: dict[str, Any]  # dataset_identity(): fingerprint, server_ids, type_names, regions, content
-    dwa: dict[str, Any] | None  # {"weights": [3 floats], ...} for agents trained with DWA, None otherwise
-    optimizer: dict[str, Any]
-    prev_losses: list[float] | None  # DWA's previous epoch losses
-    best: dict[str, Any]  # imitation training (STARK): the validation-selected epoch
-    worlds: dict[str, torch.Tensor]  # training worlds that run on across epochs (contention, rollout: continuing)
 
 
 class RunError(RuntimeError):
@@ -147,52 +126,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", algo: str | None = None,
                     finite: bool = True) -> dict[str, Any]:
-    """Load a checkpoint without executing anything in it (weights only), then check its shape:
-    the keys this toolkit writes, the expected algorithm, and (with `finite`) finite weights."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found" if not path.exists() else f"{path}: not a file")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "global" not in str(e).lower():  # a damaged byte stream, not a reference to code
-            raise CheckpointError(f"{path}: not a readable checkpoint (corrupted or truncated?)") from None
-        raise CheckpointError(
-            f"{path}: refused: it holds Python objects besides tensors and plain values, and loading those "
-            f"could run code. If it is a checkpoint of an older version of this toolkit from a source you "
-            f"trust, convert it once with: python {CONVERTER} {path}") from None
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise CheckpointError(f"{path}: not a readable checkpoint (corrupted or truncated? "
-                              f"{type(e).__name__})") from None
-    missing = {"model", "config", "dataset", "algo", "epoch", "dwa"} - set(state) if isinstance(state, dict) \
-        else {"model"}
-    if missing:
-        raise CheckpointError(f"{path}: not a checkpoint of this toolkit (missing {sorted(missing)})")
-    _check_types(state, path)
-    if algo is not None and state["algo"] != algo:
-        raise CheckpointError(f"{path}: a {state['algo']} checkpoint, not {algo}; evaluate it with "
-                              f"{state['algo']}'s own inference.py (total/evaluate_all.py takes any)")
-    if finite:
-        bad = [k for k, v in state["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-        if bad:
-            raise CheckpointError(f"{path}: holds non-finite weights (NaN or inf) in {bad[0]!r}"
-                                  f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}: the training "
-                                  "diverged; use an earlier checkpoint of the run")
-    return state
-
-
-def _check_types(state: dict, path: Path) -> None:
-    """The fields inference and resume read have the types they expect."""
-    ds, dwa = state["dataset"], state["dwa"]
-    ok = (isinstance(state["algo"], str) and isinstance(state["epoch"], int) and isinstance(state["config"], dict)
-          and isinstance(state["model"], dict) and all(isinstance(v, torch.Tensor) for v in state["model"].values())
-          and isinstance(ds, dict) and isinstance(ds.get("fingerprint"), str)
-          and isinstance(ds.get("server_ids"), list) and isinstance(ds.get("regions"), list)
-          and (dwa is None or (isinstance(dwa, dict) and isinstance(dwa.get("weights"), list) and len(dwa["weights"]) == 3
-                               and all(isinstance(w, float) and math.isfinite(w) for w in dwa["weights"])))
-          and all(isinstance(state["config"].get(k), t) for k, t in (("algo", str), ("seed", int))))
-    if not ok:
-        raise CheckpointError(f"{path}: a damaged checkpoint: its fields do not have the types this toolkit writes")
+    """Read a checkpoint without running anything in it, then check every field (schedkit/checkpoints.py):
+    the expected algorithm, its config through the command line's checks, and (with `finite`) finite weights."""
+    return check_checkpoint(read_checkpoint(path, map_location), path, algo, finite)
 
 
 def dataset_identity(ds: Dataset) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from edgesim.dataset import Dataset
 from edgesim.profiles import PROFILES
 
 from .agent_base import MaskedAgent
+from .checkpoints import restore_optimizer, restore_weights
 from .cli import (
     add_profile_flags,
     add_threads_flag,
@@ -34,7 +35,7 @@ from .cli import (
     set_threads,
     user_errors,
 )
-from .config import ConfigError, load_yaml, resolve
+from .config import SHARED_DEFAULTS, ConfigError, load_yaml, resolve
 from .dwa import DWA, INITIAL_WEIGHTS
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
@@ -81,8 +82,8 @@ def run_epochs(cfg: dict, run: Path, start: int, log: MetricsLog, one_epoch: Cal
     """The epoch loop every trainer shares: `one_epoch(epoch)` does the algorithm's work and returns its
     metrics row; the row goes to metrics.csv (and, with config `tensorboard`, to <run>/tensorboard/),
     and every `checkpoint_every` epochs `state(next_epoch)` to an epoch checkpoint (resume). Returns
-    the last row; the final checkpoint is the trainer's. Configs saved before the `tensorboard` key
-    read `auto`."""
+    the last row; the final checkpoint is the trainer's. Configs saved before the `tensorboard` and
+    `keep_checkpoints` keys read their defaults."""
     bar = tqdm(range(start, cfg["epochs"]), initial=start, total=cfg["epochs"], desc=cfg["algo"], unit="epoch",
                disable=not progress)
     row: dict[str, Any] = {}
@@ -92,7 +93,8 @@ def run_epochs(cfg: dict, run: Path, start: int, log: MetricsLog, one_epoch: Cal
             log.append(row)
             events.append(epoch, row)
             if (epoch + 1) % cfg["checkpoint_every"] == 0:
-                save_epoch_checkpoint(run, epoch + 1, state(epoch + 1), cfg["keep_checkpoints"])
+                save_epoch_checkpoint(run, epoch + 1, state(epoch + 1),
+                                      cfg.get("keep_checkpoints", SHARED_DEFAULTS["keep_checkpoints"]))
             if postfix is not None:
                 bar.set_postfix(**postfix(row))
     return row
@@ -112,8 +114,8 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
               frac_end=cfg["dwa"]["frac_end"])
     start, prev_losses = 0, None
     if resume is not None:
-        agent.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+        restore_weights(agent, resume["model"], cfg["algo"])
+        restore_optimizer(optimizer, resume.get("optimizer"))
         dwa.load_state_dict(resume["dwa"])
         start = resume["epoch"]
         prev_losses = None if resume["prev_losses"] is None else np.array(resume["prev_losses"])
@@ -248,6 +250,7 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
         if ckpt is None:
             raise RunError(f"{run}: no checkpoint to resume from")
         state = load_checkpoint(ckpt, algo=algo)
+        check_config_file(run / "config.yaml", state["config"])
         cfg = state["config"] | ({"device": args.device} if args.device else {})
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
         check_same_data(state, ds, ckpt)
@@ -262,8 +265,43 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
         choice = args.tensorboard if args.tensorboard is not None else cfg.get("tensorboard", "auto")
         cfg = cfg | {"tensorboard": wanted(choice)}
         print(f"resuming {run} from {ckpt.name} (epoch {state['epoch']})")
-        _train_in(run, False, cfg, ds, make_agent, train_fn, state, args)
+        try:
+            _train_in(run, False, cfg, ds, make_agent, train_fn, state, args)
+        except CheckpointError as e:  # its weights, optimizer or worlds do not fit what the config builds
+            raise CheckpointError(f"{ckpt}: {e}") from None
     return run
+
+
+RESUME_MAY_CHANGE = ("device", "tensorboard")  # --device and --tensorboard apply to a resumed run
+
+
+def check_config_file(path: Path, saved: dict[str, Any]) -> None:
+    """A run resumes with its checkpoint's config; a config.yaml edited since would be silently ignored,
+    so any difference (besides RESUME_MAY_CHANGE) is refused, naming the keys."""
+    if not path.exists() and not path.is_symlink():
+        return
+    differ = [(k, a, b) for k, a, b in _differences(load_yaml(path), saved) if k not in RESUME_MAY_CHANGE]
+    if differ:
+        shown = ", ".join(f"{k} (config.yaml {_brief(a)}, checkpoint {_brief(b)})" for k, a, b in differ[:3])
+        more = f" and {len(differ) - 3} more keys" if len(differ) > 3 else ""
+        raise ConfigError(f"{path} differs from the checkpoint's config in {shown}{more}; resume uses the "
+                          "checkpoint's settings: restore config.yaml, or start a new run for other settings")
+
+
+_ABSENT = object()
+
+
+def _differences(edited: Any, saved: Any, where: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, config.yaml's value, the checkpoint's value) for every key whose values differ."""
+    if isinstance(edited, dict) and isinstance(saved, dict):
+        keys = [*saved, *(k for k in edited if k not in saved)]
+        return [d for k in keys for d in _differences(edited.get(k, _ABSENT), saved.get(k, _ABSENT), f"{where}{k}.")]
+    return [] if edited == saved else [(where.rstrip("."), edited, saved)]
+
+
+def _brief(value: Any) -> str:
+    text = "absent" if value is _ABSENT else repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _train_in(run: Path, created: bool, cfg: dict, ds: Dataset, make_agent: AgentFactory,

@@ -80,7 +80,7 @@ def test_a_checkpoint_that_carries_code_is_refused_and_nothing_runs(final, tmp_p
                 ["TopoFreeRL/train.py", "--resume", str(evil_run)],
                 ["bench/oracle_agreement.py", "--model", str(evil)],
                 ["total/evaluate_all.py", "--results", str(results), "--episodes", "2", "--no-progress"]):
-        one_line_error(run_script(*cmd, check=False), "refused", "tools/convert_checkpoint.py")
+        one_line_error(run_script(*cmd, check=False), "refused", "Python global")
         assert not marker.exists(), f"{cmd[0]} executed the checkpoint's payload"
 
 
