@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from Heuristics.inference import make_policy, resolve_setting, unit_interval
-from schedkit.cli import add_eval_flags, set_threads
+from schedkit.cli import add_eval_flags, set_threads, user_errors
 from schedkit.evaluation import eval_simulator, evaluate, summarize
 from schedkit.io import write_json, write_yaml
 from schedkit.paths import RESULTS, git_commit
@@ -44,6 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     set_threads(args.threads)
+    with user_errors():
+        return tune(args)
+
+
+def tune(args: argparse.Namespace) -> dict:
+    """Evaluate every policy at every W of the flags, write the table and the chosen W."""
     device, profile, params, ds, episodes, out, meta = resolve_setting(args, RESULTS / "Heuristics" / "tune")
     rows = []
     for name in dict.fromkeys(args.policy):

@@ -157,8 +157,8 @@ def test_the_papers_latest_model_path_resolves_to_the_newest_run(tiny_run, tmp_p
 @pytest.mark.parametrize("sets, needle", [
     (["lr=abc"], "config 'lr': expected a finite number"),
     (["lr=.inf"], "config 'lr': expected a finite number"),
-    (["ppo.update_epochs=0"], "config 'ppo.update_epochs': expected a value >= 1"),
-    (["ppo.clip=-1"], "config 'ppo.clip': expected a value > 0"),
+    (["ppo.update_epochs=0"], "config 'ppo.update_epochs': expected an integer >= 1"),
+    (["ppo.clip=-1"], "config 'ppo.clip': expected a finite number > 0"),
     (["ppo.gamma=1.5"], "config 'ppo.gamma'"),
     (["mask=maybe"], "config 'mask': expected true or false"),
     (["regions=Server1_Trap"], "config 'regions': expected a non-empty list"),
@@ -189,7 +189,7 @@ def test_exponent_numbers_read_as_numbers_in_set_and_yaml(tmp_path):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--device", "foo"], "--device: expected cpu, cuda or cuda:N"),
+    (["--device", "foo"], "--device: device 'foo' is not a device: expected cpu, cuda or cuda:N"),
     (["--set", "lr=abc"], "config 'lr'"),
     (["--set", "regions=Server1_Trap"], "config 'regions'"),
     (["--epochs", "0"], "--epochs: expected an integer >= 1"),
