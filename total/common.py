@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from schedkit import paths
+from schedkit.cli import region_name
 from schedkit.paths import eval_dir, final_checkpoint
 from schedkit.registry import SCHEDULERS, get, heuristics, learned
 
@@ -142,7 +143,7 @@ def figure_parser(description: str, tagged: bool = False) -> argparse.ArgumentPa
     one evaluation)."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output_flags(p)
-    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    p.add_argument("--region", nargs="+", type=region_name, default=["Server1_Trap"])
     if tagged:
         p.add_argument("--tag", default="", help="evaluation tag of total/evaluate_all.py, e.g. contention_r16 "
                                                   "(the output file name gets the same suffix)")

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from schedkit.cli import workers_arg
 from schedkit.io import write_yaml
 from total import ablation_table, plot_trap_share
 from total.common import add_output_flags, eval_dir, figures_dir, paths, provenance
@@ -46,7 +47,7 @@ DEFAULT_RESULTS, QUICK_RESULTS = paths.RESULTS / "claims", paths.RESULTS / "quic
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workers", type=int, default=1, help="trainings and evaluations at once (default 1)")
+    p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
     p.add_argument("--quick", action="store_true", help=f"tiny datasets and budget end to end: {QUICK}")
     add_output_flags(p, results=None, results_help=f"default: {DEFAULT_RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)
