@@ -118,7 +118,7 @@ def setting_name(sweep: dict, run, algo: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> list[Path]:
     args = parse_args(argv)
-    sweep = load_sweep(args.sweep)
+    sweep = load_sweep(args.sweep, trains=False)  # reads its results only
     if args.results is not None:
         sweep["results"] = str(args.results.resolve())
     args.results = Path(sweep["results"])

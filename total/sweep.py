@@ -108,10 +108,12 @@ def in_repo(path: str) -> str:
     return str((paths.REPO / path).resolve())
 
 
-def load_sweep(path: str | Path) -> dict:
-    """The sweep YAML over DEFAULTS, every field checked (`check_sweep`); a bad one ends the script with one line."""
+def load_sweep(path: str | Path, trains: bool = True) -> dict:
+    """The sweep YAML over DEFAULTS, every field checked (`check_sweep`); a bad one ends the script with one
+    line. `trains`: the caller will train its runs, so their configs are resolved too (a script that only
+    reads a sweep's results, such as total/ablation_table.py, leaves that to the sweep)."""
     try:
-        return check_sweep(load_yaml(path, "sweep file"), path)
+        return check_sweep(load_yaml(path, "sweep file"), path, trains)
     except ConfigError as e:
         sys.exit(f"error: {e}")
 
@@ -123,10 +125,11 @@ FIELD_RANGES = {"budget.epochs": RANGES["epochs"], "budget.episodes": RANGES["ep
                 "resources.cpus": reals(0, MAX_WORKERS, lo_open=True), "resources.gpus": reals(0, 64)}
 
 
-def check_sweep(cfg: dict, path: str | Path) -> dict:
-    """A sweep's fields over DEFAULTS, each checked for its type and range, and every run's training config
-    resolved as its train.py will resolve it: a sweep that would fail halfway is refused before any run
-    starts. Unknown keys, algorithms and profiles are errors, not silent no-ops. Raises ConfigError."""
+def check_sweep(cfg: dict, path: str | Path, trains: bool = True) -> dict:
+    """A sweep's fields over DEFAULTS, each checked for its type and range, and (`trains`) every run's
+    training config resolved as its train.py will resolve it: a sweep that would fail halfway is refused
+    before any run starts. Unknown keys, algorithms and profiles are errors, not silent no-ops. Raises
+    ConfigError."""
     unknown = set(cfg) - set(DEFAULTS) - {"name"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
@@ -143,7 +146,8 @@ def check_sweep(cfg: dict, path: str | Path) -> dict:
     _check_list(merged, "regions", path, _is_regions,
                 "region names, or lists of names trained on together (plain names, never paths)")
     _check_sets(merged, path)
-    _check_run_configs(merged, path)
+    if trains:
+        _check_run_configs(merged, path)
     return merged
 
 
