@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_script, sigint_enabled
+from conftest import ROOT, one_line_error, run_script, sigint_enabled
 
 from schedkit.config import ConfigError, resolve
 from schedkit.io import write_json
@@ -36,18 +36,6 @@ class Payload:
 
     def __reduce__(self):
         return os.mkdir, (self.marker,)
-
-
-def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    """The script failed with exactly one `error:` line on stderr and no traceback."""
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error:") or ": error:" in ln]
-    assert len(errors) == 1, proc.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
