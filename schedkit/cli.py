@@ -54,6 +54,11 @@ def region_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def tag_name(text: str) -> str:
+    """argparse type: an evaluation tag, none or a plain name (it ends folder and file names, e.g. contention_r16)."""
+    return text and region_name(text)
+
+
 seed_arg = arg_type(SEEDS)  # every script's seeds: what numpy and torch accept
 episodes_arg = arg_type(ints(1, MAX_EPISODES))  # episodes of one evaluation
 threads_arg = arg_type(ints(1, MAX_THREADS))

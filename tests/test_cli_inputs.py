@@ -160,6 +160,13 @@ def test_a_region_given_as_a_path_writes_nothing_outside_the_results(script, fla
     assert sorted(p.name for p in tmp_path.rglob("*")) == [], list(tmp_path.rglob("*"))
 
 
+@pytest.mark.parametrize("script", ["total/make_table.py", "total/plot_pareto.py"])
+def test_an_evaluation_tag_given_as_a_path_is_refused(script, tmp_path):
+    one_line_error(run_script(script, "--tag", "../../x", "--results", str(tmp_path / "r"), check=False),
+                   "argument --tag: expected a plain name")
+    _nothing_written(tmp_path)
+
+
 # ----------------------------------------------------------------------------- sweep files
 
 @pytest.mark.parametrize("text, needle", [

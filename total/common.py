@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from schedkit import paths
-from schedkit.cli import region_name
+from schedkit.cli import region_name, tag_name
 from schedkit.paths import eval_dir, final_checkpoint
 from schedkit.registry import SCHEDULERS, get, heuristics, learned
 
@@ -145,8 +145,9 @@ def figure_parser(description: str, tagged: bool = False) -> argparse.ArgumentPa
     add_output_flags(p)
     p.add_argument("--region", nargs="+", type=region_name, default=["Server1_Trap"])
     if tagged:
-        p.add_argument("--tag", default="", help="evaluation tag of total/evaluate_all.py, e.g. contention_r16 "
-                                                  "(the output file name gets the same suffix)")
+        p.add_argument("--tag", type=tag_name, default="",
+                       help="evaluation tag of total/evaluate_all.py, e.g. contention_r16 (the output file name gets "
+                            "the same suffix)")
     return p
 
 
