@@ -89,7 +89,7 @@ def load_yaml(path: str | Path, what: str = "config file") -> dict:
         data = yaml_load(read_text(path, what, max_bytes=MAX_YAML_BYTES)) or {}
     except InputError as e:
         raise ConfigError(str(e)) from None
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: an integer of more than 4300 digits
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
@@ -126,8 +126,8 @@ def parse_set(items: list[str]) -> dict:
                 raise ConfigError(f"--set {item!r}: '{part}' is set twice, once as a value")
         try:
             node[parts[-1]] = yaml_load(raw)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        except (yaml.YAMLError, ValueError):  # ValueError: an integer of more than 4300 digits
+            raise ConfigError(f"--set {shown(item)}: the value is not valid YAML") from None
     return tree
 
 
@@ -222,7 +222,17 @@ CHOICES: dict[str, tuple[str, ...]] = {"rollout": ROLLOUTS}  # and `profile`: th
 
 
 def _type_error(key: str, want: str, value: Any) -> ConfigError:
-    return ConfigError(f"config '{key}': expected {want}, got {value!r} ({type(value).__name__})")
+    return ConfigError(f"config '{key}': expected {want}, got {shown(value)} ({type(value).__name__})")
+
+
+def _finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is a finite float: an int beyond every float is not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check_type(key: str, value: Any, default: Any) -> None:
@@ -234,14 +244,14 @@ def _check_type(key: str, value: Any, default: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _type_error(key, "an integer", value)
     elif isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not _finite_number(value):
             raise _type_error(key, "a finite number", value)
     elif isinstance(default, str):
         if not isinstance(value, str) or not value:
             raise _type_error(key, "a non-empty string", value)
     elif isinstance(default, list) and all(isinstance(v, float) for v in default):
         if not isinstance(value, list) or len(value) != len(default) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+                _finite_number(v) for v in value):
             raise _type_error(key, f"a list of {len(default)} finite numbers, e.g. {default}", value)
     elif isinstance(default, list):
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):

@@ -69,6 +69,9 @@ def test_an_absurd_number_on_the_command_line_is_one_line(script, args, needle, 
     (["ppo.=1"], "expected a dotted key"),
     (["device=cuda:x"], "device 'cuda:x' is not a device"),
     (["regions=[../x]"], "config 'regions': expected a plain name"),
+    (["lr=" + "9" * 400], "config 'lr': expected a finite number"),  # an int beyond every float
+    (["dwa.initial=[0.5, 0.5, " + "9" * 400 + "]"], "config 'dwa.initial'"),
+    (["seed=" + "9" * 5000], "the value is not valid YAML"),  # beyond Python's 4300-digit int parsing
 ])
 def test_an_absurd_config_value_is_one_line_and_writes_nothing(sets, needle, tmp_path):
     results = tmp_path / "results"
