@@ -70,7 +70,10 @@ surcharge_scale_arg = config_arg("contention.trap_surcharge_scale")
 
 def flag_type(profile: str, flag: Flag) -> Callable[[str], Any]:
     """How a profile's flag is read: text as given, a number within its config key's range."""
-    return str if flag.kind == "text" else config_arg(f"{profile}.{flag.key}")
+    key = f"{profile}.{flag.key}"
+    if flag.kind != "text" and key not in RANGES:
+        raise KeyError(f"{flag.name}: a numeric profile flag needs the range of '{key}' in schedkit/config.py RANGES")
+    return str if flag.kind == "text" else config_arg(key)
 
 
 def device_name(text: str) -> str:
