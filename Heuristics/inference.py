@@ -26,14 +26,23 @@ from typing import Any, NamedTuple
 import torch
 
 from edgesim.dataset import Dataset
+from edgesim.inputs import reals
 from edgesim.profiles import get_profile
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT
-from schedkit.cli import add_eval_flags, load_or_exit, profile_flags, resolve_device, set_threads, user_errors
+from schedkit.cli import (
+    add_eval_flags,
+    arg_type,
+    load_or_exit,
+    profile_params,
+    resolve_device,
+    set_threads,
+    user_errors,
+)
 from schedkit.evaluation import eval_simulator, evaluate, evaluation_outputs, format_table, write_evaluation
 from schedkit.io import write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, data_root, git_commit
-from schedkit.profiles import default_eval_episodes, params_or_exit, profile_meta
+from schedkit.profiles import default_eval_episodes, profile_meta
 from schedkit.registry import get, heuristics
 
 
@@ -48,15 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def unit_interval(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    try:
-        w = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= w <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return w
+# argparse type: a number in [0, 1]
+unit_interval = arg_type(reals(0, 1, text="a number in [0, 1]"))
 
 
 def add_latency_weight_flag(p: argparse.ArgumentParser) -> None:
@@ -101,7 +103,7 @@ def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heurist
     `results`/<region>_<split>[_<profile>]_seed<seed>)."""
     device = resolve_device(args.device)
     profile = args.profile or "paper"
-    params = params_or_exit(profile, None, profile_flags(args, profile))
+    params = profile_params(args, profile)
     ds = load_or_exit(data_root(args.data), args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     suffix = get_profile(profile).suffix

@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def tune(args: argparse.Namespace) -> dict:
+    """Evaluate every policy at every W of the flags, write the table and the chosen W."""
     device, profile, params, ds, episodes, out, meta = resolve_setting(args, RESULTS / "Heuristics" / "tune")
     settings = {"policies": list(dict.fromkeys(args.policy)), "weights": list(dict.fromkeys(args.weights)),
                 "split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,

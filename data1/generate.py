@@ -7,6 +7,7 @@ Run from the repository root:  python data1/generate.py --help
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -17,6 +18,9 @@ from typing import Callable, TextIO
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
+
+from edgesim.inputs import SEEDS, InputError, ints, read_text, reals, regular_file
+from schedkit.cli import arg_type, user_errors
 
 EARTH_RADIUS_KM = 6371.0
 SWISS_BOX = (6.08, 10.31, 45.83, 47.74)  # lon_min, lon_max, lat_min, lat_max
@@ -38,6 +42,12 @@ PROMPT_MEDIAN, PROMPT_MEAN, RESPONSE_MEDIAN, RESPONSE_MEAN = 1020, 1155, 129, 21
 TRACE_COLUMNS = [("ContextTokens", "GeneratedTokens"), ("Request tokens", "Response tokens")]
 SITE_COLUMNS = [("longitude", "latitude"), ("lon", "lat"), ("lng", "lat"), ("long", "lat")]
 KNN_CHUNK = 512
+# What the generator accepts, from the command line or generate_region alike. Servers: 10x the largest
+# benchmarked topology (10,000); the link step compares every pair, so more would take hours. Tasks and
+# steps: 100x the defaults (the request log has tasks x steps rows per split).
+SIZES = {"--servers": ints(2, 100_000), "--regions": ints(1, 100),
+         "--trap-fraction": reals(0, 1, hi_open=True, text="a share F with 0 <= F < 1"),
+         "--train-tasks": ints(1, 100_000), "--test-tasks": ints(1, 100_000), "--steps": ints(2, 50), "--seed": SEEDS}
 
 
 class GenerationError(ValueError):
@@ -46,15 +56,14 @@ class GenerationError(ValueError):
 
 def check_sizes(n_servers: int, trap_fraction: float, train_tasks: int, test_tasks: int,
                 steps: int) -> str | None:
-    """Shared by the CLI and generate_region so library callers get the same guarantees."""
-    if n_servers < 2:
-        return "--servers must be >= 2"
-    if not 0 <= trap_fraction < 1:
-        return "--trap-fraction must satisfy 0 <= F < 1"
-    if train_tasks < 1 or test_tasks < 1:
-        return "--train-tasks and --test-tasks must be >= 1"
-    if steps < 2:
-        return "--steps must be >= 2"
+    """Shared by the CLI and generate_region so library callers get the same guarantees (SIZES)."""
+    given = {"--servers": n_servers, "--trap-fraction": trap_fraction, "--train-tasks": train_tasks,
+             "--test-tasks": test_tasks, "--steps": steps}
+    for flag, value in given.items():
+        try:
+            SIZES[flag].check(value, flag)
+        except InputError as e:
+            return str(e)
     return None
 
 
@@ -134,7 +143,7 @@ def place_clustered(rng: np.random.Generator, n: int,
 
 def read_sites(path: Path) -> np.ndarray:
     """Valid (lon, lat) rows of a user CSV, so servers can sit on real cell-site coordinates."""
-    df = pd.read_csv(path)
+    df = read_csv_text(path, "--sites file")
     lower = {str(c).strip().lower(): c for c in df.columns}
     pair = next(((lower[a], lower[b]) for a, b in SITE_COLUMNS if a in lower and b in lower), None)
     if pair is None:
@@ -145,9 +154,20 @@ def read_sites(path: Path) -> np.ndarray:
     return xy[ok]
 
 
+def read_csv_text(path: Path, what: str, **kwargs) -> pd.DataFrame:
+    """A user CSV read as bounded UTF-8 text (edgesim/inputs.py): a binary file, a folder, a device or a
+    malformed CSV is a GenerationError naming the file."""
+    try:
+        return pd.read_csv(io.StringIO(read_text(path, what)), **kwargs)
+    except InputError as e:
+        raise GenerationError(str(e)) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise GenerationError(f"{path}: {what} is not a readable CSV ({' '.join(str(e).split())})") from None
+
+
 def read_token_trace(path: Path) -> np.ndarray:
     """(prompt, response) token pairs from an Azure- or BurstGPT-style trace, validated per cell."""
-    df = pd.read_csv(path, skip_blank_lines=False).dropna(how="all")  # index + 2 = file line
+    df = read_csv_text(path, "--token-trace file", skip_blank_lines=False).dropna(how="all")  # index + 2 = file line
     cols = next((c for c in TRACE_COLUMNS if set(c) <= set(df.columns)), None)
     if cols is None:
         raise GenerationError(f"{path}: unrecognised token trace header; expected columns "
@@ -334,14 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="generate.py", description=(
         "Generate a deterministic synthetic edge-LLM scheduling dataset (servers, model "
         "instances, links, traps, tasks, requests) in the Server1_Trap schema."))
-    p.add_argument("--servers", type=int, required=True, help="servers per region (N >= 2)")
-    p.add_argument("--regions", type=int, default=1, help=(
+    p.add_argument("--servers", type=arg_type(SIZES["--servers"]), required=True,
+                   help="servers per region (N >= 2)")
+    p.add_argument("--regions", type=arg_type(SIZES["--regions"]), default=1, help=(
         "number of regions K; for K > 1 the regions are written to OUT/Region1..RegionK, "
         "each around a different European city (default 1)"))
-    p.add_argument("--trap-fraction", type=float, default=0.1, help=(
+    p.add_argument("--trap-fraction", type=arg_type(SIZES["--trap-fraction"]), default=0.1, help=(
         "share F of servers turned into traps (the highest-capacity ones), 0 <= F < 1 "
         "(default 0.1)"))
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=arg_type(SIZES["--seed"]), default=0,
                    help="random seed; the same arguments give byte-identical files (default 0)")
     p.add_argument("--out", type=Path, required=True, help=(
         "output folder (K = 1) or parent folder (K > 1); a folder named ServerX_Trap gives "
@@ -353,11 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sites", type=Path, help=(
         "CSV with longitude/latitude columns (also lon/lat, lng/lat, long/lat, any case): "
         "servers are sampled from these real sites without replacement"))
-    p.add_argument("--train-tasks", type=int, default=1000,
+    p.add_argument("--train-tasks", type=arg_type(SIZES["--train-tasks"]), default=1000,
                    help="training tasks per region, >= 1 (default 1000)")
-    p.add_argument("--test-tasks", type=int, default=200,
+    p.add_argument("--test-tasks", type=arg_type(SIZES["--test-tasks"]), default=200,
                    help="test tasks per region, >= 1 (default 200)")
-    p.add_argument("--steps", type=int, default=5,
+    p.add_argument("--steps", type=arg_type(SIZES["--steps"]), default=5,
                    help="workflow steps per task, >= 2 (default 5)")
     p.add_argument("--force", action="store_true",
                    help="overwrite the generated files in a non-empty --out")
@@ -368,14 +389,15 @@ def main(argv: list[str] | None = None) -> dict:
     """CLI entry point; returns the per-region summaries for scripted use."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    problem = check_sizes(args.servers, args.trap_fraction, args.train_tasks, args.test_tasks,
-                          args.steps)
-    if problem or args.regions < 1:
-        parser.error(problem or "--regions must be >= 1")
     for name in ("token_trace", "sites"):
         path = getattr(args, name)
-        if path is not None and not path.is_file():
-            parser.error(f"--{name.replace('_', '-')}: file not found: {path}")
+        try:
+            if path is not None:
+                regular_file(path, f"--{name.replace('_', '-')} file")
+        except InputError as e:
+            parser.error(str(e))
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: exists and is not a folder")
     if args.out.exists() and any(args.out.iterdir()) and not args.force:
         parser.error(f"{args.out} exists and is not empty; use --force to overwrite")
 
@@ -384,12 +406,13 @@ def main(argv: list[str] | None = None) -> dict:
                   train_tasks=args.train_tasks, test_tasks=args.test_tasks, steps=args.steps,
                   token_trace=args.token_trace, sites=args.sites, progress=True)
     try:
-        if args.regions == 1:
-            summaries = [generate_region(args.out, seed=args.seed, **common)]
-        else:
-            summaries = [generate_region(args.out / f"Region{i}", box=region_box(i),
-                                         seed=np.random.default_rng([args.seed, i]), **common)
-                         for i in tqdm(range(1, args.regions + 1), desc="regions", unit="region")]
+        with user_errors():  # a full disk or a read-only --out: one line naming the path
+            if args.regions == 1:
+                summaries = [generate_region(args.out, seed=args.seed, **common)]
+            else:
+                summaries = [generate_region(args.out / f"Region{i}", box=region_box(i),
+                                             seed=np.random.default_rng([args.seed, i]), **common)
+                             for i in tqdm(range(1, args.regions + 1), desc="regions", unit="region")]
     except GenerationError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     total = {key: sum(s[key] for s in summaries)

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Sequence
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -69,29 +69,33 @@ def plain_name(value: Any, what: str = "name") -> str:
     separator. Region and run names become folder names, so `../x` would write outside the results."""
     if not isinstance(value, str) or not value or value in (".", "..") or value.startswith(".") \
             or not set(value) <= NAME_CHARS or len(value) > 200:
-        raise InputError(f"{what}: expected a plain name (letters, digits, _ - . +; no '/' or leading '.'), "
-                         f"got {value!r}")
+        raise InputError(f"{what + ': ' if what else ''}expected a plain name (letters, digits, _ - . +; "
+                         f"no '/' or leading '.'), got {shown(value)}")
     return value
 
 
 def integer(value: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
     """An integer (not a bool, not a float such as 3.7 or a string such as '3') in [lo, hi]."""
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise InputError(f"{what}: expected an integer{_bounds(lo, hi)}, got {value!r} ({type(value).__name__})")
+        raise InputError(f"{what}: expected an integer{range_text(lo, hi)}, got {shown(value)} "
+                         f"({type(value).__name__})")
     v = int(value)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise InputError(f"{what}: expected an integer{_bounds(lo, hi)}, got {v}")
+        raise InputError(f"{what}: expected an integer{range_text(lo, hi)}, got {shown(v)}")
     return v
 
 
 def number(value: Any, what: str, lo: float | None = None, hi: float | None = None,
            lo_open: bool = False, hi_open: bool = False) -> float:
     """A finite real number (not a bool or string) in the given range."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
-        raise InputError(f"{what}: expected a finite number{_bounds(lo, hi, lo_open, hi_open)}, got {value!r}")
-    v = float(value)
+    try:
+        v = math.nan if isinstance(value, bool) or not isinstance(value, Real) else float(value)
+    except OverflowError:  # an int beyond every float
+        v = math.inf
+    if not math.isfinite(v):
+        raise InputError(f"{what}: expected a finite number{range_text(lo, hi, lo_open, hi_open)}, got {shown(value)}")
     if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi))):
-        raise InputError(f"{what}: expected a finite number{_bounds(lo, hi, lo_open, hi_open)}, got {v!r}")
+        raise InputError(f"{what}: expected a finite number{range_text(lo, hi, lo_open, hi_open)}, got {shown(v)}")
     return v
 
 
@@ -109,13 +113,73 @@ def flag(value: Any, what: str) -> bool:
     return bool(value)
 
 
-def _bounds(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False) -> str:
-    parts = ([f"{'>' if lo_open else '>='} {_show(lo)}"] if lo is not None else []) + \
-            ([f"{'<' if hi_open else '<='} {_show(hi)}"] if hi is not None else [])
+def range_text(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False) -> str:
+    """' >= 1 and <= 100' for the bounds given (empty for none)."""
+    parts = ([f"{'>' if lo_open else '>='} {_bound(lo)}"] if lo is not None else []) + \
+            ([f"{'<' if hi_open else '<='} {_bound(hi)}"] if hi is not None else [])
     return f" {' and '.join(parts)}" if parts else ""
 
 
-def _show(bound: float) -> str:
+def _bound(x: float) -> str:
     """A bound as short as `:g` writes it, unless that loses digits (2**32 - 1, not 4.29497e+09)."""
-    short = f"{bound:g}"
-    return short if float(short) == bound else str(bound)
+    short = f"{x:g}"
+    return short if float(short) == x else str(x)
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """`repr(value)`, cut to `limit` characters: a message stays one readable line whatever was given."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 5]}...{text[-2:]}"
+
+
+class Range(NamedTuple):
+    """The values one setting may take, wherever it is given (a flag, a config key, a sweep field):
+    `integer` or a finite real, between `lo` and `hi` (inclusive unless `*_open`). `text` replaces the
+    generated description where a name says it better (e.g. "a probability in [0, 1)")."""
+
+    lo: float
+    hi: float
+    integer: bool = False
+    lo_open: bool = False
+    hi_open: bool = False
+    text: str = ""
+
+    def describe(self) -> str:
+        return self.text or ("an integer" if self.integer else "a finite number") + \
+            range_text(self.lo, self.hi, self.lo_open, self.hi_open)
+
+    def check(self, value: Any, what: str = "") -> int | float:
+        """`value` (an int or float, not a bool or string) if in range, else an InputError naming `what`.
+        An integer given for a real setting becomes a float."""
+        typed = not isinstance(value, bool) and isinstance(value, Integral if self.integer else Real)
+        # an int compares exactly with the bounds however large; only a float can be inf or nan
+        if not (typed and (isinstance(value, Integral) or math.isfinite(value)) and self._holds(value)):
+            raise self._error(shown(value), what)
+        return int(value) if self.integer else float(value)
+
+    def parse(self, text: str, what: str = "") -> int | float:
+        """A command-line word read as this setting: an integer written out (not 1e3 or 2**64) or a number."""
+        try:
+            value: int | float = int(text) if self.integer else float(text)
+        except ValueError:
+            raise self._error(shown(text), what) from None
+        return self.check(value, what)
+
+    def _error(self, got: str, what: str) -> InputError:
+        return InputError(f"{what + ': ' if what else ''}expected {self.describe()}, got {got}")
+
+    def _holds(self, v: Any) -> bool:
+        return (v > self.lo if self.lo_open else v >= self.lo) and (v < self.hi if self.hi_open else v <= self.hi)
+
+
+def ints(lo: int, hi: int) -> Range:
+    """The integers in [lo, hi]."""
+    return Range(lo, hi, integer=True)
+
+
+def reals(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False, text: str = "") -> Range:
+    """The finite reals between lo and hi."""
+    return Range(lo, hi, False, lo_open, hi_open, text)
+
+
+SEEDS = ints(0, MAX_SEED)

@@ -29,8 +29,8 @@ class ProfileError(InputError):
 @dataclass(frozen=True)
 class Flag:
     """A command-line flag of a profile: `name` (e.g. --arrival-rate) overrides its parameter `key`.
-    `kind` says how the value is read: positive_float, positive_int, probability_below_one,
-    non_negative_float or text (schedkit/cli.py turns it into the argparse type)."""
+    `kind` says how the value is read: text, or a number (positive_float, positive_int, ...) whose
+    range is that of the config key `<profile>.<key>` (schedkit/config.py RANGES, schedkit/cli.py flag_type)."""
 
     name: str
     key: str

@@ -4,74 +4,91 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
+import errno
 import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
 
 from edgesim.dataset import Dataset, DatasetError, load_dataset
-from edgesim.inputs import InputError
+from edgesim.inputs import MAX_EPISODES, SEEDS, InputError, Range, ints, plain_name
+from edgesim.profile import Flag
 from edgesim.profiles import PROFILES, get_profile
 
-from .config import ConfigError
+from .config import RANGES, ConfigError, check_device
 from .outputs import OutputError
 from .paths import DATA
+from .profiles import params_or_exit
 from .runs import RunError
 
 # One intra-op thread per process: the networks are small, so a second thread buys little on an
 # idle machine and costs up to 10x on a busy one (README, "Threads"). --threads N to change it.
 DEFAULT_THREADS = 1
+MAX_THREADS = 1024  # torch threads: more than the cores of any machine this runs on
+MAX_WORKERS = 256  # runs at once on one machine
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (0 is never silently read as "the default")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def float_in(what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
-    """An argparse type: a finite number for which `ok` holds; `what` names the range in the error."""
-    def parse(text: str) -> float:
+def arg_type(allowed: Range) -> Callable[[str], Any]:
+    """An argparse type reading one value of `allowed`; argparse's one-line error says the range."""
+    def parse(text: str) -> int | float:
         try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and ok(value)):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
+            return allowed.parse(text)
+        except InputError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     return parse
 
 
-positive_float = float_in("a finite number > 0", lambda v: v > 0)
-non_negative_float = float_in("a finite number >= 0", lambda v: v >= 0)
-probability_below_one = float_in("a probability in [0, 1)", lambda v: 0 <= v < 1)
-# how a profile's flag (edgesim.profile.Flag.kind) is read
-FLAG_KINDS: dict[str, Callable[[str], Any]] = {"positive_float": positive_float, "positive_int": positive_int,
-                                               "probability_below_one": probability_below_one,
-                                               "non_negative_float": non_negative_float, "text": str}
+def config_arg(key: str) -> Callable[[str], Any]:
+    """The argparse type of a flag that sets config key `key`: the key's own range (schedkit/config.py RANGES)."""
+    return arg_type(RANGES[key])
+
+
+def region_name(text: str) -> str:
+    """argparse type: a region folder's name under the data root, never a path (it also names output folders)."""
+    try:
+        return plain_name(text, "")
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def tag_name(text: str) -> str:
+    """argparse type: an evaluation tag, none or a plain name (it ends folder and file names, e.g. contention_r16)."""
+    return text and region_name(text)
+
+
+seed_arg = arg_type(SEEDS)  # every script's seeds: what numpy and torch accept
+episodes_arg = arg_type(ints(1, MAX_EPISODES))  # episodes of one evaluation
+threads_arg = arg_type(ints(1, MAX_THREADS))
+workers_arg = arg_type(ints(1, MAX_WORKERS))
+epochs_arg = config_arg("epochs")
+arrival_rate_arg = config_arg("contention.arrival_rate")  # the study scripts' lists of rates and scales
+surcharge_scale_arg = config_arg("contention.trap_surcharge_scale")
+
+
+def flag_type(profile: str, flag: Flag) -> Callable[[str], Any]:
+    """How a profile's flag is read: text as given, a number within its config key's range."""
+    key = f"{profile}.{flag.key}"
+    if flag.kind != "text" and key not in RANGES:
+        raise KeyError(f"{flag.name}: a numeric profile flag needs the range of '{key}' in schedkit/config.py RANGES")
+    return str if flag.kind == "text" else config_arg(key)
 
 
 def device_name(text: str) -> str:
-    """argparse type: a device string torch understands."""
+    """argparse type: a device string torch understands, of a GPU this machine has (schedkit/config.py)."""
     try:
-        torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}") from None
+        check_device(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 
 def add_threads_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+    p.add_argument("--threads", type=threads_arg, default=DEFAULT_THREADS,
                    help=f"torch intra-op threads (default: {DEFAULT_THREADS}; more helps only large batches "
                         "on an idle machine)")
 
@@ -85,13 +102,14 @@ def set_threads(n: int) -> None:
 def add_eval_flags(p: argparse.ArgumentParser) -> None:
     """Flags of the evaluation protocol, identical in every inference script."""
     p.add_argument("--data", default=str(DATA), help="data root holding region folders (default: the repository's data1)")
-    p.add_argument("--region", nargs="+", default=["Server1_Trap"],
+    p.add_argument("--region", nargs="+", type=region_name, default=["Server1_Trap"],
                    help="region folder(s) under --data to load together (default: Server1_Trap)")
     p.add_argument("--split", choices=["train", "test"], default="test", help="task split to evaluate (default: test)")
-    p.add_argument("--episodes", type=positive_int, default=None,
+    p.add_argument("--episodes", type=episodes_arg, default=None,
                    help="episodes to run; tasks are dealt in file order, cycling (default: one per task of the "
                         "split; ten per task under --profile contention)")
-    p.add_argument("--seed", type=int, default=0, help="evaluation seed: fixes every channel and trap draw (default: 0)")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="evaluation seed: fixes every channel and trap draw (default: 0)")
     add_profile_flags(p, unset="default: a checkpoint's own profile; paper for the heuristics")
     p.add_argument("--device", default="cpu", type=device_name, help="cpu or cuda (falls back to cpu with a warning)")
     p.add_argument("--overwrite", action="store_true",
@@ -108,13 +126,36 @@ def add_profile_flags(p: argparse.ArgumentParser, default_profile: str | None = 
     p.add_argument("--profile", choices=list(PROFILES), default=default_profile, help=f"simulator dynamics ({shown})")
     for profile in PROFILES.values():
         for flag in profile.flags:
-            p.add_argument(flag.name, dest=flag.key, type=FLAG_KINDS[flag.kind], metavar=flag.metavar,
+            p.add_argument(flag.name, dest=flag.key, type=flag_type(profile.name, flag), metavar=flag.metavar,
                            help=f"{profile.name}: {flag.help}")
 
 
+def flags_by_profile(args: argparse.Namespace) -> dict[str, dict | None]:
+    """Every profile's parameters given as flags, by profile (None for a profile with none given): the
+    config blocks the flags override. `profile_flags` then refuses those of a profile not chosen."""
+    return {name: {f.key: getattr(args, f.key) for f in profile.flags if getattr(args, f.key, None) is not None}
+            or None for name, profile in PROFILES.items()}
+
+
 def profile_flags(args: argparse.Namespace, profile: str) -> dict:
-    """The parameters of `profile` given on the command line (None where not given)."""
+    """The parameters of `profile` given on the command line (None where not given). A flag of another
+    profile is an InputError: it would change nothing the script runs."""
+    for other in PROFILES.values():
+        given = [flag.name for flag in other.flags if getattr(args, flag.key, None) is not None]
+        if other.name != profile and given:
+            raise InputError(f"{given[0]} is a {other.name} parameter, but the profile is {profile}; "
+                             f"add --profile {other.name}")
     return {flag.key: getattr(args, flag.key) for flag in get_profile(profile).flags}
+
+
+def profile_params(args: argparse.Namespace, profile: str, block: dict | None = None) -> Any:
+    """The parameters of `profile`: its config block (None: the defaults) with the flags given on top,
+    checked. A flag of another profile or a bad value ends the script with one line."""
+    try:
+        flags = profile_flags(args, profile)
+    except InputError as e:
+        sys.exit(f"error: {e}")
+    return params_or_exit(profile, block, flags)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -150,19 +191,45 @@ def _raise_interrupt(signum: int, frame: Any) -> NoReturn:
     raise Interrupted(signal.Signals(signum).name)
 
 
+@dataclass
+class Doing:
+    """What a script is doing, for the line an OSError ends it with: the folder it writes (named when the
+    error has no file name, e.g. a full disk during a write) and what to do next (e.g. how to resume)."""
+
+    writing: Path | None = None
+    then: Callable[[], str] | None = None
+
+
+# errors of the disk or the folder, not of the script: the line says what to free or change
+DISK_ERRORS = {errno.ENOSPC: "the disk is full; free space", errno.EDQUOT: "the disk quota is used up; free space",
+               errno.EROFS: "the file system is read-only; choose a writable folder",
+               errno.EACCES: "no permission to write there; choose a writable folder"}
+
+
+def os_error_line(e: OSError, doing: Doing) -> str:
+    """One line for an OSError: the path, the system's reason, what to do and, if set, how to continue."""
+    path = e.filename or doing.writing
+    line = f"{path}: {e.strerror or e}" if path else str(e.strerror or e)
+    advice = [DISK_ERRORS[e.errno]] if e.errno in DISK_ERRORS else []
+    with contextlib.suppress(OSError):
+        advice += [doing.then()] if doing.then else []
+    return "; ".join([line, *(a for a in advice if a)])
+
+
 @contextlib.contextmanager
-def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
-    """Errors a user causes (bad config, checkpoint, input file, output folder, file system) end the
-    script with one line; a bad input file, an output folder that cannot be used and a folder another
-    process writes to always do. SIGTERM is turned into KeyboardInterrupt, so `kill` cleans up like Ctrl-C."""
+def user_errors(*kinds: type[BaseException]) -> Iterator[Doing]:
+    """Errors a user causes (a bad input, config, checkpoint, output folder, the file system) end the
+    script with one line; a bad input, an output folder that cannot be used and a folder another process
+    writes to always do. The yielded `Doing` says what the script writes, for a disk error's line.
+    SIGTERM is turned into KeyboardInterrupt, so `kill` cleans up like Ctrl-C."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    doing = Doing()
     try:
-        yield
+        yield doing
     except ALWAYS_USER_ERRORS + kinds as e:
         sys.exit(f"error: {e}")
     except OSError as e:  # disk full, read-only folder, a file where a folder should be
-        where = f"{e.filename}: " if e.filename else ""
-        sys.exit(f"error: {where}{e.strerror or e}")
+        sys.exit(f"error: {os_error_line(e, doing)}")
     finally:
         signal.signal(signal.SIGTERM, previous)
 

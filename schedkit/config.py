@@ -3,13 +3,15 @@
 Keys are nested; overrides use dots (`--set ppo.clip=0.1`) and YAML values (`--set regions=[A,B]`).
 An unknown key is an error that lists the known ones, so a typo never silently does nothing.
 `1e-3` reads as a number (plain PyYAML follows YAML 1.1 and would read the string '1e-3').
-`validate` checks every value's type (that of its default) and range before anything is written.
+`validate` checks every value's type (that of its default), range (RANGES: every numeric key has one) and
+the cross-key checks (CROSS_CHECKS) before anything is written.
 """
 from __future__ import annotations
 
 import copy
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,19 @@ from typing import Any
 import torch
 import yaml
 
-from edgesim.inputs import InputError, MiB, read_text
+from edgesim.inputs import (
+    MAX_EPISODES,
+    MAX_WORLDS,
+    SEEDS,
+    InputError,
+    MiB,
+    Range,
+    ints,
+    plain_name,
+    read_text,
+    reals,
+    shown,
+)
 from edgesim.profiles import PROFILES, ProfileError
 
 MAX_YAML_BYTES = 4 * MiB  # a config or sweep file is a few KB
@@ -75,7 +89,7 @@ def load_yaml(path: str | Path, what: str = "config file") -> dict:
         data = yaml_load(read_text(path, what, max_bytes=MAX_YAML_BYTES)) or {}
     except InputError as e:
         raise ConfigError(str(e)) from None
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: an integer of more than 4300 digits
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
@@ -104,14 +118,16 @@ def parse_set(items: list[str]) -> dict:
         key, raw = item.split("=", 1)
         node = tree
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {item!r}: expected a dotted key such as ppo.clip before '=', got {key!r}")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: '{part}' is set twice, once as a value")
         try:
             node[parts[-1]] = yaml_load(raw)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        except (yaml.YAMLError, ValueError):  # ValueError: an integer of more than 4300 digits
+            raise ConfigError(f"--set {shown(item)}: the value is not valid YAML") from None
     return tree
 
 
@@ -137,34 +153,93 @@ def resolve(defaults_file: str | Path, user_file: str | Path | None = None, sets
         cfg = merge(cfg, {k: v for k, v in flags.items() if v is not None})
     if sets:
         cfg = merge(cfg, parse_set(sets))
-    return validate(cfg, defaults, choices)
+    cfg = validate(cfg, defaults, choices)
+    _check_set_profiles(sets or [], cfg["profile"])
+    return cfg
 
 
-# (low, high, low inclusive, high inclusive); None = unbounded. Keys absent from a config are skipped.
-RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "seed": (0, None, True, True), "epochs": (1, None, True, True), "episodes": (1, None, True, True),
-    "checkpoint_every": (1, None, True, True), "keep_checkpoints": (1, None, True, True),
-    "lr": (0, None, False, True), "weight_decay": (0, None, True, True), "minibatch": (1, None, True, True),
-    "passes": (1, None, True, True), "max_grad_norm": (0, None, False, True), "val_fraction": (0, 1, False, False),
-    "val_every": (1, None, True, True), "telemetry_queue_ms": (0, None, False, True), "shortlist": (0, None, True, True),
-    "guidance.latency_weight": (0, 1, True, True),
-    "ppo.gamma": (0, 1, False, True), "ppo.lam": (0, 1, True, True), "ppo.clip": (0, None, False, True),
-    "ppo.update_epochs": (1, None, True, True), "ppo.minibatch": (1, None, True, True),
-    "ppo.vf_coef": (0, None, True, True), "ppo.max_grad_norm": (0, None, False, True),
-    "entropy.start": (0, None, True, True), "entropy.end": (0, None, True, True),
-    "entropy.decay_frac": (0, 1, False, True), "dwa.start": (0, None, True, True), "dwa.frac_end": (0, 1, False, True),
-    "fairness.weight": (0, None, True, True), "fairness.eps": (0, None, False, True),
-    "fairness.window": (1, None, True, True),
-    "model.candidates": (1, None, True, True), "model.d_model": (1, None, True, True),
-    "model.heads": (1, None, True, True), "model.layers": (1, None, True, True),
+def _check_set_profiles(sets: list[str], profile: str) -> None:
+    """A `--set` of another profile's parameter would change nothing the run uses: refused, not ignored.
+    (A config file's block of another profile is a default, kept for when that profile is chosen.)"""
+    for item in sets:
+        key = item.split("=", 1)[0].strip()
+        block = key.split(".")[0]
+        if block != profile and block in PROFILES and PROFILES[block].params_class is not None:
+            raise ConfigError(f"--set {key} is a {block} parameter, but the profile is {profile}; "
+                              f"add --profile {block}")
+
+
+MAX_EPOCHS = 100_000  # 1000x the study's budget of 100: days of training even at a second an epoch
+# per epoch: every decision's features are kept for the update, so 500x the study's 200 is about what
+# fits in memory at 500 servers
+MAX_EPISODES_PER_EPOCH = 100_000
+MAX_BATCH = 1 << 20  # minibatch rows and windows: beyond any epoch's decisions (MAX_EPISODES_PER_EPOCH x steps)
+MAX_PASSES = 1000  # optimiser passes over one epoch's data (the study uses 2-10)
+LARGE = 1e6  # coefficients and norms: far beyond any sensible value, still finite after the arithmetic
+# The range of every numeric config key, whichever way it is given (config file, --set, a flag, a sweep);
+# schedkit/cli.py builds the flags' types from the same entries. A test checks that every numeric key of
+# every algorithm's config.yaml and every profile block has one. Keys absent from a config are skipped.
+RANGES: dict[str, Range] = {
+    "seed": SEEDS, "epochs": ints(1, MAX_EPOCHS), "episodes": ints(1, MAX_EPISODES_PER_EPOCH),
+    "checkpoint_every": ints(1, MAX_EPOCHS), "keep_checkpoints": ints(1, MAX_EPOCHS),
+    # Adam and AdamW move each weight by about lr per step: above 1 no network learns, it only diverges
+    "lr": reals(0, 1, lo_open=True), "weight_decay": reals(0, 1),
+    "minibatch": ints(1, MAX_BATCH), "passes": ints(1, MAX_PASSES), "max_grad_norm": reals(0, LARGE, lo_open=True),
+    "val_fraction": reals(0, 1, lo_open=True, hi_open=True), "val_every": ints(1, MAX_EPOCHS),
+    # queue waits beyond a day of simulated time mean no queue information at all
+    "telemetry_queue_ms": reals(0, 86_400_000, lo_open=True),
+    "shortlist": ints(0, 1 << 20),  # servers scored per decision; 0: all of them
+    "guidance.latency_weight": reals(0, 1),
+    # the prior's weight in the logits, alpha0 + alpha_slope * progress: logits are float32 and a weight of 1000
+    # already makes the policy the prior's argmax; a negative weight would steer toward the prior's worst server
+    "guidance.alpha0": reals(0, 1000), "guidance.alpha_slope": reals(0, 1000),
+    "ppo.gamma": reals(0, 1, lo_open=True), "ppo.lam": reals(0, 1),
+    # the ratio is clipped to [1 - clip, 1 + clip], which must stay above 0
+    "ppo.clip": reals(0, 1, lo_open=True, hi_open=True),
+    "ppo.update_epochs": ints(1, MAX_PASSES), "ppo.minibatch": ints(1, MAX_BATCH),
+    "ppo.vf_coef": reals(0, LARGE), "ppo.max_grad_norm": reals(0, LARGE, lo_open=True),
+    # an entropy bonus of 100 is 10^4x the study's largest: the policy would only maximise entropy
+    "entropy.start": reals(0, 100), "entropy.end": reals(0, 100), "entropy.decay_frac": reals(0, 1, lo_open=True),
+    "dwa.start": ints(0, MAX_EPOCHS), "dwa.frac_end": reals(0, 1, lo_open=True),
+    "fairness.weight": reals(0, LARGE), "fairness.eps": reals(0, LARGE, lo_open=True),
+    "fairness.window": ints(1, MAX_BATCH),
+    # STARK's transformer: sizes beyond these are out of reach of any machine the toolkit runs on
+    "model.candidates": ints(1, 1 << 16), "model.d_model": ints(1, 1 << 14),
+    "model.heads": ints(1, 1 << 10), "model.layers": ints(1, 256),
+    # the contention block (edgesim/contention.py checks its types; these bound what can be allocated and run)
+    "contention.arrival_rate": reals(0, LARGE, lo_open=True),  # workflows per second in each world
+    "contention.max_in_flight": ints(1, 1 << 16), "contention.worlds": ints(1, MAX_WORLDS),
+    "contention.trap_loss": reals(0, 1, hi_open=True, text="a probability in [0, 1)"),
+    "contention.trap_max_attempts": ints(1, 1000), "contention.trap_surcharge_scale": reals(0, LARGE),
+    "contention.warmup": ints(0, MAX_EPISODES),
 }
+# Checks across keys: (the keys, whether their values fit together, what is expected). Applied when every
+# key is in the config.
+CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[..., bool], str], ...] = (
+    (("model.d_model", "model.heads"), lambda d, h: d % h == 0,
+     "heads must divide d_model (each attention head gets d_model / heads dimensions)"),
+    # every world keeps max_in_flight slots of ~50 bytes of state each: 2**24 slots is ~1 GB
+    (("contention.worlds", "contention.max_in_flight"), lambda w, m: w * m <= 1 << 24,
+     "worlds x max_in_flight must be at most 16777216 slots (about 1 GB of world state)"),
+)
 WEIGHT_VECTORS = ("dwa.initial",)  # (latency, cost, switch) weight lists
+NAME_LISTS = ("regions",)  # lists of names that become folder names: plain names, never paths
 # string keys with a fixed set of values (an algorithm's own choices come from its agent class)
 CHOICES: dict[str, tuple[str, ...]] = {"rollout": ROLLOUTS}  # and `profile`: the registered profiles
 
 
 def _type_error(key: str, want: str, value: Any) -> ConfigError:
-    return ConfigError(f"config '{key}': expected {want}, got {value!r} ({type(value).__name__})")
+    return ConfigError(f"config '{key}': expected {want}, got {shown(value)} ({type(value).__name__})")
+
+
+def _finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is a finite float: an int beyond every float is not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check_type(key: str, value: Any, default: Any) -> None:
@@ -176,14 +251,14 @@ def _check_type(key: str, value: Any, default: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _type_error(key, "an integer", value)
     elif isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not _finite_number(value):
             raise _type_error(key, "a finite number", value)
     elif isinstance(default, str):
         if not isinstance(value, str) or not value:
             raise _type_error(key, "a non-empty string", value)
     elif isinstance(default, list) and all(isinstance(v, float) for v in default):
         if not isinstance(value, list) or len(value) != len(default) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+                _finite_number(v) for v in value):
             raise _type_error(key, f"a list of {len(default)} finite numbers, e.g. {default}", value)
     elif isinstance(default, list):
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
@@ -199,19 +274,45 @@ def _check_weights(key: str, value: list) -> list[float]:
     return weights
 
 
-def _check_range(key: str, value: float) -> None:
-    lo, hi, lo_in, hi_in = RANGES[key]
-    if (lo is not None and (value < lo or (value == lo and not lo_in))) or \
-            (hi is not None and (value > hi or (value == hi and not hi_in))):
-        lo_s = "" if lo is None else f"{'>=' if lo_in else '>'} {lo:g}"
-        hi_s = "" if hi is None else f"{'<=' if hi_in else '<'} {hi:g}"
-        raise ConfigError(f"config '{key}': expected a value {' and '.join(s for s in (lo_s, hi_s) if s)}, "
-                          f"got {value!r}")
+def check_range(key: str, value: Any) -> int | float:
+    """`value` of config key `key` within RANGES[key] (an integer given for a real key becomes a float)."""
+    try:
+        return RANGES[key].check(value, f"config '{key}'")
+    except InputError as e:
+        raise ConfigError(str(e)) from None
+
+
+def check_block(name: str, block: Any) -> None:
+    """RANGES and CROSS_CHECKS of a profile's parameter block, whichever door it came through (a config,
+    --set, a flag, a checkpoint's config); the profile's dataclass checks the rest."""
+    if isinstance(block, dict):
+        flat = {f"{name}.{k}": v for k, v in block.items()}
+        for key, value in flat.items():
+            if key in RANGES and value is not None:
+                try:
+                    RANGES[key].check(value, key)
+                except InputError as e:
+                    raise ConfigError(str(e)) from None
+        _cross_check(flat)
+
+
+def _cross_check(flat: dict[str, Any]) -> None:
+    for keys, fits, expected in CROSS_CHECKS:
+        if all(k in flat for k in keys) and not fits(*(flat[k] for k in keys)):
+            got = ", ".join(f"{k} {shown(flat[k])}" for k in keys)
+            raise ConfigError(f"config {' and '.join(repr(k) for k in keys)}: {expected}; got {got}")
+
+
+def _flatten(node: dict, where: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out |= _flatten(value, f"{where}{key}.") if isinstance(value, dict) else {f"{where}{key}": value}
+    return out
 
 
 def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | None = None) -> dict:
-    """Check every key of `cfg` against the type of its default, RANGES and CHOICES; returns `cfg`.
-    The contention block is checked by its own dataclass. Integers given for float keys become floats."""
+    """Check every key of `cfg` against the type of its default, RANGES, CHOICES and CROSS_CHECKS; returns
+    `cfg`. A profile's block is checked by its own dataclass too. Integers given for float keys become floats."""
     allowed = CHOICES | {"profile": tuple(PROFILES)} | (choices or {})
 
     def walk(node: dict, base: dict, where: str) -> None:
@@ -221,6 +322,7 @@ def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | No
                 _check_train_env(cfg, value)
                 continue
             if name in PROFILES and PROFILES[name].params_class is not None:  # a profile's parameter block
+                check_block(name, value)
                 try:
                     PROFILES[name].parse(value)
                 except ProfileError as e:
@@ -241,14 +343,25 @@ def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | No
                 node[key] = value = float(value)
             if name in WEIGHT_VECTORS:
                 node[key] = value = _check_weights(name, value)
-            if name in RANGES and isinstance(value, (int, float)):
-                _check_range(name, value)
+            if name in RANGES:
+                check_range(name, value)
+            if name in NAME_LISTS:
+                for item in value:
+                    _check_name(name, item)
             if name in allowed and value not in allowed[name]:
-                raise ConfigError(f"config '{name}': expected one of {list(allowed[name])}, got {value!r}")
+                raise ConfigError(f"config '{name}': expected one of {list(allowed[name])}, got {shown(value)}")
 
     walk(cfg, defaults, "")
+    _cross_check(_flatten(cfg))
     check_device(cfg.get("device", "cpu"))
     return cfg
+
+
+def _check_name(key: str, value: Any) -> None:
+    try:
+        plain_name(value, f"config '{key}'")
+    except InputError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _check_train_env(cfg: dict, value: Any) -> None:
@@ -264,14 +377,24 @@ def _check_train_env(cfg: dict, value: Any) -> None:
         raise ConfigError(f"config 'train_env': the {profile.name} profile has no parameters to change in training, "
                           f"got {value!r}")
     try:
+        block = cfg.get(profile.name)
+        check_block(profile.name, (block if isinstance(block, dict) else {}) | value)
+    except ConfigError as e:
+        raise ConfigError(f"config 'train_env': {e}") from None
+    try:
         profile.parse(cfg.get(profile.name), value)
     except ProfileError as e:
         raise ConfigError(f"config 'train_env': {e}") from None
 
 
 def check_device(name: Any) -> torch.device:
-    """A device string torch understands (cpu, cuda, cuda:1, mps); anything else is a ConfigError."""
+    """A device string torch understands (cpu, cuda, cuda:1, mps) and, on a machine with CUDA, a GPU it has;
+    anything else is a ConfigError. (`cuda` on a machine without one runs on the CPU with a warning.)"""
     try:
-        return torch.device(name)
+        dev = torch.device(name)
     except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"device {name!r} is not a device: expected cpu, cuda or cuda:N") from None
+        raise ConfigError(f"device {shown(name)} is not a device: expected cpu, cuda or cuda:N") from None
+    count = torch.cuda.device_count() if dev.type == "cuda" and torch.cuda.is_available() else 0
+    if count and dev.index is not None and dev.index >= count:
+        raise ConfigError(f"device {name!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return dev

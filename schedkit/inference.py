@@ -22,12 +22,12 @@ from edgesim.simulator import Observation, Simulator
 
 from .agent_base import MaskedAgent
 from .checkpoints import restore_weights
-from .cli import add_eval_flags, load_or_exit, profile_flags, resolve_device, set_threads, user_errors
+from .cli import add_eval_flags, load_or_exit, profile_params, resolve_device, set_threads, user_errors
 from .config import ConfigError
 from .evaluation import eval_simulator, evaluate, evaluation_outputs, format_table, write_evaluation
 from .outputs import claim_output
 from .paths import data_root, run_eval_dir, run_of
-from .profiles import default_eval_episodes, params_or_exit, profile_meta
+from .profiles import default_eval_episodes, profile_meta
 from .rollout import chosen_servers
 from .runs import CheckpointError, check_dataset, load_checkpoint, resolve_model_path
 from .trainer import AgentFactory
@@ -125,7 +125,7 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
         print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "
               f"{state['dataset']['regions']}; scheduling {ds.n_servers} servers of {list(ds.regions)}")
     profile = args.profile or cfg.get("profile", "paper")
-    params = params_or_exit(profile, cfg.get(profile), profile_flags(args, profile))
+    params = profile_params(args, profile, cfg.get(profile))
     try:
         policy = policy_from_checkpoint(state, ds, make_agent, device, args.compile)
     except CheckpointError as e:

@@ -16,15 +16,19 @@ from edgesim.profile import DEFAULT
 from edgesim.profiles import ProfileError, get_profile, make_simulator
 from edgesim.simulator import Simulator
 
+from .config import ConfigError, check_block
 from .runs import CheckpointError
 
 
 def params_or_exit(profile: str, block: dict | None, overrides: dict | None = None) -> Any:
     """A profile's parameters from its config block plus non-None overrides (None for a profile without
-    any); an unknown profile or a bad value ends the script with its one-line message."""
+    any); an unknown profile or a bad value ends the script with its one-line message. The values are
+    checked against the config's ranges too (schedkit/config.py), whichever door they came through."""
+    merged = (block if isinstance(block, dict) else {}) | {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
+        check_block(profile, merged)
         return get_profile(profile).parse(block, overrides)
-    except ProfileError as e:
+    except (ProfileError, ConfigError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -24,14 +24,19 @@ from edgesim.profiles import PROFILES
 from .agent_base import MaskedAgent
 from .checkpoints import restore_optimizer, restore_weights
 from .cli import (
+    Doing,
     add_profile_flags,
     add_threads_flag,
+    config_arg,
     device_name,
+    epochs_arg,
     exit_interrupted,
+    flags_by_profile,
     load_or_exit,
-    positive_int,
     profile_flags,
+    region_name,
     resolve_device,
+    seed_arg,
     set_threads,
     user_errors,
 )
@@ -168,10 +173,11 @@ def parse_train_args(description: str, argv: list[str] | None = None) -> argpars
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="data root holding region folders (config: data; a relative path is looked up "
                                   "in the current directory, then in the repository)")
-    p.add_argument("--regions", nargs="+", help="region folder(s) to train on together (config: regions)")
-    p.add_argument("--epochs", type=positive_int, help="training epochs (config: epochs, default 100)")
-    p.add_argument("--episodes", type=positive_int, help="episodes per epoch (config: episodes, default 200)")
-    p.add_argument("--seed", type=int, help="training seed (config: seed, default 42)")
+    p.add_argument("--regions", nargs="+", type=region_name,
+                   help="region folder(s) to train on together (config: regions)")
+    p.add_argument("--epochs", type=epochs_arg, help="training epochs (config: epochs, default 100)")
+    p.add_argument("--episodes", type=config_arg("episodes"), help="episodes per epoch (config: episodes, default 200)")
+    p.add_argument("--seed", type=seed_arg, help="training seed (config: seed, default 42)")
     p.add_argument("--device", type=device_name, help="cpu or cuda; cuda falls back to cpu with a warning "
                                                      "(config: device)")
     add_profile_flags(p)
@@ -208,17 +214,16 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
     known to be good. `train_fn` (default: the PPO loop) has the signature of `train`."""
     args = parse_train_args(description, argv)
     set_threads(args.threads)
-    with user_errors(ConfigError, CheckpointError, RunError):
+    with user_errors(ConfigError, CheckpointError, RunError) as doing:
         algo = load_yaml(defaults_file)["algo"]
         if args.resume:
-            return _resume(args, algo, make_agent, train_fn)
+            return _resume(args, algo, make_agent, train_fn, doing)
         flags = {"data": args.data, "regions": args.regions, "epochs": args.epochs, "episodes": args.episodes,
                  "seed": args.seed, "device": args.device, "profile": args.profile,
                  "mask": False if args.no_mask else None, "tensorboard": args.tensorboard,
-                 # each profile's parameters given as flags, into its config block
-                 **{name: {k: v for k, v in profile_flags(args, name).items() if v is not None} or None
-                    for name in PROFILES}}
+                 **flags_by_profile(args)}  # each profile's parameters given as flags, into its config block
         cfg = resolve(defaults_file, args.config, args.set, flags, make_agent.config_choices)
+        profile_flags(args, cfg["profile"])  # a flag of another profile is refused, not ignored
         cfg["tensorboard"] = wanted(cfg["tensorboard"])  # config.yaml records what `auto` became
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
         if args.out:
@@ -231,12 +236,12 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
             if latest_checkpoint(run) is not None:
                 raise RunError(f"{run} already holds checkpoints; use --resume {run} or another --out")
             write_config(run, cfg)
-            _train_in(run, created, cfg, ds, make_agent, train_fn, None, args)
+            _train_in(run, created, cfg, ds, make_agent, train_fn, None, args, doing)
     return run
 
 
-def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train_fn: Callable[..., dict[str, Any]]
-            ) -> Path:
+def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train_fn: Callable[..., dict[str, Any]],
+            doing: Doing) -> Path:
     given = [f"--{k.replace('_', '-')}" for k in RUN_FLAGS if getattr(args, k) not in (None, [], False)]
     run = Path(args.resume)
     if given:
@@ -266,7 +271,7 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
         cfg = cfg | {"tensorboard": wanted(choice)}
         print(f"resuming {run} from {ckpt.name} (epoch {state['epoch']})")
         try:
-            _train_in(run, False, cfg, ds, make_agent, train_fn, state, args)
+            _train_in(run, False, cfg, ds, make_agent, train_fn, state, args, doing)
         except CheckpointError as e:  # its weights, optimizer or worlds do not fit what the config builds
             raise CheckpointError(f"{ckpt}: {e}") from None
     return run
@@ -305,19 +310,20 @@ def _brief(value: Any) -> str:
 
 
 def _train_in(run: Path, created: bool, cfg: dict, ds: Dataset, make_agent: AgentFactory,
-              train_fn: Callable[..., dict[str, Any]], resume: dict | None, args: argparse.Namespace) -> None:
+              train_fn: Callable[..., dict[str, Any]], resume: dict | None, args: argparse.Namespace,
+              doing: Doing) -> None:
     """Train in a locked run directory. Ctrl-C or SIGTERM keeps the last checkpoint and says how to
-    resume; a run that fails before its first checkpoint leaves no folder describing it."""
+    resume, and so does the line of a disk error (`doing`); a run that fails before its first
+    checkpoint leaves no folder describing it."""
     print(f"{cfg['algo']}: {ds.summary()} -> {run}")
+    doing.writing, doing.then = run, lambda: _how_to_continue(run)
     t0 = time.perf_counter()
     try:
         final = train_fn(cfg, ds, make_agent, run, resume, progress=not args.no_progress)
     except KeyboardInterrupt:
-        last = latest_checkpoint(run)
-        if last is None:
+        if latest_checkpoint(run) is None:
             _discard(run, created)
-            exit_interrupted("no checkpoint was written yet, so nothing is kept")
-        exit_interrupted(f"the last checkpoint is {last}; continue with:\n  python {sys.argv[0]} --resume {run}")
+        exit_interrupted(_how_to_continue(run, "\n  "))
     except BaseException:
         if latest_checkpoint(run) is None:
             _discard(run, created)
@@ -325,6 +331,14 @@ def _train_in(run: Path, created: bool, cfg: dict, ds: Dataset, make_agent: Agen
     point_latest(run, args.results)
     shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if k in SHOWN)
     print(f"done in {time.perf_counter() - t0:.1f} s: {shown}; final checkpoint {run / 'checkpoints' / 'final.pt'}")
+
+
+def _how_to_continue(run: Path, before_command: str = " ") -> str:
+    """Where a stopped run stands: its last checkpoint and the command that continues it, or that nothing is kept."""
+    last = latest_checkpoint(run)
+    if last is None:
+        return "no checkpoint was written yet, so nothing is kept"
+    return f"the last checkpoint is {last}; continue with:{before_command}python {sys.argv[0]} --resume {run}"
 
 
 def _discard(run: Path, created: bool) -> None:

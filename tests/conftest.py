@@ -58,6 +58,18 @@ def run_script(*args: str, check: bool = True, cwd: Path = ROOT,
     return proc
 
 
+def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """The script failed with exactly one `error:` line on stderr and no traceback; the line holds every needle."""
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:") or ": error:" in ln]
+    assert len(errors) == 1, proc.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
 def _argv0(script: str, cwd: Path) -> str:
     """The script as typed: relative from the repository root, absolute from anywhere else."""
     return script if cwd == ROOT else str(ROOT / script)

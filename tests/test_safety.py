@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_script, sigint_enabled
+from conftest import ROOT, one_line_error, run_script, sigint_enabled
 
 from schedkit.config import ConfigError, resolve
 from schedkit.io import write_json
@@ -36,18 +36,6 @@ class Payload:
 
     def __reduce__(self):
         return os.mkdir, (self.marker,)
-
-
-def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    """The script failed with exactly one `error:` line on stderr and no traceback."""
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error:") or ": error:" in ln]
-    assert len(errors) == 1, proc.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +145,8 @@ def test_the_papers_latest_model_path_resolves_to_the_newest_run(tiny_run, tmp_p
 @pytest.mark.parametrize("sets, needle", [
     (["lr=abc"], "config 'lr': expected a finite number"),
     (["lr=.inf"], "config 'lr': expected a finite number"),
-    (["ppo.update_epochs=0"], "config 'ppo.update_epochs': expected a value >= 1"),
-    (["ppo.clip=-1"], "config 'ppo.clip': expected a value > 0"),
+    (["ppo.update_epochs=0"], "config 'ppo.update_epochs': expected an integer >= 1"),
+    (["ppo.clip=-1"], "config 'ppo.clip': expected a finite number > 0"),
     (["ppo.gamma=1.5"], "config 'ppo.gamma'"),
     (["mask=maybe"], "config 'mask': expected true or false"),
     (["regions=Server1_Trap"], "config 'regions': expected a non-empty list"),
@@ -189,7 +177,7 @@ def test_exponent_numbers_read_as_numbers_in_set_and_yaml(tmp_path):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--device", "foo"], "--device: expected cpu, cuda or cuda:N"),
+    (["--device", "foo"], "--device: device 'foo' is not a device: expected cpu, cuda or cuda:N"),
     (["--set", "lr=abc"], "config 'lr'"),
     (["--set", "regions=Server1_Trap"], "config 'regions'"),
     (["--epochs", "0"], "--epochs: expected an integer >= 1"),

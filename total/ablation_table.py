@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 def write_tables(args: argparse.Namespace) -> list[Path]:
     """The ablation tables and figure of one sweep (see the module's docstring)."""
-    sweep = load_sweep(args.sweep)
+    sweep = load_sweep(args.sweep, trains=False)  # reads its results only
     if args.results is not None:
         sweep["results"] = str(args.results.resolve())
     args.results = Path(sweep["results"])

@@ -22,7 +22,7 @@ import pandas as pd
 
 from edgesim.inputs import InputError, read_text
 from schedkit import paths
-from schedkit.cli import user_errors
+from schedkit.cli import region_name, tag_name, user_errors
 from schedkit.config import ConfigError, load_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import eval_dir, final_checkpoint
@@ -153,10 +153,11 @@ def figure_parser(description: str, tagged: bool = False) -> argparse.ArgumentPa
     one evaluation)."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output_flags(p)
-    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    p.add_argument("--region", nargs="+", type=region_name, default=["Server1_Trap"])
     if tagged:
-        p.add_argument("--tag", default="", help="evaluation tag of total/evaluate_all.py, e.g. contention_r16 "
-                                                  "(the output file name gets the same suffix)")
+        p.add_argument("--tag", type=tag_name, default="",
+                       help="evaluation tag of total/evaluate_all.py, e.g. contention_r16 (the output file name gets "
+                            "the same suffix)")
     return p
 
 

@@ -43,10 +43,12 @@ from schedkit.cli import (
     add_profile_flags,
     add_threads_flag,
     device_name,
+    episodes_arg,
     load_or_exit,
-    positive_int,
-    profile_flags,
+    profile_params,
+    region_name,
     resolve_device,
+    seed_arg,
     set_threads,
     user_errors,
 )
@@ -54,7 +56,7 @@ from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.outputs import claim_output
-from schedkit.profiles import default_eval_episodes, params_or_exit, profile_meta
+from schedkit.profiles import default_eval_episodes, profile_meta
 from schedkit.registry import get, heuristics
 from schedkit.runs import CheckpointError, load_checkpoint
 from schedkit.stats import ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm, runs_array
@@ -146,11 +148,11 @@ def read_tuning(path: Path, ds) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=paths.DATA, help=f"data root (default: {paths.DATA})")
-    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
+    p.add_argument("--region", nargs="+", type=region_name, default=["Server1_Trap"])
     p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--episodes", type=positive_int, help="episodes per evaluation (default: every task of the split; "
+    p.add_argument("--episodes", type=episodes_arg, help="episodes per evaluation (default: every task of the split; "
                                                 "ten passes under contention)")
-    p.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="evaluation seeds (default: 0)")
+    p.add_argument("--eval-seeds", type=seed_arg, nargs="+", default=[0], help="evaluation seeds (default: 0)")
     p.add_argument("--results", type=Path, default=paths.RESULTS, help=f"results root (default: {paths.RESULTS})")
     p.add_argument("--device", default="cpu", type=device_name)
     add_profile_flags(p, default_profile="paper")
@@ -181,7 +183,7 @@ def eval_tag(profile_tag: str, split: str) -> str:
 def evaluate_all(args: argparse.Namespace) -> pd.DataFrame:
     results, device = args.results, resolve_device(args.device)
     profile = get_profile(args.profile)
-    params = params_or_exit(args.profile, None, profile_flags(args, args.profile))
+    params = profile_params(args, args.profile)
     tag = eval_tag(profile.tag(params), args.split)  # contention's profile tag names its load
     ds = load_or_exit(args.data, args.region)
     tuned = read_tuning(args.tuning, ds) if args.tuning else {}

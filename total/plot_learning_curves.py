@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from schedkit.cli import positive_int
+from schedkit.cli import epochs_arg
 from schedkit.config import load_yaml
 from schedkit.registry import heuristics, learned
 from schedkit.stats import stratified_bootstrap_means
@@ -109,7 +109,7 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
 
 def main(argv: list[str] | None = None) -> list[Path]:
     p = figure_parser(__doc__)
-    p.add_argument("--smooth", type=positive_int, default=5, help="moving-average window in epochs, same for every curve")
+    p.add_argument("--smooth", type=epochs_arg, default=5, help="moving-average window in epochs, same for every curve")
     args = p.parse_args(argv)
     with writing(args):
         return report_written(draw(args.results, figures_dir(args), args.region, args.smooth))

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from edgesim.contention import contention_tag
+from schedkit.cli import arrival_rate_arg
 from schedkit.stats import hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, runs_array
 from total.common import (
     eval_dir,
@@ -166,7 +167,7 @@ def draw(results: Path, figures: Path, regions: list[str], rates: list[float] | 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     p = figure_parser(__doc__)
-    p.add_argument("--rates", type=float, nargs="+", help="arrival rates to plot (default: every evaluated rate)")
+    p.add_argument("--rates", type=arrival_rate_arg, nargs="+", help="arrival rates to plot (default: every evaluated rate)")
     args = p.parse_args(argv)
     with writing(args):
         return report_written(draw(args.results, figures_dir(args), args.region, args.rates))

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from edgesim.contention import contention_tag
+from schedkit.cli import arrival_rate_arg, region_name, surcharge_scale_arg
 from total.common import (
     add_output_flags,
     eval_dir,
@@ -87,9 +88,9 @@ def draw(results: Path, figures: Path, regions: list[str], rate: float, scales: 
 def main(argv: list[str] | None = None) -> list[Path]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output_flags(p)
-    p.add_argument("--region", nargs="+", default=["Server1_Trap"])
-    p.add_argument("--rate", type=float, default=8.0, help="arrival rate of the evaluations (default: 8)")
-    p.add_argument("--scales", type=float, nargs="+", default=[0, 1, 4, 16],
+    p.add_argument("--region", nargs="+", type=region_name, default=["Server1_Trap"])
+    p.add_argument("--rate", type=arrival_rate_arg, default=8.0, help="arrival rate of the evaluations (default: 8)")
+    p.add_argument("--scales", type=surcharge_scale_arg, nargs="+", default=[0, 1, 4, 16],
                    help="trap surcharge scales to plot, each an evaluation (default: 0 1 4 16)")
     args = p.parse_args(argv)
     with writing(args):

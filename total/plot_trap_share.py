@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from schedkit.cli import region_name
 from total.common import (
     add_output_flags,
     figures_dir,
@@ -125,7 +126,7 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
 def main(argv: list[str] | None = None) -> list[Path]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output_flags(p)
-    p.add_argument("--regions", nargs="+", default=list(REGIONS),
+    p.add_argument("--regions", nargs="+", type=region_name, default=list(REGIONS),
                    help=f"one evaluated region per trap share, named Share<percent> (default: {' '.join(REGIONS)})")
     args = p.parse_args(argv)
     with writing(args):

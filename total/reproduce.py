@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from schedkit.cli import region_name, seed_arg, workers_arg
 from schedkit.registry import learned
 from total import evaluate_all, plot_all_comparison
 from total.common import add_output_flags, figures_dir, inputs, paths, provenance, report_written, write_output, writing
@@ -36,10 +37,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help=f"small budget: {QUICK}")
     p.add_argument("--data", type=Path, default=paths.DATA, help=f"data root (default: {paths.DATA})")
-    p.add_argument("--region", default="Server1_Trap")
-    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    p.add_argument("--region", type=region_name, default="Server1_Trap")
+    p.add_argument("--seeds", type=seed_arg, nargs="+", default=[42, 43, 44])
     p.add_argument("--algos", nargs="+", default=learned(), choices=learned())
-    p.add_argument("--workers", type=int, default=1, help="training runs at once (default 1)")
+    p.add_argument("--workers", type=workers_arg, default=1, help="training runs at once (default 1)")
     add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)
     if args.results is None:

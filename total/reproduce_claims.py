@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from schedkit.cli import workers_arg
 from total import ablation_table, plot_trap_share
 from total.common import add_output_flags, eval_dir, figures_dir, inputs, paths, provenance, write_output, writing
 from total.reproduce import train
@@ -47,7 +48,7 @@ DEFAULT_RESULTS, QUICK_RESULTS = paths.RESULTS / "claims", paths.RESULTS / "quic
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workers", type=int, default=1, help="trainings and evaluations at once (default 1)")
+    p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
     p.add_argument("--quick", action="store_true", help=f"tiny datasets and budget end to end: {QUICK}")
     add_output_flags(p, results=None, results_help=f"default: {DEFAULT_RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)

@@ -39,7 +39,14 @@ from typing import Any
 import yaml
 
 from edgesim.contention import contention_tag
-from schedkit.cli import load_or_exit, non_negative_float
+from schedkit.cli import (
+    arrival_rate_arg,
+    load_or_exit,
+    region_name,
+    seed_arg,
+    surcharge_scale_arg,
+    workers_arg,
+)
 from schedkit.config import ConfigError, load_yaml
 from schedkit.profiles import default_eval_episodes
 from total import make_table, plot_latency_cdf, plot_load_curve, plot_pareto, plot_trap_severity
@@ -71,23 +78,24 @@ QUICK_RESULTS = paths.RESULTS / "quick_contention"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sweep", type=Path, default=SWEEP, help=f"the training sweep (default: {SWEEP})")
-    p.add_argument("--rates", type=float, nargs="+", default=[2, 4, 8, 12, 16],
+    p.add_argument("--rates", type=arrival_rate_arg, nargs="+", default=[2, 4, 8, 12, 16],
                    help="Poisson arrival rates (workflows/s per world) to evaluate at (default: 2 4 8 12 16)")
     p.add_argument("--arrival-trace", type=Path, nargs="*", default=[], metavar="CSV",
                    help="request traces (Azure TIMESTAMP or BurstGPT Timestamp column) whose arrival pattern is "
                         "also evaluated, each at --trace-rate")
-    p.add_argument("--trace-rate", type=float, default=8.0, help="mean rate of the trace evaluations (default: 8)")
-    p.add_argument("--tune-rate", type=float, default=8.0,
+    p.add_argument("--trace-rate", type=arrival_rate_arg, default=8.0,
+                   help="mean rate of the trace evaluations (default: 8)")
+    p.add_argument("--tune-rate", type=arrival_rate_arg, default=8.0,
                    help="the validation setting's rate: W is tuned on the train split there (default: 8)")
-    p.add_argument("--trap-surcharge-scales", type=non_negative_float, nargs="*", default=[], metavar="X",
+    p.add_argument("--trap-surcharge-scales", type=surcharge_scale_arg, nargs="*", default=[], metavar="X",
                    help="trap severity: also evaluate at --tune-rate with the flat trap delay times each X "
                         "(e.g. 0 4 16; every model was trained at 1), and draw total/plot_trap_severity.py's figure")
-    p.add_argument("--zero-shot-region", metavar="REGION",
+    p.add_argument("--zero-shot-region", type=region_name, metavar="REGION",
                    help="also evaluate on this region of the sweep's data (e.g. Server2_Trap, 1000 servers) at "
                         "--tune-rate: the size-agnostic checkpoints zero-shot, beside the heuristics; its tables go "
                         "to <figures>/<REGION>/")
-    p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the sweep's, 42-46)")
-    p.add_argument("--workers", type=int, default=1, help="trainings and evaluations at once (default 1)")
+    p.add_argument("--seeds", type=seed_arg, nargs="+", help="training seeds (default: the sweep's, 42-46)")
+    p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
     p.add_argument("--quick", action="store_true", help=f"a tiny budget end to end: {QUICK}")
     add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)

@@ -18,6 +18,9 @@ directory. The sweep is idempotent, and never mixes settings:
 - a failing run is reported with its log path and the others go on.
 `variants` (optional; sweeps/ablation.yaml) maps a name to more `--set` overrides: every algorithm,
 seed, region and profile then runs once per variant, in a folder named with the variant.
+Every field is checked before any run starts (types, ranges, region names that are names, never
+paths), and so is every run's training config, as its train.py will resolve it; `--dry-run` stops
+there and lists the runs.
 Logs are `train.log` / `eval.log` in the run folder. SIGINT or SIGTERM to the sweep stops every
 running trainer and evaluation (each runs in its own process group), then exits 128 + the signal.
 """
@@ -40,7 +43,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from schedkit.config import ConfigError, load_yaml
+from edgesim.inputs import MAX_EPISODES, SEEDS, InputError, Range, ints, plain_name, reals, shown
+from edgesim.profiles import PROFILES
+from schedkit.cli import MAX_WORKERS, workers_arg
+from schedkit.config import RANGES, ConfigError, check_device, load_yaml, resolve
 from schedkit.io import write_yaml
 from schedkit.paths import checkpoint_dir, final_checkpoint, run_eval_dir, run_name
 from schedkit.registry import get, learned
@@ -102,41 +108,152 @@ def in_repo(path: str) -> str:
     return str((paths.REPO / path).resolve())
 
 
-def load_sweep(path: str | Path) -> dict:
-    """The sweep YAML over DEFAULTS; unknown keys and algorithms are errors, not silent no-ops."""
+def load_sweep(path: str | Path, trains: bool = True) -> dict:
+    """The sweep YAML over DEFAULTS, every field checked (`check_sweep`); a bad one ends the script with one
+    line. `trains`: the caller will train its runs, so their configs are resolved too (a script that only
+    reads a sweep's results, such as total/ablation_table.py, leaves that to the sweep)."""
     try:
-        cfg = load_yaml(path)
+        return check_sweep(load_yaml(path, "sweep file"), path, trains)
     except ConfigError as e:
         sys.exit(f"error: {e}")
+
+
+SPLITS = ("train", "test")
+SUBFIELDS = {"budget": ("epochs", "episodes"), "evaluate": ("split", "episodes", "seed"), "resources": ("cpus", "gpus")}
+FIELD_RANGES = {"budget.epochs": RANGES["epochs"], "budget.episodes": RANGES["episodes"],
+                "evaluate.seed": SEEDS, "evaluate.episodes": ints(1, MAX_EPISODES),
+                "resources.cpus": reals(0, MAX_WORKERS, lo_open=True), "resources.gpus": reals(0, 64)}
+
+
+def check_sweep(cfg: dict, path: str | Path, trains: bool = True) -> dict:
+    """A sweep's fields over DEFAULTS, each checked for its type and range, and (`trains`) every run's
+    training config resolved as its train.py will resolve it: a sweep that would fail halfway is refused
+    before any run starts. Unknown keys, algorithms and profiles are errors, not silent no-ops. Raises
+    ConfigError."""
     unknown = set(cfg) - set(DEFAULTS) - {"name"}
     if unknown:
-        sys.exit(f"error: {path}: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    merged = DEFAULTS | cfg
-    for key in ("budget", "evaluate", "resources"):
-        merged[key] = DEFAULTS[key] | (cfg.get(key) or {})
-    bad = [a for a in merged["algorithms"] if a not in learned()]
-    if bad:
-        sys.exit(f"error: {path}: unknown algorithm(s) {bad}; known: {learned()}")
-    overrides = merged["overrides"] or {}
-    bad = [k for k in overrides if k != "all" and k not in learned()]
-    if bad or not all(isinstance(v, list) for v in overrides.values()):
-        sys.exit(f"error: {path}: 'overrides' maps 'all' or an algorithm to a list of KEY=VALUE strings; "
-                 f"got keys {list(overrides)}")
-    variants = merged["variants"] or {}
-    if not isinstance(variants, dict) or not all(_is_variant(k, v) for k, v in variants.items()):
-        sys.exit(f"error: {path}: 'variants' maps a name (letters, digits, '-') to a list of KEY=VALUE strings; "
-                 f"got {variants!r}")
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if not cfg:
+        raise ConfigError(f"{path}: the sweep file sets nothing; expected at least algorithms, seeds and regions")
+    merged = DEFAULTS | cfg | {key: _checked_mapping(cfg, key, path) for key in SUBFIELDS}
+    _check_scalars(merged, path)
+    for key, known in (("algorithms", learned()), ("profiles", list(PROFILES))):
+        _check_list(merged, key, path, lambda v: isinstance(v, str), f"names, e.g. {known[:2]}")
+        bad = [v for v in merged[key] if v not in known]
+        if bad:
+            raise ConfigError(f"{path}: unknown {key.removesuffix('s')}(s) {bad}; known: {known}")
+    _check_list(merged, "seeds", path, lambda s: _fits(SEEDS, s), f"seeds, each {SEEDS.describe()}")
+    _check_list(merged, "regions", path, _is_regions,
+                "region names, or lists of names trained on together (plain names, never paths)")
+    _check_sets(merged, path)
+    if trains:
+        _check_run_configs(merged, path)
     return merged
 
 
+def _field_error(path: str | Path, name: str, want: str, value: Any) -> ConfigError:
+    return ConfigError(f"{path}: field '{name}': expected {want}, got {shown(value, 80)}")
+
+
+def _checked_mapping(cfg: dict, key: str, path: str | Path) -> dict:
+    """`budget`, `evaluate` or `resources` over its defaults, each entry in range."""
+    given = cfg.get(key) or {}
+    if not isinstance(given, dict) or set(given) - set(SUBFIELDS[key]):
+        raise _field_error(path, key, f"a mapping of {', '.join(SUBFIELDS[key])}", given)
+    merged = DEFAULTS[key] | given
+    for sub, value in merged.items():
+        rng = FIELD_RANGES.get(f"{key}.{sub}")
+        if rng is not None and not (value is None and f"{key}.{sub}" == "evaluate.episodes"):
+            try:
+                rng.check(value, f"{path}: field '{key}.{sub}'")
+            except InputError as e:
+                raise ConfigError(str(e)) from None
+    if key == "evaluate" and merged["split"] not in SPLITS:
+        raise _field_error(path, "evaluate.split", f"one of {list(SPLITS)}", merged["split"])
+    return merged
+
+
+def _check_scalars(cfg: dict, path: str | Path) -> None:
+    for key in ("name", "data", "results", "device"):
+        if key in cfg and (not isinstance(cfg[key], str) or not cfg[key]):
+            raise _field_error(path, key, "a non-empty string", cfg[key])
+    try:
+        check_device(cfg["device"])
+    except ConfigError as e:
+        raise ConfigError(f"{path}: field 'device': {e}") from None
+
+
+def _check_sets(cfg: dict, path: str | Path) -> None:
+    """`overrides` and `variants`: lists of KEY=VALUE strings, by algorithm (or `all`) and by variant name."""
+    overrides = cfg["overrides"] or {}
+    if not isinstance(overrides, dict) or not all(
+            (k == "all" or k in learned()) and _is_sets(v) for k, v in overrides.items()):
+        raise ConfigError(f"{path}: 'overrides' maps 'all' or an algorithm to a list of KEY=VALUE strings; "
+                          f"got {shown(overrides, 80)}")
+    variants = cfg["variants"] or {}
+    if not isinstance(variants, dict) or not all(_is_variant(k, v) for k, v in variants.items()):
+        raise ConfigError(f"{path}: 'variants' maps a name (letters, digits, '-') to a list of KEY=VALUE strings; "
+                          f"got {shown(variants, 80)}")
+
+
+def _fits(rng: Range, value: Any) -> bool:
+    try:
+        rng.check(value)
+    except InputError:
+        return False
+    return True
+
+
+def _check_list(cfg: dict, key: str, path: str | Path, ok: Callable[[Any], bool], want: str) -> None:
+    """A non-empty list without repeats whose every item is `ok`."""
+    value = cfg[key]
+    if not isinstance(value, list) or not value or not all(ok(v) for v in value):
+        raise _field_error(path, key, f"a non-empty list of {want}", value)
+    if len({repr(v) for v in value}) < len(value):
+        raise ConfigError(f"{path}: field '{key}': an item is listed twice (its runs would share folders): {value}")
+
+
+def _is_regions(item: Any) -> bool:
+    names = item if isinstance(item, list) else [item]
+    try:
+        return bool(names) and all(plain_name(n, "region") for n in names)
+    except InputError:
+        return False
+
+
+def _is_sets(sets: object) -> bool:
+    return isinstance(sets, list) and all(isinstance(s, str) for s in sets)
+
+
 def _is_variant(name: object, sets: object) -> bool:
-    return isinstance(name, str) and bool(VARIANT_NAME.fullmatch(name)) and isinstance(sets, list) and all(
-        isinstance(s, str) for s in sets)
+    return isinstance(name, str) and bool(VARIANT_NAME.fullmatch(name)) and _is_sets(sets)
+
+
+def _check_run_configs(cfg: dict, path: str | Path) -> None:
+    """Resolve the training config of every (algorithm, profile, variant) of the sweep as train.py will, so
+    an override out of range, unknown or of another profile is refused before any run starts."""
+    overrides, budget = cfg["overrides"] or {}, cfg["budget"]
+    for algo, profile, (variant, sets) in itertools.product(cfg["algorithms"], cfg["profiles"],
+                                                             (cfg["variants"] or {"": []}).items()):
+        scheduler = get(algo)
+        flags = {"data": cfg["data"], "regions": list(_as_tuple(cfg["regions"][0])), "seed": cfg["seeds"][0],
+                 "epochs": budget["epochs"], "episodes": budget["episodes"], "profile": profile, "device": cfg["device"]}
+        try:
+            resolve(paths.REPO / scheduler.folder / "config.yaml", None,
+                    overrides.get("all", []) + overrides.get(algo, []) + sets, flags,
+                    getattr(scheduler.load(), "config_choices", None))
+        except ConfigError as e:
+            runs = f"{algo} under profile {profile}" + (f", variant {variant}" if variant else "")
+            raise ConfigError(f"{path}: the runs of {runs}: {e}") from None
+
+
+def _as_tuple(regions: str | list[str]) -> tuple[str, ...]:
+    return tuple(regions) if isinstance(regions, list) else (regions,)
 
 
 def expand(cfg: dict) -> list[Run]:
     ev, budget = cfg["evaluate"], cfg["budget"]
-    regions = [tuple(r) if isinstance(r, list) else (r,) for r in cfg["regions"]]
+    regions = [_as_tuple(r) for r in cfg["regions"]]
     overrides = cfg["overrides"] or {}
     variants = cfg.get("variants") or {"": []}  # none: one run per combination, no name in the folder
     eval_episodes = None if ev["episodes"] is None else int(ev["episodes"])
@@ -363,14 +480,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--config", required=True, help="sweep YAML (see sweeps/)")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", help="Ray cluster address ('auto' or ray://host:port); none starts a local instance")
-    p.add_argument("--workers", type=int, default=1, help="runs at once (local), or CPUs of a local Ray instance")
+    p.add_argument("--workers", type=workers_arg, default=1,
+                   help="runs at once (local), or CPUs of a local Ray instance")
     p.add_argument("--results", help="override the sweep's results root (relative to the current directory)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the sweep file and every run's config, list the runs and their folders, run nothing")
     args = p.parse_args(argv)
     cfg = load_sweep(args.config)
     if args.results:
         cfg["results"] = str(Path(args.results).resolve())
     runs = expand(cfg)
     print(f"sweep {cfg.get('name', Path(args.config).stem)}: {len(runs)} runs, backend {args.backend}")
+    if args.dry_run:
+        for run in runs:
+            print(f"  {run.dir}" + "".join(f" --set {s}" for s in run.sets))
+        return []
     outcomes: list[dict] = []
     with stop_children_on_signal(), tqdm(total=len(runs), desc="sweep", unit="run") as bar:
         def report(result: dict) -> None:
