@@ -113,7 +113,10 @@ class Contention:
             raise ContentionError(f"unknown contention key(s) {unknown}; known: {sorted(known)}")
         c = cls(**d)
         if c.arrival_trace is not None:
-            load_arrival_gaps(c.arrival_trace)  # fail now, with the file's own message
+            try:
+                load_arrival_gaps(c.arrival_trace)  # fail now, with the file's own message
+            except ContentionError as e:
+                raise ContentionError(f"contention.arrival_trace: {e}") from None
         return c
 
     def as_dict(self) -> dict:

@@ -121,7 +121,10 @@ def range_text(lo: float | None, hi: float | None, lo_open: bool = False, hi_ope
 
 
 def _bound(x: float) -> str:
-    """A bound as short as `:g` writes it, unless that loses digits (2**32 - 1, not 4.29497e+09)."""
+    """An integer bound written out (4294967295, 10000000); a real one as short as `:g` writes it unless
+    that loses digits."""
+    if isinstance(x, int):
+        return str(x)
     short = f"{x:g}"
     return short if float(short) == x else str(x)
 

@@ -297,8 +297,9 @@ def check_block(name: str, block: Any) -> None:
 
 
 def _cross_check(flat: dict[str, Any]) -> None:
+    """Only between numbers: a value of the wrong type is reported by its own key's check."""
     for keys, fits, expected in CROSS_CHECKS:
-        if all(k in flat for k in keys) and not fits(*(flat[k] for k in keys)):
+        if all(k in flat and _finite_number(flat[k]) for k in keys) and not fits(*(flat[k] for k in keys)):
             got = ", ".join(f"{k} {shown(flat[k])}" for k in keys)
             raise ConfigError(f"config {' and '.join(repr(k) for k in keys)}: {expected}; got {got}")
 
@@ -370,7 +371,8 @@ def _check_train_env(cfg: dict, value: Any) -> None:
     if not isinstance(value, dict):
         raise _type_error("train_env", "a mapping of the profile's parameters, e.g. {trap_surcharge_scale: 0}",
                           value)
-    profile = PROFILES.get(cfg.get("profile", ""))
+    name = cfg.get("profile")
+    profile = PROFILES.get(name) if isinstance(name, str) else None  # a bad profile is reported as itself
     if not value or profile is None:
         return
     if profile.params_class is None:

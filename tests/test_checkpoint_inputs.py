@@ -205,7 +205,7 @@ FIELD_CASES = {
     "unknown_field": (_set("extra", value=1), "unknown field 'extra'"),
     "algo_unknown": (_set("algo", value="Nope"), "field 'algo': expected a learned scheduler"),
     "config_actor": (_set("config", "actor", value=123), "config 'actor': expected a non-empty string, got 123"),
-    "config_lr": (_set("config", "lr", value=-1), "config 'lr': expected a value > 0"),
+    "config_lr": (_set("config", "lr", value=-1), "config 'lr': expected a finite number > 0"),
     "config_unknown_key": (_set("config", "bogus", value=1), "unknown config key 'bogus'"),
     "config_missing_key": (lambda s: s["config"]["ppo"].pop("clip"), "config lacks 'ppo.clip'"),
     "config_algo": (_set("config", "algo", value="PPO"), "config 'algo' is 'PPO'"),
