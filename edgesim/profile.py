@@ -63,6 +63,9 @@ class Profile:
         None for a profile without parameters."""
         if self.params_class is None:
             return None
+        for what, given in ((self.name, block), (f"{self.name} overrides", overrides)):
+            if given is not None and not isinstance(given, dict):
+                raise ProfileError(f"{what}: expected a mapping of parameters, got {given!r}")
         merged = dict(block or {}) | {k: v for k, v in (overrides or {}).items() if v is not None}
         try:
             return self.params_class.from_dict(merged)
