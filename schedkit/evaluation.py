@@ -20,7 +20,6 @@ from edgesim.physics import EVAL_WEIGHTS
 from edgesim.simulator import Observation, Simulator
 
 from .io import write_csv, write_json
-from .outputs import OutputExists
 from .paths import git_commit
 from .profiles import profile_simulator
 
@@ -111,7 +110,6 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-EvaluationExists = OutputExists  # an output folder already holds an evaluation made with other settings
 EVALUATION_FILES = ("episodes.csv", "summary.json")
 
 

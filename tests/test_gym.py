@@ -247,8 +247,9 @@ def test_registration_and_bad_arguments(default_ds):
 
 def test_evaluate_policy_runs_the_protocol(default_ds, tmp_path):
     """A policy through the Gym observation gets exactly the episodes the same rule gets on the simulator."""
-    from schedkit.evaluation import EvaluationExists, eval_simulator, evaluate
+    from schedkit.evaluation import eval_simulator, evaluate
     from schedkit.gym_eval import evaluate_policy
+    from schedkit.outputs import OutputExists
 
     class FirstValid:
         name = "first_valid"
@@ -264,7 +265,7 @@ def test_evaluate_policy_runs_the_protocol(default_ds, tmp_path):
     np.testing.assert_allclose(got["reward"], direct["reward"], rtol=1e-12)
     assert list(got["task_id"]) == list(direct["task_id"])
     assert summary["mean_reward"] == pytest.approx(direct["reward"].mean())
-    with pytest.raises(EvaluationExists):
+    with pytest.raises(OutputExists):
         evaluate_policy(lambda o, m: m.argmax(1), data=default_ds, episodes=32, out=out, progress=False)
     with pytest.raises(ValueError, match="actions"):
         evaluate_policy(lambda o, m: [0], data=default_ds, episodes=8, progress=False)
