@@ -504,6 +504,8 @@ def traces() -> list[Case]:
            check=exists("hev/summary.json")),
         Case(T, "trace_in_config_dev_zero", "error", train(*CONT, "--config", "{ws}/c.yaml"),
              files={"c.yaml": "contention: {arrival_trace: /dev/zero}\n"}),
+        Case(T, "trace_train_overflow", "error", train(*CONT, "--arrival-trace", t),
+             files={"t.csv": "Timestamp\n-1.7e308\n1.7e308\n0\n"}, note="audit: gaps inf/NaN hang training"),
         Case(T, "trace_train_nan", "error", train(*CONT, "--arrival-trace", t), files={"t.csv": "Timestamp\nnan\nnan\n"}),
         Case(T, "trace_paper_profile_ignored", "error", heur("--profile", "paper", "--arrival-trace", t),
              files={"t.csv": TRACE_OK}, note="a trace under the paper profile does nothing"),
@@ -1042,7 +1044,7 @@ except SystemExit:
     raise
 except BaseException as e:
     if _deliberate(e):
-        print("error: " + type(e).__name__ + ": " + " ".join(str(e).split()), file=sys.stderr)
+        print("\nerror: " + type(e).__name__ + ": " + " ".join(str(e).split()), file=sys.stderr)  # past a bar
         sys.exit(2)
     traceback.print_exc()
     sys.exit(1)
