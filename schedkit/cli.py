@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import os
 import signal
 import sys
 import warnings
@@ -203,13 +204,16 @@ class Doing:
 # errors of the disk or the folder, not of the script: the line says what to free or change
 DISK_ERRORS = {errno.ENOSPC: "the disk is full; free space", errno.EDQUOT: "the disk quota is used up; free space",
                errno.EROFS: "the file system is read-only; choose a writable folder",
-               errno.EACCES: "no permission to write there; choose a writable folder"}
+               errno.EACCES: "no permission to write there; choose a writable folder",
+               errno.EFBIG: "the file is larger than this process may write (ulimit -f); raise the limit"}
 
 
 def os_error_line(e: OSError, doing: Doing) -> str:
     """One line for an OSError: the path, the system's reason, what to do and, if set, how to continue."""
-    path = e.filename or doing.writing
+    path = e.filename or doing.writing or ("standard output" if e.errno == errno.EPIPE else None)
     line = f"{path}: {e.strerror or e}" if path else str(e.strerror or e)
+    if e.errno == errno.EPIPE and not e.filename:
+        line += " (the program reading the output closed it)"
     advice = [DISK_ERRORS[e.errno]] if e.errno in DISK_ERRORS else []
     with contextlib.suppress(OSError):
         advice += [doing.then()] if doing.then else []
@@ -229,7 +233,12 @@ def user_errors(*kinds: type[BaseException]) -> Iterator[Doing]:
     except ALWAYS_USER_ERRORS + kinds as e:
         sys.exit(f"error: {e}")
     except OSError as e:  # disk full, read-only folder, a file where a folder should be
+        if e.errno == errno.EPIPE:  # stdout is gone: let the interpreter's last flush go nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(f"error: {os_error_line(e, doing)}")
+    except KeyboardInterrupt:  # training handles its own (it keeps a checkpoint to resume from)
+        exit_interrupted("stopped before the end; every file written so far is whole (files are written "
+                         "atomically), the rest were not written: run the same command again")
     finally:
         signal.signal(signal.SIGTERM, previous)
 

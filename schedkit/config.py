@@ -79,7 +79,12 @@ AUTO_OR_BOOL = ("tensorboard",)  # keys whose value is `auto` or a boolean
 
 
 def yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass: no Python objects
+    """YAML text to plain values (a SafeLoader subclass: no Python objects); nesting too deep for the
+    parser's recursion is a YAMLError like any other malformed text."""
+    try:
+        return yaml.load(text, Loader=Loader)  # noqa: S506
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply to read") from None
 
 
 def load_yaml(path: str | Path, what: str = "config file") -> dict:

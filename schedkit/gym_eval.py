@@ -48,6 +48,9 @@ class GymPolicy:
         actions = np.asarray(self.predict(o, o["action_mask"].astype(bool))).reshape(-1)
         if actions.shape != (sim.batch_size,):
             raise ValueError(f"the policy returned {actions.size} actions for {sim.batch_size} observations")
+        if actions.dtype.kind not in "iu":  # 2.7 would silently become server 2
+            raise ValueError(f"the policy returned actions of dtype {actions.dtype}: expected integer server indices "
+                             f"in [0, {sim.n_servers})")
         return torch.as_tensor(actions.astype(np.int64), device=sim.device)
 
 

@@ -152,6 +152,9 @@ def check_dataset(state: dict[str, Any], ds: Dataset, path: str | Path) -> None:
     """A checkpoint only schedules the server order it was trained on."""
     saved = state["dataset"]
     if saved["fingerprint"] == ds.fingerprint:
+        if list(saved["server_ids"]) != list(ds.server_ids):
+            raise CheckpointError(f"{path}: field dataset['server_ids'] does not list the servers its fingerprint "
+                                  f"{saved['fingerprint']} stands for: a damaged checkpoint")
         return
     n_saved, n_now = len(saved["server_ids"]), ds.n_servers
     detail = (f"it was trained on {n_saved} servers of {saved['regions']}, the dataset has {n_now} servers of "

@@ -23,6 +23,7 @@ from schedkit.config import load_yaml
 from schedkit.registry import heuristics, learned
 from schedkit.stats import stratified_bootstrap_means
 from total.common import (
+    INTEGER,
     METRICS_OPTIONAL,
     color,
     eval_dir,
@@ -58,7 +59,8 @@ def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
             if key not in newest or p.stat().st_mtime > newest[key].stat().st_mtime:
                 newest[key] = p
         if newest:
-            found[algo] = [read_table(p, "metrics.csv", {}, METRICS_OPTIONAL) for p in sorted(newest.values())]
+            found[algo] = [read_table(p, "metrics.csv", {"epoch": INTEGER}, METRICS_OPTIONAL)
+                           for p in sorted(newest.values())]
     return found
 
 

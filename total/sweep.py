@@ -489,6 +489,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cfg = load_sweep(args.config)
     if args.results:
         cfg["results"] = str(Path(args.results).resolve())
+    if Path(cfg["results"]).exists() and not Path(cfg["results"]).is_dir():
+        sys.exit(f"error: {cfg['results']}: the sweep's results root exists and is not a folder")
     runs = expand(cfg)
     print(f"sweep {cfg.get('name', Path(args.config).stem)}: {len(runs)} runs, backend {args.backend}")
     if args.dry_run:
@@ -508,8 +510,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             run_local(runs, max(1, args.workers), report)
         else:
             run_ray(runs, args.address, args.workers if not args.address else None, cfg["resources"], report)
-    if print_table(outcomes)["failed"]:
-        sys.exit(1)
+    failed = print_table(outcomes)["failed"]
+    if failed:
+        sys.exit(f"error: {failed} of {len(outcomes)} runs failed; the log of each is named above")
     return outcomes
 
 
