@@ -24,7 +24,7 @@ which ranks the fast, cheap servers next to traps among the worst.
 Policy logits = actor + alpha * zscore(telemetry), alpha = alpha0 + alpha_slope * progress (0.6 + 0.6 *
 progress by default). `guidance.prior: greedy_queue` (per_server only) puts greedy_queue's score at
 `guidance.latency_weight` in place of the telemetry (greedy_prior), so the untrained argmax is that rule;
-the contention study uses it at W = 0.9 with alpha = 3 + 3 * progress (README, "Candidates").
+the contention study uses it at W = 0.9 with alpha = 3 + 3 * progress (docs/decisions.md).
 
 Ablation switches (config keys; the defaults are the full method): `se_gate: false` drops the SE
 gate (model.py); `guidance.enabled: false` drops the prior term alpha * zscore(telemetry) from the
@@ -40,7 +40,7 @@ per server (SERVER_FEATURES, all dimensionless and independent of N) plus the st
 one checkpoint schedules any number of servers (zero-shot on larger topologies). Its critic reads
 the state alone; `critic: pooled` adds a mean and max pool of a learned embedding of every valid
 server's features (model.PooledCritic), so the value can see the live queues (a candidate of the
-contention benchmark, checked on the validation setting and not adopted: README, "Candidates").
+contention benchmark, checked on the validation setting and not adopted: docs/decisions.md).
 
 `shortlist: K` (per_server only; 0, the default, scores every server) is for large topologies: each
 decision first ranks all valid servers by a cheap one-step estimate, the weighted reward (under the
