@@ -225,6 +225,7 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
         cfg = resolve(defaults_file, args.config, args.set, flags, make_agent.config_choices)
         profile_flags(args, cfg["profile"])  # a flag of another profile is refused, not ignored
         cfg["tensorboard"] = wanted(cfg["tensorboard"])  # config.yaml records what `auto` became
+        cfg["device"] = str(resolve_device(cfg["device"]))  # and the device the run trains on
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
         if args.out:
             run = Path(args.out)
@@ -257,6 +258,7 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
         state = load_checkpoint(ckpt, algo=algo)
         check_config_file(run / "config.yaml", state["config"])
         cfg = state["config"] | ({"device": args.device} if args.device else {})
+        cfg["device"] = str(resolve_device(cfg["device"]))
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
         check_same_data(state, ds, ckpt)
         if state["epoch"] >= cfg["epochs"]:
