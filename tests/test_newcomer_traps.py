@@ -2,6 +2,8 @@
 trained runs of one seed, an interrupted run started again, and an inference reward with nothing beside it."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import yaml
@@ -34,3 +36,48 @@ def test_an_interrupted_run_of_the_same_settings_is_named_with_its_resume_comman
                      f"python {ROOT / 'TopoFreeRL/train.py'} --resume {run}"]
     other = run_script("TopoFreeRL/train.py", *data, *TINY, "--seed", "7", "--results", str(results))
     assert "note:" not in other.stdout  # another seed is other settings
+
+
+def _trained(tmp_path, *data: str):
+    run = tmp_path / "run"
+    run_script("TopoFreeRL/train.py", *data, *TINY, "--out", str(run))
+    return run / "checkpoints" / "final.pt"
+
+
+def test_inference_without_a_table_prints_the_command_that_compares(tmp_path, small_root):
+    data = ["--data", str(small_root)]
+    model = _trained(tmp_path, *data, "--regions", "Small_Trap")
+    proc = run_script("TopoFreeRL/inference.py", "--model", str(model), *data, "--region", "Small_Trap",
+                      "--episodes", "8", "--out", str(tmp_path / "eval"), "--no-progress")
+    last = proc.stdout.splitlines()[-1]
+    command = (f"python Heuristics/inference.py --policy greedy oracle --data {small_root} --region Small_Trap "
+               "--split test --seed 0 --episodes 8 --profile paper")
+    assert last == f"to compare: {command}"
+    heuristics = run_script(*command.split()[1:], "--out", str(tmp_path / "heuristics"), "--no-progress")
+    assert "greedy" in heuristics.stdout and "oracle" in heuristics.stdout
+
+
+def test_inference_on_the_default_setting_quotes_the_published_table(tmp_path):
+    model = _trained(tmp_path)
+    proc = run_script("TopoFreeRL/inference.py", "--model", str(model), "--out", str(tmp_path / "eval"),
+                      "--no-progress")
+    table = ROOT / "total/figures/results_table.csv"
+    assert proc.stdout.splitlines()[-1] == f"on this setting: greedy -2.6632, oracle -2.6618 (from {table})"
+
+
+def test_an_evaluation_with_the_same_settings_is_quoted(tmp_path):
+    from argparse import Namespace
+
+    from schedkit.reference import reference_line
+    settings = {"policy": "PPO", "model": "m.pt", "split": "test", "seed": 3, "episodes": 8, "profile": "paper",
+                "regions": ["R"], "dataset_fingerprint": "abc"}
+    folder = tmp_path / "eval" / "R"
+    folder.mkdir(parents=True)
+    (folder / "summary.csv").write_text("algo,reward\ngreedy,-2.5\noracle,-2.25\nPPO,-3\n")
+    record = {"region": ["R"], "split": "test", "episodes": 8, "eval_seeds": [3], "profile": "paper",
+              "dataset_fingerprint": "abc", "skip": []}
+    (folder / ".outputs.json").write_text(json.dumps({"summary.csv": record}))
+    args = Namespace(data=str(tmp_path), episodes=8)
+    assert reference_line(args, settings, tmp_path) == (
+        f"on this setting: greedy -2.5000, oracle -2.2500 (from {folder / 'summary.csv'})")
+    assert reference_line(args, settings | {"seed": 4}, tmp_path).startswith("to compare: ")
