@@ -24,6 +24,14 @@ def test_cuda_without_a_gpu_is_one_line_and_the_run_records_cpu(tmp_path, small_
     assert yaml.safe_load((run / "config.yaml").read_text())["device"] == "cpu"
 
 
+@NO_GPU
+def test_evaluate_all_records_the_device_it_ran_on(tmp_path):
+    proc = run_script("total/evaluate_all.py", "--results", str(tmp_path), "--episodes", "8", "--no-progress",
+                      "--skip", "oracle", "lookahead", "--device", "cuda")
+    assert FALLBACK in proc.stderr.splitlines()
+    assert yaml.safe_load((tmp_path / "eval" / "Server1_Trap" / "config.yaml").read_text())["device"] == "cpu"
+
+
 def test_an_interrupted_run_of_the_same_settings_is_named_with_its_resume_command(tmp_path, small_root):
     results, data = tmp_path / "results", ["--data", str(small_root), "--regions", "Small_Trap"]
     first = run_script("TopoFreeRL/train.py", *data, *TINY, "--results", str(results))

@@ -318,7 +318,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, params, tag: str, episod
     write_yaml(out / "config.yaml", provenance(
         args, episodes=episodes, contention=None if contention is None else contention.as_dict(),
         evaluated=evaluated, skipped=skipped, skipped_heuristics=args.skip,
-        tuned_latency_weights=tuned, dataset_fingerprint=ds.fingerprint))
+        tuned_latency_weights=tuned, dataset_fingerprint=ds.fingerprint, device=str(device)))
     for s in skipped:
         print(f"skipped {s}")
     cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost"]
