@@ -26,11 +26,16 @@ import torch
 from edgesim.expectation import ChannelTable, expected_hop, expected_step
 from edgesim.physics import EVAL_WEIGHTS
 from edgesim.profiles import get_profile
+from edgesim.scores import (
+    GREEDY_LATENCY_WEIGHT,
+    TELEMETRY_LATENCY,
+    TELEMETRY_QUEUE_MS,
+    check_latency_weight,
+    greedy_score,
+    live_telemetry,
+    static_telemetry,
+)
 from edgesim.simulator import Observation, Simulator
-
-# greedy's one-step score: 0.6 * E[latency] / 2000 ms + 0.4 * cost / $0.05
-GREEDY_LATENCY_WEIGHT, GREEDY_LATENCY_SCALE_MS = 0.6, 2000.0
-GREEDY_COST_WEIGHT, GREEDY_COST_SCALE = 0.4, 0.05
 
 
 class RandomPolicy:
@@ -56,20 +61,6 @@ class MaxComputePolicy:
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         return self.best[obs.required_type]
-
-
-def check_latency_weight(w: float) -> float:
-    """The greedy family's latency weight W, a number in [0, 1] (the cost weight is 1 - W)."""
-    if not 0.0 <= w <= 1.0:
-        raise ValueError(f"latency weight must be in [0, 1], got {w}")
-    return float(w)
-
-
-def greedy_score(latency_ms: torch.Tensor, cost: torch.Tensor, latency_weight: float) -> torch.Tensor:
-    """The greedy family's one-step score, lower is better: W * E[latency] / 2000 ms + (1 - W) * cost / $0.05.
-    At the default W the cost weight is exactly 0.4 (1 - 0.6 is not), so the default rule keeps its decisions."""
-    cost_weight = GREEDY_COST_WEIGHT if latency_weight == GREEDY_LATENCY_WEIGHT else 1.0 - latency_weight
-    return latency_weight * latency_ms / GREEDY_LATENCY_SCALE_MS + cost_weight * cost / GREEDY_COST_SCALE
 
 
 class GreedyPolicy:
@@ -336,20 +327,15 @@ class LookaheadPolicy:
 class TelemetryPolicy:
     """The valid server with the highest TopoFreeRL telemetry (its hand-made per-server score, no network):
     nc / (1 + 0.3 queue wait / telemetry_queue_ms) x cost factor x latency factor, with the queue
-    term live under contention. `telemetry_latency` and `telemetry_queue_ms` are TopoFreeRL's
-    config.yaml defaults unless given."""
+    term live under contention (edgesim/scores.py). The defaults of `telemetry_latency` and
+    `telemetry_queue_ms` are the values in TopoFreeRL's shipped config.yaml."""
 
     name = "telemetry"
 
-    def __init__(self, sim: Simulator, seed: int = 0, telemetry_latency: str | None = None,
-                 telemetry_queue_ms: float | None = None):
-        from schedkit.config import load_yaml
-        from schedkit.paths import REPO
-        from TopoFreeRL.agent import live_telemetry, static_telemetry
-
-        cfg = load_yaml(REPO / "TopoFreeRL" / "config.yaml")
-        self.queue_ms = float(cfg["telemetry_queue_ms"] if telemetry_queue_ms is None else telemetry_queue_ms)
-        nc_static = static_telemetry(sim.dataset, telemetry_latency or cfg["telemetry_latency"])
+    def __init__(self, sim: Simulator, seed: int = 0, telemetry_latency: str = TELEMETRY_LATENCY,
+                 telemetry_queue_ms: float = TELEMETRY_QUEUE_MS):
+        self.queue_ms = float(telemetry_queue_ms)
+        nc_static = static_telemetry(sim.dataset, telemetry_latency)
         # the same float32 numbers as TopoFreeRL's buffers
         self.nc_static = torch.tensor(nc_static, dtype=torch.float32, device=sim.device)
         self.static = torch.tensor(nc_static / nc_static.max(), dtype=torch.float32, device=sim.device)

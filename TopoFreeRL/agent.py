@@ -59,10 +59,9 @@ from torch import nn
 from edgesim import physics as P
 from edgesim.dataset import Dataset
 from edgesim.expectation import ChannelTable, expected_hop
-from edgesim.physics import EXPECTED_TRAP_MS
 from edgesim.profiles import get_profile
+from edgesim.scores import GREEDY_LATENCY_WEIGHT, greedy_score, live_telemetry, static_telemetry
 from edgesim.simulator import Observation, Simulator
-from Heuristics.policies import GREEDY_LATENCY_WEIGHT, greedy_score
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
 from schedkit.config import ConfigError
 
@@ -87,7 +86,7 @@ def _row_zscore(x: torch.Tensor) -> torch.Tensor:
 
 def greedy_prior(servers: torch.Tensor, mask: torch.Tensor, latency_weight: float) -> torch.Tensor:
     """(B, N) the `guidance.prior: greedy_queue` prior: greedy_queue's score at W (expected step
-    latency plus live queue wait, and step cost; Heuristics/policies.py), negated so that higher is
+    latency plus live queue wait, and step cost; edgesim/scores.py), negated so that higher is
     better, as a z-score over each row's valid servers. Read off the per-server features, so it
     costs O(N) arithmetic; its argmax is greedy_queue's choice at W."""
     f = {name: servers[..., i] for i, name in enumerate(SERVER_FEATURES)}
@@ -110,29 +109,6 @@ def _neighbour_table(ds: Dataset) -> np.ndarray:
     slot = np.arange(len(src)) - np.repeat(np.cumsum(deg) - deg, deg)
     table[src, slot] = dst
     return table
-
-
-def _telemetry_latency(ds: Dataset, kind: str) -> np.ndarray:
-    """Per-server latency term of the telemetry (see the module docstring)."""
-    if kind == "link_mean":
-        return ds.mean_out_latency
-    payable = ~(ds.is_trap[ds.link_src] | ds.is_trap[ds.link_dst])
-    n = ds.n_servers
-    mean = np.bincount(ds.link_src[payable], weights=ds.link_latency[payable], minlength=n) / np.maximum(
-        np.bincount(ds.link_src[payable], minlength=n), 1)
-    return np.where(ds.is_trap, EXPECTED_TRAP_MS, mean)
-
-
-def static_telemetry(ds: Dataset, latency_kind: str) -> np.ndarray:
-    """(N,) the telemetry before queues and normalisation: nc * cost factor * latency factor."""
-    static = (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(-_telemetry_latency(ds, latency_kind) / 500)
-    return ds.nc * static
-
-
-def live_telemetry(nc_static: torch.Tensor, load: torch.Tensor, queue_ms: float) -> torch.Tensor:
-    """(B, N) the live telemetry under contention: queue_norm = load / queue_ms, divided by its row max."""
-    live = nc_static / (1 + 0.3 * load / queue_ms)
-    return live / live.amax(1, keepdim=True)
 
 
 class TopoFreeAgent(MaskedAgent):

@@ -159,10 +159,11 @@ def profile_params(args: argparse.Namespace, profile: str, block: dict | None = 
 
 
 def resolve_device(name: str) -> torch.device:
-    """`cuda` without a GPU falls back to the CPU with a warning instead of failing."""
+    """`cuda` without a GPU falls back to the CPU with one plain line on stderr instead of failing, so a
+    command written for a GPU machine still runs on a laptop; callers record the device returned."""
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn("--device cuda requested but no CUDA GPU is available; running on cpu", stacklevel=2)
+        print(f"warning: --device {name} requested but no CUDA GPU is available; running on cpu", file=sys.stderr)
         return torch.device("cpu")
     return dev
 

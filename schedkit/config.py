@@ -405,3 +405,16 @@ def check_device(name: Any) -> torch.device:
     if count and dev.index is not None and dev.index >= count:
         raise ConfigError(f"device {name!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     return dev
+
+
+RUN_ONLY_KEYS = ("device", "tensorboard")  # where a run computed and whether it logged: not how it trains
+
+
+def differing_settings(configs: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """{dotted key: {name: value}} for every training setting (all keys but RUN_ONLY_KEYS) whose value is
+    not the same in all `configs`; a key one config lacks shows as None. Empty: the runs trained alike,
+    so one may stand for the others."""
+    flat = {name: _flatten(cfg) for name, cfg in configs.items()}
+    keys = dict.fromkeys(k for f in flat.values() for k in f if k.split(".")[0] not in RUN_ONLY_KEYS)
+    values = {k: {name: f.get(k) for name, f in flat.items()} for k in keys}
+    return {k: v for k, v in values.items() if len({repr(x) for x in v.values()}) > 1}

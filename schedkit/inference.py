@@ -4,7 +4,9 @@ Loads a checkpoint and refuses one trained on another dataset, unless the agent 
 (TopoFreeRL with `actor: per_server`), which then schedules the new topology zero-shot. Evaluates
 the deterministic policy (argmax over valid servers, DWA weights frozen at their final values)
 under the shared protocol, and writes the same episodes.csv / summary.json as
-Heuristics/inference.py, plus the decision time at batch 1.
+Heuristics/inference.py, plus the decision time at batch 1. Its last line puts the reward in
+context: greedy's and the oracle's on the same setting from a table that exists, or the command
+that computes them (schedkit/reference.py).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .evaluation import eval_simulator, evaluate, evaluation_outputs, format_tab
 from .outputs import claim_output
 from .paths import data_root, run_eval_dir, run_of
 from .profiles import default_eval_episodes, profile_meta
+from .reference import reference_line
 from .rollout import chosen_servers
 from .runs import CheckpointError, check_dataset, load_checkpoint, resolve_model_path
 from .trainer import AgentFactory
@@ -149,4 +152,5 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
     print(f"decision time: {summary['decision_ms']:.4f} ms batched ({sim.batch_size} episodes), "
           f"{summary['decision_ms_batch1']:.3f} ms at batch 1 (median)")
     print(f"wrote {out}")
+    print(reference_line(args, settings))
     return summary

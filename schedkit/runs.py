@@ -83,6 +83,20 @@ class RunLock:
             self.file.close()
 
 
+def is_locked(run: Path) -> bool:
+    """Whether a live process holds `run`'s RunLock now (a lock file left by a dead one does not count)."""
+    lock = run / ".lock"
+    if not lock.is_file():
+        return False
+    with open(lock, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
 def point_latest(run: Path, results: str | Path) -> None:
     """Make `<results>/<algo>/latest` a relative symlink to `run`, replaced atomically. Only for runs
     directly under the results root, and never over a file or folder a user put there."""

@@ -40,7 +40,7 @@ from .cli import (
     set_threads,
     user_errors,
 )
-from .config import SHARED_DEFAULTS, ConfigError, load_yaml, resolve
+from .config import SHARED_DEFAULTS, ConfigError, differing_settings, load_yaml, resolve
 from .dwa import DWA, INITIAL_WEIGHTS
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
@@ -55,6 +55,8 @@ from .runs import (
     check_same_data,
     claim_run_dir,
     dataset_identity,
+    epoch_checkpoints,
+    is_locked,
     latest_checkpoint,
     load_checkpoint,
     point_latest,
@@ -225,7 +227,11 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
         cfg = resolve(defaults_file, args.config, args.set, flags, make_agent.config_choices)
         profile_flags(args, cfg["profile"])  # a flag of another profile is refused, not ignored
         cfg["tensorboard"] = wanted(cfg["tensorboard"])  # config.yaml records what `auto` became
+        cfg["device"] = str(resolve_device(cfg["device"]))  # and the device the run trains on
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
+        for stopped in interrupted_runs(Path(args.results) / cfg["algo"], cfg):
+            print(f"note: {stopped} is an interrupted run of these settings; continue it with: "
+                  f"python {sys.argv[0]} --resume {stopped}")
         if args.out:
             run = Path(args.out)
             created = not run.exists()
@@ -238,6 +244,23 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
             write_config(run, cfg)
             _train_in(run, created, cfg, ds, make_agent, train_fn, None, args, doing)
     return run
+
+
+def interrupted_runs(algo_dir: Path, cfg: dict[str, Any]) -> list[Path]:
+    """Run folders under `algo_dir` trained with the settings of `cfg` that stopped before final.pt and
+    that no live process holds: running the same command again starts over, when --resume would carry
+    on. Reads only each folder's config.yaml and checkpoint names, so it costs nothing noticeable."""
+    found = []
+    for run in sorted(p for p in algo_dir.glob("*") if p.is_dir() and not p.is_symlink()):
+        if not (run / "config.yaml").is_file() or not epoch_checkpoints(run) or final_checkpoint(run).exists():
+            continue
+        try:
+            saved = load_yaml(run / "config.yaml")
+        except ConfigError:
+            continue  # an unreadable config names no settings to match
+        if not differing_settings({"saved": saved, "now": cfg}) and not is_locked(run):
+            found.append(run)
+    return found
 
 
 def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train_fn: Callable[..., dict[str, Any]],
@@ -257,6 +280,7 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
         state = load_checkpoint(ckpt, algo=algo)
         check_config_file(run / "config.yaml", state["config"])
         cfg = state["config"] | ({"device": args.device} if args.device else {})
+        cfg["device"] = str(resolve_device(cfg["device"]))
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
         check_same_data(state, ds, ckpt)
         if state["epoch"] >= cfg["epochs"]:

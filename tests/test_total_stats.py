@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
-from conftest import ROOT, run_script
+from conftest import ROOT, one_line_error, run_script
 from test_total import _fake_run, run_from
 
 sys.path.insert(0, str(ROOT / "total"))
@@ -34,6 +35,29 @@ def test_two_runs_of_one_seed_count_once(tmp_path, default_ds):
     summary = pd.read_csv(out / "summary.csv").set_index("algo")
     assert summary.loc["PPO", "train_seeds"] == 2 and summary.loc["PPO", "runs"] == 2
     assert summary.loc["PPO", "ci_unit"] == "runs" and summary.loc["greedy", "ci_unit"] == "episodes"
+
+
+def test_runs_of_one_seed_trained_differently_are_refused_until_one_is_chosen(tmp_path, default_ds):
+    """A 2-epoch test run of seed 42 beside the real one must not silently become "the" seed-42 run."""
+    results, short = tmp_path / "results", tmp_path / "short.yaml"
+    short.write_text(yaml.safe_dump(yaml.safe_load((ROOT / "PPO_algorithm/config.yaml").read_text()) | {"epochs": 2}))
+    _fake_run(results, "PPO_algorithm", "PPO_algorithm/config.yaml", default_ds, 42, "Server1_Trap_seed42")
+    _fake_run(results, "PPO_algorithm", str(short), default_ds, 42, "Server1_Trap_seed42_test")
+    real = results / "PPO" / "Server1_Trap_seed42"
+    os.utime(real / "checkpoints" / "final.pt", (1e9, 1e9))  # the short test run is the newest
+    flags = ("--results", "results", "--episodes", "8", "--no-progress", "--skip", "oracle", "lookahead")
+    line = one_line_error(run_script("total/evaluate_all.py", *flags, check=False, cwd=tmp_path),
+                          "2 runs of PPO seed 42", "results/PPO/Server1_Trap_seed42_test", "epochs", "--runs",
+                          "--run-newest")
+    assert "epochs 2 in Server1_Trap_seed42_test, 100 in Server1_Trap_seed42" in line.replace("'", "")
+    assert not (results / "eval").exists()
+    run_from(tmp_path, "total/evaluate_all.py", *flags, "--runs", "results/PPO/Server1_Trap_seed42")
+    config = yaml.safe_load((results / "eval" / "Server1_Trap" / "config.yaml").read_text())
+    (ppo,) = [p for p in config["evaluated"] if "PPO" in p]
+    assert Path(ppo) == real.resolve() / "checkpoints" / "final.pt"
+    run_from(tmp_path, "total/evaluate_all.py", *flags, "--run-newest", "--overwrite")
+    config = yaml.safe_load((results / "eval" / "Server1_Trap" / "config.yaml").read_text())
+    assert any("seed42_test" in p for p in config["evaluated"])
 
 
 def test_sweep_variants_of_one_seed_are_rows_of_their_own(tmp_path, default_ds):

@@ -10,10 +10,12 @@ episode), with the run folder and every metric. Also writes summary.csv: per alg
 mean and 95% bootstrap CI of reward, latency and cost, plus the IQM of reward, p99 latency (with
 its bootstrap CI) and decision time; and config.yaml: the resolved arguments, the checkpoints
 evaluated and skipped, and the git commit. Training seeds are the unit of replication: two runs
-of one (algo, seed, regions, profile) count once (the newest final.pt is evaluated, the others
-are listed as skipped); runs of a sweep's `variants` (total/sweep.py) are rows of their own,
-<Algo>@<variant> (e.g. TopoFreeRL@x4 of sweeps/trap_severity.yaml); and a learned method's CI
-resamples its runs and, within them, the test tasks shared by every scheduler (`ci_unit` "runs");
+of one (algo, seed, regions, profile) count once: of runs trained alike the newest final.pt is
+evaluated and the others listed as skipped, and runs trained with different settings are refused,
+naming what differs, until --runs or --run-newest picks one; runs of a sweep's `variants`
+(total/sweep.py) are rows of their own, <Algo>@<variant> (e.g. TopoFreeRL@x4 of
+sweeps/trap_severity.yaml); and a learned method's CI resamples its runs and, within them, the
+test tasks shared by every scheduler (`ci_unit` "runs");
 with one run (a heuristic, or one seed) the CI is over the tasks only (`ci_unit` "episodes"). See
 schedkit/stats.py. The default --data and --results are the repository's data1/ and results/,
 whatever the current directory.
@@ -52,13 +54,14 @@ from schedkit.cli import (
     set_threads,
     user_errors,
 )
+from schedkit.config import differing_settings
 from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.outputs import claim_output
 from schedkit.profiles import default_eval_episodes, profile_meta
 from schedkit.registry import get, heuristics
-from schedkit.runs import CheckpointError, load_checkpoint
+from schedkit.runs import CheckpointError, RunError, load_checkpoint
 from schedkit.stats import ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm, runs_array
 from total.common import (
     SWEEP_VARIANT,
@@ -104,23 +107,54 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
 Found = tuple[Path, dict, str]  # a finished run: its final.pt, the loaded checkpoint, its sweep variant ('' for none)
 
 
-def newest_per_seed(found: list[Found]) -> tuple[list[Found], list[str]]:
-    """Two runs of one (algo, training seed, regions, profile, sweep variant) are one seed, not two:
-    keep the newest final.pt (by mtime) and name the others with the reason. Runs of different sweep
-    variants are different methods (evaluated as <Algo>@<variant>), never pooled or de-duplicated."""
+def newest_per_seed(found: list[Found], chosen: list[Path] | None = None,
+                    newest: bool = False) -> tuple[list[Found], list[str]]:
+    """Two runs of one (algo, training seed, regions, profile, sweep variant) are one seed, not two.
+    Runs trained alike (a re-run) are interchangeable: the newest final.pt (by mtime) is kept and the
+    others named with the reason. Runs trained with different settings are not: which one is "the"
+    seed is the user's choice, so they are refused unless `chosen` names one run folder of the group
+    (--runs) or `newest` keeps the newest (--run-newest). Runs of different sweep variants are
+    different methods (evaluated as <Algo>@<variant>), never pooled or de-duplicated."""
     groups: dict[tuple, list[Found]] = {}
     for run in found:
         ckpt, state, variant = run
         cfg = state["config"]
         key = (cfg["algo"], cfg["seed"], tuple(state["dataset"]["regions"]), cfg.get("profile", "paper"), variant)
         groups.setdefault(key, []).append(run)
+    picked = {p.resolve() for p in chosen or []}
+    unknown = picked - {ckpt.parents[1].resolve() for ckpt, _, _ in found}
+    if unknown:
+        raise RunError(f"--runs {sorted(map(str, unknown))[0]}: not a finished run evaluated here "
+                       "(results/<Algo>/<run> with checkpoints/final.pt, trained on this dataset and profile)")
     kept, skipped = [], []
     for (algo, seed, _, _, _), runs in groups.items():
         runs.sort(key=lambda r: r[0].stat().st_mtime, reverse=True)
-        kept.append(runs[0])
-        skipped += [f"{ckpt} (another run of {algo} seed {seed}; the newest, {runs[0][0]}, is evaluated: "
-                    f"one seed counts once)" for ckpt, _, _ in runs[1:]]
+        named = [r for r in runs if r[0].parents[1].resolve() in picked]
+        if len(runs) > 1 and not named and not newest:
+            check_trained_alike(algo, seed, runs)
+        first = named[0] if len(named) == 1 else runs[0]
+        if len(named) > 1:
+            raise RunError(f"--runs names {len(named)} runs of {algo} seed {seed} "
+                           f"({', '.join(str(r[0].parents[1]) for r in named)}); name one")
+        kept.append(first)
+        skipped += [f"{ckpt} (another run of {algo} seed {seed}; {first[0]} is evaluated: one seed counts once)"
+                    for ckpt, _, _ in runs if ckpt != first[0]]
     return kept, skipped
+
+
+def check_trained_alike(algo: str, seed: int, runs: list[Found]) -> None:
+    """Refuse runs of one seed trained with different settings, naming the run folders and the settings."""
+    folders = {str(ckpt.parents[1]): state["config"] for ckpt, state, _ in runs}
+    differ = differing_settings(folders)
+    if not differ:
+        return
+    names = {folder: Path(folder).name for folder in folders}
+    shown = "; ".join(f"{key} " + ", ".join(f"{v!r} in {names[f]}" for f, v in values.items())
+                      for key, values in list(differ.items())[:4])
+    more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+    raise RunError(f"{len(runs)} runs of {algo} seed {seed} were trained with different settings "
+                   f"({', '.join(folders)}): {shown}{more}; choose one with --runs DIR, "
+                   "or evaluate the newest with --run-newest")
 
 
 def read_tuning(path: Path, ds) -> dict[str, float]:
@@ -164,6 +198,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--zero-shot", action="store_true",
                    help="also evaluate size-agnostic checkpoints trained on another dataset (TopoFreeRL's per_server "
                         "actor), as <Algo>_zeroshot beside the runs trained on this one")
+    p.add_argument("--runs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="where one seed has runs trained with different settings, evaluate these run folders "
+                        "(default: refuse such seeds)")
+    p.add_argument("--run-newest", action="store_true",
+                   help="where one seed has runs trained with different settings, evaluate the newest")
     add_threads_flag(p)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--overwrite", action="store_true",
@@ -217,7 +256,7 @@ def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], li
             skipped.append(f"{ckpt} (trained under the {cfg.get('profile', 'paper')} profile)")
             continue
         found.append((ckpt, state, run_variant(ckpt.parents[1])))
-    found, duplicates = newest_per_seed(found)
+    found, duplicates = newest_per_seed(found, args.runs, args.run_newest)
     return found, skipped + duplicates
 
 
@@ -279,7 +318,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, params, tag: str, episod
     write_yaml(out / "config.yaml", provenance(
         args, episodes=episodes, contention=None if contention is None else contention.as_dict(),
         evaluated=evaluated, skipped=skipped, skipped_heuristics=args.skip,
-        tuned_latency_weights=tuned, dataset_fingerprint=ds.fingerprint))
+        tuned_latency_weights=tuned, dataset_fingerprint=ds.fingerprint, device=str(device)))
     for s in skipped:
         print(f"skipped {s}")
     cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost"]
