@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import ROOT
+import yaml
+from conftest import ROOT, run_script
 
 from PPO_algorithm.agent import PPOAgent
 from schedkit.config import ConfigError, load_recipe, resolve
@@ -52,7 +53,20 @@ def test_a_bad_recipe_file_is_one_line_naming_it(tmp_path, text, want):
         assert "\n" not in str(e.value)
 
 
-def test_every_learned_scheduler_has_a_valid_contention_recipe():
-    from schedkit.registry import get, learned
-    for algo in learned():
+def test_every_scheduler_of_the_study_has_a_valid_contention_recipe():
+    from schedkit.registry import get
+    for algo in yaml.safe_load((ROOT / "sweeps" / "contention.yaml").read_text())["algorithms"]:
         assert load_recipe(ROOT / get(algo).folder / "config.yaml", "contention"), algo
+
+
+@pytest.mark.slow
+def test_a_shell_run_says_and_records_its_recipe(small_root, tmp_path):
+    run = tmp_path / "run"
+    proc = run_script("Stark_Scheduler/train.py", "--data", str(small_root), "--regions", "Small_Trap", "--profile",
+                      "contention", "--epochs", "1", "--episodes", "4", "--set", "contention.worlds=2",
+                      "--set", "contention.warmup=2", "--out", str(run), "--no-progress", "--no-tensorboard")
+    assert f"the contention recipe {ROOT / 'Stark_Scheduler' / 'contention.yaml'} applies" in proc.stdout
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["recipe"] == "contention" and cfg["val_every"] == 5
+    proc = run_script("Stark_Scheduler/train.py", "--resume", str(run), "--no-recipe", check=False)
+    assert proc.returncode != 0 and "--no-recipe cannot change it" in proc.stderr
