@@ -11,7 +11,7 @@ into `eval_<split>_seed<E>[_ep<N>]/` under the run's own config. Relative `data:
 in the YAML are relative to the repository; `--results` on the command line, to the current
 directory. The sweep is idempotent, and never mixes settings:
 - a run folder records the requested settings in `sweep_run.yaml` before training;
-- a folder holding checkpoints of other settings (budget, overrides, data, ...), or of unknown
+- a folder holding checkpoints of other settings (budget, overrides by the values they set, data, ...), or of unknown
   ones, is refused with the differing keys, never reused;
 - a run whose final checkpoint and evaluation exist is skipped;
 - an interrupted run resumes from its last checkpoint;
