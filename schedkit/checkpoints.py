@@ -47,7 +47,8 @@ REQUIRED = ("model", "config", "dataset", "algo", "epoch", "dwa")
 # give them the value those runs had
 LATER_KEYS = frozenset({"keep_checkpoints", "live_load", "rollout", "tensorboard", "train_env", "actor",
                         "shortlist", "critic", "se_gate", "telemetry_queue_ms", "load_logit", "val_every",
-                        "dwa.initial", "guidance.enabled", "guidance.prior", "guidance.latency_weight", *PROFILES})
+                        "dwa.initial", "guidance.enabled", "guidance.prior", "guidance.latency_weight", "recipe",
+                        *PROFILES})
 WEIGHT_SUM_TOLERANCE = 1e-6
 
 

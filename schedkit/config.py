@@ -9,6 +9,7 @@ the cross-key checks (CROSS_CHECKS) before anything is written.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 from collections.abc import Callable
@@ -71,8 +72,10 @@ Loader.add_implicit_resolver(
 # `tensorboard`: auto, true or false (schedkit/tensorboard.py); a run records what `auto` became
 # `train_env`: parameters of the run's profile that differ in the training simulator only, e.g.
 # `--set train_env.trap_surcharge_scale=0`; the profile block stays the world the run is evaluated in
+# `recipe`: the recipe `resolve` applied (the profile's name) or `none`; recorded, never set (see load_recipe)
 SHARED_DEFAULTS = {"keep_checkpoints": 3, "live_load": True, "rollout": "continuing", "tensorboard": "auto",
-                   "train_env": {}}
+                   "train_env": {}, "recipe": "none"}
+NO_RECIPE = "none"
 OPEN_MAPPINGS = ("train_env",)  # mappings whose keys are not fixed by a default (validate checks them)
 ROLLOUTS = ("continuing", "restart")
 AUTO_OR_BOOL = ("tensorboard",)  # keys whose value is `auto` or a boolean
@@ -147,20 +150,68 @@ def algorithm_defaults(defaults_file: str | Path) -> dict:
 
 
 def resolve(defaults_file: str | Path, user_file: str | Path | None = None, sets: list[str] | None = None,
-            flags: dict[str, Any] | None = None, choices: dict[str, tuple[str, ...]] | None = None) -> dict:
-    """defaults <- user YAML <- explicit command-line flags <- --set overrides, then `validate`d
-    (`choices`: the algorithm's own string options, e.g. TopoFreeRL's actor)."""
+            flags: dict[str, Any] | None = None, choices: dict[str, tuple[str, ...]] | None = None,
+            recipe: bool = False) -> dict:
+    """defaults <- the chosen profile's recipe (`recipe`: the algorithm's settings the study adopted, see
+    load_recipe) <- user YAML <- explicit command-line flags <- --set overrides, then `validate`d
+    (`choices`: the algorithm's own string options, e.g. TopoFreeRL's actor). `recipe` records which
+    recipe applied, so a run's config.yaml says what it trained."""
     cfg = algorithm_defaults(defaults_file)
     defaults = copy.deepcopy(cfg)
-    if user_file:
-        cfg = merge(cfg, load_yaml(user_file))
-    if flags:
-        cfg = merge(cfg, {k: v for k, v in flags.items() if v is not None})
-    if sets:
-        cfg = merge(cfg, parse_set(sets))
+    layers = [load_yaml(user_file)] if user_file else []
+    layers += [{k: v for k, v in flags.items() if v is not None}] if flags else []
+    layers += [parse_set(sets)] if sets else []
+    without = _merged(cfg, layers)
+    profile = without.get("profile")
+    applied = load_recipe(defaults_file, profile, choices) if recipe and isinstance(profile, str) else {}
+    name = profile if applied else NO_RECIPE
+    if without["recipe"] not in (NO_RECIPE, name):
+        raise ConfigError(f"config 'recipe' records the recipe train.py applied ({name}), got "
+                          f"{shown(without['recipe'])}: the recipe is the profile's, or none with --no-recipe")
+    cfg = _merged(cfg, [applied, *layers]) | {"recipe": name}
     cfg = validate(cfg, defaults, choices)
     _check_set_profiles(sets or [], cfg["profile"])
     return cfg
+
+
+def _merged(cfg: dict, layers: list[dict]) -> dict:
+    for layer in layers:
+        cfg = merge(cfg, layer)
+    return cfg
+
+
+def recipe_path(defaults_file: str | Path, profile: str) -> Path:
+    """Where an algorithm keeps its recipe for `profile`: beside its config.yaml, named after the profile."""
+    return Path(defaults_file).parent / f"{profile}.yaml"
+
+
+def load_recipe(defaults_file: str | Path, profile: str, choices: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """The settings a study adopted for this algorithm under `profile` (e.g. TopoFreeRL/contention.yaml), an
+    overlay on its config.yaml; {} when it has none. One file, read by train.py and total/sweep.py alike, so
+    the command line trains what the study reports. Checked as a config of that profile; an error names it."""
+    path = recipe_path(defaults_file, profile)
+    if profile not in PROFILES or not path.is_file():
+        return {}
+    recipe = load_yaml(path, "recipe file")
+    defaults = algorithm_defaults(defaults_file)
+    try:
+        if "recipe" in recipe:
+            raise ConfigError("'recipe' is recorded by train.py, not set by a recipe")
+        validate(merge(defaults, recipe) | {"profile": profile}, copy.deepcopy(defaults), choices)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return recipe
+
+
+def recipe_sets(recipe: dict) -> list[str]:
+    """A recipe as `--set KEY=VALUE` strings, in the file's order: what a sweep records and passes to train.py."""
+    return [f"{key}={_set_text(value)}" for key, value in _flatten(recipe).items()]
+
+
+def _set_text(value: Any) -> str:
+    """A value as --set text that parses back to it (a string as itself unless YAML would read it otherwise)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if yaml_load(text) == value else json.dumps(value)
 
 
 def _check_set_profiles(sets: list[str], profile: str) -> None:

@@ -40,7 +40,7 @@ from .cli import (
     set_threads,
     user_errors,
 )
-from .config import SHARED_DEFAULTS, ConfigError, differing_settings, load_yaml, resolve
+from .config import NO_RECIPE, SHARED_DEFAULTS, ConfigError, differing_settings, load_yaml, recipe_path, resolve
 from .dwa import DWA, INITIAL_WEIGHTS
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
@@ -182,7 +182,10 @@ def parse_train_args(description: str, argv: list[str] | None = None) -> argpars
     p.add_argument("--seed", type=seed_arg, help="training seed (config: seed, default 42)")
     p.add_argument("--device", type=device_name, help="cpu or cuda; cuda falls back to cpu with a warning "
                                                      "(config: device)")
-    add_profile_flags(p)
+    add_profile_flags(p, unset="config: profile; the algorithm's recipe for the profile, e.g. "
+                            "TopoFreeRL/contention.yaml, the settings the study adopted, applies over config.yaml")
+    p.add_argument("--no-recipe", action="store_true",
+                   help="train config.yaml's plain defaults under the profile, without its recipe")
     p.add_argument("--no-mask", action="store_true",
                    help="do not mask invalid servers in training (the reference behaviour; evaluation always masks)")
     p.add_argument("--config", help="YAML file overriding the algorithm's config.yaml defaults")
@@ -206,7 +209,20 @@ def parse_train_args(description: str, argv: list[str] | None = None) -> argpars
 # flags that define a run: --resume continues the saved config, so giving one of these is an error
 RUN_FLAGS = ("data", "regions", "epochs", "episodes", "seed", "profile",
              *dict.fromkeys(flag.key for profile in PROFILES.values() for flag in profile.flags),
-             "no_mask", "config", "set", "out")
+             "no_mask", "no_recipe", "config", "set", "out")
+
+
+def train_config(defaults_file: Path, args: argparse.Namespace,
+                 choices: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """The config a fresh run of `train.py` trains with, from its parsed arguments: defaults <- the
+    profile's recipe (unless --no-recipe) <- --config <- flags <- --set. Raises ConfigError or InputError."""
+    flags = {"data": args.data, "regions": args.regions, "epochs": args.epochs, "episodes": args.episodes,
+             "seed": args.seed, "device": args.device, "profile": args.profile,
+             "mask": False if args.no_mask else None, "tensorboard": args.tensorboard,
+             **flags_by_profile(args)}  # each profile's parameters given as flags, into its config block
+    cfg = resolve(defaults_file, args.config, args.set, flags, choices, recipe=not args.no_recipe)
+    profile_flags(args, cfg["profile"])  # a flag of another profile is refused, not ignored
+    return cfg
 
 
 def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, argv: list[str] | None = None,
@@ -220,12 +236,7 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
         algo = load_yaml(defaults_file)["algo"]
         if args.resume:
             return _resume(args, algo, make_agent, train_fn, doing)
-        flags = {"data": args.data, "regions": args.regions, "epochs": args.epochs, "episodes": args.episodes,
-                 "seed": args.seed, "device": args.device, "profile": args.profile,
-                 "mask": False if args.no_mask else None, "tensorboard": args.tensorboard,
-                 **flags_by_profile(args)}  # each profile's parameters given as flags, into its config block
-        cfg = resolve(defaults_file, args.config, args.set, flags, make_agent.config_choices)
-        profile_flags(args, cfg["profile"])  # a flag of another profile is refused, not ignored
+        cfg = train_config(defaults_file, args, make_agent.config_choices)
         cfg["tensorboard"] = wanted(cfg["tensorboard"])  # config.yaml records what `auto` became
         cfg["device"] = str(resolve_device(cfg["device"]))  # and the device the run trains on
         ds = load_or_exit(data_root(cfg["data"]), cfg["regions"])
@@ -242,6 +253,7 @@ def train_main(defaults_file: Path, make_agent: AgentFactory, description: str, 
             if latest_checkpoint(run) is not None:
                 raise RunError(f"{run} already holds checkpoints; use --resume {run} or another --out")
             write_config(run, cfg)
+            _say_recipe(cfg, defaults_file)
             _train_in(run, created, cfg, ds, make_agent, train_fn, None, args, doing)
     return run
 
@@ -261,6 +273,13 @@ def interrupted_runs(algo_dir: Path, cfg: dict[str, Any]) -> list[Path]:
         if not differing_settings({"saved": saved, "now": cfg}) and not is_locked(run):
             found.append(run)
     return found
+
+
+def _say_recipe(cfg: dict[str, Any], defaults_file: Path) -> None:
+    """Name the recipe a fresh run trains with: its settings are not on the command line."""
+    if cfg["recipe"] != NO_RECIPE:
+        print(f"{cfg['algo']}: the {cfg['recipe']} recipe {recipe_path(defaults_file, cfg['recipe'])} applies "
+              "(--no-recipe: config.yaml's defaults)")
 
 
 def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train_fn: Callable[..., dict[str, Any]],

@@ -126,7 +126,7 @@ def test_train_env_changes_the_training_world_only(small_root, tmp_path):
     def train(name: str, *sets: str) -> tuple[pd.DataFrame, dict]:
         run = tmp_path / name
         run_script("TopoFreeRL/train.py", "--data", str(small_root), "--regions", "Small_Trap", "--epochs", "1",
-                   "--episodes", "24", "--set", "actor=per_server", *CONTENTION, "--trap-loss", "0.6",
+                   "--no-recipe", "--episodes", "24", "--set", "actor=per_server", *CONTENTION, "--trap-loss", "0.6",
                    *[a for s in sets for a in ("--set", s)], "--out", str(run), "--no-progress")
         return pd.read_csv(run / "metrics.csv"), torch.load(run / "checkpoints" / "final.pt", weights_only=True)
 

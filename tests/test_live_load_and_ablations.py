@@ -313,7 +313,7 @@ def test_a_bad_training_objective_is_one_line(value, want):
 def test_a_tiny_shell_run_with_every_ablation_switch_off(small_root, tmp_path):
     run = tmp_path / "ablated"
     run_script("TopoFreeRL/train.py", "--data", str(small_root), "--regions", "Small_Trap", "--profile", "contention",
-               "--epochs", "2", "--episodes", "8", "--no-progress", "--out", str(run),
+               "--no-recipe", "--epochs", "2", "--episodes", "8", "--no-progress", "--out", str(run),
                *(a for s in ["se_gate=false", "dwa.enabled=false", "guidance.enabled=false", "state=base",
                              "live_load=false", "actor=dense", *SMALL] for a in ("--set", s)))
     state = load_checkpoint(run / "checkpoints" / "final.pt")

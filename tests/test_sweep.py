@@ -193,35 +193,94 @@ def test_shipped_sweeps_expand():
     assert paper[0].results == str(ROOT / "results")
     assert len(paper) == 12 and {r.seed for r in paper} == {42, 43, 44}
     assert paper[0].epochs == 100 and paper[0].episodes == 200 and paper[0].sets == ()
-    contention = expand(load_sweep(ROOT / "sweeps/contention.yaml"))
-    tf = next(r for r in contention if r.algo == "TopoFreeRL")
-    ppo = next(r for r in contention if r.algo == "PPO")
-    cheaper = ("ppo.update_epochs=4", "ppo.minibatch=512")  # the update chosen by sweeps/update_budget.yaml
-    sharp_greedy_prior = ("guidance.prior=greedy_queue", "guidance.latency_weight=0.9", "guidance.alpha0=3",
-                          "guidance.alpha_slope=3")  # adopted by sweeps/candidates.yaml
-    assert tf.profile == "contention"
-    trap_free = "train_env.trap_surcharge_scale=0"  # adopted by sweeps/trap_free_training.yaml
-    assert tf.sets == ("contention.arrival_rate=8", "actor=per_server", *cheaper, *sharp_greedy_prior, trap_free)
-    latency_objective = ("dwa.enabled=false", "dwa.initial=[0.75, 0.10, 0.15]")  # adopted by sweeps/objective.yaml
-    assert ppo.sets == ("contention.arrival_rate=8", *cheaper, *latency_objective)
-    assert next(r for r in contention if r.algo == "PFAPPO").sets == ppo.sets
-    assert next(r for r in contention if r.algo == "Stark").sets == ("contention.arrival_rate=8", "val_every=5")
-    # every learned scheduler on the multi-region dataset: exactly the study's trainers
-    baselines = expand(load_sweep(ROOT / "sweeps/multi_region_baselines.yaml"))
-    assert {(r.algo, r.sets) for r in baselines} == {(r.algo, r.sets) for r in contention}
-    assert {r.profile for r in baselines} == {"contention"} and {r.seed for r in baselines} == {42, 43, 44, 45, 46}
-    # the sweeps that retrain the study's TopoFreeRL elsewhere: those on Server2_Trap and on three regions with
-    # its trainer, those run before trap-free training with that trainer; each plus only its variant's sets
-    before = tf.sets[:-1]
-    for name, trainer, variants in (
-            ("server2_trap", tf.sets, {()}),
-            ("multi_region_contention", tf.sets, {(), ("dwa.enabled=false",)}),
-            ("trap_severity", before, {(), *((f"contention.trap_surcharge_scale={x}",) for x in (0, 4, 16))}),
-            ("trap_free_training", before,
-             {(), (trap_free,), (trap_free, "entropy.start=0.003", "entropy.end=0.0002")})):
-        runs = expand(load_sweep(ROOT / f"sweeps/{name}.yaml"))
-        assert {r.sets[:len(trainer)] for r in runs} == {trainer} and {r.profile for r in runs} == {"contention"}
-        assert {r.sets[len(trainer):] for r in runs} == variants, name
+
+
+# The sweeps that train the study's methods: each names the recipe instead of pasting it. (The sweeps
+# that chose a recipe's settings, e.g. sweeps/candidates.yaml, train the trainers before it, pasted.)
+STUDY_SWEEPS = ("contention", "multi_region_baselines", "ablation", "multi_region_contention", "server2_trap")
+# sweeps/contention.yaml's `overrides` as pasted before it named its recipe: the settings of its run folders
+PASTED_CONTENTION = """
+overrides:
+  all: [contention.arrival_rate=8]
+  TopoFreeRL: [actor=per_server, ppo.update_epochs=4, ppo.minibatch=512, guidance.prior=greedy_queue,
+               guidance.latency_weight=0.9, guidance.alpha0=3, guidance.alpha_slope=3,
+               train_env.trap_surcharge_scale=0]
+  PPO: [ppo.update_epochs=4, ppo.minibatch=512, dwa.enabled=false, "dwa.initial=[0.75, 0.10, 0.15]"]
+  PFAPPO: [ppo.update_epochs=4, ppo.minibatch=512, dwa.enabled=false, "dwa.initial=[0.75, 0.10, 0.15]"]
+  Stark: [val_every=5]
+"""
+PASTED_ABLATION_ALL = ("contention.arrival_rate=8, actor=per_server, ppo.update_epochs=4, ppo.minibatch=512, "
+                       "guidance.prior=greedy_queue, guidance.latency_weight=0.9, guidance.alpha0=3, "
+                       "guidance.alpha_slope=3, train_env.trap_surcharge_scale=0")
+
+
+def _study_sweep(name: str, **changes) -> dict:
+    from total.sweep import check_sweep
+    cfg = yaml.safe_load((ROOT / f"sweeps/{name}.yaml").read_text()) | changes
+    return check_sweep(cfg, f"sweeps/{name}.yaml", trains=False)
+
+
+def test_study_sweeps_name_the_recipe_and_train_what_train_py_trains():
+    from schedkit.config import load_recipe, recipe_sets
+    from schedkit.registry import get
+    from schedkit.trainer import parse_train_args, train_config
+    from total.sweep import expand, load_sweep, training_config
+    for name in STUDY_SWEEPS:
+        cfg = load_sweep(ROOT / f"sweeps/{name}.yaml")
+        assert cfg["recipe"] == "contention" and cfg["overrides"]["all"] == ["contention.arrival_rate=8"], name
+        assert set(cfg["overrides"]) == {"all"}, f"{name} pastes settings beside its recipe"
+        for run in expand(cfg):
+            recipe = recipe_sets(load_recipe(ROOT / get(run.algo).folder / "config.yaml", "contention"))
+            assert run.recipe and run.sets[:len(recipe) + 1] == ("contention.arrival_rate=8", *recipe), name
+    # `train.py --profile contention` at the study's load trains exactly the study's runs
+    for run in {r.algo: r for r in expand(load_sweep(ROOT / "sweeps/contention.yaml"))}.values():
+        defaults = ROOT / get(run.algo).folder / "config.yaml"
+        args = parse_train_args("", ["--profile", "contention", "--arrival-rate", "8", "--data", run.data,
+                                     "--regions", *run.regions, "--seed", str(run.seed), "--epochs", str(run.epochs),
+                                     "--episodes", str(run.episodes)])
+        by_hand = train_config(defaults, args, getattr(get(run.algo).load(), "config_choices", None))
+        assert by_hand == training_config(run) and by_hand["recipe"] == "contention", run.algo
+
+
+def test_a_recipe_expands_to_the_settings_its_sweep_pasted():
+    """Folders trained before a sweep named its recipe hold the same settings: same keys and values."""
+    from schedkit.config import parse_set
+    from total.sweep import _same, expand
+    for name, pasted in (("contention", yaml.safe_load(PASTED_CONTENTION)),
+                         ("ablation", {"overrides": {"all": PASTED_ABLATION_ALL.split(", ")}}),
+                         ("server2_trap", {"overrides": {"all": PASTED_ABLATION_ALL.split(", ")}})):
+        now, before = expand(_study_sweep(name)), expand(_study_sweep(name, recipe=None, **pasted))
+        assert [r.dir for r in now] == [r.dir for r in before]
+        for new, old in zip(now, before, strict=True):
+            assert parse_set(list(new.sets)) == parse_set(list(old.sets)) and _same("sets", list(old.sets),
+                                                                                    list(new.sets)), new.name
+            assert new.sets == old.sets or new.algo in ("PPO", "PFAPPO")  # only 0.10 is written 0.1
+
+
+def test_a_folder_recorded_with_the_pasted_settings_is_kept_by_the_recipe_sweep(tmp_path):
+    from total.sweep import claim, expand
+    pasted = expand(_study_sweep("contention", recipe=None, results=str(tmp_path), **yaml.safe_load(PASTED_CONTENTION)))
+    named = {r.dir: r for r in expand(_study_sweep("contention", results=str(tmp_path)))}
+    for old in pasted:
+        (old.dir / "checkpoints").mkdir(parents=True)
+        (old.dir / "checkpoints" / "final.pt").write_bytes(b"")
+        (old.dir / "sweep_run.yaml").write_text(yaml.safe_dump(old.requested()))
+        assert claim(named[old.dir]) is None, old.name  # kept: the re-run skips it
+    other = next(r for r in pasted if r.algo == "PPO")
+    (other.dir / "sweep_run.yaml").write_text(yaml.safe_dump(other.requested() | {"sets": list(other.sets[:-1])}))
+    assert "refused" in claim(named[other.dir])
+
+
+def test_a_sweep_recipe_is_checked(tmp_path):
+    for recipe, want in (("nope", "field 'recipe': expected a profile's name"),
+                         (["contention"], "field 'recipe'"),
+                         ("paper", "PPO has no recipe PPO_algorithm/paper.yaml")):
+        proc = run_script("total/sweep.py", "--dry-run", "--config",
+                          str(_sweep(tmp_path, recipe=recipe, profiles=[recipe] if recipe == "paper" else ["contention"])),
+                          check=False)
+        assert proc.returncode != 0 and want in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    proc = run_script("total/sweep.py", "--dry-run", "--config", str(_sweep(tmp_path, recipe="contention")), check=False)
+    assert proc.returncode != 0 and "must be [contention]; got ['paper']" in proc.stderr
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (requirements-ray.txt)")

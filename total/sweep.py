@@ -11,11 +11,15 @@ into `eval_<split>_seed<E>[_ep<N>]/` under the run's own config. Relative `data:
 in the YAML are relative to the repository; `--results` on the command line, to the current
 directory. The sweep is idempotent, and never mixes settings:
 - a run folder records the requested settings in `sweep_run.yaml` before training;
-- a folder holding checkpoints of other settings (budget, overrides, data, ...), or of unknown
+- a folder holding checkpoints of other settings (budget, overrides by the values they set, data, ...), or of unknown
   ones, is refused with the differing keys, never reused;
 - a run whose final checkpoint and evaluation exist is skipped;
 - an interrupted run resumes from its last checkpoint;
 - a failing run is reported with its log path and the others go on.
+`recipe` (optional; sweeps/contention.yaml): a profile's name, e.g. `recipe: contention`; every algorithm's
+recipe for it (`<folder>/contention.yaml`, the settings the study adopted) applies to its runs, expanded into
+`--set` overrides after `overrides.all` and before the algorithm's own, so `overrides` lists only what the
+sweep changes on top. Without it the runs train config.yaml's defaults (train.py --no-recipe).
 `variants` (optional; sweeps/ablation.yaml) maps a name to more `--set` overrides: every algorithm,
 seed, region and profile then runs once per variant, in a folder named with the variant.
 Every field is checked before any run starts (types, ranges, region names that are names, never
@@ -46,7 +50,17 @@ from tqdm import tqdm
 from edgesim.inputs import MAX_EPISODES, SEEDS, InputError, Range, ints, plain_name, reals, shown
 from edgesim.profiles import PROFILES
 from schedkit.cli import MAX_WORKERS, workers_arg
-from schedkit.config import RANGES, ConfigError, check_device, load_yaml, resolve
+from schedkit.config import (
+    RANGES,
+    ConfigError,
+    check_device,
+    load_recipe,
+    load_yaml,
+    parse_set,
+    recipe_path,
+    recipe_sets,
+    resolve,
+)
 from schedkit.io import write_yaml
 from schedkit.paths import checkpoint_dir, final_checkpoint, run_eval_dir, run_name
 from schedkit.registry import get, learned
@@ -57,7 +71,7 @@ DEFAULTS: dict[str, Any] = {"data": "data1", "algorithms": learned(), "seeds": [
             "profiles": ["paper"], "budget": {"epochs": 100, "episodes": 200},
             "evaluate": {"split": "test", "episodes": None, "seed": 0},
             "resources": {"cpus": 1, "gpus": 0}, "results": "results", "device": "cpu", "overrides": {},
-            "variants": {}}
+            "variants": {}, "recipe": None}
 GRACE_S = 10.0  # how long stopped children get to exit on SIGTERM before SIGKILL
 FRESH_FOLDER = "set another `results:` root (or --results) or delete the folder"
 RESUME_HINT = ("to resume, run the same command again: finished runs are skipped, interrupted ones resume "
@@ -81,6 +95,7 @@ class Run:
     sets: tuple[str, ...] = ()  # --set KEY=VALUE for train.py, from the sweep's `overrides`
     evaluate: bool = True  # run inference.py after training (total/reproduce.py evaluates everything later)
     variant: str = ""  # a name from the sweep's `variants` (its --set overrides are in `sets`), or none
+    recipe: bool = False  # trained with its algorithm's recipe for the profile (whose --set overrides are in `sets`)
 
     @property
     def dir(self) -> Path:
@@ -146,6 +161,7 @@ def check_sweep(cfg: dict, path: str | Path, trains: bool = True) -> dict:
     _check_list(merged, "regions", path, _is_regions,
                 "region names, or lists of names trained on together (plain names, never paths)")
     _check_sets(merged, path)
+    _check_recipe(merged, path)
     if trains:
         _check_run_configs(merged, path)
     return merged
@@ -196,6 +212,34 @@ def _check_sets(cfg: dict, path: str | Path) -> None:
                           f"got {shown(variants, 80)}")
 
 
+def _check_recipe(cfg: dict, path: str | Path) -> None:
+    """`recipe`: a profile every run of the sweep trains under, for which every algorithm has a recipe."""
+    name = cfg["recipe"]
+    if name is None:
+        return
+    if not isinstance(name, str) or name not in PROFILES:
+        raise _field_error(path, "recipe", f"a profile's name, one of {list(PROFILES)}", name)
+    if cfg["profiles"] != [name]:
+        raise ConfigError(f"{path}: 'recipe: {name}' is the recipe of profile {name}, so the sweep's profiles "
+                          f"must be [{name}]; got {cfg['profiles']}")
+    for algo in cfg["algorithms"]:
+        file = recipe_path(_defaults_file(algo), name)
+        if not file.is_file():
+            raise ConfigError(f"{path}: 'recipe: {name}': {algo} has no recipe {file.relative_to(paths.REPO)}")
+        _recipe(algo, name)
+
+
+def _defaults_file(algo: str) -> Path:
+    return paths.REPO / get(algo).folder / "config.yaml"
+
+
+def _recipe(algo: str, name: str | None) -> list[str]:
+    """An algorithm's recipe for profile `name` as --set overrides ([] for none)."""
+    if name is None:
+        return []
+    return recipe_sets(load_recipe(_defaults_file(algo), name, getattr(get(algo).load(), "config_choices", None)))
+
+
 def _fits(rng: Range, value: Any) -> bool:
     try:
         rng.check(value)
@@ -232,19 +276,24 @@ def _is_variant(name: object, sets: object) -> bool:
 def _check_run_configs(cfg: dict, path: str | Path) -> None:
     """Resolve the training config of every (algorithm, profile, variant) of the sweep as train.py will, so
     an override out of range, unknown or of another profile is refused before any run starts."""
-    overrides, budget = cfg["overrides"] or {}, cfg["budget"]
-    for algo, profile, (variant, sets) in itertools.product(cfg["algorithms"], cfg["profiles"],
-                                                             (cfg["variants"] or {"": []}).items()):
-        scheduler = get(algo)
-        flags = {"data": cfg["data"], "regions": list(_as_tuple(cfg["regions"][0])), "seed": cfg["seeds"][0],
-                 "epochs": budget["epochs"], "episodes": budget["episodes"], "profile": profile, "device": cfg["device"]}
+    checked = set()
+    for run in expand(cfg):
+        if (run.algo, run.profile, run.variant) in checked:
+            continue
+        checked.add((run.algo, run.profile, run.variant))
         try:
-            resolve(paths.REPO / scheduler.folder / "config.yaml", None,
-                    overrides.get("all", []) + overrides.get(algo, []) + sets, flags,
-                    getattr(scheduler.load(), "config_choices", None))
+            training_config(run)
         except ConfigError as e:
-            runs = f"{algo} under profile {profile}" + (f", variant {variant}" if variant else "")
+            runs = f"{run.algo} under profile {run.profile}" + (f", variant {run.variant}" if run.variant else "")
             raise ConfigError(f"{path}: the runs of {runs}: {e}") from None
+
+
+def training_config(run: Run) -> dict:
+    """The config the run's train.py resolves from the arguments `execute` gives it. Raises ConfigError."""
+    flags = {"data": run.data, "regions": list(run.regions), "seed": run.seed, "epochs": run.epochs,
+             "episodes": run.episodes, "profile": run.profile, "device": run.device}
+    return resolve(_defaults_file(run.algo), None, list(run.sets), flags,
+                   getattr(get(run.algo).load(), "config_choices", None), recipe=run.recipe)
 
 
 def _as_tuple(regions: str | list[str]) -> tuple[str, ...]:
@@ -252,14 +301,19 @@ def _as_tuple(regions: str | list[str]) -> tuple[str, ...]:
 
 
 def expand(cfg: dict) -> list[Run]:
+    """Every run of a checked sweep. A run's `sets`: `overrides.all`, its algorithm's recipe, its
+    `overrides`, its variant's, in that order (a later one wins); folders recorded before the sweep named
+    its recipe hold the same settings (see `claim`)."""
     ev, budget = cfg["evaluate"], cfg["budget"]
     regions = [_as_tuple(r) for r in cfg["regions"]]
-    overrides = cfg["overrides"] or {}
+    overrides, recipe = cfg["overrides"] or {}, cfg.get("recipe")
     variants = cfg.get("variants") or {"": []}  # none: one run per combination, no name in the folder
     eval_episodes = None if ev["episodes"] is None else int(ev["episodes"])
+    recipes = {algo: _recipe(algo, recipe) for algo in cfg["algorithms"]}
     return [Run(algo, int(seed), reg, profile, int(budget["epochs"]), int(budget["episodes"]), in_repo(cfg["data"]),
                 in_repo(cfg["results"]), cfg["device"], ev["split"], eval_episodes, int(ev["seed"]),
-                tuple(overrides.get("all", []) + overrides.get(algo, []) + variants[variant]), variant=variant)
+                tuple(overrides.get("all", []) + recipes[algo] + overrides.get(algo, []) + variants[variant]),
+                variant=variant, recipe=recipe is not None)
             for algo, seed, reg, profile, variant in itertools.product(cfg["algorithms"], cfg["seeds"], regions,
                                                                        cfg["profiles"], variants)]
 
@@ -381,11 +435,23 @@ def claim(run: Run) -> str | None:
         saved = load_yaml(record, "sweep record")
     except ConfigError:
         saved = {}
-    differ = [k for k in wanted if saved.get(k) != wanted[k]]
+    differ = [k for k in wanted if not _same(k, saved.get(k), wanted[k])]
     if not differ:
         return None
     changes = "; ".join(f"{k} {saved.get(k)!r} there, {wanted[k]!r} here" for k in differ)
     return f"refused: {run.dir} holds a run with other settings ({changes}); {FRESH_FOLDER}"
+
+
+def _same(key: str, saved: Any, wanted: Any) -> bool:
+    """Whether a recorded setting is the requested one. `sets` compare by the values they set (the
+    effective overrides: `dwa.initial=[0.75, 0.10, 0.15]` recorded by hand is the recipe's
+    `dwa.initial=[0.75, 0.1, 0.15]`), so a sweep that names its recipe keeps its folders."""
+    if key != "sets" or saved == wanted:
+        return saved == wanted
+    try:
+        return _is_sets(saved) and parse_set(saved) == parse_set(wanted)
+    except ConfigError:
+        return False
 
 
 def execute(run: Run) -> dict:
@@ -416,7 +482,7 @@ def execute(run: Run) -> dict:
             args = [f"{folder}/train.py", "--data", run.data, "--regions", *run.regions, "--seed", str(run.seed),
                     "--epochs", str(run.epochs), "--episodes", str(run.episodes), "--profile", run.profile,
                     "--device", run.device, "--out", str(run.dir), "--no-progress",
-                    *(arg for s in run.sets for arg in ("--set", s))]
+                    *([] if run.recipe else ["--no-recipe"]), *(arg for s in run.sets for arg in ("--set", s))]
         if CHILDREN.call([sys.executable, *args], run.dir / "train.log", run.name) != 0:
             return outcome("failed")
     if run.evaluate and not (run.eval_dir / "summary.json").exists():
