@@ -251,13 +251,14 @@ def headline(figures: Path) -> str:
         df = pd.read_csv(path).set_index("Scheduler")
         shown = [r for r in rows if r in df.index]
         table = df.loc[shown].reset_index()[list(HEADLINE_COLUMNS)]
-        lines += ["", f"{what} ([{shown_repo_path(path)}]({shown_repo_path(path)}); mean [95% CI]):", "",
-                  table_text(table)]
+        link = committed_path(name)
+        lines += ["", f"{what} ([{link}]({link}); mean [95% CI]):", "", table_text(table)]
     return "\n".join([*lines, "", END])
 
 
-def shown_repo_path(path: Path) -> str:
-    return Path(os.path.relpath(path, paths.REPO)).as_posix()
+def committed_path(name: str) -> str:
+    """Where a table lies in the repository, as the README links it (whatever --figures was read)."""
+    return (paths.COMMITTED_FIGURES.relative_to(paths.REPO) / name).as_posix()
 
 
 def with_headline(readme: str, block: str) -> str | None:
