@@ -89,3 +89,12 @@ def test_an_evaluation_with_the_same_settings_is_quoted(tmp_path):
     assert reference_line(args, settings, tmp_path) == (
         f"on this setting: greedy -2.5000, oracle -2.2500 (from {folder / 'summary.csv'})")
     assert reference_line(args, settings | {"seed": 4}, tmp_path).startswith("to compare: ")
+
+
+def test_the_figures_command_works_right_after_training(tmp_path):
+    results = tmp_path / "results"
+    run_script("TopoFreeRL/train.py", "--epochs", "1", "--episodes", "8", "--no-progress", "--results", str(results))
+    proc = run_script("total/plot_all_comparison.py", "--results", str(results), "--figures", str(tmp_path / "fig"))
+    assert "running total/evaluate_all.py first" in proc.stdout
+    assert (results / "eval" / "Server1_Trap" / "summary.csv").is_file()
+    assert {"learning_curves.png", "latency_cdf.png", "results_table.md"} <= {p.name for p in (tmp_path / "fig").iterdir()}
