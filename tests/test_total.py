@@ -70,6 +70,21 @@ def test_output_flags_default_to_results_figures_and_update_committed_only_on_re
         p.parse_args(["--figures", "elsewhere", "--update-committed-figures"])
 
 
+def test_formats_default_to_png_and_csv_and_a_study_passes_its_choice_to_its_steps(tmp_path):
+    from argparse import Namespace
+
+    from total.common import figure_parser, wanted, writing
+    p = figure_parser("test")
+    assert p.parse_args([]).formats is None and p.parse_args(["--formats", "png,.PDF, md"]).formats == ("png", "pdf", "md")
+    with pytest.raises(SystemExit):
+        p.parse_args(["--formats", "png,svg"])  # a typo fails instead of writing nothing
+    assert wanted(tmp_path / "a.png") and wanted(tmp_path / "a.csv") and not wanted(tmp_path / "a.pdf")
+    with writing(Namespace(formats=("pdf", "tex"))), writing(Namespace(formats=None)):  # a step run by a study
+        assert wanted(tmp_path / "a.pdf") and wanted(tmp_path / "a.tex") and not wanted(tmp_path / "a.png")
+        assert wanted(tmp_path / "a.csv") and wanted(tmp_path / "reproduce.yaml")
+    assert not wanted(tmp_path / "a.pdf")
+
+
 def _fake_run(results, algo_folder, cfg_file, ds, seed, name):
     """A checkpoint of an untrained agent: enough for evaluate_all, in seconds."""
     from total.common import agent_factory
