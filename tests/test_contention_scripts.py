@@ -175,7 +175,7 @@ def test_evaluate_all_under_contention_writes_its_own_tagged_evaluation(per_serv
     assert (summary["reward"] <= summary["reward_upper_bound"]).all()
     table = run_script("total/make_table.py", "--results", str(results), "--region", "Small_Trap", "--tag",
                        "contention_r6", "--figures", str(tmp_path / "fig"))
-    assert "Upper bound" in table.stdout and (tmp_path / "fig" / "results_table_contention_r6.md").exists()
+    assert "Upper bound" in table.stdout and (tmp_path / "fig" / "results_table_contention_r6.csv").exists()
 
 
 def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_dataset(per_server_run, small_root,

@@ -97,4 +97,6 @@ def test_the_figures_command_works_right_after_training(tmp_path):
     proc = run_script("total/plot_all_comparison.py", "--results", str(results), "--figures", str(tmp_path / "fig"))
     assert "running total/evaluate_all.py first" in proc.stdout
     assert (results / "eval" / "Server1_Trap" / "summary.csv").is_file()
-    assert {"learning_curves.png", "latency_cdf.png", "results_table.md"} <= {p.name for p in (tmp_path / "fig").iterdir()}
+    written = {p.name for p in (tmp_path / "fig").iterdir()}
+    assert {"learning_curves.png", "latency_cdf.png", "results_table.csv"} <= written
+    assert not any(name.endswith((".pdf", ".md", ".tex")) for name in written)  # only with --formats

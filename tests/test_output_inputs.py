@@ -160,10 +160,10 @@ def test_a_table_made_from_other_results_is_not_replaced(tmp_path):
     for name in ("a", "b"):
         valid_eval(tmp_path / name / "eval" / "Server1_Trap")
     run_script("total/make_table.py", "--results", str(tmp_path / "a"), "--figures", str(figures))
-    before = (figures / "results_table.md").read_bytes()
+    before = (figures / "results_table.csv").read_bytes()
     one_line_error(run_script("total/make_table.py", "--results", str(tmp_path / "b"), "--figures", str(figures),
-                              check=False), "results_table.md was made with other settings (results)")
-    assert (figures / "results_table.md").read_bytes() == before
+                              check=False), "results_table.csv was made with other settings (results)")
+    assert (figures / "results_table.csv").read_bytes() == before
     run_script("total/make_table.py", "--results", str(tmp_path / "b"), "--figures", str(figures), "--overwrite")
 
 

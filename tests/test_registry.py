@@ -48,7 +48,7 @@ def test_a_scheduler_added_with_one_registry_line_runs_through_evaluate_all_and_
     episodes = pd.read_csv(results / "eval" / "Small_Trap" / "episodes.csv")
     mine = episodes[episodes["algo"] == "first_valid"]
     assert len(mine) == 12 and summary.loc["first_valid", "reward"] == mine["reward"].mean()
-    make_table.main(["--results", str(results), "--region", "Small_Trap", "--figures", str(figures)])
+    make_table.main(["--results", str(results), "--region", "Small_Trap", "--figures", str(figures), "--formats", "md"])
     table = (figures / "results_table.md").read_text()
     assert "| first_valid |" in table and "| greedy |" in table
     paired = (figures / "results_table_paired.md").read_text()  # against the oracle, on the same tasks

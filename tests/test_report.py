@@ -14,7 +14,7 @@ def copy_tree(tmp_path: Path) -> tuple[Path, Path]:
     """total/figures (without the PDFs, which no page links) and docs/results under tmp_path, laid out
     as in the clone so that the pages' relative links are the committed ones."""
     figures, out = tmp_path / "total" / "figures", tmp_path / "docs" / "results"
-    shutil.copytree(ROOT / "total" / "figures", figures, ignore=shutil.ignore_patterns("*.pdf"))
+    shutil.copytree(ROOT / "total" / "figures", figures)
     shutil.copytree(ROOT / "docs" / "results", out)
     return figures, out
 

@@ -42,12 +42,11 @@ def test_quick_reproduction_from_another_directory_leaves_committed_figures_alon
     assert first.stdout.count(": trained (") == 8
     figs = tmp_path / "results" / "figures"  # the default: <results>/figures
     for name in FIGURES:
-        for ext in ("png", "pdf"):
-            assert (figs / f"{name}.{ext}").stat().st_size > 1000, name
-    for ext in ("md", "csv", "tex"):
-        assert (figs / f"results_table.{ext}").exists()
+        assert (figs / f"{name}.png").stat().st_size > 1000, name
+    assert (figs / "results_table.csv").exists()
+    assert not [p.name for p in figs.rglob("*") if p.suffix in (".pdf", ".md", ".tex")]  # only with --formats
     outputs = written(first.stdout)
-    assert len(outputs) >= 2 * len(FIGURES) + 3 and all(p.is_relative_to(tmp_path) for p in outputs), outputs
+    assert len(outputs) >= len(FIGURES) + 1 and all(p.is_relative_to(tmp_path) for p in outputs), outputs
     assert digests(ROOT / "total" / "figures") == committed and digests(ROOT / "results" / "figures") == repo_figures
     table = pd.read_csv(figs / "results_table.csv")
     assert set(table["Scheduler"]) == {"TopoFreeRL", "PPO", "PF-PPO", "STARK", "oracle", "greedy", "maxcompute",
@@ -69,6 +68,21 @@ def test_output_flags_default_to_results_figures_and_update_committed_only_on_re
     assert figures_dir(p.parse_args(["--update-committed-figures"])) == ROOT / "total" / "figures"
     with pytest.raises(SystemExit):
         p.parse_args(["--figures", "elsewhere", "--update-committed-figures"])
+
+
+def test_formats_default_to_png_and_csv_and_a_study_passes_its_choice_to_its_steps(tmp_path):
+    from argparse import Namespace
+
+    from total.common import figure_parser, wanted, writing
+    p = figure_parser("test")
+    assert p.parse_args([]).formats is None and p.parse_args(["--formats", "png,.PDF, md"]).formats == ("png", "pdf", "md")
+    with pytest.raises(SystemExit):
+        p.parse_args(["--formats", "png,svg"])  # a typo fails instead of writing nothing
+    assert wanted(tmp_path / "a.png") and wanted(tmp_path / "a.csv") and not wanted(tmp_path / "a.pdf")
+    with writing(Namespace(formats=("pdf", "tex"))), writing(Namespace(formats=None)):  # a step run by a study
+        assert wanted(tmp_path / "a.pdf") and wanted(tmp_path / "a.tex") and not wanted(tmp_path / "a.png")
+        assert wanted(tmp_path / "a.csv") and wanted(tmp_path / "reproduce.yaml")
+    assert not wanted(tmp_path / "a.pdf")
 
 
 def _fake_run(results, algo_folder, cfg_file, ds, seed, name):
@@ -102,7 +116,7 @@ def test_evaluate_all_on_two_fake_runs(tmp_path, default_ds, small_ds):
     assert config["data"] == str(ROOT / "data1") and config["episodes"] == 12 and config["git_commit"]
     assert len(config["evaluated"]) == 2 and "elsewhere" in config["skipped"][0]
     run_from(tmp_path, "total/make_table.py", "--results", "results")
-    assert (results / "figures" / "results_table.md").read_text().count("| PPO |") == 1
+    assert list(pd.read_csv(results / "figures" / "results_table.csv")["Scheduler"]).count("PPO") == 1
 
 
 def test_figure_without_inputs_names_the_missing_files(tmp_path):

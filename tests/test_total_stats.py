@@ -102,13 +102,12 @@ def test_paired_table_against_the_reference(tmp_path):
     write_fake_eval(tmp_path / "eval" / "Server1_Trap_contention_r8", episodes)
     before = sorted(p.name for p in (tmp_path / "figures").glob("*")) if (tmp_path / "figures").exists() else []
     proc = run_from(tmp_path, "total/make_table.py", "--results", ".", "--tag", "contention_r8")
-    assert before == [] and "results_table_contention_r8_paired.md" in proc.stdout
+    assert before == [] and "results_table_contention_r8_paired.csv" in proc.stdout
     figures = tmp_path / "figures"
     table = pd.read_csv(figures / "results_table_contention_r8.csv")  # the unpaired table keeps its columns
     assert list(table.columns) == ["Scheduler", "Reward", "Latency (ms)", "P99 latency (ms)", "Cost ($)",
                                    "IQM reward", "Seeds", "Episodes"]
-    md = (figures / "results_table_contention_r8.md").read_text()
-    assert "STARK: ONE training seed, so over tasks only" in md
+    assert "STARK: ONE training seed, so over tasks only" in proc.stdout  # the Markdown table is printed
     paired = pd.read_csv(figures / "results_table_contention_r8_paired.csv").set_index("algo")
     assert "greedy_queue" not in paired.index and (paired["reference"] == "greedy_queue").all()
     assert paired.loc["TopoFreeRL", "ci_unit"] == "runs" and paired.loc["Stark", "ci_unit"] == "episodes"
@@ -175,7 +174,7 @@ def test_load_curve_marks_a_growing_queue_saturated(tmp_path):
         write_fake_eval(tmp_path / "eval" / f"Server1_Trap_contention_r{rate}",
                         fake_episodes(schedulers, episodes=150, seeds=2, rate=rate, seed=rate))
     write_fake_eval(tmp_path / "eval" / "Server1_Trap", fake_episodes({"greedy": DEFAULT["greedy"]}, episodes=20))
-    proc = run_from(tmp_path, "total/plot_load_curve.py", "--results", ".", "--figures", "f")
+    proc = run_from(tmp_path, "total/plot_load_curve.py", "--results", ".", "--figures", "f", "--formats", "png,pdf")
     for ext in ("png", "pdf"):
         assert (tmp_path / "f" / f"load_curve_Server1_Trap.{ext}").stat().st_size > 1000
     assert "load_curve_Server1_Trap.png" in proc.stdout
@@ -253,7 +252,7 @@ def _fake_ablation(tmp_path, shift_ms: float) -> tuple:
 
 def test_ablation_table_pairs_each_variant_with_the_full_method(tmp_path):
     path, base = _fake_ablation(tmp_path, shift_ms=250.0)
-    proc = run_from(tmp_path, "total/ablation_table.py", "--sweep", str(path), "--figures", "out")
+    proc = run_from(tmp_path, "total/ablation_table.py", "--sweep", str(path), "--figures", "out", "--formats", "png,md,tex")
     out = tmp_path / "out"
     table = pd.read_csv(out / "ablation_contention_r8.csv").set_index("Scheduler")
     assert list(table.index) == ["full", "noSE"] and list(table["Seeds"]) == [2, 1]
@@ -265,6 +264,7 @@ def test_ablation_table_pairs_each_variant_with_the_full_method(tmp_path):
     assert "Server1_Trap_contention_noSE_seed2" in text and "Missing evaluations" in text
     assert "noSE" in proc.stdout and (out / "ablation_contention_r8.tex").exists()
     assert (out / "ablation_contention_r8_paired.png").stat().st_size > 1000
+    assert not (out / "ablation_contention_r8_paired.pdf").exists()  # not asked for
 
 
 def test_ablation_table_of_a_sweep_of_two_algorithms_keeps_them_apart(tmp_path):

@@ -5,10 +5,10 @@
     python total/ablation_table.py --sweep sweeps/update_budget.yaml --algo PPO   # a sweep of several algorithms
 
 Reads every run's own evaluation (`<run>/eval_<split>_seed<E>/episodes.csv`, written by the sweep)
-and writes `<name>_<profile>_r<rate>.{md,csv,tex}` (e.g. ablation_contention_r8; `<name>_<algo>_...` for
+and writes `<name>_<profile>_r<rate>.csv` (e.g. ablation_contention_r8; `<name>_<algo>_...` for
 one --algo of a sweep of several) and the paired
-comparison `..._paired.{md,csv}` against the `full` variant, and `..._paired.{png,pdf}` (the paired
-differences with their CIs, one row per variant):
+comparison `..._paired.csv` against the `full` variant, and `..._paired.png` (the paired
+differences with their CIs, one row per variant; --formats md,tex,pdf adds those files). The tables hold:
 - absolute mean and P99 latency, cost and reward per variant, each with a 95% CI that resamples the
   variant's training seeds and the shared tasks (the unit of replication is the training seed);
 - the difference to `full` on the same tasks and draws (every run is evaluated with the same seed
@@ -41,7 +41,7 @@ from total.common import (
     save,
     sort_algos,
     style,
-    write_output,
+    write_outputs,
     write_table,
     writing,
 )
@@ -173,11 +173,10 @@ def write_tables(args: argparse.Namespace) -> list[Path]:
     print(md + note + "\n" + text)
     made_from = inputs(args.results, sweep=str(args.sweep.resolve()), algo=args.algo, reference=args.reference,
                        heuristics=None if args.heuristics is None else str(args.heuristics.resolve()))
-    return report_written([write_output(out / f"{name}.md", md + note, made_from),
-                           write_table(out / f"{name}.csv", table, made_from),
-                           write_output(out / f"{name}.tex", tex, made_from),
-                           write_output(out / f"{name}_paired.md", text, made_from),
+    return report_written([write_table(out / f"{name}.csv", table, made_from),
                            write_table(out / f"{name}_paired.csv", paired, made_from),
+                           *write_outputs({out / f"{name}.md": md + note, out / f"{name}.tex": tex,
+                                           out / f"{name}_paired.md": text}, made_from),
                            *plot_paired(paired, args.reference, out, name, runs[0].eval_split, made_from)])
 
 

@@ -127,6 +127,19 @@ def missing(files: list[Path]) -> None:
                  "\nrun total/evaluate_all.py (and the training scripts) first")
 
 
+FORMATS = ("png", "pdf", "md", "tex")  # the CSV tables are always written: other scripts and report.py read them
+DEFAULT_FORMATS = ("png",)  # with the CSVs, what total/figures/ commits: the rest is made on demand
+
+
+def format_list(text: str) -> tuple[str, ...]:
+    """--formats' value: known file types only, so a typo fails instead of silently writing nothing."""
+    wanted = tuple(dict.fromkeys(f.strip().lstrip(".").lower() for f in text.split(",") if f.strip()))
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {','.join(FORMATS)}")
+    return wanted
+
+
 def add_output_flags(p: argparse.ArgumentParser, results: Path | None = paths.RESULTS,
                      results_help: str = f"default: {paths.RESULTS}, whatever the current directory") -> None:
     """--results and where figures go. The default never touches the committed total/figures/: a quick
@@ -139,6 +152,10 @@ def add_output_flags(p: argparse.ArgumentParser, results: Path | None = paths.RE
     p.add_argument("--overwrite", action="store_true",
                    help="replace figures and tables in the output folder that were made from other inputs "
                         "(default: refuse)")
+    p.add_argument("--formats", type=format_list, metavar="LIST",
+                   help=f"comma-separated file types to write besides the CSV tables, of {','.join(FORMATS)} "
+                        f"(default: {','.join(DEFAULT_FORMATS)}; e.g. png,pdf,md,tex adds PDF figures and "
+                        "Markdown/LaTeX tables for a paper)")
 
 
 def figures_dir(args: argparse.Namespace) -> Path:
@@ -203,20 +220,28 @@ def inputs(results: Path, regions: list[str] | None = None, **extra: Any) -> dic
 
 
 _overwrite = False  # --overwrite of the script that is running (writing() sets it)
+_formats: tuple[str, ...] = DEFAULT_FORMATS  # --formats of the script that is running (writing() sets it)
+
+
+def wanted(path: Path) -> bool:
+    """Whether --formats asks for this figure or table file; records (.yaml) are always written."""
+    ext = path.suffix.lstrip(".")
+    return ext not in FORMATS or ext in _formats
 
 
 @contextlib.contextmanager
 def writing(args: argparse.Namespace) -> Iterator[None]:
     """Run a script's body: its --overwrite applies to every figure and table it writes, and every error a
     user can cause (a bad input file, an output folder in use or made with other inputs) is one line."""
-    global _overwrite
-    previous = _overwrite
+    global _overwrite, _formats
+    previous, previous_formats = _overwrite, _formats
     _overwrite = previous or bool(getattr(args, "overwrite", False))  # a study's --overwrite reaches its steps
+    _formats = getattr(args, "formats", None) or previous_formats  # ... and so does its --formats
     try:
         with user_errors():
             yield
     finally:
-        _overwrite = previous
+        _overwrite, _formats = previous, previous_formats
 
 
 def write_output(path: Path, data: bytes | str, made_from: Mapping[str, Any]) -> Path:
@@ -226,16 +251,22 @@ def write_output(path: Path, data: bytes | str, made_from: Mapping[str, Any]) ->
         return claim.write_bytes(path.name, data.encode() if isinstance(data, str) else data, made_from)
 
 
+def write_outputs(files: Mapping[Path, bytes | str], made_from: Mapping[str, Any]) -> list[Path]:
+    """Those of `files` that --formats asks for, each through write_output; the paths written."""
+    return [write_output(path, data, made_from) for path, data in files.items() if wanted(path)]
+
+
 def write_table(path: Path, df: pd.DataFrame, made_from: Mapping[str, Any]) -> Path:
-    """A table as CSV through write_output."""
+    """A table as CSV through write_output, whatever --formats says: the CSVs are the data that
+    total/report.py and the other scripts read."""
     return write_output(path, df.to_csv(index=False), made_from)
 
 
 def save(fig, figures: Path, name: str, made_from: Mapping[str, Any]) -> list[Path]:
-    """PNG (200 dpi) and PDF, each written through write_output."""
+    """PNG (200 dpi) and PDF, those that --formats asks for, each written through write_output."""
     import io
     out = []
-    for ext in ("png", "pdf"):
+    for ext in (e for e in ("png", "pdf") if wanted(figures / f"{name}.{e}")):
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, dpi=200)
         out.append(write_output(figures / f"{name}.{ext}", buf.getvalue(), made_from))

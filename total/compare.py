@@ -5,7 +5,7 @@
 Every scheduler meets the same tasks and draws (common random numbers: same evaluation seed, same
 task order, episode i is the same task for all), so differences are taken task by task and the
 tasks' own difficulty cancels. Reads results/eval/<region>[_<tag>]/episodes.csv and writes
-results_table[_<tag>]_paired.{md,csv}; per scheduler:
+results_table[_<tag>]_paired.csv (and .md with --formats md); per scheduler:
 
 - d_reward, d_latency_ms, d_p99_latency_ms: X minus the reference (mean reward, mean latency,
   P99 latency), with a 95% paired bootstrap CI: each replicate resamples the tasks (the same
@@ -36,7 +36,7 @@ from total.common import (
     read_episodes,
     report_written,
     sort_algos,
-    write_output,
+    write_outputs,
     write_table,
     writing,
 )
@@ -117,7 +117,8 @@ def write(results: Path, figures: Path, regions: list[str], tag: str = "", refer
     text = markdown(table, reference)
     print(text)
     made_from = inputs(results, regions, reference=reference)
-    return [write_output(figures / f"{name}.md", text, made_from), write_table(figures / f"{name}.csv", table, made_from)]
+    return [write_table(figures / f"{name}.csv", table, made_from),
+            *write_outputs({figures / f"{name}.md": text}, made_from)]
 
 
 def add_reference_flag(p) -> None:

@@ -1,4 +1,5 @@
-"""The results table in Markdown, CSV and LaTeX (booktabs), from results/eval/<region>/summary.csv.
+"""The results table in CSV (plus Markdown and LaTeX booktabs with --formats md,tex), from
+results/eval/<region>/summary.csv; the Markdown is printed either way.
 
     python total/make_table.py [--results DIR] [--figures DIR | --update-committed-figures] [--region Server1_Trap]
 
@@ -8,7 +9,7 @@ learned method with >= 2 training seeds resamples its seeds (and the tasks); wit
 for the heuristics, it is over the tasks only: the Markdown says which rows are which.
 
 When episodes.csv is there too, it also writes the paired comparison against a reference
-scheduler, results_table[_<tag>]_paired.{md,csv} (total/compare.py; --reference).
+scheduler, results_table[_<tag>]_paired.csv (total/compare.py; --reference).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from total.common import (
     missing,
     read_episodes,
     read_summary,
-    write_output,
+    report_written,
+    write_outputs,
     write_table,
     writing,
 )
@@ -102,11 +104,9 @@ def write_tables(args) -> Path:
     out = figures_dir(args)
     name = "results_table" + (f"_{args.tag}" if args.tag else "")
     made_from = inputs(args.results, args.region)
-    write_output(out / f"{name}.md", markdown, made_from)
-    write_table(out / f"{name}.csv", table, made_from)
-    write_output(out / f"{name}.tex", latex, made_from)
     print(markdown)
-    print(f"wrote {out}/{name}.{{md,csv,tex}}")
+    report_written([write_table(out / f"{name}.csv", table, made_from),
+                    *write_outputs({out / f"{name}.md": markdown, out / f"{name}.tex": latex}, made_from)])
     if episodes.exists():
         for path in write_paired(args.results, out, args.region, args.tag, args.reference):
             print(f"wrote {path}")

@@ -1,5 +1,5 @@
 """Every figure from the saved results: learning curves, latency CDF, latency/cost breakdown,
-latency-vs-cost Pareto, DWA weights, scalability (PNG + PDF each), then the results table.
+latency-vs-cost Pareto, DWA weights, scalability (PNG each; --formats png,pdf adds PDFs), then the results table.
 Right after training there is no evaluation yet: it is made first, as `total/evaluate_all.py` with its
 defaults would (every run under --results and every heuristic, test split), so the command just works.
 

@@ -30,7 +30,7 @@ from total.common import (
     save,
     sort_algos,
     style,
-    write_output,
+    write_outputs,
     write_table,
     writing,
 )
@@ -118,9 +118,8 @@ def draw(results: Path, figures: Path, regions: list[str]) -> list[Path]:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
     made_from = inputs(results, regions)
-    return save(fig, figures, "trap_share", made_from) + [write_table(figures / "trap_share.csv", table, made_from),
-                                                          write_output(figures / "trap_share.md", markdown(table),
-                                                                       made_from)]
+    return [*save(fig, figures, "trap_share", made_from), write_table(figures / "trap_share.csv", table, made_from),
+            *write_outputs({figures / "trap_share.md": markdown(table)}, made_from)]
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -60,8 +60,10 @@ from total.common import (
     paths,
     provenance,
     read_summary,
+    report_written,
     sort_algos,
     write_output,
+    write_outputs,
     writing,
 )
 from total.reproduce import train
@@ -247,9 +249,10 @@ def reproduce(args: argparse.Namespace) -> int:
     if args.zero_shot_region:
         make_table.main(["--tag", tune_tag, "--results", str(results), "--region", args.zero_shot_region,
                          "--figures", str(figures / args.zero_shot_region)])
-    table = write_output(figures / "contention_overview.md", overview(results, region, [t for t, _ in tags]),
-                         inputs(results, [region], tags=[t for t, _ in tags]))
-    print(f"wrote {table}")
+    text = overview(results, region, [t for t, _ in tags])
+    print(text)
+    report_written(write_outputs({figures / "contention_overview.md": text},
+                                 inputs(results, [region], tags=[t for t, _ in tags])))
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
     record = write_output(figures / "reproduce_contention.yaml", yaml.safe_dump(provenance(
