@@ -100,3 +100,15 @@ def test_the_figures_command_works_right_after_training(tmp_path):
     written = {p.name for p in (tmp_path / "fig").iterdir()}
     assert {"learning_curves.png", "latency_cdf.png", "results_table.csv"} <= written
     assert not any(name.endswith((".pdf", ".md", ".tex")) for name in written)  # only with --formats
+
+
+@pytest.mark.parametrize("study, own_flag", [("contention", "--arrival-trace"), ("claims", "--quick"),
+                                             ("paper", "--algos")])
+def test_one_reproduce_entry_reaches_every_study(study, own_flag):
+    proc = run_script("total/reproduce.py", "--study", study, "--help")
+    assert own_flag in proc.stdout
+
+
+def test_an_unknown_study_is_one_line():
+    proc = run_script("total/reproduce.py", "--study", "serving", check=False)
+    assert proc.returncode == 2 and "--study: invalid choice: 'serving'" in proc.stderr

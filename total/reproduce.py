@@ -1,4 +1,9 @@
-"""One command from nothing to every figure and table: train every learned algorithm on 3 seeds,
+"""The one entry to every study: `--study paper` (the default), `contention` or `claims`.
+
+    python total/reproduce.py --study contention --workers 2    # total/reproduce_contention.py's study
+    python total/reproduce.py --study claims --help             # a study's own flags
+
+The paper study, from nothing to every figure and table: train every learned algorithm on 3 seeds,
 evaluate everything, draw everything.
 
     python total/reproduce.py            # the full budget (about 15 minutes on 2 CPU cores)
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -67,10 +73,26 @@ def train(sweep: dict, workers: int, evaluate: bool = False) -> None:
         sys.exit(f"error: {len(failed)} run(s) failed; see the lines above")
 
 
-def main(argv: list[str] | None = None) -> int:
+def paper_main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with writing(args):
         return reproduce(args)
+
+
+def study_mains() -> dict[str, Callable[[list[str] | None], int]]:
+    """Each study's entry point (its flags, its --help); imported on use, so one study's imports stay its own."""
+    from total import reproduce_claims, reproduce_contention
+    return {"paper": paper_main, "contention": reproduce_contention.main, "claims": reproduce_claims.main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`--study NAME` picks the study; every other argument is that study's."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    studies = study_mains()
+    picker = argparse.ArgumentParser(add_help=False)
+    picker.add_argument("--study", choices=list(studies), default="paper")
+    known, rest = picker.parse_known_args(argv)
+    return studies[known.study](rest)
 
 
 def reproduce(args: argparse.Namespace) -> int:
