@@ -76,27 +76,13 @@ def plain_name(value: Any, what: str = "name") -> str:
 
 def integer(value: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
     """An integer (not a bool, not a float such as 3.7 or a string such as '3') in [lo, hi]."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise InputError(f"{what}: expected an integer{range_text(lo, hi)}, got {shown(value)} "
-                         f"({type(value).__name__})")
-    v = int(value)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise InputError(f"{what}: expected an integer{range_text(lo, hi)}, got {shown(v)}")
-    return v
+    return int(Range(lo, hi, integer=True).check(value, what))
 
 
 def number(value: Any, what: str, lo: float | None = None, hi: float | None = None,
            lo_open: bool = False, hi_open: bool = False) -> float:
     """A finite real number (not a bool or string) in the given range."""
-    try:
-        v = math.nan if isinstance(value, bool) or not isinstance(value, Real) else float(value)
-    except OverflowError:  # an int beyond every float
-        v = math.inf
-    if not math.isfinite(v):
-        raise InputError(f"{what}: expected a finite number{range_text(lo, hi, lo_open, hi_open)}, got {shown(value)}")
-    if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi))):
-        raise InputError(f"{what}: expected a finite number{range_text(lo, hi, lo_open, hi_open)}, got {shown(v)}")
-    return v
+    return float(Range(lo, hi, False, lo_open, hi_open).check(value, what))
 
 
 def choice(value: Any, what: str, options: Sequence[str]) -> str:
@@ -140,8 +126,8 @@ class Range(NamedTuple):
     `integer` or a finite real, between `lo` and `hi` (inclusive unless `*_open`). `text` replaces the
     generated description where a name says it better (e.g. "a probability in [0, 1)")."""
 
-    lo: float
-    hi: float
+    lo: float | None  # None: unbounded
+    hi: float | None
     integer: bool = False
     lo_open: bool = False
     hi_open: bool = False
@@ -158,7 +144,12 @@ class Range(NamedTuple):
         # an int compares exactly with the bounds however large; only a float can be inf or nan
         if not (typed and (isinstance(value, Integral) or math.isfinite(value)) and self._holds(value)):
             raise self._error(shown(value), what)
-        return int(value) if self.integer else float(value)
+        if self.integer:
+            return int(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond every float (possible only without an upper bound)
+            raise self._error(shown(value), what) from None
 
     def parse(self, text: str, what: str = "") -> int | float:
         """A command-line word read as this setting: an integer written out (not 1e3 or 2**64) or a number."""
@@ -172,7 +163,8 @@ class Range(NamedTuple):
         return InputError(f"{what + ': ' if what else ''}expected {self.describe()}, got {got}")
 
     def _holds(self, v: Any) -> bool:
-        return (v > self.lo if self.lo_open else v >= self.lo) and (v < self.hi if self.hi_open else v <= self.hi)
+        above = self.lo is None or (v > self.lo if self.lo_open else v >= self.lo)
+        return above and (self.hi is None or (v < self.hi if self.hi_open else v <= self.hi))
 
 
 def ints(lo: int, hi: int) -> Range:
