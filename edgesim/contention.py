@@ -32,7 +32,7 @@ the same for every scheduler.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -43,13 +43,14 @@ import torch
 
 from . import physics as P
 from .dataset import Dataset
-from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, integer, number, regular_file
+from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, reals, regular_file
 from .profile import Flag, Profile
 from .simulator import Observation, Simulator, simulator_args
 
 MIN_RATE, MAX_RATE = 1e-6, 1e6  # workflows per second: one every 11 days to one a microsecond
 MAX_ATTEMPTS = 1000  # transmission attempts over a trap link (attempt_probabilities lists them all)
 MAX_SURCHARGE_SCALE = 1e6  # the flat trap delay stays below 2e8 ms, like every other latency bound
+MAX_IN_FLIGHT = 1 << 16  # workflows in flight in one world
 MAX_TIMESTAMP_S = 1e12  # numeric trace timestamps, seconds (~31,700 years): gaps stay finite
 
 
@@ -62,17 +63,17 @@ def _trace_path(value: object, what: str) -> None:
         raise InputError(f"{what}: expected a CSV path (a non-empty string) or None, got {value!r}")
 
 
-# Each field's check: bounds far beyond any study setting, tight enough that the clocks stay finite
-# and the worlds fit in memory.
-CHECKS: dict[str, Callable[[object, str], object]] = {
-    "arrival_rate": lambda v, what: number(v, what, MIN_RATE, MAX_RATE),
-    "arrival_trace": _trace_path,
-    "max_in_flight": lambda v, what: integer(v, what, 1, MAX_SLOTS),
-    "worlds": lambda v, what: integer(v, what, 1, MAX_WORLDS),
-    "trap_loss": lambda v, what: number(v, what, 0.0, 1.0, hi_open=True),
-    "trap_max_attempts": lambda v, what: integer(v, what, 1, MAX_ATTEMPTS),
-    "trap_surcharge_scale": lambda v, what: number(v, what, 0.0, MAX_SURCHARGE_SCALE),
-    "warmup": lambda v, what: integer(v, what, 0, MAX_EPISODES),
+# Each numeric field's range: bounds far beyond any study setting, tight enough that the clocks stay
+# finite and the worlds fit in memory. The config's contention keys and their flags read these too
+# (schedkit/config.py RANGES), so every door shares one range per field.
+RANGES: dict[str, Range] = {
+    "arrival_rate": reals(MIN_RATE, MAX_RATE, text=f"a finite number > 0 (from {MIN_RATE:g}) and <= {MAX_RATE:g}"),
+    "max_in_flight": ints(1, MAX_IN_FLIGHT),
+    "worlds": ints(1, MAX_WORLDS),
+    "trap_loss": reals(0, 1, hi_open=True, text="a probability in [0, 1)"),
+    "trap_max_attempts": ints(1, MAX_ATTEMPTS),
+    "trap_surcharge_scale": reals(0, MAX_SURCHARGE_SCALE),
+    "warmup": ints(0, MAX_EPISODES),
 }
 
 
@@ -91,15 +92,17 @@ class Contention:
 
     def __post_init__(self) -> None:
         """Every field checked however the parameters are made (a config block, a dict, the constructor)."""
-        for name, check in CHECKS.items():
-            try:
-                check(getattr(self, name), f"contention.{name}")
-            except InputError as e:
-                raise ContentionError(str(e)) from None
+        try:
+            _trace_path(self.arrival_trace, "contention.arrival_trace")
+            for name, allowed in RANGES.items():
+                allowed.check(getattr(self, name), f"contention.{name}")
+        except InputError as e:
+            raise ContentionError(str(e)) from None
         slots = self.worlds * self.max_in_flight
-        if slots > MAX_SLOTS:
-            raise ContentionError(f"contention.worlds x contention.max_in_flight: expected at most {MAX_SLOTS} "
-                                  f"workflows in flight, got {self.worlds} x {self.max_in_flight} = {slots}")
+        if slots > MAX_SLOTS:  # every world keeps max_in_flight slots of ~50 bytes of state: 2**24 is ~1 GB
+            raise ContentionError(f"contention.worlds x contention.max_in_flight: worlds x max_in_flight must be at "
+                                  f"most {MAX_SLOTS} slots (about 1 GB of world state), got {self.worlds} x "
+                                  f"{self.max_in_flight} = {slots}")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Contention":

@@ -20,9 +20,8 @@ from typing import Any
 import torch
 import yaml
 
+from edgesim.contention import RANGES as CONTENTION_RANGES
 from edgesim.inputs import (
-    MAX_EPISODES,
-    MAX_WORLDS,
     SEEDS,
     InputError,
     MiB,
@@ -262,21 +261,14 @@ RANGES: dict[str, Range] = {
     # STARK's transformer: sizes beyond these are out of reach of any machine the toolkit runs on
     "model.candidates": ints(1, 1 << 16), "model.d_model": ints(1, 1 << 14),
     "model.heads": ints(1, 1 << 10), "model.layers": ints(1, 256),
-    # the contention block (edgesim/contention.py checks its types; these bound what can be allocated and run)
-    "contention.arrival_rate": reals(0, LARGE, lo_open=True),  # workflows per second in each world
-    "contention.max_in_flight": ints(1, 1 << 16), "contention.worlds": ints(1, MAX_WORLDS),
-    "contention.trap_loss": reals(0, 1, hi_open=True, text="a probability in [0, 1)"),
-    "contention.trap_max_attempts": ints(1, 1000), "contention.trap_surcharge_scale": reals(0, LARGE),
-    "contention.warmup": ints(0, MAX_EPISODES),
+    # the contention block: its dataclass's own ranges (it also bounds worlds x max_in_flight)
+    **{f"contention.{name}": allowed for name, allowed in CONTENTION_RANGES.items()},
 }
 # Checks across keys: (the keys, whether their values fit together, what is expected). Applied when every
 # key is in the config.
 CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[..., bool], str], ...] = (
     (("model.d_model", "model.heads"), lambda d, h: d % h == 0,
      "heads must divide d_model (each attention head gets d_model / heads dimensions)"),
-    # every world keeps max_in_flight slots of ~50 bytes of state each: 2**24 slots is ~1 GB
-    (("contention.worlds", "contention.max_in_flight"), lambda w, m: w * m <= 1 << 24,
-     "worlds x max_in_flight must be at most 16777216 slots (about 1 GB of world state)"),
 )
 WEIGHT_VECTORS = ("dwa.initial",)  # (latency, cost, switch) weight lists
 NAME_LISTS = ("regions",)  # lists of names that become folder names: plain names, never paths
