@@ -320,35 +320,23 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
     return run
 
 
-RESUME_MAY_CHANGE = ("device", "tensorboard")  # --device and --tensorboard apply to a resumed run
-
-
 def check_config_file(path: Path, saved: dict[str, Any]) -> None:
     """A run resumes with its checkpoint's config; a config.yaml edited since would be silently ignored,
-    so any difference (besides RESUME_MAY_CHANGE) is refused, naming the keys."""
+    so any difference in a training setting (`differing_settings`: --device and --tensorboard may change)
+    is refused, naming the keys."""
     if not path.exists() and not path.is_symlink():
         return
-    differ = [(k, a, b) for k, a, b in _differences(load_yaml(path), saved) if k not in RESUME_MAY_CHANGE]
+    differ = differing_settings({"checkpoint": saved, "config.yaml": load_yaml(path)})
     if differ:
-        shown = ", ".join(f"{k} (config.yaml {_brief(a)}, checkpoint {_brief(b)})" for k, a, b in differ[:3])
+        shown = ", ".join(f"{k} (config.yaml {_brief(v['config.yaml'])}, checkpoint {_brief(v['checkpoint'])})"
+                          for k, v in list(differ.items())[:3])
         more = f" and {len(differ) - 3} more keys" if len(differ) > 3 else ""
         raise ConfigError(f"{path} differs from the checkpoint's config in {shown}{more}; resume uses the "
                           "checkpoint's settings: restore config.yaml, or start a new run for other settings")
 
 
-_ABSENT = object()
-
-
-def _differences(edited: Any, saved: Any, where: str = "") -> list[tuple[str, Any, Any]]:
-    """(dotted key, config.yaml's value, the checkpoint's value) for every key whose values differ."""
-    if isinstance(edited, dict) and isinstance(saved, dict):
-        keys = [*saved, *(k for k in edited if k not in saved)]
-        return [d for k in keys for d in _differences(edited.get(k, _ABSENT), saved.get(k, _ABSENT), f"{where}{k}.")]
-    return [] if edited == saved else [(where.rstrip("."), edited, saved)]
-
-
 def _brief(value: Any) -> str:
-    text = "absent" if value is _ABSENT else repr(value)
+    text = repr(value)
     return text if len(text) <= 40 else text[:40] + "..."
 
 
