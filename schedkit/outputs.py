@@ -65,6 +65,19 @@ def output_folder(path: str | os.PathLike) -> Path:
     return p
 
 
+def recorded_settings(folder: Path) -> dict[str, Any]:
+    """{file name: the settings it was made with} of an output folder; {} where there is no readable record
+    (then every file in the folder counts as made with unrecorded settings)."""
+    path = folder / RECORD
+    if not path.exists() and not path.is_symlink():
+        return {}
+    try:
+        data = json.loads(read_text(path, "output record", MAX_RECORD_BYTES))
+    except (InputError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def plain(settings: Settings) -> dict[str, Any]:
     """Settings as JSON gives them back (tuples as lists, paths as strings), so a recorded value and
     a new one compare equal exactly when they are the same setting."""
@@ -77,17 +90,7 @@ class Claim:
     def __init__(self, folder: Path, overwrite: bool, hint: str):
         self.folder, self.hint = folder, hint
         self.overwrite = overwrite or _inside(folder.resolve(), COMMITTED_FIGURES)
-        self.record = self._read_record()
-
-    def _read_record(self) -> dict[str, Any]:
-        path = self.folder / RECORD
-        if not path.exists() and not path.is_symlink():
-            return {}
-        try:
-            data = json.loads(read_text(path, "output record", MAX_RECORD_BYTES))
-        except (InputError, ValueError, RecursionError):
-            return {}  # unreadable: every file in the folder counts as made with unrecorded settings
-        return data if isinstance(data, dict) else {}
+        self.record = recorded_settings(folder)
 
     def check(self, name: str, settings: Settings) -> None:
         """Refuse (OutputExists) to replace `name` unless it was made with these settings or --overwrite."""

@@ -5,15 +5,16 @@ the default setting) and otherwise prints the command that computes them: it nev
 from __future__ import annotations
 
 import argparse
-import json
+import io
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from edgesim.inputs import InputError, read_text
 from edgesim.profiles import get_profile
 
-from .outputs import RECORD, plain
+from .outputs import RECORD, plain, recorded_settings
 from .paths import COMMITTED_FIGURES, DATA, RESULTS, data_root
 
 REFERENCES = ("greedy", "oracle")
@@ -50,10 +51,7 @@ def _from_evaluations(settings: dict[str, Any], results: Path) -> tuple[Path, di
     want = plain({"region": settings["regions"], "eval_seeds": [settings["seed"]]}
                  | {k: v for k, v in settings.items() if k not in ("policy", "model", "regions", "seed")})
     for record in sorted((results / "eval").glob(f"*/{RECORD}")):
-        try:
-            made = json.loads(record.read_text()).get("summary.csv")
-        except (OSError, ValueError, AttributeError):
-            continue
+        made = recorded_settings(record.parent).get("summary.csv")
         if isinstance(made, dict) and all(made.get(k) == v for k, v in want.items()):
             table = record.parent / "summary.csv"
             return table, _rewards(table, "algo", "reward")
@@ -70,8 +68,8 @@ def _from_published(args: argparse.Namespace, settings: dict[str, Any]) -> tuple
 
 def _rewards(table: Path, name_column: str, reward_column: str) -> dict[str, float]:
     """{greedy, oracle: mean reward} from a table, the mean being the first number of a "mean [lo, hi]" cell."""
-    try:
-        df = pd.read_csv(table).set_index(name_column)
+    try:  # read as every input is (a regular file of bounded size), so no table can hang the last line
+        df = pd.read_csv(io.StringIO(read_text(table, "results table"))).set_index(name_column)
         return {name: float(str(df.loc[name, reward_column]).split()[0]) for name in REFERENCES}
-    except (OSError, ValueError, KeyError, pd.errors.ParserError):
+    except (InputError, ValueError, KeyError, IndexError, pd.errors.ParserError):
         return {}
