@@ -22,7 +22,6 @@ from edgesim.gym_wrappers import EdgeMoEEnv, EdgeMoEVectorEnv, ResetNeeded
 from edgesim.inputs import MAX_SEED, InputError
 from edgesim.profile import ProfileError
 from edgesim.profiles import get_profile, make_simulator
-from edgesim.sb3_vec_env import EdgeMoESB3VecEnv
 from edgesim.simulator import Simulator
 
 BIG = 10**12
@@ -240,6 +239,8 @@ def test_vector_env_reset_options_and_mixed_seed_lists(ds):
 
 
 def test_sb3_vec_env_refuses_bad_actions_and_stepping_before_reset(ds):
+    pytest.importorskip("stable_baselines3")  # an optional extra (requirements-rl-libs.txt)
+    from edgesim.sb3_vec_env import EdgeMoESB3VecEnv
     refused(lambda: EdgeMoESB3VecEnv(EdgeMoEEnv(ds)), "env", "EdgeMoEVectorEnv", "DummyVecEnv")
     venv = EdgeMoESB3VecEnv(EdgeMoEVectorEnv(ds, 2))
     with pytest.raises(ResetNeeded):
