@@ -11,7 +11,7 @@
 from edgesim.dataset import Dataset, DatasetError, TaskTable, cost_multiplier, load_dataset
 from edgesim.gym_wrappers import EdgeMoEEnv, EdgeMoEVectorEnv
 from edgesim.physics import EVAL_WEIGHTS
-from edgesim.profiles import PROFILES, get_profile, make_simulator
+from edgesim.registry import PROFILES, get_profile, make_simulator
 from edgesim.simulator import Observation, Simulator, Topology
 
 __all__ = ["Dataset", "DatasetError", "TaskTable", "cost_multiplier", "load_dataset", "Simulator", "Topology",

@@ -27,7 +27,7 @@ import torch
 
 from edgesim.dataset import Dataset
 from edgesim.inputs import reals
-from edgesim.profiles import get_profile
+from edgesim.registry import get_profile
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT
 from schedkit.cli import (
     add_eval_flags,
@@ -42,7 +42,7 @@ from schedkit.evaluation import eval_simulator, evaluate, evaluation_outputs, fo
 from schedkit.io import write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, data_root, git_commit
-from schedkit.profiles import default_eval_episodes, profile_meta
+from schedkit.simulators import default_eval_episodes, profile_meta
 from schedkit.registry import get, heuristics
 
 

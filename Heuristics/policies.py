@@ -25,7 +25,7 @@ import torch
 
 from edgesim.expectation import ChannelTable, expected_hop, expected_step
 from edgesim.physics import EVAL_WEIGHTS
-from edgesim.profiles import get_profile
+from edgesim.registry import get_profile
 from edgesim.scores import (
     GREEDY_LATENCY_WEIGHT,
     TELEMETRY_LATENCY,

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from edgesim.dataset import Dataset
 from edgesim.physics import EVAL_WEIGHTS
-from edgesim.profiles import get_profile
+from edgesim.registry import get_profile
 from edgesim.simulator import Simulator
 from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy
 from schedkit.checkpoints import CheckpointError, restore_optimizer, restore_weights
@@ -33,7 +33,7 @@ from schedkit.cli import resolve_device
 from schedkit.evaluation import evaluate
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.paths import final_checkpoint, metrics_file
-from schedkit.profiles import config_params, profile_simulator, start_worlds, train_params
+from schedkit.simulators import config_params, profile_simulator, start_worlds, train_params
 from schedkit.rollout import FinishCount
 from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint
 from schedkit.trainer import AgentFactory, epoch_seed, run_epochs, train_main

@@ -59,7 +59,7 @@ from torch import nn
 from edgesim import physics as P
 from edgesim.dataset import Dataset
 from edgesim.expectation import ChannelTable, expected_hop
-from edgesim.profiles import get_profile
+from edgesim.registry import get_profile
 from edgesim.scores import GREEDY_LATENCY_WEIGHT, greedy_score, live_telemetry, static_telemetry
 from edgesim.simulator import Observation, Simulator
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent

@@ -33,7 +33,7 @@ from schedkit.dwa import INITIAL_WEIGHTS
 from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.paths import data_root
-from schedkit.profiles import config_params, profile_simulator, start_worlds
+from schedkit.simulators import config_params, profile_simulator, start_worlds
 from schedkit.rollout import collect
 from total.common import agent_factory
 

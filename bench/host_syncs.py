@@ -27,7 +27,7 @@ import torch
 from edgesim.dataset import load_dataset
 from schedkit.config import resolve
 from schedkit.paths import REPO
-from schedkit.profiles import config_params, profile_simulator, start_worlds
+from schedkit.simulators import config_params, profile_simulator, start_worlds
 from schedkit.registry import get
 from schedkit.rollout import collect
 

@@ -51,7 +51,7 @@ from bench.env_throughput import CACHE
 from bench.env_throughput import dataset as cached_dataset
 from edgesim.contention import Contention
 from edgesim.dataset import Dataset, load_dataset
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from edgesim.simulator import Simulator
 from schedkit.config import resolve
 from schedkit.inference import GreedyAgentPolicy, batch1_decision_ms

@@ -21,7 +21,7 @@ from bench.scale import locate
 from edgesim.dataset import Dataset
 from edgesim.expectation import ChannelTable
 from edgesim.physics import EVAL_WEIGHTS
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from Heuristics.policies import expected_reward
 from TopoFreeRL.shortlist import Shortlist
 

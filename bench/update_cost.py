@@ -28,7 +28,7 @@ from schedkit.config import resolve
 from schedkit.dwa import INITIAL_WEIGHTS
 from schedkit.paths import data_root
 from schedkit.ppo import PPOConfig, ppo_update
-from schedkit.profiles import config_params, profile_simulator, start_worlds
+from schedkit.simulators import config_params, profile_simulator, start_worlds
 from schedkit.registry import get
 from schedkit.rollout import collect, masked_log_probs
 from schedkit.trainer import entropy_coef

@@ -44,7 +44,7 @@ import torch
 from . import physics as P
 from .dataset import Dataset
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, reals, regular_file
-from .profile import Flag, Profile
+from .paper import Flag, Profile
 from .simulator import Observation, Simulator, simulator_args
 
 MIN_RATE, MAX_RATE = 1e-6, 1e6  # workflows per second: one every 11 days to one a microsecond

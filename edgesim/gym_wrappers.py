@@ -43,8 +43,8 @@ from .dataset import Dataset, data_root, load_dataset
 from .gym_obs import ObservationEncoder
 from .inputs import MAX_EPISODES, MAX_SEED, MAX_WORLDS, InputError, choice, flag, integer, number
 from .physics import EVAL_WEIGHTS, UNIFORMS_PER_STEP
-from .profile import DEFAULT, Profile
-from .profiles import PROFILES, get_profile, make_simulator, profile_params
+from .paper import DEFAULT, Profile
+from .registry import PROFILES, get_profile, make_simulator, profile_params
 from .scalar_model import ScalarEpisode, ScalarTopology
 from .simulator import Simulator, simulator_args
 

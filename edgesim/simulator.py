@@ -196,7 +196,7 @@ class Simulator:
                  dtype: torch.dtype = torch.float64, autoreset: bool = True, task_subset=None):
         if profile != self.profile_name:
             raise ValueError(f"profile {profile!r} is not implemented by {type(self).__name__}; a registered "
-                             f"profile's simulator comes from edgesim.profiles.make_simulator(..., profile=NAME)")
+                             f"profile's simulator comes from edgesim.registry.make_simulator(..., profile=NAME)")
         batch_size, seed, device = simulator_args(dataset, batch_size, split, order, seed, device)
         if dtype not in (torch.float32, torch.float64):
             raise InputError(f"dtype: expected torch.float64 (the default) or torch.float32, got {dtype!r}")

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from edgesim.dataset import Dataset
-from edgesim.profile import DEFAULT
-from edgesim.profiles import get_profile
+from edgesim.paper import DEFAULT
+from edgesim.registry import get_profile
 from edgesim.simulator import Observation, Simulator
 
 from .rollout import MASK_VALUE

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from edgesim.inputs import MAX_INPUT_BYTES, InputError, integer, number, plain_name, regular_file
-from edgesim.profiles import PROFILES
+from edgesim.registry import PROFILES
 
 from .agent_base import MaskedAgent
 from .config import OPEN_MAPPINGS, ConfigError, algorithm_defaults, merge, validate

@@ -17,13 +17,13 @@ import torch
 
 from edgesim.dataset import Dataset, DatasetError, load_dataset
 from edgesim.inputs import MAX_EPISODES, SEEDS, InputError, Range, ints, plain_name
-from edgesim.profile import Flag
-from edgesim.profiles import PROFILES, get_profile
+from edgesim.paper import Flag
+from edgesim.registry import PROFILES, get_profile
 
 from .config import RANGES, ConfigError, check_device
 from .outputs import OutputError
 from .paths import DATA
-from .profiles import params_or_exit
+from .simulators import params_or_exit
 from .runs import RunError
 
 # One intra-op thread per process: the networks are small, so a second thread buys little on an
@@ -120,7 +120,7 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
 
 def add_profile_flags(p: argparse.ArgumentParser, default_profile: str | None = None,
                       unset: str = "config: profile") -> None:
-    """--profile and every registered profile's own flags (edgesim/profiles.py). `unset` says where the
+    """--profile and every registered profile's own flags (edgesim/registry.py). `unset` says where the
     profile comes from when neither the flag nor `default_profile` is given."""
     shown = f"default: {default_profile}" if default_profile else unset
     p.add_argument("--profile", choices=list(PROFILES), default=default_profile, help=f"simulator dynamics ({shown})")

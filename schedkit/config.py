@@ -32,7 +32,7 @@ from edgesim.inputs import (
     reals,
     shown,
 )
-from edgesim.profiles import PROFILES, ProfileError
+from edgesim.registry import PROFILES, ProfileError
 
 MAX_YAML_BYTES = 4 * MiB  # a config or sweep file is a few KB
 

@@ -21,7 +21,7 @@ from edgesim.simulator import Observation, Simulator
 
 from .io import write_csv, write_json
 from .paths import git_commit
-from .profiles import profile_simulator
+from .simulators import profile_simulator
 
 # per-step info fields summed into each episode's row
 SUMMED = {"latency_ms": "latency", "network_ms": "network_ms", "compute_ms": "compute_ms", "queue_ms": "queue_ms",

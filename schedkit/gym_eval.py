@@ -26,13 +26,13 @@ import torch
 from edgesim.dataset import Dataset
 from edgesim.gym_obs import ObservationEncoder
 from edgesim.gym_wrappers import resolve_dataset
-from edgesim.profile import DEFAULT
-from edgesim.profiles import get_profile
+from edgesim.paper import DEFAULT
+from edgesim.registry import get_profile
 from edgesim.simulator import Observation, Simulator
 
 from .evaluation import eval_simulator, evaluate, evaluation_outputs, summarize, write_evaluation
 from .outputs import claim_output
-from .profiles import default_eval_episodes, profile_meta
+from .simulators import default_eval_episodes, profile_meta
 
 Predict = Callable[[dict[str, np.ndarray], np.ndarray], Any]
 

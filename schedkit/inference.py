@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from edgesim.physics import EVAL_WEIGHTS
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from edgesim.simulator import Observation, Simulator
 
 from .agent_base import MaskedAgent
@@ -29,7 +29,7 @@ from .config import ConfigError
 from .evaluation import eval_simulator, evaluate, evaluation_outputs, format_table, write_evaluation
 from .outputs import claim_output
 from .paths import data_root, run_eval_dir, run_of
-from .profiles import default_eval_episodes, profile_meta
+from .simulators import default_eval_episodes, profile_meta
 from .reference import reference_line
 from .rollout import chosen_servers
 from .runs import CheckpointError, check_dataset, load_checkpoint, resolve_model_path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgesim.dataset import REPO as REPO  # the clone the packages run from
 from edgesim.dataset import data_root as data_root  # the rule lives with the loader; scripts import it here
-from edgesim.profiles import get_profile
+from edgesim.registry import get_profile
 
 DATA = REPO / "data1"
 RESULTS = REPO / "results"

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from edgesim.inputs import InputError, read_text
-from edgesim.profiles import get_profile
+from edgesim.registry import get_profile
 
 from .outputs import RECORD, plain, recorded_settings
 from .paths import COMMITTED_FIGURES, DATA, RESULTS, data_root

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from edgesim.dataset import Dataset
-from edgesim.profiles import PROFILES
+from edgesim.registry import PROFILES
 
 from .agent_base import MaskedAgent
 from .checkpoints import restore_optimizer, restore_weights
@@ -45,7 +45,7 @@ from .dwa import DWA, INITIAL_WEIGHTS
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
 from .ppo import PPOConfig, ppo_update
-from .profiles import profile_simulator, start_worlds, train_params
+from .simulators import profile_simulator, start_worlds, train_params
 from .rollout import collect, masked_log_probs
 from .runs import (
     CheckpointError,

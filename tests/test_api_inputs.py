@@ -20,8 +20,8 @@ from edgesim.contention import Contention, ContentionError, load_arrival_gaps
 from edgesim.dataset import DatasetError, load_dataset
 from edgesim.gym_wrappers import EdgeMoEEnv, EdgeMoEVectorEnv, ResetNeeded
 from edgesim.inputs import MAX_SEED, InputError
-from edgesim.profile import ProfileError
-from edgesim.profiles import get_profile, make_simulator
+from edgesim.paper import ProfileError
+from edgesim.registry import get_profile, make_simulator
 from edgesim.simulator import Simulator
 
 BIG = 10**12

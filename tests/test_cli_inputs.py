@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, one_line_error, run_script
 
-from edgesim.profiles import PROFILES
+from edgesim.registry import PROFILES
 from schedkit.cli import Doing, os_error_line
 from schedkit.config import RANGES, SHARED_DEFAULTS, ConfigError, load_yaml, resolve
 from schedkit.registry import get, learned

@@ -13,7 +13,7 @@ import torch
 from conftest import ROOT, run_script
 
 from edgesim.contention import Contention
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from schedkit.config import resolve
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.registry import get

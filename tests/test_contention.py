@@ -20,7 +20,7 @@ from edgesim.contention import (
     load_arrival_gaps,
 )
 from edgesim.dataset import load_dataset
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from edgesim.simulator import Simulator
 
 SERVERS = """ServerID,Longitude,Latitude,NormalizedCompute

@@ -12,7 +12,7 @@ from conftest import run_script
 from test_topofreerl import TIMING
 
 from edgesim.contention import Contention
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from PPO_algorithm.agent import PPOAgent
 from schedkit.config import resolve
 from schedkit.ppo import gae

@@ -16,7 +16,7 @@ from tiny import write_tiny
 from edgesim.contention import Contention
 from edgesim.dataset import load_dataset
 from edgesim.expectation import expected_step
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from edgesim.scores import GREEDY_COST_WEIGHT, GREEDY_LATENCY_WEIGHT, TELEMETRY_LATENCY, TELEMETRY_QUEUE_MS
 from edgesim.simulator import Simulator
 from Heuristics.policies import (

@@ -8,7 +8,7 @@ import torch
 from edgesim import physics as P
 from edgesim.contention import Contention
 from edgesim.expectation import ChannelTable, HopTable, expected_hop, expected_step
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from Heuristics.policies import QueueGreedyPolicy
 
 

@@ -62,7 +62,7 @@ def test_a_finish_count_answers_as_a_read_every_step_would(per_step, target):
 
 
 def test_the_known_epoch_length_is_when_the_first_episodes_have_all_finished(default_ds):
-    from edgesim.profiles import make_simulator
+    from edgesim.registry import make_simulator
     sim = make_simulator(default_ds, 24, "train", "random", 0, "cpu", "paper")
     gen = torch.Generator().manual_seed(1)
     for episodes in (1, 10, 24):

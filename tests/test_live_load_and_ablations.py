@@ -17,7 +17,7 @@ from conftest import ROOT, run_script
 from data.make_published_inputs import orthogonal_heads, weights_digest
 
 from edgesim.contention import Contention
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from PFAPPO.agent import PFPPOAgent
 from PPO_algorithm.agent import PPOAgent
 from schedkit.config import ConfigError, resolve

@@ -1,4 +1,4 @@
-"""Simulator profiles as objects (edgesim/profile.py, edgesim/profiles.py): the registered ones answer
+"""Simulator profiles as objects (edgesim/paper.py, edgesim/registry.py): the registered ones answer
 what scripts ask, and a toy profile added as one class plus one registry line runs through the
 simulator factory, a config and an evaluation script."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from edgesim.contention import Contention, ContentionSimulator
-from edgesim.profile import Profile, ProfileError
-from edgesim.profiles import PROFILES, get_profile, make_simulator
+from edgesim.paper import Profile, ProfileError
+from edgesim.registry import PROFILES, get_profile, make_simulator
 from edgesim.simulator import Simulator
 from Heuristics import inference as heuristics
 from schedkit.config import ConfigError, resolve

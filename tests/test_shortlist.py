@@ -15,7 +15,7 @@ from conftest import ROOT, run_script
 from bench.shortlist_recall import main as recall_main
 from bench.shortlist_recall import recall
 from edgesim.contention import Contention
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from schedkit.config import resolve
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.rollout import chosen_servers

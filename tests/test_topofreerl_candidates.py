@@ -15,7 +15,7 @@ from conftest import ROOT, run_script
 from test_live_load_and_ablations import WEIGHTS, agent_for, config, loaded_pair, shapes
 
 from edgesim.contention import Contention
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from Heuristics.policies import QueueGreedyPolicy
 from schedkit.config import ConfigError
 from TopoFreeRL.agent import TopoFreeAgent

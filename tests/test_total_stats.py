@@ -217,7 +217,7 @@ def test_figures_keep_schedulers_distinguishable(tmp_path):
 
 def test_a_trace_or_trap_evaluation_gets_its_own_folder_beside_the_default_one():
     from edgesim.contention import Contention
-    from edgesim.profiles import get_profile
+    from edgesim.registry import get_profile
     evaluation_tag = get_profile("contention").tag
     assert evaluation_tag(Contention(arrival_rate=8.0)) == "contention_r8"
     assert evaluation_tag(Contention(arrival_rate=8.0, trap_loss=0.3)) == "contention_r8"  # the default

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
-from edgesim.profiles import get_profile
+from edgesim.registry import get_profile
 from schedkit.config import load_yaml
 from total.common import (
     add_output_flags,

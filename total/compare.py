@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgesim.profiles import PROFILES
+from edgesim.registry import PROFILES
 from schedkit.stats import ci_unit, paired_bootstrap_ci, probability_of_improvement, runs_array
 from total.common import (
     eval_dir,

@@ -38,7 +38,7 @@ import pandas as pd
 
 from edgesim.contention import Contention
 from edgesim.inputs import InputError, MiB, read_text
-from edgesim.profiles import get_profile
+from edgesim.registry import get_profile
 from Heuristics.inference import make_policy
 from Heuristics.policies import OraclePolicy
 from schedkit.cli import (
@@ -59,7 +59,7 @@ from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.outputs import claim_output
-from schedkit.profiles import default_eval_episodes, profile_meta
+from schedkit.simulators import default_eval_episodes, profile_meta
 from schedkit.registry import get, heuristics
 from schedkit.runs import CheckpointError, RunError, load_checkpoint
 from schedkit.stats import ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm, runs_array

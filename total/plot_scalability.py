@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgesim.profile import DEFAULT
+from edgesim.paper import DEFAULT
 from total.common import color, figure_main, inputs, label, read_summary, save, sort_algos, style
 
 

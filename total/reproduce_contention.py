@@ -48,7 +48,7 @@ from schedkit.cli import (
     workers_arg,
 )
 from schedkit.config import ConfigError, load_yaml
-from schedkit.profiles import default_eval_episodes
+from schedkit.simulators import default_eval_episodes
 from total import make_table, plot_latency_cdf, plot_load_curve, plot_pareto, plot_trap_severity
 from total.common import (
     add_output_flags,

@@ -48,7 +48,7 @@ from typing import Any
 from tqdm import tqdm
 
 from edgesim.inputs import MAX_EPISODES, SEEDS, InputError, Range, ints, plain_name, reals, shown
-from edgesim.profiles import PROFILES
+from edgesim.registry import PROFILES
 from schedkit.cli import MAX_WORKERS, workers_arg
 from schedkit.config import (
     RANGES,

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path.cwd()))
 from edgesim.contention import Contention
 
 try:
-    from edgesim.profiles import make_simulator  # noqa: E402
+    from edgesim.registry import make_simulator  # noqa: E402
 except ImportError:  # the checkout of 8499d03, before simulator profiles were objects
     from edgesim.contention import make_simulator  # noqa: E402
 from env import load_dataset  # noqa: E402

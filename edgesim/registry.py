@@ -7,7 +7,7 @@ import torch
 
 from .contention import ContentionProfile
 from .dataset import Dataset
-from .profile import DEFAULT, Profile, ProfileError
+from .paper import DEFAULT, Profile, ProfileError
 from .simulator import Simulator
 
 PROFILES: dict[str, Profile] = {

@@ -5,7 +5,7 @@ the config block named after the profile, checked by `parse`), and how scripts s
 batch, the default evaluation length, what a summary records). Scripts, agents and heuristics ask
 the profile object (`get_profile(name).queues`, `.simulator(...)`), never compare a profile's
 name. Adding a profile is one module (its Simulator subclass, parameter dataclass and `Profile`
-subclass) plus one line in `edgesim/profiles.py`; docs/extending.md walks through it.
+subclass) plus one line in `edgesim/registry.py`; docs/extending.md walks through it.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How every script builds the simulator of a profile (edgesim/profiles.py), with one-line errors.
+"""How every script builds the simulator of a profile (edgesim/registry.py), with one-line errors.
 
 `paper`: one batch row per episode (docs/simulator.md §1-4). `contention`: `worlds` rows, each an independent
 world with workflows arriving over time (docs/simulator.md §5); its parameters are the config's
@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from edgesim.dataset import Dataset
-from edgesim.profile import DEFAULT
-from edgesim.profiles import ProfileError, get_profile, make_simulator
+from edgesim.paper import DEFAULT
+from edgesim.registry import ProfileError, get_profile, make_simulator
 from edgesim.simulator import Simulator
 
 from .config import ConfigError, check_block
