@@ -27,6 +27,7 @@ import torch
 
 from edgesim.dataset import Dataset
 from edgesim.inputs import reals
+from edgesim.paper import Profile
 from edgesim.registry import get_profile
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT
 from schedkit.cli import (
@@ -42,8 +43,8 @@ from schedkit.evaluation import eval_simulator, evaluate, evaluation_outputs, fo
 from schedkit.io import write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, data_root, git_commit
-from schedkit.simulators import default_eval_episodes, profile_meta
 from schedkit.registry import get, heuristics
+from schedkit.simulators import default_eval_episodes, profile_meta
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
 class Setting(NamedTuple):
     """What an evaluation of the heuristics runs on, resolved from the command line."""
     device: torch.device
-    profile: str
+    profile: Profile
     params: Any  # the profile's parameters (None: it has none)
     ds: Dataset
     episodes: int
@@ -102,13 +103,12 @@ def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heurist
     """Device, profile, dataset and episodes of the flags, and the output folder (default:
     `results`/<region>_<split>[_<profile>]_seed<seed>)."""
     device = resolve_device(args.device)
-    profile = args.profile or "paper"
+    profile = get_profile(args.profile or "paper")
     params = profile_params(args, profile)
     ds = load_or_exit(data_root(args.data), args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
-    suffix = get_profile(profile).suffix
-    out = Path(args.out) if args.out else results / f"{'+'.join(args.region)}_{args.split}{suffix}_seed{args.seed}"
-    meta = {"profile": profile, **profile_meta(profile, params)}
+    out = Path(args.out) if args.out else results / f"{'+'.join(args.region)}_{args.split}{profile.suffix}_seed{args.seed}"
+    meta = {"profile": profile.name, **profile_meta(profile, params)}
     return Setting(device, profile, params, ds, episodes, out, meta)
 
 
@@ -140,14 +140,14 @@ def evaluate_heuristics(args: argparse.Namespace) -> dict:
     return summaries
 
 
-def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset, device: torch.device, profile: str,
-                 params: Any, settings: dict) -> dict:
+def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset, device: torch.device,
+                 profile: Profile, params: Any, settings: dict) -> dict:
     """Evaluate one heuristic and write its episodes.csv and summary.json into `target`."""
     sim = eval_simulator(ds, args.split, settings["episodes"], args.seed, device, profile, params)
     policy = make_policy(name, sim, args.seed, args.latency_weight)
     df = evaluate(sim, policy, settings["episodes"], progress=not args.no_progress)
     extra = {}
-    if name == "oracle" and get_profile(profile).queues:  # load-blind there: its plan value bounds every rule
+    if name == "oracle" and profile.queues:  # load-blind there: its plan value bounds every rule
         extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
     return write_evaluation(target, df, settings | {"device": str(device)} | extra)
 

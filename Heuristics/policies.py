@@ -25,7 +25,6 @@ import torch
 
 from edgesim.expectation import ChannelTable, expected_hop, expected_step
 from edgesim.physics import EVAL_WEIGHTS
-from edgesim.registry import get_profile
 from edgesim.scores import (
     GREEDY_LATENCY_WEIGHT,
     TELEMETRY_LATENCY,
@@ -146,7 +145,7 @@ def expected_reward(sim: Simulator, table: ChannelTable, weights: tuple[float, f
                     queue_ms: torch.Tensor | None = None) -> torch.Tensor:
     """Expected weighted reward of a step on `servers` (arguments broadcast as in `expected_step`),
     with an optional known queue wait per server; the oracle's and lookahead's step value."""
-    e = expected_step(sim.net, table, *src, prev, tokens, req, servers, contention=getattr(sim, "contention", None),
+    e = expected_step(sim.net, table, *src, prev, tokens, req, servers, traps=sim.profile.trap_model(sim.params),
                       queue_ms=queue_ms)
     wl, wc, ws = weights
     return wl * e["rL"] + wc * e["rC"] + ws * e["rS"]
@@ -343,7 +342,7 @@ class TelemetryPolicy:
 
     def telemetry(self, sim: Simulator) -> torch.Tensor:
         """(B, N) live telemetry under contention, (1, N) static in the paper profile."""
-        if get_profile(sim.profile_name).queues:
+        if sim.profile.queues:
             return self.live(self.nc_static, sim.server_load().float(), self.queue_ms)
         return self.static[None]
 

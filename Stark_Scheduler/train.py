@@ -25,7 +25,6 @@ from torch.nn import functional as F
 
 from edgesim.dataset import Dataset
 from edgesim.physics import EVAL_WEIGHTS
-from edgesim.registry import get_profile
 from edgesim.simulator import Simulator
 from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy
 from schedkit.checkpoints import CheckpointError, restore_optimizer, restore_weights
@@ -33,9 +32,9 @@ from schedkit.cli import resolve_device
 from schedkit.evaluation import evaluate
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.paths import final_checkpoint, metrics_file
-from schedkit.simulators import config_params, profile_simulator, start_worlds, train_params
 from schedkit.rollout import FinishCount
 from schedkit.runs import MetricsLog, dataset_identity, save_checkpoint
+from schedkit.simulators import config_params, config_profile, profile_simulator, start_worlds, train_params
 from schedkit.trainer import AgentFactory, epoch_seed, run_epochs, train_main
 from Stark_Scheduler.model import StarkAgent
 
@@ -90,13 +89,14 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     if n_val >= n_tasks:
         raise SystemExit(f"error: val_fraction {cfg['val_fraction']} leaves no training tasks of {n_tasks}")
     train_idx, val_idx = np.arange(n_tasks - n_val), np.arange(n_tasks - n_val, n_tasks)
+    profile = config_profile(cfg)
     # demonstrations come from the training world (train_env); model selection validates in the run's own
-    sim = profile_simulator(ds, cfg["profile"], train_params(cfg), "train", "random", cfg["seed"], device, episodes,
+    sim = profile_simulator(ds, profile, train_params(cfg), "train", "random", cfg["seed"], device, episodes,
                             task_subset=train_idx)
-    val_sim = profile_simulator(ds, cfg["profile"], config_params(cfg), "train", "sequential", cfg["seed"], device, n_val,
+    val_sim = profile_simulator(ds, profile, config_params(cfg), "train", "sequential", cfg["seed"], device, n_val,
                                 task_subset=val_idx)
     # greedy_queue where servers keep queues; without queues it is greedy
-    expert_cls = QueueGreedyPolicy if get_profile(cfg["profile"]).queues else GreedyPolicy
+    expert_cls = QueueGreedyPolicy if profile.queues else GreedyPolicy
     expert = expert_cls(sim)
     val_feats, val_labels, _ = demonstrations(val_sim, agent, expert_cls(val_sim), n_val, cfg["seed"])
     start = 0

@@ -59,7 +59,6 @@ from torch import nn
 from edgesim import physics as P
 from edgesim.dataset import Dataset
 from edgesim.expectation import ChannelTable, expected_hop
-from edgesim.registry import get_profile
 from edgesim.scores import GREEDY_LATENCY_WEIGHT, greedy_score, live_telemetry, static_telemetry
 from edgesim.simulator import Observation, Simulator
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
@@ -246,7 +245,7 @@ class TopoFreeAgent(MaskedAgent):
             one_hot = torch.nn.functional.one_hot(obs.required_type, self.n_types).float()
             state = torch.cat([state, one_hot, (obs.tokens.float() / TOKEN_SCALE)[:, None]], 1)
         feats = {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
-        load = sim.server_load().float() if get_profile(sim.profile_name).queues and self.live_load else None
+        load = sim.server_load().float() if sim.profile.queues and self.live_load else None
         if load is not None:
             feats["telemetry"] = live_telemetry(self.nc_static, load, self.telemetry_queue_ms)
         if self.shortlist is not None:

@@ -25,7 +25,7 @@ import torch
 
 from bench.machine_load import LOADS, machine_load
 from bench.update_cost import study_config
-from edgesim.contention import Contention
+from edgesim.contention import CONTENTION, Contention
 from edgesim.expectation import HopTable
 from Heuristics.policies import QueueGreedyPolicy
 from schedkit.cli import load_or_exit
@@ -33,8 +33,8 @@ from schedkit.dwa import INITIAL_WEIGHTS
 from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.paths import data_root
-from schedkit.simulators import config_params, profile_simulator, start_worlds
 from schedkit.rollout import collect
+from schedkit.simulators import config_params, profile_simulator, start_worlds
 from total.common import agent_factory
 
 
@@ -48,12 +48,12 @@ def workloads(episodes: int) -> dict[str, Callable[[], object]]:
     weights = torch.tensor(INITIAL_WEIGHTS, dtype=torch.float64)
 
     def run_eval(make_policy) -> object:
-        sim = eval_simulator(ds, "test", episodes, 0, "cpu", "contention", params)
+        sim = eval_simulator(ds, "test", episodes, 0, "cpu", CONTENTION, params)
         df = evaluate(sim, make_policy(sim), episodes, progress=False)
         return df.drop(columns=["decision_ms"])
 
     def rollout() -> object:
-        sim = profile_simulator(ds, "contention", config_params(cfg), "train", "random", cfg["seed"], "cpu",
+        sim = profile_simulator(ds, CONTENTION, config_params(cfg), "train", "random", cfg["seed"], "cpu",
                                 cfg["episodes"])
         continuing = start_worlds(sim, cfg, None, cfg["seed"])
         torch.manual_seed(cfg["seed"])

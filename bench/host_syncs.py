@@ -27,9 +27,9 @@ import torch
 from edgesim.dataset import load_dataset
 from schedkit.config import resolve
 from schedkit.paths import REPO
-from schedkit.simulators import config_params, profile_simulator, start_worlds
 from schedkit.registry import get
 from schedkit.rollout import collect
+from schedkit.simulators import config_params, config_profile, profile_simulator, start_worlds
 
 READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
 HERE = Path(__file__).resolve()
@@ -74,7 +74,7 @@ def one_epoch(algo: str, profile: str, episodes: int) -> dict[str, Any]:
     ds = load_dataset(REPO / "data1", cfg["regions"])
     torch.manual_seed(0)  # the same fresh agent every run
     agent = get(algo).load()(ds, cfg, torch.device("cpu"))
-    sim = profile_simulator(ds, profile, config_params(cfg), "train", "random", 0, "cpu", episodes)
+    sim = profile_simulator(ds, config_profile(cfg), config_params(cfg), "train", "random", 0, "cpu", episodes)
     continuing = start_worlds(sim, cfg, None, 1)  # as training does: contention worlds run on across epochs
     weights = torch.tensor([0.45, 0.40, 0.15], dtype=sim.dtype)
     step, steps = sim.step, [0]

@@ -28,9 +28,9 @@ from schedkit.config import resolve
 from schedkit.dwa import INITIAL_WEIGHTS
 from schedkit.paths import data_root
 from schedkit.ppo import PPOConfig, ppo_update
-from schedkit.simulators import config_params, profile_simulator, start_worlds
 from schedkit.registry import get
 from schedkit.rollout import collect, masked_log_probs
+from schedkit.simulators import config_params, config_profile, profile_simulator, start_worlds
 from schedkit.trainer import entropy_coef
 from total.common import agent_factory
 from total.sweep import expand, load_sweep
@@ -59,7 +59,7 @@ def one_batch(algo: str):
     device = torch.device("cpu")
     torch.manual_seed(seed)
     agent = factory(ds, cfg, device)
-    sim = profile_simulator(ds, cfg["profile"], config_params(cfg), "train", "random",
+    sim = profile_simulator(ds, config_profile(cfg), config_params(cfg), "train", "random",
                             seed, device,
                             cfg["episodes"])
     continuing = start_worlds(sim, cfg, None, seed)

@@ -44,7 +44,7 @@ import torch
 from . import physics as P
 from .dataset import Dataset
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, reals, regular_file
-from .paper import Flag, Profile
+from .paper import Flag, Profile, TrapModel
 from .simulator import Observation, Simulator, simulator_args
 
 MIN_RATE, MAX_RATE = 1e-6, 1e6  # workflows per second: one every 11 days to one a microsecond
@@ -226,21 +226,20 @@ class ContentionSimulator(Simulator):
     which. `done` marks the last step of a workflow.
     """
 
-    profile_name = "contention"
-
     def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
                  seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
-                 task_subset=None, contention: Contention | None = None):
+                 task_subset=None, contention: Contention | None = None, profile: Profile | None = None):
         batch_size, seed, device = simulator_args(dataset, batch_size, split, order, seed, device)
         if contention is not None and not isinstance(contention, Contention):
             raise ContentionError(f"contention: expected a Contention (or None: the defaults), got {contention!r}")
-        self.contention = c = contention or Contention()
+        self.contention = self.params = c = contention or Contention()
         if batch_size * c.max_in_flight > MAX_SLOTS:
             raise ContentionError(f"batch_size x contention.max_in_flight: expected at most {MAX_SLOTS} workflows in "
                                   f"flight, got {batch_size} x {c.max_in_flight} = {batch_size * c.max_in_flight}")
         self._trace = None if c.arrival_trace is None else torch.tensor(
             load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
-        super().__init__(dataset, batch_size, split, order, seed, device, "contention", dtype, True, task_subset)
+        super().__init__(dataset, batch_size, split, order, seed, device, profile or CONTENTION, dtype, True,
+                         task_subset)
         self.warmup_episodes = c.warmup * batch_size
 
     # ------------------------------------------------------------------ state
@@ -455,7 +454,12 @@ class ContentionProfile(Profile):
                   device: str | torch.device = "cpu", params: Contention | None = None,
                   task_subset=None) -> Simulator:
         return ContentionSimulator(ds, batch_size, split, order, seed, device, task_subset=task_subset,
-                                   contention=params)
+                                   contention=params, profile=self)
+
+    def trap_model(self, params: Contention) -> TrapModel:
+        """A hop over an explicit trap link is retried (`trap_loss`, `trap_max_attempts`); other trap hits pay
+        the paper's surcharge times `trap_surcharge_scale`."""
+        return TrapModel(params.surcharge_ms, params.trap_loss, params.trap_max_attempts)
 
     def batch_size(self, params: Contention, episodes: int) -> int:
         return params.worlds
@@ -466,3 +470,6 @@ class ContentionProfile(Profile):
             return None if value == default else value
         return contention_tag(params.arrival_rate, params.arrival_trace, given(params.trap_loss, Contention.trap_loss),
                               given(params.trap_surcharge_scale, Contention.trap_surcharge_scale))
+
+
+CONTENTION = ContentionProfile()  # the contention profile; a ContentionSimulator built without one runs it

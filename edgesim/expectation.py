@@ -17,7 +17,8 @@ import weakref
 import torch
 
 from . import physics as P
-from .contention import Contention, attempt_probabilities
+from .contention import attempt_probabilities
+from .paper import TrapModel
 from .simulator import Observation, Simulator, TaskBatch, Topology
 
 
@@ -92,24 +93,26 @@ def _midpoints(edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor,
-                  contention: Contention | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(values, probabilities), shape (..., A): the trap latency outcomes of each hop.
+                  traps: TrapModel = TrapModel()) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, probabilities), shape (..., A): the trap latency outcomes of each hop under the trap
+    model `traps` (a simulator's: `sim.profile.trap_model(sim.params)`).
 
-    Paper profile: 100 or 200 ms on a trap hit. Contention: a hop over an explicit trap link pays its
-    BaseLatencyMs once per attempt (attempts 1..max with their probabilities); other trap hits pay
-    the surcharge times `trap_surcharge_scale`. A hop without a trap hit has the single outcome 0."""
-    n = 2 if contention is None else max(2, contention.trap_max_attempts)
+    Every trap hit pays one of the two surcharges (the paper profile's 100 or 200 ms by default). Where
+    the model retries (contention), a hop over an explicit trap link pays its BaseLatencyMs once per
+    attempt instead (attempts 1..max with their probabilities). A hop without a trap hit has the single
+    outcome 0."""
+    retries = traps.max_attempts
+    n = 2 if retries is None else max(2, retries)
     zeros = torch.zeros(n, dtype=explicit_link_ms.dtype, device=trap.device)
     flat_v, flat_p = zeros.clone(), zeros.clone()
-    flat_v[:2] = torch.tensor(P.TRAP_SURCHARGE_MS if contention is None else contention.surcharge_ms)
+    flat_v[:2] = torch.tensor(traps.surcharge_ms)
     flat_p[:2] = 0.5
     values = torch.where(trap[..., None], flat_v, zeros)
     probs = torch.where(trap[..., None], flat_p, zeros + (torch.arange(n, device=trap.device) == 0))
-    if contention is not None:
+    if retries is not None:
         k = torch.arange(1, n + 1, dtype=zeros.dtype, device=trap.device)
         p_k = zeros.clone()
-        p_k[:contention.trap_max_attempts] = torch.tensor(
-            attempt_probabilities(contention.trap_loss, contention.trap_max_attempts))
+        p_k[:retries] = torch.tensor(attempt_probabilities(traps.loss, retries))
         explicit = trap & (explicit_link_ms > 0)
         values = torch.where(explicit[..., None], explicit_link_ms[..., None] * k, values)
         probs = torch.where(explicit[..., None], p_k, probs)
@@ -119,13 +122,13 @@ def trap_outcomes(trap: torch.Tensor, explicit_link_ms: torch.Tensor,
 def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src_lat: torch.Tensor,
                   src_region: torch.Tensor, prev: torch.Tensor, tokens: torch.Tensor, req: torch.Tensor,
                   servers: torch.Tensor, with_reward: bool = True,
-                  contention: Contention | None = None,
+                  traps: TrapModel = TrapModel(),
                   queue_ms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Expected latency, cost and reward terms of running a step on `servers`, queues left out.
 
     Arguments broadcast: e.g. sources (R, 1) against candidate servers (1, C). `prev` is the
-    previous server (-1 at step 0, when the source is the task location). `contention` (its
-    parameters) switches the trap model to the contention profile's. Returns tensors of the
+    previous server (-1 at step 0, when the source is the task location). `traps` is the simulator's
+    trap model (`sim.profile.trap_model(sim.params)`; default: the paper profile's). Returns tensors of the
     broadcast shape: `latency` (E[ms]), `cost`, and (`with_reward`) expected rewards `rL`, `rC`, `rS`.
     `queue_ms` (broadcastable, optional) is a known wait added to every outcome's latency, so the
     clipped latency reward accounts for it; None (queues left out) and zeros give the same numbers.
@@ -140,7 +143,7 @@ def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src
         base = base + queue_ms
     k = P.BITS_PER_TOKEN * tokens * 1000.0  # ms per unit of 1/rate
     base, k, trap, link_ms, found = torch.broadcast_tensors(base, k + torch.zeros_like(base), trap, link_ms, found)
-    values, probs = trap_outcomes(trap, torch.where(found, link_ms, 0.0), contention)
+    values, probs = trap_outcomes(trap, torch.where(found, link_ms, 0.0), traps)
     latency = base + k * table.mean_inv_rate(d) + (values * probs).sum(-1)
     cost = P.step_cost(tokens, net.price[req, servers], net.cost_mult[servers]) + torch.zeros_like(base)
     if not with_reward:
@@ -167,7 +170,7 @@ class HopTable:
 
     MAX_PAIRS = 1 << 22
 
-    def __init__(self, net: Topology, tasks: TaskBatch, table: ChannelTable, contention: Contention | None):
+    def __init__(self, net: Topology, tasks: TaskBatch, table: ChannelTable, traps: TrapModel):
         n, device = net.n, net.lon.device
         servers = torch.arange(n, device=device)[None]
         # rows: the N servers as hop sources, then the T task locations (step 0: no previous server)
@@ -181,7 +184,7 @@ class HopTable:
         # as expected_step sums them, left to right: ((propagation + overhead) + link) + compute
         self.fixed_ms = P.PROPAGATION_MS_PER_KM * d + P.OVERHEAD_MS + torch.where(trap, 0.0, link_ms)
         self.mean_inv = table.mean_inv_rate(d)
-        values, probs = trap_outcomes(trap, torch.where(found, link_ms, 0.0), contention)
+        values, probs = trap_outcomes(trap, torch.where(found, link_ms, 0.0), traps)
         self.trap_ms = (values * probs).sum(-1)
         # features, read as float32: the unclamped distance and the link's latency
         self.km = P.haversine_km(src_lon, src_lat, net.lon[servers], net.lat[servers]).float()
@@ -192,14 +195,13 @@ class HopTable:
     def of(sim: Simulator, table: ChannelTable) -> "HopTable | None":
         """The table of this simulator (its topology, tasks and trap model) and channel table, built on
         first use and dropped with the simulator; None above MAX_PAIRS hops."""
-        net, tasks, contention = sim.net, sim.tasks, getattr(sim, "contention", None)
+        net, tasks, traps = sim.net, sim.tasks, sim.profile.trap_model(sim.params)
         if (net.n + tasks.k) * net.n > HopTable.MAX_PAIRS:
             return None
         tables = _HOP_TABLES.setdefault(sim, {})
-        key = (table, None if contention is None else
-               (contention.trap_loss, contention.trap_max_attempts, contention.trap_surcharge_scale))
+        key = (table, traps)
         if key not in tables:
-            tables[key] = HopTable(net, tasks, table, contention)
+            tables[key] = HopTable(net, tasks, table, traps)
         return tables[key]
 
 
@@ -221,7 +223,7 @@ def expected_hop(sim: Simulator, obs: Observation, table: ChannelTable,
         lon, lat, region = (x[:, None] for x in sim.hop_source())
         latency = expected_step(net, table, lon, lat, region, obs.prev_server[:, None], tok,
                                 obs.required_type[:, None], cols, with_reward=False,
-                                contention=getattr(sim, "contention", None))["latency"]
+                                traps=sim.profile.trap_model(sim.params))["latency"]
         return {"latency": latency, "cost": cost,
                 "km": P.haversine_km(lon, lat, net.lon[cols], net.lat[cols]).float(),
                 "link": net.link_lookup(obs.prev_server[:, None], cols)[0].float()}

@@ -1,7 +1,7 @@
 """Gymnasium environments over the simulator, so other RL libraries train on it unmodified.
 
 `EdgeMoEEnv` is one environment; `EdgeMoEVectorEnv` steps `num_envs` of them as one batch of the
-batched simulator (Gymnasium 1.x `VectorEnv`). Both take any registered profile:
+batched simulator (Gymnasium 1.x `VectorEnv`). Both take any profile, by registered name or as a Profile object:
 - paper (and any profile whose worlds do not run on): one Gym episode is one workflow (one decision
   per step, 1-10 steps); tasks drawn at random from the split, or dealt in file order with
   `order="sequential"`.
@@ -42,8 +42,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from .dataset import Dataset, data_root, load_dataset
 from .gym_obs import ObservationEncoder
 from .inputs import MAX_EPISODES, MAX_SEED, MAX_WORLDS, InputError, choice, flag, integer, number
-from .physics import EVAL_WEIGHTS, UNIFORMS_PER_STEP
 from .paper import DEFAULT, Profile
+from .physics import EVAL_WEIGHTS, UNIFORMS_PER_STEP
 from .registry import PROFILES, get_profile, make_simulator, profile_params
 from .scalar_model import ScalarEpisode, ScalarTopology
 from .simulator import Simulator, simulator_args
@@ -64,11 +64,11 @@ class ResetNeeded(gym.error.ResetNeeded, RuntimeError):
     RuntimeError."""
 
 
-def _horizon(profile: str, horizon: Any) -> int | None:
+def _horizon(profile: Profile, horizon: Any) -> int | None:
     """None for a profile whose episodes are workflows; the decisions per episode otherwise."""
-    if not get_profile(profile).worlds_run_on:
+    if not profile.worlds_run_on:
         if horizon is not None:
-            raise InputError(f"horizon applies to a profile whose worlds run on, not {profile!r}")
+            raise InputError(f"horizon applies to a profile whose worlds run on, not {profile.name!r}")
         return None
     return DEFAULT_HORIZON if horizon is None else integer(horizon, "horizon", 1, MAX_EPISODES)
 
@@ -95,11 +95,12 @@ def _render_mode(mode: Any) -> str | None:
                          f"got {mode!r}") from None
 
 
-def _env_args(dataset: Any, n_envs: int, split: Any, order: Any, profile: Any, params: Any) -> Any:
-    """The arguments both envs share, checked before anything is built; returns the profile's parameters."""
-    get_profile(profile)
+def _env_args(dataset: Any, n_envs: int, split: Any, order: Any, profile: Any, params: Any) -> tuple[Profile, Any]:
+    """The arguments both envs share, checked before anything is built; returns the profile (a registered
+    name or a Profile object given) and its parameters."""
+    p = get_profile(profile)
     simulator_args(dataset, n_envs, split, order, 0, "cpu")
-    return profile_params(profile, params)
+    return p, profile_params(p, params)
 
 
 def _action(action: Any, n: int) -> int:
@@ -169,24 +170,24 @@ class EdgeMoEEnv(gym.Env):
     metadata = METADATA
     sim: Simulator  # profiles other than paper only
 
-    def __init__(self, dataset: Dataset, split: str = "train", profile: str = DEFAULT, params: Any = None,
+    def __init__(self, dataset: Dataset, split: str = "train", profile: str | Profile = DEFAULT, params: Any = None,
                  order: str = "random", weights: tuple[float, float, float] = EVAL_WEIGHTS, normalize: bool = True,
                  horizon: int | None = None, render_mode: str | None = None):
-        params = _env_args(dataset, 1, split, order, profile, params)
+        p, params = _env_args(dataset, 1, split, order, profile, params)
         self.render_mode = _render_mode(render_mode)
-        self.dataset, self.split, self.profile, self.order = dataset, split, profile, order
+        self.dataset, self.split, self.profile, self.order = dataset, split, p, order
         self.weights = _weights(weights)
-        self.horizon = _horizon(profile, horizon)
-        self.encoder = ObservationEncoder(dataset, flag(normalize, "normalize"), get_profile(profile).queues)
+        self.horizon = _horizon(p, horizon)
+        self.encoder = ObservationEncoder(dataset, flag(normalize, "normalize"), p.queues)
         self.observation_space = self.encoder.space
         self.action_space = gym.spaces.Discrete(dataset.n_servers)
         self.n_tasks = len(dataset.tasks[split])
         # the paper profile's own dynamics are exactly the plain-Python model's: play them without torch;
         # any other profile (a subclass, even one keeping the paper simulator) steps a batch-1 simulator
-        fast = type(get_profile(profile)) is Profile
+        fast = type(p) is Profile
         self.topology = ScalarTopology(dataset) if fast else None
         if not fast:
-            self.sim = make_simulator(dataset, 1, split, order, 0, "cpu", profile, params)
+            self.sim = make_simulator(dataset, 1, split, order, 0, "cpu", p, params)
             self.sim.autoreset = self.horizon is not None  # a finished workflow ends the Gym episode
         self.episode: ScalarEpisode | None = None
         self.episodes = 0  # episodes started since the last seeded reset: the fast path's episode_id
@@ -326,7 +327,7 @@ class EdgeMoEVectorEnv(VectorEnv):
     horizon together and are reset together.
     """
 
-    def __init__(self, dataset: Dataset, num_envs: int, split: str = "train", profile: str = DEFAULT,
+    def __init__(self, dataset: Dataset, num_envs: int, split: str = "train", profile: str | Profile = DEFAULT,
                  params: Any = None, order: str = "random", weights: tuple[float, float, float] = EVAL_WEIGHTS,
                  normalize: bool = True, horizon: int | None = None, device: str = "cpu",
                  autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, render_mode: str | None = None):
@@ -335,18 +336,18 @@ class EdgeMoEVectorEnv(VectorEnv):
             raise ValueError("EdgeMoEVectorEnv implements SAME_STEP (the default) and DISABLED autoreset; for "
                              "NEXT_STEP wrap single envs: gym.make_vec(..., vectorization_mode='sync')")
         num_envs = integer(num_envs, "num_envs", 1, MAX_WORLDS)
-        params = _env_args(dataset, num_envs, split, order, profile, params)
+        p, params = _env_args(dataset, num_envs, split, order, profile, params)
         self.render_mode = _render_mode(render_mode)
-        self.dataset, self.split, self.profile = dataset, split, profile
-        self.horizon = _horizon(profile, horizon)
+        self.dataset, self.split, self.profile = dataset, split, p
+        self.horizon = _horizon(p, horizon)
         weights = _weights(weights)
         normalize = flag(normalize, "normalize")
         self.num_envs = num_envs
-        self.sim: Simulator = make_simulator(dataset, num_envs, split, order, 0, device, profile, params)
+        self.sim: Simulator = make_simulator(dataset, num_envs, split, order, 0, device, p, params)
         if self.horizon is None:
             self.sim.autoreset = False  # finished rows keep their terminal state until reset_done
         self.weights = torch.tensor(weights, dtype=self.sim.dtype, device=self.sim.device)
-        self.encoder = ObservationEncoder(dataset, normalize, get_profile(profile).queues)
+        self.encoder = ObservationEncoder(dataset, normalize, p.queues)
         self.metadata = METADATA | {"autoreset_mode": mode}
         self.single_observation_space = self.encoder.space
         self.single_action_space = gym.spaces.Discrete(dataset.n_servers)
@@ -381,7 +382,7 @@ class EdgeMoEVectorEnv(VectorEnv):
                 raise InputError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with at "
                                  "least one True")
             if self.horizon is not None and not mask.all():
-                raise InputError(f"the worlds of the {self.profile!r} profile advance together: reset them together "
+                raise InputError(f"the worlds of the {self.profile.name!r} profile advance together: reset them together "
                                  "(reset_mask all True)")
         if seed is not None or not self._seeded:
             if seed is None:  # the first reset without a seed: a fresh one, as Gymnasium does

@@ -3,20 +3,26 @@
 A profile says what a step means (its `Simulator` class), which parameters it has (a dataclass,
 the config block named after the profile, checked by `parse`), and how scripts size it (rows per
 batch, the default evaluation length, what a summary records). Scripts, agents and heuristics ask
-the profile object (`get_profile(name).queues`, `.simulator(...)`), never compare a profile's
-name. Adding a profile is one module (its Simulator subclass, parameter dataclass and `Profile`
-subclass) plus one line in `edgesim/registry.py`; docs/extending.md walks through it.
+the profile object (`sim.profile.queues`, `sim.profile.trap_model(sim.params)`, `.simulator(...)`),
+never compare a profile's name. A name becomes its object once, where it enters (a command-line flag, a
+config's `profile` key, `make_simulator(..., profile=...)`, the Gym constructors: `get_profile`);
+everything past that takes the object. Adding a profile is one module (its Simulator subclass,
+parameter dataclass and `Profile` subclass) plus one line in `edgesim/registry.py`; docs/extending.md
+walks through it.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from . import physics as P
 from .dataset import Dataset
 from .inputs import InputError
-from .simulator import Simulator
+
+if TYPE_CHECKING:
+    from .simulator import Simulator
 
 MAX_PAPER_BATCH = 1024
 DEFAULT = "paper"  # the profile of a config without one; its runs and evaluations carry no suffix
@@ -37,6 +43,18 @@ class Flag:
     kind: str
     help: str
     metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class TrapModel:
+    """What a trap hit costs, as planners expect it (edgesim/expectation.py `trap_outcomes`): the two
+    equally likely delays of a trap hit (ms) and, where a hop over an explicit trap link is retried,
+    the loss probability of one attempt and the attempts' cap (`max_attempts` None: no retries, every
+    trap hit pays the surcharge). Frozen, so tables built for one trap model are cached under it."""
+
+    surcharge_ms: tuple[float, float] = P.TRAP_SURCHARGE_MS
+    loss: float = 0.0
+    max_attempts: int | None = None
 
 
 class Profile:
@@ -74,7 +92,14 @@ class Profile:
 
     def simulator(self, ds: Dataset, batch_size: int, split: str = "train", order: str = "random", seed: int = 0,
                   device: str | torch.device = "cpu", params: Any = None, task_subset=None) -> Simulator:
-        return Simulator(ds, batch_size, split, order, seed, device, self.name, task_subset=task_subset)
+        """The simulator of this profile with `params` (checked); it carries the profile as `sim.profile`."""
+        from .simulator import Simulator  # simulator.py builds on this module (a simulator's default profile)
+        return Simulator(ds, batch_size, split, order, seed, device, self, task_subset=task_subset)
+
+    def trap_model(self, params: Any) -> TrapModel:
+        """The trap model of a simulator of this profile run with `params`, as expected-latency planners
+        read it: the paper's flat 100/200 ms surcharge here; a profile with other trap dynamics overrides it."""
+        return TrapModel()
 
     def batch_size(self, params: Any, episodes: int) -> int:
         """Rows of a simulator that runs `episodes` evaluation episodes."""
@@ -92,3 +117,6 @@ class Profile:
     def meta(self, params: Any) -> dict:
         """What an evaluation's summary records about the dynamics (the parameters, by block name)."""
         return {} if self.params_class is None or params is None else {self.name: asdict(params)}
+
+
+PAPER = Profile()  # the paper profile; a Simulator built without a profile runs it

@@ -5,29 +5,32 @@ from typing import Any
 
 import torch
 
-from .contention import ContentionProfile
+from .contention import CONTENTION
 from .dataset import Dataset
-from .paper import DEFAULT, Profile, ProfileError
+from .paper import DEFAULT, PAPER, Profile, ProfileError
 from .simulator import Simulator
 
 PROFILES: dict[str, Profile] = {
-    "paper": Profile(),
-    "contention": ContentionProfile(),
+    "paper": PAPER,
+    "contention": CONTENTION,
 }
 
 
-def get_profile(name: str) -> Profile:
-    """The registered profile called `name`; a ProfileError listing them otherwise."""
-    if isinstance(name, str) and name in PROFILES:
-        return PROFILES[name]
-    raise ProfileError(f"profile {name!r} is not implemented; available: {list(PROFILES)}")
+def get_profile(profile: str | Profile) -> Profile:
+    """The profile a door was given: the registered profile called `profile`, or a Profile object as it
+    is; a ProfileError listing the registered ones otherwise. Called where a name enters (command line,
+    config, public API); everything past that takes the object."""
+    if isinstance(profile, Profile):
+        return profile
+    if isinstance(profile, str) and profile in PROFILES:
+        return PROFILES[profile]
+    raise ProfileError(f"profile {profile!r} is not implemented; available: {list(PROFILES)}")
 
 
-def profile_params(profile: str, params: Any) -> Any:
+def profile_params(p: Profile, params: Any) -> Any:
     """`params` checked against the profile: None (its defaults), a dict (its config block) or an
     instance of its parameter class; anything else, or parameters given to a profile without any,
     is a ProfileError rather than an attribute error inside the simulator."""
-    p = get_profile(profile)
     if p.params_class is None:
         if params is None or (isinstance(params, dict) and not params):
             return None
@@ -41,8 +44,9 @@ def profile_params(profile: str, params: Any) -> Any:
 
 
 def make_simulator(dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random", seed: int = 0,
-                   device: str | torch.device = "cpu", profile: str = DEFAULT, params: Any = None,
+                   device: str | torch.device = "cpu", profile: str | Profile = DEFAULT, params: Any = None,
                    task_subset=None) -> Simulator:
-    """The simulator of a registered profile; `params` are its parameters (e.g. a `Contention`; None: defaults)."""
-    return get_profile(profile).simulator(dataset, batch_size, split, order, seed, device,
-                                          profile_params(profile, params), task_subset)
+    """The simulator of a profile (a registered name or a Profile object); `params` are its parameters
+    (e.g. a `Contention`; None: defaults)."""
+    p = get_profile(profile)
+    return p.simulator(dataset, batch_size, split, order, seed, device, profile_params(p, params), task_subset)

@@ -17,6 +17,7 @@ import torch
 from . import physics as P
 from .dataset import Dataset, DatasetError
 from .inputs import MAX_SEED, MAX_WORLDS, InputError, choice, integer
+from .paper import PAPER, Profile
 
 
 def take(x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
@@ -186,21 +187,24 @@ class Simulator:
     `task_subset` restricts the split to some of its task indices (e.g. a validation slice).
     With `autoreset=False` finished rows stay at their terminal state (step == n_steps) until
     `reset_done(done)`; the Gymnasium wrappers use this to return terminal observations.
+    `profile` is the Profile object whose dynamics these are (a subclass's own, passed up), kept as
+    `self.profile` beside its parameters `self.params`, so callers ask it instead of naming it.
     """
 
-    profile_name = "paper"
     warmup_episodes = 0
+    params: Any = None  # the profile's parameters this simulator runs (None: a profile without any)
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
-                 seed: int = 0, device: str | torch.device = "cpu", profile: str = "paper",
+                 seed: int = 0, device: str | torch.device = "cpu", profile: Profile = PAPER,
                  dtype: torch.dtype = torch.float64, autoreset: bool = True, task_subset=None):
-        if profile != self.profile_name:
-            raise ValueError(f"profile {profile!r} is not implemented by {type(self).__name__}; a registered "
-                             f"profile's simulator comes from edgesim.registry.make_simulator(..., profile=NAME)")
+        if not isinstance(profile, Profile):
+            raise InputError(f"profile: expected a Profile object, got {profile!r}; a registered profile's simulator "
+                             f"comes from edgesim.registry.make_simulator(..., profile=NAME)")
         batch_size, seed, device = simulator_args(dataset, batch_size, split, order, seed, device)
         if dtype not in (torch.float32, torch.float64):
             raise InputError(f"dtype: expected torch.float64 (the default) or torch.float32, got {dtype!r}")
-        self.dataset, self.batch_size, self.split, self.order, self.profile = dataset, batch_size, split, order, profile
+        self.dataset, self.batch_size, self.split, self.order = dataset, batch_size, split, order
+        self.profile = profile  # what agents, heuristics and planners ask about the dynamics
         self.device, self.dtype, self.autoreset = torch.device(device), dtype, autoreset
         self.net = Topology(dataset, self.device, dtype)
         self.tasks = TaskBatch(dataset, split, self.device, dtype, task_subset)

@@ -17,14 +17,14 @@ import torch
 
 from edgesim.dataset import Dataset, DatasetError, load_dataset
 from edgesim.inputs import MAX_EPISODES, SEEDS, InputError, Range, ints, plain_name
-from edgesim.paper import Flag
-from edgesim.registry import PROFILES, get_profile
+from edgesim.paper import Flag, Profile
+from edgesim.registry import PROFILES
 
 from .config import RANGES, ConfigError, check_device
 from .outputs import OutputError
 from .paths import DATA
-from .simulators import params_or_exit
 from .runs import RunError
+from .simulators import params_or_exit
 
 # One intra-op thread per process: the networks are small, so a second thread buys little on an
 # idle machine and costs up to 10x on a busy one (README, "Threads"). --threads N to change it.
@@ -137,18 +137,18 @@ def flags_by_profile(args: argparse.Namespace) -> dict[str, dict | None]:
             or None for name, profile in PROFILES.items()}
 
 
-def profile_flags(args: argparse.Namespace, profile: str) -> dict:
+def profile_flags(args: argparse.Namespace, profile: Profile) -> dict:
     """The parameters of `profile` given on the command line (None where not given). A flag of another
     profile is an InputError: it would change nothing the script runs."""
     for other in PROFILES.values():
         given = [flag.name for flag in other.flags if getattr(args, flag.key, None) is not None]
-        if other.name != profile and given:
-            raise InputError(f"{given[0]} is a {other.name} parameter, but the profile is {profile}; "
+        if other.name != profile.name and given:
+            raise InputError(f"{given[0]} is a {other.name} parameter, but the profile is {profile.name}; "
                              f"add --profile {other.name}")
-    return {flag.key: getattr(args, flag.key) for flag in get_profile(profile).flags}
+    return {flag.key: getattr(args, flag.key) for flag in profile.flags}
 
 
-def profile_params(args: argparse.Namespace, profile: str, block: dict | None = None) -> Any:
+def profile_params(args: argparse.Namespace, profile: Profile, block: dict | None = None) -> Any:
     """The parameters of `profile`: its config block (None: the defaults) with the flags given on top,
     checked. A flag of another profile or a bad value ends the script with one line."""
     try:

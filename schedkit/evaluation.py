@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from edgesim.dataset import Dataset
+from edgesim.paper import PAPER, Profile
 from edgesim.physics import EVAL_WEIGHTS
 from edgesim.simulator import Observation, Simulator
 
@@ -36,7 +37,7 @@ class Policy(Protocol):
 
 
 def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device = "cpu",
-                   profile: str = "paper", params: Any = None) -> Simulator:
+                   profile: Profile = PAPER, params: Any = None) -> Simulator:
     """A simulator that deals the split's tasks in file order (paper: up to 1024 episodes at a time);
     `params`: the profile's parameters (None: its defaults)."""
     return profile_simulator(ds, profile, params, split, "sequential", seed, device, episodes)

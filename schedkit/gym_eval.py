@@ -26,7 +26,7 @@ import torch
 from edgesim.dataset import Dataset
 from edgesim.gym_obs import ObservationEncoder
 from edgesim.gym_wrappers import resolve_dataset
-from edgesim.paper import DEFAULT
+from edgesim.paper import DEFAULT, Profile
 from edgesim.registry import get_profile
 from edgesim.simulator import Observation, Simulator
 
@@ -55,23 +55,25 @@ class GymPolicy:
 
 
 def evaluate_policy(predict: Predict, data: Dataset | str | Path = "data1", region: str | list[str] = "Server1_Trap",
-                    split: str = "test", episodes: int | None = None, seed: int = 0, profile: str = DEFAULT,
-                    params: Any = None, normalize: bool = True, out: str | Path | None = None, name: str = "policy",
-                    overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+                    split: str = "test", episodes: int | None = None, seed: int = 0,
+                    profile: str | Profile = DEFAULT, params: Any = None, normalize: bool = True,
+                    out: str | Path | None = None, name: str = "policy", overwrite: bool = False,
+                    progress: bool = True) -> dict[str, Any]:
     """Evaluate `predict(obs, mask) -> actions` with the protocol; returns the summary (and writes
     `out/episodes.csv` and `out/summary.json` when `out` is given). `episodes`: default every task of
-    the split once (ten passes under contention); `params`: the profile's parameters (None: defaults)."""
+    the split once (ten passes under contention); `profile`: a registered name or a Profile object;
+    `params`: the profile's parameters (None: defaults)."""
     ds = resolve_dataset(data, region)
     p = get_profile(profile)
     params = p.parse(None) if params is None else params
-    episodes = episodes or default_eval_episodes(ds, split, profile)
-    settings = {"policy": name, "split": split, "seed": seed, "episodes": episodes, "profile": profile,
-                **profile_meta(profile, params), "regions": list(ds.regions), "dataset_fingerprint": ds.fingerprint,
+    episodes = episodes or default_eval_episodes(ds, split, p)
+    settings = {"policy": name, "split": split, "seed": seed, "episodes": episodes, "profile": p.name,
+                **profile_meta(p, params), "regions": list(ds.regions), "dataset_fingerprint": ds.fingerprint,
                 "observation": "normalized" if normalize else "raw"}
     policy = GymPolicy(predict, ObservationEncoder(ds, normalize, p.queues), name)
 
     def run() -> Any:
-        return evaluate(eval_simulator(ds, split, episodes, seed, "cpu", profile, params), policy, episodes,
+        return evaluate(eval_simulator(ds, split, episodes, seed, "cpu", p, params), policy, episodes,
                         progress=progress)
     if out is None:
         return summarize(run()) | settings
@@ -80,13 +82,13 @@ def evaluate_policy(predict: Predict, data: Dataset | str | Path = "data1", regi
 
 
 def evaluate_heuristic(name: str, data: Dataset | str | Path = "data1", region: str | list[str] = "Server1_Trap",
-                       split: str = "test", episodes: int | None = None, seed: int = 0, profile: str = DEFAULT,
-                       params: Any = None, progress: bool = True) -> dict[str, Any]:
+                       split: str = "test", episodes: int | None = None, seed: int = 0,
+                       profile: str | Profile = DEFAULT, params: Any = None, progress: bool = True) -> dict[str, Any]:
     """The summary of a registered non-learned scheduler (e.g. "oracle", "greedy") under the same
     protocol, to put a Gym-trained policy's numbers in context."""
     from .registry import get  # the registry imports every scheduler package; only this helper needs it
 
-    ds = resolve_dataset(data, region)
-    episodes = episodes or default_eval_episodes(ds, split, profile)
-    sim = eval_simulator(ds, split, episodes, seed, "cpu", profile, params)
+    ds, p = resolve_dataset(data, region), get_profile(profile)
+    episodes = episodes or default_eval_episodes(ds, split, p)
+    sim = eval_simulator(ds, split, episodes, seed, "cpu", p, params)
     return summarize(evaluate(sim, get(name).load()(sim, seed=seed), episodes, progress=progress)) | {"policy": name}

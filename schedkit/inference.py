@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 
+from edgesim.paper import PAPER, Profile
 from edgesim.physics import EVAL_WEIGHTS
-from edgesim.registry import make_simulator
+from edgesim.registry import get_profile, make_simulator
 from edgesim.simulator import Observation, Simulator
 
 from .agent_base import MaskedAgent
@@ -29,10 +30,10 @@ from .config import ConfigError
 from .evaluation import eval_simulator, evaluate, evaluation_outputs, format_table, write_evaluation
 from .outputs import claim_output
 from .paths import data_root, run_eval_dir, run_of
-from .simulators import default_eval_episodes, profile_meta
 from .reference import reference_line
 from .rollout import chosen_servers
 from .runs import CheckpointError, check_dataset, load_checkpoint, resolve_model_path
+from .simulators import default_eval_episodes, profile_meta
 from .trainer import AgentFactory
 
 
@@ -84,7 +85,7 @@ def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: to
 
 
 def batch1_decision_ms(ds, split: str, policy: GreedyAgentPolicy, device: torch.device, decisions: int = 200,
-                       profile: str = "paper", params: Any = None) -> float:
+                       profile: Profile = PAPER, params: Any = None) -> float:
     """Median wall time of one decision for a single episode or world (the latency a live scheduler adds)."""
     sim = make_simulator(ds, 1, split, "sequential", 0, device, profile, params)
     obs, times = sim.reset(), []
@@ -127,8 +128,8 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
     if zero_shot:
         print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "
               f"{state['dataset']['regions']}; scheduling {ds.n_servers} servers of {list(ds.regions)}")
-    profile = args.profile or cfg.get("profile", "paper")
-    params = profile_params(args, profile, cfg.get(profile))
+    profile = get_profile(args.profile or cfg.get("profile", "paper"))
+    params = profile_params(args, profile, cfg.get(profile.name))
     try:
         policy = policy_from_checkpoint(state, ds, make_agent, device, args.compile)
     except CheckpointError as e:
@@ -136,7 +137,7 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     out = Path(args.out) if args.out else run_eval_dir(run_of(model_path), args.split, args.seed, profile)
     settings = {"policy": cfg["algo"], "model": str(model_path), "split": args.split, "seed": args.seed,
-                "episodes": episodes, "profile": profile, **profile_meta(profile, params), "regions": args.region,
+                "episodes": episodes, "profile": profile.name, **profile_meta(profile, params), "regions": args.region,
                 "dataset_fingerprint": ds.fingerprint}
     with claim_output(out, evaluation_outputs(settings), args.overwrite):
         sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)

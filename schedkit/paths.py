@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgesim.dataset import REPO as REPO  # the clone the packages run from
 from edgesim.dataset import data_root as data_root  # the rule lives with the loader; scripts import it here
-from edgesim.registry import get_profile
+from edgesim.paper import PAPER, Profile
 
 DATA = REPO / "data1"
 RESULTS = REPO / "results"
@@ -57,17 +57,17 @@ def run_of(checkpoint: Path) -> Path:
     return checkpoint.parent.parent
 
 
-def run_name(regions: list[str], seed: int, profile: str = "paper", variant: str = "", stamp: str = "") -> str:
+def run_name(regions: list[str], seed: int, profile: Profile = PAPER, variant: str = "", stamp: str = "") -> str:
     """<regions>[_<profile>][_<variant>]_seed<S>[_<time>]: a sweep's run (no time; the profile named
     unless `paper`) or a plain train.py run (with its start time)."""
-    return ("+".join(regions) + get_profile(profile).suffix + (f"_{variant}" if variant else "")
+    return ("+".join(regions) + profile.suffix + (f"_{variant}" if variant else "")
             + f"_seed{seed}" + (f"_{stamp}" if stamp else ""))
 
 
-def run_eval_dir(run: Path, split: str, seed: int, profile: str = "paper", episodes: int | None = None) -> Path:
+def run_eval_dir(run: Path, split: str, seed: int, profile: Profile = PAPER, episodes: int | None = None) -> Path:
     """<run>/eval_<split>[_<profile>]_seed<S>[_ep<episodes>]: an inference.py evaluation of one run (the
     profile named unless the default); a sweep's own evaluation names its episode count instead."""
-    return run / (f"eval_{split}{get_profile(profile).suffix}_seed{seed}" + (f"_ep{episodes}" if episodes else ""))
+    return run / (f"eval_{split}{profile.suffix}_seed{seed}" + (f"_ep{episodes}" if episodes else ""))
 
 
 def eval_dir(results: Path, regions: list[str], tag: str = "") -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from edgesim.dataset import Dataset
-from edgesim.paper import DEFAULT
+from edgesim.paper import DEFAULT, Profile
 from edgesim.registry import ProfileError, get_profile, make_simulator
 from edgesim.simulator import Simulator
 
@@ -20,46 +20,52 @@ from .config import ConfigError, check_block
 from .runs import CheckpointError
 
 
-def params_or_exit(profile: str, block: dict | None, overrides: dict | None = None) -> Any:
+def config_profile(cfg: dict) -> Profile:
+    """The profile of a resolved config (its `profile` key): where a config's profile name becomes the
+    object the rest of a script takes."""
+    return get_profile(cfg["profile"])
+
+
+def params_or_exit(profile: Profile, block: dict | None, overrides: dict | None = None) -> Any:
     """A profile's parameters from its config block plus non-None overrides (None for a profile without
     any); an unknown profile or a bad value ends the script with its one-line message. The values are
     checked against the config's ranges too (schedkit/config.py), whichever door they came through."""
     merged = (block if isinstance(block, dict) else {}) | {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
-        check_block(profile, merged)
-        return get_profile(profile).parse(block, overrides)
+        check_block(profile.name, merged)
+        return profile.parse(block, overrides)
     except (ProfileError, ConfigError) as e:
         sys.exit(f"error: {e}")
 
 
 def config_params(cfg: dict) -> Any:
     """The parameters of a resolved config's profile (its block named after the profile)."""
-    return params_or_exit(cfg["profile"], cfg.get(cfg["profile"]))
+    return params_or_exit(config_profile(cfg), cfg.get(cfg["profile"]))
 
 
 def train_params(cfg: dict) -> Any:
     """The parameters of the world a run trains in: its profile block plus `train_env`
     (schedkit/config.py), e.g. trained without the trap delay and evaluated with it."""
-    return params_or_exit(cfg["profile"], cfg.get(cfg["profile"]), cfg.get("train_env"))
+    return params_or_exit(config_profile(cfg), cfg.get(cfg["profile"]), cfg.get("train_env"))
 
 
-def profile_simulator(ds: Dataset, profile: str, params: Any, split: str, order: str, seed: int,
+def profile_simulator(ds: Dataset, profile: Profile, params: Any, split: str, order: str, seed: int,
                       device: torch.device | str, episodes: int, task_subset=None) -> Simulator:
     """The profile's simulator sized for `episodes` (paper: min(episodes, 1024) rows of one episode each;
     contention: its `worlds`). `params` None: the profile's defaults."""
-    p = get_profile(profile)
-    params = p.parse(None) if params is None else params
-    return make_simulator(ds, p.batch_size(params, episodes), split, order, seed, device, profile, params, task_subset)
+    params = profile.parse(None) if params is None else params
+    return make_simulator(ds, profile.batch_size(params, episodes), split, order, seed, device, profile, params,
+                          task_subset)
 
 
-def default_eval_episodes(ds: Dataset, split: str, profile: str) -> int:
+def default_eval_episodes(ds: Dataset, split: str, profile: Profile) -> int:
     """Every task of the split once (paper); ten passes under contention, so queues reach steady state."""
-    return get_profile(profile).eval_episodes(len(ds.tasks[split]))
+    return profile.eval_episodes(len(ds.tasks[split]))
 
 
-def profile_meta(profile: str, params: Any) -> dict:
+def profile_meta(profile: Profile, params: Any) -> dict:
     """What an evaluation's summary records about its dynamics."""
-    return get_profile(profile).meta(params)
+    return profile.meta(params)
 
 
 def start_worlds(sim: Simulator, cfg: dict, resume: dict | None, seed: int) -> bool:

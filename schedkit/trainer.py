@@ -45,7 +45,6 @@ from .dwa import DWA, INITIAL_WEIGHTS
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
 from .ppo import PPOConfig, ppo_update
-from .simulators import profile_simulator, start_worlds, train_params
 from .rollout import collect, masked_log_probs
 from .runs import (
     CheckpointError,
@@ -64,6 +63,7 @@ from .runs import (
     save_epoch_checkpoint,
     write_config,
 )
+from .simulators import config_profile, profile_simulator, start_worlds, train_params
 from .tensorboard import EventLog, wanted
 
 AgentFactory = type[MaskedAgent]  # an agent class: built as cls(ds, cfg, device)
@@ -127,7 +127,7 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
         start = resume["epoch"]
         prev_losses = None if resume["prev_losses"] is None else np.array(resume["prev_losses"])
     log = MetricsLog(metrics_file(run), keep_until_epoch=start)
-    sim = profile_simulator(ds, cfg["profile"], train_params(cfg), "train",
+    sim = profile_simulator(ds, config_profile(cfg), train_params(cfg), "train",
                             "random", cfg["seed"], device, episodes)
     continuing = start_worlds(sim, cfg, resume, epoch_seed(cfg["seed"], -1))
 
@@ -221,7 +221,7 @@ def train_config(defaults_file: Path, args: argparse.Namespace,
              "mask": False if args.no_mask else None, "tensorboard": args.tensorboard,
              **flags_by_profile(args)}  # each profile's parameters given as flags, into its config block
     cfg = resolve(defaults_file, args.config, args.set, flags, choices, recipe=not args.no_recipe)
-    profile_flags(args, cfg["profile"])  # a flag of another profile is refused, not ignored
+    profile_flags(args, config_profile(cfg))  # a flag of another profile is refused, not ignored
     return cfg
 
 

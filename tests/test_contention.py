@@ -12,6 +12,7 @@ import torch
 from tiny import write_tiny
 
 from edgesim.contention import (
+    CONTENTION,
     Contention,
     ContentionError,
     ContentionSimulator,
@@ -20,6 +21,7 @@ from edgesim.contention import (
     load_arrival_gaps,
 )
 from edgesim.dataset import load_dataset
+from edgesim.paper import PAPER
 from edgesim.registry import make_simulator
 from edgesim.simulator import Simulator
 
@@ -161,7 +163,7 @@ def test_the_trap_surcharge_scale_multiplies_the_flat_trap_delay_in_the_simulato
     assert first["trap_ms"].item() == 250.0
     from edgesim.expectation import trap_outcomes
     values, probs = trap_outcomes(torch.tensor([True]), torch.tensor([0.0], dtype=torch.float64),
-                                  Contention(trap_surcharge_scale=2.5))
+                                  sim.profile.trap_model(sim.params))
     assert values[0, :2].tolist() == [250.0, 500.0] and probs[0, :2].tolist() == [0.5, 0.5]
 
 
@@ -214,7 +216,10 @@ def test_bad_contention_parameters_are_named(key, value):
         Contention.from_dict({"arival_rate": 1.0})
 
 
-def test_contention_needs_its_own_simulator(world):
+def test_a_simulator_carries_its_profile_object_and_a_name_goes_through_make_simulator(world):
     with pytest.raises(ValueError, match="make_simulator"):
         Simulator(world[0], profile="contention")
+    by_name, by_object = make_simulator(world[0], 2, profile="contention"), make_simulator(world[0], 2, profile=CONTENTION)
+    assert type(by_name) is type(by_object) is ContentionSimulator
+    assert by_name.profile is by_object.profile is CONTENTION and Simulator(world[0]).profile is PAPER
     assert math.isclose(Contention(arrival_rate=4).mean_gap_ms, 250.0)

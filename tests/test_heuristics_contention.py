@@ -180,7 +180,7 @@ def test_latency_weight_default_is_todays_greedy_queue_and_another_weight_change
         lon, lat, region = sim.hop_source()  # today's rule, written out: 0.6 E[latency + wait] / 2000 + 0.4 cost / 0.05
         e = expected_step(sim.net, default.table, lon[:, None], lat[:, None], region[:, None], obs.prev_server[:, None],
                           obs.tokens[:, None], obs.required_type[:, None], default.servers[None], with_reward=False,
-                          contention=sim.contention)
+                          traps=sim.profile.trap_model(sim.params))
         today = (0.6 * (e["latency"] + sim.server_load()) / 2000.0 + 0.4 * e["cost"] / 0.05).masked_fill(
             ~sim.valid_mask(), torch.inf)
         assert torch.equal(default.scores(sim, obs), today) and torch.equal(w06.scores(sim, obs), today)

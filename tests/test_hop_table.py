@@ -17,7 +17,7 @@ def _direct(sim, table, obs, servers):
     lon, lat, region = sim.hop_source()
     e = expected_step(sim.net, table, lon[:, None], lat[:, None], region[:, None], obs.prev_server[:, None],
                       obs.tokens[:, None], obs.required_type[:, None], servers, with_reward=False,
-                      contention=getattr(sim, "contention", None))
+                      traps=sim.profile.trap_model(sim.params))
     cols = servers.expand(len(lon), -1)
     return e | {"km": P.haversine_km(lon[:, None], lat[:, None], sim.net.lon[cols], sim.net.lat[cols]).float(),
                 "link": sim.net.link_lookup(obs.prev_server[:, None], cols)[0].float()}

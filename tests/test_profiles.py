@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edgesim.contention import Contention, ContentionSimulator
-from edgesim.paper import Profile, ProfileError
+from edgesim.paper import Profile, ProfileError, TrapModel
 from edgesim.registry import PROFILES, get_profile, make_simulator
 from edgesim.simulator import Simulator
 from Heuristics import inference as heuristics
@@ -19,8 +19,6 @@ from schedkit.paths import REPO, run_name
 
 class CalmSimulator(Simulator):
     """The paper dynamics with a steady channel: every draw at its median."""
-
-    profile_name = "calm"
 
     def _checked(self, actions, uniforms):
         a, u = super()._checked(actions, uniforms)
@@ -32,7 +30,7 @@ class CalmProfile(Profile):
 
     def simulator(self, ds, batch_size, split="train", order="random", seed=0, device="cpu", params=None,
                   task_subset=None):
-        return CalmSimulator(ds, batch_size, split, order, seed, device, "calm", task_subset=task_subset)
+        return CalmSimulator(ds, batch_size, split, order, seed, device, self, task_subset=task_subset)
 
 
 @pytest.fixture
@@ -49,6 +47,11 @@ def test_the_registered_profiles_say_what_scripts_ask(small_ds):
     assert (paper.eval_episodes(200), contention.eval_episodes(200)) == (200, 2000)
     assert contention.meta(Contention())["contention"]["worlds"] == 8 and paper.meta(None) == {}
     assert type(make_simulator(small_ds, 2, profile="contention")) is ContentionSimulator
+    # what planners ask of a profile: its trap model, from the parameters a simulator runs
+    assert paper.trap_model(None) == TrapModel((100.0, 200.0), 0.0, None)
+    assert contention.trap_model(Contention(trap_loss=0.1, trap_surcharge_scale=2.0)) == TrapModel((200.0, 400.0), 0.1, 4)
+    sim = make_simulator(small_ds, 2, profile=contention, params={"trap_loss": 0.2})
+    assert sim.profile is contention and sim.profile.trap_model(sim.params).loss == 0.2
     with pytest.raises(ProfileError, match=r"contention.worlds: expected an integer >= 1 and <= 65536, got 0"):
         contention.parse({"worlds": 0})
     with pytest.raises(ProfileError, match=r"profile 'crowded' is not implemented; available: \['paper', 'contention'\]"):
@@ -64,7 +67,7 @@ def test_a_profile_added_with_one_registry_line_runs_everywhere_profiles_are_rea
     paper = make_simulator(small_ds, 4, "train", "sequential", 0).step(actions)[3]["latency"]
     assert not torch.equal(paper, steps[0])
     cfg = resolve(REPO / "PPO_algorithm" / "config.yaml", sets=["profile=calm"])
-    assert cfg["profile"] == "calm" and run_name(["R"], 1, "calm") == "R_calm_seed1"
+    assert cfg["profile"] == "calm" and run_name(["R"], 1, get_profile("calm")) == "R_calm_seed1"
     with pytest.raises(ConfigError, match="profile"):
         resolve(REPO / "PPO_algorithm" / "config.yaml", sets=["profile=crowded"])
     out = tmp_path / "calm"
@@ -96,3 +99,15 @@ def test_a_new_profile_gets_its_gymnasium_id_with_its_own_dynamics(calm, small_d
         assert latencies("EdgeMoE-v0", 0) != latencies("EdgeMoE-v0", 1)
     finally:
         del gym.registry["EdgeMoECalm-v0"]
+
+
+def test_a_profile_object_runs_through_the_public_doors_without_a_registry_line(small_ds):
+    """make_simulator and the Gym constructors take a Profile object as well as a registered name."""
+    from edgesim.gym_wrappers import EdgeMoEEnv, EdgeMoEVectorEnv
+    calm = CalmProfile()
+    sim = make_simulator(small_ds, 2, profile=calm)
+    assert type(sim) is CalmSimulator and sim.profile is calm
+    env, vec = EdgeMoEEnv(small_ds, profile=calm), EdgeMoEVectorEnv(small_ds, 2, profile=calm)
+    assert env.profile is calm and type(env.sim) is CalmSimulator and vec.sim.profile is calm
+    with pytest.raises(ProfileError, match="profile 'calm' is not implemented"):
+        make_simulator(small_ds, profile="calm")

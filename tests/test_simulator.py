@@ -126,7 +126,7 @@ def test_bad_actions_are_rejected_clearly(reference_ds):
         sim.step(torch.tensor([0, 1, 2, 500]))
     with pytest.raises(ValueError, match="expected 4 actions"):
         sim.step(torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="profile 'crowded' is not implemented"):
+    with pytest.raises(ValueError, match="profile: expected a Profile object, got 'crowded'"):
         Simulator(reference_ds, profile="crowded")
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
-from edgesim.registry import get_profile
 from schedkit.config import load_yaml
+from schedkit.simulators import config_profile
 from total.common import (
     add_output_flags,
     figures_dir,
@@ -127,7 +127,7 @@ def setting_name(sweep: dict, run, algo: str | None) -> str:
     """<sweep name>[_<algo>]_<profile>[_r<rate>] from a finished run's resolved config (e.g. ablation_contention_r8)."""
     cfg = load_yaml(run.dir / "config.yaml", "run config")
     base = f"{sweep.get('name', 'ablation')}{f'_{algo}' if algo else ''}"
-    profile = get_profile(cfg["profile"])
+    profile = config_profile(cfg)
     return f"{base}_{profile.tag(profile.parse(cfg.get(cfg['profile']))) or cfg['profile']}"
 
 

@@ -38,6 +38,7 @@ import pandas as pd
 
 from edgesim.contention import Contention
 from edgesim.inputs import InputError, MiB, read_text
+from edgesim.paper import Profile
 from edgesim.registry import get_profile
 from Heuristics.inference import make_policy
 from Heuristics.policies import OraclePolicy
@@ -59,9 +60,9 @@ from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.outputs import claim_output
-from schedkit.simulators import default_eval_episodes, profile_meta
 from schedkit.registry import get, heuristics
 from schedkit.runs import CheckpointError, RunError, load_checkpoint
+from schedkit.simulators import default_eval_episodes, profile_meta
 from schedkit.stats import ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm, runs_array
 from total.common import (
     SWEEP_VARIANT,
@@ -222,19 +223,19 @@ def eval_tag(profile_tag: str, split: str) -> str:
 def evaluate_all(args: argparse.Namespace) -> pd.DataFrame:
     results, device = args.results, resolve_device(args.device)
     profile = get_profile(args.profile)
-    params = profile_params(args, args.profile)
+    params = profile_params(args, profile)
     tag = eval_tag(profile.tag(params), args.split)  # contention's profile tag names its load
     ds = load_or_exit(args.data, args.region)
     tuned = read_tuning(args.tuning, ds) if args.tuning else {}
-    episodes = args.episodes or default_eval_episodes(ds, args.split, args.profile)
+    episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     settings = {"data": str(args.data.resolve()), "region": args.region, "split": args.split, "episodes": episodes,
-                "eval_seeds": args.eval_seeds, "profile": args.profile, **profile_meta(args.profile, params),
+                "eval_seeds": args.eval_seeds, "profile": args.profile, **profile_meta(profile, params),
                 "skip": sorted(args.skip), "tuned_latency_weights": tuned, "zero_shot": args.zero_shot,
                 "dataset_fingerprint": ds.fingerprint}
     found, skipped = finished_runs(args, ds, device)  # every input is read before the output folder is claimed
     with claim_output(eval_dir(results, args.region, tag), dict.fromkeys(OUTPUTS, settings), args.overwrite,
                       hint="--results"):
-        return evaluate_into(args, ds, device, params, tag, episodes, tuned, found, skipped)
+        return evaluate_into(args, ds, device, profile, params, tag, episodes, tuned, found, skipped)
 
 
 def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], list[str]]:
@@ -260,10 +261,10 @@ def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], li
     return found, skipped + duplicates
 
 
-def evaluate_into(args: argparse.Namespace, ds, device, params, tag: str, episodes: int, tuned: dict[str, float],
-                  found: list[Found], skipped: list[str]) -> pd.DataFrame:
+def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params, tag: str, episodes: int,
+                  tuned: dict[str, float], found: list[Found], skipped: list[str]) -> pd.DataFrame:
     """Evaluate the finished runs and every heuristic; write the claimed evaluation folder's files."""
-    results, profile = args.results, get_profile(args.profile)
+    results = args.results
     contention = params if isinstance(params, Contention) else None
     frames: list[pd.DataFrame] = []
     evaluated: list[str] = []
@@ -271,7 +272,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, params, tag: str, episod
 
     def run_policy(algo, policy_for_seed, train_seed, run):
         for es in args.eval_seeds:
-            sim = eval_simulator(ds, args.split, episodes, es, device, args.profile, params)
+            sim = eval_simulator(ds, args.split, episodes, es, device, profile, params)
             df = evaluate(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
             df.insert(0, "run", run)
             df.insert(0, "eval_seed", es)

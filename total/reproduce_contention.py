@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from edgesim.contention import contention_tag
+from edgesim.contention import CONTENTION, contention_tag
 from schedkit.cli import (
     arrival_rate_arg,
     load_or_exit,
@@ -183,7 +183,7 @@ def reproduce(args: argparse.Namespace) -> int:
     logs, wall = results / "contention_study", {}
     tuning = logs / "tuning"
     ds = load_or_exit(data, [region])
-    tune_episodes = QUICK["eval_episodes"] if args.quick else default_eval_episodes(ds, "train", "contention")
+    tune_episodes = QUICK["eval_episodes"] if args.quick else default_eval_episodes(ds, "train", CONTENTION)
     weights = QUICK["weights"] if args.quick else WEIGHTS
     want = {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in weights], "region": [region],
             "split": "train", "episodes": tune_episodes, "seed": 0, "profile": "contention",

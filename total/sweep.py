@@ -48,7 +48,7 @@ from typing import Any
 from tqdm import tqdm
 
 from edgesim.inputs import MAX_EPISODES, SEEDS, InputError, Range, ints, plain_name, reals, shown
-from edgesim.registry import PROFILES
+from edgesim.registry import PROFILES, get_profile
 from schedkit.cli import MAX_WORKERS, workers_arg
 from schedkit.config import (
     RANGES,
@@ -99,7 +99,8 @@ class Run:
 
     @property
     def dir(self) -> Path:
-        return Path(self.results) / self.algo / run_name(list(self.regions), self.seed, self.profile, self.variant)
+        return (Path(self.results) / self.algo
+                / run_name(list(self.regions), self.seed, get_profile(self.profile), self.variant))
 
     @property
     def eval_dir(self) -> Path:
