@@ -15,10 +15,11 @@ evaluate everything, draw everything.
 Training goes through the sweep machinery (total/sweep.py), so runs land in
 <results>/<Algo>/<region>_seed<S>/: a finished run is skipped, an interrupted one resumes, a run
 folder trained with other settings is refused, and re-running the command only redoes what is
-missing. Evaluation and figures are always redone from the saved runs. Figures and tables go to
-<results>/figures/ (git-ignored) unless --figures or --update-committed-figures says otherwise;
-<results>/figures/reproduce.yaml records the resolved arguments and the git commit. --quick uses
-its own results root, so its small models never meet the full run's.
+missing. Evaluation (logged to <results>/logs/) and figures are always redone from the saved
+runs. Figures and tables go to <results>/figures/ (git-ignored) unless --figures or
+--update-committed-figures says otherwise; <results>/figures/reproduce.yaml records the resolved
+arguments and the git commit. --quick uses its own results root, so its small models never meet
+the full run's.
 """
 from __future__ import annotations
 

@@ -83,6 +83,9 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
     t0 = time.perf_counter()
     with stop_children_on_signal():
         share_data, region_data = generate(results / "data", size, logs)
+        if len(study.sweeps) != 2:
+            sys.exit(f"error: total/studies.yaml: claims.sweeps: expected the trap-share and the multi-region "
+                     f"sweep, got {len(study.sweeps)}")
         share_sweep, region_sweep = (load_sweep(s) for s in study.sweeps)
         seeds = {name: s["seeds"][:size["seeds"]] for name, s in (("share", share_sweep), ("region", region_sweep))}
         share_results, region_results = results / "trap_share", results / "multi_region"

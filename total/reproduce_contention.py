@@ -78,6 +78,8 @@ QUICK_RESULTS = paths.RESULTS / "quick_contention"
 
 def parse_args(argv: list[str] | None, study: Study) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if len(study.sweeps) != 1:
+        sys.exit(f"error: total/studies.yaml: contention.sweeps: expected one training sweep, got {len(study.sweeps)}")
     sweep = study.sweeps[0]
     p.add_argument("--sweep", type=Path, default=sweep, help=f"the training sweep (default: {sweep})")
     p.add_argument("--rates", type=arrival_rate_arg, nargs="+", default=[2, 4, 8, 12, 16],
