@@ -4,7 +4,7 @@ ratio, and the Gymnasium single env (paper: the scalar model plus observation an
 a batch-1 simulator) against the same scalar model.
 
     python bench/env_throughput.py                  # 500 / 2000 / 10000 servers, B = 1, 256, 4096
-    python bench/env_throughput.py --json           # one JSON object instead of the table
+    python bench/env_throughput.py --json out.json  # also one JSON object (bench/record.py) to out.json
 
 Actions are random valid servers (drawn in O(B) inside the timed loop). Each figure is the median
 of --repeats timed runs after a warm-up. Datasets other than the committed 500-server one are
@@ -13,7 +13,6 @@ generated once into bench/.cache/ by data1/generate.py.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from bench.record import add_json_flag, emit, record
 from edgesim.dataset import Dataset, load_dataset
 from edgesim.gym_wrappers import EdgeMoEEnv
 from edgesim.scalar_model import ScalarEpisode, ScalarTopology
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=200, help="timed steps per run (default 200)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per figure; the median is reported")
     p.add_argument("--scalar-steps", type=int, default=2000, help="steps per timed run of the scalar model")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_json_flag(p)
     args = p.parse_args(argv)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     torch.set_grad_enabled(False)
@@ -123,10 +123,10 @@ def main(argv: list[str] | None = None) -> dict:
     scalar = scalar_steps_per_s(datasets[args.servers[0]], args.scalar_steps, args.repeats)
     gym_envs = {profile: gym_env_steps_per_s(datasets[args.servers[0]], profile, steps, args.repeats)
                 for profile, steps in (("paper", args.scalar_steps), ("contention", args.steps))}
-    out = {"results": results, "scalar_steps_per_s": scalar, "scalar_servers": args.servers[0],
-           "gym_env_steps_per_s": gym_envs, "torch_threads": torch.get_num_threads()}
-    if args.json:
-        print(json.dumps(out))
+    out = record("bench/env_throughput.py", argv, results, device=",".join(devices), scalar_steps_per_s=scalar,
+                 scalar_servers=args.servers[0], gym_env_steps_per_s=gym_envs)
+    emit(args.json, out)
+    if args.json == "-":
         return out
     print(f"scalar model (one episode at a time, {args.servers[0]} servers): {scalar:,.0f} steps/s")
     for profile, rate in gym_envs.items():

@@ -102,7 +102,7 @@ def markdown(report: dict[str, Any]) -> str:
     tp = report["steps"].get("throughput", {})
     if tp.get("results"):
         lines += ["", "| servers | batch | steps/s |", "|---|---|---|"]
-        lines += [f"| {r['servers']:,} | {r['batch']:,} | {r['steps_per_s']:,.0f} |" for r in tp["results"]]
+        lines += [f"| {r['servers']:,} | {r['batch']:,} | {r['steps_per_s']:,.0f} |" for r in tp["rows"]]
     for name in ("train", "train_large", "train_shortlist"):
         step = report["steps"].get(name, {})
         if "steps_per_s_median" in step:

@@ -16,7 +16,6 @@ bench also checks that both give the same episodes, number for number.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from collections.abc import Callable
 import torch
 
 from bench.machine_load import LOADS, machine_load
+from bench.record import add_json_flag, emit, record
 from bench.update_cost import study_config
 from edgesim.contention import CONTENTION, Contention
 from edgesim.expectation import HopTable
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--loads", nargs="+", choices=LOADS, default=list(LOADS))
     p.add_argument("--repeats", type=int, default=3, help="timings per setting; medians are reported (default 3)")
     p.add_argument("--episodes", type=int, default=2000, help="measured workflows per evaluation (default 2000)")
-    p.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
+    add_json_flag(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     limit, rows = HopTable.MAX_PAIRS, []
@@ -97,9 +97,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             table, direct = statistics.median(times["table"]), statistics.median(times["direct"])
             rows.append({"work": name, "load": load, "direct_s": direct, "table_s": table, "ratio": direct / table,
                          "identical": same(outputs["table"], outputs["direct"])})
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    else:
+    emit(args.json, record("bench/hop_table.py", argv, rows))
+    if args.json != "-":
         print(f"every hop computed (direct) against the hop table; medians of {args.repeats}; one torch thread")
         print(f"{'work':<20} {'load':<5} {'direct s':>9} {'table s':>8} {'ratio':>6}  identical")
         for r in rows:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import subprocess
@@ -49,13 +48,13 @@ import torch
 
 from bench.env_throughput import CACHE
 from bench.env_throughput import dataset as cached_dataset
+from bench.record import add_json_flag, emit, record
 from edgesim.contention import Contention
 from edgesim.dataset import Dataset, load_dataset
 from edgesim.registry import make_simulator
 from edgesim.simulator import Simulator
 from schedkit.config import resolve
 from schedkit.inference import GreedyAgentPolicy, batch1_decision_ms
-from schedkit.io import atomic_write_text
 from schedkit.paths import metrics_file
 from TopoFreeRL.agent import TopoFreeAgent
 
@@ -183,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="torch intra-op threads, here and in the training subprocess (default: torch's default)")
     p.add_argument("--no-train", action="store_true", help="skip the training subprocesses")
     p.add_argument("--no-compile", action="store_true", help="skip the compiled decision (about 10-30 s of compiling per N)")
-    p.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
+    add_json_flag(p)
     args = p.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -197,12 +196,11 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         rows.append(measure(n, steps, repeats, decisions, not args.no_train, args.threads, not args.no_compile))
         print(f"[N = {n}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
-    out = {"results": rows, "batch": BATCH, "arrival_rate": ARRIVAL_RATE, "steps": steps, "repeats": repeats,
-           "decisions": decisions, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
-    print_table(rows)
-    if args.json:
-        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    out = record("bench/scale.py", argv, rows, batch=BATCH, arrival_rate=ARRIVAL_RATE, steps=steps, repeats=repeats,
+                 decisions=decisions)
+    if args.json != "-":
+        print_table(rows)
+    emit(args.json, out)
     return out
 
 

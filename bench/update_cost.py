@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from bench.machine_load import LOADS, machine_load
+from bench.record import add_json_flag, emit, record
 from schedkit.cli import load_or_exit
 from schedkit.config import resolve
 from schedkit.dwa import INITIAL_WEIGHTS
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--algos", nargs="+", choices=["TopoFreeRL", "PPO", "PFAPPO"], default=["TopoFreeRL", "PPO", "PFAPPO"])
     p.add_argument("--loads", nargs="+", choices=LOADS, default=list(LOADS))
     p.add_argument("--repeats", type=int, default=3, help="timings per setting; medians are reported (default 3)")
-    p.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
+    add_json_flag(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
@@ -106,9 +106,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             own, study = statistics.median(times["config"]), statistics.median(times["study"])
             rows.append({"algo": algo, "load": load, "samples": int(batch.logp.shape[0]), "rollout_s": rollout_s,
                          "config_update_s": own, "study_update_s": study, "ratio": own / study})
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    else:
+    emit(args.json, record("bench/update_cost.py", argv, rows))
+    if args.json != "-":
         print(f"config.yaml's update against the study's; medians of {args.repeats}; one torch thread")
         print(f"{'algo':<11} {'load':<5} {'samples':>7} {'rollout s':>9} {'config update s':>15} "
               f"{'study update s':>14} {'ratio':>6}")

@@ -72,3 +72,51 @@ def test_the_generator_writes_only_under_out_and_reproduces_the_committed_pages(
     outside = {k: v for k, v in after.items() if not k.startswith("docs/results/")}
     assert outside == before
     assert digests(out) == digests(ROOT / "docs" / "results")
+
+
+def bench_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """bench/results and docs/performance.md under tmp_path."""
+    bench, page = tmp_path / "bench" / "results", tmp_path / "docs" / "performance.md"
+    shutil.copytree(ROOT / "bench" / "results", bench)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "docs" / "performance.md", page)
+    return bench, page
+
+
+def check_performance(bench: Path, page: Path, cwd: Path):
+    return run_script("total/report.py", "--check", "--bench", str(bench), "--performance", str(page),
+                      check=False, cwd=cwd)
+
+
+def test_a_changed_benchmark_number_makes_check_name_the_performance_page(tmp_path):
+    import json
+    bench, page = bench_copy(tmp_path)
+    assert check_performance(bench, page, tmp_path).returncode == 0
+    path = bench / "hop_table.json"
+    record = json.loads(path.read_text())
+    assert set(record) >= {"command", "machine", "date", "rows"}
+    record["rows"][0]["ratio"] *= 2
+    path.write_text(json.dumps(record))
+    proc = check_performance(bench, page, tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["error: docs/performance.md is stale: run python total/report.py"]
+
+
+def test_a_benchmark_without_committed_json_shows_its_command_not_a_number(tmp_path):
+    bench, page = bench_copy(tmp_path)
+    (bench / "update_cost.json").unlink()
+    assert check_performance(bench, page, tmp_path).returncode == 1
+    run_script("total/report.py", "--bench", str(bench), "--performance", str(page), "--figures",
+               str(ROOT / "total" / "figures"), "--out", str(tmp_path / "docs" / "results"), "--readme",
+               str(tmp_path / "no_readme.md"), cwd=tmp_path)
+    section = page.read_text().split("## update_cost", 1)[1]
+    assert "No result committed" in section and "python bench/update_cost.py" in section and "|" not in section
+
+
+def test_a_malformed_benchmark_record_is_one_line_naming_the_file(tmp_path):
+    bench, page = bench_copy(tmp_path)
+    (bench / "scale.json").write_text('{"rows": []}')
+    proc = check_performance(bench, page, tmp_path)
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: {bench / 'scale.json'}: not a bench/record.py record")

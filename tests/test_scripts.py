@@ -72,7 +72,7 @@ def test_cuda_request_falls_back_to_cpu(tmp_path):
 
 def test_update_cost_times_both_updates_on_one_batch():
     proc = run_script("bench/update_cost.py", "--algos", "PPO", "--loads", "idle", "--repeats", "1", "--json")
-    (row,) = json.loads(proc.stdout)
+    (row,) = json.loads(proc.stdout)["rows"]
     assert row["algo"] == "PPO" and row["load"] == "idle" and row["samples"] >= 200  # 200 workflows of >= 1 step
     assert row["config_update_s"] > 0 and row["study_update_s"] > 0
     assert row["ratio"] == row["config_update_s"] / row["study_update_s"]
@@ -80,7 +80,7 @@ def test_update_cost_times_both_updates_on_one_batch():
 
 def test_hop_table_bench_times_both_ways_and_checks_they_agree():
     proc = run_script("bench/hop_table.py", "--loads", "idle", "--repeats", "1", "--episodes", "40", "--json")
-    rows = json.loads(proc.stdout)
+    rows = json.loads(proc.stdout)["rows"]
     assert [r["work"] for r in rows] == ["greedy_queue eval", "TopoFreeRL eval", "TopoFreeRL rollout"]
     assert all(r["identical"] and r["direct_s"] > 0 and r["table_s"] > 0 for r in rows)
 
@@ -106,5 +106,7 @@ def test_benchmark_json_tiny():
     proc = run_script("bench/env_throughput.py", "--servers", "500", "--batches", "1", "64", "--steps", "10",
                       "--repeats", "1", "--scalar-steps", "50", "--devices", "cpu", "--json")
     out = json.loads(proc.stdout)
-    assert [(r["servers"], r["batch"], r["device"]) for r in out["results"]] == [(500, 1, "cpu"), (500, 64, "cpu")]
-    assert all(r["steps_per_s"] > 0 for r in out["results"]) and out["scalar_steps_per_s"] > 0
+    assert [(r["servers"], r["batch"], r["device"]) for r in out["rows"]] == [(500, 1, "cpu"), (500, 64, "cpu")]
+    assert all(r["steps_per_s"] > 0 for r in out["rows"]) and out["scalar_steps_per_s"] > 0
+    assert out["command"].startswith("python bench/env_throughput.py --servers 500")
+    assert out["machine"]["cpu_count"] >= 1 and out["machine"]["device"] == "cpu" and out["date"].endswith("Z")

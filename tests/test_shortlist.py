@@ -135,5 +135,5 @@ def test_the_scale_benchmark_reports_the_shortlist_columns(tmp_path):
     proc = run_script("bench/scale.py", "--quick", "--sizes", "500", "--no-train", "--steps", "5", "--repeats", "1",
                       "--decisions", "5", "--threads", "1", "--no-compile", "--json", str(out))
     assert "shortlist" in proc.stdout
-    row = json.loads(out.read_text())["results"][0]
+    row = json.loads(out.read_text())["rows"][0]
     assert row["servers"] == 500 and all(row[f"{a}_decision_ms"] > 0 for a in ("dense", "per_server", "shortlist"))

@@ -1,4 +1,6 @@
 """The one entry to every study: `--study paper` (the default), `contention` or `claims`.
+What each study trains, evaluates and draws is data in total/studies.yaml; its own flags and the
+work that is its alone live in the module that file names.
 
     python total/reproduce.py --study contention --workers 2    # total/reproduce_contention.py's study
     python total/reproduce.py --study claims --help             # a study's own flags
@@ -13,27 +15,35 @@ evaluate everything, draw everything.
 Training goes through the sweep machinery (total/sweep.py), so runs land in
 <results>/<Algo>/<region>_seed<S>/: a finished run is skipped, an interrupted one resumes, a run
 folder trained with other settings is refused, and re-running the command only redoes what is
-missing. Evaluation and figures are always redone from the saved runs. Figures and tables go to
-<results>/figures/ (git-ignored) unless --figures or --update-committed-figures says otherwise;
-<results>/figures/reproduce.yaml records the resolved arguments and the git commit. --quick uses
-its own results root, so its small models never meet the full run's.
+missing. Evaluation (logged to <results>/logs/) and figures are always redone from the saved
+runs. Figures and tables go to <results>/figures/ (git-ignored) unless --figures or
+--update-committed-figures says otherwise; <results>/figures/reproduce.yaml records the resolved
+arguments and the git commit. --quick uses its own results root, so its small models never meet
+the full run's.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import re
 import sys
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from schedkit.cli import region_name, seed_arg, workers_arg
+from schedkit.config import ConfigError, load_yaml
 from schedkit.registry import learned
-from total import evaluate_all, plot_all_comparison
-from total.common import add_output_flags, figures_dir, inputs, paths, provenance, report_written, write_output, writing
-from total.sweep import DEFAULTS, Run, expand, run_local, stop_children_on_signal
+from total.common import add_output_flags, figure_main, figures_dir, inputs, paths, provenance, write_output, writing
+from total.sweep import CHILDREN, DEFAULTS, Run, expand, load_sweep, run_local, stop_children_on_signal
+
+STUDIES = paths.REPO / "total" / "studies.yaml"
+SWEEPS = paths.REPO / "sweeps"
 
 QUICK: dict[str, Any] = {"epochs": 3, "episodes": 32, "eval_episodes": 20}
 QUICK_RESULTS = paths.RESULTS / "quick"
@@ -73,38 +83,193 @@ def train(sweep: dict, workers: int, evaluate: bool = False) -> None:
         sys.exit(f"error: {len(failed)} run(s) failed; see the lines above")
 
 
-def paper_main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with writing(args):
-        return reproduce(args)
+ENTRY_KEYS = {"script": True, "args": True, "for": False, "when": False, "log": False}
+STUDY_KEYS = ("code", "sweeps", "evaluations", "steps")
+VALUE = re.compile(r"\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\}")
 
 
-def study_mains() -> dict[str, Callable[[list[str] | None], int]]:
-    """Each study's entry point (its flags, its --help); imported on use, so one study's imports stay its own."""
-    from total import reproduce_claims, reproduce_contention
-    return {"paper": paper_main, "contention": reproduce_contention.main, "claims": reproduce_claims.main}
+@dataclass(frozen=True)
+class Entry:
+    """One evaluation or step of a study: a script and its argument templates (see total/studies.yaml)."""
+    script: str
+    args: tuple[str, ...]
+    each: tuple[str, str] | None = None  # (bound name, name of the list it runs over)
+    when: str | None = None
+    log: str = ""
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study as total/studies.yaml gives it."""
+    name: str
+    code: str
+    sweeps: tuple[Path, ...]
+    evaluations: tuple[Entry, ...]
+    steps: tuple[Entry, ...]
+
+
+def load_studies(path: Path = STUDIES) -> dict[str, Study]:
+    """Every study of `path`, each field checked; a bad one is a one-line ConfigError naming the file and field."""
+    raw = load_yaml(path, "studies file")
+    if not raw:
+        raise ConfigError(f"{path}: expected a mapping of study names to studies, got nothing")
+    return {name: check_study(path, str(name), spec) for name, spec in raw.items()}
+
+
+def check_study(path: Path, name: str, spec: Any) -> Study:
+    def bad(field: str, expected: str, got: Any) -> ConfigError:
+        return ConfigError(f"{path}: {name}.{field}: expected {expected}, got {got!r}")
+
+    if not isinstance(spec, dict):
+        raise bad("", "a mapping with " + ", ".join(STUDY_KEYS), spec)
+    for key in set(spec) ^ set(STUDY_KEYS):
+        raise bad(str(key), "only and every one of " + ", ".join(STUDY_KEYS), "an unknown key" if key in spec else "nothing")
+    code = spec["code"]
+    if not isinstance(code, str) or not re.fullmatch(r"total\.\w+:\w+", code):
+        raise bad("code", '"total.<module>:<function>"', code)
+    module, function = code.split(":")
+    if not (paths.REPO / (module.replace(".", "/") + ".py")).is_file():
+        raise bad("code", "a module of total/", code)
+    sweeps = spec["sweeps"]
+    if not isinstance(sweeps, list) or not all(isinstance(s, str) and (SWEEPS / f"{s}.yaml").is_file() for s in sweeps):
+        raise bad("sweeps", f"a list of names of {SWEEPS}/<name>.yaml files", sweeps)
+
+    def entry(field: str, e: Any, log_needed: bool) -> Entry:
+        if not isinstance(e, dict):
+            raise bad(field, "a mapping with script and args", e)
+        for key in e:
+            if key not in ENTRY_KEYS or (key == "log" and not log_needed):
+                raise bad(f"{field}.{key}", "one of " + ", ".join(k for k in ENTRY_KEYS if k != "log" or log_needed),
+                          "an unknown key")
+        for key, needed in ENTRY_KEYS.items():
+            if key not in e and (needed or (key == "log" and log_needed)):
+                raise bad(f"{field}.{key}", "a value", "nothing")
+        script = e["script"]
+        if not isinstance(script, str) or not re.fullmatch(r"total/\w+\.py", script) or not (paths.REPO / script).is_file():
+            raise bad(f"{field}.script", "an existing script total/<name>.py", script)
+        if not isinstance(e["args"], list) or not all(isinstance(a, str) for a in e["args"]):
+            raise bad(f"{field}.args", "a list of strings (quote numbers)", e["args"])
+        each = e.get("for")
+        if each is not None and not (isinstance(each, dict) and len(each) == 1
+                                     and all(isinstance(k, str) and isinstance(v, str) for k, v in each.items())):
+            raise bad(f"{field}.for", "one `name: list` pair", each)
+        when = e.get("when")
+        if when is not None and not isinstance(when, str):
+            raise bad(f"{field}.when", "the name of a value", when)
+        log = e.get("log", "")
+        if not isinstance(log, str):
+            raise bad(f"{field}.log", "a file name template", log)
+        return Entry(script, tuple(e["args"]), next(iter(each.items())) if each else None, when, log)
+
+    entries = {}
+    for field in ("evaluations", "steps"):
+        if not isinstance(spec[field], list):
+            raise bad(field, "a list", spec[field])
+        entries[field] = tuple(entry(f"{field}[{i}]", e, field == "evaluations") for i, e in enumerate(spec[field]))
+    return Study(name, code, tuple(SWEEPS / f"{s}.yaml" for s in sweeps), entries["evaluations"], entries["steps"])
+
+
+def lookup(values: dict[str, Any], name: str, where: str) -> Any:
+    value: Any = values
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            sys.exit(f"error: {STUDIES}: {where}: the study provides no value {{{name}}}")
+        value = value[part]
+    return value
+
+
+def expand_entry(entry: Entry, values: dict[str, Any], where: str) -> Iterator[tuple[list[str], str]]:
+    """(arguments, log name) of each call `entry` makes with the study's `values`."""
+    if entry.when is not None and not lookup(values, entry.when, f"{where}.when"):
+        return
+    bound = ([values | {entry.each[0]: item} for item in lookup(values, entry.each[1], f"{where}.for")]
+             if entry.each else [values])
+
+    def fill(text: str, scope: dict[str, Any]) -> str:
+        return VALUE.sub(lambda m: str(lookup(scope, m.group(1), where)), text)
+
+    for scope in bound:
+        argv: list[str] = []
+        for arg in entry.args:
+            whole = VALUE.fullmatch(arg)
+            value = lookup(scope, whole.group(1), where) if whole else None
+            argv += [str(v) for v in value] if isinstance(value, list | tuple) else [fill(arg, scope)]
+        yield argv, fill(entry.log, scope)
+
+
+def child(args: list[str], log: Path, name: str) -> None:
+    """One script as a child process (stopped with the driver on a signal); a failure ends the study."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if CHILDREN.call([sys.executable, *args], log, name) != 0:
+        sys.exit(f"error: {name} failed; see {log}")
+
+
+def run_evaluations(study: Study, values: dict[str, Any], workers: int, logs: Path) -> None:
+    """Every evaluation of the study, `workers` child processes at a time, in the order given."""
+    calls = [(e.script, argv, log) for i, e in enumerate(study.evaluations)
+             for argv, log in expand_entry(e, values, f"{study.name}.evaluations[{i}]")]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for future in [pool.submit(child, [script, *argv], logs / f"{log}.log", log) for script, argv, log in calls]:
+            future.result()
+
+
+def run_steps(study: Study, values: dict[str, Any]) -> None:
+    """Every table and figure of the study, in order, in this process (so the study's --overwrite and
+    --formats reach them). A figure script without a `main` is called through figure_main."""
+    for i, e in enumerate(study.steps):
+        module = importlib.import_module("total." + Path(e.script).stem)
+        for argv, _ in expand_entry(e, values, f"{study.name}.steps[{i}]"):
+            if hasattr(module, "main"):
+                module.main(argv)
+            else:
+                figure_main(module.draw, module.__doc__ or "", argv,
+                            tagged="tag" in inspect.signature(module.draw).parameters)
+
+
+def study_main(study: Study) -> Callable[[list[str] | None, Study], int]:
+    module, function = study.code.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def studies_or_exit() -> dict[str, Study]:
+    """total/studies.yaml's studies; a bad field ends the script with its one-line message."""
+    try:
+        return load_studies()
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`--study NAME` picks the study; every other argument is that study's."""
+    """`--study NAME` picks the study of total/studies.yaml; every other argument is that study's."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    studies = study_mains()
+    studies = studies_or_exit()
     picker = argparse.ArgumentParser(add_help=False)
     picker.add_argument("--study", choices=list(studies), default="paper")
     known, rest = picker.parse_known_args(argv)
-    return studies[known.study](rest)
+    study = studies[known.study]
+    return study_main(study)(rest, study)
 
 
-def reproduce(args: argparse.Namespace) -> int:
+def paper_main(argv: list[str] | None, study: Study) -> int:
+    args = parse_args(argv)
+    with writing(args):
+        return reproduce(args, study)
+
+
+def reproduce(args: argparse.Namespace, study: Study) -> int:
     results, figures = args.results.resolve(), figures_dir(args).resolve()
     budget = {k: QUICK[k] for k in ("epochs", "episodes")} if args.quick else DEFAULTS["budget"]
-    evaluation = ["--episodes", str(QUICK["eval_episodes"])] if args.quick else []
+    data = str(args.data.resolve())
     with stop_children_on_signal():
-        train({"data": str(args.data.resolve()), "algorithms": args.algos, "seeds": args.seeds,
-               "regions": [[args.region]], "budget": budget, "results": str(results)}, args.workers)
-        evaluate_all.main(["--data", str(args.data.resolve()), "--region", args.region, "--results", str(results),
-                           *evaluation, "--no-progress", *(["--overwrite"] if args.overwrite else [])])
-        report_written(plot_all_comparison.draw(results, figures, [args.region]))
+        for sweep in study.sweeps:  # its data, algorithms, seeds, region and budget are the flags'
+            train(load_sweep(sweep, trains=False) | {"data": data, "algorithms": args.algos, "seeds": args.seeds,
+                                       "regions": [[args.region]], "budget": budget, "results": str(results)},
+                  args.workers)
+        values = {"data": data, "region": args.region, "results": str(results), "figures": str(figures),
+                  "episodes": ["--episodes", str(QUICK["eval_episodes"])] if args.quick else [],
+                  "overwrite": ["--overwrite"] if args.overwrite else []}
+        run_evaluations(study, values, 1, results / "logs")
+    run_steps(study, values)
     record = write_output(figures / "reproduce.yaml", yaml.safe_dump(provenance(
         args, figures=figures, budget=budget, eval_episodes=QUICK["eval_episodes"] if args.quick else "every task"),
         sort_keys=False), inputs(results, [args.region]))

@@ -1,5 +1,6 @@
-"""TopoFreeRL's own claims, tested in one command: robustness to traps (the share of trap servers
-from 0 to 30%) and DWA's region-switch objective on a multi-region dataset. Paper profile.
+"""TopoFreeRL's own claims (`python total/reproduce.py --study claims`), tested in one command:
+robustness to traps (the share of trap servers from 0 to 30%) and DWA's region-switch objective on
+a multi-region dataset. Paper profile.
 
     python total/reproduce_claims.py --workers 2        # 43 min measured with --workers 1 on a busy 2-core machine
     python total/reproduce_claims.py --quick            # tiny datasets, budget and one seed: 58 s (idle, --workers 2)
@@ -16,7 +17,9 @@ from 0 to 30%) and DWA's region-switch objective on a multi-region dataset. Pape
 
 Nothing is tuned here: every hyper-parameter is TopoFreeRL's default. Runs land under <results>/
 (default results/claims/; --quick: results/quick_claims/), finished runs are skipped and interrupted
-ones resume. Tables and figures go to <results>/figures/ (or --figures / --update-committed-figures);
+ones resume. The sweeps, evaluations, tables and figures are total/studies.yaml's `claims` entry;
+this module holds what is the study's alone: its flags, the datasets and the size of each stage.
+Tables and figures go to <results>/figures/ (or --figures / --update-committed-figures);
 <figures>/reproduce_claims.yaml records the arguments, the wall time of each stage and the commit.
 """
 from __future__ import annotations
@@ -24,21 +27,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from schedkit.cli import workers_arg
-from total import ablation_table, plot_trap_share
+from total import plot_trap_share
 from total.common import add_output_flags, eval_dir, figures_dir, inputs, paths, provenance, write_output, writing
-from total.reproduce import train
-from total.reproduce_contention import child
+from total.reproduce import Study, child, run_evaluations, run_steps, studies_or_exit, train
 from total.sweep import load_sweep, stop_children_on_signal
 
-TRAP_SWEEP = paths.REPO / "sweeps" / "trap_share.yaml"
-REGION_SWEEP = paths.REPO / "sweeps" / "multi_region.yaml"
 FULL: dict[str, Any] = {"servers": 500, "region_servers": 200, "tasks": [], "shares": (0.0, 0.1, 0.2, 0.3), "seeds": None,
         "epochs": 100, "episodes": 200}  # seeds None: the sweeps' own
 QUICK: dict[str, Any] = {"servers": 40, "region_servers": 20, "tasks": ["--train-tasks", "40", "--test-tasks", "10"],
@@ -69,13 +68,14 @@ def generate(data: Path, size: dict, logs: Path) -> tuple[Path, Path]:
     return shares, regions
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, study: Study | None = None) -> int:
+    study = study or studies_or_exit()["claims"]
     args = parse_args(argv)
     with writing(args):
-        return reproduce(args)
+        return reproduce(args, study)
 
 
-def reproduce(args: argparse.Namespace) -> int:
+def reproduce(args: argparse.Namespace, study: Study) -> int:
     results, figures = args.results.resolve(), figures_dir(args).resolve()
     size = QUICK if args.quick else FULL
     logs, wall = results / "logs", {}
@@ -83,7 +83,10 @@ def reproduce(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with stop_children_on_signal():
         share_data, region_data = generate(results / "data", size, logs)
-        share_sweep, region_sweep = load_sweep(TRAP_SWEEP), load_sweep(REGION_SWEEP)
+        if len(study.sweeps) != 2:
+            sys.exit(f"error: total/studies.yaml: claims.sweeps: expected the trap-share and the multi-region "
+                     f"sweep, got {len(study.sweeps)}")
+        share_sweep, region_sweep = (load_sweep(s) for s in study.sweeps)
         seeds = {name: s["seeds"][:size["seeds"]] for name, s in (("share", share_sweep), ("region", region_sweep))}
         share_results, region_results = results / "trap_share", results / "multi_region"
         share_sweep |= {"data": str(share_data), "results": str(share_results), "budget": budget,
@@ -96,24 +99,23 @@ def reproduce(args: argparse.Namespace) -> int:
 
         t1 = time.perf_counter()
         regions = region_sweep["regions"][0]
-        jobs = [(share_data, [plot_trap_share.share_region(s)], share_results) for s in size["shares"]]
-        jobs.append((region_data, regions, results / "multi_region_heuristics"))  # no runs there: heuristics only
-        with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
-            for future in [pool.submit(child, ["total/evaluate_all.py", "--data", str(data), "--region", *reg,
-                                               "--results", str(out), "--no-progress",
-                                               *(["--overwrite"] if args.overwrite else [])],
-                                       logs / f"evaluate_{'+'.join(reg)}.log", f"evaluation {'+'.join(reg)}")
-                           for data, reg, out in jobs]:
-                future.result()
+        share_regions = [plot_trap_share.share_region(s) for s in size["shares"]]
+        jobs = [{"data": str(share_data), "regions": [r], "results": str(share_results), "name": r}
+                for r in share_regions]
+        heuristics = results / "multi_region_heuristics"  # no runs there: heuristics only
+        jobs.append({"data": str(region_data), "regions": regions, "results": str(heuristics),
+                     "name": "+".join(regions)})
+        values = {"jobs": jobs, "overwrite": ["--overwrite"] if args.overwrite else [], "figures": str(figures),
+                  "share_results": str(share_results), "share_regions": share_regions,
+                  "heuristics_eval": str(eval_dir(heuristics, regions))}
+        run_evaluations(study, values, args.workers, logs)
         wall["evaluate_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    plot_trap_share.main(["--results", str(share_results), "--figures", str(figures),
-                          "--regions", *(plot_trap_share.share_region(s) for s in size["shares"])])
-    sweep_file = write_output(results / "multi_region_sweep.yaml", yaml.safe_dump(region_sweep, sort_keys=False),
-                              inputs(region_results))  # the resolved sweep, for the table
-    ablation_table.main(["--sweep", str(sweep_file), "--figures", str(figures),
-                         "--heuristics", str(eval_dir(results / "multi_region_heuristics", regions))])
+    values["region_sweep_file"] = str(write_output(
+        results / "multi_region_sweep.yaml", yaml.safe_dump(region_sweep, sort_keys=False),
+        inputs(region_results)))  # the resolved sweep, for the table
+    run_steps(study, values)
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
     record = write_output(figures / "reproduce_claims.yaml", yaml.safe_dump(provenance(

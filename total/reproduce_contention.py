@@ -1,8 +1,8 @@
-"""The contention benchmark in one command: train every learned scheduler on 5 seeds, tune the
+"""The contention study (`python total/reproduce.py --study contention`): train every learned scheduler on 5 seeds, tune the
 greedy family on the train split, evaluate everything on the test split at every load and arrival
 pattern, then write the tables, paired comparisons, load curve, latency CDF and latency-cost Pareto plot.
 
-    python total/reproduce_contention.py --workers 2
+    python total/reproduce_contention.py --workers 2    # the same as total/reproduce.py --study contention
     python total/reproduce_contention.py --workers 2 --arrival-trace conv.csv code.csv   # + real traces at 8/s
     python total/reproduce_contention.py --workers 2 --zero-shot-region Server2_Trap     # + 1000 servers, zero-shot
     python total/reproduce_contention.py --workers 2 --trap-surcharge-scales 0 4 16      # + trap severity at 8/s
@@ -19,9 +19,11 @@ The protocol, fixed before any result was seen:
 - Reported: the test split, 2000 workflows after warm-up, eval seed 0, at every --rates value
   (Poisson) and for every --arrival-trace at --trace-rate. Each setting is one
   total/evaluate_all.py call (every scheduler meets the same arrivals, tasks and draws), run
-  --workers at a time; then total/make_table.py (CIs over training seeds and shared tasks, and
-  paired differences against greedy_queue), total/plot_load_curve.py, and the latency CDF and the
-  latency-cost Pareto plot at 8/s.
+  --workers at a time; then the tables and figures that total/studies.yaml lists for the study:
+  total/make_table.py (CIs over training seeds and shared tasks, and paired differences against
+  greedy_queue), total/plot_load_curve.py, and the latency CDF and the latency-cost Pareto plot at
+  8/s. This module holds what is the study's alone: its flags, the settings, the tuning and the
+  overview table.
 
 Figures and tables go to <results>/figures/ (--figures DIR, or --update-committed-figures for
 total/figures/); <figures>/reproduce_contention.yaml records the arguments, the settings, the
@@ -49,11 +51,9 @@ from schedkit.cli import (
 )
 from schedkit.config import ConfigError, load_yaml
 from schedkit.simulators import default_eval_episodes
-from total import make_table, plot_latency_cdf, plot_load_curve, plot_pareto, plot_trap_severity
 from total.common import (
     add_output_flags,
     eval_dir,
-    figure_main,
     figures_dir,
     inputs,
     label,
@@ -66,10 +66,9 @@ from total.common import (
     write_outputs,
     writing,
 )
-from total.reproduce import train
+from total.reproduce import Study, child, run_evaluations, run_steps, studies_or_exit, train
 from total.sweep import CHILDREN, load_sweep, stop_children_on_signal
 
-SWEEP = paths.REPO / "sweeps" / "contention.yaml"
 TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")
 WEIGHTS = ("0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
 QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval_worlds": 2,
@@ -77,9 +76,12 @@ QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval
 QUICK_RESULTS = paths.RESULTS / "quick_contention"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, study: Study) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sweep", type=Path, default=SWEEP, help=f"the training sweep (default: {SWEEP})")
+    if len(study.sweeps) != 1:
+        sys.exit(f"error: total/studies.yaml: contention.sweeps: expected one training sweep, got {len(study.sweeps)}")
+    sweep = study.sweeps[0]
+    p.add_argument("--sweep", type=Path, default=sweep, help=f"the training sweep (default: {sweep})")
     p.add_argument("--rates", type=arrival_rate_arg, nargs="+", default=[2, 4, 8, 12, 16],
                    help="Poisson arrival rates (workflows/s per world) to evaluate at (default: 2 4 8 12 16)")
     p.add_argument("--arrival-trace", type=Path, nargs="*", default=[], metavar="CSV",
@@ -147,6 +149,15 @@ def overview(results: Path, region: str, tags: list[str]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def severity_scales(args: argparse.Namespace) -> list[str]:
+    """The trap-severity figure's scales (none without --trap-surcharge-scales): scale 1 is the plain
+    evaluation at the tuning rate, so it is drawn when that rate is evaluated."""
+    if not args.trap_surcharge_scales:
+        return []
+    default = {1.0} if args.tune_rate in args.rates else set()
+    return [f"{x:g}" for x in sorted({x for x in args.trap_surcharge_scales if x != 1} | default)]
+
+
 def tuning_done(folder: Path, want: dict) -> bool:
     """Whether `folder` already holds a tuning made with exactly these settings (Heuristics/tune.py
     records them in its config.yaml), so that a re-run of the study reuses it instead of redoing it."""
@@ -158,20 +169,14 @@ def tuning_done(folder: Path, want: dict) -> bool:
                                                                                  for k, v in want.items())
 
 
-def child(args: list[str], log: Path, name: str) -> None:
-    """One script as a child process (stopped with the driver on a signal); a failure ends the study."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    if CHILDREN.call([sys.executable, *args], log, name) != 0:
-        sys.exit(f"error: {name} failed; see {log}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, study: Study | None = None) -> int:
+    study = study or studies_or_exit()["contention"]
+    args = parse_args(argv, study)
     with writing(args):
-        return reproduce(args)
+        return reproduce(args, study)
 
 
-def reproduce(args: argparse.Namespace) -> int:
+def reproduce(args: argparse.Namespace, study: Study) -> int:
     results, figures = args.results.resolve(), figures_dir(args).resolve()
     sweep = load_sweep(args.sweep)
     data = str(Path(sweep["data"]) if Path(sweep["data"]).is_absolute() else paths.REPO / sweep["data"])
@@ -216,39 +221,26 @@ def reproduce(args: argparse.Namespace) -> int:
 
         t1 = time.perf_counter()
         tags = settings(args)
-        jobs = [(region, tag, [*flags, "--tuning", str(tuning / "tuning.json")]) for tag, flags in tags]
+        jobs = [{"region": region, "tag": tag, "flags": [*flags, "--tuning", str(tuning / "tuning.json")]}
+                for tag, flags in tags]
         tune_tag = contention_tag(args.tune_rate)  # the validation setting's rate, Poisson
         if args.zero_shot_region:  # W was tuned on the sweep's region: no tuned rows on another one
-            jobs.append((args.zero_shot_region, tune_tag,
-                         ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot"]))
+            jobs.append({"region": args.zero_shot_region, "tag": tune_tag,
+                         "flags": ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot"]})
         # the one setting that evaluates the slow lookahead planner (no `--skip lookahead`) first, so the
         # last evaluations end together
-        jobs.sort(key=lambda job: "lookahead" in job[2])
-        with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
-            for future in [pool.submit(child, ["total/evaluate_all.py", "--data", data, "--region", reg,
-                                               "--results", str(results), "--profile", "contention", *flags,
-                                               "--no-progress", *episodes,
-                                               *(["--overwrite"] if args.overwrite else [])],
-                                       logs / f"evaluate_{reg}_{tag}.log", f"evaluation {reg} {tag}")
-                           for reg, tag, flags in jobs]:
-                future.result()
+        jobs.sort(key=lambda job: "lookahead" in job["flags"])
+        values: dict[str, Any] = {
+            "data": data, "region": region, "results": str(results), "figures": str(figures), "jobs": jobs,
+            "episodes": episodes, "overwrite": ["--overwrite"] if args.overwrite else [],
+            "tags": [t for t, _ in tags], "rates": [f"{r:g}" for r in args.rates], "tune_tag": tune_tag,
+            "tune_rate": f"{args.tune_rate:g}", "tune_rate_evaluated": args.tune_rate in args.rates,
+            "zero_shot_region": args.zero_shot_region or "", "severity_scales": severity_scales(args)}
+        run_evaluations(study, values, args.workers, logs)
         wall["evaluate_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    out = ["--results", str(results), "--figures", str(figures), "--region", region]
-    for tag, _ in tags:
-        make_table.main(["--tag", tag, *out])
-    plot_load_curve.main(["--rates", *(f"{r:g}" for r in args.rates), *out])
-    if args.tune_rate in args.rates:
-        figure_main(plot_latency_cdf.draw, plot_latency_cdf.__doc__, ["--tag", tune_tag, *out], tagged=True)
-        figure_main(plot_pareto.draw, plot_pareto.__doc__, ["--tag", tune_tag, *out], tagged=True)
-    if args.trap_surcharge_scales:
-        default = {1.0} if args.tune_rate in args.rates else set()  # scale 1 is the plain evaluation at that rate
-        scales = sorted({x for x in args.trap_surcharge_scales if x != 1} | default)
-        plot_trap_severity.main(["--rate", f"{args.tune_rate:g}", "--scales", *(f"{x:g}" for x in scales), *out])
-    if args.zero_shot_region:
-        make_table.main(["--tag", tune_tag, "--results", str(results), "--region", args.zero_shot_region,
-                         "--figures", str(figures / args.zero_shot_region)])
+    run_steps(study, values)
     text = overview(results, region, [t for t, _ in tags])
     print(text)
     report_written(write_outputs({figures / "contention_overview.md": text},
@@ -256,7 +248,7 @@ def reproduce(args: argparse.Namespace) -> int:
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
     record = write_output(figures / "reproduce_contention.yaml", yaml.safe_dump(provenance(
-        args, figures=figures, budget=budget, seeds=seeds, settings=[f"{reg} {t}" for reg, t, _ in jobs],
+        args, figures=figures, budget=budget, seeds=seeds, settings=[f"{job['region']} {job['tag']}" for job in jobs],
         tuning=str(tuning / "tuning.json"), wall_s={k: round(v, 1) for k, v in wall.items()}), sort_keys=False),
         inputs(results, [region]))
     print(f"wrote {record}\ndone in {wall['total_s'] / 60:.1f} min: tables and figures in {figures}")
