@@ -111,7 +111,7 @@ OLDER_MEANINGS: tuple[tuple[tuple[str, ...], str, Any], ...] = (
 # carrying one is refused. Keys whose only remaining value is the behaviour itself are dropped (DROPPED).
 REMOVED_VALUES: dict[str, dict[Any, str]] = {
     "state": {"extended": "retrain with state: reference (the extended state measured no better, docs/guide.md)"},
-    "telemetry_latency": {"link_mean": "retrain without the key (the telemetry's latency is the expected hop)"},
+    "telemetry_latency": {"link_mean": "retrain without the key (the telemetry charges the expected hop latency)"},
 }
 DROPPED = {"telemetry_latency": "expected_hop"}  # the key is gone; its remaining value is what the code does
 OPEN_MAPPINGS = ("train_env",)  # mappings whose keys are not fixed by a default (validate checks them)

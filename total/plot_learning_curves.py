@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from schedkit.cli import epochs_arg
-from schedkit.config import load_yaml, upgrade
+from schedkit.config import ConfigError, load_yaml, upgrade
 from schedkit.registry import heuristics, learned, old_results_folders
 from schedkit.stats import stratified_bootstrap_means
 from total.common import (
@@ -54,7 +54,11 @@ def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
             if p.parent.is_symlink():
                 continue
             cfg_file = p.parent / "config.yaml"
-            cfg = upgrade(load_yaml(cfg_file, "run config")) if cfg_file.exists() else {}
+            saved = load_yaml(cfg_file, "run config") if cfg_file.exists() else {}
+            try:
+                cfg = upgrade(saved) if saved else {}
+            except ConfigError as e:  # a value this version no longer offers
+                sys.exit(f"error: {cfg_file}: {e}")
             key = (cfg.get("seed", p.parent.name), str(cfg.get("regions")), cfg.get("profile"))
             if key not in newest or p.stat().st_mtime > newest[key].stat().st_mtime:
                 newest[key] = p
