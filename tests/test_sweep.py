@@ -301,3 +301,10 @@ def test_a_run_folder_recorded_under_the_older_name_Stark_is_kept(tmp_path):
     assert claim(run) is None
     (run.dir / "sweep_run.yaml").write_text(yaml.safe_dump(run.requested() | {"algo": "PPO"}))
     assert "refused" in claim(run)
+
+
+def test_a_sweep_naming_the_older_Stark_says_its_new_name(tmp_path):
+    from schedkit.config import ConfigError
+    from total.sweep import check_sweep
+    with pytest.raises(ConfigError, match=r"unknown algorithm\(s\) \['Stark'\].*\(Stark is now STARK\)"):
+        check_sweep({"algorithms": ["Stark"]}, "old.yaml", trains=False)

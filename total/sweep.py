@@ -156,7 +156,8 @@ def check_sweep(cfg: dict, path: str | Path, trains: bool = True) -> dict:
         _check_list(merged, key, path, lambda v: isinstance(v, str), f"names, e.g. {known[:2]}")
         bad = [v for v in merged[key] if v not in known]
         if bad:
-            raise ConfigError(f"{path}: unknown {key.removesuffix('s')}(s) {bad}; known: {known}")
+            renamed = "".join(f" ({v} is now {current_name(v)})" for v in bad if current_name(v) != v)
+            raise ConfigError(f"{path}: unknown {key.removesuffix('s')}(s) {bad}; known: {known}{renamed}")
     _check_list(merged, "seeds", path, lambda s: _fits(SEEDS, s), f"seeds, each {SEEDS.describe()}")
     _check_list(merged, "regions", path, _is_regions,
                 "region names, or lists of names trained on together (plain names, never paths)")
