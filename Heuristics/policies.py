@@ -27,7 +27,6 @@ from edgesim.expectation import ChannelTable, expected_hop, expected_step
 from edgesim.physics import EVAL_WEIGHTS
 from edgesim.scores import (
     GREEDY_LATENCY_WEIGHT,
-    TELEMETRY_LATENCY,
     TELEMETRY_QUEUE_MS,
     check_latency_weight,
     greedy_score,
@@ -326,15 +325,14 @@ class LookaheadPolicy:
 class TelemetryPolicy:
     """The valid server with the highest TopoFreeRL telemetry (its hand-made per-server score, no network):
     nc / (1 + 0.3 queue wait / telemetry_queue_ms) x cost factor x latency factor, with the queue
-    term live under contention (edgesim/scores.py). The defaults of `telemetry_latency` and
-    `telemetry_queue_ms` are the values in TopoFreeRL's shipped config.yaml."""
+    term live under contention (edgesim/scores.py). The default `telemetry_queue_ms` is the value in
+    TopoFreeRL's shipped config.yaml."""
 
     name = "telemetry"
 
-    def __init__(self, sim: Simulator, seed: int = 0, telemetry_latency: str = TELEMETRY_LATENCY,
-                 telemetry_queue_ms: float = TELEMETRY_QUEUE_MS):
+    def __init__(self, sim: Simulator, seed: int = 0, telemetry_queue_ms: float = TELEMETRY_QUEUE_MS):
         self.queue_ms = float(telemetry_queue_ms)
-        nc_static = static_telemetry(sim.dataset, telemetry_latency)
+        nc_static = static_telemetry(sim.dataset)
         # the same float32 numbers as TopoFreeRL's buffers
         self.nc_static = torch.tensor(nc_static, dtype=torch.float32, device=sim.device)
         self.static = torch.tensor(nc_static / nc_static.max(), dtype=torch.float32, device=sim.device)

@@ -3,15 +3,14 @@
 
 Under the contention profile with `live_load: true` (the default) both networks also read every
 server's live queue wait, one value per server and sample (`queue_feature`, log(1 + wait / 100 ms)),
-appended to the per-server vector. `live_load: false`, the paper profile, and checkpoints saved
-before the key existed keep the published inputs.
+appended to the per-server vector. `live_load: false` and the paper profile keep the published inputs.
 
 `load_logit: true` (the default) also adds each server's own queue feature to that server's logit,
 times one learned weight (initialised to -1: a longer queue is worse). The dense MLP alone has to
 learn which of its N load inputs belongs to which of its N outputs; in 100 epochs on 500 servers it
 does not, and its argmax sends every workflow to the same few servers (PPO 505 s mean latency at
 8/s against 4.2 s for `greedy_queue`). Chosen on the train split at 8/s (README, "Results under
-contention"); configs saved before the key existed read `false`."""
+contention")."""
 from __future__ import annotations
 
 import numpy as np
@@ -38,12 +37,12 @@ class PPOAgent(MaskedAgent):
         vec = self.server_features(ds)
         self.register_buffer("server_vec", None if vec is None else torch.tensor(vec, dtype=torch.float32, device=device),
                              persistent=False)
-        self.live_load = reads_live_load(cfg)  # saved before the key existed: the published inputs
+        self.live_load = reads_live_load(cfg)
         width = (0 if vec is None else len(vec)) + (ds.n_servers if self.live_load else 0)
         self.actor = StateServerMLP(BASE_STATE_DIM, width, ds.n_servers, activation=nn.Tanh).to(device)
         self.critic = StateServerMLP(BASE_STATE_DIM, width, 1, activation=nn.Tanh).to(device)
         nn.init.orthogonal_(self.actor.head.weight, 0.01)
-        self.load_logit = self.live_load and bool(cfg.get("load_logit", False))
+        self.load_logit = self.live_load and bool(cfg["load_logit"])
         if self.load_logit:
             self.load_weight = nn.Parameter(torch.tensor(-1.0, device=device))
 

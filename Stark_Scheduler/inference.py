@@ -2,7 +2,7 @@
 Heuristics/inference.py.
 
     python Stark_Scheduler/inference.py --data data1 --region Server1_Trap \
-        --model results/Stark/latest/checkpoints/final.pt
+        --model results/STARK/latest/checkpoints/final.pt
 """
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def candidate_table(ds: Dataset, k: int) -> np.ndarray:
 class StarkAgent(MaskedAgent):
     """Scores the candidate servers; every other server gets MASK_VALUE."""
 
-    algo = "Stark"  # the name in its config and checkpoints
+    algo = "STARK"  # the name in its config and checkpoints
     cands: torch.Tensor  # (types, K) candidate servers per model type, -1 padded
     static: torch.Tensor  # (N, F) static server features
     net: "StarkNet"
@@ -83,7 +83,7 @@ class StarkAgent(MaskedAgent):
         g = self.geo.cpu().numpy()
         static = np.stack([(ds.lon - g[0]) / g[1], (ds.lat - g[2]) / g[3], ds.nc, ds.cost_mult / ds.cost_mult.max()], 1)
         self.register_buffer("static", torch.tensor(static, dtype=torch.float32, device=device), persistent=False)
-        self.live_load = reads_live_load(cfg)  # saved before the key existed: the published 7 features
+        self.live_load = reads_live_load(cfg)
         self.net = StarkNet(4 + self.n_types, int(m["d_model"]), int(m["heads"]), int(m["layers"]),
                             SERVER_FEATURES + self.live_load).to(device)
 

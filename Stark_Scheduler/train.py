@@ -145,7 +145,7 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": fresh_acc,
                "val_accuracy": accuracy(agent, val_feats, val_labels), "coverage": coverage, "decisions": len(labels),
                "lr": lr, "train_s": t1 - t0}
-        if (epoch + 1) % cfg.get("val_every", 1) == 0 or epoch + 1 == epochs:
+        if (epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == epochs:
             val = evaluate(val_sim, GreedyAgentPolicy(cfg["algo"], agent, WEIGHTS), n_val, progress=False)
             row |= {"val_latency_ms": float(val.latency_ms.mean()), "val_reward": float(val.reward.mean()),
                     "val_cost": float(val.cost.mean())}

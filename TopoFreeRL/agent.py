@@ -6,21 +6,19 @@ previous-region id, the three DWA weights, and three summaries of the previous s
 neighbourhood: mean queue wait of its link neighbours (/5000 ms, clipped), its mean outbound link
 bandwidth (/max), and whether it or a neighbour is a high-compute node (top 10% compute).
 
-`state: reference` (the default) is these 10 features. `state: extended` appends the step's
-required-model one-hot and tokens / 2000, which the best server depends on in principle; on the
-default dataset it measured no better (README), so it stays an option. `state: base` (an ablation)
-keeps only the 7 base features, without the three neighbourhood summaries.
+`state: reference` (the default) is these 10 features. `state: base` (an ablation) keeps only the 7
+base features, without the three neighbourhood summaries.
 
 Telemetry (one value per server), divided by its max:
     nc / (1 + 0.3 queue_norm) * (0.5 + 0.5 (1 - clip(cost_mult / 2, 0, 1))) * exp(-mean out latency / 500)
 In the paper profile queues are identically zero, so the telemetry is static and computed once.
 Under contention it is live, one vector per sample: queue_norm = the server's current queue wait
 / `telemetry_queue_ms` (config; unclipped), then divided by its max over servers.
-`telemetry_latency: link_mean` uses the reference telemetry's mean outbound BaseLatencyMs. `expected_hop` (the
-default) uses the latency a hop into the server is actually charged by the simulator: the expected
-trap surcharge (150 ms) for a trap, else the mean over links to non-trap neighbours. The reference term
-counts 2000 ms trap links that are never paid (a hop touching a trap pays the surcharge instead),
-which ranks the fast, cheap servers next to traps among the worst.
+The latency term is the latency a hop into the server is actually charged by the simulator: the expected
+trap surcharge (150 ms) for a trap, else the mean over links to non-trap neighbours (edgesim/scores.py).
+The reference telemetry's mean outbound BaseLatencyMs would count 2000 ms trap links that are never
+paid (a hop touching a trap pays the surcharge instead), ranking the fast, cheap servers next to traps
+among the worst.
 Policy logits = actor + alpha * zscore(telemetry), alpha = alpha0 + alpha_slope * progress (0.6 + 0.6 *
 progress by default). `guidance.prior: greedy_queue` (per_server only) puts greedy_queue's score at
 `guidance.latency_weight` in place of the telemetry (greedy_prior), so the untrained argmax is that rule;
@@ -31,8 +29,7 @@ gate (model.py); `guidance.enabled: false` drops the prior term alpha * zscore(t
 logits (the networks still read the telemetry); `state: base` (above); `dwa.enabled: false` keeps
 the DWA weights fixed (schedkit/trainer.py); `live_load: false` makes every input static under
 contention: telemetry with queue_norm = 0, the neighbours' queue-wait summary 0, and the
-per-server queue-wait feature 0 ("static telemetry"). Unlike the baselines, TopoFreeRL read live
-load before the key existed, so a saved config without it means `live_load: true`.
+per-server queue-wait feature 0 ("static telemetry").
 
 `actor: dense` (the default, the reference design) has one output per server, so a checkpoint fits one server
 count. `actor: per_server` is the size-agnostic variant: a shared scorer reads one feature vector
@@ -59,7 +56,7 @@ from torch import nn
 from edgesim import physics as P
 from edgesim.dataset import Dataset
 from edgesim.expectation import ChannelTable, expected_hop
-from edgesim.scores import GREEDY_LATENCY_WEIGHT, greedy_score, live_telemetry, static_telemetry
+from edgesim.scores import greedy_score, live_telemetry, static_telemetry
 from edgesim.simulator import Observation, Simulator
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
 from schedkit.config import ConfigError
@@ -68,7 +65,6 @@ from .model import ActorCritic, PerServerActorCritic
 from .shortlist import Shortlist
 
 REFERENCE_STATE_DIM = BASE_STATE_DIM + 3
-TOKEN_SCALE = 2000.0
 QUEUE_NORM_MS = 5000.0
 HIGH_COMPUTE_QUANTILE = 0.9
 CRITIC_POOL = 32  # `critic: pooled`: width of each server's embedding, pooled by mean and max
@@ -123,39 +119,35 @@ class TopoFreeAgent(MaskedAgent):
     trap: torch.Tensor
     net: PerServerActorCritic | ActorCritic
     # the string options of TopoFreeRL's config, checked before a run starts
-    config_choices = {"state": ("reference", "extended", "base"), "actor": ("dense", "per_server"),
-                      "telemetry_latency": ("expected_hop", "link_mean"), "critic": ("state", "pooled"),
+    config_choices = {"state": ("reference", "base"), "actor": ("dense", "per_server"), "critic": ("state", "pooled"),
                       "guidance.prior": ("telemetry", "greedy_queue")}
 
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__(ds, cfg, device)
-        actor = cfg.get("actor", "dense")  # checkpoints from before the key existed are dense
-        self.per_server = actor == "per_server"
-        self.telemetry_queue_ms = float(cfg.get("telemetry_queue_ms", 1000.0))
-        self.extended, self.base_only = cfg["state"] == "extended", cfg["state"] == "base"
-        self.live_load = bool(cfg.get("live_load", True))  # TopoFreeRL read live load before the key existed
-        self.n_types = len(ds.type_names)
+        self.per_server = cfg["actor"] == "per_server"
+        self.telemetry_queue_ms = float(cfg["telemetry_queue_ms"])
+        self.base_only = cfg["state"] == "base"
+        self.live_load = bool(cfg["live_load"])
         g = cfg["guidance"]
         self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
-        self.guidance = bool(g.get("enabled", True))
-        # configs from before the keys existed: the telemetry prior
-        self.greedy_prior = g.get("prior", "telemetry") == "greedy_queue"
-        self.prior_latency_weight = float(g.get("latency_weight", GREEDY_LATENCY_WEIGHT))
+        self.guidance = bool(g["enabled"])
+        self.greedy_prior = g["prior"] == "greedy_queue"
+        self.prior_latency_weight = float(g["latency_weight"])
         if self.greedy_prior and not self.per_server:
             raise ConfigError("config 'guidance.prior: greedy_queue' needs actor: per_server (it is read off the "
                               "per-server features)")
-        k = int(cfg.get("shortlist", 0))  # configs from before the key existed score every server
+        k = int(cfg["shortlist"])
         if k and not self.per_server:
             raise ConfigError(f"config 'shortlist': {k} needs actor: per_server (the dense actor has one output "
                               "per server)")
         self.shortlist = Shortlist(ds, k, device) if k else None
-        se_gate = bool(cfg.get("se_gate", True))
-        pooled = cfg.get("critic", "state") == "pooled"  # configs from before the key existed: the state alone
+        se_gate = bool(cfg["se_gate"])
+        pooled = cfg["critic"] == "pooled"
         if pooled and not self.per_server:
             raise ConfigError("config 'critic: pooled' needs actor: per_server (the dense critic already reads the "
                               "telemetry of every server)")
         n = ds.n_servers
-        nc_static = static_telemetry(ds, cfg["telemetry_latency"])
+        nc_static = static_telemetry(ds)
         telemetry = nc_static / nc_static.max()
         nbr = _neighbour_table(ds)
         bw = np.bincount(ds.link_src, weights=ds.link_bandwidth, minlength=n) / np.maximum(
@@ -175,7 +167,6 @@ class TopoFreeAgent(MaskedAgent):
         buf("cost_half", np.clip(ds.cost_mult / 2, 0, 1))
         buf("trap", ds.is_trap.astype(np.float32))
         state_dim = BASE_STATE_DIM if self.base_only else REFERENCE_STATE_DIM
-        state_dim += self.n_types + 1 if self.extended else 0
         if self.per_server:
             self.channel = ChannelTable.shared(device)
             self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES), se_gate=se_gate,
@@ -186,7 +177,7 @@ class TopoFreeAgent(MaskedAgent):
     @staticmethod
     def size_agnostic(cfg: dict) -> bool:
         """Whether a checkpoint of this config schedules any dataset (no weight depends on N or the types)."""
-        return cfg.get("actor") == "per_server" and cfg["state"] in ("reference", "base")
+        return cfg["actor"] == "per_server"
 
     def networks(self) -> list[nn.Module]:
         return [self.net.actor, self.net.critic]
@@ -241,9 +232,6 @@ class TopoFreeAgent(MaskedAgent):
 
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
         state = self.state(sim, obs, weights)
-        if self.extended:
-            one_hot = torch.nn.functional.one_hot(obs.required_type, self.n_types).float()
-            state = torch.cat([state, one_hot, (obs.tokens.float() / TOKEN_SCALE)[:, None]], 1)
         feats = {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
         load = sim.server_load().float() if sim.profile.queues and self.live_load else None
         if load is not None:

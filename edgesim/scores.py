@@ -9,9 +9,9 @@ the simulator's physics, so keeping them here lets neither package import the ot
 Greedy score (lower is better): W * E[latency] / 2000 ms + (1 - W) * cost / $0.05, default W = 0.6.
 
 Telemetry (one value per server): nc * (0.5 + 0.5 (1 - clip(cost_mult / 2, 0, 1))) * exp(-latency / 500),
-divided by 1 + 0.3 queue wait / queue_ms under contention. The latency term is `expected_hop` (what
-a hop into the server is charged: the expected trap surcharge for a trap, else the mean over links
-to non-trap neighbours) or `link_mean` (the reference's mean outbound BaseLatencyMs).
+divided by 1 + 0.3 queue wait / queue_ms under contention. The latency term is what a hop into the
+server is charged: the expected trap surcharge for a trap, else the mean over links to non-trap
+neighbours.
 """
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ from edgesim.physics import EXPECTED_TRAP_MS
 GREEDY_LATENCY_WEIGHT, GREEDY_LATENCY_SCALE_MS = 0.6, 2000.0
 GREEDY_COST_WEIGHT, GREEDY_COST_SCALE = 0.4, 0.05
 
-# The telemetry's settings in TopoFreeRL's shipped config.yaml, the defaults of the `telemetry`
+# The telemetry's queue scale in TopoFreeRL's shipped config.yaml, the default of the `telemetry`
 # heuristic so that it ranks servers as the shipped agent's prior does (a test keeps them equal).
-TELEMETRY_LATENCY = "expected_hop"
 TELEMETRY_QUEUE_MS = 100.0
 
 
@@ -45,10 +44,9 @@ def greedy_score(latency_ms: torch.Tensor, cost: torch.Tensor, latency_weight: f
     return latency_weight * latency_ms / GREEDY_LATENCY_SCALE_MS + cost_weight * cost / GREEDY_COST_SCALE
 
 
-def telemetry_latency(ds: Dataset, kind: str) -> np.ndarray:
-    """(N,) per-server latency term of the telemetry, `expected_hop` or `link_mean` (module docstring)."""
-    if kind == "link_mean":
-        return ds.mean_out_latency
+def telemetry_latency(ds: Dataset) -> np.ndarray:
+    """(N,) per-server latency term of the telemetry: the latency a hop into the server is charged
+    (module docstring)."""
     payable = ~(ds.is_trap[ds.link_src] | ds.is_trap[ds.link_dst])
     n = ds.n_servers
     mean = np.bincount(ds.link_src[payable], weights=ds.link_latency[payable], minlength=n) / np.maximum(
@@ -56,9 +54,9 @@ def telemetry_latency(ds: Dataset, kind: str) -> np.ndarray:
     return np.where(ds.is_trap, EXPECTED_TRAP_MS, mean)
 
 
-def static_telemetry(ds: Dataset, latency_kind: str) -> np.ndarray:
+def static_telemetry(ds: Dataset) -> np.ndarray:
     """(N,) the telemetry before queues and normalisation: nc * cost factor * latency factor."""
-    static = (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(-telemetry_latency(ds, latency_kind) / 500)
+    static = (0.5 + 0.5 * (1 - np.clip(ds.cost_mult / 2, 0, 1))) * np.exp(-telemetry_latency(ds) / 500)
     return ds.nc * static
 
 

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from edgesim.dataset import Dataset
-from edgesim.paper import DEFAULT
 from edgesim.registry import get_profile
 from edgesim.simulator import Observation, Simulator
 
@@ -26,10 +25,10 @@ BASE_STATE_DIM = 7
 QUEUE_SCALE_MS = 100.0
 
 
-def reads_live_load(cfg: dict, missing: bool = False) -> bool:
+def reads_live_load(cfg: dict) -> bool:
     """Whether an agent of this config has live queue-wait inputs: trained under contention with
-    `live_load` on. `missing`: the value for configs saved before the key existed (their inputs)."""
-    return get_profile(cfg.get("profile", DEFAULT)).queues and bool(cfg.get("live_load", missing))
+    `live_load` on."""
+    return get_profile(cfg["profile"]).queues and bool(cfg["live_load"])
 
 
 def queue_feature(wait_ms: torch.Tensor) -> torch.Tensor:

@@ -27,12 +27,11 @@ import numpy as np
 import torch
 
 from edgesim.inputs import MAX_INPUT_BYTES, InputError, integer, number, plain_name, regular_file
-from edgesim.registry import PROFILES
 
 from .agent_base import MaskedAgent
-from .config import OPEN_MAPPINGS, ConfigError, algorithm_defaults, merge, validate
+from .config import OPEN_MAPPINGS, ConfigError, algorithm_defaults, merge, upgrade, validate
 from .paths import REPO
-from .registry import SCHEDULERS, learned
+from .registry import SCHEDULERS, current_name, learned
 
 CHECKPOINT_FORMAT = 2  # 1: before weights-only loading (numpy values inside); convert with tools/convert_checkpoint.py
 CONVERTER = "tools/convert_checkpoint.py"
@@ -43,12 +42,6 @@ MAX_DEPTH = 16  # nesting of dicts and lists: the optimizer state is the deepest
 MAX_STRING = 4096  # characters of one string (a path in the config is the longest)
 MAX_CONFIG_VALUES = 1000  # a resolved config holds ~60
 REQUIRED = ("model", "config", "dataset", "algo", "epoch", "dwa")
-# config keys added after the first checkpoints: configs saved before lack them, and their readers
-# give them the value those runs had
-LATER_KEYS = frozenset({"keep_checkpoints", "live_load", "rollout", "tensorboard", "train_env", "actor",
-                        "shortlist", "critic", "se_gate", "telemetry_queue_ms", "load_logit", "val_every",
-                        "dwa.initial", "guidance.enabled", "guidance.prior", "guidance.latency_weight", "recipe",
-                        *PROFILES})
 WEIGHT_SUM_TOLERANCE = 1e-6
 
 
@@ -242,6 +235,8 @@ def check_checkpoint(state: Any, path: str | Path, algo: str | None = None, fini
     unknown = [k for k in state if k not in FIELDS]
     if unknown:
         raise CheckpointError(f"{path}: unknown field {unknown[0]!r}; a checkpoint holds {list(FIELDS)}")
+    if isinstance(state["algo"], str):
+        state["algo"] = current_name(state["algo"])  # a checkpoint of an older version names it so
     name = state["algo"]
     if name not in learned():
         raise CheckpointError(f"{path}: field 'algo': expected a learned scheduler of this toolkit ({learned()}), "
@@ -250,7 +245,7 @@ def check_checkpoint(state: Any, path: str | Path, algo: str | None = None, fini
         raise CheckpointError(f"{path}: a {name} checkpoint, not {algo}; evaluate it with {name}'s own inference.py "
                               "(total/evaluate_all.py takes any)")
     try:
-        cfg = check_config(state["config"], name, path)
+        cfg = state["config"] = check_config(state["config"], name, path)
         integer(state["epoch"], f"{path}: field 'epoch' (the next epoch to train; the config has {cfg['epochs']})",
                 0, cfg["epochs"])
         integers = getattr(SCHEDULERS[name].load(), "integer_state", ())
@@ -289,8 +284,9 @@ def config_defaults(algo: str) -> dict[str, Any]:
 
 
 def check_config(cfg: Any, algo: str, path: Path) -> dict[str, Any]:
-    """A saved config passes the command line's checks for its algorithm: known keys only, every key its
-    readers need (LATER_KEYS may be absent), each value of the type and range of its default."""
+    """A saved config, `upgrade`d (configs of older versions read as this one writes them), passes the command
+    line's checks for its algorithm: known keys only, every key its readers need, each value of the type and
+    range of its default. Returns the upgraded config."""
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{path}: field 'config': expected a mapping of config keys, got {type(cfg).__name__}")
     size = sum(1 for _ in _leaves(cfg, MAX_CONFIG_VALUES + 1))
@@ -299,6 +295,10 @@ def check_config(cfg: Any, algo: str, path: Path) -> dict[str, Any]:
                               "about 60")
     defaults = config_defaults(algo)
     try:
+        cfg = upgrade(cfg)
+        if "algo" in cfg and cfg["algo"] != algo:  # before the keys: upgrade fills those of the algo named
+            raise CheckpointError(f"{path}: config 'algo' is {_short(repr(cfg['algo']))}, but the checkpoint is a "
+                                  f"{algo} one")
         merge(defaults, cfg)  # refuses unknown keys
         absent = next(_required_keys(defaults, cfg), None)
         if absent is not None:
@@ -308,8 +308,6 @@ def check_config(cfg: Any, algo: str, path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: {e}") from None
     for region in cfg["regions"]:  # folder names under the data root
         plain_name(region, f"{path}: config 'regions'")
-    if cfg["algo"] != algo:
-        raise CheckpointError(f"{path}: config 'algo' is {_short(repr(cfg['algo']))}, but the checkpoint is a {algo} one")
     return cfg
 
 
@@ -330,7 +328,7 @@ def _required_keys(defaults: dict, cfg: dict, where: str = "") -> Iterator[str]:
     """Dotted names of default keys absent from `cfg` (nested blocks that are present are looked into)."""
     for key, default in defaults.items():
         name = f"{where}{key}"
-        if name in OPEN_MAPPINGS or name in LATER_KEYS:
+        if name in OPEN_MAPPINGS:
             continue
         if key not in cfg:
             yield name

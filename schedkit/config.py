@@ -5,6 +5,9 @@ An unknown key is an error that lists the known ones, so a typo never silently d
 `1e-3` reads as a number (plain PyYAML follows YAML 1.1 and would read the string '1e-3').
 `validate` checks every value's type (that of its default), range (RANGES: every numeric key has one) and
 the cross-key checks (CROSS_CHECKS) before anything is written.
+Defaults live in two places only: SHARED_DEFAULTS below and each algorithm's config.yaml (with every
+profile's parameter block); a config saved by an older version is brought to this version's keys by
+`upgrade` (OLDER_MEANINGS, REMOVED_VALUES), so code reads `cfg[key]` and never carries a default itself.
 """
 from __future__ import annotations
 
@@ -32,7 +35,10 @@ from edgesim.inputs import (
     reals,
     shown,
 )
+from edgesim.paper import DEFAULT as DEFAULT_PROFILE
 from edgesim.registry import PROFILES, ProfileError
+
+from .registry import current_name
 
 MAX_YAML_BYTES = 4 * MiB  # a config or sweep file is a few KB
 
@@ -67,7 +73,7 @@ Loader.add_implicit_resolver(
 # every algorithm's config gets these keys. live_load: under `--profile contention`, whether the learned
 # scheduler reads each server's live queue wait (schedkit/agent_base.py reads_live_load); no effect in paper
 # `rollout` (contention training only): `continuing` runs the worlds on across epochs; `restart`
-# restarts them, warm-up included, every epoch (the first protocol; configs saved before the key read so).
+# restarts them, warm-up included, every epoch (the first protocol).
 # `tensorboard`: auto, true or false (schedkit/tensorboard.py); a run records what `auto` became
 # `train_env`: parameters of the run's profile that differ in the training simulator only, e.g.
 # `--set train_env.trap_surcharge_scale=0`; the profile block stays the world the run is evaluated in
@@ -75,6 +81,39 @@ Loader.add_implicit_resolver(
 SHARED_DEFAULTS = {"keep_checkpoints": 3, "live_load": True, "rollout": "continuing", "tensorboard": "auto",
                    "train_env": {}, "recipe": "none"}
 NO_RECIPE = "none"
+
+ALL = ("TopoFreeRL", "PPO", "PFAPPO", "STARK")  # the learned schedulers' registry names
+RL = ("TopoFreeRL", "PPO", "PFAPPO")  # the PPO-trained ones (a `dwa` block)
+BASELINES = ("PPO", "PFAPPO", "STARK")
+# What a key meant in configs saved before it existed: (the algorithms whose configs have it, the dotted
+# key, the value those runs had). `upgrade` fills each absent key with it, so readers need no default.
+OLDER_MEANINGS: tuple[tuple[tuple[str, ...], str, Any], ...] = (
+    (ALL, "keep_checkpoints", 3),  # runs kept their last 3 epoch checkpoints
+    (ALL, "tensorboard", "auto"),  # logged to TensorBoard where the package was installed
+    (ALL, "rollout", "restart"),  # the first contention protocol restarted the worlds every epoch
+    (ALL, "train_env", {}),  # the training simulator was the evaluation world
+    (ALL, "recipe", NO_RECIPE),  # no recipe applied
+    (("TopoFreeRL",), "live_load", True),  # TopoFreeRL read live queue waits under contention
+    (BASELINES, "live_load", False),  # the baselines' published inputs: no live queue waits
+    (("PPO", "PFAPPO"), "load_logit", False),  # no per-server queue term in the logits
+    (("STARK",), "val_every", 1),  # validated every epoch
+    (RL, "dwa.initial", [0.45, 0.40, 0.15]),  # DWA started from these (latency, cost, switch) weights
+    (("TopoFreeRL",), "actor", "dense"),  # one logit per server
+    (("TopoFreeRL",), "shortlist", 0),  # every server scored
+    (("TopoFreeRL",), "critic", "state"),  # the critic read the state alone
+    (("TopoFreeRL",), "se_gate", True),  # the squeeze-and-excitation gate was always there
+    (("TopoFreeRL",), "telemetry_queue_ms", 1000.0),  # queue_norm = live queue wait / 1 s
+    (("TopoFreeRL",), "guidance.enabled", True),  # the prior was always in the logits
+    (("TopoFreeRL",), "guidance.prior", "telemetry"),  # the telemetry prior
+    (("TopoFreeRL",), "guidance.latency_weight", 0.6),  # greedy's W (unused by the telemetry prior)
+)
+# Values older versions offered that this one does not: {key: {value: what to do}}; a saved config
+# carrying one is refused. Keys whose only remaining value is the behaviour itself are dropped (DROPPED).
+REMOVED_VALUES: dict[str, dict[Any, str]] = {
+    "state": {"extended": "retrain with state: reference (the extended state measured no better, docs/guide.md)"},
+    "telemetry_latency": {"link_mean": "retrain without the key (the telemetry charges the expected hop latency)"},
+}
+DROPPED = {"telemetry_latency": "expected_hop"}  # the key is gone; its remaining value is what the code does
 OPEN_MAPPINGS = ("train_env",)  # mappings whose keys are not fixed by a default (validate checks them)
 ROLLOUTS = ("continuing", "restart")
 AUTO_OR_BOOL = ("tensorboard",)  # keys whose value is `auto` or a boolean
@@ -136,6 +175,37 @@ def parse_set(items: list[str]) -> dict:
         except (yaml.YAMLError, ValueError):  # ValueError: an integer of more than 4300 digits
             raise ConfigError(f"--set {shown(item)}: the value is not valid YAML") from None
     return tree
+
+
+def upgrade(cfg: dict) -> dict:
+    """A config saved by an older version (a checkpoint's, a run folder's config.yaml) as this version
+    writes it: the scheduler's current name (registry RENAMED), every OLDER_MEANINGS key it lacks with the
+    value its run had, every profile block it lacks with that profile's defaults, DROPPED keys removed.
+    A REMOVED_VALUES value is one ConfigError naming the key, the value and what to do. Returns a new dict;
+    anything it does not recognise is left for `validate` to report."""
+    out = copy.deepcopy(cfg)
+    algo = out.get("algo")
+    if isinstance(algo, str):
+        out["algo"] = algo = current_name(algo)
+    for key, values in REMOVED_VALUES.items():
+        value = out.get(key)
+        if isinstance(value, str) and value in values:
+            raise ConfigError(f"config '{key}: {value}' is no longer offered; {values[value]}")
+    for key, value in DROPPED.items():
+        if out.get(key) == value:
+            del out[key]
+    for algos, key, value in OLDER_MEANINGS:
+        *blocks, leaf = key.split(".")
+        node: Any = out
+        for block in blocks:
+            node = node.get(block) if isinstance(node, dict) else None
+        if algo in algos and isinstance(node, dict) and leaf not in node:
+            node[leaf] = copy.deepcopy(value)
+    out.setdefault("profile", DEFAULT_PROFILE)  # the only world before profiles existed
+    for name, profile in PROFILES.items():
+        if profile.params_class is not None:
+            out.setdefault(name, asdict(profile.params_class()))
+    return out
 
 
 def algorithm_defaults(defaults_file: str | Path) -> dict:
@@ -402,7 +472,7 @@ def validate(cfg: dict, defaults: dict, choices: dict[str, tuple[str, ...]] | No
 
     walk(cfg, defaults, "")
     _cross_check(_flatten(cfg))
-    check_device(cfg.get("device", "cpu"))
+    check_device(cfg["device"])
     return cfg
 
 

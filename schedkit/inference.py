@@ -128,7 +128,7 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
     if zero_shot:
         print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "
               f"{state['dataset']['regions']}; scheduling {ds.n_servers} servers of {list(ds.regions)}")
-    profile = get_profile(args.profile or cfg.get("profile", "paper"))
+    profile = get_profile(args.profile or cfg["profile"])
     params = profile_params(args, profile, cfg.get(profile.name))
     try:
         policy = policy_from_checkpoint(state, ds, make_agent, device, args.compile)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,23 @@ def register(scheduler: Scheduler) -> Scheduler:
     return scheduler
 
 
+# Names a scheduler had in older versions: saved configs and checkpoints carrying one load under the
+# current name (schedkit/config.py upgrade); a results/<old>/ folder is reported by `old_results_folders`.
+RENAMED = {"Stark": "STARK"}
+
+
+def current_name(name: str) -> str:
+    """A scheduler's name as this version spells it (an older spelling mapped through RENAMED)."""
+    return RENAMED.get(name, name)
+
+
+def old_results_folders(results: Path) -> list[str]:
+    """One line per results/<old name>/ folder (the older layout), saying what to rename it to: the study
+    scripts look for runs under results/<name>/ only."""
+    return [f"{results / old}: runs under the older name {old}; rename the folder to {results / new}"
+            for old, new in RENAMED.items() if (results / old).is_dir() and not (results / new).exists()]
+
+
 def learned() -> list[str]:
     return [name for name, s in SCHEDULERS.items() if s.learned]
 
@@ -71,8 +89,7 @@ for _s in (
     Scheduler("TopoFreeRL", "TopoFreeRL.agent:TopoFreeAgent", "#D55E00", folder="TopoFreeRL"),
     Scheduler("PPO", "PPO_algorithm.agent:PPOAgent", "#0072B2", folder="PPO_algorithm", marker="s"),
     Scheduler("PFAPPO", "PFAPPO.agent:PFPPOAgent", "#009E73", label="PF-PPO", folder="PFAPPO", marker="^"),
-    Scheduler("Stark", "Stark_Scheduler.model:StarkAgent", "#CC79A7", label="STARK", folder="Stark_Scheduler",
-              marker="D"),
+    Scheduler("STARK", "Stark_Scheduler.model:StarkAgent", "#CC79A7", folder="Stark_Scheduler", marker="D"),
     Scheduler("oracle", f"{H}:OraclePolicy", "#000000", linestyle=":", marker="*"),
     Scheduler("lookahead", f"{H}:LookaheadPolicy", "#117733", queue_aware=True, linestyle="--", marker="p"),
     Scheduler("greedy", f"{H}:GreedyPolicy", "#E69F00", linestyle="--", marker="v"),

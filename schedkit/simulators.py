@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from edgesim.dataset import Dataset
-from edgesim.paper import DEFAULT, Profile
+from edgesim.paper import Profile
 from edgesim.registry import ProfileError, get_profile, make_simulator
 from edgesim.simulator import Simulator
 
@@ -69,10 +69,10 @@ def profile_meta(profile: Profile, params: Any) -> dict:
 
 
 def start_worlds(sim: Simulator, cfg: dict, resume: dict | None, seed: int) -> bool:
-    """Whether training runs its contention worlds on across epochs (config `rollout`; a config saved
-    before the key existed restarted them every epoch). If so, before the first epoch: load them from
-    the checkpoint being resumed, or start them once from `seed` (one apart from every epoch's)."""
-    if not get_profile(cfg.get("profile", DEFAULT)).worlds_run_on or cfg.get("rollout", "restart") != "continuing":
+    """Whether training runs its contention worlds on across epochs (config `rollout`). If so, before the
+    first epoch: load them from the checkpoint being resumed, or start them once from `seed` (one apart
+    from every epoch's)."""
+    if not get_profile(cfg["profile"]).worlds_run_on or cfg["rollout"] != "continuing":
         return False
     if resume is None:
         sim.reset(seed)

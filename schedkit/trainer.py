@@ -40,8 +40,8 @@ from .cli import (
     set_threads,
     user_errors,
 )
-from .config import NO_RECIPE, SHARED_DEFAULTS, ConfigError, differing_settings, load_yaml, recipe_path, resolve
-from .dwa import DWA, INITIAL_WEIGHTS
+from .config import NO_RECIPE, ConfigError, differing_settings, load_yaml, recipe_path, resolve, upgrade
+from .dwa import DWA
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
 from .ppo import PPOConfig, ppo_update
@@ -89,19 +89,18 @@ def run_epochs(cfg: dict, run: Path, start: int, log: MetricsLog, one_epoch: Cal
     """The epoch loop every trainer shares: `one_epoch(epoch)` does the algorithm's work and returns its
     metrics row; the row goes to metrics.csv (and, with config `tensorboard`, to <run>/tensorboard/),
     and every `checkpoint_every` epochs `state(next_epoch)` to an epoch checkpoint (resume). Returns
-    the last row; the final checkpoint is the trainer's. Configs saved before the `tensorboard` and
-    `keep_checkpoints` keys read their defaults."""
+    the last row; the final checkpoint is the trainer's."""
     bar = tqdm(range(start, cfg["epochs"]), initial=start, total=cfg["epochs"], desc=cfg["algo"], unit="epoch",
                disable=not progress)
     row: dict[str, Any] = {}
-    with EventLog(run, start, cfg.get("tensorboard", "auto")) as events:
+    with EventLog(run, start, cfg["tensorboard"]) as events:
         for epoch in bar:
             row = one_epoch(epoch)
             log.append(row)
             events.append(epoch, row)
             if (epoch + 1) % cfg["checkpoint_every"] == 0:
                 save_epoch_checkpoint(run, epoch + 1, state(epoch + 1),
-                                      cfg.get("keep_checkpoints", SHARED_DEFAULTS["keep_checkpoints"]))
+                                      cfg["keep_checkpoints"])
             if postfix is not None:
                 bar.set_postfix(**postfix(row))
     return row
@@ -116,8 +115,7 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg["lr"])
     ppo = PPOConfig(**cfg["ppo"])
     epochs, episodes = cfg["epochs"], cfg["episodes"]
-    # a resumed run keeps its saved config: runs saved before `dwa.initial` started from INITIAL_WEIGHTS
-    dwa = DWA(epochs=epochs, weights=np.array(cfg["dwa"].get("initial", INITIAL_WEIGHTS)), start=cfg["dwa"]["start"],
+    dwa = DWA(epochs=epochs, weights=np.array(cfg["dwa"]["initial"]), start=cfg["dwa"]["start"],
               frac_end=cfg["dwa"]["frac_end"])
     start, prev_losses = 0, None
     if resume is not None:
@@ -267,7 +265,7 @@ def interrupted_runs(algo_dir: Path, cfg: dict[str, Any]) -> list[Path]:
         if not (run / "config.yaml").is_file() or not epoch_checkpoints(run) or final_checkpoint(run).exists():
             continue
         try:
-            saved = load_yaml(run / "config.yaml")
+            saved = upgrade(load_yaml(run / "config.yaml"))
         except ConfigError:
             continue  # an unreadable config names no settings to match
         if not differing_settings({"saved": saved, "now": cfg}) and not is_locked(run):
@@ -309,8 +307,8 @@ def _resume(args: argparse.Namespace, algo: str, make_agent: AgentFactory, train
             point_latest(run, args.results)
             print(f"{run} already finished ({cfg['epochs']} epochs)")
             return run
-        # --tensorboard / --no-tensorboard may change the saved choice; runs saved before the key read auto
-        choice = args.tensorboard if args.tensorboard is not None else cfg.get("tensorboard", "auto")
+        # --tensorboard / --no-tensorboard may change the saved choice
+        choice = args.tensorboard if args.tensorboard is not None else cfg["tensorboard"]
         cfg = cfg | {"tensorboard": wanted(choice)}
         print(f"resuming {run} from {ckpt.name} (epoch {state['epoch']})")
         try:
@@ -326,7 +324,7 @@ def check_config_file(path: Path, saved: dict[str, Any]) -> None:
     is refused, naming the keys."""
     if not path.exists() and not path.is_symlink():
         return
-    differ = differing_settings({"checkpoint": saved, "config.yaml": load_yaml(path)})
+    differ = differing_settings({"checkpoint": saved, "config.yaml": upgrade(load_yaml(path))})
     if differ:
         shown = ", ".join(f"{k} (config.yaml {_brief(v['config.yaml'])}, checkpoint {_brief(v['checkpoint'])})"
                           for k, v in list(differ.items())[:3])

@@ -12,7 +12,7 @@ from schedkit.registry import learned
 
 # scheduler -> (latency factor, queue growth in ms per episode, between-seed sd of the factor, cost)
 DEFAULT = {"TopoFreeRL": (1.00, 0.0, 0.02, 0.15), "PPO": (1.3, 0.0, 0.05, 0.12), "PFAPPO": (1.25, 0.0, 0.05, 0.13),
-           "Stark": (1.6, 0.0, 0.05, 0.19), "oracle": (1.02, 0.0, 0.0, 0.125), "greedy": (1.05, 0.0, 0.0, 0.123),
+           "STARK": (1.6, 0.0, 0.05, 0.19), "oracle": (1.02, 0.0, 0.0, 0.125), "greedy": (1.05, 0.0, 0.0, 0.123),
            "greedy_queue": (1.03, 0.0, 0.0, 0.155), "maxcompute": (1.4, 0.0, 0.0, 0.18), "random": (1.8, 0.0, 0.0, 0.31)}
 
 

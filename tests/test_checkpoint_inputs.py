@@ -272,7 +272,7 @@ def test_a_final_pt_that_is_a_device_is_refused_by_evaluate_all(tmp_path):
 
 
 def test_stark_best_epoch_is_checked(stark_run, tmp_path):
-    state = load_checkpoint(stark_run / "checkpoints" / "final.pt", algo="Stark")
+    state = load_checkpoint(stark_run / "checkpoints" / "final.pt", algo="STARK")
     assert state["dwa"] is None and state["best"]["model"] is not None
     for change, needle in (
             (_set("best", "epoch", value=7), "best['epoch']"),

@@ -199,7 +199,7 @@ def test_an_evaluation_tag_given_as_a_path_is_refused(script, tmp_path):
     ("overrides: {all: 5}\n", "'overrides' maps 'all' or an algorithm"),
     ("overrides: {all: [lr=1e300]}\n", "the runs of TopoFreeRL under profile paper: config 'lr'"),
     ("overrides: {all: [contention.arrival_rate=8]}\n", "--set contention.arrival_rate is a contention parameter"),
-    ("algorithms: [Stark]\nvariants: {odd: [model.heads=3]}\n", "variant odd: config 'model.d_model' and"),
+    ("algorithms: [STARK]\nvariants: {odd: [model.heads=3]}\n", "variant odd: config 'model.d_model' and"),
     ("!!python/object/apply:os.mkdir [pwned]\n", "not valid YAML"),
 ])
 def test_a_bad_sweep_file_is_one_line_naming_the_file_and_field(text, needle, tmp_path):

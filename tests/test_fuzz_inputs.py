@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow  # trains and evaluates through the scripts
 
 HANG_LIMIT_S = 300  # per example: far above any example's run time; only a real hang reaches it
 ALGOS = {"TopoFreeRL": ROOT / "TopoFreeRL" / "config.yaml", "PPO": ROOT / "PPO_algorithm" / "config.yaml",
-         "PFAPPO": ROOT / "PFAPPO" / "config.yaml", "Stark": ROOT / "Stark_Scheduler" / "config.yaml"}
+         "PFAPPO": ROOT / "PFAPPO" / "config.yaml", "STARK": ROOT / "Stark_Scheduler" / "config.yaml"}
 TINY_TRAIN = ["--epochs", "2", "--episodes", "8", "--set", "checkpoint_every=1", "--no-progress"]
 
 

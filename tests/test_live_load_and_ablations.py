@@ -20,7 +20,7 @@ from edgesim.contention import Contention
 from edgesim.registry import make_simulator
 from PFAPPO.agent import PFPPOAgent
 from PPO_algorithm.agent import PPOAgent
-from schedkit.config import ConfigError, resolve
+from schedkit.config import ConfigError, resolve, upgrade
 from schedkit.runs import load_checkpoint
 from schedkit.trainer import train
 from Stark_Scheduler.model import SERVER_FEATURES, StarkAgent
@@ -119,9 +119,9 @@ def test_load_logit_adds_each_servers_own_queue_to_its_own_logit(small_ds, folde
         assert torch.allclose(moved[valid], -(loaded["load"] - empty["load"])[valid], atol=1e-6)
         assert torch.equal(off(loaded)[0], off(empty)[0])
         assert (moved[valid] < 0).all()  # every server is busy in `loaded`: every valid logit drops
-    # a config saved before the key (the first live-load study) keeps the dense-only network
+    # a config saved before the key (the first live-load study), upgraded, keeps the dense-only network
     saved = {k: v for k, v in config(folder).items() if k != "load_logit"}
-    assert not agent_for(folder, small_ds, saved).load_logit
+    assert not agent_for(folder, small_ds, upgrade(saved)).load_logit
 
 
 @pytest.mark.parametrize("actor", ["dense", "per_server"])
@@ -142,7 +142,7 @@ def test_topofreerl_live_load_false_is_static_telemetry(small_ds, actor):
 def test_checkpoints_saved_before_the_key_keep_their_inputs(small_ds, folder):
     cfg = config(folder)
     old = {k: v for k, v in cfg.items() if k != "live_load"}
-    agent = agent_for(folder, small_ds, old)
+    agent = agent_for(folder, small_ds, upgrade(old))
     # TopoFreeRL read live load before the key existed; the baselines read none
     assert agent.live_load == (folder == "TopoFreeRL")
     want = "true" if folder == "TopoFreeRL" else "false"

@@ -23,7 +23,7 @@ class FirstValidPolicy:
 
 
 def test_every_entry_loads_and_says_what_it_is():
-    assert learned() == ["TopoFreeRL", "PPO", "PFAPPO", "Stark"]
+    assert learned() == ["TopoFreeRL", "PPO", "PFAPPO", "STARK"]
     assert set(heuristics()) == {"oracle", "lookahead", "greedy", "greedy_queue", "least_loaded", "p2c", "telemetry",
                                  "maxcompute", "random"}
     for name, s in SCHEDULERS.items():

@@ -164,7 +164,7 @@ def test_the_papers_latest_model_path_resolves_to_the_newest_run(tiny_run, tmp_p
 def test_every_config_value_is_checked(sets, needle):
     with pytest.raises(ConfigError, match=None) as err:
         resolve(ROOT / "TopoFreeRL" / "config.yaml", sets=sets,
-                choices={"actor": ("dense", "per_server"), "state": ("reference", "extended")})
+                choices={"actor": ("dense", "per_server"), "state": ("reference", "base")})
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 

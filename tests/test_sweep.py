@@ -207,7 +207,7 @@ overrides:
                train_env.trap_surcharge_scale=0]
   PPO: [ppo.update_epochs=4, ppo.minibatch=512, dwa.enabled=false, "dwa.initial=[0.75, 0.10, 0.15]"]
   PFAPPO: [ppo.update_epochs=4, ppo.minibatch=512, dwa.enabled=false, "dwa.initial=[0.75, 0.10, 0.15]"]
-  Stark: [val_every=5]
+  STARK: [val_every=5]
 """
 PASTED_ABLATION_ALL = ("contention.arrival_rate=8, actor=per_server, ppo.update_epochs=4, ppo.minibatch=512, "
                        "guidance.prior=greedy_queue, guidance.latency_weight=0.9, guidance.alpha0=3, "
@@ -290,3 +290,21 @@ def test_ray_backend_on_a_local_instance(tmp_path):
     assert "2 ok, 0 resumed, 0 skipped, 0 failed" in proc.stdout
     for seed in (1, 2):
         assert (tmp_path / "results" / "PPO" / f"Server1_Trap_seed{seed}" / "eval_test_seed0_ep10" / "summary.json").exists()
+
+
+def test_a_run_folder_recorded_under_the_older_name_Stark_is_kept(tmp_path):
+    from total.sweep import claim, expand
+    run = next(r for r in expand(_study_sweep("paper", results=str(tmp_path))) if r.algo == "STARK")
+    (run.dir / "checkpoints").mkdir(parents=True)
+    (run.dir / "checkpoints" / "final.pt").write_bytes(b"")
+    (run.dir / "sweep_run.yaml").write_text(yaml.safe_dump(run.requested() | {"algo": "Stark"}))
+    assert claim(run) is None
+    (run.dir / "sweep_run.yaml").write_text(yaml.safe_dump(run.requested() | {"algo": "PPO"}))
+    assert "refused" in claim(run)
+
+
+def test_a_sweep_naming_the_older_Stark_says_its_new_name(tmp_path):
+    from schedkit.config import ConfigError
+    from total.sweep import check_sweep
+    with pytest.raises(ConfigError, match=r"unknown algorithm\(s\) \['Stark'\].*\(Stark is now STARK\)"):
+        check_sweep({"algorithms": ["Stark"]}, "old.yaml", trains=False)

@@ -13,6 +13,7 @@ import torch
 import yaml
 from conftest import ROOT, run_script
 
+from schedkit.config import resolve
 from schedkit.runs import dataset_identity, save_checkpoint
 
 sys.path.insert(0, str(ROOT / "total"))
@@ -88,7 +89,7 @@ def test_formats_default_to_png_and_csv_and_a_study_passes_its_choice_to_its_ste
 def _fake_run(results, algo_folder, cfg_file, ds, seed, name):
     """A checkpoint of an untrained agent: enough for evaluate_all, in seconds."""
     from total.common import agent_factory
-    cfg = yaml.safe_load(open(ROOT / cfg_file)) | {"seed": seed}
+    cfg = resolve(ROOT / cfg_file, sets=[f"seed={seed}"])
     agent = agent_factory(cfg["algo"])(ds, cfg, torch.device("cpu"))
     save_checkpoint(results / cfg["algo"] / name / "checkpoints" / "final.pt", {
         "algo": cfg["algo"], "epoch": 1, "model": agent.state_dict(), "config": cfg, "dataset": dataset_identity(ds),

@@ -96,9 +96,9 @@ def test_variant_labels_and_styles():
 def test_paired_table_against_the_reference(tmp_path):
     from fake_eval import DEFAULT, fake_episodes, write_fake_eval
     schedulers = {k: DEFAULT[k] for k in ("TopoFreeRL", "greedy", "greedy_queue", "random")}
-    schedulers["Stark"] = (1.03, 0.0, 0.0, 0.15)  # one seed, tied with the reference
+    schedulers["STARK"] = (1.03, 0.0, 0.0, 0.15)  # one seed, tied with the reference
     episodes = fake_episodes(schedulers, episodes=200)
-    episodes = episodes[(episodes["algo"] != "Stark") | (episodes["train_seed"] == 42)]
+    episodes = episodes[(episodes["algo"] != "STARK") | (episodes["train_seed"] == 42)]
     write_fake_eval(tmp_path / "eval" / "Server1_Trap_contention_r8", episodes)
     before = sorted(p.name for p in (tmp_path / "figures").glob("*")) if (tmp_path / "figures").exists() else []
     proc = run_from(tmp_path, "total/make_table.py", "--results", ".", "--tag", "contention_r8")
@@ -110,10 +110,10 @@ def test_paired_table_against_the_reference(tmp_path):
     assert "STARK: ONE training seed, so over tasks only" in proc.stdout  # the Markdown table is printed
     paired = pd.read_csv(figures / "results_table_contention_r8_paired.csv").set_index("algo")
     assert "greedy_queue" not in paired.index and (paired["reference"] == "greedy_queue").all()
-    assert paired.loc["TopoFreeRL", "ci_unit"] == "runs" and paired.loc["Stark", "ci_unit"] == "episodes"
+    assert paired.loc["TopoFreeRL", "ci_unit"] == "runs" and paired.loc["STARK", "ci_unit"] == "episodes"
     assert paired.loc["random", "d_latency_ms_lo"] > 0 and paired.loc["random", "p_lower_latency"] < 0.05
     assert paired.loc["TopoFreeRL", "d_latency_ms"] < 0 and paired.loc["TopoFreeRL", "p_lower_latency"] > 0.5
-    s = paired.loc["Stark"]
+    s = paired.loc["STARK"]
     assert s["d_latency_ms_lo"] < 0 < s["d_latency_ms_hi"] and s["p_lower_latency_lo"] < 0.5 < s["p_lower_latency_hi"]
     # the oracle is the default reference without a contention tag
     write_fake_eval(tmp_path / "eval" / "Server1_Trap", fake_episodes({**schedulers, "oracle": DEFAULT["oracle"]}))

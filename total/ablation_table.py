@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
-from schedkit.config import load_yaml
+from schedkit.config import ConfigError, load_yaml, upgrade
 from schedkit.simulators import config_profile
 from total.common import (
     add_output_flags,
@@ -125,7 +125,11 @@ def plot_paired(paired: pd.DataFrame, reference: str, figures: Path, name: str, 
 
 def setting_name(sweep: dict, run, algo: str | None) -> str:
     """<sweep name>[_<algo>]_<profile>[_r<rate>] from a finished run's resolved config (e.g. ablation_contention_r8)."""
-    cfg = load_yaml(run.dir / "config.yaml", "run config")
+    saved = load_yaml(run.dir / "config.yaml", "run config")
+    try:
+        cfg = upgrade(saved)
+    except ConfigError as e:  # a value this version no longer offers
+        sys.exit(f"error: {run.dir / 'config.yaml'}: {e}")
     base = f"{sweep.get('name', 'ablation')}{f'_{algo}' if algo else ''}"
     profile = config_profile(cfg)
     return f"{base}_{profile.tag(profile.parse(cfg.get(cfg['profile']))) or cfg['profile']}"

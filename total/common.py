@@ -26,7 +26,7 @@ from schedkit.cli import region_name, tag_name, user_errors
 from schedkit.config import ConfigError, load_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import eval_dir, final_checkpoint
-from schedkit.registry import SCHEDULERS, get, heuristics, learned
+from schedkit.registry import SCHEDULERS, get, heuristics, learned, old_results_folders
 
 ROOT = paths.REPO
 
@@ -96,7 +96,12 @@ def agent_factory(algo: str):
 
 
 def final_checkpoints(results: Path) -> list[Path]:
-    """Every finished run's final.pt under results/<Algo>/ (all seeds; `latest` links skipped)."""
+    """Every finished run's final.pt under results/<Algo>/ (all seeds; `latest` links skipped). A folder
+    under a scheduler's older name (registry RENAMED) ends the script with the rename to make, so its
+    runs never silently drop out of a table."""
+    old = old_results_folders(results)
+    if old:
+        sys.exit(f"error: {old[0]}")
     found = []
     for algo in learned():
         base = results / algo

@@ -120,7 +120,7 @@ def newest_per_seed(found: list[Found], chosen: list[Path] | None = None,
     for run in found:
         ckpt, state, variant = run
         cfg = state["config"]
-        key = (cfg["algo"], cfg["seed"], tuple(state["dataset"]["regions"]), cfg.get("profile", "paper"), variant)
+        key = (cfg["algo"], cfg["seed"], tuple(state["dataset"]["regions"]), cfg["profile"], variant)
         groups.setdefault(key, []).append(run)
     picked = {p.resolve() for p in chosen or []}
     unknown = picked - {ckpt.parents[1].resolve() for ckpt, _, _ in found}
@@ -253,8 +253,8 @@ def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], li
             skipped.append(f"{ckpt} (trained on {state['dataset']['regions']}"
                            + (", not size-agnostic)" if args.zero_shot else ")"))
             continue
-        if cfg.get("profile", "paper") != args.profile:
-            skipped.append(f"{ckpt} (trained under the {cfg.get('profile', 'paper')} profile)")
+        if cfg["profile"] != args.profile:
+            skipped.append(f"{ckpt} (trained under the {cfg['profile']} profile)")
             continue
         found.append((ckpt, state, run_variant(ckpt.parents[1])))
     found, duplicates = newest_per_seed(found, args.runs, args.run_newest)

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from schedkit.cli import epochs_arg
-from schedkit.config import load_yaml
-from schedkit.registry import heuristics, learned
+from schedkit.config import ConfigError, load_yaml, upgrade
+from schedkit.registry import heuristics, learned, old_results_folders
 from schedkit.stats import stratified_bootstrap_means
 from total.common import (
     INTEGER,
@@ -54,8 +54,12 @@ def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
             if p.parent.is_symlink():
                 continue
             cfg_file = p.parent / "config.yaml"
-            cfg = load_yaml(cfg_file, "run config") if cfg_file.exists() else {}
-            key = (cfg.get("seed", p.parent.name), str(cfg.get("regions")), cfg.get("profile", "paper"))
+            saved = load_yaml(cfg_file, "run config") if cfg_file.exists() else {}
+            try:
+                cfg = upgrade(saved) if saved else {}
+            except ConfigError as e:  # a value this version no longer offers
+                sys.exit(f"error: {cfg_file}: {e}")
+            key = (cfg.get("seed", p.parent.name), str(cfg.get("regions")), cfg.get("profile"))
             if key not in newest or p.stat().st_mtime > newest[key].stat().st_mtime:
                 newest[key] = p
         if newest:
@@ -65,6 +69,9 @@ def metrics_by_algo(results: Path) -> dict[str, list[pd.DataFrame]]:
 
 
 def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> list[Path]:
+    old = old_results_folders(results)
+    if old:
+        sys.exit(f"error: {old[0]}")
     runs = metrics_by_algo(results)
     if not runs:
         sys.exit(f"error: missing input files: no {results}/<Algo>/<run>/metrics.csv for any of {learned()}")
@@ -77,7 +84,7 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
     banded: set[int] = set()  # seed counts of the curves that got a band
     for ax, (metric, title) in zip(axes, PANELS):
         for algo in sort_algos(runs):
-            col = STARK_COLUMNS[metric] if algo == "Stark" else metric
+            col = STARK_COLUMNS[metric] if algo == "STARK" else metric
             frames = [r for r in runs[algo] if col in r.columns]
             if not frames:  # no run of this method logs the metric
                 continue
@@ -86,7 +93,7 @@ def draw(results: Path, figures: Path, regions: list[str], smooth: int = 5) -> l
             curves = pd.DataFrame(curves.T).rolling(smooth, min_periods=1).mean().to_numpy().T
             x = np.arange(n)
             c = color(algo)
-            name = label(algo) + (" (val)" if algo == "Stark" else "")
+            name = label(algo) + (" (val)" if algo == "STARK" else "")
             seeds = f" ({len(curves)} seeds)" if len(curves) > 1 else ", 1 seed: no band"
             ax.plot(x, curves.mean(0), color=c, label=name + seeds)
             if len(curves) > 1:

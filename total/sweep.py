@@ -63,7 +63,7 @@ from schedkit.config import (
 )
 from schedkit.io import write_yaml
 from schedkit.paths import checkpoint_dir, final_checkpoint, run_eval_dir, run_name
-from schedkit.registry import get, learned
+from schedkit.registry import current_name, get, learned
 from schedkit.runs import RunError, RunLock
 from total.common import RECORD, ROOT, VARIANT_NAME, paths
 
@@ -157,7 +157,8 @@ def check_sweep(cfg: dict, path: str | Path, trains: bool = True) -> dict:
         _check_list(merged, key, path, lambda v: isinstance(v, str), f"names, e.g. {known[:2]}")
         bad = [v for v in merged[key] if v not in known]
         if bad:
-            raise ConfigError(f"{path}: unknown {key.removesuffix('s')}(s) {bad}; known: {known}")
+            renamed = "".join(f" ({v} is now {current_name(v)})" for v in bad if current_name(v) != v)
+            raise ConfigError(f"{path}: unknown {key.removesuffix('s')}(s) {bad}; known: {known}{renamed}")
     _check_list(merged, "seeds", path, lambda s: _fits(SEEDS, s), f"seeds, each {SEEDS.describe()}")
     _check_list(merged, "regions", path, _is_regions,
                 "region names, or lists of names trained on together (plain names, never paths)")
@@ -307,8 +308,8 @@ def expand(cfg: dict) -> list[Run]:
     its recipe hold the same settings (see `claim`)."""
     ev, budget = cfg["evaluate"], cfg["budget"]
     regions = [_as_tuple(r) for r in cfg["regions"]]
-    overrides, recipe = cfg["overrides"] or {}, cfg.get("recipe")
-    variants = cfg.get("variants") or {"": []}  # none: one run per combination, no name in the folder
+    overrides, recipe = cfg["overrides"] or {}, cfg["recipe"]
+    variants = cfg["variants"] or {"": []}  # none: one run per combination, no name in the folder
     eval_episodes = None if ev["episodes"] is None else int(ev["episodes"])
     recipes = {algo: _recipe(algo, recipe) for algo in cfg["algorithms"]}
     return [Run(algo, int(seed), reg, profile, int(budget["epochs"]), int(budget["episodes"]), in_repo(cfg["data"]),
@@ -436,6 +437,8 @@ def claim(run: Run) -> str | None:
         saved = load_yaml(record, "sweep record")
     except ConfigError:
         saved = {}
+    if isinstance(saved.get("algo"), str):
+        saved["algo"] = current_name(saved["algo"])  # a record of an older version names it so
     differ = [k for k in wanted if not _same(k, saved.get(k), wanted[k])]
     if not differ:
         return None
