@@ -200,6 +200,9 @@ class Simulator:
         if not isinstance(profile, Profile):
             raise InputError(f"profile: expected a Profile object, got {profile!r}; a registered profile's simulator "
                              f"comes from edgesim.registry.make_simulator(..., profile=NAME)")
+        if profile.params_class is not None and type(self) is Simulator:  # it would run paper dynamics, mislabelled
+            raise InputError(f"profile: {profile.name!r} has parameters the paper simulator ignores; build its own "
+                             f"simulator with edgesim.registry.make_simulator(..., profile={profile.name!r})")
         batch_size, seed, device = simulator_args(dataset, batch_size, split, order, seed, device)
         if dtype not in (torch.float32, torch.float64):
             raise InputError(f"dtype: expected torch.float64 (the default) or torch.float32, got {dtype!r}")

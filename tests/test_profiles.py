@@ -111,3 +111,12 @@ def test_a_profile_object_runs_through_the_public_doors_without_a_registry_line(
     assert env.profile is calm and type(env.sim) is CalmSimulator and vec.sim.profile is calm
     with pytest.raises(ProfileError, match="profile 'calm' is not implemented"):
         make_simulator(small_ds, profile="calm")
+
+
+def test_a_profile_with_its_own_dynamics_is_refused_by_the_paper_simulator(small_ds):
+    """Handing the contention profile to the base Simulator would run paper dynamics labelled contention."""
+    from edgesim.contention import CONTENTION
+    from edgesim.inputs import InputError
+    with pytest.raises(InputError, match="make_simulator"):
+        Simulator(small_ds, 2, profile=CONTENTION)
+    assert isinstance(make_simulator(small_ds, 2, profile=CONTENTION), ContentionSimulator)

@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edgesim.contention import Contention
 from edgesim.inputs import InputError, MiB, read_text
 from edgesim.paper import Profile
 from edgesim.registry import get_profile
@@ -265,7 +264,6 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
                   tuned: dict[str, float], found: list[Found], skipped: list[str]) -> pd.DataFrame:
     """Evaluate the finished runs and every heuristic; write the claimed evaluation folder's files."""
     results = args.results
-    contention = params if isinstance(params, Contention) else None
     frames: list[pd.DataFrame] = []
     evaluated: list[str] = []
     oracles: list = []
@@ -312,12 +310,12 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     write_csv(out / "episodes.csv", table)
     summary = summarize_runs(table, ds.n_servers)
     summary["profile"] = args.profile
-    if contention is not None and oracles:  # the oracle is load-blind here; its plan value bounds every scheduler
+    if profile.queues and oracles:  # the oracle is load-blind here; its plan value bounds every scheduler
         policy, sim = oracles[0]
         summary["reward_upper_bound"] = policy.bound(sim, list(table.loc[table["algo"] == "oracle", "task_id"]))
     write_csv(out / "summary.csv", summary)
     write_yaml(out / "config.yaml", provenance(
-        args, episodes=episodes, contention=None if contention is None else contention.as_dict(),
+        args, episodes=episodes, **profile.meta(params),
         evaluated=evaluated, skipped=skipped, skipped_heuristics=args.skip,
         tuned_latency_weights=tuned, dataset_fingerprint=ds.fingerprint, device=str(device)))
     for s in skipped:
