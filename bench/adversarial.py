@@ -5,7 +5,7 @@
     python bench/adversarial.py --list                         # the catalogue, nothing run
     python bench/adversarial.py --json bench/results/adversarial.json
 
-Run on demand; not part of pytest (tests/test_adversarial_catalogue.py checks the catalogue itself and the
+Run on demand; not part of pytest (tests/bench/test_adversarial_catalogue.py checks the catalogue itself and the
 classifier on a few synthetic cases). The catalogue (`CASES`) is data: one `Case` per input, in the eight
 categories of the "Hard to break" audit (configs / sweep YAML, arrival traces, paths, checkpoints, runtime,
 Gym API, CLI, plots). Each case says how to run it and what a robust toolkit does with it:

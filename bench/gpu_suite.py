@@ -5,7 +5,7 @@
     python bench/gpu_suite.py --device cpu --quick    # the same steps on the CPU: a dry run (the tests use it)
 
 Steps, each timed; a failed step is recorded and the suite goes on:
-  equivalence  tests/test_cuda.py and the simulator's CUDA test: the device against the CPU, paper and
+  equivalence  tests/edgesim/test_cuda.py and the simulator's CUDA test: the device against the CPU, paper and
                contention profiles, with the same draws
   throughput   bench/env_throughput.py on the device: 500 / 2,000 / 10,000 servers, B up to 65,536
   train        TopoFreeRL/train.py with its defaults on the device, then inference.py on the test split
@@ -58,8 +58,9 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[bool, float,
 
 
 def equivalence(device: str) -> dict[str, Any]:
-    ok, wall, tail = run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "tests/test_cuda.py",
-                          "tests/test_simulator.py::test_cuda_matches_cpu_with_common_draws"],
+    ok, wall, tail = run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+                          "tests/edgesim/test_cuda.py",
+                          "tests/edgesim/test_simulator.py::test_cuda_matches_cpu_with_common_draws"],
                          {"TOPOFREERL_EQUIV_DEVICE": device})
     return {"ok": ok, "wall_s": wall, "output": tail}
 

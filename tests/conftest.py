@@ -20,13 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+# tests are grouped by component (edgesim/, schedkit/, algorithms/, inputs/, study/, bench/); a few share
+# fixtures-as-modules across groups (e.g. `from test_scripts import SUMMARY_KEYS`), so every group is importable
+sys.path[2:2] = [str(group) for group in sorted((ROOT / "tests").iterdir()) if group.is_dir() and group.name != "data"
+                 and not group.name.startswith((".", "__"))]
 torch.set_num_threads(1)  # one thread per test process: pytest-xdist runs one process per core
 IN_PROCESS = os.environ.get("TOPOFREERL_TEST_SUBPROCESS", "") != "1"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fuzz-examples", type=int, default=None,
-                     help="examples per property-based fuzz test (tests/test_fuzz_inputs.py; default: its own, "
+                     help="examples per property-based fuzz test (tests/inputs/test_fuzz_inputs.py; default: its own, "
                           "a few hundred in all)")
 
 

@@ -7,7 +7,7 @@ Run against a checkout of the code *before* the `live_load` key and the ablation
 
 For every (algorithm, actor, profile) it stores the SHA-256 of the initial weights (torch seed 0;
 `weights_digest`) and the features, logits and values of 12 decisions on data1
-(4 rows, seed 5), so `tests/test_live_load_and_ablations.py` can check the current code against
+(4 rows, seed 5), so `tests/algorithms/test_live_load.py` can check the current code against
 them within float32 round-off instead of by a digest that one last-bit difference breaks.
 """
 from __future__ import annotations

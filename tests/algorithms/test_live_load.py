@@ -180,7 +180,7 @@ def test_one_epoch_with_live_load_false_trains_the_published_networks(small_root
 # by CPU), then the features, logits and values of 12 decisions on data1 (4 rows, seed 5). The other
 # weights must match exactly; computed values within float32 round-off, since another CPU's matrix
 # kernels may round the last bits differently.
-PUBLISHED = np.load(Path(__file__).parent / "data" / "published_inputs.npz")
+PUBLISHED = np.load(Path(__file__).parents[1] / "data" / "published_inputs.npz")
 CASES = [(folder, actor, profile) for folder, actor in (("TopoFreeRL", "dense"), ("TopoFreeRL", "per_server"),
                                                         ("PPO_algorithm", None), ("PFAPPO", None),
                                                         ("Stark_Scheduler", None))

@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 from conftest import ROOT, run_script
-from test_live_load_and_ablations import WEIGHTS, agent_for, config, loaded_pair, shapes
+from test_live_load import WEIGHTS, agent_for, config, loaded_pair, shapes
 
 from edgesim.contention import Contention
 from edgesim.registry import make_simulator

@@ -1,6 +1,6 @@
 """The queue-aware heuristics (least_loaded, p2c, lookahead, telemetry), the greedy family's
 latency weight and Heuristics/tune.py, checked by hand on a 3-server world (built like
-tests/test_contention.py) and against the oracle, greedy_queue and TopoFreeRL's telemetry."""
+tests/edgesim/test_contention.py) and against the oracle, greedy_queue and TopoFreeRL's telemetry."""
 from __future__ import annotations
 
 import json

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, run_script
 from fake_eval import fake_episodes, write_fake_eval
-from test_safety import one_line_error
+from test_script_inputs import one_line_error
 
 from schedkit.runs import RunLock
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 from conftest import one_line_error, run_script
-from test_safety import TINY
+from test_script_inputs import TINY
 
 from schedkit.config import ConfigError, resolve, upgrade
 from schedkit.paths import REPO

@@ -18,7 +18,7 @@ def test_every_kind_of_host_read_is_counted_at_its_line():
     assert (a, b, c, d) == (6.0, True, 1, [0.0, 1.0, 2.0, 3.0])
     assert sum(counts.values()) == 4
     assert {name for name, _ in counts} == {"item", "__bool__", "__int__", "tolist"}
-    assert all(where.startswith("tests/test_host_syncs.py:") for _, where in counts)
+    assert all(where.startswith("tests/bench/test_host_syncs.py:") for _, where in counts)
     assert torch.Tensor.item is not None and x.sum().item() == 6.0  # the methods are restored
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import run_script
-from test_safety import TINY, Payload, one_line_error
+from test_script_inputs import TINY, Payload, one_line_error
 
 from schedkit.runs import CheckpointError, load_checkpoint, save_checkpoint
 

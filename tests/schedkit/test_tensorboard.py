@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, run_script
-from test_safety import one_line_error
+from test_script_inputs import one_line_error
 
 from schedkit import tensorboard as tb
 from schedkit.config import ConfigError, resolve

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import run_script
 from gymnasium.vector import AutoresetMode
-from test_safety import one_line_error
+from test_script_inputs import one_line_error
 
 import edgesim  # noqa: F401  (registers the ids)
 from edgesim.gym_wrappers import EdgeMoEEnv, EdgeMoEVectorEnv
