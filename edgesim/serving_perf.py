@@ -214,17 +214,18 @@ def read_table(path: str | Path = PERF_TABLE) -> Any:
         if not pd.api.types.is_numeric_dtype(raw[c]) or not (raw[c] > 0).all():
             raise PerfModelError(f"{path}: column {c!r}: expected positive numbers")
     table = raw.groupby(SETTING, sort=True)[TABLE_COLUMNS[6:]].median().reset_index()
-    table["anomaly"] = [anomaly(r.tensor_parallel, r.batch_size) for r in table.itertuples()]
+    table["anomaly"] = [anomaly(r.model, r.tensor_parallel, r.batch_size) for r in table.itertuples()]
     whole = table.prompt_time + (table.token_size - 1) * table.token_time
     table["e2e_truncated"] = table.e2e_time < TRUNCATED_BELOW * whole
     return table
 
 
-def anomaly(tensor_parallel: int, batch_size: int) -> str:
+def anomaly(model: str, tensor_parallel: int, batch_size: int) -> str:
     """Why a setting is left out of the fit and the error summary, or '': llama2-70b at tensor parallel 2,
     batch 64 (every hardware) has prefill 8x faster than batch 32 and decode faster too, so it is not a
     run of 64 prompts (the other anomalies are kept; tools/fit_serving_model.py lists them)."""
-    return "tp2_batch64: faster than batch 32" if int(tensor_parallel) == 2 and int(batch_size) == 64 else ""
+    tp2_batch64 = model == "llama2-70b" and int(tensor_parallel) == 2 and int(batch_size) == 64
+    return "tp2_batch64: faster than batch 32" if tp2_batch64 else ""
 
 
 def nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -80,6 +80,10 @@ def _errors(measured: np.ndarray, simulated: np.ndarray) -> dict[str, float]:
 
 def fit_record(table: Any) -> dict[str, Any]:
     """The whole coefficient file as a JSON-ready dict."""
+    unknown = sorted({m for m in table.model if m not in MODELS} | {h for h in table.hardware if h not in HARDWARE})
+    if unknown:
+        raise PerfModelError(f"{unknown[0]!r}: no model or hardware facts for it; add them to MODELS or HARDWARE "
+                             f"in tools/fit_serving_model.py")
     fits = fit_table(table)
     records = []
     for (model, hardware, tp), c in fits.items():
