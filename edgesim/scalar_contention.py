@@ -12,9 +12,7 @@ The world, as this model reads §5:
   its compute time, and moves the workflow's clock by its latency less the admission wait;
 - a workflow's last decision hands its slot to the world's next arrival, which enters at
   `max(arrival, finish)` and pays `max(0, finish - arrival)` as queue delay of its first step.
-  This is the simulator's rule. §5 says an arrival waits for "the first free" slot; the slot handed
-  on is that of the next workflow to make its last decision, which can finish after another slot
-  frees, so a later arrival can enter before an earlier one.
+  The slot handed on can free after another one, so a later arrival can enter before an earlier one.
 
 Draws, the same values a row of the batched simulator consumes:
 - at the start, the tasks of the first `max_in_flight` workflows and `max_in_flight + 1` arrival draws;

@@ -18,7 +18,7 @@ The protocol, fixed before any result was seen:
   the defaults. A re-run reuses a tuning made with the same settings.
 - Reported: the test split, 2000 workflows after warm-up, eval seed 0, at every --rates value
   (Poisson) and for every --arrival-trace at --trace-rate. Each setting is one
-  total/evaluate_all.py call (every scheduler meets the same arrivals, tasks and draws), run
+  total/evaluate_all.py call (every scheduler meets the same tasks and draws), run
   --workers at a time; then total/make_table.py (CIs over training seeds and shared tasks, and
   paired differences against greedy_queue), total/plot_load_curve.py, and the latency CDF and the
   latency-cost Pareto plot at 8/s.
