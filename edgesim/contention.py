@@ -15,8 +15,9 @@ otherwise):
     now      <- now + latency - admission             the clock advances by the step once
 Arrivals: gaps are exponential with mean 1000/arrival_rate ms (Poisson), or the inter-arrival gaps
 of a request trace rescaled to that mean (each world starts at its own random point of the trace,
-and cycles). A workflow that arrives while all `max_in_flight` slots are busy waits for the first
-free one; that admission wait counts as queue delay of its first step.
+and cycles). Arrivals take slots in arrival order: a workflow's last decision hands its slot to
+the next arrival, which waits for that workflow to finish if it came earlier; that admission wait
+counts as queue delay of its first step. The slot handed on is not always the first to free.
 Trap links: a hop over an explicit link touching a trap pays the link's BaseLatencyMs once per
 transmission attempt; each attempt is lost with probability `trap_loss`, up to
 `trap_max_attempts` (the last always gets through). Other trap hits (step 0, or no link row between
@@ -27,7 +28,8 @@ Warm-up: every world starts idle, so the first `warmup` x worlds workflows dealt
 
 Three draws per step stay as in the paper profile, the fourth is the trap coin or the
 retransmission draw; arrival gaps come from a separate generator, so the per-step noise stream is
-the same for every scheduler.
+the same for every scheduler. Poisson arrival times are not: the gap drawn at a workflow's last
+decision is used, and when that comes depends on the schedule (trace arrivals are common).
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Deliberately naive (dicts, math, one step at a time) and independent of edgesim.physics, so the
 vectorised simulator is checked against a second reading of the spec. It consumes the same four
-uniforms per step as the simulator: bandwidth, fading, interference, trap coin.
+uniforms per step as the simulator: bandwidth, fading, interference, trap coin. `hop` and `rewards`
+are the per-step parts the contention world of `scalar_contention.py` shares.
 """
 from __future__ import annotations
 
@@ -55,55 +56,67 @@ class ScalarEpisode:
         self.history: dict[int, float] = {}  # per-server latency history, starts at 5 x mean link latency
 
     def step(self, server: int, u) -> dict:
-        g, i = self.topo, self.task
-        req = self.types[i][self.k]
-        n = self.tokens[i][self.k]
-        fallback = not g.hosts[req][server]
-        if fallback:  # first instance of the type in the instance file runs the step
-            server = g.fallback[req]
-        s = server
-        if self.prev is None:
-            d = haversine(self.lon[i], self.lat[i], g.lon[s], g.lat[s])
-            prev_region = self.region[i]
-        else:
-            p = self.prev
-            d = haversine(g.lon[p], g.lat[p], g.lon[s], g.lat[s])
-            prev_region = g.region[p]
-            if g.region[p] == g.region[s]:
-                d = max(d, 0.5)
-        switch = g.region[s] != prev_region
-
-        bw = 20e6 * (0.25 + 0.75 * u[0])
-        fading = -math.log(1.0 - u[1])
-        noise_dbm = -174 + 10 * math.log10(bw) + 10
-        noise = 10 ** (noise_dbm / 10)
-        interference = noise * 10 * u[2]
-        gain = (0.1 / max(d, 0.1)) ** 2.5
-        sinr = 10 ** (23 / 10) * gain * fading / (noise + interference)
-        rate = max(bw * math.log2(1 + sinr), 50e3)
-        channel = 0.005 * d + 32 * n / rate * 1000 + 5
-
-        trap = bool(g.is_trap[s]) or (self.prev is not None and bool(g.is_trap[self.prev]))
+        g = self.topo
+        h = hop(g, (self.lon, self.lat, self.region, self.types, self.tokens), self.task, self.k, self.prev, server, u)
+        s = h["server"]
         extra = 0.0
-        if trap:
+        if h["trap_hit"]:
             extra = 200.0 if u[3] < 0.5 else 100.0
         elif self.prev is not None:
             extra = g.links.get((self.prev, s), 0.0)
-        compute = 1000 * n / (g.nc[s] * 2000)
+        compute = h["compute_ms"]
         busy = self.busy.get(s, 0.0)
         queue = max(0.0, busy - self.now)
-        latency = channel + extra + compute + queue
+        latency = h["channel_ms"] + extra + compute + queue
         self.busy[s] = max(self.now, busy) + compute
         self.now = max(self.now, busy) + latency
-
-        cost = n / 1000 * g.price[req][s] * g.cost_mult[s]
-        r_l = -4 * min(max(latency / 5000, 0.0), 1.0)
-        r_c = -4 * min(max((cost - 0.00045) / (0.15 - 0.00045), 0.0), 1.0)
-        r_s = -0.4 if switch else 0.0
         self.history[s] = 0.5 * latency + 0.5 * self.history.get(s, g.h0)
         self.prev = s
         self.k += 1
-        return {"server": s, "latency": latency, "network_ms": channel + extra, "cost": cost, "queue_ms": queue,
-                "compute_ms": compute,
-                "trap_hit": trap, "fallback": fallback, "switch": switch, "reward": (r_l, r_c, r_s),
-                "done": self.k >= self.n_steps[i]}
+        return {"server": s, "latency": latency, "network_ms": h["channel_ms"] + extra, "cost": h["cost"],
+                "queue_ms": queue, "compute_ms": compute, "trap_hit": h["trap_hit"], "fallback": h["fallback"],
+                "switch": h["switch"], "reward": rewards(latency, h["cost"], h["switch"]),
+                "done": self.k >= self.n_steps[self.task]}
+
+
+def hop(g: ScalarTopology, task_rows: tuple, i: int, k: int, prev: int | None, server: int, u) -> dict:
+    """The parts of step k of task i that both profiles share (docs/simulator.md §2): the server
+    after the fallback, whether the hop touches a trap, the region switch, the channel, compute and
+    cost. `task_rows`: the split's (lon, lat, region, types, tokens) lists; `u`: the step's uniforms."""
+    lon, lat, region, types, tokens = task_rows
+    req = types[i][k]
+    n = tokens[i][k]
+    fallback = not g.hosts[req][server]
+    if fallback:  # first instance of the type in the instance file runs the step
+        server = g.fallback[req]
+    s = server
+    if prev is None:
+        d = haversine(lon[i], lat[i], g.lon[s], g.lat[s])
+        prev_region = region[i]
+    else:
+        d = haversine(g.lon[prev], g.lat[prev], g.lon[s], g.lat[s])
+        prev_region = g.region[prev]
+        if g.region[prev] == g.region[s]:
+            d = max(d, 0.5)
+    switch = g.region[s] != prev_region
+
+    bw = 20e6 * (0.25 + 0.75 * u[0])
+    fading = -math.log(1.0 - u[1])
+    noise_dbm = -174 + 10 * math.log10(bw) + 10
+    noise = 10 ** (noise_dbm / 10)
+    interference = noise * 10 * u[2]
+    gain = (0.1 / max(d, 0.1)) ** 2.5
+    sinr = 10 ** (23 / 10) * gain * fading / (noise + interference)
+    rate = max(bw * math.log2(1 + sinr), 50e3)
+    channel = 0.005 * d + 32 * n / rate * 1000 + 5
+
+    trap = bool(g.is_trap[s]) or (prev is not None and bool(g.is_trap[prev]))
+    return {"server": s, "fallback": fallback, "switch": switch, "channel_ms": channel, "trap_hit": trap,
+            "compute_ms": 1000 * n / (g.nc[s] * 2000), "cost": n / 1000 * g.price[req][s] * g.cost_mult[s]}
+
+
+def rewards(latency: float, cost: float, switch: bool) -> tuple[float, float, float]:
+    """(rL, rC, rS) of a step, docs/simulator.md §3."""
+    r_l = -4 * min(max(latency / 5000, 0.0), 1.0)
+    r_c = -4 * min(max((cost - 0.00045) / (0.15 - 0.00045), 0.0), 1.0)
+    return r_l, r_c, (-0.4 if switch else 0.0)

@@ -18,12 +18,12 @@ The protocol, fixed before any result was seen:
   the defaults. A re-run reuses a tuning made with the same settings.
 - Reported: the test split, 2000 workflows after warm-up, eval seed 0, at every --rates value
   (Poisson) and for every --arrival-trace at --trace-rate. Each setting is one
-  total/evaluate_all.py call (every scheduler meets the same arrivals, tasks and draws), run
-  --workers at a time; then the tables and figures that total/studies.yaml lists for the study:
-  total/make_table.py (CIs over training seeds and shared tasks, and paired differences against
-  greedy_queue), total/plot_load_curve.py, and the latency CDF and the latency-cost Pareto plot at
-  8/s. This module holds what is the study's alone: its flags, the settings, the tuning and the
-  overview table.
+  total/evaluate_all.py call (every scheduler meets the same tasks and draws; Poisson arrival times
+  differ between schedulers, docs/simulator.md section 5), run --workers at a time; then the tables
+  and figures that total/studies.yaml lists for the study: total/make_table.py (CIs over training
+  seeds and shared tasks, and paired differences against greedy_queue), total/plot_load_curve.py,
+  and the latency CDF and the latency-cost Pareto plot at 8/s. This module holds what is the
+  study's alone: its flags, the settings, the tuning and the overview table.
 
 Figures and tables go to <results>/figures/ (--figures DIR, or --update-committed-figures for
 total/figures/); <figures>/reproduce_contention.yaml records the arguments, the settings, the
