@@ -8,11 +8,13 @@ import torch
 from .contention import ContentionProfile
 from .dataset import Dataset
 from .profile import DEFAULT, Profile, ProfileError
+from .serving import ServingProfile
 from .simulator import Simulator
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile(),
     "contention": ContentionProfile(),
+    "serving": ServingProfile(),
 }
 
 
