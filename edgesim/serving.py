@@ -243,19 +243,23 @@ def mix32(x: torch.Tensor) -> torch.Tensor:
 
 
 def crn_hash(seed: int, *keys: torch.Tensor | int) -> torch.Tensor:
-    """A 32-bit hash in [0, 2**32) of (seed, keys...) (non-negative integers, broadcast), as int64."""
+    """A 32-bit hash in [0, 2**32) of (seed, keys...), keys being integers in [0, 2**32) (broadcast), as int64."""
     h = mix32(torch.tensor((seed & MASK32) ^ 0x2545F491, dtype=torch.long))
     for key in keys:
         k = torch.as_tensor(key, dtype=torch.long)
-        h = h.to(k.device)
-        for part in (k & MASK32, k >> 32):
-            h = mix32(((h ^ part) + 0x9E3779B9) & MASK32)
+        h = mix32(((h.to(k.device) ^ (k & MASK32)) + 0x9E3779B9) & MASK32)
     return h
 
 
 def crn_uniform(seed: int, *keys: torch.Tensor | int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """A uniform draw in (0, 1) that depends only on (seed, keys...): common random numbers without a stream."""
     return (crn_hash(seed, *keys).to(dtype) + 0.5) / 2.0 ** 32
+
+
+def draw_key(world: torch.Tensor | int, step: torch.Tensor | int, purpose: torch.Tensor | int) -> torch.Tensor:
+    """One 32-bit key of (world < 2**16, step < 2**8, purpose < 2**8): with the arrival index, a draw's identity."""
+    return (torch.as_tensor(world, dtype=torch.long) << 16) | ((torch.as_tensor(step, dtype=torch.long) & 0xFF) << 8) \
+        | torch.as_tensor(purpose, dtype=torch.long)
 
 
 # ---------------------------------------------------------------------------------------------- engines
@@ -334,8 +338,10 @@ class ServingSimulator(ContentionSimulator):
         Simulator.__init__(self, dataset, batch_size, split, order, seed, device, "serving", dtype, True, task_subset)
 
     # ------------------------------------------------------------------ random quantities
-    def _u(self, *keys: torch.Tensor | int) -> torch.Tensor:
-        return crn_uniform(self.seed, *keys, dtype=self.dtype).to(self.device)
+    def _u(self, world: torch.Tensor | int, index: torch.Tensor | int, step: torch.Tensor | int,
+           purpose: torch.Tensor | int) -> torch.Tensor:
+        """The uniform draw of (world, arrival index, step, purpose) under this simulator's seed."""
+        return crn_uniform(self.seed, index, draw_key(world, step, purpose), dtype=self.dtype).to(self.device)
 
     def _gap_us(self, world: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Inter-arrival gap before arrival `index` of `world`, in whole microseconds (sums are exact)."""
@@ -405,6 +411,7 @@ class ServingSimulator(ContentionSimulator):
         episode, task = self._deal_for(self.slot_world, self.slot_index)
         self.slot_int = [episode, task, torch.zeros_like(episode), torch.full_like(episode, -1)]
         self.slot_now = arrival_us.reshape(-1).to(dt) / 1000.0
+        self.slot_arrival = self.slot_now.clone()  # the workflow's arrival
         self.slot_admit = torch.zeros(G * W, dtype=dt, device=dev)
         self.slot_phase = torch.full((G * W,), PENDING, dtype=torch.long, device=dev)
         self.slot_server = torch.full((G * W,), -1, dtype=torch.long, device=dev)
@@ -589,7 +596,8 @@ class ServingSimulator(ContentionSimulator):
         i = torch.zeros(0, dtype=torch.long, device=self.device)
         b = torch.zeros(0, dtype=torch.bool, device=self.device)
         return {**{k: e for k in ("latency", "network_ms", "channel_ms", "trap_ms", "link_ms", "compute_ms", "queue_ms",
-                                  "admission_ms", "ttft_ms", "tpot_ms", "cost", "switch_penalty_ms", "end_ms")},
+                                  "admission_ms", "ttft_ms", "tpot_ms", "cost", "switch_penalty_ms", "end_ms",
+                                  "arrival_ms")},
                 **{k: i for k in ("episode", "step", "task", "server", "world", "arrival_index", "prompt_tokens",
                                   "output_tokens", "decode_iterations", "prefills")},
                 **{k: b for k in ("switch", "trap_hit", "fallback", "done")}}
@@ -709,7 +717,8 @@ class ServingSimulator(ContentionSimulator):
                "ttft_ms": ttft, "tpot_ms": tpot, "cost": t["cost"],
                "switch_penalty_ms": flags["switch"].to(self.dtype) * self.net.switch_penalty_ms, "end_ms": end,
                "episode": episode, "step": step, "task": task, "server": srv, "world": g,
-               "arrival_index": self.slot_index.index_select(0, j), "prompt_tokens": prompt, "output_tokens": output,
+               "arrival_index": self.slot_index.index_select(0, j), "arrival_ms": self.slot_arrival.index_select(0, j),
+               "prompt_tokens": prompt, "output_tokens": output,
                "decode_iterations": self.slot_generated.index_select(0, j) - 1,
                "prefills": self.slot_prefills.index_select(0, j), **flags, "done": finished}
         self._next(j, g, srv, end, step, episode, task, finished)
@@ -742,6 +751,7 @@ class ServingSimulator(ContentionSimulator):
                                                 torch.where(fin, 0, step + 1), torch.where(fin, -1, srv))):
             slots.index_copy_(0, j, value)
         self.slot_now.index_copy_(0, j, torch.where(fin, torch.maximum(arrival, end), end))
+        self.slot_arrival.index_copy_(0, j, torch.where(fin, arrival, self.slot_arrival.index_select(0, j)))
         self.slot_admit.index_copy_(0, j, torch.where(fin, (end - arrival).clamp_min(0), 0.0))
         self.slot_phase.index_fill_(0, j, PENDING)
         self.slot_server.index_fill_(0, j, -1)
