@@ -818,13 +818,24 @@ class ServingProfile(Profile):
     worlds_run_on = False
     trainable = False  # schedkit.profiles.train_params refuses to train on it
     eval_passes = 10
-    flags = (
+    flags = (  # the flags contention has too are one option each (schedkit/cli.py add_profile_flags)
         Flag("--load", "load", "positive_float",
              "offered utilisation of the valid servers, in (0, 1.2] (config: serving.load, default 0.7)", "U"),
+        Flag("--arrival-rate", "arrival_rate", "positive_float",
+             "workflows arriving per second in each world, instead of --load (config: serving.arrival_rate)", "PER_S"),
+        Flag("--arrival-trace", "arrival_trace", "text",
+             "arrival gaps from a request trace's timestamps (config: serving.arrival_trace)", "CSV"),
         Flag("--token-trace", "token_trace", "text",
              "(prompt, output) token pairs from a request trace: Azure ContextTokens/GeneratedTokens or BurstGPT "
              "Request tokens/Response tokens (config: serving.token_trace)", "CSV"),
+        Flag("--worlds", "worlds", "positive_int", "independent worlds simulated side by side (config: serving.worlds)"),
+        Flag("--max-in-flight", "max_in_flight", "positive_int",
+             "workflows in flight per world (config: serving.max_in_flight)"),
         Flag("--max-batch", "max_batch", "positive_int", "running requests per engine (config: serving.max_batch)"),
+        Flag("--trap-loss", "trap_loss", "probability_below_one",
+             "loss probability of one attempt over a trap link (config: serving.trap_loss)", "P"),
+        Flag("--trap-surcharge-scale", "trap_surcharge_scale", "non_negative_float",
+             "multiply the flat trap delay (config: serving.trap_surcharge_scale)", "X"),
     )
 
     def simulator(self, ds: Dataset, batch_size: int, split: str = "train", order: str = "random", seed: int = 0,

@@ -39,7 +39,11 @@ def config_params(cfg: dict) -> Any:
 
 def train_params(cfg: dict) -> Any:
     """The parameters of the world a run trains in: its profile block plus `train_env`
-    (schedkit/config.py), e.g. trained without the trap delay and evaluated with it."""
+    (schedkit/config.py), e.g. trained without the trap delay and evaluated with it. A profile whose
+    steps report completed requests rather than the decisions made (serving) cannot train a learned agent."""
+    if not getattr(get_profile(cfg["profile"]), "trainable", True):
+        sys.exit(f"error: profile {cfg['profile']!r} is for evaluation only: its steps return the requests that "
+                 "completed, not one reward per decision, which learned-agent training needs")
     return params_or_exit(cfg["profile"], cfg.get(cfg["profile"]), cfg.get("train_env"))
 
 

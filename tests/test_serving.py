@@ -13,6 +13,7 @@ from edgesim.dataset import load_dataset
 from edgesim.profiles import make_simulator
 from edgesim.serving import GPU_CLASSES, Serving, ServingError, crn_hash, crn_uniform
 from schedkit.evaluation import evaluate
+from schedkit.profiles import train_params
 
 ONE_SERVER = {"servers.csv": "ServerID,Longitude,Latitude,NormalizedCompute,ComputationCapacity\nS,8.0,47.0,1.0,40\n",
               "model_instances.csv": "ModelInstanceID,ServerID,ModelTypeName,CostPerToken\n"
@@ -263,3 +264,8 @@ def test_bad_token_traces_name_file_line_and_column(tmp_path, text, message):
     assert str(path) in str(e.value) and "serving.token_trace" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(ServingError, match="unknown serving key"):
         Serving.from_dict({"tokens": str(path)})
+
+
+def test_learned_training_refuses_the_serving_profile():
+    with pytest.raises(SystemExit, match="profile 'serving' is for evaluation only"):
+        train_params({"profile": "serving", "serving": {}})
