@@ -73,8 +73,17 @@ import pandas as pd
 import torch
 
 from . import physics as P
-from .contention import (MAX_ATTEMPTS, MAX_IN_FLIGHT, MAX_RATE, MAX_SURCHARGE_SCALE, MIN_RATE, Contention,
-                         ContentionError, ContentionSimulator, load_arrival_gaps)
+from .contention import (
+    MAX_ATTEMPTS,
+    MAX_IN_FLIGHT,
+    MAX_RATE,
+    MAX_SURCHARGE_SCALE,
+    MIN_RATE,
+    Contention,
+    ContentionError,
+    ContentionSimulator,
+    load_arrival_gaps,
+)
 from .dataset import Dataset
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, reals, regular_file
 from .profile import Flag, Profile
@@ -658,7 +667,7 @@ class ServingSimulator(ContentionSimulator):
                k: torch.Tensor) -> dict[str, torch.Tensor] | None:
         """One server event in each serving world: a prefill ends or k decode iterations pass; completed
         requests leave, then the queue's head admits as many as fit and starts their prefill."""
-        G, N, dev = self.batch_size, self.n_servers, self.device
+        N = self.n_servers
         ev_cell = torch.where(serve, self.rows * N + s, -1)
         slot_cell = self.slot_world * N + self.slot_server
         here = (self.slot_server >= 0) & (slot_cell == ev_cell.index_select(0, self.slot_world))
@@ -680,7 +689,7 @@ class ServingSimulator(ContentionSimulator):
 
     def _complete(self, complete: torch.Tensor, te_slot: torch.Tensor) -> dict[str, torch.Tensor]:
         """Completed requests free their KV; their workflows go to the next step or take the next arrival."""
-        G, N, W = self.batch_size, self.n_servers, self.serving.max_in_flight
+        G, N = self.batch_size, self.n_servers
         j = complete.nonzero()[:, 0]
         g, srv = self.slot_world.index_select(0, j), self.slot_server.index_select(0, j)
         cell = g * N + srv

@@ -21,7 +21,6 @@ import torch
 import yaml
 
 from edgesim.contention import RANGES as CONTENTION_RANGES
-from edgesim.serving import RANGES as SERVING_RANGES
 from edgesim.inputs import (
     SEEDS,
     InputError,
@@ -34,6 +33,7 @@ from edgesim.inputs import (
     shown,
 )
 from edgesim.profiles import PROFILES, ProfileError
+from edgesim.serving import RANGES as SERVING_RANGES
 
 MAX_YAML_BYTES = 4 * MiB  # a config or sweep file is a few KB
 
