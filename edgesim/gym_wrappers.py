@@ -97,7 +97,9 @@ def _render_mode(mode: Any) -> str | None:
 
 def _env_args(dataset: Any, n_envs: int, split: Any, order: Any, profile: Any, params: Any) -> Any:
     """The arguments both envs share, checked before anything is built; returns the profile's parameters."""
-    get_profile(profile)
+    if not getattr(get_profile(profile), "trainable", True):
+        raise InputError(f"profile: {profile!r} is for evaluation only: its steps return the requests that completed, "
+                         "not one outcome per action, which a Gym environment needs")
     simulator_args(dataset, n_envs, split, order, 0, "cpu")
     return profile_params(profile, params)
 

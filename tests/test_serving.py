@@ -10,6 +10,8 @@ import torch
 from tiny import write_tiny
 
 from edgesim.dataset import load_dataset
+from edgesim.gym_wrappers import EdgeMoEEnv
+from edgesim.inputs import InputError
 from edgesim.profiles import make_simulator
 from edgesim.serving import GPU_CLASSES, Serving, ServingError, crn_hash, crn_uniform
 from schedkit.evaluation import evaluate
@@ -266,6 +268,8 @@ def test_bad_token_traces_name_file_line_and_column(tmp_path, text, message):
         Serving.from_dict({"tokens": str(path)})
 
 
-def test_learned_training_refuses_the_serving_profile():
+def test_learned_training_and_gym_refuse_the_serving_profile(files):
     with pytest.raises(SystemExit, match="profile 'serving' is for evaluation only"):
         train_params({"profile": "serving", "serving": {}})
+    with pytest.raises(InputError, match="profile: 'serving' is for evaluation only"):
+        EdgeMoEEnv(files["tiny"], profile="serving")
