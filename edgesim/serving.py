@@ -403,6 +403,9 @@ class ServingSimulator(ContentionSimulator):
         G, W, N, dev, dt = self.batch_size, self.serving.max_in_flight, self.n_servers, self.device, self.dtype
         c = self.serving
         self.perf = builtin_perf(self.net.nc, c.max_batch)
+        if bool((self.perf.kv_capacity < CONTEXT_TOKENS).any()):  # a request that can never fit would block its queue
+            raise ServingError(f"engine KV capacity: expected at least {CONTEXT_TOKENS} tokens (one full context) on "
+                               f"every server, got {int(self.perf.kv_capacity.min())}")
         self.valid_server = self.net.valid.any(0)
         self.n_valid = int(self.valid_server.sum())
         self.capacity_per_s = self._capacity_per_s()
@@ -635,7 +638,7 @@ class ServingSimulator(ContentionSimulator):
         k_admit = torch.where(fits, torch.ceil((t_head - seg) / d).clamp_min(0), INF)
         k = torch.minimum(r_min, k_admit)
         decoding = ~self.srv_prefill.view(-1) & (self.srv_batch.view(-1) > 0)
-        idle_t = torch.where(has_q, torch.maximum(t_head, seg), INF)
+        idle_t = torch.where(fits, torch.maximum(t_head, seg), INF)
         t = torch.where(self.srv_prefill.view(-1), self.srv_pend.view(-1), torch.where(decoding, seg + k * d, idle_t))
         return t.view(G, N), torch.where(decoding, k, 0.0).view(G, N)
 

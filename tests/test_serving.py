@@ -70,12 +70,20 @@ def test_one_server_iteration_arithmetic_by_hand(files):
     def decode(b):
         return d0 + d1 * b
 
+    obs = sim.step(torch.zeros(1, dtype=torch.long))[0]  # the first request; the second decision is next
+    assert float(obs.now_ms[0]) == 2000.0
+    live = {name: float(getattr(sim, name)()[0, 0]) for name in
+            ("server_load", "free_kv_tokens", "running_batch", "queue_length", "outstanding_tokens")}
     rows = run_until(sim, {(0, 0), (1, 0), (0, 1)})
     first, second, third = rows[(0, 0)], rows[(1, 0)], rows[(0, 1)]
     assert first["arrival_ms"] == 1000.0 and second["arrival_ms"] == 2000.0  # even gaps of 1000 ms
     a1 = 1000.0 + first["network_ms"]
     a2 = 2000.0 + second["network_ms"]
     f1 = a1 + prefill(prompt)  # idle server: admitted on arrival, prefilled alone
+    done_iterations = math.floor((2000.0 - f1) / decode(1))  # the live inputs at the second decision
+    assert live["server_load"] == pytest.approx(decode(1) - ((2000.0 - f1) - done_iterations * decode(1)))
+    assert live["free_kv_tokens"] == GPU_CLASSES[0][-1] - (prompt + 1 + done_iterations)
+    assert (live["running_batch"], live["queue_length"], live["outstanding_tokens"]) == (1, 0, 0)
     assert first["ttft_ms"] == pytest.approx(f1 - 1000.0, abs=1e-9)
     k = math.ceil((a2 - f1) / decode(1))  # the second arrives mid-decode: admitted at the next boundary
     assert 0 < k < output - 1
