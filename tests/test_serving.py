@@ -168,6 +168,7 @@ def test_invariants_of_a_loaded_run(files):
     cap = sim.perf.kv_capacity
     gen = torch.Generator().manual_seed(1)
     completed: dict[int, list[int]] = {}
+    intervals: list[tuple[int, int, float, float, int]] = []  # (world, server, admitted, end, reserved tokens)
     finished: set[int] = set()
     last_end = torch.full((4,), -math.inf, dtype=torch.float64)
     clock, now = sim.world_clock.clone(), sim.now.clone()
@@ -187,12 +188,24 @@ def test_invariants_of_a_loaded_run(files):
             assert row["prompt_tokens"] + row["output_tokens"] <= 4096
             assert row["end_ms"] >= last_end[row["world"]]
             last_end[row["world"]] = row["end_ms"]
+            intervals.append((row["world"], row["server"], row["end_ms"] - row["compute_ms"], row["end_ms"],
+                              row["prompt_tokens"] + row["output_tokens"]))
             steps = completed.setdefault(row["episode"], [])
             assert row["step"] == len(steps) and row["episode"] not in finished  # in order, exactly once
             steps.append(row["step"])
             if row["done"]:
                 finished.add(row["episode"])
     assert len(finished) > 30
+    # replayed from the completed requests alone: reservations and batch never exceed the engine's limits
+    # (a completion frees its tokens before an admission at the same boundary)
+    fullest = 0
+    for key in {(w, srv) for w, srv, *_ in intervals}:
+        events = sorted([(t0, 1, need) for w, srv, t0, _, need in intervals if (w, srv) == key]
+                        + [(t1, 0, -need) for w, srv, _, t1, need in intervals if (w, srv) == key])
+        kv, batch = np.cumsum([e[2] for e in events]), np.cumsum([1 if e[1] else -1 for e in events])
+        assert kv.max() <= int(cap[key[1]]) and batch.max() <= 8
+        fullest = max(fullest, int(batch.max()))
+    assert fullest == 8  # the batch limit was reached
     in_flight = set(sim.slot_int[0].tolist())
     dealt = {int(a) * 4 + g for g in range(4) for a in range(int(sim.next_index[g]))}
     assert finished.isdisjoint(in_flight) and finished | in_flight == dealt  # every arrival: finished or in flight
