@@ -336,7 +336,7 @@ class ServingSimulator(ContentionSimulator):
             raise ServingError(f"batch_size x serving.max_in_flight: expected at most {MAX_SLOTS} workflows in "
                                f"flight, got {batch_size} x {c.max_in_flight} = {batch_size * c.max_in_flight}")
         # the hop's trap parameters (ContentionSimulator._trap_and_link reads them from here)
-        self.contention = Contention(max_in_flight=c.max_in_flight, worlds=min(batch_size, MAX_WORLDS),
+        self.contention = Contention(max_in_flight=c.max_in_flight, worlds=batch_size,
                                      trap_loss=c.trap_loss, trap_max_attempts=c.trap_max_attempts,
                                      trap_surcharge_scale=c.trap_surcharge_scale, warmup=c.warmup)
         self._gap_trace = None if c.arrival_trace is None else torch.tensor(
@@ -757,14 +757,14 @@ class ServingSimulator(ContentionSimulator):
             count > 0, self._gap_us(self.rows, self.next_index), 0)
         starts = finished & (index == self.serving.warmup)
         self.measure_start.index_copy_(0, g[starts], arrival[starts])
-        fin = finished
-        self.slot_index.index_copy_(0, j, torch.where(fin, index, self.slot_index.index_select(0, j)))
-        for slots, value in zip(self.slot_int, (torch.where(fin, new_episode, episode), torch.where(fin, new_task, task),
-                                                torch.where(fin, 0, step + 1), torch.where(fin, -1, srv))):
+        self.slot_index.index_copy_(0, j, torch.where(finished, index, self.slot_index.index_select(0, j)))
+        values = (torch.where(finished, new_episode, episode), torch.where(finished, new_task, task),
+                  torch.where(finished, 0, step + 1), torch.where(finished, -1, srv))
+        for slots, value in zip(self.slot_int, values):
             slots.index_copy_(0, j, value)
-        self.slot_now.index_copy_(0, j, torch.where(fin, torch.maximum(arrival, end), end))
-        self.slot_arrival.index_copy_(0, j, torch.where(fin, arrival, self.slot_arrival.index_select(0, j)))
-        self.slot_admit.index_copy_(0, j, torch.where(fin, (end - arrival).clamp_min(0), 0.0))
+        self.slot_now.index_copy_(0, j, torch.where(finished, torch.maximum(arrival, end), end))
+        self.slot_arrival.index_copy_(0, j, torch.where(finished, arrival, self.slot_arrival.index_select(0, j)))
+        self.slot_admit.index_copy_(0, j, torch.where(finished, (end - arrival).clamp_min(0), 0.0))
         self.slot_phase.index_fill_(0, j, PENDING)
         self.slot_server.index_fill_(0, j, -1)
         self.slot_prefills.index_fill_(0, j, 0)
