@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import one_line_error, run_script
 from tiny import write_tiny
 
 from edgesim.dataset import load_dataset
@@ -294,3 +295,15 @@ def test_learned_training_and_gym_refuse_the_serving_profile(files):
         train_params({"profile": "serving", "serving": {}})
     with pytest.raises(InputError, match="profile: 'serving' is for evaluation only"):
         EdgeMoEEnv(files["tiny"], profile="serving")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--profile", "serving", "--load", "2"], ["--load", "<= 1.2"]),
+    (["--profile", "contention", "--load", "0.5"], ["--load is a serving parameter", "add --profile serving"]),
+    (["--profile", "serving", "--token-trace", "no_such.csv"], ["serving.token_trace", "no_such.csv", "not found"]),
+    (["--profile", "serving", "--max-batch", "0"], ["--max-batch"]),
+])
+def test_bad_serving_flags_end_a_script_with_one_line(tmp_path, args, needles):
+    proc = run_script("Heuristics/inference.py", *args, "--out", str(tmp_path / "out"), check=False, cwd=tmp_path)
+    one_line_error(proc, *needles)
+    assert not (tmp_path / "out").exists()
