@@ -48,7 +48,8 @@ need one reward per decision, so training on this profile is refused (ServingPro
 Non-clairvoyance. Output lengths are drawn for each step from the workflow's keys and kept in
 `hidden_output` and `hidden_remaining`; the Observation and the live inputs (`queue_length`,
 `running_batch`, `free_kv_tokens`, `outstanding_tokens`, `server_load`) never read them. Only
-`hidden_*` members, the admission rule and completed requests' info use them.
+`hidden_*` members, `token_pairs` (bound-only), the admission rule and completed requests' info use
+them.
 
 Common random numbers. Every random quantity is a counter-based hash of (seed, world, arrival
 index, step, purpose) (`crn_uniform`): arrival gaps, each workflow's task, each step's (prompt,
