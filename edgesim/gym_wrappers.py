@@ -99,6 +99,9 @@ def _env_args(dataset: Any, n_envs: int, split: Any, order: Any, profile: Any, p
     """The arguments both envs share, checked before anything is built; returns the profile (a registered
     name or a Profile object given) and its parameters."""
     p = get_profile(profile)
+    if not p.trainable:
+        raise InputError(f"profile: {p.name!r} is for evaluation only: its steps return the requests that completed, "
+                         "not one outcome per action, which a Gym environment needs")
     simulator_args(dataset, n_envs, split, order, 0, "cpu")
     return p, profile_params(p, params)
 

@@ -67,6 +67,7 @@ class Profile:
     worlds_run_on = False  # training may run its worlds on from one epoch to the next (config `rollout`)
     eval_passes = 1  # default evaluation length: passes over the split's tasks
     flags: tuple[Flag, ...] = ()  # command-line overrides of its parameters, offered by every script
+    trainable = True  # each step returns one outcome per decision, which RL training and Gym envs need
 
     def __repr__(self) -> str:
         return f"<profile {self.name}>"

@@ -8,11 +8,13 @@ import torch
 from .contention import CONTENTION
 from .dataset import Dataset
 from .paper import DEFAULT, PAPER, Profile, ProfileError
+from .serving import SERVING
 from .simulator import Simulator
 
 PROFILES: dict[str, Profile] = {
     "paper": PAPER,
     "contention": CONTENTION,
+    "serving": SERVING,
 }
 
 

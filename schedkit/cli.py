@@ -78,6 +78,11 @@ def flag_type(profile: str, flag: Flag) -> Callable[[str], Any]:
     return str if flag.kind == "text" else config_arg(key)
 
 
+def flag_range(profile: str, flag: Flag) -> Range | None:
+    """The range of a numeric profile flag's config key (None for text)."""
+    return None if flag.kind == "text" else RANGES[f"{profile}.{flag.key}"]
+
+
 def device_name(text: str) -> str:
     """argparse type: a device string torch understands, of a GPU this machine has (schedkit/config.py)."""
     try:
@@ -124,10 +129,18 @@ def add_profile_flags(p: argparse.ArgumentParser, default_profile: str | None = 
     profile comes from when neither the flag nor `default_profile` is given."""
     shown = f"default: {default_profile}" if default_profile else unset
     p.add_argument("--profile", choices=list(PROFILES), default=default_profile, help=f"simulator dynamics ({shown})")
+    shared: dict[str, list[tuple[str, Flag]]] = {}  # a flag several profiles have (--worlds) is one option
     for profile in PROFILES.values():
         for flag in profile.flags:
-            p.add_argument(flag.name, dest=flag.key, type=flag_type(profile.name, flag), metavar=flag.metavar,
-                           help=f"{profile.name}: {flag.help}")
+            shared.setdefault(flag.name, []).append((profile.name, flag))
+    for name, owners in shared.items():
+        (first, flag), others = owners[0], owners[1:]
+        for other, same in others:
+            if (same.key, same.kind) != (flag.key, flag.kind) or flag_range(other, same) != flag_range(first, flag):
+                raise KeyError(f"{name}: profiles {first} and {other} give the flag different keys, kinds or ranges")
+        also = "".join(f"; under --profile {other}: {other}.{same.key}" for other, same in others)
+        p.add_argument(name, dest=flag.key, type=flag_type(first, flag), metavar=flag.metavar,
+                       help=f"{first}: {flag.help}{also}")
 
 
 def flags_by_profile(args: argparse.Namespace) -> dict[str, dict | None]:
@@ -140,8 +153,9 @@ def flags_by_profile(args: argparse.Namespace) -> dict[str, dict | None]:
 def profile_flags(args: argparse.Namespace, profile: Profile) -> dict:
     """The parameters of `profile` given on the command line (None where not given). A flag of another
     profile is an InputError: it would change nothing the script runs."""
+    mine = {flag.name for flag in profile.flags}
     for other in PROFILES.values():
-        given = [flag.name for flag in other.flags if getattr(args, flag.key, None) is not None]
+        given = [flag.name for flag in other.flags if flag.name not in mine and getattr(args, flag.key, None) is not None]
         if other.name != profile.name and given:
             raise InputError(f"{given[0]} is a {other.name} parameter, but the profile is {profile.name}; "
                              f"add --profile {other.name}")

@@ -37,6 +37,7 @@ from edgesim.inputs import (
 )
 from edgesim.paper import DEFAULT as DEFAULT_PROFILE
 from edgesim.registry import PROFILES, ProfileError
+from edgesim.serving import RANGES as SERVING_RANGES
 
 from .registry import current_name
 
@@ -333,6 +334,7 @@ RANGES: dict[str, Range] = {
     "model.heads": ints(1, 1 << 10), "model.layers": ints(1, 256),
     # the contention block: its dataclass's own ranges (it also bounds worlds x max_in_flight)
     **{f"contention.{name}": allowed for name, allowed in CONTENTION_RANGES.items()},
+    **{f"serving.{name}": allowed for name, allowed in SERVING_RANGES.items()},
 }
 # Checks across keys: (the keys, whether their values fit together, what is expected). Applied when every
 # key is in the config.

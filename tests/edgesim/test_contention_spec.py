@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from edgesim.contention import Contention, ContentionSimulator, load_arrival_gaps
-from edgesim.profiles import make_simulator
+from edgesim.registry import make_simulator
 from edgesim.scalar_contention import ContentionWorld
 from edgesim.scalar_model import ScalarTopology
 from Heuristics.policies import GreedyPolicy, LeastLoadedPolicy, RandomPolicy

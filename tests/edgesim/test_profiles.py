@@ -54,7 +54,7 @@ def test_the_registered_profiles_say_what_scripts_ask(small_ds):
     assert sim.profile is contention and sim.profile.trap_model(sim.params).loss == 0.2
     with pytest.raises(ProfileError, match=r"contention.worlds: expected an integer >= 1 and <= 65536, got 0"):
         contention.parse({"worlds": 0})
-    with pytest.raises(ProfileError, match=r"profile 'crowded' is not implemented; available: \['paper', 'contention'\]"):
+    with pytest.raises(ProfileError, match=r"profile 'crowded' is not implemented; available: \['paper', 'contention', 'serving'\]"):
         make_simulator(small_ds, profile="crowded")
 
 

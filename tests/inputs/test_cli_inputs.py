@@ -302,4 +302,4 @@ def test_the_config_loader_still_reads_every_shipped_config_and_sweep():
         assert isinstance(load_yaml(path), dict)
     with pytest.raises(ConfigError, match="is a contention parameter"):
         resolve(ROOT / "PPO_algorithm" / "config.yaml", sets=["contention.worlds=2"])
-    assert set(PROFILES) == {"paper", "contention"}
+    assert set(PROFILES) == {"paper", "contention", "serving"}

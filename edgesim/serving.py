@@ -1,0 +1,876 @@
+"""The `serving` profile (docs/simulator.md §6): LLM servers with continuous batching, a KV-cache
+budget, prefill and decode iterations, and output lengths the schedulers never see.
+
+Worlds and slots are those of the contention profile (§5): G worlds are the batch rows, each holds
+W = `max_in_flight` workflow slots, and a finished workflow's slot takes the world's next arrival
+(waiting for the slot counts as queue delay of its first step). Each workflow step is one LLM
+request to the chosen server; its network part (channel, trap, link, region switch, cost, fallback
+to a valid server) is the contention profile's hop (`ContentionSimulator._hop`).
+
+Engines. Every server of every world runs one continuous-batching engine for all the model types
+it hosts. Its GPU class and tensor-parallel degree follow the tercile of the server's
+NormalizedCompute (ComputationCapacity divided by the dataset's largest; the loader keeps only
+that): lowest third a100-80gb TP2, middle h100-80gb-pcap TP4, top h100-80gb TP8. A class gives
+    prefill iteration ms = p0 + p1 * T + p2 * Q   (T prompt tokens in all, Q = sum of squared prompts)
+    decode iteration ms  = d0 + d1 * b            (b requests in the batch)
+and a KV capacity in tokens (`EnginePerf`; the built-in table is provisional, of the right order
+for llama2-70b, and is replaced by the fitted model of edgesim/serving_perf.py).
+
+Request lifecycle. Decided at t0 -> travels (channel + trap + link ms) -> arrives at t_arr and joins
+the server's FIFO queue -> admitted at an iteration boundary when it fits: reserved KV + prompt +
+output <= kv_capacity and running < max_batch, strictly FIFO (a head that does not fit blocks the
+rest) -> prefilled: every request admitted at one boundary is prefilled in one iteration while the
+running decodes pause (prefill priority, no chunking, as vLLM without chunked prefill) -> its first
+token at the prefill's end (TTFT = first token - t0, network and queueing included) -> one token
+per decode iteration until its output length o (the first token counts: o - 1 decode iterations)
+-> completes at that boundary, frees its KV reservation, and the workflow's next step is decided
+then (the response's way back is not modelled separately), or the workflow finishes. Admission
+reserves prompt + output tokens, like a server reserving a request's max_tokens; there is no
+preemption, so KV use never exceeds capacity. Token pairs are cut to the 4,096-token context
+window: prompt <= 4095, output <= 4096 - prompt, both >= 1.
+
+Exact events. A decoding server whose batch b started its segment at `seg` iterates every d(b) ms.
+Its next event is seg + k * d with k = min(r_min, k_admit): r_min the fewest decode iterations
+left in the batch (completions), k_admit = ceil((t_head - seg) / d) when the queue's head fits
+(a request arriving mid-iteration waits for the next boundary). A prefilling server's next event
+is the prefill's end (arrivals during a prefill wait for it); an idle server admits at the
+arrival. State changes only at these events, so the advance is exact. `step` applies every
+world's decision, then advances each world event by event (all worlds at once, each its earliest
+event: a request reaching its server, or a server event; ties: arrivals, then server events, then
+decisions) until every world's earliest event is a pending decision.
+
+Outcomes. A request's outcome is known when it completes, so `step` returns the K requests that
+completed during its advance (K varies, often differs from the batch): reward (K, 3), done (K,)
+(the workflow finished with this request) and info of (K,) tensors, with `episode` and `step`
+saying whose. `schedkit.evaluation.evaluate` sums them per episode unchanged. Learned agents
+need one reward per decision, so training on this profile is refused (ServingProfile.trainable).
+
+Non-clairvoyance. Output lengths are drawn for each step from the workflow's keys and kept in
+`hidden_output` and `hidden_remaining`; the Observation and the live inputs (`queue_length`,
+`running_batch`, `free_kv_tokens`, `outstanding_tokens`, `server_load`) never read them. Only
+`hidden_*` members, `token_pairs` (bound-only), the admission rule and completed requests' info use
+them.
+
+Common random numbers. Every random quantity is a counter-based hash of (seed, world, arrival
+index, step, purpose) (`crn_uniform`): arrival gaps, each workflow's task, each step's (prompt,
+output) pair and its four network uniforms. Two schedulers therefore meet identical arrivals
+(gaps summed in whole microseconds, exactly), tasks, token counts and network draws.
+
+Load. `load` U sets arrival_rate = U x capacity, capacity = N_valid / (mean steps per workflow x
+mean over valid servers and token pairs of w_s(p, o)), where w_s = prefill_ms_s(p) + o x
+decode_ms_s(max_batch) / max_batch is a request's share of a saturated server. `serving_stats()`
+reports the measured utilisation = sum over measured served requests of w_s / (N_valid x measured
+time), with busy share, running batch, KV occupancy, queue length and queue wait.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import NamedTuple, NoReturn
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import physics as P
+from .contention import (
+    MAX_ATTEMPTS,
+    MAX_IN_FLIGHT,
+    MAX_RATE,
+    MAX_SURCHARGE_SCALE,
+    MIN_RATE,
+    Contention,
+    ContentionError,
+    ContentionSimulator,
+    load_arrival_gaps,
+)
+from .dataset import Dataset
+from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, reals, regular_file
+from .paper import Flag, Profile, TrapModel
+from .simulator import Observation, Simulator, simulator_args, take
+
+CONTEXT_TOKENS = 4096  # the model's context window: prompt + output of one request
+MAX_LOAD = 1.2
+MAX_BATCH = 4096
+# The synthetic token pairs: lognormals fitted roughly to the Azure LLM inference trace (conversation):
+# mean prompt ~1,150 tokens, mean output ~210 (before the context window's cut).
+PROMPT_SIGMA, OUTPUT_SIGMA = 1.0, 0.8
+PROMPT_MU, OUTPUT_MU = math.log(1150.0) - PROMPT_SIGMA ** 2 / 2, math.log(210.0) - OUTPUT_SIGMA ** 2 / 2
+TOKEN_SAMPLE = 8192  # synthetic pairs averaged for the load's capacity
+
+# Purposes of the counter-based draws.
+GAP, TASK, PROMPT, OUTPUT, TOKEN_ROW, TRACE_START, NETWORK = range(7)  # NETWORK.. NETWORK + 3: the hop's uniforms
+
+PENDING, TRAVEL, QUEUED, RUNNING = range(4)  # a slot's phase
+
+
+class ServingError(InputError):
+    """A bad serving parameter or token trace; the message names the field or file and line."""
+
+
+def _path_or_none(value: object, what: str) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InputError(f"{what}: expected a CSV path (a non-empty string) or None, got {value!r}")
+
+
+RANGES: dict[str, Range] = {
+    "load": reals(0, MAX_LOAD, lo_open=True, text=f"a utilisation > 0 and <= {MAX_LOAD:g}"),
+    "arrival_rate": reals(MIN_RATE, MAX_RATE, text=f"a finite number > 0 (from {MIN_RATE:g}) and <= {MAX_RATE:g}"),
+    "worlds": ints(1, MAX_WORLDS),
+    "max_in_flight": ints(1, MAX_IN_FLIGHT),
+    "max_batch": ints(1, MAX_BATCH),
+    "warmup": ints(0, MAX_EPISODES),
+    "slo_ttft_ms": reals(0, 86_400_000, lo_open=True),
+    "slo_tpot_ms": reals(0, 86_400_000, lo_open=True),
+    "trap_loss": reals(0, 1, hi_open=True, text="a probability in [0, 1)"),
+    "trap_max_attempts": ints(1, MAX_ATTEMPTS),
+    "trap_surcharge_scale": reals(0, MAX_SURCHARGE_SCALE),
+}
+
+
+@dataclass(frozen=True)
+class Serving:
+    """Parameters of the serving profile (the `serving:` block of every config)."""
+
+    load: float = 0.7                  # offered utilisation U of the valid servers (arrival_rate None)
+    arrival_rate: float | None = None  # workflows per second per world; None: from `load`
+    arrival_trace: str | None = None   # CSV with a timestamp column: gaps rescaled to the rate
+    token_trace: str | None = None     # CSV of (prompt, output) token pairs; None: the synthetic lognormals
+    worlds: int = 8                    # independent worlds side by side (the batch)
+    max_in_flight: int = 4096          # workflows in flight per world
+    max_batch: int = 64                # running requests per engine
+    warmup: int = 64                   # first workflows of each world run unmeasured
+    # DistServe's chatbot SLOs for its 66B model (Zhong et al., OSDI 2024), the size closest to 70B
+    slo_ttft_ms: float = 2500.0
+    slo_tpot_ms: float = 150.0
+    trap_loss: float = 0.3
+    trap_max_attempts: int = 4
+    trap_surcharge_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Every field checked however the parameters are made (a config block, a dict, the constructor)."""
+        try:
+            _path_or_none(self.arrival_trace, "serving.arrival_trace")
+            _path_or_none(self.token_trace, "serving.token_trace")
+            for name, allowed in RANGES.items():
+                value = getattr(self, name)
+                if not (name == "arrival_rate" and value is None):
+                    allowed.check(value, f"serving.{name}")
+        except InputError as e:
+            raise ServingError(str(e)) from None
+        slots = self.worlds * self.max_in_flight
+        if slots > MAX_SLOTS:
+            raise ServingError(f"serving.worlds x serving.max_in_flight: expected at most {MAX_SLOTS} slots, got "
+                               f"{self.worlds} x {self.max_in_flight} = {slots}")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Serving":
+        """The `serving:` block of a config: unknown keys refused, the traces read now (a bad one fails here)."""
+        if d is not None and not isinstance(d, dict):
+            raise ServingError(f"serving: expected a mapping of parameters, got {d!r}")
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(map(str, d)) - known)
+        if unknown:
+            raise ServingError(f"unknown serving key(s) {unknown}; known: {sorted(known)}")
+        c = cls(**d)
+        if c.arrival_trace is not None:
+            try:
+                load_arrival_gaps(c.arrival_trace)
+            except ContentionError as e:
+                raise ServingError(f"serving.arrival_trace: {e}") from None
+        if c.token_trace is not None:
+            try:
+                load_token_pairs(c.token_trace)
+            except ServingError as e:
+                raise ServingError(f"serving.token_trace: {e}") from None
+        return c
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+TOKEN_COLUMNS = (("ContextTokens", "GeneratedTokens"), ("Request tokens", "Response tokens"))
+
+
+def load_token_pairs(path: str | Path) -> np.ndarray:
+    """(R, 2) int64 (prompt, output) tokens of a request trace, cut to the context window.
+
+    Azure LLM inference traces name them ContextTokens / GeneratedTokens, BurstGPT Request tokens /
+    Response tokens. Counts are integers >= 0; a 0 (BurstGPT's failed requests) becomes 1."""
+    try:
+        p = regular_file(path, "token trace")
+    except InputError as e:
+        raise ServingError(str(e)) from None
+    try:
+        df = pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ServingError(f"{p}: not a readable CSV ({' '.join(str(e).split())})") from None
+    except OSError as e:
+        raise ServingError(f"{p}: token trace cannot be read ({e.strerror or e})") from None
+    cols = next((pair for pair in TOKEN_COLUMNS if all(c in df.columns for c in pair)), None)
+    if cols is None:
+        raise ServingError(f"{p}: expected columns ContextTokens and GeneratedTokens (Azure) or 'Request tokens' and "
+                           f"'Response tokens' (BurstGPT); columns are {list(df.columns)}")
+    if len(df) == 0:
+        raise ServingError(f"{p}: the token trace has no rows")
+    out = []
+    for col in cols:
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+        bad = ~(np.isfinite(values) & (values >= 0) & (values == np.floor(values)) & (values <= 1e9))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ServingError(f"{p}: line {row + 2}, field '{col}': expected a token count (an integer >= 0), "
+                               f"got {df[col].iloc[row]!r}")
+        out.append(values.astype(np.int64))
+    return np.stack(out, 1)
+
+
+def cut_to_context(prompt: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompt, output) within the context window: prompt in [1, 4095], output in [1, 4096 - prompt]."""
+    prompt = prompt.clamp(1, CONTEXT_TOKENS - 1)
+    return prompt, torch.minimum(output.clamp_min(1), CONTEXT_TOKENS - prompt)
+
+
+# ---------------------------------------------------------------------------------------------- hashing
+MASK32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(x * c) mod 2**32 for x in [0, 2**32) on int64, in 16-bit halves so no product exceeds 2**49."""
+    lo, hi = c & 0xFFFF, c >> 16
+    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & MASK32
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer finaliser (lowbias32, C. Wellons): every input bit flips about half the output bits."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def crn_hash(seed: int, *keys: torch.Tensor | int) -> torch.Tensor:
+    """A 32-bit hash in [0, 2**32) of (seed, keys...), keys being integers in [0, 2**32) (broadcast), as int64."""
+    h = mix32(torch.tensor((seed & MASK32) ^ 0x2545F491, dtype=torch.long))
+    for key in keys:
+        k = torch.as_tensor(key, dtype=torch.long)
+        h = mix32(((h.to(k.device) ^ (k & MASK32)) + 0x9E3779B9) & MASK32)
+    return h
+
+
+def crn_uniform(seed: int, *keys: torch.Tensor | int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """A uniform draw in (0, 1) that depends only on (seed, keys...): common random numbers without a stream."""
+    return (crn_hash(seed, *keys).to(dtype) + 0.5) / 2.0 ** 32
+
+
+def draw_key(world: torch.Tensor | int, step: torch.Tensor | int, purpose: torch.Tensor | int) -> torch.Tensor:
+    """One 32-bit key of (world < 2**16, step < 2**8, purpose < 2**8): with the arrival index, a draw's identity."""
+    return (torch.as_tensor(world, dtype=torch.long) << 16) | ((torch.as_tensor(step, dtype=torch.long) & 0xFF) << 8) \
+        | torch.as_tensor(purpose, dtype=torch.long)
+
+
+# ---------------------------------------------------------------------------------------------- engines
+class EnginePerf(NamedTuple):
+    """Per-server iteration-time coefficients (N,) and KV capacity: the interface the fitted model fills."""
+
+    p0: torch.Tensor  # prefill ms = p0 + p1 * T + p2 * Q
+    p1: torch.Tensor
+    p2: torch.Tensor
+    d0: torch.Tensor  # decode ms = d0 + d1 * b
+    d1: torch.Tensor
+    kv_capacity: torch.Tensor  # tokens (int64)
+    max_batch: int
+    gpu_class: torch.Tensor  # index into GPU_CLASSES
+
+    def prefill_ms(self, s: torch.Tensor, tokens: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
+        return take(self.p0, s) + take(self.p1, s) * tokens + take(self.p2, s) * squares
+
+    def decode_ms(self, s: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        return take(self.d0, s) + take(self.d1, s) * batch
+
+    def share_ms(self, s: torch.Tensor, prompt: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """w_s(p, o): a request's share of a saturated server (prefill alone, decode split max_batch ways)."""
+        mb = float(self.max_batch)
+        return self.prefill_ms(s, prompt, prompt * prompt) + output * self.decode_ms(s, torch.full_like(prompt, mb)) / mb
+
+
+# Provisional coefficients for llama2-70b (replaced by the fitted model of edgesim/serving_perf.py):
+# (name, p0 ms, p1 ms/token, p2 ms/token^2, d0 ms, d1 ms/request, KV capacity tokens). KV: 320 KiB a token
+# (80 layers, 8 KV heads of 128, fp16) in the GPU memory the weights (140 GB) and activations leave.
+GPU_CLASSES = (
+    ("a100-80gb TP2", 90.0, 0.30, 5e-6, 45.0, 0.90, 40_000),
+    ("h100-80gb-pcap TP4", 50.0, 0.11, 2e-6, 28.0, 0.37, 450_000),
+    ("h100-80gb TP8", 40.0, 0.065, 1.2e-6, 20.0, 0.25, 1_300_000),
+)
+
+
+def builtin_perf(nc: torch.Tensor, max_batch: int) -> EnginePerf:
+    """Every server's engine from its NormalizedCompute tercile (lowest third: the first class)."""
+    q1, q2 = torch.quantile(nc, torch.tensor([1 / 3, 2 / 3], dtype=nc.dtype, device=nc.device))
+    cls = (nc > q1).long() + (nc > q2).long()
+    table = torch.tensor([row[1:] for row in GPU_CLASSES], dtype=nc.dtype, device=nc.device)[cls]
+    p0, p1, p2, d0, d1, kv = table.unbind(1)
+    return EnginePerf(p0, p1, p2, d0, d1, kv.round().long(), max_batch, cls)
+
+
+# ---------------------------------------------------------------------------------------------- simulator
+INF = math.inf
+
+
+class ServingSimulator(ContentionSimulator):
+    """B worlds of the serving profile; each `step` makes one decision per world and returns the
+    requests that completed meanwhile (module docstring)."""
+
+    profile_name = "serving"
+
+    def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
+                 seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+                 task_subset=None, serving: Serving | None = None, profile: Profile | None = None):
+        batch_size, seed, device = simulator_args(dataset, batch_size, split, order, seed, device)
+        if serving is not None and not isinstance(serving, Serving):
+            raise ServingError(f"serving: expected a Serving (or None: the defaults), got {serving!r}")
+        self.serving = self.params = c = serving or Serving()
+        if batch_size * c.max_in_flight > MAX_SLOTS:
+            raise ServingError(f"batch_size x serving.max_in_flight: expected at most {MAX_SLOTS} workflows in "
+                               f"flight, got {batch_size} x {c.max_in_flight} = {batch_size * c.max_in_flight}")
+        # the hop's trap parameters (ContentionSimulator._trap_and_link reads them from here)
+        self.contention = Contention(max_in_flight=c.max_in_flight, worlds=batch_size,
+                                     trap_loss=c.trap_loss, trap_max_attempts=c.trap_max_attempts,
+                                     trap_surcharge_scale=c.trap_surcharge_scale, warmup=c.warmup)
+        self._gap_trace = None if c.arrival_trace is None else torch.tensor(
+            load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
+        self._token_pairs = None if c.token_trace is None else torch.tensor(
+            load_token_pairs(c.token_trace), dtype=torch.long, device=device)
+        self.warmup_episodes = c.warmup * batch_size
+        Simulator.__init__(self, dataset, batch_size, split, order, seed, device, profile or SERVING, dtype, True,
+                           task_subset)
+
+    # ------------------------------------------------------------------ random quantities
+    def _u(self, world: torch.Tensor | int, index: torch.Tensor | int, step: torch.Tensor | int,
+           purpose: torch.Tensor | int) -> torch.Tensor:
+        """The uniform draw of (world, arrival index, step, purpose) under this simulator's seed."""
+        return crn_uniform(self.seed, index, draw_key(world, step, purpose), dtype=self.dtype).to(self.device)
+
+    def _gap_us(self, world: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Inter-arrival gap before arrival `index` of `world`, in whole microseconds (sums are exact)."""
+        mean_us = 1e6 / self.rate_per_s
+        if self._gap_trace is None:
+            gap = -torch.log1p(-self._u(world, index, 0, GAP)) * mean_us
+        else:
+            n = len(self._gap_trace)
+            start = (self._u(world, 0, 0, TRACE_START) * n).long()
+            gap = take(self._gap_trace, (start + index) % n) * mean_us
+        return gap.round().long()
+
+    def _deal_for(self, world: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(episode, task) of arrival `index` of `world`: episode index * G + world, in every scheduler's run."""
+        episode = index * self.batch_size + world
+        if self.order == "sequential":
+            return episode, episode % self.tasks.k
+        return episode, (self._u(world, index, 0, TASK) * self.tasks.k).long().clamp_max(self.tasks.k - 1)
+
+    def token_pairs(self, world: torch.Tensor, index: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prompt, output) tokens of a workflow step, cut to the context window. Bound-only: the output
+        length is what a scheduler must not see; only the simulator and bounds call this."""
+        if self._token_pairs is None:
+            ndtri = torch.special.ndtri
+            prompt = torch.exp(PROMPT_MU + PROMPT_SIGMA * ndtri(self._u(world, index, step, PROMPT))).round().long()
+            output = torch.exp(OUTPUT_MU + OUTPUT_SIGMA * ndtri(self._u(world, index, step, OUTPUT))).round().long()
+        else:
+            row = (self._u(world, index, step, TOKEN_ROW) * len(self._token_pairs)).long()
+            pair = self._token_pairs.index_select(0, row.clamp_max(len(self._token_pairs) - 1))
+            prompt, output = pair[:, 0], pair[:, 1]
+        return cut_to_context(prompt, output)
+
+    def _capacity_per_s(self) -> float:
+        """Workflows per second the valid servers of one world finish at saturation (module docstring)."""
+        valid = self.net.valid.any(0).nonzero()[:, 0]
+        if self._token_pairs is None:
+            i = torch.arange(TOKEN_SAMPLE, device=self.device)
+            prompt, output = self.token_pairs(torch.zeros_like(i), i, torch.zeros_like(i))
+        else:
+            prompt, output = cut_to_context(self._token_pairs[:, 0], self._token_pairs[:, 1])
+        pf, of = prompt.to(self.dtype), output.to(self.dtype)
+        w = self.perf.share_ms(valid[:, None], pf[None, :], of[None, :]).mean()
+        steps = self.tasks.n_steps.to(self.dtype).mean()
+        return float(len(valid) / (steps * w) * 1000.0)
+
+    # ------------------------------------------------------------------ state
+    def reset(self, seed: int | None = None) -> Observation:
+        if seed is not None:
+            self.seed_streams(seed)
+        G, W, N, dev, dt = self.batch_size, self.serving.max_in_flight, self.n_servers, self.device, self.dtype
+        c = self.serving
+        self.perf = builtin_perf(self.net.nc, c.max_batch)
+        if bool((self.perf.kv_capacity < CONTEXT_TOKENS).any()):  # a request that can never fit would block its queue
+            raise ServingError(f"engine KV capacity: expected at least {CONTEXT_TOKENS} tokens (one full context) on "
+                               f"every server, got {int(self.perf.kv_capacity.min())}")
+        self.valid_server = self.net.valid.any(0)
+        self.n_valid = int(self.valid_server.sum())
+        self.capacity_per_s = self._capacity_per_s()
+        self.rate_per_s = c.arrival_rate if c.arrival_rate is not None else c.load * self.capacity_per_s
+        self.rows = torch.arange(G, device=dev)
+        self.slot_world = torch.arange(G * W, device=dev) // W
+        index = torch.arange(W, device=dev).expand(G, W)
+        arrival_us = torch.cumsum(self._gap_us(self.rows[:, None], index), 1)
+        self.next_index = torch.full((G,), W, dtype=torch.long, device=dev)
+        self.next_arrival_us = arrival_us[:, -1] + self._gap_us(self.rows, self.next_index)
+        self.measure_start = torch.full((G,), INF, dtype=dt, device=dev)
+        if c.warmup < W:
+            self.measure_start = arrival_us[:, c.warmup].to(dt) / 1000.0
+        self.slot_index = index.reshape(-1).clone()
+        episode, task = self._deal_for(self.slot_world, self.slot_index)
+        self.slot_int = [episode, task, torch.zeros_like(episode), torch.full_like(episode, -1)]
+        self.slot_now = arrival_us.reshape(-1).to(dt) / 1000.0
+        self.slot_arrival = self.slot_now.clone()  # the workflow's arrival
+        self.slot_admit = torch.zeros(G * W, dtype=dt, device=dev)
+        self.slot_phase = torch.full((G * W,), PENDING, dtype=torch.long, device=dev)
+        self.slot_server = torch.full((G * W,), -1, dtype=torch.long, device=dev)
+        self.slot_qseq = torch.zeros(G * W, dtype=torch.long, device=dev)
+        self.slot_prompt = torch.zeros(G * W, dtype=torch.long, device=dev)
+        self.slot_generated = torch.zeros(G * W, dtype=torch.long, device=dev)
+        self.slot_prefilling = torch.zeros(G * W, dtype=torch.bool, device=dev)
+        self.slot_prefills = torch.zeros(G * W, dtype=torch.long, device=dev)
+        self.hidden_output = torch.zeros(G * W, dtype=torch.long, device=dev)
+        self.hidden_remaining = torch.zeros(G * W, dtype=torch.long, device=dev)
+        self.slot_time = {k: torch.zeros(G * W, dtype=dt, device=dev)
+                          for k in ("t0", "arrive", "admit", "first", "channel", "trap_ms", "link_ms", "cost")}
+        self.slot_flag = {k: torch.zeros(G * W, dtype=torch.bool, device=dev) for k in ("switch", "trap_hit", "fallback")}
+        self.srv_batch = torch.zeros((G, N), dtype=torch.long, device=dev)
+        self.srv_kv = torch.zeros((G, N), dtype=torch.long, device=dev)
+        self.srv_queue = torch.zeros((G, N), dtype=torch.long, device=dev)
+        self.srv_prefill = torch.zeros((G, N), dtype=torch.bool, device=dev)
+        self.srv_pend = torch.zeros((G, N), dtype=dt, device=dev)
+        self.srv_seg = torch.zeros((G, N), dtype=dt, device=dev)
+        self.qcount = torch.zeros(G, dtype=torch.long, device=dev)
+        self.world_clock = torch.zeros(G, dtype=dt, device=dev)
+        self.history = torch.full((G, N), self.net.initial_history_ms, dtype=dt, device=dev)
+        self._stats = {k: torch.zeros(G, dtype=dt, device=dev)
+                       for k in ("time", "busy", "batch", "kv", "queue", "work", "wait", "admitted", "served", "slo")}
+        self.events = 0
+        self._activate()
+        return self.observe()
+
+    def reseed(self, seed: int) -> NoReturn:
+        raise NotImplementedError("the serving profile's worlds do not run on across epochs")
+
+    def world_state(self) -> NoReturn:
+        raise NotImplementedError("the serving profile's worlds do not run on across epochs")
+
+    def load_world_state(self, state: dict[str, torch.Tensor]) -> NoReturn:
+        raise NotImplementedError("the serving profile's worlds do not run on across epochs")
+
+    def every_slot(self) -> NoReturn:
+        raise NotImplementedError("the serving profile's worlds do not run on across epochs")
+
+    def _activate(self) -> None:
+        """Point the row views at each world's earliest pending decision (ties: the lowest slot)."""
+        W = self.serving.max_in_flight
+        pending = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(-1, W)
+        self._point(self.rows * W + pending.argmin(1))
+
+    # ------------------------------------------------------------------ live inputs (B, N), non-clairvoyant
+    def queue_length(self) -> torch.Tensor:
+        """Requests waiting in each server's queue."""
+        return self.srv_queue.clone()
+
+    def running_batch(self) -> torch.Tensor:
+        """Requests admitted and not yet completed (prefilling or decoding) on each server."""
+        return self.srv_batch.clone()
+
+    def _per_server(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(G, N) sums of per-slot `values` over the slots in `mask`, by the slot's (world, server)."""
+        G, N = self.batch_size, self.n_servers
+        cell = self.slot_world * N + self.slot_server.clamp_min(0)
+        out = torch.zeros(G * N, dtype=values.dtype, device=self.device)
+        return out.index_add_(0, cell[mask], values[mask]).view(G, N)
+
+    def _iterations_in_segment(self) -> torch.Tensor:
+        """(G, N) decode iterations each decoding server has finished since its segment began, at `now`."""
+        d = self.perf.d0 + self.perf.d1 * self.srv_batch
+        decoding = ~self.srv_prefill & (self.srv_batch > 0)
+        return torch.where(decoding, torch.floor((self.now[:, None] - self.srv_seg).clamp_min(0) / d), 0.0)
+
+    def free_kv_tokens(self) -> torch.Tensor:
+        """KV tokens not in use now: capacity minus the prompts and the tokens generated so far of the
+        running requests. (Admission also holds back the unknown rest of their outputs.)"""
+        running = self.slot_phase == RUNNING
+        used = self._per_server((self.slot_prompt + self.slot_generated).to(self.dtype), running)
+        used = used + self.srv_batch * self._iterations_in_segment()
+        return self.perf.kv_capacity.to(self.dtype) - used
+
+    def outstanding_tokens(self) -> torch.Tensor:
+        """Prompt tokens each server still has to prefill (queued, or in the running prefill)."""
+        waiting = (self.slot_phase == QUEUED) | (self.slot_prefilling & (self.slot_phase == RUNNING))
+        return self._per_server(self.slot_prompt.to(self.dtype), waiting)
+
+    def server_load(self) -> torch.Tensor:
+        """(B, N) expected wait (ms) before a request arriving now would start its prefill, from known
+        work only: the rest of a running prefill, the rest of the current decode iteration, and one
+        prefill of every queued prompt. KV and batch blocking depend on hidden output lengths and are
+        left out, so this is a lower estimate."""
+        now = self.now[:, None]
+        queued = self.slot_phase == QUEUED
+        pf = self.slot_prompt.to(self.dtype)
+        tokens, squares = self._per_server(pf, queued), self._per_server(pf * pf, queued)
+        s = torch.arange(self.n_servers, device=self.device).expand(self.batch_size, -1).reshape(-1)
+        queue_ms = torch.where(self.srv_queue > 0, self.perf.prefill_ms(s, tokens.view(-1), squares.view(-1))
+                               .view(self.batch_size, -1), 0.0)
+        d = self.perf.d0 + self.perf.d1 * self.srv_batch
+        decoding = ~self.srv_prefill & (self.srv_batch > 0)
+        into = torch.remainder((now - self.srv_seg).clamp_min(0), d)
+        iteration_ms = torch.where(decoding, d - into, 0.0)
+        prefill_ms = torch.where(self.srv_prefill, (self.srv_pend - now).clamp_min(0), 0.0)
+        return prefill_ms + iteration_ms + queue_ms
+
+    def queue_wait(self, servers: torch.Tensor) -> torch.Tensor:
+        return self.server_load().gather(1, servers)
+
+    def busy_until(self, servers: torch.Tensor) -> torch.Tensor:
+        return self.now[:, None] + self.queue_wait(servers)
+
+    def hidden_reserved_kv(self) -> torch.Tensor:
+        """(B, N) KV tokens reserved by admission (prompt + full output): bound-only, it sums hidden lengths."""
+        return self.srv_kv.clone()
+
+    def serving_stats(self) -> dict[str, float]:
+        """Measured-period summary over every world (module docstring): utilisation, busy share, mean running
+        batch, KV occupancy, queue length (time-weighted, per valid server), queue wait and SLO attainment."""
+        s = {k: float(v.sum()) for k, v in self._stats.items()}
+        server_time = self.n_valid * s["time"]
+        ratio = lambda a, b: a / b if b > 0 else math.nan  # noqa: E731
+        return {"utilisation": ratio(s["work"], server_time), "busy_share": ratio(s["busy"], server_time),
+                "mean_running_batch": ratio(s["batch"], s["busy"]), "kv_occupancy": ratio(s["kv"], server_time),
+                "mean_queue_length": ratio(s["queue"], server_time), "mean_queue_wait_ms": ratio(s["wait"], s["admitted"]),
+                "slo_attainment": ratio(s["slo"], s["served"]), "served": s["served"], "measured_ms": s["time"],
+                "arrival_rate_per_s": self.rate_per_s, "capacity_per_s": self.capacity_per_s}
+
+    # ------------------------------------------------------------------ dynamics
+    def network_uniforms(self) -> torch.Tensor:
+        """(B, 4) the active decisions' network draws, from (seed, world, arrival index, step)."""
+        j = self.active
+        keys = (take(self.slot_world, j)[:, None], take(self.slot_index, j)[:, None], self.step_idx[:, None],
+                NETWORK + torch.arange(P.UNIFORMS_PER_STEP, device=self.device))
+        return self._u(*keys)
+
+    def step(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None):
+        a, u = self._checked(actions, self.network_uniforms() if uniforms is None else uniforms)
+        h = self._hop(a, u)
+        j = self.active
+        prompt, output = self.token_pairs(take(self.slot_world, j), take(self.slot_index, j), self.step_idx)
+        network = h["channel"] + h["trap_ms"] + h["link_ms"]
+        self.slot_phase.index_fill_(0, j, TRAVEL)
+        self.slot_server.index_copy_(0, j, h["server"])
+        self.slot_prompt.index_copy_(0, j, prompt)
+        self.hidden_output.index_copy_(0, j, output)
+        self.hidden_remaining.index_copy_(0, j, output - 1)
+        self.slot_generated.index_fill_(0, j, 0)
+        for key, value in (("t0", self.now), ("arrive", self.now + network), ("channel", h["channel"]),
+                           ("trap_ms", h["trap_ms"]), ("link_ms", h["link_ms"]), ("cost", h["cost"])):
+            self.slot_time[key].index_copy_(0, j, value)
+        for key, flag in (("switch", h["switch"]), ("trap_hit", h["trap_hit"]), ("fallback", ~h["valid"])):
+            self.slot_flag[key].index_copy_(0, j, flag)
+        done_rows = self._advance()
+        self._activate()
+        return (self.observe(), *done_rows)
+
+    def _advance(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Process every world's events up to its next pending decision; the completed requests' rows."""
+        G, W = self.batch_size, self.serving.max_in_flight
+        rows: list[dict[str, torch.Tensor]] = []
+        while True:
+            t_dec = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(G, W).min(1).values
+            t_trav, j_trav = torch.where(self.slot_phase == TRAVEL, self.slot_time["arrive"], INF).view(G, W).min(1)
+            t_srv_all, k_all = self._server_events()
+            t_srv, s_srv = t_srv_all.min(1)
+            arrive = (t_trav <= t_srv) & (t_trav <= t_dec) & torch.isfinite(t_trav)
+            serve = ~arrive & (t_srv <= t_dec) & torch.isfinite(t_srv)
+            moving = arrive | serve
+            if not bool(moving.any()):
+                break
+            te = torch.where(arrive, t_trav, t_srv)
+            self._integrate(moving, te)
+            self.events += int(moving.sum())
+            if bool(arrive.any()):
+                self._arrive(arrive, self.rows * W + j_trav)
+            if bool(serve.any()):
+                done = self._serve(serve, s_srv, te, k_all.gather(1, s_srv[:, None])[:, 0])
+                if done is not None:
+                    rows.append(done)
+        keys = rows[0].keys() if rows else self._empty_row().keys()
+        info = {k: torch.cat([r[k] for r in rows]) if rows else self._empty_row()[k] for k in keys}
+        reward = P.reward_vector(info["latency"], info["cost"], info["switch"])
+        return reward, info["done"], info
+
+    def _empty_row(self) -> dict[str, torch.Tensor]:
+        e = torch.zeros(0, dtype=self.dtype, device=self.device)
+        i = torch.zeros(0, dtype=torch.long, device=self.device)
+        b = torch.zeros(0, dtype=torch.bool, device=self.device)
+        return {**{k: e for k in ("latency", "network_ms", "channel_ms", "trap_ms", "link_ms", "compute_ms", "queue_ms",
+                                  "admission_ms", "ttft_ms", "tpot_ms", "cost", "switch_penalty_ms", "end_ms",
+                                  "arrival_ms")},
+                **{k: i for k in ("episode", "step", "task", "server", "world", "arrival_index", "prompt_tokens",
+                                  "output_tokens", "decode_iterations", "prefills")},
+                **{k: b for k in ("switch", "trap_hit", "fallback", "done")}}
+
+    def _server_events(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(G, N) time of every server's next event and, for decoding servers, the decode iterations until it."""
+        G, N = self.batch_size, self.n_servers
+        cell = self.slot_world * N + self.slot_server.clamp_min(0)
+        queued = self.slot_phase == QUEUED
+        big = torch.iinfo(torch.long).max
+        head_q = torch.full((G * N,), big, dtype=torch.long, device=self.device).scatter_reduce(
+            0, cell[queued], self.slot_qseq[queued], "amin")
+        is_head = queued & (self.slot_qseq == head_q.index_select(0, cell))
+        head_slot = torch.zeros(G * N, dtype=torch.long, device=self.device).index_copy_(
+            0, cell[is_head], is_head.nonzero()[:, 0])
+        has_q = (self.srv_queue > 0).view(-1)
+        need = (self.slot_prompt + self.hidden_output).index_select(0, head_slot)
+        t_head = self.slot_time["arrive"].index_select(0, head_slot)
+        cap = self.perf.kv_capacity.repeat(G)
+        fits = has_q & (self.srv_kv.view(-1) + need <= cap) & (self.srv_batch.view(-1) < self.perf.max_batch)
+        decoding_slot = (self.slot_phase == RUNNING) & ~self.slot_prefilling
+        r_min = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
+            0, cell[decoding_slot], self.hidden_remaining[decoding_slot].to(self.dtype), "amin")
+        seg = self.srv_seg.view(-1)
+        d = (self.perf.d0 + self.perf.d1 * self.srv_batch).view(-1)
+        k_admit = torch.where(fits, torch.ceil((t_head - seg) / d).clamp_min(0), INF)
+        k = torch.minimum(r_min, k_admit)
+        decoding = ~self.srv_prefill.view(-1) & (self.srv_batch.view(-1) > 0)
+        idle_t = torch.where(fits, torch.maximum(t_head, seg), INF)
+        t = torch.where(self.srv_prefill.view(-1), self.srv_pend.view(-1), torch.where(decoding, seg + k * d, idle_t))
+        return t.view(G, N), torch.where(decoding, k, 0.0).view(G, N)
+
+    def _integrate(self, moving: torch.Tensor, te: torch.Tensor) -> None:
+        """Accumulate the time-weighted server state of the measured period up to each moving world's event."""
+        start = torch.maximum(self.world_clock, self.measure_start)
+        dt = torch.where(moving, (te - start).clamp_min(0), 0.0)
+        valid = self.valid_server[None, :]
+        busy = ((self.srv_batch > 0) | self.srv_prefill) & valid
+        st = self._stats
+        st["time"] += dt
+        st["busy"] += dt * busy.sum(1)
+        st["batch"] += dt * (self.srv_batch * valid).sum(1)
+        st["kv"] += dt * (self.srv_kv.to(self.dtype) / self.perf.kv_capacity.to(self.dtype) * valid).sum(1)
+        st["queue"] += dt * (self.srv_queue * valid).sum(1)
+        self.world_clock = torch.where(moving, te, self.world_clock)
+
+    def _arrive(self, arrive: torch.Tensor, j: torch.Tensor) -> None:
+        """The travelling request `j` of each arriving world joins its server's FIFO queue."""
+        j = j[arrive]
+        g = self.slot_world.index_select(0, j)
+        self.slot_phase.index_fill_(0, j, QUEUED)
+        self.slot_qseq.index_copy_(0, j, self.qcount.index_select(0, g))
+        self.qcount.index_add_(0, g, torch.ones_like(g))
+        self.srv_queue.view(-1).index_add_(0, g * self.n_servers + self.slot_server.index_select(0, j),
+                                           torch.ones_like(g))
+
+    def _serve(self, serve: torch.Tensor, s: torch.Tensor, te: torch.Tensor,
+               k: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """One server event in each serving world: a prefill ends or k decode iterations pass; completed
+        requests leave, then the queue's head admits as many as fit and starts their prefill."""
+        N = self.n_servers
+        ev_cell = torch.where(serve, self.rows * N + s, -1)
+        slot_cell = self.slot_world * N + self.slot_server
+        here = (self.slot_server >= 0) & (slot_cell == ev_cell.index_select(0, self.slot_world))
+        te_slot = te.index_select(0, self.slot_world)
+        running = here & (self.slot_phase == RUNNING)
+        prefill_cell = self.srv_prefill.view(-1).index_select(0, ev_cell.clamp_min(0)) & serve
+        ended = running & self.slot_prefilling & prefill_cell.index_select(0, self.slot_world)
+        self.slot_time["first"] = torch.where(ended, te_slot, self.slot_time["first"])
+        self.slot_generated = torch.where(ended, 1, self.slot_generated)
+        self.slot_prefilling = self.slot_prefilling & ~ended
+        decoding = running & ~ended & ~prefill_cell.index_select(0, self.slot_world)
+        steps = torch.where(decoding, k.long().index_select(0, self.slot_world), 0)
+        self.hidden_remaining = self.hidden_remaining - steps
+        self.slot_generated = self.slot_generated + steps
+        complete = running & ~self.slot_prefilling & (self.hidden_remaining == 0)
+        row = self._complete(complete, te_slot) if bool(complete.any()) else None
+        self._admit(here & (self.slot_phase == QUEUED), ev_cell, serve, te)
+        return row
+
+    def _complete(self, complete: torch.Tensor, te_slot: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Completed requests free their KV; their workflows go to the next step or take the next arrival."""
+        G, N = self.batch_size, self.n_servers
+        j = complete.nonzero()[:, 0]
+        g, srv = self.slot_world.index_select(0, j), self.slot_server.index_select(0, j)
+        cell = g * N + srv
+        end = te_slot.index_select(0, j)
+        prompt, output = self.slot_prompt.index_select(0, j), self.hidden_output.index_select(0, j)
+        self.srv_kv.view(-1).index_add_(0, cell, -(prompt + output))
+        self.srv_batch.view(-1).index_add_(0, cell, -torch.ones_like(cell))
+        t = {k: v.index_select(0, j) for k, v in self.slot_time.items()}
+        episode, task, step, _ = (x.index_select(0, j) for x in self.slot_int)
+        admission = torch.where(step == 0, self.slot_admit.index_select(0, j), 0.0)
+        network = t["arrive"] - t["t0"]
+        queue = t["admit"] - t["arrive"] + admission
+        latency = end - t["t0"] + admission
+        ttft = t["first"] - t["t0"]
+        tpot = torch.where(output > 1, (end - t["first"]) / (output - 1).clamp_min(1), 0.0)
+        flags = {k: v.index_select(0, j) for k, v in self.slot_flag.items()}
+        history = self.history.view(-1)
+        # requests completing together on one server enter its EMA as their mean latency
+        total = torch.zeros_like(history).index_add_(0, cell, latency)
+        count = torch.zeros_like(history).index_add_(0, cell, torch.ones_like(latency))
+        hit = count > 0
+        self.history = torch.where(hit, 0.5 * total / count.clamp_min(1) + 0.5 * history, history).view(G, N)
+        n_steps = take(self.tasks.n_steps, task)
+        finished = step + 1 >= n_steps
+        measured = episode >= self.warmup_episodes
+        pf, of = prompt.to(self.dtype), output.to(self.dtype)
+        work = self.perf.share_ms(srv, pf, of)
+        met = (ttft <= self.serving.slo_ttft_ms) & (tpot <= self.serving.slo_tpot_ms)
+        for key, value in (("work", work), ("wait", t["admit"] - t["arrive"]), ("admitted", torch.ones_like(work)),
+                           ("served", torch.ones_like(work)), ("slo", met.to(self.dtype))):
+            self._stats[key].index_add_(0, g, torch.where(measured, value, 0.0))
+        row = {"latency": latency, "network_ms": network, "channel_ms": t["channel"], "trap_ms": t["trap_ms"],
+               "link_ms": t["link_ms"], "compute_ms": end - t["admit"], "queue_ms": queue, "admission_ms": admission,
+               "ttft_ms": ttft, "tpot_ms": tpot, "cost": t["cost"],
+               "switch_penalty_ms": flags["switch"].to(self.dtype) * self.net.switch_penalty_ms, "end_ms": end,
+               "episode": episode, "step": step, "task": task, "server": srv, "world": g,
+               "arrival_index": self.slot_index.index_select(0, j), "arrival_ms": self.slot_arrival.index_select(0, j),
+               "prompt_tokens": prompt, "output_tokens": output,
+               "decode_iterations": self.slot_generated.index_select(0, j) - 1,
+               "prefills": self.slot_prefills.index_select(0, j), **flags, "done": finished}
+        self._next(j, g, srv, end, step, episode, task, finished)
+        return row
+
+    def _next(self, j: torch.Tensor, g: torch.Tensor, srv: torch.Tensor, end: torch.Tensor, step: torch.Tensor,
+              episode: torch.Tensor, task: torch.Tensor, finished: torch.Tensor) -> None:
+        """Slots `j` (in slot order, so grouped by world) wait for their workflow's next decision at `end`;
+        those whose workflow finished take their world's next arrivals, in slot order."""
+        G = self.batch_size
+        count = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, finished.long())
+        before = torch.cumsum(count, 0) - count
+        rank = torch.cumsum(finished.long(), 0) - 1 - before.index_select(0, g)  # rank among the world's finished
+        a0 = self.next_index.index_select(0, g)
+        index = a0 + rank
+        gap = torch.where(finished & (rank > 0), self._gap_us(g, index), 0)
+        gap_total = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, gap)
+        offset = (torch.cumsum(gap_total, 0) - gap_total).index_select(0, g)
+        arrival_us = self.next_arrival_us.index_select(0, g) + torch.cumsum(gap, 0) - offset
+        arrival = arrival_us.to(self.dtype) / 1000.0
+        new_episode, new_task = self._deal_for(g, index)
+        self.next_index = self.next_index + count
+        self.next_arrival_us = self.next_arrival_us + gap_total + torch.where(
+            count > 0, self._gap_us(self.rows, self.next_index), 0)
+        starts = finished & (index == self.serving.warmup)
+        self.measure_start.index_copy_(0, g[starts], arrival[starts])
+        self.slot_index.index_copy_(0, j, torch.where(finished, index, self.slot_index.index_select(0, j)))
+        values = (torch.where(finished, new_episode, episode), torch.where(finished, new_task, task),
+                  torch.where(finished, 0, step + 1), torch.where(finished, -1, srv))
+        for slots, value in zip(self.slot_int, values):
+            slots.index_copy_(0, j, value)
+        self.slot_now.index_copy_(0, j, torch.where(finished, torch.maximum(arrival, end), end))
+        self.slot_arrival.index_copy_(0, j, torch.where(finished, arrival, self.slot_arrival.index_select(0, j)))
+        self.slot_admit.index_copy_(0, j, torch.where(finished, (end - arrival).clamp_min(0), 0.0))
+        self.slot_phase.index_fill_(0, j, PENDING)
+        self.slot_server.index_fill_(0, j, -1)
+        self.slot_prefills.index_fill_(0, j, 0)
+
+    def _admit(self, queued: torch.Tensor, ev_cell: torch.Tensor, serve: torch.Tensor, te: torch.Tensor) -> None:
+        """Admit each event server's queue in FIFO order while the head fits; start the admitted prefill."""
+        G, N = self.batch_size, self.n_servers
+        j = queued.nonzero()[:, 0]
+        cells = ev_cell.clamp_min(0)
+        if len(j):
+            g = self.slot_world.index_select(0, j)
+            order = torch.argsort(g * (1 << 40) + self.slot_qseq.index_select(0, j))
+            j, g = j[order], g[order]
+            need = (self.slot_prompt + self.hidden_output).index_select(0, j)
+            count = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, torch.ones_like(g))
+            before = (torch.cumsum(count, 0) - count).index_select(0, g)
+            rank = torch.arange(len(j), device=self.device) - before
+            need_before = torch.cumsum(need, 0)
+            need_offset = (torch.cumsum(torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, need), 0)
+                           - torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, need)).index_select(0, g)
+            cum = need_before - need_offset
+            cell = ev_cell.index_select(0, g)
+            cap = self.perf.kv_capacity.index_select(0, cell % N)
+            fits = (self.srv_kv.view(-1).index_select(0, cell) + cum <= cap) & \
+                (self.srv_batch.view(-1).index_select(0, cell) + rank + 1 <= self.perf.max_batch)
+            # need and rank grow along each queue, so the requests that fit are a FIFO prefix
+            a = j[fits]
+            ga = self.slot_world.index_select(0, a)
+            ca = ev_cell.index_select(0, ga)
+            pa = self.slot_prompt.index_select(0, a)
+            self.slot_phase.index_fill_(0, a, RUNNING)
+            self.slot_prefilling.index_fill_(0, a, True)
+            self.slot_prefills.index_add_(0, a, torch.ones_like(a))
+            self.slot_time["admit"].index_copy_(0, a, te.index_select(0, ga))
+            self.srv_kv.view(-1).index_add_(0, ca, pa + self.hidden_output.index_select(0, a))
+            self.srv_batch.view(-1).index_add_(0, ca, torch.ones_like(ca))
+            self.srv_queue.view(-1).index_add_(0, ca, -torch.ones_like(ca))
+            pf = pa.to(self.dtype)
+            tokens = torch.zeros(G, dtype=self.dtype, device=self.device).index_add_(0, ga, pf)
+            squares = torch.zeros(G, dtype=self.dtype, device=self.device).index_add_(0, ga, pf * pf)
+            admitted = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, ga, torch.ones_like(ga)) > 0
+        else:
+            tokens = squares = torch.zeros(G, dtype=self.dtype, device=self.device)
+            admitted = torch.zeros(G, dtype=torch.bool, device=self.device)
+        s = cells % N
+        pend = te + self.perf.prefill_ms(s, tokens, squares)
+        start = serve & admitted
+        prefill, seg, pend_all = self.srv_prefill.view(-1), self.srv_seg.view(-1), self.srv_pend.view(-1)
+        c = cells[serve]
+        prefill.index_copy_(0, c, start[serve])
+        pend_all.index_copy_(0, c, torch.where(start, pend, pend_all.index_select(0, cells))[serve])
+        seg.index_copy_(0, c, torch.where(start, pend, te)[serve])
+
+
+class ServingProfile(Profile):
+    """LLM serving engines with continuous batching and KV-cache admission (docs/simulator.md §6): `worlds`
+    rows, each an independent world; ten passes over the split by default. Evaluation only: a step's
+    outcomes are the requests that completed, not the decisions made."""
+
+    name = "serving"
+    params_class = Serving
+    queues = True
+    worlds_run_on = False
+    trainable = False  # schedkit.simulators.train_params refuses to train on it
+    eval_passes = 10
+    flags = (  # the flags contention has too are one option each (schedkit/cli.py add_profile_flags)
+        Flag("--load", "load", "positive_float",
+             "offered utilisation of the valid servers, in (0, 1.2] (config: serving.load, default 0.7)", "U"),
+        Flag("--arrival-rate", "arrival_rate", "positive_float",
+             "workflows arriving per second in each world, instead of --load (config: serving.arrival_rate)", "PER_S"),
+        Flag("--arrival-trace", "arrival_trace", "text",
+             "arrival gaps from a request trace's timestamps (config: serving.arrival_trace)", "CSV"),
+        Flag("--token-trace", "token_trace", "text",
+             "(prompt, output) token pairs from a request trace: Azure ContextTokens/GeneratedTokens or BurstGPT "
+             "Request tokens/Response tokens (config: serving.token_trace)", "CSV"),
+        Flag("--worlds", "worlds", "positive_int", "independent worlds simulated side by side (config: serving.worlds)"),
+        Flag("--max-in-flight", "max_in_flight", "positive_int",
+             "workflows in flight per world (config: serving.max_in_flight)"),
+        Flag("--max-batch", "max_batch", "positive_int", "running requests per engine (config: serving.max_batch)"),
+        Flag("--trap-loss", "trap_loss", "probability_below_one",
+             "loss probability of one attempt over a trap link (config: serving.trap_loss)", "P"),
+        Flag("--trap-surcharge-scale", "trap_surcharge_scale", "non_negative_float",
+             "multiply the flat trap delay (config: serving.trap_surcharge_scale)", "X"),
+    )
+
+    def simulator(self, ds: Dataset, batch_size: int, split: str = "train", order: str = "random", seed: int = 0,
+                  device: str | torch.device = "cpu", params: Serving | None = None,
+                  task_subset=None) -> Simulator:
+        return ServingSimulator(ds, batch_size, split, order, seed, device, task_subset=task_subset, serving=params,
+                                profile=self)
+
+    def trap_model(self, params: Serving) -> TrapModel:
+        """The contention profile's trap model with this profile's trap parameters."""
+        low, high = P.TRAP_SURCHARGE_MS
+        scale = params.trap_surcharge_scale
+        return TrapModel((scale * low, scale * high), params.trap_loss, params.trap_max_attempts)
+
+    def batch_size(self, params: Serving, episodes: int) -> int:
+        return params.worlds
+
+    def tag(self, params: Serving) -> str:
+        """serving_u<load> (or _r<rate>), plus the traces' file stems where given."""
+        base = f"serving_r{params.arrival_rate:g}" if params.arrival_rate is not None else f"serving_u{params.load:g}"
+        return base + "".join(f"_{Path(t).stem}" for t in (params.arrival_trace, params.token_trace) if t)
+
+
+SERVING = ServingProfile()  # the serving profile; a ServingSimulator built without one runs it
