@@ -13,6 +13,10 @@ amortised over the batch) and, for the greedy family, its `latency_weight`.
 Under `--profile contention` the oracle's summary also holds `reward_upper_bound`: its plans'
 expected reward with queues left out, which no scheduler can exceed in expectation.
 
+Under `--profile serving` each evaluation also writes requests.csv (one row per measured request) and
+its summary adds SLO attainment, goodput, TTFT/TPOT percentiles and the engines' utilisation
+(docs/evaluation.md); `--slo-ttft-ms` / `--slo-tpot-ms` set the objectives.
+
 Writes OUT/episodes.csv and OUT/summary.json for one policy, OUT/<policy>/... for several, plus
 OUT/config.yaml (the resolved arguments), and prints a comparison table.
 """
@@ -39,7 +43,7 @@ from schedkit.cli import (
     set_threads,
     user_errors,
 )
-from schedkit.evaluation import eval_simulator, evaluate, evaluation_outputs, format_table, write_evaluation
+from schedkit.evaluation import eval_simulator, evaluation_outputs, format_table, run_evaluation, write_evaluation
 from schedkit.io import write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, data_root, git_commit
@@ -145,11 +149,11 @@ def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset,
     """Evaluate one heuristic and write its episodes.csv and summary.json into `target`."""
     sim = eval_simulator(ds, args.split, settings["episodes"], args.seed, device, profile, params)
     policy = make_policy(name, sim, args.seed, args.latency_weight)
-    df = evaluate(sim, policy, settings["episodes"], progress=not args.no_progress)
+    result = run_evaluation(sim, policy, settings["episodes"], progress=not args.no_progress)
     extra = {}
     if name == "oracle" and profile.queues:  # load-blind there: its plan value bounds every rule
-        extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
-    return write_evaluation(target, df, settings | {"device": str(device)} | extra)
+        extra["reward_upper_bound"] = policy.bound(sim, list(result.episodes["task_id"]))
+    return write_evaluation(target, result, settings | {"device": str(device)} | extra)
 
 
 if __name__ == "__main__":

@@ -820,6 +820,12 @@ class ServingSimulator(ContentionSimulator):
         pend_all.index_copy_(0, c, torch.where(start, pend, pend_all.index_select(0, cells))[serve])
         seg.index_copy_(0, c, torch.where(start, pend, te)[serve])
 
+    # ------------------------------------------------------------------ evaluation (schedkit.evaluation)
+    def request_slo_ms(self) -> tuple[float, float]:
+        """(TTFT, TPOT) objectives in ms a completed request is judged by: the evaluation's SLO attainment and
+        goodput count the workflows whose every request met both."""
+        return self.serving.slo_ttft_ms, self.serving.slo_tpot_ms
+
 
 class ServingProfile(Profile):
     """LLM serving engines with continuous batching and KV-cache admission (docs/simulator.md §6): `worlds`
@@ -846,6 +852,10 @@ class ServingProfile(Profile):
         Flag("--max-in-flight", "max_in_flight", "positive_int",
              "workflows in flight per world (config: serving.max_in_flight)"),
         Flag("--max-batch", "max_batch", "positive_int", "running requests per engine (config: serving.max_batch)"),
+        Flag("--slo-ttft-ms", "slo_ttft_ms", "positive_float",
+             "time-to-first-token objective of a request, ms (config: serving.slo_ttft_ms, default 2500)", "MS"),
+        Flag("--slo-tpot-ms", "slo_tpot_ms", "positive_float",
+             "time-per-output-token objective of a request, ms (config: serving.slo_tpot_ms, default 150)", "MS"),
         Flag("--trap-loss", "trap_loss", "probability_below_one",
              "loss probability of one attempt over a trap link (config: serving.trap_loss)", "P"),
         Flag("--trap-surcharge-scale", "trap_surcharge_scale", "non_negative_float",

@@ -2,13 +2,17 @@
 
 Episodes deal the split's tasks in file order (cycling), with a fixed evaluation seed, so all
 schedulers face the same tasks and the same channel draws. One row per episode goes to
-`episodes.csv`; means per episode go to `summary.json`.
+`episodes.csv`; means per episode go to `summary.json`. A simulator whose steps report completed
+requests (`RequestReporting`: the serving profile) adds one row per measured request
+(`requests.csv`), SLO attainment, goodput, TTFT/TPOT percentiles and its engines' measured state to
+the summary (docs/evaluation.md, "Serving metrics").
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -30,10 +34,42 @@ SUMMED = {"latency_ms": "latency", "network_ms": "network_ms", "compute_ms": "co
           "switches": "switch", "fallbacks": "fallback"}
 
 
+# per-request info fields kept for requests.csv (column: info key)
+REQUEST_FIELDS = {"step": "step", "world": "world", "server": "server", "ttft_ms": "ttft_ms", "tpot_ms": "tpot_ms",
+                  "latency_ms": "latency", "queue_ms": "queue_ms", "arrival_ms": "arrival_ms", "end_ms": "end_ms"}
+REQUEST_COLUMNS = ["episode", "step", "world", "server", "ttft_ms", "tpot_ms", "latency_ms", "queue_ms", "slo_met",
+                   "arrival_ms", "end_ms"]
+# serving_stats() keys reported in summary.json (summary key: stats key)
+SERVING_STATS = {"utilisation": "utilisation", "busy_share": "busy_share", "mean_batch_size": "mean_running_batch",
+                 "kv_occupancy": "kv_occupancy", "mean_queue_length": "mean_queue_length",
+                 "mean_queue_wait_ms": "mean_queue_wait_ms"}
+
+
 class Policy(Protocol):
     name: str
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class RequestReporting(Protocol):
+    """A simulator whose `step` returns the requests that completed (info: `ttft_ms`, `tpot_ms`, `world`,
+    `arrival_ms` of the workflow, `end_ms` of the request, besides the summed fields), judged by SLOs."""
+
+    def request_slo_ms(self) -> tuple[float, float]: ...
+
+    def serving_stats(self) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation measured: the episode rows, and for a `RequestReporting` simulator the
+    measured requests' rows, its SLO thresholds and its measured-period statistics."""
+
+    episodes: pd.DataFrame
+    requests: pd.DataFrame | None = None
+    slo_ms: tuple[float, float] | None = None
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device = "cpu",
@@ -45,11 +81,19 @@ def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: st
 
 def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float, float, float] = EVAL_WEIGHTS,
              progress: bool = True) -> pd.DataFrame:
+    """The episode rows of `run_evaluation` (what every profile reports)."""
+    return run_evaluation(sim, policy, episodes, weights, progress).episodes
+
+
+def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
+                   weights: tuple[float, float, float] = EVAL_WEIGHTS, progress: bool = True) -> Evaluation:
     """Run the first `episodes` measured episodes of a freshly reset sequential simulator; one row each.
 
     Step results are summed per episode id (`info["episode"]`), so rows that interleave workflows
     (the contention profile) are accounted for like rows that run one at a time. `decision_ms` is
-    the policy's wall time per decision, amortised over the batch.
+    the policy's wall time per decision, amortised over the batch. A `RequestReporting` simulator's
+    measured requests are kept one row each, and an episode's `slo_met` says whether all its steps met
+    both SLOs.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -58,6 +102,8 @@ def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float
     w = torch.tensor(weights, dtype=sim.dtype, device=dev)
     acc = {k: torch.zeros(episodes, dtype=sim.dtype, device=dev) for k in (*SUMMED, "reward", "steps", "decision_s")}
     task = torch.zeros(episodes, dtype=torch.long, device=dev)
+    reporter = sim if isinstance(sim, RequestReporting) else None
+    requests: list[dict[str, torch.Tensor]] = []
     done_count = 0
     bar = tqdm(total=episodes, desc=f"eval {policy.name}", unit="ep", disable=not progress, leave=False)
     while done_count < episodes:
@@ -75,6 +121,8 @@ def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float
         acc["steps"].index_add_(0, ep, torch.ones_like(ep, dtype=sim.dtype))
         acc["decision_s"].index_add_(0, ep, torch.full_like(ep, per_decision, dtype=sim.dtype))
         task[ep] = info["task"][keep]
+        if reporter is not None:
+            requests.append({"episode": ep, **{col: info[key][keep] for col, key in REQUEST_FIELDS.items()}})
         finished = int((done & keep).sum())
         done_count += finished
         bar.update(finished)
@@ -86,11 +134,46 @@ def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float
     for col in ("trap_hits", "switches", "fallbacks", "steps"):
         df[col] = df[col].round().astype(int)
     front = ["episode", "task_id", "latency_ms", "network_ms", "compute_ms", "queue_ms", "cost", "reward"]
-    return df[front + [c for c in df.columns if c not in front]]
+    df = df[front + [c for c in df.columns if c not in front]]
+    if reporter is None:
+        return Evaluation(df)
+    slo = reporter.request_slo_ms()
+    req = pd.DataFrame({col: torch.cat([r[col] for r in requests]).cpu().numpy() for col in requests[0]})
+    req = req.sort_values(["episode", "step"], kind="stable").reset_index(drop=True)
+    req["slo_met"] = (req["ttft_ms"] <= slo[0]) & (req["tpot_ms"] <= slo[1])
+    df = df.assign(slo_met=req.groupby("episode")["slo_met"].all().reindex(df["episode"]).to_numpy())
+    return Evaluation(df, req, slo, reporter.serving_stats())
 
 
-def summarize(df: pd.DataFrame) -> dict[str, Any]:
-    """Means per episode (rates per decision), the keys every inference script reports."""
+def measured_world_s(requests: pd.DataFrame) -> float:
+    """Measured simulated time in world-seconds: per world, from its first measured workflow's arrival to
+    its last measured request's completion, summed over worlds (goodput's denominator)."""
+    per_world = requests.groupby("world").agg(first=("arrival_ms", "min"), last=("end_ms", "max"))
+    return float((per_world["last"] - per_world["first"]).sum() / 1000.0)
+
+
+def serving_summary(result: Evaluation) -> dict[str, Any]:
+    """The summary keys of a `RequestReporting` evaluation (docs/evaluation.md, "Serving metrics")."""
+    req, df = result.requests, result.episodes
+    if req is None or result.slo_ms is None:
+        raise ValueError("serving_summary: the evaluation has no requests (its simulator reports none)")
+    ttft, tpot = req["ttft_ms"].to_numpy(), req["tpot_ms"].to_numpy()
+    span_s = measured_world_s(req)
+    met = int(df["slo_met"].sum())
+    return {"slo_attainment": met / len(df), "request_slo_attainment": float(req["slo_met"].mean()),
+            "goodput_per_s": met / span_s if span_s > 0 else float("nan"),
+            "ttft_p50_ms": float(np.percentile(ttft, 50)), "ttft_p99_ms": float(np.percentile(ttft, 99)),
+            "tpot_p50_ms": float(np.percentile(tpot, 50)), "tpot_p99_ms": float(np.percentile(tpot, 99)),
+            **{key: float(result.stats[stat]) for key, stat in SERVING_STATS.items()},
+            "requests": int(len(req)), "measured_world_s": span_s,
+            "slo_ttft_ms": float(result.slo_ms[0]), "slo_tpot_ms": float(result.slo_ms[1])}
+
+
+def summarize(result: pd.DataFrame | Evaluation) -> dict[str, Any]:
+    """Means per episode (rates per decision), the keys every inference script reports; an evaluation
+    with requests adds the serving keys (`serving_summary`)."""
+    df = result.episodes if isinstance(result, Evaluation) else result
+    extra = serving_summary(result) if isinstance(result, Evaluation) and result.requests is not None else {}
     steps = df["steps"].sum()
     lat = df["latency_ms"].to_numpy()
     return {
@@ -108,10 +191,11 @@ def summarize(df: pd.DataFrame) -> dict[str, Any]:
         "fallback_rate": float(df["fallbacks"].sum() / steps),
         "switches": float(df["switches"].mean()),
         "decision_ms": float((df["decision_ms"] * df["steps"]).sum() / steps),
-    }
+    } | extra
 
 
-EVALUATION_FILES = ("episodes.csv", "summary.json")
+# requests.csv: written by evaluations with requests; claimed always, so a stale one never outlives its folder's evaluation
+EVALUATION_FILES = ("episodes.csv", "requests.csv", "summary.json")
 
 
 def evaluation_outputs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -119,24 +203,35 @@ def evaluation_outputs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: settings for name in EVALUATION_FILES}
 
 
-def write_evaluation(out_dir: str | Path, df: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
-    """Write `episodes.csv` and `summary.json` (summary keys first, then `meta` and the code's git
-    commit) atomically."""
+def write_evaluation(out_dir: str | Path, result: pd.DataFrame | Evaluation, meta: dict[str, Any]) -> dict[str, Any]:
+    """Write `episodes.csv`, `requests.csv` (evaluations with requests; a stale one is removed otherwise)
+    and `summary.json` (summary keys first, then `meta` and the code's git commit) atomically."""
     out = Path(out_dir)
-    summary = summarize(df) | meta | {"git_commit": git_commit()}
-    write_csv(out / "episodes.csv", df)
+    summary = summarize(result) | meta | {"git_commit": git_commit()}
+    result = result if isinstance(result, Evaluation) else Evaluation(result)
+    write_csv(out / "episodes.csv", result.episodes)
+    if result.requests is not None:
+        write_csv(out / "requests.csv", result.requests[REQUEST_COLUMNS])
+    else:
+        (out / "requests.csv").unlink(missing_ok=True)
     write_json(out / "summary.json", summary)
     return summary
 
 
+SERVING_COLUMNS = [("SLO att", "slo_attainment", "{:.3f}"), ("goodput/s", "goodput_per_s", "{:.3f}"),
+                   ("TTFT p99", "ttft_p99_ms", "{:.1f}"), ("TPOT p99", "tpot_p99_ms", "{:.1f}"),
+                   ("util", "utilisation", "{:.3f}")]
+
+
 def format_table(summaries: dict[str, dict[str, Any]]) -> str:
-    """A short fixed-width comparison table, one row per scheduler."""
+    """A short fixed-width comparison table, one row per scheduler; the serving columns where a summary has them."""
     cols = [("episodes", "episodes", "{:d}"), ("latency ms", "mean_latency_ms", "{:.1f}"),
             ("p99 ms", "p99_latency_ms", "{:.1f}"), ("cost $", "mean_cost", "{:.5f}"),
             ("reward", "mean_reward", "{:.4f}"), ("trap hit", "trap_hit_rate", "{:.3f}"),
             ("fallback", "fallback_rate", "{:.3f}"), ("decision ms", "decision_ms", "{:.4f}")]
+    cols += [c for c in SERVING_COLUMNS if any(c[1] in s for s in summaries.values())]
     name_w = max(len("scheduler"), *(len(n) for n in summaries))
-    cells = [[fmt.format(s[key]) for _, key, fmt in cols] for s in summaries.values()]
+    cells = [[fmt.format(s[key]) if key in s else "-" for _, key, fmt in cols] for s in summaries.values()]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (h, _, _) in enumerate(cols)]
     lines = ["scheduler".ljust(name_w) + "  " + "  ".join(h.rjust(wd) for (h, _, _), wd in zip(cols, widths))]
     lines += [n.ljust(name_w) + "  " + "  ".join(c.rjust(wd) for c, wd in zip(row, widths))

@@ -30,7 +30,7 @@ from edgesim.paper import DEFAULT, Profile
 from edgesim.registry import get_profile
 from edgesim.simulator import Observation, Simulator
 
-from .evaluation import eval_simulator, evaluate, evaluation_outputs, summarize, write_evaluation
+from .evaluation import eval_simulator, evaluation_outputs, run_evaluation, summarize, write_evaluation
 from .outputs import claim_output
 from .simulators import default_eval_episodes, profile_meta
 
@@ -73,8 +73,8 @@ def evaluate_policy(predict: Predict, data: Dataset | str | Path = "data1", regi
     policy = GymPolicy(predict, ObservationEncoder(ds, normalize, p.queues), name)
 
     def run() -> Any:
-        return evaluate(eval_simulator(ds, split, episodes, seed, "cpu", p, params), policy, episodes,
-                        progress=progress)
+        return run_evaluation(eval_simulator(ds, split, episodes, seed, "cpu", p, params), policy, episodes,
+                              progress=progress)
     if out is None:
         return summarize(run()) | settings
     with claim_output(out, evaluation_outputs(settings), overwrite, hint="out="):
@@ -91,4 +91,4 @@ def evaluate_heuristic(name: str, data: Dataset | str | Path = "data1", region: 
     ds, p = resolve_dataset(data, region), get_profile(profile)
     episodes = episodes or default_eval_episodes(ds, split, p)
     sim = eval_simulator(ds, split, episodes, seed, "cpu", p, params)
-    return summarize(evaluate(sim, get(name).load()(sim, seed=seed), episodes, progress=progress)) | {"policy": name}
+    return summarize(run_evaluation(sim, get(name).load()(sim, seed=seed), episodes, progress=progress)) | {"policy": name}

@@ -27,7 +27,7 @@ from .agent_base import MaskedAgent
 from .checkpoints import restore_weights
 from .cli import add_eval_flags, load_or_exit, profile_params, resolve_device, set_threads, user_errors
 from .config import ConfigError
-from .evaluation import eval_simulator, evaluate, evaluation_outputs, format_table, write_evaluation
+from .evaluation import eval_simulator, evaluation_outputs, format_table, run_evaluation, write_evaluation
 from .outputs import claim_output
 from .paths import data_root, run_eval_dir, run_of
 from .reference import reference_line
@@ -143,8 +143,8 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
         sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
         if args.compile:
             policy.act(sim, sim.observe())  # compile outside the timed decisions; evaluate() resets the sim
-        df = evaluate(sim, policy, episodes, progress=not args.no_progress)
-        summary = write_evaluation(out, df, settings | {
+        result = run_evaluation(sim, policy, episodes, progress=not args.no_progress)
+        summary = write_evaluation(out, result, settings | {
             "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
             "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device, profile=profile, params=params),
             "zero_shot": zero_shot, "trained_regions": state["dataset"]["regions"], "device": str(device),
