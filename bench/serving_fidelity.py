@@ -4,6 +4,7 @@
     python bench/serving_fidelity.py --json bench/results/serving_fidelity.json
     python bench/serving_fidelity.py --holdout h100-80gb-pcap --json bench/results/serving_fidelity_holdout_pcap.json
     python bench/serving_fidelity.py --holdout llama2-70b:4            # a model at one tensor parallel degree
+    python bench/serving_fidelity.py --through-simulator               # also through the serving simulator
 
 Every (model, hardware, tensor_parallel, prompt_size, batch_size, token_size) of
 data1/serving/splitwise_perf_model.csv is simulated as that batch on one idle server
@@ -23,6 +24,13 @@ Without --holdout the committed coefficients (data1/serving/perf_model.json) are
                ratio (prefill is compute bound, decode memory bound);
   MODEL:TP     the same model and hardware at the two nearest other tensor-parallel degrees, each time
                interpolated (or extrapolated) geometrically in log TP.
+
+With --through-simulator the settings of the simulator's GPU classes (edgesim.serving.GPU_CLASSES) that fit
+one engine (prompt + output within the 4,096-token context window, the batch within its KV capacity and
+max_batch) are also run through the serving simulator: b workflows arriving together at an idle server of
+that class, with equal network draws; their TTFT and E2E less the network time, and their TPOT, are compared
+with idle_batch_ms under the simulator's coefficients, and the largest relative difference is reported
+(`through_simulator`). That checks the simulator's arithmetic, not the measurement.
 """
 from __future__ import annotations
 
@@ -30,12 +38,16 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from edgesim.dataset import load_dataset
+from edgesim.serving import CONTEXT_TOKENS, GPU_CLASSES, Serving, ServingSimulator, gpu_class_perf
 from edgesim.serving_perf import (
     PERF_MODEL,
     PERF_TABLE,
@@ -165,15 +177,90 @@ def fidelity(table: Any, perf_model: str | Path = PERF_MODEL, holdout: str | Non
             "worst": [r | {f"{m}_error": round(_error(r, m), 4) for m in METRICS} for r in worst], "rows": rows}
 
 
+# A region of three servers hosting one model type, one per NormalizedCompute tercile (one per GPU class),
+# and a two-step task per split (only first steps are measured); a burst trace whose gaps are 0 but for
+# its last two, so arrivals come together.
+REGION = {
+    "servers.csv": "ServerID,Longitude,Latitude,NormalizedCompute,ComputationCapacity\n"
+                   "S0,8.0,47.0,0.25,10\nS1,8.0,47.0,0.5,20\nS2,8.0,47.0,1.0,40\n",
+    "model_instances.csv": "ModelInstanceID,ServerID,ModelTypeName,CostPerToken\n"
+                           "i0,S0,ChatGPT,0.0015\ni1,S1,ChatGPT,0.0015\ni2,S2,ChatGPT,0.0015\n",
+    "network_links.csv": "SrcServerID,DstServerID,BaseLatencyMs,BandwidthMbps\n",
+    "tasks.csv": "TaskID,Split,TaskLongitude,TaskLatitude,TaskSize,RequiredModelTypes\n"
+                 't0,train,8.0,47.0,100,"[""ChatGPT"", ""ChatGPT""]"\n'
+                 't1,test,8.0,47.0,100,"[""ChatGPT"", ""ChatGPT""]"\n',
+    "trap_config.json": '{"trap_server_ids": []}',
+}
+BURST = "Timestamp\n" + "0\n" * 10_000 + "1\n2\n"
+
+
+def through_simulator(table: Any, folder: Path) -> dict[str, Any]:
+    """Run every setting of a simulator GPU class that fits one engine through the serving simulator (in a
+    region written to `folder`); the largest relative difference from idle_batch_ms per metric."""
+    region = folder / "Three"
+    region.mkdir(parents=True, exist_ok=True)
+    for name, text in REGION.items():
+        (region / name).write_text(text)
+    (folder / "burst.csv").write_text(BURST)
+    ds = load_dataset(folder, "Three")
+    perf = gpu_class_perf()
+    worst = {m: 0.0 for m in METRICS}
+    runs, skipped = [], 0
+    for r in table.itertuples():
+        key = (r.model, r.hardware, int(r.tensor_parallel))
+        if key not in GPU_CLASSES:
+            continue
+        cls = GPU_CLASSES.index(key)
+        c, kv = perf[cls]
+        b, p, o = int(r.batch_size), int(r.prompt_size), int(r.token_size)
+        if p + o > CONTEXT_TOKENS or b * (p + o) > kv or b > Serving.max_batch:
+            skipped += 1
+            continue
+        tokens = folder / "tokens.csv"
+        tokens.write_text(f"ContextTokens,GeneratedTokens\n{p},{o}\n")
+        params = Serving(arrival_rate=1.0, arrival_trace=str(folder / "burst.csv"), token_trace=str(tokens),
+                         max_in_flight=b, worlds=1, warmup=0)
+        sim = ServingSimulator(ds, 1, "train", "sequential", 0, serving=params)
+        server = torch.tensor([int((sim.perf.gpu_class == cls).nonzero()[0, 0])])
+        draws = torch.full((1, 4), 0.5, dtype=torch.float64)
+        got: dict[int, tuple[float, float, float]] = {}
+        together = True
+        for _ in range(b + 1):  # b decisions at time 0; the last step runs until their requests complete
+            _, _, _, info = sim.step(server, uniforms=draws)
+            for i in (info["step"] == 0).nonzero()[:, 0].tolist():
+                net = float(info["network_ms"][i])
+                got[int(info["episode"][i])] = (float(info["ttft_ms"][i]) - net, float(info["tpot_ms"][i]),
+                                                float(info["latency"][i]) - net)
+                together &= float(info["arrival_ms"][i]) == 0.0 and float(info["queue_ms"][i]) == 0.0
+        if sorted(got) != list(range(b)) or not together:
+            raise PerfModelError(f"through the simulator: {key} b={b} p={p} o={o}: the requests were not served as "
+                                 "one batch arriving together at an idle server")
+        closed = tuple(float(x) for x in idle_batch_ms(c, float(p), float(b), float(o)))
+        for sim_values in got.values():
+            for m, s, x in zip(METRICS, sim_values, closed):
+                worst[m] = max(worst[m], abs(s - x) / x if x else abs(s))
+        runs.append({"model": r.model, "hardware": r.hardware, "tensor_parallel": key[2], "batch_size": b,
+                     "prompt_size": p, "token_size": o})
+    return {"settings": len(runs), "skipped_not_fitting_one_engine": skipped,
+            "max_relative_difference": {m: float(f"{v:.3g}") for m, v in worst.items()}, "runs": runs}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, help="also write everything to this JSON file")
     ap.add_argument("--holdout", help="HARDWARE or MODEL:TP to leave out of the fit and predict by extrapolation")
     ap.add_argument("--table", type=Path, default=PERF_TABLE, help="the measured table")
     ap.add_argument("--perf-model", type=Path, default=PERF_MODEL, help="the coefficient file (and hardware facts)")
+    ap.add_argument("--through-simulator", action="store_true",
+                    help="also run the settings of the simulator's GPU classes through the serving simulator and "
+                         "report the largest difference from the closed form")
     args = ap.parse_args(argv)
     try:
-        result = fidelity(read_table(args.table), args.perf_model, args.holdout)
+        table = read_table(args.table)
+        result = fidelity(table, args.perf_model, args.holdout)
+        if args.through_simulator:
+            with tempfile.TemporaryDirectory() as folder:
+                result["through_simulator"] = through_simulator(table, Path(folder))
     except (PerfModelError, OSError) as e:
         sys.exit(f"error: {e}")
     for row in result["rows"]:
@@ -181,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"summary": result["summary"], "targets": TARGETS, "targets_met": result["targets_met"]}))
     for row in result["worst"]:
         print(json.dumps({"worst": row}))
+    if "through_simulator" in result:
+        print(json.dumps({"through_simulator": {k: v for k, v in result["through_simulator"].items() if k != "runs"}}))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
 

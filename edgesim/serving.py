@@ -10,11 +10,13 @@ to a valid server) is the contention profile's hop (`ContentionSimulator._hop`).
 Engines. Every server of every world runs one continuous-batching engine for all the model types
 it hosts. Its GPU class and tensor-parallel degree follow the tercile of the server's
 NormalizedCompute (ComputationCapacity divided by the dataset's largest; the loader keeps only
-that): lowest third a100-80gb TP2, middle h100-80gb-pcap TP4, top h100-80gb TP8. A class gives
-    prefill iteration ms = p0 + p1 * T + p2 * Q   (T prompt tokens in all, Q = sum of squared prompts)
-    decode iteration ms  = d0 + d1 * b            (b requests in the batch)
-and a KV capacity in tokens (`EnginePerf`; the built-in table is provisional, of the right order
-for llama2-70b, and is replaced by the fitted model of edgesim/serving_perf.py).
+that): lowest third a100-80gb TP2, middle h100-80gb-pcap TP4, top h100-80gb TP8, all serving
+llama2-70b (`GPU_CLASSES`). The coefficients and KV capacity of a class are those of the fitted
+model (edgesim/serving_perf.py, data1/serving/perf_model.json; `EnginePerf` holds them per server):
+    prefill iteration ms = max(floor, p0 + p1 * T + p2 * Q + p3 * n)  (T prompt tokens in all, Q = sum
+                           of squared prompts, n prompts in the iteration)
+    decode iteration ms  = d0 + d1 * b + d2 * K  (b requests in the batch, K = their cached tokens: prompt
+                           plus tokens generated so far, each; the first token counts)
 
 Request lifecycle. Decided at t0 -> travels (channel + trap + link ms) -> arrives at t_arr and joins
 the server's FIFO queue -> admitted at an iteration boundary when it fits: reserved KV + prompt +
@@ -29,10 +31,14 @@ reserves prompt + output tokens, like a server reserving a request's max_tokens;
 preemption, so KV use never exceeds capacity. Token pairs are cut to the 4,096-token context
 window: prompt <= 4095, output <= 4096 - prompt, both >= 1.
 
-Exact events. A decoding server whose batch b started its segment at `seg` iterates every d(b) ms.
-Its next event is seg + k * d with k = min(r_min, k_admit): r_min the fewest decode iterations
-left in the batch (completions), k_admit = ceil((t_head - seg) / d) when the queue's head fits
-(a request arriving mid-iteration waits for the next boundary). A prefilling server's next event
+Exact events. A decoding server whose batch b started its segment at `seg` with K0 cached tokens
+runs iterations of D + i * d2 * b ms (i = 0, 1, ..; D = d0 + d1 * b + d2 * K0): every iteration adds
+b tokens. k iterations end at seg + span(k), span(k) = k * D + d2 * b * k * (k - 1) / 2
+(serving_perf.decode_span_ms). Its next event is seg + span(k) with k = min(r_min, k_admit): r_min
+the fewest decode iterations left in the batch (completions), k_admit the fewest whole iterations
+with span(k) >= t_head - seg when the queue's head fits (a request arriving mid-iteration waits for
+the next boundary; the root of the quadratic, checked one iteration either way against rounding).
+The growth of K is therefore exact, not frozen at the segment's start. A prefilling server's next event
 is the prefill's end (arrivals during a prefill wait for it); an idle server admits at the
 arrival. State changes only at these events, so the advance is exact. `step` applies every
 world's decision, then advances each world event by event (all worlds at once, each its earliest
@@ -57,13 +63,15 @@ output) pair and its four network uniforms. Two schedulers therefore meet identi
 (gaps summed in whole microseconds, exactly), tasks, token counts and network draws.
 
 Load. `load` U sets arrival_rate = U x capacity, capacity = N_valid / (mean steps per workflow x
-mean over valid servers and token pairs of w_s(p, o)), where w_s = prefill_ms_s(p) + o x
-decode_ms_s(max_batch) / max_batch is a request's share of a saturated server. `serving_stats()`
+mean over valid servers and token pairs of w_s(p, o)), where w_s = prefill_ms_s(p alone) + o x
+decode_ms_s(max_batch, max_batch x (p + o / 2)) / max_batch is a request's share of a saturated
+server (a batch of max_batch such requests halfway through their outputs). `serving_stats()`
 reports the measured utilisation = sum over measured served requests of w_s / (N_valid x measured
 time), with busy share, running batch, KV occupancy, queue length and queue wait.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -88,6 +96,7 @@ from .contention import (
 from .dataset import Dataset
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, reals, regular_file
 from .paper import Flag, Profile, TrapModel
+from .serving_perf import ServingCoefficients, load_perf_model
 from .simulator import Observation, Simulator, simulator_args, take
 
 CONTEXT_TOKENS = 4096  # the model's context window: prompt + output of one request
@@ -273,47 +282,95 @@ def draw_key(world: torch.Tensor | int, step: torch.Tensor | int, purpose: torch
 
 
 # ---------------------------------------------------------------------------------------------- engines
-class EnginePerf(NamedTuple):
-    """Per-server iteration-time coefficients (N,) and KV capacity: the interface the fitted model fills."""
+# The GPU class of each NormalizedCompute tercile (lowest first): (model, hardware, tensor parallel) of
+# the fitted performance model, data1/serving/perf_model.json.
+GPU_CLASSES = (
+    ("llama2-70b", "a100-80gb", 2),
+    ("llama2-70b", "h100-80gb-pcap", 4),
+    ("llama2-70b", "h100-80gb", 8),
+)
 
-    p0: torch.Tensor  # prefill ms = p0 + p1 * T + p2 * Q
+
+@functools.lru_cache(maxsize=1)
+def gpu_class_perf() -> tuple[tuple[ServingCoefficients, int], ...]:
+    """(coefficients, KV capacity in tokens) of every GPU class, read once from the fitted model."""
+    model = load_perf_model()
+    return tuple((model.get(*key), model.kv_capacity_tokens(*key)) for key in GPU_CLASSES)
+
+
+class EnginePerf(NamedTuple):
+    """Per-server (N,) coefficients of edgesim/serving_perf.py and KV capacity, for all servers at once.
+
+    prefill ms = max(floor, p0 + p1 * T + p2 * Q + p3 * b), decode ms = d0 + d1 * b + d2 * K; a decode
+    segment of constant batch b whose first iteration attends to K0 tokens grows K by b per iteration,
+    so its i-th iteration (from 0) takes D + i * d2 * b with D = d0 + d1 * b + d2 * K0. Decode-side
+    methods broadcast (G, N) state against the (N,) coefficients."""
+
+    floor: torch.Tensor
+    p0: torch.Tensor
     p1: torch.Tensor
     p2: torch.Tensor
-    d0: torch.Tensor  # decode ms = d0 + d1 * b
+    p3: torch.Tensor
+    d0: torch.Tensor
     d1: torch.Tensor
+    d2: torch.Tensor
     kv_capacity: torch.Tensor  # tokens (int64)
     max_batch: int
     gpu_class: torch.Tensor  # index into GPU_CLASSES
 
-    def prefill_ms(self, s: torch.Tensor, tokens: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
-        return take(self.p0, s) + take(self.p1, s) * tokens + take(self.p2, s) * squares
+    def prefill_ms(self, s: torch.Tensor, tokens: torch.Tensor, squares: torch.Tensor,
+                   prompts: torch.Tensor) -> torch.Tensor:
+        """One prefill iteration on servers `s` of `prompts` prompts, `tokens` in all, `squares` their squares."""
+        linear = take(self.p0, s) + take(self.p1, s) * tokens + take(self.p2, s) * squares + take(self.p3, s) * prompts
+        return torch.maximum(linear, take(self.floor, s))
 
-    def decode_ms(self, s: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        return take(self.d0, s) + take(self.d1, s) * batch
+    def decode_ms(self, batch: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """One decode iteration of `batch` sequences attending to `kv` cached tokens, (G, N)."""
+        return self.d0 + self.d1 * batch + self.d2 * kv
+
+    def span_ms(self, batch: torch.Tensor, kv0: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """k decode iterations of a constant batch, the first attending to kv0 tokens (serving_perf.decode_span_ms)."""
+        return k * self.decode_ms(batch, kv0) + self.d2 * batch * k * (k - 1) / 2
+
+    def _root(self, batch: torch.Tensor, kv0: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """The real k >= 0 with span_ms(k) = elapsed (>= 0): a*k^2 + b*k = elapsed, in the form that stays
+        exact when d2 = 0."""
+        a = self.d2 * batch / 2
+        lin = self.decode_ms(batch, kv0) - a  # > 0: kv0 >= 2 * batch (a prompt token and the first token each)
+        x = elapsed.clamp_min(0)
+        return 2 * x / (lin + torch.sqrt(lin * lin + 4 * a * x))
+
+    def iterations_within(self, batch: torch.Tensor, kv0: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """The most whole iterations that end by `elapsed` ms into the segment (a float tensor of integers)."""
+        k = torch.floor(self._root(batch, kv0, elapsed))
+        k = torch.where(self.span_ms(batch, kv0, k + 1) <= elapsed, k + 1, k)  # rounding of the root, either way
+        return torch.where((k > 0) & (self.span_ms(batch, kv0, k) > elapsed), k - 1, k)
+
+    def iterations_reaching(self, batch: torch.Tensor, kv0: torch.Tensor, elapsed: torch.Tensor) -> torch.Tensor:
+        """The fewest whole iterations that end at or after `elapsed` ms into the segment: the boundary at
+        which a request arriving then is admitted."""
+        k = torch.ceil(self._root(batch, kv0, elapsed))
+        k = torch.where(self.span_ms(batch, kv0, k) < elapsed, k + 1, k)
+        return torch.where((k > 0) & (self.span_ms(batch, kv0, k - 1) >= elapsed), k - 1, k)
 
     def share_ms(self, s: torch.Tensor, prompt: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        """w_s(p, o): a request's share of a saturated server (prefill alone, decode split max_batch ways)."""
+        """w_s(p, o): a request's share of a saturated server: its prefill alone, and o decode iterations
+        split max_batch ways, each of max_batch such requests halfway through their outputs."""
         mb = float(self.max_batch)
-        return self.prefill_ms(s, prompt, prompt * prompt) + output * self.decode_ms(s, torch.full_like(prompt, mb)) / mb
-
-
-# Provisional coefficients for llama2-70b (replaced by the fitted model of edgesim/serving_perf.py):
-# (name, p0 ms, p1 ms/token, p2 ms/token^2, d0 ms, d1 ms/request, KV capacity tokens). KV: 320 KiB a token
-# (80 layers, 8 KV heads of 128, fp16) in the GPU memory the weights (140 GB) and activations leave.
-GPU_CLASSES = (
-    ("a100-80gb TP2", 90.0, 0.30, 5e-6, 45.0, 0.90, 40_000),
-    ("h100-80gb-pcap TP4", 50.0, 0.11, 2e-6, 28.0, 0.37, 450_000),
-    ("h100-80gb TP8", 40.0, 0.065, 1.2e-6, 20.0, 0.25, 1_300_000),
-)
+        decode = take(self.d0, s) + take(self.d1, s) * mb + take(self.d2, s) * mb * (prompt + output / 2)
+        return self.prefill_ms(s, prompt, prompt * prompt, torch.ones_like(prompt)) + output * decode / mb
 
 
 def builtin_perf(nc: torch.Tensor, max_batch: int) -> EnginePerf:
     """Every server's engine from its NormalizedCompute tercile (lowest third: the first class)."""
     q1, q2 = torch.quantile(nc, torch.tensor([1 / 3, 2 / 3], dtype=nc.dtype, device=nc.device))
     cls = (nc > q1).long() + (nc > q2).long()
-    table = torch.tensor([row[1:] for row in GPU_CLASSES], dtype=nc.dtype, device=nc.device)[cls]
-    p0, p1, p2, d0, d1, kv = table.unbind(1)
-    return EnginePerf(p0, p1, p2, d0, d1, kv.round().long(), max_batch, cls)
+    perf = gpu_class_perf()
+    names = [f.name for f in fields(ServingCoefficients)]
+    table = torch.tensor([[getattr(c, n) for n in names] for c, _ in perf], dtype=nc.dtype, device=nc.device)[cls]
+    kv = torch.tensor([capacity for _, capacity in perf], dtype=torch.long, device=nc.device)[cls]
+    coefficients = dict(zip(names, table.unbind(1)))
+    return EnginePerf(**coefficients, kv_capacity=kv, max_batch=max_batch, gpu_class=cls)
 
 
 # ---------------------------------------------------------------------------------------------- simulator
@@ -488,11 +545,17 @@ class ServingSimulator(ContentionSimulator):
         out = torch.zeros(G * N, dtype=values.dtype, device=self.device)
         return out.index_add_(0, cell[mask], values[mask]).view(G, N)
 
+    def _segment_kv(self) -> torch.Tensor:
+        """(G, N) KV tokens the first decode iteration of each server's segment attends to: prompt plus tokens
+        generated so far of its decoding requests (their counts are those of the segment's start)."""
+        decoding = (self.slot_phase == RUNNING) & ~self.slot_prefilling
+        return self._per_server((self.slot_prompt + self.slot_generated).to(self.dtype), decoding)
+
     def _iterations_in_segment(self) -> torch.Tensor:
         """(G, N) decode iterations each decoding server has finished since its segment began, at `now`."""
-        d = self.perf.d0 + self.perf.d1 * self.srv_batch
         decoding = ~self.srv_prefill & (self.srv_batch > 0)
-        return torch.where(decoding, torch.floor((self.now[:, None] - self.srv_seg).clamp_min(0) / d), 0.0)
+        elapsed = self.now[:, None] - self.srv_seg
+        return torch.where(decoding, self.perf.iterations_within(self.srv_batch, self._segment_kv(), elapsed), 0.0)
 
     def free_kv_tokens(self) -> torch.Tensor:
         """KV tokens not in use now: capacity minus the prompts and the tokens generated so far of the
@@ -517,12 +580,14 @@ class ServingSimulator(ContentionSimulator):
         pf = self.slot_prompt.to(self.dtype)
         tokens, squares = self._per_server(pf, queued), self._per_server(pf * pf, queued)
         s = torch.arange(self.n_servers, device=self.device).expand(self.batch_size, -1).reshape(-1)
-        queue_ms = torch.where(self.srv_queue > 0, self.perf.prefill_ms(s, tokens.view(-1), squares.view(-1))
+        prompts = self.srv_queue.to(self.dtype).view(-1)
+        queue_ms = torch.where(self.srv_queue > 0, self.perf.prefill_ms(s, tokens.view(-1), squares.view(-1), prompts)
                                .view(self.batch_size, -1), 0.0)
-        d = self.perf.d0 + self.perf.d1 * self.srv_batch
         decoding = ~self.srv_prefill & (self.srv_batch > 0)
-        into = torch.remainder((now - self.srv_seg).clamp_min(0), d)
-        iteration_ms = torch.where(decoding, d - into, 0.0)
+        elapsed = (now - self.srv_seg).clamp_min(0)
+        kv0 = self._segment_kv()
+        done = self.perf.iterations_within(self.srv_batch, kv0, elapsed)
+        iteration_ms = torch.where(decoding, self.perf.span_ms(self.srv_batch, kv0, done + 1) - elapsed, 0.0)
         prefill_ms = torch.where(self.srv_prefill, (self.srv_pend - now).clamp_min(0), 0.0)
         return prefill_ms + iteration_ms + queue_ms
 
@@ -636,13 +701,14 @@ class ServingSimulator(ContentionSimulator):
         r_min = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
             0, cell[decoding_slot], self.hidden_remaining[decoding_slot].to(self.dtype), "amin")
         seg = self.srv_seg.view(-1)
-        d = (self.perf.d0 + self.perf.d1 * self.srv_batch).view(-1)
-        k_admit = torch.where(fits, torch.ceil((t_head - seg) / d).clamp_min(0), INF)
-        k = torch.minimum(r_min, k_admit)
+        batch, kv0 = self.srv_batch, self._segment_kv()
+        k_admit = torch.where(fits, self.perf.iterations_reaching(batch, kv0, (t_head - seg).view(G, N)).view(-1), INF)
         decoding = ~self.srv_prefill.view(-1) & (self.srv_batch.view(-1) > 0)
+        k = torch.where(decoding, torch.minimum(r_min, k_admit), 0.0)
+        span = self.perf.span_ms(batch, kv0, k.view(G, N)).view(-1)
         idle_t = torch.where(fits, torch.maximum(t_head, seg), INF)
-        t = torch.where(self.srv_prefill.view(-1), self.srv_pend.view(-1), torch.where(decoding, seg + k * d, idle_t))
-        return t.view(G, N), torch.where(decoding, k, 0.0).view(G, N)
+        t = torch.where(self.srv_prefill.view(-1), self.srv_pend.view(-1), torch.where(decoding, seg + span, idle_t))
+        return t.view(G, N), k.view(G, N)
 
     def _integrate(self, moving: torch.Tensor, te: torch.Tensor) -> None:
         """Accumulate the time-weighted server state of the measured period up to each moving world's event."""
@@ -807,12 +873,13 @@ class ServingSimulator(ContentionSimulator):
             pf = pa.to(self.dtype)
             tokens = torch.zeros(G, dtype=self.dtype, device=self.device).index_add_(0, ga, pf)
             squares = torch.zeros(G, dtype=self.dtype, device=self.device).index_add_(0, ga, pf * pf)
-            admitted = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, ga, torch.ones_like(ga)) > 0
+            admitted_count = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, ga, torch.ones_like(ga))
         else:
             tokens = squares = torch.zeros(G, dtype=self.dtype, device=self.device)
-            admitted = torch.zeros(G, dtype=torch.bool, device=self.device)
+            admitted_count = torch.zeros(G, dtype=torch.long, device=self.device)
+        admitted = admitted_count > 0
         s = cells % N
-        pend = te + self.perf.prefill_ms(s, tokens, squares)
+        pend = te + self.perf.prefill_ms(s, tokens, squares, admitted_count.to(self.dtype))
         start = serve & admitted
         prefill, seg, pend_all = self.srv_prefill.view(-1), self.srv_seg.view(-1), self.srv_pend.view(-1)
         c = cells[serve]

@@ -2,6 +2,7 @@
 invariants of a loaded run, common random numbers and bad inputs, all through make_simulator."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ from edgesim.gym_wrappers import EdgeMoEEnv
 from edgesim.inputs import InputError
 from edgesim.registry import make_simulator
 from edgesim.serving import GPU_CLASSES, Serving, ServingError, crn_hash, crn_uniform
+from edgesim.serving_perf import idle_batch_ms, load_perf_model
 from schedkit.evaluation import evaluate
 from schedkit.simulators import train_params
 
@@ -57,20 +59,43 @@ def run_until(sim, episodes: set[tuple[int, int]], policy=None, limit: int = 200
     raise AssertionError(f"not completed: {episodes - seen.keys()}")
 
 
+LOWEST = load_perf_model().get(*GPU_CLASSES[0])  # one server is in the lowest tercile
+LOWEST_KV = load_perf_model().kv_capacity_tokens(*GPU_CLASSES[0])
+
+
+def prefill(*prompts: int) -> float:
+    c = LOWEST
+    return max(c.floor, c.p0 + c.p1 * sum(prompts) + c.p2 * sum(p * p for p in prompts) + c.p3 * len(prompts))
+
+
+def boundaries(start: float, batch: int, kv: int):
+    """The ends of the decode iterations of a constant batch from `start`, one by one: each attends to the
+    batch's cached tokens, which grow by `batch` per iteration."""
+    c, t = LOWEST, start
+    while True:
+        t += c.d0 + c.d1 * batch + c.d2 * kv
+        kv += batch
+        yield t
+
+
+def first_at_or_after(start: float, batch: int, kv: int, t: float) -> tuple[int, float]:
+    """(iterations, boundary): the first iteration end at or after `t`."""
+    for k, end in enumerate(boundaries(start, batch, kv), 1):
+        if end >= t:
+            return k, end
+    raise AssertionError
+
+
+def after(start: float, batch: int, kv: int, iterations: int) -> float:
+    return next(itertools.islice(boundaries(start, batch, kv), iterations - 1, None))
+
+
 def test_one_server_iteration_arithmetic_by_hand(files):
     prompt, output = 100, 50
     trace = tokens(files, "one_pair.csv", [(prompt, output)])
     params = Serving(arrival_rate=1.0, arrival_trace=files["even"], token_trace=trace, max_in_flight=2, worlds=1,
                      warmup=0)
     sim = make_simulator(files["one"], 1, "train", "sequential", 0, profile="serving", params=params)
-    _, p0, p1, p2, d0, d1, _ = GPU_CLASSES[0]  # one server: the lowest tercile
-
-    def prefill(*prompts):
-        return p0 + p1 * sum(prompts) + p2 * sum(p * p for p in prompts)
-
-    def decode(b):
-        return d0 + d1 * b
-
     obs = sim.step(torch.zeros(1, dtype=torch.long))[0]  # the first request; the second decision is next
     assert float(obs.now_ms[0]) == 2000.0
     live = {name: float(getattr(sim, name)()[0, 0]) for name in
@@ -81,29 +106,30 @@ def test_one_server_iteration_arithmetic_by_hand(files):
     a1 = 1000.0 + first["network_ms"]
     a2 = 2000.0 + second["network_ms"]
     f1 = a1 + prefill(prompt)  # idle server: admitted on arrival, prefilled alone
-    done_iterations = math.floor((2000.0 - f1) / decode(1))  # the live inputs at the second decision
-    assert live["server_load"] == pytest.approx(decode(1) - ((2000.0 - f1) - done_iterations * decode(1)))
-    assert live["free_kv_tokens"] == GPU_CLASSES[0][-1] - (prompt + 1 + done_iterations)
+    # the live inputs at the second decision: the first decodes alone, its first iteration over prompt + 1 tokens
+    done, next_end = first_at_or_after(f1, 1, prompt + 1, math.nextafter(2000.0, math.inf))
+    done -= 1
+    assert live["server_load"] == pytest.approx(next_end - 2000.0)
+    assert live["free_kv_tokens"] == LOWEST_KV - (prompt + 1 + done)
     assert (live["running_batch"], live["queue_length"], live["outstanding_tokens"]) == (1, 0, 0)
     assert first["ttft_ms"] == pytest.approx(f1 - 1000.0, abs=1e-9)
-    k = math.ceil((a2 - f1) / decode(1))  # the second arrives mid-decode: admitted at the next boundary
+    k, boundary = first_at_or_after(f1, 1, prompt + 1, a2)  # arrives mid-decode: admitted at the next boundary
     assert 0 < k < output - 1
-    boundary = f1 + k * decode(1)
     assert second["queue_ms"] == pytest.approx(boundary - a2, abs=1e-9)
     f2 = boundary + prefill(prompt)  # the first's decode pauses for the second's prefill
     assert second["ttft_ms"] == pytest.approx(f2 - 2000.0, abs=1e-9)
-    end1 = f2 + (output - 1 - k) * decode(2)
+    end1 = after(f2, 2, (prompt + 1 + k) + (prompt + 1), output - 1 - k)
     assert first["end_ms"] == pytest.approx(end1, abs=1e-6)
     assert first["latency"] == pytest.approx(end1 - 1000.0, abs=1e-6)
     # the first workflow's next step is decided at end1; it reaches the server while the second decodes alone
     a3 = end1 + third["network_ms"]
-    j = math.ceil((a3 - end1) / decode(1))
+    second_kv = prompt + 1 + (output - 1 - k)
+    j, b3 = first_at_or_after(end1, 1, second_kv, a3)
     assert 0 < j < k
-    b3 = end1 + j * decode(1)
     assert third["queue_ms"] == pytest.approx(b3 - a3, abs=1e-6)
     f3 = b3 + prefill(prompt)
     assert third["ttft_ms"] == pytest.approx(f3 - end1, abs=1e-6)
-    assert second["end_ms"] == pytest.approx(f3 + (k - j) * decode(2), abs=1e-6)  # k iterations were left
+    assert second["end_ms"] == pytest.approx(after(f3, 2, (second_kv + j) + (prompt + 1), k - j), abs=1e-6)
     for row in (first, second, third):
         assert row["decode_iterations"] == output - 1 and row["prefills"] == 1
         assert row["latency"] == pytest.approx(row["network_ms"] + row["queue_ms"] + row["compute_ms"], abs=1e-6)
@@ -111,7 +137,7 @@ def test_one_server_iteration_arithmetic_by_hand(files):
 
 
 def test_a_request_that_does_not_fit_the_kv_cache_waits_for_a_completion(files):
-    kv = GPU_CLASSES[0][-1]
+    kv = LOWEST_KV
     prompt, output = 4000, 96
     fit = kv // (prompt + output)  # this many fit at once; the next must wait
     trace = tokens(files, "big_pair.csv", [(prompt, output)])
@@ -131,9 +157,34 @@ def test_a_request_that_does_not_fit_the_kv_cache_waits_for_a_completion(files):
     first_end = min(rows[(e, 0)]["end_ms"] for e in range(fit))
     assert admitted == pytest.approx(first_end, abs=1e-9)  # enters at the boundary where the first ones leave
     # it arrived during the first request's prefill; at that prefill's end the others entered, it did not
-    _, p0, p1, p2, *_ = GPU_CLASSES[0]
-    assert last["queue_ms"] > p0 + p1 * prompt + p2 * prompt ** 2
+    assert last["queue_ms"] > prefill(prompt)
     assert all(rows[(e, 0)]["queue_ms"] < last["queue_ms"] for e in range(fit))
+
+
+@pytest.mark.parametrize("batch, prompt, output", [(1, 100, 50), (4, 512, 128), (16, 1000, 200), (3, 300, 1),
+                                                   (8, 2048, 64)])
+def test_an_idle_server_given_one_batch_matches_the_closed_form_of_the_performance_model(files, batch, prompt, output):
+    # `batch` workflows arrive at 0 (the trace's gaps are 0 but for its last two), are sent to the one server
+    # with the same network draws, so they reach it together; their first requests are served as one batch
+    burst = files["root"] / "burst.csv"
+    burst.write_text("Timestamp\n" + "0\n" * 10_000 + "1\n2\n")
+    trace = tokens(files, f"batch_{prompt}_{output}.csv", [(prompt, output)])
+    params = Serving(arrival_rate=1.0, arrival_trace=str(burst), token_trace=trace, max_in_flight=batch, worlds=1,
+                     warmup=0)
+    sim = make_simulator(files["one"], 1, "train", "sequential", 0, profile="serving", params=params, task_subset=[0])
+    draws = torch.full((1, 4), 0.5, dtype=torch.float64)
+    rows: dict[int, dict] = {}
+    for _ in range(batch + 1):
+        _, _, _, info = sim.step(torch.zeros(1, dtype=torch.long), uniforms=draws)
+        rows |= {int(e): {k: v[i].item() for k, v in info.items()}
+                 for i, (e, s) in enumerate(zip(info["episode"], info["step"])) if s == 0}
+    assert sorted(rows) == list(range(batch))
+    ttft, tpot, e2e = idle_batch_ms(LOWEST, float(prompt), float(batch), float(output))
+    for row in rows.values():
+        assert row["arrival_ms"] == 0.0 and row["network_ms"] == rows[0]["network_ms"] > 0 and row["queue_ms"] == 0.0
+        assert row["ttft_ms"] - row["network_ms"] == pytest.approx(ttft, rel=1e-12)
+        assert row["tpot_ms"] == pytest.approx(tpot, rel=1e-12, abs=1e-12)
+        assert row["latency"] - row["network_ms"] == pytest.approx(e2e, rel=1e-12)
 
 
 def test_output_lengths_stay_hidden_until_a_request_completes(files):

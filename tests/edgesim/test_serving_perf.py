@@ -55,6 +55,19 @@ def test_fidelity_check_fails_for_a_wrong_model(tmp_path: Path) -> None:
     assert met["tpot"] is False and met["e2e"] is False and met["ttft"] is True
 
 
+def test_the_serving_simulator_reproduces_the_closed_form_on_every_setting_that_fits_one_engine(tmp_path: Path) -> None:
+    out = tmp_path / "fidelity.json"
+    run_script("bench/serving_fidelity.py", "--through-simulator", "--json", str(out))
+    result = json.loads(out.read_text())
+    through = result["through_simulator"]
+    classes = {(r["model"], r["hardware"], r["tensor_parallel"]) for r in through["runs"]}
+    assert classes == {("llama2-70b", "a100-80gb", 2), ("llama2-70b", "h100-80gb-pcap", 4), ("llama2-70b", "h100-80gb", 8)}
+    assert through["settings"] >= 40 and max(r["batch_size"] for r in through["runs"]) == 64
+    assert all(v <= 1e-12 for v in through["max_relative_difference"].values()), through["max_relative_difference"]
+    assert {k: v for k, v in result.items() if k != "through_simulator"} == json.loads(
+        (ROOT / "bench/results/serving_fidelity.json").read_text())
+
+
 def test_holdout_reports_only_the_held_out_part(tmp_path: Path) -> None:
     out = tmp_path / "holdout.json"
     run_script("bench/serving_fidelity.py", "--holdout", "llama2-70b:4", "--json", str(out))
