@@ -23,7 +23,7 @@ the server's FIFO queue -> admitted at an iteration boundary when it fits: reser
 output <= kv_capacity and running < max_batch, strictly FIFO (a head that does not fit blocks the
 rest) -> prefilled: every request admitted at one boundary is prefilled in one iteration while the
 running decodes pause (prefill priority, no chunking, as vLLM without chunked prefill) -> its first
-token at the prefill's end (TTFT = first token - t0, network and queueing included) -> one token
+token at the prefill's end (TTFT = first token - t0, network and queueing included, plus the wait for a free slot at step 0) -> one token
 per decode iteration until its output length o (the first token counts: o - 1 decode iterations)
 -> completes at that boundary, frees its KV reservation, and the workflow's next step is decided
 then (the response's way back is not modelled separately), or the workflow finishes. Admission
@@ -774,7 +774,7 @@ class ServingSimulator(ContentionSimulator):
         network = t["arrive"] - t["t0"]
         queue = t["admit"] - t["arrive"] + admission
         latency = end - t["t0"] + admission
-        ttft = t["first"] - t["t0"]
+        ttft = t["first"] - t["t0"] + admission  # a workflow's first request waits for its slot too
         tpot = torch.where(output > 1, (end - t["first"]) / (output - 1).clamp_min(1), 0.0)
         flags = {k: v.index_select(0, j) for k, v in self.slot_flag.items()}
         history = self.history.view(-1)
