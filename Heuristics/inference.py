@@ -1,5 +1,8 @@
 """Evaluate the reference schedulers (random, greedy, greedy_queue, maxcompute, oracle, least_loaded, p2c,
-lookahead, telemetry) on a dataset split.
+lookahead, telemetry, and under `--profile serving` the serving rules round_robin, jsq, token_jsq and
+kv_jsq) on a dataset split. `--policy all` leaves out the rules a profile is not made for
+(schedkit/registry.py `profiles`); a rule named explicitly runs, or refuses with one line when the
+profile lacks the live input it reads.
 
     python Heuristics/inference.py --data data1 --region Server1_Trap --policy greedy oracle --out results/heuristics
     python Heuristics/inference.py --profile contention --arrival-rate 4 --policy all
@@ -29,7 +32,7 @@ from edgesim.dataset import Dataset
 from edgesim.inputs import reals
 from edgesim.paper import Profile
 from edgesim.registry import get_profile
-from Heuristics.policies import GREEDY_LATENCY_WEIGHT
+from Heuristics.policies import BOUNDED_PROFILES, GREEDY_LATENCY_WEIGHT
 from schedkit.cli import (
     add_eval_flags,
     arg_type,
@@ -113,8 +116,9 @@ def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heurist
 
 
 def evaluate_heuristics(args: argparse.Namespace) -> dict:
-    names = heuristics() if "all" in args.policy else list(dict.fromkeys(args.policy))
     device, profile, params, ds, episodes, out, meta = resolve_setting(args)
+    names = ([name for name in heuristics() if get(name).runs_under(profile)] if "all" in args.policy
+             else list(dict.fromkeys(args.policy)))
     common = {"split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,
               "dataset_fingerprint": ds.fingerprint}
     evaluations = {name: {"policy": name, **common, **policy_settings(name, args.latency_weight)} for name in names}
@@ -147,7 +151,7 @@ def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset,
     policy = make_policy(name, sim, args.seed, args.latency_weight)
     df = evaluate(sim, policy, settings["episodes"], progress=not args.no_progress)
     extra = {}
-    if name == "oracle" and profile.queues:  # load-blind there: its plan value bounds every rule
+    if name == "oracle" and profile.name in BOUNDED_PROFILES:  # load-blind there: its plan value bounds every rule
         extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
     return write_evaluation(target, df, settings | {"device": str(device)} | extra)
 
