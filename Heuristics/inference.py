@@ -14,7 +14,9 @@ on the train split. Each summary records the policy's `decision_ms` (wall time p
 amortised over the batch) and, for the greedy family, its `latency_weight`.
 
 Under `--profile contention` the oracle's summary also holds `reward_upper_bound`: its plans'
-expected reward with queues left out, which no scheduler can exceed in expectation.
+expected reward with queues left out, which no scheduler can exceed in expectation. Under `--profile
+serving` every summary holds `latency_lower_bound_ms`, the solo bound (Heuristics/serving_rules.py
+`solo_latency_bound`): no scheduler's mean episode latency on those episodes can be lower.
 
 Writes OUT/episodes.csv and OUT/summary.json for one policy, OUT/<policy>/... for several, plus
 OUT/config.yaml (the resolved arguments), and prints a comparison table.
@@ -32,7 +34,9 @@ from edgesim.dataset import Dataset
 from edgesim.inputs import reals
 from edgesim.paper import Profile
 from edgesim.registry import get_profile
+from edgesim.serving import ServingSimulator
 from Heuristics.policies import BOUNDED_PROFILES, GREEDY_LATENCY_WEIGHT
+from Heuristics.serving_rules import solo_latency_bound
 from schedkit.cli import (
     add_eval_flags,
     arg_type,
@@ -153,6 +157,8 @@ def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset,
     extra = {}
     if name == "oracle" and profile.name in BOUNDED_PROFILES:  # load-blind there: its plan value bounds every rule
         extra["reward_upper_bound"] = policy.bound(sim, list(df["task_id"]))
+    if isinstance(sim, ServingSimulator):  # the same for every policy: the episodes and token pairs are common
+        extra["latency_lower_bound_ms"] = solo_latency_bound(sim, df)
     return write_evaluation(target, df, settings | {"device": str(device)} | extra)
 
 

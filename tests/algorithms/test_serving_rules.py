@@ -1,6 +1,7 @@
 """The serving rules (Heuristics/serving_rules.py) and the serving-aware least_loaded, on the tiny region under
 the serving profile: each picks what its definition says over the live inputs, round_robin cycles, no rule picks
-an invalid server or reads an output length, and every registered heuristic runs through Heuristics/inference.py."""
+an invalid server or reads an output length, every registered heuristic runs through Heuristics/inference.py,
+and the solo latency bound is exact where requests run alone and a bound where they do not."""
 from __future__ import annotations
 
 import json
@@ -15,9 +16,22 @@ from edgesim.inputs import InputError
 from edgesim.registry import get_profile, make_simulator
 from edgesim.serving import Serving
 from Heuristics.policies import GreedyPolicy, LeastLoadedPolicy, QueueGreedyPolicy, RandomPolicy
-from Heuristics.serving_rules import JoinShortestQueuePolicy, KVJSQPolicy, RoundRobinPolicy, TokenJSQPolicy
+from Heuristics.serving_rules import (
+    JoinShortestQueuePolicy,
+    KVJSQPolicy,
+    RoundRobinPolicy,
+    TokenJSQPolicy,
+    solo_latency_bound,
+)
+from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.registry import SCHEDULERS, get, heuristics
 
+ONE_SERVER = {"servers.csv": "ServerID,Longitude,Latitude,NormalizedCompute,ComputationCapacity\nS,8.0,47.0,1.0,40\n",
+              "model_instances.csv": "ModelInstanceID,ServerID,ModelTypeName,CostPerToken\n"
+                                     "i1,S,ChatGPT,0.0015\ni2,S,GPT-4,0.03\n",
+              "network_links.csv": "SrcServerID,DstServerID,BaseLatencyMs,BandwidthMbps\n",
+              "task_request_mapping.csv": None, "request_log.csv": None,
+              "trap_config.json": '{"trap_server_ids": []}'}
 # busy worlds: arrivals far faster than the four engines serve, so queues, prefills and batches build up
 BUSY = Serving(arrival_rate=40.0, worlds=3, max_in_flight=6, warmup=0)
 
@@ -183,10 +197,32 @@ def test_every_heuristic_runs_through_inference_under_serving(root, tmp_path):
     run_script("Heuristics/inference.py", "--data", str(root), "--region", "tiny", "--profile", "serving",
                "--worlds", "2", "--max-in-flight", "2", "--episodes", "4", "--policy", "all", "--out", str(out),
                "--no-progress", cwd=tmp_path)
+    bounds = set()
     for name in heuristics():
         summary = json.loads((out / name / "summary.json").read_text())
         assert summary["policy"] == name and summary["episodes"] == 4
         assert "reward_upper_bound" not in summary  # the oracle's plan value bounds nothing under serving
+        assert 0 < summary["latency_lower_bound_ms"] <= summary["mean_compute_ms"] < summary["mean_latency_ms"]
+        bounds.add(summary["latency_lower_bound_ms"])
+    assert len(bounds) == 1  # one number for every scheduler: the same episodes and token pairs
+
+
+def test_the_solo_bound_is_exact_for_requests_that_never_share_an_engine(root, tmp_path):
+    """One server, one workflow in flight, arrivals far apart: every request runs alone, so the mean compute
+    time is the solo bound; with several in flight it stays a bound and is no longer reached."""
+    write_tiny(root / "One", **ONE_SERVER)
+    with pytest.warns(UserWarning):
+        one = load_dataset(root, "One")
+    (tmp_path / "pairs.csv").write_text("ContextTokens,GeneratedTokens\n300,40\n1200,90\n50,7\n")
+    alone = Serving(arrival_rate=0.001, token_trace=str(tmp_path / "pairs.csv"), worlds=1, max_in_flight=1, warmup=0)
+    sim = eval_simulator(one, "train", 6, 0, profile=get_profile("serving"), params=alone)
+    df = evaluate(sim, RandomPolicy(sim), 6, progress=False)
+    assert (df["queue_ms"] == 0).all()
+    assert solo_latency_bound(sim, df) == pytest.approx(df["compute_ms"].mean(), rel=1e-12)
+    crowded = Serving(arrival_rate=50.0, token_trace=str(tmp_path / "pairs.csv"), worlds=1, max_in_flight=6, warmup=0)
+    sim = eval_simulator(one, "train", 12, 0, profile=get_profile("serving"), params=crowded)
+    df = evaluate(sim, RandomPolicy(sim), 12, progress=False)
+    assert solo_latency_bound(sim, df) < df["compute_ms"].mean()
 
 
 def test_inference_all_leaves_the_serving_rules_out_elsewhere_and_refuses_them_by_name(root, tmp_path):
