@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 from conftest import one_line_error, run_script
@@ -234,3 +235,14 @@ def test_inference_all_leaves_the_serving_rules_out_elsewhere_and_refuses_them_b
     proc = run_script("Heuristics/inference.py", "--data", str(root), "--region", "tiny", "--profile", "contention",
                       "--policy", "token_jsq", "--out", str(tmp_path / "refused"), check=False, cwd=tmp_path)
     one_line_error(proc, "token_jsq", "outstanding_tokens()", "contention profile", "--profile serving")
+
+
+def test_evaluate_all_under_serving_evaluates_the_serving_rules_without_an_oracle_bound(root, tmp_path):
+    results = tmp_path / "results"
+    others = [n for n in heuristics() if n not in ("oracle", "token_jsq")]
+    run_script("total/evaluate_all.py", "--data", str(root), "--region", "tiny", "--results", str(results),
+               "--profile", "serving", "--worlds", "2", "--max-in-flight", "2", "--episodes", "4", "--skip", *others,
+               "--no-progress", cwd=tmp_path)
+    [folder] = (results / "eval").iterdir()
+    summary = pd.read_csv(folder / "summary.csv").set_index("algo")
+    assert list(summary.index) == ["oracle", "token_jsq"] and "reward_upper_bound" not in summary.columns
