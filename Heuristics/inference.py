@@ -1,5 +1,8 @@
 """Evaluate the reference schedulers (random, greedy, greedy_queue, maxcompute, oracle, least_loaded, p2c,
-lookahead, telemetry) on a dataset split.
+lookahead, telemetry, and under `--profile serving` the serving rules round_robin, jsq, token_jsq and
+kv_jsq) on a dataset split. `--policy all` leaves out the rules a profile is not made for
+(schedkit/registry.py `profiles`); a rule named explicitly runs, or refuses with one line when the
+profile lacks the live input it reads.
 
     python Heuristics/inference.py --data data1 --region Server1_Trap --policy greedy oracle --out results/heuristics
     python Heuristics/inference.py --profile contention --arrival-rate 4 --policy all
@@ -11,7 +14,9 @@ on the train split. Each summary records the policy's `decision_ms` (wall time p
 amortised over the batch) and, for the greedy family, its `latency_weight`.
 
 Under `--profile contention` the oracle's summary also holds `reward_upper_bound`: its plans'
-expected reward with queues left out, which no scheduler can exceed in expectation.
+expected reward with queues left out, which no scheduler can exceed in expectation. Under `--profile
+serving` every summary holds `latency_lower_bound_ms`, the solo bound (Heuristics/serving_rules.py
+`solo_latency_bound`): no scheduler's mean episode latency on those episodes can be lower.
 
 Under `--profile serving` each evaluation also writes requests.csv (one row per measured request) and
 its summary adds SLO attainment, goodput, TTFT/TPOT percentiles and the engines' utilisation
@@ -33,7 +38,9 @@ from edgesim.dataset import Dataset
 from edgesim.inputs import reals
 from edgesim.paper import Profile
 from edgesim.registry import get_profile
+from edgesim.serving import ServingSimulator
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT
+from Heuristics.serving_rules import solo_latency_bound
 from schedkit.cli import (
     add_eval_flags,
     arg_type,
@@ -117,8 +124,9 @@ def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heurist
 
 
 def evaluate_heuristics(args: argparse.Namespace) -> dict:
-    names = heuristics() if "all" in args.policy else list(dict.fromkeys(args.policy))
     device, profile, params, ds, episodes, out, meta = resolve_setting(args)
+    names = ([name for name in heuristics() if get(name).runs_under(profile)] if "all" in args.policy
+             else list(dict.fromkeys(args.policy)))
     common = {"split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,
               "dataset_fingerprint": ds.fingerprint}
     evaluations = {name: {"policy": name, **common, **policy_settings(name, args.latency_weight)} for name in names}
@@ -151,8 +159,10 @@ def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset,
     policy = make_policy(name, sim, args.seed, args.latency_weight)
     result = run_evaluation(sim, policy, settings["episodes"], progress=not args.no_progress)
     extra = {}
-    if name == "oracle" and profile.queues:  # load-blind there: its plan value bounds every rule
+    if name == "oracle" and profile.plan_bounds_reward:  # load-blind there: its plan value bounds every rule
         extra["reward_upper_bound"] = policy.bound(sim, list(result.episodes["task_id"]))
+    if isinstance(sim, ServingSimulator):  # the same for every policy: the episodes and token pairs are common
+        extra["latency_lower_bound_ms"] = solo_latency_bound(sim, result.episodes)
     return write_evaluation(target, result, settings | {"device": str(device)} | extra)
 
 

@@ -13,6 +13,12 @@ an achieved one: queues only add latency, and the latency reward never increases
 TopoFreeRL's hand-made telemetry (no network). In the paper profile queues are zero, so
 least_loaded is greedy, p2c is greedy over two random valid servers, and lookahead is the oracle.
 
+Under the serving profile (docs/simulator.md §6) greedy stays queue-blind; greedy_queue, p2c and
+lookahead add serving's `server_load()` (an expected wait in ms from known work only); least_loaded
+ranks by outstanding prompt tokens. Their expectations keep the hop's compute model, not the engines'
+prefill and decode times, and the oracle's plan value is no bound there (`Profile.plan_bounds_reward`). The
+routing rules of serving systems are in Heuristics/serving_rules.py.
+
 The greedy family (greedy, greedy_queue, least_loaded's tie-break, p2c) takes `latency_weight` W:
 the score is W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (default W = 0.6).
 """
@@ -90,7 +96,10 @@ class GreedyPolicy:
 class QueueGreedyPolicy(GreedyPolicy):
     """Greedy with the live queue wait of each server added to the step's expected latency.
 
-    Identical to greedy in the paper profile (queues are zero there)."""
+    The wait is the profile's `server_load()` / `queue_wait()` in ms: the busy-until wait under
+    contention, and under serving the non-clairvoyant expected wait before a request arriving now
+    would start its prefill (a lower estimate: KV and batch blocking are left out). Identical to greedy
+    in the paper profile (queues are zero there)."""
 
     name = "greedy_queue"
 
@@ -100,22 +109,28 @@ class QueueGreedyPolicy(GreedyPolicy):
 
 
 class LeastLoadedPolicy(GreedyPolicy):
-    """The valid server with the smallest live queue wait; among equal waits, the lowest greedy score.
+    """The valid server with the least live load; among equal loads, the lowest greedy score.
 
-    Idle servers all wait exactly 0, so while any valid server is idle this is greedy over the idle
-    ones; in the paper profile (no queues) it is greedy."""
+    The load is the queue wait (`server_load()`, ms) under contention. Under serving it is the server's
+    outstanding tokens (`outstanding_tokens()`: prompt tokens queued or in the running prefill), the
+    work a router can count, rather than serving's `server_load()`, which is an expected wait in ms (the
+    one greedy_queue and p2c add); so there it is token_jsq with the greedy score breaking ties.
+    Idle servers all have load exactly 0, so while any valid server is idle this is greedy over the
+    idle ones; in the paper profile (no queues) it is greedy."""
 
     name = "least_loaded"
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
-        load = sim.server_load().masked_fill(~sim.valid_mask(), torch.inf)
+        live = getattr(sim, "outstanding_tokens", sim.server_load)
+        load = live().masked_fill(~sim.valid_mask(), torch.inf)
         tied = load == load.amin(1, keepdim=True)
         return self.scores(sim, obs).masked_fill(~tied, torch.inf).argmin(1)
 
 
 class PowerOfTwoPolicy(QueueGreedyPolicy):
     """Power of two choices: two valid servers drawn uniformly (distinct when the step has two or
-    more), keep the one with the lower greedy_queue score (the first drawn on a tie)."""
+    more), keep the one with the lower greedy_queue score (the first drawn on a tie), so it reads the
+    same waits as greedy_queue under every profile."""
 
     name = "p2c"
 
@@ -226,6 +241,9 @@ class LookaheadPolicy:
     this workflow's jobs or others') before the step gets there. The admission wait of step 0 is
     left out, as the oracle leaves it out; it is the same for every server.
     With all queues empty (and always in the paper profile) it makes the oracle's decisions.
+    Under serving it runs with serving's `server_load()` as the waits; its step values still use the
+    hop's compute model (`expected_step`), not the engines' prefill and decode times, so there it is a
+    heuristic planner like the greedy family, and its plan value bounds nothing.
 
     Cost per decision: O(remaining steps x valid servers x valid predecessors) per row, like one
     oracle plan. The queue-free (predecessor, server) rewards of a task's steps are the oracle's and

@@ -434,6 +434,7 @@ class ContentionProfile(Profile):
     params_class = Contention
     queues = True
     worlds_run_on = True
+    plan_bounds_reward = True  # queues only add latency, so the load-blind plan value is an upper bound
     eval_passes = 10
     flags = (  # the parameters most often changed; the rest: --set contention.KEY=V
         Flag("--arrival-rate", "arrival_rate", "positive_float",

@@ -68,6 +68,7 @@ class Profile:
     eval_passes = 1  # default evaluation length: passes over the split's tasks
     flags: tuple[Flag, ...] = ()  # command-line overrides of its parameters, offered by every script
     trainable = True  # each step returns one outcome per decision, which RL training and Gym envs need
+    plan_bounds_reward = False  # the oracle's load-blind plan value bounds every scheduler's expected reward
 
     def __repr__(self) -> str:
         return f"<profile {self.name}>"

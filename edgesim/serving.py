@@ -23,8 +23,9 @@ the server's FIFO queue -> admitted at an iteration boundary when it fits: reser
 output <= kv_capacity and running < max_batch, strictly FIFO (a head that does not fit blocks the
 rest) -> prefilled: every request admitted at one boundary is prefilled in one iteration while the
 running decodes pause (prefill priority, no chunking, as vLLM without chunked prefill) -> its first
-token at the prefill's end (TTFT = first token - t0, network and queueing included, plus the wait for a free slot at step 0) -> one token
-per decode iteration until its output length o (the first token counts: o - 1 decode iterations)
+token at the prefill's end (TTFT = first token - t0, network and queueing included, plus the wait
+for a free slot at step 0) -> one token per decode iteration until its output length o (the first
+token counts: o - 1 decode iterations)
 -> completes at that boundary, frees its KV reservation, and the workflow's next step is decided
 then (the response's way back is not modelled separately), or the workflow finishes. Admission
 reserves prompt + output tokens, like a server reserving a request's max_tokens; there is no

@@ -11,6 +11,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgesim.paper import Profile
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,8 @@ class Scheduler:
     color: str  # one fixed colour across every figure
     label: str = ""  # display name, default `name`
     folder: str = ""  # learned only: the folder holding train.py, inference.py and config.yaml
-    queue_aware: bool = False  # non-learned: evaluated by total/ only under a profile with queues (contention)
+    queue_aware: bool = False  # non-learned: evaluated by total/ only under a profile with queues (contention, serving)
+    profiles: tuple[str, ...] = ()  # non-learned: evaluated by total/ and `--policy all` only under these (empty: any)
     linestyle: str = "-"  # with `marker`, tells curves apart where colours are close or curves overlap
     marker: str = "o"
 
@@ -31,6 +36,16 @@ class Scheduler:
     @property
     def display(self) -> str:
         return self.label or self.name
+
+    def runs_under(self, profile: Profile) -> bool:
+        """Whether `--policy all` includes it under `profile`: a rule made for one profile's engine state
+        (the serving rules) is left out elsewhere; asked for by name, it runs or refuses with one line."""
+        return not self.profiles or profile.name in self.profiles
+
+    def evaluated_under(self, profile: Profile) -> bool:
+        """Whether total/evaluate_all.py evaluates it under `profile`: also leaves the queue-aware rules out
+        where servers keep no queues (there they are greedy or the oracle, or have nothing to balance)."""
+        return self.runs_under(profile) and (profile.queues or not self.queue_aware)
 
     def load(self) -> type:
         """The agent or policy class (imported now)."""
@@ -84,7 +99,9 @@ def get(name: str) -> Scheduler:
 # scheduler its own marker (TopoFreeRL, greedy and greedy_queue are three oranges/yellows).
 # Queue-aware heuristics are evaluated only where servers keep queues: without queues greedy_queue and
 # least_loaded are greedy and lookahead is the oracle; p2c and telemetry are contention baselines.
+# The serving rules route on engine state (Heuristics/serving_rules.py) and are evaluated under serving only.
 H = "Heuristics.policies"
+R = "Heuristics.serving_rules"
 for _s in (
     Scheduler("TopoFreeRL", "TopoFreeRL.agent:TopoFreeAgent", "#D55E00", folder="TopoFreeRL"),
     Scheduler("PPO", "PPO_algorithm.agent:PPOAgent", "#0072B2", folder="PPO_algorithm", marker="s"),
@@ -99,5 +116,11 @@ for _s in (
     Scheduler("telemetry", f"{H}:TelemetryPolicy", "#AA4499", queue_aware=True, linestyle="-.", marker="8"),
     Scheduler("maxcompute", f"{H}:MaxComputePolicy", "#56B4E9", linestyle="--", marker="<"),
     Scheduler("random", f"{H}:RandomPolicy", "#999999", linestyle=":", marker="X"),
+    Scheduler("round_robin", f"{R}:RoundRobinPolicy", "#44AA99", profiles=("serving",), linestyle="--", marker=">"),
+    Scheduler("jsq", f"{R}:JoinShortestQueuePolicy", "#88CCEE", profiles=("serving",), linestyle="-.", marker="1"),
+    Scheduler("token_jsq", f"{R}:TokenJSQPolicy", "#999933", label="token JSQ", profiles=("serving",),
+              linestyle=":", marker="2"),
+    Scheduler("kv_jsq", f"{R}:KVJSQPolicy", "#CC6677", label="KV JSQ", profiles=("serving",), linestyle="--",
+              marker="3"),
 ):
     register(_s)

@@ -291,8 +291,8 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
     for name in heuristics():
-        if (get(name).queue_aware and not profile.queues) or name in args.skip:
-            continue  # without queues a queue-aware rule is greedy or the oracle, or has nothing to balance
+        if not get(name).evaluated_under(profile) or name in args.skip:
+            continue  # a queue-aware rule without queues, or a rule made for another profile's engine state
         def make(sim, es, name=name):
             policy = get(name).load()(sim, seed=es)
             if isinstance(policy, OraclePolicy):
@@ -310,7 +310,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     write_csv(out / "episodes.csv", table)
     summary = summarize_runs(table, ds.n_servers)
     summary["profile"] = args.profile
-    if profile.queues and oracles:  # the oracle is load-blind here; its plan value bounds every scheduler
+    if profile.plan_bounds_reward and oracles:  # the oracle is load-blind here; its plan value bounds every scheduler
         policy, sim = oracles[0]
         summary["reward_upper_bound"] = policy.bound(sim, list(table.loc[table["algo"] == "oracle", "task_id"]))
     write_csv(out / "summary.csv", summary)

@@ -25,7 +25,7 @@ class FirstValidPolicy:
 def test_every_entry_loads_and_says_what_it_is():
     assert learned() == ["TopoFreeRL", "PPO", "PFAPPO", "STARK"]
     assert set(heuristics()) == {"oracle", "lookahead", "greedy", "greedy_queue", "least_loaded", "p2c", "telemetry",
-                                 "maxcompute", "random"}
+                                 "maxcompute", "random", "round_robin", "jsq", "token_jsq", "kv_jsq"}
     for name, s in SCHEDULERS.items():
         cls = s.load()
         if s.learned:
@@ -43,7 +43,7 @@ def test_a_scheduler_added_with_one_registry_line_runs_through_evaluate_all_and_
     evaluate_all.main(["--data", str(small_root), "--region", "Small_Trap", "--results", str(results),
                        "--episodes", "12", "--no-progress"])
     summary = pd.read_csv(results / "eval" / "Small_Trap" / "summary.csv").set_index("algo")
-    # registry order; the queue-aware rules are not evaluated in the paper profile
+    # registry order; the queue-aware and the serving rules are not evaluated in the paper profile
     assert list(summary.index) == ["oracle", "greedy", "maxcompute", "random", "first_valid"]
     episodes = pd.read_csv(results / "eval" / "Small_Trap" / "episodes.csv")
     mine = episodes[episodes["algo"] == "first_valid"]
