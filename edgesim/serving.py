@@ -63,8 +63,10 @@ index, step, purpose) (`crn_uniform`): arrival gaps, each workflow's task, each 
 output) pair and its four network uniforms. Two schedulers therefore meet identical arrivals
 (gaps summed in whole microseconds, exactly), tasks, token counts and network draws.
 
-Load. `load` U sets arrival_rate = U x capacity, capacity = N_valid / (mean steps per workflow x
-mean over valid servers and token pairs of w_s(p, o)), where w_s = prefill_ms_s(p alone) + o x
+Load. `load` U sets arrival_rate = U x capacity, capacity = sum over valid servers s of
+1 / E_pairs[w_s(p, o)], divided by the mean steps per workflow (each server saturated; a scheduler
+that spreads requests in proportion to the servers' speed runs every one at U, one that spreads
+them evenly overloads the slow ones first), where w_s = prefill_ms_s(p alone) + o x
 decode_ms_s(max_batch, max_batch x (p + o / 2)) / max_batch is a request's share of a saturated
 server (a batch of max_batch such requests halfway through their outputs). `serving_stats()`
 reports the measured utilisation = sum over measured served requests of w_s / (N_valid x measured
@@ -452,9 +454,9 @@ class ServingSimulator(ContentionSimulator):
         else:
             prompt, output = cut_to_context(self._token_pairs[:, 0], self._token_pairs[:, 1])
         pf, of = prompt.to(self.dtype), output.to(self.dtype)
-        w = self.perf.share_ms(valid[:, None], pf[None, :], of[None, :]).mean()
+        w = self.perf.share_ms(valid[:, None], pf[None, :], of[None, :]).mean(1)  # (valid,) mean share per server
         steps = self.tasks.n_steps.to(self.dtype).mean()
-        return float(len(valid) / (steps * w) * 1000.0)
+        return float((1000.0 / w).sum() / steps)
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> Observation:

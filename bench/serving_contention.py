@@ -1,0 +1,124 @@
+"""Does the serving world contend? Load, queues and the spread between good and bad schedulers.
+
+    python bench/serving_contention.py                                  # Server1_Trap, loads 0.5 and 0.9
+    python bench/serving_contention.py --servers 50 --json bench/results/serving_contention.json
+
+For each `--loads` value and each scheduler (Poisson arrivals, test split, the default serving settings
+except those given), one evaluation through the same loop as every script (`schedkit.evaluation`),
+then per load: measured utilisation, `least_loaded`'s mean queue wait, and the spread of SLO
+attainment between the best and the worst of `--spread-of`. The checks printed (docs/simulator.md §6):
+  utilisation   |measured - load| <= 0.05 for `--stable` (a policy that spreads load by live inputs)
+  contention    at the highest load the spread is >= 20 points and least_loaded waits in queues
+  load matters  the spread at the lowest load is smaller than at the highest
+`--servers N` runs on a deterministic N-server region made by data1/generate.py (seed 0) instead of
+`--region`: at 0.9 of its capacity Server1_Trap needs about ten thousand workflows in flight per world,
+so each evaluation takes tens of minutes on one CPU thread; a smaller region shows the same effects
+in minutes. The region, loads and sizes are in the JSON record beside every number.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.record import add_json_flag, emit, record  # noqa: E402
+from edgesim.dataset import load_dataset  # noqa: E402
+from edgesim.serving import SERVING  # noqa: E402
+from Heuristics.inference import make_policy  # noqa: E402
+from schedkit.cli import config_arg, episodes_arg, region_name, seed_arg  # noqa: E402
+from schedkit.evaluation import eval_simulator, run_evaluation, summarize  # noqa: E402
+
+SPREAD_OF = ("least_loaded", "round_robin", "random", "greedy")
+KEYS = ("slo_attainment", "goodput_per_s", "ttft_p99_ms", "tpot_p99_ms", "utilisation", "busy_share",
+        "mean_batch_size", "kv_occupancy", "mean_queue_length", "mean_queue_wait_ms", "mean_latency_ms")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=ROOT / "data1")
+    p.add_argument("--region", type=region_name, default="Server1_Trap")
+    p.add_argument("--servers", type=config_arg("serving.worlds"), default=None,
+                   help="run on a generated N-server region (data1/generate.py --seed 0) instead of --region")
+    p.add_argument("--loads", type=config_arg("serving.load"), nargs="+", default=[0.5, 0.9])
+    p.add_argument("--policies", nargs="+", default=[*SPREAD_OF, "jsq", "token_jsq", "kv_jsq"])
+    p.add_argument("--spread-of", nargs="+", default=list(SPREAD_OF))
+    p.add_argument("--stable", default="least_loaded", help="the policy whose utilisation must meet the load")
+    p.add_argument("--worlds", type=config_arg("serving.worlds"), default=4)
+    p.add_argument("--warmup", type=config_arg("serving.warmup"), default=400, help="unmeasured workflows per world")
+    p.add_argument("--episodes", type=episodes_arg, default=800, help="measured workflows, all worlds")
+    p.add_argument("--max-in-flight", type=config_arg("serving.max_in_flight"), default=16384)
+    p.add_argument("--seed", type=seed_arg, default=0)
+    add_json_flag(p)
+    return p.parse_args(argv)
+
+
+def dataset(args: argparse.Namespace, scratch: Path):
+    if args.servers is None:
+        return load_dataset(args.data, [args.region]), args.region
+    region = f"Generated{args.servers}"
+    subprocess.run([sys.executable, str(ROOT / "data1" / "generate.py"), "--servers", str(args.servers),
+                    "--seed", "0", "--out", str(scratch / region)], check=True, capture_output=True)
+    return load_dataset(scratch, [region]), region
+
+
+def checks(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """Per load: the stable policy's utilisation error and queue wait, the SLO-attainment spread."""
+    out: dict[str, Any] = {}
+    for load in args.loads:
+        at = {r["policy"]: r for r in rows if r["load"] == load}
+        slo = [at[p]["slo_attainment"] for p in args.spread_of if p in at]
+        stable = at.get(args.stable)
+        out[f"{load:g}"] = {"spread_points": 100 * (max(slo) - min(slo)) if slo else None,
+                            "stable_utilisation_error": None if stable is None else stable["utilisation"] - load,
+                            "stable_queue_wait_ms": None if stable is None else stable["mean_queue_wait_ms"]}
+    lo, hi = f"{min(args.loads):g}", f"{max(args.loads):g}"
+    spread_lo, spread_hi = out[lo]["spread_points"], out[hi]["spread_points"]
+    out["targets"] = {
+        "utilisation_within_0.05": all(v["stable_utilisation_error"] is not None
+                                       and abs(v["stable_utilisation_error"]) <= 0.05 for k, v in out.items()
+                                       if k != "targets"),
+        "spread_at_highest_load_>=_20_points": spread_hi is not None and spread_hi >= 20,
+        "least_loaded_waits_at_highest_load": (out[hi]["stable_queue_wait_ms"] or 0) > 0,
+        "spread_grows_with_load": spread_lo is not None and spread_hi is not None and spread_lo < spread_hi}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as scratch:
+        ds, region = dataset(args, Path(scratch))
+        rows = []
+        for load in args.loads:
+            params = SERVING.parse({"load": load, "worlds": args.worlds, "warmup": args.warmup,
+                                    "max_in_flight": args.max_in_flight})
+            for name in args.policies:
+                sim = eval_simulator(ds, "test", args.episodes, args.seed, "cpu", SERVING, params)
+                t0 = time.perf_counter()
+                policy = make_policy(name, sim, args.seed, 0.6)
+                summary = summarize(run_evaluation(sim, policy, args.episodes, progress=False))
+                row = {"region": region, "load": load, "policy": name, "wall_s": time.perf_counter() - t0}
+                row |= {k: summary[k] for k in KEYS}
+                rows.append(row)
+                print(f"load {load:g} {name:>13}: SLO {row['slo_attainment']:.3f}  util {row['utilisation']:.3f}  "
+                      f"queue wait {row['mean_queue_wait_ms']:9.1f} ms  batch {row['mean_batch_size']:5.2f}  "
+                      f"TTFT p99 {row['ttft_p99_ms']:9.1f} ms  ({row['wall_s']:.0f} s)", flush=True)
+    result = checks(rows, args)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    emit(args.json, record("bench/serving_contention.py", argv, rows, region=region, checks=result,
+                           settings={"worlds": args.worlds, "warmup": args.warmup, "episodes": args.episodes,
+                                     "max_in_flight": args.max_in_flight, "seed": args.seed}))
+
+
+if __name__ == "__main__":
+    main()
