@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ import torch
 
 from . import physics as P
 from .dataset import Dataset
-from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, reals, regular_file
+from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals, regular_file
 from .paper import Flag, Profile, TrapModel
 from .simulator import Observation, Simulator, simulator_args
 
@@ -109,14 +109,7 @@ class Contention:
     @classmethod
     def from_dict(cls, d: dict | None) -> "Contention":
         """The `contention:` block of a config: unknown keys refused, the trace read now (a bad one fails here)."""
-        if d is not None and not isinstance(d, dict):
-            raise ContentionError(f"contention: expected a mapping of parameters, got {d!r}")
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(map(str, d)) - known)
-        if unknown:
-            raise ContentionError(f"unknown contention key(s) {unknown}; known: {sorted(known)}")
-        c = cls(**d)
+        c = parameters(cls, d, "contention", ContentionError)
         if c.arrival_trace is not None:
             try:
                 load_arrival_gaps(c.arrival_trace)  # fail now, with the file's own message

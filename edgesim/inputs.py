@@ -7,6 +7,7 @@ simulator, the shared machinery and the scripts can all import it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import stat
@@ -178,3 +179,16 @@ def reals(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False, te
 
 
 SEEDS = ints(0, MAX_SEED)
+
+
+def parameters(cls: type, block: Any, name: str, error: type[InputError]) -> Any:
+    """A profile's parameter dataclass `cls` built from its config block `name:` (a mapping or None for the
+    defaults); a non-mapping or an unknown key is one `error` naming the block and the known keys."""
+    if block is not None and not isinstance(block, dict):
+        raise error(f"{name}: expected a mapping of parameters, got {block!r}")
+    given = dict(block or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(map(str, given)) - known)
+    if unknown:
+        raise error(f"unknown {name} key(s) {unknown}; known: {sorted(known)}")
+    return cls(**given)

@@ -97,7 +97,7 @@ from .contention import (
     load_arrival_gaps,
 )
 from .dataset import Dataset
-from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, reals, regular_file
+from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals, regular_file
 from .paper import Flag, Profile, TrapModel
 from .serving_perf import ServingCoefficients, load_perf_model
 from .simulator import Observation, Simulator, simulator_args, take
@@ -179,14 +179,7 @@ class Serving:
     @classmethod
     def from_dict(cls, d: dict | None) -> "Serving":
         """The `serving:` block of a config: unknown keys refused, the traces read now (a bad one fails here)."""
-        if d is not None and not isinstance(d, dict):
-            raise ServingError(f"serving: expected a mapping of parameters, got {d!r}")
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(map(str, d)) - known)
-        if unknown:
-            raise ServingError(f"unknown serving key(s) {unknown}; known: {sorted(known)}")
-        c = cls(**d)
+        c = parameters(cls, d, "serving", ServingError)
         if c.arrival_trace is not None:
             try:
                 load_arrival_gaps(c.arrival_trace)
