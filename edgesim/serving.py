@@ -69,8 +69,8 @@ that spreads requests in proportion to the servers' speed runs every one at U, o
 them evenly overloads the slow ones first), where w_s = prefill_ms_s(p alone) + o x
 decode_ms_s(max_batch, max_batch x (p + o / 2)) / max_batch is a request's share of a saturated
 server (a batch of max_batch such requests halfway through their outputs). `serving_stats()`
-reports the measured utilisation = sum over measured served requests of w_s / (N_valid x measured
-time), with busy share, running batch, KV occupancy, queue length and queue wait.
+reports the measured utilisation = sum over requests completed in the measured period of w_s /
+(N_valid x measured time), with busy share, running batch, KV occupancy, queue length and queue wait.
 """
 from __future__ import annotations
 
@@ -785,7 +785,11 @@ class ServingSimulator(ContentionSimulator):
         pf, of = prompt.to(self.dtype), output.to(self.dtype)
         work = self.perf.share_ms(srv, pf, of)
         met = (ttft <= self.serving.slo_ttft_ms) & (tpot <= self.serving.slo_tpot_ms)
-        for key, value in (("work", work), ("wait", t["admit"] - t["arrive"]), ("admitted", torch.ones_like(work)),
+        # utilisation counts every request finishing inside the measured period, warm-up workflows' included:
+        # they load the servers of that period too; waits and SLOs are those of measured workflows
+        in_period = end >= self.measure_start.index_select(0, g)
+        self._stats["work"].index_add_(0, g, torch.where(in_period, work, 0.0))
+        for key, value in (("wait", t["admit"] - t["arrive"]), ("admitted", torch.ones_like(work)),
                            ("served", torch.ones_like(work)), ("slo", met.to(self.dtype))):
             self._stats[key].index_add_(0, g, torch.where(measured, value, 0.0))
         row = {"latency": latency, "network_ms": network, "channel_ms": t["channel"], "trap_ms": t["trap_ms"],
