@@ -13,11 +13,18 @@ an achieved one: queues only add latency, and the latency reward never increases
 TopoFreeRL's hand-made telemetry (no network). In the paper profile queues are zero, so
 least_loaded is greedy, p2c is greedy over two random valid servers, and lookahead is the oracle.
 
-Under the serving profile (docs/simulator.md §6) greedy stays queue-blind; greedy_queue, p2c and
-lookahead add serving's `server_load()` (an expected wait in ms from known work only); least_loaded
-ranks by outstanding prompt tokens. Their expectations keep the hop's compute model, not the engines'
-prefill and decode times, and the oracle's plan value is no bound there (`Profile.plan_bounds_reward`). The
-routing rules of serving systems are in Heuristics/serving_rules.py.
+Under the serving profile (docs/simulator.md §6) a step's expected compute is the engine's, asked of
+the profile (`Profile.expected_compute_ms`, `ServingSimulator.expected_engine_ms`) rather than the
+paper's compute time: the prefill of the request's prompt (known to a router before it routes) plus
+E[o] - 1 decode iterations, E[o] the token distribution's mean output length (public; a request's own
+output length is hidden). greedy (and least_loaded's tie-break) stays blind to live load: it charges an
+idle engine (its solo time). greedy_queue and p2c charge the engine at its live running batch b and KV
+in use K (decode iterations of b + 1 requests) and add `server_load()` (the expected wait before the
+prefill starts, from known work only). lookahead charges its first step as greedy_queue does, and the
+workflow's later steps the expected prompt, on idle engines where a server has no wait and at the live
+batch and wait where it has one; the oracle plans with the expected prompt on idle engines.
+least_loaded ranks by outstanding prompt tokens. The oracle's plan value is no bound there
+(`Profile.plan_bounds_reward`). The routing rules of serving systems are in Heuristics/serving_rules.py.
 
 The greedy family (greedy, greedy_queue, least_loaded's tie-break, p2c) takes `latency_weight` W:
 the score is W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (default W = 0.6).
@@ -72,6 +79,7 @@ class GreedyPolicy:
 
     name = "greedy"
     greedy_family = True  # takes `latency_weight`
+    live = False  # E[compute] on idle servers: the queue-blind rule stays blind to the live batch too
 
     def __init__(self, sim: Simulator, seed: int = 0, latency_weight: float = GREEDY_LATENCY_WEIGHT):
         self.table = ChannelTable.shared(sim.device, sim.dtype)
@@ -85,7 +93,7 @@ class GreedyPolicy:
     def scores(self, sim: Simulator, obs: Observation, servers: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N) greedy score, +inf on invalid servers; or (B, K) of the given valid `servers` (B, K)."""
         cands = self.servers[None] if servers is None else servers
-        e = expected_hop(sim, obs, self.table, cands)
+        e = expected_hop(sim, obs, self.table, cands, live=self.live)
         score = greedy_score(self.expected_latency(sim, e, servers), e["cost"], self.latency_weight)
         return score.masked_fill(~sim.valid_mask(), torch.inf) if servers is None else score
 
@@ -98,10 +106,12 @@ class QueueGreedyPolicy(GreedyPolicy):
 
     The wait is the profile's `server_load()` / `queue_wait()` in ms: the busy-until wait under
     contention, and under serving the non-clairvoyant expected wait before a request arriving now
-    would start its prefill (a lower estimate: KV and batch blocking are left out). Identical to greedy
-    in the paper profile (queues are zero there)."""
+    would start its prefill (a lower estimate: KV and batch blocking are left out). Under serving the
+    expected compute is also the engine's at its live running batch and KV, not an idle engine's as
+    for greedy. Identical to greedy in the paper profile (queues are zero there)."""
 
     name = "greedy_queue"
+    live = True
 
     def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor],
                          servers: torch.Tensor | None) -> torch.Tensor:
@@ -156,11 +166,14 @@ class PowerOfTwoPolicy(QueueGreedyPolicy):
 def expected_reward(sim: Simulator, table: ChannelTable, weights: tuple[float, float, float],
                     src: tuple[torch.Tensor, torch.Tensor, torch.Tensor], prev: torch.Tensor,
                     tokens: torch.Tensor, req: torch.Tensor, servers: torch.Tensor,
-                    queue_ms: torch.Tensor | None = None) -> torch.Tensor:
+                    queue_ms: torch.Tensor | None = None, rows: torch.Tensor | None = None,
+                    live: bool = False, current: bool = False) -> torch.Tensor:
     """Expected weighted reward of a step on `servers` (arguments broadcast as in `expected_step`),
-    with an optional known queue wait per server; the oracle's and lookahead's step value."""
+    with an optional known queue wait per server; the oracle's and lookahead's step value. Its
+    compute time is the profile's (`Profile.expected_compute_ms` with `rows`, `live`, `current`)."""
+    compute = sim.profile.expected_compute_ms(sim, tokens, servers, rows, live=live, current=current)
     e = expected_step(sim.net, table, *src, prev, tokens, req, servers, traps=sim.profile.trap_model(sim.params),
-                      queue_ms=queue_ms)
+                      queue_ms=queue_ms, compute_ms=compute)
     wl, wc, ws = weights
     return wl * e["rL"] + wc * e["rC"] + ws * e["rS"]
 
@@ -241,9 +254,11 @@ class LookaheadPolicy:
     this workflow's jobs or others') before the step gets there. The admission wait of step 0 is
     left out, as the oracle leaves it out; it is the same for every server.
     With all queues empty (and always in the paper profile) it makes the oracle's decisions.
-    Under serving it runs with serving's `server_load()` as the waits; its step values still use the
-    hop's compute model (`expected_step`), not the engines' prefill and decode times, so there it is a
-    heuristic planner like the greedy family, and its plan value bounds nothing.
+    Under serving it runs with serving's `server_load()` as the waits, and its step values use the
+    engines' time (`Profile.expected_compute_ms`): the first step's known prompt at the live batch, later
+    steps the expected prompt, at the live batch on servers with a wait and on idle engines elsewhere.
+    Output lengths are taken at their mean, so there it is a heuristic planner like the greedy family,
+    and its plan value bounds nothing.
 
     Cost per decision: O(remaining steps x valid servers x valid predecessors) per row, like one
     oracle plan. The queue-free (predecessor, server) rewards of a task's steps are the oracle's and
@@ -296,10 +311,10 @@ class LookaheadPolicy:
             self.cache_bytes -= sum(r.numel() * r.element_size() for r in self.cache.popitem(last=False)[1][1:])
         return rewards
 
-    def _step_rewards(self, sim: Simulator, tasks: torch.Tensor, j: int, load: torch.Tensor):
+    def _step_rewards(self, sim: Simulator, rows: torch.Tensor, tasks: torch.Tensor, j: int, load: torch.Tensor):
         """(A, Cp, C) expected rewards of step j from each valid predecessor to each valid server,
-        with the live waits; -inf on padding. Also the candidates (A, C), their mask and the
-        predecessors (A, Cp)."""
+        with the live waits and engine state of the batch rows `rows`; -inf on padding. Also the
+        candidates (A, C), their mask and the predecessors (A, Cp)."""
         net, T = sim.net, sim.tasks
         cur, ok = self._candidates(sim, T.types[tasks, j])
         pre, _ = self._candidates(sim, T.types[tasks, j - 1])
@@ -308,14 +323,15 @@ class LookaheadPolicy:
             block = self.pair_rewards(sim, task)[j]
             q[i, :block.shape[0], :block.shape[1]] = block
         wait = load.gather(1, cur).masked_fill(~ok, 0.0)
-        busy = wait > 0
+        busy = wait > 0  # under serving a running batch always leaves a wait (the rest of its iteration)
         n_busy = busy.sum(1)
         if int(n_busy.max()) > 0:  # recompute the columns of servers with a queue, all rows at once
             col = torch.argsort((~busy).to(torch.int8), dim=1, stable=True)[:, :int(n_busy.max())]
             p = pre[:, :, None]
             fresh = expected_reward(sim, self.table, self.weights, (net.lon[p], net.lat[p], net.region[p]), p,
                                     T.tokens[tasks, j][:, None, None], T.types[tasks, j][:, None, None],
-                                    cur.gather(1, col)[:, None, :], queue_ms=wait.gather(1, col)[:, None, :])
+                                    cur.gather(1, col)[:, None, :], queue_ms=wait.gather(1, col)[:, None, :],
+                                    rows=rows[:, None, None], live=True)
             index = col[:, None, :].expand(-1, q.shape[1], -1)
             real = (torch.arange(col.shape[1], device=sim.device) < n_busy[:, None])[:, None, :]
             q.scatter_(2, index, torch.where(real, fresh, q.gather(2, index)))
@@ -330,12 +346,13 @@ class LookaheadPolicy:
             a = ((j > k0) & (j < n)).nonzero().squeeze(1)
             if len(a) == 0:
                 continue
-            q, cur, ok, pre = self._step_rewards(sim, task[a], j, load[a])
+            q, cur, ok, pre = self._step_rewards(sim, rows[a], task[a], j, load[a])
             q = (q + value[a, :cur.shape[1]][:, None, :]).masked_fill(~ok[:, None, :], -torch.inf)
             value[a, :pre.shape[1]] = q.amax(2)
         cur, ok = self._candidates(sim, obs.required_type[rows])
         q0 = expected_reward(sim, self.table, self.weights, tuple(x[:, None] for x in src), obs.prev_server[rows, None],
-                             obs.tokens[rows, None], obs.required_type[rows, None], cur, queue_ms=load.gather(1, cur))
+                             obs.tokens[rows, None], obs.required_type[rows, None], cur, queue_ms=load.gather(1, cur),
+                             rows=rows[:, None], live=True, current=True)
         q0 = (q0 + value[:, :cur.shape[1]]).masked_fill(~ok, -torch.inf)
         return cur.gather(1, q0.argmax(1, keepdim=True)).squeeze(1)
 

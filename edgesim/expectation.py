@@ -123,7 +123,8 @@ def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src
                   src_region: torch.Tensor, prev: torch.Tensor, tokens: torch.Tensor, req: torch.Tensor,
                   servers: torch.Tensor, with_reward: bool = True,
                   traps: TrapModel = TrapModel(),
-                  queue_ms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                  queue_ms: torch.Tensor | None = None,
+                  compute_ms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Expected latency, cost and reward terms of running a step on `servers`, queues left out.
 
     Arguments broadcast: e.g. sources (R, 1) against candidate servers (1, C). `prev` is the
@@ -132,13 +133,16 @@ def expected_step(net: Topology, table: ChannelTable, src_lon: torch.Tensor, src
     broadcast shape: `latency` (E[ms]), `cost`, and (`with_reward`) expected rewards `rL`, `rC`, `rS`.
     `queue_ms` (broadcastable, optional) is a known wait added to every outcome's latency, so the
     clipped latency reward accounts for it; None (queues left out) and zeros give the same numbers.
+    `compute_ms` (broadcastable, optional) is the step's expected compute time on `servers` as the
+    simulator's profile models it (`Profile.expected_compute_ms`); None: the paper's compute time.
     """
     from_server = prev >= 0
     d, same_region = net.hop_km(src_lon, src_lat, src_region, from_server, servers)
     trap = net.trap[servers] | (from_server & net.trap[prev.clamp_min(0)])
     link_ms, found = net.link_lookup(prev, servers)
     link = torch.where(trap, 0.0, link_ms)
-    base = P.PROPAGATION_MS_PER_KM * d + P.OVERHEAD_MS + link + P.compute_ms(tokens, net.nc[servers])
+    compute = P.compute_ms(tokens, net.nc[servers]) if compute_ms is None else compute_ms
+    base = P.PROPAGATION_MS_PER_KM * d + P.OVERHEAD_MS + link + compute
     if queue_ms is not None:
         base = base + queue_ms
     k = P.BITS_PER_TOKEN * tokens * 1000.0  # ms per unit of 1/rate
@@ -209,21 +213,26 @@ _HOP_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def expected_hop(sim: Simulator, obs: Observation, table: ChannelTable,
-                 servers: torch.Tensor) -> dict[str, torch.Tensor]:
+                 servers: torch.Tensor, live: bool = False) -> dict[str, torch.Tensor]:
     """Expected latency and cost of each decision's step on `servers` ((1, C) or (B, C)), queues left
     out, equal to `expected_step(..., with_reward=False)` bit for bit; plus, as float32 features, the
     hop's unclamped distance `km` and link latency `link` (0 without a link row). Read off the
-    simulator's `HopTable`; computed directly where the table would be too large."""
+    simulator's `HopTable`; computed directly where the table would be too large. The compute term is
+    the profile's (`Profile.expected_compute_ms` of the rows' active decisions): on idle servers, or
+    with `live` at the servers' live engine state; in the paper and contention profiles both are the
+    paper's compute time."""
     net, B = sim.net, sim.batch_size
     cols = servers.expand(B, -1)
     tok = obs.tokens[:, None]
+    rows = torch.arange(B, device=cols.device)[:, None]
+    compute = sim.profile.expected_compute_ms(sim, tok, cols, rows, live=live, current=True)
     cost = P.step_cost(tok, net.price[obs.required_type[:, None], cols], net.cost_mult[cols])
     hops = HopTable.of(sim, table)
     if hops is None:
         lon, lat, region = (x[:, None] for x in sim.hop_source())
         latency = expected_step(net, table, lon, lat, region, obs.prev_server[:, None], tok,
                                 obs.required_type[:, None], cols, with_reward=False,
-                                traps=sim.profile.trap_model(sim.params))["latency"]
+                                traps=sim.profile.trap_model(sim.params), compute_ms=compute)["latency"]
         return {"latency": latency, "cost": cost,
                 "km": P.haversine_km(lon, lat, net.lon[cols], net.lat[cols]).float(),
                 "link": net.link_lookup(obs.prev_server[:, None], cols)[0].float()}
@@ -233,7 +242,7 @@ def expected_hop(sim: Simulator, obs: Observation, table: ChannelTable,
     def pair(x: torch.Tensor) -> torch.Tensor:
         return x.reshape(-1).index_select(0, flat).reshape(B, -1)
 
-    base = pair(hops.fixed_ms) + P.compute_ms(tok, net.nc[cols])
+    base = pair(hops.fixed_ms) + compute
     latency = base + P.BITS_PER_TOKEN * tok * 1000.0 * pair(hops.mean_inv) + pair(hops.trap_ms)
     return {"latency": latency, "cost": cost, "km": pair(hops.km), "link": pair(hops.link_ms)}
 

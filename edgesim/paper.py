@@ -103,6 +103,19 @@ class Profile:
         read it: the paper's flat 100/200 ms surcharge here; a profile with other trap dynamics overrides it."""
         return TrapModel()
 
+    def expected_compute_ms(self, sim: Simulator, tokens: torch.Tensor, servers: torch.Tensor,
+                            rows: torch.Tensor | None = None, live: bool = False,
+                            current: bool = False) -> torch.Tensor:
+        """Expected compute time (ms) of a step of `tokens` on `servers`, as the greedy family, the oracle and
+        lookahead plan it (edgesim/expectation.py). Planners ask the profile because what a server's time
+        is differs: the paper's compute time here, an engine's prefill and decode under serving.
+
+        `rows` (broadcast with `servers`) are the batch rows the step belongs to; `live`: charge those rows'
+        live engine state (their servers' running batch and KV), otherwise idle servers; `current`: the step
+        is those rows' active decision, so what a router knows of its request (its prompt) is used. The
+        paper's compute time depends on none of them."""
+        return P.compute_ms(tokens, sim.net.nc[servers])
+
     def batch_size(self, params: Any, episodes: int) -> int:
         """Rows of a simulator that runs `episodes` evaluation episodes."""
         return min(episodes, MAX_PAPER_BATCH)

@@ -893,6 +893,43 @@ class ServingSimulator(ContentionSimulator):
         goodput count the workflows whose every request met both."""
         return self.serving.slo_ttft_ms, self.serving.slo_tpot_ms
 
+    # ------------------------------------------------------------------ what a router knows of a request
+    def decision_prompt(self) -> torch.Tensor:
+        """(B,) prompt tokens of each world's active decision. A router sees a request's prompt before it
+        routes it; the output length stays hidden (the prompt's cut to the context window ignores it)."""
+        j = self.active
+        return self.token_pairs(take(self.slot_world, j), take(self.slot_index, j), self.step_idx)[0]
+
+    def expected_tokens(self) -> tuple[float, float]:
+        """(E[prompt], E[output]) tokens of the token distribution, cut to the context window: the means of the
+        token trace, or of the synthetic lognormals (a midpoint rule over 1024 quantiles of each, the same for
+        every seed). Public: a router knows the distribution of output lengths, never one request's."""
+        cached = getattr(self, "_expected_tokens", None)
+        if cached is not None:
+            return cached
+        if self._token_pairs is None:
+            u = (torch.arange(1024, dtype=torch.float64) + 0.5) / 1024
+            quantile = lambda mu, sigma: torch.exp(mu + sigma * torch.special.ndtri(u)).round().long()  # noqa: E731
+            prompt, output = cut_to_context(quantile(PROMPT_MU, PROMPT_SIGMA)[:, None],
+                                            quantile(OUTPUT_MU, OUTPUT_SIGMA)[None, :])
+        else:
+            prompt, output = cut_to_context(self._token_pairs[:, 0], self._token_pairs[:, 1])
+        self._expected_tokens = (float(prompt.double().mean()), float(output.double().mean()))
+        return self._expected_tokens
+
+    def expected_engine_ms(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,
+                           kv: torch.Tensor) -> torch.Tensor:
+        """Expected time (ms) on `servers` of a request of `prompt` tokens and the expected output length E[o]
+        that joins a running batch of `batch` requests attending to `kv` cached tokens (arguments broadcast):
+        its prefill alone, then E[o] - 1 decode iterations of batch + 1 requests, the others' KV held at `kv`
+        (their growth and their completions taken to balance) and its own growing by one token an iteration.
+        On an idle server (batch = kv = 0) this is the solo time of `solo_latency_bound` with E[o] for o."""
+        perf, p = self.perf, prompt.to(self.dtype)
+        k = self.expected_tokens()[1] - 1.0
+        d2 = take(perf.d2, servers)
+        decode = take(perf.d0, servers) + take(perf.d1, servers) * (batch + 1) + d2 * (kv + p + 1)
+        return perf.prefill_ms(servers, p, p * p, torch.ones_like(p)) + k * decode + d2 * k * (k - 1) / 2
+
 
 class ServingProfile(Profile):
     """LLM serving engines with continuous batching and KV-cache admission (docs/simulator.md §6): `worlds`
@@ -948,6 +985,25 @@ class ServingProfile(Profile):
         """serving_u<load> (or _r<rate>), plus the traces' file stems where given."""
         base = f"serving_r{params.arrival_rate:g}" if params.arrival_rate is not None else f"serving_u{params.load:g}"
         return base + "".join(f"_{Path(t).stem}" for t in (params.arrival_trace, params.token_trace) if t)
+
+    def expected_compute_ms(self, sim: Simulator, tokens: torch.Tensor, servers: torch.Tensor,
+                            rows: torch.Tensor | None = None, live: bool = False,
+                            current: bool = False) -> torch.Tensor:
+        """The engine's time, `ServingSimulator.expected_engine_ms`, not the paper's compute time: for the
+        prompt of the rows' active decision (`current`) or the expected prompt (a step not yet decided), with
+        the expected output length, on idle servers or (`live`) at the rows' live running batch and KV in use.
+        The dataset's step tokens play no part (they price the step and size its transmission)."""
+        if not isinstance(sim, ServingSimulator):
+            raise ServingError(f"serving.expected_compute_ms: expected a ServingSimulator, got {type(sim).__name__}")
+        if rows is None and (live or current):
+            raise ServingError("serving.expected_compute_ms: live state and the decision's prompt need `rows`")
+        zero = torch.zeros((), dtype=sim.dtype, device=sim.device)
+        prompt = sim.decision_prompt()[rows] if current else zero + sim.expected_tokens()[0]
+        batch, kv = zero, zero
+        if live:
+            batch = sim.running_batch().to(sim.dtype)[rows, servers]
+            kv = (sim.perf.kv_capacity.to(sim.dtype) - sim.free_kv_tokens())[rows, servers]
+        return sim.expected_engine_ms(servers, prompt, batch, kv)
 
 
 SERVING = ServingProfile()  # the serving profile; a ServingSimulator built without one runs it

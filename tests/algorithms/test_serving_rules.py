@@ -122,19 +122,27 @@ def test_least_loaded_under_serving_is_fewest_outstanding_tokens_then_the_greedy
         assert policy.act(sim, obs).tolist() == expected
 
 
-def test_greedy_queue_adds_servings_expected_wait_in_ms(tiny):
+def test_greedy_queue_adds_servings_expected_wait_and_batch_slowdown_in_ms(tiny):
     sim = serving_sim(tiny)
     queue_greedy, greedy = QueueGreedyPolicy(sim), GreedyPolicy(sim)
-    waited = 0
+    servers = torch.arange(sim.n_servers)[None].expand(sim.batch_size, -1)
+    rows = torch.arange(sim.batch_size)[:, None]
+    waited = slowed = 0
     for obs in states(sim):
         wait = sim.server_load()
         assert (wait >= 0).all()
         valid = sim.valid_mask()
-        # the same score with the wait added to E[latency]: the difference is W * wait / 2000 ms
+        idle = sim.expected_engine_ms(servers, sim.decision_prompt()[:, None], torch.zeros(()), torch.zeros(()))
+        used_kv = sim.perf.kv_capacity.double() - sim.free_kv_tokens()
+        busy = sim.expected_engine_ms(servers, sim.decision_prompt()[:, None], sim.running_batch().double(), used_kv)
+        torch.testing.assert_close(sim.profile.expected_compute_ms(sim, obs.tokens[:, None], servers, rows,
+                                                                   live=True, current=True), busy)
+        # the same score with the wait and the live batch's slowdown added to E[latency]
         diff = (queue_greedy.scores(sim, obs) - greedy.scores(sim, obs))[valid]
-        torch.testing.assert_close(diff, (greedy.latency_weight * wait / 2000.0)[valid])
+        torch.testing.assert_close(diff, (greedy.latency_weight * (wait + busy - idle) / 2000.0)[valid])
         waited += int((wait[valid] > 0).sum())
-    assert waited > 0
+        slowed += int((busy - idle > 0)[valid].sum())
+    assert waited > 0 and slowed > 0
 
 
 def test_round_robin_cycles_per_world_and_model_type(tiny):
