@@ -47,7 +47,8 @@ event: a request reaching its server, or a server event; ties: arrivals, then se
 decisions) until every world's earliest event is a pending decision.
 
 Outcomes. A request's outcome is known when it completes, so `step` returns the K requests that
-completed during its advance (K varies, often differs from the batch): reward (K, 3), done (K,)
+completed during its advance (K varies, often differs from the batch): reward (K, 3) (`reward`: the
+latency term against each request's SLO budget), done (K,)
 (the workflow finished with this request) and info of (K,) tensors, with `episode` and `step`
 saying whose. `schedkit.evaluation.evaluate` sums them per episode unchanged. Learned agents
 need one reward per decision, so training on this profile is refused (ServingProfile.trainable).
@@ -663,8 +664,18 @@ class ServingSimulator(ContentionSimulator):
                     rows.append(done)
         keys = rows[0].keys() if rows else self._empty_row().keys()
         info = {k: torch.cat([r[k] for r in rows]) if rows else self._empty_row()[k] for k in keys}
-        reward = P.reward_vector(info["latency"], info["cost"], info["switch"])
-        return reward, info["done"], info
+        return self.reward(info), info["done"], info
+
+    def reward(self, info: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(K, 3) reward of completed requests (rL, rC, rS): the paper's cost and switch terms; the latency
+        term is scored against the request's own SLO budget, budget = slo_ttft + (o - 1) x slo_tpot (what its
+        objectives allow it), rL = -REWARD_SCALE x (0.5 x min(latency / (2 x budget), 1) + 0.5 x missed SLO).
+        The paper's 5,000 ms latency scale would saturate on LLM requests that take seconds each."""
+        s = self.serving
+        budget = s.slo_ttft_ms + (info["output_tokens"].to(self.dtype) - 1) * s.slo_tpot_ms
+        missed = (info["ttft_ms"] > s.slo_ttft_ms) | (info["tpot_ms"] > s.slo_tpot_ms)
+        r_latency = -P.REWARD_SCALE * (0.5 * (info["latency"] / (2 * budget)).clamp(0.0, 1.0) + 0.5 * missed.to(self.dtype))
+        return torch.stack([r_latency, P.cost_reward(info["cost"]), P.SWITCH_REWARD * info["switch"].to(self.dtype)], -1)
 
     def _empty_row(self) -> dict[str, torch.Tensor]:
         e = torch.zeros(0, dtype=self.dtype, device=self.device)

@@ -360,3 +360,23 @@ def test_bad_serving_flags_end_a_script_with_one_line(tmp_path, args, needles):
     proc = run_script("Heuristics/inference.py", *args, "--out", str(tmp_path / "out"), check=False, cwd=tmp_path)
     one_line_error(proc, *needles)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_reward_scores_latency_against_each_requests_slo_budget(files):
+    """rL = -4 (0.5 min(latency / (2 budget), 1) + 0.5 missed), budget = slo_ttft + (o - 1) slo_tpot; cost and
+    switch terms as in the paper profile. Checked by hand on every request of a short loaded run."""
+    from edgesim import physics as P
+    params = Serving(load=1.0, max_in_flight=8, worlds=2, warmup=0, slo_ttft_ms=800.0, slo_tpot_ms=40.0)
+    sim = make_simulator(files["tiny"], 2, "train", "sequential", 0, profile="serving", params=params)
+    gen, seen, missed = torch.Generator().manual_seed(0), 0, 0
+    for _ in range(60):
+        _, reward, _, info = sim.step(sim.sample_valid(gen))
+        for i in range(len(reward)):
+            lat, o = info["latency"][i].item(), info["output_tokens"][i].item()
+            miss = info["ttft_ms"][i].item() > 800.0 or info["tpot_ms"][i].item() > 40.0
+            r_l = -4.0 * (0.5 * min(lat / (2 * (800.0 + (o - 1) * 40.0)), 1.0) + 0.5 * miss)
+            assert reward[i, 0].item() == pytest.approx(r_l, rel=1e-12)
+            assert reward[i, 1].item() == pytest.approx(P.cost_reward(info["cost"][i]).item(), rel=1e-12)
+            assert reward[i, 2].item() == (-0.4 if info["switch"][i] else 0.0)
+            seen, missed = seen + 1, missed + miss
+    assert seen > 10 and 0 < missed < seen  # both sides of the SLO term were exercised
