@@ -70,8 +70,10 @@ that spreads requests in proportion to the servers' speed runs every one at U, o
 them evenly overloads the slow ones first), where w_s = prefill_ms_s(p alone) + o x
 decode_ms_s(max_batch, max_batch x (p + o / 2)) / max_batch is a request's share of a saturated
 server (a batch of max_batch such requests halfway through their outputs). `serving_stats()`
-reports the measured utilisation = sum over requests completed in the measured period of w_s /
-(N_valid x measured time), with busy share, running batch, KV occupancy, queue length and queue wait.
+reports the measured utilisation = requests completed in the measured period / the requests the
+saturated cluster would complete in it (capacity x mean steps x time): throughput over capacity, so a
+stable scheduler measures its load U and one whose queues grow measures less. Beside it: busy share
+(time an engine runs >= 1 request), running batch, KV occupancy, queue length and queue wait.
 """
 from __future__ import annotations
 
@@ -449,8 +451,8 @@ class ServingSimulator(ContentionSimulator):
             prompt, output = cut_to_context(self._token_pairs[:, 0], self._token_pairs[:, 1])
         pf, of = prompt.to(self.dtype), output.to(self.dtype)
         w = self.perf.share_ms(valid[:, None], pf[None, :], of[None, :]).mean(1)  # (valid,) mean share per server
-        steps = self.tasks.n_steps.to(self.dtype).mean()
-        return float((1000.0 / w).sum() / steps)
+        self.mean_steps = float(self.tasks.n_steps.to(self.dtype).mean())
+        return float((1000.0 / w).sum()) / self.mean_steps
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> Observation:
@@ -604,7 +606,8 @@ class ServingSimulator(ContentionSimulator):
         s = {k: float(v.sum()) for k, v in self._stats.items()}
         server_time = self.n_valid * s["time"]
         ratio = lambda a, b: a / b if b > 0 else math.nan  # noqa: E731
-        return {"utilisation": ratio(s["work"], server_time), "busy_share": ratio(s["busy"], server_time),
+        capacity = s["time"] / 1000.0 * self.capacity_per_s * self.mean_steps  # requests the period could serve
+        return {"utilisation": ratio(s["work"], capacity), "busy_share": ratio(s["busy"], server_time),
                 "mean_running_batch": ratio(s["batch"], s["busy"]), "kv_occupancy": ratio(s["kv"], server_time),
                 "mean_queue_length": ratio(s["queue"], server_time), "mean_queue_wait_ms": ratio(s["wait"], s["admitted"]),
                 "slo_attainment": ratio(s["slo"], s["served"]), "served": s["served"], "measured_ms": s["time"],
@@ -799,7 +802,7 @@ class ServingSimulator(ContentionSimulator):
         # utilisation counts every request finishing inside the measured period, warm-up workflows' included:
         # they load the servers of that period too; waits and SLOs are those of measured workflows
         in_period = end >= self.measure_start.index_select(0, g)
-        self._stats["work"].index_add_(0, g, torch.where(in_period, work, 0.0))
+        self._stats["work"].index_add_(0, g, in_period.to(self.dtype))
         for key, value in (("wait", t["admit"] - t["arrive"]), ("admitted", torch.ones_like(work)),
                            ("served", torch.ones_like(work)), ("slo", met.to(self.dtype))):
             self._stats[key].index_add_(0, g, torch.where(measured, value, 0.0))
