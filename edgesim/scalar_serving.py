@@ -38,7 +38,7 @@ from .scalar_contention import TRAP_SURCHARGE_MS, attempts
 from .scalar_model import ScalarTopology, hop
 
 CONTEXT_TOKENS = 4096
-GAP, TASK, NETWORK = 0, 1, 6  # purposes of the draws this world asks for (edgesim.serving's numbering)
+GAP, TASK, TRACE_START, NETWORK = 0, 1, 5, 6  # purposes of the draws this world asks for (edgesim.serving's numbering)
 
 
 class InvariantError(AssertionError):
@@ -132,17 +132,20 @@ class Workflow:
 
 class ServingWorld:
     """World `world` of `worlds` of the serving profile. `perf`: every server's engine; `rate_per_s`:
-    workflows per second; `decide(server)` plays the pending decision, then every event before the
-    next one, and returns the requests that completed meanwhile (dicts, keys as the simulator's info)."""
+    workflows per second; `trace_gaps`: an arrival trace's gaps normalised to mean 1 (None: Poisson).
+    `decide(server)` plays the pending decision, then every event before the next one, and returns the
+    requests that completed meanwhile (dicts, keys as the simulator's info)."""
 
     def __init__(self, topology: ScalarTopology, split: str, world: int, worlds: int, perf: Sequence[Perf],
                  max_in_flight: int, max_batch: int, rate_per_s: float, draws: Draws, trap_loss: float,
-                 trap_max_attempts: int, trap_surcharge_scale: float):
+                 trap_max_attempts: int, trap_surcharge_scale: float, trace_gaps: Sequence[float] | None = None):
         self.topo, self.world, self.worlds, self.draws = topology, world, worlds, draws
         lon, lat, region, self.n_steps, types, tokens = topology.split(split)
         self.task_rows = (lon, lat, region, types, tokens)
         self.n_tasks = len(self.n_steps)
         self.max_batch, self.rate_per_s = max_batch, rate_per_s
+        self.trace_gaps = trace_gaps
+        self.trace_start = 0 if trace_gaps is None else int(draws.uniform(0, 0, TRACE_START) * len(trace_gaps))
         self.trap = (trap_loss, trap_max_attempts, trap_surcharge_scale)
         self.engines = [Engine(p) for p in perf]
         self.clock = -math.inf  # time of the last event or decision
@@ -152,10 +155,15 @@ class ServingWorld:
 
     # ------------------------------------------------------------------ draws
     def _arrival(self, finish: float = -math.inf) -> Workflow:
-        """The world's next arrival: its gap in whole microseconds, its task."""
+        """The world's next arrival: its gap in whole microseconds (exponential, or the trace's gaps read on
+        from the world's start position and cycling), its task."""
         n = self.arrived
         self.arrived += 1
-        self.arrival_us += round(-math.log1p(-self.draws.uniform(n, 0, GAP)) * 1e6 / self.rate_per_s)
+        mean_us = 1e6 / self.rate_per_s
+        if self.trace_gaps is None:
+            self.arrival_us += round(-math.log1p(-self.draws.uniform(n, 0, GAP)) * mean_us)
+        else:
+            self.arrival_us += round(self.trace_gaps[(self.trace_start + n) % len(self.trace_gaps)] * mean_us)
         t = self.arrival_us / 1000.0
         task = min(int(self.draws.uniform(n, 0, TASK) * self.n_tasks), self.n_tasks - 1)
         return Workflow(n, task, t, max(t, finish), max(0.0, finish - t))
