@@ -158,7 +158,7 @@ def test_kv_blocking_matches_the_spec(datasets):
 
 
 def test_trace_arrivals_traps_and_slot_waits_match_the_spec(datasets):
-    """Bursty trace arrivals with few slots, so workflows wait for a free slot; trap hops retransmitted."""
+    """Bursty trace arrivals with few slots, so workflows wait for a free slot; hops that hit a trap pay its delay."""
     ds, topology = datasets["tiny"]
     trace = datasets["root"] / "burst.csv"
     trace.write_text("Timestamp\n" + "\n".join(str(t) for t in (0, 0.1, 0.15, 2.0, 2.01, 2.02, 5.0, 9.5)) + "\n")
