@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .scalar_contention import TRAP_SURCHARGE_MS, attempts
-from .scalar_model import ScalarTopology, hop
+from .scalar_model import ScalarTopology, hop, rewards
 
 CONTEXT_TOKENS = 4096
 GAP, TASK, TRACE_START, NETWORK = 0, 1, 5, 6  # purposes of the draws this world asks for (edgesim.serving's numbering)
@@ -324,3 +324,13 @@ class ServingWorld:
         if record["done"]:
             self.slots[r.slot] = self._arrival(finish=end)
         return record
+
+
+def request_rewards(r: dict, slo_ttft_ms: float, slo_tpot_ms: float) -> tuple[float, float, float]:
+    """(rL, rC, rS) of a completed request, docs/simulator.md §6: the latency term against the request's
+    SLO budget slo_ttft + (o - 1) slo_tpot, half of it for a missed SLO; cost and switch as in §3."""
+    budget = slo_ttft_ms + (r["output_tokens"] - 1) * slo_tpot_ms
+    missed = r["ttft_ms"] > slo_ttft_ms or r["tpot_ms"] > slo_tpot_ms
+    r_l = -4 * (0.5 * min(max(r["latency"] / (2 * budget), 0.0), 1.0) + 0.5 * missed)
+    _, r_c, r_s = rewards(r["latency"], r["cost"], r["switch"])
+    return r_l, r_c, r_s

@@ -17,8 +17,8 @@ from tiny import write_tiny
 from edgesim.contention import load_arrival_gaps
 from edgesim.dataset import load_dataset
 from edgesim.registry import make_simulator
-from edgesim.scalar_model import ScalarTopology, rewards
-from edgesim.scalar_serving import Draws, Perf, ServingWorld
+from edgesim.scalar_model import ScalarTopology
+from edgesim.scalar_serving import Draws, Perf, ServingWorld, request_rewards
 from edgesim.serving import Serving, ServingSimulator, crn_uniform, draw_key
 from Heuristics.policies import LeastLoadedPolicy, RandomPolicy
 from Heuristics.serving_rules import RoundRobinPolicy
@@ -115,7 +115,7 @@ def play(ds, topology: ScalarTopology, policy_class, seed: int, decisions: int =
                 assert row[name] == r[name], f"{where}: {name} {row[name]} != {r[name]}"
             for name in TIMES:
                 assert close(row[name], r[name]), f"{where}: {name} {row[name]} != {r[name]}"
-            want_reward = rewards(r["latency"], r["cost"], r["switch"])
+            want_reward = request_rewards(r, params.slo_ttft_ms, params.slo_tpot_ms)
             assert all(close(a, b) for a, b in zip(row["reward"], want_reward)), f"{where}: reward"
             # the request's own clock: admitted, first token and end, from the simulator's latency split
             t0 = row["end_ms"] - row["latency"] + row["admission_ms"]
