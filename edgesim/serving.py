@@ -649,8 +649,7 @@ class ServingSimulator(ContentionSimulator):
         while True:
             t_dec = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(G, W).min(1).values
             t_trav, j_trav = torch.where(self.slot_phase == TRAVEL, self.slot_time["arrive"], INF).view(G, W).min(1)
-            t_srv_all, k_all = self._server_events()
-            t_srv, s_srv = t_srv_all.min(1)
+            t_srv, s_srv, k_srv = self._earliest_server_events()
             arrive = (t_trav <= t_srv) & (t_trav <= t_dec) & torch.isfinite(t_trav)
             serve = ~arrive & (t_srv <= t_dec) & torch.isfinite(t_srv)
             moving = arrive | serve
@@ -662,7 +661,7 @@ class ServingSimulator(ContentionSimulator):
             if bool(arrive.any()):
                 self._arrive(arrive, self.rows * W + j_trav)
             if bool(serve.any()):
-                done = self._serve(serve, s_srv, te, k_all.gather(1, s_srv[:, None])[:, 0])
+                done = self._serve(serve, s_srv, te, k_srv)
                 if done is not None:
                     rows.append(done)
         keys = rows[0].keys() if rows else self._empty_row().keys()
@@ -682,21 +681,45 @@ class ServingSimulator(ContentionSimulator):
                 **{k: b for k in ("switch", "trap_hit", "fallback", "done")}}
 
     def _server_events(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G, N) time of every server's next event and, for decoding servers, the decode iterations until it.
-
-        Only servers with a running or queued request have an event; the arithmetic runs on those cells alone
-        (elementwise, so each cell's value is what the dense (G, N) form gives) and the rest stay at INF / 0."""
+        """(G, N) time of every server's next event and, for decoding servers, the decode iterations until it."""
         G, N = self.batch_size, self.n_servers
-        cell = self.slot_world * N + self.slot_server.clamp_min(0)
+        c, t, k = self._active_server_events()
+        t_all = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).index_copy_(0, c, t)
+        k_all = torch.zeros(G * N, dtype=self.dtype, device=self.device).index_copy_(0, c, k)
+        return t_all.view(G, N), k_all.view(G, N)
+
+    def _earliest_server_events(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(G,) each world's earliest server event: its time (INF: none), the server (ties: the lowest) and
+        the decode iterations until it; what `_server_events` gives reduced over servers, without the (G, N)
+        tensors (a world without an event gets INF, and a server and iterations that nothing reads)."""
+        G, N = self.batch_size, self.n_servers
+        c, t, k = self._active_server_events()
+        g = c // N
+        t_min = torch.full((G,), INF, dtype=self.dtype, device=self.device).scatter_reduce(0, g, t, "amin")
+        at_min = t == t_min.index_select(0, g)
+        first = torch.full((G,), G * N, dtype=torch.long, device=self.device).scatter_reduce(
+            0, g[at_min], c[at_min], "amin")
+        chosen = at_min & (c == first.index_select(0, g))
+        k_min = torch.zeros(G, dtype=self.dtype, device=self.device).index_copy_(0, g[chosen], k[chosen])
+        return t_min, (first - self.rows * N).clamp(0, N - 1), k_min
+
+    def _active_server_events(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The flat (world, server) cells with a running or queued request (ascending), their next event's time
+        and, for decoding servers, the decode iterations until it; the other servers have no event.
+
+        The arithmetic runs on these cells alone, elementwise, so each value is what a dense (G, N) form gives;
+        per-cell reductions over slots go to the cell's position among them (a binary search)."""
+        G, N = self.batch_size, self.n_servers
         queue, batch_all = self.srv_queue.view(-1), self.srv_batch.view(-1)
         c = ((batch_all > 0) | (queue > 0)).nonzero()[:, 0]
-        queued = self.slot_phase == QUEUED
-        big = torch.iinfo(torch.long).max
-        head_q = torch.full((G * N,), big, dtype=torch.long, device=self.device).scatter_reduce(
-            0, cell[queued], self.slot_qseq[queued], "amin")
-        is_head = queued & (self.slot_qseq == head_q.index_select(0, cell))
-        head_slot = torch.zeros(G * N, dtype=torch.long, device=self.device).index_copy_(
-            0, cell[is_head], is_head.nonzero()[:, 0]).index_select(0, c)
+        n = len(c)
+        q = (self.slot_phase == QUEUED).nonzero()[:, 0]  # every queued slot's cell has queue > 0, so is in c
+        q_pos = torch.searchsorted(c, self.slot_world.index_select(0, q) * N + self.slot_server.index_select(0, q))
+        q_seq = self.slot_qseq.index_select(0, q)
+        head_q = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=self.device).scatter_reduce(
+            0, q_pos, q_seq, "amin")
+        is_head = q_seq == head_q.index_select(0, q_pos)
+        head_slot = torch.zeros(n, dtype=torch.long, device=self.device).index_copy_(0, q_pos[is_head], q[is_head])
         need = (self.slot_prompt.index_select(0, head_slot) + self.hidden_output.index_select(0, head_slot))
         t_head = self.slot_time["arrive"].index_select(0, head_slot)
         s = c % N
@@ -704,9 +727,10 @@ class ServingSimulator(ContentionSimulator):
         fits = (queue.index_select(0, c) > 0) & (self.srv_kv.view(-1).index_select(0, c) + need
                                                  <= self.perf.kv_capacity.index_select(0, s)) \
             & (batch < self.perf.max_batch)
-        decoding_slot = (self.slot_phase == RUNNING) & ~self.slot_prefilling
-        r_min = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
-            0, cell[decoding_slot], self.hidden_remaining[decoding_slot].to(self.dtype), "amin").index_select(0, c)
+        d = ((self.slot_phase == RUNNING) & ~self.slot_prefilling).nonzero()[:, 0]  # decoding: batch > 0, in c
+        d_pos = torch.searchsorted(c, self.slot_world.index_select(0, d) * N + self.slot_server.index_select(0, d))
+        r_min = torch.full((n,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
+            0, d_pos, self.hidden_remaining.index_select(0, d).to(self.dtype), "amin")
         seg = self.srv_seg.view(-1).index_select(0, c)
         kv0 = self.srv_seg_kv.view(-1).index_select(0, c).to(self.dtype)
         perf = self.perf._replace(d0=self.perf.d0.index_select(0, s), d1=self.perf.d1.index_select(0, s),
@@ -718,9 +742,7 @@ class ServingSimulator(ContentionSimulator):
         span = perf.span_ms(batch, kv0, k)
         idle_t = torch.where(fits, torch.maximum(t_head, seg), INF)
         t = torch.where(prefilling, self.srv_pend.view(-1).index_select(0, c), torch.where(decoding, seg + span, idle_t))
-        t_all = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).index_copy_(0, c, t)
-        k_all = torch.zeros(G * N, dtype=self.dtype, device=self.device).index_copy_(0, c, k)
-        return t_all.view(G, N), k_all.view(G, N)
+        return c, t, k
 
     def _integrate(self, moving: torch.Tensor, te: torch.Tensor) -> None:
         """Accumulate the time-weighted server state of the measured period up to each moving world's event."""
