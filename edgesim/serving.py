@@ -709,7 +709,7 @@ class ServingSimulator(ContentionSimulator):
 
         The arithmetic runs on these cells alone, elementwise, so each value is what a dense (G, N) form gives;
         per-cell reductions over slots go to the cell's position among them (a binary search)."""
-        G, N = self.batch_size, self.n_servers
+        N = self.n_servers
         queue, batch_all = self.srv_queue.view(-1), self.srv_batch.view(-1)
         c = ((batch_all > 0) | (queue > 0)).nonzero()[:, 0]
         n = len(c)
