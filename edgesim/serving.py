@@ -745,17 +745,28 @@ class ServingSimulator(ContentionSimulator):
         return c, t, k
 
     def _integrate(self, moving: torch.Tensor, te: torch.Tensor) -> None:
-        """Accumulate the time-weighted server state of the measured period up to each moving world's event."""
+        """Accumulate the time-weighted server state of the measured period up to each moving world's event.
+
+        Nothing to add before any world's measured period (every dt is 0). The busy, batch and queue sums are
+        integers, summed exactly over the servers with a running or queued request alone."""
         start = torch.maximum(self.world_clock, self.measure_start)
         dt = torch.where(moving, (te - start).clamp_min(0), 0.0)
-        valid = self.valid_server[None, :]
-        busy = ((self.srv_batch > 0) | self.srv_prefill) & valid
         st = self._stats
         st["time"] += dt
-        st["busy"] += dt * busy.sum(1)
-        st["batch"] += dt * (self.srv_batch * valid).sum(1)
-        st["kv"] += dt * (self.srv_kv.to(self.dtype) / self.perf.kv_capacity.to(self.dtype) * valid).sum(1)
-        st["queue"] += dt * (self.srv_queue * valid).sum(1)
+        if bool((dt > 0).any()):
+            G, N = self.batch_size, self.n_servers
+            batch, queue = self.srv_batch.view(-1), self.srv_queue.view(-1)
+            c = ((batch > 0) | (queue > 0)).nonzero()[:, 0]  # a prefilling server has batch > 0
+            g, valid = c // N, self.valid_server.index_select(0, c % N)
+            b, q = batch.index_select(0, c) * valid, queue.index_select(0, c) * valid
+            per_world = torch.zeros((3, G), dtype=torch.long, device=self.device)
+            for row, value in zip(per_world, ((b > 0).long(), b, q)):
+                row.index_add_(0, g, value)
+            st["busy"] += dt * per_world[0]
+            st["batch"] += dt * per_world[1]
+            kv = self.srv_kv.to(self.dtype) / self.perf.kv_capacity.to(self.dtype) * self.valid_server[None, :]
+            st["kv"] += dt * kv.sum(1)
+            st["queue"] += dt * per_world[2]
         self.world_clock = torch.where(moving, te, self.world_clock)
 
     def _arrive(self, arrive: torch.Tensor, j: torch.Tensor) -> None:
