@@ -497,6 +497,11 @@ class ServingSimulator(ContentionSimulator):
         self.slot_flag = {k: torch.zeros(G * W, dtype=torch.bool, device=dev) for k in ("switch", "trap_hit", "fallback")}
         self.srv_batch = torch.zeros((G, N), dtype=torch.long, device=dev)
         self.srv_kv = torch.zeros((G, N), dtype=torch.long, device=dev)
+        # cached tokens of the decoding requests at their segment's start, and the tokens the running prefill
+        # adds to them when it ends (prompts and first tokens): kept up to date at every event rather than
+        # summed from the slots each time
+        self.srv_seg_kv = torch.zeros((G, N), dtype=torch.long, device=dev)
+        self.srv_prefill_tokens = torch.zeros((G, N), dtype=torch.long, device=dev)
         self.srv_queue = torch.zeros((G, N), dtype=torch.long, device=dev)
         self.srv_prefill = torch.zeros((G, N), dtype=torch.bool, device=dev)
         self.srv_pend = torch.zeros((G, N), dtype=dt, device=dev)
@@ -547,8 +552,7 @@ class ServingSimulator(ContentionSimulator):
     def _segment_kv(self) -> torch.Tensor:
         """(G, N) KV tokens the first decode iteration of each server's segment attends to: prompt plus tokens
         generated so far of its decoding requests (their counts are those of the segment's start)."""
-        decoding = (self.slot_phase == RUNNING) & ~self.slot_prefilling
-        return self._per_server((self.slot_prompt + self.slot_generated).to(self.dtype), decoding)
+        return self.srv_seg_kv.to(self.dtype)
 
     def _iterations_in_segment(self) -> torch.Tensor:
         """(G, N) decode iterations each decoding server has finished since its segment began, at `now`."""
@@ -649,8 +653,7 @@ class ServingSimulator(ContentionSimulator):
         while True:
             t_dec = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(G, W).min(1).values
             t_trav, j_trav = torch.where(self.slot_phase == TRAVEL, self.slot_time["arrive"], INF).view(G, W).min(1)
-            t_srv_all, k_all = self._server_events()
-            t_srv, s_srv = t_srv_all.min(1)
+            t_srv, s_srv, k_srv = self._earliest_server_events()
             arrive = (t_trav <= t_srv) & (t_trav <= t_dec) & torch.isfinite(t_trav)
             serve = ~arrive & (t_srv <= t_dec) & torch.isfinite(t_srv)
             moving = arrive | serve
@@ -662,7 +665,7 @@ class ServingSimulator(ContentionSimulator):
             if bool(arrive.any()):
                 self._arrive(arrive, self.rows * W + j_trav)
             if bool(serve.any()):
-                done = self._serve(serve, s_srv, te, k_all.gather(1, s_srv[:, None])[:, 0])
+                done = self._serve(serve, s_srv, te, k_srv)
                 if done is not None:
                     rows.append(done)
         keys = rows[0].keys() if rows else self._empty_row().keys()
@@ -694,44 +697,90 @@ class ServingSimulator(ContentionSimulator):
     def _server_events(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(G, N) time of every server's next event and, for decoding servers, the decode iterations until it."""
         G, N = self.batch_size, self.n_servers
-        cell = self.slot_world * N + self.slot_server.clamp_min(0)
-        queued = self.slot_phase == QUEUED
-        big = torch.iinfo(torch.long).max
-        head_q = torch.full((G * N,), big, dtype=torch.long, device=self.device).scatter_reduce(
-            0, cell[queued], self.slot_qseq[queued], "amin")
-        is_head = queued & (self.slot_qseq == head_q.index_select(0, cell))
-        head_slot = torch.zeros(G * N, dtype=torch.long, device=self.device).index_copy_(
-            0, cell[is_head], is_head.nonzero()[:, 0])
-        has_q = (self.srv_queue > 0).view(-1)
-        need = (self.slot_prompt + self.hidden_output).index_select(0, head_slot)
+        c, t, k = self._active_server_events()
+        t_all = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).index_copy_(0, c, t)
+        k_all = torch.zeros(G * N, dtype=self.dtype, device=self.device).index_copy_(0, c, k)
+        return t_all.view(G, N), k_all.view(G, N)
+
+    def _earliest_server_events(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(G,) each world's earliest server event: its time (INF: none), the server (ties: the lowest) and
+        the decode iterations until it; what `_server_events` gives reduced over servers, without the (G, N)
+        tensors (a world without an event gets INF, and a server and iterations that nothing reads)."""
+        G, N = self.batch_size, self.n_servers
+        c, t, k = self._active_server_events()
+        g = c // N
+        t_min = torch.full((G,), INF, dtype=self.dtype, device=self.device).scatter_reduce(0, g, t, "amin")
+        at_min = t == t_min.index_select(0, g)
+        first = torch.full((G,), G * N, dtype=torch.long, device=self.device).scatter_reduce(
+            0, g[at_min], c[at_min], "amin")
+        chosen = at_min & (c == first.index_select(0, g))
+        k_min = torch.zeros(G, dtype=self.dtype, device=self.device).index_copy_(0, g[chosen], k[chosen])
+        return t_min, (first - self.rows * N).clamp(0, N - 1), k_min
+
+    def _active_server_events(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The flat (world, server) cells with a running or queued request (ascending), their next event's time
+        and, for decoding servers, the decode iterations until it; the other servers have no event.
+
+        The arithmetic runs on these cells alone, elementwise, so each value is what a dense (G, N) form gives;
+        per-cell reductions over slots go to the cell's position among them (a binary search)."""
+        N = self.n_servers
+        queue, batch_all = self.srv_queue.view(-1), self.srv_batch.view(-1)
+        c = ((batch_all > 0) | (queue > 0)).nonzero()[:, 0]
+        n = len(c)
+        q = (self.slot_phase == QUEUED).nonzero()[:, 0]  # every queued slot's cell has queue > 0, so is in c
+        q_pos = torch.searchsorted(c, self.slot_world.index_select(0, q) * N + self.slot_server.index_select(0, q))
+        q_seq = self.slot_qseq.index_select(0, q)
+        head_q = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=self.device).scatter_reduce(
+            0, q_pos, q_seq, "amin")
+        is_head = q_seq == head_q.index_select(0, q_pos)
+        head_slot = torch.zeros(n, dtype=torch.long, device=self.device).index_copy_(0, q_pos[is_head], q[is_head])
+        need = (self.slot_prompt.index_select(0, head_slot) + self.hidden_output.index_select(0, head_slot))
         t_head = self.slot_time["arrive"].index_select(0, head_slot)
-        cap = self.perf.kv_capacity.repeat(G)
-        fits = has_q & (self.srv_kv.view(-1) + need <= cap) & (self.srv_batch.view(-1) < self.perf.max_batch)
-        decoding_slot = (self.slot_phase == RUNNING) & ~self.slot_prefilling
-        r_min = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
-            0, cell[decoding_slot], self.hidden_remaining[decoding_slot].to(self.dtype), "amin")
-        seg = self.srv_seg.view(-1)
-        batch, kv0 = self.srv_batch, self._segment_kv()
-        k_admit = torch.where(fits, self.perf.iterations_reaching(batch, kv0, (t_head - seg).view(G, N)).view(-1), INF)
-        decoding = ~self.srv_prefill.view(-1) & (self.srv_batch.view(-1) > 0)
+        s = c % N
+        batch = batch_all.index_select(0, c)
+        fits = (queue.index_select(0, c) > 0) & (self.srv_kv.view(-1).index_select(0, c) + need
+                                                 <= self.perf.kv_capacity.index_select(0, s)) \
+            & (batch < self.perf.max_batch)
+        d = ((self.slot_phase == RUNNING) & ~self.slot_prefilling).nonzero()[:, 0]  # decoding: batch > 0, in c
+        d_pos = torch.searchsorted(c, self.slot_world.index_select(0, d) * N + self.slot_server.index_select(0, d))
+        r_min = torch.full((n,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
+            0, d_pos, self.hidden_remaining.index_select(0, d).to(self.dtype), "amin")
+        seg = self.srv_seg.view(-1).index_select(0, c)
+        kv0 = self.srv_seg_kv.view(-1).index_select(0, c).to(self.dtype)
+        perf = self.perf._replace(d0=self.perf.d0.index_select(0, s), d1=self.perf.d1.index_select(0, s),
+                                  d2=self.perf.d2.index_select(0, s))
+        k_admit = torch.where(fits, perf.iterations_reaching(batch, kv0, t_head - seg), INF)
+        prefilling = self.srv_prefill.view(-1).index_select(0, c)
+        decoding = ~prefilling & (batch > 0)
         k = torch.where(decoding, torch.minimum(r_min, k_admit), 0.0)
-        span = self.perf.span_ms(batch, kv0, k.view(G, N)).view(-1)
+        span = perf.span_ms(batch, kv0, k)
         idle_t = torch.where(fits, torch.maximum(t_head, seg), INF)
-        t = torch.where(self.srv_prefill.view(-1), self.srv_pend.view(-1), torch.where(decoding, seg + span, idle_t))
-        return t.view(G, N), k.view(G, N)
+        t = torch.where(prefilling, self.srv_pend.view(-1).index_select(0, c), torch.where(decoding, seg + span, idle_t))
+        return c, t, k
 
     def _integrate(self, moving: torch.Tensor, te: torch.Tensor) -> None:
-        """Accumulate the time-weighted server state of the measured period up to each moving world's event."""
+        """Accumulate the time-weighted server state of the measured period up to each moving world's event.
+
+        Nothing to add before any world's measured period (every dt is 0). The busy, batch and queue sums are
+        integers, summed exactly over the servers with a running or queued request alone."""
         start = torch.maximum(self.world_clock, self.measure_start)
         dt = torch.where(moving, (te - start).clamp_min(0), 0.0)
-        valid = self.valid_server[None, :]
-        busy = ((self.srv_batch > 0) | self.srv_prefill) & valid
         st = self._stats
         st["time"] += dt
-        st["busy"] += dt * busy.sum(1)
-        st["batch"] += dt * (self.srv_batch * valid).sum(1)
-        st["kv"] += dt * (self.srv_kv.to(self.dtype) / self.perf.kv_capacity.to(self.dtype) * valid).sum(1)
-        st["queue"] += dt * (self.srv_queue * valid).sum(1)
+        if bool((dt > 0).any()):
+            G, N = self.batch_size, self.n_servers
+            batch, queue = self.srv_batch.view(-1), self.srv_queue.view(-1)
+            c = ((batch > 0) | (queue > 0)).nonzero()[:, 0]  # a prefilling server has batch > 0
+            g, valid = c // N, self.valid_server.index_select(0, c % N)
+            b, q = batch.index_select(0, c) * valid, queue.index_select(0, c) * valid
+            per_world = torch.zeros((3, G), dtype=torch.long, device=self.device)
+            for row, value in zip(per_world, ((b > 0).long(), b, q)):
+                row.index_add_(0, g, value)
+            st["busy"] += dt * per_world[0]
+            st["batch"] += dt * per_world[1]
+            kv = self.srv_kv.to(self.dtype) / self.perf.kv_capacity.to(self.dtype) * self.valid_server[None, :]
+            st["kv"] += dt * kv.sum(1)
+            st["queue"] += dt * per_world[2]
         self.world_clock = torch.where(moving, te, self.world_clock)
 
     def _arrive(self, arrive: torch.Tensor, j: torch.Tensor) -> None:
@@ -761,6 +810,13 @@ class ServingSimulator(ContentionSimulator):
         self.slot_prefilling = self.slot_prefilling & ~ended
         decoding = running & ~ended & ~prefill_cell.index_select(0, self.slot_world)
         steps = torch.where(decoding, k.long().index_select(0, self.slot_world), 0)
+        # the event server's segment KV: a finished prefill adds its prompts and their first tokens, k decode
+        # iterations add one token per request of the batch (every running request decodes when none prefills)
+        c = ev_cell.clamp_min(0)
+        seg_kv = self.srv_seg_kv.view(-1)
+        grown = torch.where(prefill_cell, self.srv_prefill_tokens.view(-1).index_select(0, c),
+                            self.srv_batch.view(-1).index_select(0, c) * k.long())
+        seg_kv.index_add_(0, c, torch.where(serve, grown, 0))
         self.hidden_remaining = self.hidden_remaining - steps
         self.slot_generated = self.slot_generated + steps
         complete = running & ~self.slot_prefilling & (self.hidden_remaining == 0)
@@ -778,6 +834,7 @@ class ServingSimulator(ContentionSimulator):
         prompt, output = self.slot_prompt.index_select(0, j), self.hidden_output.index_select(0, j)
         self.srv_kv.view(-1).index_add_(0, cell, -(prompt + output))
         self.srv_batch.view(-1).index_add_(0, cell, -torch.ones_like(cell))
+        self.srv_seg_kv.view(-1).index_add_(0, cell, -(prompt + self.slot_generated.index_select(0, j)))
         t = {k: v.index_select(0, j) for k, v in self.slot_time.items()}
         episode, task, step, _ = (x.index_select(0, j) for x in self.slot_int)
         admission = torch.where(step == 0, self.slot_admit.index_select(0, j), 0.0)
@@ -888,9 +945,10 @@ class ServingSimulator(ContentionSimulator):
             tokens = torch.zeros(G, dtype=self.dtype, device=self.device).index_add_(0, ga, pf)
             squares = torch.zeros(G, dtype=self.dtype, device=self.device).index_add_(0, ga, pf * pf)
             admitted_count = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, ga, torch.ones_like(ga))
+            first_tokens = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, ga, pa + 1)
         else:
             tokens = squares = torch.zeros(G, dtype=self.dtype, device=self.device)
-            admitted_count = torch.zeros(G, dtype=torch.long, device=self.device)
+            admitted_count = first_tokens = torch.zeros(G, dtype=torch.long, device=self.device)
         admitted = admitted_count > 0
         s = cells % N
         pend = te + self.perf.prefill_ms(s, tokens, squares, admitted_count.to(self.dtype))
@@ -900,6 +958,7 @@ class ServingSimulator(ContentionSimulator):
         prefill.index_copy_(0, c, start[serve])
         pend_all.index_copy_(0, c, torch.where(start, pend, pend_all.index_select(0, cells))[serve])
         seg.index_copy_(0, c, torch.where(start, pend, te)[serve])
+        self.srv_prefill_tokens.view(-1).index_copy_(0, c, first_tokens[serve])
 
     # ------------------------------------------------------------------ evaluation (schedkit.evaluation)
     def request_slo_ms(self) -> tuple[float, float]:

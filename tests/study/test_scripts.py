@@ -104,9 +104,16 @@ def test_the_busy_benchmark_setting_spins_one_process_per_core_and_stops_them():
 
 def test_benchmark_json_tiny():
     proc = run_script("bench/env_throughput.py", "--servers", "500", "--batches", "1", "64", "--steps", "10",
-                      "--repeats", "1", "--scalar-steps", "50", "--devices", "cpu", "--json")
+                      "--repeats", "1", "--scalar-steps", "50", "--devices", "cpu", "--profile-batches", "3",
+                      "--max-in-flight", "8", "--profile-warmup", "2", "--profile-steps", "2", "--json")
     out = json.loads(proc.stdout)
-    assert [(r["servers"], r["batch"], r["device"]) for r in out["rows"]] == [(500, 1, "cpu"), (500, 64, "cpu")]
-    assert all(r["steps_per_s"] > 0 for r in out["rows"]) and out["scalar_steps_per_s"] > 0
+    plain = [r for r in out["rows"] if "profile" not in r]
+    assert [(r["servers"], r["batch"], r["device"]) for r in plain] == [(500, 1, "cpu"), (500, 64, "cpu")]
+    assert all(r["steps_per_s"] > 0 for r in plain) and out["scalar_steps_per_s"] > 0
+    contention, serving = (r for r in out["rows"] if "profile" in r)
+    assert [(r["profile"], r["batch"], r["max_in_flight"]) for r in (contention, serving)] == \
+        [("contention", 3, 8), ("serving", 3, 8)]
+    assert serving["x_contention"] == pytest.approx(serving["ms_per_decision"] / contention["ms_per_decision"])
+    assert contention["decisions_per_s"] > 0 and "x_contention" not in contention
     assert out["command"].startswith("python bench/env_throughput.py --servers 500")
     assert out["machine"]["cpu_count"] >= 1 and out["machine"]["device"] == "cpu" and out["date"].endswith("Z")
