@@ -143,11 +143,18 @@ def add_profile_flags(p: argparse.ArgumentParser, default_profile: str | None = 
                        help=f"{first}: {flag.help}{also}")
 
 
-def flags_by_profile(args: argparse.Namespace) -> dict[str, dict | None]:
+def flags_by_profile(args: argparse.Namespace, chosen: str | None) -> dict[str, dict | None]:
     """Every profile's parameters given as flags, by profile (None for a profile with none given): the
-    config blocks the flags override. `profile_flags` then refuses those of a profile not chosen."""
-    return {name: {f.key: getattr(args, f.key) for f in profile.flags if getattr(args, f.key, None) is not None}
-            or None for name, profile in PROFILES.items()}
+    config blocks the flags override. A flag several profiles offer (--arrival-rate) goes to the `chosen`
+    profile's block, or to the first offering it; `profile_flags` then refuses those of a profile not chosen."""
+    owner: dict[str, str] = {}
+    for name, profile in PROFILES.items():
+        for f in profile.flags:
+            if name == chosen or f.name not in owner:
+                owner[f.name] = name
+    return {name: {f.key: getattr(args, f.key) for f in profile.flags
+                   if owner[f.name] == name and getattr(args, f.key, None) is not None} or None
+            for name, profile in PROFILES.items()}
 
 
 def profile_flags(args: argparse.Namespace, profile: Profile) -> dict:

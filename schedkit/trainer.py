@@ -217,7 +217,7 @@ def train_config(defaults_file: Path, args: argparse.Namespace,
     flags = {"data": args.data, "regions": args.regions, "epochs": args.epochs, "episodes": args.episodes,
              "seed": args.seed, "device": args.device, "profile": args.profile,
              "mask": False if args.no_mask else None, "tensorboard": args.tensorboard,
-             **flags_by_profile(args)}  # each profile's parameters given as flags, into its config block
+             **flags_by_profile(args, args.profile)}  # each profile's parameters given as flags, into its block
     cfg = resolve(defaults_file, args.config, args.set, flags, choices, recipe=not args.no_recipe)
     profile_flags(args, config_profile(cfg))  # a flag of another profile is refused, not ignored
     return cfg
