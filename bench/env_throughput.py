@@ -17,6 +17,7 @@ generated once into bench/.cache/ by data1/generate.py.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import subprocess
@@ -51,19 +52,22 @@ def dataset(servers: int) -> Dataset:
     return load_dataset(CACHE, name)
 
 
+def timed_steps(sim, gen: torch.Generator, n: int) -> float:
+    """Seconds for `n` steps of random valid decisions, waiting for the device at both ends."""
+    if sim.device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        sim.step(sim.sample_valid(gen))
+    if sim.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
 def batched_steps_per_s(ds: Dataset, batch: int, device: str, steps: int, repeats: int) -> float:
     sim = Simulator(ds, batch_size=batch, seed=0, device=device)
     gen = torch.Generator(sim.device).manual_seed(0)
-
-    def run(n: int) -> float:
-        if sim.device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            sim.step(sim.sample_valid(gen))
-        if sim.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+    run = functools.partial(timed_steps, sim, gen)
 
     run(max(5, steps // 10))  # warm-up
     return statistics.median(steps * batch / run(steps) for _ in range(repeats))
@@ -76,16 +80,7 @@ def profile_row(ds: Dataset, profile: str, batch: int, max_in_flight: int, devic
     params = (Contention if profile == "contention" else Serving)(worlds=batch, max_in_flight=max_in_flight)
     sim = make_simulator(ds, batch, "train", "random", 0, device, profile, params)
     gen = torch.Generator(sim.device).manual_seed(0)
-
-    def run(n: int) -> float:
-        if sim.device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            sim.step(sim.sample_valid(gen))
-        if sim.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+    run = functools.partial(timed_steps, sim, gen)
 
     run(warmup)
     rate = statistics.median(steps * batch / run(steps) for _ in range(repeats))

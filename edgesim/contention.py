@@ -141,22 +141,28 @@ def contention_tag(rate: float, trace: str | None = None, trap_loss: float | Non
             + (f"_surcharge{surcharge:g}" if surcharge is not None else ""))
 
 
+def read_trace(path: str | Path, what: str, error: type[InputError]) -> tuple[Path, pd.DataFrame]:
+    """A request trace's CSV as a table: a regular file only (a FIFO or a device would hang the read),
+    and one `error` line naming the file for anything unreadable."""
+    try:
+        p = regular_file(path, what)
+    except InputError as e:
+        raise error(str(e)) from None
+    try:
+        return p, pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise error(f"{p}: not a readable CSV ({' '.join(str(e).split())})") from None
+    except OSError as e:
+        raise error(f"{p}: {what} cannot be read ({e.strerror or e})") from None
+
+
 def load_arrival_gaps(path: str | Path) -> np.ndarray:
     """Inter-arrival gaps of a request trace, normalised to mean 1 (in trace order after sorting).
 
     Accepts the Azure LLM trace (`TIMESTAMP` as date-time strings) and BurstGPT (`Timestamp` in
     seconds from the trace's start, so >= 0); any column named timestamp, case-insensitively. Only a
     regular file is opened (a FIFO or a device would hang the read)."""
-    try:
-        path = regular_file(path, "arrival trace")
-    except InputError as e:
-        raise ContentionError(str(e)) from None
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ContentionError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
-    except OSError as e:
-        raise ContentionError(f"{path}: arrival trace cannot be read ({e.strerror or e})") from None
+    path, df = read_trace(path, "arrival trace", ContentionError)
     cols = [c for c in df.columns if str(c).strip().lower() == "timestamp"]
     if not cols:
         raise ContentionError(f"{path}: no 'TIMESTAMP' / 'Timestamp' column; columns are {list(df.columns)}")

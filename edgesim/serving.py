@@ -98,9 +98,10 @@ from .contention import (
     ContentionError,
     ContentionSimulator,
     load_arrival_gaps,
+    read_trace,
 )
 from .dataset import Dataset
-from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals, regular_file
+from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals
 from .paper import Flag, Profile, TrapModel
 from .serving_perf import ServingCoefficients, load_perf_model
 from .simulator import Observation, Simulator, simulator_args, take
@@ -207,16 +208,7 @@ def load_token_pairs(path: str | Path) -> np.ndarray:
 
     Azure LLM inference traces name them ContextTokens / GeneratedTokens, BurstGPT Request tokens /
     Response tokens. Counts are integers >= 0; a 0 (BurstGPT's failed requests) becomes 1."""
-    try:
-        p = regular_file(path, "token trace")
-    except InputError as e:
-        raise ServingError(str(e)) from None
-    try:
-        df = pd.read_csv(p)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ServingError(f"{p}: not a readable CSV ({' '.join(str(e).split())})") from None
-    except OSError as e:
-        raise ServingError(f"{p}: token trace cannot be read ({e.strerror or e})") from None
+    p, df = read_trace(path, "token trace", ServingError)
     cols = next((pair for pair in TOKEN_COLUMNS if all(c in df.columns for c in pair)), None)
     if cols is None:
         raise ServingError(f"{p}: expected columns ContextTokens and GeneratedTokens (Azure) or 'Request tokens' and "

@@ -52,3 +52,11 @@ def write_tiny(folder: Path, **overrides: str) -> Path:
         if text is not None:
             (folder / name).write_text(text)
     return folder
+
+# one server (the lowest serving GPU class, 112,300 KV tokens) hosting two model types: tests/edgesim/test_serving*.py
+ONE_SERVER = {"servers.csv": "ServerID,Longitude,Latitude,NormalizedCompute,ComputationCapacity\nS,8.0,47.0,1.0,40\n",
+              "model_instances.csv": "ModelInstanceID,ServerID,ModelTypeName,CostPerToken\n"
+                                     "i1,S,ChatGPT,0.0015\ni2,S,GPT-4,0.03\n",
+              "network_links.csv": "SrcServerID,DstServerID,BaseLatencyMs,BandwidthMbps\n",
+              "task_request_mapping.csv": None, "request_log.csv": None,
+              "trap_config.json": '{"trap_server_ids": []}'}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import one_line_error, run_script
-from tiny import write_tiny
+from tiny import ONE_SERVER, write_tiny
 
 from edgesim.dataset import load_dataset
 from edgesim.inputs import InputError
@@ -27,12 +27,6 @@ from Heuristics.serving_rules import (
 from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.registry import SCHEDULERS, get, heuristics
 
-ONE_SERVER = {"servers.csv": "ServerID,Longitude,Latitude,NormalizedCompute,ComputationCapacity\nS,8.0,47.0,1.0,40\n",
-              "model_instances.csv": "ModelInstanceID,ServerID,ModelTypeName,CostPerToken\n"
-                                     "i1,S,ChatGPT,0.0015\ni2,S,GPT-4,0.03\n",
-              "network_links.csv": "SrcServerID,DstServerID,BaseLatencyMs,BandwidthMbps\n",
-              "task_request_mapping.csv": None, "request_log.csv": None,
-              "trap_config.json": '{"trap_server_ids": []}'}
 # busy worlds: arrivals far faster than the four engines serve, so queues, prefills and batches build up
 BUSY = Serving(arrival_rate=40.0, worlds=3, max_in_flight=6, warmup=0)
 

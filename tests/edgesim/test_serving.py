@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import one_line_error, run_script
-from tiny import write_tiny
+from tiny import ONE_SERVER, write_tiny
 
 from edgesim.dataset import load_dataset
 from edgesim.gym_wrappers import EdgeMoEEnv
@@ -19,13 +19,6 @@ from edgesim.serving import GPU_CLASSES, Serving, ServingError, crn_hash, crn_un
 from edgesim.serving_perf import idle_batch_ms, load_perf_model
 from schedkit.evaluation import evaluate
 from schedkit.simulators import train_params
-
-ONE_SERVER = {"servers.csv": "ServerID,Longitude,Latitude,NormalizedCompute,ComputationCapacity\nS,8.0,47.0,1.0,40\n",
-              "model_instances.csv": "ModelInstanceID,ServerID,ModelTypeName,CostPerToken\n"
-                                     "i1,S,ChatGPT,0.0015\ni2,S,GPT-4,0.03\n",
-              "network_links.csv": "SrcServerID,DstServerID,BaseLatencyMs,BandwidthMbps\n",
-              "task_request_mapping.csv": None, "request_log.csv": None,
-              "trap_config.json": '{"trap_server_ids": []}'}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import math
 
 import pytest
 import torch
-from tiny import write_tiny
+from tiny import ONE_SERVER, write_tiny
 
 from edgesim.contention import load_arrival_gaps
 from edgesim.dataset import load_dataset
@@ -29,15 +29,6 @@ TIMES = ("end_ms", "network_ms", "queue_ms", "admission_ms", "compute_ms", "late
          "channel_ms", "trap_ms", "link_ms", "cost", "arrival_ms")
 COUNTS = ("episode", "step", "task", "server", "prompt_tokens", "output_tokens", "decode_iterations", "prefills",
           "arrival_index", "switch", "fallback", "trap_hit", "done")
-
-
-# one server (the lowest GPU class, 112,300 KV tokens) hosting both model types
-ONE_SERVER = {"servers.csv": "ServerID,Longitude,Latitude,NormalizedCompute,ComputationCapacity\nS,8.0,47.0,1.0,40\n",
-              "model_instances.csv": "ModelInstanceID,ServerID,ModelTypeName,CostPerToken\n"
-                                     "i1,S,ChatGPT,0.0015\ni2,S,GPT-4,0.03\n",
-              "network_links.csv": "SrcServerID,DstServerID,BaseLatencyMs,BandwidthMbps\n",
-              "task_request_mapping.csv": None, "request_log.csv": None,
-              "trap_config.json": '{"trap_server_ids": []}'}
 
 
 def close(got: float, want: float) -> bool:
