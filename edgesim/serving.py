@@ -372,8 +372,6 @@ class ServingSimulator(ContentionSimulator):
     """B worlds of the serving profile; each `step` makes one decision per world and returns the
     requests that completed meanwhile (module docstring)."""
 
-    profile_name = "serving"
-
     def __init__(self, dataset: Dataset, batch_size: int = 1, split: str = "train", order: str = "random",
                  seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
                  task_subset=None, serving: Serving | None = None, profile: Profile | None = None):
