@@ -109,7 +109,7 @@ def test_a_benchmark_without_committed_json_shows_its_command_not_a_number(tmp_p
     run_script("total/report.py", "--bench", str(bench), "--performance", str(page), "--figures",
                str(ROOT / "total" / "figures"), "--out", str(tmp_path / "docs" / "results"), "--readme",
                str(tmp_path / "no_readme.md"), cwd=tmp_path)
-    section = page.read_text().split("## update_cost", 1)[1]
+    section = page.read_text().split("## update_cost", 1)[1].split("\n## ", 1)[0]
     assert "No result committed" in section and "python bench/update_cost.py" in section and "|" not in section
 
 
