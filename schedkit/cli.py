@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import os
 import signal
 import sys
 import warnings
@@ -251,9 +252,12 @@ def user_errors(*kinds: type[BaseException]) -> Iterator[Doing]:
     doing = Doing()
     try:
         yield doing
+        sys.stdout.flush()  # a reader that closed the pipe shows here, as one line, not at interpreter exit
     except ALWAYS_USER_ERRORS + kinds as e:
         sys.exit(f"error: {e}")
     except OSError as e:  # disk full, read-only folder, a file where a folder should be
+        if e.errno == errno.EPIPE:  # nothing more can reach the closed pipe: the exit's own flush must not try
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(f"error: {os_error_line(e, doing)}")
     except KeyboardInterrupt:  # training handles its own (it keeps a checkpoint to resume from)
         exit_interrupted("stopped before the end; every file written so far is whole (files are written "

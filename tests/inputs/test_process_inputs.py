@@ -23,7 +23,9 @@ HEURISTICS = ["Heuristics/inference.py", "--policy", "greedy", "--no-progress"]
 
 
 def child(args: list[str], **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+    """The script in a child process that writes no bytecode: under a file-size limit a .pyc would be cut
+    short and break every later import of its module."""
+    return subprocess.Popen([sys.executable, "-B", *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, **kw)
 
 
