@@ -28,12 +28,10 @@ from pathlib import Path
 import torch
 
 from bench.record import add_json_flag, emit, record
-from edgesim.contention import Contention
 from edgesim.dataset import Dataset, load_dataset
 from edgesim.gym_wrappers import EdgeMoEEnv
-from edgesim.registry import make_simulator
+from edgesim.registry import get_profile, make_simulator
 from edgesim.scalar_model import ScalarEpisode, ScalarTopology
-from edgesim.serving import Serving
 from edgesim.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +75,7 @@ def profile_row(ds: Dataset, profile: str, batch: int, max_in_flight: int, devic
                 repeats: int) -> dict:
     """Decisions/s of a queueing profile (one decision per world and step), random valid servers, after
     `warmup` steps that fill the worlds."""
-    params = (Contention if profile == "contention" else Serving)(worlds=batch, max_in_flight=max_in_flight)
+    params = get_profile(profile).parse({"worlds": batch, "max_in_flight": max_in_flight})
     sim = make_simulator(ds, batch, "train", "random", 0, device, profile, params)
     gen = torch.Generator(sim.device).manual_seed(0)
     run = functools.partial(timed_steps, sim, gen)

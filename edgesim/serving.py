@@ -89,6 +89,7 @@ import torch
 
 from . import physics as P
 from .contention import (
+    CONTENTION,
     MAX_ATTEMPTS,
     MAX_IN_FLIGHT,
     MAX_RATE,
@@ -198,6 +199,12 @@ class Serving:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def hop(self, worlds: int) -> Contention:
+        """The contention parameters of the network hop serving shares with that profile (its trap model)."""
+        return Contention(max_in_flight=self.max_in_flight, worlds=worlds, trap_loss=self.trap_loss,
+                          trap_max_attempts=self.trap_max_attempts, trap_surcharge_scale=self.trap_surcharge_scale,
+                          warmup=self.warmup)
 
 
 TOKEN_COLUMNS = (("ContextTokens", "GeneratedTokens"), ("Request tokens", "Response tokens"))
@@ -382,10 +389,7 @@ class ServingSimulator(ContentionSimulator):
         if batch_size * c.max_in_flight > MAX_SLOTS:
             raise ServingError(f"batch_size x serving.max_in_flight: expected at most {MAX_SLOTS} workflows in "
                                f"flight, got {batch_size} x {c.max_in_flight} = {batch_size * c.max_in_flight}")
-        # the hop's trap parameters (ContentionSimulator._trap_and_link reads them from here)
-        self.contention = Contention(max_in_flight=c.max_in_flight, worlds=batch_size,
-                                     trap_loss=c.trap_loss, trap_max_attempts=c.trap_max_attempts,
-                                     trap_surcharge_scale=c.trap_surcharge_scale, warmup=c.warmup)
+        self.contention = c.hop(batch_size)  # ContentionSimulator._trap_and_link reads the trap parameters here
         self._gap_trace = None if c.arrival_trace is None else torch.tensor(
             load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
         self._token_pairs = None if c.token_trace is None else torch.tensor(
@@ -1037,9 +1041,7 @@ class ServingProfile(Profile):
 
     def trap_model(self, params: Serving) -> TrapModel:
         """The contention profile's trap model with this profile's trap parameters."""
-        low, high = P.TRAP_SURCHARGE_MS
-        scale = params.trap_surcharge_scale
-        return TrapModel((scale * low, scale * high), params.trap_loss, params.trap_max_attempts)
+        return CONTENTION.trap_model(params.hop(params.worlds))
 
     def batch_size(self, params: Serving, episodes: int) -> int:
         return params.worlds
