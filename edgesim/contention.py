@@ -26,10 +26,13 @@ Live load: `queue_wait(servers)` / `server_load()` give max(0, busy_until - now)
 Warm-up: every world starts idle, so the first `warmup` x worlds workflows dealt (the first
 `warmup` arrivals of each world, for warmup <= max_in_flight) run but are not measured.
 
-Three draws per step stay as in the paper profile, the fourth is the trap coin or the
-retransmission draw; arrival gaps come from a separate generator, so the per-step noise stream is
-the same for every scheduler. Poisson arrival times are not: the gap drawn at a workflow's last
-decision is used, and when that comes depends on the schedule (trace arrivals are common).
+Common random numbers (edgesim/crn.py). Arrival n of world g is episode n x worlds + g, whatever the
+schedule; its arrival time (the sum of gaps 0..n, each drawn from (seed, g, n)), its task (file order
+under sequential dealing, else drawn from (seed, g, n)) and every step's four uniforms (three as in the
+paper profile, the fourth the trap coin or the retransmission draw; drawn from (seed, g, n, step)) are
+hashes of those keys, not positions in a stream. Two schedulers run from one seed therefore meet the same
+workflows at the same times with the same draws; only when a slot frees, and so when a workflow enters,
+depends on the schedule. A trace's gaps are read on from a start drawn from (seed, g).
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ import pandas as pd
 import torch
 
 from . import physics as P
+from .crn import GAP, NETWORK, TASK, TRACE_START, crn_uniform, draw_key
 from .dataset import Dataset
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals, regular_file
 from .paper import Flag, Profile, TrapModel
@@ -239,6 +243,7 @@ class ContentionSimulator(Simulator):
                                   f"flight, got {batch_size} x {c.max_in_flight} = {batch_size * c.max_in_flight}")
         self._trace = None if c.arrival_trace is None else torch.tensor(
             load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
+        self.contention_worlds = batch_size  # episode ids are arrival index x worlds + world (even in every_slot)
         super().__init__(dataset, batch_size, split, order, seed, device, profile or CONTENTION, dtype, True,
                          task_subset)
         self.warmup_episodes = c.warmup * batch_size
@@ -252,25 +257,21 @@ class ContentionSimulator(Simulator):
             self.seed_streams(seed)
         G, W, dev = self.batch_size, self.contention.max_in_flight, self.device
         self.rows = torch.arange(G, device=dev)
-        if self._trace is not None:
-            self.trace_pos = torch.randint(len(self._trace), (G,), generator=self.arrival_gen, device=dev)
-        # Slot state, flat over (world, slot): clock, admission wait, [episode, task, step, prev].
+        # Slot state, flat over (world, slot): clock, arrival time, admission wait, [episode, task, step, prev].
         # Slot w of world g holds the world's w-th arrival, episode w * G + g: low ids spread over worlds.
         episode = torch.arange(G * W, device=dev).reshape(W, G).T.reshape(-1)
-        self.episodes_dealt = torch.tensor(G * W, device=dev)
-        arrival = torch.cumsum(self._gaps(W), 1)
-        self.next_arrival = arrival[:, -1] + self._gaps(1)[:, 0]
+        index = torch.arange(W, device=dev).expand(G, W)
+        arrival = torch.cumsum(self._gap(self.rows[:, None], index), 1)
+        self.next_index = torch.full((G,), W, dtype=torch.long, device=dev)
+        self.next_arrival = arrival[:, -1] + self._gap(self.rows, self.next_index)
         self.slot_now = arrival.reshape(-1)
+        self.slot_arrival = self.slot_now.clone()
         self.slot_admit = torch.zeros(G * W, dtype=self.dtype, device=dev)
         self.slot_int = [episode, self._deal(episode), torch.zeros_like(episode), torch.full_like(episode, -1)]
         self.busy = torch.zeros((G, self.n_servers), dtype=self.dtype, device=dev)
         self.history = torch.full((G, self.n_servers), self.net.initial_history_ms, dtype=self.dtype, device=dev)
         self._activate()
         return self.observe()
-
-    def seed_streams(self, seed: int) -> None:
-        super().seed_streams(seed)
-        self.arrival_gen = torch.Generator(self.device).manual_seed(self.seed + 0x51ED27)
 
     def reseed(self, seed: int) -> Observation:
         """Re-seed the noise, task and arrival streams and go on from the worlds' current state.
@@ -281,15 +282,12 @@ class ContentionSimulator(Simulator):
         self.seed_streams(seed)
         return self.observe()
 
-    WORLD_KEYS = ("busy", "history", "slot_now", "slot_admit", "next_arrival", "episodes_dealt")
+    WORLD_KEYS = ("busy", "history", "slot_now", "slot_arrival", "slot_admit", "next_arrival", "next_index")
 
     def world_state(self) -> dict[str, torch.Tensor]:
         """Every tensor that carries the worlds to their next decision (not the random streams)."""
         state = {k: getattr(self, k).clone() for k in self.WORLD_KEYS}
-        state |= {f"slot_{name}": x.clone() for name, x in zip(("episode", "task", "step", "prev"), self.slot_int)}
-        if self._trace is not None:
-            state["trace_pos"] = self.trace_pos.clone()
-        return state
+        return state | {f"slot_{name}": x.clone() for name, x in zip(("episode", "task", "step", "prev"), self.slot_int)}
 
     def load_world_state(self, state: dict[str, torch.Tensor]) -> None:
         """Continue from `world_state()` of a simulator with the same dataset, split and parameters."""
@@ -304,8 +302,6 @@ class ContentionSimulator(Simulator):
         for k in self.WORLD_KEYS:
             setattr(self, k, state[k].to(self.device).clone())
         self.slot_int = [state[f"slot_{name}"].to(self.device).clone() for name in ("episode", "task", "step", "prev")]
-        if self._trace is not None:
-            self.trace_pos = state["trace_pos"].to(self.device).clone()
         self._activate()
 
     def _world_problem(self, state: dict[str, torch.Tensor]) -> str | None:
@@ -339,17 +335,34 @@ class ContentionSimulator(Simulator):
             self.batch_size, self.rows, self.busy, self.history = saved
             self._activate()
 
-    def _gaps(self, m: int, took: torch.Tensor | None = None) -> torch.Tensor:
-        """(G, m) next inter-arrival gaps (ms) of every world. Poisson draws G x m uniforms; on a
-        trace only the worlds that `took` their gaps (default: all) move along it."""
-        G, mean = self.batch_size, self.contention.mean_gap_ms
+    def _u(self, world: torch.Tensor, index: torch.Tensor | int, step: torch.Tensor | int,
+           purpose: torch.Tensor | int) -> torch.Tensor:
+        """The uniform draw of (world, arrival index, step, purpose) under this simulator's seed."""
+        return crn_uniform(self.seed, index, draw_key(world, step, purpose), dtype=self.dtype).to(self.device)
+
+    def _gap(self, world: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The gap (ms) before arrival `index` of `world`: exponential (Poisson), or the trace's gaps read on
+        from the world's start, cycling."""
+        mean = self.contention.mean_gap_ms
         if self._trace is None:
-            u = torch.rand((G, m), generator=self.arrival_gen, device=self.device, dtype=self.dtype)
-            return -torch.log1p(-u) * mean
-        idx = (self.trace_pos[:, None] + torch.arange(m, device=self.device)) % len(self._trace)
-        moved = (self.trace_pos + m) % len(self._trace)
-        self.trace_pos = moved if took is None else torch.where(took, moved, self.trace_pos)
-        return self._trace[idx] * mean
+            return -torch.log1p(-self._u(world, index, 0, GAP)) * mean
+        n = len(self._trace)
+        start = (self._u(world, 0, 0, TRACE_START) * n).long()
+        return self._trace.index_select(0, ((start + index) % n).reshape(-1)).reshape(index.shape) * mean
+
+    def _deal(self, episode: torch.Tensor) -> torch.Tensor:
+        """The task of episode `episode` (arrival episode // worlds of world episode % worlds): file order
+        under sequential dealing, else drawn from (seed, world, arrival index)."""
+        if self.order == "sequential":
+            return episode % self.tasks.k
+        G = self.contention_worlds
+        return (self._u(episode % G, episode // G, 0, TASK) * self.tasks.k).long().clamp_max(self.tasks.k - 1)
+
+    def network_uniforms(self) -> torch.Tensor:
+        """(B, 4) the active decisions' network draws, from (seed, world, arrival index, step)."""
+        G = self.contention_worlds
+        return self._u((self.episode % G)[:, None], (self.episode // G)[:, None], self.step_idx[:, None],
+                       NETWORK + torch.arange(P.UNIFORMS_PER_STEP, device=self.device))
 
     def _activate(self) -> None:
         """Point the row views at each world's earliest pending decision (ties: the lowest slot)."""
@@ -386,7 +399,7 @@ class ContentionSimulator(Simulator):
         return trap_ms, torch.where(trap_hit, 0.0, link)
 
     def step(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None):
-        a, u = self._checked(actions, uniforms)
+        a, u = self._checked(actions, self.network_uniforms() if uniforms is None else uniforms)
         h = self._hop(a, u)
         s, compute = h["server"], h["compute"]
         cell = self.rows * self.n_servers + s  # flat (world, server) index into busy and history
@@ -407,21 +420,22 @@ class ContentionSimulator(Simulator):
         done = next_step >= self.tasks.n_steps[task]
         finish = start + travel
         # a finished workflow's slot takes the world's next arrival (waiting for the slot if it came earlier)
-        rank = torch.cumsum(done.long(), 0) - 1
-        new_episode = self.episodes_dealt + rank
-        self.episodes_dealt = self.episodes_dealt + done.sum()
-        arrival = self.next_arrival
-        self.next_arrival = torch.where(done, arrival + self._gaps(1, took=done)[:, 0], arrival)
+        new_episode = self.next_index * self.batch_size + self.rows
+        arrival, workflow_arrival = self.next_arrival, self.slot_arrival.index_select(0, self.active)
+        self.next_index = self.next_index + done.long()
+        self.next_arrival = torch.where(done, arrival + self._gap(self.rows, self.next_index), arrival)
 
         for slots, value in zip(self.slot_int, (torch.where(done, new_episode, episode),
                                                 torch.where(done, self._deal(new_episode), task),
                                                 torch.where(done, 0, next_step), torch.where(done, -1, s))):
             slots.index_copy_(0, self.active, value)
         self.slot_now.index_copy_(0, self.active, torch.where(done, torch.maximum(arrival, finish), finish))
+        self.slot_arrival.index_copy_(0, self.active, torch.where(done, arrival, workflow_arrival))
         self.slot_admit.index_copy_(0, self.active, torch.where(done, (finish - arrival).clamp_min(0.0), 0.0))
         self._activate()
         info = self._info(h, latency, queue, done, episode, task, k)
-        info["admission_ms"] = admission
+        info |= {"admission_ms": admission, "world": self.rows, "arrival_index": episode // self.batch_size,
+                 "arrival_ms": workflow_arrival, "start_ms": start}
         return self.observe(), reward, done, info
 
 

@@ -14,25 +14,26 @@ The world, as this model reads §5:
   `max(arrival, finish)` and pays `max(0, finish - arrival)` as queue delay of its first step.
   The slot handed on can free after another one, so a later arrival can enter before an earlier one.
 
-Draws, the same values a row of the batched simulator consumes:
-- at the start, the tasks of the first `max_in_flight` workflows and `max_in_flight + 1` arrival draws;
-- at every decision, the step's four uniforms (bandwidth, fading, interference, trap coin or
-  retransmission draw), one task draw and one arrival draw; the last two are used only when the
-  decision finishes its workflow (they are the next arrival's task and the gap after it).
-An arrival draw u gives the gap -ln(1 - u) x 1000 / arrival_rate ms (Poisson). With a trace the gaps
-are the trace's (normalised to mean 1, then scaled the same way), read on from `trace_start` and
-cycling, and arrival draws are ignored.
+Draws: `uniform(index, step, purpose)`, the world's common random numbers (edgesim/crn.py keyed by
+the world), so nothing depends on the order in which the world asks for them:
+- arrival n comes after the gap -ln(1 - uniform(n, 0, GAP)) x 1000 / arrival_rate ms (Poisson), or
+  with a trace after gap (start + n) mod len of the trace's gaps (normalised to mean 1, scaled the same
+  way), start = floor(uniform(0, 0, TRACE_START) x len);
+- its task is floor(uniform(n, 0, TASK) x tasks);
+- step k of arrival n takes the four uniforms uniform(n, k, NETWORK + i) (bandwidth, fading,
+  interference, trap coin or retransmission draw).
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from .scalar_model import ScalarTopology, hop, rewards
 
 TRAP_SURCHARGE_MS = (100.0, 200.0)  # coin >= 0.5, coin < 0.5; times trap_surcharge_scale
+GAP, TASK, TRACE_START, NETWORK = 0, 1, 5, 6  # purposes of the draws (edgesim.crn's numbering)
 
 
 class ContentionParams(Protocol):
@@ -79,40 +80,37 @@ class Workflow:
 class ContentionWorld:
     """One world of the contention profile; `decide` plays its next decision and returns the event.
 
-    `first_tasks`: the tasks of the first max_in_flight arrivals; `first_arrival_draws`: the
-    max_in_flight + 1 arrival draws of the start; `trace_gaps`/`trace_start`: a normalised arrival
-    trace and the world's start position in it (None: Poisson arrivals)."""
+    `uniform(index, step, purpose)`: the world's draws (module docstring); `trace_gaps`: a normalised
+    arrival trace (None: Poisson arrivals)."""
 
-    def __init__(self, topology: ScalarTopology, split: str, params: ContentionParams, first_tasks: Sequence[int],
-                 first_arrival_draws: Sequence[float], trace_gaps: Sequence[float] | None = None,
-                 trace_start: int = 0):
-        slots = params.max_in_flight
-        if len(first_tasks) != slots or len(first_arrival_draws) != slots + 1:
-            raise ValueError(f"a world of {slots} slots starts with {slots} tasks and {slots + 1} arrival draws, "
-                             f"got {len(first_tasks)} and {len(first_arrival_draws)}")
-        self.topo, self.params = topology, params
+    def __init__(self, topology: ScalarTopology, split: str, params: ContentionParams,
+                 uniform: Callable[[int, int, int], float], trace_gaps: Sequence[float] | None = None):
+        self.topo, self.params, self.uniform = topology, params, uniform
         lon, lat, region, self.n_steps, types, tokens = topology.split(split)
         self.task_rows = (lon, lat, region, types, tokens)
-        self.trace_gaps, self.trace_pos = trace_gaps, trace_start
+        self.trace_gaps = trace_gaps
+        self.trace_start = 0 if trace_gaps is None else int(uniform(0, 0, TRACE_START) * len(trace_gaps))
         self.busy: dict[int, float] = {}     # server -> busy-until, for the whole run
         self.history: dict[int, float] = {}  # server -> latency EMA, from 5 x mean link latency
         self.clock = -math.inf               # time of the last decision
         self.finished: list[int] = []        # arrival indices, in finishing order
         self.slots: list[Workflow] = []
         t = 0.0
-        for w in range(slots):
-            t += self._gap(first_arrival_draws[w])
-            self.slots.append(Workflow(w, first_tasks[w], t, t, 0.0))
-        self.arrived = slots
-        self.next_arrival_ms = t + self._gap(first_arrival_draws[slots])
+        for w in range(params.max_in_flight):
+            t += self._gap(w)
+            self.slots.append(Workflow(w, self._task(w), t, t, 0.0))
+        self.arrived = params.max_in_flight
+        self.next_arrival_ms = t + self._gap(self.arrived)
 
-    def _gap(self, u: float) -> float:
+    def _gap(self, n: int) -> float:
         mean = 1000.0 / self.params.arrival_rate
         if self.trace_gaps is None:
-            return -math.log1p(-u) * mean
-        gap = self.trace_gaps[self.trace_pos % len(self.trace_gaps)] * mean
-        self.trace_pos += 1
-        return gap
+            return -math.log1p(-self.uniform(n, 0, GAP)) * mean
+        return self.trace_gaps[(self.trace_start + n) % len(self.trace_gaps)] * mean
+
+    def _task(self, n: int) -> int:
+        tasks = len(self.n_steps)
+        return min(int(self.uniform(n, 0, TASK) * tasks), tasks - 1)
 
     def pending(self) -> int:
         """The slot whose workflow decides next: the earliest clock, ties to the lowest slot."""
@@ -123,11 +121,12 @@ class ContentionWorld:
         now = self.slots[self.pending()].now
         return [max(0.0, self.busy.get(s, 0.0) - now) for s in range(len(self.topo.nc))]
 
-    def decide(self, server: int, u: Sequence[float], task_draw: int, arrival_draw: float) -> dict:
-        """Run the pending step on `server` with the step's four uniforms `u`."""
+    def decide(self, server: int) -> dict:
+        """Run the pending step on `server`."""
         g, c = self.topo, self.params
         w = self.pending()
         wf = self.slots[w]
+        u = [self.uniform(wf.index, wf.k, NETWORK + i) for i in range(4)]
         now = wf.now
         self.clock = now
         h = hop(g, self.task_rows, wf.task, wf.k, wf.prev, server, u)
@@ -150,7 +149,7 @@ class ContentionWorld:
         latency = travel + wait + admission
         self.history[s] = 0.5 * latency + 0.5 * self.history.get(s, g.h0)
         finish = start + travel
-        event = {"slot": w, "workflow": wf.index, "task": wf.task, "step": wf.k, "time": now, "server": s,
+        event = {"slot": w, "workflow": wf.index, "arrival_ms": wf.arrival_ms, "task": wf.task, "step": wf.k, "time": now, "server": s,
                  "wait_ms": wait, "admission_ms": admission, "queue_ms": wait + admission, "start": start,
                  "compute_ms": compute, "attempts": tries, "trap_ms": trap_ms, "link_ms": link_ms, "latency": latency,
                  "cost": h["cost"], "switch": h["switch"], "reward": rewards(latency, h["cost"], h["switch"]),
@@ -160,7 +159,8 @@ class ContentionWorld:
         if done:
             self.finished.append(wf.index)
             arrival = self.next_arrival_ms
-            self.next_arrival_ms = arrival + self._gap(arrival_draw)
-            self.slots[w] = Workflow(self.arrived, task_draw, arrival, max(arrival, finish), max(0.0, finish - arrival))
+            self.slots[w] = Workflow(self.arrived, self._task(self.arrived), arrival, max(arrival, finish),
+                                     max(0.0, finish - arrival))
             self.arrived += 1
+            self.next_arrival_ms = arrival + self._gap(self.arrived)
         return event

@@ -34,11 +34,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .scalar_contention import TRAP_SURCHARGE_MS, attempts
+from .scalar_contention import GAP, NETWORK, TASK, TRACE_START, TRAP_SURCHARGE_MS, attempts
 from .scalar_model import ScalarTopology, hop, rewards
 
 CONTEXT_TOKENS = 4096
-GAP, TASK, TRACE_START, NETWORK = 0, 1, 5, 6  # purposes of the draws this world asks for (edgesim.serving's numbering)
 
 
 class InvariantError(AssertionError):

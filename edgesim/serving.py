@@ -101,6 +101,7 @@ from .contention import (
     load_arrival_gaps,
     read_trace,
 )
+from .crn import GAP, NETWORK, OUTPUT, PROMPT, TASK, TOKEN_ROW, TRACE_START, crn_uniform, draw_key
 from .dataset import Dataset
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals
 from .paper import Flag, Profile, TrapModel
@@ -115,9 +116,6 @@ MAX_BATCH = 4096
 PROMPT_SIGMA, OUTPUT_SIGMA = 1.0, 0.8
 PROMPT_MU, OUTPUT_MU = math.log(1150.0) - PROMPT_SIGMA ** 2 / 2, math.log(210.0) - OUTPUT_SIGMA ** 2 / 2
 TOKEN_SAMPLE = 8192  # synthetic pairs averaged for the load's capacity
-
-# Purposes of the counter-based draws.
-GAP, TASK, PROMPT, OUTPUT, TOKEN_ROW, TRACE_START, NETWORK = range(7)  # NETWORK.. NETWORK + 3: the hop's uniforms
 
 PENDING, TRAVEL, QUEUED, RUNNING = range(4)  # a slot's phase
 
@@ -238,45 +236,6 @@ def cut_to_context(prompt: torch.Tensor, output: torch.Tensor) -> tuple[torch.Te
     """(prompt, output) within the context window: prompt in [1, 4095], output in [1, 4096 - prompt]."""
     prompt = prompt.clamp(1, CONTEXT_TOKENS - 1)
     return prompt, torch.minimum(output.clamp_min(1), CONTEXT_TOKENS - prompt)
-
-
-# ---------------------------------------------------------------------------------------------- hashing
-MASK32 = 0xFFFFFFFF
-
-
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """(x * c) mod 2**32 for x in [0, 2**32) on int64, in 16-bit halves so no product exceeds 2**49."""
-    lo, hi = c & 0xFFFF, c >> 16
-    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & MASK32
-
-
-def mix32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer finaliser (lowbias32, C. Wellons): every input bit flips about half the output bits."""
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def crn_hash(seed: int, *keys: torch.Tensor | int) -> torch.Tensor:
-    """A 32-bit hash in [0, 2**32) of (seed, keys...), keys being integers in [0, 2**32) (broadcast), as int64."""
-    h = mix32(torch.tensor((seed & MASK32) ^ 0x2545F491, dtype=torch.long))
-    for key in keys:
-        k = torch.as_tensor(key, dtype=torch.long)
-        h = mix32(((h.to(k.device) ^ (k & MASK32)) + 0x9E3779B9) & MASK32)
-    return h
-
-
-def crn_uniform(seed: int, *keys: torch.Tensor | int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """A uniform draw in (0, 1) that depends only on (seed, keys...): common random numbers without a stream."""
-    return (crn_hash(seed, *keys).to(dtype) + 0.5) / 2.0 ** 32
-
-
-def draw_key(world: torch.Tensor | int, step: torch.Tensor | int, purpose: torch.Tensor | int) -> torch.Tensor:
-    """One 32-bit key of (world < 2**16, step < 2**8, purpose < 2**8): with the arrival index, a draw's identity."""
-    return (torch.as_tensor(world, dtype=torch.long) << 16) | ((torch.as_tensor(step, dtype=torch.long) & 0xFF) << 8) \
-        | torch.as_tensor(purpose, dtype=torch.long)
 
 
 # ---------------------------------------------------------------------------------------------- engines

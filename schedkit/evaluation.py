@@ -9,6 +9,7 @@ the summary (docs/evaluation.md, "Serving metrics").
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,11 @@ from .simulators import profile_simulator
 SUMMED = {"latency_ms": "latency", "network_ms": "network_ms", "compute_ms": "compute_ms", "queue_ms": "queue_ms",
           "trap_ms": "trap_ms", "link_ms": "link_ms", "cost": "cost", "trap_hits": "trap_hit",
           "switches": "switch", "fallbacks": "fallback"}
+
+
+# per-episode info fields of simulators whose workflows arrive over time (contention, serving): which
+# arrival of which world the episode is, so two schedulers' rows can be checked to meet the same arrivals
+ARRIVAL = {"world": torch.long, "arrival_index": torch.long, "arrival_ms": None}
 
 
 # per-request info fields kept for requests.csv (column: info key)
@@ -102,12 +108,16 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     w = torch.tensor(weights, dtype=sim.dtype, device=dev)
     acc = {k: torch.zeros(episodes, dtype=sim.dtype, device=dev) for k in (*SUMMED, "reward", "steps", "decision_s")}
     task = torch.zeros(episodes, dtype=torch.long, device=dev)
+    arrival: dict[str, torch.Tensor] = {}
+    jobs: list[tuple[torch.Tensor, ...]] = []  # (world, start, compute) of every job, for the servers' busy time
+    last_decision = torch.full((B,), -torch.inf, dtype=sim.dtype, device=dev)  # per world, of a measured step
     reporter = sim if isinstance(sim, RequestReporting) else None
     requests: list[dict[str, torch.Tensor]] = []
     done_count = 0
     bar = tqdm(total=episodes, desc=f"eval {policy.name}", unit="ep", disable=not progress, leave=False)
     while done_count < episodes:
         t0 = time.perf_counter()
+        decided_at = obs.now_ms
         actions = policy.act(sim, obs)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
@@ -121,6 +131,12 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
         acc["steps"].index_add_(0, ep, torch.ones_like(ep, dtype=sim.dtype))
         acc["decision_s"].index_add_(0, ep, torch.full_like(ep, per_decision, dtype=sim.dtype))
         task[ep] = info["task"][keep]
+        if "arrival_ms" in info:
+            for col, dtype in ARRIVAL.items():
+                arrival.setdefault(col, torch.zeros(episodes, dtype=dtype or sim.dtype, device=dev))[ep] = info[col][keep]
+        if "start_ms" in info:
+            jobs.append((info["world"], info["start_ms"], info["compute_ms"]))
+            last_decision = torch.where(keep, torch.maximum(last_decision, decided_at), last_decision)
         if reporter is not None:
             requests.append({"episode": ep, **{col: info[key][keep] for col, key in REQUEST_FIELDS.items()}})
         finished = int((done & keep).sum())
@@ -130,19 +146,42 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     df = pd.DataFrame({k: v.cpu().numpy() for k, v in acc.items()})
     df.insert(0, "episode", np.arange(episodes))
     df.insert(1, "task_id", [sim.tasks.ids[t] for t in task.tolist()])
+    for i, (col, values) in enumerate(arrival.items()):
+        df.insert(2 + i, col, values.cpu().numpy())
     df["decision_ms"] = df.pop("decision_s") / df["steps"] * 1000.0
     for col in ("trap_hits", "switches", "fallbacks", "steps"):
         df[col] = df[col].round().astype(int)
-    front = ["episode", "task_id", "latency_ms", "network_ms", "compute_ms", "queue_ms", "cost", "reward"]
+    front = ["episode", "task_id", *arrival, "latency_ms", "network_ms", "compute_ms", "queue_ms", "cost", "reward"]
     df = df[front + [c for c in df.columns if c not in front]]
     if reporter is None:
-        return Evaluation(df)
+        if not jobs:
+            return Evaluation(df)
+        world, start, compute = (torch.cat(x).cpu().numpy() for x in zip(*jobs))
+        stats = load_measures(df, pd.DataFrame({"world": world, "start_ms": start, "compute_ms": compute}),
+                              last_decision.cpu().numpy(), int(sim.net.valid.any(0).sum()))
+        return Evaluation(df, stats=stats)
     slo = reporter.request_slo_ms()
     req = pd.DataFrame({col: torch.cat([r[col] for r in requests]).cpu().numpy() for col in requests[0]})
     req = req.sort_values(["episode", "step"], kind="stable").reset_index(drop=True)
     req["slo_met"] = (req["ttft_ms"] <= slo[0]) & (req["tpot_ms"] <= slo[1])
     df = df.assign(slo_met=req.groupby("episode")["slo_met"].all().reindex(df["episode"]).to_numpy())
     return Evaluation(df, req, slo, reporter.serving_stats())
+
+
+def load_measures(episodes: pd.DataFrame, jobs: pd.DataFrame, last_decision: np.ndarray,
+                  n_valid: int) -> dict[str, float]:
+    """How loaded the worlds were while the measured workflows ran (contention). `utilisation`: the busy
+    share of the valid servers, = the time the servers spent on jobs (any workflow's, measured or not)
+    inside each world's measured window, from its first measured arrival to its last measured decision,
+    over valid servers x the windows' summed length. `mean_queue_wait_ms`: the mean wait of a measured
+    step for its server and (at step 0) for a slot."""
+    first = episodes.groupby("world")["arrival_ms"].min()
+    lo = jobs["world"].map(first).to_numpy()
+    hi = last_decision[jobs["world"].to_numpy()]
+    busy = (np.minimum(jobs["start_ms"] + jobs["compute_ms"], hi) - np.maximum(jobs["start_ms"], lo)).clip(lower=0)
+    window = float(np.sum(last_decision[first.index.to_numpy()] - first.to_numpy()))
+    return {"utilisation": float(busy.sum() / (n_valid * window)) if window > 0 else math.nan,
+            "mean_queue_wait_ms": float(episodes["queue_ms"].sum() / episodes["steps"].sum())}
 
 
 def measured_world_s(requests: pd.DataFrame) -> float:
@@ -173,7 +212,9 @@ def summarize(result: pd.DataFrame | Evaluation) -> dict[str, Any]:
     """Means per episode (rates per decision), the keys every inference script reports; an evaluation
     with requests adds the serving keys (`serving_summary`)."""
     df = result.episodes if isinstance(result, Evaluation) else result
-    extra = serving_summary(result) if isinstance(result, Evaluation) and result.requests is not None else {}
+    extra = {}
+    if isinstance(result, Evaluation):
+        extra = serving_summary(result) if result.requests is not None else dict(result.stats)
     steps = df["steps"].sum()
     lat = df["latency_ms"].to_numpy()
     return {

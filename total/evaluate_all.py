@@ -55,7 +55,7 @@ from schedkit.cli import (
     user_errors,
 )
 from schedkit.config import differing_settings
-from schedkit.evaluation import eval_simulator, evaluate
+from schedkit.evaluation import eval_simulator, run_evaluation
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.outputs import claim_output
@@ -78,13 +78,18 @@ from total.common import (
 )
 
 METRICS = ("reward", "latency_ms", "cost")
+LOAD_KEYS = ("utilisation", "mean_queue_wait_ms")
 OUTPUTS = ("episodes.csv", "summary.csv", "config.yaml")
 MAX_TUNING_BYTES = 16 * MiB
 
 
-def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
+def summarize_runs(episodes: pd.DataFrame, n_servers: int,
+                   loads: dict[str, list[dict[str, float]]] | None = None) -> pd.DataFrame:
     """One row per scheduler. The CIs resample training runs (when there are >= 2) and the shared test
-    tasks within every evaluation seed (schedkit.stats); `ci_unit` says which: "runs" or "episodes"."""
+    tasks within every evaluation seed (schedkit.stats); `ci_unit` says which: "runs" or "episodes".
+    `loads`: per scheduler, each evaluation's load measures (`utilisation`, `mean_queue_wait_ms`:
+    schedkit.evaluation.load_measures), averaged into its row."""
+    loads = loads or {}
     rows = []
     for algo in sort_algos(episodes["algo"].unique()):
         d = episodes[episodes["algo"] == algo]
@@ -99,6 +104,9 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int) -> pd.DataFrame:
         if "switches" in episodes and episodes["switches"].any():  # region switches: only on multi-region data
             row["switches"], row["switches_lo"], row["switches_hi"] = hierarchical_bootstrap_ci(runs_array(d, "switches"))
         row["decision_ms"] = float(d["decision_ms"].mean())
+        measured = [m for m in loads.get(algo, []) if m]
+        if measured:  # workflows arriving over time: how loaded the servers were, averaged over runs and seeds
+            row |= {k: float(np.mean([m[k] for m in measured])) for k in measured[0]}
         row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -267,11 +275,14 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     frames: list[pd.DataFrame] = []
     evaluated: list[str] = []
     oracles: list = []
+    loads: dict[str, list[dict[str, float]]] = {}
 
     def run_policy(algo, policy_for_seed, train_seed, run):
         for es in args.eval_seeds:
             sim = eval_simulator(ds, args.split, episodes, es, device, profile, params)
-            df = evaluate(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
+            result = run_evaluation(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
+            df = result.episodes
+            loads.setdefault(algo, []).append({k: result.stats[k] for k in LOAD_KEYS if k in result.stats})
             df.insert(0, "run", run)
             df.insert(0, "eval_seed", es)
             df.insert(0, "train_seed", train_seed)
@@ -308,7 +319,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     table = pd.concat(frames, ignore_index=True)
     out = eval_dir(results, args.region, tag)
     write_csv(out / "episodes.csv", table)
-    summary = summarize_runs(table, ds.n_servers)
+    summary = summarize_runs(table, ds.n_servers, loads)
     summary["profile"] = args.profile
     if profile.plan_bounds_reward and oracles:  # the oracle is load-blind here; its plan value bounds every scheduler
         policy, sim = oracles[0]

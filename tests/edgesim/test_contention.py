@@ -170,7 +170,7 @@ def test_the_trap_surcharge_scale_multiplies_the_flat_trap_delay_in_the_simulato
 def test_poisson_arrivals_have_the_configured_rate_and_runs_reproduce(default_ds):
     c = Contention(arrival_rate=5.0, max_in_flight=4)
     sim = make_simulator(default_ds, 3, "train", "random", 7, profile="contention", params=c)
-    gaps = sim._gaps(20000)
+    gaps = sim._gap(torch.zeros(20000, dtype=torch.long), torch.arange(20000))
     assert gaps.mean().item() == pytest.approx(200.0, rel=0.03)
     assert gaps.std().item() == pytest.approx(200.0, rel=0.05)  # exponential: sd = mean
 
@@ -223,3 +223,29 @@ def test_a_simulator_carries_its_profile_object_and_a_name_goes_through_make_sim
     assert type(by_name) is type(by_object) is ContentionSimulator
     assert by_name.profile is by_object.profile is CONTENTION and Simulator(world[0]).profile is PAPER
     assert math.isclose(Contention(arrival_rate=4).mean_gap_ms, 250.0)
+
+
+@pytest.mark.parametrize("profile, params", [("contention", Contention(arrival_rate=40.0, max_in_flight=8, worlds=3,
+                                                                      warmup=4)),
+                                             ("serving", None)])
+def test_two_schedulers_meet_the_same_arrivals_tasks_and_draws(default_ds, profile, params):
+    """Common random numbers: every arrival's world, index, time and task are the same whatever the schedule,
+    so a paired difference is paired on the same workflow; the schedules themselves differ."""
+    from edgesim.registry import get_profile
+    from edgesim.serving import Serving
+    from Heuristics.policies import QueueGreedyPolicy, RandomPolicy
+    from schedkit.evaluation import eval_simulator, evaluate
+
+    prof = get_profile(profile)
+    params = params or Serving(load=0.9, worlds=3, max_in_flight=16, warmup=4)
+    keys = ["episode", "world", "arrival_index", "arrival_ms", "task_id"]
+
+    def run(policy_class, seed=3):
+        sim = eval_simulator(default_ds, "test", 60, seed, profile=prof, params=params)
+        return evaluate(sim, policy_class(sim, seed=seed), 60, progress=False)
+
+    rand, queue = run(RandomPolicy), run(QueueGreedyPolicy)
+    assert rand[keys].equals(queue[keys])
+    assert (rand["episode"] == rand["arrival_index"] * 3 + rand["world"] - 4 * 3).all()
+    assert not rand["latency_ms"].equals(queue["latency_ms"]) and rand["queue_ms"].mean() > 0
+    assert not run(RandomPolicy, seed=4)["arrival_ms"].equals(rand["arrival_ms"])

@@ -1,11 +1,9 @@
 """The batched contention worlds against the plain-Python executable spec (edgesim/scalar_contention.py),
 decision by decision, with the same random draws, plus the invariants every world must keep.
 
-The simulator draws a world's randomness from three generators: the step uniforms (injected here
-through `step(..., uniforms=)`), the task draws and the arrival draws. The last two are replayed
-from copies of the simulator's generators taken before `reset()`, in the order the simulator
-consumes them (reset: the trace start, then the first max_in_flight + 1 gaps of every world and
-the tasks of every slot; each step: one task draw and, for Poisson arrivals, one gap draw per world)."""
+Every random value of a world is a common random number of (seed, world, arrival index, step,
+purpose) (edgesim/crn.py), so each spec world is fed `crn_uniform` of the same keys and the two meet
+the same arrivals, tasks and step draws without replaying any stream."""
 from __future__ import annotations
 
 import math
@@ -15,6 +13,7 @@ import pytest
 import torch
 
 from edgesim.contention import Contention, ContentionSimulator, load_arrival_gaps
+from edgesim.crn import crn_uniform, draw_key
 from edgesim.registry import make_simulator
 from edgesim.scalar_contention import ContentionWorld
 from edgesim.scalar_model import ScalarTopology
@@ -23,12 +22,6 @@ from Heuristics.policies import GreedyPolicy, LeastLoadedPolicy, RandomPolicy
 WORLDS, SLOTS, DECISIONS = 3, 4, 100
 LOW, HIGH = 0.2, 200.0  # workflows per second per world: nearly idle servers, and long queues
 SPLIT = "train"
-
-
-def copy_of(gen: torch.Generator) -> torch.Generator:
-    twin = torch.Generator()
-    twin.set_state(gen.get_state())
-    return twin
 
 
 def close(got: float, want: float) -> bool:
@@ -43,19 +36,13 @@ def play(ds, topology: ScalarTopology, policy_class, rate: float, seed: int, tra
     c = Contention(arrival_rate=rate, arrival_trace=trace, max_in_flight=SLOTS, worlds=WORLDS, warmup=0, **params)
     sim = make_simulator(ds, WORLDS, SPLIT, "random", seed, profile="contention", params=c)
     assert isinstance(sim, ContentionSimulator)
-    task_draws, arrival_draws = copy_of(sim.task_gen), copy_of(sim.arrival_gen)
-    obs = sim.reset()  # no seed: the worlds start again from the copied generator states
-    k = sim.tasks.k
+    obs = sim.reset()
     gaps = None if trace is None else load_arrival_gaps(trace).tolist()
-    starts = [0] * WORLDS if gaps is None else torch.randint(len(gaps), (WORLDS,), generator=arrival_draws).tolist()
-    first = torch.cat([torch.rand((WORLDS, SLOTS), generator=arrival_draws, dtype=torch.float64),
-                       torch.rand((WORLDS, 1), generator=arrival_draws, dtype=torch.float64)], 1) if gaps is None \
-        else torch.zeros((WORLDS, SLOTS + 1), dtype=torch.float64)
-    tasks = torch.randint(k, (WORLDS * SLOTS,), generator=task_draws).view(WORLDS, SLOTS)
-    worlds = [ContentionWorld(topology, SPLIT, c, tasks[g].tolist(), first[g].tolist(), gaps, starts[g])
-              for g in range(WORLDS)]
+
+    def draws(g: int):
+        return lambda index, step, purpose: float(crn_uniform(sim.seed, index, draw_key(g, step, purpose)))
+    worlds = [ContentionWorld(topology, SPLIT, c, draws(g), gaps) for g in range(WORLDS)]
     policy = policy_class(sim, seed=seed)
-    noise = torch.Generator().manual_seed(seed + 1)
 
     workflow_of: dict[int, tuple[int, int]] = {}  # simulator episode id -> (world, scalar arrival index)
     next_step: dict[int, int] = defaultdict(int)  # episode -> the step it decides next
@@ -69,21 +56,19 @@ def play(ds, topology: ScalarTopology, policy_class, rate: float, seed: int, tra
             want = world.queue_waits()
             assert all(close(a, b) for a, b in zip(load[g].tolist(), want)), f"world {g}: live server load differs"
         actions = policy.act(sim, obs)
-        u = torch.rand((WORLDS, 4), generator=noise, dtype=torch.float64)
-        deal = torch.randint(k, (WORLDS,), generator=task_draws)
-        gap_u = torch.rand(WORLDS, generator=arrival_draws, dtype=torch.float64) if gaps is None \
-            else torch.zeros(WORLDS, dtype=torch.float64)
         before = obs.now_ms.clone()
-        obs, reward, done, info = sim.step(actions, uniforms=u)
+        obs, reward, done, info = sim.step(actions)
         history = sim.latency_history()
         for g, world in enumerate(worlds):
-            ev = world.decide(int(actions[g]), u[g].tolist(), int(deal[g]), float(gap_u[g]))
+            ev = world.decide(int(actions[g]))
             where = f"world {g}, decision at {ev['time']:.3f} ms"
             episode, s = int(info["episode"][g]), int(info["server"][g])
             # the same decision: same workflow, step, time, server and outcome
             assert workflow_of.setdefault(episode, (g, ev["workflow"])) == (g, ev["workflow"]), where
             assert (int(info["task"][g]), int(info["step"][g]), s) == (ev["task"], ev["step"], ev["server"]), where
             assert close(float(before[g]), ev["time"]), where
+            assert (int(info["world"][g]), int(info["arrival_index"][g])) == (g, ev["workflow"]), where
+            assert close(float(info["arrival_ms"][g]), ev["arrival_ms"]), where
             for key in ("queue_ms", "admission_ms", "latency", "trap_ms", "link_ms", "compute_ms", "cost"):
                 assert close(float(info[key][g]), ev[key]), f"{where}: {key} {float(info[key][g])} != {ev[key]}"
             assert all(close(a, b) for a, b in zip(reward[g].tolist(), ev["reward"])), f"{where}: reward"
@@ -108,7 +93,8 @@ def play(ds, topology: ScalarTopology, policy_class, rate: float, seed: int, tra
 
     in_flight = set(sim.world_state()["slot_episode"].tolist())
     assert not finished & in_flight
-    assert finished | in_flight == set(range(int(sim.episodes_dealt))), "an episode was lost or dealt twice"
+    dealt = {n * WORLDS + g for g in range(WORLDS) for n in range(int(sim.next_index[g]))}
+    assert finished | in_flight == dealt, "an episode was lost or dealt twice"
     assert set(next_step) <= finished | in_flight
     for world in worlds:
         flying = {wf.index for wf in world.slots}

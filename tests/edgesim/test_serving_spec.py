@@ -19,7 +19,8 @@ from edgesim.dataset import load_dataset
 from edgesim.registry import make_simulator
 from edgesim.scalar_model import ScalarTopology
 from edgesim.scalar_serving import Draws, Perf, ServingWorld, request_rewards
-from edgesim.serving import Serving, ServingSimulator, crn_uniform, draw_key
+from edgesim.crn import crn_uniform, draw_key
+from edgesim.serving import Serving, ServingSimulator
 from Heuristics.policies import LeastLoadedPolicy, RandomPolicy
 from Heuristics.serving_rules import RoundRobinPolicy
 

@@ -57,11 +57,11 @@ def test_a_world_state_of_another_shape_is_refused(small_ds):
 def test_reseed_keeps_the_worlds_and_reset_restarts_them(small_ds):
     sim = contention_sim(small_ds)
     drive(sim, 30, 0)
-    busy, dealt = sim.busy.clone(), int(sim.episodes_dealt)
+    busy, dealt = sim.busy.clone(), int(sim.next_index.sum())
     sim.reseed(5)
-    assert torch.equal(sim.busy, busy) and int(sim.episodes_dealt) == dealt
+    assert torch.equal(sim.busy, busy) and int(sim.next_index.sum()) == dealt
     sim.reset(5)
-    assert int(sim.episodes_dealt) == CONT.worlds * CONT.max_in_flight and float(sim.busy.max()) == 0.0
+    assert int(sim.next_index.sum()) == CONT.worlds * CONT.max_in_flight and float(sim.busy.max()) == 0.0
 
 
 def test_every_slot_shows_each_pending_decision_and_changes_nothing(small_ds):
@@ -116,9 +116,9 @@ def test_a_continuing_rollout_uses_every_decision_once_and_bootstraps_the_rest(s
     sim.reset(3)
     seen = []
     for epoch in range(3):
-        dealt = int(sim.episodes_dealt)
+        dealt = int(sim.next_index.sum())
         batch = collect(sim, agent, WEIGHTS, 10, 100 + epoch, 0.99, 0.95, continuing=True)
-        assert int(sim.episodes_dealt) >= dealt  # the worlds went on, no restart
+        assert int(sim.next_index.sum()) >= dealt  # the worlds went on, no restart
         n = len(batch.actions)
         assert batch.stats["env_steps"] == n and len(batch.advantages) == n and torch.isfinite(batch.advantages).all()
         seen.append(n)
