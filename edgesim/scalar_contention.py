@@ -149,7 +149,8 @@ class ContentionWorld:
         latency = travel + wait + admission
         self.history[s] = 0.5 * latency + 0.5 * self.history.get(s, g.h0)
         finish = start + travel
-        event = {"slot": w, "workflow": wf.index, "arrival_ms": wf.arrival_ms, "task": wf.task, "step": wf.k, "time": now, "server": s,
+        event = {"slot": w, "workflow": wf.index, "arrival_ms": wf.arrival_ms, "task": wf.task, "step": wf.k,
+                 "time": now, "server": s,
                  "wait_ms": wait, "admission_ms": admission, "queue_ms": wait + admission, "start": start,
                  "compute_ms": compute, "attempts": tries, "trap_ms": trap_ms, "link_ms": link_ms, "latency": latency,
                  "cost": h["cost"], "switch": h["switch"], "reward": rewards(latency, h["cost"], h["switch"]),

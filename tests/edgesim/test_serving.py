@@ -11,11 +11,11 @@ import torch
 from conftest import one_line_error, run_script
 from tiny import ONE_SERVER, write_tiny
 
+from edgesim.crn import crn_hash, crn_uniform
 from edgesim.dataset import load_dataset
 from edgesim.gym_wrappers import EdgeMoEEnv
 from edgesim.inputs import InputError
 from edgesim.registry import make_simulator
-from edgesim.crn import crn_hash, crn_uniform
 from edgesim.serving import GPU_CLASSES, Serving, ServingError
 from edgesim.serving_perf import idle_batch_ms, load_perf_model
 from schedkit.evaluation import evaluate

@@ -15,11 +15,11 @@ import torch
 from tiny import ONE_SERVER, write_tiny
 
 from edgesim.contention import load_arrival_gaps
+from edgesim.crn import crn_uniform, draw_key
 from edgesim.dataset import load_dataset
 from edgesim.registry import make_simulator
 from edgesim.scalar_model import ScalarTopology
 from edgesim.scalar_serving import Draws, Perf, ServingWorld, request_rewards
-from edgesim.crn import crn_uniform, draw_key
 from edgesim.serving import Serving, ServingSimulator
 from Heuristics.policies import LeastLoadedPolicy, RandomPolicy
 from Heuristics.serving_rules import RoundRobinPolicy
