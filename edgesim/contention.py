@@ -136,13 +136,15 @@ class Contention:
 
 
 def contention_tag(rate: float, trace: str | None = None, trap_loss: float | None = None,
-                   surcharge: float | None = None) -> str:
+                   surcharge: float | None = None, max_in_flight: int | None = None) -> str:
     """The evaluation tag of a contention setting: contention_r<rate>, plus _<trace file stem> for
-    trace arrivals, _loss<P> and _surcharge<X> for a trap loss or surcharge scale given (None: the
-    default), so such an evaluation never lands in (or replaces) the default one."""
+    trace arrivals, _loss<P>, _surcharge<X> and _slots<N> for a trap loss, surcharge scale or
+    max_in_flight given (None: the default), so such an evaluation never lands in (or replaces) the
+    default one."""
     return (f"contention_r{rate:g}" + (f"_{Path(trace).stem}" if trace else "")
             + (f"_loss{trap_loss:g}" if trap_loss is not None else "")
-            + (f"_surcharge{surcharge:g}" if surcharge is not None else ""))
+            + (f"_surcharge{surcharge:g}" if surcharge is not None else "")
+            + (f"_slots{max_in_flight}" if max_in_flight is not None else ""))
 
 
 def read_trace(path: str | Path, what: str, error: type[InputError]) -> tuple[Path, pd.DataFrame]:
@@ -485,7 +487,8 @@ class ContentionProfile(Profile):
         def given(value: float, default: float) -> float | None:
             return None if value == default else value
         return contention_tag(params.arrival_rate, params.arrival_trace, given(params.trap_loss, Contention.trap_loss),
-                              given(params.trap_surcharge_scale, Contention.trap_surcharge_scale))
+                              given(params.trap_surcharge_scale, Contention.trap_surcharge_scale),
+                              given(params.max_in_flight, Contention.max_in_flight))
 
 
 CONTENTION = ContentionProfile()  # the contention profile; a ContentionSimulator built without one runs it
