@@ -1,6 +1,6 @@
-"""Evaluate the reference schedulers (random, greedy, greedy_queue, maxcompute, oracle, least_loaded, p2c,
-lookahead, telemetry, and under `--profile serving` the serving rules round_robin, jsq, token_jsq and
-kv_jsq) on a dataset split. `--policy all` leaves out the rules a profile is not made for
+"""Evaluate the reference schedulers (random, greedy, greedy_queue, greedy_switch, maxcompute, oracle,
+least_loaded, p2c, lookahead, telemetry, and under `--profile serving` the serving rules round_robin, jsq,
+token_jsq and kv_jsq) on a dataset split. `--policy all` leaves out the rules a profile is not made for
 (schedkit/registry.py `profiles`); a rule named explicitly runs, or refuses with one line when the
 profile lacks the live input it reads.
 
@@ -9,9 +9,10 @@ profile lacks the live input it reads.
     python Heuristics/inference.py --profile contention --arrival-rate 8 --policy greedy_queue --latency-weight 0.8
 
 `--latency-weight W` sets the greedy family's score W * E[latency] / 2000 ms + (1 - W) * cost / $0.05
-(greedy, greedy_queue, p2c, and least_loaded's tie-break; default 0.6); Heuristics/tune.py picks W
-on the train split. Each summary records the policy's `decision_ms` (wall time per decision,
-amortised over the batch) and, for the greedy family, its `latency_weight`.
+(greedy, greedy_queue, greedy_switch, p2c, and least_loaded's tie-break; default 0.6) and lookahead's
+planning weights (Heuristics/policies.py `planning_weights`; W = 0.6 plans with 0.45/0.40/0.15);
+Heuristics/tune.py picks W on the train split. Each summary records the policy's `decision_ms` (wall
+time per decision, amortised over the batch) and, for a policy taking W, its `latency_weight`.
 
 Under `--profile contention` the oracle's summary also holds `reward_upper_bound`: its plans'
 expected reward with queues left out, which no scheduler can exceed in expectation. Under `--profile
@@ -75,21 +76,22 @@ unit_interval = arg_type(reals(0, 1, text="a number in [0, 1]"))
 
 def add_latency_weight_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-weight", type=unit_interval, default=GREEDY_LATENCY_WEIGHT, metavar="W",
-                   help="greedy family (greedy, greedy_queue, p2c, least_loaded's tie-break): weight of "
-                        f"E[latency] / 2000 ms in the score, 1 - W on cost / $0.05 (default: {GREEDY_LATENCY_WEIGHT})")
+                   help="greedy family (greedy, greedy_queue, greedy_switch, p2c, least_loaded's tie-break): weight of "
+                        "E[latency] / 2000 ms in the score, 1 - W on cost / $0.05; lookahead: the latency share of its "
+                        f"planning weights (default: {GREEDY_LATENCY_WEIGHT})")
 
 
 def make_policy(name: str, sim, seed: int, latency_weight: float):
-    """A registered non-learned policy; the greedy family gets the latency weight."""
+    """A registered non-learned policy; one that takes a latency weight (`tunable`) gets it."""
     cls = get(name).load()
-    if getattr(cls, "greedy_family", False):
+    if getattr(cls, "tunable", False):
         return cls(sim, seed=seed, latency_weight=latency_weight)
     return cls(sim, seed=seed)
 
 
 def policy_settings(name: str, latency_weight: float) -> dict:
     """What a policy's summary records about its own parameters."""
-    return {"latency_weight": latency_weight} if getattr(get(name).load(), "greedy_family", False) else {}
+    return {"latency_weight": latency_weight} if getattr(get(name).load(), "tunable", False) else {}
 
 
 def main(argv: list[str] | None = None) -> dict:

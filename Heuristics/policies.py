@@ -1,5 +1,5 @@
 """Reference schedulers: random, greedy, greedy_queue, maxcompute, the oracle, and the
-queue-aware ones for the contention profile: least_loaded, p2c, lookahead and telemetry.
+queue-aware ones for the contention profile: greedy_switch, least_loaded, p2c, lookahead and telemetry.
 
 Each is a policy with `act(sim, obs) -> (B,) server indices`, always a valid server for the step.
 They read the simulator's topology (and `greedy_queue` its live server load), never its random
@@ -26,8 +26,11 @@ batch and wait where it has one; the oracle plans with the expected prompt on id
 least_loaded ranks by outstanding prompt tokens. The oracle's plan value is no bound there
 (`Profile.plan_bounds_reward`). The routing rules of serving systems are in Heuristics/serving_rules.py.
 
-The greedy family (greedy, greedy_queue, least_loaded's tie-break, p2c) takes `latency_weight` W:
-the score is W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (default W = 0.6).
+The greedy family (greedy, greedy_queue, greedy_switch, least_loaded's tie-break, p2c) takes
+`latency_weight` W: the score is W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (default W = 0.6).
+greedy_switch adds to E[latency] the region switch the reward charges, as the latency it is worth
+(SWITCH_EQUIVALENT_MS). lookahead takes W too, as the latency share of its planning weights
+(`planning_weights`); Heuristics/tune.py tunes every policy whose class sets `tunable`.
 """
 from __future__ import annotations
 
@@ -37,8 +40,9 @@ from typing import Any
 import torch
 
 from edgesim.expectation import ChannelTable, expected_hop, expected_step
-from edgesim.physics import EVAL_WEIGHTS
+from edgesim.physics import EVAL_WEIGHTS, LATENCY_NORM_MS, REWARD_SCALE, SWITCH_REWARD
 from edgesim.scores import (
+    GREEDY_COST_WEIGHT,
     GREEDY_LATENCY_WEIGHT,
     TELEMETRY_QUEUE_MS,
     check_latency_weight,
@@ -78,7 +82,7 @@ class GreedyPolicy:
     """The valid server minimising the step's expected weighted latency and cost."""
 
     name = "greedy"
-    greedy_family = True  # takes `latency_weight`
+    tunable = True  # takes `latency_weight`, which Heuristics/tune.py tunes
     live = False  # E[compute] on idle servers: the queue-blind rule stays blind to the live batch too
 
     def __init__(self, sim: Simulator, seed: int = 0, latency_weight: float = GREEDY_LATENCY_WEIGHT):
@@ -116,6 +120,28 @@ class QueueGreedyPolicy(GreedyPolicy):
     def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor],
                          servers: torch.Tensor | None) -> torch.Tensor:
         return e["latency"] + (sim.server_load() if servers is None else sim.queue_wait(servers))
+
+
+# What a region switch is worth in ms of latency under the evaluation weights: the reward charges a switch
+# w_S * |SWITCH_REWARD| and every ms of latency (below the 5000 ms clip) w_L * REWARD_SCALE / LATENCY_NORM_MS,
+# so a switch costs as much reward as 0.15 * 0.4 * 5000 / (0.45 * 4) = 166.7 ms of latency.
+SWITCH_EQUIVALENT_MS = EVAL_WEIGHTS[2] * -SWITCH_REWARD * LATENCY_NORM_MS / (EVAL_WEIGHTS[0] * REWARD_SCALE)
+
+
+class SwitchGreedyPolicy(QueueGreedyPolicy):
+    """greedy_queue with the region switch the reward charges: a server outside the hop source's region
+    (the task's at step 0, else the previous server's) has SWITCH_EQUIVALENT_MS added to its expected
+    latency, so the switch enters the score at the weight W / 2000 ms that every ms of latency gets.
+    greedy_queue's score leaves the switch out, though the reward charges it; on data of one region no
+    step can switch and this is greedy_queue, decision for decision."""
+
+    name = "greedy_switch"
+
+    def expected_latency(self, sim: Simulator, e: dict[str, torch.Tensor],
+                         servers: torch.Tensor | None) -> torch.Tensor:
+        cands = self.servers[None] if servers is None else servers
+        switch = sim.net.region[cands] != sim.hop_region()[:, None]
+        return super().expected_latency(sim, e, servers) + SWITCH_EQUIVALENT_MS * switch.to(e["latency"].dtype)
 
 
 class LeastLoadedPolicy(GreedyPolicy):
@@ -240,14 +266,28 @@ class OraclePolicy:
         return sum(self.plan(sim, index[t])[1] for t in task_ids) / len(task_ids)
 
 
+def planning_weights(latency_weight: float) -> tuple[float, float, float]:
+    """lookahead's (latency, cost, switch) reward weights at latency weight W: the evaluation weights at
+    the default W (0.6); elsewhere the switch weight stays 0.15, and the latency and cost weights share the
+    other 0.85 with their ratio moved by the factor that moves the greedy score's W / (1 - W) from its
+    default, so that W shifts lookahead's latency-cost trade-off as it shifts the greedy family's."""
+    w = check_latency_weight(latency_weight)
+    if w == GREEDY_LATENCY_WEIGHT:
+        return EVAL_WEIGHTS
+    wl, wc, ws = EVAL_WEIGHTS
+    lat, cost = wl * w / GREEDY_LATENCY_WEIGHT, wc * (1.0 - w) / GREEDY_COST_WEIGHT
+    return (1.0 - ws) * lat / (lat + cost), (1.0 - ws) * cost / (lat + cost), ws
+
+
 class LookaheadPolicy:
     """Queue-aware workflow planner (model-predictive control) for the contention profile.
 
     At every decision it plans the rest of each row's active workflow, from the current step to the
     last, by the oracle's dynamic programme over (step, server) (predecessors: the valid servers of
-    the previous step's type; the same expected reward, weights 0.45/0.40/0.15, and clipped latency
-    reward), with each server's expected step latency increased by its live queue wait, and commits
-    only the first step; the next decision plans again from where the workflow is.
+    the previous step's type; the same expected reward, weights 0.45/0.40/0.15 at the default
+    `latency_weight` (`planning_weights`), and clipped latency reward), with each server's expected
+    step latency increased by its live queue wait, and commits only the first step; the next decision
+    plans again from where the workflow is. The switch penalty is part of that reward, so it plans it in.
 
     Approximation: the waits are read once, at decision time, and held fixed over the whole plan. A
     later step is charged the wait its server has now, as if queues neither drained nor grew (by
@@ -266,14 +306,19 @@ class LookaheadPolicy:
     recently used first out; about 0.75 GB for the default test split); a decision recomputes only the
     columns of servers with a queue, and adds up the DP. Rows are planned together, in chunks of at
     most `max_pairs` (predecessor, server) pairs, which bounds memory.
+
+    Tuning W (Heuristics/tune.py) costs a full evaluation per W at 10-25 ms a decision: the contention
+    study tunes it at the validation setting only, 10,000 train workflows (about 50,000 decisions) per W,
+    8-21 min a W on one core and 1-2 h for its six W, more than the rest of its tuning together.
     """
 
     name = "lookahead"
+    tunable = True  # `latency_weight` sets its planning weights; Heuristics/tune.py tunes it
 
-    def __init__(self, sim: Simulator, seed: int = 0, weights: tuple[float, float, float] = EVAL_WEIGHTS,
+    def __init__(self, sim: Simulator, seed: int = 0, latency_weight: float = GREEDY_LATENCY_WEIGHT,
                  max_pairs: int = 1 << 20, max_cache_bytes: int = 4 << 30):
         self.table = ChannelTable.shared(sim.device, sim.dtype)
-        self.weights = weights
+        self.weights = planning_weights(latency_weight)
         widest = int(sim.net.valid_count.max())
         self.chunk = max(1, max_pairs // (widest * widest))
         self.cache: OrderedDict[int, list[torch.Tensor]] = OrderedDict()

@@ -1,9 +1,10 @@
-"""Tune the greedy family's latency weight W on the train split (never the test split).
+"""Tune the latency weight W of the greedy family and lookahead on the train split (never the test split).
 
     python Heuristics/tune.py --profile contention --arrival-rate 8 --split train --weights 0.5 0.6 0.7 0.8 0.9
 
-Evaluates each policy (default: greedy_queue and p2c) at each W, with the score
-W * E[latency] / 2000 ms + (1 - W) * cost / $0.05, under the evaluation protocol on the train
+Evaluates each policy (default: greedy_queue and p2c) at each W, with the greedy family's score
+W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (lookahead: its planning weights at W,
+Heuristics/policies.py `planning_weights`), under the evaluation protocol on the train
 split, and picks, per policy, the W of the best mean reward. Writes OUT/tuning.json (the table and
 the chosen W) and OUT/config.yaml, and prints the table. Evaluate the chosen W on the test split
 with `Heuristics/inference.py --latency-weight W`.
@@ -20,14 +21,15 @@ from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, git_commit
 from schedkit.registry import get, heuristics
 
-FAMILY = [name for name in heuristics() if getattr(get(name).load(), "greedy_family", False)]
+FAMILY = [name for name in heuristics() if getattr(get(name).load(), "tunable", False)]
 COLUMNS = ("mean_reward", "mean_latency_ms", "p99_latency_ms", "mean_cost", "mean_queue_ms", "decision_ms")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", nargs="+", choices=FAMILY, default=["greedy_queue", "p2c"],
-                   help="greedy-family scheduler(s) to tune (default: greedy_queue p2c)")
+                   help="scheduler(s) taking a latency weight to tune, the greedy family and lookahead "
+                        "(default: greedy_queue p2c)")
     p.add_argument("--weights", nargs="+", type=unit_interval, default=[0.5, 0.6, 0.7, 0.8, 0.9], metavar="W",
                    help="latency weights to try, each in [0, 1] (default: 0.5 0.6 0.7 0.8 0.9)")
     add_eval_flags(p)

@@ -98,7 +98,8 @@ def get(name: str) -> Scheduler:
 # use Paul Tol's (muted scheme). Lines: learned methods solid, heuristics dashed or dotted, every
 # scheduler its own marker (TopoFreeRL, greedy and greedy_queue are three oranges/yellows).
 # Queue-aware heuristics are evaluated only where servers keep queues: without queues greedy_queue and
-# least_loaded are greedy and lookahead is the oracle; p2c and telemetry are contention baselines.
+# least_loaded are greedy and lookahead is the oracle; p2c and telemetry are contention baselines, and
+# greedy_switch is greedy_queue's control for the switch penalty (greedy on one region).
 # The serving rules route on engine state (Heuristics/serving_rules.py) and are evaluated under serving only.
 H = "Heuristics.policies"
 R = "Heuristics.serving_rules"
@@ -111,6 +112,7 @@ for _s in (
     Scheduler("lookahead", f"{H}:LookaheadPolicy", "#117733", queue_aware=True, linestyle="--", marker="p"),
     Scheduler("greedy", f"{H}:GreedyPolicy", "#E69F00", linestyle="--", marker="v"),
     Scheduler("greedy_queue", f"{H}:QueueGreedyPolicy", "#F0E442", queue_aware=True, linestyle="-.", marker="P"),
+    Scheduler("greedy_switch", f"{H}:SwitchGreedyPolicy", "#DDCC77", queue_aware=True, linestyle=":", marker="4"),
     Scheduler("least_loaded", f"{H}:LeastLoadedPolicy", "#332288", queue_aware=True, linestyle="-.", marker="h"),
     Scheduler("p2c", f"{H}:PowerOfTwoPolicy", "#882255", queue_aware=True, linestyle=":", marker="d"),
     Scheduler("telemetry", f"{H}:TelemetryPolicy", "#AA4499", queue_aware=True, linestyle="-.", marker="8"),

@@ -34,6 +34,15 @@ ROOT = paths.REPO
 TUNED = "_tuned"  # a greedy-family heuristic at the latency weight Heuristics/tune.py chose on the train split
 ZERO_SHOT = "_zeroshot"  # a size-agnostic checkpoint trained on another dataset (evaluate_all --zero-shot)
 VARIANTS = {TUNED: "tuned W", ZERO_SHOT: "zero-shot"}
+# greedy_queue at the latency weight W of a checkpoint's guidance prior (`guidance.prior: greedy_queue`), the
+# matched control of that prior (total/evaluate_all.py): greedy_queue_prior_w0.9, "greedy_queue (prior W=0.9)"
+PRIOR = "_prior_w"
+PRIOR_ROW = re.compile(re.escape(PRIOR) + r"([0-9.e+-]+)$")
+
+
+def prior_row(latency_weight: float) -> str:
+    """The row name of greedy_queue at a guidance prior's latency weight."""
+    return f"greedy_queue{PRIOR}{latency_weight:g}"
 # a run of a sweep's `variants` (e.g. TopoFreeRL@x4): evaluated and reported apart from its method's other runs
 SWEEP_VARIANT = "@"
 VARIANT_NAME = re.compile(r"[A-Za-z0-9-]+")  # no '_', so a run folder's name still ends in _seed<S>
@@ -45,13 +54,14 @@ def _method_and_variant(algo: str) -> tuple[str, str]:
     """A row's name without its suffixes, split at the sweep variant: TopoFreeRL@x4_zeroshot -> (TopoFreeRL, x4)."""
     for suffix in VARIANTS:
         algo = algo.removesuffix(suffix)
+    algo = PRIOR_ROW.sub("", algo)
     method, _, variant = algo.partition(SWEEP_VARIANT)
     return method, variant
 
 
 def base_algo(algo: str) -> str:
     """The scheduler a row's style and order come from: greedy_queue_tuned -> greedy_queue,
-    TopoFreeRL@x4 -> TopoFreeRL."""
+    greedy_queue_prior_w0.9 -> greedy_queue, TopoFreeRL@x4 -> TopoFreeRL."""
     return _method_and_variant(algo)[0]
 
 
@@ -86,7 +96,8 @@ def label(algo: str) -> str:
     s = SCHEDULERS.get(base_algo(algo))
     base = s.display if s else base_algo(algo)
     parts = [sweep_variant(algo)] + [name for s, name in VARIANTS.items() if algo.endswith(s)]
-    parts = [p for p in parts if p]
+    prior = PRIOR_ROW.search(algo)
+    parts = [p for p in parts if p] + ([f"prior W={prior.group(1)}"] if prior else [])
     return f"{base} ({', '.join(parts)})" if parts else base
 
 
@@ -373,6 +384,8 @@ def line_style(algo: str) -> dict[str, Any]:
     """Matplotlib keyword arguments (colour, linestyle, marker) of a scheduler's line."""
     if algo.endswith(TUNED):  # the tuned variant: its scheduler's colour, solid, its own marker (open = saturated)
         return {"color": color(algo), "linestyle": "-", "marker": ">"}
+    if PRIOR_ROW.search(algo):  # greedy_queue at a guidance prior's W: its colour, densely dotted, squares
+        return {"color": color(algo), "linestyle": (0, (1, 1)), "marker": "s"}
     if algo.endswith(ZERO_SHOT):  # a checkpoint from another dataset: its method's colour, dashed
         return {"color": color(algo), "linestyle": (0, (5, 2)), "marker": "x"}
     variant = sweep_variant(algo)

@@ -25,6 +25,11 @@ skipped; with --zero-shot, a size-agnostic checkpoint of another dataset is eval
 checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
 meets the same arrival process and load, and summary.csv also holds the oracle's reward upper
 bound (`reward_upper_bound`, its queue-free plan value).
+Every evaluated checkpoint whose guidance prior is greedy_queue's score (TopoFreeRL's
+`guidance.prior: greedy_queue`, at `guidance.latency_weight` W) gets its matched control: greedy_queue
+at that W, one row per distinct W, named greedy_queue_prior_w<W> ("greedy_queue (prior W=0.9)"), so
+that a comparison with the learned method also holds the rule its prior carries. `--skip NAME` leaves
+out NAME's tuned row too, and `--skip greedy_queue` its prior rows.
 """
 from __future__ import annotations
 
@@ -72,6 +77,7 @@ from total.common import (
     final_checkpoints,
     label,
     paths,
+    prior_row,
     provenance,
     run_variant,
     sort_algos,
@@ -188,6 +194,17 @@ def read_tuning(path: Path, ds) -> dict[str, float]:
     return {k: float(v) for k, v in chosen.items()}
 
 
+def prior_weights(found: list[Found]) -> list[float]:
+    """The distinct latency weights, ascending, of the greedy_queue guidance priors of the runs to evaluate
+    (`guidance.prior: greedy_queue` with guidance enabled): each gets greedy_queue at that W as its control."""
+    weights = set()
+    for _, state, _ in found:
+        guidance = state["config"].get("guidance")
+        if isinstance(guidance, dict) and guidance.get("enabled", True) and guidance.get("prior") == "greedy_queue":
+            weights.add(float(guidance["latency_weight"]))
+    return sorted(weights)
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=paths.DATA, help=f"data root (default: {paths.DATA})")
@@ -201,10 +218,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--device", default="cpu", type=device_name)
     add_profile_flags(p, default_profile="paper")
     p.add_argument("--skip", nargs="+", default=[], choices=heuristics(), metavar="HEURISTIC",
-                   help="heuristics not to evaluate (e.g. the slow lookahead at settings where it is not reported)")
+                   help="heuristics not to evaluate, their tuned and prior-matched rows included (e.g. the slow "
+                        "lookahead at settings where it is not reported)")
     p.add_argument("--tuning", type=Path, metavar="TUNING_JSON",
-                   help="also evaluate each greedy-family heuristic at the latency weight Heuristics/tune.py chose "
-                        "(its tuning.json, made on the train split), as <name>_tuned")
+                   help="also evaluate each heuristic taking a latency weight (the greedy family, lookahead) at the W "
+                        "Heuristics/tune.py chose (its tuning.json, made on the train split), as <name>_tuned")
     p.add_argument("--zero-shot", action="store_true",
                    help="also evaluate size-agnostic checkpoints trained on another dataset (TopoFreeRL's per_server "
                         "actor), as <Algo>_zeroshot beside the runs trained on this one")
@@ -314,7 +332,11 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
             return policy
         run_policy(name, make, np.nan, "")
     for name, w in tuned.items():
-        run_policy(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "")
+        if name not in args.skip:
+            run_policy(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "")
+    priors = [] if "greedy_queue" in args.skip else prior_weights(found)
+    for w in priors:
+        run_policy(prior_row(w), lambda sim, es, w=w: make_policy("greedy_queue", sim, es, w), np.nan, "")
     if not frames:
         sys.exit(f"error: nothing to evaluate: no finished run of this dataset and profile under {results}, and every "
                  "heuristic was skipped")
@@ -330,7 +352,8 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     write_yaml(out / "config.yaml", provenance(
         args, episodes=episodes, **profile.meta(params),
         evaluated=evaluated, skipped=skipped, skipped_heuristics=args.skip,
-        tuned_latency_weights=tuned, dataset_fingerprint=ds.fingerprint, device=str(device)))
+        tuned_latency_weights=tuned, prior_latency_weights=priors, dataset_fingerprint=ds.fingerprint,
+        device=str(device)))
     for s in skipped:
         print(f"skipped {s}")
     cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost"]

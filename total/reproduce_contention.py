@@ -12,10 +12,16 @@ The protocol, fixed before any result was seen:
 - Training: the runs of sweeps/contention.yaml (every learned algorithm, seeds 42-46, 8 workflows/s
   per world, Poisson, train split) through the sweep machinery, so finished runs are skipped and
   interrupted ones resume. Nothing is selected on test numbers.
-- Tuning (the validation setting): the greedy family's latency weight W is chosen by
-  Heuristics/tune.py on the *train* split at --tune-rate (8/s), Poisson, ten passes over its
-  tasks (10,000 workflows), eval seed 0; the tuned variants are evaluated as `<name>_tuned` beside
-  the defaults. A re-run reuses a tuning made with the same settings.
+- Tuning (the validation setting): the latency weight W of greedy_queue, least_loaded, p2c and
+  the lookahead planner (its planning weights' latency share) is chosen by Heuristics/tune.py on the
+  *train* split at --tune-rate (8/s), Poisson, ten passes over its tasks (10,000 workflows), eval
+  seed 0; the tuned variants are evaluated as `<name>_tuned` beside the defaults (lookahead_tuned,
+  like lookahead, at the validation setting's rate only). lookahead, at 10-25 ms a decision, is most
+  of the tuning's time: 8-21 min per W on one core (about 50,000 decisions), 1-2 h for the six W, run
+  beside the trainings. A re-run reuses a tuning made with the same settings.
+- Matched control: TopoFreeRL's recipe (TopoFreeRL/contention.yaml) carries greedy_queue's score at
+  W = 0.9 as its guidance prior, so every evaluation also holds greedy_queue at that W, as
+  `greedy_queue_prior_w0.9` (total/evaluate_all.py adds it for every prior W of the evaluated runs).
 - Reported: the test split, 2000 workflows after warm-up, eval seed 0, at every --rates value
   (Poisson) and for every --arrival-trace at --trace-rate. Each setting is one
   total/evaluate_all.py call (every scheduler meets the same tasks and draws; Poisson arrival times
@@ -69,7 +75,7 @@ from total.common import (
 from total.reproduce import Study, child, run_evaluations, run_steps, studies_or_exit, train
 from total.sweep import CHILDREN, load_sweep, stop_children_on_signal
 
-TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")
+TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c", "lookahead")
 WEIGHTS = ("0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
 QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval_worlds": 2,
          "weights": ("0.6", "0.9")}  # and the sweep's first two seeds

@@ -1,9 +1,12 @@
-"""The queue-aware heuristics (least_loaded, p2c, lookahead, telemetry), the greedy family's
-latency weight and Heuristics/tune.py, checked by hand on a 3-server world (built like
-tests/edgesim/test_contention.py) and against the oracle, greedy_queue and TopoFreeRL's telemetry."""
+"""The queue-aware heuristics (greedy_switch, least_loaded, p2c, lookahead, telemetry), the latency weight
+of the greedy family and lookahead, and Heuristics/tune.py, checked by hand on a 3-server world (built
+like tests/edgesim/test_contention.py), by brute force over every plan, and against the oracle,
+greedy_queue and TopoFreeRL's telemetry."""
 from __future__ import annotations
 
+import itertools
 import json
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -16,16 +19,21 @@ from tiny import write_tiny
 from edgesim.contention import Contention
 from edgesim.dataset import load_dataset
 from edgesim.expectation import expected_step
+from edgesim.physics import EVAL_WEIGHTS, SWITCH_REWARD, latency_reward
 from edgesim.registry import make_simulator
 from edgesim.scores import GREEDY_COST_WEIGHT, GREEDY_LATENCY_WEIGHT, TELEMETRY_QUEUE_MS
 from edgesim.simulator import Simulator
 from Heuristics.policies import (
+    SWITCH_EQUIVALENT_MS,
     LeastLoadedPolicy,
     LookaheadPolicy,
     OraclePolicy,
     PowerOfTwoPolicy,
     QueueGreedyPolicy,
+    SwitchGreedyPolicy,
     TelemetryPolicy,
+    expected_reward,
+    planning_weights,
 )
 
 # test_contention.py's world (A fast: 50 ms of compute per 100-token step, B 100 ms, C a slow trap,
@@ -109,35 +117,92 @@ def test_lookahead_moves_to_an_idle_slower_server_when_the_fast_queue_is_long(th
     assert int(oracle.act(sim, obs)) == sid(three, "A")  # the load-blind plan stays on A
 
 
-def test_lookahead_maximises_the_plan_value_with_the_live_waits_held_fixed(three):
-    """Brute force over every plan of a 3-step workflow, each server's wait added to every step on it."""
-    import itertools
+def _plan_value(sim, policy, plan, waits, later: bool = True) -> float:
+    """Expected reward of running task 0's steps on the servers of `plan`, each step charged its server's
+    wait (`later` False: step 0 only, as a planner ignoring the later steps' waits would)."""
+    net, T = sim.net, sim.tasks
+    total, prev = 0.0, -1
+    for k, s in enumerate(plan):
+        src = T.lon[0:1], T.lat[0:1], T.region[0:1]
+        if prev >= 0:
+            src = net.lon[prev:prev + 1], net.lat[prev:prev + 1], net.region[prev:prev + 1]
+        total += float(expected_reward(sim, policy.table, policy.weights, src, torch.tensor([prev]), T.tokens[0, k],
+                                       T.types[0, k], torch.tensor([s]),
+                                       queue_ms=waits[s:s + 1] if later or k == 0 else None)[0])
+        prev = s
+    return total
 
-    from Heuristics.policies import expected_reward
+
+@pytest.mark.parametrize("latency_weight", [GREEDY_LATENCY_WEIGHT, 0.9])
+def test_lookahead_maximises_the_plan_value_with_the_live_waits_held_fixed(three, latency_weight):
+    """Brute force over every plan of a 3-step workflow, each server's wait added to every step on it,
+    at the planning weights of the default and of another latency weight."""
     sim = world(three, split="test", rate=0.01)  # w2: ChatGPT, ChatGPT, GPT-4
     obs, net, T = sim.observe(), sim.net, sim.tasks
-    policy, gen, firsts = LookaheadPolicy(sim), torch.Generator().manual_seed(0), set()
+    policy, gen, firsts = LookaheadPolicy(sim, latency_weight=latency_weight), torch.Generator().manual_seed(0), set()
     valid = [net.valid[T.types[0, k]].nonzero().squeeze(1).tolist() for k in range(3)]
     for _ in range(12):
         waits = torch.rand(3, generator=gen, dtype=torch.float64) * torch.tensor([400.0, 200.0, 100.0])
         waits[int(torch.randint(3, (1,), generator=gen))] = 0.0  # one idle server
         sim.busy[0] = sim.now + waits
-
-        def value(plan):
-            total, prev = 0.0, -1
-            for k, s in enumerate(plan):
-                src = T.lon[0:1], T.lat[0:1], T.region[0:1]
-                if prev >= 0:
-                    src = net.lon[prev:prev + 1], net.lat[prev:prev + 1], net.region[prev:prev + 1]
-                total += float(expected_reward(sim, policy.table, policy.weights, src, torch.tensor([prev]),
-                                               T.tokens[0, k], T.types[0, k], torch.tensor([s]),
-                                               queue_ms=waits[s:s + 1])[0])
-                prev = s
-            return total
-        best = max(itertools.product(*valid), key=value)
+        best = max(itertools.product(*valid), key=lambda plan: _plan_value(sim, policy, plan, waits))
         assert int(policy.act(sim, obs)) == best[0]
         firsts.add(best[0])
     assert len(firsts) >= 2  # the waits move the first step
+
+
+def test_lookahead_charges_the_later_steps_their_servers_waits(three):
+    """Brute force over a grid of long waits on A and B (C, the slow trap, idle), where the waits the
+    later steps meet change the best first step: a planner that charged only step 0 its wait would
+    start on the idle C to come back to A, whose wait it would then ignore."""
+    sim = world(three, split="test", rate=0.01)  # w2: ChatGPT, ChatGPT, GPT-4 (GPT-4 on A and B only)
+    obs, net, T = sim.observe(), sim.net, sim.tasks
+    policy = LookaheadPolicy(sim)
+    valid = [net.valid[T.types[0, k]].nonzero().squeeze(1).tolist() for k in range(3)]
+    moved = 0
+    for wait_a, wait_b in itertools.product(range(0, 4001, 500), range(0, 1501, 250)):
+        waits = torch.tensor([wait_a, wait_b, 0.0], dtype=torch.float64)
+        sim.busy[0] = sim.now + waits
+        best = max(itertools.product(*valid), key=lambda plan: _plan_value(sim, policy, plan, waits))
+        first_only = max(itertools.product(*valid), key=lambda plan: _plan_value(sim, policy, plan, waits, False))
+        assert int(policy.act(sim, obs)) == best[0], (wait_a, wait_b)
+        moved += best[0] != first_only[0]
+    assert moved >= 3  # settings where only the later steps' waits decide the first step
+
+
+def test_lookahead_cache_bound_evicts_least_recently_used_and_keeps_the_decisions(small_ds):
+    """A `max_cache_bytes` that holds a few tasks' pair rewards: every decision is the unbounded cache's,
+    the cache holds exactly the most recently used tasks that fit, and `cache_bytes` is their size."""
+    sim = make_simulator(small_ds, 6, "train", "sequential", 0, profile="contention",
+                         params=Contention(arrival_rate=20.0, worlds=2))
+    unbounded = LookaheadPolicy(sim)
+
+    def size(task: int) -> int:
+        return sum(r.numel() * r.element_size() for r in unbounded.pair_rewards(sim, task)[1:])
+
+    sizes = {t: size(t) for t in range(12)}
+    bound = 3 * max(sizes.values())
+    # the LRU cache by hand, through the public pair_rewards: repeats move a task to the newest end
+    bounded, model = LookaheadPolicy(sim, max_cache_bytes=bound), OrderedDict()
+    for task in [0, 1, 2, 0, 3, 4, 5, 3, 6, 7, 0, 8, 9, 10, 11, 9, 1]:
+        got, want = bounded.pair_rewards(sim, task)[1:], unbounded.pair_rewards(sim, task)[1:]
+        assert all(torch.equal(g, w) for g, w in zip(got, want))
+        model[task] = sizes[task]
+        model.move_to_end(task)
+        while sum(model.values()) > bound and len(model) > 1:
+            model.popitem(last=False)
+        assert list(bounded.cache) == list(model)
+        assert bounded.cache_bytes == sum(model.values()) <= bound
+    # through act: the same decisions as the unbounded cache, with evictions along the way
+    bounded, obs, held, evicted = LookaheadPolicy(sim, max_cache_bytes=bound), sim.observe(), set(), False
+    for _ in range(60):
+        a = unbounded.act(sim, obs)
+        assert torch.equal(bounded.act(sim, obs), a)
+        assert bounded.cache_bytes == sum(size(t) for t in bounded.cache) <= bound
+        evicted |= bool(held - set(bounded.cache))
+        held |= set(bounded.cache)
+        obs, *_ = sim.step(a)
+    assert evicted and float(sim.server_load().max()) > 0  # evictions happened, with queues to recompute
 
 
 def _agree_with_the_oracle(sim, check_empty: bool, passes: int = 3) -> int:
@@ -192,6 +257,74 @@ def test_latency_weight_default_is_todays_greedy_queue_and_another_weight_change
         QueueGreedyPolicy(sim, latency_weight=1.5)
 
 
+def test_a_switch_is_worth_its_latency_equivalent_in_the_reward():
+    """The reward charges a switch w_S * 0.4; SWITCH_EQUIVALENT_MS of latency costs the same (166.7 ms)."""
+    wl, _, ws = EVAL_WEIGHTS
+    switch_cost = ws * SWITCH_REWARD
+    latency_cost = wl * float(latency_reward(torch.tensor(SWITCH_EQUIVALENT_MS, dtype=torch.float64)))
+    assert latency_cost == pytest.approx(switch_cost, rel=1e-12) and SWITCH_EQUIVALENT_MS == pytest.approx(500 / 3)
+
+
+@pytest.mark.parametrize("latency_weight", [GREEDY_LATENCY_WEIGHT, 0.9])
+def test_greedy_switch_is_greedy_queue_on_one_region(default_ds, latency_weight):
+    sim = make_simulator(default_ds, 8, "test", "sequential", 0, profile="contention",
+                         params=Contention(arrival_rate=8.0))
+    assert len(set(default_ds.server_region.tolist())) == 1
+    queue, switch = QueueGreedyPolicy(sim, latency_weight=latency_weight), SwitchGreedyPolicy(sim, latency_weight=latency_weight)
+    obs = sim.observe()
+    for _ in range(30):
+        assert torch.equal(switch.scores(sim, obs), queue.scores(sim, obs))
+        a = queue.act(sim, obs)
+        assert torch.equal(switch.act(sim, obs), a)
+        obs, *_ = sim.step(a)
+    assert float(sim.server_load().max()) > 0  # decided with queues
+
+
+def test_greedy_switch_charges_the_switch_on_many_regions(small_root):
+    """On two regions: each server's score is greedy_queue's plus W * 166.7 ms / 2000 ms where the hop
+    leaves the source's region, and the decisions differ from greedy_queue's only where greedy_queue
+    switches and greedy_switch stays."""
+    ds = load_dataset(small_root / "multi", ["Region1", "Region2"])
+    sim = make_simulator(ds, 8, "test", "sequential", 0, profile="contention", params=Contention(arrival_rate=8.0))
+    queue, switch = QueueGreedyPolicy(sim, latency_weight=0.9), SwitchGreedyPolicy(sim, latency_weight=0.9)
+    obs, changed = sim.observe(), 0
+    for _ in range(40):
+        leaves = sim.net.region[None] != sim.hop_region()[:, None]  # (B, N) a switch
+        expected = queue.scores(sim, obs) + 0.9 * SWITCH_EQUIVALENT_MS / 2000.0 * leaves
+        torch.testing.assert_close(switch.scores(sim, obs), expected, rtol=1e-6, atol=1e-9)
+        a, b = queue.act(sim, obs), switch.act(sim, obs)
+        differ = a != b
+        rows = torch.arange(sim.batch_size)
+        assert leaves[rows, a][differ].all() and not leaves[rows, b][differ].any()
+        changed += int(differ.sum())
+        obs, *_ = sim.step(b)
+    assert changed > 0
+
+
+def test_lookahead_latency_weight_sets_its_planning_weights(default_ds):
+    assert planning_weights(GREEDY_LATENCY_WEIGHT) == EVAL_WEIGHTS  # the default plans as before, bit for bit
+    for w in (0.0, 0.3, 0.5, 0.75, 0.9, 1.0):
+        wl, wc, ws = planning_weights(w)
+        assert ws == EVAL_WEIGHTS[2] and wl + wc == pytest.approx(1 - ws) and min(wl, wc) >= 0
+        # the latency-cost ratio moves by the factor the greedy score's W / (1 - W) moves from 0.6 / 0.4
+        if 0 < w < 1:
+            assert (wl / wc) / (0.45 / 0.40) == pytest.approx((w / (1 - w)) / (0.6 / 0.4))
+    assert planning_weights(1.0)[1] == 0.0 and planning_weights(0.0)[0] == 0.0
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        LookaheadPolicy(Simulator(default_ds, 1, "test", "sequential", 0), latency_weight=1.5)
+    tasks = list(range(0, len(default_ds.tasks["test"]), 25))
+    sim = make_simulator(default_ds, len(tasks), "test", "sequential", 0, profile="contention",
+                         params=Contention(arrival_rate=8.0, worlds=2))
+    default, latency_heavy = LookaheadPolicy(sim), LookaheadPolicy(sim, latency_weight=1.0)
+    assert default.weights == EVAL_WEIGHTS
+    obs, changed = sim.observe(), 0
+    for _ in range(10):
+        a = default.act(sim, obs)
+        changed += int((latency_heavy.act(sim, obs) != a).sum())
+        obs, *_ = sim.step(a)
+    assert changed > 0
+
+
 def test_telemetry_is_the_argmax_of_topofreerls_telemetry(default_ds):
     from schedkit.config import resolve
     from TopoFreeRL.agent import TopoFreeAgent
@@ -233,15 +366,16 @@ def test_scripts_run_the_new_heuristics_and_tune_under_contention(small_root, tm
     for name in names:
         s = json.loads((out / name / "summary.json").read_text())
         assert s["policy"] == name and s["episodes"] == 40 and s["decision_ms"] > 0
-        assert s.get("latency_weight") == (0.7 if name in ("least_loaded", "p2c") else None)
+        assert s.get("latency_weight") == (0.7 if name in ("least_loaded", "p2c", "lookahead") else None)
     assert yaml.safe_load((out / "config.yaml").read_text())["latency_weight"] == 0.7
     tune = tmp_path / "t"
     proc = run_script("Heuristics/tune.py", "--data", str(small_root), "--region", "Small_Trap", "--profile",
                       "contention", "--arrival-rate", "8", "--worlds", "2", "--weights", "0.5", "0.9",
-                      "--episodes", "20", "--out", str(tune), "--no-progress")
+                      "--episodes", "20", "--policy", "greedy_queue", "p2c", "greedy_switch", "lookahead",
+                      "--out", str(tune), "--no-progress")
     result = json.loads((tune / "tuning.json").read_text())
-    assert result["split"] == "train" and len(result["table"]) == 4
-    for name in ("greedy_queue", "p2c"):
+    assert result["split"] == "train" and len(result["table"]) == 8
+    for name in ("greedy_queue", "p2c", "greedy_switch", "lookahead"):
         rows = [r for r in result["table"] if r["policy"] == name]
         best = max(rows, key=lambda r: r["mean_reward"])["latency_weight"]
         assert result["chosen_latency_weight"][name] == best and f"chosen {name}: latency weight" in proc.stdout

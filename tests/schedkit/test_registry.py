@@ -24,8 +24,8 @@ class FirstValidPolicy:
 
 def test_every_entry_loads_and_says_what_it_is():
     assert learned() == ["TopoFreeRL", "PPO", "PFAPPO", "STARK"]
-    assert set(heuristics()) == {"oracle", "lookahead", "greedy", "greedy_queue", "least_loaded", "p2c", "telemetry",
-                                 "maxcompute", "random", "round_robin", "jsq", "token_jsq", "kv_jsq"}
+    assert set(heuristics()) == {"oracle", "lookahead", "greedy", "greedy_queue", "greedy_switch", "least_loaded", "p2c",
+                                 "telemetry", "maxcompute", "random", "round_robin", "jsq", "token_jsq", "kv_jsq"}
     for name, s in SCHEDULERS.items():
         cls = s.load()
         if s.learned:

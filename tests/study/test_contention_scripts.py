@@ -178,6 +178,33 @@ def test_evaluate_all_under_contention_writes_its_own_tagged_evaluation(per_serv
     assert "Upper bound" in table.stdout and (tmp_path / "fig" / "results_table_contention_r6.csv").exists()
 
 
+def test_evaluate_all_adds_greedy_queue_at_the_checkpoints_prior_weight(per_server_run, small_root, tmp_path):
+    """The recipe's guidance prior is greedy_queue's score at W = 0.9: evaluate_all evaluates greedy_queue at
+    that W beside the checkpoint (its matched control), the same episodes as Heuristics/inference.py gives it."""
+    assert yaml.safe_load((per_server_run / "config.yaml").read_text())["guidance"]["latency_weight"] == 0.9
+    results = tmp_path / "results"
+    shutil.copytree(per_server_run, results / "TopoFreeRL" / "run")
+    setting = ["--data", str(small_root), "--region", "Small_Trap", "--profile", "contention", "--arrival-rate", "6",
+               "--worlds", "2", "--episodes", "30", "--no-progress"]
+    others = ["oracle", "lookahead", "greedy", "greedy_switch", "p2c", "telemetry", "least_loaded", "maxcompute", "random"]
+    run_script("total/evaluate_all.py", *setting, "--results", str(results), "--skip", *others)
+    out = results / "eval" / "Small_Trap_contention_r6"
+    summary = pd.read_csv(out / "summary.csv").set_index("algo")
+    assert list(summary.index) == ["TopoFreeRL", "greedy_queue", "greedy_queue_prior_w0.9"]
+    assert summary.loc["greedy_queue_prior_w0.9", "label"] == "greedy_queue (prior W=0.9)"
+    assert yaml.safe_load((out / "config.yaml").read_text())["prior_latency_weights"] == [0.9]
+    episodes = pd.read_csv(out / "episodes.csv")
+    direct = tmp_path / "direct"
+    run_script("Heuristics/inference.py", *setting, "--seed", "0", "--policy", "greedy_queue", "--latency-weight",
+               "0.9", "--out", str(direct))
+    mine = episodes[episodes["algo"] == "greedy_queue_prior_w0.9"].reset_index(drop=True)
+    assert mine["reward"].tolist() == pd.read_csv(direct / "episodes.csv")["reward"].tolist()
+    assert mine["reward"].tolist() != episodes[episodes["algo"] == "greedy_queue"]["reward"].tolist()
+    run_script("total/evaluate_all.py", *setting, "--results", str(results), "--skip", *others, "greedy_queue",
+               "--overwrite")  # skipping greedy_queue skips its prior rows
+    assert list(pd.read_csv(out / "summary.csv")["algo"]) == ["TopoFreeRL"]
+
+
 def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_dataset(per_server_run, small_root,
                                                                                  small_ds, tmp_path):
     from test_total import _fake_run
@@ -186,8 +213,8 @@ def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_datase
     _fake_run(results, "TopoFreeRL", "TopoFreeRL/config.yaml", small_ds, 7, "Small_Trap_dense")  # actor: dense
     args = ["total/evaluate_all.py", "--data", str(small_root / "multi"), "--region", "Region1", "--results",
             str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2", "--episodes", "12",
-            "--skip", "oracle", "lookahead", "greedy", "p2c", "telemetry", "least_loaded", "maxcompute", "random",
-            "--no-progress"]
+            "--skip", "oracle", "lookahead", "greedy", "greedy_switch", "p2c", "telemetry", "least_loaded", "maxcompute",
+            "random", "--no-progress"]
     plain = run_script(*args)
     assert "evaluated" not in plain.stdout and plain.stdout.count("(trained on ['Small_Trap'])") == 2
     zero = run_script(*args, "--zero-shot", "--overwrite")  # replaces the plain evaluation of the same folder
@@ -195,7 +222,8 @@ def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_datase
         "['Small_Trap'], not size-agnostic)" in zero.stdout
     summary = pd.read_csv(results / "eval" / "Region1_contention_r6" / "summary.csv").set_index("algo")
     assert summary.loc["TopoFreeRL_zeroshot", "label"] == "TopoFreeRL (zero-shot)" and "TopoFreeRL" not in summary.index
-    assert set(summary.index) == {"TopoFreeRL_zeroshot", "greedy_queue"}  # the oracle skipped: no bound, no error
+    # the oracle skipped: no bound, no error; the checkpoint's greedy_queue prior (the recipe's W = 0.9) gets its control
+    assert set(summary.index) == {"TopoFreeRL_zeroshot", "greedy_queue", "greedy_queue_prior_w0.9"}
     assert "reward_upper_bound" not in summary.columns
 
 
