@@ -47,9 +47,8 @@ from total.common import (
     write_table,
     writing,
 )
-from total.compare import add_margin_flags
+from total.compare import add_margin_flags, paired_table
 from total.compare import markdown as paired_markdown
-from total.compare import paired_table
 from total.evaluate_all import summarize_runs
 from total.make_table import build
 from total.sweep import expand, load_sweep
@@ -171,8 +170,8 @@ def write_tables(args: argparse.Namespace) -> list[Path]:
     order += sort_algos(set(episodes["algo"]) - set(order))  # the references, after the variants
     summary = summarize_runs(episodes, n_servers=0).set_index("algo").loc[order].reset_index()  # (not in the table)
     md, table, tex = build(summary)
-    paired = paired_table(episodes, args.reference, args.reward_margin, args.p99_margin).set_index("algo").loc[[v for v in order if v != args.reference]]
-    paired = paired.reset_index()
+    paired = paired_table(episodes, args.reference, args.reward_margin, args.p99_margin).set_index("algo")
+    paired = paired.loc[[v for v in order if v != args.reference]].reset_index()
     evaluated = set(episodes["run"])
     name = setting_name(sweep, next(r for r in runs if r.dir.name in evaluated), args.algo if len(algos) > 1 else None)
     note = "" if not absent else "\nMissing evaluations (runs not finished):\n" + "".join(f"- {a}\n" for a in absent)

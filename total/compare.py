@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -96,19 +97,19 @@ def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p
                          f"({', '.join(sorted(episodes['algo'].unique()))})")
     episodes = episodes.assign(task_id=pd.factorize(episodes["task_id"])[0])
     ref = episodes[episodes["algo"] == reference]
+    clusters, ref_p99 = task_clusters(ref), float(np.percentile(ref["latency_ms"], 99))
     rows = []
     for algo in sort_algos(episodes["algo"].unique()):
         if algo == reference:
             continue
         d = episodes[episodes["algo"] == algo]
         check_paired(d, ref, algo, reference)
-        clusters = task_clusters(ref)
         n_runs = int(d["run"].fillna("").nunique())
-        row = {"algo": algo, "label": label(algo), "reference": reference, "runs": n_runs,
-               "ci_unit": ci_unit(n_runs), "episodes": len(d), "n_train_seeds": int(d["train_seed"].nunique()),
-               "n_eval_seeds": int(d["eval_seed"].nunique()), "n_tasks": int(clusters.max()) + 1,
-               "margin_reward": reward_margin,
-               "margin_p99_latency_ms": p99_margin * float(np.percentile(ref["latency_ms"], 99))}
+        row: dict[str, Any] = {"algo": algo, "label": label(algo), "reference": reference, "runs": n_runs,
+                               "ci_unit": ci_unit(n_runs), "episodes": len(d),
+                               "n_train_seeds": int(d["train_seed"].nunique()),
+                               "n_eval_seeds": int(d["eval_seed"].nunique()), "n_tasks": int(clusters.max()) + 1,
+                               "margin_reward": reward_margin, "margin_p99_latency_ms": p99_margin * ref_p99}
         for col, metric, q, _, _ in DIFFS:
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = paired_bootstrap_ci(
                 runs_array(d, metric), runs_array(ref, metric), q=q, n_boot=2000 if q is None else 1000,

@@ -8,8 +8,9 @@ tasks and evaluation seeds. All seeds of every run are included, never a hand-pi
 Writes results/eval/<region>/episodes.csv: one tidy row per (algo, train seed, eval seed,
 episode), with the run folder and every metric. Also writes summary.csv: per algorithm, the
 mean and 95% CI of reward, latency and cost, plus the IQM of reward, p99 latency (with
-its CI) and decision time, and the units of each level of the CI (n_train_seeds, n_eval_seeds, n_tasks); and config.yaml: the resolved arguments, the checkpoints
-evaluated and skipped, and the git commit. Training seeds are the unit of replication: two runs
+its CI), decision time and the units of each level of the CI (n_train_seeds, n_eval_seeds,
+n_tasks); and config.yaml: the resolved arguments, the checkpoints evaluated and skipped,
+and the git commit. Training seeds are the unit of replication: two runs
 of one (algo, seed, regions, profile) count once: of runs trained alike the newest final.pt is
 evaluated and the others listed as skipped, and runs trained with different settings are refused,
 naming what differs, until --runs or --run-newest picks one; runs of a sweep's `variants`
