@@ -323,3 +323,31 @@ def test_ablation_table_without_the_reference_is_a_one_line_error(tmp_path):
     proc = run_script("total/ablation_table.py", "--sweep", str(path), "--reference", "noDWA", check=False)
     assert proc.returncode != 0 and "reference variant 'noDWA' has no finished run" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_tables_treat_the_passes_over_a_task_as_one_cluster():
+    """summarize_runs and paired_table give 5 passes over 200 tasks the CI of one pass (the passes repeat the
+    same tasks), not one sqrt(5) times narrower as if the 1000 episodes were independent."""
+    from total.compare import paired_table
+    from total.evaluate_all import summarize_runs
+    rng = np.random.default_rng(0)
+    task_effect, task_gain = rng.normal(0, 1, 200), rng.normal(0.5, 1, 200)
+
+    def evaluation(passes: int) -> pd.DataFrame:
+        tasks = np.tile(np.arange(200), passes)
+        frames = [pd.DataFrame({"algo": algo, "train_seed": np.nan, "eval_seed": 0, "run": "",
+                                "episode": np.arange(len(tasks)), "task_id": [f"t{t}" for t in tasks],
+                                "reward": task_effect[tasks] + gain * task_gain[tasks] + rng.normal(0, 0.01, len(tasks)),
+                                "latency_ms": 1000 + 100 * task_effect[tasks] - 50 * gain * task_gain[tasks],
+                                "cost": 0.1, "decision_ms": 0.1})
+                  for algo, gain in (("greedy", 1.0), ("greedy_queue", 0.0))]
+        return pd.concat(frames, ignore_index=True)
+
+    def widths(passes: int) -> tuple[float, float]:
+        episodes = evaluation(passes)
+        row = summarize_runs(episodes, 0).set_index("algo").loc["greedy"]
+        paired = paired_table(episodes, "greedy_queue", 0.01, 0.02).set_index("algo").loc["greedy"]
+        return row["reward_hi"] - row["reward_lo"], paired["d_reward_hi"] - paired["d_reward_lo"]
+
+    for one, five in zip(widths(1), widths(5), strict=True):
+        assert five == pytest.approx(one, rel=0.15)
