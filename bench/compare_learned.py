@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     quality: dict[str, dict[str, Any]] = {}
     for name, frames in episodes.items():
-        # (runs, one eval seed, episodes): the CI resamples training seeds and the shared test tasks
-        quality[name] = {m: hierarchical_bootstrap_ci(np.stack([f[m].to_numpy()[None] for f in frames]))
+        # (runs, one eval seed, episodes): the CI is over training seeds and the shared test tasks (clusters)
+        clusters = pd.factorize(frames[0]["task_id"])[0]
+        quality[name] = {m: hierarchical_bootstrap_ci(np.stack([f[m].to_numpy()[None] for f in frames]), clusters=clusters)
                          for m in ("latency_ms", "cost", "reward")}
     oracle = quality["oracle"]["reward"][0]
     for q in quality.values():

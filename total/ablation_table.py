@@ -9,10 +9,12 @@ and writes `<name>_<profile>_r<rate>.csv` (e.g. ablation_contention_r8; `<name>_
 one --algo of a sweep of several) and the paired
 comparison `..._paired.csv` against the `full` variant, and `..._paired.png` (the paired
 differences with their CIs, one row per variant; --formats md,tex,pdf adds those files). The tables hold:
-- absolute mean and P99 latency, cost and reward per variant, each with a 95% CI that resamples the
-  variant's training seeds and the shared tasks (the unit of replication is the training seed);
+- absolute mean and P99 latency, cost and reward per variant, each with a 95% t-interval over the
+  variant's training seeds, the evaluation seeds and the shared task clusters (schedkit.stats);
 - the difference to `full` on the same tasks and draws (every run is evaluated with the same seed
-  and task order: common random numbers), with its paired 95% CI and the probability of improvement.
+  and task order: common random numbers), with its paired 95% CI, the probability of improvement and
+  the verdict against the equivalence margins (--reward-margin, --p99-margin; by default the claims
+  study's in total/studies.yaml).
 A variant with fewer finished runs than the sweep lists is reported with the runs it has, and the
 missing ones are named; a variant with none is left out. `--heuristics EVAL_DIR` adds the rows of a
 total/evaluate_all.py output made on the same data, split and evaluation seed (the oracle, greedy, ...)
@@ -45,8 +47,8 @@ from total.common import (
     write_table,
     writing,
 )
+from total.compare import add_margin_flags, paired_table
 from total.compare import markdown as paired_markdown
-from total.compare import paired_table
 from total.evaluate_all import summarize_runs
 from total.make_table import build
 from total.sweep import expand, load_sweep
@@ -65,6 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--heuristics", type=Path, metavar="EVAL_DIR",
                    help="also list the schedulers of this total/evaluate_all.py output (its episodes.csv), "
                         "evaluated on the same data, split and seed")
+    add_margin_flags(p, "claims")
     return p.parse_args(argv)
 
 
@@ -167,8 +170,8 @@ def write_tables(args: argparse.Namespace) -> list[Path]:
     order += sort_algos(set(episodes["algo"]) - set(order))  # the references, after the variants
     summary = summarize_runs(episodes, n_servers=0).set_index("algo").loc[order].reset_index()  # (not in the table)
     md, table, tex = build(summary)
-    paired = paired_table(episodes, args.reference).set_index("algo").loc[[v for v in order if v != args.reference]]
-    paired = paired.reset_index()
+    paired = paired_table(episodes, args.reference, args.reward_margin, args.p99_margin).set_index("algo")
+    paired = paired.loc[[v for v in order if v != args.reference]].reset_index()
     evaluated = set(episodes["run"])
     name = setting_name(sweep, next(r for r in runs if r.dir.name in evaluated), args.algo if len(algos) > 1 else None)
     note = "" if not absent else "\nMissing evaluations (runs not finished):\n" + "".join(f"- {a}\n" for a in absent)
@@ -176,7 +179,8 @@ def write_tables(args: argparse.Namespace) -> list[Path]:
     text = paired_markdown(paired, args.reference)
     print(md + note + "\n" + text)
     made_from = inputs(args.results, sweep=str(args.sweep.resolve()), algo=args.algo, reference=args.reference,
-                       heuristics=None if args.heuristics is None else str(args.heuristics.resolve()))
+                       heuristics=None if args.heuristics is None else str(args.heuristics.resolve()),
+                       reward_margin=args.reward_margin, p99_margin=args.p99_margin)
     return report_written([write_table(out / f"{name}.csv", table, made_from),
                            write_table(out / f"{name}_paired.csv", paired, made_from),
                            *write_outputs({out / f"{name}.md": md + note, out / f"{name}.tex": tex,

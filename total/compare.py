@@ -1,6 +1,7 @@
 """Paired comparison of every scheduler against a reference scheduler on the shared test tasks.
 
     python total/compare.py [--tag contention_r8] [--reference greedy_queue] [--results DIR] [--figures DIR]
+                            [--reward-margin 0.01] [--p99-margin 0.02]
 
 Every scheduler meets the same tasks and draws (common random numbers: same evaluation seed, same
 task order, episode i is the same task for all), so differences are taken task by task and the
@@ -8,24 +9,33 @@ tasks' own difficulty cancels. Reads results/eval/<region>[_<tag>]/episodes.csv 
 results_table[_<tag>]_paired.csv (and .md with --formats md); per scheduler:
 
 - d_reward, d_latency_ms, d_p99_latency_ms: X minus the reference (mean reward, mean latency,
-  P99 latency), with a 95% paired bootstrap CI: each replicate resamples the tasks (the same
-  indices for both) and, for a learned method, its training runs (schedkit.stats).
+  P99 latency), with a 95% paired t-interval over training runs (a learned method's), evaluation
+  seeds and task clusters, the seeds and tasks shared by both sides (schedkit.stats).
+- verdict_reward, verdict_p99 (and verdict, the reward one): better / worse / equivalent /
+  inconclusive, the CI against +-margin_reward (absolute) and +-margin_p99_latency_ms (the
+  --p99-margin fraction of the reference's P99); docs/evaluation.md defines the words. The margins
+  are the study's, declared once in total/studies.yaml (the contention study's when run by hand).
 - p_better_reward, p_lower_latency: the probability of improvement (rliable): the probability that
   a random run's episode of X beats the reference's episode on the same task (ties one half),
   averaged over runs, with its bootstrap CI. 0.5 means no systematic difference.
-- runs, ci_unit: "runs" when the CI resamples >= 2 training runs, "episodes" when there is one run.
+- runs, ci_unit: "runs" when the CI resamples >= 2 training runs, "episodes" when there is one run;
+  n_train_seeds, n_eval_seeds, n_tasks: the units of each level of the CI.
 
 The default reference is greedy_queue (the fair myopic baseline) for contention tags, the oracle
 otherwise.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from edgesim.registry import PROFILES
-from schedkit.stats import ci_unit, paired_bootstrap_ci, probability_of_improvement, runs_array
+from schedkit.cli import arg_type
+from schedkit.stats import ci_unit, paired_bootstrap_ci, probability_of_improvement, runs_array, task_clusters
 from total.common import (
     eval_dir,
     figure_parser,
@@ -40,9 +50,13 @@ from total.common import (
     write_table,
     writing,
 )
+from total.reproduce import MARGIN, study_margins
 
 DIFFS = [("d_reward", "reward", None, "Δ reward", 4), ("d_latency_ms", "latency_ms", None, "Δ latency (ms)", 1),
          ("d_p99_latency_ms", "latency_ms", 99, "Δ P99 latency (ms)", 0)]
+# (verdict column, difference it judges, its margin column, whether higher is better)
+VERDICTS = [("verdict_reward", "d_reward", "margin_reward", True),
+            ("verdict_p99", "d_p99_latency_ms", "margin_p99_latency_ms", False)]
 PROBS = [("p_better_reward", "reward", True, "P(higher reward)"),
          ("p_lower_latency", "latency_ms", False, "P(lower latency)")]
 
@@ -62,12 +76,28 @@ def check_paired(x: pd.DataFrame, y: pd.DataFrame, name: str, reference: str) ->
                          "re-run total/evaluate_all.py so that every scheduler is evaluated together")
 
 
-def paired_table(episodes: pd.DataFrame, reference: str) -> pd.DataFrame:
+def verdict(lo: float, hi: float, margin: float, higher_is_better: bool) -> str:
+    """What a paired difference's CI [lo, hi] says against the equivalence margin (docs/evaluation.md):
+    better or worse only when the whole CI lies beyond +-margin in that direction, equivalent when it lies
+    inside +-margin, else inconclusive."""
+    if not higher_is_better:
+        lo, hi = -hi, -lo
+    if lo > margin:
+        return "better"
+    if hi < -margin:
+        return "worse"
+    return "equivalent" if -margin <= lo and hi <= margin else "inconclusive"
+
+
+def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p99_margin: float) -> pd.DataFrame:
+    """One row per scheduler against `reference` (see the module's docstring); reward_margin is absolute,
+    p99_margin a fraction of the reference's P99 latency."""
     if reference not in set(episodes["algo"]):
         raise SystemExit(f"error: the reference {reference!r} is not in the evaluation "
                          f"({', '.join(sorted(episodes['algo'].unique()))})")
     episodes = episodes.assign(task_id=pd.factorize(episodes["task_id"])[0])
     ref = episodes[episodes["algo"] == reference]
+    clusters, ref_p99 = task_clusters(ref), float(np.percentile(ref["latency_ms"], 99))
     rows = []
     for algo in sort_algos(episodes["algo"].unique()):
         if algo == reference:
@@ -75,14 +105,21 @@ def paired_table(episodes: pd.DataFrame, reference: str) -> pd.DataFrame:
         d = episodes[episodes["algo"] == algo]
         check_paired(d, ref, algo, reference)
         n_runs = int(d["run"].fillna("").nunique())
-        row = {"algo": algo, "label": label(algo), "reference": reference, "runs": n_runs,
-               "ci_unit": ci_unit(n_runs), "episodes": len(d)}
+        row: dict[str, Any] = {"algo": algo, "label": label(algo), "reference": reference, "runs": n_runs,
+                               "ci_unit": ci_unit(n_runs), "episodes": len(d),
+                               "n_train_seeds": int(d["train_seed"].nunique()),
+                               "n_eval_seeds": int(d["eval_seed"].nunique()), "n_tasks": int(clusters.max()) + 1,
+                               "margin_reward": reward_margin, "margin_p99_latency_ms": p99_margin * ref_p99}
         for col, metric, q, _, _ in DIFFS:
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = paired_bootstrap_ci(
-                runs_array(d, metric), runs_array(ref, metric), q=q, n_boot=2000 if q is None else 1000)
+                runs_array(d, metric), runs_array(ref, metric), q=q, n_boot=2000 if q is None else 1000,
+                clusters=clusters)
         for col, metric, higher, _ in PROBS:
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = probability_of_improvement(
-                runs_array(d, metric), runs_array(ref, metric), higher_is_better=higher)
+                runs_array(d, metric), runs_array(ref, metric), higher_is_better=higher, clusters=clusters)
+        for col, diff, margin, higher in VERDICTS:
+            row[col] = verdict(row[f"{diff}_lo"], row[f"{diff}_hi"], row[margin], higher)
+        row["verdict"] = row["verdict_reward"]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -96,11 +133,24 @@ def markdown(table: pd.DataFrame, reference: str) -> str:
         text = f"{r[col]:.3f} [{r[col + '_lo']:.3f}, {r[col + '_hi']:.3f}]"
         return f"**{text}**" if r[col + "_lo"] > 0.5 or r[col + "_hi"] < 0.5 else text
 
-    head = ["Scheduler", *[d[3] for d in DIFFS], *[p[3] for p in PROBS], "Runs", "CI unit"]
+    judged = "verdict" in table.columns  # tables written before verdicts existed have none
+    verdicts = VERDICTS if judged else []
+    head = ["Scheduler", *[d[3] for d in DIFFS], *[p[3] for p in PROBS], "Runs", "CI unit",
+            *(["Verdict (reward)", "Verdict (P99)"] if judged else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
         lines.append("| " + " | ".join([r["label"], *[cell(r, d[0], d[4]) for d in DIFFS],
-                                        *[prob(r, p[0]) for p in PROBS], str(r["runs"]), r["ci_unit"]]) + " |")
+                                        *[prob(r, p[0]) for p in PROBS], str(r["runs"]), r["ci_unit"],
+                                        *[r[v[0]] for v in verdicts]]) + " |")
+    if judged:
+        r = table.iloc[0] if len(table) else None
+        margins = ("" if r is None else f" (reward ±{r['margin_reward']:g}, P99 ±{r['margin_p99_latency_ms']:.0f} ms)")
+        return ("\n".join(lines) + f"\n\nPaired against **{label(reference)}** on the same tasks: Δ = scheduler minus "
+                f"{label(reference)}, 95% paired t-interval over training runs (where CI unit is `runs`), evaluation "
+                "seeds and task clusters, the seeds and tasks shared by both. P(...) is the probability that the "
+                "scheduler's episode beats the reference's on the same task (ties 1/2), averaged over runs. Bold: the "
+                "CI excludes 0 (Δ) or 0.5 (P). Verdict: the CI against the equivalence margin" + margins + ": better "
+                "or worse when it lies wholly beyond it, equivalent when wholly inside, else inconclusive.\n")
     return ("\n".join(lines) + f"\n\nPaired against **{label(reference)}** on the same tasks: Δ = scheduler minus "
             f"{label(reference)}, 95% paired bootstrap CI (tasks resampled jointly; training runs resampled where "
             "CI unit is `runs`, tasks only where it is `episodes`). P(...) is the probability that the scheduler's "
@@ -108,15 +158,16 @@ def markdown(table: pd.DataFrame, reference: str) -> str:
             "0 (Δ) or 0.5 (P).\n")
 
 
-def write(results: Path, figures: Path, regions: list[str], tag: str = "", reference: str | None = None) -> list[Path]:
+def write(results: Path, figures: Path, regions: list[str], tag: str, reference: str | None, reward_margin: float,
+          p99_margin: float) -> list[Path]:
     src = eval_dir(results, regions, tag) / "episodes.csv"
     missing([src])
     reference = reference or default_reference(tag)
-    table = paired_table(read_episodes(src), reference)
+    table = paired_table(read_episodes(src), reference, reward_margin, p99_margin)
     name = "results_table" + (f"_{tag}" if tag else "") + "_paired"
     text = markdown(table, reference)
     print(text)
-    made_from = inputs(results, regions, reference=reference)
+    made_from = inputs(results, regions, reference=reference, reward_margin=reward_margin, p99_margin=p99_margin)
     return [write_table(figures / f"{name}.csv", table, made_from),
             *write_outputs({figures / f"{name}.md": text}, made_from)]
 
@@ -126,12 +177,24 @@ def add_reference_flag(p) -> None:
                                        "else oracle)")
 
 
+def add_margin_flags(p: argparse.ArgumentParser, study: str) -> None:
+    """--reward-margin and --p99-margin, by default the margins total/studies.yaml declares for `study`."""
+    m = study_margins(study)
+    p.add_argument("--reward-margin", type=arg_type(MARGIN), default=m.reward,
+                   help=f"equivalence margin of Δ reward, absolute (default: the {study} study's, {m.reward:g})")
+    p.add_argument("--p99-margin", type=arg_type(MARGIN), default=m.p99_latency,
+                   help=f"equivalence margin of Δ P99 latency, a fraction of the reference's P99 (default: the "
+                        f"{study} study's, {m.p99_latency:g})")
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     p = figure_parser(__doc__, tagged=True)
     add_reference_flag(p)
+    add_margin_flags(p, "contention")
     args = p.parse_args(argv)
     with writing(args):
-        return report_written(write(args.results, figures_dir(args), args.region, args.tag, args.reference))
+        return report_written(write(args.results, figures_dir(args), args.region, args.tag, args.reference,
+                                    args.reward_margin, args.p99_margin))
 
 
 if __name__ == "__main__":

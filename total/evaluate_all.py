@@ -7,17 +7,18 @@ tasks and evaluation seeds. All seeds of every run are included, never a hand-pi
 
 Writes results/eval/<region>/episodes.csv: one tidy row per (algo, train seed, eval seed,
 episode), with the run folder and every metric. Also writes summary.csv: per algorithm, the
-mean and 95% bootstrap CI of reward, latency and cost, plus the IQM of reward, p99 latency (with
-its bootstrap CI) and decision time; and config.yaml: the resolved arguments, the checkpoints
-evaluated and skipped, and the git commit. Training seeds are the unit of replication: two runs
+mean and 95% CI of reward, latency and cost, plus the IQM of reward, p99 latency (with
+its CI), decision time and the units of each level of the CI (n_train_seeds, n_eval_seeds,
+n_tasks); and config.yaml: the resolved arguments, the checkpoints evaluated and skipped,
+and the git commit. Training seeds are the unit of replication: two runs
 of one (algo, seed, regions, profile) count once: of runs trained alike the newest final.pt is
 evaluated and the others listed as skipped, and runs trained with different settings are refused,
 naming what differs, until --runs or --run-newest picks one; runs of a sweep's `variants`
 (total/sweep.py) are rows of their own, <Algo>@<variant> (e.g. TopoFreeRL@x4 of
-sweeps/trap_severity.yaml); and a learned method's CI resamples its runs and, within them, the
-test tasks shared by every scheduler (`ci_unit` "runs");
-with one run (a heuristic, or one seed) the CI is over the tasks only (`ci_unit` "episodes"). See
-schedkit/stats.py. The default --data and --results are the repository's data1/ and results/,
+sweeps/trap_severity.yaml); and a CI is a t-interval over a learned method's runs (`ci_unit`
+"runs"), the evaluation seeds and the test tasks shared by every scheduler, each task's episodes one
+cluster; with one run (a heuristic, or one seed) it is over the eval seeds and tasks only (`ci_unit`
+"episodes"). See schedkit/stats.py. The default --data and --results are the repository's data1/ and results/,
 whatever the current directory.
 Runs whose checkpoint was trained on another dataset or under another profile are listed and
 skipped; with --zero-shot, a size-agnostic checkpoint of another dataset is evaluated as
@@ -67,7 +68,14 @@ from schedkit.outputs import claim_output
 from schedkit.registry import get, heuristics
 from schedkit.runs import CheckpointError, RunError, load_checkpoint
 from schedkit.simulators import default_eval_episodes, profile_meta
-from schedkit.stats import ci_unit, hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, iqm, runs_array
+from schedkit.stats import (
+    ci_unit,
+    hierarchical_bootstrap_ci,
+    hierarchical_bootstrap_percentile_ci,
+    iqm,
+    runs_array,
+    task_clusters,
+)
 from total.common import (
     SWEEP_VARIANT,
     TUNED,
@@ -92,24 +100,29 @@ MAX_TUNING_BYTES = 16 * MiB
 
 def summarize_runs(episodes: pd.DataFrame, n_servers: int,
                    loads: dict[str, list[dict[str, float]]] | None = None) -> pd.DataFrame:
-    """One row per scheduler. The CIs resample training runs (when there are >= 2) and the shared test
-    tasks within every evaluation seed (schedkit.stats); `ci_unit` says which: "runs" or "episodes".
-    `loads`: per scheduler, each evaluation's load measures (`utilisation`, `mean_queue_wait_ms`:
-    schedkit.evaluation.load_measures), averaged into its row."""
+    """One row per scheduler. The CIs are t-intervals over training runs (when there are >= 2; `ci_unit`
+    "runs", else "episodes"), evaluation seeds and the shared test tasks as clusters (schedkit.stats);
+    n_train_seeds, n_eval_seeds and n_tasks count each level's units. `loads`: per scheduler, each
+    evaluation's load measures (`utilisation`, `mean_queue_wait_ms`: schedkit.evaluation.load_measures),
+    averaged into its row."""
     loads = loads or {}
     rows = []
     for algo in sort_algos(episodes["algo"].unique()):
         d = episodes[episodes["algo"] == algo]
         n_runs = int(d["run"].fillna("").nunique())
+        clusters = task_clusters(d)
         row = {"algo": algo, "label": label(algo), "train_seeds": int(d["train_seed"].nunique()),
-               "eval_seeds": int(d["eval_seed"].nunique()), "episodes": len(d), "n_servers": n_servers}
+               "eval_seeds": int(d["eval_seed"].nunique()), "episodes": len(d), "n_servers": n_servers,
+               "n_train_seeds": int(d["train_seed"].nunique()), "n_eval_seeds": int(d["eval_seed"].nunique()),
+               "n_tasks": int(clusters.max()) + 1}
         for m in METRICS:
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = hierarchical_bootstrap_ci(runs_array(d, m))
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = hierarchical_bootstrap_ci(runs_array(d, m), clusters=clusters)
         row["reward_iqm"] = iqm(d["reward"].to_numpy())
         row["p99_latency_ms"], row["p99_latency_ms_lo"], row["p99_latency_ms_hi"] = hierarchical_bootstrap_percentile_ci(
-            runs_array(d, "latency_ms"), 99)
+            runs_array(d, "latency_ms"), 99, clusters=clusters)
         if "switches" in episodes and episodes["switches"].any():  # region switches: only on multi-region data
-            row["switches"], row["switches_lo"], row["switches_hi"] = hierarchical_bootstrap_ci(runs_array(d, "switches"))
+            row["switches"], row["switches_lo"], row["switches_hi"] = hierarchical_bootstrap_ci(runs_array(d, "switches"),
+                                                                                          clusters=clusters)
         row["decision_ms"] = float(d["decision_ms"].mean())
         measured = [m for m in loads.get(algo, []) if m]
         if measured:  # workflows arriving over time: how loaded the servers were, averaged over runs and seeds

@@ -9,7 +9,8 @@ learned method with >= 2 training seeds resamples its seeds (and the tasks); wit
 for the heuristics, it is over the tasks only: the Markdown says which rows are which.
 
 When episodes.csv is there too, it also writes the paired comparison against a reference
-scheduler, results_table[_<tag>]_paired.csv (total/compare.py; --reference).
+scheduler, results_table[_<tag>]_paired.csv (total/compare.py; --reference, and the equivalence margins
+--reward-margin and --p99-margin, by default the contention study's in total/studies.yaml).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from total.common import (
     write_table,
     writing,
 )
-from total.compare import add_reference_flag
+from total.compare import add_margin_flags, add_reference_flag
 from total.compare import write as write_paired
 
 COLUMNS = [("reward", "Reward", 4, max), ("latency_ms", "Latency (ms)", 1, min),
@@ -88,6 +89,7 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
 def main(argv: list[str] | None = None) -> Path:
     p = figure_parser(__doc__, tagged=True)
     add_reference_flag(p)
+    add_margin_flags(p, "contention")
     args = p.parse_args(argv)
     with writing(args):
         return write_tables(args)
@@ -108,7 +110,8 @@ def write_tables(args) -> Path:
     report_written([write_table(out / f"{name}.csv", table, made_from),
                     *write_outputs({out / f"{name}.md": markdown, out / f"{name}.tex": latex}, made_from)])
     if episodes.exists():
-        for path in write_paired(args.results, out, args.region, args.tag, args.reference):
+        for path in write_paired(args.results, out, args.region, args.tag, args.reference,
+                                     args.reward_margin, args.p99_margin):
             print(f"wrote {path}")
     return out
 

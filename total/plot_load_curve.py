@@ -32,7 +32,7 @@ import pandas as pd
 
 from edgesim.contention import contention_tag
 from schedkit.cli import arrival_rate_arg
-from schedkit.stats import hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, runs_array
+from schedkit.stats import hierarchical_bootstrap_ci, hierarchical_bootstrap_percentile_ci, runs_array, task_clusters
 from total.common import (
     eval_dir,
     figure_parser,
@@ -84,10 +84,11 @@ def load_table(results: Path, regions: list[str], rates: list[float]) -> pd.Data
         at_rate = []
         for algo in sort_algos(episodes["algo"].unique()):
             d = episodes[episodes["algo"] == algo]
-            lat = runs_array(d, "latency_ms")
+            lat, clusters = runs_array(d, "latency_ms"), task_clusters(d)
             row: dict[str, Any] = {"algo": algo, "rate": rate, "runs": len(lat), "episodes": len(d)}
-            row["mean_ms"], row["mean_lo"], row["mean_hi"] = hierarchical_bootstrap_ci(lat)
-            row["p99_ms"], row["p99_lo"], row["p99_hi"] = hierarchical_bootstrap_percentile_ci(lat, 99, n_boot=500)
+            row["mean_ms"], row["mean_lo"], row["mean_hi"] = hierarchical_bootstrap_ci(lat, clusters=clusters)
+            row["p99_ms"], row["p99_lo"], row["p99_hi"] = hierarchical_bootstrap_percentile_ci(lat, 99, n_boot=500,
+                                                                                           clusters=clusters)
             row["queue_first_ms"], row["queue_last_ms"], row["growing_share"] = queue_growth(d)
             at_rate.append(row)
         lowest = min(r["mean_ms"] for r in at_rate)

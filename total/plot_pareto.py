@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from schedkit.stats import hierarchical_bootstrap_means, runs_array
+from schedkit.stats import hierarchical_bootstrap_means, runs_array, task_clusters
 from total.common import color, figure_main, inputs, label, line_style, load_eval, save, sort_algos, style
 
 CHI2_95_2DOF = 5.991
@@ -44,7 +44,7 @@ def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> lis
     for algo in sort_algos(episodes["algo"].unique()):
         d = episodes[episodes["algo"] == algo]
         x = np.stack([runs_array(d, "latency_ms"), runs_array(d, "cost")], axis=-1)  # (runs, eval seeds, tasks, 2)
-        boot = hierarchical_bootstrap_means(x)
+        boot = hierarchical_bootstrap_means(x, clusters=task_clusters(d))
         vals, vecs = np.linalg.eigh(np.cov(boot.T))
         w, h = 2 * np.sqrt(CHI2_95_2DOF * np.maximum(vals[::-1], 0))
         ellipses[algo] = (x.mean(axis=(0, 1, 2)), w, h, np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1])))

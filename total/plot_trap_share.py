@@ -35,6 +35,7 @@ from total.common import (
     writing,
 )
 from total.compare import paired_table
+from total.reproduce import study_margins
 
 REGIONS = ("Share0", "Share10", "Share20", "Share30")
 REFERENCE = "oracle"
@@ -56,9 +57,10 @@ def share_of(region: str) -> float:
 def load_table(results: Path, regions: list[str]) -> pd.DataFrame:
     """One row per (share, scheduler): its paired reward difference to the oracle and its trap hits."""
     rows = []
+    margins = study_margins("claims")  # the verdicts are not drawn; paired_table computes them anyway
     for region in regions:
         episodes, summary = load_eval(results, [region], need=("trap_hits",))
-        paired = paired_table(episodes, REFERENCE).set_index("algo")
+        paired = paired_table(episodes, REFERENCE, margins.reward, margins.p99_latency).set_index("algo")
         hits = episodes.groupby("algo")["trap_hits"].mean()
         oracle_reward = abs(float(summary.loc[summary["algo"] == REFERENCE, "reward"].iloc[0]))
         for _, s in summary.iterrows():

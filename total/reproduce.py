@@ -30,12 +30,13 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from edgesim.inputs import Range
 from schedkit.cli import region_name, seed_arg, workers_arg
 from schedkit.config import ConfigError, load_yaml
 from schedkit.registry import learned
@@ -84,7 +85,7 @@ def train(sweep: dict, workers: int, evaluate: bool = False) -> None:
 
 
 ENTRY_KEYS = {"script": True, "args": True, "for": False, "when": False, "log": False}
-STUDY_KEYS = ("code", "sweeps", "evaluations", "steps")
+STUDY_KEYS = ("code", "sweeps", "evaluations", "steps", "margins")
 VALUE = re.compile(r"\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\}")
 
 
@@ -98,6 +99,18 @@ class Entry:
     log: str = ""
 
 
+MARGIN = Range(0, 1, lo_open=True, hi_open=True)  # every margin: a positive number below 1
+
+
+@dataclass(frozen=True)
+class Margins:
+    """A study's equivalence margins, declared once in total/studies.yaml: a paired difference whose CI
+    lies inside +-margin is "equivalent", one wholly beyond it "better" or "worse" (docs/evaluation.md)."""
+    reward: float  # absolute, in reward units
+    p99_latency: float  # relative: a fraction of the reference scheduler's P99 latency
+    slo_attainment: float  # absolute, a fraction of requests (0.01 = one percentage point)
+
+
 @dataclass(frozen=True)
 class Study:
     """A study as total/studies.yaml gives it."""
@@ -106,6 +119,7 @@ class Study:
     sweeps: tuple[Path, ...]
     evaluations: tuple[Entry, ...]
     steps: tuple[Entry, ...]
+    margins: Margins
 
 
 def load_studies(path: Path = STUDIES) -> dict[str, Study]:
@@ -161,12 +175,21 @@ def check_study(path: Path, name: str, spec: Any) -> Study:
             raise bad(f"{field}.log", "a file name template", log)
         return Entry(script, tuple(e["args"]), next(iter(each.items())) if each else None, when, log)
 
+    margins = spec["margins"]
+    fields = list(Margins.__dataclass_fields__)
+    if not isinstance(margins, dict) or set(margins) != set(fields):
+        raise bad("margins", "a mapping of " + ", ".join(fields), margins)
+    for key in fields:
+        value = margins[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise bad(f"margins.{key}", MARGIN.describe(), value)
     entries = {}
     for field in ("evaluations", "steps"):
         if not isinstance(spec[field], list):
             raise bad(field, "a list", spec[field])
         entries[field] = tuple(entry(f"{field}[{i}]", e, field == "evaluations") for i, e in enumerate(spec[field]))
-    return Study(name, code, tuple(SWEEPS / f"{s}.yaml" for s in sweeps), entries["evaluations"], entries["steps"])
+    return Study(name, code, tuple(SWEEPS / f"{s}.yaml" for s in sweeps), entries["evaluations"], entries["steps"],
+                 Margins(**{k: float(margins[k]) for k in fields}))
 
 
 def lookup(values: dict[str, Any], name: str, where: str) -> Any:
@@ -215,7 +238,9 @@ def run_evaluations(study: Study, values: dict[str, Any], workers: int, logs: Pa
 
 def run_steps(study: Study, values: dict[str, Any]) -> None:
     """Every table and figure of the study, in order, in this process (so the study's --overwrite and
-    --formats reach them). A figure script without a `main` is called through figure_main."""
+    --formats reach them). A figure script without a `main` is called through figure_main. Besides the
+    study code's values, the templates see the study's margins as {margins.<name>}."""
+    values = values | {"margins": asdict(study.margins)}
     for i, e in enumerate(study.steps):
         module = importlib.import_module("total." + Path(e.script).stem)
         for argv, _ in expand_entry(e, values, f"{study.name}.steps[{i}]"):
@@ -224,6 +249,11 @@ def run_steps(study: Study, values: dict[str, Any]) -> None:
             else:
                 figure_main(module.draw, module.__doc__ or "", argv,
                             tagged="tag" in inspect.signature(module.draw).parameters)
+
+
+def study_margins(name: str) -> Margins:
+    """The margins total/studies.yaml declares for study `name`: the defaults of the table scripts run by hand."""
+    return studies_or_exit()[name].margins
 
 
 def study_main(study: Study) -> Callable[[list[str] | None, Study], int]:

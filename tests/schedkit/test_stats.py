@@ -1,5 +1,6 @@
-"""schedkit.stats: bootstrap intervals whose unit of replication is the training seed (run), paired
-differences on shared tasks and the probability of improvement, against known distributions."""
+"""schedkit.stats: t-intervals over training runs, evaluation seeds and task clusters, paired differences
+on shared tasks and the probability of improvement, against known distributions; their coverage in the
+study's shape."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +16,8 @@ from schedkit.stats import (
     probability_of_improvement,
     runs_array,
     stratified_bootstrap_ci,
+    t_quantile,
+    task_clusters,
 )
 
 
@@ -52,14 +55,86 @@ def test_one_run_is_an_interval_over_tasks():
 
 
 def test_coverage_over_repeated_experiments():
-    """Runs with between-seed spread: the interval covers the true mean about 95% of the time (allowing the
-    known under-coverage of the percentile bootstrap with few runs)."""
+    """Runs with between-seed spread (which dominates): the interval covers the true mean about 95% of the time."""
     covered = 0
-    for trial in range(100):
+    for trial in range(200):
         x = seeds_with_spread(20, 50, between=1.0, seed=trial)
         _, lo, hi = hierarchical_bootstrap_ci(x, n_boot=400, seed=trial)
         covered += lo <= 0.0 <= hi
-    assert covered >= 85
+    assert covered >= 186
+
+
+def test_t_quantile_matches_the_tables():
+    assert t_quantile(0.975, 2) == pytest.approx(4.3027, abs=1e-4)
+    assert t_quantile(0.975, 4) == pytest.approx(2.7764, abs=1e-4)
+    assert t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-4)
+    assert t_quantile(0.95, 10) == pytest.approx(1.8125, abs=1e-4)
+    assert t_quantile(0.975, 1e9) == pytest.approx(1.95996, abs=1e-5)
+    with pytest.raises(ValueError, match="df >= 1"):
+        t_quantile(0.975, 0.5)
+
+
+# The study's shape: R training runs, 5 eval seeds, 200 tasks x PASSES passes (episode i is task i % 200 in
+# every run and seed). Variance components from the audited evaluation: a task-cluster SE of about 0.006 on
+# one seed (task sd 0.064, episode sd 0.16), training runs with sd 0.006 (comparable to it), eval-seed
+# effects shared by every run and scheduler, a run x seed interaction, and episode draws shared by every
+# scheduler under common random numbers.
+TASKS, PASSES, EVAL_SEEDS = 200, 10, 5
+CLUSTERS = np.tile(np.arange(TASKS), PASSES)
+
+
+def study_like(rng, n_runs: int) -> tuple[np.ndarray, np.ndarray]:
+    """x (n_runs, 5, 2000) with mean 0.5 and y (1, 5, 2000), a heuristic on the same tasks and draws, with
+    mean 0.49: the true paired difference is 0.01."""
+    n = TASKS * PASSES
+    task = rng.normal(0, 0.064, TASKS)[CLUSTERS]
+    seed_effect = rng.normal(0, 0.003, (1, EVAL_SEEDS, 1))
+    draws = rng.normal(0, 0.1, (1, EVAL_SEEDS, n))
+    x = (0.5 + rng.normal(0, 0.006, (n_runs, 1, 1)) + rng.normal(0, 0.002, (n_runs, EVAL_SEEDS, 1))
+         + task + seed_effect + draws + rng.normal(0, 0.12, (n_runs, EVAL_SEEDS, n)))
+    y = (0.49 + 0.9 * task + rng.normal(0, 0.02, TASKS)[CLUSTERS] + seed_effect + rng.normal(0, 0.001, (1, EVAL_SEEDS, 1))
+         + draws + rng.normal(0, 0.12, (1, EVAL_SEEDS, n)))
+    return x, y
+
+
+@pytest.mark.parametrize("n_runs", [3, 5])
+def test_coverage_in_the_study_shape(n_runs):
+    """The nominal 95% interval covers the true mean and the true paired difference >= 93% of the time with
+    3 or 5 runs (a percentile bootstrap over runs covers about 76% / 84%; ignoring the task clusters about 88% / 84%)."""
+    trials = 300
+    single = paired = 0
+    for trial in range(trials):
+        x, y = study_like(np.random.default_rng(1000 * n_runs + trial), n_runs)
+        _, lo, hi = hierarchical_bootstrap_ci(x, n_boot=400, seed=trial, clusters=CLUSTERS)
+        single += lo <= 0.5 <= hi
+        _, lo, hi = paired_bootstrap_ci(x, y, n_boot=400, seed=trial, clusters=CLUSTERS)
+        paired += lo <= 0.01 <= hi
+    assert single / trials >= 0.93 and paired / trials >= 0.93
+
+
+def test_the_passes_over_one_task_are_one_unit():
+    """Ten passes over the same 200 tasks carry the information of one pass: the interval is as wide as one
+    pass's, not sqrt(10) times narrower as if the 2000 episodes were independent."""
+    rng = np.random.default_rng(8)
+    task = rng.normal(0, 1.0, TASKS)
+    one = hierarchical_bootstrap_ci(task[None, None] + rng.normal(0, 0.01, (1, 1, TASKS)), n_boot=2000)
+    ten = hierarchical_bootstrap_ci(task[CLUSTERS][None, None] + rng.normal(0, 0.01, (1, 1, TASKS * PASSES)),
+                                    n_boot=2000, clusters=CLUSTERS)
+    assert ten[2] - ten[1] == pytest.approx(one[2] - one[1], rel=0.1)
+
+
+def test_paired_p99_keeps_the_pairing_when_task_difficulty_dominates():
+    """Latency set by the task (sd 10 ms) plus a consistent +1 ms: the paired P99 difference is clearly
+    positive and narrow; resampling the tasks of x and y independently would make it ~10 times wider."""
+    rng = np.random.default_rng(9)
+    difficulty = 100 + rng.normal(0, 10, TASKS)[np.tile(np.arange(TASKS), 5)]
+    x = difficulty + 1.0 + rng.normal(0, 0.2, (3, 2, TASKS * 5))
+    y = difficulty + rng.normal(0, 0.2, (1, 2, TASKS * 5))
+    clusters = np.tile(np.arange(TASKS), 5)
+    d, lo, hi = paired_bootstrap_ci(x, y, q=99, n_boot=1000, clusters=clusters)
+    assert 0.5 < lo < d < hi < 1.5
+    _, ulo, uhi = hierarchical_bootstrap_percentile_ci(x, 99, clusters=clusters)
+    assert uhi - ulo > 5 * (hi - lo)  # one side's P99 alone varies with the tasks drawn
 
 
 def test_tasks_shared_by_runs_are_resampled_jointly():
@@ -125,3 +200,11 @@ def test_runs_array_orders_episodes_and_checks_sizes():
     assert runs_array(heuristic, "v").shape == (1, 1, 2)
     with pytest.raises(ValueError, match="same number of episodes"):
         runs_array(frame.iloc[:3], "v")
+
+
+def test_task_clusters_follow_the_task_of_each_episode():
+    frame = pd.DataFrame({"run": ["a"] * 4 + ["b"] * 4, "eval_seed": 0, "episode": [0, 1, 2, 3] * 2,
+                          "task_id": ["t7", "t3", "t7", "t3"] * 2, "v": 1.0})
+    assert task_clusters(frame).tolist() == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="same task_id in every"):
+        task_clusters(frame.assign(task_id=["t7", "t3", "t7", "t3", "t3", "t7", "t3", "t7"]))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from conftest import ROOT, one_line_error, run_script
 from test_total import _fake_run, run_from
@@ -113,12 +114,36 @@ def test_paired_table_against_the_reference(tmp_path):
     assert paired.loc["TopoFreeRL", "ci_unit"] == "runs" and paired.loc["STARK", "ci_unit"] == "episodes"
     assert paired.loc["random", "d_latency_ms_lo"] > 0 and paired.loc["random", "p_lower_latency"] < 0.05
     assert paired.loc["TopoFreeRL", "d_latency_ms"] < 0 and paired.loc["TopoFreeRL", "p_lower_latency"] > 0.5
-    s = paired.loc["STARK"]
-    assert s["d_latency_ms_lo"] < 0 < s["d_latency_ms_hi"] and s["p_lower_latency_lo"] < 0.5 < s["p_lower_latency_hi"]
+    s = paired.loc["STARK"]  # tied with the reference in distribution (this draw's P(lower latency) is 0.435)
+    assert s["d_latency_ms_lo"] < 0 < s["d_latency_ms_hi"] and abs(s["p_lower_latency"] - 0.5) < 0.1
+    # the levels of the CI, and the verdicts against the contention study's margins (total/studies.yaml)
+    assert paired.loc[["TopoFreeRL", "STARK", "greedy"], "n_train_seeds"].tolist() == [3, 1, 0]
+    assert (paired["n_eval_seeds"] == 1).all() and (paired["n_tasks"] == episodes["task_id"].nunique()).all()
+    ref = episodes.loc[episodes["algo"] == "greedy_queue", "latency_ms"]
+    assert (paired["margin_reward"] == 0.01).all()
+    assert paired["margin_p99_latency_ms"].iloc[0] == pytest.approx(0.02 * np.percentile(ref, 99))
+    assert paired.loc["random", ["verdict_reward", "verdict_p99"]].tolist() == ["worse", "worse"]
+    assert paired.loc["greedy", "verdict"] == "better" and s["verdict"] == "inconclusive"
+    assert (paired["verdict"] == paired["verdict_reward"]).all() and "| Verdict (reward) |" in proc.stdout
+    run_from(tmp_path, "total/compare.py", "--results", ".", "--tag", "contention_r8", "--reward-margin", "0.5",
+             "--overwrite")
+    wide = pd.read_csv(figures / "results_table_contention_r8_paired.csv").set_index("algo")
+    assert wide.loc[["STARK", "greedy", "random"], "verdict"].tolist() == ["equivalent", "equivalent", "worse"]
     # the oracle is the default reference without a contention tag
     write_fake_eval(tmp_path / "eval" / "Server1_Trap", fake_episodes({**schedulers, "oracle": DEFAULT["oracle"]}))
     run_from(tmp_path, "total/compare.py", "--results", ".")
     assert (pd.read_csv(figures / "results_table_paired.csv")["reference"] == "oracle").all()
+
+
+@pytest.mark.parametrize(("lo", "hi", "higher_is_better", "expected"), [
+    (0.02, 0.05, True, "better"), (0.005, 0.05, True, "inconclusive"), (-0.05, -0.02, True, "worse"),
+    (-0.01, 0.01, True, "equivalent"), (-0.005, 0.008, True, "equivalent"), (-0.02, 0.005, True, "inconclusive"),
+    (-0.05, -0.02, False, "better"), (0.02, 0.05, False, "worse"), (-0.02, 0.02, False, "inconclusive"),
+])
+def test_verdict_words(lo, hi, higher_is_better, expected):
+    """better / worse only when the whole CI is beyond the margin (0.01) in that direction; equivalent inside it."""
+    from total.compare import verdict
+    assert verdict(lo, hi, 0.01, higher_is_better) == expected
 
 
 def test_paired_table_refuses_schedulers_that_met_other_tasks(tmp_path):
@@ -128,7 +153,7 @@ def test_paired_table_refuses_schedulers_that_met_other_tasks(tmp_path):
     episodes = fake_episodes({k: DEFAULT[k] for k in ("greedy", "greedy_queue")}, episodes=20)
     episodes.loc[episodes["algo"] == "greedy", "task_id"] = "other"
     try:
-        paired_table(episodes, "greedy_queue")
+        paired_table(episodes, "greedy_queue", 0.01, 0.02)
     except SystemExit as e:
         assert "same tasks" in str(e)
     else:
@@ -251,14 +276,18 @@ def _fake_ablation(tmp_path, shift_ms: float) -> tuple:
 
 
 def test_ablation_table_pairs_each_variant_with_the_full_method(tmp_path):
+    from schedkit.stats import t_quantile
     path, base = _fake_ablation(tmp_path, shift_ms=250.0)
     proc = run_from(tmp_path, "total/ablation_table.py", "--sweep", str(path), "--figures", "out", "--formats", "png,md,tex")
     out = tmp_path / "out"
     table = pd.read_csv(out / "ablation_contention_r8.csv").set_index("Scheduler")
     assert list(table.index) == ["full", "noSE"] and list(table["Seeds"]) == [2, 1]
     paired = pd.read_csv(out / "ablation_contention_r8_paired.csv").set_index("algo")
-    # noSE seed 1 = full seed 1 + 250 ms; full's CI resamples its two seeds (10 ms apart)
-    assert 240 <= paired.loc["noSE", "d_latency_ms"] <= 250 and paired.loc["noSE", "d_latency_ms_lo"] >= 240 - 1e-9
+    # noSE seed 1 = full seed 1 + 250 ms on every task, so tasks cancel; full's two seeds are 10 ms apart: a
+    # t-interval with 1 degree of freedom, +-t(0.975, 1) * 5 ms
+    d = paired.loc["noSE"]
+    assert d["d_latency_ms"] == pytest.approx(245)
+    assert d["d_latency_ms_hi"] - d["d_latency_ms"] == pytest.approx(t_quantile(0.975, 1) * 5, rel=1e-6)
     assert paired.loc["noSE", "d_reward"] < 0 and paired.loc["noSE", "p_lower_latency"] == 0.0
     text = (out / "ablation_contention_r8.md").read_text()
     assert "Server1_Trap_contention_noSE_seed2" in text and "Missing evaluations" in text
@@ -294,3 +323,31 @@ def test_ablation_table_without_the_reference_is_a_one_line_error(tmp_path):
     proc = run_script("total/ablation_table.py", "--sweep", str(path), "--reference", "noDWA", check=False)
     assert proc.returncode != 0 and "reference variant 'noDWA' has no finished run" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_tables_treat_the_passes_over_a_task_as_one_cluster():
+    """summarize_runs and paired_table give 5 passes over 200 tasks the CI of one pass (the passes repeat the
+    same tasks), not one sqrt(5) times narrower as if the 1000 episodes were independent."""
+    from total.compare import paired_table
+    from total.evaluate_all import summarize_runs
+    rng = np.random.default_rng(0)
+    task_effect, task_gain = rng.normal(0, 1, 200), rng.normal(0.5, 1, 200)
+
+    def evaluation(passes: int) -> pd.DataFrame:
+        tasks = np.tile(np.arange(200), passes)
+        frames = [pd.DataFrame({"algo": algo, "train_seed": np.nan, "eval_seed": 0, "run": "",
+                                "episode": np.arange(len(tasks)), "task_id": [f"t{t}" for t in tasks],
+                                "reward": task_effect[tasks] + gain * task_gain[tasks] + rng.normal(0, 0.01, len(tasks)),
+                                "latency_ms": 1000 + 100 * task_effect[tasks] - 50 * gain * task_gain[tasks],
+                                "cost": 0.1, "decision_ms": 0.1})
+                  for algo, gain in (("greedy", 1.0), ("greedy_queue", 0.0))]
+        return pd.concat(frames, ignore_index=True)
+
+    def widths(passes: int) -> tuple[float, float]:
+        episodes = evaluation(passes)
+        row = summarize_runs(episodes, 0).set_index("algo").loc["greedy"]
+        paired = paired_table(episodes, "greedy_queue", 0.01, 0.02).set_index("algo").loc["greedy"]
+        return row["reward_hi"] - row["reward_lo"], paired["d_reward_hi"] - paired["d_reward_lo"]
+
+    for one, five in zip(widths(1), widths(5), strict=True):
+        assert five == pytest.approx(one, rel=0.15)
