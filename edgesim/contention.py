@@ -246,6 +246,8 @@ class ContentionSimulator(Simulator):
         self._trace = None if c.arrival_trace is None else torch.tensor(
             load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
         self.contention_worlds = batch_size  # episode ids are arrival index x worlds + world (even in every_slot)
+        self.world_seeds: torch.Tensor | None = None  # per row, when the rows hold several seeds' worlds
+        self.seed_worlds_count = batch_size  # worlds per seed
         super().__init__(dataset, batch_size, split, order, seed, device, profile or CONTENTION, dtype, True,
                          task_subset)
         self.warmup_episodes = c.warmup * batch_size
@@ -337,10 +339,27 @@ class ContentionSimulator(Simulator):
             self.batch_size, self.rows, self.busy, self.history = saved
             self._activate()
 
+    def seed_worlds(self, seeds: list[int]) -> None:
+        """Let the rows hold the worlds of several evaluation seeds, len(rows) / len(seeds) each in seed order:
+        row r runs world r mod that count of seed seeds[r // count], exactly the world a simulator of that
+        seed runs (the draws are keyed by seed and world), so one batch evaluates every seed at once.
+        Takes effect at the next `reset`."""
+        G, S = self.batch_size, len(seeds)
+        if S < 1 or G % S:
+            raise ValueError(f"seed_worlds: {G} worlds do not split evenly over {S} seeds")
+        self.seed_worlds_count = G // S
+        self.world_seeds = torch.tensor(seeds, dtype=torch.long, device=self.device).repeat_interleave(G // S)
+
+    def world_identity(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(seed, world) of the rows: the key of their draws."""
+        seed = torch.full_like(rows, self.seed) if self.world_seeds is None else self.world_seeds[rows]
+        return seed, rows % self.seed_worlds_count
+
     def _u(self, world: torch.Tensor, index: torch.Tensor | int, step: torch.Tensor | int,
            purpose: torch.Tensor | int) -> torch.Tensor:
-        """The uniform draw of (world, arrival index, step, purpose) under this simulator's seed."""
-        return crn_uniform(self.seed, index, draw_key(world, step, purpose), dtype=self.dtype).to(self.device)
+        """The uniform draw of (world, arrival index, step, purpose) under the world's seed."""
+        seed, world = self.world_identity(torch.as_tensor(world, device=self.device))
+        return crn_uniform(seed, index, draw_key(world, step, purpose), dtype=self.dtype).to(self.device)
 
     def _gap(self, world: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """The gap (ms) before arrival `index` of `world`: exponential (Poisson), or the trace's gaps read on
@@ -355,10 +374,10 @@ class ContentionSimulator(Simulator):
     def _deal(self, episode: torch.Tensor) -> torch.Tensor:
         """The task of episode `episode` (arrival episode // worlds of world episode % worlds): file order
         under sequential dealing, else drawn from (seed, world, arrival index)."""
-        if self.order == "sequential":
-            return episode % self.tasks.k
-        G = self.contention_worlds
-        return (self._u(episode % G, episode // G, 0, TASK) * self.tasks.k).long().clamp_max(self.tasks.k - 1)
+        index, row = episode // self.contention_worlds, episode % self.contention_worlds
+        if self.order == "sequential":  # the episode's number among its own seed's worlds, in file order
+            return (index * self.seed_worlds_count + row % self.seed_worlds_count) % self.tasks.k
+        return (self._u(row, index, 0, TASK) * self.tasks.k).long().clamp_max(self.tasks.k - 1)
 
     def network_uniforms(self) -> torch.Tensor:
         """(B, 4) the active decisions' network draws, from (seed, world, arrival index, step)."""
@@ -451,6 +470,7 @@ class ContentionProfile(Profile):
     worlds_run_on = True
     plan_bounds_reward = True  # queues only add latency, so the load-blind plan value is an upper bound
     eval_passes = 10
+    batches_seeds = True
     flags = (  # the parameters most often changed; the rest: --set contention.KEY=V
         Flag("--arrival-rate", "arrival_rate", "positive_float",
              "workflows arriving per second in each world (config: contention.arrival_rate)", "PER_S"),

@@ -30,16 +30,17 @@ def mix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def crn_hash(seed: int, *keys: torch.Tensor | int) -> torch.Tensor:
-    """A 32-bit hash in [0, 2**32) of (seed, keys...), keys being integers in [0, 2**32) (broadcast), as int64."""
-    h = mix32(torch.tensor((seed & MASK32) ^ 0x2545F491, dtype=torch.long))
+def crn_hash(seed: int | torch.Tensor, *keys: torch.Tensor | int) -> torch.Tensor:
+    """A 32-bit hash in [0, 2**32) of (seed, keys...), keys (and seed) integers in [0, 2**32) (broadcast),
+    as int64."""
+    h = mix32((torch.as_tensor(seed, dtype=torch.long) & MASK32) ^ 0x2545F491)
     for key in keys:
         k = torch.as_tensor(key, dtype=torch.long)
         h = mix32(((h.to(k.device) ^ (k & MASK32)) + 0x9E3779B9) & MASK32)
     return h
 
 
-def crn_uniform(seed: int, *keys: torch.Tensor | int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def crn_uniform(seed: int | torch.Tensor, *keys: torch.Tensor | int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """A uniform draw in (0, 1) that depends only on (seed, keys...): common random numbers without a stream."""
     return (crn_hash(seed, *keys).to(dtype) + 0.5) / 2.0 ** 32
 

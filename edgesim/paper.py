@@ -66,6 +66,7 @@ class Profile:
     queues = False  # servers keep queues, so live load is a meaningful input and queue-aware rules differ
     worlds_run_on = False  # training may run its worlds on from one epoch to the next (config `rollout`)
     eval_passes = 1  # default evaluation length: passes over the split's tasks
+    batches_seeds = False  # its simulator can run several evaluation seeds' worlds side by side (seed_worlds)
     flags: tuple[Flag, ...] = ()  # command-line overrides of its parameters, offered by every script
     trainable = True  # each step returns one outcome per decision, which RL training and Gym envs need
     plan_bounds_reward = False  # the oracle's load-blind plan value bounds every scheduler's expected reward

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -166,6 +167,34 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     req["slo_met"] = (req["ttft_ms"] <= slo[0]) & (req["tpot_ms"] <= slo[1])
     df = df.assign(slo_met=req.groupby("episode")["slo_met"].all().reindex(df["episode"]).to_numpy())
     return Evaluation(df, req, slo, reporter.serving_stats())
+
+
+def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
+                   profile: Profile, params: Any, make_policy: Callable[[Simulator, int], Policy],
+                   progress: bool = True) -> list[tuple[int, Evaluation]]:
+    """(seed, evaluation) of `episodes` measured episodes at each evaluation seed, each as `run_evaluation`
+    of that seed's simulator gives it. A profile whose worlds carry their own seeds (`Profile.batches_seeds`:
+    contention) runs every seed's worlds side by side in one simulator, so the seeds cost one evaluation's
+    steps; the rows are then split back by seed and numbered as that seed's own run numbers them.
+    `make_policy(sim, seed)` makes the policy (batched: once, with the first seed)."""
+    if not profile.batches_seeds or len(seeds) == 1:
+        out = []
+        for seed in seeds:
+            sim = eval_simulator(ds, split, episodes, seed, device, profile, params)
+            out.append((seed, run_evaluation(sim, make_policy(sim, seed), episodes, progress=progress)))
+        return out
+    S, G = len(seeds), profile.batch_size(params, episodes)
+    if episodes % G:
+        raise ValueError(f"evaluating {S} seeds side by side needs episodes divisible by the {G} worlds, got {episodes}")
+    sim = profile_simulator(ds, profile, replace(params, worlds=G * S), split, "sequential", seeds[0], device, episodes * S)
+    sim.seed_worlds(seeds)
+    result = run_evaluation(sim, make_policy(sim, seeds[0]), episodes * S, progress=progress)
+    df = result.episodes
+    local = df["world"] % G
+    which = df["world"] // G
+    df = df.assign(world=local, episode=df["arrival_index"] * G + local - params.warmup * G)
+    return [(seed, Evaluation(df[which == i].sort_values("episode").reset_index(drop=True), stats=result.stats))
+            for i, seed in enumerate(seeds)]
 
 
 def load_measures(episodes: pd.DataFrame, jobs: pd.DataFrame, last_decision: np.ndarray,

@@ -61,7 +61,7 @@ from schedkit.cli import (
     user_errors,
 )
 from schedkit.config import differing_settings
-from schedkit.evaluation import eval_simulator, run_evaluation
+from schedkit.evaluation import evaluate_seeds
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.outputs import claim_output
@@ -311,9 +311,8 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     loads: dict[str, list[dict[str, float]]] = {}
 
     def run_policy(algo, policy_for_seed, train_seed, run):
-        for es in args.eval_seeds:
-            sim = eval_simulator(ds, args.split, episodes, es, device, profile, params)
-            result = run_evaluation(sim, policy_for_seed(sim, es), episodes, progress=not args.no_progress)
+        for es, result in evaluate_seeds(ds, args.split, episodes, args.eval_seeds, device, profile, params,
+                                         policy_for_seed, progress=not args.no_progress):
             df = result.episodes
             loads.setdefault(algo, []).append({k: result.stats[k] for k in LOAD_KEYS if k in result.stats})
             df.insert(0, "run", run)

@@ -249,3 +249,21 @@ def test_two_schedulers_meet_the_same_arrivals_tasks_and_draws(default_ds, profi
     assert (rand["episode"] == rand["arrival_index"] * 3 + rand["world"] - 4 * 3).all()
     assert not rand["latency_ms"].equals(queue["latency_ms"]) and rand["queue_ms"].mean() > 0
     assert not run(RandomPolicy, seed=4)["arrival_ms"].equals(rand["arrival_ms"])
+
+
+def test_evaluation_seeds_run_side_by_side_exactly_as_one_by_one(default_ds):
+    """Batched evaluation seeds (one simulator, every seed's worlds as rows) give each seed the rows its
+    own simulator gives, so the batching is a speed-up only."""
+    from Heuristics.policies import QueueGreedyPolicy
+    from schedkit.evaluation import evaluate_seeds
+
+    prof, c = CONTENTION, Contention(arrival_rate=60.0, max_in_flight=16, worlds=4, warmup=3)
+    policy = lambda sim, seed: QueueGreedyPolicy(sim, seed=seed)  # noqa: E731
+    together = evaluate_seeds(default_ds, "test", 80, [5, 9, 2], "cpu", prof, c, policy, progress=False)
+    apart = [(seed, run) for seed in (5, 9, 2)
+             for run in [evaluate_seeds(default_ds, "test", 80, [seed], "cpu", prof, c, policy, progress=False)[0][1]]]
+    for (s1, a), (s2, b) in zip(together, apart):
+        cols = [col for col in b.episodes if col != "decision_ms"]
+        assert s1 == s2 and a.episodes[cols].equals(b.episodes[cols])
+    assert not together[0][1].episodes["reward"].equals(together[1][1].episodes["reward"])
+    assert together[0][1].episodes["queue_ms"].mean() > 0
