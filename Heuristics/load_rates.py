@@ -42,8 +42,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="stop when the measured utilisation is this close to the target (default 0.02)")
     p.add_argument("--probes", type=arg_type(ints(2, 40)), default=10,
                    help="at most this many evaluations per target (default 10)")
-    p.add_argument("--warmup", type=arg_type(ints(0, 100_000)), default=None,
-                   help="unmeasured arrivals per world before the measured ones (config: contention.warmup)")
     add_eval_flags(p)
     p.set_defaults(split="train", profile="contention")
     p.add_argument("--out", default=None, help="output folder (default: results/Heuristics/load_rates/<region>_train_"
@@ -65,8 +63,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 def find_rates(args: argparse.Namespace) -> dict:
     device, profile, params, ds, episodes, out, meta = resolve_setting(args, RESULTS / "Heuristics" / "load_rates")
-    if args.warmup is not None:
-        params = replace(params, warmup=args.warmup)
     settings = {"policy": args.policy, "utilisation": args.utilisation, "tolerance": args.tolerance,
                 "probes": args.probes, "split": args.split, "seed": args.seed, "episodes": episodes,
                 "regions": args.region, "max_in_flight": params.max_in_flight, "warmup": params.warmup,
@@ -109,6 +105,7 @@ def search(measure, target: float, tolerance: float, probes: int) -> float:
             rate = lo * min(8.0, max(1.25, target / max(u_lo, 1e-9)))  # utilisation grows about linearly at first
         else:
             rate = math.sqrt(lo * hi)
+        rate = float(f"{rate:.3g}")  # a rate a person can type, and a short evaluation tag
         u = measure(rate)
         best = min(best, (abs(u - target), rate))
         if u < target:

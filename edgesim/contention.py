@@ -136,15 +136,16 @@ class Contention:
 
 
 def contention_tag(rate: float, trace: str | None = None, trap_loss: float | None = None,
-                   surcharge: float | None = None, max_in_flight: int | None = None) -> str:
+                   surcharge: float | None = None, max_in_flight: int | None = None, warmup: int | None = None) -> str:
     """The evaluation tag of a contention setting: contention_r<rate>, plus _<trace file stem> for
-    trace arrivals, _loss<P>, _surcharge<X> and _slots<N> for a trap loss, surcharge scale or
-    max_in_flight given (None: the default), so such an evaluation never lands in (or replaces) the
-    default one."""
+    trace arrivals, _loss<P>, _surcharge<X>, _slots<N> and _warmup<N> for a trap loss, surcharge scale,
+    max_in_flight or warm-up given (None: the default), so such an evaluation never lands in (or replaces)
+    the default one."""
     return (f"contention_r{rate:g}" + (f"_{Path(trace).stem}" if trace else "")
             + (f"_loss{trap_loss:g}" if trap_loss is not None else "")
             + (f"_surcharge{surcharge:g}" if surcharge is not None else "")
-            + (f"_slots{max_in_flight}" if max_in_flight is not None else ""))
+            + (f"_slots{max_in_flight}" if max_in_flight is not None else "")
+            + (f"_warmup{warmup}" if warmup is not None else ""))
 
 
 def read_trace(path: str | Path, what: str, error: type[InputError]) -> tuple[Path, pd.DataFrame]:
@@ -480,6 +481,8 @@ class ContentionProfile(Profile):
         Flag("--worlds", "worlds", "positive_int", "independent worlds simulated side by side (config: contention.worlds)"),
         Flag("--max-in-flight", "max_in_flight", "positive_int",
              "workflows in flight per world (config: contention.max_in_flight)"),
+        Flag("--warmup", "warmup", "non_negative_int",
+             "unmeasured first arrivals of each world, to load the servers (config: contention.warmup, default 32)"),
         Flag("--trap-loss", "trap_loss", "probability_below_one",
              "loss probability of one attempt over a trap link, the traps' severity (config: contention.trap_loss, "
              "default 0.3)", "P"),
@@ -508,7 +511,7 @@ class ContentionProfile(Profile):
             return None if value == default else value
         return contention_tag(params.arrival_rate, params.arrival_trace, given(params.trap_loss, Contention.trap_loss),
                               given(params.trap_surcharge_scale, Contention.trap_surcharge_scale),
-                              given(params.max_in_flight, Contention.max_in_flight))
+                              given(params.max_in_flight, Contention.max_in_flight), given(params.warmup, Contention.warmup))
 
 
 CONTENTION = ContentionProfile()  # the contention profile; a ContentionSimulator built without one runs it

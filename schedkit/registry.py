@@ -26,6 +26,7 @@ class Scheduler:
     folder: str = ""  # learned only: the folder holding train.py, inference.py and config.yaml
     queue_aware: bool = False  # non-learned: evaluated by total/ only under a profile with queues (contention, serving)
     profiles: tuple[str, ...] = ()  # non-learned: evaluated by total/ and `--policy all` only under these (empty: any)
+    multi_region: bool = False  # non-learned: evaluated by total/ only on data of several regions (else another rule)
     linestyle: str = "-"  # with `marker`, tells curves apart where colours are close or curves overlap
     marker: str = "o"
 
@@ -42,10 +43,12 @@ class Scheduler:
         (the serving rules) is left out elsewhere; asked for by name, it runs or refuses with one line."""
         return not self.profiles or profile.name in self.profiles
 
-    def evaluated_under(self, profile: Profile) -> bool:
-        """Whether total/evaluate_all.py evaluates it under `profile`: also leaves the queue-aware rules out
-        where servers keep no queues (there they are greedy or the oracle, or have nothing to balance)."""
-        return self.runs_under(profile) and (profile.queues or not self.queue_aware)
+    def evaluated_under(self, profile: Profile, n_regions: int = 1) -> bool:
+        """Whether total/evaluate_all.py evaluates it under `profile` on data of `n_regions` regions: also leaves
+        the queue-aware rules out where servers keep no queues (there they are greedy or the oracle, or have
+        nothing to balance), and a switch-aware rule out on one region (where it is greedy_queue)."""
+        return self.runs_under(profile) and (profile.queues or not self.queue_aware) and (
+            n_regions > 1 or not self.multi_region)
 
     def load(self) -> type:
         """The agent or policy class (imported now)."""
@@ -112,7 +115,8 @@ for _s in (
     Scheduler("lookahead", f"{H}:LookaheadPolicy", "#117733", queue_aware=True, linestyle="--", marker="p"),
     Scheduler("greedy", f"{H}:GreedyPolicy", "#E69F00", linestyle="--", marker="v"),
     Scheduler("greedy_queue", f"{H}:QueueGreedyPolicy", "#F0E442", queue_aware=True, linestyle="-.", marker="P"),
-    Scheduler("greedy_switch", f"{H}:SwitchGreedyPolicy", "#DDCC77", queue_aware=True, linestyle=":", marker="4"),
+    Scheduler("greedy_switch", f"{H}:SwitchGreedyPolicy", "#DDCC77", queue_aware=True, multi_region=True, linestyle=":",
+              marker="4"),
     Scheduler("least_loaded", f"{H}:LeastLoadedPolicy", "#332288", queue_aware=True, linestyle="-.", marker="h"),
     Scheduler("p2c", f"{H}:PowerOfTwoPolicy", "#882255", queue_aware=True, linestyle=":", marker="d"),
     Scheduler("telemetry", f"{H}:TelemetryPolicy", "#AA4499", queue_aware=True, linestyle="-.", marker="8"),

@@ -185,9 +185,10 @@ def check_trained_alike(algo: str, seed: int, runs: list[Found]) -> None:
                    "or evaluate the newest with --run-newest")
 
 
-def read_tuning(path: Path, ds) -> dict[str, float]:
+def read_tuning(path: Path, ds, transfer: bool = False) -> dict[str, float]:
     """{policy: chosen latency weight} of a Heuristics/tune.py tuning.json, which must come from the
-    train split of this dataset; anything else is a one-line error."""
+    train split of this dataset (of any dataset with `transfer`: a confirmation setting evaluates the
+    weights chosen on the study's own data); anything else is a one-line error."""
     try:
         t = json.loads(read_text(path, "tuning.json", max_bytes=MAX_TUNING_BYTES))
         chosen, split, fingerprint = t["chosen_latency_weight"], t["split"], t["dataset_fingerprint"]
@@ -197,7 +198,7 @@ def read_tuning(path: Path, ds) -> dict[str, float]:
         sys.exit(f"error: {path}: not a tuning.json of Heuristics/tune.py ({type(e).__name__}: {e})")
     if split != "train":
         sys.exit(f"error: {path}: tuned on the {split!r} split; only weights chosen on the train split are used")
-    if fingerprint != ds.fingerprint:
+    if fingerprint != ds.fingerprint and not transfer:
         sys.exit(f"error: {path}: tuned on another dataset (fingerprint {fingerprint} != {ds.fingerprint})")
     if not isinstance(chosen, dict) or not all(isinstance(w, (int, float)) and 0 <= w <= 1 for w in chosen.values()):
         sys.exit(f"error: {path}: 'chosen_latency_weight' must map policy names to weights in [0, 1]")
@@ -233,9 +234,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--skip", nargs="+", default=[], choices=heuristics(), metavar="HEURISTIC",
                    help="heuristics not to evaluate, their tuned and prior-matched rows included (e.g. the slow "
                         "lookahead at settings where it is not reported)")
-    p.add_argument("--tuning", type=Path, metavar="TUNING_JSON",
+    p.add_argument("--tuning", type=Path, nargs="+", default=[], metavar="TUNING_JSON",
                    help="also evaluate each heuristic taking a latency weight (the greedy family, lookahead) at the W "
-                        "Heuristics/tune.py chose (its tuning.json, made on the train split), as <name>_tuned")
+                        "Heuristics/tune.py chose (its tuning.json, made on the train split), as <name>_tuned; "
+                        "several files: each policy's W from the last file that tunes it")
+    p.add_argument("--tuning-transfer", action="store_true",
+                   help="accept a --tuning made on another dataset's train split (a confirmation setting: the W chosen "
+                        "on the study's data, evaluated on a fresh topology)")
     p.add_argument("--zero-shot", action="store_true",
                    help="also evaluate size-agnostic checkpoints trained on another dataset (TopoFreeRL's per_server "
                         "actor), as <Algo>_zeroshot beside the runs trained on this one")
@@ -266,7 +271,7 @@ def evaluate_all(args: argparse.Namespace) -> pd.DataFrame:
     params = profile_params(args, profile)
     tag = eval_tag(profile.tag(params), args.split)  # contention's profile tag names its load
     ds = load_or_exit(args.data, args.region)
-    tuned = read_tuning(args.tuning, ds) if args.tuning else {}
+    tuned = {k: w for path in args.tuning for k, w in read_tuning(path, ds, args.tuning_transfer).items()}
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     settings = {"data": str(args.data.resolve()), "region": args.region, "split": args.split, "episodes": episodes,
                 "eval_seeds": args.eval_seeds, "profile": args.profile, **profile_meta(profile, params),
@@ -334,7 +339,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
     for name in heuristics():
-        if not get(name).evaluated_under(profile) or name in args.skip:
+        if not get(name).evaluated_under(profile, len(ds.regions)) or name in args.skip:
             continue  # a queue-aware rule without queues, or a rule made for another profile's engine state
         def make(sim, es, name=name):
             policy = get(name).load()(sim, seed=es)

@@ -30,7 +30,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,7 @@ def train(sweep: dict, workers: int, evaluate: bool = False) -> None:
 
 ENTRY_KEYS = {"script": True, "args": True, "for": False, "when": False, "log": False}
 STUDY_KEYS = ("code", "sweeps", "evaluations", "steps", "margins")
+OPTIONAL_STUDY_KEYS = ("protocol",)
 VALUE = re.compile(r"\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\}")
 
 
@@ -120,6 +121,7 @@ class Study:
     evaluations: tuple[Entry, ...]
     steps: tuple[Entry, ...]
     margins: Margins
+    protocol: dict = field(default_factory=dict)  # the study's own settings, checked by its code
 
 
 def load_studies(path: Path = STUDIES) -> dict[str, Study]:
@@ -136,8 +138,12 @@ def check_study(path: Path, name: str, spec: Any) -> Study:
 
     if not isinstance(spec, dict):
         raise bad("", "a mapping with " + ", ".join(STUDY_KEYS), spec)
-    for key in set(spec) ^ set(STUDY_KEYS):
-        raise bad(str(key), "only and every one of " + ", ".join(STUDY_KEYS), "an unknown key" if key in spec else "nothing")
+    for key in (set(spec) - set(OPTIONAL_STUDY_KEYS)) ^ set(STUDY_KEYS):
+        raise bad(str(key), "every one of " + ", ".join(STUDY_KEYS) + " and optionally " + ", ".join(OPTIONAL_STUDY_KEYS),
+                  "an unknown key" if key in spec else "nothing")
+    protocol = spec.get("protocol", {})
+    if not isinstance(protocol, dict):
+        raise bad("protocol", "a mapping of the study's settings", protocol)
     code = spec["code"]
     if not isinstance(code, str) or not re.fullmatch(r"total\.\w+:\w+", code):
         raise bad("code", '"total.<module>:<function>"', code)
@@ -184,12 +190,12 @@ def check_study(path: Path, name: str, spec: Any) -> Study:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
             raise bad(f"margins.{key}", MARGIN.describe(), value)
     entries = {}
-    for field in ("evaluations", "steps"):
-        if not isinstance(spec[field], list):
-            raise bad(field, "a list", spec[field])
-        entries[field] = tuple(entry(f"{field}[{i}]", e, field == "evaluations") for i, e in enumerate(spec[field]))
+    for part in ("evaluations", "steps"):
+        if not isinstance(spec[part], list):
+            raise bad(part, "a list", spec[part])
+        entries[part] = tuple(entry(f"{part}[{i}]", e, part == "evaluations") for i, e in enumerate(spec[part]))
     return Study(name, code, tuple(SWEEPS / f"{s}.yaml" for s in sweeps), entries["evaluations"], entries["steps"],
-                 Margins(**{k: float(margins[k]) for k in fields}))
+                 Margins(**{k: float(margins[k]) for k in fields}), protocol)
 
 
 def lookup(values: dict[str, Any], name: str, where: str) -> Any:

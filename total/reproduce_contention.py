@@ -38,15 +38,17 @@ wall time of each stage and the git commit.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from edgesim.contention import CONTENTION, contention_tag
+from edgesim.contention import CONTENTION, Contention, contention_tag
 from schedkit.cli import (
     arrival_rate_arg,
     load_or_exit,
@@ -56,6 +58,8 @@ from schedkit.cli import (
     workers_arg,
 )
 from schedkit.config import ConfigError, load_yaml
+from schedkit.io import write_yaml
+from schedkit.registry import heuristics
 from schedkit.simulators import default_eval_episodes
 from total.common import (
     add_output_flags,
@@ -75,10 +79,65 @@ from total.common import (
 from total.reproduce import Study, child, run_evaluations, run_steps, studies_or_exit, train
 from total.sweep import CHILDREN, load_sweep, stop_children_on_signal
 
-TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c", "lookahead")
+TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")  # greedy_switch is greedy_queue on one region
 WEIGHTS = ("0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
+# lookahead (10-25 ms a decision) is tuned on its own, over fewer weights and two passes over the train tasks
+LOOKAHEAD_WEIGHTS, LOOKAHEAD_PASSES = ("0.6", "0.8", "1.0"), 2
 QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval_worlds": 2,
-         "weights": ("0.6", "0.9")}  # and the sweep's first two seeds
+         "weights": ("0.6", "0.9"), "eval_seeds": 2,  # and the sweep's first two seeds
+         "loaded": {"max_in_flight": 64, "warmup": 4}, "probes": 3}
+CONFIRMATION_REGION = "Confirm_Trap"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The study's settings fixed before its runs (total/studies.yaml, contention.protocol)."""
+
+    eval_seeds: tuple[int, ...]          # the test split's evaluation seeds, a level of every CI
+    validation_seed: int                 # the validation setting: the train split at --tune-rate, this eval seed
+    loaded_utilisation: tuple[float, ...]  # loads found on the train split as loaded_policy's utilisation
+    loaded_policy: str
+    loaded_max_in_flight: int
+    loaded_warmup: int
+    confirmation_seed: int               # the generator seed of the confirmation topology, used nowhere else
+    confirmation_servers: int
+    confirmation_eval_seeds: tuple[int, ...]
+
+    @classmethod
+    def from_study(cls, study: Study) -> "Protocol":
+        """The protocol of `study`; a missing or bad field is one line naming total/studies.yaml and the field."""
+        raw = study.protocol
+        where = f"total/studies.yaml: {study.name}.protocol"
+
+        def get(path: str, check, expected: str):
+            value: Any = raw
+            for part in path.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    sys.exit(f"error: {where}.{path}: expected {expected}, got nothing")
+                value = value[part]
+            if not check(value):
+                sys.exit(f"error: {where}.{path}: expected {expected}, got {value!r}")
+            return value
+
+        def seeds(v: Any) -> bool:
+            return isinstance(v, list) and len(v) >= 1 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                               and 0 <= x < 2**31 for x in v)
+
+        def count(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+        test, confirm = get("eval_seeds", seeds, "a list of seeds"), get("confirmation.eval_seeds", seeds, "a list of seeds")
+        validation = get("validation_seed", lambda v: seeds([v]), "a seed")
+        if set(test) & (set(confirm) | {validation}) or validation in confirm:
+            sys.exit(f"error: {where}: the test, validation and confirmation evaluation seeds must differ")
+        return cls(tuple(test), validation,
+                   tuple(float(u) for u in get("loaded.utilisation", lambda v: isinstance(v, list) and all(
+                       isinstance(u, float) and 0 < u < 1 for u in v), "a list of utilisations in (0, 1)")),
+                   get("loaded.policy", lambda v: v in heuristics(), "a registered heuristic"),
+                   get("loaded.max_in_flight", count, "a positive integer"),
+                   get("loaded.warmup", count, "a positive integer"),
+                   get("confirmation.generator_seed", lambda v: seeds([v]), "a seed"),
+                   get("confirmation.servers", count, "a positive integer"), tuple(confirm))
 QUICK_RESULTS = paths.RESULTS / "quick_contention"
 
 
@@ -134,6 +193,21 @@ def settings(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return out
 
 
+def loaded_settings(rates: dict[str, float], protocol: Protocol) -> list[tuple[str, list[str]]]:
+    """(tag, evaluate_all flags) of the loaded settings: the rates at which protocol.loaded_policy measured each
+    utilisation on the train split, with the protocol's slots and warm-up (lookahead left out)."""
+    c = protocol
+    return [(CONTENTION.tag(Contention(arrival_rate=rate, max_in_flight=c.loaded_max_in_flight, warmup=c.loaded_warmup)),
+             ["--arrival-rate", f"{rate:.6g}", "--max-in-flight", str(c.loaded_max_in_flight),
+              "--warmup", str(c.loaded_warmup), "--skip", "lookahead"])
+            for rate in dict.fromkeys(rates.values())]
+
+
+def read_rates(folder: Path) -> dict[str, float]:
+    """{utilisation: rate} of a Heuristics/load_rates.py folder."""
+    return {u: float(r) for u, r in json.loads((folder / "load_rates.json").read_text())["chosen_rate"].items()}
+
+
 def overview(results: Path, region: str, tags: list[str]) -> str:
     """One Markdown table per metric, a column per setting: every scheduler's mean [95% CI] (the
     per-setting tables and paired comparisons hold the rest)."""
@@ -164,15 +238,17 @@ def severity_scales(args: argparse.Namespace) -> list[str]:
     return [f"{x:g}" for x in sorted({x for x in args.trap_surcharge_scales if x != 1} | default)]
 
 
-def tuning_done(folder: Path, want: dict) -> bool:
-    """Whether `folder` already holds a tuning made with exactly these settings (Heuristics/tune.py
-    records them in its config.yaml), so that a re-run of the study reuses it instead of redoing it."""
+def tuning_done(folder: Path, want: dict, record: Path | None = None) -> bool:
+    """Whether `folder` already holds a tuning (or another prepared output) made with exactly these settings
+    (Heuristics/tune.py and load_rates.py record them in its config.yaml), so that a re-run of the study
+    reuses it instead of redoing it."""
+    record = record or folder / "config.yaml"
     try:
-        have = load_yaml(folder / "config.yaml", "tuning config")
+        have = load_yaml(record, "tuning config")
     except ConfigError:
         return False
-    return (folder / "tuning.json").is_file() and isinstance(have, dict) and all(have.get(k) == v
-                                                                                 for k, v in want.items())
+    return isinstance(have, dict) and all(have.get(k) == v for k, v in want.items()) and any(
+        (folder / name).exists() for name in ("tuning.json", "load_rates.json", "Confirm_Trap"))
 
 
 def main(argv: list[str] | None = None, study: Study | None = None) -> int:
@@ -183,65 +259,98 @@ def main(argv: list[str] | None = None, study: Study | None = None) -> int:
 
 
 def reproduce(args: argparse.Namespace, study: Study) -> int:
+    protocol = Protocol.from_study(study)
+    if args.quick:
+        protocol = replace(protocol, loaded_max_in_flight=QUICK["loaded"]["max_in_flight"],
+                           loaded_warmup=QUICK["loaded"]["warmup"])
     results, figures = args.results.resolve(), figures_dir(args).resolve()
     sweep = load_sweep(args.sweep)
     data = str(Path(sweep["data"]) if Path(sweep["data"]).is_absolute() else paths.REPO / sweep["data"])
     region = sweep["regions"][0][0]
     budget = {k: QUICK[k] for k in ("epochs", "episodes")} if args.quick else sweep["budget"]
     seeds = args.seeds or (sweep["seeds"][:2] if args.quick else sweep["seeds"])
-    # quick: fewer episodes, in 2 worlds (a quarter of the default 8's warm-up workflows)
-    episodes = ["--episodes", str(QUICK["eval_episodes"]), "--worlds", str(QUICK["eval_worlds"])] if args.quick else []
+    # quick: fewer episodes, in 2 worlds (a quarter of the default 8's warm-up workflows), two eval seeds
+    worlds = ["--worlds", str(QUICK["eval_worlds"])] if args.quick else []
+    episodes = ["--episodes", str(QUICK["eval_episodes"]), *worlds] if args.quick else []
+    n_seeds = QUICK["eval_seeds"] if args.quick else None
+    eval_seeds, confirm_seeds = protocol.eval_seeds[:n_seeds], protocol.confirmation_eval_seeds[:n_seeds]
     logs, wall = results / "contention_study", {}
-    tuning = logs / "tuning"
+    tuning, lookahead_tuning, loads = logs / "tuning", logs / "tuning_lookahead", logs / "load_rates"
+    confirm_root = logs / "confirmation"
     ds = load_or_exit(data, [region])
     tune_episodes = QUICK["eval_episodes"] if args.quick else default_eval_episodes(ds, "train", CONTENTION)
+    lookahead_episodes = QUICK["eval_episodes"] if args.quick else LOOKAHEAD_PASSES * len(ds.tasks["train"])
     weights = QUICK["weights"] if args.quick else WEIGHTS
-    want = {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in weights], "region": [region],
-            "split": "train", "episodes": tune_episodes, "seed": 0, "profile": "contention",
-            "arrival_rate": args.tune_rate, "arrival_trace": None, "dataset_fingerprint": ds.fingerprint,
-            "worlds": QUICK["eval_worlds"] if args.quick else None}
+    lookahead_weights = QUICK["weights"] if args.quick else LOOKAHEAD_WEIGHTS
+    validation = ["--data", data, "--region", region, "--profile", "contention", "--split", "train",
+                  "--seed", str(protocol.validation_seed), "--no-progress",
+                  "--overwrite", *worlds]  # the study's own folders, made with other settings: redone
+    setting = {"region": [region], "split": "train", "seed": protocol.validation_seed, "profile": "contention",
+               "dataset_fingerprint": ds.fingerprint}
+    tune_setting = setting | {"arrival_rate": args.tune_rate, "arrival_trace": None,
+                              "worlds": QUICK["eval_worlds"] if args.quick else None}
+    # Work that needs no checkpoint, one process at a time beside the trainings, so the core a finishing
+    # training frees is never idle: (what, folder, the settings a reusable folder records, command)
+    prepared = [
+        ("tuning on the train split", tuning,
+         tune_setting | {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in weights], "episodes": tune_episodes},
+         ["Heuristics/tune.py", *validation, "--arrival-rate", f"{args.tune_rate:g}", "--policy", *TUNED_POLICIES,
+          "--weights", *weights, "--episodes", str(tune_episodes), "--out", str(tuning)]),
+        ("tuning lookahead on the train split", lookahead_tuning,
+         tune_setting | {"policy": ["lookahead"], "weights": [float(w) for w in lookahead_weights],
+                         "episodes": lookahead_episodes},
+         ["Heuristics/tune.py", *validation, "--arrival-rate", f"{args.tune_rate:g}", "--policy", "lookahead",
+          "--weights", *lookahead_weights, "--episodes", str(lookahead_episodes), "--out", str(lookahead_tuning)]),
+        ("the loaded settings' rates on the train split", loads,
+         {"regions": [region], "split": "train", "seed": protocol.validation_seed, "dataset_fingerprint": ds.fingerprint,
+          "policy": protocol.loaded_policy, "utilisation": list(protocol.loaded_utilisation),
+                    "max_in_flight": protocol.loaded_max_in_flight, "warmup": protocol.loaded_warmup},
+         ["Heuristics/load_rates.py", *validation, "--utilisation", *map(str, protocol.loaded_utilisation),
+          "--policy", protocol.loaded_policy, "--max-in-flight", str(protocol.loaded_max_in_flight),
+          "--warmup", str(protocol.loaded_warmup),
+          *(["--episodes", str(QUICK["eval_episodes"]), "--probes", str(QUICK["probes"])] if args.quick else []),
+          "--out", str(loads)]),
+        ("the confirmation topology", confirm_root,
+         {"generator_seed": protocol.confirmation_seed, "servers": protocol.confirmation_servers},
+         ["data1/generate.py", "--servers", str(protocol.confirmation_servers), "--trap-fraction", "0.1",
+          "--seed", str(protocol.confirmation_seed), "--out", str(confirm_root / CONFIRMATION_REGION), "--force"]),
+    ]
     t0 = time.perf_counter()
     with stop_children_on_signal(), ThreadPoolExecutor(max_workers=1) as beside:
-        # the tuning (one process) runs beside the trainings, so the core a finishing training frees is
-        # never idle; it needs no checkpoint
-        if tuning_done(tuning, want):
-            print(f"tuning on the train split: reusing {tuning} (made with the same settings)")
-            tuned = None
-        else:
-            tuned = beside.submit(child, [
-                "Heuristics/tune.py", "--data", data, "--region", region, "--profile", "contention",
-                "--arrival-rate", f"{args.tune_rate:g}", "--split", "train", "--policy", *TUNED_POLICIES,
-                "--weights", *weights, "--episodes", str(tune_episodes), "--out", str(tuning), "--no-progress",
-                "--overwrite",  # the study's own tuning folder, made with other settings: redone (tuning_done)
-                *(["--worlds", str(QUICK["eval_worlds"])] if args.quick else [])],
-                logs / "tune.log", "tuning on the train split")
+        pending = [beside.submit(prepare, what, folder, want, argv, logs) for what, folder, want, argv in prepared]
         try:
             train(sweep | {"data": data, "results": str(results), "budget": budget, "seeds": seeds}, args.workers)
             wall["train_s"] = time.perf_counter() - t0
-            if tuned is not None:
-                tuned.result()
+            for job in pending:
+                job.result()
         except BaseException:
             CHILDREN.stop()  # a failed training or tuning ends the study: nothing keeps running unseen
             raise
         wall["train_and_tune_s"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        tags = settings(args)
-        jobs = [{"region": region, "tag": tag, "flags": [*flags, "--tuning", str(tuning / "tuning.json")]}
-                for tag, flags in tags]
+        rates = read_rates(loads)
+        tags = settings(args) + loaded_settings(rates, protocol)
+        tuned = ["--tuning", str(tuning / "tuning.json"), str(lookahead_tuning / "tuning.json")]
+        test_seeds = ["--eval-seeds", *map(str, eval_seeds)]
+        jobs = [{"data": data, "region": region, "tag": tag, "flags": [*flags, *test_seeds, *tuned]} for tag, flags in tags]
         tune_tag = contention_tag(args.tune_rate)  # the validation setting's rate, Poisson
-        if args.zero_shot_region:  # W was tuned on the sweep's region: no tuned rows on another one
-            jobs.append({"region": args.zero_shot_region, "tag": tune_tag,
-                         "flags": ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot"]})
+        elsewhere = ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot", *tuned,
+                     "--tuning-transfer"]  # W chosen on the study's region, carried over
+        if args.zero_shot_region:
+            jobs.append({"data": data, "region": args.zero_shot_region, "tag": tune_tag, "flags": [*elsewhere, *test_seeds]})
+        jobs.append({"data": str(confirm_root), "region": CONFIRMATION_REGION, "tag": tune_tag,
+                     "flags": [*elsewhere, "--eval-seeds", *map(str, confirm_seeds)]})
         # the one setting that evaluates the slow lookahead planner (no `--skip lookahead`) first, so the
         # last evaluations end together
         jobs.sort(key=lambda job: "lookahead" in job["flags"])
         values: dict[str, Any] = {
-            "data": data, "region": region, "results": str(results), "figures": str(figures), "jobs": jobs,
+            "region": region, "results": str(results), "figures": str(figures), "jobs": jobs,
             "episodes": episodes, "overwrite": ["--overwrite"] if args.overwrite else [],
             "tags": [t for t, _ in tags], "rates": [f"{r:g}" for r in args.rates], "tune_tag": tune_tag,
             "tune_rate": f"{args.tune_rate:g}", "tune_rate_evaluated": args.tune_rate in args.rates,
-            "zero_shot_region": args.zero_shot_region or "", "severity_scales": severity_scales(args)}
+            "zero_shot_region": args.zero_shot_region or "", "severity_scales": severity_scales(args),
+            "confirmation_region": CONFIRMATION_REGION}
         run_evaluations(study, values, args.workers, logs)
         wall["evaluate_s"] = time.perf_counter() - t1
 
@@ -254,11 +363,24 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
     record = write_output(figures / "reproduce_contention.yaml", yaml.safe_dump(provenance(
-        args, figures=figures, budget=budget, seeds=seeds, settings=[f"{job['region']} {job['tag']}" for job in jobs],
-        tuning=str(tuning / "tuning.json"), wall_s={k: round(v, 1) for k, v in wall.items()}), sort_keys=False),
-        inputs(results, [region]))
+        args, figures=figures, budget=budget, seeds=seeds, protocol=asdict(protocol),
+        settings=[f"{job['region']} {job['tag']}" for job in jobs], loaded_rates=rates,
+        tuning=[str(tuning / "tuning.json"), str(lookahead_tuning / "tuning.json")],
+        wall_s={k: round(v, 1) for k, v in wall.items()}), sort_keys=False), inputs(results, [region]))
     print(f"wrote {record}\ndone in {wall['total_s'] / 60:.1f} min: tables and figures in {figures}")
     return 0
+
+
+def prepare(what: str, folder: Path, want: dict, argv: list[str], logs: Path) -> None:
+    """Run `argv` (a script writing into `folder`) unless `folder` already holds its output made with the
+    settings `want` (its config.yaml, or for the generator the study's record beside it)."""
+    record = folder / "config.yaml" if argv[0] != "data1/generate.py" else folder / "study_generator.yaml"
+    if tuning_done(folder, want, record):
+        print(f"{what}: reusing {folder} (made with the same settings)")
+        return
+    child(argv, logs / f"{folder.name}.log", what)
+    if argv[0] == "data1/generate.py":
+        write_yaml(record, want)
 
 
 if __name__ == "__main__":

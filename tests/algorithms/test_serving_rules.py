@@ -187,10 +187,12 @@ def test_the_registry_keeps_the_serving_rules_to_the_serving_profile():
     serving, contention, paper = (get_profile(p) for p in ("serving", "contention", "paper"))
     rules = ["round_robin", "jsq", "token_jsq", "kv_jsq"]
     assert [n for n in heuristics() if get(n).profiles] == rules
-    assert all(get(n).runs_under(serving) and get(n).evaluated_under(serving) for n in heuristics())
-    assert [n for n in heuristics() if not get(n).evaluated_under(contention)] == rules
-    assert [n for n in heuristics() if not get(n).evaluated_under(paper)] == [
+    assert all(get(n).runs_under(serving) and get(n).evaluated_under(serving, 2) for n in heuristics())
+    assert [n for n in heuristics() if not get(n).evaluated_under(contention, 2)] == rules
+    assert [n for n in heuristics() if not get(n).evaluated_under(paper, 2)] == [
         n for n in heuristics() if get(n).queue_aware or get(n).profiles]
+    # on one region the switch-aware rule is greedy_queue: evaluated only on data of several regions
+    assert [n for n in heuristics() if not get(n).evaluated_under(contention, 1)] == ["greedy_switch", *rules]
     assert len({s.color for s in SCHEDULERS.values()}) == len(SCHEDULERS)
     assert len({s.marker for s in SCHEDULERS.values()}) == len(SCHEDULERS)
 

@@ -25,13 +25,22 @@ def test_the_study_trains_tunes_on_train_and_evaluates_every_setting(small_root,
     assert proc.stdout.count(": trained (") == 2
     tuning = json.loads((results / "contention_study" / "tuning" / "tuning.json").read_text())
     assert tuning["split"] == "train" and tuning["contention"]["arrival_rate"] == 6.0
-    assert set(tuning["chosen_latency_weight"]) == {"greedy_queue", "least_loaded", "p2c", "lookahead"}
+    assert tuning["seed"] == 100  # the validation setting's own evaluation seed, not a test seed
+    assert set(tuning["chosen_latency_weight"]) == {"greedy_queue", "least_loaded", "p2c"}
+    lookahead_tuning = json.loads((results / "contention_study" / "tuning_lookahead" / "tuning.json").read_text())
+    assert set(lookahead_tuning["chosen_latency_weight"]) == {"lookahead"} and lookahead_tuning["split"] == "train"
+    rates = json.loads((results / "contention_study" / "load_rates" / "load_rates.json").read_text())
+    assert rates["split"] == "train" and set(rates["chosen_rate"]) == {"0.6", "0.9"}
     for rate, lookahead in (("3", False), ("6", True)):
         summary = pd.read_csv(results / "eval" / f"Small_Trap_contention_r{rate}" / "summary.csv")
         algos = set(summary["algo"])
         assert {"PPO", "greedy_queue", "greedy_queue_tuned", "least_loaded_tuned", "p2c_tuned"} <= algos
+        assert "greedy_switch" not in algos  # greedy_queue on one region
         assert ("lookahead" in algos) == ("lookahead_tuned" in algos) == lookahead  # the slow planner at 6/s only
-        assert summary.set_index("algo").loc["PPO", "train_seeds"] == 2
+        row = summary.set_index("algo").loc["PPO"]
+        assert row["train_seeds"] == 2 and row["eval_seeds"] == 2 and 0 < row["utilisation"] < 1
+        assert (pd.read_csv(results / "eval" / f"Small_Trap_contention_r{rate}" / "episodes.csv")["eval_seed"]
+                .unique().tolist() == [0, 1])
         figures = results / "figures"
         paired = pd.read_csv(figures / f"results_table_contention_r{rate}_paired.csv")
         assert len(paired) == len(algos) - 1  # every scheduler against greedy_queue
@@ -39,8 +48,14 @@ def test_the_study_trains_tunes_on_train_and_evaluates_every_setting(small_root,
     assert (figures / "pareto_contention_r6.png").stat().st_size > 1000  # latency-cost at the validation rate
     record = yaml.safe_load((figures / "reproduce_contention.yaml").read_text())
     # the setting with the lookahead planner runs first, the rest in their order
+    loaded = [f"Small_Trap contention_r{r:g}_warmup4" for r in dict.fromkeys(rates["chosen_rate"].values())]
     assert record["settings"] == ["Small_Trap contention_r6", "Small_Trap contention_r3",
-                                  "Small_Trap contention_r6_surcharge3"] and record["seeds"] == [1, 2]
+                                  "Small_Trap contention_r6_surcharge3", *loaded, "Confirm_Trap contention_r6"]
+    assert record["seeds"] == [1, 2] and record["protocol"]["validation_seed"] == 100
+    confirmation = pd.read_csv(results / "eval" / "Confirm_Trap_contention_r6" / "summary.csv")
+    assert "greedy_queue_tuned" in set(confirmation["algo"]) and "PPO" not in set(confirmation["algo"])  # fixed-size actor
+    assert set(pd.read_csv(results / "eval" / "Confirm_Trap_contention_r6" / "episodes.csv")["eval_seed"]) == {1000, 1001}
+    assert (figures / "confirmation" / "results_table_contention_r6_paired.csv").is_file()
     severe = results / "eval" / "Small_Trap_contention_r6_surcharge3"
     assert yaml.safe_load((severe / "config.yaml").read_text())["contention"]["trap_surcharge_scale"] == 3.0
     severity = pd.read_csv(figures / "trap_severity_Small_Trap_r6.csv")
