@@ -152,7 +152,7 @@ def test_evaluate_all_keeps_the_test_split_and_refuses_other_settings(tmp_path):
     stale = test_dir / ".episodes.csv.x1y2.tmp"  # what a killed evaluate_all leaves
     stale.write_text("partial")
     run_script(*base, "--episodes", "4", "--overwrite")
-    assert not stale.exists() and len(pd.read_csv(test_dir / "episodes.csv")) == 4
+    assert not stale.exists() and len(pd.read_csv(test_dir / "episodes.csv")) == 4 * 5  # five evaluation seeds
 
 
 def test_a_table_made_from_other_results_is_not_replaced(tmp_path):
