@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -507,7 +508,7 @@ class ContentionProfile(Profile):
 
     def tag(self, params: Contention) -> str:
         """contention_r<rate>, plus the trace and the trap parameters where they are not the defaults."""
-        def given(value: float, default: float) -> float | None:
+        def given(value: Any, default: Any) -> Any:
             return None if value == default else value
         return contention_tag(params.arrival_rate, params.arrival_trace, given(params.trap_loss, Contention.trap_loss),
                               given(params.trap_surcharge_scale, Contention.trap_surcharge_scale),

@@ -68,6 +68,13 @@ class RequestReporting(Protocol):
     def serving_stats(self) -> dict[str, float]: ...
 
 
+@runtime_checkable
+class SeedBatching(Protocol):
+    """A simulator whose rows can hold several evaluation seeds' worlds (edgesim.contention)."""
+
+    def seed_worlds(self, seeds: list[int]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """What one evaluation measured: the episode rows, and for a `RequestReporting` simulator the
@@ -177,16 +184,16 @@ def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], dev
     contention) runs every seed's worlds side by side in one simulator, so the seeds cost one evaluation's
     steps; the rows are then split back by seed and numbered as that seed's own run numbers them.
     `make_policy(sim, seed)` makes the policy (batched: once, with the first seed)."""
-    if not profile.batches_seeds or len(seeds) == 1:
+    S, G = len(seeds), profile.batch_size(params, episodes)
+    if not profile.batches_seeds or S == 1 or episodes % G:  # side by side, each world must measure as many
         out = []
         for seed in seeds:
             sim = eval_simulator(ds, split, episodes, seed, device, profile, params)
             out.append((seed, run_evaluation(sim, make_policy(sim, seed), episodes, progress=progress)))
         return out
-    S, G = len(seeds), profile.batch_size(params, episodes)
-    if episodes % G:
-        raise ValueError(f"evaluating {S} seeds side by side needs episodes divisible by the {G} worlds, got {episodes}")
     sim = profile_simulator(ds, profile, replace(params, worlds=G * S), split, "sequential", seeds[0], device, episodes * S)
+    if not isinstance(sim, SeedBatching):
+        raise TypeError(f"the {profile.name} profile says it batches seeds, but its simulator has no seed_worlds")
     sim.seed_worlds(seeds)
     result = run_evaluation(sim, make_policy(sim, seeds[0]), episodes * S, progress=progress)
     df = result.episodes
@@ -241,7 +248,7 @@ def summarize(result: pd.DataFrame | Evaluation) -> dict[str, Any]:
     """Means per episode (rates per decision), the keys every inference script reports; an evaluation
     with requests adds the serving keys (`serving_summary`)."""
     df = result.episodes if isinstance(result, Evaluation) else result
-    extra = {}
+    extra: dict[str, Any] = {}
     if isinstance(result, Evaluation):
         extra = serving_summary(result) if result.requests is not None else dict(result.stats)
     steps = df["steps"].sum()

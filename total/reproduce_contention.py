@@ -291,7 +291,7 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
                               "worlds": QUICK["eval_worlds"] if args.quick else None}
     # Work that needs no checkpoint, one process at a time beside the trainings, so the core a finishing
     # training frees is never idle: (what, folder, the settings a reusable folder records, command)
-    prepared = [
+    prepared: list[tuple[str, Path, dict, list[str]]] = [
         ("tuning on the train split", tuning,
          tune_setting | {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in weights], "episodes": tune_episodes},
          ["Heuristics/tune.py", *validation, "--arrival-rate", f"{args.tune_rate:g}", "--policy", *TUNED_POLICIES,
