@@ -163,7 +163,9 @@ def write_tables(args: argparse.Namespace) -> list[Path]:
     if args.heuristics is not None:
         missing([args.heuristics / "episodes.csv"])
         references = read_episodes(args.heuristics / "episodes.csv")
-        episodes = pd.concat([episodes, references[references["train_seed"].isna()]], ignore_index=True)
+        # the heuristics at the runs' own evaluation seed (evaluate_all evaluates several)
+        same_seed = references["train_seed"].isna() & references["eval_seed"].isin(set(episodes["eval_seed"]))
+        episodes = pd.concat([episodes, references[same_seed]], ignore_index=True)
     if args.reference not in set(episodes["algo"]):
         sys.exit(f"error: the reference variant {args.reference!r} has no finished run")
     order = list(dict.fromkeys(r.variant for r in runs if r.variant in set(episodes["algo"])))

@@ -215,7 +215,14 @@ def test_default_inputs_weights_and_logits_match_the_published_ones(default_ds, 
                          params=Contention(arrival_rate=8.0, worlds=4, max_in_flight=8) if profile == "contention"
                          else None)
     obs = sim.reset(5)
-    for i in range(12):
+    # The contention worlds draw their arrivals, tasks and step noise as common random numbers (keyed by
+    # seed, world and arrival) since 2026-12-05, so the published records, made on the stream-drawn worlds,
+    # describe other worlds: there only the weights and the features' names are compared.
+    decisions = 12 if profile == "paper" else 0
+    if profile == "contention":
+        names = {f"feature:{k}" for k in agent.features(sim, obs, WEIGHTS)} | {"logits", "value"}
+        assert {n.split("|", 3)[3] for n in PUBLISHED.files if n.startswith(f"{key}|0|")} == names
+    for i in range(decisions):
         f = agent.features(sim, obs, WEIGHTS)
         with torch.no_grad():
             logits, value = agent(f)

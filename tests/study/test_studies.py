@@ -41,12 +41,14 @@ def mutated(tmp_path: Path, study: str, change) -> Path:
     ("steps[0].log", lambda s: s["steps"][0].update(log="x"), "one of script, args, for, when"),
     ("steps[0].colour", lambda s: s["steps"][0].update(colour="red"), "one of"),
     ("evaluations[0].log", lambda s: s["evaluations"][0].pop("log"), "a value"),
-    ("figures", lambda s: s.update(figures=[]), "only and every one of code, sweeps, evaluations, steps, margins"),
-    ("margins", lambda s: s.pop("margins"), "only and every one of"),
+    ("figures", lambda s: s.update(figures=[]), "every one of code, sweeps, evaluations, steps, margins and optionally "
+                                                "protocol"),
+    ("margins", lambda s: s.pop("margins"), "every one of"),
+    ("protocol", lambda s: s.update(protocol=[1]), "a mapping of the study's settings"),
     ("margins", lambda s: s.update(margins={"reward": 0.01}), "a mapping of reward, p99_latency, slo_attainment"),
     ("margins.p99_latency", lambda s: s["margins"].update(p99_latency=2), "a finite number > 0 and < 1"),
     ("margins.reward", lambda s: s["margins"].update(reward="0.01"), "a finite number > 0 and < 1"),
-    ("steps", lambda s: s.pop("steps"), "only and every one of"),
+    ("steps", lambda s: s.pop("steps"), "every one of"),
 ])
 def test_a_bad_field_is_one_line_naming_the_file_and_the_field(tmp_path, field, change, expected):
     path = mutated(tmp_path, "paper", change)
@@ -72,16 +74,19 @@ def test_templates_expand_lists_loops_and_conditions():
     contention = load_studies()["contention"]
     values = {"results": "R", "figures": "F", "region": "Reg", "tags": ["contention_r2", "contention_r8"],
               "rates": ["2", "8"], "tune_tag": "contention_r8", "tune_rate": "8", "tune_rate_evaluated": False,
-              "severity_scales": [], "zero_shot_region": "Big", "margins": {"reward": 0.01, "p99_latency": 0.02}}
+              "severity_scales": [], "zero_shot_region": "Big", "confirmation_region": "Fresh",
+              "margins": {"reward": 0.01, "p99_latency": 0.02}}
     calls = [(e.script, argv) for i, e in enumerate(contention.steps) for argv, _ in expand_entry(e, values, str(i))]
     assert calls[0] == ("total/make_table.py", ["--tag", "contention_r2", "--results", "R", "--figures", "F",
                                                 "--region", "Reg", "--reward-margin", "0.01", "--p99-margin", "0.02"])
     assert calls[1][1][0] == "--tag" and calls[1][1][1] == "contention_r8"
     assert calls[2] == ("total/plot_load_curve.py", ["--rates", "2", "8", "--results", "R", "--figures", "F",
                                                      "--region", "Reg"])
-    # tune rate not evaluated and no severity scales: no CDF, Pareto or severity figure; the zero-shot table
-    assert [s for s, _ in calls] == ["total/make_table.py"] * 2 + ["total/plot_load_curve.py", "total/make_table.py"]
+    # tune rate not evaluated and no severity scales: no CDF, Pareto or severity figure; the zero-shot and
+    # confirmation tables
+    assert [s for s, _ in calls] == ["total/make_table.py"] * 2 + ["total/plot_load_curve.py"] + ["total/make_table.py"] * 2
     assert calls[3][1][-6:-4] == ["--figures", "F/Big"]
+    assert calls[4][1][-6:-4] == ["--figures", "F/confirmation"] and calls[4][1][5] == "Fresh"
 
 
 def test_a_value_the_study_does_not_provide_ends_with_one_line():
