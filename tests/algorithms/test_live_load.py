@@ -221,7 +221,7 @@ def test_default_inputs_weights_and_logits_match_the_published_ones(default_ds, 
     decisions = 12 if profile == "paper" else 0
     if profile == "contention":
         names = {f"feature:{k}" for k in agent.features(sim, obs, WEIGHTS)} | {"logits", "value"}
-        assert {n.split("|", 3)[3] for n in PUBLISHED.files if n.startswith(f"{key}|0|")} == names
+        assert {n.split("|", 4)[4] for n in PUBLISHED.files if n.startswith(f"{key}|0|")} == names
     for i in range(decisions):
         f = agent.features(sim, obs, WEIGHTS)
         with torch.no_grad():
