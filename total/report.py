@@ -56,7 +56,8 @@ PAGES = (
          "The `contention` profile (servers keep queues, tasks arrive over time) at each arrival rate, on the "
          "trace datasets, with each trap surcharge, on multi-region data and on a second trap region; learned "
          "schedulers are paired against greedy_queue unless the table says otherwise.",
-         ("results_table_contention_*.csv", "confirmation/*.csv", "multi_region_contention_*.csv",
+         ("verdicts_contention.csv", "results_table_contention_*.csv", "confirmation/*.csv",
+          "multi_region_contention_*.csv",
           "multi_region_baselines/*.csv",
           "Server2_Trap/*.csv", "Server2_Trap/study_zero_shot/*.csv", "trap_severity_trained/*.csv",
           "trap_severity_trained/vs_x1/*.csv"),

@@ -350,7 +350,10 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
             "tags": [t for t, _ in tags], "rates": [f"{r:g}" for r in args.rates], "tune_tag": tune_tag,
             "tune_rate": f"{args.tune_rate:g}", "tune_rate_evaluated": args.tune_rate in args.rates,
             "zero_shot_region": args.zero_shot_region or "", "severity_scales": severity_scales(args),
-            "confirmation_region": CONFIRMATION_REGION}
+            "confirmation_region": CONFIRMATION_REGION,
+            "paired_tables": [f"results_table_{t}_paired.csv" for t, _ in tags]
+            + ([f"{args.zero_shot_region}/results_table_{tune_tag}_paired.csv"] if args.zero_shot_region else [])
+            + [f"confirmation/results_table_{tune_tag}_paired.csv"]}
         run_evaluations(study, values, args.workers, logs)
         wall["evaluate_s"] = time.perf_counter() - t1
 

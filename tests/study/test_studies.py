@@ -74,7 +74,7 @@ def test_templates_expand_lists_loops_and_conditions():
     contention = load_studies()["contention"]
     values = {"results": "R", "figures": "F", "region": "Reg", "tags": ["contention_r2", "contention_r8"],
               "rates": ["2", "8"], "tune_tag": "contention_r8", "tune_rate": "8", "tune_rate_evaluated": False,
-              "severity_scales": [], "zero_shot_region": "Big", "confirmation_region": "Fresh",
+              "severity_scales": [], "zero_shot_region": "Big", "confirmation_region": "Fresh", "paired_tables": ["a.csv"],
               "margins": {"reward": 0.01, "p99_latency": 0.02}}
     calls = [(e.script, argv) for i, e in enumerate(contention.steps) for argv, _ in expand_entry(e, values, str(i))]
     assert calls[0] == ("total/make_table.py", ["--tag", "contention_r2", "--results", "R", "--figures", "F",
@@ -84,7 +84,8 @@ def test_templates_expand_lists_loops_and_conditions():
                                                      "--region", "Reg"])
     # tune rate not evaluated and no severity scales: no CDF, Pareto or severity figure; the zero-shot and
     # confirmation tables
-    assert [s for s, _ in calls] == ["total/make_table.py"] * 2 + ["total/plot_load_curve.py"] + ["total/make_table.py"] * 2
+    assert [s for s, _ in calls] == (["total/make_table.py"] * 2 + ["total/plot_load_curve.py"] + ["total/make_table.py"] * 2
+                                     + ["total/verdicts.py"])
     assert calls[3][1][-6:-4] == ["--figures", "F/Big"]
     assert calls[4][1][-6:-4] == ["--figures", "F/confirmation"] and calls[4][1][5] == "Fresh"
 
