@@ -57,7 +57,7 @@ def test_the_study_trains_tunes_on_train_and_evaluates_every_setting(small_root,
     assert set(pd.read_csv(results / "eval" / "Confirm_Trap_contention_r6" / "episodes.csv")["eval_seed"]) == {1000, 1001}
     assert (figures / "confirmation" / "results_table_contention_r6_paired.csv").is_file()
     verdicts = pd.read_csv(figures / "verdicts_contention.csv").set_index("algo")
-    assert list(verdicts.columns[2:]) == ["r6", "r3", "r6_surcharge3", *(t.split(" contention_")[1] for t in loaded),
+    assert list(verdicts.columns[2:]) == ["r3", "r6", "r6_surcharge3", *(t.split(" contention_")[1] for t in loaded),
                                           "confirmation r6"]
     assert verdicts.loc["PPO", "r3"].split(" ")[0] in {"better", "worse", "equivalent", "inconclusive"}
     severe = results / "eval" / "Small_Trap_contention_r6_surcharge3"
