@@ -8,28 +8,31 @@ pattern, then write the tables, paired comparisons, load curve, latency CDF and 
     python total/reproduce_contention.py --workers 2 --trap-surcharge-scales 0 4 16      # + trap severity at 8/s
     python total/reproduce_contention.py --quick                                           # tiny, about 2 minutes
 
-The protocol, fixed before any result was seen:
+The protocol (docs/evaluation.md, "Protocol of the contention study"), declared in total/studies.yaml
+(contention.protocol and margins) and checked here:
 - Training: the runs of sweeps/contention.yaml (every learned algorithm, seeds 42-46, 8 workflows/s
   per world, Poisson, train split) through the sweep machinery, so finished runs are skipped and
-  interrupted ones resume. Nothing is selected on test numbers.
-- Tuning (the validation setting): the latency weight W of greedy_queue, least_loaded, p2c and
-  the lookahead planner (its planning weights' latency share) is chosen by Heuristics/tune.py on the
-  *train* split at --tune-rate (8/s), Poisson, ten passes over its tasks (10,000 workflows), eval
-  seed 0; the tuned variants are evaluated as `<name>_tuned` beside the defaults (lookahead_tuned,
-  like lookahead, at the validation setting's rate only). lookahead, at 10-25 ms a decision, is most
-  of the tuning's time: 8-21 min per W on one core (about 50,000 decisions), 1-2 h for the six W, run
-  beside the trainings. A re-run reuses a tuning made with the same settings.
-- Matched control: TopoFreeRL's recipe (TopoFreeRL/contention.yaml) carries greedy_queue's score at
-  W = 0.9 as its guidance prior, so every evaluation also holds greedy_queue at that W, as
-  `greedy_queue_prior_w0.9` (total/evaluate_all.py adds it for every prior W of the evaluated runs).
-- Reported: the test split, 2000 workflows after warm-up, eval seed 0, at every --rates value
-  (Poisson) and for every --arrival-trace at --trace-rate. Each setting is one
-  total/evaluate_all.py call (every scheduler meets the same tasks and draws; Poisson arrival times
-  differ between schedulers, docs/simulator.md section 5), run --workers at a time; then the tables
-  and figures that total/studies.yaml lists for the study: total/make_table.py (CIs over training
-  seeds and shared tasks, and paired differences against greedy_queue), total/plot_load_curve.py,
-  and the latency CDF and the latency-cost Pareto plot at 8/s. This module holds what is the
-  study's alone: its flags, the settings, the tuning and the overview table.
+  interrupted ones resume.
+- Validation setting (every tuning decision): the train split at --tune-rate (8/s), Poisson, its own
+  evaluation seed (protocol.validation_seed). There Heuristics/tune.py chooses the latency weight W of
+  greedy_queue, least_loaded and p2c (six W, ten passes over the train tasks) and, on its own, of the
+  lookahead planner (three W, two passes: at 10-25 ms a decision it is most of the tuning's time);
+  Heuristics/load_rates.py finds the loaded settings' rates (protocol.loaded: least_loaded's
+  utilisation 0.6 and 0.9 with 4096 slots per world); data1/generate.py makes the confirmation topology.
+  All four run beside the trainings, one at a time; a re-run reuses what was made with the same settings.
+- Matched controls: each rule at its tuned W (`<name>_tuned`); greedy_queue at the W that TopoFreeRL's
+  prior carries (`greedy_queue_prior_w0.9`, added by total/evaluate_all.py).
+- Reported: the test split, 2000 workflows after warm-up, protocol.eval_seeds (five, side by side), at
+  every --rates value (Poisson), every --arrival-trace at --trace-rate, every trap severity, the loaded
+  settings, and --zero-shot-region; the lookahead planner at the validation rate only. Each setting is
+  one total/evaluate_all.py call (every scheduler meets the same arrivals, tasks and draws), run
+  --workers at a time. Then the confirmation setting, once: the fresh topology with
+  protocol.confirmation.eval_seeds, the W carried over, the size-agnostic checkpoints zero-shot.
+- Tables and figures: the steps total/studies.yaml lists: total/make_table.py (t-intervals over training
+  runs, evaluation seeds and task clusters; paired differences against greedy_queue at its tuned W with
+  verdicts against the margins), total/verdicts.py (every setting's verdicts side by side, the
+  confirmation beside them), the load curve, and the latency CDF and Pareto plot at 8/s. This module
+  holds what is the study's alone: its flags, the protocol, the settings and the overview table.
 
 Figures and tables go to <results>/figures/ (--figures DIR, or --update-committed-figures for
 total/figures/); <figures>/reproduce_contention.yaml records the arguments, the settings, the
@@ -87,6 +90,7 @@ QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval
          "weights": ("0.6", "0.9"), "eval_seeds": 2,  # and the sweep's first two seeds
          "loaded": {"max_in_flight": 64, "warmup": 4}, "probes": 3}
 CONFIRMATION_REGION = "Confirm_Trap"
+REFERENCE = "greedy_queue_tuned"  # every paired table's reference: the tuned one-step rule (docs/evaluation.md)
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,9 @@ def parse_args(argv: list[str] | None, study: Study) -> argparse.Namespace:
     p.add_argument("--seeds", type=seed_arg, nargs="+", help="training seeds (default: the sweep's, 42-46)")
     p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
     p.add_argument("--quick", action="store_true", help=f"a tiny budget end to end: {QUICK}")
+    p.add_argument("--tables-only", action="store_true",
+                   help="redraw the tables and figures from the evaluations already under --results (no training, "
+                        "tuning or evaluation)")
     add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)
     if args.results is None:
@@ -316,45 +323,50 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
           "--seed", str(protocol.confirmation_seed), "--out", str(confirm_root / CONFIRMATION_REGION), "--force"]),
     ]
     t0 = time.perf_counter()
-    with stop_children_on_signal(), ThreadPoolExecutor(max_workers=1) as beside:
-        pending = [beside.submit(prepare, what, folder, want, argv, logs) for what, folder, want, argv in prepared]
-        try:
-            train(sweep | {"data": data, "results": str(results), "budget": budget, "seeds": seeds}, args.workers)
-            wall["train_s"] = time.perf_counter() - t0
-            for job in pending:
-                job.result()
-        except BaseException:
-            CHILDREN.stop()  # a failed training or tuning ends the study: nothing keeps running unseen
-            raise
+    if not args.tables_only:
+        with stop_children_on_signal(), ThreadPoolExecutor(max_workers=1) as beside:
+            pending = [beside.submit(prepare, what, folder, want, argv, logs) for what, folder, want, argv in prepared]
+            try:
+                train(sweep | {"data": data, "results": str(results), "budget": budget, "seeds": seeds}, args.workers)
+                wall["train_s"] = time.perf_counter() - t0
+                for job in pending:
+                    job.result()
+            except BaseException:
+                CHILDREN.stop()  # a failed training or tuning ends the study: nothing keeps running unseen
+                raise
         wall["train_and_tune_s"] = time.perf_counter() - t0
 
-        t1 = time.perf_counter()
-        rates = read_rates(loads)
-        tags = settings(args) + loaded_settings(rates, protocol)
-        tuned = ["--tuning", str(tuning / "tuning.json"), str(lookahead_tuning / "tuning.json")]
-        test_seeds = ["--eval-seeds", *map(str, eval_seeds)]
-        jobs = [{"data": data, "region": region, "tag": tag, "flags": [*flags, *test_seeds, *tuned]} for tag, flags in tags]
-        tune_tag = contention_tag(args.tune_rate)  # the validation setting's rate, Poisson
-        elsewhere = ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot", *tuned,
-                     "--tuning-transfer"]  # W chosen on the study's region, carried over
-        if args.zero_shot_region:
-            jobs.append({"data": data, "region": args.zero_shot_region, "tag": tune_tag, "flags": [*elsewhere, *test_seeds]})
-        jobs.append({"data": str(confirm_root), "region": CONFIRMATION_REGION, "tag": tune_tag,
-                     "flags": [*elsewhere, "--eval-seeds", *map(str, confirm_seeds)]})
-        # the one setting that evaluates the slow lookahead planner (no `--skip lookahead`) first, so the
-        # last evaluations end together
-        jobs.sort(key=lambda job: "lookahead" in job["flags"])
-        values: dict[str, Any] = {
-            "region": region, "results": str(results), "figures": str(figures), "jobs": jobs,
-            "episodes": episodes, "overwrite": ["--overwrite"] if args.overwrite else [],
-            "tags": [t for t, _ in tags], "rates": [f"{r:g}" for r in args.rates], "tune_tag": tune_tag,
-            "tune_rate": f"{args.tune_rate:g}", "tune_rate_evaluated": args.tune_rate in args.rates,
-            "zero_shot_region": args.zero_shot_region or "", "severity_scales": severity_scales(args),
-            "confirmation_region": CONFIRMATION_REGION,
-            "paired_tables": [f"results_table_{t}_paired.csv" for t, _ in tags]
-            + ([f"{args.zero_shot_region}/results_table_{tune_tag}_paired.csv"] if args.zero_shot_region else [])
-            + [f"confirmation/results_table_{tune_tag}_paired.csv"]}
-        run_evaluations(study, values, args.workers, logs)
+    t1 = time.perf_counter()
+    if not (loads / "load_rates.json").is_file():
+        sys.exit(f"error: {loads / 'load_rates.json'}: missing; run the study without --tables-only first")
+    rates = read_rates(loads)
+    tags = settings(args) + loaded_settings(rates, protocol)
+    tuned = ["--tuning", str(tuning / "tuning.json"), str(lookahead_tuning / "tuning.json")]
+    test_seeds = ["--eval-seeds", *map(str, eval_seeds)]
+    jobs = [{"data": data, "region": region, "tag": tag, "flags": [*flags, *test_seeds, *tuned]} for tag, flags in tags]
+    tune_tag = contention_tag(args.tune_rate)  # the validation setting's rate, Poisson
+    elsewhere = ["--arrival-rate", f"{args.tune_rate:g}", "--skip", "lookahead", "--zero-shot", *tuned,
+                 "--tuning-transfer"]  # W chosen on the study's region, carried over
+    if args.zero_shot_region:
+        jobs.append({"data": data, "region": args.zero_shot_region, "tag": tune_tag, "flags": [*elsewhere, *test_seeds]})
+    jobs.append({"data": str(confirm_root), "region": CONFIRMATION_REGION, "tag": tune_tag,
+                 "flags": [*elsewhere, "--eval-seeds", *map(str, confirm_seeds)]})
+    # the one setting that evaluates the slow lookahead planner (no `--skip lookahead`) first, so the
+    # last evaluations end together
+    jobs.sort(key=lambda job: "lookahead" in job["flags"])
+    values: dict[str, Any] = {
+        "region": region, "results": str(results), "figures": str(figures), "jobs": jobs,
+        "episodes": episodes, "overwrite": ["--overwrite"] if args.overwrite else [],
+        "tags": [t for t, _ in tags], "rates": [f"{r:g}" for r in args.rates], "tune_tag": tune_tag,
+        "tune_rate": f"{args.tune_rate:g}", "tune_rate_evaluated": args.tune_rate in args.rates,
+        "zero_shot_region": args.zero_shot_region or "", "severity_scales": severity_scales(args),
+        "confirmation_region": CONFIRMATION_REGION, "reference": REFERENCE,
+        "paired_tables": [f"results_table_{t}_paired.csv" for t, _ in tags]
+        + ([f"{args.zero_shot_region}/results_table_{tune_tag}_paired.csv"] if args.zero_shot_region else [])
+        + [f"confirmation/results_table_{tune_tag}_paired.csv"]}
+    if not args.tables_only:
+        with stop_children_on_signal():
+            run_evaluations(study, values, args.workers, logs)
         wall["evaluate_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -365,6 +377,9 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
                                  inputs(results, [region], tags=[t for t, _ in tags])))
     wall["figures_s"] = time.perf_counter() - t2
     wall["total_s"] = time.perf_counter() - t0
+    if args.tables_only:  # the study's record keeps the run that made the evaluations
+        print(f"redrew the tables and figures in {wall['total_s']:.0f} s: {figures}")
+        return 0
     record = write_output(figures / "reproduce_contention.yaml", yaml.safe_dump(provenance(
         args, figures=figures, budget=budget, seeds=seeds, protocol=asdict(protocol),
         settings=[f"{job['region']} {job['tag']}" for job in jobs], loaded_rates=rates,

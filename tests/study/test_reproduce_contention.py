@@ -43,7 +43,7 @@ def test_the_study_trains_tunes_on_train_and_evaluates_every_setting(small_root,
                 .unique().tolist() == [0, 1])
         figures = results / "figures"
         paired = pd.read_csv(figures / f"results_table_contention_r{rate}_paired.csv")
-        assert len(paired) == len(algos) - 1  # every scheduler against greedy_queue
+        assert len(paired) == len(algos) - 1 and set(paired["reference"]) == {"greedy_queue_tuned"}
     assert (figures / "load_curve_Small_Trap.png").stat().st_size > 1000
     assert (figures / "pareto_contention_r6.png").stat().st_size > 1000  # latency-cost at the validation rate
     record = yaml.safe_load((figures / "reproduce_contention.yaml").read_text())

@@ -75,10 +75,12 @@ def test_templates_expand_lists_loops_and_conditions():
     values = {"results": "R", "figures": "F", "region": "Reg", "tags": ["contention_r2", "contention_r8"],
               "rates": ["2", "8"], "tune_tag": "contention_r8", "tune_rate": "8", "tune_rate_evaluated": False,
               "severity_scales": [], "zero_shot_region": "Big", "confirmation_region": "Fresh", "paired_tables": ["a.csv"],
+              "reference": "greedy_queue_tuned",
               "margins": {"reward": 0.01, "p99_latency": 0.02}}
     calls = [(e.script, argv) for i, e in enumerate(contention.steps) for argv, _ in expand_entry(e, values, str(i))]
     assert calls[0] == ("total/make_table.py", ["--tag", "contention_r2", "--results", "R", "--figures", "F",
-                                                "--region", "Reg", "--reward-margin", "0.01", "--p99-margin", "0.02"])
+                                                "--region", "Reg", "--reward-margin", "0.01", "--p99-margin", "0.02",
+                                                "--reference", "greedy_queue_tuned"])
     assert calls[1][1][0] == "--tag" and calls[1][1][1] == "contention_r8"
     assert calls[2] == ("total/plot_load_curve.py", ["--rates", "2", "8", "--results", "R", "--figures", "F",
                                                      "--region", "Reg"])
@@ -86,8 +88,8 @@ def test_templates_expand_lists_loops_and_conditions():
     # confirmation tables
     assert [s for s, _ in calls] == (["total/make_table.py"] * 2 + ["total/plot_load_curve.py"] + ["total/make_table.py"] * 2
                                      + ["total/verdicts.py"])
-    assert calls[3][1][-6:-4] == ["--figures", "F/Big"]
-    assert calls[4][1][-6:-4] == ["--figures", "F/confirmation"] and calls[4][1][5] == "Fresh"
+    assert calls[3][1][-8:-6] == ["--figures", "F/Big"]
+    assert calls[4][1][-8:-6] == ["--figures", "F/confirmation"] and calls[4][1][5] == "Fresh"
 
 
 def test_a_value_the_study_does_not_provide_ends_with_one_line():
