@@ -3,10 +3,11 @@ results/eval/<region>/summary.csv; the Markdown is printed either way.
 
     python total/make_table.py [--results DIR] [--figures DIR | --update-committed-figures] [--region Server1_Trap]
 
-Each cell is "mean [95% CI]". A column's best value is bold only where its CI does not overlap
-the CI of any other scheduler (higher reward, lower latency and cost are better). The CI of a
-learned method with >= 2 training seeds resamples its seeds (and the tasks); with one seed, and
-for the heuristics, it is over the tasks only: the Markdown says which rows are which.
+Each cell is "mean [95% CI]": a t-interval over training runs (for a learned method with >= 2 seeds),
+evaluation seeds and task clusters (schedkit/stats.py; the Markdown says which rows have runs). A
+column's best value is bold only where its CI does not overlap the CI of any other scheduler (higher
+reward, lower latency and cost are better). Evaluations of arriving workflows (contention) add how
+loaded the servers were: `Utilisation` (the valid servers' busy share) and `Queue wait (ms)`.
 
 When episodes.csv is there too, it also writes the paired comparison against a reference
 scheduler, results_table[_<tag>]_paired.csv (total/compare.py; --reference, and the equivalence margins
@@ -37,6 +38,8 @@ from total.compare import write as write_paired
 COLUMNS = [("reward", "Reward", 4, max), ("latency_ms", "Latency (ms)", 1, min),
            ("p99_latency_ms", "P99 latency (ms)", 0, min), ("cost", "Cost ($)", 5, min),
            ("switches", "Region switches", 3, min)]  # only in summaries of multi-region data
+# how loaded the servers were (workflows arriving over time: contention), beside every result
+LOAD_COLUMNS = [("utilisation", "Utilisation", 3), ("mean_queue_wait_ms", "Queue wait (ms)", 1)]
 
 
 def best_rows(summary: pd.DataFrame, metric: str, better) -> set[int]:
@@ -55,8 +58,9 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
         bold[metric] = best_rows(summary, metric, better)
         cells[name] = [f"{r[metric]:.{digits}f} [{r[metric + '_lo']:.{digits}f}, {r[metric + '_hi']:.{digits}f}]"
                        for _, r in summary.iterrows()]
+    load = {name: summary[key].round(digits) for key, name, digits in LOAD_COLUMNS if key in summary.columns}
     table = pd.DataFrame({"Scheduler": summary["label"], **cells, "IQM reward": summary["reward_iqm"].round(4),
-                          "Seeds": summary["train_seeds"], "Episodes": summary["episodes"]})
+                          **load, "Seeds": summary["train_seeds"], "Episodes": summary["episodes"]})
     md_rows, tex_rows = [], []
     for i, row in table.iterrows():
         md, tex = [], []
