@@ -40,7 +40,7 @@ def test_a_changed_number_makes_check_name_its_page(tmp_path):
     readme = readme_copy(tmp_path)
     assert run_script("total/report.py", "--check", "--figures", str(figures), "--out", str(out), "--readme",
                       str(readme), check=False).returncode == 0
-    table = figures / "results_table_contention_r8_paired.csv"
+    table = figures / "results_table_contention_r2_paired.csv"  # not in the README headline
     df = pd.read_csv(table)
     df.loc[0, "d_reward"] += 0.5
     df.to_csv(table, index=False)
