@@ -247,17 +247,16 @@ def severity_scales(args: argparse.Namespace) -> list[str]:
     return [f"{x:g}" for x in sorted({x for x in args.trap_surcharge_scales if x != 1} | default)]
 
 
-def tuning_done(folder: Path, want: dict, record: Path | None = None) -> bool:
-    """Whether `folder` already holds a tuning (or another prepared output) made with exactly these settings
-    (Heuristics/tune.py and load_rates.py record them in its config.yaml), so that a re-run of the study
-    reuses it instead of redoing it."""
-    record = record or folder / "config.yaml"
+def tuning_done(folder: Path, want: dict, record: Path | None = None, output: Path | None = None) -> bool:
+    """Whether `folder` already holds a tuning (or another prepared `output`) made with exactly these settings
+    (Heuristics/tune.py and load_rates.py record them in its config.yaml, the default `record`), so that a
+    re-run of the study reuses it instead of redoing it."""
     try:
-        have = load_yaml(record, "tuning config")
+        have = load_yaml(record or folder / "config.yaml", "tuning config")
     except ConfigError:
         return False
-    return isinstance(have, dict) and all(have.get(k) == v for k, v in want.items()) and any(
-        (folder / name).exists() for name in ("tuning.json", "load_rates.json", "Confirm_Trap"))
+    return isinstance(have, dict) and all(have.get(k) == v for k, v in want.items()) and (
+        output or folder / "tuning.json").exists()
 
 
 def main(argv: list[str] | None = None, study: Study | None = None) -> int:
@@ -300,17 +299,17 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
                               "worlds": QUICK["eval_worlds"] if args.quick else None}
     # Work that needs no checkpoint, one process at a time beside the trainings, so the core a finishing
     # training frees is never idle: (what, folder, the settings a reusable folder records, command)
-    prepared: list[tuple[str, Path, dict, list[str]]] = [
-        ("tuning on the train split", tuning,
+    prepared = [
+        Prepared("tuning on the train split", tuning / "tuning.json",
          tune_setting | {"policy": list(TUNED_POLICIES), "weights": [float(w) for w in weights], "episodes": tune_episodes},
          ["Heuristics/tune.py", *validation, "--arrival-rate", f"{args.tune_rate:g}", "--policy", *TUNED_POLICIES,
           "--weights", *weights, "--episodes", str(tune_episodes), "--out", str(tuning)]),
-        ("tuning lookahead on the train split", lookahead_tuning,
+        Prepared("tuning lookahead on the train split", lookahead_tuning / "tuning.json",
          tune_setting | {"policy": ["lookahead"], "weights": [float(w) for w in lookahead_weights],
                          "episodes": lookahead_episodes},
          ["Heuristics/tune.py", *validation, "--arrival-rate", f"{args.tune_rate:g}", "--policy", "lookahead",
           "--weights", *lookahead_weights, "--episodes", str(lookahead_episodes), "--out", str(lookahead_tuning)]),
-        ("the loaded settings' rates on the train split", loads,
+        Prepared("the loaded settings' rates on the train split", loads / "load_rates.json",
          {"regions": [region], "split": "train", "seed": protocol.validation_seed, "dataset_fingerprint": ds.fingerprint,
           "policy": protocol.loaded_policy, "utilisation": list(protocol.loaded_utilisation),
                     "max_in_flight": protocol.loaded_max_in_flight, "warmup": protocol.loaded_warmup},
@@ -319,15 +318,16 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
           "--warmup", str(protocol.loaded_warmup),
           *(["--episodes", str(QUICK["eval_episodes"]), "--probes", str(QUICK["probes"])] if args.quick else []),
           "--out", str(loads)]),
-        ("the confirmation topology", confirm_root,
+        Prepared("the confirmation topology", confirm_root / CONFIRMATION_REGION,
          {"generator_seed": protocol.confirmation_seed, "servers": protocol.confirmation_servers},
          ["data1/generate.py", "--servers", str(protocol.confirmation_servers), "--trap-fraction", "0.1",
-          "--seed", str(protocol.confirmation_seed), "--out", str(confirm_root / CONFIRMATION_REGION), "--force"]),
+          "--seed", str(protocol.confirmation_seed), "--out", str(confirm_root / CONFIRMATION_REGION), "--force"],
+         record=confirm_root / "study_generator.yaml"),
     ]
     t0 = time.perf_counter()
     if not args.tables_only:
         with stop_children_on_signal(), ThreadPoolExecutor(max_workers=1) as beside:
-            pending = [beside.submit(prepare, what, folder, want, argv, logs) for what, folder, want, argv in prepared]
+            pending = [beside.submit(prepare, job, logs) for job in prepared]
             try:
                 train(sweep | {"data": data, "results": str(results), "budget": budget, "seeds": seeds}, args.workers)
                 wall["train_s"] = time.perf_counter() - t0
@@ -391,16 +391,27 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
     return 0
 
 
-def prepare(what: str, folder: Path, want: dict, argv: list[str], logs: Path) -> None:
-    """Run `argv` (a script writing into `folder`) unless `folder` already holds its output made with the
-    settings `want` (its config.yaml, or for the generator the study's record beside it)."""
-    record = folder / "config.yaml" if argv[0] != "data1/generate.py" else folder / "study_generator.yaml"
-    if tuning_done(folder, want, record):
-        print(f"{what}: reusing {folder} (made with the same settings)")
+@dataclass(frozen=True)
+class Prepared:
+    """Work of the study that needs no checkpoint: `argv` makes `output`, with the settings `want` recorded in
+    `record` (None: the script's own config.yaml beside `output`; else the study writes `record` itself)."""
+
+    what: str
+    output: Path
+    want: dict
+    argv: list[str]
+    record: Path | None = None
+
+
+def prepare(job: Prepared, logs: Path) -> None:
+    """Run the job unless its output is already there, made with the same settings."""
+    folder = job.output.parent
+    if tuning_done(folder, job.want, job.record, job.output):
+        print(f"{job.what}: reusing {folder} (made with the same settings)")
         return
-    child(argv, logs / f"{folder.name}.log", what)
-    if argv[0] == "data1/generate.py":
-        write_yaml(record, want)
+    child(job.argv, logs / f"{folder.name}.log", job.what)
+    if job.record is not None:
+        write_yaml(job.record, job.want)
 
 
 if __name__ == "__main__":
