@@ -191,7 +191,7 @@ def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], dev
             sim = eval_simulator(ds, split, episodes, seed, device, profile, params)
             out.append((seed, run_evaluation(sim, make_policy(sim, seed), episodes, progress=progress)))
         return out
-    sim = profile_simulator(ds, profile, replace(params, worlds=G * S), split, "sequential", seeds[0], device, episodes * S)
+    sim = eval_simulator(ds, split, episodes * S, seeds[0], device, profile, replace(params, worlds=G * S))
     if not isinstance(sim, SeedBatching):
         raise TypeError(f"the {profile.name} profile says it batches seeds, but its simulator has no seed_worlds")
     sim.seed_worlds(seeds)
