@@ -247,9 +247,6 @@ class ContentionSimulator(Simulator):
                                   f"flight, got {batch_size} x {c.max_in_flight} = {batch_size * c.max_in_flight}")
         self._trace = None if c.arrival_trace is None else torch.tensor(
             load_arrival_gaps(c.arrival_trace), dtype=dtype, device=device)
-        self.contention_worlds = batch_size  # episode ids are arrival index x worlds + world (even in every_slot)
-        self.world_seeds: torch.Tensor | None = None  # per row, when the rows hold several seeds' worlds
-        self.seed_worlds_count = batch_size  # worlds per seed
         super().__init__(dataset, batch_size, split, order, seed, device, profile or CONTENTION, dtype, True,
                          task_subset)
         self.warmup_episodes = c.warmup * batch_size
@@ -287,6 +284,9 @@ class ContentionSimulator(Simulator):
         epoch and `world_state()`, which checkpoints carry: a resumed run continues the same worlds."""
         self.seed_streams(seed)
         return self.observe()
+
+    world_seeds: torch.Tensor | None = None  # per row, when the rows hold several seeds' worlds (seed_worlds)
+    worlds_per_seed: int | None = None  # then the worlds of each seed (None: every row is one seed's world)
 
     WORLD_KEYS = ("busy", "history", "slot_now", "slot_arrival", "slot_admit", "next_arrival", "next_index")
 
@@ -349,15 +349,15 @@ class ContentionSimulator(Simulator):
         G, S = self.batch_size, len(seeds)
         if S < 1 or G % S:
             raise ValueError(f"seed_worlds: {G} worlds do not split evenly over {S} seeds")
-        self.seed_worlds_count = G // S
+        self.worlds_per_seed = G // S
         self.world_seeds = torch.tensor(seeds, dtype=torch.long, device=self.device).repeat_interleave(G // S)
 
     def world_identity(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(seed, world) of the rows: the key of their draws."""
         seed = torch.full_like(rows, self.seed) if self.world_seeds is None else self.world_seeds[rows]
-        return seed, rows % self.seed_worlds_count
+        return seed, rows % (self.worlds_per_seed or self.batch_size)
 
-    def _u(self, world: torch.Tensor, index: torch.Tensor | int, step: torch.Tensor | int,
+    def _u(self, world: torch.Tensor | int, index: torch.Tensor | int, step: torch.Tensor | int,
            purpose: torch.Tensor | int) -> torch.Tensor:
         """The uniform draw of (world, arrival index, step, purpose) under the world's seed."""
         seed, world = self.world_identity(torch.as_tensor(world, device=self.device))
@@ -376,14 +376,15 @@ class ContentionSimulator(Simulator):
     def _deal(self, episode: torch.Tensor) -> torch.Tensor:
         """The task of episode `episode` (arrival episode // worlds of world episode % worlds): file order
         under sequential dealing, else drawn from (seed, world, arrival index)."""
-        index, row = episode // self.contention_worlds, episode % self.contention_worlds
+        index, row = episode // self.batch_size, episode % self.batch_size
         if self.order == "sequential":  # the episode's number among its own seed's worlds, in file order
-            return (index * self.seed_worlds_count + row % self.seed_worlds_count) % self.tasks.k
+            per_seed = self.worlds_per_seed or self.batch_size
+            return (index * per_seed + row % per_seed) % self.tasks.k
         return (self._u(row, index, 0, TASK) * self.tasks.k).long().clamp_max(self.tasks.k - 1)
 
     def network_uniforms(self) -> torch.Tensor:
         """(B, 4) the active decisions' network draws, from (seed, world, arrival index, step)."""
-        G = self.contention_worlds
+        G = self.batch_size
         return self._u((self.episode % G)[:, None], (self.episode // G)[:, None], self.step_idx[:, None],
                        NETWORK + torch.arange(P.UNIFORMS_PER_STEP, device=self.device))
 

@@ -101,7 +101,7 @@ from .contention import (
     load_arrival_gaps,
     read_trace,
 )
-from .crn import GAP, NETWORK, OUTPUT, PROMPT, TASK, TOKEN_ROW, TRACE_START, crn_uniform, draw_key
+from .crn import GAP, NETWORK, OUTPUT, PROMPT, TASK, TOKEN_ROW, TRACE_START
 from .dataset import Dataset
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals
 from .paper import Flag, Profile, TrapModel
@@ -358,11 +358,6 @@ class ServingSimulator(ContentionSimulator):
                            task_subset)
 
     # ------------------------------------------------------------------ random quantities
-    def _u(self, world: torch.Tensor | int, index: torch.Tensor | int, step: torch.Tensor | int,
-           purpose: torch.Tensor | int) -> torch.Tensor:
-        """The uniform draw of (world, arrival index, step, purpose) under this simulator's seed."""
-        return crn_uniform(self.seed, index, draw_key(world, step, purpose), dtype=self.dtype).to(self.device)
-
     def _gap_us(self, world: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Inter-arrival gap before arrival `index` of `world`, in whole microseconds (sums are exact)."""
         mean_us = 1e6 / self.rate_per_s
