@@ -26,6 +26,7 @@ from total.common import (
     write_table,
     writing,
 )
+from total.report import markdown_table
 
 
 def setting_name(table: str) -> str:
@@ -61,9 +62,9 @@ def verdict_table(figures: Path, tables: list[str]) -> pd.DataFrame:
 
 def markdown(frame: pd.DataFrame) -> str:
     settings = [c for c in frame.columns if c not in ("algo", "label", "reference")]
-    lines = ["| Scheduler | " + " | ".join(settings) + " |", "|---|" + "---|" * len(settings)]
-    lines += ["| " + " | ".join([r["label"], *[r[c] for c in settings]]) + " |" for _, r in frame.iterrows()]
-    return ("\n".join(lines) + f"\n\nEach cell: the reward verdict against **{frame['reference'].iloc[0]}** "
+    rows = [[r["label"], *[r[c] for c in settings]] for _, r in frame.iterrows()]
+    return (markdown_table(["Scheduler", *settings], rows)
+            + f"\nEach cell: the reward verdict against **{frame['reference'].iloc[0]}** "
             "(Δ reward), then the P99 latency verdict, against the study's margins (docs/evaluation.md).\n")
 
 
