@@ -303,17 +303,21 @@ def load_eval(results: Path, regions: list[str], tag: str = "",
 # What a column of a results table must hold. An empty cell is allowed only where the writer leaves
 # one on purpose (a heuristic has no training seed and no run folder); NaN is never a value.
 TEXT, TEXT_OR_EMPTY, NUMBER, NUMBER_OR_EMPTY, INTEGER = "text", "text or empty", "number", "number or empty", "integer"
+BOOLEAN = "boolean"  # True or False, as pandas writes a bool column
 EPISODE_COLUMNS = {"algo": TEXT, "train_seed": NUMBER_OR_EMPTY, "eval_seed": INTEGER, "run": TEXT_OR_EMPTY,
                    "episode": INTEGER, "task_id": TEXT, "latency_ms": NUMBER, "cost": NUMBER, "reward": NUMBER,
                    "decision_ms": NUMBER}
 EPISODE_OPTIONAL = {c: NUMBER for c in ("network_ms", "compute_ms", "queue_ms", "trap_ms", "link_ms", "trap_hits",
-                                        "switches", "fallbacks", "steps")}
+                                        "switches", "fallbacks", "steps")} | {"slo_met": BOOLEAN}
 SUMMARY_COLUMNS = {"algo": TEXT, "label": TEXT, "train_seeds": INTEGER, "episodes": INTEGER, "n_servers": INTEGER,
                    "reward_iqm": NUMBER, "decision_ms": NUMBER,
                    **{f"{m}{s}": NUMBER for m in ("reward", "latency_ms", "cost") for s in ("", "_lo", "_hi")}}
 SUMMARY_OPTIONAL = {"eval_seeds": INTEGER, "runs": INTEGER, "ci_unit": TEXT, "profile": TEXT,
                     "reward_upper_bound": NUMBER,
-                    **{f"{m}{s}": NUMBER for m in ("p99_latency_ms", "switches") for s in ("", "_lo", "_hi")}}
+                    **{f"{m}{s}": NUMBER for m in ("p99_latency_ms", "switches", "slo_attainment")
+                       for s in ("", "_lo", "_hi")},
+                    **{c: NUMBER for c in ("goodput_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms",
+                                           "mean_batch_size", "kv_occupancy", "mean_queue_length")}}
 METRICS_OPTIONAL = {c: NUMBER_OR_EMPTY for c in ("reward", "latency_ms", "cost", "val_reward", "val_latency_ms",
                                                   "val_cost", "w_latency", "w_cost", "w_switch")}
 
@@ -344,6 +348,8 @@ def _check_column(path: Path, what: str, col: str, kind: str, cells: pd.Series) 
     empty = (cells.str.strip() == "").to_numpy()
     if kind in (TEXT, TEXT_OR_EMPTY):
         bad = empty if kind == TEXT else np.zeros(len(cells), bool)
+    elif kind == BOOLEAN:
+        bad = ~cells.isin(["True", "False"]).to_numpy()
     else:
         values = pd.to_numeric(cells.where(~empty), errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(values) & (~empty if kind == NUMBER_OR_EMPTY else True)
@@ -357,7 +363,7 @@ def _check_column(path: Path, what: str, col: str, kind: str, cells: pd.Series) 
 
 def kind_words(kind: str) -> str:
     return {TEXT: "text", TEXT_OR_EMPTY: "text", NUMBER: "a finite number", NUMBER_OR_EMPTY: "a finite number",
-            INTEGER: "an integer"}[kind]
+            INTEGER: "an integer", BOOLEAN: "True or False"}[kind]
 
 
 RUN_EPISODE_COLUMNS = {k: v for k, v in EPISODE_COLUMNS.items() if k not in ("algo", "train_seed", "eval_seed", "run")}

@@ -1,7 +1,7 @@
 """Paired comparison of every scheduler against a reference scheduler on the shared test tasks.
 
     python total/compare.py [--tag contention_r8] [--reference greedy_queue] [--results DIR] [--figures DIR]
-                            [--reward-margin 0.01] [--p99-margin 0.02]
+                            [--reward-margin 0.01] [--p99-margin 0.02] [--slo-margin 0.01]
 
 Every scheduler meets the same tasks and draws (common random numbers: same evaluation seed, same
 task order, episode i is the same task for all), so differences are taken task by task and the
@@ -15,6 +15,9 @@ results_table[_<tag>]_paired.csv (and .md with --formats md); per scheduler:
   inconclusive, the CI against +-margin_reward (absolute) and +-margin_p99_latency_ms (the
   --p99-margin fraction of the reference's P99); docs/evaluation.md defines the words. The margins
   are the study's, declared once in total/studies.yaml (the contention study's when run by hand).
+- Serving evaluations (episodes with `slo_met`) add d_slo_attainment, the difference in the share
+  of workflows that met their SLOs, with the same interval, and verdict_slo against
+  +-margin_slo_attainment (--slo-margin, absolute: 0.01 is one percentage point).
 - p_better_reward, p_lower_latency: the probability of improvement (rliable): the probability that
   a random run's episode of X beats the reference's episode on the same task (ties one half),
   averaged over runs, with its bootstrap CI. 0.5 means no systematic difference.
@@ -57,6 +60,9 @@ DIFFS = [("d_reward", "reward", None, "Δ reward", 4), ("d_latency_ms", "latency
 # (verdict column, difference it judges, its margin column, whether higher is better)
 VERDICTS = [("verdict_reward", "d_reward", "margin_reward", True),
             ("verdict_p99", "d_p99_latency_ms", "margin_p99_latency_ms", False)]
+# serving: SLO attainment, the mean of each workflow's slo_met, judged like reward (higher is better)
+SLO_DIFF = ("d_slo_attainment", "slo_met", None, "Δ SLO attainment", 3)
+SLO_VERDICT = ("verdict_slo", "d_slo_attainment", "margin_slo_attainment", True)
 PROBS = [("p_better_reward", "reward", True, "P(higher reward)"),
          ("p_lower_latency", "latency_ms", False, "P(lower latency)")]
 
@@ -89,9 +95,15 @@ def verdict(lo: float, hi: float, margin: float, higher_is_better: bool) -> str:
     return "equivalent" if -margin <= lo and hi <= margin else "inconclusive"
 
 
-def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p99_margin: float) -> pd.DataFrame:
+def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p99_margin: float,
+                 slo_margin: float | None = None) -> pd.DataFrame:
     """One row per scheduler against `reference` (see the module's docstring); reward_margin is absolute,
-    p99_margin a fraction of the reference's P99 latency."""
+    p99_margin a fraction of the reference's P99 latency, slo_margin (needed where the episodes have
+    `slo_met`: serving) absolute."""
+    serving = "slo_met" in episodes
+    if serving and slo_margin is None:
+        raise ValueError("paired_table: the episodes have slo_met (serving); give slo_margin to judge SLO attainment")
+    diffs, verdicts = (DIFFS + [SLO_DIFF], VERDICTS + [SLO_VERDICT]) if serving else (DIFFS, VERDICTS)
     if reference not in set(episodes["algo"]):
         raise SystemExit(f"error: the reference {reference!r} is not in the evaluation "
                          f"({', '.join(sorted(episodes['algo'].unique()))})")
@@ -110,14 +122,16 @@ def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p
                                "n_train_seeds": int(d["train_seed"].nunique()),
                                "n_eval_seeds": int(d["eval_seed"].nunique()), "n_tasks": int(clusters.max()) + 1,
                                "margin_reward": reward_margin, "margin_p99_latency_ms": p99_margin * ref_p99}
-        for col, metric, q, _, _ in DIFFS:
+        if serving:
+            row["margin_slo_attainment"] = slo_margin
+        for col, metric, q, _, _ in diffs:
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = paired_bootstrap_ci(
                 runs_array(d, metric), runs_array(ref, metric), q=q, n_boot=2000 if q is None else 1000,
                 clusters=clusters)
         for col, metric, higher, _ in PROBS:
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = probability_of_improvement(
                 runs_array(d, metric), runs_array(ref, metric), higher_is_better=higher, clusters=clusters)
-        for col, diff, margin, higher in VERDICTS:
+        for col, diff, margin, higher in verdicts:
             row[col] = verdict(row[f"{diff}_lo"], row[f"{diff}_hi"], row[margin], higher)
         row["verdict"] = row["verdict_reward"]
         rows.append(row)
@@ -134,17 +148,22 @@ def markdown(table: pd.DataFrame, reference: str) -> str:
         return f"**{text}**" if r[col + "_lo"] > 0.5 or r[col + "_hi"] < 0.5 else text
 
     judged = "verdict" in table.columns  # tables written before verdicts existed have none
-    verdicts = VERDICTS if judged else []
-    head = ["Scheduler", *[d[3] for d in DIFFS], *[p[3] for p in PROBS], "Runs", "CI unit",
-            *(["Verdict (reward)", "Verdict (P99)"] if judged else [])]
+    serving = SLO_DIFF[0] in table.columns
+    diffs = DIFFS + [SLO_DIFF] if serving else DIFFS
+    verdicts = (VERDICTS + [SLO_VERDICT] if serving else VERDICTS) if judged else []
+    names = {"verdict_reward": "Verdict (reward)", "verdict_p99": "Verdict (P99)", "verdict_slo": "Verdict (SLO)"}
+    head = ["Scheduler", *[d[3] for d in diffs], *[p[3] for p in PROBS], "Runs", "CI unit",
+            *[names[v[0]] for v in verdicts]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
-        lines.append("| " + " | ".join([r["label"], *[cell(r, d[0], d[4]) for d in DIFFS],
+        lines.append("| " + " | ".join([r["label"], *[cell(r, d[0], d[4]) for d in diffs],
                                         *[prob(r, p[0]) for p in PROBS], str(r["runs"]), r["ci_unit"],
                                         *[r[v[0]] for v in verdicts]]) + " |")
     if judged:
         r = table.iloc[0] if len(table) else None
-        margins = ("" if r is None else f" (reward ±{r['margin_reward']:g}, P99 ±{r['margin_p99_latency_ms']:.0f} ms)")
+        slo = f", SLO attainment ±{r['margin_slo_attainment']:g}" if r is not None and serving else ""
+        margins = ("" if r is None else f" (reward ±{r['margin_reward']:g}, P99 ±{r['margin_p99_latency_ms']:.0f} ms"
+                   f"{slo})")
         return ("\n".join(lines) + f"\n\nPaired against **{label(reference)}** on the same tasks: Δ = scheduler minus "
                 f"{label(reference)}, 95% paired t-interval over training runs (where CI unit is `runs`), evaluation "
                 "seeds and task clusters, the seeds and tasks shared by both. P(...) is the probability that the "
@@ -159,15 +178,19 @@ def markdown(table: pd.DataFrame, reference: str) -> str:
 
 
 def write(results: Path, figures: Path, regions: list[str], tag: str, reference: str | None, reward_margin: float,
-          p99_margin: float) -> list[Path]:
+          p99_margin: float, slo_margin: float) -> list[Path]:
+    """The paired table of one evaluation (CSV, and Markdown where --formats asks), made from its episodes.csv."""
     src = eval_dir(results, regions, tag) / "episodes.csv"
     missing([src])
     reference = reference or default_reference(tag)
-    table = paired_table(read_episodes(src), reference, reward_margin, p99_margin)
+    episodes = read_episodes(src)
+    table = paired_table(episodes, reference, reward_margin, p99_margin, slo_margin)
     name = "results_table" + (f"_{tag}" if tag else "") + "_paired"
     text = markdown(table, reference)
     print(text)
-    made_from = inputs(results, regions, reference=reference, reward_margin=reward_margin, p99_margin=p99_margin)
+    serving = {"slo_margin": slo_margin} if "slo_met" in episodes else {}  # recorded where it judges something
+    made_from = inputs(results, regions, reference=reference, reward_margin=reward_margin, p99_margin=p99_margin,
+                       **serving)
     return [write_table(figures / f"{name}.csv", table, made_from),
             *write_outputs({figures / f"{name}.md": text}, made_from)]
 
@@ -177,24 +200,29 @@ def add_reference_flag(p) -> None:
                                        "else oracle)")
 
 
-def add_margin_flags(p: argparse.ArgumentParser, study: str) -> None:
-    """--reward-margin and --p99-margin, by default the margins total/studies.yaml declares for `study`."""
+def add_margin_flags(p: argparse.ArgumentParser, study: str, slo: bool = False) -> None:
+    """--reward-margin and --p99-margin (and with `slo`, for a script that judges serving evaluations,
+    --slo-margin), by default the margins total/studies.yaml declares for `study`."""
     m = study_margins(study)
     p.add_argument("--reward-margin", type=arg_type(MARGIN), default=m.reward,
                    help=f"equivalence margin of Δ reward, absolute (default: the {study} study's, {m.reward:g})")
     p.add_argument("--p99-margin", type=arg_type(MARGIN), default=m.p99_latency,
                    help=f"equivalence margin of Δ P99 latency, a fraction of the reference's P99 (default: the "
                         f"{study} study's, {m.p99_latency:g})")
+    if slo:
+        p.add_argument("--slo-margin", type=arg_type(MARGIN), default=m.slo_attainment,
+                       help=f"equivalence margin of Δ SLO attainment of serving evaluations, absolute (default: the "
+                            f"{study} study's, {m.slo_attainment:g})")
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     p = figure_parser(__doc__, tagged=True)
     add_reference_flag(p)
-    add_margin_flags(p, "contention")
+    add_margin_flags(p, "contention", slo=True)
     args = p.parse_args(argv)
     with writing(args):
         return report_written(write(args.results, figures_dir(args), args.region, args.tag, args.reference,
-                                    args.reward_margin, args.p99_margin))
+                                    args.reward_margin, args.p99_margin, args.slo_margin))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ tasks and evaluation seeds. All seeds of every run are included, never a hand-pi
     python total/evaluate_all.py --data data1 --region Server1_Trap [--eval-seeds 0 1 2 3 4]
     python total/evaluate_all.py --profile contention --arrival-rate 16      # -> results/eval/<region>_contention_r16
     python total/evaluate_all.py --profile contention --arrival-rate 8 --arrival-trace T.csv   # -> ..._contention_r8_T
+    python total/evaluate_all.py --profile serving --load 0.9            # -> results/eval/<region>_serving_u0.9
 
 Writes results/eval/<region>/episodes.csv: one tidy row per (algo, train seed, eval seed,
 episode), with the run folder and every metric. Also writes summary.csv: per algorithm, the
@@ -25,7 +26,12 @@ skipped; with --zero-shot, a size-agnostic checkpoint of another dataset is eval
 <Algo>_zeroshot (e.g. the 500-server TopoFreeRL on the 1000-server Server2_Trap). A corrupted
 checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
 meets the same arrival process and load, and summary.csv also holds the oracle's reward upper
-bound (`reward_upper_bound`, its queue-free plan value).
+bound (`reward_upper_bound`, its queue-free plan value). Under `--profile serving` summary.csv adds
+`slo_attainment` (the share of workflows whose every request met both SLOs) with its CI like the
+other means' (cut to [0, 1]), and as point values per row, averaged over the evaluation seeds (and
+runs), the keys of each evaluation's summary.json: goodput_per_s, ttft_p50_ms, ttft_p99_ms,
+tpot_p50_ms, tpot_p99_ms, utilisation, mean_batch_size, kv_occupancy, mean_queue_length and
+mean_queue_wait_ms (docs/evaluation.md, "Serving metrics").
 Every evaluated checkpoint whose guidance prior is greedy_queue's score (TopoFreeRL's
 `guidance.prior: greedy_queue`, at `guidance.latency_weight` W) gets its matched control: greedy_queue
 at that W, one row per distinct W, named greedy_queue_prior_w<W> ("greedy_queue (prior W=0.9)"), so
@@ -61,7 +67,7 @@ from schedkit.cli import (
     user_errors,
 )
 from schedkit.config import differing_settings
-from schedkit.evaluation import evaluate_seeds
+from schedkit.evaluation import Evaluation, evaluate_seeds, serving_summary
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.outputs import claim_output
@@ -94,6 +100,9 @@ from total.common import (
 METRICS = ("reward", "latency_ms", "cost")
 EVAL_SEEDS = (0, 1, 2, 3, 4)  # the test split's evaluation seeds: validation and confirmation settings use others
 LOAD_KEYS = ("utilisation", "mean_queue_wait_ms")
+# serving evaluations' summary.json keys (schedkit.evaluation.serving_summary) put in summary.csv as point values
+SERVING_KEYS = ("goodput_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "utilisation",
+                "mean_batch_size", "kv_occupancy", "mean_queue_length")
 OUTPUTS = ("episodes.csv", "summary.csv", "config.yaml")
 MAX_TUNING_BYTES = 16 * MiB
 
@@ -102,9 +111,12 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int,
                    loads: dict[str, list[dict[str, float]]] | None = None) -> pd.DataFrame:
     """One row per scheduler. The CIs are t-intervals over training runs (when there are >= 2; `ci_unit`
     "runs", else "episodes"), evaluation seeds and the shared test tasks as clusters (schedkit.stats);
-    n_train_seeds, n_eval_seeds and n_tasks count each level's units. `loads`: per scheduler, each
-    evaluation's load measures (`utilisation`, `mean_queue_wait_ms`: schedkit.evaluation.load_measures),
-    averaged into its row."""
+    n_train_seeds, n_eval_seeds and n_tasks count each level's units. Episodes with `slo_met` (the serving
+    profile) add `slo_attainment`, the share of workflows that met their SLOs, with the same CI cut to
+    [0, 1] (a t-interval over few tasks can reach past the bounds a share cannot leave). `loads`:
+    per scheduler, each evaluation's measures (`measures`: utilisation, queue wait and, under serving,
+    goodput, TTFT/TPOT percentiles, batch, KV and queue length), averaged into its row as point values:
+    they are measured per evaluation, not per episode, so they have no CI."""
     loads = loads or {}
     rows = []
     for algo in sort_algos(episodes["algo"].unique()):
@@ -123,6 +135,9 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int,
         if "switches" in episodes and episodes["switches"].any():  # region switches: only on multi-region data
             row["switches"], row["switches_lo"], row["switches_hi"] = hierarchical_bootstrap_ci(runs_array(d, "switches"),
                                                                                           clusters=clusters)
+        if "slo_met" in d:  # serving: whether each workflow met its SLOs; a share, so its CI is cut to [0, 1]
+            share, lo, hi = hierarchical_bootstrap_ci(runs_array(d, "slo_met"), clusters=clusters)
+            row["slo_attainment"], row["slo_attainment_lo"], row["slo_attainment_hi"] = share, max(lo, 0.0), min(hi, 1.0)
         row["decision_ms"] = float(d["decision_ms"].mean())
         measured = [m for m in loads.get(algo, []) if m]
         if measured:  # workflows arriving over time: how loaded the servers were, averaged over runs and seeds
@@ -130,6 +145,16 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int,
         row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def measures(result: Evaluation) -> dict[str, float]:
+    """One evaluation's load measures (contention, serving) and, under serving, the point values of its
+    summary.json (SERVING_KEYS); empty for a profile without load."""
+    found = {k: float(result.stats[k]) for k in LOAD_KEYS if k in result.stats}
+    if result.requests is not None:
+        summary = serving_summary(result)
+        found |= {k: float(summary[k]) for k in SERVING_KEYS}
+    return found
 
 
 Found = tuple[Path, dict, str]  # a finished run: its final.pt, the loaded checkpoint, its sweep variant ('' for none)
@@ -319,7 +344,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
         for es, result in evaluate_seeds(ds, args.split, episodes, args.eval_seeds, device, profile, params,
                                          policy_for_seed, progress=not args.no_progress):
             df = result.episodes
-            loads.setdefault(algo, []).append({k: result.stats[k] for k in LOAD_KEYS if k in result.stats})
+            loads.setdefault(algo, []).append(measures(result))
             df.insert(0, "run", run)
             df.insert(0, "eval_seed", es)
             df.insert(0, "train_seed", train_seed)
@@ -373,7 +398,8 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
         device=str(device)))
     for s in skipped:
         print(f"skipped {s}")
-    cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost"]
+    cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost",
+            *(["slo_attainment", "goodput_per_s"] if "slo_attainment" in summary else [])]
     print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {out / 'episodes.csv'}, {out / 'summary.csv'} and {out / 'config.yaml'}")
     return summary

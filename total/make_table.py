@@ -6,12 +6,15 @@ results/eval/<region>/summary.csv; the Markdown is printed either way.
 Each cell is "mean [95% CI]": a t-interval over training runs (for a learned method with >= 2 seeds),
 evaluation seeds and task clusters (schedkit/stats.py; the Markdown says which rows have runs). A
 column's best value is bold only where its CI does not overlap the CI of any other scheduler (higher
-reward, lower latency and cost are better). Evaluations of arriving workflows (contention) add how
-loaded the servers were: `Utilisation` (the valid servers' busy share) and `Queue wait (ms)`.
+reward and SLO attainment, lower latency and cost are better). Evaluations of arriving workflows
+(contention, serving) add how loaded the servers were: `Utilisation` and `Queue wait (ms)`; serving
+evaluations add `SLO attainment` with its CI and, as point values averaged over the evaluation seeds,
+`Goodput (/s)`, `TTFT p99 (ms)`, `TPOT p99 (ms)`, `Batch` (mean running batch) and `KV occupancy`.
 
 When episodes.csv is there too, it also writes the paired comparison against a reference
 scheduler, results_table[_<tag>]_paired.csv (total/compare.py; --reference, and the equivalence margins
---reward-margin and --p99-margin, by default the contention study's in total/studies.yaml).
+--reward-margin and --p99-margin, and for serving evaluations --slo-margin, by default the contention
+study's in total/studies.yaml).
 """
 from __future__ import annotations
 
@@ -37,9 +40,14 @@ from total.compare import write as write_paired
 
 COLUMNS = [("reward", "Reward", 4, max), ("latency_ms", "Latency (ms)", 1, min),
            ("p99_latency_ms", "P99 latency (ms)", 0, min), ("cost", "Cost ($)", 5, min),
-           ("switches", "Region switches", 3, min)]  # only in summaries of multi-region data
-# how loaded the servers were (workflows arriving over time: contention), beside every result
-LOAD_COLUMNS = [("utilisation", "Utilisation", 3), ("mean_queue_wait_ms", "Queue wait (ms)", 1)]
+           ("switches", "Region switches", 3, min),  # only in summaries of multi-region data
+           ("slo_attainment", "SLO attainment", 3, max)]  # only in serving summaries
+# point values of one evaluation each, averaged over its seeds (no CI), in this order where the summary has them:
+# what the serving engines delivered (serving) and how loaded the servers were (contention and serving)
+LOAD_COLUMNS = [("goodput_per_s", "Goodput (/s)", 3), ("ttft_p99_ms", "TTFT p99 (ms)", 1),
+                ("tpot_p99_ms", "TPOT p99 (ms)", 1), ("utilisation", "Utilisation", 3),
+                ("mean_batch_size", "Batch", 2), ("kv_occupancy", "KV occupancy", 3),
+                ("mean_queue_wait_ms", "Queue wait (ms)", 1)]
 
 
 def best_rows(summary: pd.DataFrame, metric: str, better) -> set[int]:
@@ -93,7 +101,7 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
 def main(argv: list[str] | None = None) -> Path:
     p = figure_parser(__doc__, tagged=True)
     add_reference_flag(p)
-    add_margin_flags(p, "contention")
+    add_margin_flags(p, "contention", slo=True)
     args = p.parse_args(argv)
     with writing(args):
         return write_tables(args)
@@ -115,7 +123,7 @@ def write_tables(args) -> Path:
                     *write_outputs({out / f"{name}.md": markdown, out / f"{name}.tex": latex}, made_from)])
     if episodes.exists():
         for path in write_paired(args.results, out, args.region, args.tag, args.reference,
-                                     args.reward_margin, args.p99_margin):
+                                     args.reward_margin, args.p99_margin, args.slo_margin):
             print(f"wrote {path}")
     return out
 

@@ -1,0 +1,103 @@
+"""The serving profile's pooled tables through the shell: total/evaluate_all.py --profile serving puts the
+serving metrics in summary.csv (SLO attainment with its CI, the rest averaged over the evaluation seeds),
+and total/make_table.py shows them, with the SLO verdict in the paired table."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import one_line_error, run_script
+
+from schedkit.registry import heuristics
+
+KEEP = ("least_loaded", "round_robin")  # two fast rules: a table and a pair
+# a loose TTFT objective so that attainment lands inside (0, 1) on this small, slot-bound world
+SETTING = ("--region", "Tiny_Trap", "--profile", "serving", "--worlds", "2", "--max-in-flight", "64", "--load", "0.6",
+           "--slo-ttft-ms", "8000", "--episodes", "16", "--no-progress")
+TAG = "serving_u0.6"
+POINTS = ("goodput_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "utilisation",
+          "mean_batch_size", "kv_occupancy", "mean_queue_length", "mean_queue_wait_ms")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving_tables")
+    run_script("data1/generate.py", "--servers", "20", "--trap-fraction", "0.1", "--seed", "5", "--train-tasks", "10",
+               "--test-tasks", "6", "--steps", "3", "--out", str(root / "data" / "Tiny_Trap"))
+    run_script("total/evaluate_all.py", "--data", str(root / "data"), "--results", str(root / "results"), *SETTING,
+               "--eval-seeds", "0", "1", "--skip", *(h for h in heuristics() if h not in KEEP))
+    return root
+
+
+def summary(root) -> pd.DataFrame:
+    return pd.read_csv(root / "results" / "eval" / f"Tiny_Trap_{TAG}" / "summary.csv").set_index("algo")
+
+
+def test_summary_has_the_serving_columns_in_range(root):
+    s, episodes = summary(root), pd.read_csv(root / "results" / "eval" / f"Tiny_Trap_{TAG}" / "episodes.csv")
+    assert sorted(s.index) == sorted(KEEP) and (s["profile"] == "serving").all()
+    assert ((0 <= s["slo_attainment_lo"]) & (s["slo_attainment_lo"] <= s["slo_attainment"])
+            & (s["slo_attainment"] <= s["slo_attainment_hi"]) & (s["slo_attainment_hi"] <= 1)).all()
+    # the SLO attainment is the share of workflows that met their SLOs, over both eval seeds
+    assert s["slo_attainment"].to_dict() == pytest.approx(episodes.groupby("algo")["slo_met"].mean().to_dict())
+    assert 0 < s["slo_attainment"].max() and s["slo_attainment"].min() < 1
+    assert (s["slo_attainment_hi"] > s["slo_attainment_lo"]).all()  # tasks and seeds vary: a real interval
+    assert (s[list(POINTS)] >= 0).all().all() and (s["goodput_per_s"] > 0).any()
+    assert (s["ttft_p50_ms"] <= s["ttft_p99_ms"]).all() and (s["tpot_p50_ms"] <= s["tpot_p99_ms"]).all()
+    assert ((0 < s["utilisation"]) & (s["utilisation"] <= 1.2)).all() and (s["kv_occupancy"] <= 1).all()
+    assert (s["mean_batch_size"] >= 1).all()
+
+
+def test_point_values_are_the_eval_seeds_summaries_averaged(root):
+    """round_robin's row holds the mean of what Heuristics/inference.py reports at each evaluation seed."""
+    seeds = []
+    for seed in ("0", "1"):
+        out = root / f"rr_seed{seed}"
+        run_script("Heuristics/inference.py", "--data", str(root / "data"), *SETTING, "--policy", "round_robin",
+                   "--seed", seed, "--out", str(out))
+        seeds.append(json.loads((out / "summary.json").read_text()))
+    row = summary(root).loc["round_robin"]
+    for key in (*POINTS, "slo_attainment"):
+        assert row[key] == pytest.approx((seeds[0][key] + seeds[1][key]) / 2), key
+    assert seeds[0]["goodput_per_s"] != seeds[1]["goodput_per_s"]  # two seeds that differ: the mean is a mean
+
+
+def test_make_table_shows_the_serving_columns_and_the_slo_verdict(root):
+    figures = root / "figures"
+    proc = run_script("total/make_table.py", "--results", str(root / "results"), "--region", "Tiny_Trap", "--tag", TAG,
+                      "--figures", str(figures), "--reference", "least_loaded", "--slo-margin", "0.05",
+                      "--formats", "md")
+    table = pd.read_csv(figures / f"results_table_{TAG}.csv").set_index("Scheduler")
+    shown = ["SLO attainment", "Goodput (/s)", "TTFT p99 (ms)", "TPOT p99 (ms)", "Utilisation", "Batch", "KV occupancy"]
+    assert set(shown) <= set(table.columns)
+    header = (figures / f"results_table_{TAG}.md").read_text().splitlines()[0]
+    assert all(f"| {name} |" in header for name in shown)
+    s = summary(root)
+    for algo in KEEP:
+        lo, hi = (f"{s.loc[algo, 'slo_attainment' + k]:.3f}" for k in ("_lo", "_hi"))
+        assert table.loc[algo, "SLO attainment"] == f"{s.loc[algo, 'slo_attainment']:.3f} [{lo}, {hi}]"
+        assert table.loc[algo, "TPOT p99 (ms)"] == pytest.approx(s.loc[algo, "tpot_p99_ms"], abs=0.05)
+        assert table.loc[algo, "Batch"] == pytest.approx(s.loc[algo, "mean_batch_size"], abs=0.005)
+    paired = pd.read_csv(figures / f"results_table_{TAG}_paired.csv").set_index("algo").loc["round_robin"]
+    assert paired["margin_slo_attainment"] == 0.05
+    assert paired["d_slo_attainment"] == pytest.approx(s.loc["round_robin", "slo_attainment"]
+                                                       - s.loc["least_loaded", "slo_attainment"])
+    assert paired["d_slo_attainment_lo"] <= paired["d_slo_attainment"] <= paired["d_slo_attainment_hi"]
+    assert paired["verdict_slo"] in ("better", "worse", "equivalent", "inconclusive")
+    assert "Verdict (SLO)" in proc.stdout and "SLO attainment ±0.05" in proc.stdout
+
+
+def test_a_broken_slo_met_cell_is_a_one_line_error(root, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    path = results / "eval" / f"Tiny_Trap_{TAG}" / "episodes.csv"
+    episodes = pd.read_csv(path)
+    episodes["slo_met"] = episodes["slo_met"].astype(object)
+    episodes.loc[3, "slo_met"] = "maybe"
+    episodes.to_csv(path, index=False)
+    proc = run_script("total/make_table.py", "--results", str(results), "--region", "Tiny_Trap", "--tag", TAG,
+                      "--figures", str(tmp_path / "figures"), "--reference", "least_loaded", check=False)
+    one_line_error(proc, "episodes.csv line 5", "'slo_met'", "True or False", "'maybe'")
+    assert not (tmp_path / "figures").exists() or not any((tmp_path / "figures").iterdir())
