@@ -50,8 +50,9 @@ Outcomes. A request's outcome is known when it completes, so `step` returns the 
 completed during its advance (K varies, often differs from the batch): reward (K, 3) (`reward`: the
 latency term against each request's SLO budget), done (K,)
 (the workflow finished with this request) and info of (K,) tensors, with `episode` and `step`
-saying whose. `schedkit.evaluation.evaluate` sums them per episode unchanged. Learned agents
-need one reward per decision, so training on this profile is refused (ServingProfile.trainable).
+saying whose. `schedkit.evaluation.evaluate` sums them per episode unchanged; the training rollout
+(`schedkit.rollout.collect`) gives each decision the reward of its own request, matched by
+(episode, step) when the request completes, so learned agents train on the reward the tables report.
 
 Non-clairvoyance. Output lengths are drawn for each step from the workflow's keys and kept in
 `hidden_output` and `hidden_remaining`; the Observation and the live inputs (`queue_length`,
@@ -462,6 +463,10 @@ class ServingSimulator(ContentionSimulator):
         self.events = 0
         self._activate()
         return self.observe()
+
+    @property
+    def finishes_per_step(self) -> int:
+        return self.batch_size * self.serving.max_in_flight
 
     def reseed(self, seed: int) -> NoReturn:
         raise NotImplementedError("the serving profile's worlds do not run on across epochs")
@@ -961,7 +966,7 @@ class ServingProfile(Profile):
     params_class = Serving
     queues = True
     worlds_run_on = False
-    trainable = False  # schedkit.simulators.train_params refuses to train on it
+    trainable = True
     eval_passes = 10
     flags = (  # the flags contention has too are one option each (schedkit/cli.py add_profile_flags)
         Flag("--load", "load", "positive_float",
@@ -976,6 +981,8 @@ class ServingProfile(Profile):
         Flag("--worlds", "worlds", "positive_int", "independent worlds simulated side by side (config: serving.worlds)"),
         Flag("--max-in-flight", "max_in_flight", "positive_int",
              "workflows in flight per world (config: serving.max_in_flight)"),
+        Flag("--warmup", "warmup", "non_negative_int",
+             "unmeasured first workflows of each world, to load the servers (config: serving.warmup, default 64)"),
         Flag("--max-batch", "max_batch", "positive_int", "running requests per engine (config: serving.max_batch)"),
         Flag("--slo-ttft-ms", "slo_ttft_ms", "positive_float",
              "time-to-first-token objective of a request, ms (config: serving.slo_ttft_ms, default 2500)", "MS"),

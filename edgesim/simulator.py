@@ -299,6 +299,12 @@ class Simulator:
         Identically zero in the paper profile (docs/simulator.md §2), live under contention."""
         return (self.busy_until(servers) - self.now[:, None]).clamp_min(0.0)
 
+    @property
+    def finishes_per_step(self) -> int:
+        """The most workflows one `step` can finish: one per row here (a profile whose step returns the
+        requests completed meanwhile, serving, can finish every workflow in flight)."""
+        return self.batch_size
+
     def measured(self, episode: torch.Tensor, episodes: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mask, index 0..episodes-1) of the measured episodes among the ids `episode`: the first
         `episodes` after the `warmup_episodes` that only load the system (none in the paper profile);

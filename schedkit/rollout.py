@@ -100,7 +100,7 @@ class FinishCount:
     def of_epoch(cls, sim: Simulator, episodes: int, continuing: bool) -> "FinishCount":
         """The end of an epoch of `episodes` measured episodes: a fresh epoch whose rows hold all of
         them knows its length (`Simulator.steps_until_done`); worlds that run on count finishes."""
-        return cls(episodes, sim.batch_size, sim.device, None if continuing else sim.steps_until_done(episodes))
+        return cls(episodes, sim.finishes_per_step, sim.device, None if continuing else sim.steps_until_done(episodes))
 
     def add(self, finished: torch.Tensor) -> None:
         """One step's number of finished episodes (a 0-d tensor, at most `per_step`)."""
@@ -115,6 +115,27 @@ class FinishCount:
         left = self.target - int(self.count)
         self.next_read = self.steps + -(-left // self.per_step)
         return left <= 0
+
+
+PARTS = ("latency", "queue_ms", "cost", "trap_hit", "fallback")  # the outcome columns the epoch statistics read
+
+
+def _outcomes_of(outcomes: list[dict], episode: torch.Tensor, step: torch.Tensor, max_steps: int) -> dict:
+    """The outcome (reward, done, PARTS) of each decision (episode, step), matched by that key.
+
+    A step's outcomes are the rows its `sim.step` returned: under `paper` and `contention` the
+    decisions just made, in row order; under `serving` the requests that completed during the step,
+    each the outcome of a decision made in some earlier step. Every decision asked for must have
+    completed (a measured workflow's decisions once it has finished)."""
+    key = torch.cat([o["episode"] for o in outcomes]) * max_steps + torch.cat([o["step"] for o in outcomes])
+    order = torch.argsort(key)
+    wanted = episode * max_steps + step
+    at = torch.searchsorted(key[order], wanted).clamp_max(max(len(key) - 1, 0))
+    if len(key) == 0 or not bool((key[order][at] == wanted).all()):
+        raise RuntimeError("a kept decision has no outcome: the epoch ended before one of its workflows finished")
+    rows = order[at]
+    columns = [k for k in outcomes[0] if k not in ("episode", "step")]
+    return {k: torch.cat([o[k] for o in outcomes]).index_select(0, rows) for k in columns}
 
 
 def _bootstrap(sim: Simulator, agent: Agent, weights: torch.Tensor, running: torch.Tensor):
@@ -140,7 +161,9 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     obs = sim.reseed(seed) if continuing else sim.reset(seed)
     gen = torch.Generator(sim.device).manual_seed(seed)
     eval_w = torch.tensor(EVAL_WEIGHTS, dtype=sim.dtype, device=sim.device)
+    measured = None if continuing else episodes
     steps: list[dict] = []
+    outcomes: list[dict] = []
     finished = FinishCount.of_epoch(sim, episodes, continuing)
     while not finished.reached():
         feats = agent.features(sim, obs, weights)
@@ -148,24 +171,30 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
         logp_all, _ = masked_log_probs(logits)
         action = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)  # a logit column
         server = chosen_servers(feats, action)
+        decided = sim.episode.clone(), sim.step_idx.clone()  # whose decision each row makes
         obs, reward, done, info = sim.step(server)
         bonus = agent.reward_bonus(server)
-        keep = sim.measured(info["episode"], None if continuing else episodes)[0]
-        finished.add((done & keep).sum())
+        finished.add((done & sim.measured(info["episode"], measured)[0]).sum())
         steps.append({"feats": feats, "action": action, "logp": logp_all.gather(1, action[:, None]).squeeze(1),
-                      "value": value, "reward": reward, "bonus": bonus, "done": done, "keep": keep, "info": info})
+                      "value": value, "bonus": bonus, "episode": decided[0], "step": decided[1],
+                      "keep": sim.measured(decided[0], measured)[0]})
+        outcomes.append({"reward": reward, "done": done, "episode": info["episode"], "step": info["step"]}
+                        | {k: info[k] for k in PARTS})
 
     def stack(key):
         return torch.stack([s[key] for s in steps])
 
-    def stack_info(key):
-        return torch.stack([s["info"][key] for s in steps])
-
-    reward_vec = stack("reward")  # (T, B, 3)
-    keep, done = stack("keep"), stack("done")
-    scalar = (reward_vec @ weights.to(reward_vec.dtype)).float() + stack("bonus").float()
+    keep = stack("keep")
     flat = keep.reshape(-1).nonzero().squeeze(1)
-    episode, step = stack_info("episode").reshape(-1)[flat], stack_info("step").reshape(-1)[flat]
+    episode, step = stack("episode").reshape(-1)[flat], stack("step").reshape(-1)[flat]
+    outcome = _outcomes_of(outcomes, episode, step, sim.tasks.max_steps)
+
+    def on_grid(x):  # the kept decisions' outcomes laid on the (T, B) grid of decisions, zero elsewhere
+        return torch.zeros(keep.numel(), *x.shape[1:], dtype=x.dtype, device=x.device).index_put((flat,), x) \
+            .reshape(*keep.shape, *x.shape[1:])
+
+    reward_vec, done = on_grid(outcome["reward"]), on_grid(outcome["done"])  # (T, B, 3), (T, B)
+    scalar = (reward_vec @ weights.to(reward_vec.dtype)).float() + stack("bonus").float()
     rewards, values, dones = scalar.reshape(-1)[flat], stack("value").float().reshape(-1)[flat], done.reshape(-1)[flat]
     n = len(flat)
     if continuing:
@@ -186,7 +215,7 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     def per_episode(x):
         return float((x * kept).sum()) / workflows
 
-    parts = {k: stack_info(k).to(reward_vec.dtype) for k in ("latency", "queue_ms", "cost", "trap_hit", "fallback")}
+    parts = {k: on_grid(outcome[k]).to(reward_vec.dtype) for k in PARTS}
     losses = -(reward_vec * kept[..., None]).sum((0, 1)) / n_steps
     stats = {
         "return": per_episode(scalar.to(kept.dtype)),
