@@ -19,7 +19,6 @@ from edgesim.registry import make_simulator
 from edgesim.serving import GPU_CLASSES, Serving, ServingError
 from edgesim.serving_perf import idle_batch_ms, load_perf_model
 from schedkit.evaluation import evaluate
-from schedkit.simulators import train_params
 
 
 @pytest.fixture(scope="module")
@@ -337,9 +336,7 @@ def test_bad_token_traces_name_file_line_and_column(tmp_path, text, message):
         Serving.from_dict({"tokens": str(path)})
 
 
-def test_learned_training_and_gym_refuse_the_serving_profile(files):
-    with pytest.raises(SystemExit, match="profile 'serving' is for evaluation only"):
-        train_params({"profile": "serving", "serving": {}})
+def test_gym_refuses_the_serving_profile(files):
     with pytest.raises(InputError, match="profile: 'serving' is for evaluation only"):
         EdgeMoEEnv(files["tiny"], profile="serving")
 
