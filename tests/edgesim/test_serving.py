@@ -13,8 +13,6 @@ from tiny import ONE_SERVER, write_tiny
 
 from edgesim.crn import crn_hash, crn_uniform
 from edgesim.dataset import load_dataset
-from edgesim.gym_wrappers import EdgeMoEEnv
-from edgesim.inputs import InputError
 from edgesim.registry import make_simulator
 from edgesim.serving import GPU_CLASSES, Serving, ServingError
 from edgesim.serving_perf import idle_batch_ms, load_perf_model
@@ -334,11 +332,6 @@ def test_bad_token_traces_name_file_line_and_column(tmp_path, text, message):
     assert str(path) in str(e.value) and "serving.token_trace" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(ServingError, match="unknown serving key"):
         Serving.from_dict({"tokens": str(path)})
-
-
-def test_gym_refuses_the_serving_profile(files):
-    with pytest.raises(InputError, match="profile: 'serving' is for evaluation only"):
-        EdgeMoEEnv(files["tiny"], profile="serving")
 
 
 @pytest.mark.parametrize("args, needles", [
