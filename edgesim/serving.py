@@ -51,7 +51,9 @@ completed during its advance (K varies, often differs from the batch): reward (K
 latency term against each request's SLO budget), done (K,)
 (the workflow finished with this request) and info of (K,) tensors, with `episode` and `step`
 saying whose. `schedkit.evaluation.evaluate` sums them per episode unchanged. Learned agents
-need one reward per decision, so training on this profile is refused (ServingProfile.trainable).
+need one reward per decision, so training on this profile is refused (ServingProfile.trainable); its
+Gym envs (`EdgeMoEServing-v0`) credit each world the requests that completed during a step instead
+(ServingProfile.delayed_outcomes).
 
 Non-clairvoyance. Output lengths are drawn for each step from the workflow's keys and kept in
 `hidden_output` and `hidden_remaining`; the Observation and the live inputs (`queue_length`,
@@ -962,6 +964,7 @@ class ServingProfile(Profile):
     queues = True
     worlds_run_on = False
     trainable = False  # schedkit.simulators.train_params refuses to train on it
+    delayed_outcomes = True  # its Gym envs credit each world the requests completed during a step
     eval_passes = 10
     flags = (  # the flags contention has too are one option each (schedkit/cli.py add_profile_flags)
         Flag("--load", "load", "positive_float",
