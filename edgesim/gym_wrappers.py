@@ -60,7 +60,7 @@ from .scalar_model import ScalarEpisode, ScalarTopology
 from .simulator import Simulator, simulator_args
 
 ENV_ID = "EdgeMoE-v0"
-DEFAULT_HORIZON = 1000  # decisions per Gym episode of a profile whose worlds run on
+DEFAULT_HORIZON = 1000  # decisions per Gym episode of a profile whose episodes are worlds
 RENDER_MODES = ("ansi",)
 METADATA = {"render_modes": list(RENDER_MODES), "render_fps": 4}  # text frames, as Gymnasium's toy-text envs
 WEIGHT_TOLERANCE = 1e-6  # how far from 1 the weights' sum may be (float32 weights sum to 1 within 1e-7)
@@ -397,7 +397,7 @@ class EdgeMoEVectorEnv(VectorEnv):
     DISABLED: finished rows wait for `reset(options={"reset_mask": mask})`. Every info key `k` comes
     with its mask `_k`. `reset(seed=None)` continues the random streams; an int seeds the batch; a
     list seeds the batch as a whole (the same list gives the same episodes; row i does not replay a
-    single env seeded with seed[i]). Under a profile whose worlds run on, all worlds reach the
+    single env seeded with seed[i]). Under a profile whose episodes are worlds, all worlds reach the
     horizon together and are reset together.
     """
 

@@ -109,7 +109,7 @@ def test_weights_that_sum_to_one_in_float32_are_taken(ds):
     ({"normalize": "no"}, ["normalize", "True or False"], InputError),
     ({"render_mode": "human"}, ["render_mode", "'ansi'", "'human'"], InputError),
     ({"params": {"arrival_rate": 3}}, ["params", "'paper' profile takes no parameters"], ProfileError),
-    ({"horizon": 10}, ["horizon applies to a profile whose worlds run on"], InputError),
+    ({"horizon": 10}, ["horizon applies to a profile whose Gym episodes are worlds", "'paper'"], InputError),
 ])
 def test_bad_constructor_arguments_name_the_argument(root, kw, words, kind):
     refused(lambda: gym.make("EdgeMoE-v0", data=root, **({"region": "Tiny"} | kw)), *words, kind=kind)
