@@ -5,8 +5,9 @@
     python bench/gpu_suite.py --device cpu --quick    # the same steps on the CPU: a dry run (the tests use it)
 
 Steps, each timed; a failed step is recorded and the suite goes on:
-  equivalence  tests/edgesim/test_cuda.py and the simulator's CUDA test: the device against the CPU, paper and
-               contention profiles, with the same draws
+  equivalence  tests/edgesim/test_cuda.py and the simulator's CUDA test: the device against the CPU with the
+               same draws and decisions, paper, contention and serving profiles (serving: loaded worlds at
+               load 0.9 complete the same requests with the same TTFT, TPOT and latency)
   throughput   bench/env_throughput.py on the device: 500 / 2,000 / 10,000 servers, B up to 65,536
   train        TopoFreeRL/train.py with its defaults on the device, then inference.py on the test split
   train_large  TopoFreeRL/train.py with `actor=per_server` on 10,000 servers (a generated dataset,

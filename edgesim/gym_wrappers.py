@@ -9,16 +9,26 @@ batched simulator (Gymnasium 1.x `VectorEnv`). Both take any profile, by registe
   `horizon` decisions (then truncated: the world would go on). Each decision is the pending step
   of the world's earliest workflow; `info["episode_id"]` names that workflow and
   `info["workflow_done"]` marks its last step. The observation adds every server's live queue wait.
+- a profile with delayed outcomes (serving: `Profile.delayed_outcomes`): episodes as under contention
+  (one world, `horizon` decisions, then truncated), each action routing the world's pending
+  decision. A request's outcome is known only when it completes, so the step's reward is the sum
+  of the (scalarised) rewards of the world's requests that completed during the step's advance,
+  whichever decisions routed them: delayed credit, as a serving system sees it. `info["completed"]`
+  lists those requests (`COMPLETED_INFO`), for per-request credit; `info["episode_id"]`, `task` and
+  `step` name the decision just routed. Output lengths stay hidden: the observation is the
+  contention one (live queue waits estimated from known work only).
 
 Observation: see `edgesim.gym_obs` (normalised by default, `normalize=False` for raw units).
 Action: a server index; `action_masks()` gives the valid ones (sb3-contrib's convention), and
 the "action_mask" observation key holds the same. An invalid server runs on the type's fallback
-server (info["fallback"]). Reward: the step's reward vector (info["reward_vector"] = rL, rC, rS)
-scalarised with `weights` (default: the evaluation weights 0.45 / 0.40 / 0.15).
+server (info["fallback"]). Reward: the step's reward vector (info["reward_vector"] = rL, rC, rS; under
+delayed outcomes the sum of the completed requests' vectors) scalarised with `weights` (default: the
+evaluation weights 0.45 / 0.40 / 0.15).
 Info: numbers only (TorchRL turns them into tensors): episode_id, task (index into the split's
 task table: `dataset.tasks[split].ids[task]`), step, server, latency_ms, network_ms, compute_ms,
-queue_ms, cost, fallback, trap_hit, switch, reward_vector; the names libraries reserve ("episode",
-"done", "final_*") are left to them.
+queue_ms, cost, fallback, trap_hit, switch, reward_vector (under delayed outcomes: episode_id, task,
+step, reward_vector and completed, a dict of arrays; an object array of them on the vector env); the
+names libraries reserve ("episode", "done", "final_*") are left to them.
 
 The single env of the paper profile plays each workflow with the plain-Python model
 (`edgesim.scalar_model`, checked step by step against the batched simulator in the tests): tens of
@@ -29,6 +39,7 @@ Every other profile's single env steps a batch-1 simulator of that profile.
 """
 from __future__ import annotations
 
+import math
 import os
 from numbers import Integral
 from pathlib import Path
@@ -49,7 +60,7 @@ from .scalar_model import ScalarEpisode, ScalarTopology
 from .simulator import Simulator, simulator_args
 
 ENV_ID = "EdgeMoE-v0"
-DEFAULT_HORIZON = 1000  # decisions per Gym episode of a profile whose worlds run on
+DEFAULT_HORIZON = 1000  # decisions per Gym episode of a profile whose episodes are worlds
 RENDER_MODES = ("ansi",)
 METADATA = {"render_modes": list(RENDER_MODES), "render_fps": 4}  # text frames, as Gymnasium's toy-text envs
 WEIGHT_TOLERANCE = 1e-6  # how far from 1 the weights' sum may be (float32 weights sum to 1 within 1e-7)
@@ -57,6 +68,11 @@ FLOAT_INFO = ("latency_ms", "network_ms", "compute_ms", "queue_ms", "cost")
 SIM_INFO = {"latency_ms": "latency", "network_ms": "network_ms", "compute_ms": "compute_ms", "queue_ms": "queue_ms",
             "cost": "cost", "fallback": "fallback", "trap_hit": "trap_hit", "switch": "switch", "server": "server",
             "task": "task", "step": "step", "episode_id": "episode"}
+# info["completed"] of a profile with delayed outcomes: one array per key, one entry per completed request
+# (the simulator's info key it comes from), plus "reward" (scalarised) and "reward_vector" ((K, 3))
+COMPLETED_INFO = {"episode_id": "episode", "step": "step", "task": "task", "server": "server", "latency_ms": "latency",
+                  "ttft_ms": "ttft_ms", "tpot_ms": "tpot_ms", "queue_ms": "queue_ms", "cost": "cost",
+                  "fallback": "fallback", "workflow_done": "done"}
 
 
 class ResetNeeded(gym.error.ResetNeeded, RuntimeError):
@@ -64,11 +80,18 @@ class ResetNeeded(gym.error.ResetNeeded, RuntimeError):
     RuntimeError."""
 
 
+def _world_episodes(profile: Profile) -> bool:
+    """A Gym episode is one world over a horizon: its worlds run on, or its outcomes arrive after later
+    decisions (a workflow's requests complete among other workflows' decisions), so no workflow is an
+    episode of its own."""
+    return profile.worlds_run_on or profile.delayed_outcomes
+
+
 def _horizon(profile: Profile, horizon: Any) -> int | None:
     """None for a profile whose episodes are workflows; the decisions per episode otherwise."""
-    if not profile.worlds_run_on:
+    if not _world_episodes(profile):
         if horizon is not None:
-            raise InputError(f"horizon applies to a profile whose worlds run on, not {profile.name!r}")
+            raise InputError(f"horizon applies to a profile whose Gym episodes are worlds, not {profile.name!r}")
         return None
     return DEFAULT_HORIZON if horizon is None else integer(horizon, "horizon", 1, MAX_EPISODES)
 
@@ -99,9 +122,6 @@ def _env_args(dataset: Any, n_envs: int, split: Any, order: Any, profile: Any, p
     """The arguments both envs share, checked before anything is built; returns the profile (a registered
     name or a Profile object given) and its parameters."""
     p = get_profile(profile)
-    if not p.trainable:
-        raise InputError(f"profile: {p.name!r} is for evaluation only: its steps return the requests that completed, "
-                         "not one outcome per action, which a Gym environment needs")
     simulator_args(dataset, n_envs, split, order, 0, "cpu")
     return p, profile_params(p, params)
 
@@ -154,6 +174,35 @@ def _row_text(ds: Dataset, task_id: str, k: int, n: int, required: int, prev: in
     return f"task {task_id}, step {k + 1}/{n}: needs {ds.type_names[required]}, from {where}"
 
 
+def _decided(sim: Simulator) -> dict[str, np.ndarray]:
+    """(B,) the workflow, task and step of every row's pending decision, read before the step routes it."""
+    return {"episode_id": sim.episode.cpu().numpy().astype(np.int64), "task": sim.task.cpu().numpy().astype(np.int64),
+            "step": sim.step_idx.cpu().numpy().astype(np.int64)}
+
+
+def _completed_infos(decided: dict[str, np.ndarray], info: dict[str, torch.Tensor], reward: torch.Tensor,
+                     weights: torch.Tensor, num_envs: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """A step of a profile with delayed outcomes: (num_envs,) rewards, each the sum of its world's completed
+    requests' scalarised rewards, and the info: the routed decisions (`decided`), the summed reward vectors
+    and "completed", an object array holding each world's requests (`COMPLETED_INFO`) in completion order."""
+    scalar = reward @ weights
+    world = info["world"]
+    totals = torch.zeros(num_envs, dtype=reward.dtype, device=reward.device).index_add_(0, world, scalar)
+    vectors = torch.zeros((num_envs, 3), dtype=reward.dtype, device=reward.device).index_add_(0, world, reward)
+    order = torch.argsort(world, stable=True).cpu().numpy()
+    cols = {k: info[v].cpu().numpy()[order] for k, v in COMPLETED_INFO.items()}
+    for k in ("episode_id", "step", "task", "server"):
+        cols[k] = cols[k].astype(np.int64)
+    cols["reward"] = scalar.cpu().numpy().astype(np.float64)[order]
+    cols["reward_vector"] = reward.cpu().numpy().astype(np.float64)[order]
+    ends = np.cumsum(np.bincount(world.cpu().numpy(), minlength=num_envs))
+    completed = np.empty(num_envs, dtype=object)
+    for i, (a, b) in enumerate(zip(np.concatenate([[0], ends[:-1]]), ends)):
+        completed[i] = {k: v[a:b] for k, v in cols.items()}
+    infos = decided | {"reward_vector": vectors.cpu().numpy().astype(np.float64), "completed": completed}
+    return totals.cpu().numpy().astype(np.float64), infos
+
+
 def _sim_infos(info: dict[str, torch.Tensor], reward: torch.Tensor, horizon: int | None) -> dict[str, np.ndarray]:
     """The wrappers' info arrays (B,) from the simulator's step info (and (B, 3) reward vectors)."""
     out = {k: info[v].cpu().numpy() for k, v in SIM_INFO.items()}
@@ -196,6 +245,7 @@ class EdgeMoEEnv(gym.Env):
         self.episodes = 0  # episodes started since the last seeded reset: the fast path's episode_id
         self.decisions, self.started = 0, False
         self.last: tuple[int, float, float] | None = None  # the last step's server, latency and reward (render)
+        self.last_completed = 0  # requests completed during the last step (delayed outcomes: its latency is NaN)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         _options(options)
@@ -272,6 +322,8 @@ class EdgeMoEEnv(gym.Env):
                  else bool(self.sim.step_idx[0] >= self.sim.tasks.n_steps[self.sim.task[0]]))
         if ended:
             raise ResetNeeded("the episode has ended: call reset() before stepping again")
+        if self.horizon is not None and self.profile.delayed_outcomes:
+            return self._step_delayed(action, self.horizon)
         _, reward, done, info = self.sim.step(torch.tensor([action]))
         self.decisions += 1
         infos = _sim_infos(info, reward, self.horizon)
@@ -282,6 +334,18 @@ class EdgeMoEEnv(gym.Env):
             return self._observe(), scalar, bool(done[0]), False, out
         return self._observe(), scalar, False, self.decisions >= self.horizon, out
 
+    def _step_delayed(self, action: int, horizon: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """A profile with delayed outcomes: route the world's pending decision; the reward is what the world's
+        requests that completed meanwhile earned (module docstring)."""
+        decided = _decided(self.sim)
+        _, reward, _, info = self.sim.step(torch.tensor([action]))
+        self.decisions += 1
+        weights = torch.tensor(self.weights, dtype=reward.dtype)
+        rewards, infos = _completed_infos(decided, info, reward, weights, 1)
+        out = {k: v[0] if k in ("completed", "reward_vector") else v[0].item() for k, v in infos.items()}
+        scalar = float(rewards[0])
+        self.last, self.last_completed = (action, math.nan, scalar), len(out["completed"]["reward"])
+        return self._observe(), scalar, False, self.decisions >= horizon, out
 
     def render(self) -> str | None:
         """render_mode 'ansi': the current state (task, step, model type needed, where the workflow is) and
@@ -304,6 +368,9 @@ class EdgeMoEEnv(gym.Env):
         if self.last is None:
             return ""
         server, latency, reward = self.last
+        if self.profile.delayed_outcomes:
+            return (f"; last decision: server {self.dataset.server_ids[server]}, {self.last_completed} requests "
+                    f"completed, reward {reward:.4f}")
         return f"; last step: server {self.dataset.server_ids[server]}, {latency:.1f} ms, reward {reward:.4f}"
 
 
@@ -326,7 +393,7 @@ class EdgeMoEVectorEnv(VectorEnv):
     DISABLED: finished rows wait for `reset(options={"reset_mask": mask})`. Every info key `k` comes
     with its mask `_k`. `reset(seed=None)` continues the random streams; an int seeds the batch; a
     list seeds the batch as a whole (the same list gives the same episodes; row i does not replay a
-    single env seeded with seed[i]). Under a profile whose worlds run on, all worlds reach the
+    single env seeded with seed[i]). Under a profile whose episodes are worlds, all worlds reach the
     horizon together and are reset together.
     """
 
@@ -427,9 +494,14 @@ class EdgeMoEVectorEnv(VectorEnv):
                                "reset(options={'reset_mask': mask}) (autoreset_mode DISABLED)")
         if self.horizon is not None and self.decisions >= self.horizon:
             raise ResetNeeded("the worlds reached the horizon: call reset()")
+        decided = _decided(self.sim) if self.profile.delayed_outcomes else {}
         obs, reward, done, info = self.sim.step(torch.as_tensor(actions, device=self.sim.device))
-        rewards = (reward @ self.weights).cpu().numpy().astype(np.float64)
-        infos: dict[str, Any] = _sim_infos(info, reward, self.horizon)
+        infos: dict[str, Any]
+        if self.profile.delayed_outcomes:
+            rewards, infos = _completed_infos(decided, info, reward, self.weights, self.num_envs)
+        else:
+            rewards = (reward @ self.weights).cpu().numpy().astype(np.float64)
+            infos = _sim_infos(info, reward, self.horizon)
         if self.horizon is None:
             terminated, truncated = done.cpu().numpy(), np.zeros(self.num_envs, bool)
         else:

@@ -68,7 +68,9 @@ class Profile:
     eval_passes = 1  # default evaluation length: passes over the split's tasks
     batches_seeds = False  # its simulator can run several evaluation seeds' worlds side by side (seed_worlds)
     flags: tuple[Flag, ...] = ()  # command-line overrides of its parameters, offered by every script
-    trainable = True  # each step returns one outcome per decision, which RL training and Gym envs need
+    # `step` returns the requests that completed during its advance (info `world`, `episode`, `step` say
+    # whose), not one outcome per decision: Gym envs credit each world the rewards of its completed requests
+    delayed_outcomes = False
     plan_bounds_reward = False  # the oracle's load-blind plan value bounds every scheduler's expected reward
 
     def __repr__(self) -> str:

@@ -52,7 +52,9 @@ latency term against each request's SLO budget), done (K,)
 (the workflow finished with this request) and info of (K,) tensors, with `episode` and `step`
 saying whose. `schedkit.evaluation.evaluate` sums them per episode unchanged; the training rollout
 (`schedkit.rollout.collect`) gives each decision the reward of its own request, matched by
-(episode, step) when the request completes, so learned agents train on the reward the tables report.
+(episode, step) when the request completes, so learned agents train on the reward the tables report. Its Gym envs
+(`EdgeMoEServing-v0`) credit each world the requests that completed during a step
+(ServingProfile.delayed_outcomes).
 
 Non-clairvoyance. Output lengths are drawn for each step from the workflow's keys and kept in
 `hidden_output` and `hidden_remaining`; the Observation and the live inputs (`queue_length`,
@@ -966,7 +968,7 @@ class ServingProfile(Profile):
     params_class = Serving
     queues = True
     worlds_run_on = False
-    trainable = True
+    delayed_outcomes = True  # a step returns the requests completed meanwhile, not the decisions made
     eval_passes = 10
     flags = (  # the flags contention has too are one option each (schedkit/cli.py add_profile_flags)
         Flag("--load", "load", "positive_float",

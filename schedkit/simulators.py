@@ -45,12 +45,8 @@ def config_params(cfg: dict) -> Any:
 
 def train_params(cfg: dict) -> Any:
     """The parameters of the world a run trains in: its profile block plus `train_env`
-    (schedkit/config.py), e.g. trained without the trap delay and evaluated with it. A profile whose
-    steps report completed requests rather than the decisions made (serving) cannot train a learned agent."""
+    (schedkit/config.py), e.g. trained without the trap delay and evaluated with it."""
     profile = config_profile(cfg)
-    if not profile.trainable:
-        sys.exit(f"error: profile {profile.name!r} is for evaluation only: its steps return the requests that "
-                 "completed, not one reward per decision, which learned-agent training needs")
     return params_or_exit(profile, cfg.get(cfg["profile"]), cfg.get("train_env"))
 
 

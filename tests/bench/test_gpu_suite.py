@@ -22,7 +22,7 @@ def test_a_dry_run_on_the_cpu_runs_every_step_and_writes_one_report(tmp_path):
     data = json.loads(report.read_text())
     assert list(data["steps"]) == ["equivalence", "throughput", "train", "evaluate", "train_large", "train_shortlist"]
     assert all(step["ok"] for step in data["steps"].values()), data["steps"]
-    assert "2 passed" in data["steps"]["equivalence"]["output"]  # the CPU-against-CPU comparisons ran
+    assert "3 passed" in data["steps"]["equivalence"]["output"]  # paper, contention and serving, CPU against CPU
     assert {r["servers"] for r in data["steps"]["throughput"]["rows"]} == {500}
     assert data["steps"]["evaluate"]["mean_reward"] < 0 and data["steps"]["train_large"]["epochs"] == 1
     assert "shortlist=32" in data["steps"]["train_shortlist"]["args"] and data["steps"]["train_shortlist"]["epochs"] == 1

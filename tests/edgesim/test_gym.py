@@ -3,6 +3,7 @@ simulator, the observation encoding, registration, and the evaluation protocol t
 from __future__ import annotations
 
 import copy
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +25,11 @@ def first_valid(obs):
     return obs["action_mask"].argmax(-1)
 
 
-@pytest.mark.parametrize("kw", [{}, {"normalize": False}, {"profile": "contention", "horizon": 30}])
+SERVING = {"profile": "serving", "params": {"arrival_rate": 4.0}}  # light: requests complete within a few decisions
+
+
+@pytest.mark.parametrize("kw", [{}, {"normalize": False}, {"profile": "contention", "horizon": 30},
+                                SERVING | {"horizon": 30}])
 def test_single_env_passes_the_gymnasium_checker(default_ds, kw):
     check_env(EdgeMoEEnv(default_ds, **kw), skip_render_check=True)
 
@@ -230,7 +235,7 @@ def test_contention_episode_is_one_world_over_a_horizon(default_ds):
 
 
 def test_registration_and_bad_arguments(default_ds):
-    assert {"EdgeMoE-v0", "EdgeMoEContention-v0"} <= set(gym.registry)
+    assert {"EdgeMoE-v0", "EdgeMoEContention-v0", "EdgeMoEServing-v0"} <= set(gym.registry)
     env = gym.make("EdgeMoE-v0", data=default_ds, normalize=False)
     assert env.observation_space["state"].shape == (8,)
     venv = gym.make_vec("EdgeMoE-v0", num_envs=2, vectorization_mode="vector_entry_point", data=default_ds)
@@ -271,7 +276,7 @@ def test_evaluate_policy_runs_the_protocol(default_ds, tmp_path):
         evaluate_policy(lambda o, m: [0], data=default_ds, episodes=8, progress=False)
 
 
-@pytest.mark.parametrize("kw", [{}, {"profile": "contention", "horizon": 6}])
+@pytest.mark.parametrize("kw", [{}, {"profile": "contention", "horizon": 6}, SERVING | {"horizon": 6}])
 def test_vector_env_keeps_to_its_declared_spaces_and_replays_a_seed(default_ds, kw):
     """What Gymnasium's checker asks of a single env, asked of the vector env (neither Gymnasium nor
     SB3 ships a checker for vector envs): observations inside the batched space, random actions from
@@ -290,3 +295,107 @@ def test_vector_env_keeps_to_its_declared_spaces_and_replays_a_seed(default_ds, 
         return np.stack(trace)
 
     np.testing.assert_array_equal(play(4), play(4))
+
+
+# ----------------------------------------------------------------------------- serving: delayed outcomes
+
+def play_serving(env, seed, steps, actions=None):
+    """Reset `env` (single) with `seed` and route `steps` decisions (the first valid server, or `actions`);
+    every step's (observation, reward, terminated, truncated, info)."""
+    obs, _ = env.reset(seed=seed)
+    out = []
+    for t in range(steps):
+        obs, *rest = env.step(int(first_valid(obs)) if actions is None else actions[t])
+        out.append((obs, *rest))
+    return out
+
+
+def test_serving_step_rewards_the_requests_that_completed_during_it(default_ds):
+    """One env is one world: each step routes the world's pending decision and earns what the world's requests
+    that completed meanwhile earned (delayed credit); info["completed"] lists them, each one routed before."""
+    env = gym.make("EdgeMoEServing-v0", data=default_ds, params=SERVING["params"], horizon=120)
+    routed, completed = set(), 0
+    for t, (obs, reward, terminated, truncated, info) in enumerate(play_serving(env, 3, 120)):
+        routed.add((info["episode_id"], info["step"]))
+        done = info["completed"]
+        assert isinstance(reward, float) and math.isfinite(reward) and not terminated and truncated == (t == 119)
+        assert reward == pytest.approx(float(done["reward"].sum()), rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(info["reward_vector"], done["reward_vector"].sum(0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(done["reward"], done["reward_vector"] @ np.array(EVAL_WEIGHTS), rtol=1e-12)
+        assert {(e, k) for e, k in zip(done["episode_id"].tolist(), done["step"].tolist())} <= routed
+        assert (done["ttft_ms"] > 0).all() and (done["latency_ms"] >= done["ttft_ms"]).all()
+        assert (done["tpot_ms"] >= 0).all() and np.isfinite(done["reward"]).all()
+        completed += len(done["reward"])
+    assert completed >= 20 and len(routed) == 120
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(0)
+
+
+def test_serving_vector_env_credits_each_world_what_the_simulator_completed(default_ds):
+    """Row i's reward is the weighted sum of the simulator's completed requests of world i (same seed, same
+    actions), and its info["completed"] holds exactly those requests."""
+    from edgesim.registry import make_simulator
+    env = EdgeMoEVectorEnv(default_ds, 3, **SERVING, horizon=40)
+    sim = make_simulator(default_ds, 3, "train", "random", 5, profile="serving", params=SERVING["params"])
+    obs, _ = env.reset(seed=5)
+    sim.reset()
+    completed = 0
+    for _ in range(39):
+        actions = first_valid(obs)
+        obs, rewards, _, truncated, infos = env.step(actions)
+        _, r, _, info = sim.step(torch.as_tensor(actions))
+        world = info["world"].numpy()
+        weighted = r.numpy() @ np.array(EVAL_WEIGHTS)
+        np.testing.assert_allclose(rewards, np.bincount(world, weighted, 3), rtol=1e-12, atol=1e-12)
+        for i in range(3):
+            done = infos["completed"][i]
+            np.testing.assert_array_equal(done["episode_id"], info["episode"].numpy()[world == i])
+            np.testing.assert_array_equal(done["ttft_ms"], info["ttft_ms"].numpy()[world == i])
+        completed += len(world)
+        assert not truncated.any()
+    assert completed >= 20
+
+
+def test_serving_envs_replay_a_seed(default_ds):
+    def trace(seed):
+        steps = play_serving(EdgeMoEEnv(default_ds, **SERVING, horizon=50), seed, 50)
+        return [(r, info["completed"]["episode_id"].tolist(), info["completed"]["latency_ms"].tolist(),
+                 obs["queue"].tolist()) for obs, r, _, _, info in steps]
+
+    first = trace(11)
+    assert trace(11) == first
+    assert trace(12) != first
+    assert sum(len(step[1]) for step in first) > 0
+
+    def vector(seed):
+        env = EdgeMoEVectorEnv(default_ds, 2, **SERVING, horizon=20)
+        obs, _ = env.reset(seed=seed)
+        return np.stack([env.step(first_valid(obs))[1] for _ in range(15)])
+
+    np.testing.assert_array_equal(vector(4), vector(4))
+
+
+def test_serving_observations_never_show_hidden_output_lengths(default_ds, tmp_path):
+    """Two worlds that differ only in their requests' output lengths look the same to a router until a request
+    completes: the observation shows prompts' effects and live state, never the hidden lengths."""
+    rng = np.random.default_rng(0)
+    prompts = rng.integers(50, 2000, 64)
+    envs = []
+    for name, scale in (("short", 1), ("long", 8)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("ContextTokens,GeneratedTokens\n" + "".join(f"{p},{20 * scale}\n" for p in prompts))
+        envs.append(EdgeMoEEnv(default_ds, profile="serving", params={"arrival_rate": 4.0, "token_trace": str(path)},
+                               horizon=200))
+    obs = [env.reset(seed=2)[0] for env in envs]
+    assert set(obs[0]) == {"state", "action_mask", "queue"}
+    same = 0
+    while True:
+        for key in obs[0]:
+            np.testing.assert_array_equal(obs[0][key], obs[1][key], err_msg=key)
+        action = int(first_valid(obs[0]))
+        steps = [env.step(action) for env in envs]
+        obs = [step[0] for step in steps]
+        if any(len(step[4]["completed"]["reward"]) for step in steps):
+            break
+        same += 1
+    assert same >= 3  # several decisions (and arrivals at busy servers) before the first completion

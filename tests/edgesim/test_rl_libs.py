@@ -18,7 +18,8 @@ from edgesim.gym_wrappers import EdgeMoEEnv, EdgeMoEVectorEnv
 for package in ("stable_baselines3", "sb3_contrib", "torchrl"):
     pytest.importorskip(package)
 
-PROFILES = [{}, {"profile": "contention", "horizon": 20}]
+PROFILES = [{}, {"profile": "contention", "horizon": 20},
+            {"profile": "serving", "params": {"arrival_rate": 4.0}, "horizon": 20}]
 
 
 @pytest.mark.parametrize("kw", PROFILES)

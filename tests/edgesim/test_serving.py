@@ -13,6 +13,7 @@ from tiny import ONE_SERVER, write_tiny
 
 from edgesim.crn import crn_hash, crn_uniform
 from edgesim.dataset import load_dataset
+from edgesim.gym_wrappers import EdgeMoEEnv
 from edgesim.registry import make_simulator
 from edgesim.serving import GPU_CLASSES, Serving, ServingError
 from edgesim.serving_perf import idle_batch_ms, load_perf_model
@@ -332,6 +333,13 @@ def test_bad_token_traces_name_file_line_and_column(tmp_path, text, message):
     assert str(path) in str(e.value) and "serving.token_trace" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(ServingError, match="unknown serving key"):
         Serving.from_dict({"tokens": str(path)})
+
+
+def test_gym_credits_completed_requests(files):
+    env = EdgeMoEEnv(files["tiny"], profile="serving", horizon=5)  # tests/edgesim/test_gym.py: its semantics
+    obs, _ = env.reset(seed=0)
+    info = env.step(int(obs["action_mask"].argmax()))[4]
+    assert set(info["completed"]) >= {"episode_id", "step", "ttft_ms", "tpot_ms", "latency_ms", "reward"}
 
 
 @pytest.mark.parametrize("args, needles", [

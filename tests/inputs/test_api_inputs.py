@@ -58,7 +58,7 @@ def make(ds, env_id="EdgeMoE-v0", **kw):
 
 @pytest.mark.parametrize("action", [3.7, 2.0, np.float64(1.0), "3", True, np.bool_(True), -1, 4, None,
                                     np.array([1]), np.array(1.0)])
-@pytest.mark.parametrize("env_id", ["EdgeMoE-v0", "EdgeMoEContention-v0"])
+@pytest.mark.parametrize("env_id", ["EdgeMoE-v0", "EdgeMoEContention-v0", "EdgeMoEServing-v0"])
 def test_step_refuses_anything_but_a_server_index(ds, env_id, action):
     env = make(ds, env_id)
     env.reset(seed=0)
@@ -109,7 +109,7 @@ def test_weights_that_sum_to_one_in_float32_are_taken(ds):
     ({"normalize": "no"}, ["normalize", "True or False"], InputError),
     ({"render_mode": "human"}, ["render_mode", "'ansi'", "'human'"], InputError),
     ({"params": {"arrival_rate": 3}}, ["params", "'paper' profile takes no parameters"], ProfileError),
-    ({"horizon": 10}, ["horizon applies to a profile whose worlds run on"], InputError),
+    ({"horizon": 10}, ["horizon applies to a profile whose Gym episodes are worlds", "'paper'"], InputError),
 ])
 def test_bad_constructor_arguments_name_the_argument(root, kw, words, kind):
     refused(lambda: gym.make("EdgeMoE-v0", data=root, **({"region": "Tiny"} | kw)), *words, kind=kind)
@@ -136,6 +136,25 @@ def test_bad_contention_env_arguments_name_the_argument(ds, kw, words, kind):
     refused(lambda: make(ds, "EdgeMoEContention-v0", **kw), *words, kind=kind)
 
 
+@pytest.mark.parametrize("kw, words, kind", [
+    ({"horizon": 2.5}, ["horizon", "integer", "2.5"], InputError),
+    ({"horizon": 0}, ["horizon", ">= 1"], InputError),
+    ({"params": {"load": 2}}, ["serving.load", "<= 1.2"], ProfileError),
+    ({"params": {"max_batch": 0}}, ["serving.max_batch"], ProfileError),
+    ({"params": {"token_trace": "no_such.csv"}}, ["serving.token_trace", "no_such.csv"], ProfileError),
+    ({"params": {"lod": 0.5}}, ["unknown serving key"], ProfileError),
+    ({"params": 5}, ["params", "None, a dict or a Serving", "got 5"], ProfileError),
+    ({"weights": (1.0, 1.0, 1.0)}, ["weights", "sum to 1"], InputError),
+    ({"num_envs": 0}, ["num_envs", ">= 1"], InputError),
+])
+def test_bad_serving_env_arguments_name_the_argument(ds, kw, words, kind):
+    if "num_envs" in kw:
+        refused(lambda: EdgeMoEVectorEnv(ds, profile="serving", **kw), *words, kind=kind)
+        return
+    refused(lambda: make(ds, "EdgeMoEServing-v0", **kw), *words, kind=kind)
+    refused(lambda: EdgeMoEVectorEnv(ds, 2, profile="serving", **kw), *words, kind=kind)
+
+
 @pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 2**64, 2.5, "3", True])
 def test_reset_seed_is_an_integer_in_range(ds, seed):
     refused(lambda: make(ds).reset(seed=seed), "seed", "integer", str(MAX_SEED))
@@ -144,7 +163,7 @@ def test_reset_seed_is_an_integer_in_range(ds, seed):
 
 
 def test_step_before_reset_is_gymnasiums_reset_needed(ds):
-    for env in (EdgeMoEEnv(ds), EdgeMoEEnv(ds, profile="contention")):
+    for env in (EdgeMoEEnv(ds), EdgeMoEEnv(ds, profile="contention"), EdgeMoEEnv(ds, profile="serving")):
         for call in (lambda: env.step(0), env.action_masks):
             with pytest.raises(gym.error.ResetNeeded, match=r"call reset\(\)"):
                 call()
@@ -179,6 +198,10 @@ def test_render_under_contention_and_on_the_vector_env(ds):
     env = make(ds, "EdgeMoEContention-v0", render_mode="ansi")
     env.reset(seed=0)
     assert "clock" in env.render()
+    env = make(ds, "EdgeMoEServing-v0", render_mode="ansi")
+    env.reset(seed=0)
+    env.step(int(np.flatnonzero(env.unwrapped.action_masks())[0]))
+    assert "clock" in env.render() and "requests completed, reward" in env.render()
     venv = EdgeMoEVectorEnv(ds, 3, render_mode="ansi")
     venv.reset(seed=0)
     lines = venv.render()

@@ -200,7 +200,7 @@ ACTIONS = st.one_of(st.integers(-3, 100), st.sampled_from([3.7, "3", True, None,
 
 
 @fuzz_settings(150)
-@given(env_id=st.sampled_from(["EdgeMoE-v0", "EdgeMoEContention-v0"]),
+@given(env_id=st.sampled_from(["EdgeMoE-v0", "EdgeMoEContention-v0", "EdgeMoEServing-v0"]),
        arg=st.sampled_from(sorted(GYM_ARGS)), data=st.data(), action=ACTIONS, seed=ANY_VALUE)
 def test_any_gym_argument_or_action_is_accepted_or_refused_naming_it(small_root, env_id, arg, data, action, seed):
     """gym.make with one fuzzed keyword, reset with a fuzzed seed, step with a fuzzed action: each either
