@@ -961,8 +961,8 @@ class ServingSimulator(ContentionSimulator):
 
 class ServingProfile(Profile):
     """LLM serving engines with continuous batching and KV-cache admission (docs/simulator.md §6): `worlds`
-    rows, each an independent world; ten passes over the split by default. Evaluation only: a step's
-    outcomes are the requests that completed, not the decisions made."""
+    rows, each an independent world; ten passes over the split by default. A step's outcomes are the
+    requests that completed, not the decisions made (`delayed_outcomes`)."""
 
     name = "serving"
     params_class = Serving
