@@ -8,10 +8,11 @@ request to the chosen server; its network part (channel, trap, link, region swit
 to a valid server) is the contention profile's hop (`ContentionSimulator._hop`).
 
 Engines. Every server of every world runs one continuous-batching engine for all the model types
-it hosts. Its GPU class and tensor-parallel degree follow the tercile of the server's
+it hosts. Its GPU class and tensor-parallel degree are the dataset's GPUClass column where
+servers.csv has one (edgesim/gpu_classes.py names them), else they follow the tercile of the server's
 NormalizedCompute (ComputationCapacity divided by the dataset's largest; the loader keeps only
 that): lowest third a100-80gb TP2, middle h100-80gb-pcap TP4, top h100-80gb TP8, all serving
-llama2-70b (`GPU_CLASSES`). The coefficients and KV capacity of a class are those of the fitted
+llama2-70b (`GPU_CLASSES`, `server_gpu_classes`). The coefficients and KV capacity of a class are those of the fitted
 model (edgesim/serving_perf.py, data1/serving/perf_model.json; `EnginePerf` holds them per server):
     prefill iteration ms = max(floor, p0 + p1 * T + p2 * Q + p3 * n)  (T prompt tokens in all, Q = sum
                            of squared prompts, n prompts in the iteration)
@@ -103,6 +104,7 @@ from .contention import (
 )
 from .crn import GAP, NETWORK, OUTPUT, PROMPT, TASK, TOKEN_ROW, TRACE_START
 from .dataset import Dataset
+from .gpu_classes import GPU_CLASSES, tercile_classes
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals
 from .paper import Flag, Profile, TrapModel
 from .serving_perf import ServingCoefficients, load_perf_model
@@ -239,15 +241,6 @@ def cut_to_context(prompt: torch.Tensor, output: torch.Tensor) -> tuple[torch.Te
 
 
 # ---------------------------------------------------------------------------------------------- engines
-# The GPU class of each NormalizedCompute tercile (lowest first): (model, hardware, tensor parallel) of
-# the fitted performance model, data1/serving/perf_model.json.
-GPU_CLASSES = (
-    ("llama2-70b", "a100-80gb", 2),
-    ("llama2-70b", "h100-80gb-pcap", 4),
-    ("llama2-70b", "h100-80gb", 8),
-)
-
-
 @functools.lru_cache(maxsize=1)
 def gpu_class_perf() -> tuple[tuple[ServingCoefficients, int], ...]:
     """(coefficients, KV capacity in tokens) of every GPU class, read once from the fitted model."""
@@ -318,14 +311,19 @@ class EnginePerf(NamedTuple):
         return self.prefill_ms(s, prompt, prompt * prompt, torch.ones_like(prompt)) + output * decode / mb
 
 
-def builtin_perf(nc: torch.Tensor, max_batch: int) -> EnginePerf:
-    """Every server's engine from its NormalizedCompute tercile (lowest third: the first class)."""
-    q1, q2 = torch.quantile(nc, torch.tensor([1 / 3, 2 / 3], dtype=nc.dtype, device=nc.device))
-    cls = (nc > q1).long() + (nc > q2).long()
+def server_gpu_classes(ds: Dataset) -> np.ndarray:
+    """(N,) index into GPU_CLASSES of every server: the dataset's GPUClass column where its servers.csv has
+    one, else the tercile of the server's NormalizedCompute over the loaded servers (`tercile_classes`)."""
+    return ds.gpu_class if ds.gpu_class is not None else tercile_classes(ds.nc)
+
+
+def builtin_perf(classes: torch.Tensor, max_batch: int, dtype: torch.dtype = torch.float64) -> EnginePerf:
+    """Every server's engine from its GPU class (`classes`, (N,) indices into GPU_CLASSES, on the device)."""
+    cls = classes.long()
     perf = gpu_class_perf()
     names = [f.name for f in fields(ServingCoefficients)]
-    table = torch.tensor([[getattr(c, n) for n in names] for c, _ in perf], dtype=nc.dtype, device=nc.device)[cls]
-    kv = torch.tensor([capacity for _, capacity in perf], dtype=torch.long, device=nc.device)[cls]
+    table = torch.tensor([[getattr(c, n) for n in names] for c, _ in perf], dtype=dtype, device=cls.device)[cls]
+    kv = torch.tensor([capacity for _, capacity in perf], dtype=torch.long, device=cls.device)[cls]
     coefficients = dict(zip(names, table.unbind(1)))
     return EnginePerf(**coefficients, kv_capacity=kv, max_batch=max_batch, gpu_class=cls)
 
@@ -408,7 +406,8 @@ class ServingSimulator(ContentionSimulator):
             self.seed_streams(seed)
         G, W, N, dev, dt = self.batch_size, self.serving.max_in_flight, self.n_servers, self.device, self.dtype
         c = self.serving
-        self.perf = builtin_perf(self.net.nc, c.max_batch)
+        classes = torch.tensor(server_gpu_classes(self.dataset), device=dev)
+        self.perf = builtin_perf(classes, c.max_batch, dt)
         if bool((self.perf.kv_capacity < CONTEXT_TOKENS).any()):  # a request that can never fit would block its queue
             raise ServingError(f"engine KV capacity: expected at least {CONTEXT_TOKENS} tokens (one full context) on "
                                f"every server, got {int(self.perf.kv_capacity.min())}")
