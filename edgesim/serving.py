@@ -624,11 +624,18 @@ class ServingSimulator(ContentionSimulator):
         term is scored against the request's own SLO budget, budget = slo_ttft + (o - 1) x slo_tpot (what its
         objectives allow it), rL = -REWARD_SCALE x (0.5 x min(latency / (2 x budget), 1) + 0.5 x missed SLO).
         The paper's 5,000 ms latency scale would saturate on LLM requests that take seconds each."""
-        s = self.serving
-        budget = s.slo_ttft_ms + (info["output_tokens"].to(self.dtype) - 1) * s.slo_tpot_ms
-        missed = (info["ttft_ms"] > s.slo_ttft_ms) | (info["tpot_ms"] > s.slo_tpot_ms)
-        r_latency = -P.REWARD_SCALE * (0.5 * (info["latency"] / (2 * budget)).clamp(0.0, 1.0) + 0.5 * missed.to(self.dtype))
+        r_latency = self.latency_reward(info["latency"], info["output_tokens"].to(self.dtype), info["ttft_ms"],
+                                        info["tpot_ms"])
         return torch.stack([r_latency, P.cost_reward(info["cost"]), P.SWITCH_REWARD * info["switch"].to(self.dtype)], -1)
+
+    def latency_reward(self, latency: torch.Tensor, output_tokens: torch.Tensor | float, ttft: torch.Tensor,
+                       tpot: torch.Tensor) -> torch.Tensor:
+        """The reward's latency term (`reward`) of requests of `output_tokens` tokens out, from their latency,
+        TTFT and TPOT (ms): what the tables report, and what the planners score with expected values."""
+        s = self.serving
+        budget = s.slo_ttft_ms + (output_tokens - 1) * s.slo_tpot_ms
+        missed = (ttft > s.slo_ttft_ms) | (tpot > s.slo_tpot_ms)
+        return -P.REWARD_SCALE * (0.5 * (latency / (2 * budget)).clamp(0.0, 1.0) + 0.5 * missed.to(self.dtype))
 
     def _empty_row(self) -> dict[str, torch.Tensor]:
         e = torch.zeros(0, dtype=self.dtype, device=self.device)
@@ -944,11 +951,24 @@ class ServingSimulator(ContentionSimulator):
         its prefill alone, then E[o] - 1 decode iterations of batch + 1 requests, the others' KV held at `kv`
         (their growth and their completions taken to balance) and its own growing by one token an iteration.
         On an idle server (batch = kv = 0) this is the solo time of `solo_latency_bound` with E[o] for o."""
+        prefill, decode, d2, k = self._expected_request(servers, prompt, batch, kv)
+        return prefill + k * decode + d2 * k * (k - 1) / 2
+
+    def expected_prefill_and_tpot_ms(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,
+                                     kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prefill ms, TPOT ms) of the request `expected_engine_ms` times (same arguments): its first token
+        comes at its prefill's end, and its TPOT is the mean of its E[o] - 1 decode iterations, the i-th
+        (from 0) taking d2 x i longer than the first; 0 where E[o] <= 1, as the simulator's TPOT of o = 1."""
+        prefill, decode, d2, k = self._expected_request(servers, prompt, batch, kv)
+        return prefill, (decode + d2 * (k - 1) / 2 if k > 0 else torch.zeros_like(decode))
+
+    def _expected_request(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,
+                          kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """(prefill ms, first decode iteration ms, d2, E[o] - 1 decode iterations) of that request."""
         perf, p = self.perf, prompt.to(self.dtype)
-        k = self.expected_tokens()[1] - 1.0
         d2 = take(perf.d2, servers)
         decode = take(perf.d0, servers) + take(perf.d1, servers) * (batch + 1) + d2 * (kv + p + 1)
-        return perf.prefill_ms(servers, p, p * p, torch.ones_like(p)) + k * decode + d2 * k * (k - 1) / 2
+        return perf.prefill_ms(servers, p, p * p, torch.ones_like(p)), decode, d2, self.expected_tokens()[1] - 1.0
 
 
 class ServingProfile(Profile):
@@ -1011,17 +1031,39 @@ class ServingProfile(Profile):
         prompt of the rows' active decision (`current`) or the expected prompt (a step not yet decided), with
         the expected output length, on idle servers or (`live`) at the rows' live running batch and KV in use.
         The dataset's step tokens play no part (they price the step and size its transmission)."""
+        sim, prompt, batch, kv = self._engine_state("expected_compute_ms", sim, servers, rows, live, current)
+        return sim.expected_engine_ms(servers, prompt, batch, kv)
+
+    def expected_latency_reward(self, sim: Simulator, step: dict[str, torch.Tensor], servers: torch.Tensor,
+                                rows: torch.Tensor | None = None, live: bool = False,
+                                current: bool = False) -> torch.Tensor:
+        """The serving reward's latency term (`ServingSimulator.latency_reward`) of a request with the expected
+        output length E[o], as the planners score it: its expected latency `step["latency"]` (hop, wait and
+        `expected_compute_ms` with the same arguments) against the budget slo_ttft + (E[o] - 1) x slo_tpot,
+        and an SLO miss where its expected TTFT (that latency less the engine's decode time: hop, wait and
+        prefill) or its expected TPOT (`expected_prefill_and_tpot_ms`) exceeds its objective. Point estimates
+        in a non-linear reward, so a plan's value is a rule's score, not an expected reward."""
+        sim, prompt, batch, kv = self._engine_state("expected_latency_reward", sim, servers, rows, live, current)
+        prefill, tpot = sim.expected_prefill_and_tpot_ms(servers, prompt, batch, kv)
+        ttft = step["latency"] - sim.expected_engine_ms(servers, prompt, batch, kv) + prefill
+        return sim.latency_reward(step["latency"], sim.expected_tokens()[1], ttft, tpot)
+
+    @staticmethod
+    def _engine_state(what: str, sim: Simulator, servers: torch.Tensor, rows: torch.Tensor | None, live: bool,
+                      current: bool) -> tuple["ServingSimulator", torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(sim, prompt, running batch, KV in use) a planner charges a step on `servers` with: the prompt of the
+        rows' active decision (`current`) or the expected prompt; the rows' live engine state (`live`) or idle."""
         if not isinstance(sim, ServingSimulator):
-            raise ServingError(f"serving.expected_compute_ms: expected a ServingSimulator, got {type(sim).__name__}")
+            raise ServingError(f"serving.{what}: expected a ServingSimulator, got {type(sim).__name__}")
         if rows is None and (live or current):
-            raise ServingError("serving.expected_compute_ms: live state and the decision's prompt need `rows`")
+            raise ServingError(f"serving.{what}: live state and the decision's prompt need `rows`")
         zero = torch.zeros((), dtype=sim.dtype, device=sim.device)
         prompt = sim.decision_prompt()[rows] if current else zero + sim.expected_tokens()[0]
         batch, kv = zero, zero
         if live:
             batch = sim.running_batch().to(sim.dtype)[rows, servers]
             kv = (sim.perf.kv_capacity.to(sim.dtype) - sim.free_kv_tokens())[rows, servers]
-        return sim.expected_engine_ms(servers, prompt, batch, kv)
+        return sim, prompt, batch, kv
 
 
 SERVING = ServingProfile()  # the serving profile; a ServingSimulator built without one runs it
