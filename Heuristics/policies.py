@@ -22,9 +22,13 @@ idle engine (its solo time). greedy_queue and p2c charge the engine at its live 
 in use K (decode iterations of b + 1 requests) and add `server_load()` (the expected wait before the
 prefill starts, from known work only). lookahead charges its first step as greedy_queue does, and the
 workflow's later steps the expected prompt, on idle engines where a server has no wait and at the live
-batch and wait where it has one; the oracle plans with the expected prompt on idle engines.
-least_loaded ranks by outstanding prompt tokens. The oracle's plan value is no bound there
-(`Profile.plan_bounds_reward`). The routing rules of serving systems are in Heuristics/serving_rules.py.
+batch and wait where it has one; the oracle plans with the expected prompt on idle engines. Both
+planners score the serving reward's latency term (`Profile.expected_latency_reward`): expected latency
+against the SLO budget of a request of E[o] tokens out, and an SLO miss where the expected TTFT or TPOT
+exceeds its objective, in place of the paper's 5,000 ms scale. These are point estimates in a
+non-linear reward, so under serving both planners are rules: the oracle's plan value is no bound there
+(`Profile.plan_bounds_reward`). least_loaded ranks by outstanding prompt tokens. The routing rules of
+serving systems are in Heuristics/serving_rules.py.
 
 The greedy family (greedy, greedy_queue, greedy_switch, least_loaded's tie-break, p2c) takes
 `latency_weight` W: the score is W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (default W = 0.6).
@@ -196,12 +200,15 @@ def expected_reward(sim: Simulator, table: ChannelTable, weights: tuple[float, f
                     live: bool = False, current: bool = False) -> torch.Tensor:
     """Expected weighted reward of a step on `servers` (arguments broadcast as in `expected_step`),
     with an optional known queue wait per server; the oracle's and lookahead's step value. Its
-    compute time is the profile's (`Profile.expected_compute_ms` with `rows`, `live`, `current`)."""
+    compute time and its latency term are the profile's (`Profile.expected_compute_ms` and
+    `Profile.expected_latency_reward` with `rows`, `live`, `current`): the paper's clipped 5,000 ms scale
+    in the paper and contention profiles, the SLO-budget term of the serving reward under serving."""
     compute = sim.profile.expected_compute_ms(sim, tokens, servers, rows, live=live, current=current)
     e = expected_step(sim.net, table, *src, prev, tokens, req, servers, traps=sim.profile.trap_model(sim.params),
                       queue_ms=queue_ms, compute_ms=compute)
+    r_latency = sim.profile.expected_latency_reward(sim, e, servers, rows, live=live, current=current)
     wl, wc, ws = weights
-    return wl * e["rL"] + wc * e["rC"] + ws * e["rS"]
+    return wl * r_latency + wc * e["rC"] + ws * e["rS"]
 
 
 class OraclePolicy:
@@ -211,6 +218,10 @@ class OraclePolicy:
     plan V_k(prev) = max_s [E r_k(prev, s) + V_{k+1}(s)] over steps x valid servers is optimal.
     Expectations come from `expected_step` (quadrature of the channel, both trap outcomes), so the
     plan is exact up to that quadrature. One plan per task, cached.
+
+    Under serving it plans on idle engines with the expected prompt and output length, and scores the
+    serving reward's latency term with those expected values (`Profile.expected_latency_reward`): a
+    load-blind rule there, whose plan value bounds nothing.
     """
 
     name = "oracle"
@@ -297,6 +308,8 @@ class LookaheadPolicy:
     Under serving it runs with serving's `server_load()` as the waits, and its step values use the
     engines' time (`Profile.expected_compute_ms`): the first step's known prompt at the live batch, later
     steps the expected prompt, at the live batch on servers with a wait and on idle engines elsewhere.
+    Their latency term is the serving reward's (`Profile.expected_latency_reward`: expected latency
+    against the SLO budget of E[o] tokens out, plus the SLO-miss term of the expected TTFT and TPOT).
     Output lengths are taken at their mean, so there it is a heuristic planner like the greedy family,
     and its plan value bounds nothing.
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from edgesim.gpu_classes import GPU_CLASS_COLUMN, GPU_CLASS_NAMES, tercile_classes
 from edgesim.inputs import SEEDS, InputError, ints, read_text, reals, regular_file
 from schedkit.cli import arg_type, user_errors
 
@@ -234,10 +235,13 @@ def generate_region(out: Path, n_servers: int, trap_fraction: float,
                     box: tuple[float, float, float, float] = SWISS_BOX,
                     train_tasks: int = 1000, test_tasks: int = 200, steps: int = 5,
                     token_trace: Path | None = None, sites: Path | None = None,
-                    progress: bool = False) -> dict:
+                    progress: bool = False, gpu_classes: bool = False) -> dict:
     """Generate one region folder at `out`; returns summary statistics.
 
-    Everything derives from one generator so identical arguments give identical bytes.
+    Everything derives from one generator so identical arguments give identical bytes. `gpu_classes` adds
+    servers.csv's GPUClass column, each server's serving GPU class by the tercile of its NormalizedCompute
+    within the region (edgesim.gpu_classes.tercile_classes); it draws no random number, so every other
+    byte is the same with or without it.
     """
     problem = check_sizes(n_servers, trap_fraction, train_tasks, test_tasks, steps)
     if problem:
@@ -265,6 +269,8 @@ def generate_region(out: Path, n_servers: int, trap_fraction: float,
         "TrafficRate": rng.integers(20, 48, size=n), "ClusterID": prefix,
         "OriginalID": rng.choice(90_000_000, size=n, replace=False) + 10_000_000,
         "NormalizedCompute": np.round(cap / cap.max(), 6)})
+    if gpu_classes:
+        servers[GPU_CLASS_COLUMN] = np.array(GPU_CLASS_NAMES)[tercile_classes(servers["NormalizedCompute"].to_numpy())]
     n_traps = int(round(trap_fraction * n))
     trap_idx = np.lexsort((rng.random(n), -cap))[:n_traps]
     is_trap = np.isin(np.arange(n), trap_idx)
@@ -380,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test tasks per region, >= 1 (default 200)")
     p.add_argument("--steps", type=arg_type(SIZES["--steps"]), default=5,
                    help="workflow steps per task, >= 2 (default 5)")
+    p.add_argument("--gpu-classes", action="store_true", help=(
+        f"also write servers.csv's {GPU_CLASS_COLUMN} column: each server's GPU class for the serving "
+        f"profile ({', '.join(GPU_CLASS_NAMES)}), by the tercile of its NormalizedCompute within the region; "
+        "without it the simulator derives the same classes from a single region"))
     p.add_argument("--force", action="store_true",
                    help="overwrite the generated files in a non-empty --out")
     return p
@@ -404,7 +414,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     common = dict(n_servers=args.servers, trap_fraction=args.trap_fraction,
                   train_tasks=args.train_tasks, test_tasks=args.test_tasks, steps=args.steps,
-                  token_trace=args.token_trace, sites=args.sites, progress=True)
+                  token_trace=args.token_trace, sites=args.sites, progress=True, gpu_classes=args.gpu_classes)
     try:
         with user_errors():  # a full disk or a read-only --out: one line naming the path
             if args.regions == 1:

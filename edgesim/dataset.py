@@ -19,6 +19,7 @@ from typing import Literal, overload
 import numpy as np
 import pandas as pd
 
+from .gpu_classes import GPU_CLASS_COLUMN, GPU_CLASS_NAMES
 from .inputs import InputError, plain_name, regular_file
 
 LFS_HEADER = "version https://git-lfs.github.com/spec/v1"
@@ -84,6 +85,7 @@ class Dataset:
     trap_config: dict = field(default_factory=dict)
     tasks: dict[str, TaskTable] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    gpu_class: np.ndarray | None = None  # (N,) index into GPU_CLASS_NAMES from servers.csv's GPUClass; None: absent
 
     @property
     def n_servers(self) -> int:
@@ -363,6 +365,7 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
     # servers of every region first: instances and links may only reference known servers
     servers: list[pd.DataFrame] = []
     region_of: dict[str, int] = {}  # server id -> its region's index
+    gpu_paths: list[tuple[Path, bool]] = []  # each region's servers.csv and whether it has a GPUClass column
     for r, name in enumerate(regions):
         folder = root / name
         if not folder.is_dir():
@@ -387,7 +390,10 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
             "lat": _numeric(df, path, "Latitude", lo=-90, hi=90),
             "nc": _numeric(df, path, "NormalizedCompute", lo=MIN_COMPUTE, hi=1),
             "region": r,
+            "gpu": _gpu_classes(df, path),
         }))
+        gpu_paths.append((path, GPU_CLASS_COLUMN in df.columns))
+    _same_gpu_columns(gpu_paths)
     srv = pd.concat(servers, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
     server_ids = srv["id"].tolist()
     index_of = {sid: i for i, sid in enumerate(server_ids)}
@@ -478,7 +484,30 @@ def load_dataset(root: str | Path, regions: str | list[str] | tuple[str, ...]) -
         price=price, instance_of=instance_of, instance_ids=inst["id"].tolist(),
         fallback_server=fallback_server, link_src=link_src, link_dst=link_dst,
         link_latency=link_latency, link_bandwidth=link_bandwidth, mean_link_latency=mean_link_latency,
-        mean_out_latency=mean_out, trap_config=trap_config, tasks=tasks, warnings=tuple(notes))
+        mean_out_latency=mean_out, trap_config=trap_config, tasks=tasks, warnings=tuple(notes),
+        gpu_class=srv["gpu"].to_numpy(np.int64) if gpu_paths[0][1] else None)
+
+
+def _gpu_classes(df: pd.DataFrame, path: Path) -> np.ndarray:
+    """(rows,) index into GPU_CLASS_NAMES of each server's GPUClass cell (surrounding spaces dropped), -1 for
+    every row of a file without the column."""
+    if GPU_CLASS_COLUMN not in df.columns:
+        return np.full(len(df), -1, np.int64)
+    names = df[GPU_CLASS_COLUMN].str.strip()
+    index = {name: i for i, name in enumerate(GPU_CLASS_NAMES)}
+    _check(~names.isin(index).to_numpy(), path, GPU_CLASS_COLUMN,
+           lambda i: f"expected a GPU class ({', '.join(GPU_CLASS_NAMES)}), got {_show(df[GPU_CLASS_COLUMN].iloc[i])}")
+    return names.map(index).to_numpy(np.int64)
+
+
+def _same_gpu_columns(paths: list[tuple[Path, bool]]) -> None:
+    """Every loaded region's servers.csv has a GPUClass column, or none has: a missing one would need the
+    tercile default, which is taken over all loaded servers and would not match the classes given."""
+    given = [p for p, has in paths if has]
+    lacking = [p for p, has in paths if not has]
+    if given and lacking:
+        raise DatasetError(f"{lacking[0]}: missing column '{GPU_CLASS_COLUMN}' ({given[0]} has it; give it in every "
+                           "loaded region or in none)")
 
 
 def _model_types(cell: str, path: Path, i: int, type_index: dict[str, int]) -> list[str]:

@@ -119,6 +119,16 @@ class Profile:
         paper's compute time depends on none of them."""
         return P.compute_ms(tokens, sim.net.nc[servers])
 
+    def expected_latency_reward(self, sim: Simulator, step: dict[str, torch.Tensor], servers: torch.Tensor,
+                                rows: torch.Tensor | None = None, live: bool = False,
+                                current: bool = False) -> torch.Tensor:
+        """The latency term of the reward that the oracle and lookahead expect of a step, given `step`, the
+        terms of `expected_step` computed with `expected_compute_ms(sim, tokens, servers, rows, live, current)`:
+        here the paper's 5,000 ms scale, `step["rL"]` (the clipped reward averaged over the channel's and the
+        traps' outcomes). A profile whose reward scores latency otherwise overrides it, so that the planners
+        optimise the reward its tables report."""
+        return step["rL"]
+
     def batch_size(self, params: Any, episodes: int) -> int:
         """Rows of a simulator that runs `episodes` evaluation episodes."""
         return min(episodes, MAX_PAPER_BATCH)

@@ -8,10 +8,11 @@ request to the chosen server; its network part (channel, trap, link, region swit
 to a valid server) is the contention profile's hop (`ContentionSimulator._hop`).
 
 Engines. Every server of every world runs one continuous-batching engine for all the model types
-it hosts. Its GPU class and tensor-parallel degree follow the tercile of the server's
+it hosts. Its GPU class and tensor-parallel degree are the dataset's GPUClass column where
+servers.csv has one (edgesim/gpu_classes.py names them), else they follow the tercile of the server's
 NormalizedCompute (ComputationCapacity divided by the dataset's largest; the loader keeps only
 that): lowest third a100-80gb TP2, middle h100-80gb-pcap TP4, top h100-80gb TP8, all serving
-llama2-70b (`GPU_CLASSES`). The coefficients and KV capacity of a class are those of the fitted
+llama2-70b (`GPU_CLASSES`, `server_gpu_classes`). The coefficients and KV capacity of a class are those of the fitted
 model (edgesim/serving_perf.py, data1/serving/perf_model.json; `EnginePerf` holds them per server):
     prefill iteration ms = max(floor, p0 + p1 * T + p2 * Q + p3 * n)  (T prompt tokens in all, Q = sum
                            of squared prompts, n prompts in the iteration)
@@ -106,6 +107,7 @@ from .contention import (
 )
 from .crn import GAP, NETWORK, OUTPUT, PROMPT, TASK, TOKEN_ROW, TRACE_START
 from .dataset import Dataset
+from .gpu_classes import GPU_CLASSES, tercile_classes
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals
 from .paper import Flag, Profile, TrapModel
 from .serving_perf import ServingCoefficients, load_perf_model
@@ -242,15 +244,6 @@ def cut_to_context(prompt: torch.Tensor, output: torch.Tensor) -> tuple[torch.Te
 
 
 # ---------------------------------------------------------------------------------------------- engines
-# The GPU class of each NormalizedCompute tercile (lowest first): (model, hardware, tensor parallel) of
-# the fitted performance model, data1/serving/perf_model.json.
-GPU_CLASSES = (
-    ("llama2-70b", "a100-80gb", 2),
-    ("llama2-70b", "h100-80gb-pcap", 4),
-    ("llama2-70b", "h100-80gb", 8),
-)
-
-
 @functools.lru_cache(maxsize=1)
 def gpu_class_perf() -> tuple[tuple[ServingCoefficients, int], ...]:
     """(coefficients, KV capacity in tokens) of every GPU class, read once from the fitted model."""
@@ -321,14 +314,19 @@ class EnginePerf(NamedTuple):
         return self.prefill_ms(s, prompt, prompt * prompt, torch.ones_like(prompt)) + output * decode / mb
 
 
-def builtin_perf(nc: torch.Tensor, max_batch: int) -> EnginePerf:
-    """Every server's engine from its NormalizedCompute tercile (lowest third: the first class)."""
-    q1, q2 = torch.quantile(nc, torch.tensor([1 / 3, 2 / 3], dtype=nc.dtype, device=nc.device))
-    cls = (nc > q1).long() + (nc > q2).long()
+def server_gpu_classes(ds: Dataset) -> np.ndarray:
+    """(N,) index into GPU_CLASSES of every server: the dataset's GPUClass column where its servers.csv has
+    one, else the tercile of the server's NormalizedCompute over the loaded servers (`tercile_classes`)."""
+    return ds.gpu_class if ds.gpu_class is not None else tercile_classes(ds.nc)
+
+
+def builtin_perf(classes: torch.Tensor, max_batch: int, dtype: torch.dtype = torch.float64) -> EnginePerf:
+    """Every server's engine from its GPU class (`classes`, (N,) indices into GPU_CLASSES, on the device)."""
+    cls = classes.long()
     perf = gpu_class_perf()
     names = [f.name for f in fields(ServingCoefficients)]
-    table = torch.tensor([[getattr(c, n) for n in names] for c, _ in perf], dtype=nc.dtype, device=nc.device)[cls]
-    kv = torch.tensor([capacity for _, capacity in perf], dtype=torch.long, device=nc.device)[cls]
+    table = torch.tensor([[getattr(c, n) for n in names] for c, _ in perf], dtype=dtype, device=cls.device)[cls]
+    kv = torch.tensor([capacity for _, capacity in perf], dtype=torch.long, device=cls.device)[cls]
     coefficients = dict(zip(names, table.unbind(1)))
     return EnginePerf(**coefficients, kv_capacity=kv, max_batch=max_batch, gpu_class=cls)
 
@@ -411,7 +409,8 @@ class ServingSimulator(ContentionSimulator):
             self.seed_streams(seed)
         G, W, N, dev, dt = self.batch_size, self.serving.max_in_flight, self.n_servers, self.device, self.dtype
         c = self.serving
-        self.perf = builtin_perf(self.net.nc, c.max_batch)
+        classes = torch.tensor(server_gpu_classes(self.dataset), device=dev)
+        self.perf = builtin_perf(classes, c.max_batch, dt)
         if bool((self.perf.kv_capacity < CONTEXT_TOKENS).any()):  # a request that can never fit would block its queue
             raise ServingError(f"engine KV capacity: expected at least {CONTEXT_TOKENS} tokens (one full context) on "
                                f"every server, got {int(self.perf.kv_capacity.min())}")
@@ -632,11 +631,18 @@ class ServingSimulator(ContentionSimulator):
         term is scored against the request's own SLO budget, budget = slo_ttft + (o - 1) x slo_tpot (what its
         objectives allow it), rL = -REWARD_SCALE x (0.5 x min(latency / (2 x budget), 1) + 0.5 x missed SLO).
         The paper's 5,000 ms latency scale would saturate on LLM requests that take seconds each."""
-        s = self.serving
-        budget = s.slo_ttft_ms + (info["output_tokens"].to(self.dtype) - 1) * s.slo_tpot_ms
-        missed = (info["ttft_ms"] > s.slo_ttft_ms) | (info["tpot_ms"] > s.slo_tpot_ms)
-        r_latency = -P.REWARD_SCALE * (0.5 * (info["latency"] / (2 * budget)).clamp(0.0, 1.0) + 0.5 * missed.to(self.dtype))
+        r_latency = self.latency_reward(info["latency"], info["output_tokens"].to(self.dtype), info["ttft_ms"],
+                                        info["tpot_ms"])
         return torch.stack([r_latency, P.cost_reward(info["cost"]), P.SWITCH_REWARD * info["switch"].to(self.dtype)], -1)
+
+    def latency_reward(self, latency: torch.Tensor, output_tokens: torch.Tensor | float, ttft: torch.Tensor,
+                       tpot: torch.Tensor) -> torch.Tensor:
+        """The reward's latency term (`reward`) of requests of `output_tokens` tokens out, from their latency,
+        TTFT and TPOT (ms): what the tables report, and what the planners score with expected values."""
+        s = self.serving
+        budget = s.slo_ttft_ms + (output_tokens - 1) * s.slo_tpot_ms
+        missed = (ttft > s.slo_ttft_ms) | (tpot > s.slo_tpot_ms)
+        return -P.REWARD_SCALE * (0.5 * (latency / (2 * budget)).clamp(0.0, 1.0) + 0.5 * missed.to(self.dtype))
 
     def _empty_row(self) -> dict[str, torch.Tensor]:
         e = torch.zeros(0, dtype=self.dtype, device=self.device)
@@ -952,11 +958,24 @@ class ServingSimulator(ContentionSimulator):
         its prefill alone, then E[o] - 1 decode iterations of batch + 1 requests, the others' KV held at `kv`
         (their growth and their completions taken to balance) and its own growing by one token an iteration.
         On an idle server (batch = kv = 0) this is the solo time of `solo_latency_bound` with E[o] for o."""
+        prefill, decode, d2, k = self._expected_request(servers, prompt, batch, kv)
+        return prefill + k * decode + d2 * k * (k - 1) / 2
+
+    def expected_prefill_and_tpot_ms(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,
+                                     kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prefill ms, TPOT ms) of the request `expected_engine_ms` times (same arguments): its first token
+        comes at its prefill's end, and its TPOT is the mean of its E[o] - 1 decode iterations, the i-th
+        (from 0) taking d2 x i longer than the first; 0 where E[o] <= 1, as the simulator's TPOT of o = 1."""
+        prefill, decode, d2, k = self._expected_request(servers, prompt, batch, kv)
+        return prefill, (decode + d2 * (k - 1) / 2 if k > 0 else torch.zeros_like(decode))
+
+    def _expected_request(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,
+                          kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """(prefill ms, first decode iteration ms, d2, E[o] - 1 decode iterations) of that request."""
         perf, p = self.perf, prompt.to(self.dtype)
-        k = self.expected_tokens()[1] - 1.0
         d2 = take(perf.d2, servers)
         decode = take(perf.d0, servers) + take(perf.d1, servers) * (batch + 1) + d2 * (kv + p + 1)
-        return perf.prefill_ms(servers, p, p * p, torch.ones_like(p)) + k * decode + d2 * k * (k - 1) / 2
+        return perf.prefill_ms(servers, p, p * p, torch.ones_like(p)), decode, d2, self.expected_tokens()[1] - 1.0
 
 
 class ServingProfile(Profile):
@@ -1021,17 +1040,39 @@ class ServingProfile(Profile):
         prompt of the rows' active decision (`current`) or the expected prompt (a step not yet decided), with
         the expected output length, on idle servers or (`live`) at the rows' live running batch and KV in use.
         The dataset's step tokens play no part (they price the step and size its transmission)."""
+        sim, prompt, batch, kv = self._engine_state("expected_compute_ms", sim, servers, rows, live, current)
+        return sim.expected_engine_ms(servers, prompt, batch, kv)
+
+    def expected_latency_reward(self, sim: Simulator, step: dict[str, torch.Tensor], servers: torch.Tensor,
+                                rows: torch.Tensor | None = None, live: bool = False,
+                                current: bool = False) -> torch.Tensor:
+        """The serving reward's latency term (`ServingSimulator.latency_reward`) of a request with the expected
+        output length E[o], as the planners score it: its expected latency `step["latency"]` (hop, wait and
+        `expected_compute_ms` with the same arguments) against the budget slo_ttft + (E[o] - 1) x slo_tpot,
+        and an SLO miss where its expected TTFT (that latency less the engine's decode time: hop, wait and
+        prefill) or its expected TPOT (`expected_prefill_and_tpot_ms`) exceeds its objective. Point estimates
+        in a non-linear reward, so a plan's value is a rule's score, not an expected reward."""
+        sim, prompt, batch, kv = self._engine_state("expected_latency_reward", sim, servers, rows, live, current)
+        prefill, tpot = sim.expected_prefill_and_tpot_ms(servers, prompt, batch, kv)
+        ttft = step["latency"] - sim.expected_engine_ms(servers, prompt, batch, kv) + prefill
+        return sim.latency_reward(step["latency"], sim.expected_tokens()[1], ttft, tpot)
+
+    @staticmethod
+    def _engine_state(what: str, sim: Simulator, servers: torch.Tensor, rows: torch.Tensor | None, live: bool,
+                      current: bool) -> tuple["ServingSimulator", torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(sim, prompt, running batch, KV in use) a planner charges a step on `servers` with: the prompt of the
+        rows' active decision (`current`) or the expected prompt; the rows' live engine state (`live`) or idle."""
         if not isinstance(sim, ServingSimulator):
-            raise ServingError(f"serving.expected_compute_ms: expected a ServingSimulator, got {type(sim).__name__}")
+            raise ServingError(f"serving.{what}: expected a ServingSimulator, got {type(sim).__name__}")
         if rows is None and (live or current):
-            raise ServingError("serving.expected_compute_ms: live state and the decision's prompt need `rows`")
+            raise ServingError(f"serving.{what}: live state and the decision's prompt need `rows`")
         zero = torch.zeros((), dtype=sim.dtype, device=sim.device)
         prompt = sim.decision_prompt()[rows] if current else zero + sim.expected_tokens()[0]
         batch, kv = zero, zero
         if live:
             batch = sim.running_batch().to(sim.dtype)[rows, servers]
             kv = (sim.perf.kv_capacity.to(sim.dtype) - sim.free_kv_tokens())[rows, servers]
-        return sim.expected_engine_ms(servers, prompt, batch, kv)
+        return sim, prompt, batch, kv
 
 
 SERVING = ServingProfile()  # the serving profile; a ServingSimulator built without one runs it
