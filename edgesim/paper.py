@@ -69,9 +69,10 @@ class Profile:
     batches_seeds = False  # its simulator can run several evaluation seeds' worlds side by side (seed_worlds)
     flags: tuple[Flag, ...] = ()  # command-line overrides of its parameters, offered by every script
     # `step` returns the requests that completed during its advance (info `world`, `episode`, `step` say
-    # whose), not one outcome per decision: Gym envs credit each world the rewards of its completed requests
+    # whose), not one outcome per decision: training matches each decision to its request, Gym envs credit
+    # each world the rewards of its completed requests
     delayed_outcomes = False
-    plan_bounds_reward = False  # the oracle's load-blind plan value bounds every scheduler's expected reward
+    plan_bounds_reward = False  # True: the oracle's load-blind plan value bounds every scheduler's expected reward
 
     def __repr__(self) -> str:
         return f"<profile {self.name}>"
