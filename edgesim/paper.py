@@ -70,6 +70,10 @@ class Profile:
     flags: tuple[Flag, ...] = ()  # command-line overrides of its parameters, offered by every script
     trainable = True  # each step returns one outcome per decision, which RL training and Gym envs need
     plan_bounds_reward = False  # the oracle's load-blind plan value bounds every scheduler's expected reward
+    # the live per-server quantities its simulator's `live_inputs()` returns, in column order; their count is
+    # the width of a learned agent's live input (schedkit/agent_base.py live_width): a checkpoint trained under
+    # one profile evaluates under another only where the counts agree. Column 0 is always the expected wait.
+    live_inputs: tuple[str, ...] = ("expected wait (ms)",)
 
     def __repr__(self) -> str:
         return f"<profile {self.name}>"
