@@ -6,8 +6,8 @@ Fairness bonus of choosing server s (exact formula; PFAPPO/README.md explains it
     gain  = log(eps + x_s + 1/W) - log(eps + x_s)                    marginal log-utility of one more
     bonus = weight * gain / log(1 + 1 / (eps * W))                   in (0, weight]; 1 at x_s = 0
 The window is part of the agent's state_dict, so a resumed run continues it exactly.
-Under contention with `live_load: true` the per-server inputs also hold each server's live queue
-wait (PPO_algorithm/agent.py).
+With `live_load: true` the per-server inputs also hold each server's live inputs (PPO_algorithm/agent.py):
+its queue wait under contention (3N), the serving profile's five live inputs under serving (7N).
 """
 from __future__ import annotations
 

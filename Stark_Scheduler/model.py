@@ -2,12 +2,14 @@
 
 Tokens: one task token [progress, task lon, task lat, tokens / 2000, required-type one-hot] and one
 token per candidate server [lon, lat, nc, cost multiplier / max, latency history / 1000 ms,
-distance to the task / 100 km, valid], plus, under contention with `live_load: true` (the default),
-the server's live queue wait (`queue_feature`, log(1 + wait / 100 ms)), which the expert
-greedy_queue ranks by. A transformer encoder mixes them; a decoder with one learned
-query reads the encoding; each server's score is the dot product of the decoded query with that
-server's encoding (a pointer head). With no positional encoding the scores are permutation-
-equivariant in the server tokens, and one model handles any number of candidates.
+distance to the task / 100 km, valid], plus, with `live_load: true` (the default), the server's
+live inputs (schedkit/agent_base.py `live_inputs`): under contention its queue wait (`queue_feature`,
+log(1 + wait / 100 ms)), which the expert greedy_queue ranks by; trained under serving the profile's
+five (the wait, then queued requests, running batch, free KV and outstanding prompt tokens). A
+transformer encoder mixes them; a decoder with one learned query reads the encoding; each server's
+score is the dot product of the decoded query with that server's encoding (a pointer head). With no
+positional encoding the scores are permutation-equivariant in the server tokens, and one model handles
+any number of candidates.
 
 Candidates: a transformer over all 500 server tokens is costly on 2 CPU cores, so each decision
 looks at the `candidates` valid servers with the highest static score nc / cost multiplier for the
@@ -25,10 +27,10 @@ from torch import nn
 from edgesim.dataset import Dataset
 from edgesim.physics import haversine_km
 from edgesim.simulator import Observation, Simulator
-from schedkit.agent_base import MaskedAgent, queue_feature, reads_live_load
+from schedkit.agent_base import MaskedAgent, live_inputs, live_width
 from schedkit.rollout import MASK_VALUE
 
-SERVER_FEATURES = 7  # without the live queue wait
+SERVER_FEATURES = 7  # without the live inputs
 TOKEN_SCALE, HISTORY_SCALE_MS, DISTANCE_SCALE_KM = 2000.0, 1000.0, 100.0
 
 
@@ -83,9 +85,10 @@ class StarkAgent(MaskedAgent):
         g = self.geo.cpu().numpy()
         static = np.stack([(ds.lon - g[0]) / g[1], (ds.lat - g[2]) / g[3], ds.nc, ds.cost_mult / ds.cost_mult.max()], 1)
         self.register_buffer("static", torch.tensor(static, dtype=torch.float32, device=device), persistent=False)
-        self.live_load = reads_live_load(cfg)
+        self.live_width = live_width(cfg)
+        self.live_load = self.live_width > 0
         self.net = StarkNet(4 + self.n_types, int(m["d_model"]), int(m["heads"]), int(m["layers"]),
-                            SERVER_FEATURES + self.live_load).to(device)
+                            SERVER_FEATURES + self.live_width).to(device)
 
     def networks(self) -> list[nn.Module]:
         return [self.net]
@@ -97,7 +100,7 @@ class StarkAgent(MaskedAgent):
         history = sim.latency_history().gather(1, c).float() / HISTORY_SCALE_MS
         dist = haversine_km(obs.task_lon[:, None], obs.task_lat[:, None], sim.net.lon[c], sim.net.lat[c])
         valid = sim.valid_mask().gather(1, c) & ~pad
-        live = [queue_feature(sim.queue_wait(c))[..., None]] if self.live_load else []
+        live = [live_inputs(sim, c, self.live_width)] if self.live_load else []
         servers = torch.cat([self.static[c], history[..., None], (dist.float() / DISTANCE_SCALE_KM)[..., None],
                              valid.float()[..., None], *live], -1)
         task = torch.cat([torch.stack([obs.progress.float(), (obs.task_lon.float() - self.geo[0]) / self.geo[1],

@@ -9,8 +9,9 @@ Model selection uses a held-out slice of the *train* split (`val_fraction`, the 
 file order), never the test split, every `val_every`-th epoch and the last. final.pt holds the
 epoch with the best validation reward.
 metrics.csv logs loss, accuracy, validation accuracy, latency and reward per epoch. Same flags,
-run directory and --resume as TopoFreeRL/train.py. Under `--profile contention` the expert is
-greedy_queue (greedy plus each server's live queue wait), since the load-blind rule ignores queues.
+run directory and --resume as TopoFreeRL/train.py. Under a profile with queues (`--profile contention`
+or `serving`) the expert is greedy_queue (greedy plus each server's live queue wait), since the
+load-blind rule ignores queues.
 """
 from __future__ import annotations
 
@@ -59,9 +60,11 @@ def demonstrations(sim: Simulator, agent: StarkAgent, expert: GreedyPolicy, epis
         f = agent.features(sim, obs, WEIGHTS)
         a = expert.act(sim, obs)
         hit = f["cands"] == a[:, None]
+        measured = None if continuing else episodes
+        # kept by the deciding workflow: under serving a step's outcomes are the requests completed meanwhile
+        keep = sim.measured(sim.episode, measured)[0]
         obs, _, done, info = sim.step(a)
-        keep = sim.measured(info["episode"], None if continuing else episodes)[0]
-        finished.add((done & keep).sum())
+        finished.add((done & sim.measured(info["episode"], measured)[0]).sum())
         feats.append({k: v[keep] for k, v in f.items()})
         labels.append(hit.float().argmax(1)[keep])
         in_set.append(hit.any(1)[keep])

@@ -31,6 +31,13 @@ the DWA weights fixed (schedkit/trainer.py); `live_load: false` makes every inpu
 contention: telemetry with queue_norm = 0, the neighbours' queue-wait summary 0, and the
 per-server queue-wait feature 0 ("static telemetry").
 
+Trained under serving with `live_load: true`, the agent also reads the serving profile's other four live
+inputs of every server (schedkit/agent_base.py `live_inputs`: log(1 + queued requests), running batch /
+max_batch, free KV / capacity, log(1 + outstanding prompt tokens / 4,096)); the queue wait enters as above
+(serving's `server_load`, the expected wait before a prefill). The dense actor and critic read them after the
+N telemetry values (5N in all); the per-server scorer appends them to each server's features
+(SERVER_FEATURES, then SERVING_FEATURES).
+
 `actor: dense` (the default, the reference design) has one output per server, so a checkpoint fits one server
 count. `actor: per_server` is the size-agnostic variant: a shared scorer reads one feature vector
 per server (SERVER_FEATURES, all dimensionless and independent of N) plus the state embedding, so
@@ -58,7 +65,7 @@ from edgesim.dataset import Dataset
 from edgesim.expectation import ChannelTable, expected_hop
 from edgesim.scores import greedy_score, live_telemetry, static_telemetry
 from edgesim.simulator import Observation, Simulator
-from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent
+from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent, live_inputs, live_width
 from schedkit.config import ConfigError
 
 from .model import ActorCritic, PerServerActorCritic
@@ -72,6 +79,8 @@ SERVER_FEATURES = ("telemetry", "telemetry z-score", "compute nc", "cost multipl
                    "queue wait / 1 s", "log(1 + hop km) / 5", "same region as the hop source",
                    "link BaseLatencyMs / 1 s", "step cost / $0.05", "step compute / 1 s",
                    "expected step latency without queues / 5 s")
+SERVING_FEATURES = ("log(1 + queued requests)", "running batch / max_batch", "free KV / capacity",
+                    "log(1 + outstanding prompt tokens / 4096)")  # after SERVER_FEATURES, trained under serving
 
 
 def _row_zscore(x: torch.Tensor) -> torch.Tensor:
@@ -128,6 +137,8 @@ class TopoFreeAgent(MaskedAgent):
         self.telemetry_queue_ms = float(cfg["telemetry_queue_ms"])
         self.base_only = cfg["state"] == "base"
         self.live_load = bool(cfg["live_load"])
+        self.live_width = live_width(cfg)  # 5 trained under serving: the wait, then `live_extra` more per server
+        self.live_extra = max(self.live_width - 1, 0)
         g = cfg["guidance"]
         self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
         self.guidance = bool(g["enabled"])
@@ -169,10 +180,10 @@ class TopoFreeAgent(MaskedAgent):
         state_dim = BASE_STATE_DIM if self.base_only else REFERENCE_STATE_DIM
         if self.per_server:
             self.channel = ChannelTable.shared(device)
-            self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES), se_gate=se_gate,
+            self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES) + self.live_extra, se_gate=se_gate,
                                             critic_pool=CRITIC_POOL if pooled else 0).to(device)
         else:
-            self.net = ActorCritic(state_dim, n, se_gate=se_gate).to(device)
+            self.net = ActorCritic(state_dim, n, se_gate=se_gate, inputs_per_server=1 + self.live_extra).to(device)
 
     @staticmethod
     def size_agnostic(cfg: dict) -> bool:
@@ -183,9 +194,11 @@ class TopoFreeAgent(MaskedAgent):
         return [self.net.actor, self.net.critic]
 
     def server_features(self, sim: Simulator, obs: Observation, telemetry: torch.Tensor,
-                        load: torch.Tensor | None, shortlist: torch.Tensor | None = None) -> torch.Tensor:
+                        load: torch.Tensor | None, shortlist: torch.Tensor | None = None,
+                        live: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, len(SERVER_FEATURES)) inputs of the per-server scorer, or (B, K, ...) for the
-        servers of a (B, K) `shortlist` (the telemetry's z-score still standardises over all N)."""
+        servers of a (B, K) `shortlist` (the telemetry's z-score still standardises over all N); with
+        `live` (B, N, E), the serving inputs besides the wait, its E columns appended."""
         net, B = sim.net, sim.batch_size
         servers = torch.arange(sim.n_servers, device=sim.device)[None] if shortlist is None else shortlist
 
@@ -203,12 +216,17 @@ class TopoFreeAgent(MaskedAgent):
         if shortlist is None:
             telemetry = telemetry.expand(B, -1)
         nc = at(net.nc.float())
-        return torch.stack([
+        features = torch.stack([
             at(telemetry), at(_row_zscore(telemetry.reshape(-1, sim.n_servers))), nc, at(self.cost_half), at(self.trap),
             torch.zeros_like(km) if load is None else at(load) / 1000.0,
             torch.log1p(km) / 5, (at(net.region) == region[:, None]).float(), link / 1000.0,
             cost / 0.05, tokens / (nc * P.TOKENS_PER_SECOND_AT_FULL_COMPUTE), expected / P.LATENCY_NORM_MS,
         ], -1)
+        if live is None:
+            return features
+        if shortlist is not None:
+            live = live.gather(1, shortlist[..., None].expand(-1, -1, live.shape[-1]))
+        return torch.cat([features, live], -1)
 
     def state(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> torch.Tensor:
         """The base state, then (unless `state: base`) the previous server's neighbourhood summaries."""
@@ -236,15 +254,20 @@ class TopoFreeAgent(MaskedAgent):
         load = sim.server_load().float() if sim.profile.queues and self.live_load else None
         if load is not None:
             feats["telemetry"] = live_telemetry(self.nc_static, load, self.telemetry_queue_ms)
+        extra = live_inputs(sim, width=self.live_width)[..., 1:] if self.live_extra else None  # (B, N, E)
         if self.shortlist is not None:
             short = self.shortlist(sim, obs, weights, feats["mask"], load)
             live = feats.pop("telemetry", None)  # (B, N): not stored, only its values at the shortlist are read
-            feats["servers"] = self.server_features(sim, obs, self.telemetry if live is None else live, load, short)
+            feats["servers"] = self.server_features(sim, obs, self.telemetry if live is None else live, load, short,
+                                                    extra)
             # the guidance prior of the full actor (forward), at the shortlist: live, it is the z-score feature
             feats["prior"] = self.telemetry_z[short] if live is None else feats["servers"][..., 1]
             feats["mask"], feats["shortlist"] = feats["mask"].gather(1, short), short
         elif self.per_server:
-            feats["servers"] = self.server_features(sim, obs, feats.get("telemetry", self.telemetry), load)
+            feats["servers"] = self.server_features(sim, obs, feats.get("telemetry", self.telemetry), load, None,
+                                                    extra)
+        elif extra is not None:
+            feats["live"] = extra
         if self.greedy_prior and self.guidance:  # without guidance no prior enters the logits
             feats["prior"] = greedy_prior(feats["servers"], feats["mask"], self.prior_latency_weight)
         return feats
@@ -259,6 +282,9 @@ class TopoFreeAgent(MaskedAgent):
             telemetry, telemetry_z = self.telemetry, self.telemetry_z
         if isinstance(self.net, PerServerActorCritic):
             logits, value = self.net(feats["state"], feats["servers"], feats["mask"])
+        elif "live" in feats:  # serving: the N telemetry values, then each server's other live inputs
+            live = feats["live"]
+            logits, value = self.net(feats["state"], torch.cat([telemetry.expand(len(live), -1), live.flatten(1)], 1))
         else:
             logits, value = self.net(feats["state"], telemetry)
         if self.guidance:

@@ -24,10 +24,14 @@ class SqueezeExcite(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    def __init__(self, state_dim: int, n_servers: int, se_gate: bool = True):
+    """The dense actor and critic: `inputs_per_server` values of every server (the telemetry, then under
+    serving each server's other live inputs) beside the state; one logit per server."""
+
+    def __init__(self, state_dim: int, n_servers: int, se_gate: bool = True, inputs_per_server: int = 1):
         super().__init__()
-        self.actor = StateServerMLP(state_dim, n_servers, n_servers, gate=SqueezeExcite if se_gate else None)
-        self.critic = StateServerMLP(state_dim, n_servers, 1)
+        width = n_servers * inputs_per_server
+        self.actor = StateServerMLP(state_dim, width, n_servers, gate=SqueezeExcite if se_gate else None)
+        self.critic = StateServerMLP(state_dim, width, 1)
         nn.init.orthogonal_(self.actor.head.weight, 0.01)  # near-uniform initial policy: the prior decides early
         nn.init.zeros_(self.actor.head.bias)
 

@@ -59,7 +59,8 @@ saying whose. `schedkit.evaluation.evaluate` sums them per episode unchanged; th
 
 Non-clairvoyance. Output lengths are drawn for each step from the workflow's keys and kept in
 `hidden_output` and `hidden_remaining`; the Observation and the live inputs (`queue_length`,
-`running_batch`, `free_kv_tokens`, `outstanding_tokens`, `server_load`) never read them. Only
+`running_batch`, `free_kv_tokens`, `outstanding_tokens`, `server_load`, and `live_inputs`, which learned
+agents read) never read them. Only
 `hidden_*` members, `token_pairs` (bound-only), the admission rule and completed requests' info use
 them.
 
@@ -551,6 +552,20 @@ class ServingSimulator(ContentionSimulator):
     def queue_wait(self, servers: torch.Tensor) -> torch.Tensor:
         return self.server_load().gather(1, servers)
 
+    def live_inputs(self, servers: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, 5) or (B, K, 5) at `servers`: the profile's `live_inputs`, from known state only (no hidden
+        output length enters): the expected wait in ms (`server_load`), log(1 + queued requests), running
+        batch / max_batch, free KV tokens / KV capacity, log(1 + outstanding prompt tokens / 4,096) (the
+        context window). Batch and KV lie in [0, 1]; the logs keep long queues on the scale of short ones."""
+        x = torch.stack([
+            self.server_load(),
+            torch.log1p(self.queue_length().to(self.dtype)),
+            self.running_batch().to(self.dtype) / self.perf.max_batch,
+            self.free_kv_tokens() / self.perf.kv_capacity.to(self.dtype),
+            torch.log1p(self.outstanding_tokens() / CONTEXT_TOKENS),
+        ], -1)
+        return x if servers is None else x.gather(1, servers[..., None].expand(-1, -1, x.shape[-1]))
+
     def busy_until(self, servers: torch.Tensor) -> torch.Tensor:
         return self.now[:, None] + self.queue_wait(servers)
 
@@ -986,6 +1001,8 @@ class ServingProfile(Profile):
     name = "serving"
     params_class = Serving
     queues = True
+    live_inputs = ("expected wait (ms)", "log(1 + queued requests)", "running batch / max_batch",
+                   "free KV tokens / capacity", "log(1 + outstanding prompt tokens / 4096)")
     worlds_run_on = False
     delayed_outcomes = True  # a step returns the requests completed meanwhile, not the decisions made
     eval_passes = 10

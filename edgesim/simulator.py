@@ -316,6 +316,14 @@ class Simulator:
         """(B, N) live load of every server: the queue wait it would impose now (ms). O(B x N)."""
         return self.queue_wait(torch.arange(self.n_servers, device=self.device).expand(self.batch_size, -1))
 
+    def live_inputs(self, servers: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, F) the live per-server inputs the profile offers a scheduler (F = len(profile.live_inputs)),
+        or (B, K, F) at `servers` (B, K). Column 0 is the expected wait in ms (`server_load`); a profile
+        with more live state appends its own columns, already on unit scale. Here F = 1: the queue wait,
+        identically zero in the paper profile, live under contention."""
+        wait = self.server_load() if servers is None else self.queue_wait(servers)
+        return wait[..., None]
+
     def latency_history(self) -> torch.Tensor:
         """(B, N) per-server latency history of each episode: 5 x mean link latency, then an EMA
         h = 0.5 * latency + 0.5 * h on every server the episode used. Built on demand."""

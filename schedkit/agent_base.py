@@ -5,10 +5,13 @@ config says `mask: false`, always at evaluation) and the same 7 base state featu
 step progress, task lon and lat scaled to the servers' bounding box, previous-region id, and
 the three DWA weights.
 
-Live load (config `live_load`, shared by every algorithm): under the contention profile a learned
-scheduler may read each server's live queue wait, scaled by `queue_feature`. Whether its network has
-that input is fixed by the *training* config (`reads_live_load`), so a checkpoint keeps its input
-sizes when evaluated under another profile (the paper profile's queues read as zero).
+Live load (config `live_load`, shared by every algorithm): under a profile with queues a learned
+scheduler may read the live per-server inputs that profile offers (`live_inputs`): under contention
+one per server, the queue wait; under serving five (the wait, queued requests, running batch, free KV,
+outstanding prompt tokens). Whether its network has them, and how many, is fixed by the *training*
+config (`reads_live_load`, `live_width`), so a checkpoint keeps its input sizes when evaluated under
+another profile offering as many (the paper profile's queues read as zero) and is refused under one
+offering another number (`live_input_problem`).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import torch
 from torch import nn
 
 from edgesim.dataset import Dataset
+from edgesim.paper import Profile
 from edgesim.registry import get_profile
 from edgesim.simulator import Observation, Simulator
 
@@ -26,14 +30,52 @@ QUEUE_SCALE_MS = 100.0
 
 
 def reads_live_load(cfg: dict) -> bool:
-    """Whether an agent of this config has live queue-wait inputs: trained under contention with
-    `live_load` on."""
+    """Whether an agent of this config has live per-server inputs: trained under a profile with queues
+    (contention, serving) with `live_load` on."""
     return get_profile(cfg["profile"]).queues and bool(cfg["live_load"])
+
+
+def live_width(cfg: dict) -> int:
+    """F, the live inputs per server an agent of this config reads: its training profile's count
+    (1 under contention, 5 under serving) with `reads_live_load`, else 0. Input widths follow it."""
+    return len(get_profile(cfg["profile"]).live_inputs) if reads_live_load(cfg) else 0
+
+
+def live_input_problem(cfg: dict, profile: Profile) -> str | None:
+    """Why a checkpoint of training config `cfg` cannot be evaluated under `profile` (its networks read
+    another number of live inputs per server than the profile offers), or None."""
+    trained = live_width(cfg)
+    offered = profile.live_inputs
+    if trained == 0 or trained == len(offered):
+        return None
+    return (f"it was trained under the {cfg['profile']!r} profile and reads {trained} live input(s) per server, "
+            f"but the {profile.name!r} profile offers {len(offered)} ({', '.join(offered)}); evaluate it under "
+            f"--profile {cfg['profile']} or train it under {profile.name}")
 
 
 def queue_feature(wait_ms: torch.Tensor) -> torch.Tensor:
     """A queue wait as a network input: log(1 + wait / 100 ms); 0 for an idle server."""
     return torch.log1p(wait_ms.float() / QUEUE_SCALE_MS)
+
+
+class LiveInputError(ValueError):
+    """An agent asked a simulator for another number of live inputs per server than its profile offers."""
+
+
+def live_inputs(sim: Simulator, servers: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
+    """(B, N, F) float32: the live per-server inputs `sim`'s profile offers (`Simulator.live_inputs`), or
+    (B, K, F) at `servers` (B, K), each on a unit scale so that no input dominates the first layer:
+    column 0 the expected wait as `queue_feature`, log(1 + wait / 100 ms); under serving then
+    log(1 + queued requests), running batch / max_batch and free KV tokens / capacity (both in [0, 1]),
+    and log(1 + outstanding prompt tokens / 4,096). F = 1 under contention and paper (exactly the queue
+    feature agents read there), 5 under serving. Hidden output lengths never enter (the simulator reads
+    known state only). `width`: the F the caller's networks were built for; another F is a LiveInputError."""
+    raw = sim.live_inputs(servers)
+    if width is not None and raw.shape[-1] != width:
+        raise LiveInputError(f"live inputs: the agent's networks read {width} per server, the "
+                             f"{sim.profile.name!r} profile offers {raw.shape[-1]} ({', '.join(sim.profile.live_inputs)})")
+    wait = queue_feature(raw[..., :1])
+    return wait if raw.shape[-1] == 1 else torch.cat([wait, raw[..., 1:].float()], -1)
 
 
 class MaskedAgent(nn.Module):

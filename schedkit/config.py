@@ -71,8 +71,9 @@ Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))
 
-# every algorithm's config gets these keys. live_load: under `--profile contention`, whether the learned
-# scheduler reads each server's live queue wait (schedkit/agent_base.py reads_live_load); no effect in paper
+# every algorithm's config gets these keys. live_load: under `--profile contention` or `serving`, whether the
+# learned scheduler reads the profile's live per-server inputs (schedkit/agent_base.py live_inputs: the queue
+# wait; under serving also queue, batch, free KV, outstanding prompt tokens); no effect in paper
 # `rollout` (contention training only): `continuing` runs the worlds on across epochs; `restart`
 # restarts them, warm-up included, every epoch (the first protocol).
 # `tensorboard`: auto, true or false (schedkit/tensorboard.py); a run records what `auto` became

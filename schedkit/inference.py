@@ -23,7 +23,7 @@ from edgesim.physics import EVAL_WEIGHTS
 from edgesim.registry import get_profile, make_simulator
 from edgesim.simulator import Observation, Simulator
 
-from .agent_base import MaskedAgent
+from .agent_base import MaskedAgent, live_input_problem
 from .checkpoints import restore_weights
 from .cli import add_eval_flags, load_or_exit, profile_params, resolve_device, set_threads, user_errors
 from .config import ConfigError
@@ -71,10 +71,14 @@ class GreedyAgentPolicy:
 
 
 def policy_from_checkpoint(state: dict, ds, make_agent: AgentFactory, device: torch.device,
-                           compile: bool = False) -> GreedyAgentPolicy:
+                           compile: bool = False, profile: Profile | None = None) -> GreedyAgentPolicy:
     """The deterministic policy a checkpoint holds: its agent and weights, at DWA's final objective weights
-    (the evaluation weights for an agent trained without DWA)."""
+    (the evaluation weights for an agent trained without DWA). With `profile`, the profile it will be
+    evaluated under: a CheckpointError if its networks read another number of live inputs per server."""
     cfg = state["config"]
+    problem = None if profile is None else live_input_problem(cfg, profile)
+    if problem:
+        raise CheckpointError(problem)
     try:
         agent = make_agent(ds, cfg, device)
     except ConfigError as e:  # a combination of settings its agent refuses
@@ -131,7 +135,7 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
     profile = get_profile(args.profile or cfg["profile"])
     params = profile_params(args, profile, cfg.get(profile.name))
     try:
-        policy = policy_from_checkpoint(state, ds, make_agent, device, args.compile)
+        policy = policy_from_checkpoint(state, ds, make_agent, device, args.compile, profile)
     except CheckpointError as e:
         raise CheckpointError(f"{model_path}: {e}") from None
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)

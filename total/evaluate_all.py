@@ -354,7 +354,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     for ckpt, state, variant in found:
         cfg = state["config"]
         try:
-            policy = policy_from_checkpoint(state, ds, agent_factory(ckpt.parents[2].name), device)
+            policy = policy_from_checkpoint(state, ds, agent_factory(ckpt.parents[2].name), device, profile=profile)
         except CheckpointError as e:
             sys.exit(f"error: {ckpt}: {e}")
         zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
