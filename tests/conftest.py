@@ -148,6 +148,22 @@ def reference_ds(reference_root):
         return load_dataset(reference_root, "Server1_Trap")
 
 
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    """A data root holding the hand-written tiny region (tests/tiny.py) as `tiny`, one per test module."""
+    from tiny import write_tiny
+    root = tmp_path_factory.mktemp("tiny")
+    write_tiny(root / "tiny")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_ds(tiny_root):
+    from edgesim.dataset import load_dataset
+    with pytest.warns(UserWarning):  # the tiny region has a one-step task, skipped
+        return load_dataset(tiny_root, "tiny")
+
+
 @pytest.fixture(scope="session")
 def small_root(tmp_path_factory) -> Path:
     """Two small generated regions (80 servers each) under one data root."""

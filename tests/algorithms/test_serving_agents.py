@@ -9,10 +9,8 @@ import pandas as pd
 import pytest
 import torch
 from conftest import ROOT, one_line_error, run_script
-from tiny import write_tiny
 
 from edgesim.contention import Contention
-from edgesim.dataset import load_dataset
 from edgesim.registry import get_profile, make_simulator
 from edgesim.serving import Serving
 from PFAPPO.agent import PFPPOAgent
@@ -34,19 +32,6 @@ WEIGHTS = torch.tensor([0.45, 0.4, 0.15])
 F = len(get_profile("serving").live_inputs)
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving_agents")
-    write_tiny(root / "tiny")
-    return root
-
-
-@pytest.fixture(scope="module")
-def tiny(root):
-    with pytest.warns(UserWarning):  # the tiny region has a one-step task, skipped
-        return load_dataset(root, "tiny")
-
-
 def config(folder: str, profile: str = "serving", sets: tuple[str, ...] = ()) -> dict:
     return resolve(ROOT / folder / "config.yaml", sets=list(sets), flags={"profile": profile},
                    choices=getattr(AGENTS[folder], "config_choices", None))
@@ -66,8 +51,8 @@ def live_part(folder: str, agent, feats: dict) -> torch.Tensor:
     return feats["live"]
 
 
-def test_serving_widens_each_agents_input_by_four_per_server(tiny):
-    n = tiny.n_servers
+def test_serving_widens_each_agents_input_by_four_per_server(tiny_ds):
+    n = tiny_ds.n_servers
     assert live_width(config("PPO_algorithm")) == F == 5 and live_width(config("PPO_algorithm", "contention")) == 1
     assert live_width(config("PPO_algorithm", sets=("live_load=false",))) == 0
     for folder, sets, name, contention, serving in [
@@ -77,18 +62,18 @@ def test_serving_widens_each_agents_input_by_four_per_server(tiny):
             ("TopoFreeRL", ("actor=dense",), "net.actor.server_in.weight", (256, n), (256, 5 * n)),
             ("TopoFreeRL", ("actor=per_server",), "net.server_proj.weight", (16, len(TOPOFREE_FEATURES)),
              (16, len(TOPOFREE_FEATURES) + len(SERVING_FEATURES)))]:
-        assert tuple(agent_for(folder, tiny, sets, "contention").state_dict()[name].shape) == contention, folder
-        assert tuple(agent_for(folder, tiny, sets).state_dict()[name].shape) == serving, folder
+        assert tuple(agent_for(folder, tiny_ds, sets, "contention").state_dict()[name].shape) == contention, folder
+        assert tuple(agent_for(folder, tiny_ds, sets).state_dict()[name].shape) == serving, folder
         # live_load false under serving: the inputs of live_load false under contention
-        off = {k: v.shape for k, v in agent_for(folder, tiny, (*sets, "live_load=false")).state_dict().items()}
+        off = {k: v.shape for k, v in agent_for(folder, tiny_ds, (*sets, "live_load=false")).state_dict().items()}
         assert off == {k: v.shape for k, v in
-                       agent_for(folder, tiny, (*sets, "live_load=false"), "contention").state_dict().items()}
+                       agent_for(folder, tiny_ds, (*sets, "live_load=false"), "contention").state_dict().items()}
 
 
 @pytest.mark.parametrize("folder, sets", VARIANTS)
-def test_each_agent_reads_the_live_inputs_as_a_servers_batch_fills(tiny, folder, sets):
-    agent = agent_for(folder, tiny, sets)
-    sim = make_simulator(tiny, BUSY.worlds, "train", "random", 0, profile="serving", params=BUSY)
+def test_each_agent_reads_the_live_inputs_as_a_servers_batch_fills(tiny_ds, folder, sets):
+    agent = agent_for(folder, tiny_ds, sets)
+    sim = make_simulator(tiny_ds, BUSY.worlds, "train", "random", 0, profile="serving", params=BUSY)
     obs = sim.observe()
     idle = agent.features(sim, obs, WEIGHTS)  # every engine idle: batch 0, all KV free
     assert (live_part(folder, agent, idle)[..., 1] == 0).all() and (live_part(folder, agent, idle)[..., 2] == 1).all()
@@ -121,17 +106,17 @@ def test_each_agent_reads_the_live_inputs_as_a_servers_batch_fills(tiny, folder,
     assert not torch.equal(logits, swapped_logits)
 
 
-def test_no_agent_depends_on_hidden_output_lengths(root, tiny):
+def test_no_agent_depends_on_hidden_output_lengths(tiny_root, tiny_ds):
     """Two worlds differing only in hidden output lengths give every agent identical features at every
     decision before the first request completes. Their token traces hold the same two pairs in swapped
     rows: the same workload (so the same expected output length, which planners may read), but each
     request's own output length differs."""
     def run(outputs: tuple[int, int]) -> tuple[list[list[dict]], torch.Tensor]:
-        trace = root / f"hidden_{outputs[0]}.csv"
+        trace = tiny_root / f"hidden_{outputs[0]}.csv"
         trace.write_text("ContextTokens,GeneratedTokens\n" + "".join(f"300,{o}\n" for o in outputs))
         params = Serving(arrival_rate=40.0, token_trace=str(trace), max_in_flight=16, worlds=3, warmup=0)
-        sim = make_simulator(tiny, 3, "train", "sequential", 0, profile="serving", params=params)
-        agents = [agent_for(folder, tiny, sets) for folder, sets in VARIANTS]
+        sim = make_simulator(tiny_ds, 3, "train", "sequential", 0, profile="serving", params=params)
+        agents = [agent_for(folder, tiny_ds, sets) for folder, sets in VARIANTS]
         obs, seen = sim.observe(), []
         for _ in range(60):
             seen.append([agent.features(sim, obs, WEIGHTS) for agent in agents])
@@ -151,7 +136,7 @@ def test_no_agent_depends_on_hidden_output_lengths(root, tiny):
                 assert torch.equal(feats_a[k], feats_b[k]), k
 
 
-def test_another_number_of_live_inputs_is_one_line(tiny):
+def test_another_number_of_live_inputs_is_one_line(tiny_ds):
     serving, contention, paper = (get_profile(p) for p in ("serving", "contention", "paper"))
     trained = config("PPO_algorithm")
     problem = live_input_problem(trained, contention)
@@ -161,21 +146,21 @@ def test_another_number_of_live_inputs_is_one_line(tiny):
     assert live_input_problem(config("PPO_algorithm", "contention"), paper) is None  # its waits read 0 there
     assert live_input_problem(config("PPO_algorithm", sets=("live_load=false",)), contention) is None
     # an agent asked to decide in a world of another width: one line, not a shape error deep in a network
-    agent = agent_for("Stark_Scheduler", tiny)
-    sim = make_simulator(tiny, 2, "train", "random", 0, profile="contention", params=Contention(worlds=2))
+    agent = agent_for("Stark_Scheduler", tiny_ds)
+    sim = make_simulator(tiny_ds, 2, "train", "random", 0, profile="contention", params=Contention(worlds=2))
     with pytest.raises(LiveInputError, match=r"read 5 per server, the 'contention' profile offers 1"):
         agent.features(sim, sim.observe(), WEIGHTS)
 
 
 @pytest.fixture(scope="module")
-def trained(root, tmp_path_factory):
+def trained(tiny_root, tmp_path_factory):
     """Each algorithm trained for two tiny epochs under serving from its train.py."""
     runs = tmp_path_factory.mktemp("serving_runs")
     world = ["--profile", "serving", "--load", "0.9", "--worlds", "2", "--max-in-flight", "8", "--warmup", "2"]
     out = {}
     for folder in AGENTS:
         run = runs / folder
-        run_script(f"{folder}/train.py", "--data", str(root), "--regions", "tiny", *world, "--no-recipe",
+        run_script(f"{folder}/train.py", "--data", str(tiny_root), "--regions", "tiny", *world, "--no-recipe",
                    "--epochs", "2", "--episodes", "8", "--out", str(run), "--no-progress",
                    *(["--set", "model.candidates=4"] if folder == "Stark_Scheduler" else []))
         out[folder] = run
@@ -184,19 +169,19 @@ def trained(root, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", list(AGENTS))
-def test_each_algorithm_trains_and_evaluates_under_serving(trained, root, tmp_path, folder):
+def test_each_algorithm_trains_and_evaluates_under_serving(trained, tiny_root, tmp_path, folder):
     runs, world = trained
     run = runs[folder]
     metrics = pd.read_csv(run / "metrics.csv")  # STARK imitates greedy_queue: its rows count labelled decisions
     assert len(metrics) == 2 and (metrics["decisions" if folder == "Stark_Scheduler" else "env_steps"] > 0).all()
-    run_script(f"{folder}/inference.py", "--data", str(root), "--region", "tiny", "--model",
+    run_script(f"{folder}/inference.py", "--data", str(tiny_root), "--region", "tiny", "--model",
                str(run / "checkpoints" / "final.pt"), *world, "--episodes", "8", "--out", str(tmp_path / "eval"),
                "--no-progress")
     summary = pd.read_json(tmp_path / "eval" / "summary.json", typ="series")
     assert summary["profile"] == "serving" and 0.0 <= summary["slo_attainment"] <= 1.0
     assert summary["mean_batch_size"] > 0
     # the serving checkpoint under contention: refused in one line, before any evaluation
-    proc = run_script(f"{folder}/inference.py", "--data", str(root), "--region", "tiny", "--model",
+    proc = run_script(f"{folder}/inference.py", "--data", str(tiny_root), "--region", "tiny", "--model",
                       str(run / "checkpoints" / "final.pt"), "--profile", "contention", "--worlds", "2",
                       "--episodes", "4", "--out", str(tmp_path / "refused"), "--no-progress", check=False)
     line = one_line_error(proc, "final.pt", "'serving' profile", "'contention' profile offers 1")

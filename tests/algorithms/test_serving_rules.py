@@ -31,21 +31,8 @@ from schedkit.registry import SCHEDULERS, get, heuristics
 BUSY = Serving(arrival_rate=40.0, worlds=3, max_in_flight=6, warmup=0)
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving_rules")
-    write_tiny(root / "tiny")
-    return root
-
-
-@pytest.fixture(scope="module")
-def tiny(root):
-    with pytest.warns(UserWarning):  # the tiny region has a one-step task, skipped
-        return load_dataset(root, "tiny")
-
-
-def serving_sim(tiny, params: Serving = BUSY):
-    return make_simulator(tiny, params.worlds, "train", "random", 0, profile="serving", params=params)
+def serving_sim(tiny_ds, params: Serving = BUSY):
+    return make_simulator(tiny_ds, params.worlds, "train", "random", 0, profile="serving", params=params)
 
 
 def states(sim, decisions: int = 40):
@@ -81,9 +68,9 @@ RULES = {
 
 
 @pytest.mark.parametrize("name", RULES)
-def test_each_rule_picks_the_valid_argmin_of_its_live_input(tiny, name):
+def test_each_rule_picks_the_valid_argmin_of_its_live_input(tiny_ds, name):
     cls, key = RULES[name]
-    sim = serving_sim(tiny)
+    sim = serving_sim(tiny_ds)
     policy = cls(sim)
     differs_from_first_valid = 0
     for obs in states(sim):
@@ -91,13 +78,13 @@ def test_each_rule_picks_the_valid_argmin_of_its_live_input(tiny, name):
         assert picked == brute_force(sim, key(sim))
         assert sim.valid_mask()[torch.arange(sim.batch_size), torch.tensor(picked)].all()
         differs_from_first_valid += sum(p != int(sim.valid_mask()[g].float().argmax()) for g, p in enumerate(picked))
-    if name != "kv_jsq":  # the largest engine's KV cache stays the freest on this tiny region
+    if name != "kv_jsq":  # the largest engine's KV cache stays the freest on this tiny_ds region
         assert differs_from_first_valid > 0  # the live input, not the index order, decided
 
 
-def test_the_states_are_loaded(tiny):
+def test_the_states_are_loaded(tiny_ds):
     """The argmin test sees queues, prefills and batches, not only idle servers."""
-    sim = serving_sim(tiny)
+    sim = serving_sim(tiny_ds)
     seen = {"queue": 0.0, "tokens": 0.0, "batch": 0.0, "kv_used": 0.0}
     for _ in states(sim):
         seen["queue"] = max(seen["queue"], float(sim.queue_length().max()))
@@ -107,8 +94,8 @@ def test_the_states_are_loaded(tiny):
     assert all(v > 0 for v in seen.values()), seen
 
 
-def test_least_loaded_under_serving_is_fewest_outstanding_tokens_then_the_greedy_score(tiny):
-    sim = serving_sim(tiny)
+def test_least_loaded_under_serving_is_fewest_outstanding_tokens_then_the_greedy_score(tiny_ds):
+    sim = serving_sim(tiny_ds)
     policy, greedy = LeastLoadedPolicy(sim), GreedyPolicy(sim)
     for obs in states(sim):
         tokens, score = sim.outstanding_tokens(), greedy.scores(sim, obs)
@@ -116,8 +103,8 @@ def test_least_loaded_under_serving_is_fewest_outstanding_tokens_then_the_greedy
         assert policy.act(sim, obs).tolist() == expected
 
 
-def test_greedy_queue_adds_servings_expected_wait_and_batch_slowdown_in_ms(tiny):
-    sim = serving_sim(tiny)
+def test_greedy_queue_adds_servings_expected_wait_and_batch_slowdown_in_ms(tiny_ds):
+    sim = serving_sim(tiny_ds)
     queue_greedy, greedy = QueueGreedyPolicy(sim), GreedyPolicy(sim)
     servers = torch.arange(sim.n_servers)[None].expand(sim.batch_size, -1)
     rows = torch.arange(sim.batch_size)[:, None]
@@ -139,8 +126,8 @@ def test_greedy_queue_adds_servings_expected_wait_and_batch_slowdown_in_ms(tiny)
     assert waited > 0 and slowed > 0
 
 
-def test_round_robin_cycles_per_world_and_model_type(tiny):
-    sim = serving_sim(tiny)
+def test_round_robin_cycles_per_world_and_model_type(tiny_ds):
+    sim = serving_sim(tiny_ds)
     policy = RoundRobinPolicy(sim)
     turn: dict[tuple[int, int], int] = {}
     valid = sim.net.valid.tolist()
@@ -156,9 +143,9 @@ def test_round_robin_cycles_per_world_and_model_type(tiny):
     assert max(turn.values()) > 4  # some (world, type) went round the four ChatGPT servers more than once
 
 
-def test_rules_never_read_output_lengths(tiny):
+def test_rules_never_read_output_lengths(tiny_ds):
     """Changing the hidden output lengths mid-run changes no rule's choice at that decision."""
-    sim = serving_sim(tiny)
+    sim = serving_sim(tiny_ds)
     policies = [cls(sim) for cls, _ in RULES.values()] + [LeastLoadedPolicy(sim), QueueGreedyPolicy(sim)]
     for i, obs in enumerate(states(sim, 30)):
         if i % 5:
@@ -173,8 +160,8 @@ def test_rules_never_read_output_lengths(tiny):
 
 
 @pytest.mark.parametrize("profile", ["paper", "contention"])
-def test_a_rule_without_its_live_input_refuses_in_one_line(tiny, profile):
-    sim = make_simulator(tiny, 2, "train", "random", 0, profile=profile)
+def test_a_rule_without_its_live_input_refuses_in_one_line(tiny_ds, profile):
+    sim = make_simulator(tiny_ds, 2, "train", "random", 0, profile=profile)
     for cls, needs in ((JoinShortestQueuePolicy, "queue_length()"), (TokenJSQPolicy, "outstanding_tokens()"),
                        (KVJSQPolicy, "free_kv_tokens()")):
         with pytest.raises(InputError, match=rf"policy {cls.name}: .*{needs[:-2]}.*{profile} profile") as e:
@@ -197,9 +184,9 @@ def test_the_registry_keeps_the_serving_rules_to_the_serving_profile():
     assert len({s.marker for s in SCHEDULERS.values()}) == len(SCHEDULERS)
 
 
-def test_every_heuristic_runs_through_inference_under_serving(root, tmp_path):
+def test_every_heuristic_runs_through_inference_under_serving(tiny_root, tmp_path):
     out = tmp_path / "out"
-    run_script("Heuristics/inference.py", "--data", str(root), "--region", "tiny", "--profile", "serving",
+    run_script("Heuristics/inference.py", "--data", str(tiny_root), "--region", "tiny", "--profile", "serving",
                "--worlds", "2", "--max-in-flight", "2", "--episodes", "4", "--policy", "all", "--out", str(out),
                "--no-progress", cwd=tmp_path)
     bounds = set()
@@ -212,12 +199,12 @@ def test_every_heuristic_runs_through_inference_under_serving(root, tmp_path):
     assert len(bounds) == 1  # one number for every scheduler: the same episodes and token pairs
 
 
-def test_the_solo_bound_is_exact_for_requests_that_never_share_an_engine(root, tmp_path):
+def test_the_solo_bound_is_exact_for_requests_that_never_share_an_engine(tiny_root, tmp_path):
     """One server, one workflow in flight, arrivals far apart: every request runs alone, so the mean compute
     time is the solo bound; with several in flight it stays a bound and is no longer reached."""
-    write_tiny(root / "One", **ONE_SERVER)
+    write_tiny(tiny_root / "One", **ONE_SERVER)
     with pytest.warns(UserWarning):
-        one = load_dataset(root, "One")
+        one = load_dataset(tiny_root, "One")
     (tmp_path / "pairs.csv").write_text("ContextTokens,GeneratedTokens\n300,40\n1200,90\n50,7\n")
     alone = Serving(arrival_rate=0.001, token_trace=str(tmp_path / "pairs.csv"), worlds=1, max_in_flight=1, warmup=0)
     sim = eval_simulator(one, "train", 6, 0, profile=get_profile("serving"), params=alone)
@@ -230,21 +217,21 @@ def test_the_solo_bound_is_exact_for_requests_that_never_share_an_engine(root, t
     assert solo_latency_bound(sim, df) < df["compute_ms"].mean()
 
 
-def test_inference_all_leaves_the_serving_rules_out_elsewhere_and_refuses_them_by_name(root, tmp_path):
+def test_inference_all_leaves_the_serving_rules_out_elsewhere_and_refuses_them_by_name(tiny_root, tmp_path):
     out = tmp_path / "out"
-    run_script("Heuristics/inference.py", "--data", str(root), "--region", "tiny", "--episodes", "2",
+    run_script("Heuristics/inference.py", "--data", str(tiny_root), "--region", "tiny", "--episodes", "2",
                "--policy", "all", "--out", str(out), "--no-progress", cwd=tmp_path)
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(
         n for n in heuristics() if n not in ("round_robin", "jsq", "token_jsq", "kv_jsq"))
-    proc = run_script("Heuristics/inference.py", "--data", str(root), "--region", "tiny", "--profile", "contention",
+    proc = run_script("Heuristics/inference.py", "--data", str(tiny_root), "--region", "tiny", "--profile", "contention",
                       "--policy", "token_jsq", "--out", str(tmp_path / "refused"), check=False, cwd=tmp_path)
     one_line_error(proc, "token_jsq", "outstanding_tokens()", "contention profile", "--profile serving")
 
 
-def test_evaluate_all_under_serving_evaluates_the_serving_rules_without_an_oracle_bound(root, tmp_path):
+def test_evaluate_all_under_serving_evaluates_the_serving_rules_without_an_oracle_bound(tiny_root, tmp_path):
     results = tmp_path / "results"
     others = [n for n in heuristics() if n not in ("oracle", "token_jsq")]
-    run_script("total/evaluate_all.py", "--data", str(root), "--region", "tiny", "--results", str(results),
+    run_script("total/evaluate_all.py", "--data", str(tiny_root), "--region", "tiny", "--results", str(results),
                "--profile", "serving", "--worlds", "2", "--max-in-flight", "2", "--episodes", "4", "--skip", *others,
                "--no-progress", cwd=tmp_path)
     [folder] = (results / "eval").iterdir()
