@@ -6,7 +6,8 @@ against the reference, at each test setting and at the confirmation setting.
 Reads the paired tables (total/compare.py, written by total/make_table.py) named by --tables, relative to
 --figures (e.g. confirmation/results_table_contention_r8_paired.csv), and writes <figures>/verdicts_<name>.csv
 (and .md with --formats md): one row per scheduler, one column per table, each cell the reward verdict
-with its difference, then the P99 verdict, e.g. "equivalent (+0.0012) / better". A reader sees at once
+with its difference, then the P99 verdict, e.g. "equivalent (+0.0012) / better", then the SLO-attainment
+verdict where the table has one (serving), e.g. ".. / better / SLO worse". A reader sees at once
 where a scheduler's verdict holds and where it changes; the counts and margins are in each paired table.
 """
 from __future__ import annotations
@@ -48,8 +49,10 @@ def verdict_table(figures: Path, tables: list[str]) -> pd.DataFrame:
             raise SystemExit(f"error: {figures / table}: no verdict columns; re-run total/make_table.py")
         references |= set(df["reference"])
         labels |= dict(zip(df["algo"], df["label"]))
+        slo = [f" / SLO {v}" for v in df["verdict_slo"]] if "verdict_slo" in df.columns else [""] * len(df)
         columns[setting_name(table)] = pd.Series(
-            [f"{r.verdict_reward} ({r.d_reward:+.4f}) / {r.verdict_p99}" for r in df.itertuples()], index=df["algo"])
+            [f"{r.verdict_reward} ({r.d_reward:+.4f}) / {r.verdict_p99}{s}" for r, s in zip(df.itertuples(), slo)],
+            index=df["algo"])
     if len(references) != 1:
         raise SystemExit(f"error: the tables pair against different references ({', '.join(sorted(references))})")
     frame = pd.DataFrame(columns).fillna("")
@@ -62,10 +65,12 @@ def verdict_table(figures: Path, tables: list[str]) -> pd.DataFrame:
 
 def markdown(frame: pd.DataFrame) -> str:
     settings = [c for c in frame.columns if c not in ("algo", "label", "reference")]
+    slo = frame[settings].apply(lambda c: c.str.contains(" / SLO ")).to_numpy().any()
     rows = [[r["label"], *[r[c] for c in settings]] for _, r in frame.iterrows()]
     return (markdown_table(["Scheduler", *settings], rows)
             + f"\nEach cell: the reward verdict against **{frame['reference'].iloc[0]}** "
-            "(Δ reward), then the P99 latency verdict, against the study's margins (docs/evaluation.md).\n")
+            "(Δ reward), then the P99 latency verdict" + (", then the SLO-attainment verdict" if slo else "")
+            + ", against the study's margins (docs/evaluation.md).\n")
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

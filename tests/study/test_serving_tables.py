@@ -87,6 +87,11 @@ def test_make_table_shows_the_serving_columns_and_the_slo_verdict(root):
     assert paired["d_slo_attainment_lo"] <= paired["d_slo_attainment"] <= paired["d_slo_attainment_hi"]
     assert paired["verdict_slo"] in ("better", "worse", "equivalent", "inconclusive")
     assert "Verdict (SLO)" in proc.stdout and "SLO attainment ±0.05" in proc.stdout
+    run_script("total/verdicts.py", "--figures", str(figures), "--name", "serving",
+               "--tables", f"results_table_{TAG}_paired.csv")
+    verdicts = pd.read_csv(figures / "verdicts_serving.csv").set_index("algo")
+    cell = verdicts.iloc[:, -1]["round_robin"]
+    assert cell.endswith(f" / SLO {paired['verdict_slo']}")
 
 
 def test_a_broken_slo_met_cell_is_a_one_line_error(root, tmp_path):
