@@ -16,8 +16,9 @@ time per decision, amortised over the batch) and, for a policy taking W, its `la
 
 Under `--profile contention` the oracle's summary also holds `reward_upper_bound`: its plans'
 expected reward with queues left out, which no scheduler can exceed in expectation. Under `--profile
-serving` every summary holds `latency_lower_bound_ms`, the solo bound (Heuristics/serving_rules.py
-`solo_latency_bound`): no scheduler's mean episode latency on those episodes can be lower.
+serving` every summary holds `latency_lower_bound_ms`, the solo bound (edgesim/serving.py
+`solo_latency_bound`, asked of the simulator: `measured_bounds`): no scheduler's mean episode latency
+on those episodes can be lower.
 
 Under `--profile serving` each evaluation also writes requests.csv (one row per measured request) and
 its summary adds SLO attainment, goodput, TTFT/TPOT percentiles and the engines' utilisation
@@ -39,9 +40,7 @@ from edgesim.dataset import Dataset
 from edgesim.inputs import reals
 from edgesim.paper import Profile
 from edgesim.registry import get_profile
-from edgesim.serving import ServingSimulator
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT
-from Heuristics.serving_rules import solo_latency_bound
 from schedkit.cli import (
     add_eval_flags,
     arg_type,
@@ -163,8 +162,7 @@ def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset,
     extra = {}
     if name == "oracle" and profile.plan_bounds_reward:  # load-blind there: its plan value bounds every rule
         extra["reward_upper_bound"] = policy.bound(sim, list(result.episodes["task_id"]))
-    if isinstance(sim, ServingSimulator):  # the same for every policy: the episodes and token pairs are common
-        extra["latency_lower_bound_ms"] = solo_latency_bound(sim, result.episodes)
+    extra |= sim.measured_bounds(result.episodes)
     return write_evaluation(target, result, settings | {"device": str(device)} | extra)
 
 

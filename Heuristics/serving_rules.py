@@ -1,5 +1,5 @@
 """The request-routing rules of LLM serving systems, for the serving profile (docs/simulator.md §6):
-round_robin, jsq, token_jsq and kv_jsq; and the serving profile's latency bound.
+round_robin, jsq, token_jsq and kv_jsq.
 
 Each is a policy with `act(sim, obs) -> (B,) server indices`, always a valid server of the world's
 active decision. They read only the servers that host the step's model type and, except round_robin,
@@ -13,13 +13,9 @@ Ties go to the lowest server index, as a router's `min` over its instance list d
 A rule whose live input a simulator does not offer (the paper and contention profiles keep no engine
 state) refuses to start with a one-line error naming the input; the registry's `profiles` field keeps
 all four out of the other profiles' tables.
-
-`solo_latency_bound` is no scheduler but a bound under serving: each request alone on its fastest valid
-engine with its true output length.
 """
 from __future__ import annotations
 
-import pandas as pd
 import torch
 
 from edgesim.inputs import InputError
@@ -100,34 +96,3 @@ class KVJSQPolicy:
 
     def act(self, sim: ServingSimulator, obs: Observation) -> torch.Tensor:
         return lowest_valid(sim, -sim.free_kv_tokens())
-
-
-def solo_latency_bound(sim: ServingSimulator, episodes: pd.DataFrame) -> float:
-    """A bound, not a scheduler: a lower bound (ms) on the mean episode latency any scheduler can reach on
-    the measured `episodes` (an `evaluate` table of this simulator, after its run), from the same perf
-    model. Each request runs alone on the valid server where it finishes fastest, with its true output
-    length o: min over valid s of prefill_s(p) + o - 1 decode iterations of batch 1 attending to p + 1
-    cached tokens, summed over the workflow's steps.
-
-    It reads the output lengths (`token_pairs`, bound-only), which no scheduler may. It is a bound because
-    every part of a request's latency is at least this: network and queueing add time, a prefill shared
-    with other prompts takes longer (prefill grows with the batch's tokens and squares), a decode
-    iteration of b >= 1 requests takes d(b) >= d(1), and other prefills only pause decodes. Token pairs
-    are keyed by (world, arrival index, step), the same for every scheduler of one seed, so the bound is
-    one number for all of them."""
-    dev, T, perf = sim.device, sim.tasks, sim.perf
-    ids = torch.tensor(episodes["episode"].tolist(), dtype=torch.long, device=dev) + sim.warmup_episodes
-    row = {tid: i for i, tid in enumerate(T.ids)}
-    task = torch.tensor([row[t] for t in episodes["task_id"]], dtype=torch.long, device=dev)
-    world, arrival = ids % sim.batch_size, ids // sim.batch_size
-    servers = torch.arange(sim.n_servers, device=dev)[None]
-    total = torch.zeros(len(ids), dtype=sim.dtype, device=dev)
-    for k in range(int(T.n_steps[task].max())):
-        live = k < T.n_steps[task]
-        prompt, output = sim.token_pairs(world, arrival, torch.full_like(ids, k))
-        p, o = prompt.to(sim.dtype)[:, None], output.to(sim.dtype)[:, None]
-        one = torch.ones_like(p)
-        solo = perf.prefill_ms(servers, p, p * p, one) + perf.span_ms(one, p + 1, o - 1)  # prompt + first token
-        valid = sim.net.valid[T.types[task, k].clamp_min(0)]
-        total += torch.where(live, solo.masked_fill(~valid, torch.inf).amin(1), 0.0)
-    return float(total.mean())

@@ -332,6 +332,37 @@ def builtin_perf(classes: torch.Tensor, max_batch: int, dtype: torch.dtype = tor
     return EnginePerf(**coefficients, kv_capacity=kv, max_batch=max_batch, gpu_class=cls)
 
 
+def solo_latency_bound(sim: ServingSimulator, episodes: pd.DataFrame) -> float:
+    """A bound, not a scheduler: a lower bound (ms) on the mean episode latency any scheduler can reach on
+    the measured `episodes` (an `evaluate` table of this simulator, after its run), from the same perf
+    model. Each request runs alone on the valid server where it finishes fastest, with its true output
+    length o: min over valid s of prefill_s(p) + o - 1 decode iterations of batch 1 attending to p + 1
+    cached tokens, summed over the workflow's steps.
+
+    It reads the output lengths (`token_pairs`, bound-only), which no scheduler may. It is a bound because
+    every part of a request's latency is at least this: network and queueing add time, a prefill shared
+    with other prompts takes longer (prefill grows with the batch's tokens and squares), a decode
+    iteration of b >= 1 requests takes d(b) >= d(1), and other prefills only pause decodes. Token pairs
+    are keyed by (world, arrival index, step), the same for every scheduler of one seed, so the bound is
+    one number for all of them."""
+    dev, T, perf = sim.device, sim.tasks, sim.perf
+    ids = torch.tensor(episodes["episode"].tolist(), dtype=torch.long, device=dev) + sim.warmup_episodes
+    row = {tid: i for i, tid in enumerate(T.ids)}
+    task = torch.tensor([row[t] for t in episodes["task_id"]], dtype=torch.long, device=dev)
+    world, arrival = ids % sim.batch_size, ids // sim.batch_size
+    servers = torch.arange(sim.n_servers, device=dev)[None]
+    total = torch.zeros(len(ids), dtype=sim.dtype, device=dev)
+    for k in range(int(T.n_steps[task].max())):
+        live = k < T.n_steps[task]
+        prompt, output = sim.token_pairs(world, arrival, torch.full_like(ids, k))
+        p, o = prompt.to(sim.dtype)[:, None], output.to(sim.dtype)[:, None]
+        one = torch.ones_like(p)
+        solo = perf.prefill_ms(servers, p, p * p, one) + perf.span_ms(one, p + 1, o - 1)  # prompt + first token
+        valid = sim.net.valid[T.types[task, k].clamp_min(0)]
+        total += torch.where(live, solo.masked_fill(~valid, torch.inf).amin(1), 0.0)
+    return float(total.mean())
+
+
 # ---------------------------------------------------------------------------------------------- simulator
 INF = math.inf
 
@@ -469,6 +500,11 @@ class ServingSimulator(ContentionSimulator):
     @property
     def finishes_per_step(self) -> int:
         return self.batch_size * self.serving.max_in_flight
+
+    def measured_bounds(self, episodes: pd.DataFrame) -> dict[str, float]:
+        """`latency_lower_bound_ms`: the solo bound (`solo_latency_bound`), the same for every policy since
+        the episodes and token pairs are common random numbers."""
+        return {"latency_lower_bound_ms": solo_latency_bound(self, episodes)}
 
     def reseed(self, seed: int) -> NoReturn:
         raise NotImplementedError("the serving profile's worlds do not run on across epochs")

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import physics as P
@@ -298,6 +299,11 @@ class Simulator:
         """(B, K) ms the `servers` (B, K) would make each episode wait now: max(0, busy_until - now).
         Identically zero in the paper profile (docs/simulator.md §2), live under contention."""
         return (self.busy_until(servers) - self.now[:, None]).clamp_min(0.0)
+
+    def measured_bounds(self, episodes: pd.DataFrame) -> dict[str, float]:
+        """Bounds the world itself gives on the measured `episodes` (an `evaluate` table of this simulator,
+        after its run), the same for every scheduler, written beside each summary: none here."""
+        return {}
 
     @property
     def finishes_per_step(self) -> int:

@@ -22,7 +22,6 @@ from Heuristics.serving_rules import (
     KVJSQPolicy,
     RoundRobinPolicy,
     TokenJSQPolicy,
-    solo_latency_bound,
 )
 from schedkit.evaluation import eval_simulator, evaluate
 from schedkit.registry import SCHEDULERS, get, heuristics
@@ -210,11 +209,11 @@ def test_the_solo_bound_is_exact_for_requests_that_never_share_an_engine(tiny_ro
     sim = eval_simulator(one, "train", 6, 0, profile=get_profile("serving"), params=alone)
     df = evaluate(sim, RandomPolicy(sim), 6, progress=False)
     assert (df["queue_ms"] == 0).all()
-    assert solo_latency_bound(sim, df) == pytest.approx(df["compute_ms"].mean(), rel=1e-12)
+    assert sim.measured_bounds(df)["latency_lower_bound_ms"] == pytest.approx(df["compute_ms"].mean(), rel=1e-12)
     crowded = Serving(arrival_rate=50.0, token_trace=str(tmp_path / "pairs.csv"), worlds=1, max_in_flight=6, warmup=0)
     sim = eval_simulator(one, "train", 12, 0, profile=get_profile("serving"), params=crowded)
     df = evaluate(sim, RandomPolicy(sim), 12, progress=False)
-    assert solo_latency_bound(sim, df) < df["compute_ms"].mean()
+    assert sim.measured_bounds(df)["latency_lower_bound_ms"] < df["compute_ms"].mean()
 
 
 def test_inference_all_leaves_the_serving_rules_out_elsewhere_and_refuses_them_by_name(tiny_root, tmp_path):
