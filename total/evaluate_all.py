@@ -71,7 +71,7 @@ from schedkit.evaluation import Evaluation, evaluate_seeds, serving_summary
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.outputs import claim_output
-from schedkit.registry import get, heuristics
+from schedkit.registry import get, heuristics, learned
 from schedkit.runs import CheckpointError, RunError, load_checkpoint
 from schedkit.simulators import default_eval_episodes, profile_meta
 from schedkit.stats import (
@@ -256,9 +256,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--results", type=Path, default=paths.RESULTS, help=f"results root (default: {paths.RESULTS})")
     p.add_argument("--device", default="cpu", type=device_name)
     add_profile_flags(p, default_profile="paper")
-    p.add_argument("--skip", nargs="+", default=[], choices=heuristics(), metavar="HEURISTIC",
+    p.add_argument("--skip", nargs="+", default=[], choices=heuristics() + learned(), metavar="NAME",
                    help="heuristics not to evaluate, their tuned and prior-matched rows included (e.g. the slow "
-                        "lookahead at settings where it is not reported)")
+                        "lookahead at settings where it is not reported), or learned schedulers whose runs are "
+                        "left out (listed as skipped in config.yaml)")
     p.add_argument("--tuning", type=Path, nargs="+", default=[], metavar="TUNING_JSON",
                    help="also evaluate each heuristic taking a latency weight (the greedy family, lookahead) at the W "
                         "Heuristics/tune.py chose (its tuning.json, made on the train split), as <name>_tuned; "
@@ -313,6 +314,9 @@ def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], li
     found, skipped = [], []
     for ckpt in final_checkpoints(args.results):
         algo = ckpt.parents[2].name  # results/<Algo>/<run>/checkpoints/final.pt
+        if algo in args.skip:
+            skipped.append(f"{ckpt} (--skip {algo})")
+            continue
         try:
             state = load_checkpoint(ckpt, map_location=device, algo=algo)
         except CheckpointError as e:
@@ -393,7 +397,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     write_csv(out / "summary.csv", summary)
     write_yaml(out / "config.yaml", provenance(
         args, episodes=episodes, **profile.meta(params),
-        evaluated=evaluated, skipped=skipped, skipped_heuristics=args.skip,
+        evaluated=evaluated, skipped=skipped, skipped_names=args.skip,
         tuned_latency_weights=tuned, prior_latency_weights=priors, dataset_fingerprint=ds.fingerprint,
         device=str(device)))
     for s in skipped:

@@ -204,6 +204,10 @@ def test_evaluate_all_adds_greedy_queue_at_the_checkpoints_prior_weight(per_serv
     run_script("total/evaluate_all.py", *setting, "--results", str(results), "--skip", *others, "greedy_queue",
                "--overwrite")  # skipping greedy_queue skips its prior rows
     assert list(pd.read_csv(out / "summary.csv")["algo"]) == ["TopoFreeRL"]
+    run_script("total/evaluate_all.py", *setting, "--results", str(results), "--skip", *others, "TopoFreeRL",
+               "--overwrite")  # a learned scheduler's runs are left out by name, and listed as skipped
+    assert list(pd.read_csv(out / "summary.csv")["algo"]) == ["greedy_queue"]
+    assert any("--skip TopoFreeRL" in s for s in yaml.safe_load((out / "config.yaml").read_text())["skipped"])
 
 
 def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_dataset(per_server_run, small_root,
