@@ -173,7 +173,7 @@ def setting(tables: list[Path], figures: Path) -> str:
     episodes: set[int] = set()
     for path in tables:
         rel = path.relative_to(figures).as_posix()
-        tags |= {f"arrival rate {m}" for m in re.findall(r"contention_r(\d+)", rel)}
+        tags |= {f"arrival rate {m}" for m in re.findall(r"contention_r(\d+(?:\.\d+)?)", rel)}
         tags |= {f"dataset {m}" for m in re.findall(r"(AzureLLMInferenceTrace_\w+?)(?:_paired)?\.csv", rel)}
         tags |= {f"trap surcharge {m}" for m in re.findall(r"surcharge(\d+)", rel)}
         tags |= {f"region {m}" for m in re.findall(r"(Server\d+_Trap)", rel)}
