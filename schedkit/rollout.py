@@ -5,6 +5,8 @@ All episodes of an epoch step together through the vectorised simulator. An agen
 with masked logits already set to MASK_VALUE (one per server, or per shortlisted server: see
 `chosen_servers`); the loop stores features, actions (logit columns), log-probs,
 values and reward vectors, and hands back flat samples ready for GAE and the PPO update.
+Each decision gets the outcome whose (episode, step) is its own: the same step's row under `paper`
+and `contention`, the request's completion some steps later under `serving` (delayed credit).
 """
 from __future__ import annotations
 
