@@ -1009,24 +1009,21 @@ class ServingSimulator(ContentionSimulator):
         its prefill alone, then E[o] - 1 decode iterations of batch + 1 requests, the others' KV held at `kv`
         (their growth and their completions taken to balance) and its own growing by one token an iteration.
         On an idle server (batch = kv = 0) this is the solo time of `solo_latency_bound` with E[o] for o."""
-        prefill, decode, d2, k = self._expected_request(servers, prompt, batch, kv)
-        return prefill + k * decode + d2 * k * (k - 1) / 2
+        return self.expected_request_ms(servers, prompt, batch, kv)[0]
 
-    def expected_prefill_and_tpot_ms(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,
-                                     kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(prefill ms, TPOT ms) of the request `expected_engine_ms` times (same arguments): its first token
-        comes at its prefill's end, and its TPOT is the mean of its E[o] - 1 decode iterations, the i-th
-        (from 0) taking d2 x i longer than the first; 0 where E[o] <= 1, as the simulator's TPOT of o = 1."""
-        prefill, decode, d2, k = self._expected_request(servers, prompt, batch, kv)
-        return prefill, (decode + d2 * (k - 1) / 2 if k > 0 else torch.zeros_like(decode))
-
-    def _expected_request(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,
-                          kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-        """(prefill ms, first decode iteration ms, d2, E[o] - 1 decode iterations) of that request."""
+    def expected_request_ms(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,
+                            kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(engine ms, prefill ms, TPOT ms) of the request `expected_engine_ms` times (same arguments): the
+        engine time is that method's; its first token comes at its prefill's end, and its TPOT is the mean of
+        its E[o] - 1 decode iterations, the i-th (from 0) taking d2 x i longer than the first; 0 where
+        E[o] <= 1, as the simulator's TPOT of o = 1."""
         perf, p = self.perf, prompt.to(self.dtype)
+        k = self.expected_tokens()[1] - 1.0
         d2 = take(perf.d2, servers)
         decode = take(perf.d0, servers) + take(perf.d1, servers) * (batch + 1) + d2 * (kv + p + 1)
-        return perf.prefill_ms(servers, p, p * p, torch.ones_like(p)), decode, d2, self.expected_tokens()[1] - 1.0
+        prefill = perf.prefill_ms(servers, p, p * p, torch.ones_like(p))
+        tpot = decode + d2 * (k - 1) / 2 if k > 0 else torch.zeros_like(decode)
+        return prefill + k * decode + d2 * k * (k - 1) / 2, prefill, tpot
 
 
 class ServingProfile(Profile):
@@ -1103,11 +1100,11 @@ class ServingProfile(Profile):
         output length E[o], as the planners score it: its expected latency `step["latency"]` (hop, wait and
         `expected_compute_ms` with the same arguments) against the budget slo_ttft + (E[o] - 1) x slo_tpot,
         and an SLO miss where its expected TTFT (that latency less the engine's decode time: hop, wait and
-        prefill) or its expected TPOT (`expected_prefill_and_tpot_ms`) exceeds its objective. Point estimates
+        prefill) or its expected TPOT (`expected_request_ms`) exceeds its objective. Point estimates
         in a non-linear reward, so a plan's value is a rule's score, not an expected reward."""
         sim, prompt, batch, kv = self._engine_state("expected_latency_reward", sim, servers, rows, live, current)
-        prefill, tpot = sim.expected_prefill_and_tpot_ms(servers, prompt, batch, kv)
-        ttft = step["latency"] - sim.expected_engine_ms(servers, prompt, batch, kv) + prefill
+        engine, prefill, tpot = sim.expected_request_ms(servers, prompt, batch, kv)
+        ttft = step["latency"] - engine + prefill
         return sim.latency_reward(step["latency"], sim.expected_tokens()[1], ttft, tpot)
 
     @staticmethod
