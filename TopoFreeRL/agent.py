@@ -65,7 +65,7 @@ from edgesim.dataset import Dataset
 from edgesim.expectation import ChannelTable, expected_hop
 from edgesim.scores import greedy_score, live_telemetry, static_telemetry
 from edgesim.simulator import Observation, Simulator
-from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent, live_inputs, live_width
+from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent, live_width, raw_live_inputs
 from schedkit.config import ConfigError
 
 from .model import ActorCritic, PerServerActorCritic
@@ -251,10 +251,12 @@ class TopoFreeAgent(MaskedAgent):
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
         state = self.state(sim, obs, weights)
         feats = {"state": state, "progress": obs.progress.float(), "mask": self.mask(sim)}
-        load = sim.server_load().float() if sim.profile.queues and self.live_load else None
-        if load is not None:
+        raw = raw_live_inputs(sim, width=self.live_width) if self.live_extra else None  # serving: (B, N, 5)
+        load = None  # the wait (ms) read once: under serving it is the first live input
+        if sim.profile.queues and self.live_load:
+            load = (sim.server_load() if raw is None else raw[..., 0]).float()
             feats["telemetry"] = live_telemetry(self.nc_static, load, self.telemetry_queue_ms)
-        extra = live_inputs(sim, width=self.live_width)[..., 1:] if self.live_extra else None  # (B, N, E)
+        extra = None if raw is None else raw[..., 1:].float()  # (B, N, E): the other live inputs
         if self.shortlist is not None:
             short = self.shortlist(sim, obs, weights, feats["mask"], load)
             live = feats.pop("telemetry", None)  # (B, N): not stored, only its values at the shortlist are read

@@ -62,18 +62,26 @@ class LiveInputError(ValueError):
     """An agent asked a simulator for another number of live inputs per server than its profile offers."""
 
 
-def live_inputs(sim: Simulator, servers: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
-    """(B, N, F) float32: the live per-server inputs `sim`'s profile offers (`Simulator.live_inputs`), or
-    (B, K, F) at `servers` (B, K), each on a unit scale so that no input dominates the first layer:
-    column 0 the expected wait as `queue_feature`, log(1 + wait / 100 ms); under serving then
-    log(1 + queued requests), running batch / max_batch and free KV tokens / capacity (both in [0, 1]),
-    and log(1 + outstanding prompt tokens / 4,096). F = 1 under contention and paper (exactly the queue
-    feature agents read there), 5 under serving. Hidden output lengths never enter (the simulator reads
-    known state only). `width`: the F the caller's networks were built for; another F is a LiveInputError."""
+def raw_live_inputs(sim: Simulator, servers: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
+    """(B, N, F) the live per-server inputs `sim`'s profile offers (`Simulator.live_inputs`) in their own
+    units (column 0 the expected wait in ms), or (B, K, F) at `servers` (B, K). `width`: the F the caller's
+    networks were built for; another F is a LiveInputError. For an agent that reads the wait in ms too."""
     raw = sim.live_inputs(servers)
     if width is not None and raw.shape[-1] != width:
         raise LiveInputError(f"live inputs: the agent's networks read {width} per server, the "
                              f"{sim.profile.name!r} profile offers {raw.shape[-1]} ({', '.join(sim.profile.live_inputs)})")
+    return raw
+
+
+def live_inputs(sim: Simulator, servers: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
+    """(B, N, F) float32: the live per-server inputs `sim`'s profile offers (`raw_live_inputs`, same
+    arguments), or (B, K, F) at `servers` (B, K), each on a unit scale so that no input dominates the first
+    layer: column 0 the expected wait as `queue_feature`, log(1 + wait / 100 ms); under serving then
+    log(1 + queued requests), running batch / max_batch and free KV tokens / capacity (both in [0, 1]),
+    and log(1 + outstanding prompt tokens / 4,096). F = 1 under contention and paper (exactly the queue
+    feature agents read there), 5 under serving. Hidden output lengths never enter (the simulator reads
+    known state only)."""
+    raw = raw_live_inputs(sim, servers, width)
     wait = queue_feature(raw[..., :1])
     return wait if raw.shape[-1] == 1 else torch.cat([wait, raw[..., 1:].float()], -1)
 
