@@ -84,9 +84,10 @@ from __future__ import annotations
 
 import functools
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import Iterator, NamedTuple, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -124,6 +125,10 @@ PROMPT_MU, OUTPUT_MU = math.log(1150.0) - PROMPT_SIGMA ** 2 / 2, math.log(210.0)
 TOKEN_SAMPLE = 8192  # synthetic pairs averaged for the load's capacity
 
 PENDING, TRAVEL, QUEUED, RUNNING = range(4)  # a slot's phase
+# The per-slot tensors (one entry per slot; `slot_int`, `slot_time` and `slot_flag` hold more of them).
+SLOT_TENSORS = ("slot_world", "slot_index", "slot_now", "slot_arrival", "slot_admit", "slot_phase", "slot_server",
+                "slot_qseq", "slot_prompt", "slot_generated", "slot_prefilling", "slot_prefills", "hidden_output",
+                "hidden_remaining")
 
 
 class ServingError(InputError):
@@ -652,30 +657,66 @@ class ServingSimulator(ContentionSimulator):
         return (self.observe(), *done_rows)
 
     def _advance(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """Process every world's events up to its next pending decision; the completed requests' rows."""
+        """Process every world's events up to its next pending decision; the completed requests' rows.
+
+        Only the slots in the engines (travelling, queued or running) take part in events, and most slots of
+        a world hold arrivals still to come, so the loop runs on those slots alone (`_on_slots`)."""
         G, W = self.batch_size, self.serving.max_in_flight
         rows: list[dict[str, torch.Tensor]] = []
-        while True:
-            t_dec = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(G, W).min(1).values
-            t_trav, j_trav = torch.where(self.slot_phase == TRAVEL, self.slot_time["arrive"], INF).view(G, W).min(1)
-            t_srv, s_srv, k_srv = self._earliest_server_events()
-            arrive = (t_trav <= t_srv) & (t_trav <= t_dec) & torch.isfinite(t_trav)
-            serve = ~arrive & (t_srv <= t_dec) & torch.isfinite(t_srv)
-            moving = arrive | serve
-            if not bool(moving.any()):
-                break
-            te = torch.where(arrive, t_trav, t_srv)
-            self._integrate(moving, te)
-            self.events += int(moving.sum())
-            if bool(arrive.any()):
-                self._arrive(arrive, self.rows * W + j_trav)
-            if bool(serve.any()):
-                done = self._serve(serve, s_srv, te, k_srv)
-                if done is not None:
-                    rows.append(done)
+        t_wait = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(G, W).min(1).values
+        with self._on_slots((self.slot_phase != PENDING).nonzero()[:, 0]):
+            while True:
+                t_dec = torch.minimum(t_wait, self._world_min(self.slot_phase == PENDING, self.slot_now)[0])
+                t_trav, j_trav = self._world_min(self.slot_phase == TRAVEL, self.slot_time["arrive"])
+                t_srv, s_srv, k_srv = self._earliest_server_events()
+                arrive = (t_trav <= t_srv) & (t_trav <= t_dec) & torch.isfinite(t_trav)
+                serve = ~arrive & (t_srv <= t_dec) & torch.isfinite(t_srv)
+                moving = arrive | serve
+                if not bool(moving.any()):
+                    break
+                te = torch.where(arrive, t_trav, t_srv)
+                self._integrate(moving, te)
+                self.events += int(moving.sum())
+                if bool(arrive.any()):
+                    self._arrive(arrive, j_trav)
+                if bool(serve.any()):
+                    done = self._serve(serve, s_srv, te, k_srv)
+                    if done is not None:
+                        rows.append(done)
         keys = rows[0].keys() if rows else self._empty_row().keys()
         info = {k: torch.cat([r[k] for r in rows]) if rows else self._empty_row()[k] for k in keys}
         return self.reward(info), info["done"], info
+
+    def _world_min(self, mask: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(G,) each world's least of `values` over its slots in `mask` (INF: none) and the lowest such slot."""
+        G = self.batch_size
+        v = torch.where(mask, values, INF)
+        least = torch.full((G,), INF, dtype=self.dtype, device=self.device).scatter_reduce(0, self.slot_world, v, "amin")
+        at = mask & (v == least.index_select(0, self.slot_world))
+        slot = torch.arange(len(v), device=self.device)
+        first = torch.full((G,), len(v), dtype=torch.long, device=self.device).scatter_reduce(
+            0, self.slot_world[at], slot[at], "amin")
+        return least, first
+
+    @contextmanager
+    def _on_slots(self, e: torch.Tensor) -> Iterator[None]:
+        """Within the block every per-slot tensor holds slots `e` alone (ascending, so each world's slots keep
+        their order and a slot index means a position in `e`); on leaving, they are written back."""
+        full = {name: getattr(self, name) for name in SLOT_TENSORS}
+        full_int, full_time, full_flag = self.slot_int, self.slot_time, self.slot_flag
+        for name, t in full.items():
+            setattr(self, name, t.index_select(0, e))
+        self.slot_int = [t.index_select(0, e) for t in full_int]
+        self.slot_time = {k: t.index_select(0, e) for k, t in full_time.items()}
+        self.slot_flag = {k: t.index_select(0, e) for k, t in full_flag.items()}
+        try:
+            yield
+        finally:
+            for name, t in full.items():
+                setattr(self, name, t.index_copy_(0, e, getattr(self, name)))
+            self.slot_int = [t.index_copy_(0, e, part) for t, part in zip(full_int, self.slot_int)]
+            self.slot_time = {k: t.index_copy_(0, e, self.slot_time[k]) for k, t in full_time.items()}
+            self.slot_flag = {k: t.index_copy_(0, e, self.slot_flag[k]) for k, t in full_flag.items()}
 
     def reward(self, info: dict[str, torch.Tensor]) -> torch.Tensor:
         """(K, 3) reward of completed requests (rL, rC, rS): the paper's cost and switch terms; the latency
