@@ -81,9 +81,14 @@ def profile_row(ds: Dataset, profile: str, batch: int, max_in_flight: int, devic
     run = functools.partial(timed_steps, sim, gen)
 
     run(warmup)
+    work = [getattr(sim, "events", 0), getattr(sim, "rounds", 0)]
     rate = statistics.median(steps * batch / run(steps) for _ in range(repeats))
-    return {"profile": profile, "servers": ds.n_servers, "batch": batch, "max_in_flight": max_in_flight,
-            "device": device, "decisions_per_s": rate, "ms_per_decision": 1e3 / rate, "ms_per_step": 1e3 * batch / rate}
+    row = {"profile": profile, "servers": ds.n_servers, "batch": batch, "max_in_flight": max_in_flight,
+           "device": device, "decisions_per_s": rate, "ms_per_decision": 1e3 / rate, "ms_per_step": 1e3 * batch / rate}
+    if profile == "serving":  # where a serving step's time goes: its events, taken in rounds (docs/simulator.md §6)
+        row |= {"events_per_decision": (sim.events - work[0]) / (repeats * steps * batch),
+                "rounds_per_step": (sim.rounds - work[1]) / (repeats * steps)}
+    return row
 
 
 def profile_rows(ds: Dataset, batches: list[int], max_in_flight: int, devices: list[str], warmup: int, steps: int,

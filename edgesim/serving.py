@@ -494,11 +494,13 @@ class ServingSimulator(ContentionSimulator):
         self.srv_pend = torch.zeros((G, N), dtype=dt, device=dev)
         self.srv_seg = torch.zeros((G, N), dtype=dt, device=dev)
         self.qcount = torch.zeros(G, dtype=torch.long, device=dev)
-        self.world_clock = torch.zeros(G, dtype=dt, device=dev)
+        self.world_clock = torch.zeros(G, dtype=dt, device=dev)  # each world's latest event
+        self.cell_clock = torch.zeros(G * N, dtype=dt, device=dev)  # each server's state integrated up to here
+        self._cell_mark = torch.full((G * N,), -1, dtype=torch.long, device=dev)  # scratch of `_event_position`
         self.history = torch.full((G, N), self.net.initial_history_ms, dtype=dt, device=dev)
         self._stats = {k: torch.zeros(G, dtype=dt, device=dev)
                        for k in ("time", "busy", "batch", "kv", "queue", "work", "wait", "admitted", "served", "slo")}
-        self.events = 0
+        self.events = self.rounds = 0  # events processed, and the rounds that took them (`_advance`)
         self._activate()
         return self.observe()
 
@@ -659,44 +661,48 @@ class ServingSimulator(ContentionSimulator):
     def _advance(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Process every world's events up to its next pending decision; the completed requests' rows.
 
-        Only the slots in the engines (travelling, queued or running) take part in events, and most slots of
-        a world hold arrivals still to come, so the loop runs on those slots alone (`_on_slots`)."""
-        G, W = self.batch_size, self.serving.max_in_flight
+        Servers of one world interact only through decisions: a completion opens the workflow's next
+        decision, and a decision's request reaches its server later. So each round takes, on every
+        server at once, its next event (an arrival, a prefill's end, decode iterations up to a
+        completion or an admission), up to the world's horizon: its next decision, or the earliest time
+        at which any of its requests could complete (`_cell_events`). Events before the horizon cannot
+        change what another server does before it, so the rounds give the order of one event at a time.
+        Only the slots in the engines (travelling, queued or running) take part, and most slots of a
+        world hold arrivals still to come, so the rounds run on those slots alone (`_on_slots`)."""
+        G, W, N = self.batch_size, self.serving.max_in_flight, self.n_servers
         rows: list[dict[str, torch.Tensor]] = []
         t_wait = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(G, W).min(1).values
         with self._on_slots((self.slot_phase != PENDING).nonzero()[:, 0]):
             while True:
-                t_dec = torch.minimum(t_wait, self._world_min(self.slot_phase == PENDING, self.slot_now)[0])
-                t_trav, j_trav = self._world_min(self.slot_phase == TRAVEL, self.slot_time["arrive"])
-                t_srv, s_srv, k_srv = self._earliest_server_events()
-                arrive = (t_trav <= t_srv) & (t_trav <= t_dec) & torch.isfinite(t_trav)
-                serve = ~arrive & (t_srv <= t_dec) & torch.isfinite(t_srv)
-                moving = arrive | serve
-                if not bool(moving.any()):
+                t_dec = torch.minimum(t_wait, self._world_min(self.slot_phase == PENDING, self.slot_now))
+                c, t, k, arriving, soonest = self._cell_events()
+                g = c // N
+                horizon = t_dec.scatter_reduce(0, g, soonest, "amin")
+                go = (t <= horizon.index_select(0, g)) & torch.isfinite(t)
+                if not bool(go.any()):
                     break
-                te = torch.where(arrive, t_trav, t_srv)
-                self._integrate(moving, te)
-                self.events += int(moving.sum())
-                if bool(arrive.any()):
-                    self._arrive(arrive, j_trav)
+                c, t, k, arriving = c[go], t[go], k[go], arriving[go]
+                self._integrate(c, t)
+                self.events += len(c)
+                self.rounds += 1
+                arrival = arriving >= 0
+                if bool(arrival.any()):
+                    self._arrive(arriving[arrival])
+                serve = ~arrival
                 if bool(serve.any()):
-                    done = self._serve(serve, s_srv, te, k_srv)
+                    done = self._serve(c[serve], t[serve], k[serve])
                     if done is not None:
                         rows.append(done)
+            self._integrate_to_clock()
         keys = rows[0].keys() if rows else self._empty_row().keys()
         info = {k: torch.cat([r[k] for r in rows]) if rows else self._empty_row()[k] for k in keys}
         return self.reward(info), info["done"], info
 
-    def _world_min(self, mask: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G,) each world's least of `values` over its slots in `mask` (INF: none) and the lowest such slot."""
-        G = self.batch_size
+    def _world_min(self, mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """(G,) each world's least of `values` over its slots in `mask` (INF: none)."""
         v = torch.where(mask, values, INF)
-        least = torch.full((G,), INF, dtype=self.dtype, device=self.device).scatter_reduce(0, self.slot_world, v, "amin")
-        at = mask & (v == least.index_select(0, self.slot_world))
-        slot = torch.arange(len(v), device=self.device)
-        first = torch.full((G,), len(v), dtype=torch.long, device=self.device).scatter_reduce(
-            0, self.slot_world[at], slot[at], "amin")
-        return least, first
+        return torch.full((self.batch_size,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
+            0, self.slot_world, v, "amin")
 
     @contextmanager
     def _on_slots(self, e: torch.Tensor) -> Iterator[None]:
@@ -747,140 +753,148 @@ class ServingSimulator(ContentionSimulator):
                                   "output_tokens", "decode_iterations", "prefills")},
                 **{k: b for k in ("switch", "trap_hit", "fallback", "done")}}
 
-    def _server_events(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G, N) time of every server's next event and, for decoding servers, the decode iterations until it."""
-        G, N = self.batch_size, self.n_servers
-        c, t, k = self._active_server_events()
-        t_all = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).index_copy_(0, c, t)
-        k_all = torch.zeros(G * N, dtype=self.dtype, device=self.device).index_copy_(0, c, k)
-        return t_all.view(G, N), k_all.view(G, N)
+    def _cell_events(self) -> tuple[torch.Tensor, ...]:
+        """Every cell (world x N + server, ascending) with a request travelling to it, queued or running, and
+        its next event: time (INF: none), decode iterations until it (decoding servers), the travelling slot
+        that arrives then (-1: an engine event; an arrival goes first on a tie), and the soonest time at which
+        any request there could complete.
 
-    def _earliest_server_events(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(G,) each world's earliest server event: its time (INF: none), the server (ties: the lowest) and
-        the decode iterations until it; what `_server_events` gives reduced over servers, without the (G, N)
-        tensors (a world without an event gets INF, and a server and iterations that nothing reads)."""
-        G, N = self.batch_size, self.n_servers
-        c, t, k = self._active_server_events()
-        g = c // N
-        t_min = torch.full((G,), INF, dtype=self.dtype, device=self.device).scatter_reduce(0, g, t, "amin")
-        at_min = t == t_min.index_select(0, g)
-        first = torch.full((G,), G * N, dtype=torch.long, device=self.device).scatter_reduce(
-            0, g[at_min], c[at_min], "amin")
-        chosen = at_min & (c == first.index_select(0, g))
-        k_min = torch.zeros(G, dtype=self.dtype, device=self.device).index_copy_(0, g[chosen], k[chosen])
-        return t_min, (first - self.rows * N).clamp(0, N - 1), k_min
-
-    def _active_server_events(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The flat (world, server) cells with a running or queued request (ascending), their next event's time
-        and, for decoding servers, the decode iterations until it; the other servers have no event.
-
-        The arithmetic runs on these cells alone, elementwise, so each value is what a dense (G, N) form gives;
-        per-cell reductions over slots go to the cell's position among them (a binary search)."""
+        That bound: a prefill's end (a request of one output token completes there); a decoding batch's
+        fewest remaining iterations, were nothing admitted (an admission pauses and slows the batch); an
+        admission or an arrival plus the server's prefill floor (the least a prefill takes). The arithmetic
+        runs on these cells alone, elementwise; per-cell reductions over slots go to the cell's position
+        among them (a binary search)."""
         N = self.n_servers
+        dev, dt = self.device, self.dtype
         queue, batch_all = self.srv_queue.view(-1), self.srv_batch.view(-1)
-        c = ((batch_all > 0) | (queue > 0)).nonzero()[:, 0]
+        trav = (self.slot_phase == TRAVEL).nonzero()[:, 0]
+        trav_cell = self.slot_world.index_select(0, trav) * N + self.slot_server.index_select(0, trav)
+        c = torch.unique(torch.cat([((batch_all > 0) | (queue > 0)).nonzero()[:, 0], trav_cell]))
         n = len(c)
+        s = c % N
+        t_pos = torch.searchsorted(c, trav_cell)
+        t_trav = self.slot_time["arrive"].index_select(0, trav)
+        t_arr = torch.full((n,), INF, dtype=dt, device=dev).scatter_reduce(0, t_pos, t_trav, "amin")
+        first = t_trav == t_arr.index_select(0, t_pos)
+        arriving = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev).scatter_reduce(
+            0, t_pos[first], trav[first], "amin")
         q = (self.slot_phase == QUEUED).nonzero()[:, 0]  # every queued slot's cell has queue > 0, so is in c
         q_pos = torch.searchsorted(c, self.slot_world.index_select(0, q) * N + self.slot_server.index_select(0, q))
         q_seq = self.slot_qseq.index_select(0, q)
-        head_q = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=self.device).scatter_reduce(
+        head_q = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev).scatter_reduce(
             0, q_pos, q_seq, "amin")
         is_head = q_seq == head_q.index_select(0, q_pos)
-        head_slot = torch.zeros(n, dtype=torch.long, device=self.device).index_copy_(0, q_pos[is_head], q[is_head])
+        head_slot = torch.zeros(n, dtype=torch.long, device=dev).index_copy_(0, q_pos[is_head], q[is_head])
         need = (self.slot_prompt.index_select(0, head_slot) + self.hidden_output.index_select(0, head_slot))
         t_head = self.slot_time["arrive"].index_select(0, head_slot)
-        s = c % N
         batch = batch_all.index_select(0, c)
         fits = (queue.index_select(0, c) > 0) & (self.srv_kv.view(-1).index_select(0, c) + need
                                                  <= self.perf.kv_capacity.index_select(0, s)) \
             & (batch < self.perf.max_batch)
         d = ((self.slot_phase == RUNNING) & ~self.slot_prefilling).nonzero()[:, 0]  # decoding: batch > 0, in c
         d_pos = torch.searchsorted(c, self.slot_world.index_select(0, d) * N + self.slot_server.index_select(0, d))
-        r_min = torch.full((n,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
-            0, d_pos, self.hidden_remaining.index_select(0, d).to(self.dtype), "amin")
+        r_min = torch.full((n,), INF, dtype=dt, device=dev).scatter_reduce(
+            0, d_pos, self.hidden_remaining.index_select(0, d).to(dt), "amin")
         seg = self.srv_seg.view(-1).index_select(0, c)
-        kv0 = self.srv_seg_kv.view(-1).index_select(0, c).to(self.dtype)
+        kv0 = self.srv_seg_kv.view(-1).index_select(0, c).to(dt)
         perf = self.perf._replace(d0=self.perf.d0.index_select(0, s), d1=self.perf.d1.index_select(0, s),
                                   d2=self.perf.d2.index_select(0, s))
-        k_admit = torch.where(fits, perf.iterations_reaching(batch, kv0, t_head - seg), INF)
         prefilling = self.srv_prefill.view(-1).index_select(0, c)
         decoding = ~prefilling & (batch > 0)
+        k_admit = torch.where(fits, perf.iterations_reaching(batch, kv0, t_head - seg), INF)
         k = torch.where(decoding, torch.minimum(r_min, k_admit), 0.0)
-        span = perf.span_ms(batch, kv0, k)
-        idle_t = torch.where(fits, torch.maximum(t_head, seg), INF)
-        t = torch.where(prefilling, self.srv_pend.view(-1).index_select(0, c), torch.where(decoding, seg + span, idle_t))
-        return c, t, k
+        span = perf.span_ms(batch, kv0, torch.stack([k, torch.where(decoding, r_min, 0.0)]))
+        pend = self.srv_pend.view(-1).index_select(0, c)
+        admit_t = torch.where(decoding, seg + span[0], torch.maximum(t_head, seg))  # where the head fits
+        t_eng = torch.where(prefilling, pend, torch.where(decoding, seg + span[0], torch.where(fits, admit_t, INF)))
+        floor = self.perf.floor.index_select(0, s)
+        soonest = torch.minimum(torch.where(prefilling, pend, torch.where(decoding, seg + span[1], INF)),
+                                torch.minimum(torch.where(fits & ~prefilling, admit_t, INF), t_arr) + floor)
+        arrival = t_arr <= t_eng
+        t = torch.where(arrival, t_arr, t_eng)
+        return c, t, k, torch.where(arrival & torch.isfinite(t_arr), arriving, -1), soonest
 
-    def _integrate(self, moving: torch.Tensor, te: torch.Tensor) -> None:
-        """Accumulate the time-weighted server state of the measured period up to each moving world's event.
+    def _integrate(self, c: torch.Tensor, te: torch.Tensor) -> None:
+        """Accumulate the time-weighted state of event cells `c` over the measured period, from each cell's own
+        clock up to its event at `te`, before the event changes it; the world's clock is its latest event.
 
-        Nothing to add before any world's measured period (every dt is 0). The busy, batch and queue sums are
-        integers, summed exactly over the servers with a running or queued request alone."""
-        start = torch.maximum(self.world_clock, self.measure_start)
-        dt = torch.where(moving, (te - start).clamp_min(0), 0.0)
-        st = self._stats
-        st["time"] += dt
-        if bool((dt > 0).any()):
-            G, N = self.batch_size, self.n_servers
-            batch, queue = self.srv_batch.view(-1), self.srv_queue.view(-1)
-            c = ((batch > 0) | (queue > 0)).nonzero()[:, 0]  # a prefilling server has batch > 0
-            g, valid = c // N, self.valid_server.index_select(0, c % N)
-            b, q = batch.index_select(0, c) * valid, queue.index_select(0, c) * valid
-            per_world = torch.zeros((3, G), dtype=torch.long, device=self.device)
-            for row, value in zip(per_world, ((b > 0).long(), b, q)):
-                row.index_add_(0, g, value)
-            st["busy"] += dt * per_world[0]
-            st["batch"] += dt * per_world[1]
-            kv = self.srv_kv.to(self.dtype) / self.perf.kv_capacity.to(self.dtype) * self.valid_server[None, :]
-            st["kv"] += dt * kv.sum(1)
-            st["queue"] += dt * per_world[2]
-        self.world_clock = torch.where(moving, te, self.world_clock)
+        A cell's state changes only at its own events, so a cell without one is integrated later, in one
+        piece (`_integrate_to_clock`). The busy, batch and queue sums are integers, exact over servers."""
+        G, N = self.batch_size, self.n_servers
+        g = c // N
+        start = torch.maximum(self.cell_clock.index_select(0, c), self.measure_start.index_select(0, g))
+        dt = (te - start).clamp_min(0) * self.valid_server.index_select(0, c % N)
+        st, batch, queue = self._stats, self.srv_batch.view(-1).index_select(0, c), self.srv_queue.view(-1).index_select(0, c)
+        kv = self.srv_kv.view(-1).index_select(0, c).to(self.dtype) / self.perf.kv_capacity.index_select(0, c % N)
+        for key, value in (("busy", (batch > 0).to(self.dtype)), ("batch", batch.to(self.dtype)), ("kv", kv),
+                           ("queue", queue.to(self.dtype))):
+            st[key].index_add_(0, g, dt * value)
+        self.cell_clock.index_copy_(0, c, te)
+        self.world_clock.scatter_reduce_(0, g, te, "amax")
+        st["time"] = (self.world_clock - self.measure_start).clamp_min(0)
 
-    def _arrive(self, arrive: torch.Tensor, j: torch.Tensor) -> None:
-        """The travelling request `j` of each arriving world joins its server's FIFO queue."""
-        j = j[arrive]
+    def _integrate_to_clock(self) -> None:
+        """Integrate every cell with a request up to its world's clock (the measured period's end so far)."""
+        N = self.n_servers
+        c = ((self.srv_batch.view(-1) > 0) | (self.srv_queue.view(-1) > 0)).nonzero()[:, 0]
+        self._integrate(c, self.world_clock.index_select(0, c // N))
+
+    def _event_position(self, c: torch.Tensor) -> torch.Tensor:
+        """Per slot: the position of its server's cell among the event cells `c`, or -1."""
+        N = self.n_servers
+        self._cell_mark.index_copy_(0, c, torch.arange(len(c), device=self.device))
+        slot_cell = self.slot_world * N + self.slot_server.clamp_min(0)
+        pos = torch.where(self.slot_server >= 0, self._cell_mark.index_select(0, slot_cell), -1)
+        self._cell_mark.index_fill_(0, c, -1)
+        return pos
+
+    def _arrive(self, j: torch.Tensor) -> None:
+        """Travelling requests `j` (at most one per server, ascending) join their servers' FIFO queues; their
+        queue numbers follow their world's arrivals so far (within a round, in server order: a queue number
+        orders requests of one server only)."""
         g = self.slot_world.index_select(0, j)
+        count = torch.zeros_like(self.qcount).index_add_(0, g, torch.ones_like(g))
+        rank = torch.arange(len(j), device=self.device) - (torch.cumsum(count, 0) - count).index_select(0, g)
         self.slot_phase.index_fill_(0, j, QUEUED)
-        self.slot_qseq.index_copy_(0, j, self.qcount.index_select(0, g))
-        self.qcount.index_add_(0, g, torch.ones_like(g))
+        self.slot_qseq.index_copy_(0, j, self.qcount.index_select(0, g) + rank)
+        self.qcount += count
         self.srv_queue.view(-1).index_add_(0, g * self.n_servers + self.slot_server.index_select(0, j),
                                            torch.ones_like(g))
 
-    def _serve(self, serve: torch.Tensor, s: torch.Tensor, te: torch.Tensor,
-               k: torch.Tensor) -> dict[str, torch.Tensor] | None:
-        """One server event in each serving world: a prefill ends or k decode iterations pass; completed
-        requests leave, then the queue's head admits as many as fit and starts their prefill."""
-        N = self.n_servers
-        ev_cell = torch.where(serve, self.rows * N + s, -1)
-        slot_cell = self.slot_world * N + self.slot_server
-        here = (self.slot_server >= 0) & (slot_cell == ev_cell.index_select(0, self.slot_world))
-        te_slot = te.index_select(0, self.slot_world)
+    def _serve(self, c: torch.Tensor, te: torch.Tensor, k: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """One engine event on each server cell `c` at `te`: a prefill ends or k decode iterations pass;
+        completed requests leave, then the queue's head admits as many as fit and starts their prefill."""
+        pos = self._event_position(c)
+        here, p = pos >= 0, pos.clamp_min(0)
+        te_slot = te.index_select(0, p)
         running = here & (self.slot_phase == RUNNING)
-        prefill_cell = self.srv_prefill.view(-1).index_select(0, ev_cell.clamp_min(0)) & serve
-        ended = running & self.slot_prefilling & prefill_cell.index_select(0, self.slot_world)
+        prefill_cell = self.srv_prefill.view(-1).index_select(0, c)
+        prefill_slot = prefill_cell.index_select(0, p)
+        ended = running & self.slot_prefilling & prefill_slot
         self.slot_time["first"] = torch.where(ended, te_slot, self.slot_time["first"])
         self.slot_generated = torch.where(ended, 1, self.slot_generated)
         self.slot_prefilling = self.slot_prefilling & ~ended
-        decoding = running & ~ended & ~prefill_cell.index_select(0, self.slot_world)
-        steps = torch.where(decoding, k.long().index_select(0, self.slot_world), 0)
-        # the event server's segment KV: a finished prefill adds its prompts and their first tokens, k decode
+        decoding = running & ~ended & ~prefill_slot
+        steps = torch.where(decoding, k.long().index_select(0, p), 0)
+        # the server's segment KV: a finished prefill adds its prompts and their first tokens, k decode
         # iterations add one token per request of the batch (every running request decodes when none prefills)
-        c = ev_cell.clamp_min(0)
-        seg_kv = self.srv_seg_kv.view(-1)
         grown = torch.where(prefill_cell, self.srv_prefill_tokens.view(-1).index_select(0, c),
                             self.srv_batch.view(-1).index_select(0, c) * k.long())
-        seg_kv.index_add_(0, c, torch.where(serve, grown, 0))
+        self.srv_seg_kv.view(-1).index_add_(0, c, grown)
         self.hidden_remaining = self.hidden_remaining - steps
         self.slot_generated = self.slot_generated + steps
         complete = running & ~self.slot_prefilling & (self.hidden_remaining == 0)
         row = self._complete(complete, te_slot) if bool(complete.any()) else None
-        self._admit(here & (self.slot_phase == QUEUED), ev_cell, serve, te)
+        self._admit(here & (self.slot_phase == QUEUED), c, te, pos)
         return row
 
     def _complete(self, complete: torch.Tensor, te_slot: torch.Tensor) -> dict[str, torch.Tensor]:
         """Completed requests free their KV; their workflows go to the next step or take the next arrival."""
         G, N = self.batch_size, self.n_servers
         j = complete.nonzero()[:, 0]
+        # one at a time, requests completing at one instant on several servers would leave lowest server first
+        cell = self.slot_world.index_select(0, j) * self.n_servers + self.slot_server.index_select(0, j)
+        j = j[torch.argsort(cell * len(complete) + j)]
         g, srv = self.slot_world.index_select(0, j), self.slot_server.index_select(0, j)
         cell = g * N + srv
         end = te_slot.index_select(0, j)
@@ -930,7 +944,7 @@ class ServingSimulator(ContentionSimulator):
 
     def _next(self, j: torch.Tensor, g: torch.Tensor, srv: torch.Tensor, end: torch.Tensor, step: torch.Tensor,
               episode: torch.Tensor, task: torch.Tensor, finished: torch.Tensor) -> None:
-        """Slots `j` (in slot order, so grouped by world) wait for their workflow's next decision at `end`;
+        """Slots `j` (grouped by world; by server, then slot, within it) wait for their workflow's next decision at `end`;
         those whose workflow finished take their world's next arrivals, in slot order."""
         G = self.batch_size
         count = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, finished.long())
@@ -961,57 +975,43 @@ class ServingSimulator(ContentionSimulator):
         self.slot_server.index_fill_(0, j, -1)
         self.slot_prefills.index_fill_(0, j, 0)
 
-    def _admit(self, queued: torch.Tensor, ev_cell: torch.Tensor, serve: torch.Tensor, te: torch.Tensor) -> None:
-        """Admit each event server's queue in FIFO order while the head fits; start the admitted prefill."""
-        G, N = self.batch_size, self.n_servers
+    def _admit(self, queued: torch.Tensor, c: torch.Tensor, te: torch.Tensor, pos: torch.Tensor) -> None:
+        """Admit each event cell's queue (cells `c`, slot positions `pos`) in FIFO order while the head fits;
+        start the admitted prefill."""
+        N, n, dev = self.n_servers, len(c), self.device
         j = queued.nonzero()[:, 0]
-        cells = ev_cell.clamp_min(0)
-        if len(j):
-            g = self.slot_world.index_select(0, j)
-            order = torch.argsort(g * (1 << 40) + self.slot_qseq.index_select(0, j))
-            j, g = j[order], g[order]
-            need = (self.slot_prompt + self.hidden_output).index_select(0, j)
-            count = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, torch.ones_like(g))
-            before = (torch.cumsum(count, 0) - count).index_select(0, g)
-            rank = torch.arange(len(j), device=self.device) - before
-            need_before = torch.cumsum(need, 0)
-            need_offset = (torch.cumsum(torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, need), 0)
-                           - torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, need)).index_select(0, g)
-            cum = need_before - need_offset
-            cell = ev_cell.index_select(0, g)
-            cap = self.perf.kv_capacity.index_select(0, cell % N)
-            fits = (self.srv_kv.view(-1).index_select(0, cell) + cum <= cap) & \
-                (self.srv_batch.view(-1).index_select(0, cell) + rank + 1 <= self.perf.max_batch)
-            # need and rank grow along each queue, so the requests that fit are a FIFO prefix
-            a = j[fits]
-            ga = self.slot_world.index_select(0, a)
-            ca = ev_cell.index_select(0, ga)
-            pa = self.slot_prompt.index_select(0, a)
-            self.slot_phase.index_fill_(0, a, RUNNING)
-            self.slot_prefilling.index_fill_(0, a, True)
-            self.slot_prefills.index_add_(0, a, torch.ones_like(a))
-            self.slot_time["admit"].index_copy_(0, a, te.index_select(0, ga))
-            self.srv_kv.view(-1).index_add_(0, ca, pa + self.hidden_output.index_select(0, a))
-            self.srv_batch.view(-1).index_add_(0, ca, torch.ones_like(ca))
-            self.srv_queue.view(-1).index_add_(0, ca, -torch.ones_like(ca))
-            pf = pa.to(self.dtype)
-            tokens = torch.zeros(G, dtype=self.dtype, device=self.device).index_add_(0, ga, pf)
-            squares = torch.zeros(G, dtype=self.dtype, device=self.device).index_add_(0, ga, pf * pf)
-            admitted_count = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, ga, torch.ones_like(ga))
-            first_tokens = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, ga, pa + 1)
-        else:
-            tokens = squares = torch.zeros(G, dtype=self.dtype, device=self.device)
-            admitted_count = first_tokens = torch.zeros(G, dtype=torch.long, device=self.device)
-        admitted = admitted_count > 0
-        s = cells % N
-        pend = te + self.perf.prefill_ms(s, tokens, squares, admitted_count.to(self.dtype))
-        start = serve & admitted
-        prefill, seg, pend_all = self.srv_prefill.view(-1), self.srv_seg.view(-1), self.srv_pend.view(-1)
-        c = cells[serve]
-        prefill.index_copy_(0, c, start[serve])
-        pend_all.index_copy_(0, c, torch.where(start, pend, pend_all.index_select(0, cells))[serve])
-        seg.index_copy_(0, c, torch.where(start, pend, te)[serve])
-        self.srv_prefill_tokens.view(-1).index_copy_(0, c, first_tokens[serve])
+        p = pos.index_select(0, j)
+        order = torch.argsort(p * (1 << 40) + self.slot_qseq.index_select(0, j))
+        j, p = j[order], p[order]
+        need = (self.slot_prompt + self.hidden_output).index_select(0, j)
+        count = torch.zeros(n, dtype=torch.long, device=dev).index_add_(0, p, torch.ones_like(p))
+        rank = torch.arange(len(j), device=dev) - (torch.cumsum(count, 0) - count).index_select(0, p)
+        per_cell = torch.zeros(n, dtype=torch.long, device=dev).index_add_(0, p, need)
+        cum = torch.cumsum(need, 0) - (torch.cumsum(per_cell, 0) - per_cell).index_select(0, p)
+        cell = c.index_select(0, p)
+        fits = (self.srv_kv.view(-1).index_select(0, cell) + cum <= self.perf.kv_capacity.index_select(0, cell % N)) \
+            & (self.srv_batch.view(-1).index_select(0, cell) + rank + 1 <= self.perf.max_batch)
+        # need and rank grow along each queue, so the requests that fit are a FIFO prefix
+        a, pa_cell, ca = j[fits], p[fits], cell[fits]
+        pa = self.slot_prompt.index_select(0, a)
+        self.slot_phase.index_fill_(0, a, RUNNING)
+        self.slot_prefilling.index_fill_(0, a, True)
+        self.slot_prefills.index_add_(0, a, torch.ones_like(a))
+        self.slot_time["admit"].index_copy_(0, a, te.index_select(0, pa_cell))
+        self.srv_kv.view(-1).index_add_(0, ca, pa + self.hidden_output.index_select(0, a))
+        self.srv_batch.view(-1).index_add_(0, ca, torch.ones_like(ca))
+        self.srv_queue.view(-1).index_add_(0, ca, -torch.ones_like(ca))
+        pf = pa.to(self.dtype)
+        tokens = torch.zeros(n, dtype=self.dtype, device=dev).index_add_(0, pa_cell, pf)
+        squares = torch.zeros(n, dtype=self.dtype, device=dev).index_add_(0, pa_cell, pf * pf)
+        admitted = torch.zeros(n, dtype=torch.long, device=dev).index_add_(0, pa_cell, torch.ones_like(pa_cell))
+        first_tokens = torch.zeros(n, dtype=torch.long, device=dev).index_add_(0, pa_cell, pa + 1)
+        start = admitted > 0
+        pend = te + self.perf.prefill_ms(c % N, tokens, squares, admitted.to(self.dtype))
+        self.srv_prefill.view(-1).index_copy_(0, c, start)
+        self.srv_pend.view(-1).index_copy_(0, c, torch.where(start, pend, self.srv_pend.view(-1).index_select(0, c)))
+        self.srv_seg.view(-1).index_copy_(0, c, torch.where(start, pend, te))
+        self.srv_prefill_tokens.view(-1).index_copy_(0, c, first_tokens)
 
     # ------------------------------------------------------------------ evaluation (schedkit.evaluation)
     def request_slo_ms(self) -> tuple[float, float]:

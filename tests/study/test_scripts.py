@@ -115,5 +115,6 @@ def test_benchmark_json_tiny():
         [("contention", 3, 8), ("serving", 3, 8)]
     assert serving["x_contention"] == pytest.approx(serving["ms_per_decision"] / contention["ms_per_decision"])
     assert contention["decisions_per_s"] > 0 and "x_contention" not in contention
+    assert serving["events_per_decision"] > 0 and serving["rounds_per_step"] > 0
     assert out["command"].startswith("python bench/env_throughput.py --servers 500")
     assert out["machine"]["cpu_count"] >= 1 and out["machine"]["device"] == "cpu" and out["date"].endswith("Z")
