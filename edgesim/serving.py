@@ -820,11 +820,11 @@ class ServingSimulator(ContentionSimulator):
 
         A cell's state changes only at its own events, so a cell without one is integrated later, in one
         piece (`_integrate_to_clock`). The busy, batch and queue sums are integers, exact over servers."""
-        G, N = self.batch_size, self.n_servers
+        N, st = self.n_servers, self._stats
         g = c // N
         start = torch.maximum(self.cell_clock.index_select(0, c), self.measure_start.index_select(0, g))
         dt = (te - start).clamp_min(0) * self.valid_server.index_select(0, c % N)
-        st, batch, queue = self._stats, self.srv_batch.view(-1).index_select(0, c), self.srv_queue.view(-1).index_select(0, c)
+        batch, queue = self.srv_batch.view(-1).index_select(0, c), self.srv_queue.view(-1).index_select(0, c)
         kv = self.srv_kv.view(-1).index_select(0, c).to(self.dtype) / self.perf.kv_capacity.index_select(0, c % N)
         for key, value in (("busy", (batch > 0).to(self.dtype)), ("batch", batch.to(self.dtype)), ("kv", kv),
                            ("queue", queue.to(self.dtype))):
