@@ -84,10 +84,9 @@ from __future__ import annotations
 
 import functools
 import math
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterator, NamedTuple, NoReturn
+from typing import NamedTuple, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -125,10 +124,6 @@ PROMPT_MU, OUTPUT_MU = math.log(1150.0) - PROMPT_SIGMA ** 2 / 2, math.log(210.0)
 TOKEN_SAMPLE = 8192  # synthetic pairs averaged for the load's capacity
 
 PENDING, TRAVEL, QUEUED, RUNNING = range(4)  # a slot's phase
-# The per-slot tensors (one entry per slot; `slot_int`, `slot_time` and `slot_flag` hold more of them).
-SLOT_TENSORS = ("slot_world", "slot_index", "slot_now", "slot_arrival", "slot_admit", "slot_phase", "slot_server",
-                "slot_qseq", "slot_prompt", "slot_generated", "slot_prefilling", "slot_prefills", "hidden_output",
-                "hidden_remaining")
 
 
 class ServingError(InputError):
@@ -496,7 +491,6 @@ class ServingSimulator(ContentionSimulator):
         self.qcount = torch.zeros(G, dtype=torch.long, device=dev)
         self.world_clock = torch.zeros(G, dtype=dt, device=dev)  # each world's latest event
         self.cell_clock = torch.zeros(G * N, dtype=dt, device=dev)  # each server's state integrated up to here
-        self._cell_mark = torch.full((G * N,), -1, dtype=torch.long, device=dev)  # scratch of `_event_position`
         self.history = torch.full((G, N), self.net.initial_history_ms, dtype=dt, device=dev)
         self._stats = {k: torch.zeros(G, dtype=dt, device=dev)
                        for k in ("time", "busy", "batch", "kv", "queue", "work", "wait", "admitted", "served", "slo")}
@@ -667,62 +661,43 @@ class ServingSimulator(ContentionSimulator):
         completion or an admission), up to the world's horizon: its next decision, or the earliest time
         at which any of its requests could complete (`_cell_events`). Events before the horizon cannot
         change what another server does before it, so the rounds give the order of one event at a time.
-        Only the slots in the engines (travelling, queued or running) take part, and most slots of a
-        world hold arrivals still to come, so the rounds run on those slots alone (`_on_slots`)."""
+        A round reads only the slots of the servers it moves: no request enters an engine during the
+        advance, so the engine's slots are sorted by server once (`_by_cell`), and each server's
+        fewest remaining decode iterations is kept up to date as its events change it (`_r_min`)."""
         G, W, N = self.batch_size, self.serving.max_in_flight, self.n_servers
         rows: list[dict[str, torch.Tensor]] = []
-        t_wait = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(G, W).min(1).values
-        with self._on_slots((self.slot_phase != PENDING).nonzero()[:, 0]):
-            while True:
-                t_dec = torch.minimum(t_wait, self._world_min(self.slot_phase == PENDING, self.slot_now))
-                c, t, k, arriving, soonest = self._cell_events()
-                g = c // N
-                horizon = t_dec.scatter_reduce(0, g, soonest, "amin")
-                go = (t <= horizon.index_select(0, g)) & torch.isfinite(t)
-                if not bool(go.any()):
-                    break
-                c, t, k, arriving = c[go], t[go], k[go], arriving[go]
-                self._integrate(c, t)
-                self.events += len(c)
-                self.rounds += 1
-                arrival = arriving >= 0
-                if bool(arrival.any()):
-                    self._arrive(arriving[arrival])
-                serve = ~arrival
-                if bool(serve.any()):
-                    done = self._serve(c[serve], t[serve], k[serve])
-                    if done is not None:
-                        rows.append(done)
-            self._integrate_to_clock()
+        self._t_dec = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(G, W).min(1).values
+        engine = (self.slot_phase != PENDING).nonzero()[:, 0]
+        cell = self.slot_world.index_select(0, engine) * N + self.slot_server.index_select(0, engine)
+        order = torch.argsort(cell, stable=True)
+        self._by_cell, self._cell_of = engine[order], cell[order]  # the engine's slots by (cell, slot)
+        decoding = (self.slot_phase == RUNNING) & ~self.slot_prefilling
+        self._r_min = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
+            0, (self.slot_world * N + self.slot_server.clamp_min(0))[decoding],
+            self.hidden_remaining[decoding].to(self.dtype), "amin")
+        while True:
+            c, t, k, arriving, soonest = self._cell_events()
+            g = c // N
+            horizon = self._t_dec.scatter_reduce(0, g, soonest, "amin")
+            go = (t <= horizon.index_select(0, g)) & torch.isfinite(t)
+            if not bool(go.any()):
+                break
+            c, t, k, arriving = c[go], t[go], k[go], arriving[go]
+            self._integrate(c, t)
+            self.events += len(c)
+            self.rounds += 1
+            arrival = arriving >= 0
+            if bool(arrival.any()):
+                self._arrive(arriving[arrival])
+            serve = ~arrival
+            if bool(serve.any()):
+                done = self._serve(c[serve], t[serve], k[serve])
+                if done is not None:
+                    rows.append(done)
+        self._integrate_to_clock()
         keys = rows[0].keys() if rows else self._empty_row().keys()
         info = {k: torch.cat([r[k] for r in rows]) if rows else self._empty_row()[k] for k in keys}
         return self.reward(info), info["done"], info
-
-    def _world_min(self, mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """(G,) each world's least of `values` over its slots in `mask` (INF: none)."""
-        v = torch.where(mask, values, INF)
-        return torch.full((self.batch_size,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
-            0, self.slot_world, v, "amin")
-
-    @contextmanager
-    def _on_slots(self, e: torch.Tensor) -> Iterator[None]:
-        """Within the block every per-slot tensor holds slots `e` alone (ascending, so each world's slots keep
-        their order and a slot index means a position in `e`); on leaving, they are written back."""
-        full = {name: getattr(self, name) for name in SLOT_TENSORS}
-        full_int, full_time, full_flag = self.slot_int, self.slot_time, self.slot_flag
-        for name, t in full.items():
-            setattr(self, name, t.index_select(0, e))
-        self.slot_int = [t.index_select(0, e) for t in full_int]
-        self.slot_time = {k: t.index_select(0, e) for k, t in full_time.items()}
-        self.slot_flag = {k: t.index_select(0, e) for k, t in full_flag.items()}
-        try:
-            yield
-        finally:
-            for name, t in full.items():
-                setattr(self, name, t.index_copy_(0, e, getattr(self, name)))
-            self.slot_int = [t.index_copy_(0, e, part) for t, part in zip(full_int, self.slot_int)]
-            self.slot_time = {k: t.index_copy_(0, e, self.slot_time[k]) for k, t in full_time.items()}
-            self.slot_flag = {k: t.index_copy_(0, e, self.slot_flag[k]) for k, t in full_flag.items()}
 
     def reward(self, info: dict[str, torch.Tensor]) -> torch.Tensor:
         """(K, 3) reward of completed requests (rL, rC, rS): the paper's cost and switch terms; the latency
@@ -762,12 +737,14 @@ class ServingSimulator(ContentionSimulator):
         That bound: a prefill's end (a request of one output token completes there); a decoding batch's
         fewest remaining iterations, were nothing admitted (an admission pauses and slows the batch); an
         admission or an arrival plus the server's prefill floor (the least a prefill takes). The arithmetic
-        runs on these cells alone, elementwise; per-cell reductions over slots go to the cell's position
-        among them (a binary search)."""
+        runs on these cells alone, elementwise; per-cell reductions over the travelling and queued slots go
+        to the cell's position among them (a binary search)."""
         N = self.n_servers
         dev, dt = self.device, self.dtype
         queue, batch_all = self.srv_queue.view(-1), self.srv_batch.view(-1)
-        trav = (self.slot_phase == TRAVEL).nonzero()[:, 0]
+        engine = self._by_cell
+        phase = self.slot_phase.index_select(0, engine)
+        trav = engine[phase == TRAVEL]
         trav_cell = self.slot_world.index_select(0, trav) * N + self.slot_server.index_select(0, trav)
         c = torch.unique(torch.cat([((batch_all > 0) | (queue > 0)).nonzero()[:, 0], trav_cell]))
         n = len(c)
@@ -778,7 +755,7 @@ class ServingSimulator(ContentionSimulator):
         first = t_trav == t_arr.index_select(0, t_pos)
         arriving = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev).scatter_reduce(
             0, t_pos[first], trav[first], "amin")
-        q = (self.slot_phase == QUEUED).nonzero()[:, 0]  # every queued slot's cell has queue > 0, so is in c
+        q = engine[phase == QUEUED]  # every queued slot's cell has queue > 0, so is in c
         q_pos = torch.searchsorted(c, self.slot_world.index_select(0, q) * N + self.slot_server.index_select(0, q))
         q_seq = self.slot_qseq.index_select(0, q)
         head_q = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev).scatter_reduce(
@@ -791,10 +768,7 @@ class ServingSimulator(ContentionSimulator):
         fits = (queue.index_select(0, c) > 0) & (self.srv_kv.view(-1).index_select(0, c) + need
                                                  <= self.perf.kv_capacity.index_select(0, s)) \
             & (batch < self.perf.max_batch)
-        d = ((self.slot_phase == RUNNING) & ~self.slot_prefilling).nonzero()[:, 0]  # decoding: batch > 0, in c
-        d_pos = torch.searchsorted(c, self.slot_world.index_select(0, d) * N + self.slot_server.index_select(0, d))
-        r_min = torch.full((n,), INF, dtype=dt, device=dev).scatter_reduce(
-            0, d_pos, self.hidden_remaining.index_select(0, d).to(dt), "amin")
+        r_min = self._r_min.index_select(0, c)
         seg = self.srv_seg.view(-1).index_select(0, c)
         kv0 = self.srv_seg_kv.view(-1).index_select(0, c).to(dt)
         perf = self.perf._replace(d0=self.perf.d0.index_select(0, s), d1=self.perf.d1.index_select(0, s),
@@ -839,14 +813,15 @@ class ServingSimulator(ContentionSimulator):
         c = ((self.srv_batch.view(-1) > 0) | (self.srv_queue.view(-1) > 0)).nonzero()[:, 0]
         self._integrate(c, self.world_clock.index_select(0, c // N))
 
-    def _event_position(self, c: torch.Tensor) -> torch.Tensor:
-        """Per slot: the position of its server's cell among the event cells `c`, or -1."""
-        N = self.n_servers
-        self._cell_mark.index_copy_(0, c, torch.arange(len(c), device=self.device))
-        slot_cell = self.slot_world * N + self.slot_server.clamp_min(0)
-        pos = torch.where(self.slot_server >= 0, self._cell_mark.index_select(0, slot_cell), -1)
-        self._cell_mark.index_fill_(0, c, -1)
-        return pos
+    def _slots_at(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The slots in the engines of cells `c` (ascending), by (cell, slot), and their cell's position in `c`;
+        slots that completed during this advance are among them (they are PENDING now)."""
+        start = torch.searchsorted(self._cell_of, c)
+        count = torch.searchsorted(self._cell_of, c, right=True) - start
+        p = torch.repeat_interleave(torch.arange(len(c), device=self.device), count)
+        offset = torch.cumsum(count, 0) - count
+        at = start.index_select(0, p) + torch.arange(len(p), device=self.device) - offset.index_select(0, p)
+        return self._by_cell.index_select(0, at), p
 
     def _arrive(self, j: torch.Tensor) -> None:
         """Travelling requests `j` (at most one per server, ascending) join their servers' FIFO queues; their
@@ -864,40 +839,46 @@ class ServingSimulator(ContentionSimulator):
     def _serve(self, c: torch.Tensor, te: torch.Tensor, k: torch.Tensor) -> dict[str, torch.Tensor] | None:
         """One engine event on each server cell `c` at `te`: a prefill ends or k decode iterations pass;
         completed requests leave, then the queue's head admits as many as fit and starts their prefill."""
-        pos = self._event_position(c)
-        here, p = pos >= 0, pos.clamp_min(0)
+        h, p = self._slots_at(c)
+        phase, prefilling = self.slot_phase.index_select(0, h), self.slot_prefilling.index_select(0, h)
         te_slot = te.index_select(0, p)
-        running = here & (self.slot_phase == RUNNING)
+        running = phase == RUNNING
         prefill_cell = self.srv_prefill.view(-1).index_select(0, c)
         prefill_slot = prefill_cell.index_select(0, p)
-        ended = running & self.slot_prefilling & prefill_slot
-        self.slot_time["first"] = torch.where(ended, te_slot, self.slot_time["first"])
-        self.slot_generated = torch.where(ended, 1, self.slot_generated)
-        self.slot_prefilling = self.slot_prefilling & ~ended
+        ended = running & prefilling & prefill_slot
+        first = torch.where(ended, te_slot, self.slot_time["first"].index_select(0, h))
+        prefilling = prefilling & ~ended
         decoding = running & ~ended & ~prefill_slot
         steps = torch.where(decoding, k.long().index_select(0, p), 0)
+        generated = torch.where(ended, 1, self.slot_generated.index_select(0, h)) + steps
+        remaining = self.hidden_remaining.index_select(0, h) - steps
+        for slots, value in ((self.slot_time["first"], first), (self.slot_prefilling, prefilling),
+                             (self.slot_generated, generated), (self.hidden_remaining, remaining)):
+            slots.index_copy_(0, h, value)
         # the server's segment KV: a finished prefill adds its prompts and their first tokens, k decode
         # iterations add one token per request of the batch (every running request decodes when none prefills)
         grown = torch.where(prefill_cell, self.srv_prefill_tokens.view(-1).index_select(0, c),
                             self.srv_batch.view(-1).index_select(0, c) * k.long())
         self.srv_seg_kv.view(-1).index_add_(0, c, grown)
-        self.hidden_remaining = self.hidden_remaining - steps
-        self.slot_generated = self.slot_generated + steps
-        complete = running & ~self.slot_prefilling & (self.hidden_remaining == 0)
-        row = self._complete(complete, te_slot) if bool(complete.any()) else None
-        self._admit(here & (self.slot_phase == QUEUED), c, te, pos)
+        complete = running & ~prefilling & (remaining == 0)
+        row = self._complete(h[complete], te_slot[complete]) if bool(complete.any()) else None
+        queued = phase == QUEUED
+        self._admit(h[queued], p[queued], c, te)
+        # the decode iterations left that end each server's next batch segment (admitted requests prefill first)
+        phase = self.slot_phase.index_select(0, h)
+        decoding = (phase == RUNNING) & ~self.slot_prefilling.index_select(0, h)
+        left = torch.where(decoding, remaining.to(self.dtype), INF)
+        self._r_min.index_copy_(0, c, torch.full((len(c),), INF, dtype=self.dtype, device=self.device)
+                                .scatter_reduce(0, p, left, "amin"))
         return row
 
-    def _complete(self, complete: torch.Tensor, te_slot: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Completed requests free their KV; their workflows go to the next step or take the next arrival."""
+    def _complete(self, j: torch.Tensor, end: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Requests `j` complete at `end`: they free their KV; their workflows go to the next step or take the
+        next arrival. `j` is ordered by (world, server, slot): one event at a time would take requests that
+        complete at one instant on several servers lowest server first."""
         G, N = self.batch_size, self.n_servers
-        j = complete.nonzero()[:, 0]
-        # one at a time, requests completing at one instant on several servers would leave lowest server first
-        cell = self.slot_world.index_select(0, j) * self.n_servers + self.slot_server.index_select(0, j)
-        j = j[torch.argsort(cell * len(complete) + j)]
         g, srv = self.slot_world.index_select(0, j), self.slot_server.index_select(0, j)
         cell = g * N + srv
-        end = te_slot.index_select(0, j)
         prompt, output = self.slot_prompt.index_select(0, j), self.hidden_output.index_select(0, j)
         self.srv_kv.view(-1).index_add_(0, cell, -(prompt + output))
         self.srv_batch.view(-1).index_add_(0, cell, -torch.ones_like(cell))
@@ -940,6 +921,7 @@ class ServingSimulator(ContentionSimulator):
                "decode_iterations": self.slot_generated.index_select(0, j) - 1,
                "prefills": self.slot_prefills.index_select(0, j), **flags, "done": finished}
         self._next(j, g, srv, end, step, episode, task, finished)
+        self._t_dec.scatter_reduce_(0, g, self.slot_now.index_select(0, j), "amin")
         return row
 
     def _next(self, j: torch.Tensor, g: torch.Tensor, srv: torch.Tensor, end: torch.Tensor, step: torch.Tensor,
@@ -975,12 +957,10 @@ class ServingSimulator(ContentionSimulator):
         self.slot_server.index_fill_(0, j, -1)
         self.slot_prefills.index_fill_(0, j, 0)
 
-    def _admit(self, queued: torch.Tensor, c: torch.Tensor, te: torch.Tensor, pos: torch.Tensor) -> None:
-        """Admit each event cell's queue (cells `c`, slot positions `pos`) in FIFO order while the head fits;
-        start the admitted prefill."""
+    def _admit(self, j: torch.Tensor, p: torch.Tensor, c: torch.Tensor, te: torch.Tensor) -> None:
+        """Admit the queued requests `j` of event cells `c` (`p`: their cell's position in `c`) in FIFO order
+        while the head fits; start the admitted prefill."""
         N, n, dev = self.n_servers, len(c), self.device
-        j = queued.nonzero()[:, 0]
-        p = pos.index_select(0, j)
         order = torch.argsort(p * (1 << 40) + self.slot_qseq.index_select(0, j))
         j, p = j[order], p[order]
         need = (self.slot_prompt + self.hidden_output).index_select(0, j)
