@@ -675,14 +675,20 @@ class ServingSimulator(ContentionSimulator):
         self._r_min = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
             0, (self.slot_world * N + self.slot_server.clamp_min(0))[decoding],
             self.hidden_remaining[decoding].to(self.dtype), "amin")
+        # every cell with a request travelling to it, queued or running: the advance moves no others, and a
+        # cell's next event depends on its own state alone, so only the cells a round moved are recomputed
+        busy = ((self.srv_batch.view(-1) > 0) | (self.srv_queue.view(-1) > 0)).nonzero()[:, 0]
+        cells = torch.unique(torch.cat([busy, self._cell_of[self.slot_phase.index_select(0, self._by_cell) == TRAVEL]]))
+        world = cells // N
+        events = self._cell_events(cells)
         while True:
-            c, t, k, arriving, soonest = self._cell_events()
-            g = c // N
-            horizon = self._t_dec.scatter_reduce(0, g, soonest, "amin")
-            go = (t <= horizon.index_select(0, g)) & torch.isfinite(t)
-            if not bool(go.any()):
+            t, _, _, soonest = events
+            horizon = self._t_dec.scatter_reduce(0, world, soonest, "amin")
+            moved = ((t <= horizon.index_select(0, world)) & torch.isfinite(t)).nonzero()[:, 0]
+            if not len(moved):
                 break
-            c, t, k, arriving = c[go], t[go], k[go], arriving[go]
+            c = cells.index_select(0, moved)
+            t, k, arriving = (x.index_select(0, moved) for x in events[:3])
             self._integrate(c, t)
             self.events += len(c)
             self.rounds += 1
@@ -694,7 +700,9 @@ class ServingSimulator(ContentionSimulator):
                 done = self._serve(c[serve], t[serve], k[serve])
                 if done is not None:
                     rows.append(done)
-        self._integrate_to_clock()
+            for x, fresh in zip(events, self._cell_events(c)):
+                x.index_copy_(0, moved, fresh)
+        self._integrate_to_clock(cells)
         keys = rows[0].keys() if rows else self._empty_row().keys()
         info = {k: torch.cat([r[k] for r in rows]) if rows else self._empty_row()[k] for k in keys}
         return self.reward(info), info["done"], info
@@ -728,35 +736,31 @@ class ServingSimulator(ContentionSimulator):
                                   "output_tokens", "decode_iterations", "prefills")},
                 **{k: b for k in ("switch", "trap_hit", "fallback", "done")}}
 
-    def _cell_events(self) -> tuple[torch.Tensor, ...]:
-        """Every cell (world x N + server, ascending) with a request travelling to it, queued or running, and
-        its next event: time (INF: none), decode iterations until it (decoding servers), the travelling slot
-        that arrives then (-1: an engine event; an arrival goes first on a tie), and the soonest time at which
-        any request there could complete.
+    def _cell_events(self, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """For cells `c` (world x N + server, ascending, unique): each one's next event's time (INF: none),
+        the decode iterations until it (decoding servers), the travelling slot that arrives then (-1: an engine
+        event; an arrival goes first on a tie), and the soonest time at which any request there could complete.
 
         That bound: a prefill's end (a request of one output token completes there); a decoding batch's
         fewest remaining iterations, were nothing admitted (an admission pauses and slows the batch); an
         admission or an arrival plus the server's prefill floor (the least a prefill takes). The arithmetic
-        runs on these cells alone, elementwise; per-cell reductions over the travelling and queued slots go
-        to the cell's position among them (a binary search)."""
+        runs on these cells alone, elementwise, and reads only their slots (`_slots_at`)."""
         N = self.n_servers
         dev, dt = self.device, self.dtype
         queue, batch_all = self.srv_queue.view(-1), self.srv_batch.view(-1)
-        engine = self._by_cell
-        phase = self.slot_phase.index_select(0, engine)
-        trav = engine[phase == TRAVEL]
-        trav_cell = self.slot_world.index_select(0, trav) * N + self.slot_server.index_select(0, trav)
-        c = torch.unique(torch.cat([((batch_all > 0) | (queue > 0)).nonzero()[:, 0], trav_cell]))
         n = len(c)
         s = c % N
-        t_pos = torch.searchsorted(c, trav_cell)
+        h, p = self._slots_at(c)
+        phase = self.slot_phase.index_select(0, h)
+        travelling = phase == TRAVEL
+        trav, t_pos = h[travelling], p[travelling]
         t_trav = self.slot_time["arrive"].index_select(0, trav)
         t_arr = torch.full((n,), INF, dtype=dt, device=dev).scatter_reduce(0, t_pos, t_trav, "amin")
         first = t_trav == t_arr.index_select(0, t_pos)
         arriving = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev).scatter_reduce(
             0, t_pos[first], trav[first], "amin")
-        q = engine[phase == QUEUED]  # every queued slot's cell has queue > 0, so is in c
-        q_pos = torch.searchsorted(c, self.slot_world.index_select(0, q) * N + self.slot_server.index_select(0, q))
+        queued = phase == QUEUED
+        q, q_pos = h[queued], p[queued]
         q_seq = self.slot_qseq.index_select(0, q)
         head_q = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev).scatter_reduce(
             0, q_pos, q_seq, "amin")
@@ -786,7 +790,7 @@ class ServingSimulator(ContentionSimulator):
                                 torch.minimum(torch.where(fits & ~prefilling, admit_t, INF), t_arr) + floor)
         arrival = t_arr <= t_eng
         t = torch.where(arrival, t_arr, t_eng)
-        return c, t, k, torch.where(arrival & torch.isfinite(t_arr), arriving, -1), soonest
+        return t, k, torch.where(arrival & torch.isfinite(t_arr), arriving, -1), soonest
 
     def _integrate(self, c: torch.Tensor, te: torch.Tensor) -> None:
         """Accumulate the time-weighted state of event cells `c` over the measured period, from each cell's own
@@ -807,11 +811,10 @@ class ServingSimulator(ContentionSimulator):
         self.world_clock.scatter_reduce_(0, g, te, "amax")
         st["time"] = (self.world_clock - self.measure_start).clamp_min(0)
 
-    def _integrate_to_clock(self) -> None:
-        """Integrate every cell with a request up to its world's clock (the measured period's end so far)."""
-        N = self.n_servers
-        c = ((self.srv_batch.view(-1) > 0) | (self.srv_queue.view(-1) > 0)).nonzero()[:, 0]
-        self._integrate(c, self.world_clock.index_select(0, c // N))
+    def _integrate_to_clock(self, c: torch.Tensor) -> None:
+        """Integrate cells `c` (those that may hold a request) up to their world's clock (the measured period's
+        end so far)."""
+        self._integrate(c, self.world_clock.index_select(0, c // self.n_servers))
 
     def _slots_at(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The slots in the engines of cells `c` (ascending), by (cell, slot), and their cell's position in `c`;
