@@ -879,7 +879,7 @@ class ServingSimulator(ContentionSimulator):
         """Requests `j` complete at `end`: they free their KV; their workflows go to the next step or take the
         next arrival. `j` is ordered by (world, server, slot): one event at a time would take requests that
         complete at one instant on several servers lowest server first."""
-        G, N = self.batch_size, self.n_servers
+        N = self.n_servers
         g, srv = self.slot_world.index_select(0, j), self.slot_server.index_select(0, j)
         cell = g * N + srv
         prompt, output = self.slot_prompt.index_select(0, j), self.hidden_output.index_select(0, j)
@@ -897,10 +897,10 @@ class ServingSimulator(ContentionSimulator):
         flags = {k: v.index_select(0, j) for k, v in self.slot_flag.items()}
         history = self.history.view(-1)
         # requests completing together on one server enter its EMA as their mean latency
-        total = torch.zeros_like(history).index_add_(0, cell, latency)
-        count = torch.zeros_like(history).index_add_(0, cell, torch.ones_like(latency))
-        hit = count > 0
-        self.history = torch.where(hit, 0.5 * total / count.clamp_min(1) + 0.5 * history, history).view(G, N)
+        hit, at = torch.unique(cell, return_inverse=True)
+        total = torch.zeros(len(hit), dtype=self.dtype, device=self.device).index_add_(0, at, latency)
+        count = torch.zeros(len(hit), dtype=self.dtype, device=self.device).index_add_(0, at, torch.ones_like(latency))
+        history.index_copy_(0, hit, 0.5 * total / count + 0.5 * history.index_select(0, hit))
         n_steps = take(self.tasks.n_steps, task)
         finished = step + 1 >= n_steps
         measured = episode >= self.warmup_episodes
