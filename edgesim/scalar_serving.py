@@ -185,6 +185,14 @@ class ServingWorld:
     def reserved_kv(self) -> list[int]:
         return [e.reserved for e in self.engines]
 
+    def used_kv(self) -> list[int]:
+        """KV tokens the running requests hold now: prompt plus tokens generated so far, each."""
+        return [sum(r.prompt + r.generated for r in e.running) for e in self.engines]
+
+    def outstanding_tokens(self) -> list[int]:
+        """Prompt tokens still to prefill: queued, or in the running prefill."""
+        return [sum(r.prompt for r in e.queue) + sum(r.prompt for r in e.prefilling) for e in self.engines]
+
     # ------------------------------------------------------------------ decisions
     def decide(self, server: int) -> list[dict]:
         """Send the pending step's request to `server` (the hop may fall back), then advance."""

@@ -484,6 +484,10 @@ class ServingSimulator(ContentionSimulator):
         # summed from the slots each time
         self.srv_seg_kv = torch.zeros((G, N), dtype=torch.long, device=dev)
         self.srv_prefill_tokens = torch.zeros((G, N), dtype=torch.long, device=dev)
+        # prompt tokens of the running prefill, and of the queue with their squares: what the live inputs sum
+        self.srv_prefill_prompts = torch.zeros((G, N), dtype=torch.long, device=dev)
+        self.srv_queued_tokens = torch.zeros((G, N), dtype=torch.long, device=dev)
+        self.srv_queued_squares = torch.zeros((G, N), dtype=torch.long, device=dev)
         self.srv_queue = torch.zeros((G, N), dtype=torch.long, device=dev)
         self.srv_prefill = torch.zeros((G, N), dtype=torch.bool, device=dev)
         self.srv_pend = torch.zeros((G, N), dtype=dt, device=dev)
@@ -534,13 +538,6 @@ class ServingSimulator(ContentionSimulator):
         """Requests admitted and not yet completed (prefilling or decoding) on each server."""
         return self.srv_batch.clone()
 
-    def _per_server(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(G, N) sums of per-slot `values` over the slots in `mask`, by the slot's (world, server)."""
-        G, N = self.batch_size, self.n_servers
-        cell = self.slot_world * N + self.slot_server.clamp_min(0)
-        out = torch.zeros(G * N, dtype=values.dtype, device=self.device)
-        return out.index_add_(0, cell[mask], values[mask]).view(G, N)
-
     def _segment_kv(self) -> torch.Tensor:
         """(G, N) KV tokens the first decode iteration of each server's segment attends to: prompt plus tokens
         generated so far of its decoding requests (their counts are those of the segment's start)."""
@@ -555,15 +552,17 @@ class ServingSimulator(ContentionSimulator):
     def free_kv_tokens(self) -> torch.Tensor:
         """KV tokens not in use now: capacity minus the prompts and the tokens generated so far of the
         running requests. (Admission also holds back the unknown rest of their outputs.)"""
-        running = self.slot_phase == RUNNING
-        used = self._per_server((self.slot_prompt + self.slot_generated).to(self.dtype), running)
-        used = used + self.srv_batch * self._iterations_in_segment()
+        used = (self.srv_seg_kv + self._prefill_prompts()).to(self.dtype) + self.srv_batch * self._iterations_in_segment()
         return self.perf.kv_capacity.to(self.dtype) - used
 
     def outstanding_tokens(self) -> torch.Tensor:
         """Prompt tokens each server still has to prefill (queued, or in the running prefill)."""
-        waiting = (self.slot_phase == QUEUED) | (self.slot_prefilling & (self.slot_phase == RUNNING))
-        return self._per_server(self.slot_prompt.to(self.dtype), waiting)
+        return (self.srv_queued_tokens + self._prefill_prompts()).to(self.dtype)
+
+    def _prefill_prompts(self) -> torch.Tensor:
+        """(G, N) prompt tokens of each server's running prefill (0: none). With the decoding requests' cached
+        tokens at their segment's start (`srv_seg_kv`), the tokens the running requests hold now."""
+        return torch.where(self.srv_prefill, self.srv_prefill_prompts, 0)
 
     def server_load(self) -> torch.Tensor:
         """(B, N) expected wait (ms) before a request arriving now would start its prefill, from known
@@ -571,9 +570,7 @@ class ServingSimulator(ContentionSimulator):
         prefill of every queued prompt. KV and batch blocking depend on hidden output lengths and are
         left out, so this is a lower estimate."""
         now = self.now[:, None]
-        queued = self.slot_phase == QUEUED
-        pf = self.slot_prompt.to(self.dtype)
-        tokens, squares = self._per_server(pf, queued), self._per_server(pf * pf, queued)
+        tokens, squares = self.srv_queued_tokens.to(self.dtype), self.srv_queued_squares.to(self.dtype)
         s = torch.arange(self.n_servers, device=self.device).expand(self.batch_size, -1).reshape(-1)
         prompts = self.srv_queue.to(self.dtype).view(-1)
         queue_ms = torch.where(self.srv_queue > 0, self.perf.prefill_ms(s, tokens.view(-1), squares.view(-1), prompts)
@@ -836,8 +833,10 @@ class ServingSimulator(ContentionSimulator):
         self.slot_phase.index_fill_(0, j, QUEUED)
         self.slot_qseq.index_copy_(0, j, self.qcount.index_select(0, g) + rank)
         self.qcount += count
-        self.srv_queue.view(-1).index_add_(0, g * self.n_servers + self.slot_server.index_select(0, j),
-                                           torch.ones_like(g))
+        cell, prompt = g * self.n_servers + self.slot_server.index_select(0, j), self.slot_prompt.index_select(0, j)
+        self.srv_queue.view(-1).index_add_(0, cell, torch.ones_like(g))
+        self.srv_queued_tokens.view(-1).index_add_(0, cell, prompt)
+        self.srv_queued_squares.view(-1).index_add_(0, cell, prompt * prompt)
 
     def _serve(self, c: torch.Tensor, te: torch.Tensor, k: torch.Tensor) -> dict[str, torch.Tensor] | None:
         """One engine event on each server cell `c` at `te`: a prefill ends or k decode iterations pass;
@@ -984,17 +983,21 @@ class ServingSimulator(ContentionSimulator):
         self.srv_kv.view(-1).index_add_(0, ca, pa + self.hidden_output.index_select(0, a))
         self.srv_batch.view(-1).index_add_(0, ca, torch.ones_like(ca))
         self.srv_queue.view(-1).index_add_(0, ca, -torch.ones_like(ca))
+        self.srv_queued_tokens.view(-1).index_add_(0, ca, -pa)
+        self.srv_queued_squares.view(-1).index_add_(0, ca, -pa * pa)
         pf = pa.to(self.dtype)
         tokens = torch.zeros(n, dtype=self.dtype, device=dev).index_add_(0, pa_cell, pf)
         squares = torch.zeros(n, dtype=self.dtype, device=dev).index_add_(0, pa_cell, pf * pf)
         admitted = torch.zeros(n, dtype=torch.long, device=dev).index_add_(0, pa_cell, torch.ones_like(pa_cell))
         first_tokens = torch.zeros(n, dtype=torch.long, device=dev).index_add_(0, pa_cell, pa + 1)
+        prompts = torch.zeros(n, dtype=torch.long, device=dev).index_add_(0, pa_cell, pa)
         start = admitted > 0
         pend = te + self.perf.prefill_ms(c % N, tokens, squares, admitted.to(self.dtype))
         self.srv_prefill.view(-1).index_copy_(0, c, start)
         self.srv_pend.view(-1).index_copy_(0, c, torch.where(start, pend, self.srv_pend.view(-1).index_select(0, c)))
         self.srv_seg.view(-1).index_copy_(0, c, torch.where(start, pend, te))
         self.srv_prefill_tokens.view(-1).index_copy_(0, c, first_tokens)
+        self.srv_prefill_prompts.view(-1).index_copy_(0, c, prompts)
 
     # ------------------------------------------------------------------ evaluation (schedkit.evaluation)
     def request_slo_ms(self) -> tuple[float, float]:

@@ -92,6 +92,9 @@ def play(ds, topology: ScalarTopology, policy_class, seed: int, decisions: int =
             assert sim.queue_length()[g].tolist() == world.queue_lengths(), f"{where}: queue lengths"
             assert sim.running_batch()[g].tolist() == world.running_batches(), f"{where}: running batches"
             assert sim.hidden_reserved_kv()[g].tolist() == world.reserved_kv(), f"{where}: reserved KV"
+            free = [c - used for c, used in zip(capacity, world.used_kv())]
+            assert sim.free_kv_tokens()[g].tolist() == free, f"{where}: free KV"
+            assert sim.outstanding_tokens()[g].tolist() == world.outstanding_tokens(), f"{where}: outstanding tokens"
         actions = policy.act(sim, obs)
         obs, reward, done, info = sim.step(actions)
         got = {(int(info["episode"][i]), int(info["step"][i])): {k: v[i].item() for k, v in info.items()}
