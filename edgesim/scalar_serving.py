@@ -133,11 +133,14 @@ class ServingWorld:
     """World `world` of `worlds` of the serving profile. `perf`: every server's engine; `rate_per_s`:
     workflows per second; `trace_gaps`: an arrival trace's gaps normalised to mean 1 (None: Poisson).
     `decide(server)` plays the pending decision, then every event before the next one, and returns the
-    requests that completed meanwhile (dicts, keys as the simulator's info)."""
+    requests that completed meanwhile (dicts, keys as the simulator's info). `stats` integrates the state of
+    the `valid` servers over the measured period: from the arrival of workflow `warmup` (or, if it waited
+    for a slot, from when it got one) to the next decision."""
 
     def __init__(self, topology: ScalarTopology, split: str, world: int, worlds: int, perf: Sequence[Perf],
                  max_in_flight: int, max_batch: int, rate_per_s: float, draws: Draws, trap_loss: float,
-                 trap_max_attempts: int, trap_surcharge_scale: float, trace_gaps: Sequence[float] | None = None):
+                 trap_max_attempts: int, trap_surcharge_scale: float, trace_gaps: Sequence[float] | None = None,
+                 warmup: int = 0, valid: Sequence[bool] | None = None):
         self.topo, self.world, self.worlds, self.draws = topology, world, worlds, draws
         lon, lat, region, self.n_steps, types, tokens = topology.split(split)
         self.task_rows = (lon, lat, region, types, tokens)
@@ -148,6 +151,9 @@ class ServingWorld:
         self.trap = (trap_loss, trap_max_attempts, trap_surcharge_scale)
         self.engines = [Engine(p) for p in perf]
         self.clock = -math.inf  # time of the last event or decision
+        self.warmup, self.valid = warmup, list(valid) if valid is not None else [True] * len(perf)
+        self.stats_start, self.event_clock = math.inf, -math.inf
+        self.stats = {"time": 0.0, "busy": 0.0, "batch": 0.0, "kv": 0.0, "queue": 0.0}
         self.arrival_us = 0
         self.arrived = 0
         self.slots = [self._arrival() for _ in range(max_in_flight)]
@@ -165,6 +171,8 @@ class ServingWorld:
             self.arrival_us += round(self.trace_gaps[(self.trace_start + n) % len(self.trace_gaps)] * mean_us)
         t = self.arrival_us / 1000.0
         task = min(int(self.draws.uniform(n, 0, TASK) * self.n_tasks), self.n_tasks - 1)
+        if n == self.warmup:
+            self.stats_start = max(t, finish)
         return Workflow(n, task, t, max(t, finish), max(0.0, finish - t))
 
     def episode(self, wf: Workflow) -> int:
@@ -235,6 +243,8 @@ class ServingWorld:
             elif math.isfinite(t_srv) and t_srv <= t_dec:
                 done += self._boundary(s)
             else:
+                if math.isfinite(t_dec):
+                    self._integrate(t_dec)
                 return done
 
     def _tick(self, t: float, what: str) -> None:
@@ -242,9 +252,24 @@ class ServingWorld:
             raise InvariantError(f"world {self.world}: the clock went back from {self.clock} to {t} ({what})")
         self.clock = t
 
+    def _integrate(self, t: float) -> None:
+        """Add the servers' state since the last event (inside the measured period) before an event at t."""
+        start = max(self.event_clock, self.stats_start)
+        if t > start:
+            dt = t - start
+            for e, valid in zip(self.engines, self.valid):
+                if valid:
+                    self.stats["busy"] += dt * (len(e.running) > 0)
+                    self.stats["batch"] += dt * len(e.running)
+                    self.stats["kv"] += dt * e.reserved / e.perf.kv_capacity
+                    self.stats["queue"] += dt * len(e.queue)
+            self.stats["time"] += dt
+        self.event_clock = max(self.event_clock, t)
+
     def _reach(self, r: Request) -> None:
         """A request reaches its server and joins the FIFO queue; an idle engine wakes now."""
         self._tick(r.arrive, "arrival")
+        self._integrate(r.arrive)
         e = self.engines[r.server]
         r.reached = True
         e.queue.append(r)
@@ -256,6 +281,7 @@ class ServingWorld:
         e = self.engines[s]
         t = e.until
         self._tick(t, f"server {s} boundary")
+        self._integrate(t)
         if e.kind == "prefill":
             for r in e.prefilling:
                 r.first, r.generated = t, 1

@@ -459,6 +459,9 @@ class ServingSimulator(ContentionSimulator):
         self.measure_start = torch.full((G,), INF, dtype=dt, device=dev)
         if c.warmup < W:
             self.measure_start = arrival_us[:, c.warmup].to(dt) / 1000.0
+        # the time-weighted statistics start there too, or, where the first measured arrival is dealt late (it
+        # waited for a slot), when it is dealt: the state before was not tracked as measured
+        self.stats_start = self.measure_start.clone()
         self.slot_index = index.reshape(-1).clone()
         episode, task = self._deal_for(self.slot_world, self.slot_index)
         self.slot_int = [episode, task, torch.zeros_like(episode), torch.full_like(episode, -1)]
@@ -493,7 +496,7 @@ class ServingSimulator(ContentionSimulator):
         self.srv_pend = torch.zeros((G, N), dtype=dt, device=dev)
         self.srv_seg = torch.zeros((G, N), dtype=dt, device=dev)
         self.qcount = torch.zeros(G, dtype=torch.long, device=dev)
-        self.world_clock = torch.zeros(G, dtype=dt, device=dev)  # each world's latest event
+        self.world_clock = torch.zeros(G, dtype=dt, device=dev)  # each world's latest event or decision
         self.cell_clock = torch.zeros(G * N, dtype=dt, device=dev)  # each server's state integrated up to here
         self.history = torch.full((G, N), self.net.initial_history_ms, dtype=dt, device=dev)
         self._stats = {k: torch.zeros(G, dtype=dt, device=dev)
@@ -699,6 +702,8 @@ class ServingSimulator(ContentionSimulator):
                     rows.append(done)
             for x, fresh in zip(events, self._cell_events(c)):
                 x.index_copy_(0, moved, fresh)
+        self.world_clock = torch.where(torch.isfinite(self._t_dec), torch.maximum(self.world_clock, self._t_dec),
+                                       self.world_clock)
         self._integrate_to_clock(cells)
         keys = rows[0].keys() if rows else self._empty_row().keys()
         info = {k: torch.cat([r[k] for r in rows]) if rows else self._empty_row()[k] for k in keys}
@@ -791,13 +796,14 @@ class ServingSimulator(ContentionSimulator):
 
     def _integrate(self, c: torch.Tensor, te: torch.Tensor) -> None:
         """Accumulate the time-weighted state of event cells `c` over the measured period, from each cell's own
-        clock up to its event at `te`, before the event changes it; the world's clock is its latest event.
+        clock up to its event at `te`, before the event changes it; the world's clock is its latest event (after
+        an advance, its next decision).
 
         A cell's state changes only at its own events, so a cell without one is integrated later, in one
         piece (`_integrate_to_clock`). The busy, batch and queue sums are integers, exact over servers."""
         N, st = self.n_servers, self._stats
         g = c // N
-        start = torch.maximum(self.cell_clock.index_select(0, c), self.measure_start.index_select(0, g))
+        start = torch.maximum(self.cell_clock.index_select(0, c), self.stats_start.index_select(0, g))
         dt = (te - start).clamp_min(0) * self.valid_server.index_select(0, c % N)
         batch, queue = self.srv_batch.view(-1).index_select(0, c), self.srv_queue.view(-1).index_select(0, c)
         kv = self.srv_kv.view(-1).index_select(0, c).to(self.dtype) / self.perf.kv_capacity.index_select(0, c % N)
@@ -806,11 +812,11 @@ class ServingSimulator(ContentionSimulator):
             st[key].index_add_(0, g, dt * value)
         self.cell_clock.index_copy_(0, c, te)
         self.world_clock.scatter_reduce_(0, g, te, "amax")
-        st["time"] = (self.world_clock - self.measure_start).clamp_min(0)
+        st["time"] = (self.world_clock - self.stats_start).clamp_min(0)
 
     def _integrate_to_clock(self, c: torch.Tensor) -> None:
-        """Integrate cells `c` (those that may hold a request) up to their world's clock (the measured period's
-        end so far)."""
+        """Integrate cells `c` (those that may hold a request) up to their world's clock: its next decision, the
+        measured period's end so far."""
         self._integrate(c, self.world_clock.index_select(0, c // self.n_servers))
 
     def _slots_at(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -947,6 +953,7 @@ class ServingSimulator(ContentionSimulator):
             count > 0, self._gap_us(self.rows, self.next_index), 0)
         starts = finished & (index == self.serving.warmup)
         self.measure_start.index_copy_(0, g[starts], arrival[starts])
+        self.stats_start.index_copy_(0, g[starts], torch.maximum(arrival, end)[starts])
         self.slot_index.index_copy_(0, j, torch.where(finished, index, self.slot_index.index_select(0, j)))
         values = (torch.where(finished, new_episode, episode), torch.where(finished, new_task, task),
                   torch.where(finished, 0, step + 1), torch.where(finished, -1, srv))

@@ -64,7 +64,7 @@ def spec_worlds(sim: ServingSimulator, topology: ScalarTopology, params: Serving
 
         worlds.append(ServingWorld(topology, SPLIT, g, sim.batch_size, perf, params.max_in_flight, params.max_batch,
                                    sim.rate_per_s, Draws(uniform, tokens), params.trap_loss, params.trap_max_attempts,
-                                   params.trap_surcharge_scale, gaps))
+                                   params.trap_surcharge_scale, gaps, params.warmup, sim.valid_server.tolist()))
     return worlds
 
 
@@ -72,7 +72,7 @@ def play(ds, topology: ScalarTopology, policy_class, seed: int, decisions: int =
          **kwargs) -> dict:
     """Run the batched worlds for `decisions` steps against one spec world each; every check is an assert.
     Returns what the run exercised: queue waits, the fullest batch and KV reservation, the request count."""
-    params = Serving(max_in_flight=slots, worlds=WORLDS, warmup=0, **kwargs)
+    params = Serving(**{"max_in_flight": slots, "worlds": WORLDS, "warmup": 0} | kwargs)
     sim = make_simulator(ds, WORLDS, SPLIT, "random", seed, profile="serving", params=params)
     assert isinstance(sim, ServingSimulator)
     obs = sim.reset()
@@ -125,6 +125,13 @@ def play(ds, topology: ScalarTopology, policy_class, seed: int, decisions: int =
             seen["batch"] = max([seen["batch"]] + [e.max_batch_seen for e in world.engines])
             seen["kv_share"] = max([seen["kv_share"]] + [e.reserved / c for e, c in zip(world.engines, capacity)])
     seen["overtakes_refused"] = sum(e.overtakes_refused for world in worlds for e in world.engines)
+    # the time-weighted state of the measured period, integrated event by event in the spec
+    got, spec = sim.serving_stats(), {k: sum(w.stats[k] for w in worlds) for k in worlds[0].stats}
+    server_ms = sim.n_valid * spec["time"]
+    assert spec["time"] > 0 and close(got["measured_ms"], spec["time"]), (got["measured_ms"], spec["time"])
+    for name, want in (("busy_share", spec["busy"] / server_ms), ("mean_running_batch", spec["batch"] / spec["busy"]),
+                       ("kv_occupancy", spec["kv"] / server_ms), ("mean_queue_length", spec["queue"] / server_ms)):
+        assert close(got[name], want), f"{name}: {got[name]} != spec {want}"
     return seen
 
 
@@ -153,10 +160,11 @@ def test_kv_blocking_matches_the_spec(datasets):
 
 
 def test_trace_arrivals_traps_and_slot_waits_match_the_spec(datasets):
-    """Bursty trace arrivals with few slots, so workflows wait for a free slot; hops that hit a trap pay its delay."""
+    """Bursty trace arrivals with few slots, so workflows wait for a free slot; hops that hit a trap pay its delay;
+    the measured period starts with a workflow that waited for its slot (warm-up 5 > 3 slots)."""
     ds, topology = datasets["tiny"]
     trace = datasets["root"] / "burst.csv"
     trace.write_text("Timestamp\n" + "\n".join(str(t) for t in (0, 0.1, 0.15, 2.0, 2.01, 2.02, 5.0, 9.5)) + "\n")
     seen = play(ds, topology, RandomPolicy, seed=7, slots=3, load=1.2, max_batch=4, arrival_trace=str(trace),
-                trap_loss=0.8, trap_max_attempts=6, trap_surcharge_scale=2.5)
+                trap_loss=0.8, trap_max_attempts=6, trap_surcharge_scale=2.5, warmup=5)
     assert seen["admission"] > 0.0 and seen["traps"] > 0, "no workflow waited for a slot, or no hop hit a trap"
