@@ -324,6 +324,9 @@ BENCHMARKS = (
               "python bench/hop_table.py --loads idle --repeats 1 --episodes 200 --json bench/results/hop_table.json"),
     Benchmark("update_cost", "one PPO update with each config.yaml's own settings against the contention study's",
               "python bench/update_cost.py --algos PPO --loads idle --repeats 1 --json bench/results/update_cost.json"),
+    Benchmark("training_cost", "one TopoFreeRL training run under each queueing profile, side by side, and each "
+              "one's wall time as a multiple of the first's (docs/simulator.md §6)",
+              "python bench/training_cost.py --json bench/results/training_cost.json"),
     Benchmark("serving_contention", "the serving profile under load: per scheduler and load, SLO attainment, measured "
               "utilisation, queue wait and batch size, and whether the world contends (docs/simulator.md §6)",
               "python bench/serving_contention.py --servers 30 --loads 0.5 0.9 --policies least_loaded round_robin "

@@ -102,6 +102,17 @@ def test_the_busy_benchmark_setting_spins_one_process_per_core_and_stops_them():
     assert [proc.returncode for proc in spinners] == [-signal.SIGKILL] * len(spinners)
 
 
+def test_training_cost_times_each_profile_and_compares_to_the_first(tiny_root):
+    proc = run_script("bench/training_cost.py", "--servers", "0", "--data", str(tiny_root), "--region", "tiny",
+                      "--profiles", "paper", "contention", "--epochs", "1", "--episodes", "4", "--json")
+    out = json.loads(proc.stdout)
+    paper, contention = out["rows"]
+    assert (paper["profile"], contention["profile"]) == ("paper", "contention") and "x_first" not in paper
+    assert all(r["wall_s"] > 0 and r["rollout_s"] > 0 and r["update_s"] > 0 and r["epochs"] == 1 for r in out["rows"])
+    assert contention["x_first"] == pytest.approx(contention["wall_s"] / paper["wall_s"])
+    assert out["command"].startswith("python bench/training_cost.py --servers 0")
+
+
 def test_benchmark_json_tiny():
     proc = run_script("bench/env_throughput.py", "--servers", "500", "--batches", "1", "64", "--steps", "10",
                       "--repeats", "1", "--scalar-steps", "50", "--devices", "cpu", "--profile-batches", "3",
