@@ -32,6 +32,7 @@ from edgesim.dataset import Dataset, load_dataset
 from edgesim.gym_wrappers import EdgeMoEEnv
 from edgesim.registry import get_profile, make_simulator
 from edgesim.scalar_model import ScalarEpisode, ScalarTopology
+from edgesim.serving import ServingSimulator
 from edgesim.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +82,11 @@ def profile_row(ds: Dataset, profile: str, batch: int, max_in_flight: int, devic
     run = functools.partial(timed_steps, sim, gen)
 
     run(warmup)
-    work = [getattr(sim, "events", 0), getattr(sim, "rounds", 0)]
+    work = (sim.events, sim.rounds) if isinstance(sim, ServingSimulator) else (0, 0)
     rate = statistics.median(steps * batch / run(steps) for _ in range(repeats))
     row = {"profile": profile, "servers": ds.n_servers, "batch": batch, "max_in_flight": max_in_flight,
            "device": device, "decisions_per_s": rate, "ms_per_decision": 1e3 / rate, "ms_per_step": 1e3 * batch / rate}
-    if profile == "serving":  # where a serving step's time goes: its events, taken in rounds (docs/simulator.md §6)
+    if isinstance(sim, ServingSimulator):  # where a serving step's time goes: its events, taken in rounds
         row |= {"events_per_decision": (sim.events - work[0]) / (repeats * steps * batch),
                 "rounds_per_step": (sim.rounds - work[1]) / (repeats * steps)}
     return row

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.servers < 0 or args.servers == 1:
         p.error(f"--servers: expected 0 (use --region) or at least 2, got {args.servers}")
     root, name = region(args.servers, args.data, args.region)
-    rows = []
+    rows: list[dict] = []
     for profile in args.profiles:
         row = {"region": name, **train(root, name, profile, args.epochs, args.episodes)}
         if rows:
