@@ -671,14 +671,15 @@ class ServingSimulator(ContentionSimulator):
         cell = self.slot_world.index_select(0, engine) * N + self.slot_server.index_select(0, engine)
         order = torch.argsort(cell, stable=True)
         self._by_cell, self._cell_of = engine[order], cell[order]  # the engine's slots by (cell, slot)
-        decoding = (self.slot_phase == RUNNING) & ~self.slot_prefilling
+        phase = self.slot_phase.index_select(0, self._by_cell)
+        decoding = (phase == RUNNING) & ~self.slot_prefilling.index_select(0, self._by_cell)
         self._r_min = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
-            0, (self.slot_world * N + self.slot_server.clamp_min(0))[decoding],
-            self.hidden_remaining[decoding].to(self.dtype), "amin")
+            0, self._cell_of[decoding], self.hidden_remaining.index_select(0, self._by_cell)[decoding].to(self.dtype),
+            "amin")
         # every cell with a request travelling to it, queued or running: the advance moves no others, and a
         # cell's next event depends on its own state alone, so only the cells a round moved are recomputed
         busy = ((self.srv_batch.view(-1) > 0) | (self.srv_queue.view(-1) > 0)).nonzero()[:, 0]
-        cells = torch.unique(torch.cat([busy, self._cell_of[self.slot_phase.index_select(0, self._by_cell) == TRAVEL]]))
+        cells = torch.unique(torch.cat([busy, self._cell_of[phase == TRAVEL]]))
         world = cells // N
         events = self._cell_events(cells)
         while True:
@@ -785,11 +786,12 @@ class ServingSimulator(ContentionSimulator):
         k = torch.where(decoding, torch.minimum(r_min, k_admit), 0.0)
         span = perf.span_ms(batch, kv0, torch.stack([k, torch.where(decoding, r_min, 0.0)]))
         pend = self.srv_pend.view(-1).index_select(0, c)
-        admit_t = torch.where(decoding, seg + span[0], torch.maximum(t_head, seg))  # where the head fits
-        t_eng = torch.where(prefilling, pend, torch.where(decoding, seg + span[0], torch.where(fits, admit_t, INF)))
+        # a decoding batch's next boundary (a completion or an admission), else an idle server's admission
+        boundary = torch.where(decoding, seg + span[0], torch.maximum(t_head, seg))
+        t_eng = torch.where(prefilling, pend, torch.where(decoding | fits, boundary, INF))
         floor = self.perf.floor.index_select(0, s)
         soonest = torch.minimum(torch.where(prefilling, pend, torch.where(decoding, seg + span[1], INF)),
-                                torch.minimum(torch.where(fits & ~prefilling, admit_t, INF), t_arr) + floor)
+                                torch.minimum(torch.where(fits & ~prefilling, boundary, INF), t_arr) + floor)
         arrival = t_arr <= t_eng
         t = torch.where(arrival, t_arr, t_eng)
         return t, k, torch.where(arrival & torch.isfinite(t_arr), arriving, -1), soonest
@@ -802,11 +804,11 @@ class ServingSimulator(ContentionSimulator):
         A cell's state changes only at its own events, so a cell without one is integrated later, in one
         piece (`_integrate_to_clock`). The busy, batch and queue sums are integers, exact over servers."""
         N, st = self.n_servers, self._stats
-        g = c // N
+        g, s = c // N, c % N
         start = torch.maximum(self.cell_clock.index_select(0, c), self.stats_start.index_select(0, g))
-        dt = (te - start).clamp_min(0) * self.valid_server.index_select(0, c % N)
+        dt = (te - start).clamp_min(0) * self.valid_server.index_select(0, s)
         batch, queue = self.srv_batch.view(-1).index_select(0, c), self.srv_queue.view(-1).index_select(0, c)
-        kv = self.srv_kv.view(-1).index_select(0, c).to(self.dtype) / self.perf.kv_capacity.index_select(0, c % N)
+        kv = self.srv_kv.view(-1).index_select(0, c).to(self.dtype) / self.perf.kv_capacity.index_select(0, s)
         for key, value in (("busy", (batch > 0).to(self.dtype)), ("batch", batch.to(self.dtype)), ("kv", kv),
                            ("queue", queue.to(self.dtype))):
             st[key].index_add_(0, g, dt * value)
