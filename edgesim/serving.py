@@ -69,16 +69,18 @@ index, step, purpose) (`crn_uniform`): arrival gaps, each workflow's task, each 
 output) pair and its four network uniforms. Two schedulers therefore meet identical arrivals
 (gaps summed in whole microseconds, exactly), tasks, token counts and network draws.
 
-Load. `load` U sets arrival_rate = U x capacity, capacity = sum over valid servers s of
-1 / E_pairs[w_s(p, o)], divided by the mean steps per workflow (each server saturated; a scheduler
-that spreads requests in proportion to the servers' speed runs every one at U, one that spreads
-them evenly overloads the slow ones first), where w_s = prefill_ms_s(p alone) + o x
-decode_ms_s(max_batch, max_batch x (p + o / 2)) / max_batch is a request's share of a saturated
-server (a batch of max_batch such requests halfway through their outputs). `serving_stats()`
-reports the measured utilisation = requests completed in the measured period / the requests the
-saturated cluster would complete in it (capacity x mean steps x time): throughput over capacity, so a
-stable scheduler measures its load U and one whose queues grow measures less. Beside it: busy share
-(time an engine runs >= 1 request), running batch, KV occupancy, queue length and queue wait.
+Load. `load` U sets arrival_rate = U x capacity, capacity = the most workflows per second the world's
+servers finish with every request on a server hosting its model type (`edgesim.capacity`: the minimum
+over sets S of model types of the saturated rate of the servers hosting a type in S over the requests
+of S per workflow), each server's saturated rate being 1 / E_pairs[w_s(p, o)], where w_s = prefill_ms_s(p
+alone) + o x decode_ms_s(max_batch, max_batch x (p + o / 2)) / max_batch is a request's share of a
+saturated server (a batch of max_batch such requests halfway through their outputs). A scheduler that
+spreads requests in proportion to the servers' speed and keeps the other types off the bottleneck
+type's hosts runs those at U; one that spreads them evenly overloads the slow ones first.
+`serving_stats()` reports the measured utilisation = requests completed in the measured period / the
+requests the saturated cluster would complete in it (capacity x mean steps x time): throughput over
+capacity, so a stable scheduler measures its load U and one whose queues grow measures less. Beside it:
+busy share (time an engine runs >= 1 request), running batch, KV occupancy, queue length and queue wait.
 """
 from __future__ import annotations
 
@@ -93,6 +95,7 @@ import pandas as pd
 import torch
 
 from . import physics as P
+from .capacity import CapacityError, saturation_rate
 from .contention import (
     CONTENTION,
     MAX_ATTEMPTS,
@@ -423,17 +426,23 @@ class ServingSimulator(ContentionSimulator):
         return cut_to_context(prompt, output)
 
     def _capacity_per_s(self) -> float:
-        """Workflows per second the valid servers of one world finish at saturation (module docstring)."""
-        valid = self.net.valid.any(0).nonzero()[:, 0]
+        """Workflows per second one world's servers finish at saturation, each request on a server hosting
+        its model type (module docstring, `edgesim.capacity`)."""
         if self._token_pairs is None:
             i = torch.arange(TOKEN_SAMPLE, device=self.device)
             prompt, output = self.token_pairs(torch.zeros_like(i), i, torch.zeros_like(i))
         else:
             prompt, output = cut_to_context(self._token_pairs[:, 0], self._token_pairs[:, 1])
         pf, of = prompt.to(self.dtype), output.to(self.dtype)
-        w = self.perf.share_ms(valid[:, None], pf[None, :], of[None, :]).mean(1)  # (valid,) mean share per server
-        self.mean_steps = float(self.tasks.n_steps.to(self.dtype).mean())
-        return float((1000.0 / w).sum()) / self.mean_steps
+        servers = torch.arange(self.n_servers, device=self.device)
+        w = self.perf.share_ms(servers[:, None], pf[None, :], of[None, :]).mean(1)  # (N,) mean share per server
+        types = self.tasks.types
+        demand = torch.stack([(types == t).sum(1).to(self.dtype).mean() for t in range(self.net.valid.shape[0])])
+        self.mean_steps = float(demand.sum())
+        try:
+            return saturation_rate(self.net.valid.cpu().numpy(), (1000.0 / w).cpu().numpy(), demand.cpu().numpy())
+        except CapacityError as e:
+            raise ServingError(str(e)) from None
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> Observation:

@@ -15,7 +15,7 @@ from schedkit.registry import heuristics
 KEEP = ("least_loaded", "round_robin")  # two fast rules: a table and a pair
 # a loose TTFT objective so that attainment lands inside (0, 1) on this small, slot-bound world
 SETTING = ("--region", "Tiny_Trap", "--profile", "serving", "--worlds", "2", "--max-in-flight", "64", "--load", "0.6",
-           "--slo-ttft-ms", "8000", "--episodes", "16", "--no-progress")
+           "--slo-ttft-ms", "6000", "--episodes", "16", "--no-progress")
 TAG = "serving_u0.6"
 POINTS = ("goodput_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "utilisation",
           "mean_batch_size", "kv_occupancy", "mean_queue_length", "mean_queue_wait_ms")
