@@ -375,15 +375,32 @@ def read_run_episodes(path: Path) -> pd.DataFrame:
 
 
 def read_episodes(path: Path, need: tuple[str, ...] = ()) -> pd.DataFrame:
-    """total/evaluate_all.py's episodes.csv, checked by read_table; `need`: the optional columns
-    (EPISODE_OPTIONAL) the caller uses."""
-    return read_table(path, "episodes.csv", EPISODE_COLUMNS | {c: EPISODE_OPTIONAL[c] for c in need},
-                      EPISODE_OPTIONAL, {"run": str})
+    """total/evaluate_all.py's episodes.csv, checked by read_table, without repeated controls
+    (`repeated_controls`); `need`: the optional columns (EPISODE_OPTIONAL) the caller uses."""
+    table = read_table(path, "episodes.csv", EPISODE_COLUMNS | {c: EPISODE_OPTIONAL[c] for c in need},
+                       EPISODE_OPTIONAL, {"run": str})
+    return table[~table["algo"].isin(repeated_controls(path.parent))].reset_index(drop=True)
 
 
 def read_summary(path: Path) -> pd.DataFrame:
-    """total/evaluate_all.py's summary.csv, checked by read_table."""
-    return read_table(path, "summary.csv", SUMMARY_COLUMNS, SUMMARY_OPTIONAL)
+    """total/evaluate_all.py's summary.csv, checked by read_table, without repeated controls."""
+    table = read_table(path, "summary.csv", SUMMARY_COLUMNS, SUMMARY_OPTIONAL)
+    return table[~table["algo"].isin(repeated_controls(path.parent))].reset_index(drop=True)
+
+
+def repeated_controls(folder: Path) -> set[str]:
+    """The prior-control rows of an evaluation that repeat its greedy_queue_tuned row: greedy_queue at a
+    guidance prior's W is the same evaluation as greedy_queue at its tuned W when the two W are equal, and
+    then the tuned row is the matched control (its config.yaml records both weights; total/evaluate_all.py
+    no longer evaluates such a row, results written before it did)."""
+    path = folder / "config.yaml"
+    if not path.is_file():
+        return set()
+    config = load_yaml(path, "evaluation config")
+    tuned, priors = config.get("tuned_latency_weights"), config.get("prior_latency_weights")
+    if not isinstance(tuned, dict) or not isinstance(priors, list) or "greedy_queue" not in tuned:
+        return set()
+    return {prior_row(w) for w in priors if isinstance(w, (int, float)) and w == tuned["greedy_queue"]}
 
 
 def line_style(algo: str) -> dict[str, Any]:

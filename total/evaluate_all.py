@@ -35,7 +35,8 @@ mean_queue_wait_ms (docs/evaluation.md, "Serving metrics").
 Every evaluated checkpoint whose guidance prior is greedy_queue's score (TopoFreeRL's
 `guidance.prior: greedy_queue`, at `guidance.latency_weight` W) gets its matched control: greedy_queue
 at that W, one row per distinct W, named greedy_queue_prior_w<W> ("greedy_queue (prior W=0.9)"), so
-that a comparison with the learned method also holds the rule its prior carries. `--skip NAME` leaves
+that a comparison with the learned method also holds the rule its prior carries; where greedy_queue's
+tuned W is the prior's W, its tuned row is that control and no second row is evaluated. `--skip NAME` leaves
 out NAME's tuned row too, and `--skip greedy_queue` its prior rows.
 """
 from __future__ import annotations
@@ -382,6 +383,8 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
             run_policy(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "")
     priors = [] if "greedy_queue" in args.skip else prior_weights(found)
     for w in priors:
+        if "greedy_queue" in tuned and w == tuned["greedy_queue"]:
+            continue  # greedy_queue_tuned is this evaluation already: the matched control
         run_policy(prior_row(w), lambda sim, es, w=w: make_policy("greedy_queue", sim, es, w), np.nan, "")
     if not frames:
         sys.exit(f"error: nothing to evaluate: no finished run of this dataset and profile under {results}, and every "

@@ -243,7 +243,8 @@ HEADLINE = (  # (table, its rows): the README's headline, one row per scheduler 
 )
 # (paired table, its rows by algo): verdicts against the study's margins, in the README under the tables
 HEADLINE_PAIRED = (
-    ("results_table_contention_r8_paired.csv", "the same, paired against greedy_queue at its tuned W",
+    ("results_table_contention_r8_paired.csv",
+     "the same, paired against greedy_queue at its tuned W (TopoFreeRL's prior W: its matched control)",
      ("TopoFreeRL", "PPO", "STARK", "greedy_queue_prior_w0.9", "least_loaded_tuned", "lookahead_tuned")),
 )
 PAIRED_COLUMNS = ("Scheduler", "Δ reward [95% CI]", "verdict", "Δ P99 (ms) [95% CI]", "verdict (P99)",

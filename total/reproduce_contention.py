@@ -21,7 +21,8 @@ The protocol (docs/evaluation.md, "Protocol of the contention study"), declared 
   utilisation 0.6 and 0.9 with 4096 slots per world); data1/generate.py makes the confirmation topology.
   All four run beside the trainings, one at a time; a re-run reuses what was made with the same settings.
 - Matched controls: each rule at its tuned W (`<name>_tuned`); greedy_queue at the W that TopoFreeRL's
-  prior carries (`greedy_queue_prior_w0.9`, added by total/evaluate_all.py).
+  prior carries (`greedy_queue_prior_w<W>`, added by total/evaluate_all.py unless the tuned W is that W,
+  when greedy_queue_tuned is the control).
 - Reported: the test split, 2000 workflows after warm-up, protocol.eval_seeds (five, side by side), at
   every --rates value (Poisson), every --arrival-trace at --trace-rate, every trap severity, the loaded
   settings, and --zero-shot-region; the lookahead planner at the validation rate only. Each setting is

@@ -13,6 +13,7 @@ from conftest import run_script
 
 from schedkit.ppo import gae
 from schedkit.rollout import episode_gae
+from total.common import read_episodes, read_summary
 
 pytestmark = pytest.mark.slow  # trains through the shell
 
@@ -201,6 +202,19 @@ def test_evaluate_all_adds_greedy_queue_at_the_checkpoints_prior_weight(per_serv
     mine = seed0[seed0["algo"] == "greedy_queue_prior_w0.9"].reset_index(drop=True)
     assert mine["reward"].tolist() == pd.read_csv(direct / "episodes.csv")["reward"].tolist()
     assert mine["reward"].tolist() != seed0[seed0["algo"] == "greedy_queue"]["reward"].tolist()
+    # results written before evaluate_all knew better: a prior row at greedy_queue's tuned W is read as a repeat
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    (out / "config.yaml").write_text(yaml.safe_dump(config | {"tuned_latency_weights": {"greedy_queue": 0.9}}))
+    assert list(read_summary(out / "summary.csv")["algo"]) == ["TopoFreeRL", "greedy_queue"]
+    assert set(read_episodes(out / "episodes.csv")["algo"]) == {"TopoFreeRL", "greedy_queue"}
+    # tuned at the prior's W, greedy_queue_tuned is the matched control: no second evaluation of it
+    tuning = tmp_path / "tuning.json"
+    tuning.write_text(json.dumps({"chosen_latency_weight": {"greedy_queue": 0.9}, "split": "train",
+                                  "dataset_fingerprint": config["dataset_fingerprint"]}))
+    run_script("total/evaluate_all.py", *setting, "--results", str(results), "--skip", *others, "--tuning",
+               str(tuning), "--overwrite")
+    assert list(pd.read_csv(out / "summary.csv")["algo"]) == ["TopoFreeRL", "greedy_queue", "greedy_queue_tuned"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["prior_latency_weights"] == [0.9]
     run_script("total/evaluate_all.py", *setting, "--results", str(results), "--skip", *others, "greedy_queue",
                "--overwrite")  # skipping greedy_queue skips its prior rows
     assert list(pd.read_csv(out / "summary.csv")["algo"]) == ["TopoFreeRL"]
