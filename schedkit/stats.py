@@ -94,9 +94,12 @@ def task_clusters(frame, task: str = "task_id", run: str = "run", stratum: str =
     return ids[0, 0].astype(int)
 
 
-def ci_unit(n_runs: int) -> str:
-    """What an interval from the functions below resamples: 'runs' (and tasks) or 'episodes' only."""
-    return "runs" if n_runs >= 2 else "episodes"
+def ci_unit(n_runs: int, n_eval_seeds: int = 1) -> str:
+    """The top level an interval from the functions below resamples: training 'runs' (then evaluation seeds
+    and task clusters within them), else 'eval seeds, tasks', else 'tasks' (task clusters only)."""
+    if n_runs >= 2:
+        return "runs"
+    return "eval seeds, tasks" if n_eval_seeds >= 2 else "tasks"
 
 
 def t_quantile(p: float, df: float) -> float:

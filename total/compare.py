@@ -21,7 +21,8 @@ results_table[_<tag>]_paired.csv (and .md with --formats md); per scheduler:
 - p_better_reward, p_lower_latency: the probability of improvement (rliable): the probability that
   a random run's episode of X beats the reference's episode on the same task (ties one half),
   averaged over runs, with its bootstrap CI. 0.5 means no systematic difference.
-- runs, ci_unit: "runs" when the CI resamples >= 2 training runs, "episodes" when there is one run;
+- runs, ci_unit: "runs" when the CI resamples >= 2 training runs (and the evaluation seeds and task
+  clusters within them); with one run "eval seeds, tasks" (or "tasks" for one evaluation seed);
   n_train_seeds, n_eval_seeds, n_tasks: the units of each level of the CI.
 
 The default reference is greedy_queue (the fair myopic baseline) for contention tags, the oracle
@@ -118,7 +119,7 @@ def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p
         check_paired(d, ref, algo, reference)
         n_runs = int(d["run"].fillna("").nunique())
         row: dict[str, Any] = {"algo": algo, "label": label(algo), "reference": reference, "runs": n_runs,
-                               "ci_unit": ci_unit(n_runs), "episodes": len(d),
+                               "ci_unit": ci_unit(n_runs, int(d["eval_seed"].nunique())), "episodes": len(d),
                                "n_train_seeds": int(d["train_seed"].nunique()),
                                "n_eval_seeds": int(d["eval_seed"].nunique()), "n_tasks": int(clusters.max()) + 1,
                                "margin_reward": reward_margin, "margin_p99_latency_ms": p99_margin * ref_p99}

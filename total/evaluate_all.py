@@ -143,7 +143,7 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int,
         measured = [m for m in loads.get(algo, []) if m]
         if measured:  # workflows arriving over time: how loaded the servers were, averaged over runs and seeds
             row |= {k: float(np.mean([m[k] for m in measured])) for k in measured[0]}
-        row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs)
+        row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs, int(d["eval_seed"].nunique()))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -84,10 +84,11 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
     markdown = header + "\n" + "\n".join(md_rows) + "\n"
     if "ci_unit" in summary.columns:  # which rows' CIs reflect seed-to-seed variation
         runs = summary.loc[summary["ci_unit"] == "runs", "label"].tolist()
-        one_seed = summary.loc[(summary["ci_unit"] == "episodes") & (summary["train_seeds"] > 0), "label"].tolist()
-        parts = ([f"{', '.join(runs)}: over training seeds and tasks"] if runs else []) + (
-            [f"{', '.join(one_seed)}: ONE training seed, so over tasks only (no seed variation)"] if one_seed else []) + (
-            ["heuristics: over tasks"] if (summary["train_seeds"] == 0).any() else [])
+        one_seed = summary.loc[(summary["ci_unit"] != "runs") & (summary["train_seeds"] > 0), "label"].tolist()
+        seeds = "evaluation seeds and tasks" if summary.get("eval_seeds", pd.Series([1])).max() > 1 else "tasks"
+        parts = ([f"{', '.join(runs)}: over training seeds, {seeds}"] if runs else []) + (
+            [f"{', '.join(one_seed)}: ONE training seed, so over {seeds} only (no training-seed variation)"]
+            if one_seed else []) + (["heuristics: over " + seeds] if (summary["train_seeds"] == 0).any() else [])
         markdown += "\nCIs: " + "; ".join(parts) + ".\n"
     if "reward_upper_bound" in summary.columns:  # contention: the oracle's plan value bounds every scheduler
         markdown += (f"\nUpper bound on any scheduler's expected reward (queue-free oracle plans): "

@@ -34,7 +34,7 @@ def test_between_seed_spread_gives_a_wide_ci_even_with_many_episodes():
     assert hi - lo > 0.6
     _, olo, ohi = stratified_bootstrap_ci(list(x[:, 0]), n_boot=1000)  # the old, episodes-only interval
     assert ohi - olo < 0.05
-    assert ci_unit(10) == "runs" and ci_unit(1) == "episodes"
+    assert ci_unit(10) == "runs" and ci_unit(1, 5) == "eval seeds, tasks" and ci_unit(1) == "tasks"
 
 
 def test_no_between_seed_spread_is_close_to_the_episode_interval():

@@ -35,7 +35,7 @@ def test_two_runs_of_one_seed_count_once(tmp_path, default_ds):
         "Server1_Trap_seed42_20260101-000000", "Server1_Trap_seed43"]
     summary = pd.read_csv(out / "summary.csv").set_index("algo")
     assert summary.loc["PPO", "train_seeds"] == 2 and summary.loc["PPO", "runs"] == 2
-    assert summary.loc["PPO", "ci_unit"] == "runs" and summary.loc["greedy", "ci_unit"] == "episodes"
+    assert summary.loc["PPO", "ci_unit"] == "runs" and summary.loc["greedy", "ci_unit"] == "eval seeds, tasks"
 
 
 def test_runs_of_one_seed_trained_differently_are_refused_until_one_is_chosen(tmp_path, default_ds):
@@ -111,7 +111,7 @@ def test_paired_table_against_the_reference(tmp_path):
     assert "STARK: ONE training seed, so over tasks only" in proc.stdout  # the Markdown table is printed
     paired = pd.read_csv(figures / "results_table_contention_r8_paired.csv").set_index("algo")
     assert "greedy_queue" not in paired.index and (paired["reference"] == "greedy_queue").all()
-    assert paired.loc["TopoFreeRL", "ci_unit"] == "runs" and paired.loc["STARK", "ci_unit"] == "episodes"
+    assert paired.loc["TopoFreeRL", "ci_unit"] == "runs" and paired.loc["STARK", "ci_unit"] == "tasks"
     assert paired.loc["random", "d_latency_ms_lo"] > 0 and paired.loc["random", "p_lower_latency"] < 0.05
     assert paired.loc["TopoFreeRL", "d_latency_ms"] < 0 and paired.loc["TopoFreeRL", "p_lower_latency"] > 0.5
     s = paired.loc["STARK"]  # tied with the reference in distribution (this draw's P(lower latency) is 0.435)
