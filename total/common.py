@@ -391,8 +391,8 @@ def read_summary(path: Path) -> pd.DataFrame:
 def repeated_controls(folder: Path) -> set[str]:
     """The prior-control rows of an evaluation that repeat its greedy_queue_tuned row: greedy_queue at a
     guidance prior's W is the same evaluation as greedy_queue at its tuned W when the two W are equal, and
-    then the tuned row is the matched control (its config.yaml records both weights; total/evaluate_all.py
-    no longer evaluates such a row, results written before it did)."""
+    then the tuned row is the matched control. total/evaluate_all.py does not evaluate such a row; this
+    reads evaluations that hold one, from the two weights their config.yaml records."""
     path = folder / "config.yaml"
     if not path.is_file():
         return set()
