@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=episodes_arg, default=20000,
                    help="steps per evaluation at most; workflows unfinished by then count as SLO misses")
     p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar of each evaluation")
     add_json_flag(p)
     return p.parse_args(argv)
 
@@ -92,7 +94,7 @@ def checks(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, An
     return out
 
 
-def run(sim, policy, episodes: int, max_steps: int) -> dict[str, Any]:
+def run(sim, policy, episodes: int, max_steps: int, bar: tqdm) -> dict[str, Any]:
     """The first `episodes` measured workflows, or as many as finish within `max_steps` steps: a policy that
     overloads some servers grows queues without bound, and its unfinished workflows count as SLO misses
     (`unfinished`), so a bench row always ends."""
@@ -113,6 +115,7 @@ def run(sim, policy, episodes: int, max_steps: int) -> dict[str, Any]:
         finished[ep] |= done[keep]
         ttft.append(info["ttft_ms"][keep])
         steps += 1
+        bar.update(1)
     stats = sim.serving_stats()
     all_ttft = torch.cat(ttft) if ttft else torch.zeros(1)
     return {"slo_attainment": float((met & finished).float().mean()), "unfinished": int((~finished).sum()),
@@ -136,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
                 sim = eval_simulator(ds, "test", args.episodes, args.seed, "cpu", SERVING, params)
                 t0 = time.perf_counter()
                 row = {"region": region, "load": load, "policy": name}
-                row |= run(sim, make_policy(name, sim, args.seed, 0.6), args.episodes, args.max_steps)
+                with tqdm(total=args.max_steps, desc=f"load {load:g} {name}", unit="step", leave=False,
+                          disable=args.no_progress) as bar:
+                    row |= run(sim, make_policy(name, sim, args.seed, 0.6), args.episodes, args.max_steps, bar)
                 row["wall_s"] = time.perf_counter() - t0
                 rows.append(row)
                 print(f"load {load:g} {name:>13}: SLO {row['slo_attainment']:.3f} ({row['unfinished']} unfinished)  "
