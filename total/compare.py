@@ -117,11 +117,11 @@ def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p
             continue
         d = episodes[episodes["algo"] == algo]
         check_paired(d, ref, algo, reference)
-        n_runs = int(d["run"].fillna("").nunique())
+        n_runs, n_eval = int(d["run"].fillna("").nunique()), int(d["eval_seed"].nunique())
         row: dict[str, Any] = {"algo": algo, "label": label(algo), "reference": reference, "runs": n_runs,
-                               "ci_unit": ci_unit(n_runs, int(d["eval_seed"].nunique())), "episodes": len(d),
-                               "n_train_seeds": int(d["train_seed"].nunique()),
-                               "n_eval_seeds": int(d["eval_seed"].nunique()), "n_tasks": int(clusters.max()) + 1,
+                               "ci_unit": ci_unit(n_runs, n_eval), "episodes": len(d),
+                               "n_train_seeds": int(d["train_seed"].nunique()), "n_eval_seeds": n_eval,
+                               "n_tasks": int(clusters.max()) + 1,
                                "margin_reward": reward_margin, "margin_p99_latency_ms": p99_margin * ref_p99}
         if serving:
             row["margin_slo_attainment"] = slo_margin

@@ -122,11 +122,11 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int,
     rows = []
     for algo in sort_algos(episodes["algo"].unique()):
         d = episodes[episodes["algo"] == algo]
-        n_runs = int(d["run"].fillna("").nunique())
+        n_runs, n_eval = int(d["run"].fillna("").nunique()), int(d["eval_seed"].nunique())
         clusters = task_clusters(d)
         row = {"algo": algo, "label": label(algo), "train_seeds": int(d["train_seed"].nunique()),
-               "eval_seeds": int(d["eval_seed"].nunique()), "episodes": len(d), "n_servers": n_servers,
-               "n_train_seeds": int(d["train_seed"].nunique()), "n_eval_seeds": int(d["eval_seed"].nunique()),
+               "eval_seeds": n_eval, "episodes": len(d), "n_servers": n_servers,
+               "n_train_seeds": int(d["train_seed"].nunique()), "n_eval_seeds": n_eval,
                "n_tasks": int(clusters.max()) + 1}
         for m in METRICS:
             row[m], row[f"{m}_lo"], row[f"{m}_hi"] = hierarchical_bootstrap_ci(runs_array(d, m), clusters=clusters)
@@ -143,7 +143,7 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int,
         measured = [m for m in loads.get(algo, []) if m]
         if measured:  # workflows arriving over time: how loaded the servers were, averaged over runs and seeds
             row |= {k: float(np.mean([m[k] for m in measured])) for k in measured[0]}
-        row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs, int(d["eval_seed"].nunique()))
+        row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs, n_eval)
         rows.append(row)
     return pd.DataFrame(rows)
 
