@@ -509,7 +509,7 @@ class ServingSimulator(ContentionSimulator):
         self.cell_clock = torch.zeros(G * N, dtype=dt, device=dev)  # each server's state integrated up to here
         self.history = torch.full((G, N), self.net.initial_history_ms, dtype=dt, device=dev)
         self._stats = {k: torch.zeros(G, dtype=dt, device=dev)
-                       for k in ("time", "busy", "batch", "kv", "queue", "work", "wait", "admitted", "served", "slo")}
+                       for k in ("busy", "batch", "kv", "queue", "work", "wait", "admitted", "served", "slo")}
         self.events = self.rounds = 0  # events processed, and the rounds that took them (`_advance`)
         self._activate()
         return self.observe()
@@ -623,6 +623,7 @@ class ServingSimulator(ContentionSimulator):
         """Measured-period summary over every world (module docstring): utilisation, busy share, mean running
         batch, KV occupancy, queue length (time-weighted, per valid server), queue wait and SLO attainment."""
         s = {k: float(v.sum()) for k, v in self._stats.items()}
+        s["time"] = float((self.world_clock - self.stats_start).clamp_min(0).sum())  # each world's measured period
         server_time = self.n_valid * s["time"]
         ratio = lambda a, b: a / b if b > 0 else math.nan  # noqa: E731
         capacity = s["time"] / 1000.0 * self.capacity_per_s * self.mean_steps  # requests the period could serve
@@ -823,7 +824,6 @@ class ServingSimulator(ContentionSimulator):
             st[key].index_add_(0, g, dt * value)
         self.cell_clock.index_copy_(0, c, te)
         self.world_clock.scatter_reduce_(0, g, te, "amax")
-        st["time"] = (self.world_clock - self.stats_start).clamp_min(0)
 
     def _integrate_to_clock(self, c: torch.Tensor) -> None:
         """Integrate cells `c` (those that may hold a request) up to their world's clock: its next decision, the
