@@ -288,7 +288,7 @@ class ContentionSimulator(Simulator):
     world_seeds: torch.Tensor | None = None  # per row, when the rows hold several seeds' worlds (seed_worlds)
     worlds_per_seed: int | None = None  # then the worlds of each seed (None: every row is one seed's world)
 
-    WORLD_KEYS = ("busy", "history", "slot_now", "slot_arrival", "slot_admit", "next_arrival", "next_index")
+    WORLD_KEYS: tuple[str, ...] = ("busy", "history", "slot_now", "slot_arrival", "slot_admit", "next_arrival", "next_index")
 
     def world_state(self) -> dict[str, torch.Tensor]:
         """Every tensor that carries the worlds to their next decision (not the random streams)."""

@@ -109,7 +109,7 @@ from .contention import (
     load_arrival_gaps,
     read_trace,
 )
-from .crn import GAP, NETWORK, OUTPUT, PROMPT, TASK, TOKEN_ROW, TRACE_START
+from .crn import GAP, NETWORK, OUTPUT, PROMPT, TASK, TOKEN_ROW, TRACE_START, crn_uniform, draw_key
 from .dataset import Dataset
 from .gpu_classes import GPU_CLASSES, tercile_classes
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals
@@ -124,7 +124,7 @@ MAX_BATCH = 4096
 # mean prompt ~1,150 tokens, mean output ~210 (before the context window's cut).
 PROMPT_SIGMA, OUTPUT_SIGMA = 1.0, 0.8
 PROMPT_MU, OUTPUT_MU = math.log(1150.0) - PROMPT_SIGMA ** 2 / 2, math.log(210.0) - OUTPUT_SIGMA ** 2 / 2
-TOKEN_SAMPLE = 8192  # synthetic pairs averaged for the load's capacity
+TOKEN_SAMPLE = 8192  # synthetic pairs averaged for the load's capacity, the same draws (seed 0) under every seed
 
 PENDING, TRAVEL, QUEUED, RUNNING = range(4)  # a slot's phase
 
@@ -239,6 +239,13 @@ def load_token_pairs(path: str | Path) -> np.ndarray:
                                f"got {df[col].iloc[row]!r}")
         out.append(values.astype(np.int64))
     return np.stack(out, 1)
+
+
+def synthetic_pair(u_prompt: torch.Tensor, u_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompt, output) tokens of the synthetic default at uniform draws: the two lognormals' quantiles."""
+    ndtri = torch.special.ndtri
+    return (torch.exp(PROMPT_MU + PROMPT_SIGMA * ndtri(u_prompt)).round().long(),
+            torch.exp(OUTPUT_MU + OUTPUT_SIGMA * ndtri(u_output)).round().long())
 
 
 def cut_to_context(prompt: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -416,9 +423,7 @@ class ServingSimulator(ContentionSimulator):
         """(prompt, output) tokens of a workflow step, cut to the context window. Bound-only: the output
         length is what a scheduler must not see; only the simulator and bounds call this."""
         if self._token_pairs is None:
-            ndtri = torch.special.ndtri
-            prompt = torch.exp(PROMPT_MU + PROMPT_SIGMA * ndtri(self._u(world, index, step, PROMPT))).round().long()
-            output = torch.exp(OUTPUT_MU + OUTPUT_SIGMA * ndtri(self._u(world, index, step, OUTPUT))).round().long()
+            prompt, output = synthetic_pair(self._u(world, index, step, PROMPT), self._u(world, index, step, OUTPUT))
         else:
             row = (self._u(world, index, step, TOKEN_ROW) * len(self._token_pairs)).long()
             pair = self._token_pairs.index_select(0, row.clamp_max(len(self._token_pairs) - 1))
@@ -428,9 +433,10 @@ class ServingSimulator(ContentionSimulator):
     def _capacity_per_s(self) -> float:
         """Workflows per second one world's servers finish at saturation, each request on a server hosting
         its model type (module docstring, `edgesim.capacity`)."""
-        if self._token_pairs is None:
+        if self._token_pairs is None:  # a fixed sample, the same for every seed: a load is one rate
             i = torch.arange(TOKEN_SAMPLE, device=self.device)
-            prompt, output = self.token_pairs(torch.zeros_like(i), i, torch.zeros_like(i))
+            u = [crn_uniform(0, i, draw_key(0, 0, purpose), dtype=self.dtype) for purpose in (PROMPT, OUTPUT)]
+            prompt, output = cut_to_context(*synthetic_pair(*u))
         else:
             prompt, output = cut_to_context(self._token_pairs[:, 0], self._token_pairs[:, 1])
         pf, of = prompt.to(self.dtype), output.to(self.dtype)
@@ -523,17 +529,100 @@ class ServingSimulator(ContentionSimulator):
         the episodes and token pairs are common random numbers."""
         return {"latency_lower_bound_ms": solo_latency_bound(self, episodes)}
 
-    def reseed(self, seed: int) -> NoReturn:
-        raise NotImplementedError("the serving profile's worlds do not run on across epochs")
+    # ------------------------------------------------------------------ worlds that run on across epochs
+    WORLD_KEYS = ("next_index", "next_arrival_us", "measure_start", "stats_start", "slot_index", "slot_now",
+                  "slot_arrival", "slot_admit", "slot_phase", "slot_server", "slot_qseq", "slot_prompt",
+                  "slot_generated", "slot_prefilling", "slot_prefills", "hidden_output", "hidden_remaining",
+                  "srv_batch", "srv_kv", "srv_seg_kv", "srv_prefill_tokens", "srv_prefill_prompts",
+                  "srv_queued_tokens", "srv_queued_squares", "srv_queue", "srv_prefill", "srv_pend", "srv_seg",
+                  "qcount", "world_clock", "cell_clock", "history")
+    WORLD_DICTS = ("slot_time", "slot_flag", "_stats")
+    SLOT_INTS = ("episode", "task", "step", "prev")
 
-    def world_state(self) -> NoReturn:
-        raise NotImplementedError("the serving profile's worlds do not run on across epochs")
-
-    def load_world_state(self, state: dict[str, torch.Tensor]) -> NoReturn:
-        raise NotImplementedError("the serving profile's worlds do not run on across epochs")
+    def reseed(self, seed: int) -> Observation:
+        """Re-seed the draws of what has not happened yet (arrivals, tasks, token counts, network draws of
+        decisions still to come) and go on from the worlds' current state: training runs the engines on from
+        one epoch to the next, loaded, with no warm-up per epoch (`ContentionSimulator.reseed`)."""
+        self.seed_streams(seed)
+        return self.observe()
 
     def every_slot(self) -> NoReturn:
-        raise NotImplementedError("the serving profile's worlds do not run on across epochs")
+        raise NotImplementedError("the serving profile shows no view of every slot: a continuing rollout carries "
+                                  "each workflow's last decision into the next epoch instead (schedkit.rollout)")
+
+    def world_state(self) -> dict[str, torch.Tensor]:
+        """Every tensor that carries the worlds to their next decision: slots, engines, clocks, statistics."""
+        state = {k: getattr(self, k).clone() for k in self.WORLD_KEYS}
+        for name in self.WORLD_DICTS:
+            state |= {f"{name}.{k}": x.clone() for k, x in getattr(self, name).items()}
+        return state | {f"slot_{name}": x.clone() for name, x in zip(self.SLOT_INTS, self.slot_int)}
+
+    def load_world_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue from `world_state()` of a simulator with the same dataset, split and parameters; a state
+        whose engines disagree with their requests (a damaged or hand-edited checkpoint) is refused."""
+        mine = self.world_state()
+        if set(state) != set(mine) or any(state[k].shape != v.shape or state[k].dtype != v.dtype
+                                          for k, v in mine.items()):
+            raise ValueError("the saved world state does not fit this simulator (other worlds, slots, servers "
+                             "or arrival process)")
+        state = {k: v.to(self.device) for k, v in state.items()}
+        problem = self._world_problem(state)
+        if problem is not None:
+            raise ValueError(f"the saved world state cannot be a state of these worlds: {problem}")
+        for k in self.WORLD_KEYS:
+            setattr(self, k, state[k].clone())
+        for name in self.WORLD_DICTS:
+            setattr(self, name, {k: state[f"{name}.{k}"].clone() for k in getattr(self, name)})
+        self.slot_int = [state[f"slot_{name}"].clone() for name in self.SLOT_INTS]
+        self._activate()
+
+    def _world_problem(self, state: dict[str, torch.Tensor]) -> str | None:
+        """The first thing no world of this simulator can hold, or None: times that are NaN or -inf, indices
+        out of range, token counts out of the context window, or engine totals (queue, running batch,
+        reserved KV) that differ from the requests in their slots."""
+        times = [k for k, v in state.items() if v.is_floating_point()]
+        bad = next((k for k in times if bool(torch.isnan(state[k]).any() | torch.isneginf(state[k]).any())), None)
+        if bad is None:
+            bad = next((k for k in times if k not in ("measure_start", "stats_start")
+                        and bool(torch.isinf(state[k]).any())), None)
+        if bad is not None:
+            return f"{bad} holds NaN or inf"
+        N, k = self.n_servers, self.tasks.k
+        phase, server, task = state["slot_phase"], state["slot_server"], state["slot_task"]
+        if bool(((phase < PENDING) | (phase > RUNNING)).any()):
+            return "slot_phase holds phases outside [0, 3]"
+        if bool(((task < 0) | (task >= k)).any()):
+            return f"slot_task holds task indices outside [0, {k})"
+        step = state["slot_step"]
+        if bool(((step < 0) | (step >= self.tasks.n_steps[task])).any()):
+            return "slot_step holds steps outside its task's steps"
+        engaged = phase != PENDING
+        if bool(((server < 0) | (server >= N))[engaged].any()) or bool(((state["slot_prev"] < -1)
+                                                                        | (state["slot_prev"] >= N)).any()):
+            return f"slot_server or slot_prev holds servers outside [0, {N})"
+        prompt, output = state["slot_prompt"], state["hidden_output"]
+        if bool(((prompt < 1) | (output < 1) | (prompt + output > CONTEXT_TOKENS))[engaged].any()):
+            return f"a request's prompt and output tokens lie outside the {CONTEXT_TOKENS}-token context window"
+        remaining, generated = state["hidden_remaining"], state["slot_generated"]
+        if bool(((remaining < 0) | (generated < 0) | (generated + remaining > output))[engaged].any()):
+            return "a request's generated and remaining tokens do not add up to at most its output"
+        G = self.batch_size
+        cell = (torch.arange(G * self.serving.max_in_flight, device=self.device) // self.serving.max_in_flight) * N \
+            + server.clamp(0, N - 1)
+
+        def per_cell(mask: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(G * N, dtype=torch.long, device=self.device).index_add_(
+                0, cell[mask], value[mask]).view(G, N)
+
+        running, queued = phase == RUNNING, phase == QUEUED
+        one = torch.ones_like(prompt)
+        for key, total in (("srv_queue", per_cell(queued, one)), ("srv_queued_tokens", per_cell(queued, prompt)),
+                           ("srv_batch", per_cell(running, one)), ("srv_kv", per_cell(running, prompt + output))):
+            if not torch.equal(state[key], total):
+                return f"{key} differs from the requests in the slots"
+        if bool((state["srv_kv"] > self.perf.kv_capacity).any() | (state["srv_batch"] > self.perf.max_batch).any()):
+            return "an engine holds more KV tokens or requests than it can"
+        return None
 
     def _activate(self) -> None:
         """Point the row views at each world's earliest pending decision (ties: the lowest slot)."""
@@ -1081,7 +1170,7 @@ class ServingProfile(Profile):
     queues = True
     live_inputs = ("expected wait (ms)", "log(1 + queued requests)", "running batch / max_batch",
                    "free KV tokens / capacity", "log(1 + outstanding prompt tokens / 4096)")
-    worlds_run_on = False
+    worlds_run_on = True
     delayed_outcomes = True  # a step returns the requests completed meanwhile, not the decisions made
     eval_passes = 10
     flags = (  # the flags contention has too are one option each (schedkit/cli.py add_profile_flags)

@@ -63,7 +63,8 @@ class Checkpoint(TypedDict, total=False):
     optimizer: dict[str, Any]
     prev_losses: list[float] | None  # DWA's previous epoch losses
     best: dict[str, Any]  # imitation training (STARK): the validation-selected epoch
-    worlds: dict[str, torch.Tensor]  # training worlds that run on across epochs (contention, rollout: continuing)
+    worlds: dict[str, torch.Tensor]  # training worlds that run on across epochs (rollout: continuing)
+    carry: dict[str, torch.Tensor]  # decisions the next epoch trains on (serving, rollout: continuing; rollout.Carry)
 
 
 FIELDS = tuple(Checkpoint.__annotations__)
@@ -257,8 +258,9 @@ def check_checkpoint(state: Any, path: str | Path, algo: str | None = None, fini
             _check_best(state["best"], state["model"], state["epoch"], path, integers, finite)
         if "optimizer" in state:
             _check_optimizer_shape(state["optimizer"], path)
-        if "worlds" in state:
-            _check_tensors(state["worlds"], ("worlds",), path)
+        for name in ("worlds", "carry"):
+            if name in state:
+                _check_tensors(state[name], (name,), path)
     except InputError as e:
         raise CheckpointError(str(e)) from None
     return state

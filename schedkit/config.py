@@ -74,7 +74,7 @@ Loader.add_implicit_resolver(
 # every algorithm's config gets these keys. live_load: under `--profile contention` or `serving`, whether the
 # learned scheduler reads the profile's live per-server inputs (schedkit/agent_base.py live_inputs: the queue
 # wait; under serving also queue, batch, free KV, outstanding prompt tokens); no effect in paper
-# `rollout` (contention training only): `continuing` runs the worlds on across epochs; `restart`
+# `rollout` (contention and serving training): `continuing` runs the worlds on across epochs; `restart`
 # restarts them, warm-up included, every epoch (the first protocol).
 # `tensorboard`: auto, true or false (schedkit/tensorboard.py); a run records what `auto` became
 # `train_env`: parameters of the run's profile that differ in the training simulator only, e.g.

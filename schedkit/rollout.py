@@ -10,7 +10,7 @@ and `contention`, the request's completion some steps later under `serving` (del
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -150,16 +150,123 @@ def _bootstrap(sim: Simulator, agent: Agent, weights: torch.Tensor, running: tor
     return episode[cut], step[cut], value[cut].float()
 
 
+DECISION_KEYS = ("action", "logp", "value", "bonus", "episode", "step")  # a decision besides its features
+FEATURE = "feat."  # prefix of a carried decision's features
+
+
+@dataclass
+class Carry:
+    """Decisions a continuing rollout with delayed outcomes (serving) moves to the next epoch: each
+    in-flight workflow's last decision (flat tensors: its features under FEATURE + name, and
+    DECISION_KEYS), and the outcome rows of those already completed. Checkpoints hold `state_dict()`,
+    so a resumed run trains on exactly what an uninterrupted one would."""
+
+    decisions: dict[str, torch.Tensor] = field(default_factory=dict)
+    outcomes: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"decisions.{k}": v for k, v in self.decisions.items()} | \
+            {f"outcomes.{k}": v for k, v in self.outcomes.items()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], device: torch.device) -> "Carry":
+        """The carry of `state_dict()` (a checkpoint's `carry`), on `device`; a malformed one raises ValueError."""
+        parts: dict[str, dict[str, torch.Tensor]] = {"decisions": {}, "outcomes": {}}
+        for key, value in state.items():
+            part, _, name = key.partition(".")
+            if part not in parts or not name or not isinstance(value, torch.Tensor) or value.dim() == 0:
+                raise ValueError(f"carry: expected 'decisions.<name>' or 'outcomes.<name>' tensors, got {key!r}")
+            parts[part][name] = value.to(device)
+        for part, tensors in parts.items():
+            needed = DECISION_KEYS if part == "decisions" else ("episode", "step", "reward", "done")
+            if tensors and (any(k not in tensors for k in needed) or len({len(v) for v in tensors.values()}) != 1):
+                raise ValueError(f"carry: its {part} need {', '.join(needed)} and one row count for every tensor")
+        return cls(parts["decisions"], parts["outcomes"])
+
+
+def _carried_rollout(sim: Simulator, weights: torch.Tensor, steps: list[dict], outcomes: list[dict], carry: Carry,
+                     gamma: float, lam: float) -> Rollout:
+    """The samples of a continuing epoch whose outcomes arrive late (serving): the carried decisions of
+    the epochs before and this epoch's measured ones, each matched to its request's outcome.
+
+    A finished workflow's decisions all train. A workflow still in flight keeps its last decision for
+    the next epoch (its request may still run, and the transition after it is not known); its earlier
+    decisions train now, their GAE cut after them and bootstrapped from that decision's value. Every
+    other decision has completed: a workflow's next step is decided only when its last request is
+    done. A carried decision trains with the log-probability and value it was taken with, so PPO's
+    ratio compares the current policy with the one that acted (one or more updates old)."""
+    max_steps = sim.tasks.max_steps
+    new = {FEATURE + k: torch.cat([s["feats"][k][s["keep"]] for s in steps]) for k in steps[0]["feats"]} | \
+        {k: torch.cat([s[k][s["keep"]] for s in steps]) for k in DECISION_KEYS}
+    if carry.decisions and set(carry.decisions) != set(new):
+        raise ValueError("carry: the carried decisions do not fit this agent's features (another algorithm or "
+                         "configuration)")
+    dec = {k: torch.cat([carry.decisions[k], v]) if carry.decisions else v for k, v in new.items()}
+    rows = ([carry.outcomes] if carry.outcomes else []) + outcomes
+    columns = [k for k in rows[0] if k not in ("episode", "step")] if rows else []
+    out = {k: torch.cat([r[k] for r in rows]) for k in ("episode", "step", *columns)} if rows else {}
+    key = dec["episode"] * max_steps + dec["step"]
+    out_key = out["episode"] * max_steps + out["step"] if rows else key[:0]
+    finished = torch.isin(dec["episode"], out["episode"][out["done"]]) if rows else torch.zeros_like(key, dtype=torch.bool)
+    workflow, at = torch.unique(dec["episode"], return_inverse=True)
+    last = torch.full((len(workflow),), -1, dtype=torch.long, device=key.device).scatter_reduce(
+        0, at, dec["step"], "amax")
+    carried = ~finished & (dec["step"] == last[at])
+    train = ~carried
+    if not bool(torch.isin(key[train], out_key).all()):
+        raise RuntimeError("a decision that is not its workflow's last has no outcome")
+    keep = carried.nonzero().squeeze(1)
+    carry.decisions = {k: v.index_select(0, keep) for k, v in dec.items()}
+    held = torch.isin(out_key, key[carried])
+    carry.outcomes = {k: v[held] for k, v in out.items()} if rows else {}
+    t = train.nonzero().squeeze(1)
+    episode, step = dec["episode"][t], dec["step"][t]
+    outcome = _outcomes_of([out], episode, step, max_steps) if len(t) else {}
+    n = len(t)
+    if n == 0:
+        raise RuntimeError("a continuing epoch finished no decision to train on")
+    reward_vec = outcome["reward"]
+    rewards = (reward_vec @ weights.to(reward_vec.dtype)).float() + dec["bonus"][t].float()
+    values, dones = dec["value"][t].float(), outcome["done"]
+    cut_value = carry.decisions["value"].float()
+    episode, step = torch.cat([episode, carry.decisions["episode"]]), torch.cat([step, carry.decisions["step"]])
+    rewards, values = torch.cat([rewards, cut_value]), torch.cat([values, cut_value])
+    dones = torch.cat([dones, torch.ones_like(cut_value, dtype=torch.bool)])
+    ids, column = torch.unique(episode, return_inverse=True)
+    adv, ret = episode_gae(rewards, values, dones, column, step, len(ids), max_steps, gamma, lam)
+    adv, ret = adv[:n], ret[:n]
+    eval_w = torch.tensor(EVAL_WEIGHTS, dtype=reward_vec.dtype, device=reward_vec.device)
+    workflows = n / float(sim.tasks.n_steps.to(reward_vec.dtype).mean())  # decisions x the mean workflow length
+
+    def per_episode(x: torch.Tensor) -> float:
+        return float(x.to(reward_vec.dtype).sum()) / workflows
+
+    stats = {
+        "return": per_episode(rewards[:n]),
+        "reward": per_episode(reward_vec @ eval_w),
+        **{name: per_episode(outcome[part]) for name, part in (("latency_ms", "latency"), ("queue_ms", "queue_ms"),
+                                                                ("cost", "cost"))},
+        "trap_hit_rate": float(outcome["trap_hit"].to(reward_vec.dtype).mean()),
+        "fallback_rate": float(outcome["fallback"].to(reward_vec.dtype).mean()),
+        "env_steps": n,
+    }
+    features = {k[len(FEATURE):]: v[t] for k, v in dec.items() if k.startswith(FEATURE)}
+    return Rollout(features=features, actions=dec["action"][t], logp=dec["logp"][t], advantages=adv, returns=ret,
+                   stats=stats, losses=(-reward_vec.sum(0) / n).cpu().numpy())
+
+
 @torch.no_grad()
 def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, seed: int,
-            gamma: float, lam: float, continuing: bool = False) -> Rollout:
+            gamma: float, lam: float, continuing: bool = False, carry: Carry | None = None) -> Rollout:
     """Run until `episodes` episodes have finished (tasks and noise drawn from `seed`), then GAE per episode.
 
     Default: start afresh (`sim.reset(seed)`) and keep exactly the first `episodes` measured
-    episodes. `continuing` (contention training): go on from the worlds' current state
-    (`sim.reseed(seed)`), keep every decision of every measured workflow taken in this epoch, and
-    stop once `episodes` workflows have finished in it; workflows still in flight bootstrap from
-    the critic's value at their next decision and go on in the next epoch."""
+    episodes. `continuing`: go on from the worlds' current state (`sim.reseed(seed)`), keep every
+    decision of every measured workflow taken in this epoch, and stop once `episodes` workflows have
+    finished in it. Workflows still in flight go on in the next epoch: under `contention` they
+    bootstrap from the critic's value at their next decision; under `serving`, whose outcomes come
+    when a request completes, each one's last decision moves to the next epoch in `carry` (needed
+    there) and the decisions before it bootstrap from its value (`_carried_rollout`)."""
     obs = sim.reseed(seed) if continuing else sim.reset(seed)
     gen = torch.Generator(sim.device).manual_seed(seed)
     eval_w = torch.tensor(EVAL_WEIGHTS, dtype=sim.dtype, device=sim.device)
@@ -182,6 +289,11 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
                       "keep": sim.measured(decided[0], measured)[0]})
         outcomes.append({"reward": reward, "done": done, "episode": info["episode"], "step": info["step"]}
                         | {k: info[k] for k in PARTS})
+
+    if continuing and sim.profile.delayed_outcomes:
+        if carry is None:
+            raise ValueError("a continuing rollout of a profile with delayed outcomes needs a Carry")
+        return _carried_rollout(sim, weights, steps, outcomes, carry, gamma, lam)
 
     def stack(key):
         return torch.stack([s[key] for s in steps])

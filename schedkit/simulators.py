@@ -17,6 +17,7 @@ from edgesim.registry import ProfileError, get_profile, make_simulator
 from edgesim.simulator import Simulator
 
 from .config import ConfigError, check_block
+from .rollout import Carry
 from .runs import CheckpointError
 
 
@@ -70,7 +71,7 @@ def profile_meta(profile: Profile, params: Any) -> dict:
 
 
 def start_worlds(sim: Simulator, cfg: dict, resume: dict | None, seed: int) -> bool:
-    """Whether training runs its contention worlds on across epochs (config `rollout`). If so, before the
+    """Whether training runs its worlds on across epochs (config `rollout`; contention, serving). If so, before the
     first epoch: load them from the checkpoint being resumed, or start them once from `seed` (one apart
     from every epoch's)."""
     if not get_profile(cfg["profile"]).worlds_run_on or cfg["rollout"] != "continuing":
@@ -86,3 +87,19 @@ def start_worlds(sim: Simulator, cfg: dict, resume: dict | None, seed: int) -> b
         except ValueError as e:
             raise CheckpointError(f"cannot resume: {e}") from None
     return True
+
+
+def resume_carry(sim: Simulator, continuing: bool, resume: dict | None) -> Carry | None:
+    """The decisions a continuing rollout with delayed outcomes (serving) carries between epochs: none yet, or
+    the checkpoint's (`schedkit.rollout.Carry`); None where outcomes come with the decision."""
+    if not continuing or not sim.profile.delayed_outcomes:
+        return None
+    if resume is None:
+        return Carry()
+    if "carry" not in resume:
+        raise CheckpointError("the checkpoint has no field 'carry' (the decisions in flight), which this run's "
+                              "config (rollout: continuing, profile serving) needs to resume")
+    try:
+        return Carry.from_state(resume["carry"], sim.device)
+    except ValueError as e:
+        raise CheckpointError(f"cannot resume: {e}") from None

@@ -63,7 +63,7 @@ from .runs import (
     save_epoch_checkpoint,
     write_config,
 )
-from .simulators import config_profile, profile_simulator, start_worlds, train_params
+from .simulators import config_profile, profile_simulator, resume_carry, start_worlds, train_params
 from .tensorboard import EventLog, wanted
 
 AgentFactory = type[MaskedAgent]  # an agent class: built as cls(ds, cfg, device)
@@ -128,6 +128,7 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
     sim = profile_simulator(ds, config_profile(cfg), train_params(cfg), "train",
                             "random", cfg["seed"], device, episodes)
     continuing = start_worlds(sim, cfg, resume, epoch_seed(cfg["seed"], -1))
+    carry = resume_carry(sim, continuing, resume)
 
     identity = dataset_identity(ds)
 
@@ -135,7 +136,8 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
         return {"algo": cfg["algo"], "epoch": next_epoch, "model": agent.state_dict(),
                 "optimizer": optimizer.state_dict(), "dwa": dwa.state_dict(), "config": cfg, "dataset": identity,
                 "prev_losses": None if prev_losses is None else [float(x) for x in prev_losses]} | \
-            ({"worlds": sim.world_state()} if continuing else {})
+            ({"worlds": sim.world_state()} if continuing else {}) | \
+            ({"carry": carry.state_dict()} if carry is not None else {})
 
     def one_epoch(epoch: int) -> dict[str, Any]:
         nonlocal prev_losses
@@ -146,7 +148,7 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
             group["lr"] = cfg["lr"] * lr_scale(epoch, epochs)
         seed = epoch_seed(cfg["seed"], epoch)
         t0 = time.perf_counter()
-        batch = collect(sim, agent, weights, episodes, seed, ppo.gamma, ppo.lam, continuing)
+        batch = collect(sim, agent, weights, episodes, seed, ppo.gamma, ppo.lam, continuing, carry)
         t1 = time.perf_counter()
 
         def evaluate(idx: torch.Tensor):

@@ -372,3 +372,48 @@ def test_the_reward_scores_latency_against_each_requests_slo_budget(files):
             assert reward[i, 2].item() == (-0.4 if info["switch"][i] else 0.0)
             seen, missed = seen + 1, missed + miss
     assert seen > 10 and 0 < missed < seen  # both sides of the SLO term were exercised
+
+
+def drive(sim, steps: int, seed: int) -> torch.Tensor:
+    """`steps` seeded random valid decisions; every completed request's latency and episode, in order."""
+    gen = torch.Generator().manual_seed(seed)
+    out = [torch.zeros(0, dtype=torch.float64)]
+    for _ in range(steps):
+        _, _, _, info = sim.step(sim.sample_valid(gen))
+        out.append(torch.cat([info["latency"], info["episode"].double()]))
+    return torch.cat(out)
+
+
+def test_a_saved_world_state_continues_the_same_worlds_and_a_damaged_one_is_refused(files):
+    """Training runs serving worlds on across epochs (rollout: continuing): a simulator loaded with another's
+    state, then re-seeded alike, runs exactly as that one does; states that no world can hold are refused."""
+    params = Serving(load=1.0, max_in_flight=24, worlds=3, warmup=2, max_batch=8)
+
+    def sim():
+        return make_simulator(files["tiny"], 3, "train", "random", 3, profile="serving", params=params)
+    a, b = sim(), sim()
+    drive(a, 40, 0)
+    drive(b, 13, 5)  # other worlds until the state is loaded
+    saved = a.world_state()
+    assert int(saved["srv_batch"].sum()) > 0 and int(saved["srv_queue"].sum()) > 0  # engines mid-run
+    b.load_world_state(saved)
+    a.reseed(7), b.reseed(7)
+    ran = drive(a, 60, 1)
+    assert len(ran) > 100 and torch.equal(ran, drive(b, 60, 1))
+    assert all(torch.equal(x, y) for x, y in zip(a.world_state().values(), b.world_state().values()))
+    for key, change, problem in (("srv_kv", lambda x: x.view(-1)[0].add_(1), "srv_kv differs"),
+                                 ("slot_now", lambda x: x.view(-1)[0].fill_(math.nan), "slot_now holds NaN"),
+                                 ("slot_phase", lambda x: x.view(-1)[0].fill_(7), "slot_phase holds phases"),
+                                 ("hidden_remaining", lambda x: x.add_(5000), "do not add up")):
+        state = {k: v.clone() for k, v in saved.items()}
+        change(state[key])
+        with pytest.raises(ValueError, match=problem):
+            b.load_world_state(state)
+    with pytest.raises(ValueError, match="does not fit"):
+        b.load_world_state({k: v for k, v in saved.items() if k != "history"})
+
+
+def test_a_load_is_the_same_arrival_rate_under_every_seed(files):
+    rates = {make_simulator(files["tiny"], 2, "train", "random", seed, profile="serving",
+                            params=Serving(load=0.8, max_in_flight=4, worlds=2)).rate_per_s for seed in (0, 1, 12345)}
+    assert len(rates) == 1
