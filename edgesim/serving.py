@@ -241,11 +241,14 @@ def load_token_pairs(path: str | Path) -> np.ndarray:
     return np.stack(out, 1)
 
 
+def synthetic_tokens(u: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
+    """Tokens of the synthetic default at uniform draws `u`: the lognormal's quantiles, rounded."""
+    return torch.exp(mu + sigma * torch.special.ndtri(u)).round().long()
+
+
 def synthetic_pair(u_prompt: torch.Tensor, u_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prompt, output) tokens of the synthetic default at uniform draws: the two lognormals' quantiles."""
-    ndtri = torch.special.ndtri
-    return (torch.exp(PROMPT_MU + PROMPT_SIGMA * ndtri(u_prompt)).round().long(),
-            torch.exp(OUTPUT_MU + OUTPUT_SIGMA * ndtri(u_output)).round().long())
+    """(prompt, output) tokens of the synthetic default at uniform draws (`synthetic_tokens`)."""
+    return synthetic_tokens(u_prompt, PROMPT_MU, PROMPT_SIGMA), synthetic_tokens(u_output, OUTPUT_MU, OUTPUT_SIGMA)
 
 
 def cut_to_context(prompt: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1028,48 +1031,61 @@ class ServingSimulator(ContentionSimulator):
                "prompt_tokens": prompt, "output_tokens": output,
                "decode_iterations": self.slot_generated.index_select(0, j) - 1,
                "prefills": self.slot_prefills.index_select(0, j), **flags, "done": finished}
-        self._next(j, g, srv, end, step, episode, task, finished)
+        self._next(j, g, srv, end, step, finished)
         self._t_dec.scatter_reduce_(0, g, self.slot_now.index_select(0, j), "amin")
         return row
 
     def _next(self, j: torch.Tensor, g: torch.Tensor, srv: torch.Tensor, end: torch.Tensor, step: torch.Tensor,
-              episode: torch.Tensor, task: torch.Tensor, finished: torch.Tensor) -> None:
+              finished: torch.Tensor) -> None:
         """Slots `j` (grouped by world; by server, then slot, within it) wait for their workflow's next decision at `end`;
-        those whose workflow finished take their world's next arrivals, in slot order."""
+        those whose workflow finished take their world's next arrivals, in slot order (`_deal_next`)."""
+        self.slot_int[2].index_copy_(0, j, step + 1)
+        self.slot_int[3].index_copy_(0, j, srv)
+        self.slot_now.index_copy_(0, j, end)
+        self.slot_admit.index_fill_(0, j, 0.0)
+        self.slot_phase.index_fill_(0, j, PENDING)
+        self.slot_server.index_fill_(0, j, -1)
+        self.slot_prefills.index_fill_(0, j, 0)
+        if bool(finished.any()):
+            self._deal_next(j[finished], g[finished], end[finished])
+
+    def _deal_next(self, j: torch.Tensor, g: torch.Tensor, end: torch.Tensor) -> None:
+        """Slots `j` (grouped by world), whose workflows finished at `end`, take their worlds' next arrivals in
+        order: a workflow waits for its slot (its admission wait) when it arrived before `end`."""
         G = self.batch_size
-        count = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, finished.long())
+        count = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, torch.ones_like(g))
         before = torch.cumsum(count, 0) - count
-        rank = torch.cumsum(finished.long(), 0) - 1 - before.index_select(0, g)  # rank among the world's finished
-        a0 = self.next_index.index_select(0, g)
-        index = a0 + rank
-        gap = torch.where(finished & (rank > 0), self._gap_us(g, index), 0)
+        rank = torch.arange(len(j), device=self.device) - before.index_select(0, g)  # rank among the world's finished
+        index = self.next_index.index_select(0, g) + rank
+        gap = torch.where(rank > 0, self._gap_us(g, index), 0)
         gap_total = torch.zeros(G, dtype=torch.long, device=self.device).index_add_(0, g, gap)
         offset = (torch.cumsum(gap_total, 0) - gap_total).index_select(0, g)
         arrival_us = self.next_arrival_us.index_select(0, g) + torch.cumsum(gap, 0) - offset
         arrival = arrival_us.to(self.dtype) / 1000.0
-        new_episode, new_task = self._deal_for(g, index)
+        episode, task = self._deal_for(g, index)
         self.next_index = self.next_index + count
         self.next_arrival_us = self.next_arrival_us + gap_total + torch.where(
             count > 0, self._gap_us(self.rows, self.next_index), 0)
-        starts = finished & (index == self.serving.warmup)
+        starts = index == self.serving.warmup
         self.measure_start.index_copy_(0, g[starts], arrival[starts])
         self.stats_start.index_copy_(0, g[starts], torch.maximum(arrival, end)[starts])
-        self.slot_index.index_copy_(0, j, torch.where(finished, index, self.slot_index.index_select(0, j)))
-        values = (torch.where(finished, new_episode, episode), torch.where(finished, new_task, task),
-                  torch.where(finished, 0, step + 1), torch.where(finished, -1, srv))
-        for slots, value in zip(self.slot_int, values):
+        self.slot_index.index_copy_(0, j, index)
+        for slots, value in zip(self.slot_int, (episode, task, torch.zeros_like(episode), torch.full_like(episode, -1))):
             slots.index_copy_(0, j, value)
-        self.slot_now.index_copy_(0, j, torch.where(finished, torch.maximum(arrival, end), end))
-        self.slot_arrival.index_copy_(0, j, torch.where(finished, arrival, self.slot_arrival.index_select(0, j)))
-        self.slot_admit.index_copy_(0, j, torch.where(finished, (end - arrival).clamp_min(0), 0.0))
-        self.slot_phase.index_fill_(0, j, PENDING)
-        self.slot_server.index_fill_(0, j, -1)
-        self.slot_prefills.index_fill_(0, j, 0)
+        self.slot_now.index_copy_(0, j, torch.maximum(arrival, end))
+        self.slot_arrival.index_copy_(0, j, arrival)
+        self.slot_admit.index_copy_(0, j, (end - arrival).clamp_min(0))
 
     def _admit(self, j: torch.Tensor, p: torch.Tensor, c: torch.Tensor, te: torch.Tensor) -> None:
         """Admit the queued requests `j` of event cells `c` (`p`: their cell's position in `c`) in FIFO order
         while the head fits; start the admitted prefill."""
         N, n, dev = self.n_servers, len(c), self.device
+        if len(j) == 0:  # nothing queued: each server's batch segment restarts at its event, no prefill
+            self.srv_prefill.view(-1).index_fill_(0, c, False)
+            self.srv_seg.view(-1).index_copy_(0, c, te)
+            self.srv_prefill_tokens.view(-1).index_fill_(0, c, 0)
+            self.srv_prefill_prompts.view(-1).index_fill_(0, c, 0)
+            return
         order = torch.argsort(p * (1 << 40) + self.slot_qseq.index_select(0, j))
         j, p = j[order], p[order]
         need = (self.slot_prompt + self.hidden_output).index_select(0, j)
@@ -1117,7 +1133,11 @@ class ServingSimulator(ContentionSimulator):
         """(B,) prompt tokens of each world's active decision. A router sees a request's prompt before it
         routes it; the output length stays hidden (the prompt's cut to the context window ignores it)."""
         j = self.active
-        return self.token_pairs(take(self.slot_world, j), take(self.slot_index, j), self.step_idx)[0]
+        world, index = take(self.slot_world, j), take(self.slot_index, j)
+        if self._token_pairs is None:  # the prompt's own draw alone (cut_to_context cuts it so)
+            u = self._u(world, index, self.step_idx, PROMPT)
+            return synthetic_tokens(u, PROMPT_MU, PROMPT_SIGMA).clamp(1, CONTEXT_TOKENS - 1)
+        return self.token_pairs(world, index, self.step_idx)[0]
 
     def expected_tokens(self) -> tuple[float, float]:
         """(E[prompt], E[output]) tokens of the token distribution, cut to the context window: the means of the
