@@ -520,6 +520,7 @@ class ServingSimulator(ContentionSimulator):
         self._stats = {k: torch.zeros(G, dtype=dt, device=dev)
                        for k in ("busy", "batch", "kv", "queue", "work", "wait", "admitted", "served", "slo")}
         self.events = self.rounds = 0  # events processed, and the rounds that took them (`_advance`)
+        self._rebuild_events()
         self._activate()
         return self.observe()
 
@@ -577,6 +578,7 @@ class ServingSimulator(ContentionSimulator):
         for name in self.WORLD_DICTS:
             setattr(self, name, {k: state[f"{name}.{k}"].clone() for k in getattr(self, name)})
         self.slot_int = [state[f"slot_{name}"].clone() for name in self.SLOT_INTS]
+        self._rebuild_events()
         self._activate()
 
     def _world_problem(self, state: dict[str, torch.Tensor]) -> str | None:
@@ -714,6 +716,7 @@ class ServingSimulator(ContentionSimulator):
     def serving_stats(self) -> dict[str, float]:
         """Measured-period summary over every world (module docstring): utilisation, busy share, mean running
         batch, KV occupancy, queue length (time-weighted, per valid server), queue wait and SLO attainment."""
+        self._integrate_to_clock(torch.arange(self.batch_size * self.n_servers, device=self.device))
         s = {k: float(v.sum()) for k, v in self._stats.items()}
         s["time"] = float((self.world_clock - self.stats_start).clamp_min(0).sum())  # each world's measured period
         server_time = self.n_valid * s["time"]
@@ -769,21 +772,17 @@ class ServingSimulator(ContentionSimulator):
         G, W, N = self.batch_size, self.serving.max_in_flight, self.n_servers
         rows: list[dict[str, torch.Tensor]] = []
         self._t_dec = torch.where(self.slot_phase == PENDING, self.slot_now, INF).view(G, W).min(1).values
-        engine = (self.slot_phase != PENDING).nonzero()[:, 0]
-        cell = self.slot_world.index_select(0, engine) * N + self.slot_server.index_select(0, engine)
-        order = torch.argsort(cell, stable=True)
-        self._by_cell, self._cell_of = engine[order], cell[order]  # the engine's slots by (cell, slot)
-        phase = self.slot_phase.index_select(0, self._by_cell)
-        decoding = (phase == RUNNING) & ~self.slot_prefilling.index_select(0, self._by_cell)
-        self._r_min = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
-            0, self._cell_of[decoding], self.hidden_remaining.index_select(0, self._by_cell)[decoding].to(self.dtype),
-            "amin")
-        # every cell with a request travelling to it, queued or running: the advance moves no others, and a
-        # cell's next event depends on its own state alone, so only the cells a round moved are recomputed
-        busy = ((self.srv_batch.view(-1) > 0) | (self.srv_queue.view(-1) > 0)).nonzero()[:, 0]
-        cells = torch.unique(torch.cat([busy, self._cell_of[phase == TRAVEL]]))
+        self._index_engine()
+        decided = self.active
+        self._store_events(torch.unique(self.slot_world.index_select(0, decided) * N
+                                        + self.slot_server.index_select(0, decided)))
+        # only cells whose next event comes before their world's next decision can move in this advance: the
+        # horizon never passes that decision, a cell's soonest completion never precedes its next event, and only
+        # the cells that move change (their events are recomputed as they do)
+        t_next = self._events[0].view(G, N)
+        cells = ((t_next <= self._t_dec[:, None]) & torch.isfinite(t_next)).view(-1).nonzero()[:, 0]
+        events = tuple(x.index_select(0, cells) for x in self._events)
         world = cells // N
-        events = self._cell_events(cells)
         while True:
             t, _, _, soonest = events
             horizon = self._t_dec.scatter_reduce(0, world, soonest, "amin")
@@ -803,14 +802,47 @@ class ServingSimulator(ContentionSimulator):
                 done = self._serve(c[serve], t[serve], k[serve])
                 if done is not None:
                     rows.append(done)
-            for x, fresh in zip(events, self._cell_events(c)):
+            for x, fresh in zip(events, self._store_events(c)):
                 x.index_copy_(0, moved, fresh)
         self.world_clock = torch.where(torch.isfinite(self._t_dec), torch.maximum(self.world_clock, self._t_dec),
                                        self.world_clock)
-        self._integrate_to_clock(cells)
         keys = rows[0].keys() if rows else self._empty_row().keys()
         info = {k: torch.cat([r[k] for r in rows]) if rows else self._empty_row()[k] for k in keys}
         return self.reward(info), info["done"], info
+
+    def _index_engine(self) -> None:
+        """Sort the engine's slots (those not awaiting a decision) by (cell, slot) into `_by_cell` / `_cell_of`, and
+        each cell's fewest remaining decode iterations into `_r_min`: no request enters an engine during an advance,
+        so a round reads the slots of the cells it moves from this one sort (`_slots_at`)."""
+        G, N = self.batch_size, self.n_servers
+        engine = (self.slot_phase != PENDING).nonzero()[:, 0]
+        cell = self.slot_world.index_select(0, engine) * N + self.slot_server.index_select(0, engine)
+        order = torch.argsort(cell, stable=True)
+        self._by_cell, self._cell_of = engine[order], cell[order]
+        phase = self.slot_phase.index_select(0, self._by_cell)
+        decoding = (phase == RUNNING) & ~self.slot_prefilling.index_select(0, self._by_cell)
+        self._r_min = torch.full((G * N,), INF, dtype=self.dtype, device=self.device).scatter_reduce(
+            0, self._cell_of[decoding], self.hidden_remaining.index_select(0, self._by_cell)[decoding].to(self.dtype),
+            "amin")
+
+    def _store_events(self, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The next events of cells `c` (`_cell_events`), kept in `_events` (one entry per cell of every world):
+        a cell's next event depends on its own state alone, which changes only when it moves or a decision
+        sends it a request, so the entries of the others stay right from one advance to the next."""
+        fresh = self._cell_events(c)
+        for x, value in zip(self._events, fresh):
+            x.index_copy_(0, c, value)
+        return fresh
+
+    def _rebuild_events(self) -> None:
+        """`_events` of every cell from the state: none where no request is travelling, queued or running."""
+        G, N, dev = self.batch_size, self.n_servers, self.device
+        self._events = (torch.full((G * N,), INF, dtype=self.dtype, device=dev),
+                        torch.zeros(G * N, dtype=self.dtype, device=dev),
+                        torch.full((G * N,), -1, dtype=torch.long, device=dev),
+                        torch.full((G * N,), INF, dtype=self.dtype, device=dev))
+        self._index_engine()
+        self._store_events(torch.unique(self._cell_of))
 
     def reward(self, info: dict[str, torch.Tensor]) -> torch.Tensor:
         """(K, 3) reward of completed requests (rL, rC, rS): the paper's cost and switch terms; the latency
@@ -904,7 +936,8 @@ class ServingSimulator(ContentionSimulator):
         an advance, its next decision).
 
         A cell's state changes only at its own events, so a cell without one is integrated later, in one
-        piece (`_integrate_to_clock`). The busy, batch and queue sums are integers, exact over servers."""
+        piece (`_integrate_to_clock`, when the statistics are read). The busy, batch and queue sums are
+        integers, exact over servers."""
         N, st = self.n_servers, self._stats
         g, s = c // N, c % N
         start = torch.maximum(self.cell_clock.index_select(0, c), self.stats_start.index_select(0, g))
@@ -918,8 +951,8 @@ class ServingSimulator(ContentionSimulator):
         self.world_clock.scatter_reduce_(0, g, te, "amax")
 
     def _integrate_to_clock(self, c: torch.Tensor) -> None:
-        """Integrate cells `c` (those that may hold a request) up to their world's clock: its next decision, the
-        measured period's end so far."""
+        """Integrate cells `c` up to their world's clock: its next decision, the measured period's end so far
+        (`serving_stats` does so for every cell before it reads the sums)."""
         self._integrate(c, self.world_clock.index_select(0, c // self.n_servers))
 
     def _slots_at(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
