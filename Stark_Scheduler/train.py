@@ -130,14 +130,15 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
         t0 = time.perf_counter()
         agent.train()
         feats, labels, coverage = demonstrations(sim, agent, expert, episodes, seed, continuing)
-        fresh_acc = accuracy(agent, feats, labels)  # on states the model has not trained on yet
         gen = torch.Generator(device).manual_seed(seed)
-        losses = []
-        for _ in range(cfg["passes"]):
+        losses, hits = [], torch.zeros((), device=device)
+        for n in range(cfg["passes"]):
             perm = torch.randperm(len(labels), generator=gen, device=device)
             for i in range(0, len(labels), batch):
                 idx = perm[i:i + batch]
                 scores = agent.net(feats["task"][idx], feats["servers"][idx], feats["pad"][idx])
+                if n == 0:  # accuracy on states the model has not trained on yet: each before its update
+                    hits += (scores.detach().argmax(1) == labels[idx]).sum()
                 loss = F.cross_entropy(scores, labels[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -145,7 +146,7 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
                 opt.step()
                 losses.append(loss.item())
         t1 = time.perf_counter()
-        row = {"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": fresh_acc,
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": float(hits) / max(len(labels), 1),
                "val_accuracy": accuracy(agent, val_feats, val_labels), "coverage": coverage, "decisions": len(labels),
                "lr": lr, "train_s": t1 - t0}
         if (epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == epochs:
