@@ -898,17 +898,7 @@ class ServingSimulator(ContentionSimulator):
             0, t_pos[first], trav[first], "amin")
         queued = phase == QUEUED
         q, q_pos = h[queued], p[queued]
-        q_seq = self.slot_qseq.index_select(0, q)
-        head_q = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev).scatter_reduce(
-            0, q_pos, q_seq, "amin")
-        is_head = q_seq == head_q.index_select(0, q_pos)
-        head_slot = torch.zeros(n, dtype=torch.long, device=dev).index_copy_(0, q_pos[is_head], q[is_head])
-        need = (self.slot_prompt.index_select(0, head_slot) + self.hidden_output.index_select(0, head_slot))
-        t_head = self.slot_time["arrive"].index_select(0, head_slot)
         batch = batch_all.index_select(0, c)
-        fits = (queue.index_select(0, c) > 0) & (self.srv_kv.view(-1).index_select(0, c) + need
-                                                 <= self.perf.kv_capacity.index_select(0, s)) \
-            & (batch < self.perf.max_batch)
         r_min = self._r_min.index_select(0, c)
         seg = self.srv_seg.view(-1).index_select(0, c)
         kv0 = self.srv_seg_kv.view(-1).index_select(0, c).to(dt)
@@ -916,15 +906,31 @@ class ServingSimulator(ContentionSimulator):
                                   d2=self.perf.d2.index_select(0, s))
         prefilling = self.srv_prefill.view(-1).index_select(0, c)
         decoding = ~prefilling & (batch > 0)
-        k_admit = torch.where(fits, perf.iterations_reaching(batch, kv0, t_head - seg), INF)
-        k = torch.where(decoding, torch.minimum(r_min, k_admit), 0.0)
-        span = perf.span_ms(batch, kv0, torch.stack([k, torch.where(decoding, r_min, 0.0)]))
+        to_completion = torch.where(decoding, r_min, 0.0)
+        if len(q):
+            q_seq = self.slot_qseq.index_select(0, q)
+            head_q = torch.full((n,), torch.iinfo(torch.long).max, dtype=torch.long, device=dev).scatter_reduce(
+                0, q_pos, q_seq, "amin")
+            is_head = q_seq == head_q.index_select(0, q_pos)
+            head_slot = torch.zeros(n, dtype=torch.long, device=dev).index_copy_(0, q_pos[is_head], q[is_head])
+            need = (self.slot_prompt.index_select(0, head_slot) + self.hidden_output.index_select(0, head_slot))
+            t_head = self.slot_time["arrive"].index_select(0, head_slot)
+            fits = (queue.index_select(0, c) > 0) & (self.srv_kv.view(-1).index_select(0, c) + need
+                                                     <= self.perf.kv_capacity.index_select(0, s)) \
+                & (batch < self.perf.max_batch)
+            k_admit = torch.where(fits, perf.iterations_reaching(batch, kv0, t_head - seg), INF)
+            k = torch.where(decoding, torch.minimum(r_min, k_admit), 0.0)
+            span_next, span_done = perf.span_ms(batch, kv0, torch.stack([k, to_completion])).unbind(0)
+        else:  # nothing queued: no admission, so a decoding batch's next boundary is its next completion
+            fits, t_head = torch.zeros(n, dtype=torch.bool, device=dev), seg
+            k = to_completion
+            span_next = span_done = perf.span_ms(batch, kv0, k)
         pend = self.srv_pend.view(-1).index_select(0, c)
         # a decoding batch's next boundary (a completion or an admission), else an idle server's admission
-        boundary = torch.where(decoding, seg + span[0], torch.maximum(t_head, seg))
+        boundary = torch.where(decoding, seg + span_next, torch.maximum(t_head, seg))
         t_eng = torch.where(prefilling, pend, torch.where(decoding | fits, boundary, INF))
         floor = self.perf.floor.index_select(0, s)
-        soonest = torch.minimum(torch.where(prefilling, pend, torch.where(decoding, seg + span[1], INF)),
+        soonest = torch.minimum(torch.where(prefilling, pend, torch.where(decoding, seg + span_done, INF)),
                                 torch.minimum(torch.where(fits & ~prefilling, boundary, INF), t_arr) + floor)
         arrival = t_arr <= t_eng
         t = torch.where(arrival, t_arr, t_eng)
