@@ -220,11 +220,11 @@ def _carried_rollout(sim: Simulator, weights: torch.Tensor, steps: list[dict], o
     held = torch.isin(out_key, key[carried])
     carry.outcomes = {k: v[held] for k, v in out.items()} if rows else {}
     t = train.nonzero().squeeze(1)
-    episode, step = dec["episode"][t], dec["step"][t]
-    outcome = _outcomes_of([out], episode, step, max_steps) if len(t) else {}
     n = len(t)
     if n == 0:
         raise RuntimeError("a continuing epoch finished no decision to train on")
+    episode, step = dec["episode"][t], dec["step"][t]
+    outcome = _outcomes_of([out], episode, step, max_steps)
     reward_vec = outcome["reward"]
     rewards = (reward_vec @ weights.to(reward_vec.dtype)).float() + dec["bonus"][t].float()
     values, dones = dec["value"][t].float(), outcome["done"]
