@@ -779,14 +779,15 @@ class ServingSimulator(ContentionSimulator):
         # only cells whose next event comes before their world's next decision can move in this advance: the
         # horizon never passes that decision, a cell's soonest completion never precedes its next event, and only
         # the cells that move change (their events are recomputed as they do)
-        t_next = self._events[0].view(G, N)
-        cells = ((t_next <= self._t_dec[:, None]) & torch.isfinite(t_next)).view(-1).nonzero()[:, 0]
+        # (capped at the latest finite time, the limit leaves out the servers with no event in one comparison)
+        latest = torch.finfo(self.dtype).max
+        cells = (self._events[0].view(G, N) <= self._t_dec.clamp_max(latest)[:, None]).view(-1).nonzero()[:, 0]
         events = tuple(x.index_select(0, cells) for x in self._events)
         world = cells // N
         while True:
             t, _, _, soonest = events
-            horizon = self._t_dec.scatter_reduce(0, world, soonest, "amin")
-            moved = ((t <= horizon.index_select(0, world)) & torch.isfinite(t)).nonzero()[:, 0]
+            horizon = self._t_dec.scatter_reduce(0, world, soonest, "amin").clamp_max_(latest)
+            moved = (t <= horizon.index_select(0, world)).nonzero()[:, 0]
             if not len(moved):
                 break
             c = cells.index_select(0, moved)
