@@ -373,6 +373,11 @@ class ContentionSimulator(Simulator):
         start = (self._u(world, 0, 0, TRACE_START) * n).long()
         return self._trace.index_select(0, ((start + index) % n).reshape(-1)).reshape(index.shape) * mean
 
+    def episode_task(self, episode: torch.Tensor) -> torch.Tensor:
+        """The task of episodes `episode` (ids, warm-up included), dealt or not: a bounded evaluation names the
+        workflows it never began by them."""
+        return self._deal(episode)
+
     def _deal(self, episode: torch.Tensor) -> torch.Tensor:
         """The task of episode `episode` (arrival episode // worlds of world episode % worlds): file order
         under sequential dealing, else drawn from (seed, world, arrival index)."""

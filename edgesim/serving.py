@@ -422,6 +422,10 @@ class ServingSimulator(ContentionSimulator):
             return episode, episode % self.tasks.k
         return episode, (self._u(world, index, 0, TASK) * self.tasks.k).long().clamp_max(self.tasks.k - 1)
 
+    def episode_task(self, episode: torch.Tensor) -> torch.Tensor:
+        """The task of episodes `episode` (ids, warm-up included), dealt or not (`_deal_for`)."""
+        return self._deal_for(episode % self.batch_size, episode // self.batch_size)[1]
+
     def token_pairs(self, world: torch.Tensor, index: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(prompt, output) tokens of a workflow step, cut to the context window. Bound-only: the output
         length is what a scheduler must not see; only the simulator and bounds call this."""

@@ -246,6 +246,13 @@ class Simulator:
         self.noise_gen = torch.Generator(self.device).manual_seed(self.seed)
         self.task_gen = torch.Generator(self.device).manual_seed(self.seed + 0x9E3779B9)
 
+    def episode_task(self, episode: torch.Tensor) -> torch.Tensor:
+        """The task of episodes `episode`, dealt or not: a bounded evaluation names the workflows it never
+        began by them. Known up front in file order only (evaluations deal sequentially)."""
+        if self.order != "sequential":
+            raise ValueError("episode_task: a simulator dealing tasks at random draws them as it goes")
+        return self._deal(episode)
+
     def _deal(self, episode: torch.Tensor) -> torch.Tensor:
         if self.order == "sequential":
             return episode % self.tasks.k

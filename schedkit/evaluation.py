@@ -100,7 +100,8 @@ def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float
 
 
 def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
-                   weights: tuple[float, float, float] = EVAL_WEIGHTS, progress: bool = True) -> Evaluation:
+                   weights: tuple[float, float, float] = EVAL_WEIGHTS, progress: bool = True,
+                   max_steps: int | None = None) -> Evaluation:
     """Run the first `episodes` measured episodes of a freshly reset sequential simulator; one row each.
 
     Step results are summed per episode id (`info["episode"]`), so rows that interleave workflows
@@ -108,9 +109,16 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     the policy's wall time per decision, amortised over the batch. A `RequestReporting` simulator's
     measured requests are kept one row each, and an episode's `slo_met` says whether all its steps met
     both SLOs.
+
+    `max_steps` bounds the run: a scheduler that overloads the servers grows its queues without end,
+    and its measured workflows may never all finish. A bounded evaluation's rows say whether each
+    episode `finished`; an unfinished one's sums are those of its steps so far (a censored episode:
+    its latency is a lower bound, its reward an upper one).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1 (or None: until every measured episode finishes), got {max_steps}")
     obs = sim.reset(sim.seed)
     B, dev = sim.batch_size, sim.device
     w = torch.tensor(weights, dtype=sim.dtype, device=dev)
@@ -121,9 +129,11 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     last_decision = torch.full((B,), -torch.inf, dtype=sim.dtype, device=dev)  # per world, of a measured step
     reporter = sim if isinstance(sim, RequestReporting) else None
     requests: list[dict[str, torch.Tensor]] = []
-    done_count = 0
+    done_count = steps = 0
+    finished_ep = torch.zeros(episodes, dtype=torch.bool, device=dev)
     bar = tqdm(total=episodes, desc=f"eval {policy.name}", unit="ep", disable=not progress, leave=False)
-    while done_count < episodes:
+    while done_count < episodes and (max_steps is None or steps < max_steps):
+        steps += 1
         t0 = time.perf_counter()
         decided_at = obs.now_ms
         actions = policy.act(sim, obs)
@@ -147,10 +157,18 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
             last_decision = torch.where(keep, torch.maximum(last_decision, decided_at), last_decision)
         if reporter is not None:
             requests.append({"episode": ep, **{col: info[key][keep] for col, key in REQUEST_FIELDS.items()}})
+        finished_ep[index[done & keep]] = True
         finished = int((done & keep).sum())
         done_count += finished
         bar.update(finished)
     bar.close()
+    unseen = (acc["steps"] == 0).nonzero()[:, 0]
+    if len(unseen):  # measured workflows a bounded run never began (they waited for a slot): who they are
+        ids = unseen + sim.warmup_episodes
+        task[unseen] = sim.episode_task(ids)
+        for col, value in (("world", ids % B), ("arrival_index", ids // B), ("arrival_ms", torch.nan)):
+            if col in arrival:
+                arrival[col][unseen] = value
     df = pd.DataFrame({k: v.cpu().numpy() for k, v in acc.items()})
     df.insert(0, "episode", np.arange(episodes))
     df.insert(1, "task_id", [sim.tasks.ids[t] for t in task.tolist()])
@@ -159,6 +177,8 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     df["decision_ms"] = df.pop("decision_s") / df["steps"] * 1000.0
     for col in ("trap_hits", "switches", "fallbacks", "steps"):
         df[col] = df[col].round().astype(int)
+    if max_steps is not None:
+        df["finished"] = finished_ep.cpu().numpy()
     front = ["episode", "task_id", *arrival, "latency_ms", "network_ms", "compute_ms", "queue_ms", "cost", "reward"]
     df = df[front + [c for c in df.columns if c not in front]]
     if reporter is None:
@@ -172,30 +192,33 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     req = pd.DataFrame({col: torch.cat([r[col] for r in requests]).cpu().numpy() for col in requests[0]})
     req = req.sort_values(["episode", "step"], kind="stable").reset_index(drop=True)
     req["slo_met"] = (req["ttft_ms"] <= slo[0]) & (req["tpot_ms"] <= slo[1])
-    df = df.assign(slo_met=req.groupby("episode")["slo_met"].all().reindex(df["episode"]).to_numpy())
+    met = req.groupby("episode")["slo_met"].all().reindex(df["episode"], fill_value=True).to_numpy()
+    df = df.assign(slo_met=met & df.get("finished", True))  # an unfinished workflow has not met its SLOs
     return Evaluation(df, req, slo, reporter.serving_stats())
 
 
 def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
                    profile: Profile, params: Any, make_policy: Callable[[Simulator, int], Policy],
-                   progress: bool = True) -> list[tuple[int, Evaluation]]:
+                   progress: bool = True, max_steps: int | None = None) -> list[tuple[int, Evaluation]]:
     """(seed, evaluation) of `episodes` measured episodes at each evaluation seed, each as `run_evaluation`
     of that seed's simulator gives it. A profile whose worlds carry their own seeds (`Profile.batches_seeds`:
     contention) runs every seed's worlds side by side in one simulator, so the seeds cost one evaluation's
     steps; the rows are then split back by seed and numbered as that seed's own run numbers them.
-    `make_policy(sim, seed)` makes the policy (batched: once, with the first seed)."""
+    `make_policy(sim, seed)` makes the policy (batched: once, with the first seed); `max_steps` bounds each
+    simulator's run (`run_evaluation`)."""
     S, G = len(seeds), profile.batch_size(params, episodes)
     if not profile.batches_seeds or S == 1 or episodes % G:  # side by side, each world must measure as many
         out = []
         for seed in seeds:
             sim = eval_simulator(ds, split, episodes, seed, device, profile, params)
-            out.append((seed, run_evaluation(sim, make_policy(sim, seed), episodes, progress=progress)))
+            out.append((seed, run_evaluation(sim, make_policy(sim, seed), episodes, progress=progress,
+                                             max_steps=max_steps)))
         return out
     sim = eval_simulator(ds, split, episodes * S, seeds[0], device, profile, replace(params, worlds=G * S))
     if not isinstance(sim, SeedBatching):
         raise TypeError(f"the {profile.name} profile says it batches seeds, but its simulator has no seed_worlds")
     sim.seed_worlds(seeds)
-    result = run_evaluation(sim, make_policy(sim, seeds[0]), episodes * S, progress=progress)
+    result = run_evaluation(sim, make_policy(sim, seeds[0]), episodes * S, progress=progress, max_steps=max_steps)
     df = result.episodes
     local = df["world"] % G
     which = df["world"] // G

@@ -308,11 +308,11 @@ EPISODE_COLUMNS = {"algo": TEXT, "train_seed": NUMBER_OR_EMPTY, "eval_seed": INT
                    "episode": INTEGER, "task_id": TEXT, "latency_ms": NUMBER, "cost": NUMBER, "reward": NUMBER,
                    "decision_ms": NUMBER}
 EPISODE_OPTIONAL = {c: NUMBER for c in ("network_ms", "compute_ms", "queue_ms", "trap_ms", "link_ms", "trap_hits",
-                                        "switches", "fallbacks", "steps")} | {"slo_met": BOOLEAN}
+                                        "switches", "fallbacks", "steps")} | {"slo_met": BOOLEAN, "finished": BOOLEAN}
 SUMMARY_COLUMNS = {"algo": TEXT, "label": TEXT, "train_seeds": INTEGER, "episodes": INTEGER, "n_servers": INTEGER,
                    "reward_iqm": NUMBER, "decision_ms": NUMBER,
                    **{f"{m}{s}": NUMBER for m in ("reward", "latency_ms", "cost") for s in ("", "_lo", "_hi")}}
-SUMMARY_OPTIONAL = {"eval_seeds": INTEGER, "runs": INTEGER, "ci_unit": TEXT, "profile": TEXT,
+SUMMARY_OPTIONAL = {"eval_seeds": INTEGER, "runs": INTEGER, "ci_unit": TEXT, "profile": TEXT, "unfinished": INTEGER,
                     "reward_upper_bound": NUMBER,
                     **{f"{m}{s}": NUMBER for m in ("p99_latency_ms", "switches", "slo_attainment")
                        for s in ("", "_lo", "_hi")},

@@ -21,6 +21,9 @@ results_table[_<tag>]_paired.csv (and .md with --formats md); per scheduler:
 - p_better_reward, p_lower_latency: the probability of improvement (rliable): the probability that
   a random run's episode of X beats the reference's episode on the same task (ties one half),
   averaged over runs, with its bootstrap CI. 0.5 means no systematic difference.
+- A bounded evaluation (total/evaluate_all.py --max-steps) says which episodes `finished`: a scheduler
+  that left some unfinished is `unstable` at this load (column `unfinished`, every verdict "unstable",
+  no differences: its censored episodes would flatter it), and an unstable reference is refused.
 - runs, ci_unit: "runs" when the CI resamples >= 2 training runs (and the evaluation seeds and task
   clusters within them); with one run "eval seeds, tasks" (or "tasks" for one evaluation seed);
   n_train_seeds, n_eval_seeds, n_tasks: the units of each level of the CI.
@@ -83,6 +86,11 @@ def check_paired(x: pd.DataFrame, y: pd.DataFrame, name: str, reference: str) ->
                          "re-run total/evaluate_all.py so that every scheduler is evaluated together")
 
 
+def unfinished(d: pd.DataFrame) -> int:
+    """Episodes of `d` a bounded evaluation ended before they finished (0 where it was not bounded)."""
+    return int((~d["finished"].astype(bool)).sum()) if "finished" in d else 0
+
+
 def verdict(lo: float, hi: float, margin: float, higher_is_better: bool) -> str:
     """What a paired difference's CI [lo, hi] says against the equivalence margin (docs/evaluation.md):
     better or worse only when the whole CI lies beyond +-margin in that direction, equivalent when it lies
@@ -110,6 +118,10 @@ def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p
                          f"({', '.join(sorted(episodes['algo'].unique()))})")
     episodes = episodes.assign(task_id=pd.factorize(episodes["task_id"])[0])
     ref = episodes[episodes["algo"] == reference]
+    if unfinished(ref):
+        raise SystemExit(f"error: the reference {reference!r} left {unfinished(ref)} workflows unfinished when its "
+                         "evaluation's --max-steps ended it: it is unstable at this load; pair against a stable "
+                         "scheduler (--reference)")
     clusters, ref_p99 = task_clusters(ref), float(np.percentile(ref["latency_ms"], 99))
     rows = []
     for algo in sort_algos(episodes["algo"].unique()):
@@ -125,6 +137,13 @@ def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p
                                "margin_reward": reward_margin, "margin_p99_latency_ms": p99_margin * ref_p99}
         if serving:
             row["margin_slo_attainment"] = slo_margin
+        if "finished" in episodes:
+            row["unfinished"] = unfinished(d)
+            if row["unfinished"]:  # unstable: nothing to compare, its censored episodes would flatter it
+                rows.append(row | {f"{c}{s}": np.nan for c in [x[0] for x in diffs] + [x[0] for x in PROBS]
+                                   for s in ("", "_lo", "_hi")} | {v[0]: "unstable" for v in verdicts}
+                            | {"verdict": "unstable"})
+                continue
         for col, metric, q, _, _ in diffs:
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = paired_bootstrap_ci(
                 runs_array(d, metric), runs_array(ref, metric), q=q, n_boot=2000 if q is None else 1000,
@@ -141,10 +160,14 @@ def paired_table(episodes: pd.DataFrame, reference: str, reward_margin: float, p
 
 def markdown(table: pd.DataFrame, reference: str) -> str:
     def cell(r, col, digits):
+        if pd.isna(r[col]):  # an unstable scheduler: no difference
+            return "—"
         text = f"{r[col]:+.{digits}f} [{r[col + '_lo']:+.{digits}f}, {r[col + '_hi']:+.{digits}f}]"
         return f"**{text}**" if r[col + "_lo"] > 0 or r[col + "_hi"] < 0 else text
 
     def prob(r, col):
+        if pd.isna(r[col]):
+            return "—"
         text = f"{r[col]:.3f} [{r[col + '_lo']:.3f}, {r[col + '_hi']:.3f}]"
         return f"**{text}**" if r[col + "_lo"] > 0.5 or r[col + "_hi"] < 0.5 else text
 
@@ -157,7 +180,8 @@ def markdown(table: pd.DataFrame, reference: str) -> str:
             *[names[v[0]] for v in verdicts]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
-        lines.append("| " + " | ".join([r["label"], *[cell(r, d[0], d[4]) for d in diffs],
+        name = r["label"] + (f" (unstable: {r['unfinished']:.0f} unfinished)" if r.get("unfinished", 0) > 0 else "")
+        lines.append("| " + " | ".join([name, *[cell(r, d[0], d[4]) for d in diffs],
                                         *[prob(r, p[0]) for p in PROBS], str(r["runs"]), r["ci_unit"],
                                         *[r[v[0]] for v in verdicts]]) + " |")
     if judged:
@@ -170,7 +194,9 @@ def markdown(table: pd.DataFrame, reference: str) -> str:
                 "seeds and task clusters, the seeds and tasks shared by both. P(...) is the probability that the "
                 "scheduler's episode beats the reference's on the same task (ties 1/2), averaged over runs. Bold: the "
                 "CI excludes 0 (Δ) or 0.5 (P). Verdict: the CI against the equivalence margin" + margins + ": better "
-                "or worse when it lies wholly beyond it, equivalent when wholly inside, else inconclusive.\n")
+                "or worse when it lies wholly beyond it, equivalent when wholly inside, else inconclusive"
+                + ("; unstable: the scheduler left workflows unfinished when the evaluation's step bound ended it "
+                   "(column `unfinished`), so nothing is compared" if "unfinished" in table else "") + ".\n")
     return ("\n".join(lines) + f"\n\nPaired against **{label(reference)}** on the same tasks: Δ = scheduler minus "
             f"{label(reference)}, 95% paired bootstrap CI (tasks resampled jointly; training runs resampled where "
             "CI unit is `runs`, tasks only where it is `episodes`). P(...) is the probability that the scheduler's "

@@ -38,6 +38,10 @@ at that W, one row per distinct W, named greedy_queue_prior_w<W> ("greedy_queue 
 that a comparison with the learned method also holds the rule its prior carries; where greedy_queue's
 tuned W is the prior's W, its tuned row is that control and no second row is evaluated. `--skip NAME` leaves
 out NAME's tuned row too, and `--skip greedy_queue` its prior rows.
+`--max-steps N` bounds every evaluation, so a scheduler that overloads the servers still ends: the
+episode rows then say whether each workflow `finished` (an unfinished one's sums are its steps so far:
+latency a lower bound, reward an upper one), and a summary row with `unfinished` > 0 is unstable at
+this load; total/make_table.py and total/compare.py report it so and compare nothing with it.
 """
 from __future__ import annotations
 
@@ -143,6 +147,8 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int,
         measured = [m for m in loads.get(algo, []) if m]
         if measured:  # workflows arriving over time: how loaded the servers were, averaged over runs and seeds
             row |= {k: float(np.mean([m[k] for m in measured])) for k in measured[0]}
+        if "finished" in d:  # a bounded evaluation (--max-steps): its censored episodes make the row unstable
+            row["unfinished"] = int((~d["finished"].astype(bool)).sum())
         row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs, n_eval)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -252,6 +258,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--split", choices=["train", "test"], default="test")
     p.add_argument("--episodes", type=episodes_arg, help="episodes per evaluation (default: every task of the split; "
                                                 "ten passes under contention)")
+    p.add_argument("--max-steps", type=episodes_arg,
+                   help="end each scheduler's evaluation after this many steps (default: once its measured workflows "
+                        "have all finished): one that overloads the servers then leaves some unfinished, its rows say "
+                        "which (`finished`), and its summary row counts them (`unfinished`) and is judged unstable")
     p.add_argument("--eval-seeds", type=seed_arg, nargs="+", default=list(EVAL_SEEDS),
                    help="evaluation seeds, a level of the CIs (default: " + " ".join(map(str, EVAL_SEEDS)) + ")")
     p.add_argument("--results", type=Path, default=paths.RESULTS, help=f"results root (default: {paths.RESULTS})")
@@ -347,7 +357,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
 
     def run_policy(algo, policy_for_seed, train_seed, run):
         for es, result in evaluate_seeds(ds, args.split, episodes, args.eval_seeds, device, profile, params,
-                                         policy_for_seed, progress=not args.no_progress):
+                                         policy_for_seed, progress=not args.no_progress, max_steps=args.max_steps):
             df = result.episodes
             loads.setdefault(algo, []).append(measures(result))
             df.insert(0, "run", run)

@@ -10,6 +10,8 @@ reward and SLO attainment, lower latency and cost are better). Evaluations of ar
 (contention, serving) add how loaded the servers were: `Utilisation` and `Queue wait (ms)`; serving
 evaluations add `SLO attainment` with its CI and, as point values averaged over the evaluation seeds,
 `Goodput (/s)`, `TTFT p99 (ms)`, `TPOT p99 (ms)`, `Batch` (mean running batch) and `KV occupancy`.
+A bounded evaluation (total/evaluate_all.py --max-steps) adds `Unfinished`: a scheduler that left
+workflows unfinished is "unstable" in every metric cell (its means would be of censored workflows).
 
 When episodes.csv is there too, it also writes the paired comparison against a reference
 scheduler, results_table[_<tag>]_paired.csv (total/compare.py; --reference, and the equivalence margins
@@ -62,13 +64,19 @@ def best_rows(summary: pd.DataFrame, metric: str, better) -> set[int]:
 def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
     cells, bold = {}, {}
     columns = [c for c in COLUMNS if c[0] in summary.columns]
+    # a scheduler a bounded evaluation ended with workflows unfinished: its means are of censored episodes
+    unstable = summary["unfinished"] > 0 if "unfinished" in summary.columns else pd.Series(False, summary.index)
+    stable = summary[~unstable]
     for metric, name, digits, better in columns:
-        bold[metric] = best_rows(summary, metric, better)
-        cells[name] = [f"{r[metric]:.{digits}f} [{r[metric + '_lo']:.{digits}f}, {r[metric + '_hi']:.{digits}f}]"
-                       for _, r in summary.iterrows()]
+        bold[metric] = best_rows(stable, metric, better) if len(stable) else set()
+        cells[name] = ["unstable" if u else
+                       f"{r[metric]:.{digits}f} [{r[metric + '_lo']:.{digits}f}, {r[metric + '_hi']:.{digits}f}]"
+                       for u, (_, r) in zip(unstable, summary.iterrows())]
     load = {name: summary[key].round(digits) for key, name, digits in LOAD_COLUMNS if key in summary.columns}
-    table = pd.DataFrame({"Scheduler": summary["label"], **cells, "IQM reward": summary["reward_iqm"].round(4),
-                          **load, "Seeds": summary["train_seeds"], "Episodes": summary["episodes"]})
+    extra = {"Unfinished": summary["unfinished"]} if "unfinished" in summary.columns else {}
+    table = pd.DataFrame({"Scheduler": summary["label"], **cells,
+                          "IQM reward": summary["reward_iqm"].round(4).astype(object).where(~unstable, "unstable"),
+                          **load, **extra, "Seeds": summary["train_seeds"], "Episodes": summary["episodes"]})
     md_rows, tex_rows = [], []
     for i, row in table.iterrows():
         md, tex = [], []
@@ -90,6 +98,10 @@ def build(summary: pd.DataFrame) -> tuple[str, pd.DataFrame, str]:
             [f"{', '.join(one_seed)}: ONE training seed, so over {seeds} only (no training-seed variation)"]
             if one_seed else []) + (["heuristics: over " + seeds] if (summary["train_seeds"] == 0).any() else [])
         markdown += "\nCIs: " + "; ".join(parts) + ".\n"
+    if unstable.any():
+        markdown += ("\nunstable: the scheduler left workflows unfinished (`Unfinished`) when the evaluation's step "
+                     "bound (total/evaluate_all.py --max-steps) ended it: its queues grow at this load, and the means "
+                     "of its censored workflows are not reported.\n")
     if "reward_upper_bound" in summary.columns:  # contention: the oracle's plan value bounds every scheduler
         markdown += (f"\nUpper bound on any scheduler's expected reward (queue-free oracle plans): "
                      f"{summary['reward_upper_bound'].iloc[0]:.4f}\n")

@@ -51,7 +51,8 @@ def verdict_table(figures: Path, tables: list[str]) -> pd.DataFrame:
         labels |= dict(zip(df["algo"], df["label"]))
         slo = [f" / SLO {v}" for v in df["verdict_slo"]] if "verdict_slo" in df.columns else [""] * len(df)
         columns[setting_name(table)] = pd.Series(
-            [f"{r.verdict_reward} ({r.d_reward:+.4f}) / {r.verdict_p99}{s}" for r, s in zip(df.itertuples(), slo)],
+            [f"unstable ({r.unfinished:.0f} unfinished)" if r.verdict_reward == "unstable" else
+             f"{r.verdict_reward} ({r.d_reward:+.4f}) / {r.verdict_p99}{s}" for r, s in zip(df.itertuples(), slo)],
             index=df["algo"])
     if len(references) != 1:
         raise SystemExit(f"error: the tables pair against different references ({', '.join(sorted(references))})")

@@ -9,8 +9,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import run_script
+from conftest import one_line_error, run_script
 
+from edgesim.contention import Contention
+from edgesim.registry import get_profile
+from edgesim.serving import Serving
+from Heuristics.inference import make_policy
+from schedkit.evaluation import eval_simulator, run_evaluation
 from schedkit.ppo import gae
 from schedkit.rollout import episode_gae
 from total.common import read_episodes, read_summary
@@ -275,3 +280,57 @@ def test_training_on_two_regions_under_contention_counts_switches(small_root, tm
                "--out", str(tmp_path / "h"), "--no-progress")
     s = json.loads((tmp_path / "h" / "summary.json").read_text())
     assert s["regions"] == ["Region1", "Region2"] and s["switches"] > 0  # random hops between the two regions
+
+
+def test_a_bounded_evaluation_reports_an_overloading_scheduler_unstable_and_compares_nothing_with_it(small_root,
+                                                                                                     tmp_path):
+    """At 20 workflows/s queue-blind greedy sends every request of a type to one server: its queue grows without
+    end. With --max-steps the evaluation still ends; greedy's workflows are marked unfinished (the ones it never
+    began named by their arrival, so every scheduler's rows pair), its summary and paired rows say unstable, and
+    the rules that keep up are compared as before, with the rows an unbounded evaluation gives them."""
+    setting = ["--data", str(small_root), "--region", "Small_Trap", "--profile", "contention", "--arrival-rate", "20",
+               "--worlds", "2", "--max-in-flight", "4096", "--warmup", "8", "--episodes", "40", "--eval-seeds", "0", "1",
+               "--no-progress"]
+    others = ["oracle", "lookahead", "greedy_switch", "p2c", "telemetry", "maxcompute", "random"]
+    bounded, free = tmp_path / "bounded", tmp_path / "free"
+    run_script("total/evaluate_all.py", *setting, "--results", str(bounded), "--max-steps", "1500", "--skip", *others)
+    run_script("total/evaluate_all.py", *setting, "--results", str(free), "--skip", *others, "greedy")
+    tag = "contention_r20_slots4096_warmup8"
+    folder = bounded / "eval" / f"Small_Trap_{tag}"
+    episodes, summary = read_episodes(folder / "episodes.csv"), read_summary(folder / "summary.csv").set_index("algo")
+    assert summary.loc["greedy", "unfinished"] == 80 and not episodes.loc[episodes["algo"] == "greedy", "finished"].any()
+    assert (summary.loc[["greedy_queue", "least_loaded"], "unfinished"] == 0).all()
+    tasks = {a: d["task_id"].tolist() for a, d in episodes.groupby("algo")}
+    assert tasks["greedy"] == tasks["greedy_queue"] == tasks["least_loaded"]  # the unbegun ones named alike
+    unbounded = read_episodes(free / "eval" / f"Small_Trap_{tag}" / "episodes.csv")
+    stable = episodes[episodes["algo"] != "greedy"].drop(columns=["finished", "decision_ms"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(stable, unbounded.drop(columns=["decision_ms"]), check_dtype=False)
+    figures = tmp_path / "fig"
+    run_script("total/make_table.py", "--results", str(bounded), "--region", "Small_Trap", "--tag", tag,
+               "--figures", str(figures))
+    table = pd.read_csv(figures / f"results_table_{tag}.csv").set_index("Scheduler")
+    assert table.loc["greedy", "Reward"] == "unstable" and table.loc["greedy", "Unfinished"] == 80
+    assert table.loc["least_loaded", "Reward"] != "unstable"
+    paired = pd.read_csv(figures / f"results_table_{tag}_paired.csv").set_index("algo")
+    assert paired.loc["greedy", "verdict"] == "unstable" and pd.isna(paired.loc["greedy", "d_reward"])
+    assert paired.loc["least_loaded", "verdict"] in ("better", "worse", "equivalent", "inconclusive")
+    proc = run_script("total/compare.py", "--results", str(bounded), "--region", "Small_Trap", "--tag", tag,
+                      "--reference", "greedy", "--figures", str(tmp_path / "other"), check=False)
+    one_line_error(proc, "greedy", "unstable at this load")
+
+
+@pytest.mark.parametrize("profile, params", [("contention", Contention(arrival_rate=400.0, worlds=2, max_in_flight=4,
+                                                                      warmup=2)),
+                                             ("serving", Serving(load=1.2, worlds=2, max_in_flight=4, warmup=2))])
+def test_a_bounded_evaluation_names_the_workflows_it_never_began_as_the_full_one_does(small_ds, profile, params):
+    """With few slots most measured workflows wait for one; a run ended after 30 steps has not begun them, yet
+    its rows name each by the task, world and arrival that the unbounded run gives it."""
+    def run(max_steps):
+        sim = eval_simulator(small_ds, "test", 40, 0, "cpu", get_profile(profile), params)
+        return run_evaluation(sim, make_policy("random", sim, 0, 0.6), 40, progress=False, max_steps=max_steps).episodes
+    cut, full = run(30), run(None)
+    assert (cut["steps"] == 0).sum() > 10 and not cut["finished"].all() and "finished" not in full
+    for col in ("episode", "task_id", "world", "arrival_index"):
+        assert cut[col].tolist() == full[col].tolist(), col
+    done = cut["finished"].to_numpy()
+    assert cut[done]["latency_ms"].tolist() == full[done]["latency_ms"].tolist()  # what finished, as unbounded
