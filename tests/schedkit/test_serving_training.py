@@ -224,3 +224,20 @@ def test_a_resumed_serving_run_ends_with_the_weights_of_an_uninterrupted_one(sma
     torch.save(saved, ckpt)
     proc = run_script("PPO_algorithm/train.py", "--resume", str(damaged), "--no-progress", check=False)
     one_line_error(proc, "carry", "one row count")
+
+
+def test_a_carry_round_trips_and_a_malformed_one_is_refused():
+    decisions = {"feat.x": torch.zeros(3, 2), "action": torch.zeros(3, dtype=torch.long), "logp": torch.zeros(3),
+                 "value": torch.ones(3), "bonus": torch.zeros(3), "episode": torch.arange(3), "step": torch.zeros(3)}
+    outcomes = {"episode": torch.arange(1), "step": torch.zeros(1), "reward": torch.zeros(1, 3),
+                "done": torch.zeros(1, dtype=torch.bool)}
+    state = Carry(decisions, outcomes).state_dict()
+    back = Carry.from_state(state, torch.device("cpu"))
+    assert back.decisions.keys() == decisions.keys() and all(torch.equal(back.decisions[k], v)
+                                                             for k, v in decisions.items())
+    for broken, words in (({**state, "weights.x": torch.zeros(3)}, "'decisions.<name>'"),
+                          ({**state, "decisions.value": torch.tensor(1.0)}, "'decisions.<name>'"),
+                          ({k: v for k, v in state.items() if k != "decisions.logp"}, "need action, logp"),
+                          ({**state, "decisions.step": torch.zeros(2)}, "one row count")):
+        with pytest.raises(ValueError, match=words):
+            Carry.from_state(broken, torch.device("cpu"))
