@@ -13,11 +13,14 @@ attainment between the best and the worst of `--spread-of`. The checks printed (
 `--servers N` runs on a deterministic N-server region made by data1/generate.py (seed 0) instead of
 `--region`: at 0.9 of its capacity Server1_Trap needs about ten thousand workflows in flight per world,
 so each evaluation takes tens of minutes on one CPU thread; a smaller region shows the same effects
-in minutes. The region, loads and sizes are in the JSON record beside every number.
+in minutes. The region, loads and sizes are in the JSON record beside every number. With --json
+PATH the record is rewritten after every evaluation (`"complete": false` until the checks are in), so
+`--resume` can go on from a stopped run with the same settings, keeping the rows it had.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -37,6 +40,7 @@ from edgesim.serving import SERVING  # noqa: E402
 from Heuristics.inference import make_policy  # noqa: E402
 from schedkit.cli import config_arg, episodes_arg, region_name, seed_arg  # noqa: E402
 from schedkit.evaluation import eval_simulator  # noqa: E402
+from schedkit.io import atomic_write_text  # noqa: E402
 
 SPREAD_OF = ("least_loaded", "round_robin", "random", "greedy")
 
@@ -59,8 +63,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="steps per evaluation at most; workflows unfinished by then count as SLO misses")
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar of each evaluation")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows the --json file already holds from a run with the same settings (one stopped "
+                        "before its end: the file is rewritten after every row) and run only the others")
     add_json_flag(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.resume and (args.json is None or args.json == "-"):
+        p.error("--resume needs --json PATH: the file whose rows it keeps")
+    return args
 
 
 def dataset(args: argparse.Namespace, scratch: Path):
@@ -129,13 +139,19 @@ def run(sim, policy, episodes: int, max_steps: int, bar: tqdm) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
+    settings = {"worlds": args.worlds, "warmup": args.warmup, "episodes": args.episodes,
+                "max_in_flight": args.max_in_flight, "max_steps": args.max_steps, "seed": args.seed}
     with tempfile.TemporaryDirectory() as scratch:
         ds, region = dataset(args, Path(scratch))
-        rows = []
+        rows = kept_rows(Path(args.json), region, settings) if args.resume else []
+        done = {(r["load"], r["policy"]) for r in rows}
         for load in args.loads:
             params = SERVING.parse({"load": load, "worlds": args.worlds, "warmup": args.warmup,
                                     "max_in_flight": args.max_in_flight})
             for name in args.policies:
+                if (load, name) in done:
+                    print(f"load {load:g} {name:>13}: kept from {args.json}", flush=True)
+                    continue
                 sim = eval_simulator(ds, "test", args.episodes, args.seed, "cpu", SERVING, params)
                 t0 = time.perf_counter()
                 row = {"region": region, "load": load, "policy": name}
@@ -148,13 +164,32 @@ def main(argv: list[str] | None = None) -> None:
                       f"util {row['utilisation']:.3f}  queue wait {row['mean_queue_wait_ms']:9.1f} ms  "
                       f"batch {row['mean_batch_size']:5.2f}  TTFT p99 {row['ttft_p99_ms']:9.1f} ms  "
                       f"({row['steps']} steps, {row['wall_s']:.0f} s)", flush=True)
+                if args.json not in (None, "-"):  # a run of hours keeps what it measured if it is stopped
+                    atomic_write_text(Path(args.json), json.dumps(record(
+                        "bench/serving_contention.py", argv, rows, region=region, settings=settings,
+                        complete=False), indent=1) + "\n")
     result = checks(rows, args)
     for key, value in result.items():
         print(f"{key}: {value}")
     emit(args.json, record("bench/serving_contention.py", argv, rows, region=region, checks=result,
-                           settings={"worlds": args.worlds, "warmup": args.warmup, "episodes": args.episodes,
-                                     "max_in_flight": args.max_in_flight, "max_steps": args.max_steps,
-                                     "seed": args.seed}))
+                           settings=settings, complete=True))
+
+
+def kept_rows(path: Path, region: str, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of an earlier run's --json file, to resume it: its region and settings must be these."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SystemExit(f"error: {path}: cannot resume from it ({type(e).__name__}); expected this bench's JSON")
+    rows = old.get("rows") if isinstance(old, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"load", "policy"} <= set(r) for r in rows):
+        raise SystemExit(f"error: {path}: field 'rows': expected this bench's rows, one per (load, policy)")
+    if old.get("region") != region or old.get("settings") != settings:
+        raise SystemExit(f"error: {path}: made for region {old.get('region')!r} with settings {old.get('settings')}, "
+                         f"not {region!r} with {settings}; resume only the same run")
+    return rows
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_script
+from conftest import one_line_error, run_script
 
 
 def test_rows_and_checks_agree(tmp_path):
@@ -27,3 +27,22 @@ def test_rows_and_checks_agree(tmp_path):
                                                                    - float(load))
     assert set(record["checks"]["targets"]) == {"utilisation_within_0.05", "spread_at_highest_load_>=_20_points",
                                                 "least_loaded_waits_at_highest_load", "spread_grows_with_load"}
+
+
+def test_a_stopped_run_resumes_with_the_rows_it_had(tmp_path):
+    """The JSON is rewritten after every evaluation; --resume keeps its rows (not run again: same wall time)
+    and runs the rest; a file of other settings is refused in one line."""
+    out = tmp_path / "contention.json"
+    common = ["--servers", "8", "--loads", "0.5", "--spread-of", "least_loaded", "random", "--worlds", "1",
+              "--warmup", "20", "--episodes", "6", "--max-in-flight", "256", "--max-steps", "300", "--json", str(out),
+              "--no-progress"]
+    run_script("bench/serving_contention.py", *common, "--policies", "least_loaded")
+    first = json.loads(out.read_text())["rows"][0]
+    proc = run_script("bench/serving_contention.py", *common, "--policies", "least_loaded", "random", "--resume")
+    assert "least_loaded: kept from" in proc.stdout
+    record = json.loads(out.read_text())
+    assert record["complete"] and [r["policy"] for r in record["rows"]] == ["least_loaded", "random"]
+    assert record["rows"][0] == first
+    other = [a if a != "300" else "301" for a in common]
+    proc = run_script("bench/serving_contention.py", *other, "--policies", "random", "--resume", check=False)
+    one_line_error(proc, "resume only the same run")
