@@ -288,12 +288,18 @@ class ContentionSimulator(Simulator):
     world_seeds: torch.Tensor | None = None  # per row, when the rows hold several seeds' worlds (seed_worlds)
     worlds_per_seed: int | None = None  # then the worlds of each seed (None: every row is one seed's world)
 
-    WORLD_KEYS: tuple[str, ...] = ("busy", "history", "slot_now", "slot_arrival", "slot_admit", "next_arrival", "next_index")
+    WORLD_KEYS: tuple[str, ...] = ("busy", "history", "slot_now", "slot_arrival", "slot_admit", "next_arrival",
+                                   "next_index")
+    WORLD_DICTS: tuple[str, ...] = ()  # attributes holding dicts of such tensors, saved as "<name>.<key>"
+    MAY_BE_INF: tuple[str, ...] = ()  # time keys that may hold +inf (nothing measured yet)
+    SLOT_INTS = ("episode", "task", "step", "prev")  # slot_int's tensors, saved as "slot_<name>"
 
     def world_state(self) -> dict[str, torch.Tensor]:
         """Every tensor that carries the worlds to their next decision (not the random streams)."""
         state = {k: getattr(self, k).clone() for k in self.WORLD_KEYS}
-        return state | {f"slot_{name}": x.clone() for name, x in zip(("episode", "task", "step", "prev"), self.slot_int)}
+        for name in self.WORLD_DICTS:
+            state |= {f"{name}.{k}": x.clone() for k, x in getattr(self, name).items()}
+        return state | {f"slot_{name}": x.clone() for name, x in zip(self.SLOT_INTS, self.slot_int)}
 
     def load_world_state(self, state: dict[str, torch.Tensor]) -> None:
         """Continue from `world_state()` of a simulator with the same dataset, split and parameters."""
@@ -302,24 +308,28 @@ class ContentionSimulator(Simulator):
                                           for k, v in mine.items()):
             raise ValueError("the saved world state does not fit this simulator (other worlds, slots, servers "
                              "or arrival process)")
+        state = {k: v.to(self.device) for k, v in state.items()}
         problem = self._world_problem(state)
         if problem is not None:
             raise ValueError(f"the saved world state cannot be a state of these worlds: {problem}")
         for k in self.WORLD_KEYS:
-            setattr(self, k, state[k].to(self.device).clone())
-        self.slot_int = [state[f"slot_{name}"].to(self.device).clone() for name in ("episode", "task", "step", "prev")]
+            setattr(self, k, state[k].clone())
+        for name in self.WORLD_DICTS:
+            setattr(self, name, {k: state[f"{name}.{k}"].clone() for k in getattr(self, name)})
+        self.slot_int = [state[f"slot_{name}"].clone() for name in self.SLOT_INTS]
         self._activate()
 
     def _world_problem(self, state: dict[str, torch.Tensor]) -> str | None:
         """Values no world of this simulator holds (a damaged or hand-edited checkpoint), which would index
-        out of range or carry NaN into training; None if there are none."""
-        bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+        out of range or carry NaN into training; None if there are none. `state` is on the device."""
+        bad = next((k for k, v in state.items() if v.is_floating_point() and bool(
+            (torch.isnan(v) | torch.isneginf(v) | (torch.isposinf(v) & (k not in self.MAY_BE_INF))).any())), None)
         if bad is not None:
             return f"{bad} holds NaN or inf"
         task, step, prev, k = state["slot_task"], state["slot_step"], state["slot_prev"], self.tasks.k
         if bool(((task < 0) | (task >= k)).any()):
             return f"slot_task holds task indices outside [0, {k})"
-        if bool(((step < 0) | (step >= self.tasks.n_steps[task.to(self.device)].to(step.device))).any()):
+        if bool(((step < 0) | (step >= self.tasks.n_steps[task])).any()):
             return "slot_step holds steps outside its task's steps"
         if bool(((prev < -1) | (prev >= self.n_servers)).any()):
             return f"slot_prev holds servers outside [-1, {self.n_servers})"

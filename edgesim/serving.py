@@ -545,7 +545,7 @@ class ServingSimulator(ContentionSimulator):
                   "srv_queued_tokens", "srv_queued_squares", "srv_queue", "srv_prefill", "srv_pend", "srv_seg",
                   "qcount", "world_clock", "cell_clock", "history")
     WORLD_DICTS = ("slot_time", "slot_flag", "_stats")
-    SLOT_INTS = ("episode", "task", "step", "prev")
+    MAY_BE_INF = ("measure_start", "stats_start")  # inf until a world's first measured workflow arrives
 
     def reseed(self, seed: int) -> Observation:
         """Re-seed the draws of what has not happened yet (arrivals, tasks, token counts, network draws of
@@ -558,57 +558,26 @@ class ServingSimulator(ContentionSimulator):
         raise NotImplementedError("the serving profile shows no view of every slot: a continuing rollout carries "
                                   "each workflow's last decision into the next epoch instead (schedkit.rollout)")
 
-    def world_state(self) -> dict[str, torch.Tensor]:
-        """Every tensor that carries the worlds to their next decision: slots, engines, clocks, statistics."""
-        state = {k: getattr(self, k).clone() for k in self.WORLD_KEYS}
-        for name in self.WORLD_DICTS:
-            state |= {f"{name}.{k}": x.clone() for k, x in getattr(self, name).items()}
-        return state | {f"slot_{name}": x.clone() for name, x in zip(self.SLOT_INTS, self.slot_int)}
-
     def load_world_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Continue from `world_state()` of a simulator with the same dataset, split and parameters; a state
-        whose engines disagree with their requests (a damaged or hand-edited checkpoint) is refused."""
-        mine = self.world_state()
-        if set(state) != set(mine) or any(state[k].shape != v.shape or state[k].dtype != v.dtype
-                                          for k, v in mine.items()):
-            raise ValueError("the saved world state does not fit this simulator (other worlds, slots, servers "
-                             "or arrival process)")
-        state = {k: v.to(self.device) for k, v in state.items()}
-        problem = self._world_problem(state)
-        if problem is not None:
-            raise ValueError(f"the saved world state cannot be a state of these worlds: {problem}")
-        for k in self.WORLD_KEYS:
-            setattr(self, k, state[k].clone())
-        for name in self.WORLD_DICTS:
-            setattr(self, name, {k: state[f"{name}.{k}"].clone() for k in getattr(self, name)})
-        self.slot_int = [state[f"slot_{name}"].clone() for name in self.SLOT_INTS]
+        """Continue from `world_state()` (`ContentionSimulator.load_world_state`; a state whose engines disagree
+        with their requests, a damaged or hand-edited checkpoint, is refused), then each server's next event."""
+        super().load_world_state(state)
         self._rebuild_events()
-        self._activate()
 
     def _world_problem(self, state: dict[str, torch.Tensor]) -> str | None:
-        """The first thing no world of this simulator can hold, or None: times that are NaN or -inf, indices
-        out of range, token counts out of the context window, or engine totals (queue, running batch,
-        reserved KV) that differ from the requests in their slots."""
-        times = [k for k, v in state.items() if v.is_floating_point()]
-        bad = next((k for k in times if bool(torch.isnan(state[k]).any() | torch.isneginf(state[k]).any())), None)
-        if bad is None:
-            bad = next((k for k in times if k not in ("measure_start", "stats_start")
-                        and bool(torch.isinf(state[k]).any())), None)
-        if bad is not None:
-            return f"{bad} holds NaN or inf"
-        N, k = self.n_servers, self.tasks.k
-        phase, server, task = state["slot_phase"], state["slot_server"], state["slot_task"]
+        """The contention profile's checks (`ContentionSimulator._world_problem`), then: phases, servers and
+        token counts out of range, or engine totals (queue, running batch, reserved KV) that differ from the
+        requests in their slots."""
+        problem = super()._world_problem(state)
+        if problem is not None:
+            return problem
+        N = self.n_servers
+        phase, server = state["slot_phase"], state["slot_server"]
         if bool(((phase < PENDING) | (phase > RUNNING)).any()):
             return "slot_phase holds phases outside [0, 3]"
-        if bool(((task < 0) | (task >= k)).any()):
-            return f"slot_task holds task indices outside [0, {k})"
-        step = state["slot_step"]
-        if bool(((step < 0) | (step >= self.tasks.n_steps[task])).any()):
-            return "slot_step holds steps outside its task's steps"
         engaged = phase != PENDING
-        if bool(((server < 0) | (server >= N))[engaged].any()) or bool(((state["slot_prev"] < -1)
-                                                                        | (state["slot_prev"] >= N)).any()):
-            return f"slot_server or slot_prev holds servers outside [0, {N})"
+        if bool(((server < 0) | (server >= N))[engaged].any()):
+            return f"slot_server holds servers outside [0, {N})"
         prompt, output = state["slot_prompt"], state["hidden_output"]
         if bool(((prompt < 1) | (output < 1) | (prompt + output > CONTEXT_TOKENS))[engaged].any()):
             return f"a request's prompt and output tokens lie outside the {CONTEXT_TOKENS}-token context window"
