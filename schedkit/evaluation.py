@@ -130,6 +130,7 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     reporter = sim if isinstance(sim, RequestReporting) else None
     requests: list[dict[str, torch.Tensor]] = []
     done_count = steps = 0
+    policy_s = 0.0  # the policy's wall time per decision, summed over steps
     finished_ep = torch.zeros(episodes, dtype=torch.bool, device=dev)
     bar = tqdm(total=episodes, desc=f"eval {policy.name}", unit="ep", disable=not progress, leave=False)
     while done_count < episodes and (max_steps is None or steps < max_steps):
@@ -140,6 +141,7 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         per_decision = (time.perf_counter() - t0) / B
+        policy_s += per_decision
         obs, reward, done, info = sim.step(actions)
         keep, index = sim.measured(info["episode"], episodes)
         ep = index[keep]
@@ -175,6 +177,8 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     for i, (col, values) in enumerate(arrival.items()):
         df.insert(2 + i, col, values.cpu().numpy())
     df["decision_ms"] = df.pop("decision_s") / df["steps"] * 1000.0
+    if len(unseen):  # no decision of its own: the run's mean wall time per decision
+        df.loc[unseen.cpu().numpy(), "decision_ms"] = policy_s / steps * 1000.0
     for col in ("trap_hits", "switches", "fallbacks", "steps"):
         df[col] = df[col].round().astype(int)
     if max_steps is not None:

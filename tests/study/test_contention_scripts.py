@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -330,6 +331,7 @@ def test_a_bounded_evaluation_names_the_workflows_it_never_began_as_the_full_one
         return run_evaluation(sim, make_policy("random", sim, 0, 0.6), 40, progress=False, max_steps=max_steps).episodes
     cut, full = run(30), run(None)
     assert (cut["steps"] == 0).sum() > 10 and not cut["finished"].all() and "finished" not in full
+    assert np.isfinite(cut["decision_ms"]).all()  # episodes.csv holds no empty cell (total/common.py read_table)
     for col in ("episode", "task_id", "world", "arrival_index"):
         assert cut[col].tolist() == full[col].tolist(), col
     done = cut["finished"].to_numpy()
