@@ -53,6 +53,7 @@ from total.common import (
     read_episodes,
     report_written,
     sort_algos,
+    unfinished,
     write_outputs,
     write_table,
     writing,
@@ -84,11 +85,6 @@ def check_paired(x: pd.DataFrame, y: pd.DataFrame, name: str, reference: str) ->
     if tx.shape[1:] != ty.shape[1:] or not (tx == ty[:1]).all() or not (ty == ty[:1]).all():
         raise SystemExit(f"error: {name} and {reference} did not meet the same tasks in the same order; "
                          "re-run total/evaluate_all.py so that every scheduler is evaluated together")
-
-
-def unfinished(d: pd.DataFrame) -> int:
-    """Episodes of `d` a bounded evaluation ended before they finished (0 where it was not bounded)."""
-    return int((~d["finished"].astype(bool)).sum()) if "finished" in d else 0
 
 
 def verdict(lo: float, hi: float, margin: float, higher_is_better: bool) -> str:

@@ -100,6 +100,7 @@ from total.common import (
     provenance,
     run_variant,
     sort_algos,
+    unfinished,
 )
 
 METRICS = ("reward", "latency_ms", "cost")
@@ -148,7 +149,7 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int,
         if measured:  # workflows arriving over time: how loaded the servers were, averaged over runs and seeds
             row |= {k: float(np.mean([m[k] for m in measured])) for k in measured[0]}
         if "finished" in d:  # a bounded evaluation (--max-steps): its censored episodes make the row unstable
-            row["unfinished"] = int((~d["finished"].astype(bool)).sum())
+            row["unfinished"] = unfinished(d)
         row["runs"], row["ci_unit"] = n_runs, ci_unit(n_runs, n_eval)
         rows.append(row)
     return pd.DataFrame(rows)
