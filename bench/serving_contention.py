@@ -40,7 +40,6 @@ from edgesim.serving import SERVING  # noqa: E402
 from Heuristics.inference import make_policy  # noqa: E402
 from schedkit.cli import config_arg, episodes_arg, region_name, seed_arg  # noqa: E402
 from schedkit.evaluation import eval_simulator  # noqa: E402
-from schedkit.io import atomic_write_text  # noqa: E402
 
 SPREAD_OF = ("least_loaded", "round_robin", "random", "greedy")
 
@@ -165,9 +164,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"batch {row['mean_batch_size']:5.2f}  TTFT p99 {row['ttft_p99_ms']:9.1f} ms  "
                       f"({row['steps']} steps, {row['wall_s']:.0f} s)", flush=True)
                 if args.json not in (None, "-"):  # a run of hours keeps what it measured if it is stopped
-                    atomic_write_text(Path(args.json), json.dumps(record(
-                        "bench/serving_contention.py", argv, rows, region=region, settings=settings,
-                        complete=False), indent=1) + "\n")
+                    emit(args.json, record("bench/serving_contention.py", argv, rows, region=region,
+                                           settings=settings, complete=False))
     result = checks(rows, args)
     for key, value in result.items():
         print(f"{key}: {value}")
