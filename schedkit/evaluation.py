@@ -78,12 +78,14 @@ class SeedBatching(Protocol):
 @dataclass(frozen=True)
 class Evaluation:
     """What one evaluation measured: the episode rows, and for a `RequestReporting` simulator the
-    measured requests' rows, its SLO thresholds and its measured-period statistics."""
+    measured requests' rows, its SLO thresholds and its measured-period statistics. `steps`: the
+    simulator steps the run took, so a bounded run can be read against its cap."""
 
     episodes: pd.DataFrame
     requests: pd.DataFrame | None = None
     slo_ms: tuple[float, float] | None = None
     stats: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
 
 
 def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device = "cpu",
@@ -187,18 +189,18 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     df = df[front + [c for c in df.columns if c not in front]]
     if reporter is None:
         if not jobs:
-            return Evaluation(df)
+            return Evaluation(df, steps=steps)
         world, start, compute = (torch.cat(x).cpu().numpy() for x in zip(*jobs))
         stats = load_measures(df, pd.DataFrame({"world": world, "start_ms": start, "compute_ms": compute}),
                               last_decision.cpu().numpy(), int(sim.net.valid.any(0).sum()))
-        return Evaluation(df, stats=stats)
+        return Evaluation(df, stats=stats, steps=steps)
     slo = reporter.request_slo_ms()
     req = pd.DataFrame({col: torch.cat([r[col] for r in requests]).cpu().numpy() for col in requests[0]})
     req = req.sort_values(["episode", "step"], kind="stable").reset_index(drop=True)
     req["slo_met"] = (req["ttft_ms"] <= slo[0]) & (req["tpot_ms"] <= slo[1])
     met = req.groupby("episode")["slo_met"].all().reindex(df["episode"], fill_value=True).to_numpy()
     df = df.assign(slo_met=met & df.get("finished", True))  # an unfinished workflow has not met its SLOs
-    return Evaluation(df, req, slo, reporter.serving_stats())
+    return Evaluation(df, req, slo, reporter.serving_stats(), steps)
 
 
 def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
@@ -227,7 +229,8 @@ def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], dev
     local = df["world"] % G
     which = df["world"] // G
     df = df.assign(world=local, episode=df["arrival_index"] * G + local - params.warmup * G)
-    return [(seed, Evaluation(df[which == i].sort_values("episode").reset_index(drop=True), stats=result.stats))
+    return [(seed, Evaluation(df[which == i].sort_values("episode").reset_index(drop=True), stats=result.stats,
+                                   steps=result.steps))
             for i, seed in enumerate(seeds)]
 
 

@@ -26,10 +26,11 @@ skipped; with --zero-shot, a size-agnostic checkpoint of another dataset is eval
 <Algo>_zeroshot (e.g. the 500-server TopoFreeRL on the 1000-server Server2_Trap). A corrupted
 checkpoint stops the evaluation with its path. Under `--profile contention` every scheduler
 meets the same arrival process and load, and summary.csv also holds the oracle's reward upper
-bound (`reward_upper_bound`, its queue-free plan value). Under `--profile serving` summary.csv adds
-`slo_attainment` (the share of workflows whose every request met both SLOs) with its CI like the
-other means' (cut to [0, 1]), and as point values per row, averaged over the evaluation seeds (and
-runs), the keys of each evaluation's summary.json: goodput_per_s, ttft_p50_ms, ttft_p99_ms,
+bound (`reward_upper_bound`, its queue-free plan value) and each row's simulator steps (`sim_steps`,
+averaged over runs: evaluation seeds run side by side share them), to read against --max-steps.
+Under `--profile serving` summary.csv adds `slo_attainment` (the share of workflows whose every request met
+both SLOs) with its CI like the other means' (cut to [0, 1]), and as point values per row, averaged over
+the evaluation seeds (and runs), the keys of each evaluation's summary.json: goodput_per_s, ttft_p50_ms, ttft_p99_ms,
 tpot_p50_ms, tpot_p99_ms, utilisation, mean_batch_size, kv_occupancy, mean_queue_length and
 mean_queue_wait_ms (docs/evaluation.md, "Serving metrics").
 Every evaluated checkpoint whose guidance prior is greedy_queue's score (TopoFreeRL's
@@ -156,9 +157,12 @@ def summarize_runs(episodes: pd.DataFrame, n_servers: int,
 
 
 def measures(result: Evaluation) -> dict[str, float]:
-    """One evaluation's load measures (contention, serving) and, under serving, the point values of its
-    summary.json (SERVING_KEYS); empty for a profile without load."""
+    """One evaluation's load measures (contention, serving) with its simulator steps (`sim_steps`, to read a
+    bounded run against --max-steps) and, under serving, the point values of its summary.json
+    (SERVING_KEYS); empty for a profile without load."""
     found = {k: float(result.stats[k]) for k in LOAD_KEYS if k in result.stats}
+    if found:
+        found["sim_steps"] = float(result.steps)
     if result.requests is not None:
         summary = serving_summary(result)
         found |= {k: float(summary[k]) for k in SERVING_KEYS}

@@ -89,10 +89,9 @@ WEIGHTS = ("0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
 LOOKAHEAD_WEIGHTS, LOOKAHEAD_PASSES = ("0.6", "0.8", "1.0"), 2
 QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval_worlds": 2,
          "weights": ("0.6", "0.9"), "eval_seeds": 2,  # and the sweep's first two seeds
-         "loaded": {"max_in_flight": 64, "warmup": 4}, "probes": 3}
+         "loaded": {"max_in_flight": 64, "warmup": 4, "max_steps": 2000}, "probes": 3}
 CONFIRMATION_REGION = "Confirm_Trap"
 LOAD_BLIND = ("lookahead", "oracle", "greedy", "maxcompute")  # left out where queues are long (and the slow planner)
-LOADED_SKIP = (*LOAD_BLIND, "random", "PFAPPO", "STARK")  # left out of the loaded settings (loaded_settings)
 REFERENCE = "greedy_queue_tuned"  # every paired table's reference: the tuned one-step rule (docs/evaluation.md)
 
 
@@ -106,6 +105,7 @@ class Protocol:
     loaded_policy: str
     loaded_max_in_flight: int
     loaded_warmup: int
+    loaded_max_steps: int                # every loaded evaluation's step bound: an overloading scheduler is unstable
     confirmation_seed: int               # the generator seed of the confirmation topology, used nowhere else
     confirmation_servers: int
     confirmation_eval_seeds: tuple[int, ...]
@@ -143,6 +143,7 @@ class Protocol:
                    get("loaded.policy", lambda v: v in heuristics(), "a registered heuristic"),
                    get("loaded.max_in_flight", count, "a positive integer"),
                    get("loaded.warmup", count, "a positive integer"),
+                   get("loaded.max_steps", count, "a positive integer"),
                    get("confirmation.generator_seed", lambda v: seeds([v]), "a seed"),
                    get("confirmation.servers", count, "a positive integer"), tuple(confirm))
 QUICK_RESULTS = paths.RESULTS / "quick_contention"
@@ -204,15 +205,15 @@ def settings(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 
 def loaded_settings(rates: dict[str, float], protocol: Protocol) -> list[tuple[str, list[str]]]:
     """(tag, evaluate_all flags) of the loaded settings: the rates at which protocol.loaded_policy measured each
-    utilisation on the train split, with the protocol's slots and warm-up. Only TopoFreeRL, PPO and the
-    queue-aware rules are evaluated there (LOADED_SKIP): with 4096 slots a scheduler that overloads the servers
-    queues minutes of work and its evaluation runs for as long: the load-blind rules took most of an hour per
-    setting, and STARK over 30 minutes for one checkpoint at 75.66/s (2026-12-05); PF-PPO and random are left
-    out with them to keep the settings within the study's time."""
+    utilisation on the train split, with the protocol's slots, warm-up and step bound. Every scheduler but the
+    slow lookahead planner is evaluated there. With 4096 slots a scheduler that overloads the servers queues
+    minutes of work, and unbounded its evaluation ran as long (the load-blind rules took most of an hour a
+    setting, STARK over 30 minutes for one checkpoint at 75.66/s); bounded, it ends at the protocol's
+    `max_steps` and its row is reported unstable (total/evaluate_all.py --max-steps)."""
     c = protocol
     return [(CONTENTION.tag(Contention(arrival_rate=rate, max_in_flight=c.loaded_max_in_flight, warmup=c.loaded_warmup)),
              ["--arrival-rate", f"{rate:.6g}", "--max-in-flight", str(c.loaded_max_in_flight),
-              "--warmup", str(c.loaded_warmup), "--skip", *LOADED_SKIP])
+              "--warmup", str(c.loaded_warmup), "--max-steps", str(c.loaded_max_steps), "--skip", "lookahead"])
             for rate in dict.fromkeys(rates.values())]
 
 
@@ -222,8 +223,9 @@ def read_rates(folder: Path) -> dict[str, float]:
 
 
 def overview(results: Path, region: str, tags: list[str]) -> str:
-    """One Markdown table per metric, a column per setting: every scheduler's mean [95% CI] (the
-    per-setting tables and paired comparisons hold the rest)."""
+    """One Markdown table per metric, a column per setting: every scheduler's mean [95% CI], or "unstable"
+    where a bounded evaluation left its workflows unfinished (the per-setting tables and paired comparisons
+    hold the rest)."""
     summaries = {t: read_summary(eval_dir(results, [region], t) / "summary.csv").set_index("algo") for t in tags}
     algos = sort_algos({a for s in summaries.values() for a in s.index})
     parts = []
@@ -235,7 +237,7 @@ def overview(results: Path, region: str, tags: list[str]) -> str:
             cells = []
             for t in tags:
                 r = summaries[t].loc[a] if a in summaries[t].index else None
-                cells.append("" if r is None else
+                cells.append("" if r is None else "unstable" if r.get("unfinished", 0) > 0 else
                              f"{r[metric]:,.{digits}f} [{r[metric + '_lo']:,.{digits}f}, {r[metric + '_hi']:,.{digits}f}]")
             rows.append(f"| {label(a)} | " + " | ".join(cells) + " |")
         parts.append("\n".join(rows))
@@ -274,7 +276,7 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
     protocol = Protocol.from_study(study)
     if args.quick:
         protocol = replace(protocol, loaded_max_in_flight=QUICK["loaded"]["max_in_flight"],
-                           loaded_warmup=QUICK["loaded"]["warmup"])
+                           loaded_warmup=QUICK["loaded"]["warmup"], loaded_max_steps=QUICK["loaded"]["max_steps"])
     results, figures = args.results.resolve(), figures_dir(args).resolve()
     sweep = load_sweep(args.sweep)
     data = str(Path(sweep["data"]) if Path(sweep["data"]).is_absolute() else paths.REPO / sweep["data"])

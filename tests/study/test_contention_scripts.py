@@ -301,11 +301,15 @@ def test_a_bounded_evaluation_reports_an_overloading_scheduler_unstable_and_comp
     episodes, summary = read_episodes(folder / "episodes.csv"), read_summary(folder / "summary.csv").set_index("algo")
     assert summary.loc["greedy", "unfinished"] == 80 and not episodes.loc[episodes["algo"] == "greedy", "finished"].any()
     assert (summary.loc[["greedy_queue", "least_loaded"], "unfinished"] == 0).all()
+    assert summary.loc["greedy", "sim_steps"] == 1500 and (summary.loc[["greedy_queue", "least_loaded"], "sim_steps"] < 1500).all()
     tasks = {a: d["task_id"].tolist() for a, d in episodes.groupby("algo")}
     assert tasks["greedy"] == tasks["greedy_queue"] == tasks["least_loaded"]  # the unbegun ones named alike
     unbounded = read_episodes(free / "eval" / f"Small_Trap_{tag}" / "episodes.csv")
     stable = episodes[episodes["algo"] != "greedy"].drop(columns=["finished", "decision_ms"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(stable, unbounded.drop(columns=["decision_ms"]), check_dtype=False)
+    free_summary = read_summary(free / "eval" / f"Small_Trap_{tag}" / "summary.csv").set_index("algo")
+    assert (free_summary.loc[["greedy_queue", "least_loaded"], "sim_steps"]
+            == summary.loc[["greedy_queue", "least_loaded"], "sim_steps"]).all()  # a stable run ends as unbounded
     figures = tmp_path / "fig"
     run_script("total/make_table.py", "--results", str(bounded), "--region", "Small_Trap", "--tag", tag,
                "--figures", str(figures))

@@ -52,6 +52,11 @@ def test_the_study_trains_tunes_on_train_and_evaluates_every_setting(small_root,
     assert record["settings"] == ["Small_Trap contention_r6", "Small_Trap contention_r3",
                                   "Small_Trap contention_r6_surcharge3", *loaded, "Confirm_Trap contention_r6"]
     assert record["seeds"] == [1, 2] and record["protocol"]["validation_seed"] == 100
+    for setting in loaded:  # every scheduler but the slow planner, each bounded by the protocol's max_steps
+        folder = results / "eval" / setting.replace(" ", "_")
+        assert yaml.safe_load((folder / "config.yaml").read_text())["max_steps"] == 2000
+        assert {"PPO", "greedy", "random", "oracle", "maxcompute", "greedy_queue_tuned"} <= set(
+            pd.read_csv(folder / "summary.csv")["algo"]) and "lookahead" not in set(pd.read_csv(folder / "summary.csv")["algo"])
     confirmation = pd.read_csv(results / "eval" / "Confirm_Trap_contention_r6" / "summary.csv")
     assert "greedy_queue_tuned" in set(confirmation["algo"]) and "PPO" not in set(confirmation["algo"])  # fixed-size actor
     assert set(pd.read_csv(results / "eval" / "Confirm_Trap_contention_r6" / "episodes.csv")["eval_seed"]) == {1000, 1001}
