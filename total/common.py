@@ -317,7 +317,8 @@ SUMMARY_OPTIONAL = {"eval_seeds": INTEGER, "runs": INTEGER, "ci_unit": TEXT, "pr
                     **{f"{m}{s}": NUMBER for m in ("p99_latency_ms", "switches", "slo_attainment")
                        for s in ("", "_lo", "_hi")},
                     **{c: NUMBER for c in ("goodput_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms",
-                                           "mean_batch_size", "kv_occupancy", "mean_queue_length")}}
+                                           "mean_batch_size", "kv_occupancy", "mean_queue_length", "utilisation",
+                                           "mean_queue_wait_ms", "sim_steps")}}
 METRICS_OPTIONAL = {c: NUMBER_OR_EMPTY for c in ("reward", "latency_ms", "cost", "val_reward", "val_latency_ms",
                                                   "val_cost", "w_latency", "w_cost", "w_switch")}
 

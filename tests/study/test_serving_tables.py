@@ -106,3 +106,30 @@ def test_a_broken_slo_met_cell_is_a_one_line_error(root, tmp_path):
                       "--figures", str(tmp_path / "figures"), "--reference", "least_loaded", check=False)
     one_line_error(proc, "episodes.csv line 5", "'slo_met'", "True or False", "'maybe'")
     assert not (tmp_path / "figures").exists() or not any((tmp_path / "figures").iterdir())
+
+
+def test_the_load_figure_plots_every_evaluated_load_with_its_summary_values(root, tmp_path):
+    """total/plot_serving_load.py finds both loads, plots the summaries' SLO attainment and goodput with bands
+    that hold them, and marks a row unstable exactly when its bounded evaluation left workflows unfinished."""
+    heavy = ("--load", "1.2", "--max-steps", "400")
+    run_script("total/evaluate_all.py", "--data", str(root / "data"), "--results", str(root / "results"),
+               *SETTING, *heavy, "--eval-seeds", "0", "1", "--skip", *(h for h in heuristics() if h not in KEEP))
+    figures = tmp_path / "fig"
+    run_script("total/plot_serving_load.py", "--results", str(root / "results"), "--region", "Tiny_Trap",
+               "--figures", str(figures))
+    table = pd.read_csv(figures / "serving_load_Tiny_Trap.csv")
+    assert sorted(table["load"].unique()) == [0.6, 1.2] and set(table["algo"]) == set(KEEP)
+    for load, tag in ((0.6, TAG), (1.2, "serving_u1.2")):
+        s = pd.read_csv(root / "results" / "eval" / f"Tiny_Trap_{tag}" / "summary.csv").set_index("algo")
+        rows = table[table["load"] == load].set_index("algo")
+        for col in ("slo_attainment", "goodput_per_s", "utilisation"):
+            assert rows[col].to_dict() == pytest.approx(s.loc[rows.index, col].to_dict())
+        assert rows["unstable"].to_dict() == (s.loc[rows.index, "unfinished"] > 0 if "unfinished" in s
+                                              else pd.Series(False, rows.index)).to_dict()
+    assert table["unstable"].any() and not table["unstable"].all()  # both kinds of point are drawn
+    assert ((table["goodput_per_s_lo"] <= table["goodput_per_s"] + 1e-12)
+            & (table["goodput_per_s"] <= table["goodput_per_s_hi"] + 1e-12)).all()
+    assert (figures / "serving_load_Tiny_Trap.png").stat().st_size > 1000
+    proc = run_script("total/plot_serving_load.py", "--results", str(root / "results"), "--region", "Tiny_Trap",
+                      "--loads", "0", "--figures", str(tmp_path / "other"), check=False)
+    one_line_error(proc, "--loads", "> 0")
