@@ -318,7 +318,8 @@ SUMMARY_OPTIONAL = {"eval_seeds": INTEGER, "runs": INTEGER, "ci_unit": TEXT, "pr
                        for s in ("", "_lo", "_hi")},
                     **{c: NUMBER for c in ("goodput_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms",
                                            "mean_batch_size", "kv_occupancy", "mean_queue_length", "utilisation",
-                                           "mean_queue_wait_ms", "sim_steps")}}
+                                           "mean_queue_wait_ms", "sim_steps", "slo_ttft_ms",
+                                           "slo_tpot_ms")}}
 METRICS_OPTIONAL = {c: NUMBER_OR_EMPTY for c in ("reward", "latency_ms", "cost", "val_reward", "val_latency_ms",
                                                   "val_cost", "w_latency", "w_cost", "w_switch")}
 

@@ -10,9 +10,10 @@ Writes results/eval/<region>/episodes.csv: one tidy row per (algo, train seed, e
 episode), with the run folder and every metric. Also writes summary.csv: per algorithm, the
 mean and 95% CI of reward, latency and cost, plus the IQM of reward, p99 latency (with
 its CI), decision time and the units of each level of the CI (n_train_seeds, n_eval_seeds,
-n_tasks); and config.yaml: the resolved arguments, the checkpoints evaluated and skipped,
-and the git commit. Training seeds are the unit of replication: two runs
-of one (algo, seed, regions, profile) count once: of runs trained alike the newest final.pt is
+n_tasks); under --profile serving requests.csv: one row per measured request (TTFT, TPOT, its
+server and times), led by the same (algo, train seed, eval seed, run) columns; and config.yaml: the
+resolved arguments, the checkpoints evaluated and skipped, and the git commit. Training seeds are the
+unit of replication: two runs of one (algo, seed, regions, profile) count once: of runs trained alike the newest final.pt is
 evaluated and the others listed as skipped, and runs trained with different settings are refused,
 naming what differs, until --runs or --run-newest picks one; runs of a sweep's `variants`
 (total/sweep.py) are rows of their own, <Algo>@<variant> (e.g. TopoFreeRL@x4 of
@@ -31,8 +32,8 @@ averaged over runs: evaluation seeds run side by side share them), to read again
 Under `--profile serving` summary.csv adds `slo_attainment` (the share of workflows whose every request met
 both SLOs) with its CI like the other means' (cut to [0, 1]), and as point values per row, averaged over
 the evaluation seeds (and runs), the keys of each evaluation's summary.json: goodput_per_s, ttft_p50_ms, ttft_p99_ms,
-tpot_p50_ms, tpot_p99_ms, utilisation, mean_batch_size, kv_occupancy, mean_queue_length and
-mean_queue_wait_ms (docs/evaluation.md, "Serving metrics").
+tpot_p50_ms, tpot_p99_ms, utilisation, mean_batch_size, kv_occupancy, mean_queue_length,
+mean_queue_wait_ms and the SLO thresholds slo_ttft_ms and slo_tpot_ms (docs/evaluation.md, "Serving metrics").
 Every evaluated checkpoint whose guidance prior is greedy_queue's score (TopoFreeRL's
 `guidance.prior: greedy_queue`, at `guidance.latency_weight` W) gets its matched control: greedy_queue
 at that W, one row per distinct W, named greedy_queue_prior_w<W> ("greedy_queue (prior W=0.9)"), so
@@ -73,7 +74,7 @@ from schedkit.cli import (
     user_errors,
 )
 from schedkit.config import differing_settings
-from schedkit.evaluation import Evaluation, evaluate_seeds, serving_summary
+from schedkit.evaluation import REQUEST_COLUMNS, Evaluation, evaluate_seeds, serving_summary
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_yaml
 from schedkit.outputs import claim_output
@@ -109,8 +110,9 @@ EVAL_SEEDS = (0, 1, 2, 3, 4)  # the test split's evaluation seeds: validation an
 LOAD_KEYS = ("utilisation", "mean_queue_wait_ms")
 # serving evaluations' summary.json keys (schedkit.evaluation.serving_summary) put in summary.csv as point values
 SERVING_KEYS = ("goodput_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "utilisation",
-                "mean_batch_size", "kv_occupancy", "mean_queue_length")
-OUTPUTS = ("episodes.csv", "summary.csv", "config.yaml")
+                "mean_batch_size", "kv_occupancy", "mean_queue_length", "slo_ttft_ms", "slo_tpot_ms")
+# requests.csv: serving evaluations only; claimed always, so a stale one never outlives its folder's evaluation
+OUTPUTS = ("episodes.csv", "requests.csv", "summary.csv", "config.yaml")
 MAX_TUNING_BYTES = 16 * MiB
 
 
@@ -356,6 +358,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     """Evaluate the finished runs and every heuristic; write the claimed evaluation folder's files."""
     results = args.results
     frames: list[pd.DataFrame] = []
+    request_frames: list[pd.DataFrame] = []
     evaluated: list[str] = []
     oracles: list = []
     loads: dict[str, list[dict[str, float]]] = {}
@@ -363,13 +366,12 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     def run_policy(algo, policy_for_seed, train_seed, run):
         for es, result in evaluate_seeds(ds, args.split, episodes, args.eval_seeds, device, profile, params,
                                          policy_for_seed, progress=not args.no_progress, max_steps=args.max_steps):
-            df = result.episodes
             loads.setdefault(algo, []).append(measures(result))
-            df.insert(0, "run", run)
-            df.insert(0, "eval_seed", es)
-            df.insert(0, "train_seed", train_seed)
-            df.insert(0, "algo", algo)
-            frames.append(df)
+            who = {"algo": algo, "train_seed": train_seed, "eval_seed": es, "run": run}
+            frames.append(pd.concat([pd.DataFrame(who, index=result.episodes.index), result.episodes], axis=1))
+            if result.requests is not None:
+                request_frames.append(pd.concat([pd.DataFrame(who, index=result.requests.index),
+                                                 result.requests[REQUEST_COLUMNS]], axis=1))
 
     for ckpt, state, variant in found:
         cfg = state["config"]
@@ -407,6 +409,10 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     table = pd.concat(frames, ignore_index=True)
     out = eval_dir(results, args.region, tag)
     write_csv(out / "episodes.csv", table)
+    if request_frames:
+        write_csv(out / "requests.csv", pd.concat(request_frames, ignore_index=True))
+    else:
+        (out / "requests.csv").unlink(missing_ok=True)
     summary = summarize_runs(table, ds.n_servers, loads)
     summary["profile"] = args.profile
     if profile.plan_bounds_reward and oracles:  # the oracle is load-blind here; its plan value bounds every scheduler
@@ -423,7 +429,8 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     cols = ["label", "train_seeds", "episodes", "reward", "reward_lo", "reward_hi", "ci_unit", "latency_ms", "cost",
             *(["slo_attainment", "goodput_per_s"] if "slo_attainment" in summary else [])]
     print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"wrote {out / 'episodes.csv'}, {out / 'summary.csv'} and {out / 'config.yaml'}")
+    written = ["episodes.csv", *(["requests.csv"] if request_frames else []), "summary.csv"]
+    print(f"wrote {', '.join(str(out / name) for name in written)} and {out / 'config.yaml'}")
     return summary
 
 

@@ -21,40 +21,48 @@ QUANTILES = {50: "o", 90: "s", 99: "^"}
 TAIL_NEAR = 3.0  # the tail panel shows schedulers whose P90 is within this factor of the lowest P90
 
 
-def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
-    episodes, _ = load_eval(results, regions, tag)
-    plt = style()
-    fig, (ax, tail) = plt.subplots(1, 2, figsize=(7.0, 2.6), gridspec_kw={"wspace": 0.35})
-    algos = sort_algos(episodes["algo"].unique())
-    latencies = {a: np.sort(episodes.loc[episodes["algo"] == a, "latency_ms"].to_numpy()) for a in algos}
-    p90 = {a: np.percentile(x, 90) for a, x in latencies.items()}
-    near = [a for a in algos if p90[a] <= TAIL_NEAR * min(p90.values())]
-    for algo, x in latencies.items():
+def cdf_panels(ax, tail, values: dict[str, np.ndarray], what: str) -> None:
+    """Each scheduler's CDF of `values` on `ax` (P50 / P90 / P99 markers; log x when the medians span over
+    10x), and on `tail` 1 - CDF from P90 to P99.9 (log) of the schedulers whose P90 is within TAIL_NEAR x of
+    the lowest. `what` names the quantity, with its unit, on the x axes."""
+    values = {a: np.sort(x) for a, x in values.items()}
+    p90 = {a: np.percentile(x, 90) for a, x in values.items()}
+    near = [a for a in values if p90[a] <= TAIL_NEAR * min(p90.values())]
+    for algo, x in values.items():
         kw = line_style(algo)
         y = np.arange(1, len(x) + 1) / len(x)
         ax.step(x, y, where="post", color=kw["color"], linestyle=kw["linestyle"], label=label(algo))
         for q, marker in QUANTILES.items():
             ax.plot(np.percentile(x, q), q / 100, marker, color=kw["color"], markersize=3.5)
         if algo in near:
-            survival = 1 - np.arange(len(x)) / len(x)  # P(latency >= x_i)
+            survival = 1 - np.arange(len(x)) / len(x)  # P(value >= x_i)
             keep = survival <= 0.1
             tail.step(x[keep], survival[keep], where="post", color=kw["color"], linestyle=kw["linestyle"])
             tail.plot(np.percentile(x, 99), 0.01, "^", color=kw["color"], markersize=3.5)
-    medians = episodes.groupby("algo")["latency_ms"].median()
-    if medians.max() > 10 * medians.min():  # e.g. load-blind schedulers under contention: seconds vs minutes
+    medians = [float(np.median(x)) for x in values.values()]
+    if max(medians) > 10 * min(medians):  # e.g. load-blind schedulers under contention: seconds vs minutes
         ax.set_xscale("log")
-    ax.set_xlabel("episode latency (ms)" + (", log scale" if ax.get_xscale() == "log" else ""))
-    ax.set_ylabel("fraction of episodes")
-    ax.set_title("Latency CDF (markers: P50 o, P90 s, P99 ^)")
-    n = min(len(x) for x in latencies.values())
+    ax.set_xlabel(what + (", log scale" if ax.get_xscale() == "log" else ""))
+    n = min(len(x) for x in values.values())
     tail.set_yscale("log")
     tail.set_ylim(max(1e-3, 1 / n), 0.1)
     ticks = [t for t in (0.1, 0.01, 0.001) if t >= max(1e-3, 1 / n)]
     tail.set_yticks(ticks, [f"P{100 * (1 - t):g}" for t in ticks])
     tail.minorticks_off()
-    tail.set_xlim(min(p90[a] for a in near), max(latencies[a][-1] for a in near) * 1.02)
-    tail.set_xlabel("episode latency (ms)")
+    tail.set_xlim(min(p90[a] for a in near), max(values[a][-1] for a in near) * 1.02)
+    tail.set_xlabel(what)
     tail.set_ylabel("1 - CDF (log)")
+
+
+def draw(results: Path, figures: Path, regions: list[str], tag: str = "") -> list[Path]:
+    episodes, _ = load_eval(results, regions, tag)
+    plt = style()
+    fig, (ax, tail) = plt.subplots(1, 2, figsize=(7.0, 2.6), gridspec_kw={"wspace": 0.35})
+    algos = sort_algos(episodes["algo"].unique())
+    cdf_panels(ax, tail, {a: episodes.loc[episodes["algo"] == a, "latency_ms"].to_numpy() for a in algos},
+               "episode latency (ms)")
+    ax.set_ylabel("fraction of episodes")
+    ax.set_title("Latency CDF (markers: P50 o, P90 s, P99 ^)")
     tail.set_title(f"tail zoom, P90 to P99.9 (P90 within {TAIL_NEAR:g}x of the best)")
     fig.legend(*ax.get_legend_handles_labels(), frameon=False, fontsize=6, loc="center left",
                bbox_to_anchor=(0.92, 0.5), handlelength=2.8)

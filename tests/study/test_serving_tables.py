@@ -62,6 +62,27 @@ def test_point_values_are_the_eval_seeds_summaries_averaged(root):
     for key in (*POINTS, "slo_attainment"):
         assert row[key] == pytest.approx((seeds[0][key] + seeds[1][key]) / 2), key
     assert seeds[0]["goodput_per_s"] != seeds[1]["goodput_per_s"]  # two seeds that differ: the mean is a mean
+    assert row["slo_ttft_ms"] == seeds[0]["slo_ttft_ms"] == 6000 and row["slo_tpot_ms"] == seeds[0]["slo_tpot_ms"]
+    # requests.csv holds, per scheduler and evaluation seed, the requests inference.py reports at that seed
+    pooled = pd.read_csv(root / "results" / "eval" / f"Tiny_Trap_{TAG}" / "requests.csv")
+    for seed in (0, 1):
+        own = pd.read_csv(root / f"rr_seed{seed}" / "requests.csv")
+        mine = pooled[(pooled["algo"] == "round_robin") & (pooled["eval_seed"] == seed)]
+        pd.testing.assert_frame_equal(mine[list(own.columns)].reset_index(drop=True), own)
+
+
+def test_the_cdf_figure_draws_every_scheduler_with_its_slo_thresholds(root, tmp_path):
+    proc = run_script("total/plot_serving_cdf.py", "--results", str(root / "results"), "--region", "Tiny_Trap",
+                      "--tag", TAG, "--figures", str(tmp_path))
+    assert (tmp_path / f"serving_cdf_{TAG}.png").stat().st_size > 1000 and "wrote" in proc.stdout
+    contention = root / "results" / "eval" / "Tiny_Trap_contention_r8"  # an evaluation without requests
+    run_script("total/evaluate_all.py", "--data", str(root / "data"), "--results", str(root / "results"),
+               "--region", "Tiny_Trap", "--profile", "contention", "--arrival-rate", "8", "--worlds", "2",
+               "--episodes", "8", "--eval-seeds", "0", "--no-progress", "--skip", *(h for h in heuristics() if h not in KEEP))
+    assert not (contention / "requests.csv").exists()
+    proc = run_script("total/plot_serving_cdf.py", "--results", str(root / "results"), "--region", "Tiny_Trap",
+                      "--tag", "contention_r8", "--figures", str(tmp_path / "other"), check=False)
+    one_line_error(proc, "requests.csv")
 
 
 def test_make_table_shows_the_serving_columns_and_the_slo_verdict(root):
