@@ -43,7 +43,9 @@ from edgesim.registry import get_profile
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT
 from schedkit.cli import (
     add_eval_flags,
+    add_timeline_flag,
     arg_type,
+    check_timeline,
     load_or_exit,
     profile_params,
     resolve_device,
@@ -64,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="scheduler(s) to evaluate (default: all)")
     add_latency_weight_flag(p)
     add_eval_flags(p)
+    add_timeline_flag(p)
     p.add_argument("--out", default=None,
                    help="output folder (default: <repository>/results/Heuristics/<region>_<split>[_<profile>]_seed<seed>)")
     return p.parse_args(argv)
@@ -116,6 +119,7 @@ def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heurist
     `results`/<region>_<split>[_<profile>]_seed<seed>)."""
     device = resolve_device(args.device)
     profile = get_profile(args.profile or "paper")
+    check_timeline(args, profile)
     params = profile_params(args, profile)
     ds = load_or_exit(data_root(args.data), args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
@@ -158,7 +162,7 @@ def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset,
     """Evaluate one heuristic and write its episodes.csv and summary.json into `target`."""
     sim = eval_simulator(ds, args.split, settings["episodes"], args.seed, device, profile, params)
     policy = make_policy(name, sim, args.seed, args.latency_weight)
-    result = run_evaluation(sim, policy, settings["episodes"], progress=not args.no_progress)
+    result = run_evaluation(sim, policy, settings["episodes"], progress=not args.no_progress, timeline=args.timeline)
     extra = {}
     if name == "oracle" and profile.plan_bounds_reward:  # load-blind there: its plan value bounds every rule
         extra["reward_upper_bound"] = policy.bound(sim, list(result.episodes["task_id"]))

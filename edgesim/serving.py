@@ -682,6 +682,16 @@ class ServingSimulator(ContentionSimulator):
     def busy_until(self, servers: torch.Tensor) -> torch.Tensor:
         return self.now[:, None] + self.queue_wait(servers)
 
+    def engine_snapshot(self) -> torch.Tensor:
+        """(G, 4) each world at its next decision: its clock (ms), then over its valid servers the mean running
+        batch, the mean KV occupancy (reserved tokens / capacity, as `serving_stats` integrates it) and the
+        requests queued. What an evaluation's timeline samples (schedkit.evaluation `run_evaluation`)."""
+        valid = self.valid_server[None, :]
+        kv = torch.where(valid, self.srv_kv.to(self.dtype) / self.perf.kv_capacity.to(self.dtype), 0.0)
+        batch = torch.where(valid, self.srv_batch, 0).sum(1).to(self.dtype) / self.n_valid
+        return torch.stack([self.now, batch, kv.sum(1) / self.n_valid,
+                            torch.where(valid, self.srv_queue, 0).sum(1).to(self.dtype)], 1)
+
     def hidden_reserved_kv(self) -> torch.Tensor:
         """(B, N) KV tokens reserved by admission (prompt + full output): bound-only, it sums hidden lengths."""
         return self.srv_kv.clone()
@@ -1201,6 +1211,7 @@ class ServingProfile(Profile):
     name = "serving"
     params_class = Serving
     queues = True
+    engines = True
     live_inputs = ("expected wait (ms)", "log(1 + queued requests)", "running batch / max_batch",
                    "free KV tokens / capacity", "log(1 + outstanding prompt tokens / 4096)")
     worlds_run_on = True

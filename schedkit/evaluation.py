@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from edgesim.dataset import Dataset
+from edgesim.inputs import InputError
 from edgesim.paper import PAPER, Profile
 from edgesim.physics import EVAL_WEIGHTS
 from edgesim.simulator import Observation, Simulator
@@ -46,6 +47,8 @@ REQUEST_FIELDS = {"step": "step", "world": "world", "server": "server", "ttft_ms
                   "latency_ms": "latency", "queue_ms": "queue_ms", "arrival_ms": "arrival_ms", "end_ms": "end_ms"}
 REQUEST_COLUMNS = ["episode", "step", "world", "server", "ttft_ms", "tpot_ms", "latency_ms", "queue_ms", "slo_met",
                    "arrival_ms", "end_ms"]
+# timeline.csv: after each step, each world's engines at its next decision (ServingSimulator.engine_snapshot)
+TIMELINE_COLUMNS = ["step", "world", "now_ms", "running_batch", "kv_occupancy", "queued"]
 # serving_stats() keys reported in summary.json (summary key: stats key)
 SERVING_STATS = {"utilisation": "utilisation", "busy_share": "busy_share", "mean_batch_size": "mean_running_batch",
                  "kv_occupancy": "kv_occupancy", "mean_queue_length": "mean_queue_length",
@@ -67,6 +70,8 @@ class RequestReporting(Protocol):
 
     def serving_stats(self) -> dict[str, float]: ...
 
+    def engine_snapshot(self) -> torch.Tensor: ...
+
 
 @runtime_checkable
 class SeedBatching(Protocol):
@@ -79,13 +84,15 @@ class SeedBatching(Protocol):
 class Evaluation:
     """What one evaluation measured: the episode rows, and for a `RequestReporting` simulator the
     measured requests' rows, its SLO thresholds and its measured-period statistics. `steps`: the
-    simulator steps the run took, so a bounded run can be read against its cap."""
+    simulator steps the run took, so a bounded run can be read against its cap. `timeline` (asked for):
+    each world's engines at each of its decisions (TIMELINE_COLUMNS), warm-up included."""
 
     episodes: pd.DataFrame
     requests: pd.DataFrame | None = None
     slo_ms: tuple[float, float] | None = None
     stats: dict[str, float] = field(default_factory=dict)
     steps: int = 0
+    timeline: pd.DataFrame | None = None
 
 
 def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device = "cpu",
@@ -103,7 +110,7 @@ def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float
 
 def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
                    weights: tuple[float, float, float] = EVAL_WEIGHTS, progress: bool = True,
-                   max_steps: int | None = None) -> Evaluation:
+                   max_steps: int | None = None, timeline: bool = False) -> Evaluation:
     """Run the first `episodes` measured episodes of a freshly reset sequential simulator; one row each.
 
     Step results are summed per episode id (`info["episode"]`), so rows that interleave workflows
@@ -116,6 +123,9 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     and its measured workflows may never all finish. A bounded evaluation's rows say whether each
     episode `finished`; an unfinished one's sums are those of its steps so far (a censored episode:
     its latency is a lower bound, its reward an upper one).
+
+    `timeline` records, after every step, each world's engine state at its next decision (a
+    `RequestReporting` simulator's `engine_snapshot`): batch and KV occupancy over time, sampled at decisions.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -134,6 +144,9 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     done_count = steps = 0
     policy_s = 0.0  # the policy's wall time per decision, summed over steps
     finished_ep = torch.zeros(episodes, dtype=torch.bool, device=dev)
+    if timeline and reporter is None:
+        raise InputError(f"--timeline: the {type(sim).__name__} has no engines to sample; only --profile serving has")
+    snapshots: list[torch.Tensor] = []
     bar = tqdm(total=episodes, desc=f"eval {policy.name}", unit="ep", disable=not progress, leave=False)
     while done_count < episodes and (max_steps is None or steps < max_steps):
         steps += 1
@@ -162,6 +175,8 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
         if reporter is not None:
             requests.append({"episode": ep, **{col: info[key][keep] for col, key in REQUEST_FIELDS.items()}})
         finished_ep[index[done & keep]] = True
+        if timeline and reporter is not None:
+            snapshots.append(reporter.engine_snapshot())
         finished = int((done & keep).sum())
         done_count += finished
         bar.update(finished)
@@ -200,7 +215,13 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     req["slo_met"] = (req["ttft_ms"] <= slo[0]) & (req["tpot_ms"] <= slo[1])
     met = req.groupby("episode")["slo_met"].all().reindex(df["episode"], fill_value=True).to_numpy()
     df = df.assign(slo_met=met & df.get("finished", True))  # an unfinished workflow has not met its SLOs
-    return Evaluation(df, req, slo, reporter.serving_stats(), steps)
+    trace = None
+    if snapshots:
+        rows = torch.stack(snapshots).cpu().numpy()  # (steps, G, 4)
+        trace = pd.DataFrame(rows.reshape(-1, rows.shape[-1]), columns=TIMELINE_COLUMNS[2:])
+        trace.insert(0, "world", np.tile(np.arange(rows.shape[1]), rows.shape[0]))
+        trace.insert(0, "step", np.repeat(np.arange(1, rows.shape[0] + 1), rows.shape[1]))
+    return Evaluation(df, req, slo, reporter.serving_stats(), steps, trace)
 
 
 def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
@@ -301,8 +322,9 @@ def summarize(result: pd.DataFrame | Evaluation) -> dict[str, Any]:
     } | extra
 
 
-# requests.csv: written by evaluations with requests; claimed always, so a stale one never outlives its folder's evaluation
-EVALUATION_FILES = ("episodes.csv", "requests.csv", "summary.json")
+# requests.csv and timeline.csv: written by evaluations with requests (a timeline when asked); claimed always, so a
+# stale one never outlives its folder's evaluation
+EVALUATION_FILES = ("episodes.csv", "requests.csv", "timeline.csv", "summary.json")
 
 
 def evaluation_outputs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -311,16 +333,19 @@ def evaluation_outputs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def write_evaluation(out_dir: str | Path, result: pd.DataFrame | Evaluation, meta: dict[str, Any]) -> dict[str, Any]:
-    """Write `episodes.csv`, `requests.csv` (evaluations with requests; a stale one is removed otherwise)
-    and `summary.json` (summary keys first, then `meta` and the code's git commit) atomically."""
+    """Write `episodes.csv`, `requests.csv` and `timeline.csv` (evaluations with requests, a timeline when
+    asked; a stale one is removed otherwise) and `summary.json` (summary keys first, then `meta` and the
+    code's git commit) atomically."""
     out = Path(out_dir)
     summary = summarize(result) | meta | {"git_commit": git_commit()}
     result = result if isinstance(result, Evaluation) else Evaluation(result)
     write_csv(out / "episodes.csv", result.episodes)
-    if result.requests is not None:
-        write_csv(out / "requests.csv", result.requests[REQUEST_COLUMNS])
-    else:
-        (out / "requests.csv").unlink(missing_ok=True)
+    for name, table in (("requests.csv", None if result.requests is None else result.requests[REQUEST_COLUMNS]),
+                        ("timeline.csv", result.timeline)):
+        if table is not None:
+            write_csv(out / name, table)
+        else:
+            (out / name).unlink(missing_ok=True)
     write_json(out / "summary.json", summary)
     return summary
 

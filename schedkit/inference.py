@@ -25,7 +25,16 @@ from edgesim.simulator import Observation, Simulator
 
 from .agent_base import MaskedAgent, live_input_problem
 from .checkpoints import restore_weights
-from .cli import add_eval_flags, load_or_exit, profile_params, resolve_device, set_threads, user_errors
+from .cli import (
+    add_eval_flags,
+    add_timeline_flag,
+    check_timeline,
+    load_or_exit,
+    profile_params,
+    resolve_device,
+    set_threads,
+    user_errors,
+)
 from .config import ConfigError
 from .evaluation import eval_simulator, evaluation_outputs, format_table, run_evaluation, write_evaluation
 from .outputs import claim_output
@@ -109,6 +118,7 @@ def inference_main(make_agent: AgentFactory, description: str, argv: list[str] |
                    help="checkpoint, e.g. results/<Algo>/latest/checkpoints/final.pt, or "
                         "results/<Algo>/models/LATEST_<region>_seed<S>_final.pt for the newest such run")
     add_eval_flags(p)
+    add_timeline_flag(p)
     p.add_argument("--out", help="output folder (default: <run dir>/eval_<split>_seed<seed>)")
     p.add_argument("--compile", action="store_true",
                    help="run each decision through torch.compile (first decision of each batch size compiles, "
@@ -133,6 +143,7 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
         print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "
               f"{state['dataset']['regions']}; scheduling {ds.n_servers} servers of {list(ds.regions)}")
     profile = get_profile(args.profile or cfg["profile"])
+    check_timeline(args, profile)
     params = profile_params(args, profile, cfg.get(profile.name))
     try:
         policy = policy_from_checkpoint(state, ds, make_agent, device, args.compile, profile)
@@ -147,7 +158,7 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
         sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
         if args.compile:
             policy.act(sim, sim.observe())  # compile outside the timed decisions; evaluate() resets the sim
-        result = run_evaluation(sim, policy, episodes, progress=not args.no_progress)
+        result = run_evaluation(sim, policy, episodes, progress=not args.no_progress, timeline=args.timeline)
         summary = write_evaluation(out, result, settings | {
             "train_seed": cfg["seed"], "trained_epochs": state["epoch"],
             "decision_ms_batch1": batch1_decision_ms(ds, args.split, policy, device, profile=profile, params=params),

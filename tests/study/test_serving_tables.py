@@ -154,3 +154,42 @@ def test_the_load_figure_plots_every_evaluated_load_with_its_summary_values(root
     proc = run_script("total/plot_serving_load.py", "--results", str(root / "results"), "--region", "Tiny_Trap",
                       "--loads", "0", "--figures", str(tmp_path / "other"), check=False)
     one_line_error(proc, "--loads", "> 0")
+
+
+def test_a_timeline_samples_the_engines_without_changing_the_run_and_is_drawn(root, tmp_path):
+    """--timeline writes each world's engines at its decisions (within their limits, clocks in order) and leaves
+    the episodes as they are; total/plot_serving_timeline.py draws the timelines of one setting, refuses two
+    settings and a profile without engines is refused before anything is written."""
+    data = ("--data", str(root / "data"))
+    for policy in KEEP:
+        run_script("Heuristics/inference.py", *data, *SETTING, "--policy", policy, "--timeline",
+                   "--out", str(tmp_path / policy))
+    run_script("Heuristics/inference.py", *data, *SETTING, "--policy", "round_robin", "--out", str(tmp_path / "plain"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "plain" / "episodes.csv").drop(columns="decision_ms"),
+                                  pd.read_csv(tmp_path / "round_robin" / "episodes.csv").drop(columns="decision_ms"))
+    assert not (tmp_path / "plain" / "timeline.csv").exists()
+    timeline = pd.read_csv(tmp_path / "round_robin" / "timeline.csv")
+    assert list(timeline.columns) == ["step", "world", "now_ms", "running_batch", "kv_occupancy", "queued"]
+    assert sorted(timeline["world"].unique()) == [0, 1] and (timeline.groupby("step").size() == 2).all()
+    assert ((timeline["running_batch"] >= 0) & (timeline["kv_occupancy"] >= 0) & (timeline["kv_occupancy"] <= 1)
+            & (timeline["queued"] >= 0)).all() and timeline["running_batch"].max() > 0
+    assert all(g["now_ms"].is_monotonic_increasing for _, g in timeline.groupby("world"))
+    figures = tmp_path / "fig"
+    run_script("total/plot_serving_timeline.py", "--evals", str(tmp_path / "least_loaded"),
+               str(tmp_path / "round_robin"), "--figures", str(figures))
+    drawn = pd.read_csv(figures / "serving_timeline.csv")
+    assert set(drawn["algo"]) == set(KEEP) and (drawn["world"] == 0).all()
+    for policy in KEEP:  # every decision of world 0, as timeline.csv holds it
+        own = pd.read_csv(tmp_path / policy / "timeline.csv")
+        mine = drawn[drawn["algo"] == policy].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine[list(own.columns)], own[own["world"] == 0].reset_index(drop=True))
+    assert (figures / "serving_timeline.png").stat().st_size > 1000
+    other = [a if a != "0.6" else "0.9" for a in SETTING]
+    run_script("Heuristics/inference.py", *data, *other, "--policy", "jsq", "--timeline", "--out", str(tmp_path / "jsq"))
+    proc = run_script("total/plot_serving_timeline.py", "--evals", str(tmp_path / "least_loaded"), str(tmp_path / "jsq"),
+                      "--figures", str(tmp_path / "fig2"), check=False)
+    one_line_error(proc, "serving", "differs")
+    proc = run_script("Heuristics/inference.py", *data, "--region", "Tiny_Trap", "--profile", "contention",
+                      "--policy", "least_loaded", "--timeline", "--out", str(tmp_path / "contention"), check=False)
+    one_line_error(proc, "--timeline", "only --profile serving")
+    assert not (tmp_path / "contention").exists()
