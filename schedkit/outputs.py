@@ -135,11 +135,14 @@ def claim_output(folder: str | os.PathLike, outputs: Mapping[str, Settings] | No
                  hint: str = "--out") -> Iterator[Claim]:
     """Claim `folder` (created if missing) for as long as the block runs: locked, stale temp files
     removed, and every file of `outputs` ({file name: the settings it is made with}) checked before
-    anything is computed. When the block ends without an error, `outputs` are recorded as written.
+    anything is computed. When the block ends without an error, `outputs` are recorded as written; when it
+    fails, those of `outputs` it created are removed (part of an unfinished result, which no record
+    describes and which would block the next run), and files that were there before are kept.
     `hint` names the flag that chooses another folder, for the refusal message."""
     path = output_folder(folder)
     created = not any(path.iterdir())
     with RunLock(path, what="folder"):
+        before = {name for name in outputs or {} if (path / name).exists()}
         try:
             remove_stale_temps(path)
             claim = Claim(path, overwrite, hint)
@@ -147,6 +150,8 @@ def claim_output(folder: str | os.PathLike, outputs: Mapping[str, Settings] | No
                 claim.check(name, settings)
             yield claim
         except BaseException:
+            for name in set(outputs or {}) - before:
+                (path / name).unlink(missing_ok=True)
             if created:
                 _remove_if_unused(path)
             raise

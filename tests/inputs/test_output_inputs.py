@@ -251,3 +251,25 @@ def test_a_sweep_run_another_process_writes_is_refused_and_its_record_kept(tmp_p
         result = execute(run)
     assert result["status"] == "failed" and "another process is writing to this run" in result["reason"]
     assert not (run.dir / RECORD).exists()
+
+
+def test_a_failed_writer_removes_the_outputs_it_began_and_keeps_what_was_there(tmp_path):
+    """An evaluation that stops part-way (an error, Ctrl-C) leaves none of its own new files: a config.yaml no
+    record describes would refuse the next run. A file that was there before the claim stays as it was."""
+    from schedkit.outputs import claim_output
+    fresh = tmp_path / "fresh"
+    with pytest.raises(KeyboardInterrupt), claim_output(fresh, {"config.yaml": {"a": 1}, "episodes.csv": {"a": 1}}):
+        (fresh / "config.yaml").write_text("a: 1\n")
+        raise KeyboardInterrupt
+    assert not fresh.exists()  # nothing of the failed run, not even its folder
+    with claim_output(fresh, {"config.yaml": {"a": 1}}) as claim:  # the same run again: no refusal
+        claim.write_bytes("config.yaml", b"a: 1\n", {"a": 1})
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine\n")
+    with pytest.raises(RuntimeError), claim_output(kept, {"config.yaml": {"a": 1}, "notes.txt": {"a": 1}},
+                                                   overwrite=True):
+        (kept / "config.yaml").write_text("a: 1\n")
+        raise RuntimeError("stopped")
+    assert sorted(p.name for p in kept.iterdir() if p.name != ".lock") == ["notes.txt"]
+    assert (kept / "notes.txt").read_text() == "mine\n"
