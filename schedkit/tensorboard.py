@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,19 @@ def wanted(choice: str | bool) -> bool:
     return bool(choice)
 
 
+def sort_after_existing_events(folder: Path) -> None:
+    """TensorBoard reads a run's event files in name order, and a name begins with its writer's start second,
+    then host, pid and a counter as text. A writer started in the same second as the folder's newest file may
+    sort before it; the older file, read last, would then win over a resumed run's epochs. So wait (at most
+    about a second) until this writer's second is later than every file's."""
+    stamps = [int(part) for p in folder.glob("events.out.tfevents.*")
+              if (part := p.name.split(".")[3]).isdigit()]
+    newest = max(stamps, default=0)
+    if 0 <= newest - int(time.time()) <= 1:  # a file from further in the future (a clock change) is not waited for
+        while int(time.time()) <= newest:
+            time.sleep(0.02)
+
+
 class EventLog:
     """The TensorBoard side of the epoch loop: `append(epoch, row)` writes the row's scalars at step
     `epoch`. Resuming at `start` hides the events of epochs >= start from the interrupted run (purge),
@@ -57,8 +71,10 @@ class EventLog:
     so the events are flushed and the file closed even when training stops with an exception or Ctrl-C."""
 
     def __init__(self, run: Path, start: int, choice: str | bool):
-        self.writer = _writer_class()(log_dir=str(tensorboard_dir(run)), purge_step=start) if wanted(choice) \
-            else None
+        self.writer = None
+        if wanted(choice):
+            sort_after_existing_events(tensorboard_dir(run))
+            self.writer = _writer_class()(log_dir=str(tensorboard_dir(run)), purge_step=start)
 
     def append(self, epoch: int, row: Mapping[str, Any]) -> None:
         if self.writer is None:

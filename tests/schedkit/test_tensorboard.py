@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -112,3 +113,20 @@ def test_without_the_package_auto_is_off_and_asking_for_it_is_one_clear_line(tmp
     run_script("PPO_algorithm/train.py", *TINY, "--epochs", "1", "--out", str(run), in_process=True)
     assert not (run / "tensorboard").exists()
     assert yaml.safe_load((run / "config.yaml").read_text())["tensorboard"] is False
+
+
+@pytest.mark.slow
+def test_a_resume_in_the_same_second_as_the_interrupted_writer_still_shows_its_own_epochs(tmp_path):
+    """TensorBoard reads event files in name order: second, host, pid, counter. The interrupted run's file is
+    named as if its writer had started this second on a host that sorts last, so a resumed writer that did
+    not wait would sort first, and the interrupted run's epochs (read last) would replace the resumed ones:
+    the timings (rollout_s, which differ from run to run) would then not be metrics.csv's."""
+    run = tmp_path / "run"
+    run_script("PPO_algorithm/train.py", *TINY, "--epochs", "4", "--set", "checkpoint_every=2", "--tensorboard",
+               "--out", str(run))
+    for name in ("final.pt", "epoch_0004.pt"):
+        (run / "checkpoints" / name).unlink()
+    (old,) = (run / "tensorboard").glob("events.out.tfevents.*")
+    old.rename(old.with_name(f"events.out.tfevents.{int(time.time()) + 1:010d}.zzzz.99999.9"))
+    run_script("PPO_algorithm/train.py", "--resume", str(run), "--no-progress")
+    assert_events_match_metrics(run, PPO_LOSSES)
