@@ -122,6 +122,24 @@ class FinishCount:
 PARTS = ("latency", "queue_ms", "cost", "trap_hit", "fallback")  # the outcome columns the epoch statistics read
 
 
+def epoch_stats(returns: torch.Tensor, reward_vec: torch.Tensor, outcome: dict[str, torch.Tensor],
+                workflows: float) -> dict[str, float]:
+    """What an epoch logs of its n trained decisions (`returns` (n,), `reward_vec` (n, 3), `outcome`'s PARTS
+    (n,)): per workflow (sums / `workflows`) the training return, the evaluation-weighted reward, latency, queue
+    wait and cost; per decision the trap-hit and fallback rates."""
+    dtype, n = reward_vec.dtype, len(returns)
+    eval_w = torch.tensor(EVAL_WEIGHTS, dtype=dtype, device=reward_vec.device)
+
+    def per_workflow(x: torch.Tensor) -> float:
+        return float(x.to(dtype).sum()) / workflows
+
+    return {"return": per_workflow(returns), "reward": per_workflow(reward_vec @ eval_w),
+            **{name: per_workflow(outcome[part]) for name, part in (("latency_ms", "latency"),
+                                                                     ("queue_ms", "queue_ms"), ("cost", "cost"))},
+            "trap_hit_rate": float(outcome["trap_hit"].to(dtype).sum()) / n,
+            "fallback_rate": float(outcome["fallback"].to(dtype).sum()) / n, "env_steps": n}
+
+
 def _outcomes_of(outcomes: list[dict], episode: torch.Tensor, step: torch.Tensor, max_steps: int) -> dict:
     """The outcome (reward, done, PARTS) of each decision (episode, step), matched by that key.
 
@@ -235,21 +253,8 @@ def _carried_rollout(sim: Simulator, weights: torch.Tensor, steps: list[dict], o
     ids, column = torch.unique(episode, return_inverse=True)
     adv, ret = episode_gae(rewards, values, dones, column, step, len(ids), max_steps, gamma, lam)
     adv, ret = adv[:n], ret[:n]
-    eval_w = torch.tensor(EVAL_WEIGHTS, dtype=reward_vec.dtype, device=reward_vec.device)
     workflows = n / float(sim.tasks.n_steps.to(reward_vec.dtype).mean())  # decisions x the mean workflow length
-
-    def per_episode(x: torch.Tensor) -> float:
-        return float(x.to(reward_vec.dtype).sum()) / workflows
-
-    stats = {
-        "return": per_episode(rewards[:n]),
-        "reward": per_episode(reward_vec @ eval_w),
-        **{name: per_episode(outcome[part]) for name, part in (("latency_ms", "latency"), ("queue_ms", "queue_ms"),
-                                                                ("cost", "cost"))},
-        "trap_hit_rate": float(outcome["trap_hit"].to(reward_vec.dtype).mean()),
-        "fallback_rate": float(outcome["fallback"].to(reward_vec.dtype).mean()),
-        "env_steps": n,
-    }
+    stats = epoch_stats(rewards[:n], reward_vec, outcome, workflows)
     features = {k[len(FEATURE):]: v[t] for k, v in dec.items() if k.startswith(FEATURE)}
     return Rollout(features=features, actions=dec["action"][t], logp=dec["logp"][t], advantages=adv, returns=ret,
                    stats=stats, losses=(-reward_vec.sum(0) / n).cpu().numpy())
@@ -269,7 +274,6 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     there) and the decisions before it bootstrap from its value (`_carried_rollout`)."""
     obs = sim.reseed(seed) if continuing else sim.reset(seed)
     gen = torch.Generator(sim.device).manual_seed(seed)
-    eval_w = torch.tensor(EVAL_WEIGHTS, dtype=sim.dtype, device=sim.device)
     measured = None if continuing else episodes
     steps: list[dict] = []
     outcomes: list[dict] = []
@@ -311,6 +315,9 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     scalar = (reward_vec @ weights.to(reward_vec.dtype)).float() + stack("bonus").float()
     rewards, values, dones = scalar.reshape(-1)[flat], stack("value").float().reshape(-1)[flat], done.reshape(-1)[flat]
     n = len(flat)
+    # per workflow: over `episodes` whole episodes, or (continuing) per decision x the mean workflow length
+    workflows = n / float(sim.tasks.n_steps.to(reward_vec.dtype).mean()) if continuing else episodes
+    stats = epoch_stats(rewards, outcome["reward"], outcome, workflows)
     if continuing:
         running = episode[~torch.isin(episode, episode[dones])].unique()
         cut_episode, cut_step, cut_value = _bootstrap(sim, agent, weights, running)
@@ -322,24 +329,6 @@ def collect(sim: Simulator, agent: Agent, weights: torch.Tensor, episodes: int, 
     adv, ret = adv[:n], ret[:n]
     features = {k: torch.stack([s["feats"][k] for s in steps]).flatten(0, 1)[flat] for k in steps[0]["feats"]}
     kept = keep.to(reward_vec.dtype)
-    n_steps = float(kept.sum())
-    # per workflow: over `episodes` whole episodes, or (continuing) per decision x the mean workflow length
-    workflows = n_steps / float(sim.tasks.n_steps.to(kept.dtype).mean()) if continuing else episodes
-
-    def per_episode(x):
-        return float((x * kept).sum()) / workflows
-
-    parts = {k: on_grid(outcome[k]).to(reward_vec.dtype) for k in PARTS}
-    losses = -(reward_vec * kept[..., None]).sum((0, 1)) / n_steps
-    stats = {
-        "return": per_episode(scalar.to(kept.dtype)),
-        "reward": per_episode(reward_vec @ eval_w),
-        "latency_ms": per_episode(parts["latency"]),
-        "queue_ms": per_episode(parts["queue_ms"]),
-        "cost": per_episode(parts["cost"]),
-        "trap_hit_rate": float((parts["trap_hit"] * kept).sum()) / n_steps,
-        "fallback_rate": float((parts["fallback"] * kept).sum()) / n_steps,
-        "env_steps": int(n_steps),
-    }
+    losses = -(reward_vec * kept[..., None]).sum((0, 1)) / float(kept.sum())
     return Rollout(features=features, actions=stack("action").reshape(-1)[flat], logp=stack("logp").reshape(-1)[flat],
                    advantages=adv, returns=ret, stats=stats, losses=losses.cpu().numpy())
