@@ -45,7 +45,6 @@ from schedkit.cli import (
     add_eval_flags,
     add_timeline_flag,
     arg_type,
-    check_timeline,
     load_or_exit,
     profile_params,
     resolve_device,
@@ -119,7 +118,6 @@ def resolve_setting(args: argparse.Namespace, results: Path = RESULTS / "Heurist
     `results`/<region>_<split>[_<profile>]_seed<seed>)."""
     device = resolve_device(args.device)
     profile = get_profile(args.profile or "paper")
-    check_timeline(args, profile)
     params = profile_params(args, profile)
     ds = load_or_exit(data_root(args.data), args.region)
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)

@@ -73,7 +73,6 @@ class Profile:
     # each world the rewards of its completed requests
     delayed_outcomes = False
     plan_bounds_reward = False  # True: the oracle's load-blind plan value bounds every scheduler's expected reward
-    engines = False  # its simulator runs serving engines, whose batch and KV an evaluation can sample (--timeline)
     # the live per-server quantities its simulator's `live_inputs()` returns, in column order; their count is
     # the width of a learned agent's live input (schedkit/agent_base.py live_width): a checkpoint trained under
     # one profile evaluates under another only where the counts agree. Column 0 is always the expected wait.

@@ -1211,7 +1211,6 @@ class ServingProfile(Profile):
     name = "serving"
     params_class = Serving
     queues = True
-    engines = True
     live_inputs = ("expected wait (ms)", "log(1 + queued requests)", "running batch / max_batch",
                    "free KV tokens / capacity", "log(1 + outstanding prompt tokens / 4096)")
     worlds_run_on = True

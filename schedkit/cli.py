@@ -105,12 +105,6 @@ def add_timeline_flag(p: argparse.ArgumentParser) -> None:
                         "requests at each of its decisions (total/plot_serving_timeline.py draws it)")
 
 
-def check_timeline(args: argparse.Namespace, profile: Profile) -> None:
-    """--timeline needs engines to sample: refused in one line, before any output is written, elsewhere."""
-    if getattr(args, "timeline", False) and not profile.engines:
-        sys.exit(f"error: --timeline: the {profile.name} profile has no engines to sample; only --profile serving has")
-
-
 def set_threads(n: int) -> None:
     torch.set_num_threads(n)
     with contextlib.suppress(RuntimeError):  # settable once, before any parallel work

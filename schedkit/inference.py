@@ -28,7 +28,6 @@ from .checkpoints import restore_weights
 from .cli import (
     add_eval_flags,
     add_timeline_flag,
-    check_timeline,
     load_or_exit,
     profile_params,
     resolve_device,
@@ -143,7 +142,6 @@ def _evaluate_checkpoint(args: argparse.Namespace, make_agent: AgentFactory) -> 
         print(f"zero-shot: the checkpoint was trained on {len(state['dataset']['server_ids'])} servers of "
               f"{state['dataset']['regions']}; scheduling {ds.n_servers} servers of {list(ds.regions)}")
     profile = get_profile(args.profile or cfg["profile"])
-    check_timeline(args, profile)
     params = profile_params(args, profile, cfg.get(profile.name))
     try:
         policy = policy_from_checkpoint(state, ds, make_agent, device, args.compile, profile)

@@ -56,9 +56,9 @@ def read_evaluation(folder: Path) -> tuple[pd.DataFrame, dict]:
 
 
 def draw(folders: list[Path], figures: Path, world: int) -> list[Path]:
-    rows, first = [], read_evaluation(folders[0])[1]
-    for folder in folders:
-        timeline, summary = read_evaluation(folder)
+    evaluations = [read_evaluation(folder) for folder in folders]
+    rows, first = [], evaluations[0][1]
+    for folder, (timeline, summary) in zip(folders, evaluations):
         differ = [k for k in SAME if summary.get(k) != first.get(k)]
         if differ:
             raise SystemExit(f"error: {folder / 'summary.json'}: {differ[0]} differs from {folders[0]}'s: "
