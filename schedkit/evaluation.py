@@ -27,7 +27,7 @@ from edgesim.paper import PAPER, Profile
 from edgesim.physics import EVAL_WEIGHTS
 from edgesim.simulator import Observation, Simulator
 
-from .io import write_csv, write_json
+from .io import write_csv, write_csv_or_remove, write_json
 from .paths import git_commit
 from .simulators import profile_simulator
 
@@ -340,12 +340,8 @@ def write_evaluation(out_dir: str | Path, result: pd.DataFrame | Evaluation, met
     summary = summarize(result) | meta | {"git_commit": git_commit()}
     result = result if isinstance(result, Evaluation) else Evaluation(result)
     write_csv(out / "episodes.csv", result.episodes)
-    for name, table in (("requests.csv", None if result.requests is None else result.requests[REQUEST_COLUMNS]),
-                        ("timeline.csv", result.timeline)):
-        if table is not None:
-            write_csv(out / name, table)
-        else:
-            (out / name).unlink(missing_ok=True)
+    write_csv_or_remove(out / "requests.csv", None if result.requests is None else result.requests[REQUEST_COLUMNS])
+    write_csv_or_remove(out / "timeline.csv", result.timeline)
     write_json(out / "summary.json", summary)
     return summary
 

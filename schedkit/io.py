@@ -107,3 +107,11 @@ def write_yaml(path: str | Path, obj: Any) -> Path:
 
 def write_csv(path: str | Path, df: pd.DataFrame) -> Path:
     return atomic_write_text(path, df.to_csv(index=False))
+
+
+def write_csv_or_remove(path: str | Path, df: pd.DataFrame | None) -> None:
+    """Write an optional output (`df`), or remove a stale one an earlier evaluation left where it has none."""
+    if df is not None:
+        write_csv(path, df)
+    else:
+        Path(path).unlink(missing_ok=True)

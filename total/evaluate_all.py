@@ -76,7 +76,7 @@ from schedkit.cli import (
 from schedkit.config import differing_settings
 from schedkit.evaluation import REQUEST_COLUMNS, Evaluation, evaluate_seeds, serving_summary
 from schedkit.inference import policy_from_checkpoint
-from schedkit.io import write_csv, write_yaml
+from schedkit.io import write_csv, write_csv_or_remove, write_yaml
 from schedkit.outputs import claim_output
 from schedkit.registry import get, heuristics, learned
 from schedkit.runs import CheckpointError, RunError, load_checkpoint
@@ -409,10 +409,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     table = pd.concat(frames, ignore_index=True)
     out = eval_dir(results, args.region, tag)
     write_csv(out / "episodes.csv", table)
-    if request_frames:
-        write_csv(out / "requests.csv", pd.concat(request_frames, ignore_index=True))
-    else:
-        (out / "requests.csv").unlink(missing_ok=True)
+    write_csv_or_remove(out / "requests.csv", pd.concat(request_frames, ignore_index=True) if request_frames else None)
     summary = summarize_runs(table, ds.n_servers, loads)
     summary["profile"] = args.profile
     if profile.plan_bounds_reward and oracles:  # the oracle is load-blind here; its plan value bounds every scheduler
