@@ -5,8 +5,10 @@
 Evaluates each policy (default: greedy_queue and p2c) at each W, with the greedy family's score
 W * E[latency] / 2000 ms + (1 - W) * cost / $0.05 (lookahead: its planning weights at W,
 Heuristics/policies.py `planning_weights`), under the evaluation protocol on the train
-split, and picks, per policy, the W of the best mean reward. Writes OUT/tuning.json (the table and
-the chosen W) and OUT/config.yaml, and prints the table. Evaluate the chosen W on the test split
+split, and picks, per policy, the W of the best mean reward. With `--max-steps N` each evaluation ends
+after N steps, and a W that leaves workflows unfinished (its queues outgrew the run: unstable at this
+load) is chosen only when every W does, then the one with the fewest. Writes OUT/tuning.json (the table
+and the chosen W) and OUT/config.yaml, and prints the table. Evaluate the chosen W on the test split
 with `Heuristics/inference.py --latency-weight W`.
 """
 from __future__ import annotations
@@ -14,8 +16,8 @@ from __future__ import annotations
 import argparse
 
 from Heuristics.inference import make_policy, resolve_setting, unit_interval
-from schedkit.cli import add_eval_flags, set_threads, user_errors
-from schedkit.evaluation import eval_simulator, evaluate, summarize
+from schedkit.cli import add_eval_flags, episodes_arg, set_threads, user_errors
+from schedkit.evaluation import eval_simulator, run_evaluation, summarize
 from schedkit.io import write_json, write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, git_commit
@@ -32,6 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: greedy_queue p2c)")
     p.add_argument("--weights", nargs="+", type=unit_interval, default=[0.5, 0.6, 0.7, 0.8, 0.9], metavar="W",
                    help="latency weights to try, each in [0, 1] (default: 0.5 0.6 0.7 0.8 0.9)")
+    p.add_argument("--max-steps", type=episodes_arg,
+                   help="end each evaluation after this many steps (default: once its workflows have all finished); "
+                        "a W that leaves workflows unfinished is unstable and chosen last")
     add_eval_flags(p)
     p.set_defaults(split="train")
     p.add_argument("--out", default=None,
@@ -55,21 +60,27 @@ def tune(args: argparse.Namespace) -> dict:
     """Evaluate every policy at every W of the flags, write the table and the chosen W."""
     device, profile, params, ds, episodes, out, meta = resolve_setting(args, RESULTS / "Heuristics" / "tune")
     settings = {"policies": list(dict.fromkeys(args.policy)), "weights": list(dict.fromkeys(args.weights)),
-                "split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,
-                "dataset_fingerprint": ds.fingerprint}
+                "split": args.split, "seed": args.seed, "episodes": episodes, "max_steps": args.max_steps, **meta,
+                "regions": args.region, "dataset_fingerprint": ds.fingerprint}
     with claim_output(out, {"tuning.json": settings, "config.yaml": settings}, args.overwrite):
         rows = []
         for name in dict.fromkeys(args.policy):
             for w in dict.fromkeys(args.weights):
                 sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
-                summary = summarize(evaluate(sim, make_policy(name, sim, args.seed, w), episodes,
-                                             progress=not args.no_progress))
-                rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS}})
-                print(f"{name:>14}  W={w:<5g}" + "".join(f"  {k} {rows[-1][k]:.4f}" for k in COLUMNS), flush=True)
-        chosen = {name: max((r for r in rows if r["policy"] == name), key=lambda r: r["mean_reward"])["latency_weight"]
+                result = run_evaluation(sim, make_policy(name, sim, args.seed, w), episodes,
+                                        progress=not args.no_progress, max_steps=args.max_steps)
+                summary = summarize(result.episodes)
+                unfinished = int((~result.episodes["finished"]).sum()) if "finished" in result.episodes else 0
+                rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS},
+                             "unfinished": unfinished})
+                print(f"{name:>14}  W={w:<5g}" + "".join(f"  {k} {rows[-1][k]:.4f}" for k in COLUMNS)
+                      + (f"  unfinished {unfinished}" if unfinished else ""), flush=True)
+        chosen = {name: max((r for r in rows if r["policy"] == name),
+                            key=lambda r: (-r["unfinished"], r["mean_reward"]))["latency_weight"]
                   for name in dict.fromkeys(args.policy)}
         result = {"split": args.split, "seed": args.seed, "episodes": episodes, **meta, "regions": args.region,
-                  "dataset_fingerprint": ds.fingerprint, "criterion": "best mean_reward",
+                  "dataset_fingerprint": ds.fingerprint, "criterion": "best mean_reward among the W that finish",
+                  "max_steps": args.max_steps,
                   "chosen_latency_weight": chosen, "table": rows, "git_commit": git_commit()}
         write_json(out / "tuning.json", result)
         write_yaml(out / "config.yaml", vars(args) | meta | {"episodes": episodes, "device": str(device),

@@ -381,3 +381,18 @@ def test_scripts_run_the_new_heuristics_and_tune_under_contention(small_root, tm
         assert result["chosen_latency_weight"][name] == best and f"chosen {name}: latency weight" in proc.stdout
     config = yaml.safe_load((tune / "config.yaml").read_text())
     assert config["chosen_latency_weight"] == result["chosen_latency_weight"] and config["split"] == "train"
+
+
+def test_tune_bounded_by_max_steps_prefers_the_weights_that_finish(small_root, tmp_path):
+    """With --max-steps, a W whose queues outgrow the run leaves workflows unfinished; its censored reward is an
+    upper bound, so the W that finish are chosen first (here none finishes: the fewest unfinished wins)."""
+    proc = run_script("Heuristics/tune.py", "--data", str(small_root), "--region", "Small_Trap", "--profile",
+                      "contention", "--arrival-rate", "20", "--worlds", "2", "--max-in-flight", "64", "--weights", "0",
+                      "1", "--episodes", "60", "--max-steps", "400", "--policy", "greedy_queue", "--out",
+                      str(tmp_path / "t"), "--no-progress")
+    result = json.loads((tmp_path / "t" / "tuning.json").read_text())
+    rows = result["table"]
+    assert result["max_steps"] == 400 and all(r["unfinished"] > 0 for r in rows)
+    assert len({r["unfinished"] for r in rows}) == 2  # the bound separates the weights
+    best = max(rows, key=lambda r: (-r["unfinished"], r["mean_reward"]))["latency_weight"]
+    assert result["chosen_latency_weight"]["greedy_queue"] == best and "unfinished" in proc.stdout
