@@ -67,10 +67,10 @@ def tune(args: argparse.Namespace) -> dict:
         for name in dict.fromkeys(args.policy):
             for w in dict.fromkeys(args.weights):
                 sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
-                result = run_evaluation(sim, make_policy(name, sim, args.seed, w), episodes,
-                                        progress=not args.no_progress, max_steps=args.max_steps)
-                summary = summarize(result.episodes)
-                unfinished = int((~result.episodes["finished"]).sum()) if "finished" in result.episodes else 0
+                episode_rows = run_evaluation(sim, make_policy(name, sim, args.seed, w), episodes,
+                                              progress=not args.no_progress, max_steps=args.max_steps).episodes
+                summary = summarize(episode_rows)
+                unfinished = int((~episode_rows["finished"]).sum()) if "finished" in episode_rows else 0
                 rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS},
                              "unfinished": unfinished})
                 print(f"{name:>14}  W={w:<5g}" + "".join(f"  {k} {rows[-1][k]:.4f}" for k in COLUMNS)

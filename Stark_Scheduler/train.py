@@ -7,7 +7,8 @@ decision becomes a labelled example (the expert's server among the candidates), 
 trains on them with masked cross-entropy (AdamW, cosine learning-rate schedule over epochs).
 Model selection uses a held-out slice of the *train* split (`val_fraction`, the last tasks in
 file order), never the test split, every `val_every`-th epoch and the last. final.pt holds the
-epoch with the best validation reward.
+epoch with the best validation reward (each validation bounded by `val_max_steps`; an epoch that leaves
+workflows unfinished there is selected only when every validated epoch does, then the fewest).
 metrics.csv logs loss, accuracy, validation accuracy, latency and reward per epoch. Same flags,
 run directory and --resume as TopoFreeRL/train.py. Under a profile with queues (`--profile contention`
 or `serving`) the expert is greedy_queue (greedy plus each server's live queue wait), since the
@@ -30,7 +31,7 @@ from edgesim.simulator import Simulator
 from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy
 from schedkit.checkpoints import CheckpointError, restore_optimizer, restore_weights
 from schedkit.cli import resolve_device
-from schedkit.evaluation import evaluate
+from schedkit.evaluation import run_evaluation
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.paths import final_checkpoint, metrics_file
 from schedkit.rollout import FinishCount
@@ -150,12 +151,16 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
                "val_accuracy": accuracy(agent, val_feats, val_labels), "coverage": coverage, "decisions": len(labels),
                "lr": lr, "train_s": t1 - t0}
         if (epoch + 1) % cfg["val_every"] == 0 or epoch + 1 == epochs:
-            val = evaluate(val_sim, GreedyAgentPolicy(cfg["algo"], agent, WEIGHTS), n_val, progress=False)
+            val = run_evaluation(val_sim, GreedyAgentPolicy(cfg["algo"], agent, WEIGHTS), n_val, progress=False,
+                                 max_steps=cfg["val_max_steps"] or None).episodes
             row |= {"val_latency_ms": float(val.latency_ms.mean()), "val_reward": float(val.reward.mean()),
-                    "val_cost": float(val.cost.mean())}
+                    "val_cost": float(val.cost.mean()),
+                    "val_unfinished": int((~val["finished"]).sum()) if "finished" in val else 0}
         row["val_s"] = time.perf_counter() - t1
-        if row.get("val_reward", -math.inf) > best["reward"]:
-            best = {"reward": row["val_reward"], "epoch": epoch,
+        # an unstable epoch's censored reward flatters it: the epochs that finish their workflows come first
+        if "val_reward" in row and (-row["val_unfinished"], row["val_reward"]) > (-best.get("unfinished", 0),
+                                                                                  best["reward"]):
+            best = {"reward": row["val_reward"], "unfinished": row["val_unfinished"], "epoch": epoch,
                     "model": {k: v.detach().clone() for k, v in agent.state_dict().items()}}
         return row
 

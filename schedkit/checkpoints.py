@@ -420,9 +420,13 @@ def _check_losses(losses: Any, path: Path) -> None:
 
 
 def _check_best(best: Any, model: dict, epoch: int, path: Path, integers: tuple[str, ...], finite: bool) -> None:
-    """Imitation training's validation-selected epoch: its reward, epoch and weights (or none yet)."""
-    if not isinstance(best, dict) or set(best) != {"reward", "epoch", "model"}:
-        raise CheckpointError(f"{path}: field 'best': expected {{reward, epoch, model}}")
+    """Imitation training's validation-selected epoch: its reward, epoch and weights (or none yet), and the
+    workflows its bounded validation left unfinished (absent in runs made before validations were bounded)."""
+    if not isinstance(best, dict) or not {"reward", "epoch", "model"} <= set(best) <= {"reward", "epoch", "model",
+                                                                                     "unfinished"}:
+        raise CheckpointError(f"{path}: field 'best': expected {{reward, epoch, model[, unfinished]}}")
+    if "unfinished" in best:
+        integer(best["unfinished"], f"{path}: field best['unfinished'] (workflows)", 0, 1 << 40)
     reward = best["reward"]
     if not (reward == -math.inf and isinstance(reward, float)):
         number(reward, f"{path}: field best['reward']")

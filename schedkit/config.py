@@ -99,6 +99,7 @@ OLDER_MEANINGS: tuple[tuple[tuple[str, ...], str, Any], ...] = (
     (BASELINES, "live_load", False),  # the baselines' published inputs: no live queue waits
     (("PPO", "PFAPPO"), "load_logit", False),  # no per-server queue term in the logits
     (("STARK",), "val_every", 1),  # validated every epoch
+    (("STARK",), "val_max_steps", 0),  # each validation ran until its workflows finished
     (RL, "dwa.initial", [0.45, 0.40, 0.15]),  # DWA started from these (latency, cost, switch) weights
     (("TopoFreeRL",), "actor", "dense"),  # one logit per server
     (("TopoFreeRL",), "shortlist", 0),  # every server scored
@@ -313,6 +314,7 @@ RANGES: dict[str, Range] = {
     "lr": reals(0, 1, lo_open=True), "weight_decay": reals(0, 1),
     "minibatch": ints(1, MAX_BATCH), "passes": ints(1, MAX_PASSES), "max_grad_norm": reals(0, LARGE, lo_open=True),
     "val_fraction": reals(0, 1, lo_open=True, hi_open=True), "val_every": ints(1, MAX_EPOCHS),
+    "val_max_steps": ints(0, 1 << 40),  # 0: unbounded
     # queue waits beyond a day of simulated time mean no queue information at all
     "telemetry_queue_ms": reals(0, 86_400_000, lo_open=True),
     "shortlist": ints(0, 1 << 20),  # servers scored per decision; 0: all of them

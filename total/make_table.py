@@ -14,7 +14,7 @@ A bounded evaluation (total/evaluate_all.py --max-steps) adds `Unfinished`: a sc
 workflows unfinished is "unstable" in every metric cell (its means would be of censored workflows).
 
 When episodes.csv is there too, it also writes the paired comparison against a reference
-scheduler, results_table[_<tag>]_paired.csv (total/compare.py; --reference, and the equivalence margins
+scheduler (unless --no-paired), results_table[_<tag>]_paired.csv (total/compare.py; --reference, and the equivalence margins
 --reward-margin and --p99-margin, and for serving evaluations --slo-margin, by default the contention
 study's in total/studies.yaml).
 """
@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> Path:
     p = figure_parser(__doc__, tagged=True)
     add_reference_flag(p)
     add_margin_flags(p, "contention", slo=True)
+    p.add_argument("--no-paired", action="store_true",
+                   help="the results table only, even where episodes.csv is there (e.g. a setting whose reference "
+                        "is unstable, where a paired comparison is refused)")
     args = p.parse_args(argv)
     with writing(args):
         return write_tables(args)
@@ -134,7 +137,7 @@ def write_tables(args) -> Path:
     print(markdown)
     report_written([write_table(out / f"{name}.csv", table, made_from),
                     *write_outputs({out / f"{name}.md": markdown, out / f"{name}.tex": latex}, made_from)])
-    if episodes.exists():
+    if episodes.exists() and not args.no_paired:
         for path in write_paired(args.results, out, args.region, args.tag, args.reference,
                                      args.reward_margin, args.p99_margin, args.slo_margin):
             print(f"wrote {path}")

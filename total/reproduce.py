@@ -26,8 +26,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -39,6 +41,7 @@ import yaml
 from edgesim.inputs import Range
 from schedkit.cli import region_name, seed_arg, workers_arg
 from schedkit.config import ConfigError, load_yaml
+from schedkit.io import write_json
 from schedkit.registry import learned
 from total.common import add_output_flags, figure_main, figures_dir, inputs, paths, provenance, write_output, writing
 from total.sweep import CHILDREN, DEFAULTS, Run, expand, load_sweep, run_local, stop_children_on_signal
@@ -233,13 +236,42 @@ def child(args: list[str], log: Path, name: str) -> None:
         sys.exit(f"error: {name} failed; see {log}")
 
 
-def run_evaluations(study: Study, values: dict[str, Any], workers: int, logs: Path) -> None:
-    """Every evaluation of the study, `workers` child processes at a time, in the order given."""
+def run_evaluations(study: Study, values: dict[str, Any], workers: int, logs: Path, done: Path | None = None) -> None:
+    """Every evaluation of the study, `workers` child processes at a time, in the order given. With `done` (a
+    JSON record), an evaluation that already finished with the same arguments while the same finished runs
+    were under the study's results is not run again, so a long study that was stopped goes on where it was."""
     calls = [(e.script, argv, log) for i, e in enumerate(study.evaluations)
              for argv, log in expand_entry(e, values, f"{study.name}.evaluations[{i}]")]
+    record: dict[str, str] = {}
+    runs: list[str] = []
+    if done is not None:  # the study's finished runs, each as its path and modification time
+        record = read_record(done)
+        runs = [f"{p} {p.stat().st_mtime_ns}" for p in sorted(Path(values["results"]).glob("*/*/checkpoints/final.pt"))]
+    lock = threading.Lock()
+
+    def call(script: str, argv: list[str], log: str) -> None:
+        key = json.dumps([script, argv, runs])
+        if record.get(log) == key:
+            print(f"{log}: finished before with the same arguments and runs, not run again", flush=True)
+            return
+        child([script, *argv], logs / f"{log}.log", log)
+        if done is not None:
+            with lock:
+                record[log] = key
+                write_json(done, record)
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for future in [pool.submit(child, [script, *argv], logs / f"{log}.log", log) for script, argv, log in calls]:
+        for future in [pool.submit(call, script, argv, log) for script, argv, log in calls]:
             future.result()
+
+
+def read_record(path: Path) -> dict[str, str]:
+    """run_evaluations' record of finished evaluations; none (or an unreadable one) means nothing finished."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) and all(isinstance(v, str) for v in record.values()) else {}
 
 
 def run_steps(study: Study, values: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -113,18 +114,10 @@ class Protocol:
     @classmethod
     def from_study(cls, study: Study) -> "Protocol":
         """The protocol of `study`; a missing or bad field is one line naming total/studies.yaml and the field."""
-        raw = study.protocol
         where = f"total/studies.yaml: {study.name}.protocol"
 
         def get(path: str, check, expected: str):
-            value: Any = raw
-            for part in path.split("."):
-                if not isinstance(value, dict) or part not in value:
-                    sys.exit(f"error: {where}.{path}: expected {expected}, got nothing")
-                value = value[part]
-            if not check(value):
-                sys.exit(f"error: {where}.{path}: expected {expected}, got {value!r}")
-            return value
+            return protocol_field(study.protocol, where, path, check, expected)
 
         def seeds(v: Any) -> bool:
             return isinstance(v, list) and len(v) >= 1 and all(isinstance(x, int) and not isinstance(x, bool)
@@ -147,6 +140,18 @@ class Protocol:
                    get("confirmation.generator_seed", lambda v: seeds([v]), "a seed"),
                    get("confirmation.servers", count, "a positive integer"), tuple(confirm))
 QUICK_RESULTS = paths.RESULTS / "quick_contention"
+
+
+def protocol_field(raw: dict, where: str, path: str, check: Callable[[Any], bool], expected: str) -> Any:
+    """The protocol's field at dotted `path`, checked; missing or bad, the study ends with one line naming it."""
+    value: Any = raw
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            sys.exit(f"error: {where}.{path}: expected {expected}, got nothing")
+        value = value[part]
+    if not check(value):
+        sys.exit(f"error: {where}.{path}: expected {expected}, got {value!r}")
+    return value
 
 
 def parse_args(argv: list[str] | None, study: Study) -> argparse.Namespace:
@@ -222,23 +227,29 @@ def read_rates(folder: Path) -> dict[str, float]:
     return {u: float(r) for u, r in json.loads((folder / "load_rates.json").read_text())["chosen_rate"].items()}
 
 
-def overview(results: Path, region: str, tags: list[str]) -> str:
-    """One Markdown table per metric, a column per setting: every scheduler's mean [95% CI], or "unstable"
+SCORES = (("reward", "Reward", 4), ("latency_ms", "Mean latency (ms)", 0), ("p99_latency_ms", "P99 latency (ms)", 0))
+
+
+def overview(results: Path, region: str, tags: list[str], metrics: tuple[tuple[str, str, int], ...] = SCORES,
+             prefix: str = "contention_") -> str:
+    """One Markdown table per (metric, name, digits) of `metrics`, a column per setting (its tag without
+    `prefix`): every scheduler's mean [95% CI] (a point value where summary.csv has no CI), or "unstable"
     where a bounded evaluation left its workflows unfinished (the per-setting tables and paired comparisons
     hold the rest)."""
     summaries = {t: read_summary(eval_dir(results, [region], t) / "summary.csv").set_index("algo") for t in tags}
     algos = sort_algos({a for s in summaries.values() for a in s.index})
     parts = []
-    for metric, name, digits in (("reward", "Reward", 4), ("latency_ms", "Mean latency (ms)", 0),
-                                 ("p99_latency_ms", "P99 latency (ms)", 0)):
-        rows = [f"| {name} | " + " | ".join(t.removeprefix("contention_") for t in tags) + " |",
+    for metric, name, digits in metrics:
+        rows = [f"| {name} | " + " | ".join(t.removeprefix(prefix) for t in tags) + " |",
                 "|---|" + "---|" * len(tags)]
         for a in algos:
             cells = []
             for t in tags:
                 r = summaries[t].loc[a] if a in summaries[t].index else None
-                cells.append("" if r is None else "unstable" if r.get("unfinished", 0) > 0 else
-                             f"{r[metric]:,.{digits}f} [{r[metric + '_lo']:,.{digits}f}, {r[metric + '_hi']:,.{digits}f}]")
+                ci = r is not None and f"{metric}_lo" in r.index
+                cells.append("" if r is None or metric not in r.index else "unstable" if r.get("unfinished", 0) > 0
+                             else f"{r[metric]:,.{digits}f} [{r[metric + '_lo']:,.{digits}f}, "
+                                  f"{r[metric + '_hi']:,.{digits}f}]" if ci else f"{r[metric]:,.{digits}f}")
             rows.append(f"| {label(a)} | " + " | ".join(cells) + " |")
         parts.append("\n".join(rows))
     return "\n\n".join(parts) + "\n"

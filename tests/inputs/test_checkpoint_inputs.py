@@ -278,7 +278,8 @@ def test_stark_best_epoch_is_checked(stark_run, tmp_path):
             (_set("best", "epoch", value=7), "best['epoch']"),
             (_set("best", "reward", value=math.nan), "best['reward']: expected a finite number"),
             (_set("best", "model", value={"w": torch.zeros(2)}), "best['model'] does not have the names and shapes"),
-            (_set("best", value={"reward": 1.0}), "field 'best': expected {reward, epoch, model}")):
+            (_set("best", "unfinished", value=-3), "best['unfinished'] (workflows): expected an integer"),
+            (_set("best", value={"reward": 1.0}), "field 'best': expected {reward, epoch, model[, unfinished]}")):
         bad = copy.deepcopy(state)
         change(bad)
         refused(forged(tmp_path, bad), needle)

@@ -24,7 +24,7 @@ OLDER = {
                    "train_env": {}, "recipe": "none", "guidance.enabled": True, "guidance.prior": "telemetry",
                    "guidance.latency_weight": 0.6, "dwa.initial": [0.45, 0.40, 0.15]},
     "PPO": {"live_load": False, "load_logit": False, "rollout": "restart", "dwa.initial": [0.45, 0.40, 0.15]},
-    "STARK": {"live_load": False, "val_every": 1, "rollout": "restart"},
+    "STARK": {"live_load": False, "val_every": 1, "val_max_steps": 0, "rollout": "restart"},
 }
 
 

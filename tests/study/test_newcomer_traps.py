@@ -103,12 +103,12 @@ def test_the_figures_command_works_right_after_training(tmp_path):
 
 
 @pytest.mark.parametrize("study, own_flag", [("contention", "--arrival-trace"), ("claims", "--quick"),
-                                             ("paper", "--algos")])
+                                             ("paper", "--algos"), ("serving", "--trace")])
 def test_one_reproduce_entry_reaches_every_study(study, own_flag):
     proc = run_script("total/reproduce.py", "--study", study, "--help")
     assert own_flag in proc.stdout
 
 
 def test_an_unknown_study_is_one_line():
-    proc = run_script("total/reproduce.py", "--study", "serving", check=False)
-    assert proc.returncode == 2 and "--study: invalid choice: 'serving'" in proc.stderr
+    proc = run_script("total/reproduce.py", "--study", "no_such_study", check=False)
+    assert proc.returncode == 2 and "--study: invalid choice: 'no_such_study'" in proc.stderr

@@ -14,10 +14,12 @@ from total.reproduce import STUDIES, expand_entry, load_studies
 
 def test_the_committed_studies_load_with_their_sweeps_and_steps_in_order():
     studies = load_studies()
-    assert list(studies) == ["paper", "contention", "claims"]
+    assert list(studies) == ["paper", "contention", "claims", "serving"]
     assert [s.name for s in studies["claims"].sweeps] == ["trap_share.yaml", "multi_region.yaml"]
     assert [e.script for e in studies["paper"].steps] == ["total/plot_all_comparison.py"]
     assert [e.script for e in studies["contention"].steps][:2] == ["total/make_table.py", "total/plot_load_curve.py"]
+    assert [e.script for e in studies["serving"].steps][-1] == "total/verdicts.py"
+    assert studies["serving"].protocol["validation"] == {"load": 0.9, "seed": 100}
     assert all(e.script == "total/evaluate_all.py" for s in studies.values() for e in s.evaluations)
 
 
