@@ -10,6 +10,7 @@ from conftest import ROOT
 
 from schedkit.config import ConfigError
 from total.reproduce import STUDIES, expand_entry, load_studies
+from total.sweep import load_sweep
 
 
 def test_the_committed_studies_load_with_their_sweeps_and_steps_in_order():
@@ -21,6 +22,9 @@ def test_the_committed_studies_load_with_their_sweeps_and_steps_in_order():
     assert [e.script for e in studies["serving"].steps][-1] == "total/verdicts.py"
     assert studies["serving"].protocol["validation"] == {"load": 0.9, "seed": 100}
     assert all(e.script == "total/evaluate_all.py" for s in studies.values() for e in s.evaluations)
+    for study in studies.values():  # every run of every study's sweeps resolves as its train.py will resolve it
+        for sweep in study.sweeps:
+            assert load_sweep(sweep, trains=True)["budget"], sweep
 
 
 def mutated(tmp_path: Path, study: str, change) -> Path:
