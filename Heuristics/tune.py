@@ -17,7 +17,7 @@ import argparse
 
 from Heuristics.inference import make_policy, resolve_setting, unit_interval
 from schedkit.cli import add_eval_flags, episodes_arg, set_threads, user_errors
-from schedkit.evaluation import eval_simulator, run_evaluation, summarize
+from schedkit.evaluation import eval_simulator, run_evaluation, summarize, unfinished
 from schedkit.io import write_json, write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, git_commit
@@ -70,11 +70,11 @@ def tune(args: argparse.Namespace) -> dict:
                 episode_rows = run_evaluation(sim, make_policy(name, sim, args.seed, w), episodes,
                                               progress=not args.no_progress, max_steps=args.max_steps).episodes
                 summary = summarize(episode_rows)
-                unfinished = int((~episode_rows["finished"]).sum()) if "finished" in episode_rows else 0
+                left = unfinished(episode_rows)
                 rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS},
-                             "unfinished": unfinished})
+                             "unfinished": left})
                 print(f"{name:>14}  W={w:<5g}" + "".join(f"  {k} {rows[-1][k]:.4f}" for k in COLUMNS)
-                      + (f"  unfinished {unfinished}" if unfinished else ""), flush=True)
+                      + (f"  unfinished {left}" if left else ""), flush=True)
         chosen = {name: max((r for r in rows if r["policy"] == name),
                             key=lambda r: (-r["unfinished"], r["mean_reward"]))["latency_weight"]
                   for name in dict.fromkeys(args.policy)}

@@ -31,7 +31,7 @@ from edgesim.simulator import Simulator
 from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy
 from schedkit.checkpoints import CheckpointError, restore_optimizer, restore_weights
 from schedkit.cli import resolve_device
-from schedkit.evaluation import run_evaluation
+from schedkit.evaluation import run_evaluation, unfinished
 from schedkit.inference import GreedyAgentPolicy
 from schedkit.paths import final_checkpoint, metrics_file
 from schedkit.rollout import FinishCount
@@ -155,7 +155,7 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
                                  max_steps=cfg["val_max_steps"] or None).episodes
             row |= {"val_latency_ms": float(val.latency_ms.mean()), "val_reward": float(val.reward.mean()),
                     "val_cost": float(val.cost.mean()),
-                    "val_unfinished": int((~val["finished"]).sum()) if "finished" in val else 0}
+                    "val_unfinished": unfinished(val)}
         row["val_s"] = time.perf_counter() - t1
         # an unstable epoch's censored reward flatters it: the epochs that finish their workflows come first
         if "val_reward" in row and (-row["val_unfinished"], row["val_reward"]) > (-best.get("unfinished", 0),

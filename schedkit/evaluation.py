@@ -278,6 +278,12 @@ def measured_world_s(requests: pd.DataFrame) -> float:
     return float((per_world["last"] - per_world["first"]).sum() / 1000.0)
 
 
+def unfinished(episodes: pd.DataFrame) -> int:
+    """Episodes a bounded evaluation (`run_evaluation(max_steps=...)`) ended before they finished; 0 where it was
+    not bounded (no `finished` column). A scheduler with any is unstable at that load."""
+    return int((~episodes["finished"].astype(bool)).sum()) if "finished" in episodes else 0
+
+
 def serving_summary(result: Evaluation) -> dict[str, Any]:
     """The summary keys of a `RequestReporting` evaluation (docs/evaluation.md, "Serving metrics")."""
     req, df = result.requests, result.episodes

@@ -390,12 +390,6 @@ def read_summary(path: Path) -> pd.DataFrame:
     return table[~table["algo"].isin(repeated_controls(path.parent))].reset_index(drop=True)
 
 
-def unfinished(episodes: pd.DataFrame) -> int:
-    """Episodes a bounded evaluation (total/evaluate_all.py --max-steps) ended before they finished; 0 where it
-    was not bounded (no `finished` column). A scheduler with any is unstable at that load."""
-    return int((~episodes["finished"].astype(bool)).sum()) if "finished" in episodes else 0
-
-
 def repeated_controls(folder: Path) -> set[str]:
     """The prior-control rows of an evaluation that repeat its greedy_queue_tuned row: greedy_queue at a
     guidance prior's W is the same evaluation as greedy_queue at its tuned W when the two W are equal, and

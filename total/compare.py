@@ -42,6 +42,7 @@ import pandas as pd
 
 from edgesim.registry import PROFILES
 from schedkit.cli import arg_type
+from schedkit.evaluation import unfinished
 from schedkit.stats import ci_unit, paired_bootstrap_ci, probability_of_improvement, runs_array, task_clusters
 from total.common import (
     eval_dir,
@@ -53,7 +54,6 @@ from total.common import (
     read_episodes,
     report_written,
     sort_algos,
-    unfinished,
     write_outputs,
     write_table,
     writing,

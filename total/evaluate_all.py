@@ -74,7 +74,7 @@ from schedkit.cli import (
     user_errors,
 )
 from schedkit.config import differing_settings
-from schedkit.evaluation import REQUEST_COLUMNS, Evaluation, evaluate_seeds, serving_summary
+from schedkit.evaluation import REQUEST_COLUMNS, Evaluation, evaluate_seeds, serving_summary, unfinished
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import write_csv, write_csv_or_remove, write_yaml
 from schedkit.outputs import claim_output
@@ -102,7 +102,6 @@ from total.common import (
     provenance,
     run_variant,
     sort_algos,
-    unfinished,
 )
 
 METRICS = ("reward", "latency_ms", "cost")
