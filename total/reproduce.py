@@ -1,8 +1,10 @@
-"""The one entry to every study: `--study paper` (the default), `contention` or `claims`.
+"""The one entry to every study: `--study paper` (the default), `contention`, `claims` or `serving`.
 What each study trains, evaluates and draws is data in total/studies.yaml; its own flags and the
-work that is its alone live in the module that file names.
+work that is its alone live in the module that file names, and what the study modules share (running
+evaluations and steps, checked protocol fields, reusable prepared work, the overview table) lives here.
 
     python total/reproduce.py --study contention --workers 2    # total/reproduce_contention.py's study
+    python total/reproduce.py --study serving --quick           # total/reproduce_serving.py's study, tiny
     python total/reproduce.py --study claims --help             # a study's own flags
 
 The paper study, from nothing to every figure and table: train every learned algorithm on 3 seeds,
@@ -36,14 +38,28 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from edgesim.inputs import Range
 from schedkit.cli import region_name, seed_arg, workers_arg
 from schedkit.config import ConfigError, load_yaml
-from schedkit.io import write_json
+from schedkit.io import write_json, write_yaml
 from schedkit.registry import learned
-from total.common import add_output_flags, figure_main, figures_dir, inputs, paths, provenance, write_output, writing
+from total.common import (
+    add_output_flags,
+    eval_dir,
+    figure_main,
+    figures_dir,
+    inputs,
+    label,
+    paths,
+    provenance,
+    read_summary,
+    sort_algos,
+    write_output,
+    writing,
+)
 from total.sweep import CHILDREN, DEFAULTS, Run, expand, load_sweep, run_local, stop_children_on_signal
 
 STUDIES = paths.REPO / "total" / "studies.yaml"
@@ -272,6 +288,85 @@ def read_record(path: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) and all(isinstance(v, str) for v in record.values()) else {}
+
+
+def protocol_field(raw: dict, where: str, path: str, check: Callable[[Any], bool], expected: str) -> Any:
+    """The protocol's field at dotted `path`, checked; missing or bad, the study ends with one line naming it."""
+    value: Any = raw
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            sys.exit(f"error: {where}.{path}: expected {expected}, got nothing")
+        value = value[part]
+    if not check(value):
+        sys.exit(f"error: {where}.{path}: expected {expected}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Work of the study that needs no checkpoint: `argv` makes `output`, with the settings `want` recorded in
+    `record` (None: the script's own config.yaml beside `output`; else the study writes `record` itself)."""
+
+    what: str
+    output: Path
+    want: dict
+    argv: list[str]
+    record: Path | None = None
+
+
+def prepare(job: Prepared, logs: Path) -> None:
+    """Run the job unless its output is already there, made with the same settings."""
+    folder = job.output.parent
+    if tuning_done(folder, job.want, job.record, job.output):
+        print(f"{job.what}: reusing {folder} (made with the same settings)")
+        return
+    child(job.argv, logs / f"{folder.name}.log", job.what)
+    if job.record is not None:
+        write_yaml(job.record, job.want)
+
+
+
+def tuning_done(folder: Path, want: dict, record: Path | None = None, output: Path | None = None) -> bool:
+    """Whether `folder` already holds a tuning (or another prepared `output`) made with exactly these settings
+    (Heuristics/tune.py and load_rates.py record them in its config.yaml, the default `record`), so that a
+    re-run of the study reuses it instead of redoing it."""
+    try:
+        have = load_yaml(record or folder / "config.yaml", "tuning config")
+    except ConfigError:
+        return False
+    return isinstance(have, dict) and all(have.get(k) == v for k, v in want.items()) and (
+        output or folder / "tuning.json").exists()
+
+
+def overview_cell(row: pd.Series | None, metric: str, digits: int) -> str:
+    """A scheduler's `metric` in one setting: mean [95% CI], a point value where summary.csv has no CI,
+    "unstable" where its bounded evaluation left workflows unfinished, empty where it was not evaluated."""
+    if row is None or metric not in row.index:
+        return ""
+    if row.get("unfinished", 0) > 0:
+        return "unstable"
+    if f"{metric}_lo" not in row.index:
+        return f"{row[metric]:,.{digits}f}"
+    return f"{row[metric]:,.{digits}f} [{row[metric + '_lo']:,.{digits}f}, {row[metric + '_hi']:,.{digits}f}]"
+
+
+def overview(results: Path, region: str, tags: list[str], metrics: tuple[tuple[str, str, int], ...], prefix: str) -> str:
+    """One Markdown table per (metric, name, digits) of `metrics`, a column per setting (its tag without
+    `prefix`): every scheduler's mean [95% CI] (a point value where summary.csv has no CI), or "unstable"
+    where a bounded evaluation left its workflows unfinished (the per-setting tables and paired comparisons
+    hold the rest)."""
+    summaries = {t: read_summary(eval_dir(results, [region], t) / "summary.csv").set_index("algo") for t in tags}
+    algos = sort_algos({a for s in summaries.values() for a in s.index})
+    parts = []
+    for metric, name, digits in metrics:
+        rows = [f"| {name} | " + " | ".join(t.removeprefix(prefix) for t in tags) + " |",
+                "|---|" + "---|" * len(tags)]
+        for a in algos:
+            cells = [overview_cell(summaries[t].loc[a] if a in summaries[t].index else None, metric, digits)
+                     for t in tags]
+            rows.append(f"| {label(a)} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts) + "\n"
 
 
 def run_steps(study: Study, values: dict[str, Any]) -> None:

@@ -45,7 +45,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -62,26 +61,30 @@ from schedkit.cli import (
     surcharge_scale_arg,
     workers_arg,
 )
-from schedkit.config import ConfigError, load_yaml
-from schedkit.io import write_yaml
 from schedkit.registry import heuristics
 from schedkit.simulators import default_eval_episodes
 from total.common import (
     add_output_flags,
-    eval_dir,
     figures_dir,
     inputs,
-    label,
     paths,
     provenance,
-    read_summary,
     report_written,
-    sort_algos,
     write_output,
     write_outputs,
     writing,
 )
-from total.reproduce import Study, child, run_evaluations, run_steps, studies_or_exit, train
+from total.reproduce import (
+    Prepared,
+    Study,
+    overview,
+    prepare,
+    protocol_field,
+    run_evaluations,
+    run_steps,
+    studies_or_exit,
+    train,
+)
 from total.sweep import CHILDREN, load_sweep, stop_children_on_signal
 
 TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")  # greedy_switch is greedy_queue on one region
@@ -94,6 +97,7 @@ QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval
 CONFIRMATION_REGION = "Confirm_Trap"
 LOAD_BLIND = ("lookahead", "oracle", "greedy", "maxcompute")  # left out where queues are long (and the slow planner)
 REFERENCE = "greedy_queue_tuned"  # every paired table's reference: the tuned one-step rule (docs/evaluation.md)
+SCORES = (("reward", "Reward", 4), ("latency_ms", "Mean latency (ms)", 0), ("p99_latency_ms", "P99 latency (ms)", 0))
 
 
 @dataclass(frozen=True)
@@ -140,18 +144,6 @@ class Protocol:
                    get("confirmation.generator_seed", lambda v: seeds([v]), "a seed"),
                    get("confirmation.servers", count, "a positive integer"), tuple(confirm))
 QUICK_RESULTS = paths.RESULTS / "quick_contention"
-
-
-def protocol_field(raw: dict, where: str, path: str, check: Callable[[Any], bool], expected: str) -> Any:
-    """The protocol's field at dotted `path`, checked; missing or bad, the study ends with one line naming it."""
-    value: Any = raw
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            sys.exit(f"error: {where}.{path}: expected {expected}, got nothing")
-        value = value[part]
-    if not check(value):
-        sys.exit(f"error: {where}.{path}: expected {expected}, got {value!r}")
-    return value
 
 
 def parse_args(argv: list[str] | None, study: Study) -> argparse.Namespace:
@@ -227,34 +219,6 @@ def read_rates(folder: Path) -> dict[str, float]:
     return {u: float(r) for u, r in json.loads((folder / "load_rates.json").read_text())["chosen_rate"].items()}
 
 
-SCORES = (("reward", "Reward", 4), ("latency_ms", "Mean latency (ms)", 0), ("p99_latency_ms", "P99 latency (ms)", 0))
-
-
-def overview(results: Path, region: str, tags: list[str], metrics: tuple[tuple[str, str, int], ...] = SCORES,
-             prefix: str = "contention_") -> str:
-    """One Markdown table per (metric, name, digits) of `metrics`, a column per setting (its tag without
-    `prefix`): every scheduler's mean [95% CI] (a point value where summary.csv has no CI), or "unstable"
-    where a bounded evaluation left its workflows unfinished (the per-setting tables and paired comparisons
-    hold the rest)."""
-    summaries = {t: read_summary(eval_dir(results, [region], t) / "summary.csv").set_index("algo") for t in tags}
-    algos = sort_algos({a for s in summaries.values() for a in s.index})
-    parts = []
-    for metric, name, digits in metrics:
-        rows = [f"| {name} | " + " | ".join(t.removeprefix(prefix) for t in tags) + " |",
-                "|---|" + "---|" * len(tags)]
-        for a in algos:
-            cells = []
-            for t in tags:
-                r = summaries[t].loc[a] if a in summaries[t].index else None
-                ci = r is not None and f"{metric}_lo" in r.index
-                cells.append("" if r is None or metric not in r.index else "unstable" if r.get("unfinished", 0) > 0
-                             else f"{r[metric]:,.{digits}f} [{r[metric + '_lo']:,.{digits}f}, "
-                                  f"{r[metric + '_hi']:,.{digits}f}]" if ci else f"{r[metric]:,.{digits}f}")
-            rows.append(f"| {label(a)} | " + " | ".join(cells) + " |")
-        parts.append("\n".join(rows))
-    return "\n\n".join(parts) + "\n"
-
-
 def severity_scales(args: argparse.Namespace) -> list[str]:
     """The trap-severity figure's scales (none without --trap-surcharge-scales): scale 1 is the plain
     evaluation at the tuning rate, so it is drawn when that rate is evaluated."""
@@ -262,18 +226,6 @@ def severity_scales(args: argparse.Namespace) -> list[str]:
         return []
     default = {1.0} if args.tune_rate in args.rates else set()
     return [f"{x:g}" for x in sorted({x for x in args.trap_surcharge_scales if x != 1} | default)]
-
-
-def tuning_done(folder: Path, want: dict, record: Path | None = None, output: Path | None = None) -> bool:
-    """Whether `folder` already holds a tuning (or another prepared `output`) made with exactly these settings
-    (Heuristics/tune.py and load_rates.py record them in its config.yaml, the default `record`), so that a
-    re-run of the study reuses it instead of redoing it."""
-    try:
-        have = load_yaml(record or folder / "config.yaml", "tuning config")
-    except ConfigError:
-        return False
-    return isinstance(have, dict) and all(have.get(k) == v for k, v in want.items()) and (
-        output or folder / "tuning.json").exists()
 
 
 def main(argv: list[str] | None = None, study: Study | None = None) -> int:
@@ -390,7 +342,7 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
 
     t2 = time.perf_counter()
     run_steps(study, values)
-    text = overview(results, region, [t for t, _ in tags])
+    text = overview(results, region, [t for t, _ in tags], SCORES, "contention_")
     print(text)
     report_written(write_outputs({figures / "contention_overview.md": text},
                                  inputs(results, [region], tags=[t for t, _ in tags])))
@@ -406,29 +358,6 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
         wall_s={k: round(v, 1) for k, v in wall.items()}), sort_keys=False), inputs(results, [region]))
     print(f"wrote {record}\ndone in {wall['total_s'] / 60:.1f} min: tables and figures in {figures}")
     return 0
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """Work of the study that needs no checkpoint: `argv` makes `output`, with the settings `want` recorded in
-    `record` (None: the script's own config.yaml beside `output`; else the study writes `record` itself)."""
-
-    what: str
-    output: Path
-    want: dict
-    argv: list[str]
-    record: Path | None = None
-
-
-def prepare(job: Prepared, logs: Path) -> None:
-    """Run the job unless its output is already there, made with the same settings."""
-    folder = job.output.parent
-    if tuning_done(folder, job.want, job.record, job.output):
-        print(f"{job.what}: reusing {folder} (made with the same settings)")
-        return
-    child(job.argv, logs / f"{folder.name}.log", job.what)
-    if job.record is not None:
-        write_yaml(job.record, job.want)
 
 
 if __name__ == "__main__":

@@ -66,8 +66,18 @@ from total.common import (
     write_outputs,
     writing,
 )
-from total.reproduce import Study, child, run_evaluations, run_steps, studies_or_exit, train
-from total.reproduce_contention import Prepared, overview, prepare, protocol_field
+from total.reproduce import (
+    Prepared,
+    Study,
+    child,
+    overview,
+    prepare,
+    protocol_field,
+    run_evaluations,
+    run_steps,
+    studies_or_exit,
+    train,
+)
 from total.sweep import CHILDREN, load_sweep, stop_children_on_signal
 
 TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")

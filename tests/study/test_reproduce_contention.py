@@ -81,7 +81,7 @@ def test_a_rerun_reuses_a_tuning_only_when_its_settings_match(tmp_path):
 
     from conftest import ROOT
     sys.path.insert(0, str(ROOT / "total"))
-    from total.reproduce_contention import tuning_done
+    from total.reproduce import tuning_done
     want = {"policy": ["greedy_queue"], "weights": [0.5, 0.9], "region": ["R"], "split": "train", "episodes": 40,
             "seed": 0, "profile": "contention", "arrival_rate": 8.0, "arrival_trace": None, "dataset_fingerprint": "f"}
     assert not tuning_done(tmp_path, want)  # nothing there
