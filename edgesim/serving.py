@@ -418,8 +418,9 @@ class ServingSimulator(ContentionSimulator):
     def _deal_for(self, world: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(episode, task) of arrival `index` of `world`: episode index * G + world, in every scheduler's run."""
         episode = index * self.batch_size + world
-        if self.order == "sequential":
-            return episode, episode % self.tasks.k
+        if self.order == "sequential":  # the episode's number among its own seed's worlds, in file order
+            per_seed = self.worlds_per_seed or self.batch_size
+            return episode, (index * per_seed + world % per_seed) % self.tasks.k
         return episode, (self._u(world, index, 0, TASK) * self.tasks.k).long().clamp_max(self.tasks.k - 1)
 
     def episode_task(self, episode: torch.Tensor) -> torch.Tensor:
@@ -519,6 +520,7 @@ class ServingSimulator(ContentionSimulator):
         self.srv_seg = torch.zeros((G, N), dtype=dt, device=dev)
         self.qcount = torch.zeros(G, dtype=torch.long, device=dev)
         self.world_clock = torch.zeros(G, dtype=dt, device=dev)  # each world's latest event or decision
+        self.stats_end = torch.full((G,), INF, dtype=dt, device=dev)  # where `freeze_stats` ended the measured period
         self.cell_clock = torch.zeros(G * N, dtype=dt, device=dev)  # each server's state integrated up to here
         self.history = torch.full((G, N), self.net.initial_history_ms, dtype=dt, device=dev)
         self._stats = {k: torch.zeros(G, dtype=dt, device=dev)
@@ -696,12 +698,22 @@ class ServingSimulator(ContentionSimulator):
         """(B, N) KV tokens reserved by admission (prompt + full output): bound-only, it sums hidden lengths."""
         return self.srv_kv.clone()
 
-    def serving_stats(self) -> dict[str, float]:
-        """Measured-period summary over every world (module docstring): utilisation, busy share, mean running
-        batch, KV occupancy, queue length (time-weighted, per valid server), queue wait and SLO attainment."""
+    def freeze_stats(self, worlds: torch.Tensor) -> None:
+        """End the measured period of `worlds` ((G,) bool) at their clocks, their next decisions: what they
+        do afterwards no longer enters `serving_stats`. An evaluation whose rows hold several seeds' worlds
+        freezes each seed's when its measured workflows have finished, where that seed's own run would stop
+        (schedkit.evaluation `run_evaluation`), so its statistics are those of its own run."""
+        self.stats_end = torch.where(worlds, torch.minimum(self.stats_end, self.world_clock), self.stats_end)
+
+    def serving_stats(self, worlds: torch.Tensor | None = None) -> dict[str, float]:
+        """Measured-period summary over `worlds` ((G,) bool; None: every world) (module docstring): utilisation,
+        busy share, mean running batch, KV occupancy, queue length (time-weighted, per valid server), queue wait
+        and SLO attainment."""
         self._integrate_to_clock(torch.arange(self.batch_size * self.n_servers, device=self.device))
-        s = {k: float(v.sum()) for k, v in self._stats.items()}
-        s["time"] = float((self.world_clock - self.stats_start).clamp_min(0).sum())  # each world's measured period
+        mine = torch.ones(self.batch_size, dtype=torch.bool, device=self.device) if worlds is None else worlds
+        s = {k: float(v[mine].sum()) for k, v in self._stats.items()}
+        end = torch.minimum(self.world_clock, self.stats_end)
+        s["time"] = float((end - self.stats_start).clamp_min(0)[mine].sum())  # each world's measured period
         server_time = self.n_valid * s["time"]
         ratio = lambda a, b: a / b if b > 0 else math.nan  # noqa: E731
         capacity = s["time"] / 1000.0 * self.capacity_per_s * self.mean_steps  # requests the period could serve
@@ -931,7 +943,8 @@ class ServingSimulator(ContentionSimulator):
         N, st = self.n_servers, self._stats
         g, s = c // N, c % N
         start = torch.maximum(self.cell_clock.index_select(0, c), self.stats_start.index_select(0, g))
-        dt = (te - start).clamp_min(0) * self.valid_server.index_select(0, s)
+        end = torch.minimum(te, self.stats_end.index_select(0, g))
+        dt = (end - start).clamp_min(0) * self.valid_server.index_select(0, s)
         batch, queue = self.srv_batch.view(-1).index_select(0, c), self.srv_queue.view(-1).index_select(0, c)
         kv = self.srv_kv.view(-1).index_select(0, c).to(self.dtype) / self.perf.kv_capacity.index_select(0, s)
         for key, value in (("busy", (batch > 0).to(self.dtype)), ("batch", batch.to(self.dtype)), ("kv", kv),
@@ -1040,7 +1053,9 @@ class ServingSimulator(ContentionSimulator):
         met = (ttft <= self.serving.slo_ttft_ms) & (tpot <= self.serving.slo_tpot_ms)
         # utilisation counts every request finishing inside the measured period, warm-up workflows' included:
         # they load the servers of that period too; waits and SLOs are those of measured workflows
-        in_period = end >= self.measure_start.index_select(0, g)
+        before_end = end <= self.stats_end.index_select(0, g)
+        in_period = (end >= self.measure_start.index_select(0, g)) & before_end
+        measured = measured & before_end
         self._stats["work"].index_add_(0, g, in_period.to(self.dtype))
         for key, value in (("wait", t["admit"] - t["arrive"]), ("admitted", torch.ones_like(work)),
                            ("served", torch.ones_like(work)), ("slo", met.to(self.dtype))):
@@ -1214,6 +1229,7 @@ class ServingProfile(Profile):
     live_inputs = ("expected wait (ms)", "log(1 + queued requests)", "running batch / max_batch",
                    "free KV tokens / capacity", "log(1 + outstanding prompt tokens / 4096)")
     worlds_run_on = True
+    batches_seeds = True
     delayed_outcomes = True  # a step returns the requests completed meanwhile, not the decisions made
     eval_passes = 10
     flags = (  # the flags contention has too are one option each (schedkit/cli.py add_profile_flags)

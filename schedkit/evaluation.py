@@ -68,14 +68,19 @@ class RequestReporting(Protocol):
 
     def request_slo_ms(self) -> tuple[float, float]: ...
 
-    def serving_stats(self) -> dict[str, float]: ...
+    def serving_stats(self, worlds: torch.Tensor | None = None) -> dict[str, float]: ...
 
     def engine_snapshot(self) -> torch.Tensor: ...
+
+    def freeze_stats(self, worlds: torch.Tensor) -> None: ...
 
 
 @runtime_checkable
 class SeedBatching(Protocol):
-    """A simulator whose rows can hold several evaluation seeds' worlds (edgesim.contention)."""
+    """A simulator whose rows can hold several evaluation seeds' worlds (edgesim.contention, edgesim.serving):
+    `worlds_per_seed` rows each, in seed order, once `seed_worlds` has been called (None before)."""
+
+    worlds_per_seed: int | None
 
     def seed_worlds(self, seeds: list[int]) -> None: ...
 
@@ -85,7 +90,8 @@ class Evaluation:
     """What one evaluation measured: the episode rows, and for a `RequestReporting` simulator the
     measured requests' rows, its SLO thresholds and its measured-period statistics. `steps`: the
     simulator steps the run took, so a bounded run can be read against its cap. `timeline` (asked for):
-    each world's engines at each of its decisions (TIMELINE_COLUMNS), warm-up included."""
+    each world's engines at each of its decisions (TIMELINE_COLUMNS), warm-up included. `seed_stats`: where the
+    rows held several seeds' worlds (`SeedBatching`), `stats` of each seed's worlds alone, in seed order."""
 
     episodes: pd.DataFrame
     requests: pd.DataFrame | None = None
@@ -93,6 +99,7 @@ class Evaluation:
     stats: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     timeline: pd.DataFrame | None = None
+    seed_stats: list[dict[str, float]] = field(default_factory=list)
 
 
 def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device = "cpu",
@@ -147,6 +154,10 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     if timeline and reporter is None:
         raise InputError(f"--timeline: the {type(sim).__name__} has no engines to sample; only --profile serving has")
     snapshots: list[torch.Tensor] = []
+    group = seed_groups(sim)
+    n_groups = int(group[-1]) + 1
+    episode_group = group[(torch.arange(episodes, device=dev) + sim.warmup_episodes) % B]
+    left = torch.bincount(episode_group, minlength=n_groups)  # measured episodes of each seed still running
     bar = tqdm(total=episodes, desc=f"eval {policy.name}", unit="ep", disable=not progress, leave=False)
     while done_count < episodes and (max_steps is None or steps < max_steps):
         steps += 1
@@ -174,7 +185,13 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
             last_decision = torch.where(keep, torch.maximum(last_decision, decided_at), last_decision)
         if reporter is not None:
             requests.append({"episode": ep, **{col: info[key][keep] for col, key in REQUEST_FIELDS.items()}})
-        finished_ep[index[done & keep]] = True
+        ended = index[done & keep]
+        finished_ep[ended] = True
+        if reporter is not None and len(ended):
+            before = left > 0
+            left -= torch.bincount(episode_group[ended], minlength=n_groups)
+            if bool((before & (left == 0)).any()):  # a seed's measured workflows have all finished: its run would stop
+                reporter.freeze_stats((before & (left == 0))[group])
         if timeline and reporter is not None:
             snapshots.append(reporter.engine_snapshot())
         finished = int((done & keep).sum())
@@ -206,9 +223,12 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
         if not jobs:
             return Evaluation(df, steps=steps)
         world, start, compute = (torch.cat(x).cpu().numpy() for x in zip(*jobs))
-        stats = load_measures(df, pd.DataFrame({"world": world, "start_ms": start, "compute_ms": compute}),
-                              last_decision.cpu().numpy(), int(sim.net.valid.any(0).sum()))
-        return Evaluation(df, stats=stats, steps=steps)
+        job_rows = pd.DataFrame({"world": world, "start_ms": start, "compute_ms": compute})
+        last, n_valid, of = last_decision.cpu().numpy(), int(sim.net.valid.any(0).sum()), group.cpu().numpy()
+        stats = load_measures(df, job_rows, last, n_valid)
+        per_seed = [load_measures(df[of[df["world"]] == i], job_rows[of[job_rows["world"]] == i], last, n_valid)
+                    for i in range(n_groups)] if n_groups > 1 else []
+        return Evaluation(df, stats=stats, steps=steps, seed_stats=per_seed)
     slo = reporter.request_slo_ms()
     req = pd.DataFrame({col: torch.cat([r[col] for r in requests]).cpu().numpy() for col in requests[0]})
     req = req.sort_values(["episode", "step"], kind="stable").reset_index(drop=True)
@@ -221,7 +241,14 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
         trace = pd.DataFrame(rows.reshape(-1, rows.shape[-1]), columns=TIMELINE_COLUMNS[2:])
         trace.insert(0, "world", np.tile(np.arange(rows.shape[1]), rows.shape[0]))
         trace.insert(0, "step", np.repeat(np.arange(1, rows.shape[0] + 1), rows.shape[1]))
-    return Evaluation(df, req, slo, reporter.serving_stats(), steps, trace)
+    per_seed = [reporter.serving_stats(group == i) for i in range(n_groups)] if n_groups > 1 else []
+    return Evaluation(df, req, slo, reporter.serving_stats(), steps, trace, per_seed)
+
+
+def seed_groups(sim: Simulator) -> torch.Tensor:
+    """(B,) the seed of each row among the seeds its rows hold (`SeedBatching`); all 0 for one seed."""
+    per_seed = sim.worlds_per_seed if isinstance(sim, SeedBatching) and sim.worlds_per_seed else sim.batch_size
+    return torch.arange(sim.batch_size, device=sim.device) // per_seed
 
 
 def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
@@ -230,7 +257,9 @@ def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], dev
     """(seed, evaluation) of `episodes` measured episodes at each evaluation seed, each as `run_evaluation`
     of that seed's simulator gives it. A profile whose worlds carry their own seeds (`Profile.batches_seeds`:
     contention) runs every seed's worlds side by side in one simulator, so the seeds cost one evaluation's
-    steps; the rows are then split back by seed and numbered as that seed's own run numbers them.
+    steps; the rows (episodes, and requests where the simulator reports them) and the load statistics are then
+    split back by seed, numbered as that seed's own run numbers them. Policies that draw random numbers draw them
+    for the whole batch (made once, with the first seed), so only theirs differ from separate runs.
     `make_policy(sim, seed)` makes the policy (batched: once, with the first seed); `max_steps` bounds each
     simulator's run (`run_evaluation`)."""
     S, G = len(seeds), profile.batch_size(params, episodes)
@@ -246,13 +275,21 @@ def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], dev
         raise TypeError(f"the {profile.name} profile says it batches seeds, but its simulator has no seed_worlds")
     sim.seed_worlds(seeds)
     result = run_evaluation(sim, make_policy(sim, seeds[0]), episodes * S, progress=progress, max_steps=max_steps)
-    df = result.episodes
-    local = df["world"] % G
-    which = df["world"] // G
-    df = df.assign(world=local, episode=df["arrival_index"] * G + local - params.warmup * G)
-    return [(seed, Evaluation(df[which == i].sort_values("episode").reset_index(drop=True), stats=result.stats,
-                                   steps=result.steps))
-            for i, seed in enumerate(seeds)]
+
+    def own(rows: pd.DataFrame, arrival: pd.Series, i: int) -> pd.DataFrame:
+        """Seed i's rows, its worlds and episodes numbered as its own run numbers them."""
+        local = rows["world"] % G
+        mine = rows.assign(world=local, episode=arrival * G + local - params.warmup * G)[rows["world"] // G == i]
+        return mine.sort_values(["episode", "step"] if "step" in mine else "episode", kind="stable") \
+            .reset_index(drop=True)
+
+    df, req = result.episodes, result.requests
+    out = []
+    for i, seed in enumerate(seeds):
+        requests = None if req is None else own(req, (req["episode"] + sim.warmup_episodes) // (G * S), i)
+        out.append((seed, Evaluation(own(df, df["arrival_index"], i), requests, result.slo_ms, result.seed_stats[i],
+                                     result.steps)))
+    return out
 
 
 def load_measures(episodes: pd.DataFrame, jobs: pd.DataFrame, last_decision: np.ndarray,

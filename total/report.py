@@ -323,6 +323,10 @@ BENCHMARKS = (
     Benchmark("hop_table", "evaluation and rollout time with every hop computed (direct) against the hop table, "
               "and whether both give identical outputs",
               "python bench/hop_table.py --loads idle --repeats 1 --episodes 200 --json bench/results/hop_table.json"),
+    Benchmark("seed_batching", "one evaluation of five seeds with every seed's worlds side by side in one simulator "
+              "against one simulator per seed, at the serving study's evaluation shape, and whether both give each "
+              "seed the same results",
+              "python bench/seed_batching.py --profiles serving contention --json bench/results/seed_batching.json"),
     Benchmark("update_cost", "one PPO update with each config.yaml's own settings against the contention study's",
               "python bench/update_cost.py --algos PPO --loads idle --repeats 1 --json bench/results/update_cost.json"),
     Benchmark("training_cost", "one TopoFreeRL training run under each queueing profile, side by side, and each "

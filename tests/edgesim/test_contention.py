@@ -265,5 +265,6 @@ def test_evaluation_seeds_run_side_by_side_exactly_as_one_by_one(default_ds):
     for (s1, a), (s2, b) in zip(together, apart):
         cols = [col for col in b.episodes if col != "decision_ms"]
         assert s1 == s2 and a.episodes[cols].equals(b.episodes[cols])
+        assert a.stats == pytest.approx(b.stats, rel=1e-12) and a.stats["utilisation"] > 0  # each seed's load measures, not the batch's
     assert not together[0][1].episodes["reward"].equals(together[1][1].episodes["reward"])
     assert together[0][1].episodes["queue_ms"].mean() > 0

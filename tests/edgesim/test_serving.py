@@ -417,3 +417,28 @@ def test_a_load_is_the_same_arrival_rate_under_every_seed(files):
     rates = {make_simulator(files["tiny"], 2, "train", "random", seed, profile="serving",
                             params=Serving(load=0.8, max_in_flight=4, worlds=2)).rate_per_s for seed in (0, 1, 12345)}
     assert len(rates) == 1
+
+
+@pytest.mark.parametrize("max_steps", [None, 150])
+def test_batched_evaluation_seeds_give_each_seed_its_own_run(small_ds, max_steps):
+    """One simulator holding three seeds' worlds gives each seed the episodes, requests and load statistics
+    its own run gives (each seed's measured period ends where its own run would stop), bounded or not."""
+    from edgesim.serving import SERVING
+    from Heuristics.policies import QueueGreedyPolicy
+    from schedkit.evaluation import evaluate_seeds
+
+    c = Serving(load=0.9, worlds=2, warmup=12, max_in_flight=64)
+    policy = lambda sim, seed: QueueGreedyPolicy(sim, seed=seed)  # noqa: E731
+    together = evaluate_seeds(small_ds, "test", 16, [5, 9, 2], "cpu", SERVING, c, policy, progress=False,
+                              max_steps=max_steps)
+    for seed, a in together:
+        (_, b), = evaluate_seeds(small_ds, "test", 16, [seed], "cpu", SERVING, c, policy, progress=False,
+                                 max_steps=max_steps)
+        cols = [col for col in b.episodes if col != "decision_ms"]
+        assert a.episodes[cols].equals(b.episodes[cols])
+        assert a.requests is not None and b.requests is not None and a.requests.equals(b.requests)
+        assert a.stats == pytest.approx(b.stats, rel=1e-12) and a.slo_ms == b.slo_ms
+    assert together[0][1].stats["utilisation"] > 0 and together[0][1].stats["mean_queue_wait_ms"] > 0
+    assert together[0][1].stats != together[1][1].stats
+    if max_steps is not None:
+        assert not together[0][1].episodes["finished"].all()  # the bound cut these runs short

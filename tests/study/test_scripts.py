@@ -9,7 +9,7 @@ from conftest import run_script
 
 SCRIPTS = ["Heuristics/inference.py", "data1/generate.py", "bench/env_throughput.py", "TopoFreeRL/train.py",
            "TopoFreeRL/inference.py", "bench/compare_learned.py", "bench/oracle_agreement.py", "bench/update_cost.py",
-           "bench/threads.py", "bench/hop_table.py",
+           "bench/threads.py", "bench/hop_table.py", "bench/seed_batching.py",
            "PPO_algorithm/train.py", "PPO_algorithm/inference.py", "PFAPPO/train.py", "PFAPPO/inference.py",
            "Stark_Scheduler/train.py", "Stark_Scheduler/inference.py", "total/evaluate_all.py", "total/make_table.py",
            "total/reproduce.py", "total/plot_all_comparison.py", "total/plot_learning_curves.py",
@@ -130,3 +130,15 @@ def test_benchmark_json_tiny():
     assert serving["events_per_decision"] > 0 and serving["rounds_per_step"] > 0
     assert out["command"].startswith("python bench/env_throughput.py --servers 500")
     assert out["machine"]["cpu_count"] >= 1 and out["machine"]["device"] == "cpu" and out["date"].endswith("Z")
+
+
+def test_seed_batching_times_both_ways_and_checks_each_seed_gets_its_own_run(tiny_root):
+    proc = run_script("bench/seed_batching.py", "--servers", "0", "--data", str(tiny_root), "--region", "tiny",
+                      "--profiles", "serving", "contention",
+                      "--seeds", "3", "4", "--episodes", "4", "--warmup", "2", "--json")
+    out = json.loads(proc.stdout)
+    assert [r["profile"] for r in out["rows"]] == ["serving", "contention"]
+    for r in out["rows"]:
+        assert r["identical"] and r["seeds"] == 2 and r["apart_s"] > 0 and r["together_s"] > 0
+        assert r["ratio"] == pytest.approx(r["apart_s"] / r["together_s"])
+        assert r["together_steps"] <= r["apart_steps"]
