@@ -44,6 +44,9 @@ out NAME's tuned row too, and `--skip greedy_queue` its prior rows.
 episode rows then say whether each workflow `finished` (an unfinished one's sums are its steps so far:
 latency a lower bound, reward an upper one), and a summary row with `unfinished` > 0 is unstable at
 this load; total/make_table.py and total/compare.py report it so and compare nothing with it.
+A stopped evaluation resumes: each scheduler's evaluation is kept in <folder>/finished/ as soon as it is done,
+and a re-run with the same settings takes it from there instead of evaluating it again (the same rows;
+total/finished_evaluations.py); --overwrite starts afresh.
 """
 from __future__ import annotations
 
@@ -103,6 +106,7 @@ from total.common import (
     run_variant,
     sort_algos,
 )
+from total.finished_evaluations import Finished, FinishedEvaluations
 
 METRICS = ("reward", "latency_ms", "cost")
 EVAL_SEEDS = (0, 1, 2, 3, 4)  # the test split's evaluation seeds: validation and confirmation settings use others
@@ -317,13 +321,17 @@ def evaluate_all(args: argparse.Namespace) -> pd.DataFrame:
     tuned = {k: w for path in args.tuning for k, w in read_tuning(path, ds, args.tuning_transfer).items()}
     episodes = args.episodes or default_eval_episodes(ds, args.split, profile)
     settings = {"data": str(args.data.resolve()), "region": args.region, "split": args.split, "episodes": episodes,
-                "eval_seeds": args.eval_seeds, "profile": args.profile, **profile_meta(profile, params),
+                "eval_seeds": args.eval_seeds, "max_steps": args.max_steps, "profile": args.profile,
+                **profile_meta(profile, params),
                 "skip": sorted(args.skip), "tuned_latency_weights": tuned, "zero_shot": args.zero_shot,
                 "dataset_fingerprint": ds.fingerprint}
     found, skipped = finished_runs(args, ds, device)  # every input is read before the output folder is claimed
     with claim_output(eval_dir(results, args.region, tag), dict.fromkeys(OUTPUTS, settings), args.overwrite,
-                      hint="--results"):
-        return evaluate_into(args, ds, device, profile, params, tag, episodes, tuned, found, skipped)
+                      hint="--results") as claim:
+        store = FinishedEvaluations(claim.folder, settings, fresh=args.overwrite)
+        summary = evaluate_into(args, ds, device, profile, params, tag, episodes, tuned, found, skipped, store)
+        store.remove()
+        return summary
 
 
 def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], list[str]]:
@@ -353,24 +361,56 @@ def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], li
 
 
 def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params, tag: str, episodes: int,
-                  tuned: dict[str, float], found: list[Found], skipped: list[str]) -> pd.DataFrame:
-    """Evaluate the finished runs and every heuristic; write the claimed evaluation folder's files."""
+                  tuned: dict[str, float], found: list[Found], skipped: list[str],
+                  store: FinishedEvaluations) -> pd.DataFrame:
+    """Evaluate the finished runs and every heuristic (each one's evaluation taken from `store` where a stopped
+    run of these settings finished it); write the claimed evaluation folder's files."""
     results = args.results
     frames: list[pd.DataFrame] = []
     request_frames: list[pd.DataFrame] = []
     evaluated: list[str] = []
-    oracles: list = []
+    bounds: list[float] = []
     loads: dict[str, list[dict[str, float]]] = {}
 
-    def run_policy(algo, policy_for_seed, train_seed, run):
+    def run_policy(algo, policy_for_seed, train_seed, run, checkpoint: Path | None = None):
+        identity = {"name": algo, "train_seed": None if pd.isna(train_seed) else int(train_seed), "run": run}
+        if checkpoint is not None:
+            stat = checkpoint.stat()
+            identity |= {"checkpoint": str(checkpoint.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        done = store.load(identity)
+        if done is None:
+            done = evaluate_policy(algo, policy_for_seed, train_seed, run)
+            store.save(identity, done)
+        else:
+            print(f"resumed {algo}" + ("" if checkpoint is None else f" seed {train_seed}") + f": {store.root}")
+        loads.setdefault(algo, []).extend(done.loads)
+        frames.append(done.episodes)
+        if done.requests is not None:
+            request_frames.append(done.requests)
+        bounds.extend(done.extra.values())
+
+    def evaluate_policy(algo, policy_for_seed, train_seed, run) -> Finished:
+        mine, requests, measured, oracle = [], [], [], []
+
+        def make(sim, es):
+            policy = policy_for_seed(sim, es)
+            if isinstance(policy, OraclePolicy):
+                oracle.append((policy, sim))
+            return policy
         for es, result in evaluate_seeds(ds, args.split, episodes, args.eval_seeds, device, profile, params,
-                                         policy_for_seed, progress=not args.no_progress, max_steps=args.max_steps):
-            loads.setdefault(algo, []).append(measures(result))
+                                         make, progress=not args.no_progress, max_steps=args.max_steps):
+            measured.append(measures(result))
             who = {"algo": algo, "train_seed": train_seed, "eval_seed": es, "run": run}
-            frames.append(pd.concat([pd.DataFrame(who, index=result.episodes.index), result.episodes], axis=1))
+            mine.append(pd.concat([pd.DataFrame(who, index=result.episodes.index), result.episodes], axis=1))
             if result.requests is not None:
-                request_frames.append(pd.concat([pd.DataFrame(who, index=result.requests.index),
-                                                 result.requests[REQUEST_COLUMNS]], axis=1))
+                requests.append(pd.concat([pd.DataFrame(who, index=result.requests.index),
+                                           result.requests[REQUEST_COLUMNS]], axis=1))
+        episodes_df = pd.concat(mine, ignore_index=True)
+        extra = {}
+        if profile.plan_bounds_reward and oracle:  # the oracle is load-blind here; its plan value bounds every scheduler
+            policy, sim = oracle[0]
+            extra["reward_upper_bound"] = policy.bound(sim, list(episodes_df["task_id"]))
+        return Finished(episodes_df, pd.concat(requests, ignore_index=True) if requests else None, measured, extra)
 
     for ckpt, state, variant in found:
         cfg = state["config"]
@@ -380,7 +420,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
             sys.exit(f"error: {ckpt}: {e}")
         zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
         name = cfg["algo"] + (SWEEP_VARIANT + variant if variant else "") + (ZERO_SHOT if zero_shot else "")
-        run_policy(name, lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name)
+        run_policy(name, lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name, ckpt)
         evaluated.append(str(ckpt.resolve()))
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
@@ -391,7 +431,6 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
             policy = get(name).load()(sim, seed=es)
             if isinstance(policy, OraclePolicy):
                 policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
-                oracles.append((policy, sim))
             return policy
         run_policy(name, make, np.nan, "")
     for name, w in tuned.items():
@@ -411,9 +450,8 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     write_csv_or_remove(out / "requests.csv", pd.concat(request_frames, ignore_index=True) if request_frames else None)
     summary = summarize_runs(table, ds.n_servers, loads)
     summary["profile"] = args.profile
-    if profile.plan_bounds_reward and oracles:  # the oracle is load-blind here; its plan value bounds every scheduler
-        policy, sim = oracles[0]
-        summary["reward_upper_bound"] = policy.bound(sim, list(table.loc[table["algo"] == "oracle", "task_id"]))
+    if bounds:
+        summary["reward_upper_bound"] = bounds[0]
     write_csv(out / "summary.csv", summary)
     write_yaml(out / "config.yaml", provenance(
         args, episodes=episodes, **profile.meta(params),
