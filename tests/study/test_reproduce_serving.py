@@ -54,7 +54,7 @@ def test_the_serving_study_tunes_on_train_pairs_with_the_best_rule_and_draws_its
     assert confirmation["eval_seeds"] == [1000, 1001] and confirmation["zero_shot"]
     figures = results / "figures"
     for name in ("serving_load_Serving_Trap.png", "serving_cdf_serving_u0.9.png", "pareto_serving_u0.9.png",
-                 "verdicts_serving.csv"):
+                 "slo_scale_serving_u0.9.png", "verdicts_serving.csv"):
         assert (figures / name).stat().st_size > 100, name
     assert "| SLO attainment | u0.5 | u0.9 |" in proc.stdout and "| TopoFreeRL |" in proc.stdout  # the overview
     timelines = sorted(p.parent.name for p in (study / "timeline").rglob("timeline.csv"))

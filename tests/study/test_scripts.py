@@ -15,7 +15,8 @@ SCRIPTS = ["Heuristics/inference.py", "data1/generate.py", "bench/env_throughput
            "total/reproduce.py", "total/plot_all_comparison.py", "total/plot_learning_curves.py",
            "total/plot_latency_cdf.py", "total/plot_cost_breakdown.py", "total/plot_pareto.py", "total/plot_dwa.py",
            "total/plot_scalability.py", "total/reproduce_claims.py", "total/plot_trap_share.py",
-           "total/plot_serving_load.py", "total/plot_serving_cdf.py", "total/plot_serving_timeline.py"]
+           "total/plot_serving_load.py", "total/plot_serving_cdf.py", "total/plot_serving_timeline.py",
+           "total/plot_slo_scale.py"]
 SUMMARY_KEYS = {"episodes", "mean_latency_ms", "p99_latency_ms", "mean_queue_ms", "mean_cost", "mean_reward",
                 "trap_hit_rate", "fallback_rate", "switches", "decision_ms"}
 EPISODE_COLUMNS = {"episode", "task_id", "latency_ms", "network_ms", "compute_ms", "queue_ms", "cost", "reward",

@@ -85,6 +85,29 @@ def test_the_cdf_figure_draws_every_scheduler_with_its_slo_thresholds(root, tmp_
     one_line_error(proc, "requests.csv")
 
 
+def test_slo_attainment_against_the_slo_scale(root, tmp_path):
+    """At scale 1 each row is summary.csv's SLO attainment with its CI; attainment never falls as the objectives
+    loosen; requests.csv of another evaluation is refused in one line."""
+    run_script("total/plot_slo_scale.py", "--results", str(root / "results"), "--region", "Tiny_Trap", "--tag", TAG,
+               "--figures", str(tmp_path))
+    t, s = pd.read_csv(tmp_path / f"slo_scale_{TAG}.csv"), summary(root)
+    assert (tmp_path / f"slo_scale_{TAG}.png").stat().st_size > 1000 and sorted(t["algo"].unique()) == sorted(KEEP)
+    for algo, d in t.groupby("algo"):
+        one = d[d["scale"] == 1.0].iloc[0]
+        for key in ("slo_attainment", "slo_attainment_lo", "slo_attainment_hi"):
+            assert one[key] == pytest.approx(s.loc[algo, key]), key
+        assert d["slo_attainment"].is_monotonic_increasing and d["slo_ttft_ms"].iloc[0] == 0.25 * 6000
+    assert t["slo_attainment"].min() < t["slo_attainment"].max()  # the scale moves it on this world
+    other = tmp_path / "other" / "eval" / f"Tiny_Trap_{TAG}"
+    shutil.copytree(root / "results" / "eval" / f"Tiny_Trap_{TAG}", other)
+    requests = pd.read_csv(other / "requests.csv")
+    requests.loc[requests["algo"] == "least_loaded", "ttft_ms"] = 1e9
+    requests.to_csv(other / "requests.csv", index=False)
+    proc = run_script("total/plot_slo_scale.py", "--results", str(tmp_path / "other"), "--region", "Tiny_Trap",
+                      "--tag", TAG, "--figures", str(tmp_path / "f2"), check=False)
+    one_line_error(proc, "does not give episodes.csv's slo_met")
+
+
 def test_make_table_shows_the_serving_columns_and_the_slo_verdict(root):
     figures = root / "figures"
     proc = run_script("total/make_table.py", "--results", str(root / "results"), "--region", "Tiny_Trap", "--tag", TAG,
