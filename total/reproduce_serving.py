@@ -29,7 +29,8 @@ The protocol (docs/evaluation.md, "Protocol of the serving study"), declared in 
   the first TopoFreeRL run (when that run is stable there).
 - Tables and figures: the steps total/studies.yaml lists (tables with SLO attainment, goodput and load,
   paired differences against the reference with verdicts against the margins, SLO attainment and goodput
-  against load, TTFT/TPOT CDFs, SLO attainment against the SLO scale, the latency-cost Pareto plot, the timeline, every verdict side by side).
+  against load, TTFT/TPOT CDFs, SLO attainment against the SLO scale, the latency-cost Pareto plot, the
+  timeline, every verdict side by side).
 
 Training runs are skipped once finished and resume when interrupted (the sweep machinery), and an evaluation
 that finished with the same arguments and runs is not run again (<results>/serving_study/evaluations_done.json;
