@@ -107,6 +107,8 @@ class Protocol:
     warmup: int                          # measured workflows per eval seed and step bound
     episodes: int
     max_steps: int
+    slo_ttft_ms: float                   # the objectives every run is trained and judged by
+    slo_tpot_ms: float
     confirmation_seed: int
     confirmation_servers: int
     confirmation_eval_seeds: tuple[int, ...]
@@ -131,6 +133,9 @@ class Protocol:
         def load(v: Any) -> bool:
             return isinstance(v, float) and 0 < v <= 1.2
 
+        def objective(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 86_400_000
+
         test, confirm = get("eval_seeds", seeds, "a list of seeds"), get("confirmation.eval_seeds", seeds, "a list of seeds")
         validation = get("validation.seed", seed, "a seed")
         if set(test) & (set(confirm) | {validation}) or validation in confirm:
@@ -145,6 +150,8 @@ class Protocol:
                    get("evaluation.warmup", count, "a positive integer"),
                    get("evaluation.episodes", count, "a positive integer"),
                    get("evaluation.max_steps", count, "a positive integer"),
+                   float(get("slo.ttft_ms", objective, "milliseconds > 0")),
+                   float(get("slo.tpot_ms", objective, "milliseconds > 0")),
                    get("confirmation.generator_seed", seed, "a seed"),
                    get("confirmation.servers", count, "a positive integer"), tuple(confirm))
 
@@ -225,15 +232,17 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
                           "--out", str(out), "--force"], record=out.parent / f"{out.name}_generator.yaml"), logs)
     data, region = (str(args.data.resolve()), args.region) if args.region else (str(regions), REGION)
     ds = load_or_exit(data, [region])
+    slo = ["--slo-ttft-ms", f"{protocol.slo_ttft_ms:g}", "--slo-tpot-ms", f"{protocol.slo_tpot_ms:g}"]
     bounded = ["--worlds", str(protocol.worlds), "--warmup", str(protocol.warmup), "--max-steps",
-               str(protocol.max_steps)]
+               str(protocol.max_steps), *slo]
     tuning = logs / "tuning"
     tune = Prepared(
         "tuning on the train split", tuning / "tuning.json",
         {"region": [region], "split": "train", "seed": protocol.validation_seed, "profile": "serving",
          "dataset_fingerprint": ds.fingerprint, "policy": list(TUNED_POLICIES), "weights": list(protocol.weights),
          "episodes": protocol.episodes, "max_steps": protocol.max_steps, "load": protocol.validation_load,
-         "worlds": protocol.worlds, "warmup": protocol.warmup},
+         "worlds": protocol.worlds, "warmup": protocol.warmup, "slo_ttft_ms": protocol.slo_ttft_ms,
+         "slo_tpot_ms": protocol.slo_tpot_ms},
         ["Heuristics/tune.py", "--data", data, "--region", region, "--profile", "serving", "--split", "train",
          "--seed", str(protocol.validation_seed), "--load", f"{protocol.validation_load:g}", *bounded,
          "--episodes", str(protocol.episodes), "--policy", *TUNED_POLICIES, "--weights", *map(str, protocol.weights),
@@ -245,7 +254,7 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
             pending = beside.submit(prepare, tune, logs)
             try:
                 train(sweep | {"data": data, "regions": [[region]], "results": str(results), "budget": budget,
-                               "seeds": seeds}, args.workers)
+                               "seeds": seeds, "overrides": trained_with_slo(sweep, protocol)}, args.workers)
                 wall["train_s"] = time.perf_counter() - t0
                 pending.result()
             except BaseException:
@@ -315,6 +324,15 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
     return 0
 
 
+def trained_with_slo(sweep: dict, protocol: Protocol) -> dict[str, list[str]]:
+    """The sweep's `overrides` with the protocol's objectives for every algorithm: the reward a learned scheduler
+    trains on scores each request against them, so it trains for the objectives it is judged by."""
+    overrides = dict(sweep.get("overrides") or {})
+    overrides["all"] = [*(overrides.get("all") or []), f"serving.slo_ttft_ms={protocol.slo_ttft_ms:g}",
+                        f"serving.slo_tpot_ms={protocol.slo_tpot_ms:g}"]
+    return overrides
+
+
 def timelines(protocol: Protocol, data: str, region: str, reference: str, tuning: Path, results: Path,
               seeds: list[int], eval_seed: int, root: Path, logs: Path) -> None:
     """The engines over time at the validation load (test split, the first eval seed) of the reference rule at
@@ -323,7 +341,8 @@ def timelines(protocol: Protocol, data: str, region: str, reference: str, tuning
     main_tag = tag(protocol.validation_load)
     setting = ["--data", data, "--region", region, "--profile", "serving", "--load", f"{protocol.validation_load:g}",
                "--worlds", str(protocol.worlds), "--warmup", str(protocol.warmup), "--episodes",
-               str(protocol.episodes), "--seed", str(eval_seed), "--timeline", "--no-progress", "--overwrite"]
+               str(protocol.episodes), "--seed", str(eval_seed), "--slo-ttft-ms", f"{protocol.slo_ttft_ms:g}",
+               "--slo-tpot-ms", f"{protocol.slo_tpot_ms:g}", "--timeline", "--no-progress", "--overwrite"]
     rule = reference.removesuffix("_tuned")
     weight = json.loads(tuning.read_text())["chosen_latency_weight"][rule]
     runs = [(reference, ["Heuristics/inference.py", "--policy", rule, "--latency-weight", f"{weight:g}"])]

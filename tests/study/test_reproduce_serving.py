@@ -27,6 +27,11 @@ def test_the_serving_study_tunes_on_train_pairs_with_the_best_rule_and_draws_its
     study = results / "serving_study"
     tuning = json.loads((study / "tuning" / "tuning.json").read_text())
     assert tuning["split"] == "train" and tuning["seed"] == 100 and tuning["serving"]["load"] == 0.9
+    # every run trains on, and is tuned and judged by, the protocol's objectives
+    slo = {f"slo_{k}": v for k, v in record_protocol()["slo"].items()}
+    assert {k: tuning["serving"][k] for k in slo} == slo
+    for run in (results / "TopoFreeRL").iterdir():
+        assert {k: yaml.safe_load((run / "config.yaml").read_text())["serving"][k] for k in slo} == slo
     assert set(tuning["chosen_latency_weight"]) == {"greedy_queue", "least_loaded", "p2c"}
     record = yaml.safe_load((results / "figures" / "reproduce_serving.yaml").read_text())
     # the reference: the tuned rule with the best validation reward among the W that finished, chosen before any test run
@@ -41,6 +46,7 @@ def test_the_serving_study_tunes_on_train_pairs_with_the_best_rule_and_draws_its
         folder = results / "eval" / f"Serving_Trap_{t}"
         config = yaml.safe_load((folder / "config.yaml").read_text())
         assert config["split"] == "test" and config["eval_seeds"] == [0, 1] and config["max_steps"] == 1000
+        assert {k: config["serving"][k] for k in slo} == slo
         summary = pd.read_csv(folder / "summary.csv")
         assert {"TopoFreeRL", "round_robin", "kv_jsq", "greedy_queue_tuned", "least_loaded_tuned"} <= set(summary["algo"])
         assert "lookahead" not in set(summary["algo"]) and summary["slo_attainment"].between(0, 1).all()
@@ -67,6 +73,11 @@ def test_the_serving_study_tunes_on_train_pairs_with_the_best_rule_and_draws_its
     assert yaml.safe_load((results / "figures" / "reproduce_serving.yaml").read_text())["reference"] == record["reference"]
 
 
+def record_protocol() -> dict:
+    from total.reproduce import load_studies
+    return load_studies()["serving"].protocol
+
+
 def test_a_trace_setting_is_tagged_by_its_arrivals_and_tokens():
     from total.reproduce_serving import TRACES, tag
     assert tag(0.9) == "serving_u0.9"
@@ -78,6 +89,7 @@ def test_a_trace_setting_is_tagged_by_its_arrivals_and_tokens():
     (lambda p: p | {"evaluation": {**p["evaluation"], "max_steps": 0}}, r"evaluation\.max_steps: expected a positive"),
     (lambda p: p | {"validation": {"load": 0.9}}, r"validation\.seed: expected a seed, got nothing"),
     (lambda p: p | {"eval_seeds": [100, 1]}, "the test, validation and confirmation evaluation seeds must differ"),
+    (lambda p: p | {"slo": {"ttft_ms": 2500.0}}, r"slo\.tpot_ms: expected milliseconds > 0, got nothing"),
 ])
 def test_a_bad_protocol_field_ends_the_study_with_one_line(change, expected):
     from dataclasses import replace
