@@ -40,6 +40,8 @@ at that W, one row per distinct W, named greedy_queue_prior_w<W> ("greedy_queue 
 that a comparison with the learned method also holds the rule its prior carries; where greedy_queue's
 tuned W is the prior's W, its tuned row is that control and no second row is evaluated. `--skip NAME` leaves
 out NAME's tuned row too, and `--skip greedy_queue` its prior rows.
+A tuned row whose W is the rule's default is the rule's own evaluation relabelled (the same policy, seeds and
+draws give the same rows), not evaluated twice.
 `--max-steps N` bounds every evaluation, so a scheduler that overloads the servers still ends: the
 episode rows then say whether each workflow `finished` (an unfinished one's sums are its steps so far:
 latency a lower bound, reward an upper one), and a summary row with `unfinished` > 0 is unstable at
@@ -51,6 +53,7 @@ total/finished_evaluations.py); --overwrite starts afresh.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -250,6 +253,12 @@ def read_tuning(path: Path, ds, transfer: bool = False) -> dict[str, float]:
     return {k: float(v) for k, v in chosen.items()}
 
 
+def default_latency_weight(name: str) -> float | None:
+    """The latency weight W a registered heuristic runs with when none is given (None: it takes none)."""
+    parameter = inspect.signature(get(name).load()).parameters.get("latency_weight")
+    return None if parameter is None else float(parameter.default)
+
+
 def prior_weights(found: list[Found]) -> list[float]:
     """The distinct latency weights, ascending, of the greedy_queue guidance priors of the runs to evaluate
     (`guidance.prior: greedy_queue` with guidance enabled): each gets greedy_queue at that W as its control."""
@@ -372,7 +381,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
     bounds: list[float] = []
     loads: dict[str, list[dict[str, float]]] = {}
 
-    def run_policy(algo, policy_for_seed, train_seed, run, checkpoint: Path | None = None):
+    def run_policy(algo, policy_for_seed, train_seed, run, checkpoint: Path | None = None) -> Finished:
         identity = {"name": algo, "train_seed": None if pd.isna(train_seed) else int(train_seed), "run": run}
         if checkpoint is not None:
             stat = checkpoint.stat()
@@ -383,6 +392,10 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
             store.save(identity, done)
         else:
             print(f"resumed {algo}" + ("" if checkpoint is None else f" seed {train_seed}") + f": {store.root}")
+        add(algo, done)
+        return done
+
+    def add(algo: str, done: Finished) -> None:
         loads.setdefault(algo, []).extend(done.loads)
         frames.append(done.episodes)
         if done.requests is not None:
@@ -424,6 +437,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
         evaluated.append(str(ckpt.resolve()))
         print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
     oracle_plans: dict = {}
+    defaults: dict[str, Finished] = {}  # each heuristic's evaluation at its default parameters
     for name in heuristics():
         if not get(name).evaluated_under(profile, len(ds.regions)) or name in args.skip:
             continue  # a queue-aware rule without queues, or a rule made for another profile's engine state
@@ -432,10 +446,17 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
             if isinstance(policy, OraclePolicy):
                 policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
             return policy
-        run_policy(name, make, np.nan, "")
+        defaults[name] = run_policy(name, make, np.nan, "")
     for name, w in tuned.items():
-        if name not in args.skip:
-            run_policy(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "")
+        if name in args.skip:
+            continue
+        if name in defaults and w == default_latency_weight(name):  # the same policy, seeds and draws: the same rows
+            same = defaults[name]
+            add(name + TUNED, Finished(same.episodes.assign(algo=name + TUNED), None if same.requests is None
+                                       else same.requests.assign(algo=name + TUNED), same.loads, {}))
+            print(f"{name + TUNED}: tuned at its default W {w:g}, so its rows are {name}'s")
+            continue
+        run_policy(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "")
     priors = [] if "greedy_queue" in args.skip else prior_weights(found)
     for w in priors:
         if "greedy_queue" in tuned and w == tuned["greedy_queue"]:

@@ -379,3 +379,31 @@ def test_a_stopped_evaluation_resumes_where_it_stopped_with_the_same_results(per
         cols = [c for c in a.columns if c != "decision_ms"]
         pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
     assert "reward_upper_bound" in pd.read_csv(folder / "summary.csv")
+
+
+def test_a_rule_tuned_at_its_default_weight_is_its_own_evaluation_relabelled(small_root, tmp_path):
+    """greedy_queue tuned at W = 0.6, its default: greedy_queue_tuned holds greedy_queue's rows (evaluated once),
+    exactly what an evaluation of greedy_queue at --latency-weight 0.6 gives; p2c at another W is evaluated."""
+    from edgesim.dataset import load_dataset
+    from schedkit.registry import heuristics
+    setting = ["--data", str(small_root), "--region", "Small_Trap", "--profile", "contention", "--arrival-rate", "6",
+               "--worlds", "2", "--episodes", "20", "--eval-seeds", "0", "1", "--no-progress"]
+    keep = {"greedy_queue", "p2c"}
+    tuning = tmp_path / "tuning.json"
+    tuning.write_text(json.dumps({"chosen_latency_weight": {"greedy_queue": 0.6, "p2c": 0.9}, "split": "train",
+                                  "dataset_fingerprint": load_dataset(small_root, "Small_Trap").fingerprint}))
+    proc = run_script("total/evaluate_all.py", *setting, "--results", str(tmp_path / "r"), "--tuning", str(tuning),
+                      "--skip", *(h for h in heuristics() if h not in keep))
+    assert "greedy_queue_tuned: tuned at its default W 0.6, so its rows are greedy_queue's" in proc.stdout
+    assert "p2c_tuned: tuned" not in proc.stdout
+    episodes = pd.read_csv(tmp_path / "r" / "eval" / "Small_Trap_contention_r6" / "episodes.csv")
+    rows = {a: d.drop(columns=["algo", "decision_ms"]).reset_index(drop=True) for a, d in episodes.groupby("algo")}
+    assert set(rows) == {"greedy_queue", "greedy_queue_tuned", "p2c", "p2c_tuned"}
+    pd.testing.assert_frame_equal(rows["greedy_queue"], rows["greedy_queue_tuned"], check_exact=True)
+    assert not rows["p2c"]["reward"].equals(rows["p2c_tuned"]["reward"])
+    direct = tmp_path / "direct"
+    run_script("Heuristics/inference.py", *setting[:-4], "--seed", "1", "--policy", "greedy_queue",
+               "--latency-weight", "0.6", "--out", str(direct))
+    seed1 = rows["greedy_queue_tuned"][episodes.loc[episodes["algo"] == "greedy_queue_tuned", "eval_seed"]
+                                       .reset_index(drop=True) == 1]
+    assert seed1["reward"].tolist() == pd.read_csv(direct / "episodes.csv")["reward"].tolist()

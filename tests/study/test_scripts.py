@@ -136,7 +136,7 @@ def test_benchmark_json_tiny():
 def test_seed_batching_times_both_ways_and_checks_each_seed_gets_its_own_run(tiny_root):
     proc = run_script("bench/seed_batching.py", "--servers", "0", "--data", str(tiny_root), "--region", "tiny",
                       "--profiles", "serving", "contention",
-                      "--seeds", "3", "4", "--episodes", "4", "--warmup", "2", "--json")
+                      "--seeds", "3", "4", "--episodes", "4", "--warmup", "2", "--load", "0.3", "--json")
     out = json.loads(proc.stdout)
     assert [r["profile"] for r in out["rows"]] == ["serving", "contention"]
     for r in out["rows"]:
