@@ -86,7 +86,7 @@ REGION, CONFIRMATION_REGION = "Serving_Trap", "ServingConfirm_Trap"
 TRACES = [paths.DATA / "traces" / f"AzureLLMInferenceTrace_{name}.csv" for name in ("conv", "code")]
 QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_seeds": 2,
                          "protocol": {"region_servers": 10, "confirmation_servers": 10, "weights": (0.6, 1.0),
-                                      "loads": (0.5, 0.9), "worlds": 1, "warmup": 4, "episodes": 8, "max_steps": 1000}}
+                                      "loads": (0.5, 0.9), "worlds": 1, "warmup": 4, "episodes": 8, "max_steps": 800}}
 QUICK_RESULTS = paths.RESULTS / "quick_serving"
 SCORES = (("slo_attainment", "SLO attainment", 3), ("goodput_per_s", "Goodput (/s)", 3),
           ("reward", "Reward", 4), ("p99_latency_ms", "P99 latency (ms)", 0))

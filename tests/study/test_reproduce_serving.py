@@ -45,7 +45,7 @@ def test_the_serving_study_tunes_on_train_pairs_with_the_best_rule_and_draws_its
     for t in tags:
         folder = results / "eval" / f"Serving_Trap_{t}"
         config = yaml.safe_load((folder / "config.yaml").read_text())
-        assert config["split"] == "test" and config["eval_seeds"] == [0, 1] and config["max_steps"] == 1000
+        assert config["split"] == "test" and config["eval_seeds"] == [0, 1] and config["max_steps"] == 800
         assert {k: config["serving"][k] for k in slo} == slo
         summary = pd.read_csv(folder / "summary.csv")
         assert {"TopoFreeRL", "round_robin", "kv_jsq", "greedy_queue_tuned", "least_loaded_tuned"} <= set(summary["algo"])
