@@ -109,7 +109,7 @@ from .contention import (
     load_arrival_gaps,
     read_trace,
 )
-from .crn import GAP, NETWORK, OUTPUT, PROMPT, TASK, TOKEN_ROW, TRACE_START, crn_uniform, draw_key
+from .crn import GAP, NETWORK, OUTPUT, PROMPT, TOKEN_ROW, TRACE_START, crn_uniform, draw_key
 from .dataset import Dataset
 from .gpu_classes import GPU_CLASSES, tercile_classes
 from .inputs import MAX_EPISODES, MAX_SLOTS, MAX_WORLDS, InputError, Range, ints, parameters, reals
@@ -416,16 +416,10 @@ class ServingSimulator(ContentionSimulator):
         return gap.round().long()
 
     def _deal_for(self, world: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(episode, task) of arrival `index` of `world`: episode index * G + world, in every scheduler's run."""
+        """(episode, task) of arrival `index` of `world`: episode index * G + world, in every scheduler's run, and
+        its task as the contention profile deals it (`ContentionSimulator._deal`)."""
         episode = index * self.batch_size + world
-        if self.order == "sequential":  # the episode's number among its own seed's worlds, in file order
-            per_seed = self.worlds_per_seed or self.batch_size
-            return episode, (index * per_seed + world % per_seed) % self.tasks.k
-        return episode, (self._u(world, index, 0, TASK) * self.tasks.k).long().clamp_max(self.tasks.k - 1)
-
-    def episode_task(self, episode: torch.Tensor) -> torch.Tensor:
-        """The task of episodes `episode` (ids, warm-up included), dealt or not (`_deal_for`)."""
-        return self._deal_for(episode % self.batch_size, episode // self.batch_size)[1]
+        return episode, self._deal(episode)
 
     def token_pairs(self, world: torch.Tensor, index: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(prompt, output) tokens of a workflow step, cut to the context window. Bound-only: the output
