@@ -1042,8 +1042,7 @@ class ServingSimulator(ContentionSimulator):
         n_steps = take(self.tasks.n_steps, task)
         finished = step + 1 >= n_steps
         measured = episode >= self.warmup_episodes
-        pf, of = prompt.to(self.dtype), output.to(self.dtype)
-        work = self.perf.share_ms(srv, pf, of)
+        one = torch.ones_like(latency)
         met = (ttft <= self.serving.slo_ttft_ms) & (tpot <= self.serving.slo_tpot_ms)
         # utilisation counts every request finishing inside the measured period, warm-up workflows' included:
         # they load the servers of that period too; waits and SLOs are those of measured workflows
@@ -1051,8 +1050,8 @@ class ServingSimulator(ContentionSimulator):
         in_period = (end >= self.measure_start.index_select(0, g)) & before_end
         measured = measured & before_end
         self._stats["work"].index_add_(0, g, in_period.to(self.dtype))
-        for key, value in (("wait", t["admit"] - t["arrive"]), ("admitted", torch.ones_like(work)),
-                           ("served", torch.ones_like(work)), ("slo", met.to(self.dtype))):
+        for key, value in (("wait", t["admit"] - t["arrive"]), ("admitted", one),
+                           ("served", one), ("slo", met.to(self.dtype))):
             self._stats[key].index_add_(0, g, torch.where(measured, value, 0.0))
         row = {"latency": latency, "network_ms": network, "channel_ms": t["channel"], "trap_ms": t["trap_ms"],
                "link_ms": t["link_ms"], "compute_ms": end - t["admit"], "queue_ms": queue, "admission_ms": admission,
