@@ -188,10 +188,11 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
         ended = index[done & keep]
         finished_ep[ended] = True
         if reporter is not None and len(ended):
-            before = left > 0
+            running = left > 0
             left -= torch.bincount(episode_group[ended], minlength=n_groups)
-            if bool((before & (left == 0)).any()):  # a seed's measured workflows have all finished: its run would stop
-                reporter.freeze_stats((before & (left == 0))[group])
+            stopped = running & (left == 0)  # seeds whose measured workflows have all finished: their runs would stop
+            if bool(stopped.any()):
+                reporter.freeze_stats(stopped[group])
         if timeline and reporter is not None:
             snapshots.append(reporter.engine_snapshot())
         finished = int((done & keep).sum())
