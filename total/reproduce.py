@@ -4,6 +4,7 @@ work that is its alone live in the module that file names, and what the study mo
 evaluations and steps, checked protocol fields, reusable prepared work, the overview table) lives here.
 
     python total/reproduce.py --study contention --workers 2    # total/reproduce_contention.py's study
+    python total/reproduce.py --study serving --backend ray --address auto   # its trainings on a Ray cluster
     python total/reproduce.py --study serving --quick           # total/reproduce_serving.py's study, tiny
     python total/reproduce.py --study claims --help             # a study's own flags
 
@@ -14,7 +15,8 @@ evaluate everything, draw everything.
     python total/reproduce.py --quick    # a small budget end to end, about a minute
     python total/reproduce.py --update-committed-figures     # the full budget, refreshing total/figures/
 
-Training goes through the sweep machinery (total/sweep.py), so runs land in
+Training goes through the sweep machinery (total/sweep.py), as child processes here or, with
+`--backend ray` (every study), as Ray tasks on a cluster or a local instance, so runs land in
 <results>/<Algo>/<region>_seed<S>/: a finished run is skipped, an interrupted one resumes, a run
 folder trained with other settings is refused, and re-running the command only redoes what is
 missing. Evaluation (logged to <results>/logs/) and figures are always redone from the saved
@@ -30,13 +32,14 @@ import importlib
 import inspect
 import json
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import yaml
@@ -60,7 +63,7 @@ from total.common import (
     write_output,
     writing,
 )
-from total.sweep import CHILDREN, DEFAULTS, Run, expand, load_sweep, run_local, stop_children_on_signal
+from total.sweep import CHILDREN, DEFAULTS, Run, expand, load_sweep, run_local, run_ray, stop_children_on_signal
 
 STUDIES = paths.REPO / "total" / "studies.yaml"
 SWEEPS = paths.REPO / "sweeps"
@@ -77,18 +80,50 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=seed_arg, nargs="+", default=[42, 43, 44])
     p.add_argument("--algos", nargs="+", default=learned(), choices=learned())
     p.add_argument("--workers", type=workers_arg, default=1, help="training runs at once (default 1)")
+    add_backend_flags(p)
     add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)
+    check_backend(p, args)
     if args.results is None:
         args.results = QUICK_RESULTS if args.quick else paths.RESULTS
     return args
 
 
-def train(sweep: dict, workers: int, evaluate: bool = False) -> None:
+class Backend(NamedTuple):
+    """Where a study's trainings run: child processes of this one (`local`), or Ray tasks (`ray`) on the
+    cluster at `address` or, without one, on a local Ray instance. Evaluations and figures run here."""
+
+    name: str = "local"
+    address: str | None = None
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> "Backend":
+        """The backend a study's --backend and --address name (`add_backend_flags`)."""
+        return cls(args.backend, args.address)
+
+
+def add_backend_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="where the trainings run: child processes here (local, the default), or Ray tasks (ray) on "
+                        "the cluster at --address or a local Ray instance of --workers CPUs; evaluations and "
+                        "figures run here either way (a cluster's nodes need this repository at this path and "
+                        "the results folder shared)")
+    p.add_argument("--address", help="with --backend ray: the Ray cluster ('auto' or ray://host:port); none starts "
+                                     "a local instance")
+
+
+def check_backend(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--address without --backend ray is refused, not ignored."""
+    if args.address is not None and args.backend != "ray":
+        p.error("--address names a Ray cluster: it needs --backend ray")
+
+
+def train(sweep: dict, workers: int, evaluate: bool = False, backend: Backend = Backend()) -> None:
     """Every run of a sweep config (DEFAULTS plus `sweep`) through the sweep machinery, by default
     without the per-run evaluation (total/evaluate_all.py evaluates everything; runs of `variants`,
-    which it would pool, need theirs); stops the script if any failed."""
-    runs: list[Run] = [replace(r, evaluate=evaluate) for r in expand(DEFAULTS | sweep)]
+    which it would pool, need theirs), on `backend`; stops the script if any failed."""
+    cfg = DEFAULTS | sweep
+    runs: list[Run] = [replace(r, evaluate=evaluate) for r in expand(cfg)]
     failed = []
 
     def report(result: dict) -> None:
@@ -98,7 +133,17 @@ def train(sweep: dict, workers: int, evaluate: bool = False) -> None:
         if result["status"] == "failed":
             failed.append(result)
 
-    run_local(runs, max(1, workers), report)
+    if backend.name == "ray":
+        # Ray notes signals in handlers of its own while it waits: the study's come back after, so a later
+        # Ctrl-C still stops its evaluations
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            run_ray(runs, backend.address, None if backend.address else max(1, workers), cfg["resources"], report)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+    else:
+        run_local(runs, max(1, workers), report)
     if failed:
         sys.exit(f"error: {len(failed)} run(s) failed; see the lines above")
 
@@ -427,7 +472,7 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
         for sweep in study.sweeps:  # its data, algorithms, seeds, region and budget are the flags'
             train(load_sweep(sweep, trains=False) | {"data": data, "algorithms": args.algos, "seeds": args.seeds,
                                        "regions": [[args.region]], "budget": budget, "results": str(results)},
-                  args.workers)
+                  args.workers, backend=Backend.of(args))
         values = {"data": data, "region": args.region, "results": str(results), "figures": str(figures),
                   "episodes": ["--episodes", str(QUICK["eval_episodes"])] if args.quick else [],
                   "overwrite": ["--overwrite"] if args.overwrite else []}

@@ -35,7 +35,17 @@ import yaml
 from schedkit.cli import workers_arg
 from total import plot_trap_share
 from total.common import add_output_flags, eval_dir, figures_dir, inputs, paths, provenance, write_output, writing
-from total.reproduce import Study, child, run_evaluations, run_steps, studies_or_exit, train
+from total.reproduce import (
+    Backend,
+    Study,
+    add_backend_flags,
+    check_backend,
+    child,
+    run_evaluations,
+    run_steps,
+    studies_or_exit,
+    train,
+)
 from total.sweep import load_sweep, stop_children_on_signal
 
 FULL: dict[str, Any] = {"servers": 500, "region_servers": 200, "tasks": [], "shares": (0.0, 0.1, 0.2, 0.3), "seeds": None,
@@ -48,9 +58,11 @@ DEFAULT_RESULTS, QUICK_RESULTS = paths.RESULTS / "claims", paths.RESULTS / "quic
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
+    add_backend_flags(p)
     p.add_argument("--quick", action="store_true", help=f"tiny datasets and budget end to end: {QUICK}")
     add_output_flags(p, results=None, results_help=f"default: {DEFAULT_RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)
+    check_backend(p, args)
     if args.results is None:
         args.results = QUICK_RESULTS if args.quick else DEFAULT_RESULTS
     return args
@@ -93,8 +105,8 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
                         "seeds": seeds["share"], "regions": [[plot_trap_share.share_region(s)] for s in size["shares"]]}
         region_sweep |= {"data": str(region_data), "results": str(region_results), "budget": budget,
                          "seeds": seeds["region"]}
-        train(share_sweep, args.workers)
-        train(region_sweep, args.workers, evaluate=True)
+        train(share_sweep, args.workers, backend=Backend.of(args))
+        train(region_sweep, args.workers, evaluate=True, backend=Backend.of(args))
         wall["train_s"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()

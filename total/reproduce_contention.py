@@ -75,8 +75,11 @@ from total.common import (
     writing,
 )
 from total.reproduce import (
+    Backend,
     Prepared,
     Study,
+    add_backend_flags,
+    check_backend,
     overview,
     prepare,
     protocol_field,
@@ -170,12 +173,14 @@ def parse_args(argv: list[str] | None, study: Study) -> argparse.Namespace:
                         "to <figures>/<REGION>/")
     p.add_argument("--seeds", type=seed_arg, nargs="+", help="training seeds (default: the sweep's, 42-46)")
     p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
+    add_backend_flags(p)
     p.add_argument("--quick", action="store_true", help=f"a tiny budget end to end: {QUICK}")
     p.add_argument("--tables-only", action="store_true",
                    help="redraw the tables and figures from the evaluations already under --results (no training, "
                         "tuning or evaluation)")
     add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)
+    check_backend(p, args)
     if args.results is None:
         args.results = QUICK_RESULTS if args.quick else paths.RESULTS
     missing = [str(t) for t in args.arrival_trace if not t.is_file()]
@@ -298,7 +303,8 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
         with stop_children_on_signal(), ThreadPoolExecutor(max_workers=1) as beside:
             pending = [beside.submit(prepare, job, logs) for job in prepared]
             try:
-                train(sweep | {"data": data, "results": str(results), "budget": budget, "seeds": seeds}, args.workers)
+                train(sweep | {"data": data, "results": str(results), "budget": budget, "seeds": seeds}, args.workers,
+                      backend=Backend.of(args))
                 wall["train_s"] = time.perf_counter() - t0
                 for job in pending:
                     job.result()

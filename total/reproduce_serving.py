@@ -6,6 +6,7 @@ and with both Azure traces, then tables, paired verdicts and the serving figures
     python total/reproduce_serving.py --workers 2       # the same as total/reproduce.py --study serving
     python total/reproduce_serving.py --quick           # tiny, a few minutes
     python total/reproduce_serving.py --workers 2 --data data1 --region Server1_Trap   # the 500-server scale
+    python total/reproduce_serving.py --backend ray --address auto   # the trainings as tasks on a Ray cluster
 
 The protocol (docs/evaluation.md, "Protocol of the serving study"), declared in total/studies.yaml
 (serving.protocol and margins) before its runs and checked here:
@@ -68,8 +69,11 @@ from total.common import (
     writing,
 )
 from total.reproduce import (
+    Backend,
     Prepared,
     Study,
+    add_backend_flags,
+    check_backend,
     child,
     overview,
     prepare,
@@ -169,11 +173,13 @@ def parse_args(argv: list[str] | None, study: Study) -> argparse.Namespace:
                         "validation load (default: both Azure traces of data1/traces)")
     p.add_argument("--seeds", type=seed_arg, nargs="+", help="training seeds (default: the sweep's, 42-46)")
     p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
+    add_backend_flags(p)
     p.add_argument("--quick", action="store_true", help=f"a tiny budget end to end: {QUICK}")
     p.add_argument("--tables-only", action="store_true",
                    help="redraw the tables and figures from the evaluations already under --results")
     add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)
+    check_backend(p, args)
     if (args.data is None) != (args.region is None):
         p.error("--data and --region go together (neither: the protocol's generated region)")
     if args.results is None:
@@ -254,7 +260,8 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
             pending = beside.submit(prepare, tune, logs)
             try:
                 train(sweep | {"data": data, "regions": [[region]], "results": str(results), "budget": budget,
-                               "seeds": seeds, "overrides": trained_with_slo(sweep, protocol)}, args.workers)
+                               "seeds": seeds, "overrides": trained_with_slo(sweep, protocol)}, args.workers,
+                      backend=Backend.of(args))
                 wall["train_s"] = time.perf_counter() - t0
                 pending.result()
             except BaseException:

@@ -4,6 +4,7 @@ load and the confirmation topology evaluated, tables, verdicts, the serving figu
 the study's record."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pandas as pd
@@ -21,8 +22,10 @@ def test_the_serving_study_tunes_on_train_pairs_with_the_best_rule_and_draws_its
         "profiles": ["serving"], "budget": {"epochs": 2, "episodes": 8},
         "overrides": {"all": ["serving.load=0.9", "serving.worlds=2", "serving.warmup=2"]}}))
     results = tmp_path / "results"
+    # the trainings as Ray tasks on a local instance where Ray is installed (CI installs it): the cluster path
+    ray = ["--backend", "ray"] if importlib.util.find_spec("ray") else []
     proc = run_script("total/reproduce_serving.py", "--quick", "--sweep", str(sweep), "--trace",
-                      "--results", str(results), "--workers", "2")  # no trace setting: the test's time
+                      "--results", str(results), "--workers", "2", *ray)  # no trace setting: the test's time
     assert proc.stdout.count(": trained (") == 2
     study = results / "serving_study"
     tuning = json.loads((study / "tuning" / "tuning.json").read_text())
@@ -40,6 +43,7 @@ def test_the_serving_study_tunes_on_train_pairs_with_the_best_rule_and_draws_its
     tags = ["serving_u0.5", "serving_u0.9"]
     assert record["settings"] == [f"Serving_Trap {t}" for t in tags] + ["ServingConfirm_Trap serving_u0.9"]
     assert record["protocol"]["validation_seed"] == 100 and record["seeds"] == [1, 2]
+    assert record["backend"] == ("ray" if ray else "local") and record["address"] is None
     region = yaml.safe_load((study / "regions" / "Serving_Trap_generator.yaml").read_text())
     assert region == {"generator_seed": 3571, "servers": 10}  # the protocol's seed, quick's size
     for t in tags:
@@ -100,3 +104,11 @@ def test_a_bad_protocol_field_ends_the_study_with_one_line(change, expected):
     assert Protocol.from_study(study).max_steps == study.protocol["evaluation"]["max_steps"]
     with pytest.raises(SystemExit, match=expected):
         Protocol.from_study(replace(study, protocol=change(study.protocol)))
+
+
+@pytest.mark.parametrize("study", ["total/reproduce.py", "total/reproduce_serving.py", "total/reproduce_contention.py",
+                                   "total/reproduce_claims.py"])
+def test_an_address_without_the_ray_backend_is_refused_not_ignored(study, tmp_path):
+    proc = run_script(study, "--quick", "--address", "auto", "--results", str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and "--address names a Ray cluster: it needs --backend ray" in proc.stderr
+    assert not (tmp_path / "r").exists()
