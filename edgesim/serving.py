@@ -1265,9 +1265,14 @@ class ServingProfile(Profile):
         return params.worlds
 
     def tag(self, params: Serving) -> str:
-        """serving_u<load> (or _r<rate>), plus the traces' file stems where given."""
+        """serving_u<load> (or _r<rate>), then each trace by its role and file stem: _trace-<stem> where one file
+        gives the arrivals and the tokens, else _arr-<stem> and _tok-<stem>, so an arrival trace and a token
+        trace of one file never share a tag."""
         base = f"serving_r{params.arrival_rate:g}" if params.arrival_rate is not None else f"serving_u{params.load:g}"
-        return base + "".join(f"_{Path(t).stem}" for t in (params.arrival_trace, params.token_trace) if t)
+        arrivals, tokens = params.arrival_trace, params.token_trace
+        if arrivals and tokens and Path(arrivals).resolve() == Path(tokens).resolve():
+            return f"{base}_trace-{Path(arrivals).stem}"
+        return base + "".join(f"_{role}-{Path(t).stem}" for role, t in (("arr", arrivals), ("tok", tokens)) if t)
 
     def expected_compute_ms(self, sim: Simulator, tokens: torch.Tensor, servers: torch.Tensor,
                             rows: torch.Tensor | None = None, live: bool = False,

@@ -5,8 +5,8 @@ scheduler stops meeting its SLOs as the servers fill.
     python total/evaluate_all.py --profile serving --load 0.5 --max-steps 60000   # ... one evaluation per load
     python total/plot_serving_load.py [--loads 0.5 0.7 0.9 1] [--token-trace CSV] [--results DIR] [--figures DIR]
 
-Reads results/eval/<region>_serving_u<load>[_<trace stems>]/summary.csv for every load found (or --loads)
-and writes <figures>/serving_load_<region>[_<trace stems>].{png,pdf} plus the .csv of the plotted numbers.
+Reads results/eval/<region>_serving_u<load>[_tok-<trace stem>]/summary.csv for every load found (or --loads)
+and writes <figures>/serving_load_<region>[_tok-<trace stem>].{png,pdf} plus the .csv of the plotted numbers.
 - SLO attainment: the share of workflows whose every request met both SLOs, with the CI of summary.csv
   (t-intervals over training runs, evaluation seeds and task clusters: docs/evaluation.md).
 - Goodput: SLO-meeting workflows per second of measured world time, averaged over the evaluations. Its band

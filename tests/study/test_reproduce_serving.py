@@ -85,7 +85,17 @@ def record_protocol() -> dict:
 def test_a_trace_setting_is_tagged_by_its_arrivals_and_tokens():
     from total.reproduce_serving import TRACES, tag
     assert tag(0.9) == "serving_u0.9"
-    assert tag(0.9, TRACES[0]) == "serving_u0.9_AzureLLMInferenceTrace_conv_AzureLLMInferenceTrace_conv"
+    assert tag(0.9, TRACES[0]) == "serving_u0.9_trace-AzureLLMInferenceTrace_conv"
+
+
+def test_an_arrival_trace_and_a_token_trace_of_one_file_get_different_tags():
+    from edgesim.serving import SERVING, Serving
+    from total.reproduce_serving import TRACES
+    conv, code = (str(t) for t in TRACES)
+    tags = [SERVING.tag(Serving(load=0.9, **kw)) for kw in (
+        {"arrival_trace": conv}, {"token_trace": conv}, {"arrival_trace": conv, "token_trace": code})]
+    assert tags == ["serving_u0.9_arr-AzureLLMInferenceTrace_conv", "serving_u0.9_tok-AzureLLMInferenceTrace_conv",
+                    "serving_u0.9_arr-AzureLLMInferenceTrace_conv_tok-AzureLLMInferenceTrace_code"]
 
 
 @pytest.mark.parametrize(("change", "expected"), [
