@@ -32,7 +32,6 @@ import importlib
 import inspect
 import json
 import re
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -63,7 +62,7 @@ from total.common import (
     write_output,
     writing,
 )
-from total.sweep import CHILDREN, DEFAULTS, Run, expand, load_sweep, run_local, run_ray, stop_children_on_signal
+from total.sweep import CHILDREN, DEFAULTS, Run, expand, load_sweep, run_on, stop_children_on_signal
 
 STUDIES = paths.REPO / "total" / "studies.yaml"
 SWEEPS = paths.REPO / "sweeps"
@@ -133,17 +132,7 @@ def train(sweep: dict, workers: int, evaluate: bool = False, backend: Backend = 
         if result["status"] == "failed":
             failed.append(result)
 
-    if backend.name == "ray":
-        # Ray notes signals in handlers of its own while it waits: the study's come back after, so a later
-        # Ctrl-C still stops its evaluations
-        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            run_ray(runs, backend.address, None if backend.address else max(1, workers), cfg["resources"], report)
-        finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-    else:
-        run_local(runs, max(1, workers), report)
+    run_on(backend.name, runs, max(1, workers), backend.address, cfg["resources"], report)
     if failed:
         sys.exit(f"error: {len(failed)} run(s) failed; see the lines above")
 

@@ -117,6 +117,10 @@ class Protocol:
     confirmation_servers: int
     confirmation_eval_seeds: tuple[int, ...]
 
+    def slo_flags(self) -> list[str]:
+        """The objectives as the flags of the scripts the study runs (tuning, evaluations, timelines)."""
+        return ["--slo-ttft-ms", f"{self.slo_ttft_ms:g}", "--slo-tpot-ms", f"{self.slo_tpot_ms:g}"]
+
     @classmethod
     def from_study(cls, study: Study) -> "Protocol":
         """The protocol of `study`; a missing or bad field is one line naming total/studies.yaml and the field."""
@@ -238,9 +242,8 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
                           "--out", str(out), "--force"], record=out.parent / f"{out.name}_generator.yaml"), logs)
     data, region = (str(args.data.resolve()), args.region) if args.region else (str(regions), REGION)
     ds = load_or_exit(data, [region])
-    slo = ["--slo-ttft-ms", f"{protocol.slo_ttft_ms:g}", "--slo-tpot-ms", f"{protocol.slo_tpot_ms:g}"]
     bounded = ["--worlds", str(protocol.worlds), "--warmup", str(protocol.warmup), "--max-steps",
-               str(protocol.max_steps), *slo]
+               str(protocol.max_steps), *protocol.slo_flags()]
     tuning = logs / "tuning"
     tune = Prepared(
         "tuning on the train split", tuning / "tuning.json",
@@ -348,8 +351,8 @@ def timelines(protocol: Protocol, data: str, region: str, reference: str, tuning
     main_tag = tag(protocol.validation_load)
     setting = ["--data", data, "--region", region, "--profile", "serving", "--load", f"{protocol.validation_load:g}",
                "--worlds", str(protocol.worlds), "--warmup", str(protocol.warmup), "--episodes",
-               str(protocol.episodes), "--seed", str(eval_seed), "--slo-ttft-ms", f"{protocol.slo_ttft_ms:g}",
-               "--slo-tpot-ms", f"{protocol.slo_tpot_ms:g}", "--timeline", "--no-progress", "--overwrite"]
+               str(protocol.episodes), "--seed", str(eval_seed), *protocol.slo_flags(), "--timeline", "--no-progress",
+               "--overwrite"]
     rule = reference.removesuffix("_tuned")
     weight = json.loads(tuning.read_text())["chosen_latency_weight"][rule]
     runs = [(reference, ["Heuristics/inference.py", "--policy", rule, "--latency-weight", f"{weight:g}"])]

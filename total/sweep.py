@@ -528,8 +528,8 @@ def run_ray(runs: list[Run], address: str | None, workers: int | None, resources
     else:
         ray.init(num_cpus=workers, runtime_env=env, log_to_driver=False, include_dashboard=False)
     # ray.init installed a SIGTERM handler that exits at once, and ray.wait swallows exceptions raised by
-    # handlers: note signals instead, and look after each wait
-    catch_signals(_note)
+    # handlers: note signals instead, and look after each wait; the caller's handlers come back after
+    previous = catch_signals(_note)
     # this module under its importable name: Ray ships `sweep.execute` by reference, not by value with the
     # driver's globals (CHILDREN holds locks, which cannot be pickled)
     from total import sweep
@@ -543,6 +543,18 @@ def run_ray(runs: list[Run], address: str | None, workers: int | None, resources
                 report(ray.get(ref))
     finally:
         ray.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_on(backend: str, runs: list[Run], workers: int, address: str | None, resources: dict,
+           report: Callable[[dict], None]) -> None:
+    """The runs on `backend`: `local` child processes, `workers` at a time, or Ray tasks on the cluster at
+    `address` (none: a local Ray instance of `workers` CPUs)."""
+    if backend == "local":
+        run_local(runs, max(1, workers), report)
+    else:
+        run_ray(runs, address, None if address else workers, resources, report)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -576,10 +588,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        + (f"  {detail}" if result["status"] == "failed" else ""))
             bar.update(1)
 
-        if args.backend == "local":
-            run_local(runs, max(1, args.workers), report)
-        else:
-            run_ray(runs, args.address, args.workers if not args.address else None, cfg["resources"], report)
+        run_on(args.backend, runs, args.workers, args.address, cfg["resources"], report)
     failed = print_table(outcomes)["failed"]
     if failed:
         sys.exit(f"error: {failed} of {len(outcomes)} runs failed; the log of each is named above")
