@@ -78,7 +78,7 @@ CRITIC_POOL = 32  # `critic: pooled`: width of each server's embedding, pooled b
 SERVER_FEATURES = ("telemetry", "telemetry z-score", "compute nc", "cost multiplier / 2", "trap",
                    "queue wait / 1 s", "log(1 + hop km) / 5", "same region as the hop source",
                    "link BaseLatencyMs / 1 s", "step cost / $0.05", "step compute / 1 s",
-                   "expected step latency without queues / 5 s")
+                   "expected step latency without queues / 5 s")  # serving: each engine at its live batch and KV
 SERVING_FEATURES = ("log(1 + queued requests)", "running batch / max_batch", "free KV / capacity",
                     "log(1 + outstanding prompt tokens / 4096)")  # after SERVER_FEATURES, trained under serving
 
@@ -209,7 +209,7 @@ class TopoFreeAgent(MaskedAgent):
             return x.gather(1, shortlist) if x.shape[0] == B and x.dim() == 2 else x.reshape(-1)[shortlist]
 
         region = sim.hop_region()
-        hop = expected_hop(sim, obs, self.channel, servers)
+        hop = expected_hop(sim, obs, self.channel, servers, live=self.live_load)  # serving: engines at their live batch
         km, link, expected = hop["km"], hop["link"], hop["latency"].float()
         tokens = obs.tokens.float()[:, None]
         cost = P.step_cost(tokens, at(net.price[obs.required_type].float()), at(net.cost_mult.float()))
