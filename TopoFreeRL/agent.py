@@ -34,7 +34,9 @@ per-server queue-wait feature 0 ("static telemetry").
 Trained under serving with `live_load: true`, the agent also reads the serving profile's other four live
 inputs of every server (schedkit/agent_base.py `live_inputs`: log(1 + queued requests), running batch /
 max_batch, free KV / capacity, log(1 + outstanding prompt tokens / 4,096)); the queue wait enters as above
-(serving's `server_load`, the expected wait before a prefill). The dense actor and critic read them after the
+(serving's `server_load`, the expected wait before a prefill), and the per-server expected step latency
+charges each engine at its live batch and KV, as greedy_queue does (an idle engine's with `live_load: false`).
+The dense actor and critic read them after the
 N telemetry values (5N in all); the per-server scorer appends them to each server's features
 (SERVER_FEATURES, then SERVING_FEATURES).
 

@@ -48,18 +48,25 @@ latency a lower bound, reward an upper one), and a summary row with `unfinished`
 this load; total/make_table.py and total/compare.py report it so and compare nothing with it.
 A stopped evaluation resumes: each scheduler's evaluation is kept in <folder>/finished/ as soon as it is done,
 and a re-run with the same settings takes it from there instead of evaluating it again (the same rows;
-total/finished_evaluations.py); --overwrite starts afresh.
+total/finished_evaluations.py); --overwrite starts afresh. `--workers N` evaluates N schedulers at once, each in
+a forked process that puts its evaluation there; the files are then written in the usual order, the same rows.
 """
 from __future__ import annotations
 
 import argparse
 import inspect
 import json
+import multiprocessing
 import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from edgesim.inputs import InputError, MiB, read_text
 from edgesim.paper import Profile
@@ -78,6 +85,7 @@ from schedkit.cli import (
     seed_arg,
     set_threads,
     user_errors,
+    workers_arg,
 )
 from schedkit.config import differing_settings
 from schedkit.evaluation import REQUEST_COLUMNS, Evaluation, evaluate_seeds, serving_summary, unfinished
@@ -305,6 +313,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         "(default: refuse such seeds)")
     p.add_argument("--run-newest", action="store_true",
                    help="where one seed has runs trained with different settings, evaluate the newest")
+    p.add_argument("--workers", type=workers_arg, default=1,
+                   help="schedulers evaluated at once, each in its own process (default 1); the rows are the same")
     add_threads_flag(p)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--overwrite", action="store_true",
@@ -369,31 +379,122 @@ def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], li
     return found, skipped + duplicates
 
 
+@dataclass
+class Job:
+    """One row name's evaluation: how each evaluation seed gets its policy, the training seed and run folder, and
+    for a learned run its checkpoint (part of its identity in the finished store). `same_as` names a rule whose
+    rows these are, relabelled (a tuned row at the rule's default W), evaluated no second time."""
+
+    name: str
+    policy_for_seed: Callable | None
+    train_seed: float
+    run: str
+    checkpoint: Path | None = None
+    same_as: str | None = None
+
+    def identity(self) -> dict:
+        found = {"name": self.name, "train_seed": None if pd.isna(self.train_seed) else int(self.train_seed),
+                 "run": self.run}
+        if self.checkpoint is not None:
+            stat = self.checkpoint.stat()
+            found |= {"checkpoint": str(self.checkpoint.resolve()), "size": stat.st_size,
+                      "mtime_ns": stat.st_mtime_ns}
+        return found
+
+
+def plan(args: argparse.Namespace, ds, device, profile: Profile, tuned: dict[str, float],
+         found: list[Found]) -> tuple[list[Job], list[float]]:
+    """Every evaluation of the setting, in the order of its rows: the learned runs, each heuristic at its default
+    parameters, the tuned rows, the prior-matched controls; and the priors' W."""
+    jobs = []
+    for ckpt, state, variant in found:
+        cfg = state["config"]
+        try:
+            policy = policy_from_checkpoint(state, ds, agent_factory(ckpt.parents[2].name), device, profile=profile)
+        except CheckpointError as e:
+            sys.exit(f"error: {ckpt}: {e}")
+        zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
+        name = cfg["algo"] + (SWEEP_VARIANT + variant if variant else "") + (ZERO_SHOT if zero_shot else "")
+        jobs.append(Job(name, lambda sim, es, policy=policy: policy, cfg["seed"], ckpt.parent.parent.name, ckpt))
+    oracle_plans: dict = {}
+    defaults = set()
+    for name in heuristics():
+        if not get(name).evaluated_under(profile, len(ds.regions)) or name in args.skip:
+            continue  # a queue-aware rule without queues, or a rule made for another profile's engine state
+
+        def make(sim, es, name=name):
+            policy = get(name).load()(sim, seed=es)
+            if isinstance(policy, OraclePolicy):
+                policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
+            return policy
+        jobs.append(Job(name, make, np.nan, ""))
+        defaults.add(name)
+    for name, w in tuned.items():
+        if name in args.skip:
+            continue
+        if name in defaults and w == default_latency_weight(name):  # the same policy, seeds and draws: the same rows
+            jobs.append(Job(name + TUNED, None, np.nan, "", same_as=name))
+            continue
+        jobs.append(Job(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, ""))
+    priors = [] if "greedy_queue" in args.skip else prior_weights(found)
+    for w in priors:
+        if "greedy_queue" in tuned and w == tuned["greedy_queue"]:
+            continue  # greedy_queue_tuned is this evaluation already: the matched control
+        jobs.append(Job(prior_row(w), lambda sim, es, w=w: make_policy("greedy_queue", sim, es, w), np.nan, ""))
+    return jobs, priors
+
+
+_PARALLEL: tuple[list[Job], Callable[[Job], Finished], FinishedEvaluations] | None = None  # what forked workers read
+
+
+def _evaluate_job(i: int) -> str | None:
+    """In a forked worker: evaluate job i into the finished store; the error's line if it fails."""
+    assert _PARALLEL is not None
+    jobs, evaluate, store = _PARALLEL
+    try:
+        store.save(jobs[i].identity(), evaluate(jobs[i]))
+    except BaseException as e:  # noqa: BLE001 -- a worker reports every failure as a line, never hangs the pool
+        return f"{jobs[i].name}: {e}"
+    return None
+
+
+def evaluate_in_parallel(jobs: list[Job], evaluate: Callable[[Job], Finished], store: FinishedEvaluations,
+                         workers: int, progress: bool) -> None:
+    """Evaluate the jobs that `store` does not hold yet in `workers` forked processes, each into the store, so
+    that the ordered pass after it reads every one back: the rows are those of one process, whatever the order
+    the workers finish in."""
+    global _PARALLEL
+    pending = [i for i, job in enumerate(jobs) if job.same_as is None and store.load(job.identity()) is None]
+    if not pending:
+        return
+    _PARALLEL = (jobs, evaluate, store)
+    try:
+        with ProcessPoolExecutor(min(workers, len(pending)), mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {pool.submit(_evaluate_job, i): i for i in pending}
+            for future in tqdm(as_completed(futures), total=len(futures), desc="evaluations", unit="scheduler",
+                               disable=None if progress else True):
+                error = future.result()
+                if error is not None:
+                    for other in futures:
+                        other.cancel()
+                    sys.exit(f"error: {error}")
+    except BrokenProcessPool:
+        sys.exit("error: an evaluation worker died (out of memory?); the finished evaluations are kept, run again "
+                 "to resume")
+    finally:
+        _PARALLEL = None
+
+
 def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params, tag: str, episodes: int,
                   tuned: dict[str, float], found: list[Found], skipped: list[str],
                   store: FinishedEvaluations) -> pd.DataFrame:
     """Evaluate the finished runs and every heuristic (each one's evaluation taken from `store` where a stopped
-    run of these settings finished it); write the claimed evaluation folder's files."""
+    run of these settings, or a worker of this one, finished it); write the claimed evaluation folder's files."""
     results = args.results
     frames: list[pd.DataFrame] = []
     request_frames: list[pd.DataFrame] = []
-    evaluated: list[str] = []
     bounds: list[float] = []
     loads: dict[str, list[dict[str, float]]] = {}
-
-    def run_policy(algo, policy_for_seed, train_seed, run, checkpoint: Path | None = None) -> Finished:
-        identity = {"name": algo, "train_seed": None if pd.isna(train_seed) else int(train_seed), "run": run}
-        if checkpoint is not None:
-            stat = checkpoint.stat()
-            identity |= {"checkpoint": str(checkpoint.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-        done = store.load(identity)
-        if done is None:
-            done = evaluate_policy(algo, policy_for_seed, train_seed, run)
-            store.save(identity, done)
-        else:
-            print(f"resumed {algo}" + ("" if checkpoint is None else f" seed {train_seed}") + f": {store.root}")
-        add(algo, done)
-        return done
 
     def add(algo: str, done: Finished) -> None:
         loads.setdefault(algo, []).extend(done.loads)
@@ -402,18 +503,19 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
             request_frames.append(done.requests)
         bounds.extend(done.extra.values())
 
-    def evaluate_policy(algo, policy_for_seed, train_seed, run) -> Finished:
+    def evaluate_policy(job: Job) -> Finished:
         mine, requests, measured, oracle = [], [], [], []
 
         def make(sim, es):
-            policy = policy_for_seed(sim, es)
+            policy = job.policy_for_seed(sim, es)
             if isinstance(policy, OraclePolicy):
                 oracle.append((policy, sim))
             return policy
+        progress = not args.no_progress and args.workers == 1
         for es, result in evaluate_seeds(ds, args.split, episodes, args.eval_seeds, device, profile, params,
-                                         make, progress=not args.no_progress, max_steps=args.max_steps):
+                                         make, progress=progress, max_steps=args.max_steps):
             measured.append(measures(result))
-            who = {"algo": algo, "train_seed": train_seed, "eval_seed": es, "run": run}
+            who = {"algo": job.name, "train_seed": job.train_seed, "eval_seed": es, "run": job.run}
             mine.append(pd.concat([pd.DataFrame(who, index=result.episodes.index), result.episodes], axis=1))
             if result.requests is not None:
                 requests.append(pd.concat([pd.DataFrame(who, index=result.requests.index),
@@ -425,43 +527,31 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
             extra["reward_upper_bound"] = policy.bound(sim, list(episodes_df["task_id"]))
         return Finished(episodes_df, pd.concat(requests, ignore_index=True) if requests else None, measured, extra)
 
-    for ckpt, state, variant in found:
-        cfg = state["config"]
-        try:
-            policy = policy_from_checkpoint(state, ds, agent_factory(ckpt.parents[2].name), device, profile=profile)
-        except CheckpointError as e:
-            sys.exit(f"error: {ckpt}: {e}")
-        zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
-        name = cfg["algo"] + (SWEEP_VARIANT + variant if variant else "") + (ZERO_SHOT if zero_shot else "")
-        run_policy(name, lambda sim, es: policy, cfg["seed"], ckpt.parent.parent.name, ckpt)
-        evaluated.append(str(ckpt.resolve()))
-        print(f"evaluated {cfg['algo']} seed {cfg['seed']}: {ckpt}")
-    oracle_plans: dict = {}
-    defaults: dict[str, Finished] = {}  # each heuristic's evaluation at its default parameters
-    for name in heuristics():
-        if not get(name).evaluated_under(profile, len(ds.regions)) or name in args.skip:
-            continue  # a queue-aware rule without queues, or a rule made for another profile's engine state
-        def make(sim, es, name=name):
-            policy = get(name).load()(sim, seed=es)
-            if isinstance(policy, OraclePolicy):
-                policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
-            return policy
-        defaults[name] = run_policy(name, make, np.nan, "")
-    for name, w in tuned.items():
-        if name in args.skip:
+    jobs, priors = plan(args, ds, device, profile, tuned, found)
+    if args.workers > 1:
+        evaluate_in_parallel(jobs, evaluate_policy, store, args.workers, not args.no_progress)
+    done: dict[str, Finished] = {}
+    for job in jobs:
+        if job.same_as is not None:
+            same = done[job.same_as]
+            add(job.name, Finished(same.episodes.assign(algo=job.name), None if same.requests is None
+                                   else same.requests.assign(algo=job.name), same.loads, {}))
+            print(f"{job.name}: tuned at its default W {default_latency_weight(job.same_as):g}, so its rows are "
+                  f"{job.same_as}'s")
             continue
-        if name in defaults and w == default_latency_weight(name):  # the same policy, seeds and draws: the same rows
-            same = defaults[name]
-            add(name + TUNED, Finished(same.episodes.assign(algo=name + TUNED), None if same.requests is None
-                                       else same.requests.assign(algo=name + TUNED), same.loads, {}))
-            print(f"{name + TUNED}: tuned at its default W {w:g}, so its rows are {name}'s")
-            continue
-        run_policy(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "")
-    priors = [] if "greedy_queue" in args.skip else prior_weights(found)
-    for w in priors:
-        if "greedy_queue" in tuned and w == tuned["greedy_queue"]:
-            continue  # greedy_queue_tuned is this evaluation already: the matched control
-        run_policy(prior_row(w), lambda sim, es, w=w: make_policy("greedy_queue", sim, es, w), np.nan, "")
+        identity = job.identity()
+        finished = store.load(identity)
+        if finished is None:
+            finished = evaluate_policy(job)
+            store.save(identity, finished)
+        elif args.workers == 1:
+            print(f"resumed {job.name}" + ("" if job.checkpoint is None else f" seed {job.train_seed}")
+                  + f": {store.root}")
+        add(job.name, finished)
+        done[job.name] = finished
+        if job.checkpoint is not None:
+            print(f"evaluated {job.name} seed {job.train_seed}: {job.checkpoint}")
+    evaluated = [str(job.checkpoint.resolve()) for job in jobs if job.checkpoint is not None]
     if not frames:
         sys.exit(f"error: nothing to evaluate: no finished run of this dataset and profile under {results}, and every "
                  "heuristic was skipped")
