@@ -144,6 +144,10 @@ class TopoFreeAgent(MaskedAgent):
         g = cfg["guidance"]
         self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
         self.guidance = bool(g["enabled"])
+        self.prior_kl_coef = float(g["kl"])
+        if self.prior_kl_coef and not self.guidance:
+            raise ConfigError(f"config 'guidance.kl': {self.prior_kl_coef:g} needs guidance.enabled: true (it keeps "
+                              "training near the prior in the logits)")
         self.greedy_prior = g["prior"] == "greedy_queue"
         self.prior_latency_weight = float(g["latency_weight"])
         if self.greedy_prior and not self.per_server:
@@ -276,14 +280,22 @@ class TopoFreeAgent(MaskedAgent):
             feats["prior"] = greedy_prior(feats["servers"], feats["mask"], self.prior_latency_weight)
         return feats
 
-    def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        if "prior" in feats:  # a shortlist: (B, K)
-            telemetry_z = feats["prior"]
+    def prior_term(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """alpha * the prior's z-score, (B, N) or (B, K) at a shortlist: what guidance adds to the actor's logits."""
+        if "prior" in feats:  # greedy_queue's score, or the telemetry at a shortlist
+            z = feats["prior"]
         elif "telemetry" in feats:  # live, (B, N)
-            telemetry = feats["telemetry"]
-            telemetry_z = _row_zscore(telemetry)
+            z = _row_zscore(feats["telemetry"])
         else:  # static, (N,)
-            telemetry, telemetry_z = self.telemetry, self.telemetry_z
+            z = self.telemetry_z.expand(len(feats["progress"]), -1)
+        return (self.alpha0 + self.alpha_slope * feats["progress"])[:, None] * z
+
+    def prior_log_probs(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The prior's own policy, softmax(alpha * z) over the valid servers: `guidance.kl` keeps training near it."""
+        return torch.log_softmax(self.masked(self.prior_term(feats), feats["mask"]), -1)
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        telemetry = feats.get("telemetry", self.telemetry)
         if isinstance(self.net, PerServerActorCritic):
             logits, value = self.net(feats["state"], feats["servers"], feats["mask"])
         elif "live" in feats:  # serving: the N telemetry values, then each server's other live inputs
@@ -292,6 +304,5 @@ class TopoFreeAgent(MaskedAgent):
         else:
             logits, value = self.net(feats["state"], telemetry)
         if self.guidance:
-            alpha = self.alpha0 + self.alpha_slope * feats["progress"]
-            logits = logits + alpha[:, None] * telemetry_z
+            logits = logits + self.prior_term(feats)
         return self.masked(logits, feats["mask"]), value

@@ -29,7 +29,7 @@ from schedkit.dwa import INITIAL_WEIGHTS
 from schedkit.paths import data_root
 from schedkit.ppo import PPOConfig, ppo_update
 from schedkit.registry import get
-from schedkit.rollout import collect, masked_log_probs
+from schedkit.rollout import collect, update_evaluator
 from schedkit.simulators import config_params, config_profile, profile_simulator, start_worlds
 from schedkit.trainer import entropy_coef
 from total.common import agent_factory
@@ -74,14 +74,10 @@ def update_seconds(agent, cfg: dict, batch, ppo: PPOConfig) -> float:
     agent = copy.deepcopy(agent)
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg["lr"])
 
-    def evaluate(idx: torch.Tensor):
-        logits, value = agent({k: v[idx] for k, v in batch.features.items()})
-        logp, entropy = masked_log_probs(logits)
-        return logp.gather(1, batch.actions[idx, None]).squeeze(1), entropy, value
-
     t0 = time.perf_counter()
-    ppo_update(evaluate, batch.logp, batch.advantages, batch.returns, optimizer, agent.networks(), ppo,
-               entropy_coef(cfg, 0, cfg["epochs"]), torch.Generator().manual_seed(0))
+    ppo_update(update_evaluator(agent, batch.actions, batch.features), batch.logp, batch.advantages, batch.returns,
+               optimizer, agent.networks(), ppo, entropy_coef(cfg, 0, cfg["epochs"]), torch.Generator().manual_seed(0),
+               agent.prior_kl_coef)
     return time.perf_counter() - t0
 
 

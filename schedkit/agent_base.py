@@ -96,6 +96,9 @@ class MaskedAgent(nn.Module):
     and may override
       reward_bonus(actions) -> (B,)      a training-only term added to each step's scalarised reward
                                          (PF-PPO's fairness bonus; its state belongs in the state_dict)
+      prior_kl_coef, prior_log_probs(features) -> (B, N)
+                                         a prior policy the PPO update keeps the policy near, by
+                                         prior_kl_coef * KL(policy || prior) (TopoFreeRL's guidance.kl)
       size_agnostic(cfg) -> bool         whether a checkpoint schedules datasets other than its own
       config_choices                     the algorithm's own string options of config.yaml
       integer_state                      state_dict entries holding integers (every other one is floating point)
@@ -104,6 +107,7 @@ class MaskedAgent(nn.Module):
 
     config_choices: dict[str, tuple[str, ...]] = {}
     integer_state: tuple[str, ...] = ()
+    prior_kl_coef = 0.0  # no prior to stay near
     geo: torch.Tensor  # (lon centre, lon half-width, lat centre, lat half-width) of the servers
 
     def features(self, sim: Simulator, obs: Observation, weights: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -114,6 +118,9 @@ class MaskedAgent(nn.Module):
 
     def networks(self) -> list[nn.Module]:
         raise NotImplementedError
+
+    def prior_log_probs(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no prior policy (prior_kl_coef is 0)")
 
     def __init__(self, ds: Dataset, cfg: dict, device: torch.device):
         super().__init__()

@@ -109,6 +109,7 @@ OLDER_MEANINGS: tuple[tuple[tuple[str, ...], str, Any], ...] = (
     (("TopoFreeRL",), "guidance.enabled", True),  # the prior was always in the logits
     (("TopoFreeRL",), "guidance.prior", "telemetry"),  # the telemetry prior
     (("TopoFreeRL",), "guidance.latency_weight", 0.6),  # greedy's W (unused by the telemetry prior)
+    (("TopoFreeRL",), "guidance.kl", 0.0),  # no KL penalty towards the prior
 )
 # Values older versions offered that this one does not: {key: {value: what to do}}; a saved config
 # carrying one is refused. Keys whose only remaining value is the behaviour itself are dropped (DROPPED).
@@ -322,6 +323,8 @@ RANGES: dict[str, Range] = {
     # the prior's weight in the logits, alpha0 + alpha_slope * progress: logits are float32 and a weight of 1000
     # already makes the policy the prior's argmax; a negative weight would steer toward the prior's worst server
     "guidance.alpha0": reals(0, 1000), "guidance.alpha_slope": reals(0, 1000),
+    # a KL weight of 10^6 leaves the policy gradient nothing: the policy is the prior's
+    "guidance.kl": reals(0, LARGE),
     "ppo.gamma": reals(0, 1, lo_open=True), "ppo.lam": reals(0, 1),
     # the ratio is clipped to [1 - clip, 1 + clip], which must stay above 0
     "ppo.clip": reals(0, 1, lo_open=True, hi_open=True),

@@ -38,30 +38,39 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_v
     return adv, adv + values
 
 
+# evaluate(idx): (log-prob of the stored action, entropy, value, KL to the agent's prior policy or None) of samples idx
+Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]]
+
+
 def ppo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, value: torch.Tensor,
              returns: torch.Tensor, entropy: torch.Tensor, clip: float, vf_coef: float,
-             ent_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """Clipped surrogate + vf_coef * value MSE - ent_coef * entropy, with diagnostics."""
+             ent_coef: float, prior_kl: torch.Tensor | None = None,
+             kl_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped surrogate + vf_coef * value MSE - ent_coef * entropy (+ kl_coef * KL(policy || prior policy)
+    where the agent has a prior to stay near), with diagnostics."""
     ratio = torch.exp(logp - old_logp)
     policy_loss = -torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
     value_loss = ((value - returns) ** 2).mean()
     ent = entropy.mean()
     loss = policy_loss + vf_coef * value_loss - ent_coef * ent
+    if prior_kl is not None:
+        loss = loss + kl_coef * prior_kl.mean()
     with torch.no_grad():
         stats = {"policy_loss": float(policy_loss), "value_loss": float(value_loss), "entropy": float(ent),
                  "approx_kl": float(((ratio - 1) - (logp - old_logp)).mean()),
                  "clip_frac": float(((ratio - 1).abs() > clip).float().mean())}
+        if prior_kl is not None:
+            stats["prior_kl"] = float(prior_kl.mean())
     return loss, stats
 
 
-def ppo_update(evaluate: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-               old_logp: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
+def ppo_update(evaluate: Evaluate, old_logp: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
                optimizer: torch.optim.Optimizer, networks: list[nn.Module], cfg: PPOConfig, ent_coef: float,
-               generator: torch.Generator | None = None) -> dict[str, float]:
+               generator: torch.Generator | None = None, kl_coef: float = 0.0) -> dict[str, float]:
     """`cfg.update_epochs` passes of shuffled minibatches over flat samples.
 
-    `evaluate(idx)` returns (log-prob of the stored action, entropy, value) for samples `idx`
-    under the current parameters, so each algorithm keeps its own observation layout.
+    `evaluate(idx)` returns (log-prob of the stored action, entropy, value, KL to the prior policy or
+    None) for samples `idx` under the current parameters, so each algorithm keeps its own observation layout.
     Advantages are normalised over the whole batch once; gradients are clipped per network.
     """
     n = old_logp.shape[0]
@@ -72,9 +81,9 @@ def ppo_update(evaluate: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tens
         perm = torch.randperm(n, generator=generator, device=old_logp.device)
         for start in range(0, n, cfg.minibatch):
             idx = perm[start:start + cfg.minibatch]
-            logp, entropy, value = evaluate(idx)
+            logp, entropy, value, prior_kl = evaluate(idx)
             loss, stats = ppo_loss(logp, old_logp[idx], adv[idx], value, returns[idx], entropy,
-                                   cfg.clip, cfg.vf_coef, ent_coef)
+                                   cfg.clip, cfg.vf_coef, ent_coef, prior_kl, kl_coef)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for net in networks:

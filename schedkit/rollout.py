@@ -19,7 +19,7 @@ import torch
 from edgesim.physics import EVAL_WEIGHTS
 from edgesim.simulator import Observation, Simulator
 
-from .ppo import gae
+from .ppo import Evaluate, gae
 
 MASK_VALUE = -1e9  # finite, so masked entries get probability exactly 0 and p * log p stays 0
 
@@ -35,6 +35,10 @@ class Agent(Protocol):
 
     def reward_bonus(self, actions: torch.Tensor) -> torch.Tensor: ...  # (B,); zeros unless overridden
 
+    prior_kl_coef: float  # > 0: the update adds this times KL(policy || prior_log_probs' policy)
+
+    def prior_log_probs(self, features: dict[str, torch.Tensor]) -> torch.Tensor: ...  # (B, N) the prior's policy
+
 
 def chosen_servers(features: dict[str, torch.Tensor], choices: torch.Tensor) -> torch.Tensor:
     """(B,) server indices of the chosen logit columns: the columns themselves, unless the agent
@@ -48,6 +52,21 @@ def masked_log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     logp = torch.log_softmax(logits, -1)
     entropy = -(logp.exp() * logp).sum(-1)
     return logp, entropy
+
+
+def update_evaluator(agent: Agent, actions: torch.Tensor, features: dict[str, torch.Tensor]) -> Evaluate:
+    """The PPO update's view of a rollout's samples under the agent's current weights (schedkit/ppo.py
+    `Evaluate`): the stored actions' log-probabilities, the entropies, the values, and, for an agent that
+    keeps training near its prior (`prior_kl_coef` > 0: TopoFreeRL's `guidance.kl`), KL(policy || prior)."""
+    def evaluate(idx: torch.Tensor):
+        feats = {k: v[idx] for k, v in features.items()}
+        logits, value = agent(feats)
+        logp, entropy = masked_log_probs(logits)
+        prior_kl = None
+        if agent.prior_kl_coef > 0:  # masked servers: probability exactly 0, so they add nothing
+            prior_kl = (logp.exp() * (logp - agent.prior_log_probs(feats))).sum(-1)
+        return logp.gather(1, actions[idx, None]).squeeze(1), entropy, value, prior_kl
+    return evaluate
 
 
 @dataclass

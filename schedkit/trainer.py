@@ -45,7 +45,7 @@ from .dwa import DWA
 from .io import remove_stale_temps
 from .paths import RESULTS, checkpoint_dir, data_root, final_checkpoint, metrics_file, tensorboard_dir
 from .ppo import PPOConfig, ppo_update
-from .rollout import collect, masked_log_probs
+from .rollout import collect, update_evaluator
 from .runs import (
     CheckpointError,
     MetricsLog,
@@ -151,13 +151,9 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
         batch = collect(sim, agent, weights, episodes, seed, ppo.gamma, ppo.lam, continuing, carry)
         t1 = time.perf_counter()
 
-        def evaluate(idx: torch.Tensor):
-            logits, value = agent({k: v[idx] for k, v in batch.features.items()})
-            logp, entropy = masked_log_probs(logits)
-            return logp.gather(1, batch.actions[idx, None]).squeeze(1), entropy, value
-
-        losses = ppo_update(evaluate, batch.logp, batch.advantages, batch.returns, optimizer, agent.networks(), ppo,
-                            entropy_coef(cfg, epoch, epochs), torch.Generator(device).manual_seed(seed))
+        losses = ppo_update(update_evaluator(agent, batch.actions, batch.features), batch.logp, batch.advantages,
+                            batch.returns, optimizer, agent.networks(), ppo, entropy_coef(cfg, epoch, epochs),
+                            torch.Generator(device).manual_seed(seed), agent.prior_kl_coef)
         t2 = time.perf_counter()
         prev_losses = batch.losses
         return {"epoch": epoch, **batch.stats, "w_latency": float(weights[0]), "w_cost": float(weights[1]),

@@ -4,7 +4,7 @@
 features. It changes only the critic, sees the servers (valid ones only), stays size-agnostic, and
 trains and schedules another topology through the shell scripts.
 `guidance.prior: greedy_queue`: the prior is greedy_queue's score at `guidance.latency_weight`, so
-its argmax is that rule's decision."""
+its argmax is that rule's decision. `guidance.kl`: the update's KL penalty towards the prior's own policy."""
 from __future__ import annotations
 
 import json
@@ -18,6 +18,8 @@ from edgesim.contention import Contention
 from edgesim.registry import make_simulator
 from Heuristics.policies import QueueGreedyPolicy
 from schedkit.config import ConfigError
+from schedkit.ppo import PPOConfig, ppo_update
+from schedkit.rollout import masked_log_probs, update_evaluator
 from TopoFreeRL.agent import TopoFreeAgent
 
 PER_SERVER = "actor=per_server"
@@ -93,3 +95,64 @@ def test_the_greedy_queue_prior_is_checked(small_ds):
         config("TopoFreeRL", sets=(PER_SERVER, "guidance.latency_weight=1.5"))
     with pytest.raises(ConfigError, match="prior"):
         config("TopoFreeRL", sets=(PER_SERVER, "guidance.prior=oracle"))
+
+
+def prior_kl_setup(small_ds, kl: float):
+    """A per-server TopoFreeRL with greedy_queue's prior and `guidance.kl` = kl, its actor pushed far from the
+    prior, and the features of 40 loaded contention decisions."""
+    agent = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(
+        PER_SERVER, "guidance.prior=greedy_queue", f"guidance.kl={kl}")))
+    with torch.no_grad():  # the scorer's output layer: logits of a few units, far from the prior's
+        head = agent.net.scorer[-1].weight
+        head.add_(3 * torch.randn(head.shape, generator=torch.Generator().manual_seed(1)))
+    sim = make_simulator(small_ds, 4, "train", "random", 3, profile="contention",
+                         params=Contention(arrival_rate=40.0, worlds=4, max_in_flight=6))
+    obs, rows = sim.reset(3), []
+    for i in range(10):
+        rows.append(agent.features(sim, obs, WEIGHTS))
+        obs, *_ = sim.step(sim.sample_valid(torch.Generator().manual_seed(i)))
+    feats = {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
+    return agent, feats
+
+
+def test_the_prior_kl_is_the_kl_to_the_priors_own_policy_over_the_valid_servers(small_ds):
+    agent, feats = prior_kl_setup(small_ds, 1.0)
+    actions = feats["mask"].float().argmax(1)
+    _, _, _, kl = update_evaluator(agent, actions, feats)(torch.arange(len(actions)))
+    logits, _ = agent(feats)
+    prior = agent.prior_term(feats).masked_fill(~feats["mask"], -torch.inf)
+    expected = torch.distributions.kl_divergence(torch.distributions.Categorical(logits=logits),
+                                                 torch.distributions.Categorical(logits=prior))
+    assert torch.allclose(kl, expected, rtol=1e-4, atol=1e-4) and (kl > 0.01).all()
+    without = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(PER_SERVER, "guidance.prior=greedy_queue")))
+    assert update_evaluator(without, actions, feats)(torch.arange(len(actions)))[3] is None
+
+
+@pytest.mark.parametrize("kl", [0.0, 5.0])
+def test_the_prior_kl_pulls_the_policy_back_to_the_prior_and_only_with_a_weight(small_ds, kl):
+    agent, feats = prior_kl_setup(small_ds, kl)
+    n = len(feats["mask"])
+    actions = feats["mask"].float().argmax(1)
+    with torch.no_grad():
+        logp = masked_log_probs(agent(feats)[0])[0].gather(1, actions[:, None]).squeeze(1)
+
+    def distance() -> float:
+        with torch.no_grad():
+            logits = agent(feats)[0]
+            return float((logits.softmax(-1) * (masked_log_probs(logits)[0] - agent.prior_log_probs(feats)))
+                         .sum(-1).mean())
+    before = distance()
+    opt = torch.optim.Adam(agent.parameters(), lr=3e-3)
+    ppo_update(update_evaluator(agent, actions, feats), logp, torch.zeros(n), torch.zeros(n), opt, agent.networks(),
+               PPOConfig(update_epochs=30, minibatch=n), 0.0, torch.Generator().manual_seed(0), agent.prior_kl_coef)
+    after = distance()
+    # zero advantages and no entropy bonus: only the KL term can move the policy
+    assert after < 0.5 * before if kl else after == pytest.approx(before, rel=1e-6)
+
+
+def test_the_prior_kl_needs_the_prior_in_the_logits(small_ds):
+    with pytest.raises(ConfigError, match="guidance.kl"):
+        agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=(PER_SERVER, "guidance.kl=1",
+                                                                     "guidance.enabled=false")))
+    with pytest.raises(ConfigError, match="guidance.kl"):
+        config("TopoFreeRL", sets=("guidance.kl=-1",))

@@ -80,7 +80,7 @@ def test_ppo_update_moves_a_bandit_towards_the_better_arm():
 
     def evaluate(idx):
         d = torch.distributions.Categorical(logits=logits(x[idx]))
-        return d.log_prob(actions[idx]), d.entropy(), critic(x[idx]).squeeze(1)
+        return d.log_prob(actions[idx]), d.entropy(), critic(x[idx]).squeeze(1), None
 
     stats = ppo_update(evaluate, old_logp, rewards - values, rewards, opt, [logits, critic],
                        PPOConfig(update_epochs=4, minibatch=128), ent_coef=0.0, generator=gen)
