@@ -33,9 +33,7 @@ import inspect
 import json
 import re
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -78,8 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--region", type=region_name, default="Server1_Trap")
     p.add_argument("--seeds", type=seed_arg, nargs="+", default=[42, 43, 44])
     p.add_argument("--algos", nargs="+", default=learned(), choices=learned())
-    p.add_argument("--workers", type=workers_arg, default=1, help="training runs at once (default 1)")
-    add_backend_flags(p)
+    add_run_flags(p)
     add_output_flags(p, results=None, results_help=f"default: {paths.RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)
     check_backend(p, args)
@@ -97,11 +94,14 @@ class Backend(NamedTuple):
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> "Backend":
-        """The backend a study's --backend and --address name (`add_backend_flags`)."""
+        """The backend a study's --backend and --address name (`add_run_flags`)."""
         return cls(args.backend, args.address)
 
 
-def add_backend_flags(p: argparse.ArgumentParser) -> None:
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """Where a study's runs go and how many at once: --workers, --backend, --address."""
+    p.add_argument("--workers", type=workers_arg, default=1,
+                   help="trainings at once, and schedulers evaluated at once in each setting (default 1)")
     p.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="where the trainings run: child processes here (local, the default), or Ray tasks (ray) on "
                         "the cluster at --address or a local Ray instance of --workers CPUs; evaluations and "
@@ -287,9 +287,11 @@ def child(args: list[str], log: Path, name: str) -> None:
 
 
 def run_evaluations(study: Study, values: dict[str, Any], workers: int, logs: Path, done: Path | None = None) -> None:
-    """Every evaluation of the study, `workers` child processes at a time, in the order given. With `done` (a
-    JSON record), an evaluation that already finished with the same arguments while the same finished runs
-    were under the study's results is not run again, so a long study that was stopped goes on where it was."""
+    """Every evaluation of the study, one child process at a time in the order given, each evaluating `workers`
+    schedulers at once (evaluate_all.py --workers: the same rows), so no core idles while a last setting runs
+    alone. With `done` (a JSON record), an evaluation that already finished with the same arguments while the
+    same finished runs were under the study's results is not run again, so a long study that was stopped goes
+    on where it was."""
     calls = [(e.script, argv, log) for i, e in enumerate(study.evaluations)
              for argv, log in expand_entry(e, values, f"{study.name}.evaluations[{i}]")]
     record: dict[str, str] = {}
@@ -297,22 +299,18 @@ def run_evaluations(study: Study, values: dict[str, Any], workers: int, logs: Pa
     if done is not None:  # the study's finished runs, each as its path and modification time
         record = read_record(done)
         runs = [f"{p} {p.stat().st_mtime_ns}" for p in sorted(Path(values["results"]).glob("*/*/checkpoints/final.pt"))]
-    lock = threading.Lock()
-
     def call(script: str, argv: list[str], log: str) -> None:
         key = json.dumps([script, argv, runs])
         if record.get(log) == key:
             print(f"{log}: finished before with the same arguments and runs, not run again", flush=True)
             return
-        child([script, *argv], logs / f"{log}.log", log)
+        child([script, *argv, "--workers", str(max(1, workers))], logs / f"{log}.log", log)
         if done is not None:
-            with lock:
-                record[log] = key
-                write_json(done, record)
+            record[log] = key
+            write_json(done, record)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for future in [pool.submit(call, script, argv, log) for script, argv, log in calls]:
-            future.result()
+    for script, argv, log in calls:
+        call(script, argv, log)
 
 
 def read_record(path: Path) -> dict[str, str]:

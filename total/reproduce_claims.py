@@ -32,13 +32,12 @@ from typing import Any
 
 import yaml
 
-from schedkit.cli import workers_arg
 from total import plot_trap_share
 from total.common import add_output_flags, eval_dir, figures_dir, inputs, paths, provenance, write_output, writing
 from total.reproduce import (
     Backend,
     Study,
-    add_backend_flags,
+    add_run_flags,
     check_backend,
     child,
     run_evaluations,
@@ -57,8 +56,7 @@ DEFAULT_RESULTS, QUICK_RESULTS = paths.RESULTS / "claims", paths.RESULTS / "quic
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
-    add_backend_flags(p)
+    add_run_flags(p)
     p.add_argument("--quick", action="store_true", help=f"tiny datasets and budget end to end: {QUICK}")
     add_output_flags(p, results=None, results_help=f"default: {DEFAULT_RESULTS}; {QUICK_RESULTS} with --quick")
     args = p.parse_args(argv)

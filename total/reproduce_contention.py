@@ -59,7 +59,6 @@ from schedkit.cli import (
     region_name,
     seed_arg,
     surcharge_scale_arg,
-    workers_arg,
 )
 from schedkit.registry import heuristics
 from schedkit.simulators import default_eval_episodes
@@ -78,7 +77,7 @@ from total.reproduce import (
     Backend,
     Prepared,
     Study,
-    add_backend_flags,
+    add_run_flags,
     check_backend,
     overview,
     prepare,
@@ -172,8 +171,7 @@ def parse_args(argv: list[str] | None, study: Study) -> argparse.Namespace:
                         "--tune-rate: the size-agnostic checkpoints zero-shot, beside the heuristics; its tables go "
                         "to <figures>/<REGION>/")
     p.add_argument("--seeds", type=seed_arg, nargs="+", help="training seeds (default: the sweep's, 42-46)")
-    p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
-    add_backend_flags(p)
+    add_run_flags(p)
     p.add_argument("--quick", action="store_true", help=f"a tiny budget end to end: {QUICK}")
     p.add_argument("--tables-only", action="store_true",
                    help="redraw the tables and figures from the evaluations already under --results (no training, "

@@ -53,7 +53,7 @@ from typing import Any
 import yaml
 
 from edgesim.serving import SERVING, Serving
-from schedkit.cli import load_or_exit, region_name, seed_arg, workers_arg
+from schedkit.cli import load_or_exit, region_name, seed_arg
 from schedkit.paths import final_checkpoint
 from total.common import (
     add_output_flags,
@@ -72,7 +72,7 @@ from total.reproduce import (
     Backend,
     Prepared,
     Study,
-    add_backend_flags,
+    add_run_flags,
     check_backend,
     child,
     overview,
@@ -176,8 +176,7 @@ def parse_args(argv: list[str] | None, study: Study) -> argparse.Namespace:
                    help="request traces whose arrival pattern and token counts are also evaluated, each at the "
                         "validation load (default: both Azure traces of data1/traces)")
     p.add_argument("--seeds", type=seed_arg, nargs="+", help="training seeds (default: the sweep's, 42-46)")
-    p.add_argument("--workers", type=workers_arg, default=1, help="trainings and evaluations at once (default 1)")
-    add_backend_flags(p)
+    add_run_flags(p)
     p.add_argument("--quick", action="store_true", help=f"a tiny budget end to end: {QUICK}")
     p.add_argument("--tables-only", action="store_true",
                    help="redraw the tables and figures from the evaluations already under --results")

@@ -243,7 +243,7 @@ def test_evaluate_all_zero_shot_adds_size_agnostic_checkpoints_of_another_datase
     plain = run_script(*args)
     assert "evaluated" not in plain.stdout and plain.stdout.count("(trained on ['Small_Trap'])") == 2
     zero = run_script(*args, "--zero-shot", "--overwrite")  # replaces the plain evaluation of the same folder
-    assert "evaluated TopoFreeRL seed" in zero.stdout and "Small_Trap_dense/checkpoints/final.pt (trained on " \
+    assert "evaluated TopoFreeRL_zeroshot seed" in zero.stdout and "Small_Trap_dense/checkpoints/final.pt (trained on " \
         "['Small_Trap'], not size-agnostic)" in zero.stdout
     summary = pd.read_csv(results / "eval" / "Region1_contention_r6" / "summary.csv").set_index("algo")
     assert summary.loc["TopoFreeRL_zeroshot", "label"] == "TopoFreeRL (zero-shot)" and "TopoFreeRL" not in summary.index
