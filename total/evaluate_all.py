@@ -464,7 +464,15 @@ def evaluate_in_parallel(jobs: list[Job], evaluate: Callable[[Job], Finished], s
     that the ordered pass after it reads every one back: the rows are those of one process, whatever the order
     the workers finish in."""
     global _PARALLEL
-    pending = [i for i, job in enumerate(jobs) if job.same_as is None and store.load(job.identity()) is None]
+    pending = []
+    for i, job in enumerate(jobs):
+        if job.same_as is not None:
+            continue
+        if store.load(job.identity()) is None:
+            pending.append(i)
+        else:
+            print(f"resumed {job.name}" + ("" if job.checkpoint is None else f" seed {job.train_seed}")
+                  + f": {store.root}")
     if not pending:
         return
     _PARALLEL = (jobs, evaluate, store)

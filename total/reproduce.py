@@ -103,7 +103,7 @@ class Backend(NamedTuple):
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     """Where a study's runs go and how many at once: --workers, --backend, --address."""
     p.add_argument("--workers", type=workers_arg, default=1,
-                   help="trainings at once, and schedulers evaluated at once in each setting (default 1)")
+                   help="trainings and evaluations at once (default 1)")
     p.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="where the trainings run: child processes here (local, the default), or Ray tasks (ray) on "
                         "the cluster at --address or a local Ray instance of --workers CPUs; evaluations and "
@@ -289,12 +289,9 @@ def child(args: list[str], log: Path, name: str) -> None:
 
 
 def run_evaluations(study: Study, values: dict[str, Any], workers: int, logs: Path, done: Path | None = None) -> None:
-    """Every evaluation of the study, `workers` child processes at a time in the order given, each also spreading
-    its schedulers over `workers` processes (evaluate_all.py --workers: the same rows), so that a last setting
-    running alone still uses every core (the quick studies' evaluations: contention 66 -> 64 s, serving 121 ->
-    107 s, on the idle 2-core machine). With `done` (a JSON record), an evaluation that already finished with
-    the same arguments while the same finished runs were under the study's results is not run again, so a long
-    study that was stopped goes on where it was."""
+    """Every evaluation of the study, `workers` child processes at a time, in the order given. With `done` (a
+    JSON record), an evaluation that already finished with the same arguments while the same finished runs
+    were under the study's results is not run again, so a long study that was stopped goes on where it was."""
     calls = [(e.script, argv, log) for i, e in enumerate(study.evaluations)
              for argv, log in expand_entry(e, values, f"{study.name}.evaluations[{i}]")]
     record: dict[str, str] = {}
@@ -309,7 +306,7 @@ def run_evaluations(study: Study, values: dict[str, Any], workers: int, logs: Pa
         if record.get(log) == key:
             print(f"{log}: finished before with the same arguments and runs, not run again", flush=True)
             return
-        child([script, *argv, "--workers", str(max(1, workers))], logs / f"{log}.log", log)
+        child([script, *argv], logs / f"{log}.log", log)
         if done is not None:
             with lock:
                 record[log] = key
