@@ -459,22 +459,14 @@ def _evaluate_job(i: int) -> str | None:
 
 
 def evaluate_in_parallel(jobs: list[Job], evaluate: Callable[[Job], Finished], store: FinishedEvaluations,
-                         workers: int, progress: bool) -> None:
+                         workers: int, progress: bool) -> set[int]:
     """Evaluate the jobs that `store` does not hold yet in `workers` forked processes, each into the store, so
     that the ordered pass after it reads every one back: the rows are those of one process, whatever the order
-    the workers finish in."""
+    the workers finish in. Returns the indices of the jobs evaluated."""
     global _PARALLEL
-    pending = []
-    for i, job in enumerate(jobs):
-        if job.same_as is not None:
-            continue
-        if store.load(job.identity()) is None:
-            pending.append(i)
-        else:
-            print(f"resumed {job.name}" + ("" if job.checkpoint is None else f" seed {job.train_seed}")
-                  + f": {store.root}")
+    pending = [i for i, job in enumerate(jobs) if job.same_as is None and not store.holds(job.identity())]
     if not pending:
-        return
+        return set()
     _PARALLEL = (jobs, evaluate, store)
     try:
         with ProcessPoolExecutor(min(workers, len(pending)), mp_context=multiprocessing.get_context("fork")) as pool:
@@ -491,6 +483,7 @@ def evaluate_in_parallel(jobs: list[Job], evaluate: Callable[[Job], Finished], s
                  "to resume")
     finally:
         _PARALLEL = None
+    return set(pending)
 
 
 def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params, tag: str, episodes: int,
@@ -536,10 +529,10 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
         return Finished(episodes_df, pd.concat(requests, ignore_index=True) if requests else None, measured, extra)
 
     jobs, priors = plan(args, ds, device, profile, tuned, found)
-    if args.workers > 1:
-        evaluate_in_parallel(jobs, evaluate_policy, store, args.workers, not args.no_progress)
+    fresh = evaluate_in_parallel(jobs, evaluate_policy, store, args.workers, not args.no_progress) \
+        if args.workers > 1 else set()
     done: dict[str, Finished] = {}
-    for job in jobs:
+    for i, job in enumerate(jobs):
         if job.same_as is not None:
             same = done[job.same_as]
             add(job.name, Finished(same.episodes.assign(algo=job.name), None if same.requests is None
@@ -552,7 +545,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
         if finished is None:
             finished = evaluate_policy(job)
             store.save(identity, finished)
-        elif args.workers == 1:
+        elif i not in fresh:
             print(f"resumed {job.name}" + ("" if job.checkpoint is None else f" seed {job.train_seed}")
                   + f": {store.root}")
         add(job.name, finished)

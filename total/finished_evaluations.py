@@ -63,7 +63,6 @@ class FinishedEvaluations:
 
     def __init__(self, folder: Path, settings: dict[str, Any], fresh: bool):
         self.root, self.settings = folder / FOLDER, plain(settings)
-        self.resumed: list[str] = []
         if fresh:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -71,20 +70,30 @@ class FinishedEvaluations:
         text = json.dumps(plain(identity), sort_keys=True)
         return self.root / hashlib.sha256(text.encode()).hexdigest()[:20]
 
-    def load(self, identity: dict[str, Any]) -> Finished | None:
-        """The entry of `identity` made with these settings, or None (none, another's, or unreadable)."""
-        entry = self._entry(identity)
+    def _meta(self, identity: dict[str, Any]) -> dict[str, Any] | None:
+        """The meta.json of `identity`'s entry where it was made with these settings, else None."""
         try:
-            meta = json.loads(read_text(entry / "meta.json", "meta.json", 64 * MiB))
-            if meta["settings"] != self.settings or meta["identity"] != plain(identity):
-                return None
-            episodes = _read(entry / "episodes.csv", meta["episode_types"])
-            requests = None if meta["request_types"] is None else _read(entry / "requests.csv", meta["request_types"])
-            found = Finished(episodes, requests, meta["loads"], meta["extra"])
+            meta = json.loads(read_text(self._entry(identity) / "meta.json", "meta.json", 64 * MiB))
+            return meta if meta["settings"] == self.settings and meta["identity"] == plain(identity) else None
         except (InputError, OSError, ValueError, KeyError, TypeError, RecursionError):
             return None
-        self.resumed.append(str(identity.get("name")))
-        return found
+
+    def holds(self, identity: dict[str, Any]) -> bool:
+        """Whether `identity` has an entry of these settings (its meta.json only: the frames are read by load)."""
+        return self._meta(identity) is not None
+
+    def load(self, identity: dict[str, Any]) -> Finished | None:
+        """The entry of `identity` made with these settings, or None (none, another's, or unreadable)."""
+        meta = self._meta(identity)
+        if meta is None:
+            return None
+        entry = self._entry(identity)
+        try:
+            episodes = _read(entry / "episodes.csv", meta["episode_types"])
+            requests = None if meta["request_types"] is None else _read(entry / "requests.csv", meta["request_types"])
+            return Finished(episodes, requests, meta["loads"], meta["extra"])
+        except (InputError, OSError, ValueError, KeyError, TypeError, RecursionError):
+            return None
 
     def save(self, identity: dict[str, Any], finished: Finished) -> None:
         """Write one scheduler's entry; meta.json last, so a half-written entry never counts."""
