@@ -93,9 +93,9 @@ TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")  # greedy_switch is gre
 WEIGHTS = ("0.5", "0.6", "0.7", "0.8", "0.9", "1.0")
 # lookahead (10-25 ms a decision) is tuned on its own, over fewer weights and two passes over the train tasks
 LOOKAHEAD_WEIGHTS, LOOKAHEAD_PASSES = ("0.6", "0.8", "1.0"), 2
-QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 40, "eval_worlds": 2,
+QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_episodes": 20, "eval_worlds": 2,
          "weights": ("0.6", "0.9"), "eval_seeds": 2,  # and the sweep's first two seeds
-         "loaded": {"max_in_flight": 64, "warmup": 4, "max_steps": 2000}, "probes": 3}
+         "loaded": {"max_in_flight": 64, "warmup": 4, "max_steps": 2000}, "probes": 3, "confirmation_servers": 80}
 CONFIRMATION_REGION = "Confirm_Trap"
 LOAD_BLIND = ("lookahead", "oracle", "greedy", "maxcompute")  # left out where queues are long (and the slow planner)
 REFERENCE = "greedy_queue_tuned"  # every paired table's reference: the tuned one-step rule (docs/evaluation.md)
@@ -242,7 +242,8 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
     protocol = Protocol.from_study(study)
     if args.quick:
         protocol = replace(protocol, loaded_max_in_flight=QUICK["loaded"]["max_in_flight"],
-                           loaded_warmup=QUICK["loaded"]["warmup"], loaded_max_steps=QUICK["loaded"]["max_steps"])
+                           loaded_warmup=QUICK["loaded"]["warmup"], loaded_max_steps=QUICK["loaded"]["max_steps"],
+                           confirmation_servers=QUICK["confirmation_servers"])
     results, figures = args.results.resolve(), figures_dir(args).resolve()
     sweep = load_sweep(args.sweep)
     data = str(Path(sweep["data"]) if Path(sweep["data"]).is_absolute() else paths.REPO / sweep["data"])

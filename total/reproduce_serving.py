@@ -88,9 +88,11 @@ from total.sweep import CHILDREN, load_sweep, stop_children_on_signal
 TUNED_POLICIES = ("greedy_queue", "least_loaded", "p2c")
 REGION, CONFIRMATION_REGION = "Serving_Trap", "ServingConfirm_Trap"
 TRACES = [paths.DATA / "traces" / f"AzureLLMInferenceTrace_{name}.csv" for name in ("conv", "code")]
+# quick evaluates the tuned rules, one serving system's rule of each kind (round robin, KV JSQ) and the learned runs
 QUICK: dict[str, Any] = {"epochs": 2, "episodes": 16, "eval_seeds": 2,
+                         "skip": ("oracle", "greedy", "telemetry", "maxcompute", "random", "jsq", "token_jsq"),
                          "protocol": {"region_servers": 10, "confirmation_servers": 10, "weights": (0.6, 1.0),
-                                      "loads": (0.5, 0.9), "worlds": 1, "warmup": 4, "episodes": 8, "max_steps": 800}}
+                                      "loads": (0.5, 0.9), "worlds": 1, "warmup": 2, "episodes": 4, "max_steps": 400}}
 QUICK_RESULTS = paths.RESULTS / "quick_serving"
 SCORES = (("slo_attainment", "SLO attainment", 3), ("goodput_per_s", "Goodput (/s)", 3),
           ("reward", "Reward", 4), ("p99_latency_ms", "P99 latency (ms)", 0))
@@ -280,8 +282,8 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
     settings += [(tag(protocol.validation_load, t), ["--load", f"{protocol.validation_load:g}", "--arrival-trace",
                                                      str(t.resolve()), "--token-trace", str(t.resolve())])
                  for t in args.trace]
-    common = [*bounded, "--episodes", str(protocol.episodes), "--skip", "lookahead",
-              "--tuning", str(tuning / "tuning.json")]
+    skip = ["lookahead", *(QUICK["skip"] if args.quick else ())]
+    common = [*bounded, "--episodes", str(protocol.episodes), "--skip", *skip, "--tuning", str(tuning / "tuning.json")]
     test_seeds = ["--eval-seeds", *map(str, eval_seeds)]
     jobs = [{"data": data, "region": region, "tag": t, "flags": [*flags, *common, *test_seeds]} for t, flags in settings]
     jobs.append({"data": str(confirm_root), "region": CONFIRMATION_REGION, "tag": main_tag,

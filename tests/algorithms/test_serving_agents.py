@@ -13,7 +13,6 @@ from conftest import ROOT, one_line_error, run_script
 from edgesim.contention import Contention
 from edgesim.registry import get_profile, make_simulator
 from edgesim.serving import Serving
-from Heuristics.policies import QueueGreedyPolicy
 from PFAPPO.agent import PFPPOAgent
 from PPO_algorithm.agent import PPOAgent
 from schedkit.agent_base import LiveInputError, live_input_problem, live_inputs, live_width
@@ -187,21 +186,3 @@ def test_each_algorithm_trains_and_evaluates_under_serving(trained, tiny_root, t
                       "--episodes", "4", "--out", str(tmp_path / "refused"), "--no-progress", check=False)
     line = one_line_error(proc, "final.pt", "'serving' profile", "'contention' profile offers 1")
     assert "evaluate it under --profile serving" in line and not (tmp_path / "refused").exists()
-
-
-@pytest.mark.parametrize("w", [0.6, 0.8])
-def test_the_greedy_queue_prior_is_greedy_queues_rule_under_serving(tiny_ds, w):
-    """Under serving greedy_queue charges each engine at its live batch and KV, not an idle engine's time:
-    the prior, read off the per-server features, must rank servers as that rule does while batches fill."""
-    agent = agent_for("TopoFreeRL", tiny_ds, ("actor=per_server", "guidance.prior=greedy_queue",
-                                              f"guidance.latency_weight={w}")).evaluation()
-    sim = make_simulator(tiny_ds, BUSY.worlds, "train", "random", 0, profile="serving", params=BUSY)
-    rule = QueueGreedyPolicy(sim, latency_weight=w)
-    obs, batched = sim.observe(), 0
-    for i in range(80):
-        feats, choice = agent.features(sim, obs, WEIGHTS), rule.act(sim, obs)
-        prior = feats["prior"].masked_fill(~feats["mask"], -torch.inf)
-        assert torch.equal(prior.argmax(1), choice), i
-        batched += int((sim.running_batch() > 1).any(1).sum())
-        obs, *_ = sim.step(choice if i % 2 else sim.sample_valid(torch.Generator().manual_seed(i)))
-    assert batched > 0  # engines ran batches, where a live engine's time differs from an idle one's

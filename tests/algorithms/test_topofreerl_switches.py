@@ -15,8 +15,9 @@ from conftest import ROOT, run_script
 from test_live_load import WEIGHTS, agent_for, config, loaded_pair, shapes
 
 from edgesim.contention import Contention
-from edgesim.registry import make_simulator
-from Heuristics.policies import QueueGreedyPolicy
+from edgesim.registry import PROFILES, make_simulator
+from edgesim.serving import Serving
+from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy
 from schedkit.config import ConfigError
 from schedkit.ppo import PPOConfig, ppo_update
 from schedkit.rollout import masked_log_probs, update_evaluator
@@ -72,22 +73,31 @@ def test_a_pooled_critic_run_trains_under_contention_and_schedules_another_topol
     assert s["zero_shot"] is True and s["episodes"] == 20
 
 
+# a busy setting of every registered profile: queues and running batches fill within the test's decisions
+BUSY = {"paper": None, "contention": Contention(arrival_rate=40.0, worlds=3, max_in_flight=6),
+        "serving": Serving(arrival_rate=40.0, worlds=3, max_in_flight=6, warmup=0)}
+
+
 @pytest.mark.parametrize("w", [0.6, 0.9])
-def test_the_greedy_queue_prior_ranks_servers_as_greedy_queue_does(small_ds, w):
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_the_greedy_queue_prior_ranks_servers_as_greedy_queue_does_under_every_profile(small_ds, profile, w):
+    """The prior claims to be greedy_queue's score, so under every registered profile its argmax is that rule's
+    decision, checked in states where the live queues and engines change the rule's scores (a prior that charged
+    idle engines under serving went unseen while only contention was checked)."""
+    assert profile in BUSY, f"give the new profile {profile!r} a busy setting in BUSY"
     sets = (PER_SERVER, "guidance.prior=greedy_queue", f"guidance.latency_weight={w}")
-    agent = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", sets=sets)).evaluation()
-    sim = make_simulator(small_ds, 3, "train", "random", 2, profile="contention",
-                         params=Contention(arrival_rate=40.0, worlds=3, max_in_flight=6))
-    rule = QueueGreedyPolicy(sim, latency_weight=w)
-    obs, queued = sim.reset(2), 0
+    agent = agent_for("TopoFreeRL", small_ds, config("TopoFreeRL", profile, sets=sets)).evaluation()
+    sim = make_simulator(small_ds, 3, "train", "random", 2, profile=profile, params=BUSY[profile])
+    rule, blind = QueueGreedyPolicy(sim, latency_weight=w), GreedyPolicy(sim, latency_weight=w)
+    obs, live = sim.reset(2), 0
     for i in range(60):
         feats, choice = agent.features(sim, obs, WEIGHTS), rule.act(sim, obs)
         prior = feats["prior"]
-        assert torch.equal(prior.masked_fill(~feats["mask"], -torch.inf).argmax(1), choice)
+        assert torch.equal(prior.masked_fill(~feats["mask"], -torch.inf).argmax(1), choice), i
         assert not prior[~feats["mask"]].any()  # a z-score over the valid servers only
-        queued += int((sim.server_load() > 0).any(1).sum())
+        live += int((rule.scores(sim, obs) != blind.scores(sim, obs)).any(1).sum())
         obs, *_ = sim.step(choice if i % 2 else sim.sample_valid(torch.Generator().manual_seed(i)))
-    assert queued > 0  # the queues were live, so the prior read them
+    assert (live > 0) == sim.profile.queues  # the live state moved the rule's scores wherever servers keep queues
 
 
 def test_the_greedy_queue_prior_is_checked(small_ds):
