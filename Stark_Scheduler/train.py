@@ -7,8 +7,9 @@ decision becomes a labelled example (the expert's server among the candidates), 
 trains on them with masked cross-entropy (AdamW, cosine learning-rate schedule over epochs).
 Model selection uses a held-out slice of the *train* split (`val_fraction`, the last tasks in
 file order), never the test split, every `val_every`-th epoch and the last. final.pt holds the
-epoch with the best validation reward (each validation bounded by `val_max_steps`; an epoch that leaves
-workflows unfinished there is selected only when every validated epoch does, then the fewest).
+epoch with the best validation reward (each validation, and the expert's validation labels, bounded by
+`val_max_steps`; an epoch that leaves workflows unfinished there is selected only when every validated
+epoch does, then the fewest).
 metrics.csv logs loss, accuracy, validation accuracy, latency and reward per epoch. Same flags,
 run directory and --resume as TopoFreeRL/train.py. Under a profile with queues (`--profile contention`
 or `serving`) the expert is greedy_queue (greedy plus each server's live queue wait), since the
@@ -47,17 +48,19 @@ WEIGHTS = torch.tensor(EVAL_WEIGHTS)
 
 @torch.no_grad()
 def demonstrations(sim: Simulator, agent: StarkAgent, expert: GreedyPolicy, episodes: int, seed: int,
-                   continuing: bool = False):
+                   continuing: bool = False, max_steps: int | None = None):
     """Features and expert labels of every decision of `episodes` expert-played episodes (`continuing`:
     every measured decision until `episodes` workflows finish, the worlds going on from where the
-    last epoch left them, as in `schedkit.rollout.collect`).
+    last epoch left them, as in `schedkit.rollout.collect`). `max_steps` ends the run there: the
+    validation labels, bounded as each validation is (under serving the expert would otherwise play on
+    until the last held-out workflow finishes behind the ones arriving after it, minutes a run).
 
     Returns (features, labels, coverage): labels index the candidate list; decisions whose expert
     choice is not a candidate are dropped and counted in `coverage` (the share kept)."""
     obs = sim.reseed(seed) if continuing else sim.reset(seed)
     feats, labels, in_set = [], [], []
     finished = FinishCount.of_epoch(sim, episodes, continuing)
-    while not finished.reached():
+    while not finished.reached() and (max_steps is None or finished.steps < max_steps):
         f = agent.features(sim, obs, WEIGHTS)
         a = expert.act(sim, obs)
         hit = f["cands"] == a[:, None]
@@ -102,7 +105,8 @@ def train_imitation(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path,
     # greedy_queue where servers keep queues; without queues it is greedy
     expert_cls = QueueGreedyPolicy if profile.queues else GreedyPolicy
     expert = expert_cls(sim)
-    val_feats, val_labels, _ = demonstrations(val_sim, agent, expert_cls(val_sim), n_val, cfg["seed"])
+    val_feats, val_labels, _ = demonstrations(val_sim, agent, expert_cls(val_sim), n_val, cfg["seed"],
+                                              max_steps=cfg["val_max_steps"] or None)
     start = 0
     best: dict[str, Any] = {"reward": -math.inf, "epoch": -1, "model": None}  # the validation-selected epoch
     if resume is not None:

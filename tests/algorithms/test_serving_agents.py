@@ -13,6 +13,7 @@ from conftest import ROOT, one_line_error, run_script
 from edgesim.contention import Contention
 from edgesim.registry import get_profile, make_simulator
 from edgesim.serving import Serving
+from Heuristics.policies import QueueGreedyPolicy
 from PFAPPO.agent import PFPPOAgent
 from PPO_algorithm.agent import PPOAgent
 from schedkit.agent_base import LiveInputError, live_input_problem, live_inputs, live_width
@@ -186,3 +187,18 @@ def test_each_algorithm_trains_and_evaluates_under_serving(trained, tiny_root, t
                       "--episodes", "4", "--out", str(tmp_path / "refused"), "--no-progress", check=False)
     line = one_line_error(proc, "final.pt", "'serving' profile", "'contention' profile offers 1")
     assert "evaluate it under --profile serving" in line and not (tmp_path / "refused").exists()
+
+
+def test_stark_validation_labels_end_at_the_validation_bound(tiny_ds):
+    """Under serving the expert would label the held-out workflows until the last one finishes behind the ones
+    arriving after it (minutes a run); bounded as each validation is, the labels are that run cut at the bound."""
+    from Stark_Scheduler.train import demonstrations
+    agent = agent_for("Stark_Scheduler", tiny_ds)
+
+    def labels(max_steps: int | None) -> torch.Tensor:
+        sim = make_simulator(tiny_ds, BUSY.worlds, "train", "sequential", 0, profile="serving", params=BUSY)
+        return demonstrations(sim, agent, QueueGreedyPolicy(sim), 12, 0, max_steps=max_steps)[1]
+
+    full, bounded = labels(None), labels(4)
+    assert 0 < len(bounded) <= 4 * BUSY.worlds < len(full)
+    assert torch.equal(bounded, full[:len(bounded)])
