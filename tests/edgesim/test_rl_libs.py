@@ -28,35 +28,43 @@ def test_sb3_env_checker(default_ds, kw):
     check_env(EdgeMoEEnv(default_ds, **kw), warn=False)
 
 
-def test_plain_sb3_ppo_logs_episodes_through_its_monitor(default_ds):
+def quiet(model, folder):
+    """SB3's log in the test's folder: by default it makes a new folder in /tmp each run."""
+    from stable_baselines3.common.logger import configure
+    model.set_logger(configure(str(folder), ["csv"]))
+    return model
+
+
+def test_plain_sb3_ppo_logs_episodes_through_its_monitor(default_ds, tmp_path):
     """SB3 reserves info["episode"] for its Monitor; dump_logs used to crash on the env's own key."""
     from stable_baselines3 import PPO
-    model = PPO("MultiInputPolicy", gym.make("EdgeMoE-v0", data=default_ds), n_steps=64, batch_size=32, n_epochs=1,
-                seed=0, device="cpu")
+    model = quiet(PPO("MultiInputPolicy", gym.make("EdgeMoE-v0", data=default_ds), n_steps=64, batch_size=32,
+                      n_epochs=1, seed=0, device="cpu"), tmp_path)
     model.learn(128)
     assert len(model.ep_info_buffer) > 0 and all(ep["l"] >= 1 for ep in model.ep_info_buffer)
 
 
 @pytest.mark.parametrize("kw", PROFILES)
-def test_maskable_ppo_on_the_single_env(default_ds, kw):
+def test_maskable_ppo_on_the_single_env(default_ds, kw, tmp_path):
     from sb3_contrib import MaskablePPO
     from sb3_contrib.common.maskable.utils import get_action_masks
-    model = MaskablePPO("MultiInputPolicy", EdgeMoEEnv(default_ds, **kw), n_steps=64, batch_size=32, n_epochs=1,
-                        seed=0, device="cpu")
+    model = quiet(MaskablePPO("MultiInputPolicy", EdgeMoEEnv(default_ds, **kw), n_steps=64, batch_size=32,
+                              n_epochs=1, seed=0, device="cpu"), tmp_path)
     model.get_env().reset()
     masks = get_action_masks(model.get_env())
     assert masks.shape == (1, default_ds.n_servers) and masks.dtype == bool
     model.learn(128)
 
 
-def test_maskable_ppo_on_the_sb3_vec_env_adapter(default_ds):
+def test_maskable_ppo_on_the_sb3_vec_env_adapter(default_ds, tmp_path):
     from sb3_contrib import MaskablePPO
     from sb3_contrib.common.maskable.utils import get_action_masks
     from stable_baselines3.common.vec_env import VecMonitor
 
     from edgesim.sb3_vec_env import EdgeMoESB3VecEnv
     venv = VecMonitor(EdgeMoESB3VecEnv(EdgeMoEVectorEnv(default_ds, 8)))
-    model = MaskablePPO("MultiInputPolicy", venv, n_steps=16, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model = quiet(MaskablePPO("MultiInputPolicy", venv, n_steps=16, batch_size=64, n_epochs=1, seed=0, device="cpu"),
+                  tmp_path)
     obs = venv.reset()
     np.testing.assert_array_equal(get_action_masks(venv), obs["action_mask"].astype(bool))
     model.learn(256)
