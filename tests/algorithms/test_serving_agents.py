@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import ROOT, one_line_error, run_script
+from test_serving_rules import BUSY
 
 from edgesim.contention import Contention
 from edgesim.registry import get_profile, make_simulator
@@ -27,8 +28,6 @@ AGENTS = {"TopoFreeRL": TopoFreeAgent, "PPO_algorithm": PPOAgent, "PFAPPO": PFPP
 VARIANTS = [("TopoFreeRL", ("actor=dense",)), ("TopoFreeRL", ("actor=per_server",)),
             ("TopoFreeRL", ("actor=per_server", "shortlist=2")), ("PPO_algorithm", ()), ("PFAPPO", ()),
             ("Stark_Scheduler", ())]
-# busy worlds (tests/algorithms/test_serving_rules.py): arrivals far faster than the four engines serve
-BUSY = Serving(arrival_rate=40.0, worlds=3, max_in_flight=6, warmup=0)
 WEIGHTS = torch.tensor([0.45, 0.4, 0.15])
 F = len(get_profile("serving").live_inputs)
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 from conftest import ROOT, run_script
 from test_live_load import WEIGHTS, agent_for, config, loaded_pair, shapes
+from test_serving_rules import BUSY as SERVING_BUSY
 
 from edgesim.contention import Contention
 from edgesim.registry import PROFILES, make_simulator
-from edgesim.serving import Serving
 from Heuristics.policies import GreedyPolicy, QueueGreedyPolicy
 from schedkit.config import ConfigError
 from schedkit.ppo import PPOConfig, ppo_update
@@ -74,8 +74,7 @@ def test_a_pooled_critic_run_trains_under_contention_and_schedules_another_topol
 
 
 # a busy setting of every registered profile: queues and running batches fill within the test's decisions
-BUSY = {"paper": None, "contention": Contention(arrival_rate=40.0, worlds=3, max_in_flight=6),
-        "serving": Serving(arrival_rate=40.0, worlds=3, max_in_flight=6, warmup=0)}
+BUSY = {"paper": None, "contention": Contention(arrival_rate=40.0, worlds=3, max_in_flight=6), "serving": SERVING_BUSY}
 
 
 @pytest.mark.parametrize("w", [0.6, 0.9])
