@@ -421,16 +421,42 @@ class ServingSimulator(ContentionSimulator):
         episode = index * self.batch_size + world
         return episode, self._deal(episode)
 
-    def token_pairs(self, world: torch.Tensor, index: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(prompt, output) tokens of a workflow step, cut to the context window. Bound-only: the output
-        length is what a scheduler must not see; only the simulator and bounds call this."""
+    def _token_purposes(self) -> tuple[int, ...]:
+        """The draws a workflow step's token pair is made of: (prompt, output) uniforms, or the trace row's."""
+        return (PROMPT, OUTPUT) if self._token_pairs is None else (TOKEN_ROW,)
+
+    def _tokens_at(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prompt, output) tokens, cut to the context window, from the `_token_purposes` draws (last dim)."""
         if self._token_pairs is None:
-            prompt, output = synthetic_pair(self._u(world, index, step, PROMPT), self._u(world, index, step, OUTPUT))
+            prompt, output = synthetic_pair(u[..., 0], u[..., 1])
         else:
-            row = (self._u(world, index, step, TOKEN_ROW) * len(self._token_pairs)).long()
+            row = (u[..., 0] * len(self._token_pairs)).long()
             pair = self._token_pairs.index_select(0, row.clamp_max(len(self._token_pairs) - 1))
             prompt, output = pair[:, 0], pair[:, 1]
         return cut_to_context(prompt, output)
+
+    def token_pairs(self, world: torch.Tensor, index: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prompt, output) tokens of a workflow step, cut to the context window. Bound-only: the output
+        length is what a scheduler must not see; only the simulator and bounds call this."""
+        purposes = torch.tensor(self._token_purposes(), device=self.device)
+        return self._tokens_at(self._u(world[:, None], index[:, None], step[:, None], purposes))
+
+    def _point(self, active: torch.Tensor) -> None:
+        super()._point(active)
+        self._decision_draws: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def _draws(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The active decisions' (B, 4) network uniforms and their (B,) prompt and hidden output tokens: one
+        hash of (seed, world, arrival index, step) for every purpose, made once per decision although the
+        router (`decision_prompt`), the hop and the engine each read it."""
+        if self._decision_draws is None:
+            j = self.active
+            purposes = torch.tensor((*range(NETWORK, NETWORK + P.UNIFORMS_PER_STEP), *self._token_purposes()),
+                                    device=self.device)
+            u = self._u(take(self.slot_world, j)[:, None], take(self.slot_index, j)[:, None], self.step_idx[:, None],
+                        purposes)
+            self._decision_draws = (u[:, :P.UNIFORMS_PER_STEP], *self._tokens_at(u[:, P.UNIFORMS_PER_STEP:]))
+        return self._decision_draws
 
     def _capacity_per_s(self) -> float:
         """Workflows per second one world's servers finish at saturation, each request on a server hosting
@@ -720,16 +746,13 @@ class ServingSimulator(ContentionSimulator):
     # ------------------------------------------------------------------ dynamics
     def network_uniforms(self) -> torch.Tensor:
         """(B, 4) the active decisions' network draws, from (seed, world, arrival index, step)."""
-        j = self.active
-        keys = (take(self.slot_world, j)[:, None], take(self.slot_index, j)[:, None], self.step_idx[:, None],
-                NETWORK + torch.arange(P.UNIFORMS_PER_STEP, device=self.device))
-        return self._u(*keys)
+        return self._draws()[0]
 
     def step(self, actions: torch.Tensor, uniforms: torch.Tensor | None = None):
         a, u = self._checked(actions, self.network_uniforms() if uniforms is None else uniforms)
         h = self._hop(a, u)
         j = self.active
-        prompt, output = self.token_pairs(take(self.slot_world, j), take(self.slot_index, j), self.step_idx)
+        _, prompt, output = self._draws()
         network = h["channel"] + h["trap_ms"] + h["link_ms"]
         self.slot_phase.index_fill_(0, j, TRAVEL)
         self.slot_server.index_copy_(0, j, h["server"])
@@ -1163,12 +1186,7 @@ class ServingSimulator(ContentionSimulator):
     def decision_prompt(self) -> torch.Tensor:
         """(B,) prompt tokens of each world's active decision. A router sees a request's prompt before it
         routes it; the output length stays hidden (the prompt's cut to the context window ignores it)."""
-        j = self.active
-        world, index = take(self.slot_world, j), take(self.slot_index, j)
-        if self._token_pairs is None:  # the prompt's own draw alone (cut_to_context cuts it so)
-            u = self._u(world, index, self.step_idx, PROMPT)
-            return synthetic_tokens(u, PROMPT_MU, PROMPT_SIGMA).clamp(1, CONTEXT_TOKENS - 1)
-        return self.token_pairs(world, index, self.step_idx)[0]
+        return self._draws()[1]
 
     def expected_tokens(self) -> tuple[float, float]:
         """(E[prompt], E[output]) tokens of the token distribution, cut to the context window: the means of the
