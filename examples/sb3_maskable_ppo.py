@@ -18,6 +18,7 @@ import torch
 from sb3_contrib import MaskablePPO
 from shared import dataset, evaluate_and_report, output_folder, parser
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecMonitor
 from tqdm import tqdm
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         env = VecMonitor(EdgeMoESB3VecEnv(EdgeMoEVectorEnv(ds, args.num_envs)))
     model = MaskablePPO("MultiInputPolicy", env, n_steps=args.n_steps, seed=args.seed, device="cpu", verbose=0)
+    model.set_logger(Logger(None, []))  # SB3's default logger makes an SB3-<date> folder in the temp dir for every run
     model.learn(args.timesteps, callback=ProgressBar(args.timesteps, not args.no_progress))
     model.save(out / "model.zip")
 

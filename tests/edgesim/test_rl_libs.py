@@ -4,6 +4,7 @@ optional packages (requirements-rl-libs.txt) are absent."""
 from __future__ import annotations
 
 import json
+import tempfile
 
 import gymnasium as gym
 import numpy as np
@@ -108,12 +109,16 @@ EXAMPLES = {"sb3_maskable_ppo": ["--timesteps", "256", "--num-envs", "8", "--n-s
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_example_trains_and_evaluates_with_the_protocol(tmp_path, name):
-    out = tmp_path / name
+def test_example_trains_and_evaluates_with_the_protocol(tmp_path, monkeypatch, name):
+    out, scratch = tmp_path / name, tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # an example writes under --out only (SB3's logger made a folder here)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     args = [f"examples/{name}.py", *EXAMPLES[name], "--episodes", "16", "--reference", "greedy", "--out", str(out),
             "--no-progress"]
     proc = run_script(*args)
     assert "greedy" in proc.stdout
+    assert not list(scratch.iterdir())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 16 and summary["split"] == "test" and summary["mean_reward"] < 0
     again = run_script(*args, check=False)
