@@ -80,15 +80,18 @@ PAGES = (
          "(serving_validation/), from which its SLO scale was chosen; and TopoFreeRL's serving candidates there "
          "(serving_candidates/: paired against TopoFreeRL's defaults, and in vs_rule/ against the best tuned rule; "
          "serving_live_prior/: with the prior that is greedy_queue's rule under serving, paired against the recipe, "
-         "and in vs_rule/ against greedy_queue at the prior's W).",
+         "and in vs_rule/ against greedy_queue at the prior's W; serving_objective/: trained on the evaluation's "
+         "weights, paired against the recipe); and PPO's and PF-PPO's serving candidates (serving_baselines/<algo>/: "
+         "paired against their defaults).",
          ("ablation_*.csv", "candidates_*.csv", "objective_*.csv", "update_budget_*.csv", "shortlist_*.csv",
           "trap_free_training_*.csv", "trap_free_training_round2/*.csv", "serving_validation/*.csv",
           "serving_candidates/*.csv", "serving_candidates/vs_rule/*.csv", "serving_live_prior/*.csv",
-          "serving_live_prior/vs_rule/*.csv"),
+          "serving_live_prior/vs_rule/*.csv", "serving_objective/*.csv", "serving_baselines/*/*.csv"),
          ("ablation_*_paired.png", "candidates_*_paired.png", "objective_*_paired.png", "update_budget_*_paired.png",
           "shortlist_*_paired.png", "trap_free_training_*_paired.png", "trap_free_training_round2/*_paired.png",
           "serving_validation/*.png", "serving_candidates/*.png", "serving_candidates/vs_rule/*.png",
-          "serving_live_prior/*.png", "serving_live_prior/vs_rule/*.png")),
+          "serving_live_prior/*.png", "serving_live_prior/vs_rule/*.png", "serving_objective/*.png",
+          "serving_baselines/*/*.png")),
 )
 
 DIGITS: tuple[tuple[Callable[[str], bool], int], ...] = (  # first rule that holds; p_lower_latency is a probability
