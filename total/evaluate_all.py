@@ -50,6 +50,7 @@ A stopped evaluation resumes: each scheduler's evaluation is kept in <folder>/fi
 and a re-run with the same settings takes it from there instead of evaluating it again (the same rows;
 total/finished_evaluations.py); --overwrite starts afresh. `--workers N` evaluates N schedulers at once, each in
 a forked process that puts its evaluation there; the files are then written in the usual order, the same rows.
+Ctrl-C or SIGTERM stops the workers with it.
 """
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ import argparse
 import inspect
 import json
 import multiprocessing
+import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -458,30 +460,44 @@ def _evaluate_job(i: int) -> str | None:
     return None
 
 
+def _worker_signals() -> None:
+    """A forked worker leaves Ctrl-C and SIGTERM to the driver, which stops every worker at once
+    (`evaluate_in_parallel`); the driver's SIGTERM handler, inherited, would have it report the stop
+    as a failed evaluation and take the next job."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def evaluate_in_parallel(jobs: list[Job], evaluate: Callable[[Job], Finished], store: FinishedEvaluations,
                          workers: int, progress: bool) -> set[int]:
     """Evaluate the jobs that `store` does not hold yet in `workers` forked processes, each into the store, so
     that the ordered pass after it reads every one back: the rows are those of one process, whatever the order
-    the workers finish in. Returns the indices of the jobs evaluated."""
+    the workers finish in. Returns the indices of the jobs evaluated. Ctrl-C, SIGTERM or a failed evaluation
+    stops the workers at once (a stopped worker's entry is never complete, so it does not count): nothing
+    goes on evaluating after the driver has ended."""
     global _PARALLEL
     pending = [i for i, job in enumerate(jobs) if job.same_as is None and not store.holds(job.identity())]
     if not pending:
         return set()
     _PARALLEL = (jobs, evaluate, store)
+    pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=multiprocessing.get_context("fork"),
+                               initializer=_worker_signals)
     try:
-        with ProcessPoolExecutor(min(workers, len(pending)), mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {pool.submit(_evaluate_job, i): i for i in pending}
-            for future in tqdm(as_completed(futures), total=len(futures), desc="evaluations", unit="scheduler",
-                               disable=None if progress else True):
-                error = future.result()
-                if error is not None:
-                    for other in futures:
-                        other.cancel()
-                    sys.exit(f"error: {error}")
+        futures = {pool.submit(_evaluate_job, i): i for i in pending}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="evaluations", unit="scheduler",
+                           disable=None if progress else True):
+            error = future.result()
+            if error is not None:
+                sys.exit(f"error: {error}")
     except BrokenProcessPool:
         sys.exit("error: an evaluation worker died (out of memory?); the finished evaluations are kept, run again "
                  "to resume")
     finally:
+        # leaving early, the pool's own shutdown would wait for every queued job: stop the workers instead
+        # (Python 3.14 names this ProcessPoolExecutor.terminate_workers)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
         _PARALLEL = None
     return set(pending)
 

@@ -2,15 +2,22 @@
 bound, evaluate_all, zero-shot scheduling of a size-agnostic checkpoint, and bad parameters."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import one_line_error, run_script
+from conftest import ROOT, one_line_error, run_script, sigint_enabled
 
 from edgesim.contention import Contention
 from edgesim.registry import get_profile
@@ -346,14 +353,6 @@ def test_a_stopped_evaluation_resumes_where_it_stopped_with_the_same_results(per
     """evaluate_all killed after some schedulers finished: the re-run takes those from finished/, evaluates the
     rest in two worker processes (--workers 2), and writes what an uninterrupted run in one process writes (but
     the wall time per decision)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from conftest import ROOT
-
     def args(results):
         return ["total/evaluate_all.py", "--data", str(small_root), "--region", "Small_Trap", "--results",
                 str(results), "--profile", "contention", "--arrival-rate", "6", "--worlds", "2", "--episodes", "30",
@@ -380,6 +379,43 @@ def test_a_stopped_evaluation_resumes_where_it_stopped_with_the_same_results(per
         cols = [c for c in a.columns if c != "decision_ms"]
         pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
     assert "reward_upper_bound" in pd.read_csv(folder / "summary.csv")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_a_parallel_evaluation_stops_its_workers(small_root, tmp_path, sig):
+    """`kill` (or Ctrl-C sent to the driver alone) of evaluate_all --workers 2 while both workers evaluate: the
+    driver ends with the interrupted line, its workers end with it (before, they went on through every queued
+    scheduler, the driver waiting for them), and no table is written."""
+    children = Path(f"/proc/self/task/{os.getpid()}/children")
+    if not children.exists():
+        pytest.skip("needs /proc/<pid>/task/<pid>/children (Linux) to see the workers")
+    results = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "total/evaluate_all.py", "--data", str(small_root), "--region",
+                             "Small_Trap", "--results", str(results), "--profile", "contention", "--arrival-rate", "6",
+                             "--worlds", "2", "--episodes", "20000", "--workers", "2", "--no-progress"], cwd=ROOT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_enabled,
+                            env=os.environ | {"OMP_NUM_THREADS": "1"})
+    listing = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers: list[int] = []
+    while proc.poll() is None and len(workers) < 2:
+        time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            workers = [int(w) for w in listing.read_text().split()]
+    assert len(workers) == 2, proc.communicate()
+    proc.send_signal(sig)
+    try:  # the stop takes well under a second; a driver that waits for its workers' queue takes minutes
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        for pid in (proc.pid, *workers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the evaluation went on after the signal")
+    assert proc.returncode == 130 and "Traceback" not in err and "interrupted:" in err, err
+    for worker in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(worker, 0)
+    assert not list(results.glob("eval/*/summary.csv"))
 
 
 def test_a_rule_tuned_at_its_default_weight_is_its_own_evaluation_relabelled(small_root, tmp_path):
