@@ -38,7 +38,10 @@ max_batch, free KV / capacity, log(1 + outstanding prompt tokens / 4,096)); the 
 charges each engine at its live batch and KV, as greedy_queue does (an idle engine's with `live_load: false`).
 The dense actor and critic read them after the
 N telemetry values (5N in all); the per-server scorer appends them to each server's features
-(SERVER_FEATURES, then SERVING_FEATURES).
+(SERVER_FEATURES, then SERVING_FEATURES). `remaining_tokens: true` (per_server, under serving) appends one more:
+the output tokens the server's running requests can still be expected to decode (ServingSimulator
+`expected_remaining_tokens`, from the public output-length distribution and how far each request has got, never
+its hidden length), log(1 + tokens / 4,096): how long the running batch will hold its KV and slow each iteration.
 
 `actor: dense` (the default, the reference design) has one output per server, so a checkpoint fits one server
 count. `actor: per_server` is the size-agnostic variant: a shared scorer reads one feature vector
@@ -83,6 +86,8 @@ SERVER_FEATURES = ("telemetry", "telemetry z-score", "compute nc", "cost multipl
                    "expected step latency without queues / 5 s")  # serving: each engine at its live batch and KV
 SERVING_FEATURES = ("log(1 + queued requests)", "running batch / max_batch", "free KV / capacity",
                     "log(1 + outstanding prompt tokens / 4096)")  # after SERVER_FEATURES, trained under serving
+REMAINING_FEATURE = "log(1 + expected remaining decode tokens / 4096)"  # last, with `remaining_tokens: true`
+REMAINING_SCALE = 4096.0  # tokens: the context window, as the outstanding prompt tokens' scale
 
 
 def _row_zscore(x: torch.Tensor) -> torch.Tensor:
@@ -141,6 +146,10 @@ class TopoFreeAgent(MaskedAgent):
         self.live_load = bool(cfg["live_load"])
         self.live_width = live_width(cfg)  # 5 trained under serving: the wait, then `live_extra` more per server
         self.live_extra = max(self.live_width - 1, 0)
+        self.remaining_tokens = bool(cfg["remaining_tokens"])
+        if self.remaining_tokens and (self.live_extra == 0 or cfg["actor"] != "per_server"):
+            raise ConfigError("config 'remaining_tokens': true needs profile: serving, live_load: true and "
+                              "actor: per_server (it is one more live input of each server's features)")
         g = cfg["guidance"]
         self.alpha0, self.alpha_slope = float(g["alpha0"]), float(g["alpha_slope"])
         self.guidance = bool(g["enabled"])
@@ -186,7 +195,8 @@ class TopoFreeAgent(MaskedAgent):
         state_dim = BASE_STATE_DIM if self.base_only else REFERENCE_STATE_DIM
         if self.per_server:
             self.channel = ChannelTable.shared(device)
-            self.net = PerServerActorCritic(state_dim, len(SERVER_FEATURES) + self.live_extra, se_gate=se_gate,
+            width = len(SERVER_FEATURES) + self.live_extra + int(self.remaining_tokens)
+            self.net = PerServerActorCritic(state_dim, width, se_gate=se_gate,
                                             critic_pool=CRITIC_POOL if pooled else 0).to(device)
         else:
             self.net = ActorCritic(state_dim, n, se_gate=se_gate, inputs_per_server=1 + self.live_extra).to(device)
@@ -263,6 +273,9 @@ class TopoFreeAgent(MaskedAgent):
             load = (sim.server_load() if raw is None else raw[..., 0]).float()
             feats["telemetry"] = live_telemetry(self.nc_static, load, self.telemetry_queue_ms)
         extra = None if raw is None else raw[..., 1:].float()  # (B, N, E): the other live inputs
+        if self.remaining_tokens:
+            remaining = torch.log1p(sim.expected_remaining_tokens().float() / REMAINING_SCALE)
+            extra = torch.cat([extra, remaining[..., None]], -1)
         if self.shortlist is not None:
             short = self.shortlist(sim, obs, weights, feats["mask"], load)
             live = feats.pop("telemetry", None)  # (B, N): not stored, only its values at the shortlist are read

@@ -1188,22 +1188,56 @@ class ServingSimulator(ContentionSimulator):
         routes it; the output length stays hidden (the prompt's cut to the context window ignores it)."""
         return self._draws()[1]
 
-    def expected_tokens(self) -> tuple[float, float]:
-        """(E[prompt], E[output]) tokens of the token distribution, cut to the context window: the means of the
-        token trace, or of the synthetic lognormals (a midpoint rule over 1024 quantiles of each, the same for
-        every seed). Public: a router knows the distribution of output lengths, never one request's."""
-        cached = getattr(self, "_expected_tokens", None)
-        if cached is not None:
-            return cached
+    def _token_distribution(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The public (prompt, output) token distribution, cut to the context window, as equally likely pairs: the
+        token trace's, or the synthetic lognormals' (a midpoint rule over 1024 quantiles of each, the same for
+        every seed); on the CPU."""
         if self._token_pairs is None:
             u = (torch.arange(1024, dtype=torch.float64) + 0.5) / 1024
             quantile = lambda mu, sigma: torch.exp(mu + sigma * torch.special.ndtri(u)).round().long()  # noqa: E731
             prompt, output = cut_to_context(quantile(PROMPT_MU, PROMPT_SIGMA)[:, None],
                                             quantile(OUTPUT_MU, OUTPUT_SIGMA)[None, :])
         else:
-            prompt, output = cut_to_context(self._token_pairs[:, 0], self._token_pairs[:, 1])
-        self._expected_tokens = (float(prompt.double().mean()), float(output.double().mean()))
-        return self._expected_tokens
+            prompt, output = cut_to_context(self._token_pairs[:, 0].cpu(), self._token_pairs[:, 1].cpu())
+        return prompt.reshape(-1), output.reshape(-1)
+
+    def expected_tokens(self) -> tuple[float, float]:
+        """(E[prompt], E[output]) tokens of the token distribution (`_token_distribution`). Public: a router knows
+        the distribution of output lengths, never one request's."""
+        cached = getattr(self, "_expected_tokens", None)
+        if cached is None:
+            prompt, output = self._token_distribution()
+            cached = self._expected_tokens = (float(prompt.double().mean()), float(output.double().mean()))
+        return cached
+
+    def _residual_tokens(self) -> torch.Tensor:
+        """(CONTEXT_TOKENS + 1,) E[o - g | o > g] for g = 0 .. CONTEXT_TOKENS generated tokens, o the output length
+        of the token distribution (`_token_distribution`): a request's expected output still to come, given how
+        far it has got. 1 where no output of the distribution is that long (it ends at the next token, at least)."""
+        cached = getattr(self, "_residual", None)
+        if cached is None:
+            output = torch.sort(self._token_distribution()[1].double()).values
+            g = torch.arange(CONTEXT_TOKENS + 1, dtype=torch.float64)
+            first = torch.searchsorted(output, g, right=True)  # outputs > g start here
+            above = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(output, 0)])
+            count = len(output) - first
+            total = above[-1] - above.index_select(0, first)
+            mean = torch.where(count > 0, total / count.clamp_min(1) - g, 1.0)
+            cached = self._residual = mean.to(device=self.device, dtype=self.dtype)
+        return cached
+
+    def expected_remaining_tokens(self) -> torch.Tensor:
+        """(B, N) output tokens each server can expect still to decode for its running requests: the sum over them
+        of E[o - g | o > g] (`_residual_tokens`), g the tokens each has generated so far (what the engine knows),
+        never the hidden lengths. How long the running batch will hold its KV and slow each iteration."""
+        G, N = self.batch_size, self.n_servers
+        running = (self.slot_phase == RUNNING).nonzero()[:, 0]
+        cell = self.slot_world.index_select(0, running) * N + self.slot_server.index_select(0, running)
+        decoding = ~self.slot_prefilling.index_select(0, running) & ~self.srv_prefill.view(-1).index_select(0, cell)
+        done = self._iterations_in_segment().view(-1).index_select(0, cell).long()
+        generated = self.slot_generated.index_select(0, running) + torch.where(decoding, done, 0)
+        rest = self._residual_tokens().index_select(0, generated.clamp_max(CONTEXT_TOKENS))
+        return torch.zeros(G * N, dtype=self.dtype, device=self.device).index_add_(0, cell, rest).view(G, N)
 
     def expected_engine_ms(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,
                            kv: torch.Tensor) -> torch.Tensor:

@@ -104,6 +104,7 @@ OLDER_MEANINGS: tuple[tuple[tuple[str, ...], str, Any], ...] = (
     (("TopoFreeRL",), "actor", "dense"),  # one logit per server
     (("TopoFreeRL",), "shortlist", 0),  # every server scored
     (("TopoFreeRL",), "critic", "state"),  # the critic read the state alone
+    (("TopoFreeRL",), "remaining_tokens", False),  # no expected remaining decode tokens among the inputs
     (("TopoFreeRL",), "se_gate", True),  # the squeeze-and-excitation gate was always there
     (("TopoFreeRL",), "telemetry_queue_ms", 1000.0),  # queue_norm = live queue wait / 1 s
     (("TopoFreeRL",), "guidance.enabled", True),  # the prior was always in the logits
