@@ -1210,10 +1210,11 @@ class ServingSimulator(ContentionSimulator):
             cached = self._expected_tokens = (float(prompt.double().mean()), float(output.double().mean()))
         return cached
 
-    def _residual_tokens(self) -> torch.Tensor:
-        """(CONTEXT_TOKENS + 1,) E[o - g | o > g] for g = 0 .. CONTEXT_TOKENS generated tokens, o the output length
-        of the token distribution (`_token_distribution`): a request's expected output still to come, given how
-        far it has got. 1 where no output of the distribution is that long (it ends at the next token, at least)."""
+    def expected_rest_tokens(self, generated: torch.Tensor) -> torch.Tensor:
+        """E[o - g | o > g] for requests that have generated g = `generated` tokens (integers, any shape), o the
+        output length of the token distribution (`_token_distribution`): a request's expected output still to
+        come, given how far it has got; 1 where no output of the distribution is that long (a running request
+        makes one more token at least). Public: it reads the distribution, never a request's own length."""
         cached = getattr(self, "_residual", None)
         if cached is None:
             output = torch.sort(self._token_distribution()[1].double()).values
@@ -1224,11 +1225,11 @@ class ServingSimulator(ContentionSimulator):
             total = above[-1] - above.index_select(0, first)
             mean = torch.where(count > 0, total / count.clamp_min(1) - g, 1.0)
             cached = self._residual = mean.to(device=self.device, dtype=self.dtype)
-        return cached
+        return cached[generated.clamp(0, CONTEXT_TOKENS)]
 
     def expected_remaining_tokens(self) -> torch.Tensor:
         """(B, N) output tokens each server can expect still to decode for its running requests: the sum over them
-        of E[o - g | o > g] (`_residual_tokens`), g the tokens each has generated so far (what the engine knows),
+        of E[o - g | o > g] (`expected_rest_tokens`), g the tokens each has generated so far (what the engine knows),
         never the hidden lengths. How long the running batch will hold its KV and slow each iteration."""
         G, N = self.batch_size, self.n_servers
         running = (self.slot_phase == RUNNING).nonzero()[:, 0]
@@ -1236,7 +1237,7 @@ class ServingSimulator(ContentionSimulator):
         decoding = ~self.slot_prefilling.index_select(0, running) & ~self.srv_prefill.view(-1).index_select(0, cell)
         done = self._iterations_in_segment().view(-1).index_select(0, cell).long()
         generated = self.slot_generated.index_select(0, running) + torch.where(decoding, done, 0)
-        rest = self._residual_tokens().index_select(0, generated.clamp_max(CONTEXT_TOKENS))
+        rest = self.expected_rest_tokens(generated)
         return torch.zeros(G * N, dtype=self.dtype, device=self.device).index_add_(0, cell, rest).view(G, N)
 
     def expected_engine_ms(self, servers: torch.Tensor, prompt: torch.Tensor, batch: torch.Tensor,

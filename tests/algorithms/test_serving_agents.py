@@ -26,7 +26,8 @@ from TopoFreeRL.agent import SERVING_FEATURES, TopoFreeAgent
 AGENTS = {"TopoFreeRL": TopoFreeAgent, "PPO_algorithm": PPOAgent, "PFAPPO": PFPPOAgent, "Stark_Scheduler": StarkAgent}
 # (folder, extra config) of every agent variant that reads live inputs differently
 VARIANTS = [("TopoFreeRL", ("actor=dense",)), ("TopoFreeRL", ("actor=per_server",)),
-            ("TopoFreeRL", ("actor=per_server", "shortlist=2")), ("PPO_algorithm", ()), ("PFAPPO", ()),
+            ("TopoFreeRL", ("actor=per_server", "shortlist=2")),
+            ("TopoFreeRL", ("actor=per_server", "remaining_tokens=true")), ("PPO_algorithm", ()), ("PFAPPO", ()),
             ("Stark_Scheduler", ())]
 WEIGHTS = torch.tensor([0.45, 0.4, 0.15])
 F = len(get_profile("serving").live_inputs)
@@ -47,7 +48,7 @@ def live_part(folder: str, agent, feats: dict) -> torch.Tensor:
     if folder == "Stark_Scheduler":
         return feats["servers"][..., -(F - 1):]
     if "servers" in feats:  # TopoFreeRL's per-server scorer: appended after its own features
-        return feats["servers"][..., len(TOPOFREE_FEATURES):]
+        return feats["servers"][..., len(TOPOFREE_FEATURES):len(TOPOFREE_FEATURES) + F - 1]
     return feats["live"]
 
 
@@ -99,8 +100,12 @@ def test_each_agent_reads_the_live_inputs_as_a_servers_batch_fills(tiny_ds, fold
     swapped = dict(feats)
     if folder in ("PPO_algorithm", "PFAPPO") or (folder == "TopoFreeRL" and "servers" not in feats):
         swapped["live"] = torch.zeros_like(feats["live"])
-    else:
+    elif folder == "Stark_Scheduler":
         swapped["servers"] = torch.cat([feats["servers"][..., :-(F - 1)], torch.zeros_like(got)], -1)
+    else:  # TopoFreeRL's own features, the live inputs zeroed, then what follows them (remaining_tokens)
+        own = len(TOPOFREE_FEATURES)
+        swapped["servers"] = torch.cat([feats["servers"][..., :own], torch.zeros_like(got),
+                                        feats["servers"][..., own + F - 1:]], -1)
     with torch.no_grad():
         logits, swapped_logits = agent(feats)[0], agent(swapped)[0]
     assert not torch.equal(logits, swapped_logits)
@@ -134,6 +139,44 @@ def test_no_agent_depends_on_hidden_output_lengths(tiny_root, tiny_ds):
             assert feats_a.keys() == feats_b.keys()
             for k in feats_a:
                 assert torch.equal(feats_a[k], feats_b[k]), k
+
+
+def test_the_expected_rest_of_an_output_is_read_off_the_distribution(tiny_root, tiny_ds):
+    """With a token trace of outputs 30 and 2,000 (equally likely), a request g tokens in expects
+    E[o - g | o > g]: the mean of both until g = 30, then 2,000 - g, then 1 (none is longer)."""
+    trace = tiny_root / "rest.csv"
+    trace.write_text("ContextTokens,GeneratedTokens\n300,30\n300,2000\n")
+    sim = make_simulator(tiny_ds, 1, "train", "random", 0, profile="serving",
+                         params=Serving(arrival_rate=1.0, token_trace=str(trace), worlds=1, warmup=0))
+    g = torch.tensor([0, 1, 29, 30, 31, 1999, 2000, 4000])
+    want = [1015.0, 1014.0, 986.0, 1970.0, 1969.0, 1.0, 1.0, 1.0]
+    assert sim.expected_rest_tokens(g).tolist() == want
+    assert sim.expected_rest_tokens(torch.tensor([0])).item() == sim.expected_tokens()[1]
+
+
+def test_remaining_tokens_adds_each_servers_expected_rest_of_its_running_outputs(tiny_ds):
+    """TopoFreeRL's `remaining_tokens` input: log(1 + expected_remaining_tokens / 4096), 0 on an idle server,
+    and on a busy one a sum of batch-many expected rests (each at least 1, at most the longest expected rest);
+    one more input than the plain per-server scorer; refused in one line where there are no serving inputs."""
+    sets = ("actor=per_server", "remaining_tokens=true")
+    agent, plain = agent_for("TopoFreeRL", tiny_ds, sets), agent_for("TopoFreeRL", tiny_ds, sets[:1])
+    assert agent.state_dict()["net.server_proj.weight"].shape[1] == plain.state_dict()["net.server_proj.weight"].shape[1] + 1
+    sim = make_simulator(tiny_ds, BUSY.worlds, "train", "random", 0, profile="serving", params=BUSY)
+    longest = float(sim.expected_rest_tokens(torch.arange(4097)).max())
+    obs, seen = sim.observe(), 0
+    for _ in range(40):
+        rest, batch = sim.expected_remaining_tokens(), sim.running_batch().double()
+        column = agent.features(sim, obs, WEIGHTS)["servers"][..., -1]
+        torch.testing.assert_close(column, torch.log1p(rest.float() / 4096), rtol=0, atol=0)
+        assert (rest[batch == 0] == 0).all()
+        assert ((rest >= batch) & (rest <= batch * longest)).all()
+        seen += int((batch > 0).sum())
+        obs = sim.step(QueueGreedyPolicy(sim).act(sim, obs))[0]
+    assert seen > 0  # engines ran requests at the decisions checked
+    for profile, extra in (("contention", ()), ("serving", ("live_load=false",)), ("serving", ("actor=dense",))):
+        with pytest.raises(Exception, match="remaining_tokens.*needs profile: serving") as e:
+            agent_for("TopoFreeRL", tiny_ds, (*sets, *extra), profile)
+        assert "\n" not in str(e.value)
 
 
 def test_another_number_of_live_inputs_is_one_line(tiny_ds):
