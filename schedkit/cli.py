@@ -262,14 +262,32 @@ def user_errors(*kinds: type[BaseException]) -> Iterator[Doing]:
     except ALWAYS_USER_ERRORS + kinds as e:
         sys.exit(f"error: {e}")
     except OSError as e:  # disk full, read-only folder, a file where a folder should be
-        if e.errno == errno.EPIPE:  # nothing more can reach the closed pipe: the exit's own flush must not try
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if e.errno == errno.EPIPE:
+            _drop_stdout()
         sys.exit(f"error: {os_error_line(e, doing)}")
     except KeyboardInterrupt:  # training handles its own (it keeps a checkpoint to resume from)
         exit_interrupted("stopped before the end; every file written so far is whole (files are written "
                          "atomically), the rest were not written: run the same command again")
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _drop_stdout() -> None:
+    """Nothing more can reach a closed pipe: point standard output at /dev/null, so the exit's own flush does
+    not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@contextlib.contextmanager
+def closed_output_is_one_line() -> Iterator[None]:
+    """For a driver that handles its own signals and errors (total/sweep.py, total/reproduce.py): a reader that
+    closes standard output early (`| head`) ends it with one line, not a traceback."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError as e:
+        _drop_stdout()
+        sys.exit(f"error: {os_error_line(e, Doing())}")
 
 
 def exit_interrupted(message: str) -> NoReturn:

@@ -44,7 +44,7 @@ import pandas as pd
 import yaml
 
 from edgesim.inputs import Range
-from schedkit.cli import region_name, seed_arg, workers_arg
+from schedkit.cli import closed_output_is_one_line, region_name, seed_arg, workers_arg
 from schedkit.config import ConfigError, load_yaml
 from schedkit.io import write_json, write_yaml
 from schedkit.registry import learned
@@ -477,4 +477,5 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with closed_output_is_one_line():
+        sys.exit(main())

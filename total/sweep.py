@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from edgesim.inputs import MAX_EPISODES, SEEDS, InputError, Range, ints, plain_name, reals, shown
 from edgesim.registry import PROFILES, get_profile
-from schedkit.cli import MAX_WORKERS, workers_arg
+from schedkit.cli import MAX_WORKERS, closed_output_is_one_line, workers_arg
 from schedkit.config import (
     RANGES,
     ConfigError,
@@ -606,4 +606,5 @@ def print_table(outcomes: list[dict]) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    main()
+    with closed_output_is_one_line():
+        main()

@@ -1,7 +1,7 @@
-"""Hard to break at the process's edges: a file-size limit, a closed standard output, Ctrl-C outside
-training, YAML nested past the parser, a sweep whose results root is a file, a policy that returns
-fractional servers, a checkpoint whose server list contradicts its fingerprint, an unreadable
-metrics.csv. Each ends in one line saying what happened, through real child processes where the edge is
+"""Hard to break at the process's edges: a file-size limit, a closed standard output (a script's, a
+sweep's), Ctrl-C outside training, YAML nested past the parser, a sweep whose results root is a file, a
+policy that returns fractional servers, a checkpoint whose server list contradicts its fingerprint, an
+unreadable metrics.csv. Each ends in one line saying what happened, through real child processes where the edge is
 the process's own (signals, limits, pipes)."""
 from __future__ import annotations
 
@@ -49,6 +49,17 @@ def test_a_closed_standard_output_is_one_line_naming_it(tmp_path):
     one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", err), "standard output",
                    "Broken pipe")
     assert "Exception ignored" not in err
+
+
+def test_a_sweep_whose_output_is_closed_early_says_so_in_one_line():
+    """`total/sweep.py --dry-run | head -0`: the listing meets a closed pipe; one line, as the other scripts."""
+    proc = subprocess.Popen([sys.executable, "total/sweep.py", "--config", "sweeps/ablation.yaml", "--dry-run"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait()
+    one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", err), "standard output",
+                   "Broken pipe")
 
 
 def test_ctrl_c_during_an_evaluation_is_one_line_and_leaves_only_whole_files(tmp_path):
