@@ -69,6 +69,7 @@ from edgesim import physics as P
 from edgesim.dataset import Dataset
 from edgesim.expectation import ChannelTable, expected_hop
 from edgesim.scores import greedy_score, live_telemetry, static_telemetry
+from edgesim.serving import ServingSimulator
 from edgesim.simulator import Observation, Simulator
 from schedkit.agent_base import BASE_STATE_DIM, MaskedAgent, live_width, raw_live_inputs
 from schedkit.config import ConfigError
@@ -274,6 +275,7 @@ class TopoFreeAgent(MaskedAgent):
             feats["telemetry"] = live_telemetry(self.nc_static, load, self.telemetry_queue_ms)
         extra = None if raw is None else raw[..., 1:].float()  # (B, N, E): the other live inputs
         if self.remaining_tokens:
+            assert isinstance(sim, ServingSimulator) and extra is not None  # the config allows it under serving only
             remaining = torch.log1p(sim.expected_remaining_tokens().float() / REMAINING_SCALE)
             extra = torch.cat([extra, remaining[..., None]], -1)
         if self.shortlist is not None:
