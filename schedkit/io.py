@@ -31,9 +31,10 @@ TMP_SUFFIX = ".tmp"
 
 
 @contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block ends, where the platform can: one arriving between the temp
-    file's creation and the `try` that removes it would leave it behind. The signal is delivered after."""
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, where the platform can, for a step that must happen whole
+    or not at all (a temp file's creation and the `try` that removes it; a process pool's start, see
+    total/evaluate_all.py). The signal is delivered after. A process forked inside inherits the held mask."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -48,7 +49,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write to a temp file in the same folder, fsync, then rename over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _interrupts_held():
+    with interrupts_held():
         return _write_and_rename(path, data)
 
 

@@ -92,7 +92,7 @@ from schedkit.cli import (
 from schedkit.config import differing_settings
 from schedkit.evaluation import REQUEST_COLUMNS, Evaluation, evaluate_seeds, serving_summary, unfinished
 from schedkit.inference import policy_from_checkpoint
-from schedkit.io import write_csv, write_csv_or_remove, write_yaml
+from schedkit.io import interrupts_held, write_csv, write_csv_or_remove, write_yaml
 from schedkit.outputs import claim_output
 from schedkit.registry import get, heuristics, learned
 from schedkit.runs import CheckpointError, RunError, load_checkpoint
@@ -463,9 +463,11 @@ def _evaluate_job(i: int) -> str | None:
 def _worker_signals() -> None:
     """A forked worker leaves Ctrl-C and SIGTERM to the driver, which stops every worker at once
     (`evaluate_in_parallel`); the driver's SIGTERM handler, inherited, would have it report the stop
-    as a failed evaluation and take the next job."""
+    as a failed evaluation and take the next job. It was forked with both held (the pool's start): SIGTERM
+    must reach it again."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def evaluate_in_parallel(jobs: list[Job], evaluate: Callable[[Job], Finished], store: FinishedEvaluations,
@@ -483,7 +485,8 @@ def evaluate_in_parallel(jobs: list[Job], evaluate: Callable[[Job], Finished], s
     pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=multiprocessing.get_context("fork"),
                                initializer=_worker_signals)
     try:
-        futures = {pool.submit(_evaluate_job, i): i for i in pending}
+        with interrupts_held():  # the pool starts whole (workers, then their manager thread), or not at all
+            futures = {pool.submit(_evaluate_job, i): i for i in pending}
         for future in tqdm(as_completed(futures), total=len(futures), desc="evaluations", unit="scheduler",
                            disable=None if progress else True):
             error = future.result()
