@@ -95,6 +95,11 @@ def play(ds, topology: ScalarTopology, policy_class, seed: int, decisions: int =
             free = [c - used for c, used in zip(capacity, world.used_kv())]
             assert sim.free_kv_tokens()[g].tolist() == free, f"{where}: free KV"
             assert sim.outstanding_tokens()[g].tolist() == world.outstanding_tokens(), f"{where}: outstanding tokens"
+            # what TopoFreeRL's remaining_tokens reads: each running request's expected rest at its tokens so far
+            rest = [sum(float(sim.expected_rest_tokens(torch.tensor(r.generated))) for r in e.running)
+                    for e in world.engines]
+            got_rest = sim.expected_remaining_tokens()[g].tolist()
+            assert all(close(a, b) for a, b in zip(got_rest, rest)), f"{where}: expected remaining tokens"
         actions = policy.act(sim, obs)
         obs, reward, done, info = sim.step(actions)
         got = {(int(info["episode"][i]), int(info["step"][i])): {k: v[i].item() for k, v in info.items()}
