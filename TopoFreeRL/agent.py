@@ -87,8 +87,7 @@ SERVER_FEATURES = ("telemetry", "telemetry z-score", "compute nc", "cost multipl
                    "expected step latency without queues / 5 s")  # serving: each engine at its live batch and KV
 SERVING_FEATURES = ("log(1 + queued requests)", "running batch / max_batch", "free KV / capacity",
                     "log(1 + outstanding prompt tokens / 4096)")  # after SERVER_FEATURES, trained under serving
-REMAINING_FEATURE = "log(1 + expected remaining decode tokens / 4096)"  # last, with `remaining_tokens: true`
-REMAINING_SCALE = 4096.0  # tokens: the context window, as the outstanding prompt tokens' scale
+REMAINING_SCALE = 4096.0  # `remaining_tokens`' scale in tokens: the context window, as the outstanding prompt tokens'
 
 
 def _row_zscore(x: torch.Tensor) -> torch.Tensor:
