@@ -1,8 +1,8 @@
 """Hard to break at the process's edges: a file-size limit, a closed standard output (a script's, a
 sweep's), Ctrl-C outside training, YAML nested past the parser, a sweep whose results root is a file, a
 policy that returns fractional servers, a checkpoint whose server list contradicts its fingerprint, an
-unreadable metrics.csv. Each ends in one line saying what happened, through real child processes where the edge is
-the process's own (signals, limits, pipes)."""
+unreadable metrics.csv. Each ends in one line saying what happened, through real child processes where the
+edge is the process's own (signals, limits, pipes)."""
 from __future__ import annotations
 
 import resource
@@ -53,8 +53,7 @@ def test_a_closed_standard_output_is_one_line_naming_it(tmp_path):
 
 def test_a_sweep_whose_output_is_closed_early_says_so_in_one_line():
     """`total/sweep.py --dry-run | head -0`: the listing meets a closed pipe; one line, as the other scripts."""
-    proc = subprocess.Popen([sys.executable, "total/sweep.py", "--config", "sweeps/ablation.yaml", "--dry-run"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = child(["total/sweep.py", "--config", "sweeps/ablation.yaml", "--dry-run"])
     proc.stdout.close()
     err = proc.stderr.read()
     proc.wait()
