@@ -111,6 +111,7 @@ OLDER_MEANINGS: tuple[tuple[tuple[str, ...], str, Any], ...] = (
     (("TopoFreeRL",), "guidance.prior", "telemetry"),  # the telemetry prior
     (("TopoFreeRL",), "guidance.latency_weight", 0.6),  # greedy's W (unused by the telemetry prior)
     (("TopoFreeRL",), "guidance.kl", 0.0),  # no KL penalty towards the prior
+    (RL, "ppo.critic_warmup", 0),  # every epoch's update trained the policy
 )
 # Values older versions offered that this one does not: {key: {value: what to do}}; a saved config
 # carrying one is refused. Keys whose only remaining value is the behaviour itself are dropped (DROPPED).
@@ -330,6 +331,7 @@ RANGES: dict[str, Range] = {
     # the ratio is clipped to [1 - clip, 1 + clip], which must stay above 0
     "ppo.clip": reals(0, 1, lo_open=True, hi_open=True),
     "ppo.update_epochs": ints(1, MAX_PASSES), "ppo.minibatch": ints(1, MAX_BATCH),
+    "ppo.critic_warmup": ints(0, MAX_EPOCHS),
     "ppo.vf_coef": reals(0, LARGE), "ppo.max_grad_norm": reals(0, LARGE, lo_open=True),
     # an entropy bonus of 100 is 10^4x the study's largest: the policy would only maximise entropy
     "entropy.start": reals(0, 100), "entropy.end": reals(0, 100), "entropy.decay_frac": reals(0, 1, lo_open=True),
@@ -348,6 +350,8 @@ RANGES: dict[str, Range] = {
 CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[..., bool], str], ...] = (
     (("model.d_model", "model.heads"), lambda d, h: d % h == 0,
      "heads must divide d_model (each attention head gets d_model / heads dimensions)"),
+    (("ppo.critic_warmup", "epochs"), lambda warmup, epochs: warmup < epochs,
+     "the critic's warm-up must leave the policy at least one epoch to train"),
 )
 WEIGHT_VECTORS = ("dwa.initial",)  # (latency, cost, switch) weight lists
 NAME_LISTS = ("regions",)  # lists of names that become folder names: plain names, never paths

@@ -22,6 +22,7 @@ class PPOConfig:
     minibatch: int = 1024
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5  # per network
+    critic_warmup: int = 0  # the first epochs whose update trains the critic alone (the policy stays as it started)
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
@@ -45,15 +46,15 @@ Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tens
 def ppo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, value: torch.Tensor,
              returns: torch.Tensor, entropy: torch.Tensor, clip: float, vf_coef: float,
              ent_coef: float, prior_kl: torch.Tensor | None = None,
-             kl_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+             kl_coef: float = 0.0, policy: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped surrogate + vf_coef * value MSE - ent_coef * entropy (+ kl_coef * KL(policy || prior policy)
-    where the agent has a prior to stay near), with diagnostics."""
+    where the agent has a prior to stay near), with diagnostics; `policy=False`: the value term alone."""
     ratio = torch.exp(logp - old_logp)
     policy_loss = -torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
     value_loss = ((value - returns) ** 2).mean()
     ent = entropy.mean()
-    loss = policy_loss + vf_coef * value_loss - ent_coef * ent
-    if prior_kl is not None:
+    loss = policy_loss + vf_coef * value_loss - ent_coef * ent if policy else vf_coef * value_loss
+    if prior_kl is not None and policy:
         loss = loss + kl_coef * prior_kl.mean()
     with torch.no_grad():
         stats = {"policy_loss": float(policy_loss), "value_loss": float(value_loss), "entropy": float(ent),
@@ -66,12 +67,16 @@ def ppo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, valu
 
 def ppo_update(evaluate: Evaluate, old_logp: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
                optimizer: torch.optim.Optimizer, networks: list[nn.Module], cfg: PPOConfig, ent_coef: float,
-               generator: torch.Generator | None = None, kl_coef: float = 0.0) -> dict[str, float]:
+               generator: torch.Generator | None = None, kl_coef: float = 0.0,
+               policy: bool = True) -> dict[str, float]:
     """`cfg.update_epochs` passes of shuffled minibatches over flat samples.
 
     `evaluate(idx)` returns (log-prob of the stored action, entropy, value, KL to the prior policy or
     None) for samples `idx` under the current parameters, so each algorithm keeps its own observation layout.
     Advantages are normalised over the whole batch once; gradients are clipped per network.
+    `policy=False` (a `critic_warmup` epoch) trains the value alone: the actor's parameters get no
+    gradient, so the optimiser leaves them as they are, and the critic learns the values of a policy
+    that holds still before the policy gradient reads its advantages.
     """
     n = old_logp.shape[0]
     adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -83,7 +88,7 @@ def ppo_update(evaluate: Evaluate, old_logp: torch.Tensor, advantages: torch.Ten
             idx = perm[start:start + cfg.minibatch]
             logp, entropy, value, prior_kl = evaluate(idx)
             loss, stats = ppo_loss(logp, old_logp[idx], adv[idx], value, returns[idx], entropy,
-                                   cfg.clip, cfg.vf_coef, ent_coef, prior_kl, kl_coef)
+                                   cfg.clip, cfg.vf_coef, ent_coef, prior_kl, kl_coef, policy)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for net in networks:

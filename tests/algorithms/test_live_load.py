@@ -307,6 +307,31 @@ def test_the_training_objective_is_a_config_key(algo, agent, small_ds, tmp_path)
     assert load_checkpoint(tmp_path / "checkpoints" / "final.pt")["dwa"]["weights"] == [0.75, 0.10, 0.15]
 
 
+@pytest.mark.parametrize("algo,agent", [("TopoFreeRL", TopoFreeAgent), ("PPO_algorithm", PPOAgent)])
+def test_the_critics_warmup_epochs_leave_the_policy_as_it_started(algo, agent, small_ds, tmp_path):
+    """`ppo.critic_warmup`: the first epochs' updates train the critic alone, so the policy that plays them is
+    the initial one (TopoFreeRL's: its guidance prior, the learned part near zero); then both train."""
+    cfg = config(algo, "contention", ("ppo.critic_warmup=1", "epochs=2", "episodes=8", "ppo.update_epochs=1",
+                                      "checkpoint_every=1"))
+    train(cfg, small_ds, agent, tmp_path, progress=False)
+    initial = agent_for(algo, small_ds, cfg, seed=cfg["seed"])
+    actor = {n for n, _ in initial.networks()[0].named_parameters()}
+    warm = load_checkpoint(tmp_path / "checkpoints" / "epoch_0001.pt")["model"]
+    final = load_checkpoint(tmp_path / "checkpoints" / "final.pt")["model"]
+    start = initial.state_dict()
+    owner = "net.actor." if algo == "TopoFreeRL" else "actor."
+    moved = {k for k in start if not torch.equal(warm[k], start[k])}
+    assert moved and all(not k.startswith(owner) for k in moved)  # the critic learned, the actor held still
+    assert any(not torch.equal(final[owner + n], warm[owner + n]) for n in actor)  # then the actor trains
+    assert pd.read_csv(tmp_path / "metrics.csv")["policy_trained"].tolist() == [0, 1]
+
+
+def test_a_warmup_as_long_as_the_training_is_one_line():
+    with pytest.raises(ConfigError, match="ppo.critic_warmup") as e:
+        config("TopoFreeRL", "contention", ("ppo.critic_warmup=5", "epochs=5"))
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("value,want", [("[0.5, 0.5]", "a list of 3 finite numbers"),
                                         ("[0.6, 0.5, -0.1]", "sum to 1"), ("[0.5, 0.4, 0.2]", "sum to 1"),
                                         ("0.75", "a list of 3 finite numbers")])
