@@ -315,6 +315,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         "(default: refuse such seeds)")
     p.add_argument("--run-newest", action="store_true",
                    help="where one seed has runs trained with different settings, evaluate the newest")
+    p.add_argument("--only-runs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="evaluate these run folders (under --results) and no other learned run: a candidate decision "
+                        "evaluates its own sweep's runs (total/decide.py); default: every finished run")
     p.add_argument("--workers", type=workers_arg, default=1,
                    help="schedulers evaluated at once, each in its own process (default 1); the rows are the same")
     add_threads_flag(p)
@@ -345,6 +348,7 @@ def evaluate_all(args: argparse.Namespace) -> pd.DataFrame:
                 "eval_seeds": args.eval_seeds, "max_steps": args.max_steps, "profile": args.profile,
                 **profile_meta(profile, params),
                 "skip": sorted(args.skip), "tuned_latency_weights": tuned, "zero_shot": args.zero_shot,
+                **({"only_runs": sorted(str(p.resolve()) for p in args.only_runs)} if args.only_runs else {}),
                 "dataset_fingerprint": ds.fingerprint}
     found, skipped = finished_runs(args, ds, device)  # every input is read before the output folder is claimed
     with claim_output(eval_dir(results, args.region, tag), dict.fromkeys(OUTPUTS, settings), args.overwrite,
@@ -358,7 +362,15 @@ def evaluate_all(args: argparse.Namespace) -> pd.DataFrame:
 def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], list[str]]:
     """The finished runs to evaluate (newest per seed) and the skipped ones, each with its reason."""
     found, skipped = [], []
-    for ckpt in final_checkpoints(args.results):
+    checkpoints = final_checkpoints(args.results)
+    if args.only_runs is not None:
+        wanted = {p.resolve() for p in args.only_runs}
+        missing = wanted - {c.parents[1].resolve() for c in checkpoints}
+        if missing:
+            sys.exit(f"error: --only-runs {sorted(map(str, missing))[0]}: not a finished run under {args.results} "
+                     "(<results>/<Algo>/<run>/checkpoints/final.pt)")
+        checkpoints = [c for c in checkpoints if c.parents[1].resolve() in wanted]
+    for ckpt in checkpoints:
         algo = ckpt.parents[2].name  # results/<Algo>/<run>/checkpoints/final.pt
         if algo in args.skip:
             skipped.append(f"{ckpt} (--skip {algo})")

@@ -71,7 +71,11 @@ DEFAULTS: dict[str, Any] = {"data": "data1", "algorithms": learned(), "seeds": [
             "profiles": ["paper"], "budget": {"epochs": 100, "episodes": 200},
             "evaluate": {"split": "test", "episodes": None, "seed": 0},
             "resources": {"cpus": 1, "gpus": 0}, "results": "results", "device": "cpu", "overrides": {},
-            "variants": {}, "recipe": None}
+            "variants": {}, "recipe": None, "decide": None}
+# `decide` (total/decide.py): the studies whose validation setting can decide a sweep's variants, and the rules
+DECIDING_STUDIES = ("serving",)
+DECIDE_RULES = ("reward_ci_above_zero",)
+DECIDE_FIELDS = ("study", "reference", "rule")
 GRACE_S = 10.0  # how long stopped children get to exit on SIGTERM before SIGKILL
 FRESH_FOLDER = "set another `results:` root (or --results) or delete the folder"
 RESUME_HINT = ("to resume, run the same command again: finished runs are skipped, interrupted ones resume "
@@ -164,6 +168,7 @@ def check_sweep(cfg: dict, path: str | Path, trains: bool = True) -> dict:
                 "region names, or lists of names trained on together (plain names, never paths)")
     _check_sets(merged, path)
     _check_recipe(merged, path)
+    _check_decide(merged, path)
     if trains:
         _check_run_configs(merged, path)
     return merged
@@ -229,6 +234,28 @@ def _check_recipe(cfg: dict, path: str | Path) -> None:
         if not file.is_file():
             raise ConfigError(f"{path}: 'recipe: {name}': {algo} has no recipe {file.relative_to(paths.REPO)}")
         _recipe(algo, name)
+
+
+def _check_decide(cfg: dict, path: str | Path) -> None:
+    """`decide`: the study whose validation setting decides, the variant the others are paired against (every
+    other variant is a candidate) and the adoption rule; written before the runs, read by total/decide.py."""
+    block = cfg["decide"]
+    if block is None:
+        return
+    if not isinstance(block, dict) or set(block) != set(DECIDE_FIELDS):
+        raise _field_error(path, "decide", f"a mapping of {', '.join(DECIDE_FIELDS)}", block)
+    if block["study"] not in DECIDING_STUDIES:
+        raise _field_error(path, "decide.study", f"one of {list(DECIDING_STUDIES)}", block["study"])
+    if block["rule"] not in DECIDE_RULES:
+        raise _field_error(path, "decide.rule", f"one of {list(DECIDE_RULES)}", block["rule"])
+    variants = list(cfg["variants"] or {})
+    if block["reference"] not in variants or len(variants) < 2:
+        raise _field_error(path, "decide.reference", f"one of the sweep's variants {variants}, with at least one "
+                           "other to decide", block["reference"])
+    if cfg["profiles"] != [block["study"]] or len(cfg["regions"]) != 1:
+        raise ConfigError(f"{path}: 'decide' judges on study {block['study']}'s validation setting: the sweep's "
+                          f"profiles must be [{block['study']}] and its regions one entry; got {cfg['profiles']} "
+                          f"and {cfg['regions']}")
 
 
 def _defaults_file(algo: str) -> Path:

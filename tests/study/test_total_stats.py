@@ -61,6 +61,25 @@ def test_runs_of_one_seed_trained_differently_are_refused_until_one_is_chosen(tm
     assert any("seed42_test" in p for p in config["evaluated"])
 
 
+def test_only_runs_evaluates_the_named_runs_and_no_other(tmp_path, default_ds):
+    """A candidate decision evaluates its own sweep's runs (total/decide.py), not every run under the root."""
+    results = tmp_path / "results"
+    for seed in (42, 43):
+        _fake_run(results, "PPO_algorithm", "PPO_algorithm/config.yaml", default_ds, seed, f"Server1_Trap_seed{seed}")
+    flags = ("--results", "results", "--episodes", "8", "--no-progress", "--skip", "oracle", "lookahead")
+    run_from(tmp_path, "total/evaluate_all.py", *flags, "--only-runs", "results/PPO/Server1_Trap_seed43")
+    out = results / "eval" / "Server1_Trap"
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    (ppo,) = [p for p in config["evaluated"] if "PPO" in p]
+    assert Path(ppo) == (results / "PPO" / "Server1_Trap_seed43").resolve() / "checkpoints" / "final.pt"
+    assert config["only_runs"] == [str((results / "PPO" / "Server1_Trap_seed43").resolve())]
+    assert pd.read_csv(out / "episodes.csv").query("algo == 'PPO'")["train_seed"].unique().tolist() == [43]
+    # another set of runs does not silently replace that evaluation, and a folder that is no finished run is named
+    one_line_error(run_script("total/evaluate_all.py", *flags, check=False, cwd=tmp_path), "--overwrite")
+    one_line_error(run_script("total/evaluate_all.py", *flags, "--only-runs", "results/PPO", check=False,
+                              cwd=tmp_path), "--only-runs", "results/PPO", "not a finished run")
+
+
 def test_sweep_variants_of_one_seed_are_rows_of_their_own(tmp_path, default_ds):
     """Two sweep variants of seed 42 are two methods, not two runs of one seed: neither is dropped,
     and each is its own row (PPO@x4), apart from the plain run."""
