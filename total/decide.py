@@ -29,6 +29,7 @@ import pandas as pd
 
 from schedkit.cli import closed_output_is_one_line, workers_arg
 from schedkit.io import write_json
+from schedkit.paths import eval_dir
 from schedkit.registry import heuristics
 from total.common import ROOT
 from total.evaluate_all import eval_tag
@@ -58,13 +59,17 @@ def validation_seeds(protocol: Protocol) -> list[int]:
     return [protocol.validation_seed + i for i in range(len(protocol.eval_seeds))]
 
 
+def sweep_regions(sweep: dict) -> list[str]:
+    """The one region entry a deciding sweep trains on (regions trained together are a list)."""
+    entry = sweep["regions"][0]
+    return [entry] if isinstance(entry, str) else list(entry)
+
+
 def evaluate_command(sweep: dict, protocol: Protocol, run_dirs: list[Path], workers: int,
                      overwrite: bool) -> list[str]:
     """total/evaluate_all.py's arguments for the sweep's runs at the validation setting."""
-    region = sweep["regions"][0]
-    return ["total/evaluate_all.py", "--data", sweep["data"], "--region", *([region] if isinstance(region, str)
-                                                                          else region),
-            "--split", "train", "--profile", "serving", "--load", f"{protocol.validation_load:g}",
+    return ["total/evaluate_all.py", "--data", sweep["data"], "--region", *sweep_regions(sweep), "--split", "train",
+            "--profile", "serving", "--load", f"{protocol.validation_load:g}",
             "--worlds", str(protocol.worlds), "--warmup", str(protocol.warmup), "--episodes", str(protocol.episodes),
             "--max-steps", str(protocol.max_steps), *protocol.slo_flags(),
             "--eval-seeds", *map(str, validation_seeds(protocol)), "--results", sweep["results"],
@@ -75,10 +80,9 @@ def evaluate_command(sweep: dict, protocol: Protocol, run_dirs: list[Path], work
 def table_command(sweep: dict, study: Study, setting: str, reference: str, figures: Path,
                   overwrite: bool) -> list[str]:
     """total/make_table.py's arguments for the paired table against `reference` into `figures`."""
-    region = sweep["regions"][0]
     m = study.margins
     return ["total/make_table.py", "--results", sweep["results"], "--tag", setting,
-            "--region", *([region] if isinstance(region, str) else region), "--reference", reference,
+            "--region", *sweep_regions(sweep), "--reference", reference,
             "--figures", str(figures), "--reward-margin", f"{m.reward:g}", "--p99-margin", f"{m.p99_latency:g}",
             "--slo-margin", f"{m.slo_attainment:g}", *(["--overwrite"] if overwrite else [])]
 
@@ -98,9 +102,9 @@ def verdicts(paired: pd.DataFrame, reference: str, candidates: list[str]) -> lis
     return out
 
 
-def controls(results: Path, region: str, setting: str) -> list[str]:
+def controls(results: Path, regions: list[str], setting: str) -> list[str]:
     """The prior-matched rows evaluate_all wrote at the setting (one per distinct prior W)."""
-    summary = pd.read_csv(results / "eval" / f"{region}_{setting}" / "summary.csv")
+    summary = pd.read_csv(eval_dir(results, regions, setting) / "summary.csv")
     return sorted(a for a in summary["algo"] if a.startswith(CONTROL_PREFIX))
 
 
@@ -125,7 +129,6 @@ def main(argv: list[str] | None = None) -> list[Verdict]:
     protocol = Protocol.from_study(study)
     runs = expand(sweep)
     algorithms = list(dict.fromkeys(r.algo for r in runs))
-    region = "_".join(sweep["regions"][0]) if isinstance(sweep["regions"][0], list) else sweep["regions"][0]
     setting = eval_tag(tag(protocol.validation_load), "train")
     figures = args.figures or ROOT / "total" / "figures" / name
     results = Path(sweep["results"])
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> list[Verdict]:
                   f"the table of {algo}")
             candidates = [f"{algo}@{v}" for v in sweep["variants"] if v != block["reference"]]
             mine = verdicts(pd.read_csv(out / f"results_table_{setting}_paired.csv"), reference, candidates)
-            rules = controls(results, region, setting)
+            rules = controls(results, sweep_regions(sweep), setting)
             for control in rules:
                 into = out / ("vs_rule" if len(rules) == 1 else f"vs_{control}")
                 child(table_command(sweep, study, setting, control, into, args.overwrite),
