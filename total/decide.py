@@ -156,14 +156,18 @@ def main(argv: list[str] | None = None) -> list[Verdict]:
             child(table_command(sweep, study, setting, reference, out, args.overwrite), logs / f"table_{algo}.log",
                   f"the table of {algo}")
             candidates = [f"{algo}@{v}" for v in sweep["variants"] if v != block["reference"]]
-            mine = verdicts(pd.read_csv(out / f"results_table_{setting}_paired.csv"), reference, candidates)
+            table = out / f"results_table_{setting}_paired.csv"
+            try:
+                mine = verdicts(pd.read_csv(table), reference, candidates)
+            except ValueError as e:
+                sys.exit(f"error: {table}: {e}")
             rules = controls(results, sweep_regions(sweep), setting)
             for control in rules:
                 into = out / ("vs_rule" if len(rules) == 1 else f"vs_{control}")
                 child(table_command(sweep, study, setting, control, into, args.overwrite),
                       logs / f"table_{algo}_{control}.log", f"the table of {algo} against {control}")
             write_json(out / "decision.json", {
-                "sweep": str(args.sweep), "rule": block["rule"], "study": block["study"], "setting": setting,
+                "sweep": name, "rule": block["rule"], "study": block["study"], "setting": setting,
                 "eval_seeds": validation_seeds(protocol),
                 "verdicts": [v.__dict__ for v in mine]})
             found += mine
