@@ -83,15 +83,16 @@ PAGES = (
          "and in vs_rule/ against greedy_queue at the prior's W; serving_objective/: trained on the evaluation's "
          "weights, serving_critic/: with a critic that reads the servers, serving_remaining/: with each server's "
          "expected remaining decode tokens, serving_residual/: the prior acting while the critic alone trains for a "
-         "third of the epochs, each paired against the recipe, and in vs_rule/ against greedy_queue at the prior's "
-         "W); and PPO's and PF-PPO's serving candidates (serving_baselines/<algo>/: "
-         "paired against their defaults).",
+         "third of the epochs, serving_ablation/: without the SE gate or without live inputs, each paired against the "
+         "recipe, and in vs_rule/ against greedy_queue at the prior's W); and PPO's and PF-PPO's serving "
+         "candidates (serving_baselines/<algo>/: paired against their defaults).",
          ("ablation_*.csv", "candidates_*.csv", "objective_*.csv", "update_budget_*.csv", "shortlist_*.csv",
           "trap_free_training_*.csv", "trap_free_training_round2/*.csv", "serving_validation/*.csv",
           "serving_candidates/*.csv", "serving_candidates/vs_rule/*.csv", "serving_live_prior/*.csv",
           "serving_live_prior/vs_rule/*.csv", "serving_objective/*.csv", "serving_objective/vs_rule/*.csv",
           "serving_critic/*.csv", "serving_critic/vs_rule/*.csv", "serving_remaining/*.csv",
           "serving_remaining/vs_rule/*.csv", "serving_residual/*.csv", "serving_residual/vs_rule/*.csv",
+          "serving_ablation/*.csv", "serving_ablation/vs_rule/*.csv",
           "serving_baselines/*/*.csv"),
          ("ablation_*_paired.png", "candidates_*_paired.png", "objective_*_paired.png", "update_budget_*_paired.png",
           "shortlist_*_paired.png", "trap_free_training_*_paired.png", "trap_free_training_round2/*_paired.png",
