@@ -151,13 +151,13 @@ def train(cfg: dict, ds: Dataset, make_agent: AgentFactory, run: Path, resume: d
         batch = collect(sim, agent, weights, episodes, seed, ppo.gamma, ppo.lam, continuing, carry)
         t1 = time.perf_counter()
 
+        policy = epoch >= ppo.critic_warmup  # else the critic alone trains
         losses = ppo_update(update_evaluator(agent, batch.actions, batch.features), batch.logp, batch.advantages,
                             batch.returns, optimizer, agent.networks(), ppo, entropy_coef(cfg, epoch, epochs),
-                            torch.Generator(device).manual_seed(seed), agent.prior_kl_coef,
-                            policy=epoch >= ppo.critic_warmup)
+                            torch.Generator(device).manual_seed(seed), agent.prior_kl_coef, policy=policy)
         t2 = time.perf_counter()
         prev_losses = batch.losses
-        return {"epoch": epoch, **batch.stats, "policy_trained": int(epoch >= ppo.critic_warmup),
+        return {"epoch": epoch, **batch.stats, "policy_trained": int(policy),
                 "w_latency": float(weights[0]), "w_cost": float(weights[1]), "w_switch": float(weights[2]),
                 **losses, "lr": optimizer.param_groups[0]["lr"],
                 "rollout_s": t1 - t0, "update_s": t2 - t1, "steps_per_s": batch.stats["env_steps"] / (t2 - t0)}

@@ -15,8 +15,9 @@ worlds, warm-up, measured workflows, step bound and SLOs. It evaluates the sweep
 the results root (--only-runs), beside greedy_queue and, for runs whose guidance prior is greedy_queue's score,
 the rule at the prior's W (the matched control); the other heuristics are left out. The test split is never read.
 The tables go to total/figures/<sweep name>/ (one folder per algorithm when the sweep has several): paired
-against the reference, and in vs_rule/ against the matched control where there is one; the verdicts to
-decision.json beside them. The evaluation's log is <results>/decisions/<sweep name>/evaluate.log.
+against the reference, with the verdicts in decision.json beside them; and in vs_rule/ (one table for every
+algorithm's rows) against the matched control where there is one. The logs are in
+<results>/decisions/<sweep name>/.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from total.common import ROOT
 from total.evaluate_all import eval_tag
 from total.reproduce import Study, child, studies_or_exit
 from total.reproduce_serving import Protocol, tag
-from total.sweep import expand, in_repo, load_sweep, stop_children_on_signal
+from total.sweep import Run, expand, load_sweep, stop_children_on_signal
 
 CONTROL = "greedy_queue"  # the rule every decision also evaluates: its prior-matched rows come with it
 CONTROL_PREFIX = "greedy_queue_prior_w"  # evaluate_all's name of the rule at a prior's W
@@ -59,30 +60,25 @@ def validation_seeds(protocol: Protocol) -> list[int]:
     return [protocol.validation_seed + i for i in range(len(protocol.eval_seeds))]
 
 
-def sweep_regions(sweep: dict) -> list[str]:
-    """The one region entry a deciding sweep trains on (regions trained together are a list)."""
-    entry = sweep["regions"][0]
-    return [entry] if isinstance(entry, str) else list(entry)
-
-
-def evaluate_command(sweep: dict, protocol: Protocol, run_dirs: list[Path], workers: int,
-                     overwrite: bool) -> list[str]:
-    """total/evaluate_all.py's arguments for the sweep's runs at the validation setting."""
-    return ["total/evaluate_all.py", "--data", sweep["data"], "--region", *sweep_regions(sweep), "--split", "train",
+def evaluate_command(runs: list[Run], protocol: Protocol, workers: int, overwrite: bool) -> list[str]:
+    """total/evaluate_all.py's arguments for the sweep's runs (one region entry, data and results root) at the
+    validation setting."""
+    first = runs[0]
+    return ["total/evaluate_all.py", "--data", first.data, "--region", *first.regions, "--split", "train",
             "--profile", "serving", "--load", f"{protocol.validation_load:g}",
             "--worlds", str(protocol.worlds), "--warmup", str(protocol.warmup), "--episodes", str(protocol.episodes),
             "--max-steps", str(protocol.max_steps), *protocol.slo_flags(),
-            "--eval-seeds", *map(str, validation_seeds(protocol)), "--results", sweep["results"],
-            "--only-runs", *map(str, run_dirs), "--skip", *[h for h in heuristics() if h != CONTROL],
+            "--eval-seeds", *map(str, validation_seeds(protocol)), "--results", first.results,
+            "--only-runs", *(str(r.dir) for r in runs), "--skip", *[h for h in heuristics() if h != CONTROL],
             "--workers", str(workers), "--no-progress", *(["--overwrite"] if overwrite else [])]
 
 
-def table_command(sweep: dict, study: Study, setting: str, reference: str, figures: Path,
+def table_command(runs: list[Run], study: Study, setting: str, reference: str, figures: Path,
                   overwrite: bool) -> list[str]:
     """total/make_table.py's arguments for the paired table against `reference` into `figures`."""
     m = study.margins
-    return ["total/make_table.py", "--results", sweep["results"], "--tag", setting,
-            "--region", *sweep_regions(sweep), "--reference", reference,
+    return ["total/make_table.py", "--results", runs[0].results, "--tag", setting,
+            "--region", *runs[0].regions, "--reference", reference,
             "--figures", str(figures), "--reward-margin", f"{m.reward:g}", "--p99-margin", f"{m.p99_latency:g}",
             "--slo-margin", f"{m.slo_attainment:g}", *(["--overwrite"] if overwrite else [])]
 
@@ -123,26 +119,29 @@ def main(argv: list[str] | None = None) -> list[Verdict]:
     block = sweep["decide"]
     if block is None:
         sys.exit(f"error: {args.sweep}: no `decide` block (study, reference, rule): nothing says how to decide")
-    sweep["data"] = in_repo(sweep["data"])
-    sweep["results"] = str(args.results.resolve()) if args.results else in_repo(sweep["results"])
+    if args.results:
+        sweep["results"] = str(args.results.resolve())
     study = studies_or_exit()[block["study"]]
     protocol = Protocol.from_study(study)
     runs = expand(sweep)
     algorithms = list(dict.fromkeys(r.algo for r in runs))
     setting = eval_tag(tag(protocol.validation_load), "train")
     figures = args.figures or ROOT / "total" / "figures" / name
-    results = Path(sweep["results"])
+    results = Path(runs[0].results)
     logs = results / "decisions" / name
-    evaluate = evaluate_command(sweep, protocol, [r.dir for r in runs], args.workers, args.overwrite)
+
+    def out(algo: str) -> Path:
+        return figures / algo if len(algorithms) > 1 else figures
+
+    evaluate = evaluate_command(runs, protocol, args.workers, args.overwrite)
     print(f"decide {name}: rule {block['rule']}, each candidate paired against its algorithm's "
           f"@{block['reference']}, at study {block['study']}'s validation setting ({setting}, seeds "
           f"{validation_seeds(protocol)})")
     if args.dry_run:
         print("  python " + " ".join(evaluate))
         for algo in algorithms:
-            print("  python " + " ".join(table_command(sweep, study, setting, f"{algo}@{block['reference']}",
-                                                       figures / algo if len(algorithms) > 1 else figures,
-                                                       args.overwrite)))
+            print("  python " + " ".join(table_command(runs, study, setting, f"{algo}@{block['reference']}",
+                                                       out(algo), args.overwrite)))
         return []
     missing = [str(r.dir) for r in runs if not (r.dir / "checkpoints" / "final.pt").is_file()]
     if missing:
@@ -151,26 +150,25 @@ def main(argv: list[str] | None = None) -> list[Verdict]:
     with stop_children_on_signal():
         child(evaluate, logs / "evaluate.log", "the validation evaluation")
         for algo in algorithms:
-            out = figures / algo if len(algorithms) > 1 else figures
             reference = f"{algo}@{block['reference']}"
-            child(table_command(sweep, study, setting, reference, out, args.overwrite), logs / f"table_{algo}.log",
+            child(table_command(runs, study, setting, reference, out(algo), args.overwrite), logs / f"table_{algo}.log",
                   f"the table of {algo}")
             candidates = [f"{algo}@{v}" for v in sweep["variants"] if v != block["reference"]]
-            table = out / f"results_table_{setting}_paired.csv"
+            table = out(algo) / f"results_table_{setting}_paired.csv"
             try:
                 mine = verdicts(pd.read_csv(table), reference, candidates)
             except ValueError as e:
                 sys.exit(f"error: {table}: {e}")
-            rules = controls(results, sweep_regions(sweep), setting)
-            for control in rules:
-                into = out / ("vs_rule" if len(rules) == 1 else f"vs_{control}")
-                child(table_command(sweep, study, setting, control, into, args.overwrite),
-                      logs / f"table_{algo}_{control}.log", f"the table of {algo} against {control}")
-            write_json(out / "decision.json", {
+            write_json(out(algo) / "decision.json", {
                 "sweep": name, "rule": block["rule"], "study": block["study"], "setting": setting,
                 "eval_seeds": validation_seeds(protocol),
                 "verdicts": [v.__dict__ for v in mine]})
             found += mine
+        rules = controls(results, list(runs[0].regions), setting)  # one table holds every algorithm's rows
+        for control in rules:
+            into = figures / ("vs_rule" if len(rules) == 1 else f"vs_{control}")
+            child(table_command(runs, study, setting, control, into, args.overwrite), logs / f"table_{control}.log",
+                  f"the table against {control}")
     for v in found:
         print(f"{v.candidate}: {v.d_reward:+.4f} [{v.lo:+.4f}, {v.hi:+.4f}] against {v.reference}"
               + (f", {v.unfinished} unfinished" if v.unfinished else "")

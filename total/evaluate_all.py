@@ -365,11 +365,12 @@ def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], li
     checkpoints = final_checkpoints(args.results)
     if args.only_runs is not None:
         wanted = {p.resolve() for p in args.only_runs}
-        missing = wanted - {c.parents[1].resolve() for c in checkpoints}
+        runs = {c.parents[1].resolve(): c for c in checkpoints}  # <run>/checkpoints/final.pt, in their order
+        missing = wanted - runs.keys()
         if missing:
             sys.exit(f"error: --only-runs {sorted(map(str, missing))[0]}: not a finished run under {args.results} "
                      "(<results>/<Algo>/<run>/checkpoints/final.pt)")
-        checkpoints = [c for c in checkpoints if c.parents[1].resolve() in wanted]
+        checkpoints = [c for run, c in runs.items() if run in wanted]
     for ckpt in checkpoints:
         algo = ckpt.parents[2].name  # results/<Algo>/<run>/checkpoints/final.pt
         if algo in args.skip:
