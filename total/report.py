@@ -345,6 +345,15 @@ BENCHMARKS = (
               "against one simulator per seed, at the serving study's evaluation shape, and whether both give each "
               "seed the same results",
               "python bench/seed_batching.py --profiles serving contention --json bench/results/seed_batching.json"),
+    Benchmark("shared_warmup", "each rule on the serving study's validation setting with its own warm-up and after a "
+              "warm-up shared by every scheduler (total/evaluate_all.py --shared-warmup): the paired difference in "
+              "reward and SLO attainment with its verdict against the study's margins, each rule's verdict against "
+              "greedy_queue both ways, and the time of each way (docs/decisions.md, 2026-12-07, evening)",
+              "python bench/shared_warmup.py --workers 2 --json bench/results/shared_warmup.json"),
+    Benchmark("evaluation_steps", "where a serving evaluation's steps go on the serving study's validation setting: "
+              "the steps to the warm-up's end, to the last measured arrival and after it (the drain, until the "
+              "slowest measured workflow has finished), with the measured workflows' latency",
+              "python bench/evaluation_steps.py --json bench/results/evaluation_steps.json"),
     Benchmark("update_cost", "one PPO update with each config.yaml's own settings against the contention study's",
               "python bench/update_cost.py --algos PPO --loads idle --repeats 1 --json bench/results/update_cost.json"),
     Benchmark("training_cost", "one TopoFreeRL training run under each queueing profile, side by side, and each "
