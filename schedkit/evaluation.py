@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -331,18 +331,26 @@ def seed_groups(sim: Simulator) -> torch.Tensor:
     return torch.arange(sim.batch_size, device=sim.device) // per_seed
 
 
+def batches_seeds(profile: Profile, params: Any, episodes: int, seeds: list[int]) -> bool:
+    """Whether `evaluate_seeds` runs these seeds' worlds side by side in one simulator: the profile batches seeds
+    (`Profile.batches_seeds`), there are several, and each seed's worlds measure as many episodes."""
+    return profile.batches_seeds and len(seeds) > 1 and episodes % profile.batch_size(params, episodes) == 0
+
+
 def seed_simulators(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
-                    profile: Profile, params: Any) -> list[Simulator]:
-    """The simulators `evaluate_seeds` runs: one holding every seed's worlds side by side where the profile batches
-    seeds (`Profile.batches_seeds`) and each seed's worlds measure as many episodes, else one per seed."""
+                    profile: Profile, params: Any) -> Iterator[Simulator]:
+    """The simulators `evaluate_seeds` runs, made one at a time: one holding every seed's worlds side by side
+    (`batches_seeds`), else one per seed."""
+    if not batches_seeds(profile, params, episodes, seeds):
+        for seed in seeds:
+            yield eval_simulator(ds, split, episodes, seed, device, profile, params)
+        return
     S, G = len(seeds), profile.batch_size(params, episodes)
-    if not profile.batches_seeds or S == 1 or episodes % G:  # side by side, each world must measure as many
-        return [eval_simulator(ds, split, episodes, seed, device, profile, params) for seed in seeds]
     sim = eval_simulator(ds, split, episodes * S, seeds[0], device, profile, replace(params, worlds=G * S))
     if not isinstance(sim, SeedBatching):
         raise TypeError(f"the {profile.name} profile says it batches seeds, but its simulator has no seed_worlds")
     sim.seed_worlds(seeds)
-    return [sim]
+    yield sim
 
 
 def warm_up_shared(shared: SharedWarmup, ds: Dataset, split: str, episodes: int, seeds: list[int],
@@ -368,10 +376,10 @@ def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], dev
     simulator's run and `shared` starts it (`run_evaluation`)."""
     S = len(seeds)
     sims = seed_simulators(ds, split, episodes, seeds, device, profile, params)
-    if len(sims) > 1 or S == 1:
+    if not batches_seeds(profile, params, episodes, seeds):
         return [(seed, run_evaluation(sim, make_policy(sim, seed), episodes, progress=progress,
                                       max_steps=max_steps, shared=shared)) for seed, sim in zip(seeds, sims)]
-    sim = sims[0]
+    (sim,) = sims
     G = sim.batch_size // S
     result = run_evaluation(sim, make_policy(sim, seeds[0]), episodes * S, progress=progress, max_steps=max_steps,
                             shared=shared)
