@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,15 +77,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
                               make, progress=False, max_steps=protocol.max_steps)
         seconds = time.perf_counter() - t0
         (c,) = counting
-        latency = [r.episodes["latency_ms"] for _, r in runs]
-        all_latency = torch.tensor([v for s in latency for v in s.tolist()], dtype=torch.float64)
+        latency = pd.concat([r.episodes["latency_ms"] for _, r in runs])
         drain = c.steps - c.last.get("last_measured", c.steps)
         rows.append({"policy": name, "steps": c.steps, "seconds": seconds,
                      "first_world_warmup_end": c.first.get("warmup_end"), "all_worlds_warmup_end": c.last.get("warmup_end"),
                      "all_worlds_last_measured": c.last.get("last_measured"), "drain_steps": drain,
                      "drain_share": drain / c.steps,
-                     "latency_mean_ms": float(all_latency.mean()),
-                     "latency_p99_ms": float(all_latency.quantile(0.99)), "latency_max_ms": float(all_latency.max()),
+                     "latency_mean_ms": float(latency.mean()), "latency_p99_ms": float(latency.quantile(0.99)),
+                     "latency_max_ms": float(latency.max()),
                      "arrivals_per_s": float(runs[0][1].stats["arrival_rate_per_s"])})
         print(f"{name} done in {seconds:.0f} s", file=sys.stderr)
     emit(args.json, record("bench/evaluation_steps.py", argv, rows, setting=setting.record()))

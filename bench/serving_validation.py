@@ -11,7 +11,7 @@ from pathlib import Path
 from edgesim.dataset import Dataset
 from edgesim.serving import Serving
 from schedkit.cli import load_or_exit
-from total.reproduce import Margins, studies_or_exit
+from total.reproduce import Margins, region_command, studies_or_exit
 from total.reproduce_serving import REGION, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,9 +37,8 @@ def validation_setting() -> ValidationSetting:
     study = studies_or_exit()["serving"]
     protocol = Protocol.from_study(study)
     data = Path(tempfile.mkdtemp(prefix="serving_validation_"))
-    subprocess.run([sys.executable, str(ROOT / "data1" / "generate.py"), "--servers", str(protocol.region_servers),
-                    "--trap-fraction", "0.1", "--seed", str(protocol.region_seed), "--out", str(data / REGION)],
-                   check=True, capture_output=True)
+    subprocess.run([sys.executable, *region_command(data / REGION, protocol.region_seed, protocol.region_servers)],
+                   cwd=ROOT, check=True, capture_output=True)
     params = Serving(load=protocol.validation_load, worlds=protocol.worlds, warmup=protocol.warmup,
                      slo_ttft_ms=protocol.slo_ttft_ms, slo_tpot_ms=protocol.slo_tpot_ms)
     seeds = list(range(protocol.validation_seed, protocol.validation_seed + 5))

@@ -36,7 +36,7 @@ from bench.record import add_json_flag, emit, record  # noqa: E402
 from bench.serving_validation import validation_setting  # noqa: E402
 from edgesim.serving import SERVING  # noqa: E402
 from schedkit.cli import episodes_arg  # noqa: E402
-from schedkit.evaluation import Evaluation, SharedWarmup, evaluate_seeds, warm_up_shared  # noqa: E402
+from schedkit.evaluation import Evaluation, SharedWarmup, evaluate_seeds, unfinished, warm_up_shared  # noqa: E402
 from schedkit.registry import get  # noqa: E402
 from total.compare import paired_table  # noqa: E402
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
             row |= {f"{way}_reward": float(e["reward"].mean()), f"{way}_slo": float(e["slo_met"].mean()),
                     f"{way}_utilisation": float(e["utilisation"].iloc[0]),
                     f"{way}_queue_wait_ms": float(e["queue_wait_ms"].iloc[0]),
-                    f"{way}_unfinished": int((~e["finished"].astype(bool)).sum()) if "finished" in e else 0,
+                    f"{way}_unfinished": unfinished(e),
                     f"{way}_vs_{REFERENCE}": "reference" if policy == REFERENCE
                     else str(against[way].loc[policy, "verdict_reward"])}
         row |= {"d_reward": float(pair["d_reward"]), "d_reward_lo": float(pair["d_reward_lo"]),

@@ -102,15 +102,6 @@ class Evaluation:
     seed_stats: list[dict[str, float]] = field(default_factory=list)
 
 
-@runtime_checkable
-class ContinuingWorlds(Protocol):
-    """A simulator whose worlds' state can be saved and continued from (`world_state`, `load_world_state`)."""
-
-    def world_state(self) -> dict[str, torch.Tensor]: ...
-
-    def load_world_state(self, state: dict[str, torch.Tensor]) -> None: ...
-
-
 class WarmStart(NamedTuple):
     """Where a shared warm-up ends: the worlds' state, the steps taken to it and each step's engine snapshot."""
 
@@ -146,8 +137,8 @@ class SharedWarmup:
     def start(self, sim: Simulator, max_steps: int | None, progress: bool = False) -> WarmStart:
         """Reset `sim` and bring it to the shared stretch's end: loaded from the cache when this layout has
         been run, else run (and cached)."""
-        if not isinstance(sim, ContinuingWorlds) or not isinstance(sim, RequestReporting):
-            raise InputError(f"a shared warm-up needs a simulator that reports requests and continues its worlds "
+        if not isinstance(sim, RequestReporting):  # the stretch keeps its engine snapshots for a timeline
+            raise InputError(f"a shared warm-up needs a simulator with engines that continues its worlds "
                              f"(the serving profile's), not a {type(sim).__name__}")
         seeds = getattr(sim, "world_seeds", None)
         key = (sim.seed, sim.batch_size, None if seeds is None else tuple(seeds.tolist()), max_steps)

@@ -350,6 +350,13 @@ class Prepared:
     record: Path | None = None
 
 
+def region_command(out: Path, seed: int, servers: int) -> list[str]:
+    """data1/generate.py's arguments (from the repository root) for a study's generated region: `servers` servers,
+    a tenth of them traps, generator `seed`, written to `out` (replacing an older one there)."""
+    return ["data1/generate.py", "--servers", str(servers), "--trap-fraction", "0.1", "--seed", str(seed),
+            "--out", str(out), "--force"]
+
+
 def prepare(job: Prepared, logs: Path) -> None:
     """Run the job unless its output is already there, made with the same settings."""
     folder = job.output.parent

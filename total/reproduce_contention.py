@@ -82,6 +82,7 @@ from total.reproduce import (
     overview,
     prepare,
     protocol_field,
+    region_command,
     run_evaluations,
     run_steps,
     studies_or_exit,
@@ -293,8 +294,7 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
           "--out", str(loads)]),
         Prepared("the confirmation topology", confirm_root / CONFIRMATION_REGION,
          {"generator_seed": protocol.confirmation_seed, "servers": protocol.confirmation_servers},
-         ["data1/generate.py", "--servers", str(protocol.confirmation_servers), "--trap-fraction", "0.1",
-          "--seed", str(protocol.confirmation_seed), "--out", str(confirm_root / CONFIRMATION_REGION), "--force"],
+         region_command(confirm_root / CONFIRMATION_REGION, protocol.confirmation_seed, protocol.confirmation_servers),
          record=confirm_root / "study_generator.yaml"),
     ]
     t0 = time.perf_counter()

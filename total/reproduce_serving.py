@@ -78,6 +78,7 @@ from total.reproduce import (
     overview,
     prepare,
     protocol_field,
+    region_command,
     run_evaluations,
     run_steps,
     studies_or_exit,
@@ -238,9 +239,8 @@ def reproduce(args: argparse.Namespace, study: Study) -> int:
     generated.append(("the confirmation topology", confirm_root / CONFIRMATION_REGION, protocol.confirmation_seed,
                       protocol.confirmation_servers))
     for what, out, seed, servers in generated:  # before training: the sweep trains on the first
-        prepare(Prepared(what, out, {"generator_seed": seed, "servers": servers},
-                         ["data1/generate.py", "--servers", str(servers), "--trap-fraction", "0.1", "--seed", str(seed),
-                          "--out", str(out), "--force"], record=out.parent / f"{out.name}_generator.yaml"), logs)
+        prepare(Prepared(what, out, {"generator_seed": seed, "servers": servers}, region_command(out, seed, servers),
+                         record=out.parent / f"{out.name}_generator.yaml"), logs)
     data, region = (str(args.data.resolve()), args.region) if args.region else (str(regions), REGION)
     ds = load_or_exit(data, [region])
     bounded = ["--worlds", str(protocol.worlds), "--warmup", str(protocol.warmup), "--max-steps",
