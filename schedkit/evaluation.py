@@ -91,7 +91,8 @@ class Evaluation:
     measured requests' rows, its SLO thresholds and its measured-period statistics. `steps`: the
     simulator steps the run took, so a bounded run can be read against its cap. `timeline` (asked for):
     each world's engines at each of its decisions (TIMELINE_COLUMNS), warm-up included. `seed_stats`: where the
-    rows held several seeds' worlds (`SeedBatching`), `stats` of each seed's worlds alone, in seed order."""
+    rows held several seeds' worlds (`SeedBatching`), `stats` of each seed's worlds alone, in seed order, and
+    `seed_steps` the step at which each seed's own run would have stopped (its measured workflows finished)."""
 
     episodes: pd.DataFrame
     requests: pd.DataFrame | None = None
@@ -100,6 +101,7 @@ class Evaluation:
     steps: int = 0
     timeline: pd.DataFrame | None = None
     seed_stats: list[dict[str, float]] = field(default_factory=list)
+    seed_steps: list[int] = field(default_factory=list)
 
 
 class WarmStart(NamedTuple):
@@ -224,6 +226,7 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     n_groups = int(group[-1]) + 1
     episode_group = group[(torch.arange(episodes, device=dev) + sim.warmup_episodes) % B]
     left = torch.bincount(episode_group, minlength=n_groups)  # measured episodes of each seed still running
+    group_steps = torch.zeros(n_groups, dtype=torch.long, device=dev)  # the step at which each seed's run would stop
     bar = tqdm(total=episodes, desc=f"eval {policy.name}", unit="ep", disable=not progress, leave=False)
     while done_count < episodes and (max_steps is None or steps < max_steps):
         steps += 1
@@ -257,12 +260,14 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
             requests.append({"episode": ep, **{col: info[key][keep] for col, key in REQUEST_FIELDS.items()}})
         ended = index[done & keep]
         finished_ep[ended] = True
-        if reporter is not None and len(ended):
+        if n_groups > 1 and len(ended):
             running = left > 0
             left -= torch.bincount(episode_group[ended], minlength=n_groups)
             stopped = running & (left == 0)  # seeds whose measured workflows have all finished: their runs would stop
             if bool(stopped.any()):
-                reporter.freeze_stats(stopped[group])
+                group_steps[stopped] = steps
+                if reporter is not None:
+                    reporter.freeze_stats(stopped[group])
         if timeline and reporter is not None:
             snapshots.append(reporter.engine_snapshot())
         finished = int((done & keep).sum())
@@ -290,16 +295,17 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
         df["finished"] = finished_ep.cpu().numpy()
     front = ["episode", "task_id", *arrival, "latency_ms", "network_ms", "compute_ms", "queue_ms", "cost", "reward"]
     df = df[front + [c for c in df.columns if c not in front]]
+    own_steps = torch.where(group_steps > 0, group_steps, steps).tolist() if n_groups > 1 else []
     if reporter is None:
         if not jobs:
-            return Evaluation(df, steps=steps)
+            return Evaluation(df, steps=steps, seed_steps=own_steps)
         world, start, compute = (torch.cat(x).cpu().numpy() for x in zip(*jobs))
         job_rows = pd.DataFrame({"world": world, "start_ms": start, "compute_ms": compute})
         last, n_valid, of = last_decision.cpu().numpy(), int(sim.net.valid.any(0).sum()), group.cpu().numpy()
         stats = load_measures(df, job_rows, last, n_valid)
         per_seed = [load_measures(df[of[df["world"]] == i], job_rows[of[job_rows["world"]] == i], last, n_valid)
                     for i in range(n_groups)] if n_groups > 1 else []
-        return Evaluation(df, stats=stats, steps=steps, seed_stats=per_seed)
+        return Evaluation(df, stats=stats, steps=steps, seed_stats=per_seed, seed_steps=own_steps)
     slo = reporter.request_slo_ms()
     req = pd.DataFrame({col: torch.cat([r[col] for r in requests]).cpu().numpy() for col in requests[0]})
     req = req.sort_values(["episode", "step"], kind="stable").reset_index(drop=True)
@@ -313,7 +319,7 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
         trace.insert(0, "world", np.tile(np.arange(rows.shape[1]), rows.shape[0]))
         trace.insert(0, "step", np.repeat(np.arange(1, rows.shape[0] + 1), rows.shape[1]))
     per_seed = [reporter.serving_stats(group == i) for i in range(n_groups)] if n_groups > 1 else []
-    return Evaluation(df, req, slo, reporter.serving_stats(), steps, trace, per_seed)
+    return Evaluation(df, req, slo, reporter.serving_stats(), steps, trace, per_seed, own_steps)
 
 
 def seed_groups(sim: Simulator) -> torch.Tensor:
@@ -360,7 +366,7 @@ def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], dev
     """(seed, evaluation) of `episodes` measured episodes at each evaluation seed, each as `run_evaluation`
     of that seed's simulator gives it. A profile whose worlds carry their own seeds (`Profile.batches_seeds`:
     contention) runs every seed's worlds side by side in one simulator, so the seeds cost one evaluation's
-    steps; the rows (episodes, and requests where the simulator reports them) and the load statistics are then
+    steps; the rows (episodes, and requests where the simulator reports them), the load statistics and the steps are then
     split back by seed, numbered as that seed's own run numbers them. Policies that draw random numbers draw them
     for the whole batch (made once, with the first seed), so only theirs differ from separate runs.
     `make_policy(sim, seed)` makes the policy (batched: once, with the first seed); `max_steps` bounds each
@@ -371,24 +377,69 @@ def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], dev
         return [(seed, run_evaluation(sim, make_policy(sim, seed), episodes, progress=progress,
                                       max_steps=max_steps, shared=shared)) for seed, sim in zip(seeds, sims)]
     (sim,) = sims
-    G = sim.batch_size // S
     result = run_evaluation(sim, make_policy(sim, seeds[0]), episodes * S, progress=progress, max_steps=max_steps,
                             shared=shared)
+    return list(zip(seeds, split_groups(result, sim, S, params.warmup)))
+
+
+def split_groups(result: Evaluation, sim: Simulator, groups: int, warmup: int) -> list[Evaluation]:
+    """The evaluation of each of the `groups` blocks of rows of `sim` (`seed_worlds`: a seed's worlds each), as
+    that block's own run gives it: its rows (episodes, and requests where the simulator reports them), its worlds
+    and episodes numbered as its own run numbers them, its load statistics and its steps."""
+    if groups == 1:
+        return [result]
+    G = sim.batch_size // groups
+    df, req = result.episodes, result.requests
 
     def own(rows: pd.DataFrame, arrival: pd.Series, i: int) -> pd.DataFrame:
-        """Seed i's rows, its worlds and episodes numbered as its own run numbers them."""
         local = rows["world"] % G
-        mine = rows.assign(world=local, episode=arrival * G + local - params.warmup * G)[rows["world"] // G == i]
+        mine = rows.assign(world=local, episode=arrival * G + local - warmup * G)[rows["world"] // G == i]
         return mine.sort_values(["episode", "step"] if "step" in mine else "episode", kind="stable") \
             .reset_index(drop=True)
 
-    df, req = result.episodes, result.requests
-    out = []
-    for i, seed in enumerate(seeds):
-        requests = None if req is None else own(req, (req["episode"] + sim.warmup_episodes) // (G * S), i)
-        out.append((seed, Evaluation(own(df, df["arrival_index"], i), requests, result.slo_ms, result.seed_stats[i],
-                                     result.steps)))
-    return out
+    return [Evaluation(own(df, df["arrival_index"], i),
+                       None if req is None else own(req, (req["episode"] + sim.warmup_episodes) // sim.batch_size, i),
+                       result.slo_ms, result.seed_stats[i], result.seed_steps[i]) for i in range(groups)]
+
+
+class SideBySide:
+    """Several policies in one batch: policy i decides block i of the rows (`evaluate_side_by_side`). Each acts
+    on every row and keeps its own block's choices: the rows are independent worlds, so what a policy decides
+    for its rows does not depend on the others'."""
+
+    def __init__(self, policies: list[Policy], rows_each: int):
+        self.policies, self.rows_each = policies, rows_each
+        self.name = " + ".join(p.name for p in policies)
+
+    def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
+        return torch.cat([p.act(sim, obs).narrow(0, i * self.rows_each, self.rows_each)
+                          for i, p in enumerate(self.policies)])
+
+
+def evaluate_side_by_side(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
+                          profile: Profile, params: Any, makers: dict[str, Callable[[Simulator, int], Policy]],
+                          progress: bool = True, max_steps: int | None = None) -> dict[str, list[tuple[int, Evaluation]]]:
+    """`evaluate_seeds` of every policy of `makers` (name: make_policy), all in one simulator: its rows hold, for
+    each policy in turn, every seed's worlds (`seed_worlds`), so one run's steps evaluate them all. At the
+    sizes of the serving study a step costs mostly the number of its operations, not its rows, so evaluations side
+    by side cost a fraction of one after the other (bench/side_by_side.py measures it).
+
+    Each policy's rows, statistics and step count are those of its own `evaluate_seeds` run (a block's worlds stop
+    being measured when its own measured workflows have finished), except: policies that draw random numbers draw
+    them for the whole batch, and `decision_ms` is the wall time of every policy's decision together, per row."""
+    P, S = len(makers), len(seeds)
+    if not profile.batches_seeds or P < 1 or episodes % profile.batch_size(params, episodes):
+        raise ValueError(f"evaluate_side_by_side: the {profile.name} profile cannot hold several worlds' blocks in one "
+                         f"simulator here (it needs Profile.batches_seeds and episodes a multiple of the worlds)")
+    G = profile.batch_size(params, episodes)
+    sim = eval_simulator(ds, split, episodes * S * P, seeds[0], device, profile, replace(params, worlds=G * S * P))
+    if not isinstance(sim, SeedBatching):
+        raise TypeError(f"the {profile.name} profile says it batches seeds, but its simulator has no seed_worlds")
+    sim.seed_worlds(seeds * P)
+    policy = SideBySide([make(sim, seeds[0]) for make in makers.values()], G * S)
+    result = run_evaluation(sim, policy, episodes * S * P, progress=progress, max_steps=max_steps)
+    parts = split_groups(result, sim, S * P, params.warmup)
+    return {name: list(zip(seeds, parts[i * S:(i + 1) * S])) for i, name in enumerate(makers)}
 
 
 def load_measures(episodes: pd.DataFrame, jobs: pd.DataFrame, last_decision: np.ndarray,

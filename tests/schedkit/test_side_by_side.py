@@ -1,0 +1,58 @@
+"""Schedulers evaluated side by side in one simulator (schedkit.evaluation.evaluate_side_by_side, measured by
+bench/side_by_side.py): each one's rows, requests, load statistics and step count are those of its own run."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from edgesim.contention import CONTENTION, Contention
+from edgesim.serving import SERVING, Serving
+from Heuristics.policies import LeastLoadedPolicy, QueueGreedyPolicy
+from schedkit.evaluation import Evaluation, evaluate_seeds, evaluate_side_by_side
+
+POLICIES = {"greedy_queue": QueueGreedyPolicy, "least_loaded": LeastLoadedPolicy}
+SEEDS = [5, 9]
+SETTINGS = {"serving": (SERVING, Serving(load=0.9, worlds=2, warmup=8, max_in_flight=64)),
+            "contention": (CONTENTION, Contention(worlds=2, warmup=4))}
+
+
+def same(a: Evaluation, b: Evaluation) -> bool:
+    """The same rows but the wall time per decision, the same steps, and load statistics equal to 1e-12 (contention
+    sums its jobs' busy time in the order the batch ran them)."""
+    cols = [c for c in a.episodes if c != "decision_ms"]
+    stats_equal = a.stats.keys() == b.stats.keys() and all(
+        math.isclose(x, y, rel_tol=1e-12) or (x != x and y != y) for x, y in zip(a.stats.values(), b.stats.values()))
+    requests_equal = (a.requests is None) == (b.requests is None) and (a.requests is None or a.requests.equals(b.requests))
+    return a.episodes[cols].equals(b.episodes[cols]) and requests_equal and stats_equal and a.steps == b.steps
+
+
+@pytest.mark.parametrize("profile", list(SETTINGS))
+def test_each_scheduler_side_by_side_gets_the_rows_of_its_own_run(tiny_ds, profile):
+    prof, params = SETTINGS[profile]
+    makers = {name: (lambda sim, seed, cls=cls: cls(sim, seed=seed)) for name, cls in POLICIES.items()}
+    together = evaluate_side_by_side(tiny_ds, "test", 8, SEEDS, "cpu", prof, params, makers, progress=False,
+                                     max_steps=2000)
+    assert list(together) == list(POLICIES)
+    for name, make in makers.items():
+        alone = evaluate_seeds(tiny_ds, "test", 8, SEEDS, "cpu", prof, params, make, progress=False, max_steps=2000)
+        assert [seed for seed, _ in together[name]] == SEEDS
+        assert all(same(a, b) for (_, a), (_, b) in zip(alone, together[name])), name
+    # the two rules really decided differently (else a block given the other's choices would pass too)
+    (_, gq), (_, ll) = together["greedy_queue"][0], together["least_loaded"][0]
+    assert not gq.episodes["latency_ms"].equals(ll.episodes["latency_ms"])
+
+
+def test_one_scheduler_at_one_seed_is_its_own_run(tiny_ds):
+    prof, params = SETTINGS["serving"]
+    make = lambda sim, seed: LeastLoadedPolicy(sim, seed=seed)  # noqa: E731
+    (seed, together), = evaluate_side_by_side(tiny_ds, "test", 8, [5], "cpu", prof, params, {"ll": make},
+                                              progress=False, max_steps=2000)["ll"]
+    (_, alone), = evaluate_seeds(tiny_ds, "test", 8, [5], "cpu", prof, params, make, progress=False, max_steps=2000)
+    assert seed == 5 and same(alone, together)
+
+
+def test_a_profile_that_cannot_batch_worlds_is_refused(tiny_ds):
+    from edgesim.paper import PAPER
+    with pytest.raises(ValueError, match="cannot hold several worlds' blocks"):
+        evaluate_side_by_side(tiny_ds, "test", 8, SEEDS, "cpu", PAPER, None, {"ll": lambda sim, seed: None})
