@@ -61,6 +61,7 @@ class RandomPolicy:
     """Uniform over the servers that host the step's model type."""
 
     name = "random"
+    draws_for_the_batch = True  # its draws depend on the batch's size: side by side, its rows are not its own run's
 
     def __init__(self, sim: Simulator, seed: int = 0):
         self.gen = torch.Generator(sim.device).manual_seed(seed)
@@ -173,6 +174,7 @@ class PowerOfTwoPolicy(QueueGreedyPolicy):
     same waits as greedy_queue under every profile."""
 
     name = "p2c"
+    draws_for_the_batch = True
 
     def __init__(self, sim: Simulator, seed: int = 0, latency_weight: float = GREEDY_LATENCY_WEIGHT):
         super().__init__(sim, seed, latency_weight)
@@ -326,6 +328,7 @@ class LookaheadPolicy:
     """
 
     name = "lookahead"
+    plans_each_row = True  # its decision costs grow with the rows: side by side, it would plan every rule's rows
     tunable = True  # `latency_weight` sets its planning weights; Heuristics/tune.py tunes it
 
     def __init__(self, sim: Simulator, seed: int = 0, latency_weight: float = GREEDY_LATENCY_WEIGHT,

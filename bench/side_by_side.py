@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,12 +26,12 @@ sys.path.insert(0, str(ROOT))
 from bench.record import add_json_flag, emit, record  # noqa: E402
 from bench.serving_validation import validation_setting  # noqa: E402
 from edgesim.serving import SERVING  # noqa: E402
-from schedkit.evaluation import Evaluation, evaluate_seeds, evaluate_side_by_side  # noqa: E402
+from edgesim.simulator import Simulator  # noqa: E402
+from schedkit.evaluation import Evaluation, Policy, evaluate_seeds, evaluate_side_by_side  # noqa: E402
 from schedkit.registry import get  # noqa: E402
 
 RULES = ["greedy", "greedy_queue", "least_loaded", "p2c", "telemetry", "maxcompute", "random", "round_robin", "jsq",
          "token_jsq", "kv_jsq"]  # every serving heuristic but the planners (oracle, lookahead)
-RANDOM = {"random", "p2c"}  # draw for the whole batch: their rows depend on the batch's size
 
 
 def same_rows(a: Evaluation, b: Evaluation) -> bool:
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     setting = validation_setting()
     protocol = setting.protocol
     steps = args.max_steps or protocol.max_steps
-    makers = {name: (lambda sim, seed, name=name: get(name).load()(sim, seed=seed)) for name in args.policies}
+    def maker(name: str) -> Callable[[Simulator, int], Policy]:
+        return lambda sim, seed: get(name).load()(sim, seed=seed)
+    makers = {name: maker(name) for name in args.policies}
     run = (setting.ds, "train", protocol.episodes, setting.seeds, "cpu", SERVING, setting.params)
     t0 = time.perf_counter()
     apart = {name: evaluate_seeds(*run, make, progress=False, max_steps=steps) for name, make in makers.items()}
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     together = evaluate_side_by_side(*run, makers, progress=False, max_steps=steps)
     together_s = time.perf_counter() - t0
     rows = [{"policy": name, "steps": apart[name][0][1].steps,
-             "identical_rows": None if name in RANDOM else all(
+             "identical_rows": None if getattr(get(name).load(), "draws_for_the_batch", False) else all(
                  same_rows(a, b) for (_, a), (_, b) in zip(apart[name], together[name]))} for name in makers]
     summary = {"policies": len(makers), "max_steps": steps, "apart_s": apart_s, "side_by_side_s": together_s,
                "speedup": apart_s / together_s}

@@ -248,7 +248,10 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
             acc[col].index_add_(0, ep, info[key][keep].to(sim.dtype))
         acc["reward"].index_add_(0, ep, (reward @ w)[keep])
         acc["steps"].index_add_(0, ep, torch.ones_like(ep, dtype=sim.dtype))
-        acc["decision_s"].index_add_(0, ep, torch.full_like(ep, per_decision, dtype=sim.dtype))
+        if isinstance(policy, SideBySide):  # each block its own policy's time
+            acc["decision_s"].index_add_(0, ep, policy.seconds_per_row.index_select(0, info["world"][keep]))
+        else:
+            acc["decision_s"].index_add_(0, ep, torch.full_like(ep, per_decision, dtype=sim.dtype))
         task[ep] = info["task"][keep]
         if "arrival_ms" in info:
             for col, dtype in ARRIVAL.items():
@@ -405,15 +408,24 @@ def split_groups(result: Evaluation, sim: Simulator, groups: int, warmup: int) -
 class SideBySide:
     """Several policies in one batch: policy i decides block i of the rows (`evaluate_side_by_side`). Each acts
     on every row and keeps its own block's choices: the rows are independent worlds, so what a policy decides
-    for its rows does not depend on the others'."""
+    for its rows does not depend on the others'. `seconds_per_row`: each row's policy's wall time of the last
+    step over the rows it decided for (every row: what one decision costs it at this batch)."""
 
     def __init__(self, policies: list[Policy], rows_each: int):
         self.policies, self.rows_each = policies, rows_each
         self.name = " + ".join(p.name for p in policies)
+        self.seconds_per_row = torch.zeros(0)
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
-        return torch.cat([p.act(sim, obs).narrow(0, i * self.rows_each, self.rows_each)
-                          for i, p in enumerate(self.policies)])
+        chosen, seconds = [], []
+        for i, p in enumerate(self.policies):
+            t0 = time.perf_counter()
+            chosen.append(p.act(sim, obs).narrow(0, i * self.rows_each, self.rows_each))
+            if sim.device.type == "cuda":
+                torch.cuda.synchronize(sim.device)
+            seconds.append((time.perf_counter() - t0) / sim.batch_size)
+        self.seconds_per_row = torch.tensor(seconds, dtype=sim.dtype, device=sim.device).repeat_interleave(self.rows_each)
+        return torch.cat(chosen)
 
 
 def evaluate_side_by_side(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
@@ -426,7 +438,8 @@ def evaluate_side_by_side(ds: Dataset, split: str, episodes: int, seeds: list[in
 
     Each policy's rows, statistics and step count are those of its own `evaluate_seeds` run (a block's worlds stop
     being measured when its own measured workflows have finished), except: policies that draw random numbers draw
-    them for the whole batch, and `decision_ms` is the wall time of every policy's decision together, per row."""
+    them for the whole batch, and `decision_ms` is the policy's wall time per decision at this batch (each decides
+    every row, keeping its own block's)."""
     P, S = len(makers), len(seeds)
     if not profile.batches_seeds or P < 1 or episodes % profile.batch_size(params, episodes):
         raise ValueError(f"evaluate_side_by_side: the {profile.name} profile cannot hold several worlds' blocks in one "

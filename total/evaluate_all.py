@@ -48,9 +48,12 @@ latency a lower bound, reward an upper one), and a summary row with `unfinished`
 this load; total/make_table.py and total/compare.py report it so and compare nothing with it.
 A stopped evaluation resumes: each scheduler's evaluation is kept in <folder>/finished/ as soon as it is done,
 and a re-run with the same settings takes it from there instead of evaluating it again (the same rows;
-total/finished_evaluations.py); --overwrite starts afresh. `--workers N` evaluates N schedulers at once, each in
-a forked process that puts its evaluation there; the files are then written in the usual order, the same rows.
-Ctrl-C or SIGTERM stops the workers with it.
+total/finished_evaluations.py); --overwrite starts afresh. Under contention and serving, the rules that may share
+a simulator (`shares_a_simulator`) are evaluated side by side in one (schedkit.evaluation.evaluate_side_by_side:
+each rule's rows are those of its own run, for a fraction of the time; its decision_ms is its time per decision at
+that batch). `--workers N` evaluates N units at once (those rules split over the workers, each other scheduler
+alone), each in a forked process that puts its evaluations there; the files are then written in the usual order,
+the same rows. Ctrl-C or SIGTERM stops the workers with it.
 """
 from __future__ import annotations
 
@@ -90,7 +93,14 @@ from schedkit.cli import (
     workers_arg,
 )
 from schedkit.config import differing_settings
-from schedkit.evaluation import REQUEST_COLUMNS, Evaluation, evaluate_seeds, serving_summary, unfinished
+from schedkit.evaluation import (
+    REQUEST_COLUMNS,
+    Evaluation,
+    evaluate_seeds,
+    evaluate_side_by_side,
+    serving_summary,
+    unfinished,
+)
 from schedkit.inference import policy_from_checkpoint
 from schedkit.io import interrupts_held, write_csv, write_csv_or_remove, write_yaml
 from schedkit.outputs import claim_output
@@ -398,7 +408,8 @@ def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], li
 class Job:
     """One row name's evaluation: how each evaluation seed gets its policy, the training seed and run folder, and
     for a learned run its checkpoint (part of its identity in the finished store). `same_as` names a rule whose
-    rows these are, relabelled (a tuned row at the rule's default W), evaluated no second time."""
+    rows these are, relabelled (a tuned row at the rule's default W), evaluated no second time. `alone`: a learned
+    run, or a rule that may not share a simulator (`shares_a_simulator`); the others do (`evaluation_units`)."""
 
     name: str
     policy_for_seed: Callable | None
@@ -406,6 +417,7 @@ class Job:
     run: str
     checkpoint: Path | None = None
     same_as: str | None = None
+    alone: bool = True  # evaluated in a simulator of its own, never side by side with other rules
 
     def identity(self) -> dict:
         found = {"name": self.name, "train_seed": None if pd.isna(self.train_seed) else int(self.train_seed),
@@ -442,7 +454,7 @@ def plan(args: argparse.Namespace, ds, device, profile: Profile, tuned: dict[str
             if isinstance(policy, OraclePolicy):
                 policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
             return policy
-        jobs.append(Job(name, make, np.nan, ""))
+        jobs.append(Job(name, make, np.nan, "", alone=not shares_a_simulator(name)))
         defaults.add(name)
     for name, w in tuned.items():
         if name in args.skip:
@@ -450,26 +462,55 @@ def plan(args: argparse.Namespace, ds, device, profile: Profile, tuned: dict[str
         if name in defaults and w == default_latency_weight(name):  # the same policy, seeds and draws: the same rows
             jobs.append(Job(name + TUNED, None, np.nan, "", same_as=name))
             continue
-        jobs.append(Job(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, ""))
+        jobs.append(Job(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "",
+                        alone=not shares_a_simulator(name)))
     priors = [] if "greedy_queue" in args.skip else prior_weights(found)
     for w in priors:
         if "greedy_queue" in tuned and w == tuned["greedy_queue"]:
             continue  # greedy_queue_tuned is this evaluation already: the matched control
-        jobs.append(Job(prior_row(w), lambda sim, es, w=w: make_policy("greedy_queue", sim, es, w), np.nan, ""))
+        jobs.append(Job(prior_row(w), lambda sim, es, w=w: make_policy("greedy_queue", sim, es, w), np.nan, "",
+                        alone=False))
     return jobs, priors
 
 
-_PARALLEL: tuple[list[Job], Callable[[Job], Finished], FinishedEvaluations] | None = None  # what forked workers read
+def shares_a_simulator(name: str) -> bool:
+    """Whether rule `name` may be evaluated side by side with other rules (`evaluate_side_by_side`): not if it draws
+    random numbers for the whole batch (its rows would depend on the batch it runs in), nor if its decision's cost
+    grows with the rows (a planner would plan every rule's rows)."""
+    rule = get(name).load()
+    return not (getattr(rule, "draws_for_the_batch", False) or getattr(rule, "plans_each_row", False))
 
 
-def _evaluate_job(i: int) -> str | None:
-    """In a forked worker: evaluate job i into the finished store; the error's line if it fails."""
+def evaluation_units(jobs: list[Job], pending: list[int], side_by_side: bool, workers: int) -> list[list[int]]:
+    """The pending jobs grouped as simulators evaluate them: where the profile holds several worlds' blocks in one
+    simulator (`side_by_side`), the rules that need no simulator of their own side by side (`evaluate_side_by_side`),
+    split evenly over the workers; every other job alone."""
+    together = [i for i in pending if side_by_side and not jobs[i].alone]
+    units = [list(map(int, u)) for u in np.array_split(together, min(workers, len(together)))] if together else []
+    return [u for u in units if len(u) > 1] + [u for u in units if len(u) == 1] \
+        + [[i] for i in pending if i not in together]
+
+
+Evaluate = Callable[[list[Job]], list[Finished]]  # the jobs of one unit (`evaluation_units`), in one simulator
+_PARALLEL: tuple[list[Job], list[list[int]], Evaluate, FinishedEvaluations] | None = None  # what forked workers read
+
+
+def evaluate_unit(jobs: list[Job], unit: list[int], evaluate: Evaluate, store: FinishedEvaluations) -> dict[int, Finished]:
+    """Evaluate the jobs of `unit` together and put each one's evaluation into the finished store."""
+    done = dict(zip(unit, evaluate([jobs[i] for i in unit])))
+    for i, finished in done.items():
+        store.save(jobs[i].identity(), finished)
+    return done
+
+
+def _evaluate_unit(u: int) -> str | None:
+    """In a forked worker: evaluate unit u into the finished store; the error's line if it fails."""
     assert _PARALLEL is not None
-    jobs, evaluate, store = _PARALLEL
+    jobs, units, evaluate, store = _PARALLEL
     try:
-        store.save(jobs[i].identity(), evaluate(jobs[i]))
+        evaluate_unit(jobs, units[u], evaluate, store)
     except BaseException as e:  # noqa: BLE001 -- a worker reports every failure as a line, never hangs the pool
-        return f"{jobs[i].name}: {e}"
+        return f"{' + '.join(jobs[i].name for i in units[u])}: {e}"
     return None
 
 
@@ -483,24 +524,20 @@ def _worker_signals() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
-def evaluate_in_parallel(jobs: list[Job], evaluate: Callable[[Job], Finished], store: FinishedEvaluations,
-                         workers: int, progress: bool) -> set[int]:
-    """Evaluate the jobs that `store` does not hold yet in `workers` forked processes, each into the store, so
-    that the ordered pass after it reads every one back: the rows are those of one process, whatever the order
-    the workers finish in. Returns the indices of the jobs evaluated. Ctrl-C, SIGTERM or a failed evaluation
-    stops the workers at once (a stopped worker's entry is never complete, so it does not count): nothing
-    goes on evaluating after the driver has ended."""
+def evaluate_in_parallel(jobs: list[Job], units: list[list[int]], evaluate: Evaluate, store: FinishedEvaluations,
+                         workers: int, progress: bool) -> None:
+    """Evaluate the units of jobs in `workers` forked processes, each job into the store, so that the ordered pass
+    after it reads every one back: the rows are those of one process, whatever the order the workers finish in.
+    Ctrl-C, SIGTERM or a failed evaluation stops the workers at once (a stopped worker's entry is never complete,
+    so it does not count): nothing goes on evaluating after the driver has ended."""
     global _PARALLEL
-    pending = [i for i, job in enumerate(jobs) if job.same_as is None and not store.holds(job.identity())]
-    if not pending:
-        return set()
-    _PARALLEL = (jobs, evaluate, store)
-    pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=multiprocessing.get_context("fork"),
+    _PARALLEL = (jobs, units, evaluate, store)
+    pool = ProcessPoolExecutor(min(workers, len(units)), mp_context=multiprocessing.get_context("fork"),
                                initializer=_worker_signals)
     try:
         with interrupts_held():  # the pool starts whole (workers, then their manager thread), or not at all
-            futures = {pool.submit(_evaluate_job, i): i for i in pending}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="evaluations", unit="scheduler",
+            futures = {pool.submit(_evaluate_unit, u): u for u in range(len(units))}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="evaluations", unit="unit",
                            disable=None if progress else True):
             error = future.result()
             if error is not None:
@@ -515,7 +552,6 @@ def evaluate_in_parallel(jobs: list[Job], evaluate: Callable[[Job], Finished], s
             process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         _PARALLEL = None
-    return set(pending)
 
 
 def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params, tag: str, episodes: int,
@@ -536,17 +572,30 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
             request_frames.append(done.requests)
         bounds.extend(done.extra.values())
 
-    def evaluate_policy(job: Job) -> Finished:
-        mine, requests, measured, oracle = [], [], [], []
+    def evaluate(unit: list[Job]) -> list[Finished]:
+        """The jobs' evaluations: one job's as `evaluate_seeds` runs it, several side by side in one simulator."""
+        oracles: dict[str, list] = {job.name: [] for job in unit}
 
-        def make(sim, es):
-            policy = job.policy_for_seed(sim, es)
-            if isinstance(policy, OraclePolicy):
-                oracle.append((policy, sim))
-            return policy
+        def maker(job: Job) -> Callable:
+            def make(sim, es):
+                policy = job.policy_for_seed(sim, es)
+                if isinstance(policy, OraclePolicy):
+                    oracles[job.name].append((policy, sim))
+                return policy
+            return make
         progress = not args.no_progress and args.workers == 1
-        for es, result in evaluate_seeds(ds, args.split, episodes, args.eval_seeds, device, profile, params,
-                                         make, progress=progress, max_steps=args.max_steps):
+        run = (ds, args.split, episodes, args.eval_seeds, device, profile, params)
+        if len(unit) == 1:
+            (job,) = unit
+            return [finished_of(job, evaluate_seeds(*run, maker(job), progress=progress, max_steps=args.max_steps),
+                                oracles[job.name])]
+        together = evaluate_side_by_side(*run, {job.name: maker(job) for job in unit}, progress=progress,
+                                         max_steps=args.max_steps)
+        return [finished_of(job, together[job.name], oracles[job.name]) for job in unit]
+
+    def finished_of(job: Job, runs: list[tuple[int, Evaluation]], oracle: list) -> Finished:
+        mine, requests, measured = [], [], []
+        for es, result in runs:
             measured.append(measures(result))
             who = {"algo": job.name, "train_seed": job.train_seed, "eval_seed": es, "run": job.run}
             mine.append(pd.concat([pd.DataFrame(who, index=result.episodes.index), result.episodes], axis=1))
@@ -561,8 +610,14 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
         return Finished(episodes_df, pd.concat(requests, ignore_index=True) if requests else None, measured, extra)
 
     jobs, priors = plan(args, ds, device, profile, tuned, found)
-    fresh = evaluate_in_parallel(jobs, evaluate_policy, store, args.workers, not args.no_progress) \
-        if args.workers > 1 else set()
+    pending = [i for i, job in enumerate(jobs) if job.same_as is None and not store.holds(job.identity())]
+    side_by_side = profile.batches_seeds and episodes % profile.batch_size(params, episodes) == 0
+    units = evaluation_units(jobs, pending, side_by_side, args.workers)
+    if args.workers > 1 and units:
+        evaluate_in_parallel(jobs, units, evaluate, store, args.workers, not args.no_progress)
+    unit_of = {i: unit for unit in units for i in unit}  # in one process: a unit when its first job's turn comes
+    by_unit: dict[int, Finished] = {}  # evaluated in this process, with the rest of their unit
+    fresh = set(pending)
     done: dict[str, Finished] = {}
     for i, job in enumerate(jobs):
         if job.same_as is not None:
@@ -573,10 +628,10 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
                   f"{job.same_as}'s")
             continue
         identity = job.identity()
-        finished = store.load(identity)
+        finished = by_unit[i] if i in by_unit else store.load(identity)
         if finished is None:
-            finished = evaluate_policy(job)
-            store.save(identity, finished)
+            by_unit |= evaluate_unit(jobs, unit_of.get(i, [i]), evaluate, store)
+            finished = by_unit[i]
         elif i not in fresh:
             print(f"resumed {job.name}" + ("" if job.checkpoint is None else f" seed {job.train_seed}")
                   + f": {store.root}")

@@ -354,6 +354,11 @@ BENCHMARKS = (
               "the steps to the warm-up's end, to the last measured arrival and after it (the drain, until the "
               "slowest measured workflow has finished), with the measured workflows' latency",
               "python bench/evaluation_steps.py --json bench/results/evaluation_steps.json"),
+    Benchmark("side_by_side", "the serving heuristics on the serving study's validation setting, one after the other "
+              "and side by side in one simulator (schedkit.evaluation.evaluate_side_by_side), each run bounded at "
+              "the same steps: the time of each way and whether each rule's rows are its own run's "
+              "(docs/decisions.md, 2026-12-07, night)",
+              "python bench/side_by_side.py --json bench/results/side_by_side.json"),
     Benchmark("update_cost", "one PPO update with each config.yaml's own settings against the contention study's",
               "python bench/update_cost.py --algos PPO --loads idle --repeats 1 --json bench/results/update_cost.json"),
     Benchmark("training_cost", "one TopoFreeRL training run under each queueing profile, side by side, and each "

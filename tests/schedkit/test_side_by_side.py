@@ -38,6 +38,7 @@ def test_each_scheduler_side_by_side_gets_the_rows_of_its_own_run(tiny_ds, profi
         alone = evaluate_seeds(tiny_ds, "test", 8, SEEDS, "cpu", prof, params, make, progress=False, max_steps=2000)
         assert [seed for seed, _ in together[name]] == SEEDS
         assert all(same(a, b) for (_, a), (_, b) in zip(alone, together[name])), name
+        assert all((e.episodes["decision_ms"] > 0).all() for _, e in together[name])  # its own time, timed apart
     # the two rules really decided differently (else a block given the other's choices would pass too)
     (_, gq), (_, ll) = together["greedy_queue"][0], together["least_loaded"][0]
     assert not gq.episodes["latency_ms"].equals(ll.episodes["latency_ms"])
