@@ -444,12 +444,8 @@ def evaluate_side_by_side(ds: Dataset, split: str, episodes: int, seeds: list[in
     if not profile.batches_seeds or P < 1 or episodes % profile.batch_size(params, episodes):
         raise ValueError(f"evaluate_side_by_side: the {profile.name} profile cannot hold several worlds' blocks in one "
                          f"simulator here (it needs Profile.batches_seeds and episodes a multiple of the worlds)")
-    G = profile.batch_size(params, episodes)
-    sim = eval_simulator(ds, split, episodes * S * P, seeds[0], device, profile, replace(params, worlds=G * S * P))
-    if not isinstance(sim, SeedBatching):
-        raise TypeError(f"the {profile.name} profile says it batches seeds, but its simulator has no seed_worlds")
-    sim.seed_worlds(seeds * P)
-    policy = SideBySide([make(sim, seeds[0]) for make in makers.values()], G * S)
+    (sim,) = seed_simulators(ds, split, episodes, seeds * P, device, profile, params)  # each policy's seeds in turn
+    policy = SideBySide([make(sim, seeds[0]) for make in makers.values()], sim.batch_size // P)
     result = run_evaluation(sim, policy, episodes * S * P, progress=progress, max_steps=max_steps)
     parts = split_groups(result, sim, S * P, params.warmup)
     return {name: list(zip(seeds, parts[i * S:(i + 1) * S])) for i, name in enumerate(makers)}

@@ -487,8 +487,7 @@ def evaluation_units(jobs: list[Job], pending: list[int], side_by_side: bool, wo
     split evenly over the workers; every other job alone."""
     together = [i for i in pending if side_by_side and not jobs[i].alone]
     units = [list(map(int, u)) for u in np.array_split(together, min(workers, len(together)))] if together else []
-    return [u for u in units if len(u) > 1] + [u for u in units if len(u) == 1] \
-        + [[i] for i in pending if i not in together]
+    return units + [[i] for i in pending if i not in together]
 
 
 Evaluate = Callable[[list[Job]], list[Finished]]  # the jobs of one unit (`evaluation_units`), in one simulator
