@@ -267,6 +267,8 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
             running = left > 0
             left -= torch.bincount(episode_group[ended], minlength=n_groups)
             stopped = running & (left == 0)  # seeds whose measured workflows have all finished: their runs would stop
+            if isinstance(policy, SideBySide):
+                policy.finish(left)
             if bool(stopped.any()):
                 group_steps[stopped] = steps
                 if reporter is not None:
@@ -409,23 +411,42 @@ class SideBySide:
     """Several policies in one batch: policy i decides block i of the rows (`evaluate_side_by_side`). Each acts
     on every row and keeps its own block's choices: the rows are independent worlds, so what a policy decides
     for its rows does not depend on the others'. `seconds_per_row`: each row's policy's wall time of the last
-    step over the rows it decided for (every row: what one decision costs it at this batch)."""
+    step over the rows it decided for (every row: what one decision costs it at this batch).
+
+    Once every measured workflow of a block has finished (`finish`), its policy is no longer asked: its rows take
+    a running policy's choices, since nothing they do is measured any more. So a unit whose slowest block drains
+    for long pays for that block's policy alone, not for every policy until the end."""
 
     def __init__(self, policies: list[Policy], rows_each: int):
         self.policies, self.rows_each = policies, rows_each
         self.name = " + ".join(p.name for p in policies)
         self.seconds_per_row = torch.zeros(0)
+        self.running = [True] * len(policies)
+
+    def finish(self, groups_left: torch.Tensor) -> None:
+        """`groups_left`: the measured workflows each seed group still has running, the blocks' groups in order."""
+        per_block = groups_left.view(len(self.policies), -1).gt(0).any(1).tolist()
+        self.running = [r and bool(g) for r, g in zip(self.running, per_block)]
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
-        chosen, seconds = [], []
+        chosen: list[torch.Tensor | None] = []
+        seconds, every_row = [], None
         for i, p in enumerate(self.policies):
+            if not self.running[i]:
+                chosen.append(None)
+                seconds.append(0.0)
+                continue
             t0 = time.perf_counter()
-            chosen.append(p.act(sim, obs).narrow(0, i * self.rows_each, self.rows_each))
+            every_row = p.act(sim, obs)
+            chosen.append(every_row.narrow(0, i * self.rows_each, self.rows_each))
             if sim.device.type == "cuda":
                 torch.cuda.synchronize(sim.device)
             seconds.append((time.perf_counter() - t0) / sim.batch_size)
+        if every_row is None:  # every block finished (a bounded run's last steps): any valid choice will do
+            every_row = self.policies[0].act(sim, obs)
         self.seconds_per_row = torch.tensor(seconds, dtype=sim.dtype, device=sim.device).repeat_interleave(self.rows_each)
-        return torch.cat(chosen)
+        return torch.cat([every_row.narrow(0, i * self.rows_each, self.rows_each) if c is None else c
+                          for i, c in enumerate(chosen)])
 
 
 def evaluate_side_by_side(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
@@ -437,9 +458,9 @@ def evaluate_side_by_side(ds: Dataset, split: str, episodes: int, seeds: list[in
     by side cost a fraction of one after the other (bench/side_by_side.py measures it).
 
     Each policy's rows, statistics and step count are those of its own `evaluate_seeds` run (a block's worlds stop
-    being measured when its own measured workflows have finished), except: policies that draw random numbers draw
-    them for the whole batch, and `decision_ms` is the policy's wall time per decision at this batch (each decides
-    every row, keeping its own block's)."""
+    being measured, and its policy being asked, when its own measured workflows have finished), except: policies
+    that draw random numbers draw them for the whole batch, and `decision_ms` is the policy's wall time per decision
+    at this batch (each decides every row, keeping its own block's)."""
     P, S = len(makers), len(seeds)
     if not profile.batches_seeds or P < 1 or episodes % profile.batch_size(params, episodes):
         raise ValueError(f"evaluate_side_by_side: the {profile.name} profile cannot hold several worlds' blocks in one "

@@ -359,6 +359,13 @@ BENCHMARKS = (
               "the same steps: the time of each way and whether each rule's rows are its own run's "
               "(docs/decisions.md, 2026-12-07, night)",
               "python bench/side_by_side.py --json bench/results/side_by_side.json"),
+    Benchmark("side_by_side_learned", "the serving heuristics and 20 learned runs on the serving study's validation "
+              "setting: each in its own simulator, the rules side by side with each learned run in its own, and all "
+              "side by side, each way bounded at the same steps: the time of each way and whether each scheduler "
+              "made the same choice for each of its rows at every step and got the same rows (docs/decisions.md, "
+              "2026-12-07, later at night)",
+              "python bench/side_by_side.py --runs results/side_by_side_bench --max-steps 1500 "
+              "--json bench/results/side_by_side_learned.json"),
     Benchmark("update_cost", "one PPO update with each config.yaml's own settings against the contention study's",
               "python bench/update_cost.py --algos PPO --loads idle --repeats 1 --json bench/results/update_cost.json"),
     Benchmark("training_cost", "one TopoFreeRL training run under each queueing profile, side by side, and each "

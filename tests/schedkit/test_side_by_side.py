@@ -44,6 +44,34 @@ def test_each_scheduler_side_by_side_gets_the_rows_of_its_own_run(tiny_ds, profi
     assert not gq.episodes["latency_ms"].equals(ll.episodes["latency_ms"])
 
 
+class Counted:
+    """A policy that counts the steps it is asked to decide."""
+
+    def __init__(self, policy):
+        self.policy, self.name, self.calls = policy, policy.name, 0
+
+    def act(self, sim, obs):
+        self.calls += 1
+        return self.policy.act(sim, obs)
+
+
+def test_a_policy_is_no_longer_asked_once_its_block_has_finished(tiny_ds):
+    prof, params = SETTINGS["serving"]
+    made: dict[str, Counted] = {}
+
+    def counted(name, cls):
+        def make(sim, seed):
+            made[name] = Counted(cls(sim, seed=seed))
+            return made[name]
+        return make
+    together = evaluate_side_by_side(tiny_ds, "test", 8, SEEDS, "cpu", prof, params,
+                                     {name: counted(name, cls) for name, cls in POLICIES.items()}, progress=False,
+                                     max_steps=2000)
+    last = {name: max(e.steps for _, e in runs) for name, runs in together.items()}
+    assert len(set(last.values())) == 2  # one block finished while the other still ran
+    assert {name: c.calls for name, c in made.items()} == last  # asked until its own block's last step, no longer
+
+
 def test_one_scheduler_at_one_seed_is_its_own_run(tiny_ds):
     prof, params = SETTINGS["serving"]
     make = lambda sim, seed: LeastLoadedPolicy(sim, seed=seed)  # noqa: E731
