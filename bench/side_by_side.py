@@ -36,7 +36,7 @@ from edgesim.simulator import Simulator  # noqa: E402
 from schedkit.evaluation import Evaluation, Observation, Policy, evaluate_seeds, evaluate_side_by_side  # noqa: E402
 from schedkit.inference import policy_from_checkpoint  # noqa: E402
 from schedkit.registry import get  # noqa: E402
-from schedkit.runs import load_checkpoint  # noqa: E402
+from schedkit.runs import CheckpointError, load_checkpoint  # noqa: E402
 from total.common import agent_factory, final_checkpoints  # noqa: E402
 
 RULES = ["greedy", "greedy_queue", "least_loaded", "p2c", "telemetry", "maxcompute", "random", "round_robin", "jsq",
@@ -76,10 +76,16 @@ def learned_makers(root: Path, ds) -> dict[str, Callable[[Simulator, int], Polic
     makers: dict[str, Callable[[Simulator, int], Policy]] = {}
     for ckpt in final_checkpoints(root):
         algo = ckpt.parents[2].name
-        state = load_checkpoint(ckpt, map_location="cpu", algo=algo)
-        if state["dataset"]["fingerprint"] != ds.fingerprint or state["config"]["profile"] != "serving":
-            sys.exit(f"error: {ckpt}: not trained on the validation setting's region under the serving profile")
-        policy = policy_from_checkpoint(state, ds, agent_factory(algo), torch.device("cpu"), profile=SERVING)
+        try:
+            state = load_checkpoint(ckpt, map_location="cpu", algo=algo)
+        except CheckpointError as e:  # its message names the file
+            sys.exit(f"error: {e}")
+        try:
+            if state["dataset"]["fingerprint"] != ds.fingerprint or state["config"]["profile"] != "serving":
+                raise CheckpointError("not trained on the validation setting's region under the serving profile")
+            policy = policy_from_checkpoint(state, ds, agent_factory(algo), torch.device("cpu"), profile=SERVING)
+        except CheckpointError as e:
+            sys.exit(f"error: {ckpt}: {e}")
         makers[f"{algo} seed {state['config']['seed']}"] = always(policy)
     if not makers:
         sys.exit(f"error: --runs {root}: no finished run (<root>/<Algo>/<run>/checkpoints/final.pt)")
