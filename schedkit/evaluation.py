@@ -442,8 +442,7 @@ class SideBySide:
             if sim.device.type == "cuda":
                 torch.cuda.synchronize(sim.device)
             seconds.append((time.perf_counter() - t0) / sim.batch_size)
-        if every_row is None:  # every block finished (a bounded run's last steps): any valid choice will do
-            every_row = self.policies[0].act(sim, obs)
+        assert every_row is not None, "run_evaluation stops once every block's measured workflows have finished"
         self.seconds_per_row = torch.tensor(seconds, dtype=sim.dtype, device=sim.device).repeat_interleave(self.rows_each)
         return torch.cat([every_row.narrow(0, i * self.rows_each, self.rows_each) if c is None else c
                           for i, c in enumerate(chosen)])
