@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     summary: dict = {"rules": len(rules), "learned_runs": len(learned), "max_steps": steps, "apart_s": apart_s}
     if learned:
         _, _, rules_s = timed(together, rules)
-        before = rules_s + sum(alone_s[name] for name in learned)
-        summary |= {"rules_side_by_side_s": rules_s, "learned_alone_s": before - rules_s,
+        learned_s = sum(alone_s[name] for name in learned)
+        before = rules_s + learned_s
+        summary |= {"rules_side_by_side_s": rules_s, "learned_alone_s": learned_s,
                     "rules_side_by_side_learned_alone_s": before}
         print(f"rules side by side, each learned run alone: {before:.0f} s", file=sys.stderr)
     both, both_rec, both_s = timed(together, rules | learned)

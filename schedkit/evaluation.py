@@ -333,10 +333,16 @@ def seed_groups(sim: Simulator) -> torch.Tensor:
     return torch.arange(sim.batch_size, device=sim.device) // per_seed
 
 
+def holds_blocks(profile: Profile, params: Any, episodes: int) -> bool:
+    """Whether one simulator of `profile` can hold several blocks of worlds side by side, each measuring `episodes`
+    episodes: the profile batches seeds (`Profile.batches_seeds`) and `episodes` fills whole worlds."""
+    return profile.batches_seeds and episodes % profile.batch_size(params, episodes) == 0
+
+
 def batches_seeds(profile: Profile, params: Any, episodes: int, seeds: list[int]) -> bool:
-    """Whether `evaluate_seeds` runs these seeds' worlds side by side in one simulator: the profile batches seeds
-    (`Profile.batches_seeds`), there are several, and each seed's worlds measure as many episodes."""
-    return profile.batches_seeds and len(seeds) > 1 and episodes % profile.batch_size(params, episodes) == 0
+    """Whether `evaluate_seeds` runs these seeds' worlds side by side in one simulator: there are several and one
+    simulator can hold their blocks (`holds_blocks`)."""
+    return len(seeds) > 1 and holds_blocks(profile, params, episodes)
 
 
 def seed_simulators(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
@@ -424,9 +430,9 @@ class SideBySide:
         self.running = [True] * len(policies)
 
     def finish(self, groups_left: torch.Tensor) -> None:
-        """`groups_left`: the measured workflows each seed group still has running, the blocks' groups in order."""
-        per_block = groups_left.view(len(self.policies), -1).gt(0).any(1).tolist()
-        self.running = [r and bool(g) for r, g in zip(self.running, per_block)]
+        """`groups_left`: the measured workflows each seed group still has running, the blocks' groups in order
+        (they only decrease, so a finished block stays finished)."""
+        self.running = groups_left.view(len(self.policies), -1).gt(0).any(1).tolist()
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         chosen: list[torch.Tensor | None] = []
@@ -461,7 +467,7 @@ def evaluate_side_by_side(ds: Dataset, split: str, episodes: int, seeds: list[in
     that draw random numbers draw them for the whole batch, and `decision_ms` is the policy's wall time per decision
     at this batch (each decides every row, keeping its own block's)."""
     P, S = len(makers), len(seeds)
-    if not profile.batches_seeds or P < 1 or episodes % profile.batch_size(params, episodes):
+    if P < 1 or not holds_blocks(profile, params, episodes):
         raise ValueError(f"evaluate_side_by_side: the {profile.name} profile cannot hold several worlds' blocks in one "
                          f"simulator here (it needs Profile.batches_seeds and episodes a multiple of the worlds)")
     (sim,) = seed_simulators(ds, split, episodes, seeds * P, device, profile, params)  # each policy's seeds in turn

@@ -98,6 +98,7 @@ from schedkit.evaluation import (
     Evaluation,
     evaluate_seeds,
     evaluate_side_by_side,
+    holds_blocks,
     serving_summary,
     unfinished,
 )
@@ -469,7 +470,7 @@ def plan(args: argparse.Namespace, ds, device, profile: Profile, tuned: dict[str
         if "greedy_queue" in tuned and w == tuned["greedy_queue"]:
             continue  # greedy_queue_tuned is this evaluation already: the matched control
         jobs.append(Job(prior_row(w), lambda sim, es, w=w: make_policy("greedy_queue", sim, es, w), np.nan, "",
-                        alone=False))
+                        alone=not shares_a_simulator("greedy_queue")))
     return jobs, priors
 
 
@@ -610,7 +611,7 @@ def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params
 
     jobs, priors = plan(args, ds, device, profile, tuned, found)
     pending = [i for i, job in enumerate(jobs) if job.same_as is None and not store.holds(job.identity())]
-    side_by_side = profile.batches_seeds and episodes % profile.batch_size(params, episodes) == 0
+    side_by_side = holds_blocks(profile, params, episodes)
     units = evaluation_units(jobs, pending, side_by_side, args.workers)
     if args.workers > 1 and units:
         evaluate_in_parallel(jobs, units, evaluate, store, args.workers, not args.no_progress)
