@@ -33,7 +33,14 @@ from bench.record import add_json_flag, emit, record  # noqa: E402
 from bench.serving_validation import validation_setting  # noqa: E402
 from edgesim.serving import SERVING  # noqa: E402
 from edgesim.simulator import Simulator  # noqa: E402
-from schedkit.evaluation import Evaluation, Observation, Policy, evaluate_seeds, evaluate_side_by_side  # noqa: E402
+from schedkit.evaluation import (  # noqa: E402
+    BlockDeciding,
+    Evaluation,
+    Observation,
+    Policy,
+    evaluate_seeds,
+    evaluate_side_by_side,
+)
 from schedkit.inference import policy_from_checkpoint  # noqa: E402
 from schedkit.registry import get  # noqa: E402
 from schedkit.runs import CheckpointError, load_checkpoint  # noqa: E402
@@ -44,20 +51,31 @@ RULES = ["greedy", "greedy_queue", "least_loaded", "p2c", "telemetry", "maxcompu
 
 
 class Recorded:
-    """A policy that keeps every choice it makes: (steps, rows) once stacked."""
+    """A policy that keeps every choice it makes, with the rows it made it for (None: every row)."""
 
     def __init__(self, policy: Policy):
         self.policy, self.name = policy, policy.name
-        self.choices: list[torch.Tensor] = []
+        self.choices: list[tuple[torch.Tensor | None, torch.Tensor]] = []
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         chosen = self.policy.act(sim, obs)
-        self.choices.append(chosen.clone())
+        self.choices.append((None, chosen.clone()))
         return chosen
 
     def block(self, i: int, rows: int) -> torch.Tensor:
-        """Its choices for block `i` of `rows` rows at every step."""
-        return torch.stack(self.choices).narrow(1, i * rows, rows)
+        """(steps, rows) its choices for block `i` of `rows` rows at every step it decided them."""
+        mine = torch.arange(i * rows, (i + 1) * rows)
+        return torch.stack([c.narrow(0, i * rows, rows) if at is None else c for at, c in self.choices
+                            if at is None or torch.equal(at, mine)])
+
+
+class RecordedBlocks(Recorded):
+    """`Recorded` for a policy that decides some rows alone (`BlockDeciding`), as it does side by side."""
+
+    def act_block(self, sim: Simulator, obs: Observation, rows: torch.Tensor) -> torch.Tensor:
+        chosen = self.policy.act_block(sim, obs, rows)
+        self.choices.append((rows.clone(), chosen.clone()))
+        return chosen
 
 
 def same_rows(a: Evaluation, b: Evaluation) -> bool:
@@ -98,7 +116,8 @@ def timed(evaluate: Callable[[dict], dict], makers: dict) -> tuple[dict, dict[st
 
     def recording(name: str, make: Callable) -> Callable:
         def made(sim: Simulator, seed: int) -> Recorded:
-            recorded[name] = Recorded(make(sim, seed))
+            policy = make(sim, seed)
+            recorded[name] = (RecordedBlocks if isinstance(policy, BlockDeciding) else Recorded)(policy)
             return recorded[name]
         return made
     t0 = time.perf_counter()

@@ -62,6 +62,18 @@ class Policy(Protocol):
 
 
 @runtime_checkable
+class BlockDeciding(Protocol):
+    """A policy that can decide some rows alone (a learned policy: its networks' cost grows with the rows), so that
+    beside others in one simulator (`SideBySide`) it pays for its own block only."""
+
+    name: str
+
+    def act(self, sim: Simulator, obs: Observation) -> torch.Tensor: ...
+
+    def act_block(self, sim: Simulator, obs: Observation, rows: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class RequestReporting(Protocol):
     """A simulator whose `step` returns the requests that completed (info: `ttft_ms`, `tpot_ms`, `world`,
     `arrival_ms` of the workflow, `end_ms` of the request, besides the summed fields), judged by SLOs."""
@@ -414,14 +426,15 @@ def split_groups(result: Evaluation, sim: Simulator, groups: int, warmup: int) -
 
 
 class SideBySide:
-    """Several policies in one batch: policy i decides block i of the rows (`evaluate_side_by_side`). Each acts
-    on every row and keeps its own block's choices: the rows are independent worlds, so what a policy decides
-    for its rows does not depend on the others'. `seconds_per_row`: each row's policy's wall time of the last
-    step over the rows it decided for (every row: what one decision costs it at this batch).
+    """Several policies in one batch: policy i decides block i of the rows (`evaluate_side_by_side`). A policy that
+    can decide its block alone (`BlockDeciding`: the learned ones) does so; any other acts on every row and keeps its
+    own block's choices (a rule's cost hardly grows with the rows). The rows are independent worlds, so what a policy
+    decides for its rows does not depend on the others'. `seconds_per_row`: each row's policy's wall time of the last
+    step over the rows it decided for.
 
-    Once every measured workflow of a block has finished (`finish`), its policy is no longer asked: its rows take
-    a running policy's choices, since nothing they do is measured any more. So a unit whose slowest block drains
-    for long pays for that block's policy alone, not for every policy until the end."""
+    Once every measured workflow of a block has finished (`finish`), its policy is no longer asked: its rows take a
+    running policy's choices, since nothing they do is measured any more. So a unit whose slowest block drains for
+    long pays for that block's policy alone, not for every policy until the end."""
 
     def __init__(self, policies: list[Policy], rows_each: int):
         self.policies, self.rows_each = policies, rows_each
@@ -435,23 +448,39 @@ class SideBySide:
         self.running = groups_left.view(len(self.policies), -1).gt(0).any(1).tolist()
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
-        chosen: list[torch.Tensor | None] = []
-        seconds, every_row = [], None
+        assert any(self.running), "run_evaluation stops once every block's measured workflows have finished"
+        every_row: dict[int, torch.Tensor] = {}  # this step's choices of the policies that decide every row
+
+        def decide(i: int, rows: torch.Tensor) -> torch.Tensor:
+            p = self.policies[i]
+            if isinstance(p, BlockDeciding):
+                return p.act_block(sim, obs, rows)
+            if i not in every_row:
+                every_row[i] = p.act(sim, obs)
+            return every_row[i].index_select(0, rows)
+
+        def block(i: int) -> torch.Tensor:
+            return torch.arange(i * self.rows_each, (i + 1) * self.rows_each, device=sim.device)
+        parts, seconds = [], []
         for i, p in enumerate(self.policies):
             if not self.running[i]:
-                chosen.append(None)
                 seconds.append(0.0)
                 continue
             t0 = time.perf_counter()
-            every_row = p.act(sim, obs)
-            chosen.append(every_row.narrow(0, i * self.rows_each, self.rows_each))
+            parts.append((block(i), decide(i, block(i))))
             if sim.device.type == "cuda":
                 torch.cuda.synchronize(sim.device)
-            seconds.append((time.perf_counter() - t0) / sim.batch_size)
-        assert every_row is not None, "run_evaluation stops once every block's measured workflows have finished"
+            seconds.append((time.perf_counter() - t0) / (self.rows_each if isinstance(p, BlockDeciding)
+                                                         else sim.batch_size))
+        finished = [block(i) for i, running in enumerate(self.running) if not running]
+        if finished:  # one running policy decides them all at once: one that decided every row already, if any
+            running = [i for i, r in enumerate(self.running) if r]
+            stand_in = next((i for i in running if i in every_row), running[0])
+            rows = torch.cat(finished)
+            parts.append((rows, decide(stand_in, rows)))
         self.seconds_per_row = torch.tensor(seconds, dtype=sim.dtype, device=sim.device).repeat_interleave(self.rows_each)
-        return torch.cat([every_row.narrow(0, i * self.rows_each, self.rows_each) if c is None else c
-                          for i, c in enumerate(chosen)])
+        rows, choices = (torch.cat(x) for x in zip(*parts))
+        return torch.empty_like(choices).index_copy_(0, rows, choices)
 
 
 def evaluate_side_by_side(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,

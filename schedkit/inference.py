@@ -62,8 +62,18 @@ class GreedyAgentPolicy:
         self.compiled = torch.compile(self._decide, dynamic=False) if compile else None
 
     def _decide(self, sim: Simulator, obs: Observation) -> torch.Tensor:
-        feats = self.agent.features(sim, obs, self.weights.to(sim.device))
+        return self._choose(self.agent.features(sim, obs, self.weights.to(sim.device)))
+
+    def _choose(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         return chosen_servers(feats, self.agent(feats)[0].argmax(1))
+
+    def act_block(self, sim: Simulator, obs: Observation, rows: torch.Tensor) -> torch.Tensor:
+        """Its choices for `rows` (row indices) alone: the features of every row (they read the whole simulator),
+        the networks on `rows` only, so that beside other policies in one simulator it pays its networks for its
+        own rows (`schedkit.evaluation.SideBySide`). Every feature is per row, and so is each row's forward pass."""
+        with torch.inference_mode():
+            feats = self.agent.features(sim, obs, self.weights.to(sim.device))
+            return self._choose({k: v.index_select(0, rows) for k, v in feats.items()})
 
     def act(self, sim: Simulator, obs: Observation) -> torch.Tensor:
         if self.compiled is None:

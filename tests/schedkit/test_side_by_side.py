@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
+from conftest import ROOT
 
 from edgesim.contention import CONTENTION, Contention
 from edgesim.serving import SERVING, Serving
 from Heuristics.policies import LeastLoadedPolicy, QueueGreedyPolicy
+from schedkit.config import resolve
 from schedkit.evaluation import Evaluation, evaluate_seeds, evaluate_side_by_side
+from schedkit.inference import GreedyAgentPolicy
+from schedkit.registry import get
 
 POLICIES = {"greedy_queue": QueueGreedyPolicy, "least_loaded": LeastLoadedPolicy}
 SEEDS = [5, 9]
@@ -70,6 +75,34 @@ def test_a_policy_is_no_longer_asked_once_its_block_has_finished(tiny_ds):
     last = {name: max(e.steps for _, e in runs) for name, runs in together.items()}
     assert len(set(last.values())) == 2  # one block finished while the other still ran
     assert {name: c.calls for name, c in made.items()} == last  # asked until its own block's last step, no longer
+
+
+def untrained(ds, algo: str) -> GreedyAgentPolicy:
+    """A learned scheduler with its seeded initial weights, reading the serving profile's live inputs."""
+    spec = get(algo)
+    cfg = resolve(ROOT / spec.folder / "config.yaml", sets=["profile=serving", "live_load=true"])
+    torch.manual_seed(0)
+    return GreedyAgentPolicy(algo, spec.load()(ds, cfg, torch.device("cpu")), torch.tensor([0.45, 0.40, 0.15]))
+
+
+def test_learned_schedulers_side_by_side_decide_only_their_own_rows_and_get_their_own_runs(tiny_ds):
+    prof, params = SETTINGS["serving"]
+    learned = {algo: untrained(tiny_ds, algo) for algo in ("TopoFreeRL", "PPO", "PFAPPO", "STARK")}
+    seen: dict[str, set[int]] = {algo: set() for algo in learned}
+    for algo, policy in learned.items():
+        policy.agent.register_forward_pre_hook(
+            lambda _, args, algo=algo: seen[algo].add(len(next(iter(args[0].values())))))
+    makers = {"least_loaded": lambda sim, seed: LeastLoadedPolicy(sim, seed=seed)}
+    makers |= {algo: (lambda sim, seed, p=p: p) for algo, p in learned.items()}
+    together = evaluate_side_by_side(tiny_ds, "test", 8, SEEDS, "cpu", prof, params, makers, progress=False,
+                                     max_steps=600)
+    rows_each = len(SEEDS) * params.worlds
+    # its networks saw its block (and, standing in for finished blocks, theirs), never the whole batch
+    assert all(rows_each in n and max(n) < len(makers) * rows_each for n in seen.values()), seen
+    for name, make in makers.items():
+        alone = evaluate_seeds(tiny_ds, "test", 8, SEEDS, "cpu", prof, params, make, progress=False, max_steps=600)
+        assert all(same(a, b) for (_, a), (_, b) in zip(alone, together[name])), name
+    assert len({tuple(e.episodes["latency_ms"]) for runs in together.values() for _, e in runs[:1]}) > 2
 
 
 def test_one_scheduler_at_one_seed_is_its_own_run(tiny_ds):
