@@ -48,12 +48,13 @@ latency a lower bound, reward an upper one), and a summary row with `unfinished`
 this load; total/make_table.py and total/compare.py report it so and compare nothing with it.
 A stopped evaluation resumes: each scheduler's evaluation is kept in <folder>/finished/ as soon as it is done,
 and a re-run with the same settings takes it from there instead of evaluating it again (the same rows;
-total/finished_evaluations.py); --overwrite starts afresh. Under contention and serving, the rules that may share
-a simulator (`shares_a_simulator`) are evaluated side by side in one (schedkit.evaluation.evaluate_side_by_side:
-each rule's rows are those of its own run, for a fraction of the time; its decision_ms is its time per decision at
-that batch). `--workers N` evaluates N units at once (those rules split over the workers, each other scheduler
-alone), each in a forked process that puts its evaluations there; the files are then written in the usual order,
-the same rows. Ctrl-C or SIGTERM stops the workers with it.
+total/finished_evaluations.py); --overwrite starts afresh. Under contention and serving, the learned runs and the
+rules that may share a simulator (`shares_a_simulator`) are evaluated side by side in one
+(schedkit.evaluation.evaluate_side_by_side: each one's rows are those of its own run, for a fraction of the time; a
+learned run's networks decide its own rows only; its decision_ms is its time per decision at that batch). `--workers
+N` evaluates N units at once (those schedulers split over the workers, each other one alone), each in a forked
+process that puts its evaluations there; the files are then written in the usual order, the same rows. Ctrl-C or
+SIGTERM stops the workers with it.
 """
 from __future__ import annotations
 
@@ -95,6 +96,7 @@ from schedkit.cli import (
 from schedkit.config import differing_settings
 from schedkit.evaluation import (
     REQUEST_COLUMNS,
+    BlockDeciding,
     Evaluation,
     evaluate_seeds,
     evaluate_side_by_side,
@@ -409,8 +411,9 @@ def finished_runs(args: argparse.Namespace, ds, device) -> tuple[list[Found], li
 class Job:
     """One row name's evaluation: how each evaluation seed gets its policy, the training seed and run folder, and
     for a learned run its checkpoint (part of its identity in the finished store). `same_as` names a rule whose
-    rows these are, relabelled (a tuned row at the rule's default W), evaluated no second time. `alone`: a learned
-    run, or a rule that may not share a simulator (`shares_a_simulator`); the others do (`evaluation_units`)."""
+    rows these are, relabelled (a tuned row at the rule's default W), evaluated no second time. `alone`: a rule that
+    may not share a simulator (`shares_a_simulator`), or a learned run that cannot decide its own rows alone (not
+    `BlockDeciding`); the others share one (`evaluation_units`)."""
 
     name: str
     policy_for_seed: Callable | None
@@ -418,7 +421,7 @@ class Job:
     run: str
     checkpoint: Path | None = None
     same_as: str | None = None
-    alone: bool = True  # evaluated in a simulator of its own, never side by side with other rules
+    alone: bool = True  # evaluated in a simulator of its own, never side by side with others
 
     def identity(self) -> dict:
         found = {"name": self.name, "train_seed": None if pd.isna(self.train_seed) else int(self.train_seed),
@@ -443,7 +446,8 @@ def plan(args: argparse.Namespace, ds, device, profile: Profile, tuned: dict[str
             sys.exit(f"error: {ckpt}: {e}")
         zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
         name = cfg["algo"] + (SWEEP_VARIANT + variant if variant else "") + (ZERO_SHOT if zero_shot else "")
-        jobs.append(Job(name, lambda sim, es, policy=policy: policy, cfg["seed"], ckpt.parent.parent.name, ckpt))
+        jobs.append(Job(name, lambda sim, es, policy=policy: policy, cfg["seed"], ckpt.parent.parent.name, ckpt,
+                        alone=not isinstance(policy, BlockDeciding)))
     oracle_plans: dict = {}
     defaults = set()
     for name in heuristics():
@@ -484,8 +488,8 @@ def shares_a_simulator(name: str) -> bool:
 
 def evaluation_units(jobs: list[Job], pending: list[int], side_by_side: bool, workers: int) -> list[list[int]]:
     """The pending jobs grouped as simulators evaluate them: where the profile holds several worlds' blocks in one
-    simulator (`side_by_side`), the rules that need no simulator of their own side by side (`evaluate_side_by_side`),
-    split evenly over the workers; every other job alone."""
+    simulator (`side_by_side`), the jobs that need no simulator of their own (not `alone`) side by side
+    (`evaluate_side_by_side`), split evenly over the workers; every other job alone."""
     together = [i for i in pending if side_by_side and not jobs[i].alone]
     units = [list(map(int, u)) for u in np.array_split(together, min(workers, len(together)))] if together else []
     return units + [[i] for i in pending if i not in together]

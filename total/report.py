@@ -366,6 +366,12 @@ BENCHMARKS = (
               "2026-12-07, later at night)",
               "python bench/side_by_side.py --runs results/side_by_side_bench --max-steps 1500 "
               "--json bench/results/side_by_side_learned.json"),
+    Benchmark("side_by_side_blocks", "the same three ways with each learned run's networks deciding only its own rows "
+              "side by side (GreedyAgentPolicy.act_block): the time of each way and whether each scheduler made the "
+              "same choice for each of its rows at every step and got the same rows (docs/decisions.md, 2026-12-07, "
+              "late)",
+              "python bench/side_by_side.py --runs results/side_by_side_bench --max-steps 1500 "
+              "--json bench/results/side_by_side_blocks.json"),
     Benchmark("update_cost", "one PPO update with each config.yaml's own settings against the contention study's",
               "python bench/update_cost.py --algos PPO --loads idle --repeats 1 --json bench/results/update_cost.json"),
     Benchmark("training_cost", "one TopoFreeRL training run under each queueing profile, side by side, and each "

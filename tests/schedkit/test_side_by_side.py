@@ -95,12 +95,12 @@ def test_learned_schedulers_side_by_side_decide_only_their_own_rows_and_get_thei
     makers = {"least_loaded": lambda sim, seed: LeastLoadedPolicy(sim, seed=seed)}
     makers |= {algo: (lambda sim, seed, p=p: p) for algo, p in learned.items()}
     together = evaluate_side_by_side(tiny_ds, "test", 8, SEEDS, "cpu", prof, params, makers, progress=False,
-                                     max_steps=600)
+                                     max_steps=100)
     rows_each = len(SEEDS) * params.worlds
     # its networks saw its block (and, standing in for finished blocks, theirs), never the whole batch
     assert all(rows_each in n and max(n) < len(makers) * rows_each for n in seen.values()), seen
     for name, make in makers.items():
-        alone = evaluate_seeds(tiny_ds, "test", 8, SEEDS, "cpu", prof, params, make, progress=False, max_steps=600)
+        alone = evaluate_seeds(tiny_ds, "test", 8, SEEDS, "cpu", prof, params, make, progress=False, max_steps=100)
         assert all(same(a, b) for (_, a), (_, b) in zip(alone, together[name])), name
     assert len({tuple(e.episodes["latency_ms"]) for runs in together.values() for _, e in runs[:1]}) > 2
 
