@@ -72,8 +72,12 @@ class Recorded:
 class RecordedBlocks(Recorded):
     """`Recorded` for a policy that decides some rows alone (`BlockDeciding`), as it does side by side."""
 
+    def __init__(self, policy: BlockDeciding):
+        super().__init__(policy)
+        self.deciding = policy
+
     def act_block(self, sim: Simulator, obs: Observation, rows: torch.Tensor) -> torch.Tensor:
-        chosen = self.policy.act_block(sim, obs, rows)
+        chosen = self.deciding.act_block(sim, obs, rows)
         self.choices.append((rows.clone(), chosen.clone()))
         return chosen
 
@@ -117,7 +121,7 @@ def timed(evaluate: Callable[[dict], dict], makers: dict) -> tuple[dict, dict[st
     def recording(name: str, make: Callable) -> Callable:
         def made(sim: Simulator, seed: int) -> Recorded:
             policy = make(sim, seed)
-            recorded[name] = (RecordedBlocks if isinstance(policy, BlockDeciding) else Recorded)(policy)
+            recorded[name] = RecordedBlocks(policy) if isinstance(policy, BlockDeciding) else Recorded(policy)
             return recorded[name]
         return made
     t0 = time.perf_counter()
