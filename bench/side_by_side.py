@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--policies", nargs="+", default=RULES)
     p.add_argument("--runs", type=Path, help="a results root whose learned runs are evaluated too")
     p.add_argument("--max-steps", type=int, default=3000, help="steps of each run (0: the protocol's bound)")
+    p.add_argument("--side-by-side-only", action="store_true",
+                   help="time all side by side only (no run alone, nothing compared): to time a change of the shared "
+                        "step against the code before it")
     add_json_flag(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -150,6 +153,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     def together(some: dict) -> dict:
         return evaluate_side_by_side(*run, some, progress=False, max_steps=steps)
 
+    if args.side_by_side_only:
+        _, _, both_s = timed(together, rules | learned)
+        emit(args.json, record("bench/side_by_side.py", argv, [], setting=setting.record(),
+                               summary={"rules": len(rules), "learned_runs": len(learned), "max_steps": steps,
+                                        "side_by_side_s": both_s}))
+        print(f"all side by side: {both_s:.1f} s", file=sys.stderr)
+        return []
     alone, alone_rec, alone_s = {}, {}, {}
     for name, make in (rules | learned).items():
         out, rec, alone_s[name] = timed(lambda one: {n: evaluate_seeds(*run, m, progress=False, max_steps=steps)
