@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple, NoReturn
@@ -444,6 +445,7 @@ class ServingSimulator(ContentionSimulator):
     def _point(self, active: torch.Tensor) -> None:
         super()._point(active)
         self._decision_draws: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._live: dict[str, torch.Tensor] = {}  # the live state at these decisions (`_once`)
 
     def _draws(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The active decisions' (B, 4) network uniforms and their (B,) prompt and hidden output tokens: one
@@ -631,6 +633,14 @@ class ServingSimulator(ContentionSimulator):
         self._point(self.rows * W + pending.argmin(1))
 
     # ------------------------------------------------------------------ live inputs (B, N), non-clairvoyant
+    def _once(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """A copy of the live quantity `name` at the current decisions, computed on the first call: the state it
+        reads changes only when the rows move to their next decisions (`_point`), and every policy deciding
+        them (several, side by side) asks for the same."""
+        if name not in self._live:
+            self._live[name] = compute()
+        return self._live[name].clone()
+
     def queue_length(self) -> torch.Tensor:
         """Requests waiting in each server's queue."""
         return self.srv_queue.clone()
@@ -653,8 +663,8 @@ class ServingSimulator(ContentionSimulator):
     def free_kv_tokens(self) -> torch.Tensor:
         """KV tokens not in use now: capacity minus the prompts and the tokens generated so far of the
         running requests. (Admission also holds back the unknown rest of their outputs.)"""
-        used = (self.srv_seg_kv + self._prefill_prompts()).to(self.dtype) + self.srv_batch * self._iterations_in_segment()
-        return self.perf.kv_capacity.to(self.dtype) - used
+        return self._once("free_kv_tokens", lambda: self.perf.kv_capacity.to(self.dtype) - (
+            (self.srv_seg_kv + self._prefill_prompts()).to(self.dtype) + self.srv_batch * self._iterations_in_segment()))
 
     def outstanding_tokens(self) -> torch.Tensor:
         """Prompt tokens each server still has to prefill (queued, or in the running prefill)."""
@@ -670,6 +680,9 @@ class ServingSimulator(ContentionSimulator):
         work only: the rest of a running prefill, the rest of the current decode iteration, and one
         prefill of every queued prompt. KV and batch blocking depend on hidden output lengths and are
         left out, so this is a lower estimate."""
+        return self._once("server_load", self._server_load)
+
+    def _server_load(self) -> torch.Tensor:
         now = self.now[:, None]
         tokens, squares = self.srv_queued_tokens.to(self.dtype), self.srv_queued_squares.to(self.dtype)
         s = torch.arange(self.n_servers, device=self.device).expand(self.batch_size, -1).reshape(-1)
@@ -692,13 +705,13 @@ class ServingSimulator(ContentionSimulator):
         output length enters): the expected wait in ms (`server_load`), log(1 + queued requests), running
         batch / max_batch, free KV tokens / KV capacity, log(1 + outstanding prompt tokens / 4,096) (the
         context window). Batch and KV lie in [0, 1]; the logs keep long queues on the scale of short ones."""
-        x = torch.stack([
+        x = self._once("live_inputs", lambda: torch.stack([
             self.server_load(),
             torch.log1p(self.queue_length().to(self.dtype)),
             self.running_batch().to(self.dtype) / self.perf.max_batch,
             self.free_kv_tokens() / self.perf.kv_capacity.to(self.dtype),
             torch.log1p(self.outstanding_tokens() / CONTEXT_TOKENS),
-        ], -1)
+        ], -1))
         return x if servers is None else x.gather(1, servers[..., None].expand(-1, -1, x.shape[-1]))
 
     def busy_until(self, servers: torch.Tensor) -> torch.Tensor:

@@ -260,6 +260,34 @@ def test_invariants_of_a_loaded_run(files):
     assert 1 <= stats["mean_running_batch"] <= 8 and stats["mean_queue_wait_ms"] > 0
 
 
+def test_the_live_state_is_each_callers_own_and_follows_every_step(files):
+    """The live state is computed once per decision (several policies ask for it): a caller that changes what it was
+    given changes nobody else's, and after each step every quantity is that of the new state, as a simulator that
+    was never asked before it computes it."""
+    params = Serving(load=1.2, max_in_flight=24, worlds=4, warmup=2, max_batch=8)
+    asked, fresh = (make_simulator(files["tiny"], 4, "train", "sequential", 3, profile="serving", params=params)
+                    for _ in range(2))
+    gen = torch.Generator().manual_seed(1)
+    quantities = ("server_load", "free_kv_tokens", "live_inputs")
+    changed = dict.fromkeys(quantities, 0)
+    before = {q: getattr(asked, q)() for q in quantities}
+    for _ in range(60):
+        for q in quantities:
+            mine = getattr(asked, q)()
+            kept = mine.clone()
+            mine.add_(1.0)  # the caller's own copy
+            assert torch.equal(getattr(asked, q)(), kept), q
+        actions = asked.sample_valid(gen)
+        asked.step(actions)
+        fresh.step(actions)
+        for q in quantities:
+            now = getattr(asked, q)()
+            assert torch.equal(now, getattr(fresh, q)()), q  # fresh was not asked before this step
+            changed[q] += not torch.equal(now, before[q])
+            before[q] = now
+    assert all(n > 30 for n in changed.values()), changed  # the state moved: a stale copy would have been caught
+
+
 def test_the_hash_is_uniform_and_arrivals_tasks_and_tokens_are_common_random_numbers(files):
     u = crn_uniform(7, torch.arange(20000), 3, 0, 1)
     counts = np.histogram(u.numpy(), bins=20, range=(0, 1))[0]
