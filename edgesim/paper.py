@@ -67,6 +67,9 @@ class Profile:
     worlds_run_on = False  # training may run its worlds on from one epoch to the next (config `rollout`)
     eval_passes = 1  # default evaluation length: passes over the split's tasks
     batches_seeds = False  # its simulator can run several evaluation seeds' worlds side by side (seed_worlds)
+    # learned runs are evaluated side by side with the rules, each deciding its own rows: where a step costs
+    # much more than a decision, so that sharing steps pays (measured under serving: docs/decisions.md)
+    shares_learned_runs = False
     flags: tuple[Flag, ...] = ()  # command-line overrides of its parameters, offered by every script
     # `step` returns the requests that completed during its advance (info `world`, `episode`, `step` say
     # whose), not one outcome per decision: training matches each decision to its request, Gym envs credit

@@ -1289,6 +1289,7 @@ class ServingProfile(Profile):
                    "free KV tokens / capacity", "log(1 + outstanding prompt tokens / 4096)")
     worlds_run_on = True
     batches_seeds = True
+    shares_learned_runs = True  # 2.24x on the serving study's validation setting (docs/decisions.md, 2026-12-07, late)
     delayed_outcomes = True  # a step returns the requests completed meanwhile, not the decisions made
     eval_passes = 10
     flags = (  # the flags contention has too are one option each (schedkit/cli.py add_profile_flags)

@@ -48,8 +48,8 @@ latency a lower bound, reward an upper one), and a summary row with `unfinished`
 this load; total/make_table.py and total/compare.py report it so and compare nothing with it.
 A stopped evaluation resumes: each scheduler's evaluation is kept in <folder>/finished/ as soon as it is done,
 and a re-run with the same settings takes it from there instead of evaluating it again (the same rows;
-total/finished_evaluations.py); --overwrite starts afresh. Under contention and serving, the learned runs and the
-rules that may share a simulator (`shares_a_simulator`) are evaluated side by side in one
+total/finished_evaluations.py); --overwrite starts afresh. Under contention and serving, the rules that may share a
+simulator (`shares_a_simulator`), and under serving the learned runs, are evaluated side by side in one
 (schedkit.evaluation.evaluate_side_by_side: each one's rows are those of its own run, for a fraction of the time; a
 learned run's networks decide its own rows only; its decision_ms is its time per decision at that batch). `--workers
 N` evaluates N units at once (those schedulers split over the workers, each other one alone), each in a forked
@@ -412,8 +412,9 @@ class Job:
     """One row name's evaluation: how each evaluation seed gets its policy, the training seed and run folder, and
     for a learned run its checkpoint (part of its identity in the finished store). `same_as` names a rule whose
     rows these are, relabelled (a tuned row at the rule's default W), evaluated no second time. `alone`: a rule that
-    may not share a simulator (`shares_a_simulator`), or a learned run that cannot decide its own rows alone (not
-    `BlockDeciding`); the others share one (`evaluation_units`)."""
+    may not share a simulator (`shares_a_simulator`), or a learned run, unless it can decide its own rows alone
+    (`BlockDeciding`) under a profile where sharing pays (`Profile.shares_learned_runs`); the others share one
+    (`evaluation_units`)."""
 
     name: str
     policy_for_seed: Callable | None
@@ -447,7 +448,7 @@ def plan(args: argparse.Namespace, ds, device, profile: Profile, tuned: dict[str
         zero_shot = state["dataset"]["fingerprint"] != ds.fingerprint
         name = cfg["algo"] + (SWEEP_VARIANT + variant if variant else "") + (ZERO_SHOT if zero_shot else "")
         jobs.append(Job(name, lambda sim, es, policy=policy: policy, cfg["seed"], ckpt.parent.parent.name, ckpt,
-                        alone=not isinstance(policy, BlockDeciding)))
+                        alone=not (profile.shares_learned_runs and isinstance(policy, BlockDeciding))))
     oracle_plans: dict = {}
     defaults = set()
     for name in heuristics():
