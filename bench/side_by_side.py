@@ -4,13 +4,16 @@
     python bench/side_by_side.py --policies greedy_queue least_loaded --max-steps 0 --json bench/results/side_by_side.json
     python bench/side_by_side.py --runs results/side_by_side_bench --max-steps 1500   # learned runs too (the sweep
                                                          # sweeps/side_by_side_bench.yaml trains them)
+    python bench/side_by_side.py --runs results/side_by_side_bench --max-steps 300 --side-by-side-only
+                                                         # the shared way alone: to time a change against the code before
 
 On the serving study's validation setting (bench/serving_validation.py: its region, train split, load, five seeds
 side by side, worlds, warm-up, measured workflows), every scheduler is evaluated in its own simulator, as
 `evaluate_seeds` runs it, and all at once, as `evaluate_side_by_side` runs them (each scheduler's block of rows in
 one simulator). With `--runs`, the learned runs' final checkpoints under that results root are evaluated as well,
 and a third way is timed: the rules side by side and each learned run in its own simulator (what
-total/evaluate_all.py did before learned runs shared one). Every way runs at most `--max-steps` steps (0: the
+total/evaluate_all.py did before learned runs shared one; side by side each learned run's networks decide its own
+rows only, `GreedyAgentPolicy.act_block`). Every way runs at most `--max-steps` steps (0: the
 protocol's bound), so they simulate the same steps. Each scheduler's choice for each of its rows at every step
 must be the same in every way (the rows are independent worlds: the same choices make the same trajectories), and
 so must its rows; rules that draw random numbers draw them for the whole batch, so theirs are not compared.
