@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -441,6 +441,7 @@ class SideBySide:
         self.name = " + ".join(p.name for p in policies)
         self.seconds_per_row = torch.zeros(0)
         self.running = [True] * len(policies)
+        self.by_block = [isinstance(p, BlockDeciding) for p in policies]  # which decide their own rows alone
 
     def finish(self, groups_left: torch.Tensor) -> None:
         """`groups_left`: the measured workflows each seed group still has running, the blocks' groups in order
@@ -453,8 +454,8 @@ class SideBySide:
 
         def decide(i: int, rows: torch.Tensor) -> torch.Tensor:
             p = self.policies[i]
-            if isinstance(p, BlockDeciding):
-                return p.act_block(sim, obs, rows)
+            if self.by_block[i]:
+                return cast(BlockDeciding, p).act_block(sim, obs, rows)
             if i not in every_row:
                 every_row[i] = p.act(sim, obs)
             return every_row[i].index_select(0, rows)
@@ -462,16 +463,16 @@ class SideBySide:
         def block(i: int) -> torch.Tensor:
             return torch.arange(i * self.rows_each, (i + 1) * self.rows_each, device=sim.device)
         parts, seconds = [], []
-        for i, p in enumerate(self.policies):
+        for i in range(len(self.policies)):
             if not self.running[i]:
                 seconds.append(0.0)
                 continue
             t0 = time.perf_counter()
-            parts.append((block(i), decide(i, block(i))))
+            rows = block(i)
+            parts.append((rows, decide(i, rows)))
             if sim.device.type == "cuda":
                 torch.cuda.synchronize(sim.device)
-            seconds.append((time.perf_counter() - t0) / (self.rows_each if isinstance(p, BlockDeciding)
-                                                         else sim.batch_size))
+            seconds.append((time.perf_counter() - t0) / (self.rows_each if self.by_block[i] else sim.batch_size))
         finished = [block(i) for i, running in enumerate(self.running) if not running]
         if finished:  # one running policy decides them all at once: one that decided every row already, if any
             running = [i for i, r in enumerate(self.running) if r]
@@ -494,7 +495,7 @@ def evaluate_side_by_side(ds: Dataset, split: str, episodes: int, seeds: list[in
     Each policy's rows, statistics and step count are those of its own `evaluate_seeds` run (a block's worlds stop
     being measured, and its policy being asked, when its own measured workflows have finished), except: policies
     that draw random numbers draw them for the whole batch, and `decision_ms` is the policy's wall time per decision
-    at this batch (each decides every row, keeping its own block's)."""
+    at this batch (a learned policy decides its own block's rows, a rule every row, keeping its own block's)."""
     P, S = len(makers), len(seeds)
     if P < 1 or not holds_blocks(profile, params, episodes):
         raise ValueError(f"evaluate_side_by_side: the {profile.name} profile cannot hold several worlds' blocks in one "
