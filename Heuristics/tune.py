@@ -9,15 +9,33 @@ split, and picks, per policy, the W of the best mean reward. With `--max-steps N
 after N steps, and a W that leaves workflows unfinished (its queues outgrew the run: unstable at this
 load) is chosen only when every W does, then the one with the fewest. Writes OUT/tuning.json (the table
 and the chosen W) and OUT/config.yaml, and prints the table. Evaluate the chosen W on the test split
-with `Heuristics/inference.py --latency-weight W`.
+with `Heuristics/inference.py --latency-weight W`. Under a profile whose simulator holds several worlds' blocks
+(contention, serving) the candidates of the deterministic rules run side by side in one simulator, each block's
+rows those of its own run (`evaluate_candidates`).
 """
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
+import pandas as pd
+import torch
+
+from edgesim.dataset import Dataset
+from edgesim.paper import Profile
+from edgesim.simulator import Simulator
 from Heuristics.inference import make_policy, resolve_setting, unit_interval
 from schedkit.cli import add_eval_flags, episodes_arg, set_threads, user_errors
-from schedkit.evaluation import eval_simulator, run_evaluation, summarize, unfinished
+from schedkit.evaluation import (
+    Policy,
+    eval_simulator,
+    evaluate_side_by_side,
+    holds_blocks,
+    run_evaluation,
+    summarize,
+    unfinished,
+)
 from schedkit.io import write_json, write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, git_commit
@@ -63,18 +81,15 @@ def tune(args: argparse.Namespace) -> dict:
                 "split": args.split, "seed": args.seed, "episodes": episodes, "max_steps": args.max_steps, **meta,
                 "regions": args.region, "dataset_fingerprint": ds.fingerprint}
     with claim_output(out, {"tuning.json": settings, "config.yaml": settings}, args.overwrite):
+        candidates = [(name, w) for name in dict.fromkeys(args.policy) for w in dict.fromkeys(args.weights)]
+        evaluated = evaluate_candidates(args, ds, episodes, device, profile, params, candidates)
         rows = []
-        for name in dict.fromkeys(args.policy):
-            for w in dict.fromkeys(args.weights):
-                sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
-                episode_rows = run_evaluation(sim, make_policy(name, sim, args.seed, w), episodes,
-                                              progress=not args.no_progress, max_steps=args.max_steps).episodes
-                summary = summarize(episode_rows)
-                left = unfinished(episode_rows)
-                rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS},
-                             "unfinished": left})
-                print(f"{name:>14}  W={w:<5g}" + "".join(f"  {k} {rows[-1][k]:.4f}" for k in COLUMNS)
-                      + (f"  unfinished {left}" if left else ""), flush=True)
+        for (name, w), episode_rows in zip(candidates, evaluated):
+            summary = summarize(episode_rows)
+            left = unfinished(episode_rows)
+            rows.append({"policy": name, "latency_weight": w, **{k: summary[k] for k in COLUMNS}, "unfinished": left})
+            print(f"{name:>14}  W={w:<5g}" + "".join(f"  {k} {rows[-1][k]:.4f}" for k in COLUMNS)
+                  + (f"  unfinished {left}" if left else ""), flush=True)
         chosen = {name: max((r for r in rows if r["policy"] == name),
                             key=lambda r: (-r["unfinished"], r["mean_reward"]))["latency_weight"]
                   for name in dict.fromkeys(args.policy)}
@@ -91,6 +106,32 @@ def tune(args: argparse.Namespace) -> dict:
         print(f"chosen {name}: latency weight {w:g}")
     print(f"wrote {out}")
     return result
+
+
+def evaluate_candidates(args: argparse.Namespace, ds: Dataset, episodes: int, device: torch.device, profile: Profile,
+                        params: Any, candidates: list[tuple[str, float]]) -> list[pd.DataFrame]:
+    """The episode rows of each (policy, W) of `candidates`, in order, each as its own evaluation gives them. Where
+    the profile holds several worlds' blocks in one simulator, the candidates whose rule may share one
+    (`Scheduler.shares_a_simulator`: every W of greedy_queue and least_loaded, not p2c's batch-wide draws nor
+    lookahead's plans) run side by side in one (`evaluate_side_by_side`: each block's rows are its own run's), the
+    others one simulator each, so the tuning costs a few evaluations' steps rather than one per candidate."""
+    def maker(name: str, w: float) -> Callable[[Simulator, int], Policy]:
+        return lambda sim, seed: make_policy(name, sim, seed, w)
+    progress = not args.no_progress
+    shared = [c for c in candidates if get(c[0]).shares_a_simulator()] \
+        if holds_blocks(profile, params, episodes) else []
+    found: dict[tuple[str, float], pd.DataFrame] = {}
+    if len(shared) > 1:
+        together = evaluate_side_by_side(ds, args.split, episodes, [args.seed], device, profile, params,
+                                         {f"{name} W={w:g}": maker(name, w) for name, w in shared}, progress=progress,
+                                         max_steps=args.max_steps)
+        found = {c: runs[0][1].episodes for c, runs in zip(shared, together.values())}
+    for name, w in candidates:
+        if (name, w) not in found:
+            sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
+            found[name, w] = run_evaluation(sim, maker(name, w)(sim, args.seed), episodes, progress=progress,
+                                            max_steps=args.max_steps).episodes
+    return [found[c] for c in candidates]
 
 
 if __name__ == "__main__":

@@ -50,6 +50,13 @@ class Scheduler:
         return self.runs_under(profile) and (profile.queues or not self.queue_aware) and (
             n_regions > 1 or not self.multi_region)
 
+    def shares_a_simulator(self) -> bool:
+        """Whether this rule may be evaluated side by side with other rules (`evaluate_side_by_side`): not if it
+        draws random numbers for the whole batch (its rows would depend on the batch it runs in), nor if its
+        decision's cost grows with the rows (a planner would plan every rule's rows)."""
+        rule = self.load()
+        return not (getattr(rule, "draws_for_the_batch", False) or getattr(rule, "plans_each_row", False))
+
     def load(self) -> type:
         """The agent or policy class (imported now)."""
         module, cls = self.target.split(":")

@@ -49,7 +49,7 @@ this load; total/make_table.py and total/compare.py report it so and compare not
 A stopped evaluation resumes: each scheduler's evaluation is kept in <folder>/finished/ as soon as it is done,
 and a re-run with the same settings takes it from there instead of evaluating it again (the same rows;
 total/finished_evaluations.py); --overwrite starts afresh. Under contention and serving, the rules that may share a
-simulator (`shares_a_simulator`), and under serving the learned runs, are evaluated side by side in one
+simulator (`Scheduler.shares_a_simulator`), and under serving the learned runs, are evaluated side by side in one
 (schedkit.evaluation.evaluate_side_by_side: each one's rows are those of its own run, for a fraction of the time; a
 learned run's networks decide its own rows only; its decision_ms is its time per decision at that batch). `--workers
 N` evaluates N units at once (those schedulers split over the workers, each other one alone), each in a forked
@@ -412,7 +412,7 @@ class Job:
     """One row name's evaluation: how each evaluation seed gets its policy, the training seed and run folder, and
     for a learned run its checkpoint (part of its identity in the finished store). `same_as` names a rule whose
     rows these are, relabelled (a tuned row at the rule's default W), evaluated no second time. `alone`: a rule that
-    may not share a simulator (`shares_a_simulator`), or a learned run, unless it can decide its own rows alone
+    may not share a simulator (`Scheduler.shares_a_simulator`), or a learned run, unless it can decide its own rows alone
     (`BlockDeciding`) under a profile where sharing pays (`Profile.shares_learned_runs`); the others share one
     (`evaluation_units`)."""
 
@@ -460,7 +460,7 @@ def plan(args: argparse.Namespace, ds, device, profile: Profile, tuned: dict[str
             if isinstance(policy, OraclePolicy):
                 policy.cache = oracle_plans  # plans depend on the task only: share them across seeds
             return policy
-        jobs.append(Job(name, make, np.nan, "", alone=not shares_a_simulator(name)))
+        jobs.append(Job(name, make, np.nan, "", alone=not get(name).shares_a_simulator()))
         defaults.add(name)
     for name, w in tuned.items():
         if name in args.skip:
@@ -469,22 +469,14 @@ def plan(args: argparse.Namespace, ds, device, profile: Profile, tuned: dict[str
             jobs.append(Job(name + TUNED, None, np.nan, "", same_as=name))
             continue
         jobs.append(Job(name + TUNED, lambda sim, es, name=name, w=w: make_policy(name, sim, es, w), np.nan, "",
-                        alone=not shares_a_simulator(name)))
+                        alone=not get(name).shares_a_simulator()))
     priors = [] if "greedy_queue" in args.skip else prior_weights(found)
     for w in priors:
         if "greedy_queue" in tuned and w == tuned["greedy_queue"]:
             continue  # greedy_queue_tuned is this evaluation already: the matched control
         jobs.append(Job(prior_row(w), lambda sim, es, w=w: make_policy("greedy_queue", sim, es, w), np.nan, "",
-                        alone=not shares_a_simulator("greedy_queue")))
+                        alone=not get("greedy_queue").shares_a_simulator()))
     return jobs, priors
-
-
-def shares_a_simulator(name: str) -> bool:
-    """Whether rule `name` may be evaluated side by side with other rules (`evaluate_side_by_side`): not if it draws
-    random numbers for the whole batch (its rows would depend on the batch it runs in), nor if its decision's cost
-    grows with the rows (a planner would plan every rule's rows)."""
-    rule = get(name).load()
-    return not (getattr(rule, "draws_for_the_batch", False) or getattr(rule, "plans_each_row", False))
 
 
 def evaluation_units(jobs: list[Job], pending: list[int], side_by_side: bool, workers: int) -> list[list[int]]:

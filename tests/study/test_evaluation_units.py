@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import math
 
-from total.evaluate_all import Job, evaluation_units, shares_a_simulator
+from schedkit.registry import get
+from total.evaluate_all import Job, evaluation_units
 
 RULES = ["greedy_queue", "random", "least_loaded", "kv_jsq", "lookahead", "jsq"]
 
 
 def jobs() -> list[Job]:
     learned = Job("TopoFreeRL", None, 1.0, "run1")  # alone by default
-    return [learned, *(Job(name, None, math.nan, "", alone=not shares_a_simulator(name)) for name in RULES),
+    return [learned, *(Job(name, None, math.nan, "", alone=not get(name).shares_a_simulator()) for name in RULES),
             Job("STARK", None, 1.0, "run2", alone=False)]  # one that decides its own rows alone
 
 
 def test_rules_that_draw_for_the_batch_or_plan_each_row_go_alone_by_their_class():
     names = ["oracle", "greedy", "random", "p2c", "lookahead", "round_robin"]
-    assert [name for name in names if not shares_a_simulator(name)] == ["random", "p2c", "lookahead"]
+    assert [name for name in names if not get(name).shares_a_simulator()] == ["random", "p2c", "lookahead"]
 
 
 def test_deterministic_rules_share_a_simulator_and_the_others_go_alone():
