@@ -11,7 +11,8 @@ load) is chosen only when every W does, then the one with the fewest. Writes OUT
 and the chosen W) and OUT/config.yaml, and prints the table. Evaluate the chosen W on the test split
 with `Heuristics/inference.py --latency-weight W`. Under a profile whose simulator holds several worlds' blocks
 (contention, serving) the candidates of the deterministic rules run side by side in one simulator, each block's
-rows those of its own run (`evaluate_candidates`).
+rows those of its own run (`evaluate_candidates`); their `decision_ms` is then a wall time per decision at the
+shared batch.
 """
 from __future__ import annotations
 
@@ -122,6 +123,8 @@ def evaluate_candidates(args: argparse.Namespace, ds: Dataset, episodes: int, de
         if holds_blocks(profile, params, episodes) else []
     found: dict[tuple[str, float], pd.DataFrame] = {}
     if len(shared) > 1:
+        print(f"{len(shared)} candidates side by side in one simulator: "
+              + ", ".join(f"{name} W={w:g}" for name, w in shared), flush=True)
         together = evaluate_side_by_side(ds, args.split, episodes, [args.seed], device, profile, params,
                                          {f"{name} W={w:g}": maker(name, w) for name, w in shared}, progress=progress,
                                          max_steps=args.max_steps)

@@ -383,6 +383,30 @@ def test_scripts_run_the_new_heuristics_and_tune_under_contention(small_root, tm
     assert config["chosen_latency_weight"] == result["chosen_latency_weight"] and config["split"] == "train"
 
 
+@pytest.mark.parametrize("setting, bound", [
+    (["--profile", "contention", "--arrival-rate", "20", "--max-in-flight", "64"], "400"),  # some finish, some not
+    (["--profile", "serving", "--load", "0.9", "--warmup", "2"], "150")], ids=["contention", "serving"])
+def test_tuning_side_by_side_gives_each_candidate_the_rows_of_its_own_run(small_root, tmp_path, setting, bound):
+    """The candidates of the rules that may share a simulator run side by side in one (greedy_queue and least_loaded
+    at every W; p2c, which draws for the whole batch, alone): each row is the one tuning that candidate alone gives,
+    in runs that the step bound cuts short too (only decision_ms, a wall time, differs). Under contention some blocks
+    finish their workflows while the others go on to the bound."""
+    def tune(out: str, policies: list[str], weights: list[str]) -> tuple[list[dict], str]:
+        proc = run_script("Heuristics/tune.py", "--data", str(small_root), "--region", "Small_Trap", *setting,
+                          "--worlds", "2", "--episodes", "10", "--max-steps", bound, "--policy", *policies,
+                          "--weights", *weights, "--out", str(tmp_path / out), "--no-progress")
+        rows = json.loads((tmp_path / out / "tuning.json").read_text())["table"]
+        return [{k: v for k, v in r.items() if k != "decision_ms"} for r in rows], proc.stdout
+    together, stdout = tune("together", ["greedy_queue", "least_loaded", "p2c"], ["0", "1"])
+    assert ("4 candidates side by side in one simulator: greedy_queue W=0, greedy_queue W=1, least_loaded W=0, "
+            "least_loaded W=1") in stdout
+    alone = [row for name in ("greedy_queue", "least_loaded", "p2c") for w in ("0", "1")
+             for row in tune(f"{name}_{w}", [name], [w])[0]]
+    assert together == alone and all(r["unfinished"] > 0 for r in together[:2])
+    if setting[1] == "contention":
+        assert any(r["unfinished"] == 0 for r in together[:4])
+
+
 def test_tune_bounded_by_max_steps_prefers_the_weights_that_finish(small_root, tmp_path):
     """With --max-steps, a W whose queues outgrow the run leaves workflows unfinished; its censored reward is an
     upper bound, so the W that finish are chosen first (here none finishes: the fewest unfinished wins)."""
