@@ -83,7 +83,8 @@ def tune(args: argparse.Namespace) -> dict:
                 "regions": args.region, "dataset_fingerprint": ds.fingerprint}
     with claim_output(out, {"tuning.json": settings, "config.yaml": settings}, args.overwrite):
         candidates = [(name, w) for name in dict.fromkeys(args.policy) for w in dict.fromkeys(args.weights)]
-        evaluated = evaluate_candidates(args, ds, episodes, device, profile, params, candidates)
+        evaluated = evaluate_candidates(ds, args.split, episodes, args.seed, device, profile, params, candidates,
+                                        max_steps=args.max_steps, progress=not args.no_progress)
         rows = []
         for (name, w), episode_rows in zip(candidates, evaluated):
             summary = summarize(episode_rows)
@@ -109,31 +110,31 @@ def tune(args: argparse.Namespace) -> dict:
     return result
 
 
-def evaluate_candidates(args: argparse.Namespace, ds: Dataset, episodes: int, device: torch.device, profile: Profile,
-                        params: Any, candidates: list[tuple[str, float]]) -> list[pd.DataFrame]:
+def evaluate_candidates(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device, profile: Profile,
+                        params: Any, candidates: list[tuple[str, float]], max_steps: int | None = None,
+                        progress: bool = True) -> list[pd.DataFrame]:
     """The episode rows of each (policy, W) of `candidates`, in order, each as its own evaluation gives them. Where
     the profile holds several worlds' blocks in one simulator, the candidates whose rule may share one
     (`Scheduler.shares_a_simulator`: every W of greedy_queue and least_loaded, not p2c's batch-wide draws nor
     lookahead's plans) run side by side in one (`evaluate_side_by_side`: each block's rows are its own run's), the
     others one simulator each, so the tuning costs a few evaluations' steps rather than one per candidate."""
     def maker(name: str, w: float) -> Callable[[Simulator, int], Policy]:
-        return lambda sim, seed: make_policy(name, sim, seed, w)
-    progress = not args.no_progress
+        return lambda sim, s: make_policy(name, sim, s, w)
     shared = [c for c in candidates if get(c[0]).shares_a_simulator()] \
         if holds_blocks(profile, params, episodes) else []
     found: dict[tuple[str, float], pd.DataFrame] = {}
     if len(shared) > 1:
         print(f"{len(shared)} candidates side by side in one simulator: "
               + ", ".join(f"{name} W={w:g}" for name, w in shared), flush=True)
-        together = evaluate_side_by_side(ds, args.split, episodes, [args.seed], device, profile, params,
+        together = evaluate_side_by_side(ds, split, episodes, [seed], device, profile, params,
                                          {f"{name} W={w:g}": maker(name, w) for name, w in shared}, progress=progress,
-                                         max_steps=args.max_steps)
+                                         max_steps=max_steps)
         found = {c: runs[0][1].episodes for c, runs in zip(shared, together.values())}
     for name, w in candidates:
         if (name, w) not in found:
-            sim = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
-            found[name, w] = run_evaluation(sim, maker(name, w)(sim, args.seed), episodes, progress=progress,
-                                            max_steps=args.max_steps).episodes
+            sim = eval_simulator(ds, split, episodes, seed, device, profile, params)
+            found[name, w] = run_evaluation(sim, maker(name, w)(sim, seed), episodes, progress=progress,
+                                            max_steps=max_steps).episodes
     return [found[c] for c in candidates]
 
 

@@ -372,6 +372,11 @@ BENCHMARKS = (
               "late)",
               "python bench/side_by_side.py --runs results/side_by_side_bench --max-steps 1500 "
               "--json bench/results/side_by_side_blocks.json"),
+    Benchmark("tune_side_by_side", "the tuning's candidates (greedy_queue and least_loaded at four weights) each in a "
+              "simulator of its own against side by side in one (Heuristics/tune.py evaluate_candidates), at the "
+              "serving study's validation setting made smaller, and whether both give every candidate the same rows "
+              "(docs/decisions.md, 2026-12-07, close)",
+              "python bench/tune_side_by_side.py --json bench/results/tune_side_by_side.json"),
     Benchmark("update_cost", "one PPO update with each config.yaml's own settings against the contention study's",
               "python bench/update_cost.py --algos PPO --loads idle --repeats 1 --json bench/results/update_cost.json"),
     Benchmark("training_cost", "one TopoFreeRL training run under each queueing profile, side by side, and each "

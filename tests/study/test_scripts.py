@@ -9,7 +9,7 @@ from conftest import run_script
 
 SCRIPTS = ["Heuristics/inference.py", "data1/generate.py", "bench/env_throughput.py", "TopoFreeRL/train.py",
            "TopoFreeRL/inference.py", "bench/compare_learned.py", "bench/oracle_agreement.py", "bench/update_cost.py",
-           "bench/threads.py", "bench/hop_table.py", "bench/seed_batching.py",
+           "bench/threads.py", "bench/hop_table.py", "bench/seed_batching.py", "bench/tune_side_by_side.py",
            "PPO_algorithm/train.py", "PPO_algorithm/inference.py", "PFAPPO/train.py", "PFAPPO/inference.py",
            "Stark_Scheduler/train.py", "Stark_Scheduler/inference.py", "total/evaluate_all.py", "total/make_table.py",
            "total/reproduce.py", "total/plot_all_comparison.py", "total/plot_learning_curves.py",
@@ -131,6 +131,16 @@ def test_benchmark_json_tiny():
     assert serving["events_per_decision"] > 0 and serving["rounds_per_step"] > 0
     assert out["command"].startswith("python bench/env_throughput.py --servers 500")
     assert out["machine"]["cpu_count"] >= 1 and out["machine"]["device"] == "cpu" and out["date"].endswith("Z")
+
+
+@pytest.mark.parametrize("profile", ["serving", "contention"])
+def test_tune_side_by_side_times_both_ways_and_checks_each_candidate_gets_its_own_run(tiny_root, profile):
+    proc = run_script("bench/tune_side_by_side.py", "--servers", "0", "--data", str(tiny_root), "--region", "tiny",
+                      "--profile", profile, "--weights", "0.5", "1", "--episodes", "4", "--warmup", "2", "--load", "0.3",
+                      "--max-steps", "300", "--json")
+    (row,) = json.loads(proc.stdout)["rows"]
+    assert row["identical"] and row["candidates"] == 4 and row["alone_s"] > 0 and row["together_s"] > 0
+    assert row["ratio"] == pytest.approx(row["alone_s"] / row["together_s"])
 
 
 def test_seed_batching_times_both_ways_and_checks_each_seed_gets_its_own_run(tiny_root):
