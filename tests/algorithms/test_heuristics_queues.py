@@ -385,7 +385,7 @@ def test_scripts_run_the_new_heuristics_and_tune_under_contention(small_root, tm
 
 @pytest.mark.parametrize("setting, bound", [
     (["--profile", "contention", "--arrival-rate", "20", "--max-in-flight", "64"], "400"),  # some finish, some not
-    (["--profile", "serving", "--load", "0.9", "--warmup", "2"], "150")], ids=["contention", "serving"])
+    (["--profile", "serving", "--load", "0.9", "--warmup", "2"], "80")], ids=["contention", "serving"])
 def test_tuning_side_by_side_gives_each_candidate_the_rows_of_its_own_run(small_root, tmp_path, setting, bound):
     """The candidates of the rules that may share a simulator run side by side in one (greedy_queue and least_loaded
     at every W; p2c, which draws for the whole batch, alone): each row is the one tuning that candidate alone gives,
