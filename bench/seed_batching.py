@@ -24,22 +24,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.env_throughput import dataset  # noqa: E402
 from bench.record import add_json_flag, emit, record  # noqa: E402
-from edgesim.contention import CONTENTION, Contention  # noqa: E402
-from edgesim.paper import Profile  # noqa: E402
-from edgesim.serving import SERVING, Serving  # noqa: E402
+from bench.worlds import PROFILES, add_world_flags, world_dataset, world_params  # noqa: E402
 from Heuristics.inference import make_policy  # noqa: E402
-from schedkit.cli import load_or_exit  # noqa: E402
 from schedkit.evaluation import Evaluation, evaluate_seeds  # noqa: E402
-
-PROFILES: dict[str, Profile] = {"serving": SERVING, "contention": CONTENTION}
-
-
-def params(profile: str, args: argparse.Namespace) -> Serving | Contention:
-    if profile == "serving":
-        return Serving(load=args.load, worlds=args.worlds, warmup=args.warmup)
-    return Contention(arrival_rate=args.arrival_rate, worlds=args.worlds, warmup=args.warmup)
 
 
 def same(a: Evaluation, b: Evaluation) -> bool:
@@ -56,24 +44,17 @@ def same(a: Evaluation, b: Evaluation) -> bool:
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profiles", nargs="+", choices=list(PROFILES), default=["serving"])
-    p.add_argument("--servers", type=int, default=30,
-                   help="servers of the generated region (500: Server1_Trap; 0: --data/--region)")
-    p.add_argument("--data", type=Path, default=ROOT / "data1", help="data root of --region (with --servers 0)")
-    p.add_argument("--region", default="Server1_Trap", help="region evaluated with --servers 0")
     p.add_argument("--policy", default="greedy_queue", help="registered heuristic to evaluate (default greedy_queue)")
     p.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104])
     p.add_argument("--episodes", type=int, default=200, help="measured workflows per seed (default 200)")
-    p.add_argument("--worlds", type=int, default=2, help="worlds per seed (default 2)")
-    p.add_argument("--warmup", type=int, default=1000, help="warm-up workflows per world (default 1000)")
-    p.add_argument("--load", type=float, default=0.9, help="serving: offered utilisation (default 0.9)")
-    p.add_argument("--arrival-rate", type=float, default=8.0, help="contention: workflows/s per world (default 8)")
+    add_world_flags(p, "worlds per seed", warmup=1000)
     add_json_flag(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    ds = dataset(args.servers) if args.servers else load_or_exit(args.data, args.region)
+    ds = world_dataset(args)
     rows = []
     for name in args.profiles:
-        profile, c = PROFILES[name], params(name, args)
+        profile, c = PROFILES[name], world_params(name, args)
 
         def run(seeds: list[int]) -> tuple[float, list[tuple[int, Evaluation]]]:
             t0 = time.perf_counter()

@@ -26,13 +26,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.env_throughput import dataset  # noqa: E402
 from bench.record import add_json_flag, emit, record  # noqa: E402
-from edgesim.contention import CONTENTION, Contention  # noqa: E402
-from edgesim.serving import SERVING, Serving  # noqa: E402
+from bench.worlds import PROFILES, add_world_flags, world_dataset, world_params  # noqa: E402
 from Heuristics.inference import make_policy  # noqa: E402
 from Heuristics.tune import evaluate_candidates  # noqa: E402
-from schedkit.cli import load_or_exit  # noqa: E402
 from schedkit.evaluation import eval_simulator, run_evaluation  # noqa: E402
 
 
@@ -43,28 +40,19 @@ def same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", choices=["serving", "contention"], default="serving")
-    p.add_argument("--servers", type=int, default=30,
-                   help="servers of the generated region (500: Server1_Trap; 0: --data/--region)")
-    p.add_argument("--data", type=Path, default=ROOT / "data1", help="data root of --region (with --servers 0)")
-    p.add_argument("--region", default="Server1_Trap", help="region evaluated with --servers 0")
+    p.add_argument("--profile", choices=list(PROFILES), default="serving")
     p.add_argument("--policies", nargs="+", default=["greedy_queue", "least_loaded"],
                    help="rules whose weights are tuned (default: greedy_queue least_loaded)")
     p.add_argument("--weights", type=float, nargs="+", default=[0.4, 0.6, 0.8, 1.0])
     p.add_argument("--seed", type=int, default=100, help="evaluation seed (default 100, the validation setting's)")
     p.add_argument("--episodes", type=int, default=40, help="measured workflows (default 40)")
-    p.add_argument("--worlds", type=int, default=2, help="worlds (default 2)")
-    p.add_argument("--warmup", type=int, default=50, help="warm-up workflows per world (default 50)")
     p.add_argument("--max-steps", type=int, default=1000, help="each evaluation's step bound (default 1000)")
-    p.add_argument("--load", type=float, default=0.9, help="serving: offered utilisation (default 0.9)")
-    p.add_argument("--arrival-rate", type=float, default=8.0, help="contention: workflows/s per world (default 8)")
+    add_world_flags(p, "worlds", warmup=50)
     add_json_flag(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    ds = dataset(args.servers) if args.servers else load_or_exit(args.data, args.region)
-    profile, params = ((SERVING, Serving(load=args.load, worlds=args.worlds, warmup=args.warmup))
-                       if args.profile == "serving" else
-                       (CONTENTION, Contention(arrival_rate=args.arrival_rate, worlds=args.worlds, warmup=args.warmup)))
+    ds = world_dataset(args)
+    profile, params = PROFILES[args.profile], world_params(args.profile, args)
     candidates = [(name, w) for name in args.policies for w in args.weights]
     t0 = time.perf_counter()
     alone = []
