@@ -28,15 +28,7 @@ from edgesim.paper import Profile
 from edgesim.simulator import Simulator
 from Heuristics.inference import make_policy, resolve_setting, unit_interval
 from schedkit.cli import add_eval_flags, episodes_arg, set_threads, user_errors
-from schedkit.evaluation import (
-    Policy,
-    eval_simulator,
-    evaluate_side_by_side,
-    holds_blocks,
-    run_evaluation,
-    summarize,
-    unfinished,
-)
+from schedkit.evaluation import Policy, evaluate_seeds, evaluate_side_by_side, holds_blocks, summarize, unfinished
 from schedkit.io import write_json, write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, git_commit
@@ -110,31 +102,35 @@ def tune(args: argparse.Namespace) -> dict:
     return result
 
 
+def candidate(name: str, w: float) -> Callable[[Simulator, int], Policy]:
+    """How each evaluation makes rule `name` at latency weight `w` (`make_policy`)."""
+    return lambda sim, seed: make_policy(name, sim, seed, w)
+
+
 def evaluate_candidates(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device, profile: Profile,
                         params: Any, candidates: list[tuple[str, float]], max_steps: int | None = None,
-                        progress: bool = True) -> list[pd.DataFrame]:
+                        progress: bool = True, say: Callable[[str], object] = print) -> list[pd.DataFrame]:
     """The episode rows of each (policy, W) of `candidates`, in order, each as its own evaluation gives them. Where
     the profile holds several worlds' blocks in one simulator, the candidates whose rule may share one
     (`Scheduler.shares_a_simulator`: every W of greedy_queue and least_loaded, not p2c's batch-wide draws nor
     lookahead's plans) run side by side in one (`evaluate_side_by_side`: each block's rows are its own run's), the
-    others one simulator each, so the tuning costs a few evaluations' steps rather than one per candidate."""
-    def maker(name: str, w: float) -> Callable[[Simulator, int], Policy]:
-        return lambda sim, s: make_policy(name, sim, s, w)
+    others one simulator each (`evaluate_seeds`), so the tuning costs a few evaluations' steps rather than one per
+    candidate. `say` gets the line naming the candidates that share a simulator."""
     shared = [c for c in candidates if get(c[0]).shares_a_simulator()] \
         if holds_blocks(profile, params, episodes) else []
     found: dict[tuple[str, float], pd.DataFrame] = {}
     if len(shared) > 1:
-        print(f"{len(shared)} candidates side by side in one simulator: "
-              + ", ".join(f"{name} W={w:g}" for name, w in shared), flush=True)
+        say(f"{len(shared)} candidates side by side in one simulator: "
+            + ", ".join(f"{name} W={w:g}" for name, w in shared))
         together = evaluate_side_by_side(ds, split, episodes, [seed], device, profile, params,
-                                         {f"{name} W={w:g}": maker(name, w) for name, w in shared}, progress=progress,
+                                         {f"{name} W={w:g}": candidate(name, w) for name, w in shared}, progress=progress,
                                          max_steps=max_steps)
         found = {c: runs[0][1].episodes for c, runs in zip(shared, together.values())}
     for name, w in candidates:
         if (name, w) not in found:
-            sim = eval_simulator(ds, split, episodes, seed, device, profile, params)
-            found[name, w] = run_evaluation(sim, maker(name, w)(sim, seed), episodes, progress=progress,
-                                            max_steps=max_steps).episodes
+            [(_, alone)] = evaluate_seeds(ds, split, episodes, [seed], device, profile, params, candidate(name, w),
+                                          progress=progress, max_steps=max_steps)
+            found[name, w] = alone.episodes
     return [found[c] for c in candidates]
 
 

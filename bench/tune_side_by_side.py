@@ -15,7 +15,6 @@ size (50 warm-up and 20 measured workflows a world, 2 worlds, bounded at 1,000 s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -28,9 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.record import add_json_flag, emit, record  # noqa: E402
 from bench.worlds import PROFILES, add_world_flags, world_dataset, world_params  # noqa: E402
-from Heuristics.inference import make_policy  # noqa: E402
-from Heuristics.tune import evaluate_candidates  # noqa: E402
-from schedkit.evaluation import eval_simulator, run_evaluation  # noqa: E402
+from Heuristics.tune import candidate, evaluate_candidates  # noqa: E402
+from schedkit.evaluation import evaluate_seeds  # noqa: E402
 
 
 def same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -57,14 +55,13 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     alone = []
     for name, w in candidates:
-        sim = eval_simulator(ds, "train", args.episodes, args.seed, "cpu", profile, params)
-        alone.append(run_evaluation(sim, make_policy(name, sim, args.seed, w), args.episodes, progress=False,
-                                    max_steps=args.max_steps).episodes)
+        [(_, result)] = evaluate_seeds(ds, "train", args.episodes, [args.seed], "cpu", profile, params, candidate(name, w),
+                                       progress=False, max_steps=args.max_steps)
+        alone.append(result.episodes)
     alone_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # its line naming the candidates it shares: not into --json -
-        together = evaluate_candidates(ds, "train", args.episodes, args.seed, "cpu", profile, params, candidates,
-                                       max_steps=args.max_steps, progress=False)
+    together = evaluate_candidates(ds, "train", args.episodes, args.seed, "cpu", profile, params, candidates,
+                                   max_steps=args.max_steps, progress=False, say=lambda line: None)
     together_s = time.perf_counter() - t0
     row = {"profile": args.profile, "servers": ds.n_servers, "candidates": len(candidates),
            "unfinished": int(sum((~r["finished"]).sum() for r in alone)), "alone_s": alone_s,
