@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -116,67 +116,6 @@ class Evaluation:
     seed_steps: list[int] = field(default_factory=list)
 
 
-class WarmStart(NamedTuple):
-    """Where a shared warm-up ends: the worlds' state, the steps taken to it and each step's engine snapshot."""
-
-    state: dict[str, torch.Tensor]
-    steps: int
-    snapshots: list[torch.Tensor]
-
-
-@dataclass
-class SharedWarmup:
-    """The first `workflows` workflows of every world, scheduled by `rule` whatever scheduler is evaluated.
-
-    Until the first decision for a later workflow every scheduler's run is the same: the same arrivals
-    (common random numbers) scheduled by the same rule. So that stretch is run once per simulator layout
-    (its seeds: one SharedWarmup per setting) and each evaluation continues from its end state;
-    after it, `rule` still decides the steps of the shared workflows and the scheduler every other step.
-    The rows are those of running the stretch afresh each time (`cache=False`; tests compare them).
-    `rule(sim)` makes the rule for a simulator; it must be deterministic given the simulator's state.
-    Not adopted for the serving study (docs/decisions.md, 2026-12-07, evening): on its validation setting a
-    stretch of 800 workflows is at most a fifth of an evaluation's steps (most of them drain: bench/
-    evaluation_steps.py), and a least_loaded stretch leaves queues that greedy_queue's measured workflows still
-    meet 200 workflows later (bench/shared_warmup.py)."""
-
-    rule: Callable[[Simulator], Policy]
-    workflows: int
-    cache: bool = True
-    _starts: dict[tuple, WarmStart] = field(default_factory=dict, repr=False)
-
-    def holds(self, sim: Simulator) -> torch.Tensor:
-        """(B,) whether each row's decision is a shared workflow's (episode ids: arrival index x B + world)."""
-        return sim.episode < self.workflows * sim.batch_size
-
-    def start(self, sim: Simulator, max_steps: int | None, progress: bool = False) -> WarmStart:
-        """Reset `sim` and bring it to the shared stretch's end: loaded from the cache when this layout has
-        been run, else run (and cached)."""
-        if not isinstance(sim, RequestReporting):  # the stretch keeps its engine snapshots for a timeline
-            raise InputError(f"a shared warm-up needs a simulator with engines that continues its worlds "
-                             f"(the serving profile's), not a {type(sim).__name__}")
-        seeds = getattr(sim, "world_seeds", None)
-        key = (sim.seed, sim.batch_size, None if seeds is None else tuple(seeds.tolist()), max_steps)
-        cached = self._starts.get(key) if self.cache else None
-        sim.reset(sim.seed)
-        if cached is not None:
-            sim.load_world_state(cached.state)
-            return cached
-        rule, steps, snapshots = self.rule(sim), 0, []
-        obs = sim.observe()
-        bar = tqdm(desc=f"shared warm-up ({self.workflows} workflows a world)", unit="step", disable=not progress,
-                   leave=False)
-        while bool(self.holds(sim).all()) and (max_steps is None or steps < max_steps):
-            obs = sim.step(rule.act(sim, obs))[0]
-            steps += 1
-            snapshots.append(sim.engine_snapshot())
-            bar.update()
-        bar.close()
-        start = WarmStart(sim.world_state(), steps, snapshots)
-        if self.cache:
-            self._starts[key] = start
-        return start
-
-
 def eval_simulator(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device = "cpu",
                    profile: Profile = PAPER, params: Any = None) -> Simulator:
     """A simulator that deals the split's tasks in file order (paper: up to 1024 episodes at a time);
@@ -192,8 +131,7 @@ def evaluate(sim: Simulator, policy: Policy, episodes: int, weights: tuple[float
 
 def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
                    weights: tuple[float, float, float] = EVAL_WEIGHTS, progress: bool = True,
-                   max_steps: int | None = None, timeline: bool = False,
-                   shared: SharedWarmup | None = None) -> Evaluation:
+                   max_steps: int | None = None, timeline: bool = False) -> Evaluation:
     """Run the first `episodes` measured episodes of a freshly reset sequential simulator; one row each.
 
     Step results are summed per episode id (`info["episode"]`), so rows that interleave workflows
@@ -209,16 +147,12 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
 
     `timeline` records, after every step, each world's engine state at its next decision (a
     `RequestReporting` simulator's `engine_snapshot`): batch and KV occupancy over time, sampled at decisions.
-
-    `shared`: the run starts where that warm-up's shared stretch ends (`SharedWarmup`), its steps counted.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1 (or None: until every measured episode finishes), got {max_steps}")
-    warm = None if shared is None else shared.start(sim, max_steps, progress)
-    obs = sim.reset(sim.seed) if warm is None else sim.observe()
-    rule = None if shared is None else shared.rule(sim)
+    obs = sim.reset(sim.seed)
     B, dev = sim.batch_size, sim.device
     w = torch.tensor(weights, dtype=sim.dtype, device=dev)
     acc = {k: torch.zeros(episodes, dtype=sim.dtype, device=dev) for k in (*SUMMED, "reward", "steps", "decision_s")}
@@ -228,12 +162,12 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
     last_decision = torch.full((B,), -torch.inf, dtype=sim.dtype, device=dev)  # per world, of a measured step
     reporter = sim if isinstance(sim, RequestReporting) else None
     requests: list[dict[str, torch.Tensor]] = []
-    done_count, steps = 0, 0 if warm is None else warm.steps
+    done_count, steps = 0, 0
     policy_s = 0.0  # the policy's wall time per decision, summed over steps
     finished_ep = torch.zeros(episodes, dtype=torch.bool, device=dev)
     if timeline and reporter is None:
         raise InputError(f"--timeline: the {type(sim).__name__} has no engines to sample; only --profile serving has")
-    snapshots: list[torch.Tensor] = list(warm.snapshots) if warm is not None and timeline else []
+    snapshots: list[torch.Tensor] = []
     group = seed_groups(sim)
     n_groups = int(group[-1]) + 1
     episode_group = group[(torch.arange(episodes, device=dev) + sim.warmup_episodes) % B]
@@ -249,10 +183,6 @@ def run_evaluation(sim: Simulator, policy: Policy, episodes: int,
             torch.cuda.synchronize(dev)
         per_decision = (time.perf_counter() - t0) / B
         policy_s += per_decision
-        if rule is not None and shared is not None:
-            held = shared.holds(sim)
-            if bool(held.any()):
-                actions = torch.where(held, rule.act(sim, obs), actions)
         obs, reward, done, info = sim.step(actions)
         keep, index = sim.measured(info["episode"], episodes)
         ep = index[keep]
@@ -373,19 +303,9 @@ def seed_simulators(ds: Dataset, split: str, episodes: int, seeds: list[int], de
     yield sim
 
 
-def warm_up_shared(shared: SharedWarmup, ds: Dataset, split: str, episodes: int, seeds: list[int],
-                   device: str | torch.device, profile: Profile, params: Any, max_steps: int | None = None,
-                   progress: bool = True) -> None:
-    """Run `shared`'s stretch for the simulators `evaluate_seeds` will run with these arguments (cached in `shared`),
-    so that it is timed on its own, or run once before processes fork to evaluate from it."""
-    for sim in seed_simulators(ds, split, episodes, seeds, device, profile, params):
-        shared.start(sim, max_steps, progress)
-
-
 def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], device: str | torch.device,
                    profile: Profile, params: Any, make_policy: Callable[[Simulator, int], Policy],
-                   progress: bool = True, max_steps: int | None = None,
-                   shared: SharedWarmup | None = None) -> list[tuple[int, Evaluation]]:
+                   progress: bool = True, max_steps: int | None = None) -> list[tuple[int, Evaluation]]:
     """(seed, evaluation) of `episodes` measured episodes at each evaluation seed, each as `run_evaluation`
     of that seed's simulator gives it. A profile whose worlds carry their own seeds (`Profile.batches_seeds`:
     contention) runs every seed's worlds side by side in one simulator, so the seeds cost one evaluation's
@@ -393,15 +313,14 @@ def evaluate_seeds(ds: Dataset, split: str, episodes: int, seeds: list[int], dev
     split back by seed, numbered as that seed's own run numbers them. Policies that draw random numbers draw them
     for the whole batch (made once, with the first seed), so only theirs differ from separate runs.
     `make_policy(sim, seed)` makes the policy (batched: once, with the first seed); `max_steps` bounds each
-    simulator's run and `shared` starts it (`run_evaluation`)."""
+    simulator's run (`run_evaluation`)."""
     S = len(seeds)
     sims = seed_simulators(ds, split, episodes, seeds, device, profile, params)
     if not batches_seeds(profile, params, episodes, seeds):
         return [(seed, run_evaluation(sim, make_policy(sim, seed), episodes, progress=progress,
-                                      max_steps=max_steps, shared=shared)) for seed, sim in zip(seeds, sims)]
+                                      max_steps=max_steps)) for seed, sim in zip(seeds, sims)]
     (sim,) = sims
-    result = run_evaluation(sim, make_policy(sim, seeds[0]), episodes * S, progress=progress, max_steps=max_steps,
-                            shared=shared)
+    result = run_evaluation(sim, make_policy(sim, seeds[0]), episodes * S, progress=progress, max_steps=max_steps)
     return list(zip(seeds, split_groups(result, sim, S, params.warmup)))
 
 

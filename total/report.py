@@ -345,11 +345,6 @@ BENCHMARKS = (
               "against one simulator per seed, at the serving study's evaluation shape, and whether both give each "
               "seed the same results",
               "python bench/seed_batching.py --profiles serving contention --json bench/results/seed_batching.json"),
-    Benchmark("shared_warmup", "each rule on the serving study's validation setting with its own warm-up and after a "
-              "warm-up shared by every scheduler (schedkit.evaluation.SharedWarmup): the paired difference in "
-              "reward and SLO attainment with its verdict against the study's margins, each rule's verdict against "
-              "greedy_queue both ways, and the time of each way (docs/decisions.md, 2026-12-07, evening)",
-              "python bench/shared_warmup.py --workers 2 --json bench/results/shared_warmup.json"),
     Benchmark("evaluation_steps", "where a serving evaluation's steps go on the serving study's validation setting: "
               "the steps to the warm-up's end, to the last measured arrival and after it (the drain, until the "
               "slowest measured workflow has finished), with the measured workflows' latency",
