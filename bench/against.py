@@ -2,6 +2,12 @@
 
     python bench/against.py 8be1e82                       # 500 servers, B = 256 and 4096, both profiles
     python bench/against.py HEAD~3 --servers 500 10000 --batches 4096 --repeats 9
+    python bench/against.py 8c29d6a --evaluation --servers 30 --profiles serving contention --repeats 3
+
+With --evaluation each timed run is one evaluation instead (`schedkit.evaluation.evaluate_seeds`:
+greedy_queue at W 0.6, evaluation seeds 100 and 101, 2 worlds a seed, 100 warm-up and 40 measured
+workflows, bounded at 4,000 steps, serving at load 0.9 or contention at 8/s): what a study's evaluation
+costs, policy and bookkeeping included; both trees must give the same episode rows (compared by digest).
 
 A speed-up is only believable measured beside its baseline on the same machine at the same time:
 the revision is checked out into a temporary git worktree and every timed run alternates between
@@ -48,11 +54,35 @@ print(json.dumps(steps * batch / (time.perf_counter() - t0)))
 """
 
 
-def timed_run(tree: Path, root: Path, region: str, batch: int, steps: int, profile: str) -> float:
+TIMED_EVALUATION = """
+import hashlib, json, sys, time, torch
+torch.set_num_threads(1)
+from edgesim.contention import CONTENTION, Contention
+from edgesim.dataset import load_dataset
+from edgesim.serving import SERVING, Serving
+from Heuristics.inference import make_policy
+from schedkit.evaluation import evaluate_seeds
+root, region, profile = sys.argv[1], sys.argv[2], sys.argv[5]
+ds = load_dataset(root, region)
+prof, params = (SERVING, Serving(load=0.9, worlds=2, warmup=100)) if profile == "serving" else \
+    (CONTENTION, Contention(arrival_rate=8, worlds=2, warmup=100))
+t0 = time.perf_counter()
+out = evaluate_seeds(ds, "train", 40, [100, 101], "cpu", prof, params,
+                     lambda sim, seed: make_policy("greedy_queue", sim, seed, 0.6), progress=False, max_steps=4000)
+seconds = time.perf_counter() - t0
+rows = "".join(e.episodes.drop(columns="decision_ms").to_csv(index=False) for _, e in out)
+print(json.dumps([seconds, hashlib.sha256(rows.encode()).hexdigest()[:16]]))
+"""
+
+
+def timed_run(tree: Path, root: Path, region: str, batch: int, steps: int, profile: str,
+              evaluation: bool = False) -> tuple[float, str]:
+    """(steps/s, "") of random valid decisions, or with `evaluation` (seconds, digest of the rows) of one evaluation."""
     env = os.environ | {"PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", TIMED_RUN, str(root), region, str(batch), str(steps), profile],
-                         cwd=tree, env=env, capture_output=True, text=True, check=True)
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    out = subprocess.run([sys.executable, "-c", TIMED_EVALUATION if evaluation else TIMED_RUN, str(root), region,
+                          str(batch), str(steps), profile], cwd=tree, env=env, capture_output=True, text=True, check=True)
+    value = json.loads(out.stdout.strip().splitlines()[-1])
+    return (float(value[0]), value[1]) if evaluation else (float(value), "")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -63,8 +93,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--profiles", nargs="+", default=["paper", "contention"])
     p.add_argument("--steps", type=int, default=400, help="timed steps per run (default 400)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per tree and setting (default 7)")
+    p.add_argument("--evaluation", action="store_true",
+                   help="time one evaluation per run (seconds; --batches and --steps unused) and compare its rows")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
     args = p.parse_args(argv)
+    if args.evaluation:
+        args.batches = [4]  # 2 evaluation seeds x 2 worlds
     rows = []
     with tempfile.TemporaryDirectory(prefix="against_") as tmp:
         old = Path(tmp) / "tree"
@@ -76,17 +110,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 root = ROOT / "data1" if n == 500 else CACHE
                 for profile in args.profiles:
                     for b in args.batches:
-                        runs: dict[str, list[float]] = {"rev": [], "here": []}
+                        runs: dict[str, list[tuple[float, str]]] = {"rev": [], "here": []}
                         for _ in range(args.repeats):  # alternate, so load changes hit both trees
-                            runs["rev"].append(timed_run(old, root, region, b, args.steps, profile))
-                            runs["here"].append(timed_run(ROOT, root, region, b, args.steps, profile))
-                        rev, here = statistics.median(runs["rev"]), statistics.median(runs["here"])
-                        rows.append({"servers": n, "profile": profile, "batch": b, "rev_steps_per_s": rev,
-                                     "steps_per_s": here, "ratio": here / rev})
+                            for key, tree in (("rev", old), ("here", ROOT)):
+                                runs[key].append(timed_run(tree, root, region, b, args.steps, profile, args.evaluation))
+                        rev, here = (statistics.median(x for x, _ in runs[k]) for k in ("rev", "here"))
+                        row = {"servers": n, "profile": profile, "batch": b}
+                        if args.evaluation:  # seconds: the ratio is here / rev, below 1 when faster
+                            digests = {d for k in runs for _, d in runs[k]}
+                            row |= {"rev_s": rev, "seconds": here, "ratio": here / rev, "same_rows": len(digests) == 1}
+                        else:
+                            row |= {"rev_steps_per_s": rev, "steps_per_s": here, "ratio": here / rev}
+                        rows.append(row)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
     if args.json:
         print(json.dumps(rows))
+        return rows
+    if args.evaluation:
+        print(f"seconds of one evaluation, median of {args.repeats} alternating runs; {args.rev} vs the working tree")
+        print(f"{'servers':>7} {'profile':>10} {args.rev[:12]:>14} {'here':>8} {'ratio':>6} same rows")
+        for r in rows:
+            print(f"{r['servers']:>7} {r['profile']:>10} {r['rev_s']:>14.2f} {r['seconds']:>8.2f} {r['ratio']:>6.2f} "
+                  f"{r['same_rows']}")
         return rows
     print(f"steps/s, median of {args.repeats} alternating runs; {args.rev} vs the working tree")
     print(f"{'servers':>7} {'profile':>10} {'batch':>6} {args.rev[:12]:>14} {'here':>14} {'ratio':>6}")
