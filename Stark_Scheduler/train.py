@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 WEIGHTS = torch.tensor(EVAL_WEIGHTS)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def demonstrations(sim: Simulator, agent: StarkAgent, expert: GreedyPolicy, episodes: int, seed: int,
                    continuing: bool = False, max_steps: int | None = None):
     """Features and expert labels of every decision of `episodes` expert-played episodes (`continuing`:
