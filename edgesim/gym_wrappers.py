@@ -35,7 +35,9 @@ The single env of the paper profile plays each workflow with the plain-Python mo
 microseconds a step instead of a millisecond or more for a batch-1 torch step. Its draws come from
 the env's own `np_random`, so the same seed gives the same episodes, but not the batched simulator's
 draws; the evaluation protocol (shared tasks and draws) is `schedkit.gym_eval.evaluate_policy`.
-Every other profile's single env steps a batch-1 simulator of that profile.
+Every other profile's single env steps a batch-1 simulator of that profile. The envs reset and step their
+simulator in inference mode (nothing there needs gradients; its small operations skip autograd's bookkeeping),
+and hand out NumPy arrays only.
 """
 from __future__ import annotations
 
@@ -247,6 +249,7 @@ class EdgeMoEEnv(gym.Env):
         self.last: tuple[int, float, float] | None = None  # the last step's server, latency and reward (render)
         self.last_completed = 0  # requests completed during the last step (delayed outcomes: its latency is NaN)
 
+    @torch.inference_mode()
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         _options(options)
         super().reset(seed=None if seed is None else _seed(seed))
@@ -296,6 +299,7 @@ class EdgeMoEEnv(gym.Env):
         k = min(ep.k, ep.n_steps[ep.task] - 1)
         return self.encoder.masks[ep.types[ep.task][k]].astype(bool)
 
+    @torch.inference_mode()
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         action = _action(action, self.dataset.n_servers)
         if self.topology is None:
@@ -444,6 +448,7 @@ class EdgeMoEVectorEnv(VectorEnv):
             return int(np.random.SeedSequence().generate_state(1)[0])
         return int(np.random.SeedSequence(given).generate_state(1)[0] >> 1)
 
+    @torch.inference_mode()
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         mask = _options(options).get("reset_mask")
         if mask is not None:
@@ -486,6 +491,7 @@ class EdgeMoEVectorEnv(VectorEnv):
         self._check_reset()
         return tuple(_sim_row_text(self.sim, i) for i in range(self.num_envs))
 
+    @torch.inference_mode()
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         self._check_reset()
         actions = _actions(actions, self.num_envs, self.dataset.n_servers)
