@@ -127,18 +127,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.json:
         print(json.dumps(rows))
         return rows
-    if args.evaluation:
-        print(f"seconds of one evaluation, median of {args.repeats} alternating runs; {args.rev} vs the working tree")
-        print(f"{'servers':>7} {'profile':>10} {args.rev[:12]:>14} {'here':>8} {'ratio':>6} same rows")
-        for r in rows:
-            print(f"{r['servers']:>7} {r['profile']:>10} {r['rev_s']:>14.2f} {r['seconds']:>8.2f} {r['ratio']:>6.2f} "
-                  f"{r['same_rows']}")
-        return rows
-    print(f"steps/s, median of {args.repeats} alternating runs; {args.rev} vs the working tree")
-    print(f"{'servers':>7} {'profile':>10} {'batch':>6} {args.rev[:12]:>14} {'here':>14} {'ratio':>6}")
+    what = "seconds of one evaluation" if args.evaluation else "steps/s"
+    columns = [("servers", "servers", "7"), ("profile", "profile", "10")] + (
+        [(args.rev[:12], "rev_s", "14.2f"), ("here", "seconds", "8.2f"), ("ratio", "ratio", "6.2f"),
+         ("same rows", "same_rows", "9")] if args.evaluation else
+        [("batch", "batch", "6"), (args.rev[:12], "rev_steps_per_s", "14,.0f"), ("here", "steps_per_s", "14,.0f"),
+         ("ratio", "ratio", "6.2f")])
+    print(f"{what}, median of {args.repeats} alternating runs; {args.rev} vs the working tree")
+    print(" ".join(f"{head:>{fmt.split('.')[0].rstrip(',')}}" for head, _, fmt in columns))
     for r in rows:
-        print(f"{r['servers']:>7} {r['profile']:>10} {r['batch']:>6} {r['rev_steps_per_s']:>14,.0f} "
-              f"{r['steps_per_s']:>14,.0f} {r['ratio']:>6.2f}")
+        print(" ".join(f"{str(r[key]) if isinstance(r[key], bool) else r[key]:>{fmt}}" for _, key, fmt in columns))
     return rows
 
 
