@@ -24,6 +24,11 @@ Under `--profile serving` each evaluation also writes requests.csv (one row per 
 its summary adds SLO attainment, goodput, TTFT/TPOT percentiles and the engines' utilisation
 (docs/evaluation.md); `--slo-ttft-ms` / `--slo-tpot-ms` set the objectives.
 
+Under `--profile contention` and `serving` the rules that may share a simulator run side by side in one
+(schedkit.evaluation.evaluate_side_by_side: each one's rows are those of its own run, for a fraction of the
+time; its decision_ms is its time per decision at that batch); p2c and lookahead (they draw or plan for the
+whole batch), the oracle under contention and every rule with --timeline run alone.
+
 Writes OUT/episodes.csv and OUT/summary.json for one policy, OUT/<policy>/... for several, plus
 OUT/config.yaml (the resolved arguments), and prints a comparison table.
 """
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,6 +46,7 @@ from edgesim.dataset import Dataset
 from edgesim.inputs import reals
 from edgesim.paper import Profile
 from edgesim.registry import get_profile
+from edgesim.simulator import Simulator
 from Heuristics.policies import GREEDY_LATENCY_WEIGHT
 from schedkit.cli import (
     add_eval_flags,
@@ -51,7 +58,17 @@ from schedkit.cli import (
     set_threads,
     user_errors,
 )
-from schedkit.evaluation import eval_simulator, evaluation_outputs, format_table, run_evaluation, write_evaluation
+from schedkit.evaluation import (
+    Evaluation,
+    Policy,
+    eval_simulator,
+    evaluate_side_by_side,
+    evaluation_outputs,
+    format_table,
+    holds_blocks,
+    run_evaluation,
+    write_evaluation,
+)
 from schedkit.io import write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, data_root, git_commit
@@ -88,6 +105,12 @@ def make_policy(name: str, sim, seed: int, latency_weight: float):
     if getattr(cls, "tunable", False):
         return cls(sim, seed=seed, latency_weight=latency_weight)
     return cls(sim, seed=seed)
+
+
+def policy_maker(name: str, latency_weight: float) -> Callable[[Simulator, int], Policy]:
+    """How each evaluation makes rule `name` at `latency_weight` (`make_policy`), for `evaluate_seeds` and
+    `evaluate_side_by_side`."""
+    return lambda sim, seed: make_policy(name, sim, seed, latency_weight)
 
 
 def policy_settings(name: str, latency_weight: float) -> dict:
@@ -148,16 +171,41 @@ def evaluate_heuristics(args: argparse.Namespace) -> dict:
                                                               "device": str(device), "dataset_fingerprint": ds.fingerprint,
                                                               "git_commit": git_commit()})
         print(ds.summary())
-        summaries = {name: evaluate_one(name, target, args, ds, device, profile, params, evaluations[name])
+        together = side_by_side(names, args, profile, params, episodes)
+        if together:
+            print(f"{len(together)} rules side by side in one simulator: {', '.join(together)}")
+            shared = evaluate_together(together, args, ds, device, profile, params, episodes)
+        summaries = {name: write_one(name, target, args, ds, device, profile, params, evaluations[name], shared[name])
+                     if name in together else evaluate_one(name, target, args, ds, device, profile, params,
+                                                           evaluations[name])
                      for name, target in targets.items()}
     print(format_table(summaries))
     print(f"wrote {out}")
     return summaries
 
 
+def side_by_side(names: list[str], args: argparse.Namespace, profile: Profile, params: Any, episodes: int) -> list[str]:
+    """The rules evaluated side by side in one simulator (`evaluate_side_by_side`: each one's rows those of its own
+    run, for a fraction of the time): those that may share one (`Scheduler.shares_a_simulator`), where the profile
+    holds several worlds' blocks, unless --timeline asks for each rule's own engines; the oracle stays alone where
+    its plans bound the reward (the bound reads its own simulator)."""
+    if args.timeline or not holds_blocks(profile, params, episodes):
+        return []
+    together = [n for n in names if get(n).shares_a_simulator() and not (n == "oracle" and profile.plan_bounds_reward)]
+    return together if len(together) > 1 else []
+
+
+def evaluate_together(names: list[str], args: argparse.Namespace, ds: Dataset, device: torch.device, profile: Profile,
+                      params: Any, episodes: int) -> dict[str, Evaluation]:
+    makers = {n: policy_maker(n, args.latency_weight) for n in names}
+    runs = evaluate_side_by_side(ds, args.split, episodes, [args.seed], device, profile, params, makers,
+                                 progress=not args.no_progress)
+    return {n: runs[n][0][1] for n in names}
+
+
 def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset, device: torch.device,
                  profile: Profile, params: Any, settings: dict) -> dict:
-    """Evaluate one heuristic and write its episodes.csv and summary.json into `target`."""
+    """Evaluate one heuristic in a simulator of its own and write its episodes.csv and summary.json into `target`."""
     sim = eval_simulator(ds, args.split, settings["episodes"], args.seed, device, profile, params)
     policy = make_policy(name, sim, args.seed, args.latency_weight)
     result = run_evaluation(sim, policy, settings["episodes"], progress=not args.no_progress, timeline=args.timeline)
@@ -166,6 +214,14 @@ def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset,
         extra["reward_upper_bound"] = policy.bound(sim, list(result.episodes["task_id"]))
     extra |= sim.measured_bounds(result.episodes)
     return write_evaluation(target, result, settings | {"device": str(device)} | extra)
+
+
+def write_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset, device: torch.device, profile: Profile,
+              params: Any, settings: dict, result: Evaluation) -> dict:
+    """Write the evaluation of a rule run side by side, with the bounds its own simulator gives for its episodes."""
+    sim = eval_simulator(ds, args.split, settings["episodes"], args.seed, device, profile, params)
+    sim.reset(args.seed)
+    return write_evaluation(target, result, settings | {"device": str(device)} | sim.measured_bounds(result.episodes))
 
 
 if __name__ == "__main__":

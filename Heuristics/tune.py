@@ -25,10 +25,9 @@ import torch
 
 from edgesim.dataset import Dataset
 from edgesim.paper import Profile
-from edgesim.simulator import Simulator
-from Heuristics.inference import make_policy, resolve_setting, unit_interval
+from Heuristics.inference import policy_maker, resolve_setting, unit_interval
 from schedkit.cli import add_eval_flags, episodes_arg, set_threads, user_errors
-from schedkit.evaluation import Policy, evaluate_seeds, evaluate_side_by_side, holds_blocks, summarize, unfinished
+from schedkit.evaluation import evaluate_seeds, evaluate_side_by_side, holds_blocks, summarize, unfinished
 from schedkit.io import write_json, write_yaml
 from schedkit.outputs import claim_output
 from schedkit.paths import RESULTS, git_commit
@@ -102,11 +101,6 @@ def tune(args: argparse.Namespace) -> dict:
     return result
 
 
-def candidate(name: str, w: float) -> Callable[[Simulator, int], Policy]:
-    """How each evaluation makes rule `name` at latency weight `w` (`make_policy`)."""
-    return lambda sim, seed: make_policy(name, sim, seed, w)
-
-
 def evaluate_candidates(ds: Dataset, split: str, episodes: int, seed: int, device: str | torch.device, profile: Profile,
                         params: Any, candidates: list[tuple[str, float]], max_steps: int | None = None,
                         progress: bool = True, say: Callable[[str], object] = print) -> list[pd.DataFrame]:
@@ -123,12 +117,12 @@ def evaluate_candidates(ds: Dataset, split: str, episodes: int, seed: int, devic
         say(f"{len(shared)} candidates side by side in one simulator: "
             + ", ".join(f"{name} W={w:g}" for name, w in shared))
         together = evaluate_side_by_side(ds, split, episodes, [seed], device, profile, params,
-                                         {f"{name} W={w:g}": candidate(name, w) for name, w in shared}, progress=progress,
+                                         {f"{name} W={w:g}": policy_maker(name, w) for name, w in shared}, progress=progress,
                                          max_steps=max_steps)
         found = {c: runs[0][1].episodes for c, runs in zip(shared, together.values())}
     for name, w in candidates:
         if (name, w) not in found:
-            [(_, alone)] = evaluate_seeds(ds, split, episodes, [seed], device, profile, params, candidate(name, w),
+            [(_, alone)] = evaluate_seeds(ds, split, episodes, [seed], device, profile, params, policy_maker(name, w),
                                           progress=progress, max_steps=max_steps)
             found[name, w] = alone.episodes
     return [found[c] for c in candidates]

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.record import add_json_flag, emit, record  # noqa: E402
 from bench.worlds import PROFILES, add_world_flags, world_dataset, world_params  # noqa: E402
-from Heuristics.tune import candidate, evaluate_candidates  # noqa: E402
+from Heuristics.inference import policy_maker  # noqa: E402
+from Heuristics.tune import evaluate_candidates  # noqa: E402
 from schedkit.evaluation import evaluate_seeds  # noqa: E402
 
 
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     alone = []
     for name, w in candidates:
-        [(_, result)] = evaluate_seeds(ds, "train", args.episodes, [args.seed], "cpu", profile, params, candidate(name, w),
-                                       progress=False, max_steps=args.max_steps)
+        [(_, result)] = evaluate_seeds(ds, "train", args.episodes, [args.seed], "cpu", profile, params,
+                                       policy_maker(name, w), progress=False, max_steps=args.max_steps)
         alone.append(result.episodes)
     alone_s = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ import itertools
 import json
 from collections import OrderedDict
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -405,6 +406,31 @@ def test_tuning_side_by_side_gives_each_candidate_the_rows_of_its_own_run(small_
     assert together == alone and all(r["unfinished"] > 0 for r in together[:2])
     if setting[1] == "contention":
         assert any(r["unfinished"] == 0 for r in together[:4])
+
+
+@pytest.mark.parametrize("setting", [
+    ["--region", "Small_Trap", "--profile", "contention", "--arrival-rate", "8", "--episodes", "20"],
+    ["--region", "tiny", "--profile", "serving", "--max-in-flight", "2", "--episodes", "4"]],
+    ids=["contention", "serving"])
+def test_inference_side_by_side_gives_each_rule_the_rows_of_its_own_run(small_root, tiny_root, tmp_path, capsys,
+                                                                       setting):
+    """Heuristics/inference.py runs the rules that may share a simulator side by side in one (greedy_queue and
+    least_loaded; p2c, which draws for the whole batch, alone): each rule's episodes and summary are those of
+    evaluating it alone (but decision_ms, a wall time), the serving solo bound included."""
+    from Heuristics.inference import main
+    data = str(tiny_root if "tiny" in setting else small_root)
+    base = ["--data", data, *setting, "--worlds", "2", "--no-progress"]
+    names = ("greedy_queue", "least_loaded", "p2c")
+    main([*base, "--policy", *names, "--out", str(tmp_path / "together")])
+    assert "2 rules side by side in one simulator: greedy_queue, least_loaded" in capsys.readouterr().out
+    for name in names:
+        main([*base, "--policy", name, "--out", str(tmp_path / name)])
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "together" / name / "episodes.csv").drop(columns="decision_ms"),
+                                      pd.read_csv(tmp_path / name / "episodes.csv").drop(columns="decision_ms"))
+        together, alone = (json.loads((folder / "summary.json").read_text())
+                           for folder in (tmp_path / "together" / name, tmp_path / name))
+        assert {k: v for k, v in together.items() if "decision" not in k} == \
+            {k: v for k, v in alone.items() if "decision" not in k}
 
 
 def test_tune_bounded_by_max_steps_prefers_the_weights_that_finish(small_root, tmp_path):
