@@ -26,8 +26,8 @@ its summary adds SLO attainment, goodput, TTFT/TPOT percentiles and the engines'
 
 Under `--profile contention` and `serving` the rules that may share a simulator run side by side in one
 (schedkit.evaluation.evaluate_side_by_side: each one's rows are those of its own run, for a fraction of the
-time; its decision_ms is its time per decision at that batch); p2c and lookahead (they draw or plan for the
-whole batch), the oracle under contention and every rule with --timeline run alone.
+time; its decision_ms is its time per decision at that batch); p2c, random and lookahead (they draw or plan
+for the whole batch), the oracle under contention and every rule with --timeline run alone.
 
 Writes OUT/episodes.csv and OUT/summary.json for one policy, OUT/<policy>/... for several, plus
 OUT/config.yaml (the resolved arguments), and prints a comparison table.
@@ -171,11 +171,11 @@ def evaluate_heuristics(args: argparse.Namespace) -> dict:
                                                               "device": str(device), "dataset_fingerprint": ds.fingerprint,
                                                               "git_commit": git_commit()})
         print(ds.summary())
-        together = side_by_side(names, args, profile, params, episodes)
+        together, shared = side_by_side(names, args, profile, params, episodes), {}
         if together:
             print(f"{len(together)} rules side by side in one simulator: {', '.join(together)}")
             shared = evaluate_together(together, args, ds, device, profile, params, episodes)
-        summaries = {name: write_one(name, target, args, ds, device, profile, params, evaluations[name], shared[name])
+        summaries = {name: write_one(target, args, ds, device, profile, params, evaluations[name], shared[name])
                      if name in together else evaluate_one(name, target, args, ds, device, profile, params,
                                                            evaluations[name])
                      for name, target in targets.items()}
@@ -216,8 +216,8 @@ def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset,
     return write_evaluation(target, result, settings | {"device": str(device)} | extra)
 
 
-def write_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset, device: torch.device, profile: Profile,
-              params: Any, settings: dict, result: Evaluation) -> dict:
+def write_one(target: Path, args: argparse.Namespace, ds: Dataset, device: torch.device, profile: Profile, params: Any,
+              settings: dict, result: Evaluation) -> dict:
     """Write the evaluation of a rule run side by side, with the bounds its own simulator gives for its episodes."""
     sim = eval_simulator(ds, args.split, settings["episodes"], args.seed, device, profile, params)
     sim.reset(args.seed)
