@@ -175,7 +175,10 @@ def evaluate_heuristics(args: argparse.Namespace) -> dict:
         if together:
             print(f"{len(together)} rules side by side in one simulator: {', '.join(together)}")
             shared = evaluate_together(together, args, ds, device, profile, params, episodes)
-        summaries = {name: write_one(target, args, ds, device, profile, params, evaluations[name], shared[name])
+            own_shape = eval_simulator(ds, args.split, episodes, args.seed, device, profile, params)
+            own_shape.reset(args.seed)  # the bounds of a rule's episodes read a simulator of its own run's shape
+        summaries = {name: write_evaluation(target, shared[name], evaluations[name] | {"device": str(device)}
+                                            | own_shape.measured_bounds(shared[name].episodes))
                      if name in together else evaluate_one(name, target, args, ds, device, profile, params,
                                                            evaluations[name])
                      for name, target in targets.items()}
@@ -214,14 +217,6 @@ def evaluate_one(name: str, target: Path, args: argparse.Namespace, ds: Dataset,
         extra["reward_upper_bound"] = policy.bound(sim, list(result.episodes["task_id"]))
     extra |= sim.measured_bounds(result.episodes)
     return write_evaluation(target, result, settings | {"device": str(device)} | extra)
-
-
-def write_one(target: Path, args: argparse.Namespace, ds: Dataset, device: torch.device, profile: Profile, params: Any,
-              settings: dict, result: Evaluation) -> dict:
-    """Write the evaluation of a rule run side by side, with the bounds its own simulator gives for its episodes."""
-    sim = eval_simulator(ds, args.split, settings["episodes"], args.seed, device, profile, params)
-    sim.reset(args.seed)
-    return write_evaluation(target, result, settings | {"device": str(device)} | sim.measured_bounds(result.episodes))
 
 
 if __name__ == "__main__":
