@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,15 +35,27 @@ TMP_SUFFIX = ".tmp"
 def interrupts_held() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM until the block ends, where the platform can, for a step that must happen whole
     or not at all (a temp file's creation and the `try` that removes it; a process pool's start, see
-    total/evaluate_all.py). The signal is delivered after. A process forked inside inherits the held mask."""
+    total/evaluate_all.py). The signal is delivered after. A process forked inside inherits the held mask.
+    The mask alone is not enough: another thread of the process may receive the signal, and Python then runs
+    the handler in the main thread at once, so in the main thread the handlers only note a signal until the end."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    noted: list[int] = []
+    swapped = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is not None:  # None: a handler not set from Python, which Python cannot restore
+                swapped[sig] = signal.signal(sig, lambda signum, _frame: noted.append(signum))
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for sig, handler in swapped.items():
+            signal.signal(sig, handler)
+        if noted:
+            signal.raise_signal(noted[0])
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -65,7 +65,7 @@ import multiprocessing
 import signal
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -534,21 +534,35 @@ def evaluate_in_parallel(jobs: list[Job], units: list[list[int]], evaluate: Eval
     try:
         with interrupts_held():  # the pool starts whole (workers, then their manager thread), or not at all
             futures = {pool.submit(_evaluate_unit, u): u for u in range(len(units))}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="evaluations", unit="unit",
-                           disable=None if progress else True):
-            error = future.result()
-            if error is not None:
-                sys.exit(f"error: {error}")
+        pending = set(futures)
+        with tqdm(total=len(futures), desc="evaluations", unit="unit", disable=None if progress else True) as bar:
+            while pending:  # a timed wait: a signal that another thread received is handled within a second
+                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in done:
+                    error = future.result()
+                    if error is not None:
+                        sys.exit(f"error: {error}")
+                    bar.update()
     except BrokenProcessPool:
         sys.exit("error: an evaluation worker died (out of memory?); the finished evaluations are kept, run again "
                  "to resume")
     finally:
-        # leaving early, the pool's own shutdown would wait for every queued job: stop the workers instead
-        # (Python 3.14 names this ProcessPoolExecutor.terminate_workers)
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        stop_workers(pool)
         _PARALLEL = None
+
+
+def stop_workers(pool: ProcessPoolExecutor, grace_s: float = 10.0) -> None:
+    """End the pool's workers now: leaving early, the pool's own shutdown would wait for every queued job (Python
+    3.14 names this ProcessPoolExecutor.terminate_workers). SIGTERM first, then SIGKILL for a worker still alive
+    after `grace_s`: the driver never waits on a worker that goes on evaluating."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(grace_s)
+        if worker.exitcode is None:
+            worker.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def evaluate_into(args: argparse.Namespace, ds, device, profile: Profile, params, tag: str, episodes: int,

@@ -5,10 +5,12 @@ unreadable metrics.csv. Each ends in one line saying what happened, through real
 edge is the process's own (signals, limits, pipes)."""
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -17,6 +19,7 @@ import torch
 from conftest import ROOT, one_line_error, run_script, sigint_enabled
 
 from schedkit.gym_eval import evaluate_policy
+from schedkit.io import interrupts_held
 
 pytestmark = pytest.mark.slow  # trains and evaluates through the scripts
 HEURISTICS = ["Heuristics/inference.py", "--policy", "greedy", "--no-progress"]
@@ -71,6 +74,34 @@ def test_ctrl_c_during_an_evaluation_is_one_line_and_leaves_only_whole_files(tmp
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert "interrupted:" in err and "run the same command again" in err
     assert not list(out.glob("*.tmp")) and not (out / "summary.json").exists()
+
+
+def test_a_signal_another_thread_receives_waits_for_the_end_of_a_held_block():
+    """While the main thread holds SIGTERM, the kernel hands it to another thread, and Python would run the handler
+    in the main thread at once, inside the block (a pool's start cut between a fork and its bookkeeping left a
+    worker no one stopped): the handler runs after the block."""
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait)  # a thread that does not hold SIGTERM
+    other.start()
+    order: list[str] = []
+
+    def handler(signum, frame):
+        order.append("handled")
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(20):  # time for the other thread to take the signal and the main thread to see it
+                    time.sleep(0.01)
+                order.append("block ended")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        idle.set()
+        other.join()
+    assert order == ["block ended", "handled"]
 
 
 def test_yaml_nested_past_the_parser_is_one_line(tmp_path):

@@ -390,9 +390,10 @@ def test_stopping_a_parallel_evaluation_stops_its_workers(small_root, tmp_path, 
     if not children.exists():
         pytest.skip("needs /proc/<pid>/task/<pid>/children (Linux) to see the workers")
     results = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "total/evaluate_all.py", "--data", str(small_root), "--region",
-                             "Small_Trap", "--results", str(results), "--profile", "contention", "--arrival-rate", "6",
-                             "--worlds", "2", "--episodes", "20000", "--workers", "2", "--no-progress"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "total/evaluate_all.py", "--data", str(small_root),
+                             "--region", "Small_Trap", "--results", str(results), "--profile", "contention",
+                             "--arrival-rate", "6", "--worlds", "2", "--episodes", "20000", "--workers", "2",
+                             "--no-progress"], cwd=ROOT,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_enabled,
                             env=os.environ | {"OMP_NUM_THREADS": "1"})
     listing = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
@@ -406,11 +407,15 @@ def test_stopping_a_parallel_evaluation_stops_its_workers(small_root, tmp_path, 
     try:  # the stop takes well under a second; a driver that waits for its workers' queue takes minutes
         _, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
+        for pid in (proc.pid, *workers):  # faulthandler writes where each process was
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGABRT)
+        time.sleep(2)
         for pid in (proc.pid, *workers):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("the evaluation went on after the signal")
+        _, err = proc.communicate()
+        pytest.fail(f"the evaluation went on after the signal; where the processes were:\n{err[-8000:]}")
     assert proc.returncode == 130 and "Traceback" not in err and "interrupted:" in err, err
     for worker in workers:
         with pytest.raises(ProcessLookupError):
