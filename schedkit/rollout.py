@@ -246,7 +246,7 @@ def _carried_rollout(sim: Simulator, weights: torch.Tensor, steps: list[dict], o
     out_key = out["episode"] * max_steps + out["step"] if rows else key[:0]
     finished = torch.isin(dec["episode"], out["episode"][out["done"]]) if rows else torch.zeros_like(key, dtype=torch.bool)
     workflow, at = torch.unique(dec["episode"], return_inverse=True)
-    last = torch.full((len(workflow),), -1, dtype=torch.long, device=key.device).scatter_reduce(
+    last = torch.full((len(workflow),), -1, dtype=torch.long, device=key.device).scatter_reduce_(
         0, at, dec["step"], "amax")
     carried = ~finished & (dec["step"] == last[at])
     train = ~carried
