@@ -804,9 +804,12 @@ class ServingSimulator(ContentionSimulator):
         # only cells whose next event comes before their world's next decision can move in this advance: the
         # horizon never passes that decision, a cell's soonest completion never precedes its next event, and only
         # the cells that move change (their events are recomputed as they do)
-        # (capped at the latest finite time, the limit leaves out the servers with no event in one comparison)
+        # (a cell without a request in its engine has no event: only the engine's cells are compared, in order;
+        # capped at the latest finite time, the limit leaves out a world with no pending decision)
         latest = torch.finfo(self.dtype).max
-        cells = (self._events[0].view(G, N) <= self._t_dec.clamp_max(latest)[:, None]).view(-1).nonzero()[:, 0]
+        occupied = torch.unique_consecutive(self._cell_of)
+        cells = occupied[self._events[0].index_select(0, occupied)
+                         <= self._t_dec.clamp_max(latest).index_select(0, occupied // N)]
         events = tuple(x.index_select(0, cells) for x in self._events)
         world = cells // N
         while True:
