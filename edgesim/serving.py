@@ -1161,7 +1161,7 @@ class ServingSimulator(ContentionSimulator):
             return
         order = torch.argsort(p * (1 << 40) + self.slot_qseq.index_select(0, j))
         j, p = j[order], p[order]
-        need = (self.slot_prompt + self.hidden_output).index_select(0, j)
+        need = self.slot_prompt.index_select(0, j) + self.hidden_output.index_select(0, j)
         count = torch.zeros(n, dtype=torch.long, device=dev).index_add_(0, p, torch.ones_like(p))
         rank = torch.arange(len(j), device=dev) - (torch.cumsum(count, 0) - count).index_select(0, p)
         per_cell = torch.zeros(n, dtype=torch.long, device=dev).index_add_(0, p, need)
