@@ -850,8 +850,8 @@ class ServingSimulator(ContentionSimulator):
         self._by_cell, self._cell_of = engine[order], cell[order]
         phase = self.slot_phase.index_select(0, self._by_cell)
         decoding = (phase == RUNNING) & ~self.slot_prefilling.index_select(0, self._by_cell)
-        # in place, in a buffer made once: a fresh G x N tensor, or the out-of-place form's two copies of it, cost
-        # a quarter of a step at 4096 worlds
+        # in place, in a buffer made once: a fresh G x N tensor and the out-of-place form's copies of it cost about
+        # a tenth of a step at 4096 worlds
         self._r_min.fill_(INF).scatter_reduce_(
             0, self._cell_of[decoding], self.hidden_remaining.index_select(0, self._by_cell)[decoding].to(self.dtype),
             "amin")
