@@ -1,7 +1,8 @@
 """The batched simulator's steps/s here and at another git revision, side by side in one run.
 
-    python bench/against.py 8be1e82                       # 500 servers, B = 256 and 4096, both profiles
+    python bench/against.py 8be1e82                       # 500 servers, B = 256 and 4096, paper and contention
     python bench/against.py HEAD~3 --servers 500 10000 --batches 4096 --repeats 9
+    python bench/against.py 62df95d --profiles serving --batches 256 4096 --steps 20 --repeats 5
     python bench/against.py 8c29d6a --evaluation --servers 30 --profiles serving contention --repeats 3
 
 With --evaluation each timed run is one evaluation instead (`schedkit.evaluation.evaluate_seeds`:
@@ -12,9 +13,11 @@ costs, policy and bookkeeping included; both trees must give the same episode ro
 A speed-up is only believable measured beside its baseline on the same machine at the same time:
 the revision is checked out into a temporary git worktree and every timed run alternates between
 the two trees (a fresh process each, one torch thread, random valid actions drawn inside the timed
-loop as in bench/env_throughput.py), so a busy or slow machine slows both alike. Prints the median
-of --repeats runs per tree and their ratio. Only the simulator's stable API is used
-(`load_dataset`, `Simulator`, `ContentionSimulator`), so old revisions can be measured too.
+loop as in bench/env_throughput.py), so a busy or slow machine slows both alike. Serving runs at load
+0.9 with 64 workflows a world, as bench/env_throughput.py's serving rows; every run first steps at least
+20 times, so the queueing worlds are filled when the timing starts. Prints the median of --repeats runs
+per tree and their ratio. Only the simulator's stable API is used (`load_dataset`, `Simulator`,
+`ContentionSimulator`, `ServingSimulator`), so old revisions can be measured too.
 """
 from __future__ import annotations
 
@@ -42,10 +45,15 @@ ds = load_dataset(root, region)
 if profile == "contention":
     from edgesim.contention import Contention, ContentionSimulator
     sim = ContentionSimulator(ds, batch, seed=0, contention=Contention(arrival_rate=16, worlds=batch))
-else:
+elif profile == "serving":  # load 0.9 and 64 workflows a world, as bench/env_throughput.py's serving rows
+    from edgesim.serving import Serving, ServingSimulator
+    sim = ServingSimulator(ds, batch, seed=0, serving=Serving(load=0.9, worlds=batch, max_in_flight=64))
+elif profile == "paper":
     sim = Simulator(ds, batch_size=batch, seed=0)
+else:
+    sys.exit(f"error: --profiles: expected paper, contention or serving, got {profile!r}")
 gen = torch.Generator().manual_seed(0)
-for _ in range(max(5, steps // 10)):
+for _ in range(max(20, steps // 10)):  # the queueing worlds fill before the timed steps
     sim.step(sim.sample_valid(gen))
 t0 = time.perf_counter()
 for _ in range(steps):
@@ -90,7 +98,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("rev", help="the git revision to compare with (e.g. a commit before a change)")
     p.add_argument("--servers", type=int, nargs="+", default=[500])
     p.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
-    p.add_argument("--profiles", nargs="+", default=["paper", "contention"])
+    p.add_argument("--profiles", nargs="+", default=["paper", "contention"], choices=["paper", "contention", "serving"])
     p.add_argument("--steps", type=int, default=400, help="timed steps per run (default 400)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per tree and setting (default 7)")
     p.add_argument("--evaluation", action="store_true",
