@@ -45,10 +45,11 @@ class ChannelTable:
         self.mean = (inv * w).sum(1).to(device, dtype)
         # equal-probability bins of the weighted distribution of 1/rate at each distance
         values, order = inv.sort(1)
-        cdf = torch.cumsum(w[order], 1)
-        which = ((cdf - 0.5 * w[order]) * bins).long().clamp(0, bins - 1)
-        mass = torch.zeros(grid, bins, dtype=torch.float64).scatter_add_(1, which, w[order])
-        total = torch.zeros(grid, bins, dtype=torch.float64).scatter_add_(1, which, w[order] * values)
+        weight = w[order]  # gathered once: (grid, nodes) each time
+        cdf = torch.cumsum(weight, 1)
+        which = ((cdf - 0.5 * weight) * bins).long().clamp(0, bins - 1)
+        mass = torch.zeros(grid, bins, dtype=torch.float64).scatter_add_(1, which, weight)
+        total = torch.zeros(grid, bins, dtype=torch.float64).scatter_add_(1, which, weight * values)
         self.bins = (total / mass.clamp_min(1e-300)).to(device, dtype)
         # the bins' plain average and their largest value: where even the largest bin cannot reach
         # the clip, the bin average of the clipped reward is the unclipped reward of this average
